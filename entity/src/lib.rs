@@ -1,0 +1,20 @@
+//! SeaORM entities of Pushhand: one module per table, and the exact value types stored in them.
+//!
+//! # Layout
+//! - [`money`]: `Money` (exact CNY, stored as integer fen) and `Rate` (stored as basis points).
+//! - [`category`], [`merchant`], [`brand`], [`product`], [`sku`], [`product_image`],
+//!   [`product_tag`]: the catalog tables.
+//!
+//! Entities carry no GraphQL derives and no business rules: the API wraps them in its own
+//! types, and the service layer owns the rules.
+
+pub mod brand;
+pub mod category;
+pub mod merchant;
+pub mod money;
+pub mod product;
+pub mod product_image;
+pub mod product_tag;
+pub mod sku;
+
+pub use money::{Money, Rate};

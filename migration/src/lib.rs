@@ -1,0 +1,17 @@
+//! Schema migrations of Pushhand, one file per migration, applied in name order.
+//!
+//! `pushhand migrate` and `pushhand serve` (before it listens) apply whatever is pending;
+//! tests apply them to each fresh database. Migrations are written once and never edited
+//! after they land: a change to the schema is a new file.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_catalog;
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_catalog::Migration)]
+    }
+}

@@ -1,0 +1,111 @@
+//! Builds the application — state, schema, router and listener — from a [`Config`]. `main`
+//! and the tests call the same function; tests bind port 0 and read the port back.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, Environment};
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::{db, graphql, http, seed, service};
+
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl App {
+    /// Checks the configuration, connects and migrates the database, seeds the demo catalog
+    /// into an empty development database (when enabled), and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        config.validate()?;
+        let jwt_secret = config.resolve_jwt_secret()?;
+        let metrics = Metrics::new();
+        let db = db::connect(&config, &metrics).await?;
+        db::migrate(&db).await?;
+        if config.environment == Environment::Development
+            && config.seed_demo
+            && service::catalog::product_count(&db).await? == 0
+        {
+            let started = std::time::Instant::now();
+            let report = seed::run(&db).await?;
+            tracing::info!(
+                ?report,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "seeded the demo catalog"
+            );
+        }
+        let redis = config
+            .redis_url
+            .as_deref()
+            .map(redis::Client::open)
+            .transpose()
+            .context("REDIS_URL is not a valid Redis URL")?;
+        let listener = TcpListener::bind(config.bind_addr)
+            .await
+            .with_context(|| format!("binding {}", config.bind_addr))?;
+        let state = AppState {
+            db,
+            config: Arc::new(config),
+            redis,
+            metrics,
+            jwt_secret,
+        };
+        let schema = graphql::build(state.clone());
+        let router = http::router(state.clone(), schema);
+        Ok(App {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,331 @@
+//! Typed settings: defaults in code, overridden by environment variables or flags, checked
+//! once at start so that bad configuration fails fast with a clear message.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use rust_decimal::Decimal;
+
+/// Where the server runs: development generates what it lacks (a JWT secret, demo data),
+/// production refuses to start without it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// A secret string that never shows up in logs or `Debug` output.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+/// Everything the server reads from its environment.
+#[derive(Clone, Debug, Args)]
+pub struct Config {
+    /// Database URL: `sqlite://path?mode=rwc` or `postgres://user@host/db`.
+    /// Default: a SQLite file under the data directory.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+
+    /// Redis URL. Optional: without it the cache and pub/sub stay in-process.
+    #[arg(long, env = "REDIS_URL", global = true)]
+    pub redis_url: Option<String>,
+
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "BIND_ADDR",
+        default_value = "127.0.0.1:8000",
+        global = true
+    )]
+    pub bind_addr: SocketAddr,
+
+    /// `development` or `production`.
+    #[arg(
+        long = "env",
+        env = "PUSHHAND_ENV",
+        value_enum,
+        default_value = "development",
+        global = true
+    )]
+    pub environment: Environment,
+
+    /// Secret for signing tokens. Required in production (at least 32 bytes); in development
+    /// it is generated once and kept in `<data dir>/jwt_secret`.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<Secret>,
+
+    /// Directory for local state: the default SQLite database and the development JWT secret.
+    #[arg(long, env = "PUSHHAND_DATA_DIR", default_value = "data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Seed the demo catalog into an empty database on start (development only; production
+    /// never seeds).
+    #[arg(long, env = "PUSHHAND_SEED_DEMO", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub seed_demo: bool,
+
+    /// Maximum database connections in the pool.
+    #[arg(
+        long,
+        env = "PUSHHAND_DB_MAX_CONNECTIONS",
+        default_value_t = 16,
+        global = true
+    )]
+    pub db_max_connections: u32,
+
+    /// How long a request waits for a database connection before failing, in milliseconds.
+    #[arg(
+        long,
+        env = "PUSHHAND_DB_ACQUIRE_TIMEOUT_MS",
+        default_value_t = 5_000,
+        global = true
+    )]
+    pub db_acquire_timeout_ms: u64,
+
+    /// Log format: `text` or `json`.
+    #[arg(
+        long,
+        env = "PUSHHAND_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub policy: Policy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The business rules' numbers (SPEC §2), with the spec's defaults.
+#[derive(Clone, Debug, Args)]
+pub struct Policy {
+    /// At most this many distinct brands may have published products in one leaf category.
+    #[arg(
+        long,
+        env = "PUSHHAND_MAX_BRANDS_PER_CATEGORY",
+        default_value_t = 8,
+        global = true
+    )]
+    pub max_brands_per_category: u32,
+
+    /// Every curation criterion must score at least this (1-5) for a product to be published.
+    #[arg(long, env = "PUSHHAND_MIN_CRITERION_SCORE", default_value_t = 3,
+          value_parser = clap::value_parser!(u8).range(1..=5), global = true)]
+    pub min_criterion_score: u8,
+
+    /// How long a partner's exclusive-link binding lasts, in days.
+    #[arg(
+        long,
+        env = "PUSHHAND_PARTNER_BINDING_DAYS",
+        default_value_t = 365,
+        global = true
+    )]
+    pub partner_binding_days: u32,
+
+    /// How many levels earn on a sale (1-3). More than 3 is refused: pay across three or more
+    /// levels of recruits is treated as pyramid selling under Chinese law.
+    #[arg(long, env = "PUSHHAND_COMMISSION_LEVELS", default_value_t = 2,
+          value_parser = clap::value_parser!(u8).range(1..=3), global = true)]
+    pub commission_levels: u8,
+
+    /// Fixed reward per unit of a membership-activity product, in CNY.
+    #[arg(
+        long,
+        env = "PUSHHAND_MEMBERSHIP_REWARD",
+        default_value = "60.00",
+        global = true
+    )]
+    pub membership_reward: Decimal,
+
+    /// Optional daily cap per member on membership rewards, in CNY.
+    #[arg(long, env = "PUSHHAND_MEMBERSHIP_REWARD_DAILY_CAP", global = true)]
+    pub membership_reward_daily_cap: Option<Decimal>,
+
+    /// Days after shipping when an order completes by itself.
+    #[arg(
+        long,
+        env = "PUSHHAND_AUTO_COMPLETE_DAYS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub auto_complete_days: u32,
+
+    /// Days after completion before earnings settle (the statutory no-reason return window).
+    #[arg(
+        long,
+        env = "PUSHHAND_RETURN_WINDOW_DAYS",
+        default_value_t = 7,
+        global = true
+    )]
+    pub return_window_days: u32,
+
+    /// Smallest withdrawal, in CNY.
+    #[arg(
+        long,
+        env = "PUSHHAND_MIN_WITHDRAWAL",
+        default_value = "10.00",
+        global = true
+    )]
+    pub min_withdrawal: Decimal,
+
+    /// Fee on withdrawals, as a fraction (0.01 = 1 %).
+    #[arg(
+        long,
+        env = "PUSHHAND_WITHDRAWAL_FEE_RATE",
+        default_value = "0",
+        global = true
+    )]
+    pub withdrawal_fee_rate: Decimal,
+
+    /// Minutes before an unpaid order expires and releases its stock.
+    #[arg(
+        long,
+        env = "PUSHHAND_PAYMENT_TIMEOUT_MINUTES",
+        default_value_t = 30,
+        global = true
+    )]
+    pub payment_timeout_minutes: u32,
+}
+
+impl Config {
+    /// The database URL in force: the configured one, or the SQLite file under the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("pushhand.db").display()
+            ),
+        }
+    }
+
+    pub fn db_acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_acquire_timeout_ms)
+    }
+
+    /// Checks what clap cannot: money amounts, rates, and the production requirements.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let p = &self.policy;
+        check_money("PUSHHAND_MEMBERSHIP_REWARD", p.membership_reward)?;
+        check_money("PUSHHAND_MIN_WITHDRAWAL", p.min_withdrawal)?;
+        if let Some(cap) = p.membership_reward_daily_cap {
+            check_money("PUSHHAND_MEMBERSHIP_REWARD_DAILY_CAP", cap)?;
+        }
+        if p.withdrawal_fee_rate.is_sign_negative() || p.withdrawal_fee_rate >= Decimal::ONE {
+            bail!("PUSHHAND_WITHDRAWAL_FEE_RATE must be at least 0 and below 1");
+        }
+        if p.max_brands_per_category == 0 {
+            bail!("PUSHHAND_MAX_BRANDS_PER_CATEGORY must be at least 1");
+        }
+        if self.db_max_connections == 0 {
+            bail!("PUSHHAND_DB_MAX_CONNECTIONS must be at least 1");
+        }
+        let url = self.database_url();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
+            bail!("DATABASE_URL must start with sqlite: or postgres:, got {url:?}");
+        }
+        if self.environment == Environment::Production {
+            match &self.jwt_secret {
+                None => bail!("JWT_SECRET is required when PUSHHAND_ENV=production"),
+                Some(s) if s.expose().len() < 32 => {
+                    bail!("JWT_SECRET must be at least 32 bytes long")
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The JWT secret in force. In development a missing secret is generated once and kept
+    /// in the data directory, so tokens survive restarts without a constant in the code.
+    pub fn resolve_jwt_secret(&self) -> anyhow::Result<Secret> {
+        if let Some(secret) = &self.jwt_secret {
+            return Ok(secret.clone());
+        }
+        if self.environment == Environment::Production {
+            bail!("JWT_SECRET is required when PUSHHAND_ENV=production");
+        }
+        load_or_create_secret(&self.data_dir.join("jwt_secret"))
+    }
+}
+
+fn check_money(name: &str, value: Decimal) -> anyhow::Result<()> {
+    if value.is_sign_negative() || entity::Money::from_decimal(value).is_none() {
+        bail!("{name} must be a non-negative amount with at most 2 decimal places, got {value}");
+    }
+    Ok(())
+}
+
+fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let existing = existing.trim();
+        if existing.len() >= 32 {
+            return Ok(Secret::new(existing));
+        }
+    }
+    use rand::TryRngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut bytes)
+        .context("reading OS randomness")?;
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {}", path.display()))?;
+    }
+    Ok(Secret::new(secret))
+}
+
+/// Parses a configuration from command-line style arguments (and the environment), as the
+/// binary does; tests use it to build apps with explicit settings.
+pub fn from_args<I, T>(args: I) -> Result<Config, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    #[derive(clap::Parser)]
+    struct ConfigOnly {
+        #[command(flatten)]
+        config: Config,
+    }
+    use clap::Parser;
+    ConfigOnly::try_parse_from(args).map(|c| c.config)
+}

@@ -1,0 +1,429 @@
+//! The catalog in GraphQL: `Product`, `Sku`, `Brand`, `Merchant`, `Category`, and the root
+//! fields `product`, `products` and `categories`. Types wrap entity rows; related rows come
+//! through the DataLoaders.
+
+use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{brand, category, merchant, product, product_image, sku};
+
+use super::ids::{self, Kind};
+use super::loaders::{
+    BrandKey, CategoryKey, ChildrenOf, ImagesOf, Loaders, MerchantKey, ProductKey, SkusOf, TagsOf,
+};
+use super::scalars::Dec;
+use super::{load_err, state};
+use crate::error::Error;
+use crate::service::catalog as svc;
+
+/// Page size when `first` is not given.
+pub const DEFAULT_PAGE: i32 = 20;
+/// Largest page: a larger `first` is reduced to this.
+pub const MAX_PAGE: i32 = 100;
+
+/// Reads `first`: default 20, at most 100, never negative.
+pub fn page_size(first: Option<i32>) -> Result<u64, Error> {
+    match first.unwrap_or(DEFAULT_PAGE) {
+        n if n < 0 => Err(Error::validation("first", "must not be negative")),
+        n => Ok(n.min(MAX_PAGE) as u64),
+    }
+}
+
+/// Where a product stands in the listing pipeline.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum ProductStatus {
+    /// Going through the five curation stages.
+    InCuration,
+    /// A curation stage failed; back with the merchant.
+    Rejected,
+    /// Listed (上架) and visible to everyone.
+    Published,
+    /// Delisted (下架).
+    Unpublished,
+}
+
+impl From<product::Status> for ProductStatus {
+    fn from(s: product::Status) -> Self {
+        match s {
+            product::Status::InCuration => ProductStatus::InCuration,
+            product::Status::Rejected => ProductStatus::Rejected,
+            product::Status::Published => ProductStatus::Published,
+            product::Status::Unpublished => ProductStatus::Unpublished,
+        }
+    }
+}
+
+/// A curated product (商品): one brand, one leaf category, one or more SKUs.
+pub struct Product(pub product::Model);
+
+/// A product's images and tags are display data; prices come from its SKUs.
+#[Object]
+impl Product {
+    /// Opaque global ID.
+    pub async fn id(&self) -> ID {
+        ids::encode(Kind::Product, self.0.id)
+    }
+    /// Name as shoppers see it (Chinese in the demo data).
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// English name, when there is one.
+    async fn name_en(&self) -> Option<&str> {
+        self.0.name_en.as_deref()
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn status(&self) -> ProductStatus {
+        self.0.status.into()
+    }
+    /// 会员活动商品: a completed order for it makes the buyer a push-hand.
+    async fn membership_activity(&self) -> bool {
+        self.0.membership_activity
+    }
+    /// Lowest SKU price, CNY.
+    async fn min_price(&self) -> Dec {
+        self.0.min_price.into()
+    }
+    /// Highest SKU price, CNY.
+    async fn max_price(&self) -> Dec {
+        self.0.max_price.into()
+    }
+    /// Units sold (已售).
+    async fn sales_count(&self) -> i64 {
+        self.0.sales_count
+    }
+    /// When it was listed; null until first published.
+    async fn published_at(&self) -> Option<DateTime<Utc>> {
+        self.0.published_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn brand(&self, ctx: &Context<'_>) -> Result<Brand> {
+        let found = ctx
+            .data::<Loaders>()?
+            .load_one(BrandKey(self.0.brand_id))
+            .await
+            .map_err(load_err)?;
+        found.map(Brand).ok_or_else(|| {
+            Error::internal(anyhow::anyhow!("product {} has no brand", self.0.id)).into()
+        })
+    }
+    /// The leaf category it is listed in.
+    async fn category(&self, ctx: &Context<'_>) -> Result<Category> {
+        let found = ctx
+            .data::<Loaders>()?
+            .load_one(CategoryKey(self.0.category_id))
+            .await
+            .map_err(load_err)?;
+        found.map(Category).ok_or_else(|| {
+            Error::internal(anyhow::anyhow!("product {} has no category", self.0.id)).into()
+        })
+    }
+    /// Purchasable variants, in display order.
+    async fn skus(&self, ctx: &Context<'_>) -> Result<Vec<Sku>> {
+        let found = ctx
+            .data::<Loaders>()?
+            .load_one(SkusOf(self.0.id))
+            .await
+            .map_err(load_err)?;
+        Ok(found.unwrap_or_default().into_iter().map(Sku).collect())
+    }
+    /// Images, in display order.
+    async fn images(&self, ctx: &Context<'_>) -> Result<Vec<ProductImage>> {
+        let found = ctx
+            .data::<Loaders>()?
+            .load_one(ImagesOf(self.0.id))
+            .await
+            .map_err(load_err)?;
+        Ok(found
+            .unwrap_or_default()
+            .into_iter()
+            .map(ProductImage::from)
+            .collect())
+    }
+    /// Card labels such as 爆品 (bestseller) or 新品 (new).
+    async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        let found = ctx
+            .data::<Loaders>()?
+            .load_one(TagsOf(self.0.id))
+            .await
+            .map_err(load_err)?;
+        Ok(found.unwrap_or_default())
+    }
+}
+
+/// A purchasable variant of a product (colour, size...), with its own price and stock.
+pub struct Sku(pub sku::Model);
+
+#[Object]
+impl Sku {
+    /// Opaque global ID; pass it as `skuId` when ordering.
+    pub async fn id(&self) -> ID {
+        ids::encode(Kind::Sku, self.0.id)
+    }
+    /// Variant label, e.g. "白色 / White".
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Unit price, CNY.
+    async fn price(&self) -> Dec {
+        self.0.price.into()
+    }
+    /// Units available to order.
+    async fn stock(&self) -> i32 {
+        self.0.stock
+    }
+    /// The product this SKU belongs to.
+    async fn product(&self, ctx: &Context<'_>) -> Result<Product> {
+        let found = ctx
+            .data::<Loaders>()?
+            .load_one(ProductKey(self.0.product_id))
+            .await
+            .map_err(load_err)?;
+        found
+            .map(Product)
+            .ok_or_else(|| Error::not_found("product").into())
+    }
+}
+
+/// An image of a product.
+#[derive(SimpleObject)]
+pub struct ProductImage {
+    pub url: String,
+    /// Alternative text for screen readers.
+    pub alt: Option<String>,
+}
+
+impl From<product_image::Model> for ProductImage {
+    fn from(m: product_image::Model) -> Self {
+        ProductImage {
+            url: m.url,
+            alt: m.alt,
+        }
+    }
+}
+
+/// A brand (品牌). Curated means few of them: at most a configured number of brands have
+/// published products in any one leaf category.
+pub struct Brand(pub brand::Model);
+
+#[Object]
+impl Brand {
+    /// Opaque global ID.
+    pub async fn id(&self) -> ID {
+        ids::encode(Kind::Brand, self.0.id)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// The merchant that owns the brand.
+    async fn merchant(&self, ctx: &Context<'_>) -> Result<Merchant> {
+        let found = ctx
+            .data::<Loaders>()?
+            .load_one(MerchantKey(self.0.merchant_id))
+            .await
+            .map_err(load_err)?;
+        found.map(Merchant).ok_or_else(|| {
+            Error::internal(anyhow::anyhow!("brand {} has no merchant", self.0.id)).into()
+        })
+    }
+}
+
+/// A supplier (商家) whose products the platform curates; the platform provides logistics,
+/// customer service and quality control (S2B2C).
+pub struct Merchant(pub merchant::Model);
+
+#[Object]
+impl Merchant {
+    /// Opaque global ID.
+    pub async fn id(&self) -> ID {
+        ids::encode(Kind::Merchant, self.0.id)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+}
+
+/// A category of the two-level tree: top-level categories have `children`, leaf categories a
+/// `parent`. Products are listed in leaf categories.
+pub struct Category(pub category::Model);
+
+#[Object]
+impl Category {
+    /// Opaque global ID.
+    pub async fn id(&self) -> ID {
+        ids::encode(Kind::Category, self.0.id)
+    }
+    /// URL-friendly unique name, e.g. `home-bedding`.
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+    /// Chinese name, e.g. 家居.
+    async fn name_zh(&self) -> &str {
+        &self.0.name_zh
+    }
+    /// English name, e.g. Home.
+    async fn name_en(&self) -> &str {
+        &self.0.name_en
+    }
+    /// Null for a top-level category.
+    async fn parent(&self, ctx: &Context<'_>) -> Result<Option<Category>> {
+        let Some(parent) = self.0.parent_id else {
+            return Ok(None);
+        };
+        let found = ctx
+            .data::<Loaders>()?
+            .load_one(CategoryKey(parent))
+            .await
+            .map_err(load_err)?;
+        Ok(found.map(Category))
+    }
+    /// Subcategories in display order; empty for a leaf.
+    async fn children(&self, ctx: &Context<'_>) -> Result<Vec<Category>> {
+        let found = ctx
+            .data::<Loaders>()?
+            .load_one(ChildrenOf(self.0.id))
+            .await
+            .map_err(load_err)?;
+        Ok(found
+            .unwrap_or_default()
+            .into_iter()
+            .map(Category)
+            .collect())
+    }
+}
+
+/// Narrows the product listing; every given condition must hold.
+#[derive(InputObject, Default)]
+pub struct ProductFilter {
+    /// A category's ID; a top-level category includes its subcategories.
+    pub category_id: Option<ID>,
+    /// A brand's ID.
+    pub brand_id: Option<ID>,
+    /// Case-insensitive substring of the product's Chinese or English name (≤ 100 characters).
+    pub search: Option<String>,
+    /// Only products with a SKU at this price or above (CNY).
+    pub min_price: Option<Dec>,
+    /// Only products with a SKU at this price or below (CNY). With `minPrice`, one SKU must
+    /// lie in the range.
+    pub max_price: Option<Dec>,
+    /// Only membership-activity products (true) or only the others (false).
+    pub membership_activity: Option<bool>,
+}
+
+fn money_arg(field: &'static str, value: Option<Dec>) -> Result<Option<entity::Money>, Error> {
+    value
+        .map(|d| {
+            entity::Money::from_decimal(d.0)
+                .ok_or_else(|| Error::validation(field, "at most 2 decimal places"))
+        })
+        .transpose()
+}
+
+impl ProductFilter {
+    fn parse(self) -> Result<svc::ProductFilter, Error> {
+        Ok(svc::ProductFilter {
+            category_id: self
+                .category_id
+                .map(|id| ids::decode_as(&id, Kind::Category, "filter.categoryId"))
+                .transpose()?,
+            brand_id: self
+                .brand_id
+                .map(|id| ids::decode_as(&id, Kind::Brand, "filter.brandId"))
+                .transpose()?,
+            search: self.search,
+            min_price: money_arg("filter.minPrice", self.min_price)?,
+            max_price: money_arg("filter.maxPrice", self.max_price)?,
+            membership_activity: self.membership_activity,
+        })
+    }
+}
+
+/// Orders of the product listing. Ties are broken by product ID, so every order is total and
+/// pages never overlap.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProductSort {
+    /// Most recently listed first (the default).
+    #[default]
+    Newest,
+    /// Lowest price (cheapest SKU) first.
+    PriceAsc,
+    /// Highest price (by cheapest SKU) first.
+    PriceDesc,
+    /// Highest level-1 rebate rate first.
+    RebateDesc,
+    /// Best-selling first.
+    SalesDesc,
+}
+
+impl From<ProductSort> for svc::ProductSort {
+    fn from(s: ProductSort) -> Self {
+        match s {
+            ProductSort::Newest => svc::ProductSort::Newest,
+            ProductSort::PriceAsc => svc::ProductSort::PriceAsc,
+            ProductSort::PriceDesc => svc::ProductSort::PriceDesc,
+            ProductSort::RebateDesc => svc::ProductSort::RebateDesc,
+            ProductSort::SalesDesc => svc::ProductSort::SalesDesc,
+        }
+    }
+}
+
+pub type ProductConnection = Connection<OpaqueCursor<svc::ProductCursor>, Product>;
+
+#[derive(Default)]
+pub struct CatalogQuery;
+
+#[Object]
+impl CatalogQuery {
+    /// A published product by ID. Unknown IDs and unpublished products are `NOT_FOUND`;
+    /// malformed IDs and IDs of other types are `VALIDATION`.
+    async fn product(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Product>> {
+        let id = ids::decode_as(&id, Kind::Product, "id")?;
+        Ok(Some(Product(
+            svc::published_product(&state(ctx)?.db, id).await?,
+        )))
+    }
+
+    /// Published products, a page at a time. `first` defaults to 20 and is capped at 100;
+    /// pass the last edge's `cursor` (or `pageInfo.endCursor`) as `after` for the next page.
+    /// Cursors are keyset positions: rows listed meanwhile are neither repeated nor skipped.
+    async fn products(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<ProductFilter>,
+        sort: Option<ProductSort>,
+    ) -> Result<ProductConnection> {
+        let first = page_size(first)?;
+        let sort: svc::ProductSort = sort.unwrap_or_default().into();
+        let filter = filter.unwrap_or_default().parse()?;
+        let after = after
+            .map(|c| {
+                OpaqueCursor::<svc::ProductCursor>::decode_cursor(&c)
+                    .map_err(|_| Error::validation("after", "not a valid cursor"))
+            })
+            .transpose()?;
+        let page =
+            svc::list_products(&state(ctx)?.db, &filter, sort, after.as_deref(), first).await?;
+        let mut conn = Connection::new(after.is_some(), page.has_next);
+        conn.edges.extend(
+            page.items
+                .into_iter()
+                .map(|p| Edge::new(OpaqueCursor(sort.cursor_of(&p)), Product(p))),
+        );
+        Ok(conn)
+    }
+
+    /// The top-level categories in display order, each with its `children`.
+    async fn categories(&self, ctx: &Context<'_>) -> Result<Vec<Category>> {
+        let all = svc::all_categories(&state(ctx)?.db).await?;
+        Ok(all
+            .into_iter()
+            .filter(|c| c.parent_id.is_none())
+            .map(Category)
+            .collect())
+    }
+}

@@ -1,0 +1,65 @@
+//! DataLoaders: every to-one and to-many field loads through one batched statement per
+//! resolver tick, keyed by a newtype per relation. Loaders live for one request (no
+//! cross-request staleness); the handler puts a fresh [`Loaders`] into each request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use entity::{brand, category, merchant, product, product_image, sku};
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::service::catalog;
+
+/// Loads catalog rows; one `Loader` impl per key type below.
+pub struct CatalogLoader {
+    db: DatabaseConnection,
+}
+
+pub type Loaders = DataLoader<CatalogLoader>;
+
+/// A fresh set of loaders for one request.
+pub fn for_request(db: &DatabaseConnection) -> Loaders {
+    DataLoader::new(CatalogLoader { db: db.clone() }, tokio::spawn)
+}
+
+/// Errors are shared between every field waiting on the same batch, hence the `Arc`.
+pub type LoadError = Arc<Error>;
+
+macro_rules! loader {
+    ($(#[$doc:meta])* $key:ident => $value:ty, $fetch:path) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub struct $key(pub Uuid);
+
+        impl Loader<$key> for CatalogLoader {
+            type Value = $value;
+            type Error = LoadError;
+
+            async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $value>, LoadError> {
+                let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+                let rows = $fetch(&self.db, &ids).await.map_err(Arc::new)?;
+                Ok(rows.into_iter().map(|(id, v)| ($key(id), v)).collect())
+            }
+        }
+    };
+}
+
+loader!(/// A brand by id.
+    BrandKey => brand::Model, catalog::brands_by_ids);
+loader!(/// A category by id.
+    CategoryKey => category::Model, catalog::categories_by_ids);
+loader!(/// A merchant by id.
+    MerchantKey => merchant::Model, catalog::merchants_by_ids);
+loader!(/// The SKUs of a product, in display order.
+    SkusOf => Vec<sku::Model>, catalog::skus_by_product_ids);
+loader!(/// The images of a product, in display order.
+    ImagesOf => Vec<product_image::Model>, catalog::images_by_product_ids);
+loader!(/// The tags of a product, in display order.
+    TagsOf => Vec<String>, catalog::tags_by_product_ids);
+loader!(/// The subcategories of a category, in display order.
+    ChildrenOf => Vec<category::Model>, catalog::categories_by_parent_ids);
+loader!(/// A published product by id (unpublished ones are absent).
+    ProductKey => product::Model, catalog::published_products_by_ids);

@@ -1,0 +1,83 @@
+//! The GraphQL schema: root types merged from one module per domain, the error mapping to
+//! `extensions.code`, and SDL export.
+//!
+//! Resolvers are thin: they read the viewer and the [`AppState`] from the context, call one
+//! service function and wrap the rows in API types. They never run SQL.
+
+pub mod catalog;
+pub mod ids;
+pub mod loaders;
+pub mod metrics_ext;
+pub mod node;
+pub mod scalars;
+
+use std::sync::Arc;
+
+use async_graphql::{
+    EmptyMutation, EmptySubscription, ErrorExtensions, MergedObject, SDLExportOptions, Schema,
+};
+
+use crate::error::Error;
+use crate::state::AppState;
+
+/// The root query, merged from the per-domain query objects.
+#[derive(MergedObject, Default)]
+pub struct Query(node::NodeQuery, catalog::CatalogQuery);
+
+pub type AppSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+
+/// The schema with everything a request needs; add per-request data (loaders, viewer) to
+/// each `async_graphql::Request`.
+pub fn build(state: AppState) -> AppSchema {
+    let metrics = state.metrics.clone();
+    Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+        .data(state)
+        .extension(metrics_ext::RequestMetrics(metrics))
+        .finish()
+}
+
+/// The SDL clients consume, with fields, arguments and enum values sorted so that the file
+/// diffs cleanly. `schema.graphql` at the repository root is this text.
+pub fn sdl() -> String {
+    Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+        .finish()
+        .sdl_with_options(
+            SDLExportOptions::new()
+                .sorted_fields()
+                .sorted_arguments()
+                .sorted_enum_items(),
+        )
+}
+
+/// The app state, from a resolver's context.
+pub(crate) fn state<'a>(ctx: &async_graphql::Context<'a>) -> async_graphql::Result<&'a AppState> {
+    ctx.data::<AppState>()
+}
+
+/// Turns a service error into a GraphQL error with `extensions.code` (and `field` for
+/// validation errors). Internal errors are logged here with their cause and reach the client
+/// as a bare `INTERNAL`.
+pub(crate) fn to_graphql(err: &Error) -> async_graphql::Error {
+    if let Error::Internal(cause) = err {
+        tracing::error!(error = ?cause, "internal error");
+    }
+    let code = err.code();
+    let field = err.field().map(str::to_owned);
+    async_graphql::Error::new(err.message()).extend_with(|_, ext| {
+        ext.set("code", code);
+        if let Some(field) = &field {
+            ext.set("field", field.as_str());
+        }
+    })
+}
+
+impl From<Error> for async_graphql::Error {
+    fn from(err: Error) -> Self {
+        to_graphql(&err)
+    }
+}
+
+/// For DataLoader failures, which are shared between the fields that waited on a batch.
+pub(crate) fn load_err(err: Arc<Error>) -> async_graphql::Error {
+    to_graphql(&err)
+}

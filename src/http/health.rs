@@ -1,0 +1,65 @@
+//! Liveness, readiness and metrics endpoints.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde_json::json;
+
+use super::HttpState;
+use crate::db;
+
+/// How long a readiness probe waits for each dependency.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The process is up and serving HTTP.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The instance can serve: the database answers and, when configured, Redis answers.
+/// 200 with each dependency's state, or 503 naming what is down.
+pub async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
+    let database = match tokio::time::timeout(PROBE_TIMEOUT, state.app.db.ping()).await {
+        Ok(Ok(())) => "ok",
+        _ => "unavailable",
+    };
+    let redis = match &state.app.redis {
+        None => "not_configured",
+        Some(client) => match tokio::time::timeout(PROBE_TIMEOUT, ping_redis(client)).await {
+            Ok(Ok(())) => "ok",
+            _ => "unavailable",
+        },
+    };
+    let ready = database == "ok" && redis != "unavailable";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({ "ready": ready, "database": database, "redis": redis })),
+    )
+}
+
+async fn ping_redis(client: &redis::Client) -> redis::RedisResult<()> {
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .map(|_| ())
+}
+
+pub async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
+    let body = state.app.metrics.render(db::pool_stats(&state.app.db));
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+}

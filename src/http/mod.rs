@@ -1,0 +1,40 @@
+//! The HTTP surface: routes, and nothing but translating HTTP to GraphQL and back.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` | GraphiQL |
+//! | `POST /graphql`, `GET /graphql` | GraphQL (GET: queries only) |
+//! | `GET /graphql/ws` | GraphQL over WebSocket (`graphql-transport-ws` and `graphql-ws`) |
+//! | `GET /healthz`, `GET /readyz` | liveness, readiness (database and Redis) |
+//! | `GET /metrics` | Prometheus text |
+
+mod graphql;
+mod health;
+
+use async_graphql_axum::GraphQLSubscription;
+use axum::Router;
+use axum::routing::get;
+use tower_http::trace::TraceLayer;
+
+use crate::graphql::AppSchema;
+use crate::state::AppState;
+
+/// State of the HTTP handlers: the schema and the resources behind it.
+#[derive(Clone)]
+pub struct HttpState {
+    pub schema: AppSchema,
+    pub app: AppState,
+}
+
+pub fn router(app: AppState, schema: AppSchema) -> Router {
+    let ws = GraphQLSubscription::new(schema.clone());
+    Router::new()
+        .route("/", get(graphql::graphiql))
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route_service("/graphql/ws", ws)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .layer(TraceLayer::new_for_http())
+        .with_state(HttpState { schema, app })
+}

@@ -1,0 +1,31 @@
+//! Pushhand: a GraphQL API server for curated, membership-driven social commerce.
+//!
+//! Products pass a five-stage quality pipeline before they are listed; members join by
+//! invite code and earn rebates that move through a ledger; frontends read it all through one
+//! GraphQL schema.
+//!
+//! # Layout
+//! Data flows one way: `http → graphql → service → entity/db`.
+//! - [`config`]: typed settings from flags and environment, checked at start.
+//! - [`app`]: builds state, schema, router and listener (used by `main` and the tests).
+//! - [`state`]: the cheap-to-clone bundle of resources (pool, config, Redis, metrics).
+//! - [`error`]: the one error type of the API boundary and its stable codes.
+//! - [`http`]: routes — GraphQL over HTTP and WebSocket, GraphiQL, health, metrics.
+//! - [`graphql`]: the schema; one module per domain; API types wrap entity rows; loaders.
+//! - [`service`]: the business rules, one module per domain; no GraphQL in sight.
+//! - [`db`]: pool set-up, statement counting, migrations.
+//! - [`metrics`]: the instance's Prometheus registry.
+//! - [`seed`]: the deterministic demo catalog.
+//! - [`telemetry`]: structured logs.
+
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod metrics;
+pub mod seed;
+pub mod service;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,122 @@
+//! Prometheus metrics of one server instance, rendered at `/metrics`.
+//!
+//! Each app owns its own registry (no global recorder), so tests that start several apps in
+//! one process read their own numbers.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    /// `query`, `mutation`, `subscription`, or `invalid` when the document did not parse.
+    pub operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabels {
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    pub state: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms .. ~8 s
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+/// The instance's metrics; clone the handles freely, they share their values.
+pub struct Metrics {
+    registry: Registry,
+    pub graphql_requests: Family<OperationLabels, Counter>,
+    pub graphql_duration: HistogramFamily<OperationLabels>,
+    pub graphql_errors: Family<CodeLabels, Counter>,
+    pub db_statements: Counter,
+    pub db_statement_failures: Counter,
+    pub db_statement_duration: Histogram,
+    pub db_pool_connections: Family<PoolLabels, Gauge>,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::default();
+        let graphql_requests = Family::<OperationLabels, Counter>::default();
+        let graphql_duration =
+            HistogramFamily::<OperationLabels>::new_with_constructor(latency_histogram);
+        let graphql_errors = Family::<CodeLabels, Counter>::default();
+        let db_statements = Counter::default();
+        let db_statement_failures = Counter::default();
+        let db_statement_duration = latency_histogram();
+        let db_pool_connections = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "pushhand_graphql_requests",
+            "GraphQL requests by operation type",
+            graphql_requests.clone(),
+        );
+        registry.register(
+            "pushhand_graphql_request_duration_seconds",
+            "GraphQL request latency by operation type",
+            graphql_duration.clone(),
+        );
+        registry.register(
+            "pushhand_graphql_errors",
+            "GraphQL errors returned, by extensions.code",
+            graphql_errors.clone(),
+        );
+        registry.register(
+            "pushhand_db_statements",
+            "SQL statements executed",
+            db_statements.clone(),
+        );
+        registry.register(
+            "pushhand_db_statement_failures",
+            "SQL statements that returned an error",
+            db_statement_failures.clone(),
+        );
+        registry.register(
+            "pushhand_db_statement_duration_seconds",
+            "SQL statement latency",
+            db_statement_duration.clone(),
+        );
+        registry.register(
+            "pushhand_db_pool_connections",
+            "Database pool connections by state (idle, in_use), sampled at scrape time",
+            db_pool_connections.clone(),
+        );
+        Arc::new(Metrics {
+            registry,
+            graphql_requests,
+            graphql_duration,
+            graphql_errors,
+            db_statements,
+            db_statement_failures,
+            db_statement_duration,
+            db_pool_connections,
+        })
+    }
+
+    /// Records the pool's current state, then renders everything in the Prometheus text format.
+    pub fn render(&self, pool: crate::db::PoolStats) -> String {
+        let in_use = i64::from(pool.size.saturating_sub(pool.idle));
+        self.db_pool_connections
+            .get_or_create(&PoolLabels { state: "idle" })
+            .set(i64::from(pool.idle));
+        self.db_pool_connections
+            .get_or_create(&PoolLabels { state: "in_use" })
+            .set(in_use);
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

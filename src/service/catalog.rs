@@ -1,0 +1,619 @@
+//! The catalog: the category tree, merchants, brands, products with their SKUs, images and
+//! tags; the public product listing with filters, sort orders and keyset pages; and the
+//! batched look-ups the API's DataLoaders call.
+//!
+//! Only `PUBLISHED` products are visible to the public. Writing products here is the raw
+//! insert used by the demo seed and tests; the curated submission flow builds on it.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{Money, Rate, brand, category, merchant, product, product_image, product_tag, sku};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select, Value,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// Longest accepted search term, in characters.
+pub const MAX_SEARCH_LEN: usize = 100;
+
+/// What the product listing can be narrowed to. All given conditions must hold.
+#[derive(Clone, Debug, Default)]
+pub struct ProductFilter {
+    /// A category; a top-level category includes its subcategories.
+    pub category_id: Option<Uuid>,
+    pub brand_id: Option<Uuid>,
+    /// Case-insensitive substring of the Chinese or English name.
+    pub search: Option<String>,
+    /// At least one SKU costs this much or more.
+    pub min_price: Option<Money>,
+    /// At least one SKU costs this much or less (and, with `min_price`, the same SKU is in
+    /// the range).
+    pub max_price: Option<Money>,
+    pub membership_activity: Option<bool>,
+}
+
+/// Listing orders. Each is total: ties are broken by product id in the same direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProductSort {
+    /// Most recently listed first.
+    #[default]
+    Newest,
+    /// Cheapest (lowest SKU price) first.
+    PriceAsc,
+    /// Dearest (lowest SKU price) first.
+    PriceDesc,
+    /// Highest level-1 rebate rate first.
+    RebateDesc,
+    /// Best-selling first.
+    SalesDesc,
+}
+
+/// The sort-key value of the last row of a page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SortKey {
+    Time(DateTime<Utc>),
+    Int(i64),
+}
+
+/// Position after which the next page starts: the sort it belongs to, the last row's sort
+/// key and its id. Because it names a position in the order rather than an offset, rows
+/// inserted meanwhile neither repeat nor get skipped on the following pages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductCursor {
+    pub sort: ProductSort,
+    pub key: SortKey,
+    pub id: Uuid,
+}
+
+/// One page of a listing.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_next: bool,
+}
+
+impl ProductSort {
+    fn column(self) -> (product::Column, bool) {
+        match self {
+            ProductSort::Newest => (product::Column::PublishedAt, true),
+            ProductSort::PriceAsc => (product::Column::MinPrice, false),
+            ProductSort::PriceDesc => (product::Column::MinPrice, true),
+            ProductSort::RebateDesc => (product::Column::RebateRate, true),
+            ProductSort::SalesDesc => (product::Column::SalesCount, true),
+        }
+    }
+
+    /// The cursor pointing just after `p` in this order.
+    pub fn cursor_of(self, p: &product::Model) -> ProductCursor {
+        let key = match self {
+            // Published products always have a publication time; the creation time is a
+            // defensive fallback that keeps the cursor well-formed.
+            ProductSort::Newest => SortKey::Time(p.published_at.unwrap_or(p.created_at)),
+            ProductSort::PriceAsc | ProductSort::PriceDesc => SortKey::Int(p.min_price.fen()),
+            ProductSort::RebateDesc => SortKey::Int(i64::from(p.rebate_rate.bp())),
+            ProductSort::SalesDesc => SortKey::Int(p.sales_count),
+        };
+        ProductCursor {
+            sort: self,
+            key,
+            id: p.id,
+        }
+    }
+}
+
+impl ProductFilter {
+    fn check(&self) -> Result<()> {
+        for (field, value) in [
+            ("filter.minPrice", self.min_price),
+            ("filter.maxPrice", self.max_price),
+        ] {
+            if value.is_some_and(|m| m < Money::ZERO) {
+                return Err(Error::validation(field, "must not be negative"));
+            }
+        }
+        if let (Some(min), Some(max)) = (self.min_price, self.max_price) {
+            if min > max {
+                return Err(Error::validation(
+                    "filter.minPrice",
+                    "must not exceed filter.maxPrice",
+                ));
+            }
+        }
+        if let Some(s) = &self.search {
+            if s.chars().count() > MAX_SEARCH_LEN {
+                return Err(Error::validation(
+                    "filter.search",
+                    format!("at most {MAX_SEARCH_LEN} characters"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&self, mut q: Select<product::Entity>) -> Select<product::Entity> {
+        if let Some(cat) = self.category_id {
+            q = q.filter(
+                product::Column::CategoryId.in_subquery(
+                    Query::select()
+                        .column(category::Column::Id)
+                        .from(category::Entity)
+                        .cond_where(
+                            Condition::any()
+                                .add(category::Column::Id.eq(cat))
+                                .add(category::Column::ParentId.eq(cat)),
+                        )
+                        .to_owned(),
+                ),
+            );
+        }
+        if let Some(brand) = self.brand_id {
+            q = q.filter(product::Column::BrandId.eq(brand));
+        }
+        if let Some(term) = self
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            let pattern = format!("%{}%", escape_like(&term.to_lowercase()));
+            let lower =
+                |c: product::Column| Expr::expr(Func::lower(Expr::col((product::Entity, c))));
+            q = q.filter(
+                Condition::any()
+                    .add(
+                        lower(product::Column::Name)
+                            .like(LikeExpr::new(pattern.clone()).escape('\\')),
+                    )
+                    .add(lower(product::Column::NameEn).like(LikeExpr::new(pattern).escape('\\'))),
+            );
+        }
+        if self.min_price.is_some() || self.max_price.is_some() {
+            let mut skus = Query::select();
+            skus.expr(Expr::val(1)).from(sku::Entity).and_where(
+                Expr::col((sku::Entity, sku::Column::ProductId))
+                    .equals((product::Entity, product::Column::Id)),
+            );
+            if let Some(min) = self.min_price {
+                skus.and_where(Expr::col((sku::Entity, sku::Column::Price)).gte(min.fen()));
+            }
+            if let Some(max) = self.max_price {
+                skus.and_where(Expr::col((sku::Entity, sku::Column::Price)).lte(max.fen()));
+            }
+            q = q.filter(Expr::exists(skus.to_owned()));
+        }
+        if let Some(flag) = self.membership_activity {
+            q = q.filter(product::Column::MembershipActivity.eq(flag));
+        }
+        q
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A page of published products: `first` rows after `after`, in `sort` order.
+pub async fn list_products(
+    db: &impl ConnectionTrait,
+    filter: &ProductFilter,
+    sort: ProductSort,
+    after: Option<&ProductCursor>,
+    first: u64,
+) -> Result<Page<product::Model>> {
+    filter.check()?;
+    let (col, desc) = sort.column();
+    let mut q = filter.apply(
+        product::Entity::find().filter(product::Column::Status.eq(product::Status::Published)),
+    );
+    if let Some(cursor) = after {
+        if cursor.sort != sort {
+            return Err(Error::validation(
+                "after",
+                "cursor belongs to another sort order",
+            ));
+        }
+        let key: Value = match (&cursor.key, sort) {
+            (SortKey::Time(t), ProductSort::Newest) => (*t).into(),
+            (SortKey::Int(n), ProductSort::RebateDesc) => i32::try_from(*n)
+                .map_err(|_| Error::validation("after", "malformed cursor"))?
+                .into(),
+            (SortKey::Int(n), s) if s != ProductSort::Newest => (*n).into(),
+            _ => return Err(Error::validation("after", "malformed cursor")),
+        };
+        let (beyond, id_beyond) = if desc {
+            (col.lt(key.clone()), product::Column::Id.lt(cursor.id))
+        } else {
+            (col.gt(key.clone()), product::Column::Id.gt(cursor.id))
+        };
+        q = q.filter(
+            Condition::any()
+                .add(beyond)
+                .add(Condition::all().add(col.eq(key)).add(id_beyond)),
+        );
+    }
+    q = if desc {
+        q.order_by_desc(col).order_by_desc(product::Column::Id)
+    } else {
+        q.order_by_asc(col).order_by_asc(product::Column::Id)
+    };
+    let mut items = q.limit(first + 1).all(db).await?;
+    let has_next = items.len() as u64 > first;
+    items.truncate(first as usize);
+    Ok(Page { items, has_next })
+}
+
+/// A published product, or `NOT_FOUND` (drafts are not revealed to exist).
+pub async fn published_product(db: &impl ConnectionTrait, id: Uuid) -> Result<product::Model> {
+    product::Entity::find_by_id(id)
+        .filter(product::Column::Status.eq(product::Status::Published))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("product"))
+}
+
+/// A SKU whose product is published, or `NOT_FOUND`.
+pub async fn published_sku(db: &impl ConnectionTrait, id: Uuid) -> Result<sku::Model> {
+    let found = sku::Entity::find_by_id(id).one(db).await?;
+    match found {
+        Some(s) if published_product(db, s.product_id).await.is_ok() => Ok(s),
+        _ => Err(Error::not_found("SKU")),
+    }
+}
+
+/// The whole category tree, ordered by position (a few hundred rows at most).
+pub async fn all_categories(db: &impl ConnectionTrait) -> Result<Vec<category::Model>> {
+    Ok(category::Entity::find()
+        .order_by_asc(category::Column::Position)
+        .order_by_asc(category::Column::Id)
+        .all(db)
+        .await?)
+}
+
+pub async fn category(db: &impl ConnectionTrait, id: Uuid) -> Result<category::Model> {
+    category::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("category"))
+}
+
+pub async fn brand(db: &impl ConnectionTrait, id: Uuid) -> Result<brand::Model> {
+    brand::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("brand"))
+}
+
+pub async fn merchant(db: &impl ConnectionTrait, id: Uuid) -> Result<merchant::Model> {
+    merchant::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("merchant"))
+}
+
+// ---- Batched look-ups for the DataLoaders: one statement per batch. ----
+
+pub async fn brands_by_ids(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, brand::Model>> {
+    let rows = brand::Entity::find()
+        .filter(brand::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+}
+
+pub async fn categories_by_ids(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, category::Model>> {
+    let rows = category::Entity::find()
+        .filter(category::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+}
+
+/// Subcategories per parent, each list in display order.
+pub async fn categories_by_parent_ids(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<category::Model>>> {
+    let rows = category::Entity::find()
+        .filter(category::Column::ParentId.is_in(ids.iter().copied()))
+        .order_by_asc(category::Column::Position)
+        .order_by_asc(category::Column::Id)
+        .all(db)
+        .await?;
+    Ok(group(rows, |r| r.parent_id.unwrap_or_default()))
+}
+
+/// Published products by id; unpublished ones are left out.
+pub async fn published_products_by_ids(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, product::Model>> {
+    let rows = product::Entity::find()
+        .filter(product::Column::Id.is_in(ids.iter().copied()))
+        .filter(product::Column::Status.eq(product::Status::Published))
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+}
+
+pub async fn merchants_by_ids(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, merchant::Model>> {
+    let rows = merchant::Entity::find()
+        .filter(merchant::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+}
+
+/// SKUs per product, each list in display order. Products without SKUs map to nothing.
+pub async fn skus_by_product_ids(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<sku::Model>>> {
+    let rows = sku::Entity::find()
+        .filter(sku::Column::ProductId.is_in(ids.iter().copied()))
+        .order_by_asc(sku::Column::ProductId)
+        .order_by_asc(sku::Column::Position)
+        .all(db)
+        .await?;
+    Ok(group(rows, |r| r.product_id))
+}
+
+pub async fn images_by_product_ids(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<product_image::Model>>> {
+    let rows = product_image::Entity::find()
+        .filter(product_image::Column::ProductId.is_in(ids.iter().copied()))
+        .order_by_asc(product_image::Column::ProductId)
+        .order_by_asc(product_image::Column::Position)
+        .all(db)
+        .await?;
+    Ok(group(rows, |r| r.product_id))
+}
+
+pub async fn tags_by_product_ids(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<String>>> {
+    let rows = product_tag::Entity::find()
+        .filter(product_tag::Column::ProductId.is_in(ids.iter().copied()))
+        .order_by_asc(product_tag::Column::ProductId)
+        .order_by_asc(product_tag::Column::Position)
+        .all(db)
+        .await?;
+    let grouped = group(rows, |r| r.product_id);
+    Ok(grouped
+        .into_iter()
+        .map(|(k, v)| (k, v.into_iter().map(|t| t.tag).collect()))
+        .collect())
+}
+
+fn group<T>(rows: Vec<T>, key: impl Fn(&T) -> Uuid) -> HashMap<Uuid, Vec<T>> {
+    let mut out: HashMap<Uuid, Vec<T>> = HashMap::new();
+    for row in rows {
+        out.entry(key(&row)).or_default().push(row);
+    }
+    out
+}
+
+// ---- Writes (seed and tests; the curated submission flow builds on these). ----
+
+/// A SKU to create with its product.
+#[derive(Clone, Debug)]
+pub struct NewSku {
+    pub name: String,
+    pub price: Money,
+    pub stock: i32,
+}
+
+/// A product to create, with everything that belongs to it.
+#[derive(Clone, Debug)]
+pub struct NewProduct {
+    pub id: Uuid,
+    pub merchant_id: Uuid,
+    pub brand_id: Uuid,
+    pub category_id: Uuid,
+    pub name: String,
+    pub name_en: Option<String>,
+    pub description: Option<String>,
+    pub status: product::Status,
+    pub rebate_rate: Rate,
+    pub team_rebate_rate: Rate,
+    pub membership_activity: bool,
+    pub sales_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub published_at: Option<DateTime<Utc>>,
+    pub skus: Vec<NewSku>,
+    pub images: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+/// The rows a [`NewProduct`] becomes, for inserting many products in a few statements.
+#[derive(Default)]
+pub struct ProductRows {
+    pub products: Vec<product::ActiveModel>,
+    pub skus: Vec<sku::ActiveModel>,
+    pub images: Vec<product_image::ActiveModel>,
+    pub tags: Vec<product_tag::ActiveModel>,
+}
+
+impl ProductRows {
+    /// Adds a product's rows; `new_id` mints the ids of its SKUs and images.
+    pub fn push(&mut self, p: NewProduct, mut new_id: impl FnMut() -> Uuid) -> Result<()> {
+        let min = p.skus.iter().map(|s| s.price).min();
+        let max = p.skus.iter().map(|s| s.price).max();
+        let (Some(min_price), Some(max_price)) = (min, max) else {
+            return Err(Error::validation(
+                "skus",
+                "a product needs at least one SKU",
+            ));
+        };
+        self.products.push(product::ActiveModel {
+            id: Set(p.id),
+            merchant_id: Set(p.merchant_id),
+            brand_id: Set(p.brand_id),
+            category_id: Set(p.category_id),
+            name: Set(p.name),
+            name_en: Set(p.name_en),
+            description: Set(p.description),
+            status: Set(p.status),
+            rebate_rate: Set(p.rebate_rate),
+            team_rebate_rate: Set(p.team_rebate_rate),
+            membership_activity: Set(p.membership_activity),
+            min_price: Set(min_price),
+            max_price: Set(max_price),
+            sales_count: Set(p.sales_count),
+            created_at: Set(p.created_at),
+            updated_at: Set(p.created_at),
+            published_at: Set(p.published_at),
+        });
+        for (i, s) in p.skus.into_iter().enumerate() {
+            self.skus.push(sku::ActiveModel {
+                id: Set(new_id()),
+                product_id: Set(p.id),
+                name: Set(s.name),
+                price: Set(s.price),
+                stock: Set(s.stock),
+                position: Set(i as i32),
+            });
+        }
+        for (i, url) in p.images.into_iter().enumerate() {
+            self.images.push(product_image::ActiveModel {
+                id: Set(new_id()),
+                product_id: Set(p.id),
+                url: Set(url),
+                alt: Set(None),
+                position: Set(i as i32),
+            });
+        }
+        for (i, tag) in p.tags.into_iter().enumerate() {
+            self.tags.push(product_tag::ActiveModel {
+                product_id: Set(p.id),
+                tag: Set(tag),
+                position: Set(i as i32),
+            });
+        }
+        Ok(())
+    }
+
+    /// Inserts everything collected, in chunks that stay under every backend's parameter
+    /// limit. Call inside a transaction so that a failure leaves nothing behind.
+    pub async fn insert(self, db: &impl ConnectionTrait) -> Result<()> {
+        insert_chunks(db, self.products).await?;
+        insert_chunks(db, self.skus).await?;
+        insert_chunks(db, self.images).await?;
+        insert_chunks(db, self.tags).await?;
+        Ok(())
+    }
+}
+
+/// Rows per multi-row INSERT: 500 rows × ≤ 17 columns stays far below SQLite's and
+/// PostgreSQL's bound-parameter limits.
+const CHUNK: usize = 500;
+
+pub async fn insert_chunks<A>(db: &impl ConnectionTrait, rows: Vec<A>) -> Result<()>
+where
+    A: sea_orm::ActiveModelTrait + Send,
+{
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<A> = rows.by_ref().take(CHUNK).collect();
+        A::Entity::insert_many(chunk)
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Creates one product with its SKUs, images and tags in a single transaction.
+pub async fn create_product(db: &sea_orm::DatabaseConnection, p: NewProduct) -> Result<Uuid> {
+    use sea_orm::TransactionTrait;
+    let id = p.id;
+    let mut rows = ProductRows::default();
+    rows.push(p, Uuid::now_v7)?;
+    let txn = db.begin().await?;
+    rows.insert(&txn).await?;
+    txn.commit().await?;
+    Ok(id)
+}
+
+/// Creates a merchant.
+pub async fn create_merchant(db: &impl ConnectionTrait, name: &str) -> Result<merchant::Model> {
+    let model = merchant::Model {
+        id: Uuid::now_v7(),
+        name: name.to_owned(),
+        created_at: super::now(),
+    };
+    merchant::Entity::insert(merchant::ActiveModel::from(model.clone()))
+        .exec_without_returning(db)
+        .await?;
+    Ok(model)
+}
+
+/// Creates a brand owned by `merchant_id`.
+pub async fn create_brand(
+    db: &impl ConnectionTrait,
+    merchant_id: Uuid,
+    name: &str,
+) -> Result<brand::Model> {
+    let model = brand::Model {
+        id: Uuid::now_v7(),
+        merchant_id,
+        name: name.to_owned(),
+        created_at: super::now(),
+    };
+    brand::Entity::insert(brand::ActiveModel::from(model.clone()))
+        .exec_without_returning(db)
+        .await?;
+    Ok(model)
+}
+
+/// Creates a category; `parent_id` `None` makes it top-level.
+pub async fn create_category(
+    db: &impl ConnectionTrait,
+    parent_id: Option<Uuid>,
+    slug: &str,
+    name_zh: &str,
+    name_en: &str,
+    position: i32,
+) -> Result<category::Model> {
+    let model = category::Model {
+        id: Uuid::now_v7(),
+        parent_id,
+        slug: slug.to_owned(),
+        name_zh: name_zh.to_owned(),
+        name_en: name_en.to_owned(),
+        position,
+    };
+    category::Entity::insert(category::ActiveModel::from(model.clone()))
+        .exec_without_returning(db)
+        .await?;
+    Ok(model)
+}
+
+/// Number of products in any status (the seed and start-up use it to detect an empty store).
+pub async fn product_count(db: &impl ConnectionTrait) -> Result<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(product::Entity::find().count(db).await?)
+}

@@ -1,0 +1,22 @@
+//! The one cheap-to-clone state holding every resource a request may need. Resolvers read it
+//! from the GraphQL context and hand its parts to services.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::config::{Config, Secret};
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct AppState {
+    /// The pool (SeaORM's handle is itself a cheap clone of the pool).
+    pub db: DatabaseConnection,
+    pub config: Arc<Config>,
+    /// Redis, when configured. A `Client` rather than a live connection: it connects on
+    /// demand, so a Redis outage at start does not stop the server.
+    pub redis: Option<redis::Client>,
+    pub metrics: Arc<Metrics>,
+    /// Key that signs and verifies member tokens.
+    pub jwt_secret: Secret,
+}
