@@ -1,1 +1,14 @@
-fn main() {}
+//! The integration suite, one binary with a module per area. Every test starts its own app
+//! (built by the same `App::build` as `main`, on port 0) against a fresh database: a SQLite
+//! file in a temporary directory by default, or a new PostgreSQL database when
+//! `PUSHHAND_TEST_DATABASE_URL` names a PostgreSQL server (see `helpers`).
+
+mod catalog;
+mod config;
+mod fixtures;
+mod helpers;
+mod http;
+mod n_plus_one;
+mod node;
+mod schema;
+mod seed;

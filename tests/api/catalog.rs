@@ -1,0 +1,446 @@
+//! The product listing: paging, every filter and sort, the category tree, and bad input.
+
+use std::collections::HashSet;
+
+use entity::product;
+use pushhand::graphql::ids::Kind;
+use pushhand::service::catalog::{NewProduct, ProductRows};
+use sea_orm::TransactionTrait;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::fixtures::{self, Fixture, gid, uuid_of};
+use crate::helpers::{TestApp, error_code};
+
+const PAGE: &str = r#"
+query Page($first: Int, $after: String, $sort: ProductSort, $filter: ProductFilter) {
+  products(first: $first, after: $after, sort: $sort, filter: $filter) {
+    edges { cursor node { id name minPrice salesCount publishedAt } }
+    pageInfo { hasNextPage hasPreviousPage endCursor }
+  }
+}"#;
+
+/// Follows `endCursor` to the end and returns the product ids in the order served.
+async fn walk(app: &TestApp, sort: &str, filter: Value, first: i32) -> Vec<Uuid> {
+    let mut out = Vec::new();
+    let mut after = Value::Null;
+    for _ in 0..1_000 {
+        let data = app
+            .data(
+                PAGE,
+                json!({ "first": first, "after": after, "sort": sort, "filter": filter }),
+            )
+            .await;
+        let conn = &data["products"];
+        let edges = conn["edges"].as_array().expect("edges");
+        assert!(edges.len() <= first as usize);
+        out.extend(
+            edges
+                .iter()
+                .map(|e| uuid_of(e["node"]["id"].as_str().expect("id"))),
+        );
+        if !conn["pageInfo"]["hasNextPage"]
+            .as_bool()
+            .expect("hasNextPage")
+        {
+            return out;
+        }
+        after = conn["pageInfo"]["endCursor"].clone();
+    }
+    panic!("paging did not end");
+}
+
+fn min_price(p: &NewProduct) -> i64 {
+    p.skus
+        .iter()
+        .map(|s| s.price.fen())
+        .min()
+        .expect("has SKUs")
+}
+
+/// The order the server must produce, computed from the fixture's own values.
+fn expected(f: &Fixture, sort: &str, keep: impl Fn(&NewProduct) -> bool) -> Vec<Uuid> {
+    let mut ps: Vec<&NewProduct> = f.published.values().filter(|p| keep(p)).collect();
+    match sort {
+        "NEWEST" => ps.sort_by_key(|p| std::cmp::Reverse((p.published_at, p.id))),
+        "PRICE_ASC" => ps.sort_by_key(|p| (min_price(p), p.id)),
+        "PRICE_DESC" => ps.sort_by_key(|p| std::cmp::Reverse((min_price(p), p.id))),
+        "REBATE_DESC" => ps.sort_by_key(|p| std::cmp::Reverse((p.rebate_rate, p.id))),
+        "SALES_DESC" => ps.sort_by_key(|p| std::cmp::Reverse((p.sales_count, p.id))),
+        other => panic!("unknown sort {other}"),
+    }
+    ps.into_iter().map(|p| p.id).collect()
+}
+
+const SORTS: [&str; 5] = [
+    "NEWEST",
+    "PRICE_ASC",
+    "PRICE_DESC",
+    "REBATE_DESC",
+    "SALES_DESC",
+];
+
+#[tokio::test]
+async fn every_sort_pages_through_all_published_products_in_order() {
+    let app = TestApp::spawn().await;
+    let f = fixtures::catalog(app.db(), 23).await;
+
+    for sort in SORTS {
+        let served = walk(&app, sort, Value::Null, 4).await;
+        assert_eq!(served, expected(&f, sort, |_| true), "order of {sort}");
+        let unique: HashSet<_> = served.iter().collect();
+        assert_eq!(unique.len(), served.len(), "{sort} repeated a product");
+        assert!(
+            !served.contains(&f.draft) && !served.contains(&f.unpublished),
+            "{sort} listed a hidden product"
+        );
+    }
+}
+
+#[tokio::test]
+async fn first_page_reports_no_previous_page_and_default_size_is_20() {
+    let app = TestApp::spawn().await;
+    fixtures::catalog(app.db(), 25).await;
+
+    let data = app.data(PAGE, json!({})).await;
+    assert_eq!(data["products"]["edges"].as_array().map(Vec::len), Some(20));
+    assert_eq!(
+        data["products"]["pageInfo"]["hasPreviousPage"],
+        json!(false)
+    );
+    assert_eq!(data["products"]["pageInfo"]["hasNextPage"], json!(true));
+    let after = data["products"]["pageInfo"]["endCursor"].clone();
+    let next = app.data(PAGE, json!({ "after": after })).await;
+    assert_eq!(next["products"]["edges"].as_array().map(Vec::len), Some(5));
+    assert_eq!(next["products"]["pageInfo"]["hasPreviousPage"], json!(true));
+    assert_eq!(next["products"]["pageInfo"]["hasNextPage"], json!(false));
+}
+
+#[tokio::test]
+async fn first_is_capped_at_100_and_must_not_be_negative() {
+    let app = TestApp::spawn().await;
+    fixtures::catalog(app.db(), 105).await;
+
+    let data = app.data(PAGE, json!({ "first": 1000 })).await;
+    assert_eq!(
+        data["products"]["edges"].as_array().map(Vec::len),
+        Some(100)
+    );
+    assert_eq!(data["products"]["pageInfo"]["hasNextPage"], json!(true));
+
+    let resp = app.gql(PAGE, json!({ "first": -1 })).await;
+    assert_eq!(error_code(&resp), Some("VALIDATION"));
+    assert_eq!(resp["errors"][0]["extensions"]["field"], json!("first"));
+}
+
+#[tokio::test]
+async fn cursors_stay_correct_while_products_are_listed_concurrently() {
+    let app = TestApp::spawn().await;
+    let f = fixtures::catalog(app.db(), 30).await;
+    let original: HashSet<Uuid> = f.published.keys().copied().collect();
+
+    // Twenty products get listed by another task while a client is half-way through a
+    // PRICE_ASC walk: cheap ones sort before the client's cursor, dear ones after it.
+    let newcomers: Vec<NewProduct> = (0..20)
+        .map(|i| {
+            let mut p = fixtures::product(&f, 100 + i, product::Status::Published);
+            let price = if i % 2 == 0 { 1 } else { 1_000_000 };
+            p.skus[0].price = entity::Money::from_fen(price);
+            p.skus[1].price = entity::Money::from_fen(price + 1);
+            p
+        })
+        .collect();
+    let mut price: std::collections::HashMap<Uuid, i64> =
+        f.published.values().map(|p| (p.id, min_price(p))).collect();
+    price.extend(newcomers.iter().map(|p| (p.id, min_price(p))));
+    let cheap: HashSet<Uuid> = newcomers
+        .iter()
+        .filter(|p| min_price(p) == 1)
+        .map(|p| p.id)
+        .collect();
+    let dear: HashSet<Uuid> = newcomers
+        .iter()
+        .filter(|p| min_price(p) > 1)
+        .map(|p| p.id)
+        .collect();
+
+    let db = app.db().clone();
+    let inserter = tokio::spawn(async move {
+        for p in newcomers {
+            let mut rows = ProductRows::default();
+            rows.push(p, Uuid::now_v7).expect("valid");
+            let txn = db.begin().await.expect("begin");
+            rows.insert(&txn).await.expect("insert");
+            txn.commit().await.expect("commit");
+        }
+    });
+    let mut inserter = Some(inserter);
+
+    let mut served = Vec::new();
+    let mut after = Value::Null;
+    for page in 0.. {
+        let data = app
+            .data(
+                PAGE,
+                json!({ "first": 4, "after": after, "sort": "PRICE_ASC" }),
+            )
+            .await;
+        let edges = data["products"]["edges"].as_array().expect("edges").clone();
+        served.extend(
+            edges
+                .iter()
+                .map(|e| uuid_of(e["node"]["id"].as_str().expect("id"))),
+        );
+        if page == 1 {
+            // From here on every newcomer is in the table.
+            inserter.take().expect("once").await.expect("inserter");
+        }
+        if !data["products"]["pageInfo"]["hasNextPage"]
+            .as_bool()
+            .expect("bool")
+        {
+            break;
+        }
+        after = data["products"]["pageInfo"]["endCursor"].clone();
+    }
+
+    let unique: HashSet<Uuid> = served.iter().copied().collect();
+    assert_eq!(unique.len(), served.len(), "a product was served twice");
+    assert!(
+        original.is_subset(&unique),
+        "an original product was skipped"
+    );
+    assert!(
+        dear.is_subset(&unique),
+        "products listed after the cursor must show up"
+    );
+    let keys: Vec<(i64, Uuid)> = served.iter().map(|id| (price[id], *id)).collect();
+    assert!(
+        keys.windows(2).all(|w| w[0] < w[1]),
+        "the walk left PRICE_ASC order"
+    );
+    // Cheap newcomers sort before the cursor of page 2 and may only have been served on the
+    // first two pages (if they landed that early).
+    let late: Vec<&Uuid> = served[8..].iter().filter(|id| cheap.contains(id)).collect();
+    assert!(
+        late.is_empty(),
+        "products listed before the cursor leaked into later pages"
+    );
+}
+
+#[tokio::test]
+async fn filters_narrow_the_listing() {
+    let app = TestApp::spawn().await;
+    let f = fixtures::catalog(app.db(), 40).await;
+    let ids = |filter: Value| {
+        let app = &app;
+        async move {
+            let mut v = walk(app, "PRICE_ASC", filter, 100).await;
+            v.sort();
+            v
+        }
+    };
+    let exp = |keep: &dyn Fn(&NewProduct) -> bool| {
+        let mut v = expected(&f, "PRICE_ASC", keep);
+        v.sort();
+        v
+    };
+
+    // A top-level category includes its leaves; a leaf only itself.
+    let top0 = gid(Kind::Category, f.tops[0].id);
+    let leaf_ids = [f.leaves[0].id, f.leaves[1].id];
+    assert_eq!(
+        ids(json!({ "categoryId": top0 })).await,
+        exp(&|p| leaf_ids.contains(&p.category_id))
+    );
+    let leaf3 = f.leaves[3].id;
+    assert_eq!(
+        ids(json!({ "categoryId": gid(Kind::Category, leaf3) })).await,
+        exp(&|p| p.category_id == leaf3)
+    );
+
+    let brand1 = f.brands[1].id;
+    assert_eq!(
+        ids(json!({ "brandId": gid(Kind::Brand, brand1) })).await,
+        exp(&|p| p.brand_id == brand1)
+    );
+
+    // Search: Chinese substring, English case-insensitively, LIKE wildcards taken literally.
+    assert_eq!(
+        ids(json!({ "search": "净水" })).await,
+        exp(&|p| p.name.contains("净水"))
+    );
+    assert_eq!(
+        ids(json!({ "search": "  mi WATER " })).await,
+        exp(&|p| p.name == "小米净水器")
+    );
+    assert_eq!(
+        ids(json!({ "search": "100%" })).await,
+        exp(&|p| p.name.contains("100%"))
+    );
+    assert_eq!(
+        ids(json!({ "search": "%" })).await,
+        exp(&|p| p.name.contains('%'))
+    );
+    assert_eq!(ids(json!({ "search": "_" })).await, Vec::<Uuid>::new());
+
+    // Prices match SKUs: every product has SKUs at base and base + 50 yuan, bases run from
+    // 10 to 59 yuan. 30..=40 yuan only catches products with a base in that range, not ones
+    // whose two SKUs straddle it.
+    let in_range = |lo: i64, hi: i64| {
+        move |p: &NewProduct| p.skus.iter().any(|s| (lo..=hi).contains(&s.price.fen()))
+    };
+    assert_eq!(
+        ids(json!({ "minPrice": "30", "maxPrice": "40.00" })).await,
+        exp(&in_range(3_000, 4_000))
+    );
+    assert_eq!(
+        ids(json!({ "minPrice": "100.00" })).await,
+        exp(&in_range(10_000, i64::MAX))
+    );
+    assert_eq!(
+        ids(json!({ "maxPrice": "12.5" })).await,
+        exp(&in_range(0, 1_250))
+    );
+
+    assert_eq!(
+        ids(json!({ "membershipActivity": true })).await,
+        exp(&|p| p.membership_activity)
+    );
+    assert_eq!(
+        ids(json!({ "membershipActivity": false })).await,
+        exp(&|p| !p.membership_activity)
+    );
+
+    // Conditions combine.
+    assert_eq!(
+        ids(json!({ "categoryId": top0, "brandId": gid(Kind::Brand, brand1), "maxPrice": "45" }))
+            .await,
+        exp(&|p| leaf_ids.contains(&p.category_id)
+            && p.brand_id == brand1
+            && in_range(0, 4_500)(p))
+    );
+}
+
+#[tokio::test]
+async fn bad_filters_and_cursors_are_validation_errors() {
+    let app = TestApp::spawn().await;
+    let f = fixtures::catalog(app.db(), 5).await;
+
+    let cases = [
+        (
+            json!({ "filter": { "minPrice": "50", "maxPrice": "10" } }),
+            "filter.minPrice",
+        ),
+        (
+            json!({ "filter": { "minPrice": "1.234" } }),
+            "filter.minPrice",
+        ),
+        (json!({ "filter": { "maxPrice": "-1" } }), "filter.maxPrice"),
+        (
+            json!({ "filter": { "categoryId": gid(Kind::Brand, f.brands[0].id) } }),
+            "filter.categoryId",
+        ),
+        (
+            json!({ "filter": { "brandId": "garbage" } }),
+            "filter.brandId",
+        ),
+        (
+            json!({ "filter": { "search": "x".repeat(101) } }),
+            "filter.search",
+        ),
+        (json!({ "after": "not-a-cursor" }), "after"),
+    ];
+    for (vars, field) in cases {
+        let resp = app.gql(PAGE, vars.clone()).await;
+        assert_eq!(error_code(&resp), Some("VALIDATION"), "{vars}: {resp}");
+        assert_eq!(
+            resp["errors"][0]["extensions"]["field"],
+            json!(field),
+            "{vars}"
+        );
+        assert_eq!(resp["data"], Value::Null, "{vars}");
+    }
+
+    // A cursor of one sort order is refused by another.
+    let data = app
+        .data(PAGE, json!({ "first": 1, "sort": "PRICE_ASC" }))
+        .await;
+    let cursor = data["products"]["pageInfo"]["endCursor"].clone();
+    let resp = app
+        .gql(
+            PAGE,
+            json!({ "first": 1, "sort": "SALES_DESC", "after": cursor }),
+        )
+        .await;
+    assert_eq!(error_code(&resp), Some("VALIDATION"));
+
+    // Money never goes through a float: a JSON number with a fraction is refused.
+    let resp = app
+        .gql(PAGE, json!({ "filter": { "minPrice": 10.5 } }))
+        .await;
+    assert!(resp["errors"].is_array(), "{resp}");
+}
+
+#[tokio::test]
+async fn categories_form_a_two_level_tree_in_display_order() {
+    let app = TestApp::spawn().await;
+    let f = fixtures::catalog(app.db(), 1).await;
+
+    let data = app
+        .data("{ categories { id slug nameZh nameEn parent { id } children { slug parent { slug } children { id } } } }", json!({}))
+        .await;
+    let tops = data["categories"].as_array().expect("list");
+    assert_eq!(tops.len(), 2);
+    assert_eq!(tops[0]["slug"], json!("top-0"));
+    assert_eq!(tops[0]["id"], json!(gid(Kind::Category, f.tops[0].id)));
+    assert_eq!(tops[0]["parent"], Value::Null);
+    assert_eq!(tops[1]["nameEn"], json!("Top 1"));
+    let children = tops[1]["children"].as_array().expect("children");
+    let slugs: Vec<&str> = children.iter().filter_map(|c| c["slug"].as_str()).collect();
+    assert_eq!(slugs, ["leaf-1-0", "leaf-1-1"]);
+    assert_eq!(children[0]["parent"]["slug"], json!("top-1"));
+    assert_eq!(children[0]["children"], json!([]));
+}
+
+#[tokio::test]
+async fn product_fields_come_back_exactly() {
+    let app = TestApp::spawn().await;
+    let f = fixtures::catalog(app.db(), 3).await;
+    let (id, p) = f
+        .published
+        .iter()
+        .find(|(_, p)| p.name == "小米净水器")
+        .expect("fixture product");
+
+    let data = app
+        .data(
+            "query($id: ID!) { product(id: $id) { id name nameEn status membershipActivity minPrice maxPrice
+               salesCount publishedAt brand { name merchant { name } } category { slug parent { slug } }
+               skus { name price stock product { id } } images { url } tags } }",
+            json!({ "id": gid(Kind::Product, *id) }),
+        )
+        .await;
+    let got = &data["product"];
+    assert_eq!(got["name"], json!("小米净水器"));
+    assert_eq!(got["nameEn"], json!("Mi Water Purifier"));
+    assert_eq!(got["status"], json!("PUBLISHED"));
+    assert_eq!(got["membershipActivity"], json!(true));
+    // Money is a string with two places.
+    assert_eq!(got["minPrice"], json!("10.00"));
+    assert_eq!(got["maxPrice"], json!("60.00"));
+    assert_eq!(got["brand"]["name"], json!("Brand 0"));
+    assert_eq!(got["brand"]["merchant"]["name"], json!("测试商家"));
+    assert_eq!(got["category"]["slug"], json!("leaf-0-0"));
+    assert_eq!(got["category"]["parent"]["slug"], json!("top-0"));
+    assert_eq!(
+        got["skus"][1],
+        json!({ "name": "大号", "price": "60.00", "stock": 0, "product": { "id": gid(Kind::Product, *id) } })
+    );
+    assert_eq!(
+        got["images"],
+        json!([{ "url": "https://img.example/0.jpg" }])
+    );
+    assert_eq!(got["tags"], json!(["新品"]));
+    assert_eq!(got["salesCount"], json!(p.sales_count));
+}

@@ -1,0 +1,161 @@
+//! Test harness: a running app on a fresh database, and a small GraphQL client.
+//!
+//! Environment:
+//! - `PUSHHAND_TEST_DATABASE_URL` — a PostgreSQL URL whose user may create databases (e.g.
+//!   `postgres://postgres@127.0.0.1:5432/postgres`). Each test then gets a new database named
+//!   `pushhand_test_<uuid>`. Unset: each test gets a SQLite file in its own temporary dir.
+//! - `PUSHHAND_TEST_REDIS_URL` — a Redis URL the apps under test use (e.g.
+//!   `redis://127.0.0.1:6379`). Unset: no Redis.
+
+use std::net::SocketAddr;
+
+use pushhand::app::App;
+use pushhand::state::AppState;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    _dir: TempDir,
+    _shutdown: oneshot::Sender<()>,
+}
+
+/// A database URL no other test uses.
+pub async fn fresh_database_url(dir: &TempDir) -> String {
+    match std::env::var("PUSHHAND_TEST_DATABASE_URL") {
+        Ok(admin_url) if !admin_url.is_empty() => {
+            let name = format!("pushhand_test_{}", uuid::Uuid::now_v7().simple());
+            let admin = Database::connect(admin_url.as_str())
+                .await
+                .expect("connect to PUSHHAND_TEST_DATABASE_URL");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create test database");
+            admin.close().await.ok();
+            let base = admin_url.split('?').next().unwrap_or(&admin_url);
+            let (server, _) = base.rsplit_once('/').expect("database URL has a path");
+            format!("{server}/{name}")
+        }
+        _ => format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
+    }
+}
+
+pub fn redis_url() -> Option<String> {
+    std::env::var("PUSHHAND_TEST_REDIS_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(&[]).await
+    }
+
+    /// Starts an app with extra command-line settings (e.g. `["--redis-url", "..."]`).
+    pub async fn spawn_with(extra: &[&str]) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db_url = fresh_database_url(&dir).await;
+        let data_dir = dir.path().display().to_string();
+        let mut args: Vec<String> = [
+            "pushhand",
+            "--database-url",
+            &db_url,
+            "--bind-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data_dir,
+            "--jwt-secret",
+            "test-secret-test-secret-test-secret-0123",
+            "--seed-demo",
+            "false",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let redis = redis_url();
+        if let (Some(url), false) = (&redis, extra.contains(&"--redis-url")) {
+            args.extend(["--redis-url".to_owned(), url.clone()]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let config = pushhand::config::from_args(args).expect("test config parses");
+        let app = App::build(config).await.expect("app builds");
+        let addr = app.local_addr().expect("bound address");
+        let state = app.state().clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(app.run(async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            addr,
+            client: reqwest::Client::new(),
+            state,
+            _dir: dir,
+            _shutdown: tx,
+        }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.state.db
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs a GraphQL request and returns the whole JSON response.
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        self.client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("JSON response")
+    }
+
+    /// POSTs a GraphQL request that must succeed, and returns its `data`.
+    pub async fn data(&self, query: &str, variables: Value) -> Value {
+        let resp = self.gql(query, variables).await;
+        assert!(resp.get("errors").is_none(), "unexpected errors: {resp:#}");
+        resp["data"].clone()
+    }
+
+    /// The value of an unlabelled counter or gauge line in `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("body");
+        metric_value(&text, name).unwrap_or(0.0)
+    }
+
+    /// SQL statements executed so far by this app.
+    pub async fn statements(&self) -> u64 {
+        self.metric("pushhand_db_statements_total").await as u64
+    }
+}
+
+/// Finds `name value` (or `name{labels} value` when `name` includes the labels) in
+/// Prometheus text.
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// The `extensions.code` of the first error, if any.
+pub fn error_code(resp: &Value) -> Option<&str> {
+    resp["errors"][0]["extensions"]["code"].as_str()
+}

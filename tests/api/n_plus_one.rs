@@ -1,0 +1,45 @@
+//! The N+1 bar (SPEC §6): a page of products with brand, category and SKUs costs the same
+//! small number of SQL statements whatever the page size.
+
+use serde_json::json;
+
+use crate::fixtures;
+use crate::helpers::TestApp;
+
+const LISTING: &str = "query($first: Int) { products(first: $first) { edges { node {
+  id name minPrice brand { id name } category { id nameZh } skus { id price stock } } } } }";
+
+const RICH: &str = "query($first: Int) { products(first: $first) { edges { node {
+  id name brand { name merchant { name } } category { nameZh parent { nameEn } }
+  skus { id price } images { url } tags } } } }";
+
+async fn statements_for(app: &TestApp, query: &str, first: i32) -> u64 {
+    let before = app.statements().await;
+    let data = app.data(query, json!({ "first": first })).await;
+    assert_eq!(
+        data["products"]["edges"].as_array().map(Vec::len),
+        Some(first as usize)
+    );
+    app.statements().await - before
+}
+
+#[tokio::test]
+async fn product_listing_costs_a_constant_number_of_statements() {
+    let app = TestApp::spawn().await;
+    fixtures::catalog(app.db(), 60).await;
+
+    let five = statements_for(&app, LISTING, 5).await;
+    let fifty = statements_for(&app, LISTING, 50).await;
+    println!(
+        "products with brand, category, SKUs: first 5 → {five} statements, first 50 → {fifty}"
+    );
+    assert_eq!(five, fifty, "statement count grows with the page size");
+    assert!(fifty <= 5, "{fifty} statements for one page");
+
+    // Every relation of the product card, two levels deep, is still constant.
+    let five = statements_for(&app, RICH, 5).await;
+    let fifty = statements_for(&app, RICH, 50).await;
+    println!("products with every relation: first 5 → {five} statements, first 50 → {fifty}");
+    assert_eq!(five, fifty);
+    assert!(fifty <= 8, "{fifty} statements for one rich page");
+}

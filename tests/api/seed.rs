@@ -1,0 +1,124 @@
+//! The demo catalog: the promised shape, within the curation rules, deterministic and
+//! idempotent.
+
+use std::collections::{HashMap, HashSet};
+
+use entity::{brand, category, merchant, product, sku};
+use pushhand::seed;
+use sea_orm::{EntityTrait, PaginatorTrait, QueryOrder};
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn seed_builds_the_demo_catalog_once() {
+    let app = TestApp::spawn().await;
+    let db = app.db();
+
+    let report = seed::run(db)
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("seed runs");
+    assert!(!report.already_seeded);
+
+    let categories = category::Entity::find().all(db).await.expect("categories");
+    let tops: Vec<_> = categories
+        .iter()
+        .filter(|c| c.parent_id.is_none())
+        .collect();
+    assert_eq!(tops.len(), 17);
+    for name in [
+        "家居", "日用", "家电", "餐厨", "影音", "智能", "服饰", "健康", "出行", "洗护", "箱包",
+        "婴童",
+    ] {
+        assert!(
+            tops.iter().any(|c| c.name_zh == name),
+            "missing top-level category {name}"
+        );
+    }
+    assert!(categories.iter().all(|c| !c.name_en.is_empty()));
+    assert!(merchant::Entity::find().count(db).await.expect("count") >= 400);
+
+    let products = product::Entity::find().all(db).await.expect("products");
+    let published: Vec<_> = products
+        .iter()
+        .filter(|p| p.status == product::Status::Published)
+        .collect();
+    assert!(published.len() >= 3_000, "{} published", published.len());
+    assert!(products.iter().any(|p| p.membership_activity));
+    let leaf_ids: HashSet<_> = categories
+        .iter()
+        .filter(|c| c.parent_id.is_some())
+        .map(|c| c.id)
+        .collect();
+    let mut brands_per_leaf: HashMap<_, HashSet<_>> = HashMap::new();
+    for p in &products {
+        assert!(
+            leaf_ids.contains(&p.category_id),
+            "products live in leaf categories"
+        );
+        let (rebate, team) = (p.rebate_rate.bp(), p.team_rebate_rate.bp());
+        assert!((500..=2_000).contains(&rebate) && (100..=500).contains(&team));
+        assert!(rebate + team <= 3_000);
+        assert!(
+            p.min_price.fen() >= 990 && p.max_price.fen() <= 499_900 && p.min_price <= p.max_price
+        );
+        if p.status == product::Status::Published {
+            brands_per_leaf
+                .entry(p.category_id)
+                .or_default()
+                .insert(p.brand_id);
+        }
+    }
+    assert!(
+        brands_per_leaf.values().all(|b| b.len() <= 8),
+        "the brand cap holds in the demo data"
+    );
+
+    let skus = sku::Entity::find().all(db).await.expect("skus");
+    let mut per_product: HashMap<_, usize> = HashMap::new();
+    for s in &skus {
+        *per_product.entry(s.product_id).or_default() += 1;
+        assert!(s.price.fen() >= 990 && s.price.fen() <= 499_900);
+        assert!(s.stock >= 0);
+    }
+    assert!(per_product.values().all(|n| (1..=4).contains(n)));
+    assert_eq!(per_product.len(), products.len());
+
+    // A second run adds nothing.
+    let again = seed::run(db)
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("seed runs again");
+    assert!(again.already_seeded);
+    assert_eq!(
+        product::Entity::find().count(db).await.expect("count"),
+        products.len() as u64
+    );
+    assert_eq!(
+        brand::Entity::find().count(db).await.expect("count"),
+        report.brands as u64
+    );
+}
+
+#[tokio::test]
+async fn seed_is_deterministic() {
+    let (a, b) = (TestApp::spawn().await, TestApp::spawn().await);
+    let first_ids = |app: &TestApp| {
+        let db = app.db().clone();
+        async move {
+            seed::run(&db)
+                .await
+                .map_err(anyhow::Error::from)
+                .expect("seed");
+            product::Entity::find()
+                .order_by_asc(product::Column::Id)
+                .all(&db)
+                .await
+                .expect("products")
+                .into_iter()
+                .map(|p| (p.id, p.name, p.min_price, p.published_at))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(first_ids(&a).await, first_ids(&b).await);
+}
