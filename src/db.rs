@@ -13,13 +13,12 @@ use crate::metrics::Metrics;
 /// Open the pool the configuration names and count every statement it runs.
 pub async fn connect(config: &Config, metrics: &Metrics) -> anyhow::Result<DatabaseConnection> {
     let url = config.database_url();
-    if let Some(path) = sqlite_file(&url) {
-        if let Some(dir) = std::path::Path::new(path)
+    if let Some(path) = sqlite_file(&url)
+        && let Some(dir) = std::path::Path::new(path)
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut opts = ConnectOptions::new(url.clone());
     opts.max_connections(config.db_max_connections)

@@ -53,10 +53,9 @@ impl From<product::Status> for ProductStatus {
     }
 }
 
-/// A curated product (商品): one brand, one leaf category, one or more SKUs.
 pub struct Product(pub product::Model);
 
-/// A product's images and tags are display data; prices come from its SKUs.
+/// A curated product (商品): one brand, one leaf category, one or more SKUs.
 #[Object]
 impl Product {
     /// Opaque global ID.
@@ -154,9 +153,9 @@ impl Product {
     }
 }
 
-/// A purchasable variant of a product (colour, size...), with its own price and stock.
 pub struct Sku(pub sku::Model);
 
+/// A purchasable variant of a product (colour, size...), with its own price and stock.
 #[Object]
 impl Sku {
     /// Opaque global ID; pass it as `skuId` when ordering.
@@ -205,10 +204,10 @@ impl From<product_image::Model> for ProductImage {
     }
 }
 
-/// A brand (品牌). Curated means few of them: at most a configured number of brands have
-/// published products in any one leaf category.
 pub struct Brand(pub brand::Model);
 
+/// A brand (品牌). Curated means few of them: at most a configured number of brands have
+/// published products in any one leaf category.
 #[Object]
 impl Brand {
     /// Opaque global ID.
@@ -231,10 +230,10 @@ impl Brand {
     }
 }
 
-/// A supplier (商家) whose products the platform curates; the platform provides logistics,
-/// customer service and quality control (S2B2C).
 pub struct Merchant(pub merchant::Model);
 
+/// A supplier (商家) whose products the platform curates; the platform provides logistics,
+/// customer service and quality control (S2B2C).
 #[Object]
 impl Merchant {
     /// Opaque global ID.
@@ -246,10 +245,10 @@ impl Merchant {
     }
 }
 
-/// A category of the two-level tree: top-level categories have `children`, leaf categories a
-/// `parent`. Products are listed in leaf categories.
 pub struct Category(pub category::Model);
 
+/// A category of the two-level tree: top-level categories have `children`, leaf categories a
+/// `parent`. Products are listed in leaf categories.
 #[Object]
 impl Category {
     /// Opaque global ID.

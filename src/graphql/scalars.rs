@@ -7,12 +7,13 @@ use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value
 use rust_decimal::Decimal;
 use std::str::FromStr;
 
-/// A decimal number written as a string: money in CNY with two places ("12.30") or a rate as
-/// a fraction ("0.15" = 15 %). Inputs must be strings (integers are accepted too); floats are
-/// refused so that no amount is ever rounded on the way in.
+/// A decimal number as a string; see the scalar's description.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Dec(pub Decimal);
 
+/// A decimal number written as a string: money in CNY with two places ("12.30") or a rate as
+/// a fraction ("0.15" = 15 %). Inputs must be strings (integers are accepted too); floats are
+/// refused so that no amount is ever rounded on the way in.
 #[Scalar(name = "Decimal")]
 impl ScalarType for Dec {
     fn parse(value: Value) -> InputValueResult<Self> {

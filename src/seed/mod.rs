@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::service::catalog::{self, NewProduct, NewSku, ProductRows};
 
-const SEED: u64 = 0x5EED_0F_7011_2026;
+const SEED: u64 = 0x005E_ED0F_7011_2026;
 const MERCHANTS: usize = 420;
 /// Brands in each leaf category: the curated cap is 8, and the demo stays inside it.
 const BRANDS_PER_LEAF: std::ops::RangeInclusive<usize> = 5..=8;
@@ -282,10 +282,10 @@ fn demo_product(
     let membership_activity = rng.random_bool(0.003);
     let mut tags: Vec<String> = Vec::new();
     for _ in 0..rng.random_range(0..=2) {
-        if let Some((tz, _)) = data::TAGS.choose(rng) {
-            if !tags.iter().any(|t| t == tz) {
-                tags.push((*tz).to_owned());
-            }
+        if let Some((tz, _)) = data::TAGS.choose(rng)
+            && !tags.iter().any(|t| t == tz)
+        {
+            tags.push((*tz).to_owned());
         }
     }
     if membership_activity {

@@ -117,21 +117,21 @@ impl ProductFilter {
                 return Err(Error::validation(field, "must not be negative"));
             }
         }
-        if let (Some(min), Some(max)) = (self.min_price, self.max_price) {
-            if min > max {
-                return Err(Error::validation(
-                    "filter.minPrice",
-                    "must not exceed filter.maxPrice",
-                ));
-            }
+        if let (Some(min), Some(max)) = (self.min_price, self.max_price)
+            && min > max
+        {
+            return Err(Error::validation(
+                "filter.minPrice",
+                "must not exceed filter.maxPrice",
+            ));
         }
-        if let Some(s) = &self.search {
-            if s.chars().count() > MAX_SEARCH_LEN {
-                return Err(Error::validation(
-                    "filter.search",
-                    format!("at most {MAX_SEARCH_LEN} characters"),
-                ));
-            }
+        if let Some(s) = &self.search
+            && s.chars().count() > MAX_SEARCH_LEN
+        {
+            return Err(Error::validation(
+                "filter.search",
+                format!("at most {MAX_SEARCH_LEN} characters"),
+            ));
         }
         Ok(())
     }

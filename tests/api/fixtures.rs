@@ -48,7 +48,7 @@ pub fn product(f: &Fixture, i: usize, status: product::Status) -> NewProduct {
         status,
         rebate_rate: Rate::from_bp(500 + (i as i32 % 4) * 500),
         team_rebate_rate: Rate::from_bp(100),
-        membership_activity: i % 10 == 0,
+        membership_activity: i.is_multiple_of(10),
         sales_count: (i as i64 * 7) % 10,
         created_at: base_time(),
         published_at: (status != product::Status::InCuration)
