@@ -4,17 +4,23 @@
 //! - [`money`]: `Money` (exact CNY, stored as integer fen) and `Rate` (stored as basis points).
 //! - [`category`], [`merchant`], [`brand`], [`product`], [`sku`], [`product_image`],
 //!   [`product_tag`]: the catalog tables.
+//! - [`member`], [`binding`], [`member_ancestor`], [`team_counter`]: members, their binding
+//!   history, the team closure table and its counters.
 //!
 //! Entities carry no GraphQL derives and no business rules: the API wraps them in its own
 //! types, and the service layer owns the rules.
 
+pub mod binding;
 pub mod brand;
 pub mod category;
+pub mod member;
+pub mod member_ancestor;
 pub mod merchant;
 pub mod money;
 pub mod product;
 pub mod product_image;
 pub mod product_tag;
 pub mod sku;
+pub mod team_counter;
 
 pub use money::{Money, Rate};

@@ -7,11 +7,15 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_catalog;
+mod m20261125_000002_members;
 
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_catalog::Migration)]
+        vec![
+            Box::new(m20261125_000001_catalog::Migration),
+            Box::new(m20261125_000002_members::Migration),
+        ]
     }
 }

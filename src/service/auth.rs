@@ -1,0 +1,163 @@
+//! Passwords, tokens and the viewer a request acts as.
+//!
+//! Passwords are hashed with argon2id (m = 19 MiB, t = 2, p = 1) on the blocking pool: a hash
+//! takes tens of milliseconds of CPU and must not stall the async workers. Tokens are HS256
+//! JWTs whose `exp`, `iss`, `aud` and `sub` are required, and which carry the member's token
+//! version: bumping it (password change, freeze) kills every older token.
+
+use std::sync::OnceLock;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use chrono::{DateTime, Duration, Utc};
+use entity::member;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use sea_orm::{ConnectionTrait, EntityTrait};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::Secret;
+use crate::error::{Error, Result};
+
+pub const ISSUER: &str = "pushhand";
+pub const AUDIENCE: &str = "pushhand-api";
+
+fn argon2() -> Result<Argon2<'static>> {
+    let params = Params::new(19 * 1024, 2, 1, None).map_err(|e| Error::internal(anyhow::anyhow!("argon2 params: {e}")))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(Error::internal)?
+}
+
+/// The argon2id PHC string of `password`, computed off the async workers.
+pub async fn hash_password(password: String) -> Result<String> {
+    blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        argon2()?
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| Error::internal(anyhow::anyhow!("hashing: {e}")))
+    })
+    .await
+}
+
+/// Whether `password` matches `hash`, checked off the async workers. With no hash (unknown
+/// account) a dummy hash is checked instead, so that the response time does not tell
+/// whether an account exists.
+pub async fn verify_password(password: String, hash: Option<String>) -> Result<bool> {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    let hash = match hash {
+        Some(h) => h,
+        None => match DUMMY.get() {
+            Some(d) => d.clone(),
+            None => {
+                let d = hash_password(Uuid::now_v7().to_string()).await?;
+                DUMMY.get_or_init(|| d).clone()
+            }
+        },
+    };
+    blocking(move || {
+        let parsed = PasswordHash::new(&hash).map_err(|e| Error::internal(anyhow::anyhow!("stored hash: {e}")))?;
+        Ok(argon2()?.verify_password(password.as_bytes(), &parsed).is_ok())
+    })
+    .await
+}
+
+/// What a member token says.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    /// The member's id.
+    pub sub: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub iss: String,
+    pub aud: String,
+    /// The member's token version when the token was issued.
+    pub ver: i32,
+}
+
+/// A signed token for `member`, valid for `ttl` from `now`.
+pub fn issue_token(secret: &Secret, member: &member::Model, now: DateTime<Utc>, ttl: Duration) -> Result<String> {
+    let claims = Claims {
+        sub: member.id.to_string(),
+        exp: (now + ttl).timestamp(),
+        iat: now.timestamp(),
+        iss: ISSUER.into(),
+        aud: AUDIENCE.into(),
+        ver: member.token_version,
+    };
+    jsonwebtoken::encode(
+        &Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.expose().as_bytes()),
+    )
+    .map_err(Error::internal)
+}
+
+/// Checks signature (HS256 only: `alg: none` and every other algorithm are refused),
+/// expiry, issuer, audience and subject.
+pub fn decode_token(secret: &Secret, token: &str) -> Result<Claims> {
+    let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&[AUDIENCE]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.leeway = 5;
+    jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret.expose().as_bytes()), &validation)
+        .map(|d| d.claims)
+        .map_err(|_| Error::Unauthenticated)
+}
+
+/// Who is making a request.
+#[derive(Clone, Debug)]
+pub enum Viewer {
+    /// No credentials.
+    Anonymous,
+    /// A valid token of an existing member with the current token version.
+    Member(Box<member::Model>),
+    /// Credentials were sent but are invalid, expired or revoked: anything that needs a
+    /// member answers `UNAUTHENTICATED`, and `me` too (rather than null, which would read as
+    /// "signed out" to a client that believes it is signed in).
+    Rejected,
+}
+
+impl Viewer {
+    pub fn member(&self) -> Result<&member::Model> {
+        match self {
+            Viewer::Member(m) => Ok(m),
+            _ => Err(Error::Unauthenticated),
+        }
+    }
+
+    /// The member, who must hold staff role `role` (admins hold every staff role).
+    pub fn staff(&self, role: member::StaffRole) -> Result<&member::Model> {
+        let m = self.member()?;
+        match m.staff_role {
+            Some(r) if r == role || r == member::StaffRole::Admin => Ok(m),
+            _ => Err(Error::Forbidden(format!("requires the {role:?} role").to_uppercase().into())),
+        }
+    }
+
+    pub fn admin(&self) -> Result<&member::Model> {
+        self.staff(member::StaffRole::Admin)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.admin().is_ok()
+    }
+}
+
+/// Resolves the `Authorization` header value into a viewer: one primary-key read when a
+/// token is present, none otherwise.
+pub async fn authenticate(db: &impl ConnectionTrait, secret: &Secret, authorization: Option<&str>) -> Result<Viewer> {
+    let Some(value) = authorization else { return Ok(Viewer::Anonymous) };
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).unwrap_or(value).trim();
+    let Ok(claims) = decode_token(secret, token) else { return Ok(Viewer::Rejected) };
+    let Ok(id) = Uuid::try_parse(&claims.sub) else { return Ok(Viewer::Rejected) };
+    match member::Entity::find_by_id(id).one(db).await? {
+        Some(m) if m.token_version == claims.ver => Ok(Viewer::Member(Box::new(m))),
+        _ => Ok(Viewer::Rejected),
+    }
+}

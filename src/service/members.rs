@@ -1,0 +1,474 @@
+//! Accounts and membership: registration (plain, by invite code, by partner link), login,
+//! password changes, partner applications, freezing, admin re-binding, and the staff
+//! accounts the CLI creates.
+//!
+//! Input is parsed once into [`Email`], [`Phone`], [`Password`] and [`DisplayName`]; taken
+//! emails and phones are decided by the database's unique constraints, never by a
+//! check-then-insert.
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{binding, member};
+use rand::Rng;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::auth::{hash_password, verify_password};
+use super::hierarchy::{self, NewBinding};
+use crate::error::{Error, Result};
+
+/// Crockford's base32 alphabet: no I, L, O or U, so codes survive being read aloud or typed
+/// from a screenshot. Input is normalised (I and L read as 1, O as 0).
+const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// 8 symbols × 5 bits = 40 bits of randomness per invite code.
+pub const INVITE_CODE_LEN: usize = 8;
+/// Partner links are longer-lived and shared more widely: 10 symbols, 50 bits.
+pub const PARTNER_LINK_LEN: usize = 10;
+
+fn random_code(len: usize) -> String {
+    let mut rng = rand::rng();
+    (0..len).map(|_| CODE_ALPHABET[rng.random_range(0..32)] as char).collect()
+}
+
+/// Upper-cases and maps look-alikes; `None` when it cannot be a code of `len` symbols.
+pub fn normalise_code(raw: &str, len: usize) -> Option<String> {
+    let code: String = raw
+        .trim()
+        .chars()
+        .filter(|c| *c != '-' && *c != ' ')
+        .map(|c| match c.to_ascii_uppercase() {
+            'I' | 'L' => '1',
+            'O' => '0',
+            other => other,
+        })
+        .collect();
+    (code.len() == len && code.bytes().all(|b| CODE_ALPHABET.contains(&b))).then_some(code)
+}
+
+/// A lower-cased email address of plausible shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Email> {
+        let s = raw.trim().to_lowercase();
+        let bad = || Error::validation("email", "not a valid email address");
+        let (local, domain) = s.split_once('@').ok_or_else(bad)?;
+        let ok = !local.is_empty()
+            && local.len() <= 64
+            && s.len() <= 254
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains('@')
+            && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+        ok.then_some(Email(s)).ok_or_else(bad)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A phone number in E.164 form: an 11-digit Chinese mobile (`13812345678`) becomes
+/// `+8613812345678`; other numbers must be E.164 already (`+` and 8–15 digits).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Phone(String);
+
+impl Phone {
+    pub fn parse(raw: &str) -> Result<Phone> {
+        let s: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')')).collect();
+        let bad = || Error::validation("phone", "not a Chinese mobile number (11 digits) or an E.164 number");
+        if s.len() == 11 && s.starts_with('1') && s.bytes().all(|b| b.is_ascii_digit()) {
+            let second = s.as_bytes()[1];
+            return (b'3'..=b'9').contains(&second).then(|| Phone(format!("+86{s}"))).ok_or_else(bad);
+        }
+        let digits = s.strip_prefix('+').ok_or_else(bad)?;
+        let ok = (8..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        ok.then(|| Phone(s.clone())).ok_or_else(bad)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password of 10 to 128 characters (the upper bound caps hashing work).
+pub struct Password(String);
+
+impl Password {
+    pub fn parse(raw: &str, field: &'static str) -> Result<Password> {
+        match raw.chars().count() {
+            n if n < 10 => Err(Error::validation(field, "must be at least 10 characters")),
+            n if n > 128 => Err(Error::validation(field, "must be at most 128 characters")),
+            _ => Ok(Password(raw.to_owned())),
+        }
+    }
+}
+
+/// A display name of 1 to 64 characters after trimming.
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(raw: &str) -> Result<DisplayName> {
+        let s = raw.trim();
+        match s.chars().count() {
+            0 => Err(Error::validation("displayName", "must not be empty")),
+            n if n > 64 => Err(Error::validation("displayName", "must be at most 64 characters")),
+            _ if s.chars().any(char::is_control) => Err(Error::validation("displayName", "must not contain control characters")),
+            _ => Ok(DisplayName(s.to_owned())),
+        }
+    }
+}
+
+/// What `register` receives, as typed by the client.
+#[derive(Default)]
+pub struct Registration {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub password: String,
+    pub display_name: String,
+    pub invite_code: Option<String>,
+    pub partner_link_code: Option<String>,
+}
+
+/// Turns a unique violation on `members` into the error naming the taken field.
+fn taken(err: sea_orm::DbErr) -> Error {
+    if let Some(sea_orm::SqlErr::UniqueConstraintViolation(msg)) = err.sql_err() {
+        let msg = msg.to_lowercase();
+        if msg.contains("email") {
+            return Error::rule("EMAIL_TAKEN", "this email is already registered");
+        }
+        if msg.contains("phone") {
+            return Error::rule("PHONE_TAKEN", "this phone number is already registered");
+        }
+        if msg.contains("invite_code") || msg.contains("partner_link_code") {
+            return Error::rule("TRY_AGAIN", "a code collision occurred; please retry");
+        }
+    }
+    err.into()
+}
+
+fn invalid_invite() -> Error {
+    Error::rule("INVALID_INVITE_CODE", "this invite code is not valid")
+}
+
+fn invalid_partner_link() -> Error {
+    Error::rule("INVALID_PARTNER_LINK", "this partner link is not valid")
+}
+
+/// Registers a member. With an invite code: a push-hand bound permanently to the code's
+/// owner. With a partner link: a buyer bound to the partner for `partner_binding_days`.
+/// Otherwise a buyer with no upline.
+pub async fn register(
+    db: &DatabaseConnection,
+    input: Registration,
+    partner_binding_days: u32,
+    now: DateTime<Utc>,
+) -> Result<member::Model> {
+    let email = input.email.as_deref().filter(|s| !s.trim().is_empty()).map(Email::parse).transpose()?;
+    let phone = input.phone.as_deref().filter(|s| !s.trim().is_empty()).map(Phone::parse).transpose()?;
+    if email.is_none() && phone.is_none() {
+        return Err(Error::validation("email", "an email or a phone number is required"));
+    }
+    let password = Password::parse(&input.password, "password")?;
+    let display_name = DisplayName::parse(&input.display_name)?;
+    let invite = input.invite_code.as_deref().filter(|s| !s.trim().is_empty());
+    let link = input.partner_link_code.as_deref().filter(|s| !s.trim().is_empty());
+    if invite.is_some() && link.is_some() {
+        return Err(Error::validation("partnerLinkCode", "give an invite code or a partner link, not both"));
+    }
+    let invite = invite.map(|c| normalise_code(c, INVITE_CODE_LEN).ok_or_else(invalid_invite)).transpose()?;
+    let link = link.map(|c| normalise_code(c, PARTNER_LINK_LEN).ok_or_else(invalid_partner_link)).transpose()?;
+    let password_hash = hash_password(password.0).await?;
+
+    let txn = db.begin().await?;
+    let (tier, binding) = if let Some(code) = invite {
+        let owner = member::Entity::find()
+            .filter(member::Column::InviteCode.eq(code))
+            .one(&txn)
+            .await?
+            .filter(|m| m.frozen_at.is_none() && m.tier != member::Tier::Buyer)
+            .ok_or_else(invalid_invite)?;
+        (member::Tier::PushHand, Some((owner.id, binding::Kind::InviteCode, None)))
+    } else if let Some(code) = link {
+        let partner = member::Entity::find()
+            .filter(member::Column::PartnerLinkCode.eq(code))
+            .one(&txn)
+            .await?
+            .filter(|m| m.frozen_at.is_none() && m.tier == member::Tier::Partner)
+            .ok_or_else(invalid_partner_link)?;
+        let until = now + Duration::days(i64::from(partner_binding_days));
+        (member::Tier::Buyer, Some((partner.id, binding::Kind::PartnerLink, Some(until))))
+    } else {
+        (member::Tier::Buyer, None)
+    };
+    if binding.is_some() {
+        hierarchy::lock(&txn).await?;
+    }
+    let model = member::Model {
+        id: Uuid::now_v7(),
+        email: email.map(|e| e.0),
+        phone: phone.map(|p| p.0),
+        password_hash,
+        display_name: display_name.0,
+        tier,
+        staff_role: None,
+        invite_code: (tier != member::Tier::Buyer).then(|| random_code(INVITE_CODE_LEN)),
+        partner_link_code: None,
+        partner_application: None,
+        upline_id: None,
+        frozen_at: None,
+        frozen_reason: None,
+        token_version: 0,
+        created_at: now,
+    };
+    member::Entity::insert(member::ActiveModel::from(model.clone()))
+        .exec_without_returning(&txn)
+        .await
+        .map_err(taken)?;
+    let mut model = model;
+    if let Some((upline, kind, expires_at)) = binding {
+        hierarchy::attach(&txn, NewBinding { member: model.id, upline, kind, expires_at, created_by: None }, now).await?;
+        model.upline_id = Some(upline);
+    }
+    txn.commit().await?;
+    Ok(model)
+}
+
+/// The member with these credentials, or `INVALID_CREDENTIALS` (the same for an unknown
+/// account and a wrong password, and equally slow).
+pub async fn login(db: &impl ConnectionTrait, email: Option<&str>, phone: Option<&str>, password: &str) -> Result<member::Model> {
+    let found = match (email.filter(|s| !s.trim().is_empty()), phone.filter(|s| !s.trim().is_empty())) {
+        (Some(e), _) => match Email::parse(e) {
+            Ok(e) => member::Entity::find().filter(member::Column::Email.eq(e.0)).one(db).await?,
+            Err(_) => None,
+        },
+        (None, Some(p)) => match Phone::parse(p) {
+            Ok(p) => member::Entity::find().filter(member::Column::Phone.eq(p.0)).one(db).await?,
+            Err(_) => None,
+        },
+        (None, None) => return Err(Error::validation("email", "an email or a phone number is required")),
+    };
+    let ok = verify_password(password.to_owned(), found.as_ref().map(|m| m.password_hash.clone())).await?;
+    match found {
+        Some(m) if ok => Ok(m),
+        _ => Err(Error::rule("INVALID_CREDENTIALS", "wrong email, phone or password")),
+    }
+}
+
+/// Changes the password and revokes every token issued before.
+pub async fn change_password(db: &impl ConnectionTrait, member: &member::Model, old: &str, new: &str) -> Result<member::Model> {
+    let new = Password::parse(new, "newPassword")?;
+    if !verify_password(old.to_owned(), Some(member.password_hash.clone())).await? {
+        return Err(Error::rule("INVALID_CREDENTIALS", "the current password is wrong"));
+    }
+    let hash = hash_password(new.0).await?;
+    member::Entity::update_many()
+        .col_expr(member::Column::PasswordHash, Expr::value(hash))
+        .col_expr(member::Column::TokenVersion, Expr::col(member::Column::TokenVersion).add(1))
+        .filter(member::Column::Id.eq(member.id))
+        .exec(db)
+        .await?;
+    get(db, member.id).await
+}
+
+pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<member::Model> {
+    member::Entity::find_by_id(id).one(db).await?.ok_or_else(|| Error::not_found("member"))
+}
+
+/// A push-hand asks to become a partner; an admin decides.
+pub async fn apply_for_partner(db: &impl ConnectionTrait, member: &member::Model) -> Result<member::Model> {
+    if member.frozen_at.is_some() {
+        return Err(Error::rule("MEMBER_FROZEN", "this account is frozen"));
+    }
+    match (member.tier, member.partner_application) {
+        (member::Tier::Partner, _) => return Err(Error::rule("ALREADY_PARTNER", "already a partner")),
+        (member::Tier::Buyer, _) => return Err(Error::Forbidden("only push-hands can apply to become partners".into())),
+        (_, Some(member::PartnerApplication::Pending)) => {
+            return Err(Error::rule("APPLICATION_PENDING", "an application is already pending"));
+        }
+        _ => {}
+    }
+    member::Entity::update_many()
+        .col_expr(member::Column::PartnerApplication, Expr::value(member::PartnerApplication::Pending))
+        .filter(member::Column::Id.eq(member.id))
+        .exec(db)
+        .await?;
+    get(db, member.id).await
+}
+
+/// Admits a pending applicant as a partner, with a fresh partner link.
+pub async fn approve_partner(db: &impl ConnectionTrait, member_id: Uuid) -> Result<member::Model> {
+    let m = get(db, member_id).await?;
+    if m.partner_application != Some(member::PartnerApplication::Pending) {
+        return Err(Error::rule("NO_PENDING_APPLICATION", "this member has no pending partner application"));
+    }
+    member::Entity::update_many()
+        .col_expr(member::Column::Tier, Expr::value(member::Tier::Partner))
+        .col_expr(member::Column::PartnerApplication, Expr::value(member::PartnerApplication::Approved))
+        .col_expr(member::Column::PartnerLinkCode, Expr::value(random_code(PARTNER_LINK_LEN)))
+        .filter(member::Column::Id.eq(member_id))
+        .exec(db)
+        .await
+        .map_err(taken)?;
+    get(db, member_id).await
+}
+
+/// Turns a pending application down.
+pub async fn reject_partner(db: &impl ConnectionTrait, member_id: Uuid) -> Result<member::Model> {
+    let m = get(db, member_id).await?;
+    if m.partner_application != Some(member::PartnerApplication::Pending) {
+        return Err(Error::rule("NO_PENDING_APPLICATION", "this member has no pending partner application"));
+    }
+    member::Entity::update_many()
+        .col_expr(member::Column::PartnerApplication, Expr::value(member::PartnerApplication::Rejected))
+        .filter(member::Column::Id.eq(member_id))
+        .exec(db)
+        .await?;
+    get(db, member_id).await
+}
+
+/// Freezes (with a reason) or unfreezes a member. Freezing revokes its tokens; a frozen
+/// member's codes are refused and it earns and withdraws nothing.
+pub async fn set_frozen(db: &impl ConnectionTrait, member_id: Uuid, reason: Option<&str>, now: DateTime<Utc>) -> Result<member::Model> {
+    let m = get(db, member_id).await?;
+    let mut update = member::Entity::update_many().filter(member::Column::Id.eq(m.id));
+    match reason {
+        Some(reason) => {
+            let reason = reason.trim();
+            if reason.is_empty() || reason.chars().count() > 500 {
+                return Err(Error::validation("reason", "give a reason of 1 to 500 characters"));
+            }
+            update = update
+                .col_expr(member::Column::FrozenAt, Expr::value(now))
+                .col_expr(member::Column::FrozenReason, Expr::value(reason))
+                .col_expr(member::Column::TokenVersion, Expr::col(member::Column::TokenVersion).add(1));
+        }
+        None => {
+            update = update
+                .col_expr(member::Column::FrozenAt, Expr::value(Option::<DateTime<Utc>>::None))
+                .col_expr(member::Column::FrozenReason, Expr::value(Option::<String>::None));
+        }
+    }
+    update.exec(db).await?;
+    get(db, member_id).await
+}
+
+/// Admin: binds `member_id` under `upline_id` permanently, ending its current binding. The
+/// upline must be a push-hand or partner; no cycles.
+pub async fn rebind(db: &DatabaseConnection, admin: Uuid, member_id: Uuid, upline_id: Uuid, now: DateTime<Utc>) -> Result<member::Model> {
+    let txn = db.begin().await?;
+    hierarchy::lock(&txn).await?;
+    get(&txn, member_id).await?;
+    let upline = get(&txn, upline_id).await.map_err(|_| Error::not_found("upline"))?;
+    if upline.tier == member::Tier::Buyer {
+        return Err(Error::validation("uplineId", "the upline must be a push-hand or partner"));
+    }
+    if hierarchy::would_cycle(&txn, member_id, upline_id).await? {
+        return Err(Error::rule("BINDING_CYCLE", "a member cannot be bound to itself or into its own downline"));
+    }
+    hierarchy::lapse_if_expired(&txn, member_id, now).await?;
+    hierarchy::detach(&txn, member_id, binding::EndReason::Rebound, now).await?;
+    let new = NewBinding { member: member_id, upline: upline_id, kind: binding::Kind::AdminRebind, expires_at: None, created_by: Some(admin) };
+    hierarchy::attach(&txn, new, now).await?;
+    let m = get(&txn, member_id).await?;
+    txn.commit().await?;
+    Ok(m)
+}
+
+/// A signed-in member without an active upline follows another partner's exclusive link.
+pub async fn accept_partner_link(
+    db: &DatabaseConnection,
+    member_id: Uuid,
+    code: &str,
+    partner_binding_days: u32,
+    now: DateTime<Utc>,
+) -> Result<member::Model> {
+    let code = normalise_code(code, PARTNER_LINK_LEN).ok_or_else(invalid_partner_link)?;
+    let txn = db.begin().await?;
+    hierarchy::lock(&txn).await?;
+    let partner = member::Entity::find()
+        .filter(member::Column::PartnerLinkCode.eq(code))
+        .one(&txn)
+        .await?
+        .filter(|m| m.frozen_at.is_none() && m.tier == member::Tier::Partner)
+        .ok_or_else(invalid_partner_link)?;
+    hierarchy::lapse_if_expired(&txn, member_id, now).await?;
+    if hierarchy::active_binding(&txn, member_id, now).await?.is_some() {
+        return Err(Error::rule("ALREADY_BOUND", "you already have an upline"));
+    }
+    let until = now + Duration::days(i64::from(partner_binding_days));
+    let new = NewBinding { member: member_id, upline: partner.id, kind: binding::Kind::PartnerLink, expires_at: Some(until), created_by: None };
+    hierarchy::attach(&txn, new, now).await?;
+    let m = get(&txn, member_id).await?;
+    txn.commit().await?;
+    Ok(m)
+}
+
+/// The roles `pushhand create-user` can grant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CliRole {
+    Admin,
+    Curator,
+    Merchant,
+    Partner,
+    PushHand,
+}
+
+/// Creates a staff account or a founding push-hand / partner (who have nobody to invite
+/// them). An existing email is `EMAIL_TAKEN`.
+pub async fn create_user(
+    db: &DatabaseConnection,
+    email: &str,
+    password: &str,
+    role: CliRole,
+    display_name: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<member::Model> {
+    let email = Email::parse(email)?;
+    let password = Password::parse(password, "password")?;
+    let display_name = DisplayName::parse(display_name.unwrap_or_else(|| email.as_str().split('@').next().unwrap_or("member")))?;
+    let (tier, staff_role) = match role {
+        CliRole::Admin => (member::Tier::Buyer, Some(member::StaffRole::Admin)),
+        CliRole::Curator => (member::Tier::Buyer, Some(member::StaffRole::Curator)),
+        CliRole::Merchant => (member::Tier::Buyer, Some(member::StaffRole::Merchant)),
+        CliRole::Partner => (member::Tier::Partner, None),
+        CliRole::PushHand => (member::Tier::PushHand, None),
+    };
+    let model = member::Model {
+        id: Uuid::now_v7(),
+        email: Some(email.0),
+        phone: None,
+        password_hash: hash_password(password.0).await?,
+        display_name: display_name.0,
+        tier,
+        staff_role,
+        invite_code: (tier != member::Tier::Buyer).then(|| random_code(INVITE_CODE_LEN)),
+        partner_link_code: (tier == member::Tier::Partner).then(|| random_code(PARTNER_LINK_LEN)),
+        partner_application: (tier == member::Tier::Partner).then_some(member::PartnerApplication::Approved),
+        upline_id: None,
+        frozen_at: None,
+        frozen_reason: None,
+        token_version: 0,
+        created_at: now,
+    };
+    member::Entity::insert(member::ActiveModel::from(model.clone()))
+        .exec_without_returning(db)
+        .await
+        .map_err(taken)?;
+    Ok(model)
+}
+
+/// Binding history of a member, newest first.
+pub async fn bindings_of(db: &impl ConnectionTrait, member_id: Uuid) -> Result<Vec<binding::Model>> {
+    use sea_orm::QueryOrder;
+    Ok(binding::Entity::find()
+        .filter(binding::Column::MemberId.eq(member_id))
+        .order_by_desc(binding::Column::StartsAt)
+        .order_by_desc(binding::Column::Id)
+        .all(db)
+        .await?)
+}
