@@ -11,6 +11,8 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, Environment};
 use crate::metrics::Metrics;
+use crate::ratelimit::FailureLimiter;
+use crate::service::{Clock, SystemClock, hierarchy};
 use crate::state::AppState;
 use crate::{db, graphql, http, seed, service};
 
@@ -24,6 +26,11 @@ impl App {
     /// Checks the configuration, connects and migrates the database, seeds the demo catalog
     /// into an empty development database (when enabled), and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        App::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`App::build`] with the clock every rule reads (tests pass a [`crate::service::ManualClock`]).
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         config.validate()?;
         let jwt_secret = config.resolve_jwt_secret()?;
         let metrics = Metrics::new();
@@ -50,12 +57,15 @@ impl App {
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("binding {}", config.bind_addr))?;
+        let config_failures = config.auth_failures_per_minute;
         let state = AppState {
             db,
             config: Arc::new(config),
             redis,
             metrics,
             jwt_secret,
+            clock,
+            failures: Arc::new(FailureLimiter::new(config_failures)),
         };
         let schema = graphql::build(state.clone());
         let router = http::router(state.clone(), schema);
@@ -75,15 +85,42 @@ impl App {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish. Runs the
+    /// periodic jobs (binding expiry, limiter pruning) beside the server.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")
+        let jobs = tokio::spawn(periodic_jobs(self.state.clone()));
+        let served = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP");
+        jobs.abort();
+        served
+    }
+}
+
+/// How often the periodic jobs run.
+const JOB_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Background upkeep: lapsing expired partner bindings and pruning the rate limiter. Each
+/// job is idempotent and safe with several instances running it.
+async fn periodic_jobs(state: AppState) {
+    let mut tick = tokio::time::interval(JOB_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match hierarchy::expire_bindings(&state.db, state.clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(ended = n, "partner bindings lapsed"),
+            Err(e) => tracing::warn!(error = ?e, "binding expiry failed; will retry"),
+        }
+        state.failures.prune();
     }
 }
 

@@ -106,6 +106,24 @@ pub struct Config {
     )]
     pub db_acquire_timeout_ms: u64,
 
+    /// Lifetime of member tokens, in hours.
+    #[arg(
+        long,
+        env = "PUSHHAND_TOKEN_TTL_HOURS",
+        default_value_t = 24,
+        global = true
+    )]
+    pub token_ttl_hours: u32,
+
+    /// Failed logins or codes per minute allowed from one client before `RATE_LIMITED`.
+    #[arg(
+        long,
+        env = "PUSHHAND_AUTH_FAILURES_PER_MINUTE",
+        default_value_t = 5,
+        global = true
+    )]
+    pub auth_failures_per_minute: u32,
+
     /// Log format: `text` or `json`.
     #[arg(
         long,

@@ -15,6 +15,7 @@
 //! - [`service`]: the business rules, one module per domain; no GraphQL in sight.
 //! - [`db`]: pool set-up, statement counting, migrations.
 //! - [`metrics`]: the instance's Prometheus registry.
+//! - [`ratelimit`]: per-client limits on failed credential attempts.
 //! - [`seed`]: the deterministic demo catalog.
 //! - [`telemetry`]: structured logs.
 
@@ -25,6 +26,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+pub mod ratelimit;
 pub mod seed;
 pub mod service;
 pub mod state;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use pushhand::service::{self, members};
 use pushhand::{app, config::Config, db, graphql, metrics::Metrics, seed, telemetry};
 
 #[derive(Parser)]
@@ -28,12 +29,47 @@ enum Command {
     Migrate,
     /// Write the demo catalog (idempotent: a second run adds nothing).
     Seed,
+    /// Create a staff account or a founding push-hand / partner (who have nobody to invite
+    /// them). Exits with status 1 if the email is taken.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+        /// ADMIN, CURATOR, MERCHANT, PARTNER or PUSH_HAND.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
     /// Print the GraphQL schema (SDL) or write it to a file.
     ExportSchema {
         /// Write here instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+enum RoleArg {
+    Admin,
+    Curator,
+    Merchant,
+    Partner,
+    PushHand,
+}
+
+impl From<RoleArg> for members::CliRole {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Admin => members::CliRole::Admin,
+            RoleArg::Curator => members::CliRole::Curator,
+            RoleArg::Merchant => members::CliRole::Merchant,
+            RoleArg::Partner => members::CliRole::Partner,
+            RoleArg::PushHand => members::CliRole::PushHand,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -89,6 +125,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     report.skus,
                     started.elapsed().as_secs_f64()
                 );
+            }
+            Ok(())
+        }
+        Command::CreateUser {
+            email,
+            password,
+            role,
+            display_name,
+        } => {
+            config.validate()?;
+            let conn = db::connect(&config, &Metrics::new()).await?;
+            db::migrate(&conn).await?;
+            let m = members::create_user(
+                &conn,
+                &email,
+                &password,
+                role.into(),
+                display_name.as_deref(),
+                service::now(),
+            )
+            .await?;
+            println!("created member {} ({})", m.id, email);
+            if let Some(code) = &m.invite_code {
+                println!("invite code: {code}");
+            }
+            if let Some(code) = &m.partner_link_code {
+                println!("partner link code: {code}");
             }
             Ok(())
         }

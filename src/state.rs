@@ -7,6 +7,8 @@ use sea_orm::DatabaseConnection;
 
 use crate::config::{Config, Secret};
 use crate::metrics::Metrics;
+use crate::ratelimit::FailureLimiter;
+use crate::service::Clock;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -19,4 +21,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Key that signs and verifies member tokens.
     pub jwt_secret: Secret,
+    /// Where every rule reads the time; tests substitute a clock they can move.
+    pub clock: Arc<dyn Clock>,
+    /// Failed credential attempts per client.
+    pub failures: Arc<FailureLimiter>,
 }

@@ -28,7 +28,11 @@ impl MigrationTrait for Migration {
                     .col(string_len_null("frozen_reason", 500))
                     .col(integer("token_version").default(0))
                     .col(timestamp_with_time_zone("created_at"))
-                    .check(Expr::col("email").is_not_null().or(Expr::col("phone").is_not_null()))
+                    .check(
+                        Expr::col("email")
+                            .is_not_null()
+                            .or(Expr::col("phone").is_not_null()),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_members_upline_id")
@@ -111,7 +115,12 @@ impl MigrationTrait for Migration {
                     .col(small_integer("depth").check(Expr::col("depth").between(1, 3)))
                     .col(uuid("descendant_id"))
                     .col(timestamp_with_time_zone("since"))
-                    .primary_key(Index::create().col("ancestor_id").col("depth").col("descendant_id"))
+                    .primary_key(
+                        Index::create()
+                            .col("ancestor_id")
+                            .col("depth")
+                            .col("descendant_id"),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -147,7 +156,12 @@ impl MigrationTrait for Migration {
                     .col(small_integer("depth"))
                     .col(string_len("period", 7))
                     .col(big_integer("members"))
-                    .primary_key(Index::create().col("ancestor_id").col("depth").col("period"))
+                    .primary_key(
+                        Index::create()
+                            .col("ancestor_id")
+                            .col("depth")
+                            .col("period"),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -170,8 +184,16 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in ["write_locks", "team_counters", "member_ancestors", "bindings", "members"] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+        for table in [
+            "write_locks",
+            "team_counters",
+            "member_ancestors",
+            "bindings",
+            "members",
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -18,15 +18,17 @@ pub enum Kind {
     Brand,
     Category,
     Merchant,
+    Member,
 }
 
 impl Kind {
-    const ALL: [Kind; 5] = [
+    const ALL: [Kind; 6] = [
         Kind::Product,
         Kind::Sku,
         Kind::Brand,
         Kind::Category,
         Kind::Merchant,
+        Kind::Member,
     ];
 
     fn name(self) -> &'static str {
@@ -36,6 +38,7 @@ impl Kind {
             Kind::Brand => "Brand",
             Kind::Category => "Category",
             Kind::Merchant => "Merchant",
+            Kind::Member => "Member",
         }
     }
 }

@@ -7,30 +7,42 @@
 pub mod catalog;
 pub mod ids;
 pub mod loaders;
+pub mod members;
 pub mod metrics_ext;
 pub mod node;
 pub mod scalars;
 
 use std::sync::Arc;
 
-use async_graphql::{
-    EmptyMutation, EmptySubscription, ErrorExtensions, MergedObject, SDLExportOptions, Schema,
-};
+use async_graphql::{EmptySubscription, ErrorExtensions, MergedObject, SDLExportOptions, Schema};
 
 use crate::error::Error;
+use crate::service::auth::Viewer;
 use crate::state::AppState;
 
 /// The root query, merged from the per-domain query objects.
 #[derive(MergedObject, Default)]
-pub struct Query(node::NodeQuery, catalog::CatalogQuery);
+pub struct Query(
+    node::NodeQuery,
+    catalog::CatalogQuery,
+    members::MembersQuery,
+);
 
-pub type AppSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+/// The root mutation, merged from the per-domain mutation objects.
+#[derive(MergedObject, Default)]
+pub struct Mutation(members::MembersMutation);
+
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The client's address, put into each request by the HTTP layer (rate limits key on it).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub std::net::IpAddr);
 
 /// The schema with everything a request needs; add per-request data (loaders, viewer) to
 /// each `async_graphql::Request`.
 pub fn build(state: AppState) -> AppSchema {
     let metrics = state.metrics.clone();
-    Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(state)
         .extension(metrics_ext::RequestMetrics(metrics))
         .finish()
@@ -39,7 +51,7 @@ pub fn build(state: AppState) -> AppSchema {
 /// The SDL clients consume, with fields, arguments and enum values sorted so that the file
 /// diffs cleanly. `schema.graphql` at the repository root is this text.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .finish()
         .sdl_with_options(
             SDLExportOptions::new()
@@ -47,6 +59,19 @@ pub fn sdl() -> String {
                 .sorted_arguments()
                 .sorted_enum_items(),
         )
+}
+
+/// The viewer of the request (anonymous unless the HTTP layer authenticated someone).
+pub(crate) fn viewer<'a>(ctx: &async_graphql::Context<'a>) -> async_graphql::Result<&'a Viewer> {
+    static ANONYMOUS: Viewer = Viewer::Anonymous;
+    Ok(ctx.data_opt::<Viewer>().unwrap_or(&ANONYMOUS))
+}
+
+/// The client's IP address (loopback when the request did not come over HTTP).
+pub(crate) fn client_addr(ctx: &async_graphql::Context<'_>) -> std::net::IpAddr {
+    ctx.data_opt::<ClientAddr>()
+        .map(|c| c.0)
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
 }
 
 /// The app state, from a resolver's context.

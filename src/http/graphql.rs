@@ -5,24 +5,59 @@ use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::HttpState;
-use crate::graphql::{loaders, metrics_ext::operation_type};
+use crate::graphql::{ClientAddr, loaders, metrics_ext::operation_type, to_graphql};
+use crate::service::auth;
 
-/// Runs one GraphQL request with fresh per-request data (loaders).
-async fn execute(state: &HttpState, req: async_graphql::Request) -> GraphQLResponse {
-    let req = req.data(loaders::for_request(&state.app.db));
-    state.schema.execute(req).await.into()
+/// Runs one GraphQL request with fresh per-request data: loaders, the viewer its
+/// `Authorization` header names, and the client's address.
+async fn execute(
+    state: &HttpState,
+    headers: &HeaderMap,
+    client: SocketAddr,
+    req: async_graphql::Request,
+) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let viewer = match auth::authenticate(&state.app.db, &state.app.jwt_secret, authorization).await
+    {
+        Ok(v) => v,
+        Err(e) => {
+            let resp = async_graphql::Response::from_errors(vec![
+                to_graphql(&e).into_server_error(Default::default()),
+            ]);
+            return GraphQLResponse::from(resp).into_response();
+        }
+    };
+    let req = req
+        .data(loaders::for_request(&state.app.db))
+        .data(viewer)
+        .data(ClientAddr(client.ip()));
+    GraphQLResponse::from(state.schema.execute(req).await).into_response()
 }
 
-pub async fn post(State(state): State<HttpState>, req: GraphQLRequest) -> GraphQLResponse {
-    execute(&state, req.into_inner()).await
+pub async fn post(
+    State(state): State<HttpState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    req: GraphQLRequest,
+) -> Response {
+    execute(&state, &headers, client, req.into_inner()).await
 }
 
-pub async fn get(State(state): State<HttpState>, req: GraphQLRequest) -> Response {
+pub async fn get(
+    State(state): State<HttpState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    req: GraphQLRequest,
+) -> Response {
     let req = req.into_inner();
     // Documents that do not parse go on to execution, which reports the syntax error.
     if let Ok(doc) = async_graphql::parser::parse_query(&req.query) {
@@ -43,7 +78,7 @@ pub async fn get(State(state): State<HttpState>, req: GraphQLRequest) -> Respons
             }
         }
     }
-    execute(&state, req).await.into_response()
+    execute(&state, &headers, client, req).await
 }
 
 pub async fn graphiql() -> Html<String> {

@@ -24,12 +24,15 @@ pub const ISSUER: &str = "pushhand";
 pub const AUDIENCE: &str = "pushhand-api";
 
 fn argon2() -> Result<Argon2<'static>> {
-    let params = Params::new(19 * 1024, 2, 1, None).map_err(|e| Error::internal(anyhow::anyhow!("argon2 params: {e}")))?;
+    let params = Params::new(19 * 1024, 2, 1, None)
+        .map_err(|e| Error::internal(anyhow::anyhow!("argon2 params: {e}")))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(Error::internal)?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(Error::internal)?
 }
 
 /// The argon2id PHC string of `password`, computed off the async workers.
@@ -60,8 +63,11 @@ pub async fn verify_password(password: String, hash: Option<String>) -> Result<b
         },
     };
     blocking(move || {
-        let parsed = PasswordHash::new(&hash).map_err(|e| Error::internal(anyhow::anyhow!("stored hash: {e}")))?;
-        Ok(argon2()?.verify_password(password.as_bytes(), &parsed).is_ok())
+        let parsed = PasswordHash::new(&hash)
+            .map_err(|e| Error::internal(anyhow::anyhow!("stored hash: {e}")))?;
+        Ok(argon2()?
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
     })
     .await
 }
@@ -80,7 +86,12 @@ pub struct Claims {
 }
 
 /// A signed token for `member`, valid for `ttl` from `now`.
-pub fn issue_token(secret: &Secret, member: &member::Model, now: DateTime<Utc>, ttl: Duration) -> Result<String> {
+pub fn issue_token(
+    secret: &Secret,
+    member: &member::Model,
+    now: DateTime<Utc>,
+    ttl: Duration,
+) -> Result<String> {
     let claims = Claims {
         sub: member.id.to_string(),
         exp: (now + ttl).timestamp(),
@@ -105,9 +116,13 @@ pub fn decode_token(secret: &Secret, token: &str) -> Result<Claims> {
     validation.set_audience(&[AUDIENCE]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     validation.leeway = 5;
-    jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret.expose().as_bytes()), &validation)
-        .map(|d| d.claims)
-        .map_err(|_| Error::Unauthenticated)
+    jsonwebtoken::decode::<Claims>(
+        token,
+        &DecodingKey::from_secret(secret.expose().as_bytes()),
+        &validation,
+    )
+    .map(|d| d.claims)
+    .map_err(|_| Error::Unauthenticated)
 }
 
 /// Who is making a request.
@@ -136,7 +151,9 @@ impl Viewer {
         let m = self.member()?;
         match m.staff_role {
             Some(r) if r == role || r == member::StaffRole::Admin => Ok(m),
-            _ => Err(Error::Forbidden(format!("requires the {role:?} role").to_uppercase().into())),
+            _ => Err(Error::Forbidden(
+                format!("requires the {role:?} role").to_uppercase().into(),
+            )),
         }
     }
 
@@ -151,11 +168,25 @@ impl Viewer {
 
 /// Resolves the `Authorization` header value into a viewer: one primary-key read when a
 /// token is present, none otherwise.
-pub async fn authenticate(db: &impl ConnectionTrait, secret: &Secret, authorization: Option<&str>) -> Result<Viewer> {
-    let Some(value) = authorization else { return Ok(Viewer::Anonymous) };
-    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).unwrap_or(value).trim();
-    let Ok(claims) = decode_token(secret, token) else { return Ok(Viewer::Rejected) };
-    let Ok(id) = Uuid::try_parse(&claims.sub) else { return Ok(Viewer::Rejected) };
+pub async fn authenticate(
+    db: &impl ConnectionTrait,
+    secret: &Secret,
+    authorization: Option<&str>,
+) -> Result<Viewer> {
+    let Some(value) = authorization else {
+        return Ok(Viewer::Anonymous);
+    };
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .unwrap_or(value)
+        .trim();
+    let Ok(claims) = decode_token(secret, token) else {
+        return Ok(Viewer::Rejected);
+    };
+    let Ok(id) = Uuid::try_parse(&claims.sub) else {
+        return Ok(Viewer::Rejected);
+    };
     match member::Entity::find_by_id(id).one(db).await? {
         Some(m) if m.token_version == claims.ver => Ok(Viewer::Member(Box::new(m))),
         _ => Ok(Viewer::Rejected),

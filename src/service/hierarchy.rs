@@ -19,8 +19,8 @@ use chrono::{DateTime, Datelike, Utc};
 use entity::{binding, member, member_ancestor, team_counter};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QuerySelect, Statement, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QuerySelect, Statement, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -57,9 +57,17 @@ pub async fn would_cycle(db: &impl ConnectionTrait, member: Uuid, upline: Uuid) 
                  SELECT m.upline_id, up.n + 1 FROM members m JOIN up ON m.id = up.id \
                  WHERE up.id IS NOT NULL AND up.n < 10000 \
                ) SELECT COUNT(*) AS hits FROM up WHERE id = $2";
-    let sql = if backend == DbBackend::Sqlite { sql.replace('$', "?") } else { sql.to_owned() };
+    let sql = if backend == DbBackend::Sqlite {
+        sql.replace('$', "?")
+    } else {
+        sql.to_owned()
+    };
     let row = db
-        .query_one_raw(Statement::from_sql_and_values(backend, sql, [upline.into(), member.into()]))
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [upline.into(), member.into()],
+        ))
         .await?
         .ok_or_else(|| Error::internal(anyhow::anyhow!("cycle check returned no row")))?;
     let hits: i64 = row.try_get("", "hits")?;
@@ -68,7 +76,11 @@ pub async fn would_cycle(db: &impl ConnectionTrait, member: Uuid, upline: Uuid) 
 
 /// The member's active binding at `now`, if any. A binding past its expiry is not active even
 /// before the expiry job has ended it.
-pub async fn active_binding(db: &impl ConnectionTrait, member: Uuid, now: DateTime<Utc>) -> Result<Option<binding::Model>> {
+pub async fn active_binding(
+    db: &impl ConnectionTrait,
+    member: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<binding::Model>> {
     let found = binding::Entity::find()
         .filter(binding::Column::MemberId.eq(member))
         .filter(binding::Column::EndedAt.is_null())
@@ -106,7 +118,10 @@ async fn subtree(db: &impl ConnectionTrait, member: Uuid) -> Result<Vec<(Uuid, i
 }
 
 /// Adds `delta` members to each (ancestor, depth, period) counter.
-async fn bump_counters(db: &impl ConnectionTrait, deltas: HashMap<(Uuid, i16, String), i64>) -> Result<()> {
+async fn bump_counters(
+    db: &impl ConnectionTrait,
+    deltas: HashMap<(Uuid, i16, String), i64>,
+) -> Result<()> {
     for ((ancestor, depth, period), delta) in deltas {
         if delta == 0 {
             continue;
@@ -146,9 +161,16 @@ pub struct NewBinding {
 
 /// Binds `b.member` (and its downline) under `b.upline`. Call inside a transaction that
 /// took [`lock`]; the member must have no active binding.
-pub async fn attach(txn: &impl ConnectionTrait, b: NewBinding, now: DateTime<Utc>) -> Result<binding::Model> {
+pub async fn attach(
+    txn: &impl ConnectionTrait,
+    b: NewBinding,
+    now: DateTime<Utc>,
+) -> Result<binding::Model> {
     if would_cycle(txn, b.member, b.upline).await? {
-        return Err(Error::rule("BINDING_CYCLE", "a member cannot be bound to itself or into its own downline"));
+        return Err(Error::rule(
+            "BINDING_CYCLE",
+            "a member cannot be bound to itself or into its own downline",
+        ));
     }
     let model = binding::Model {
         id: Uuid::now_v7(),
@@ -177,7 +199,13 @@ pub async fn attach(txn: &impl ConnectionTrait, b: NewBinding, now: DateTime<Utc
         .await?;
 
     let mut above = vec![(b.upline, 1i16)];
-    above.extend(ancestors(txn, b.upline).await?.into_iter().map(|(a, d)| (a, d + 1)).filter(|(_, d)| *d <= MAX_DEPTH));
+    above.extend(
+        ancestors(txn, b.upline)
+            .await?
+            .into_iter()
+            .map(|(a, d)| (a, d + 1))
+            .filter(|(_, d)| *d <= MAX_DEPTH),
+    );
     let below = subtree(txn, b.member).await?;
     let mut rows = Vec::new();
     let mut deltas: HashMap<(Uuid, i16, String), i64> = HashMap::new();
@@ -236,7 +264,11 @@ pub async fn detach(
     for &(a, da) in &above {
         for chunk in below.chunks(500) {
             for depth_below in 0..=(MAX_DEPTH - da) {
-                let ids: Vec<Uuid> = chunk.iter().filter(|(_, dd)| *dd == depth_below).map(|(d, _)| *d).collect();
+                let ids: Vec<Uuid> = chunk
+                    .iter()
+                    .filter(|(_, dd)| *dd == depth_below)
+                    .map(|(d, _)| *d)
+                    .collect();
                 if ids.is_empty() {
                     continue;
                 }
@@ -259,7 +291,11 @@ pub async fn detach(
         }
     }
     bump_counters(txn, deltas).await?;
-    Ok(Some(binding::Model { ended_at: Some(ended_at), end_reason: Some(reason), ..active }))
+    Ok(Some(binding::Model {
+        ended_at: Some(ended_at),
+        end_reason: Some(reason),
+        ..active
+    }))
 }
 
 /// Ends every binding whose period has run out by `now` (each at its own expiry time), in
@@ -285,7 +321,13 @@ pub async fn expire_bindings(db: &DatabaseConnection, now: DateTime<Utc>) -> Res
                 .await?
                 .is_some_and(|cur| cur.ended_at.is_none());
             if still_due {
-                detach(&txn, b.member_id, binding::EndReason::Expired, b.expires_at.unwrap_or(now)).await?;
+                detach(
+                    &txn,
+                    b.member_id,
+                    binding::EndReason::Expired,
+                    b.expires_at.unwrap_or(now),
+                )
+                .await?;
                 ended += 1;
             }
             txn.commit().await?;
@@ -295,7 +337,11 @@ pub async fn expire_bindings(db: &DatabaseConnection, now: DateTime<Utc>) -> Res
 
 /// Ends `member`'s binding if it has expired by `now` (so that a new binding can be made
 /// without waiting for the expiry job). Call inside a transaction that took [`lock`].
-pub async fn lapse_if_expired(txn: &impl ConnectionTrait, member: Uuid, now: DateTime<Utc>) -> Result<()> {
+pub async fn lapse_if_expired(
+    txn: &impl ConnectionTrait,
+    member: Uuid,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let current = binding::Entity::find()
         .filter(binding::Column::MemberId.eq(member))
         .filter(binding::Column::EndedAt.is_null())

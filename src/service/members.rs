@@ -29,7 +29,9 @@ pub const PARTNER_LINK_LEN: usize = 10;
 
 fn random_code(len: usize) -> String {
     let mut rng = rand::rng();
-    (0..len).map(|_| CODE_ALPHABET[rng.random_range(0..32)] as char).collect()
+    (0..len)
+        .map(|_| CODE_ALPHABET[rng.random_range(0..32)] as char)
+        .collect()
 }
 
 /// Upper-cases and maps look-alikes; `None` when it cannot be a code of `len` symbols.
@@ -78,11 +80,22 @@ pub struct Phone(String);
 
 impl Phone {
     pub fn parse(raw: &str) -> Result<Phone> {
-        let s: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')')).collect();
-        let bad = || Error::validation("phone", "not a Chinese mobile number (11 digits) or an E.164 number");
+        let s: String = raw
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
+            .collect();
+        let bad = || {
+            Error::validation(
+                "phone",
+                "not a Chinese mobile number (11 digits) or an E.164 number",
+            )
+        };
         if s.len() == 11 && s.starts_with('1') && s.bytes().all(|b| b.is_ascii_digit()) {
             let second = s.as_bytes()[1];
-            return (b'3'..=b'9').contains(&second).then(|| Phone(format!("+86{s}"))).ok_or_else(bad);
+            return (b'3'..=b'9')
+                .contains(&second)
+                .then(|| Phone(format!("+86{s}")))
+                .ok_or_else(bad);
         }
         let digits = s.strip_prefix('+').ok_or_else(bad)?;
         let ok = (8..=15).contains(&digits.len())
@@ -116,8 +129,14 @@ impl DisplayName {
         let s = raw.trim();
         match s.chars().count() {
             0 => Err(Error::validation("displayName", "must not be empty")),
-            n if n > 64 => Err(Error::validation("displayName", "must be at most 64 characters")),
-            _ if s.chars().any(char::is_control) => Err(Error::validation("displayName", "must not contain control characters")),
+            n if n > 64 => Err(Error::validation(
+                "displayName",
+                "must be at most 64 characters",
+            )),
+            _ if s.chars().any(char::is_control) => Err(Error::validation(
+                "displayName",
+                "must not contain control characters",
+            )),
             _ => Ok(DisplayName(s.to_owned())),
         }
     }
@@ -168,20 +187,46 @@ pub async fn register(
     partner_binding_days: u32,
     now: DateTime<Utc>,
 ) -> Result<member::Model> {
-    let email = input.email.as_deref().filter(|s| !s.trim().is_empty()).map(Email::parse).transpose()?;
-    let phone = input.phone.as_deref().filter(|s| !s.trim().is_empty()).map(Phone::parse).transpose()?;
+    let email = input
+        .email
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .map(Email::parse)
+        .transpose()?;
+    let phone = input
+        .phone
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .map(Phone::parse)
+        .transpose()?;
     if email.is_none() && phone.is_none() {
-        return Err(Error::validation("email", "an email or a phone number is required"));
+        return Err(Error::validation(
+            "email",
+            "an email or a phone number is required",
+        ));
     }
     let password = Password::parse(&input.password, "password")?;
     let display_name = DisplayName::parse(&input.display_name)?;
-    let invite = input.invite_code.as_deref().filter(|s| !s.trim().is_empty());
-    let link = input.partner_link_code.as_deref().filter(|s| !s.trim().is_empty());
+    let invite = input
+        .invite_code
+        .as_deref()
+        .filter(|s| !s.trim().is_empty());
+    let link = input
+        .partner_link_code
+        .as_deref()
+        .filter(|s| !s.trim().is_empty());
     if invite.is_some() && link.is_some() {
-        return Err(Error::validation("partnerLinkCode", "give an invite code or a partner link, not both"));
+        return Err(Error::validation(
+            "partnerLinkCode",
+            "give an invite code or a partner link, not both",
+        ));
     }
-    let invite = invite.map(|c| normalise_code(c, INVITE_CODE_LEN).ok_or_else(invalid_invite)).transpose()?;
-    let link = link.map(|c| normalise_code(c, PARTNER_LINK_LEN).ok_or_else(invalid_partner_link)).transpose()?;
+    let invite = invite
+        .map(|c| normalise_code(c, INVITE_CODE_LEN).ok_or_else(invalid_invite))
+        .transpose()?;
+    let link = link
+        .map(|c| normalise_code(c, PARTNER_LINK_LEN).ok_or_else(invalid_partner_link))
+        .transpose()?;
     let password_hash = hash_password(password.0).await?;
 
     let txn = db.begin().await?;
@@ -192,7 +237,10 @@ pub async fn register(
             .await?
             .filter(|m| m.frozen_at.is_none() && m.tier != member::Tier::Buyer)
             .ok_or_else(invalid_invite)?;
-        (member::Tier::PushHand, Some((owner.id, binding::Kind::InviteCode, None)))
+        (
+            member::Tier::PushHand,
+            Some((owner.id, binding::Kind::InviteCode, None)),
+        )
     } else if let Some(code) = link {
         let partner = member::Entity::find()
             .filter(member::Column::PartnerLinkCode.eq(code))
@@ -201,7 +249,10 @@ pub async fn register(
             .filter(|m| m.frozen_at.is_none() && m.tier == member::Tier::Partner)
             .ok_or_else(invalid_partner_link)?;
         let until = now + Duration::days(i64::from(partner_binding_days));
-        (member::Tier::Buyer, Some((partner.id, binding::Kind::PartnerLink, Some(until))))
+        (
+            member::Tier::Buyer,
+            Some((partner.id, binding::Kind::PartnerLink, Some(until))),
+        )
     } else {
         (member::Tier::Buyer, None)
     };
@@ -231,7 +282,18 @@ pub async fn register(
         .map_err(taken)?;
     let mut model = model;
     if let Some((upline, kind, expires_at)) = binding {
-        hierarchy::attach(&txn, NewBinding { member: model.id, upline, kind, expires_at, created_by: None }, now).await?;
+        hierarchy::attach(
+            &txn,
+            NewBinding {
+                member: model.id,
+                upline,
+                kind,
+                expires_at,
+                created_by: None,
+            },
+            now,
+        )
+        .await?;
         model.upline_id = Some(upline);
     }
     txn.commit().await?;
@@ -240,35 +302,76 @@ pub async fn register(
 
 /// The member with these credentials, or `INVALID_CREDENTIALS` (the same for an unknown
 /// account and a wrong password, and equally slow).
-pub async fn login(db: &impl ConnectionTrait, email: Option<&str>, phone: Option<&str>, password: &str) -> Result<member::Model> {
-    let found = match (email.filter(|s| !s.trim().is_empty()), phone.filter(|s| !s.trim().is_empty())) {
+pub async fn login(
+    db: &impl ConnectionTrait,
+    email: Option<&str>,
+    phone: Option<&str>,
+    password: &str,
+) -> Result<member::Model> {
+    let found = match (
+        email.filter(|s| !s.trim().is_empty()),
+        phone.filter(|s| !s.trim().is_empty()),
+    ) {
         (Some(e), _) => match Email::parse(e) {
-            Ok(e) => member::Entity::find().filter(member::Column::Email.eq(e.0)).one(db).await?,
+            Ok(e) => {
+                member::Entity::find()
+                    .filter(member::Column::Email.eq(e.0))
+                    .one(db)
+                    .await?
+            }
             Err(_) => None,
         },
         (None, Some(p)) => match Phone::parse(p) {
-            Ok(p) => member::Entity::find().filter(member::Column::Phone.eq(p.0)).one(db).await?,
+            Ok(p) => {
+                member::Entity::find()
+                    .filter(member::Column::Phone.eq(p.0))
+                    .one(db)
+                    .await?
+            }
             Err(_) => None,
         },
-        (None, None) => return Err(Error::validation("email", "an email or a phone number is required")),
+        (None, None) => {
+            return Err(Error::validation(
+                "email",
+                "an email or a phone number is required",
+            ));
+        }
     };
-    let ok = verify_password(password.to_owned(), found.as_ref().map(|m| m.password_hash.clone())).await?;
+    let ok = verify_password(
+        password.to_owned(),
+        found.as_ref().map(|m| m.password_hash.clone()),
+    )
+    .await?;
     match found {
         Some(m) if ok => Ok(m),
-        _ => Err(Error::rule("INVALID_CREDENTIALS", "wrong email, phone or password")),
+        _ => Err(Error::rule(
+            "INVALID_CREDENTIALS",
+            "wrong email, phone or password",
+        )),
     }
 }
 
 /// Changes the password and revokes every token issued before.
-pub async fn change_password(db: &impl ConnectionTrait, member: &member::Model, old: &str, new: &str) -> Result<member::Model> {
+pub async fn change_password(
+    db: &impl ConnectionTrait,
+    member: &member::Model,
+    old: &str,
+    new: &str,
+) -> Result<member::Model> {
     let new = Password::parse(new, "newPassword")?;
     if !verify_password(old.to_owned(), Some(member.password_hash.clone())).await? {
-        return Err(Error::rule("INVALID_CREDENTIALS", "the current password is wrong"));
+        return Err(Error::rule(
+            "INVALID_CREDENTIALS",
+            "the current password is wrong",
+        ));
     }
     let hash = hash_password(new.0).await?;
     member::Entity::update_many()
         .col_expr(member::Column::PasswordHash, Expr::value(hash))
-        .col_expr(member::Column::TokenVersion, Expr::col(member::Column::TokenVersion).add(1))
+        .col_expr(
+            member::Column::TokenVersion,
+            Expr::col(member::Column::TokenVersion).add(1),
+        )
         .filter(member::Column::Id.eq(member.id))
         .exec(db)
         .await?;
@@ -276,24 +379,42 @@ pub async fn change_password(db: &impl ConnectionTrait, member: &member::Model, 
 }
 
 pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<member::Model> {
-    member::Entity::find_by_id(id).one(db).await?.ok_or_else(|| Error::not_found("member"))
+    member::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("member"))
 }
 
 /// A push-hand asks to become a partner; an admin decides.
-pub async fn apply_for_partner(db: &impl ConnectionTrait, member: &member::Model) -> Result<member::Model> {
+pub async fn apply_for_partner(
+    db: &impl ConnectionTrait,
+    member: &member::Model,
+) -> Result<member::Model> {
     if member.frozen_at.is_some() {
         return Err(Error::rule("MEMBER_FROZEN", "this account is frozen"));
     }
     match (member.tier, member.partner_application) {
-        (member::Tier::Partner, _) => return Err(Error::rule("ALREADY_PARTNER", "already a partner")),
-        (member::Tier::Buyer, _) => return Err(Error::Forbidden("only push-hands can apply to become partners".into())),
+        (member::Tier::Partner, _) => {
+            return Err(Error::rule("ALREADY_PARTNER", "already a partner"));
+        }
+        (member::Tier::Buyer, _) => {
+            return Err(Error::Forbidden(
+                "only push-hands can apply to become partners".into(),
+            ));
+        }
         (_, Some(member::PartnerApplication::Pending)) => {
-            return Err(Error::rule("APPLICATION_PENDING", "an application is already pending"));
+            return Err(Error::rule(
+                "APPLICATION_PENDING",
+                "an application is already pending",
+            ));
         }
         _ => {}
     }
     member::Entity::update_many()
-        .col_expr(member::Column::PartnerApplication, Expr::value(member::PartnerApplication::Pending))
+        .col_expr(
+            member::Column::PartnerApplication,
+            Expr::value(member::PartnerApplication::Pending),
+        )
         .filter(member::Column::Id.eq(member.id))
         .exec(db)
         .await?;
@@ -304,12 +425,21 @@ pub async fn apply_for_partner(db: &impl ConnectionTrait, member: &member::Model
 pub async fn approve_partner(db: &impl ConnectionTrait, member_id: Uuid) -> Result<member::Model> {
     let m = get(db, member_id).await?;
     if m.partner_application != Some(member::PartnerApplication::Pending) {
-        return Err(Error::rule("NO_PENDING_APPLICATION", "this member has no pending partner application"));
+        return Err(Error::rule(
+            "NO_PENDING_APPLICATION",
+            "this member has no pending partner application",
+        ));
     }
     member::Entity::update_many()
         .col_expr(member::Column::Tier, Expr::value(member::Tier::Partner))
-        .col_expr(member::Column::PartnerApplication, Expr::value(member::PartnerApplication::Approved))
-        .col_expr(member::Column::PartnerLinkCode, Expr::value(random_code(PARTNER_LINK_LEN)))
+        .col_expr(
+            member::Column::PartnerApplication,
+            Expr::value(member::PartnerApplication::Approved),
+        )
+        .col_expr(
+            member::Column::PartnerLinkCode,
+            Expr::value(random_code(PARTNER_LINK_LEN)),
+        )
         .filter(member::Column::Id.eq(member_id))
         .exec(db)
         .await
@@ -321,10 +451,16 @@ pub async fn approve_partner(db: &impl ConnectionTrait, member_id: Uuid) -> Resu
 pub async fn reject_partner(db: &impl ConnectionTrait, member_id: Uuid) -> Result<member::Model> {
     let m = get(db, member_id).await?;
     if m.partner_application != Some(member::PartnerApplication::Pending) {
-        return Err(Error::rule("NO_PENDING_APPLICATION", "this member has no pending partner application"));
+        return Err(Error::rule(
+            "NO_PENDING_APPLICATION",
+            "this member has no pending partner application",
+        ));
     }
     member::Entity::update_many()
-        .col_expr(member::Column::PartnerApplication, Expr::value(member::PartnerApplication::Rejected))
+        .col_expr(
+            member::Column::PartnerApplication,
+            Expr::value(member::PartnerApplication::Rejected),
+        )
         .filter(member::Column::Id.eq(member_id))
         .exec(db)
         .await?;
@@ -333,24 +469,41 @@ pub async fn reject_partner(db: &impl ConnectionTrait, member_id: Uuid) -> Resul
 
 /// Freezes (with a reason) or unfreezes a member. Freezing revokes its tokens; a frozen
 /// member's codes are refused and it earns and withdraws nothing.
-pub async fn set_frozen(db: &impl ConnectionTrait, member_id: Uuid, reason: Option<&str>, now: DateTime<Utc>) -> Result<member::Model> {
+pub async fn set_frozen(
+    db: &impl ConnectionTrait,
+    member_id: Uuid,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<member::Model> {
     let m = get(db, member_id).await?;
     let mut update = member::Entity::update_many().filter(member::Column::Id.eq(m.id));
     match reason {
         Some(reason) => {
             let reason = reason.trim();
             if reason.is_empty() || reason.chars().count() > 500 {
-                return Err(Error::validation("reason", "give a reason of 1 to 500 characters"));
+                return Err(Error::validation(
+                    "reason",
+                    "give a reason of 1 to 500 characters",
+                ));
             }
             update = update
                 .col_expr(member::Column::FrozenAt, Expr::value(now))
                 .col_expr(member::Column::FrozenReason, Expr::value(reason))
-                .col_expr(member::Column::TokenVersion, Expr::col(member::Column::TokenVersion).add(1));
+                .col_expr(
+                    member::Column::TokenVersion,
+                    Expr::col(member::Column::TokenVersion).add(1),
+                );
         }
         None => {
             update = update
-                .col_expr(member::Column::FrozenAt, Expr::value(Option::<DateTime<Utc>>::None))
-                .col_expr(member::Column::FrozenReason, Expr::value(Option::<String>::None));
+                .col_expr(
+                    member::Column::FrozenAt,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .col_expr(
+                    member::Column::FrozenReason,
+                    Expr::value(Option::<String>::None),
+                );
         }
     }
     update.exec(db).await?;
@@ -359,20 +512,40 @@ pub async fn set_frozen(db: &impl ConnectionTrait, member_id: Uuid, reason: Opti
 
 /// Admin: binds `member_id` under `upline_id` permanently, ending its current binding. The
 /// upline must be a push-hand or partner; no cycles.
-pub async fn rebind(db: &DatabaseConnection, admin: Uuid, member_id: Uuid, upline_id: Uuid, now: DateTime<Utc>) -> Result<member::Model> {
+pub async fn rebind(
+    db: &DatabaseConnection,
+    admin: Uuid,
+    member_id: Uuid,
+    upline_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<member::Model> {
     let txn = db.begin().await?;
     hierarchy::lock(&txn).await?;
     get(&txn, member_id).await?;
-    let upline = get(&txn, upline_id).await.map_err(|_| Error::not_found("upline"))?;
+    let upline = get(&txn, upline_id)
+        .await
+        .map_err(|_| Error::not_found("upline"))?;
     if upline.tier == member::Tier::Buyer {
-        return Err(Error::validation("uplineId", "the upline must be a push-hand or partner"));
+        return Err(Error::validation(
+            "uplineId",
+            "the upline must be a push-hand or partner",
+        ));
     }
     if hierarchy::would_cycle(&txn, member_id, upline_id).await? {
-        return Err(Error::rule("BINDING_CYCLE", "a member cannot be bound to itself or into its own downline"));
+        return Err(Error::rule(
+            "BINDING_CYCLE",
+            "a member cannot be bound to itself or into its own downline",
+        ));
     }
     hierarchy::lapse_if_expired(&txn, member_id, now).await?;
     hierarchy::detach(&txn, member_id, binding::EndReason::Rebound, now).await?;
-    let new = NewBinding { member: member_id, upline: upline_id, kind: binding::Kind::AdminRebind, expires_at: None, created_by: Some(admin) };
+    let new = NewBinding {
+        member: member_id,
+        upline: upline_id,
+        kind: binding::Kind::AdminRebind,
+        expires_at: None,
+        created_by: Some(admin),
+    };
     hierarchy::attach(&txn, new, now).await?;
     let m = get(&txn, member_id).await?;
     txn.commit().await?;
@@ -397,11 +570,20 @@ pub async fn accept_partner_link(
         .filter(|m| m.frozen_at.is_none() && m.tier == member::Tier::Partner)
         .ok_or_else(invalid_partner_link)?;
     hierarchy::lapse_if_expired(&txn, member_id, now).await?;
-    if hierarchy::active_binding(&txn, member_id, now).await?.is_some() {
+    if hierarchy::active_binding(&txn, member_id, now)
+        .await?
+        .is_some()
+    {
         return Err(Error::rule("ALREADY_BOUND", "you already have an upline"));
     }
     let until = now + Duration::days(i64::from(partner_binding_days));
-    let new = NewBinding { member: member_id, upline: partner.id, kind: binding::Kind::PartnerLink, expires_at: Some(until), created_by: None };
+    let new = NewBinding {
+        member: member_id,
+        upline: partner.id,
+        kind: binding::Kind::PartnerLink,
+        expires_at: Some(until),
+        created_by: None,
+    };
     hierarchy::attach(&txn, new, now).await?;
     let m = get(&txn, member_id).await?;
     txn.commit().await?;
@@ -430,7 +612,9 @@ pub async fn create_user(
 ) -> Result<member::Model> {
     let email = Email::parse(email)?;
     let password = Password::parse(password, "password")?;
-    let display_name = DisplayName::parse(display_name.unwrap_or_else(|| email.as_str().split('@').next().unwrap_or("member")))?;
+    let display_name = DisplayName::parse(
+        display_name.unwrap_or_else(|| email.as_str().split('@').next().unwrap_or("member")),
+    )?;
     let (tier, staff_role) = match role {
         CliRole::Admin => (member::Tier::Buyer, Some(member::StaffRole::Admin)),
         CliRole::Curator => (member::Tier::Buyer, Some(member::StaffRole::Curator)),
@@ -448,7 +632,8 @@ pub async fn create_user(
         staff_role,
         invite_code: (tier != member::Tier::Buyer).then(|| random_code(INVITE_CODE_LEN)),
         partner_link_code: (tier == member::Tier::Partner).then(|| random_code(PARTNER_LINK_LEN)),
-        partner_application: (tier == member::Tier::Partner).then_some(member::PartnerApplication::Approved),
+        partner_application: (tier == member::Tier::Partner)
+            .then_some(member::PartnerApplication::Approved),
         upline_id: None,
         frozen_at: None,
         frozen_reason: None,
@@ -463,7 +648,10 @@ pub async fn create_user(
 }
 
 /// Binding history of a member, newest first.
-pub async fn bindings_of(db: &impl ConnectionTrait, member_id: Uuid) -> Result<Vec<binding::Model>> {
+pub async fn bindings_of(
+    db: &impl ConnectionTrait,
+    member_id: Uuid,
+) -> Result<Vec<binding::Model>> {
     use sea_orm::QueryOrder;
     Ok(binding::Entity::find()
         .filter(binding::Column::MemberId.eq(member_id))

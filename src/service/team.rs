@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use entity::{member, member_ancestor, team_counter};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -47,14 +49,19 @@ pub async fn page(
         .filter(member_ancestor::Column::Depth.eq(level));
     if let Some(c) = after {
         if c.level != level {
-            return Err(Error::validation("after", "cursor belongs to another level"));
+            return Err(Error::validation(
+                "after",
+                "cursor belongs to another level",
+            ));
         }
         q = q.filter(
-            Condition::any().add(member_ancestor::Column::Since.lt(c.since)).add(
-                Condition::all()
-                    .add(member_ancestor::Column::Since.eq(c.since))
-                    .add(member_ancestor::Column::DescendantId.lt(c.id)),
-            ),
+            Condition::any()
+                .add(member_ancestor::Column::Since.lt(c.since))
+                .add(
+                    Condition::all()
+                        .add(member_ancestor::Column::Since.eq(c.since))
+                        .add(member_ancestor::Column::DescendantId.lt(c.id)),
+                ),
         );
     }
     let mut rows = q
@@ -75,14 +82,23 @@ pub async fn page(
         .collect();
     let items = rows
         .into_iter()
-        .filter_map(|r| members.remove(&r.descendant_id).map(|member| TeamMember { member, since: r.since }))
+        .filter_map(|r| {
+            members.remove(&r.descendant_id).map(|member| TeamMember {
+                member,
+                since: r.since,
+            })
+        })
         .collect();
     Ok(Page { items, has_next })
 }
 
 impl TeamCursor {
     pub fn of(level: i32, m: &TeamMember) -> TeamCursor {
-        TeamCursor { level: level as i16, since: m.since, id: m.member.id }
+        TeamCursor {
+            level: level as i16,
+            since: m.since,
+            id: m.member.id,
+        }
     }
 }
 
@@ -96,7 +112,11 @@ pub struct LevelStats {
 }
 
 /// Counts per level 1..=3 (levels with nobody included, as zeros).
-pub async fn stats(db: &impl ConnectionTrait, ancestor: Uuid, now: DateTime<Utc>) -> Result<Vec<LevelStats>> {
+pub async fn stats(
+    db: &impl ConnectionTrait,
+    ancestor: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<LevelStats>> {
     let rows = team_counter::Entity::find()
         .filter(team_counter::Column::AncestorId.eq(ancestor))
         .all(db)
@@ -108,7 +128,10 @@ pub async fn stats(db: &impl ConnectionTrait, ancestor: Uuid, now: DateTime<Utc>
             LevelStats {
                 level,
                 members: at_level.clone().map(|r| r.members).sum(),
-                new_this_month: at_level.filter(|r| r.period == this_month).map(|r| r.members).sum(),
+                new_this_month: at_level
+                    .filter(|r| r.period == this_month)
+                    .map(|r| r.members)
+                    .sum(),
             }
         })
         .collect())

@@ -1,0 +1,511 @@
+//! Members in GraphQL: `me`, registration and login, partners, admin actions on members, and
+//! the team. A `Member` (private view) is only ever handed to the member itself or an admin;
+//! everyone else sees at most a `MemberProfile`.
+
+use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Duration, Utc};
+use entity::{binding, member};
+
+use super::catalog::page_size;
+use super::ids::{self, Kind};
+use super::{client_addr, state, viewer};
+use crate::error::Error;
+use crate::service::{auth, hierarchy, members as svc, team};
+
+/// What a member is on the platform. Push-hands and partners are programme tiers (a partner
+/// is also a push-hand); merchants, curators and admins are staff roles.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Buyer,
+    PushHand,
+    Partner,
+    Merchant,
+    Curator,
+    Admin,
+}
+
+/// The programme roles of a member (what its team and the public may see).
+fn tier_roles(m: &member::Model) -> Vec<Role> {
+    match m.tier {
+        member::Tier::Buyer => vec![Role::Buyer],
+        member::Tier::PushHand => vec![Role::PushHand],
+        member::Tier::Partner => vec![Role::PushHand, Role::Partner],
+    }
+}
+
+/// Every role, staff included.
+fn all_roles(m: &member::Model) -> Vec<Role> {
+    let mut roles = tier_roles(m);
+    roles.extend(m.staff_role.map(|r| match r {
+        member::StaffRole::Merchant => Role::Merchant,
+        member::StaffRole::Curator => Role::Curator,
+        member::StaffRole::Admin => Role::Admin,
+    }));
+    roles
+}
+
+/// Where a partner application stands.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum PartnerApplicationStatus {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+/// How a binding came about.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum BindingKind {
+    /// Registered with the upline's invite code: permanent.
+    InviteCode,
+    /// Through a partner's exclusive link: lapses after the binding period.
+    PartnerLink,
+    /// Set by an admin: permanent.
+    AdminRebind,
+    /// Bought a membership product through a referrer: permanent.
+    MembershipPurchase,
+}
+
+/// Why a binding ended.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum BindingEndReason {
+    Expired,
+    Rebound,
+}
+
+/// The private view of a member: only the member itself and admins ever receive one.
+pub struct Member(pub member::Model);
+
+/// A member of the platform, as the member itself (or an admin) sees it.
+#[Object]
+impl Member {
+    /// Opaque global ID (shared with the member's public profile).
+    pub async fn id(&self) -> ID {
+        ids::encode(Kind::Member, self.0.id)
+    }
+    async fn display_name(&self) -> &str {
+        &self.0.display_name
+    }
+    /// Programme tier roles and staff roles. A partner has both PUSH_HAND and PARTNER.
+    async fn roles(&self) -> Vec<Role> {
+        all_roles(&self.0)
+    }
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+    /// E.164, e.g. +8613812345678.
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+    /// Own invite code (8 characters); null for plain buyers and staff.
+    async fn invite_code(&self) -> Option<&str> {
+        self.0.invite_code.as_deref()
+    }
+    /// Exclusive partner link code; partners only.
+    async fn partner_link_code(&self) -> Option<&str> {
+        self.0.partner_link_code.as_deref()
+    }
+    /// The latest partner application's state, if the member ever applied.
+    async fn partner_application(&self) -> Option<PartnerApplicationStatus> {
+        self.0.partner_application.map(|a| match a {
+            member::PartnerApplication::Pending => PartnerApplicationStatus::Pending,
+            member::PartnerApplication::Approved => PartnerApplicationStatus::Approved,
+            member::PartnerApplication::Rejected => PartnerApplicationStatus::Rejected,
+        })
+    }
+    /// Frozen members earn nothing new, cannot withdraw, and their codes are refused.
+    async fn frozen(&self) -> bool {
+        self.0.frozen_at.is_some()
+    }
+    async fn frozen_reason(&self) -> Option<&str> {
+        self.0.frozen_reason.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// The active upline (inviter or binding partner); null when unbound or lapsed.
+    async fn upline(&self, ctx: &Context<'_>) -> Result<Option<MemberProfile>> {
+        let st = state(ctx)?;
+        let Some(b) = hierarchy::active_binding(&st.db, self.0.id, st.clock.now()).await? else {
+            return Ok(None);
+        };
+        Ok(Some(MemberProfile(svc::get(&st.db, b.upline_id).await?)))
+    }
+    /// When the active binding lapses; null when it is permanent or there is none.
+    async fn binding_expires_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        let st = state(ctx)?;
+        Ok(hierarchy::active_binding(&st.db, self.0.id, st.clock.now())
+            .await?
+            .and_then(|b| b.expires_at))
+    }
+    /// Every binding this member has had, newest first.
+    async fn bindings(&self, ctx: &Context<'_>) -> Result<Vec<Binding>> {
+        Ok(svc::bindings_of(&state(ctx)?.db, self.0.id)
+            .await?
+            .into_iter()
+            .map(Binding)
+            .collect())
+    }
+    /// The downline at `level` (1 = bound directly to this member, up to 3), newest first.
+    async fn team(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 1)] level: i32,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<MemberProfileConnection> {
+        let first = page_size(first)?;
+        let after = after
+            .map(|c| {
+                OpaqueCursor::<team::TeamCursor>::decode_cursor(&c)
+                    .map_err(|_| Error::validation("after", "not a valid cursor"))
+            })
+            .transpose()?;
+        let page = team::page(&state(ctx)?.db, self.0.id, level, after.as_deref(), first).await?;
+        let mut conn = Connection::new(after.is_some(), page.has_next);
+        conn.edges.extend(page.items.into_iter().map(|m| {
+            let cursor = OpaqueCursor(team::TeamCursor::of(level, &m));
+            Edge::new(cursor, MemberProfile(m.member))
+        }));
+        Ok(conn)
+    }
+    /// Team size per level and new members this month.
+    async fn team_stats(&self, ctx: &Context<'_>) -> Result<TeamStats> {
+        let st = state(ctx)?;
+        let levels = team::stats(&st.db, self.0.id, st.clock.now()).await?;
+        Ok(TeamStats {
+            total_members: levels.iter().map(|l| l.members).sum(),
+            new_this_month: levels.iter().map(|l| l.new_this_month).sum(),
+            levels: levels
+                .into_iter()
+                .map(|l| TeamLevelStats {
+                    level: i32::from(l.level),
+                    members: l.members,
+                    new_this_month: l.new_this_month,
+                })
+                .collect(),
+        })
+    }
+}
+
+/// The public face of a member: what its upline and team may see. Never an email, phone,
+/// code or earnings.
+pub struct MemberProfile(pub member::Model);
+
+/// A member as others see it.
+#[Object]
+impl MemberProfile {
+    /// Opaque global ID (the member's).
+    pub async fn id(&self) -> ID {
+        ids::encode(Kind::Member, self.0.id)
+    }
+    async fn display_name(&self) -> &str {
+        &self.0.display_name
+    }
+    /// When the member registered.
+    async fn joined_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// Programme roles only (BUYER, PUSH_HAND, PARTNER); staff roles are not shown.
+    async fn roles(&self) -> Vec<Role> {
+        tier_roles(&self.0)
+    }
+}
+
+pub type MemberProfileConnection = Connection<OpaqueCursor<team::TeamCursor>, MemberProfile>;
+
+/// Team size at one level.
+#[derive(SimpleObject)]
+pub struct TeamLevelStats {
+    /// 1 = bound directly to the member.
+    pub level: i32,
+    pub members: i64,
+    /// Joined this calendar month (UTC).
+    pub new_this_month: i64,
+}
+
+/// A member's team at a glance.
+#[derive(SimpleObject)]
+pub struct TeamStats {
+    /// Levels 1 to 3, always all three.
+    pub levels: Vec<TeamLevelStats>,
+    pub total_members: i64,
+    pub new_this_month: i64,
+}
+
+/// One binding of the member's history.
+pub struct Binding(pub binding::Model);
+
+/// Who a member was bound to, how, and for how long.
+#[Object]
+impl Binding {
+    async fn kind(&self) -> BindingKind {
+        match self.0.kind {
+            binding::Kind::InviteCode => BindingKind::InviteCode,
+            binding::Kind::PartnerLink => BindingKind::PartnerLink,
+            binding::Kind::AdminRebind => BindingKind::AdminRebind,
+            binding::Kind::MembershipPurchase => BindingKind::MembershipPurchase,
+        }
+    }
+    async fn upline(&self, ctx: &Context<'_>) -> Result<MemberProfile> {
+        Ok(MemberProfile(
+            svc::get(&state(ctx)?.db, self.0.upline_id).await?,
+        ))
+    }
+    async fn starts_at(&self) -> DateTime<Utc> {
+        self.0.starts_at
+    }
+    /// Null: permanent.
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.expires_at
+    }
+    /// Null while the binding is in force.
+    async fn ended_at(&self) -> Option<DateTime<Utc>> {
+        self.0.ended_at
+    }
+    async fn end_reason(&self) -> Option<BindingEndReason> {
+        self.0.end_reason.map(|r| match r {
+            binding::EndReason::Expired => BindingEndReason::Expired,
+            binding::EndReason::Rebound => BindingEndReason::Rebound,
+        })
+    }
+}
+
+/// A token and the member it signs in.
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    /// Send as `Authorization: Bearer <token>` (HTTP) or in the WebSocket `connection_init`
+    /// payload.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub member: Member,
+}
+
+/// Registration. Give an email or a phone (or both); an invite code makes the new member a
+/// push-hand bound permanently to the code's owner; a partner link binds the new member to
+/// the partner for the binding period.
+#[derive(InputObject)]
+pub struct RegisterInput {
+    pub email: Option<String>,
+    /// An 11-digit Chinese mobile number or an E.164 number.
+    pub phone: Option<String>,
+    /// At least 10 characters.
+    pub password: String,
+    pub display_name: String,
+    pub invite_code: Option<String>,
+    pub partner_link_code: Option<String>,
+}
+
+/// Sign-in with an email or a phone.
+#[derive(InputObject)]
+pub struct LoginInput {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub password: String,
+}
+
+fn signed_in(ctx: &Context<'_>, m: member::Model) -> Result<AuthPayload> {
+    let st = state(ctx)?;
+    let now = st.clock.now();
+    let ttl = Duration::hours(i64::from(st.config.token_ttl_hours));
+    let token = auth::issue_token(&st.jwt_secret, &m, now, ttl)?;
+    Ok(AuthPayload {
+        token,
+        expires_at: now + ttl,
+        member: Member(m),
+    })
+}
+
+/// Counts failed credential attempts against the client; refuses blocked clients.
+async fn guarded<T>(
+    ctx: &Context<'_>,
+    attempt: impl std::future::Future<Output = crate::error::Result<T>>,
+) -> Result<T> {
+    let st = state(ctx)?;
+    let client = client_addr(ctx);
+    st.failures.check(client)?;
+    match attempt.await {
+        Err(e)
+            if matches!(
+                e.code(),
+                "INVALID_CREDENTIALS" | "INVALID_INVITE_CODE" | "INVALID_PARTNER_LINK"
+            ) =>
+        {
+            st.failures.record_failure(client);
+            Err(e.into())
+        }
+        other => Ok(other?),
+    }
+}
+
+fn member_id(id: &ID, field: &'static str) -> Result<uuid::Uuid, Error> {
+    ids::decode_as(id, Kind::Member, field)
+}
+
+#[derive(Default)]
+pub struct MembersQuery;
+
+#[Object]
+impl MembersQuery {
+    /// The signed-in member; null when anonymous. An invalid, expired or revoked token is
+    /// `UNAUTHENTICATED` rather than null.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Option<Member>> {
+        match viewer(ctx)? {
+            auth::Viewer::Anonymous => Ok(None),
+            v => Ok(Some(Member(v.member()?.clone()))),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct MembersMutation;
+
+#[Object]
+impl MembersMutation {
+    /// Creates an account and signs it in. Errors: `VALIDATION` (naming the field),
+    /// `EMAIL_TAKEN`, `PHONE_TAKEN`, `INVALID_INVITE_CODE`, `INVALID_PARTNER_LINK`,
+    /// `RATE_LIMITED` (more than 5 bad codes a minute from one client).
+    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
+        let st = state(ctx)?;
+        let registration = svc::Registration {
+            email: input.email,
+            phone: input.phone,
+            password: input.password,
+            display_name: input.display_name,
+            invite_code: input.invite_code,
+            partner_link_code: input.partner_link_code,
+        };
+        let m = guarded(
+            ctx,
+            svc::register(
+                &st.db,
+                registration,
+                st.config.policy.partner_binding_days,
+                st.clock.now(),
+            ),
+        )
+        .await?;
+        signed_in(ctx, m)
+    }
+
+    /// Signs in. Errors: `INVALID_CREDENTIALS`, `RATE_LIMITED` (more than 5 failures a minute
+    /// from one client).
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
+        let st = state(ctx)?;
+        let m = guarded(
+            ctx,
+            svc::login(
+                &st.db,
+                input.email.as_deref(),
+                input.phone.as_deref(),
+                &input.password,
+            ),
+        )
+        .await?;
+        signed_in(ctx, m)
+    }
+
+    /// Changes the password; every token issued before stops working. Returns a new token.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        old_password: String,
+        new_password: String,
+    ) -> Result<AuthPayload> {
+        let st = state(ctx)?;
+        let me = viewer(ctx)?.member()?;
+        let m = guarded(
+            ctx,
+            svc::change_password(&st.db, me, &old_password, &new_password),
+        )
+        .await?;
+        signed_in(ctx, m)
+    }
+
+    /// A push-hand applies to become a partner (合伙人); an admin approves or rejects.
+    async fn apply_for_partner(&self, ctx: &Context<'_>) -> Result<Member> {
+        let me = viewer(ctx)?.member()?;
+        Ok(Member(svc::apply_for_partner(&state(ctx)?.db, me).await?))
+    }
+
+    /// ADMIN: admits a pending applicant as a partner, with an exclusive partner link.
+    async fn approve_partner(&self, ctx: &Context<'_>, member_id: ID) -> Result<Member> {
+        viewer(ctx)?.admin()?;
+        let id = self::member_id(&member_id, "memberId")?;
+        Ok(Member(svc::approve_partner(&state(ctx)?.db, id).await?))
+    }
+
+    /// ADMIN: turns a pending partner application down.
+    async fn reject_partner(&self, ctx: &Context<'_>, member_id: ID) -> Result<Member> {
+        viewer(ctx)?.admin()?;
+        let id = self::member_id(&member_id, "memberId")?;
+        Ok(Member(svc::reject_partner(&state(ctx)?.db, id).await?))
+    }
+
+    /// ADMIN: binds a member permanently under another push-hand or partner, ending its
+    /// current binding (recorded as REBOUND). Binding into one's own downline is
+    /// `BINDING_CYCLE`.
+    async fn rebind_member(
+        &self,
+        ctx: &Context<'_>,
+        member_id: ID,
+        upline_id: ID,
+    ) -> Result<Member> {
+        let admin = viewer(ctx)?.admin()?;
+        let st = state(ctx)?;
+        let member = self::member_id(&member_id, "memberId")?;
+        let upline = self::member_id(&upline_id, "uplineId")?;
+        Ok(Member(
+            svc::rebind(&st.db, admin.id, member, upline, st.clock.now()).await?,
+        ))
+    }
+
+    /// ADMIN: freezes a member: no new earnings, no withdrawals, its codes refused, its
+    /// tokens revoked.
+    async fn freeze_member(
+        &self,
+        ctx: &Context<'_>,
+        member_id: ID,
+        reason: String,
+    ) -> Result<Member> {
+        viewer(ctx)?.admin()?;
+        let st = state(ctx)?;
+        let id = self::member_id(&member_id, "memberId")?;
+        Ok(Member(
+            svc::set_frozen(&st.db, id, Some(&reason), st.clock.now()).await?,
+        ))
+    }
+
+    /// ADMIN: lifts a freeze.
+    async fn unfreeze_member(&self, ctx: &Context<'_>, member_id: ID) -> Result<Member> {
+        viewer(ctx)?.admin()?;
+        let st = state(ctx)?;
+        let id = self::member_id(&member_id, "memberId")?;
+        Ok(Member(
+            svc::set_frozen(&st.db, id, None, st.clock.now()).await?,
+        ))
+    }
+
+    /// A signed-in member with no active upline (e.g. after a partner binding lapsed) follows
+    /// a partner's exclusive link and is bound to that partner for the binding period.
+    async fn accept_partner_link(&self, ctx: &Context<'_>, code: String) -> Result<Member> {
+        let st = state(ctx)?;
+        let me = viewer(ctx)?.member()?.id;
+        let days = st.config.policy.partner_binding_days;
+        let m = guarded(
+            ctx,
+            svc::accept_partner_link(&st.db, me, &code, days, st.clock.now()),
+        )
+        .await?;
+        Ok(Member(m))
+    }
+
+    /// ADMIN: ends every binding whose period has run out now (the server also does this
+    /// every minute). Returns how many ended.
+    async fn expire_bindings(&self, ctx: &Context<'_>) -> Result<i32> {
+        viewer(ctx)?.admin()?;
+        let st = state(ctx)?;
+        let ended = hierarchy::expire_bindings(&st.db, st.clock.now()).await?;
+        Ok(i32::try_from(ended).unwrap_or(i32::MAX))
+    }
+}
