@@ -109,3 +109,18 @@ pub fn redact(url: &str) -> String {
         _ => url.to_owned(),
     }
 }
+
+/// Begins a transaction that will write. On SQLite it takes the database's write lock at
+/// `BEGIN` (`BEGIN IMMEDIATE`): a transaction that reads first and writes later would
+/// otherwise fail with `SQLITE_BUSY` as soon as another writer commits in between, and the
+/// busy timeout cannot help there. PostgreSQL ignores the option.
+pub async fn begin_write(
+    db: &DatabaseConnection,
+) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    })
+    .await
+}

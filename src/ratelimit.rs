@@ -50,12 +50,16 @@ impl FailureLimiter {
         }
     }
 
-    /// Counts a failed attempt; the one over the limit blocks the client.
-    pub fn record_failure(&self, client: IpAddr) {
+    /// Counts a failed attempt. The one over the limit blocks the client and is itself
+    /// answered `RATE_LIMITED` (the `Err`).
+    pub fn record_failure(&self, client: IpAddr) -> Result<()> {
         if self.failures.check_key(&client).is_err() {
             let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
             blocked.insert(client, Instant::now() + self.block_for);
+            drop(blocked);
+            return self.check(client);
         }
+        Ok(())
     }
 
     /// Forgets clients that have been quiet (called periodically to bound memory).

@@ -331,7 +331,7 @@ async fn guarded<T>(
                 "INVALID_CREDENTIALS" | "INVALID_INVITE_CODE" | "INVALID_PARTNER_LINK"
             ) =>
         {
-            st.failures.record_failure(client);
+            st.failures.record_failure(client)?;
             Err(e.into())
         }
         other => Ok(other?),

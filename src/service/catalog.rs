@@ -548,11 +548,10 @@ where
 
 /// Creates one product with its SKUs, images and tags in a single transaction.
 pub async fn create_product(db: &sea_orm::DatabaseConnection, p: NewProduct) -> Result<Uuid> {
-    use sea_orm::TransactionTrait;
     let id = p.id;
     let mut rows = ProductRows::default();
     rows.push(p, Uuid::now_v7)?;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     rows.insert(&txn).await?;
     txn.commit().await?;
     Ok(id)

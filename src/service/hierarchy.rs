@@ -20,7 +20,7 @@ use entity::{binding, member, member_ancestor, team_counter};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QuerySelect, Statement, TransactionTrait,
+    QueryFilter, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -314,7 +314,7 @@ pub async fn expire_bindings(db: &DatabaseConnection, now: DateTime<Utc>) -> Res
             return Ok(ended);
         }
         for b in due {
-            let txn = db.begin().await?;
+            let txn = crate::db::begin_write(db).await?;
             lock(&txn).await?;
             let still_due = binding::Entity::find_by_id(b.id)
                 .one(&txn)

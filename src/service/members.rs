@@ -10,9 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use entity::{binding, member};
 use rand::Rng;
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::auth::{hash_password, verify_password};
@@ -229,7 +227,7 @@ pub async fn register(
         .transpose()?;
     let password_hash = hash_password(password.0).await?;
 
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let (tier, binding) = if let Some(code) = invite {
         let owner = member::Entity::find()
             .filter(member::Column::InviteCode.eq(code))
@@ -519,7 +517,7 @@ pub async fn rebind(
     upline_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<member::Model> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     hierarchy::lock(&txn).await?;
     get(&txn, member_id).await?;
     let upline = get(&txn, upline_id)
@@ -561,7 +559,7 @@ pub async fn accept_partner_link(
     now: DateTime<Utc>,
 ) -> Result<member::Model> {
     let code = normalise_code(code, PARTNER_LINK_LEN).ok_or_else(invalid_partner_link)?;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     hierarchy::lock(&txn).await?;
     let partner = member::Entity::find()
         .filter(member::Column::PartnerLinkCode.eq(code))

@@ -8,8 +8,12 @@
 //!   `redis://127.0.0.1:6379`). Unset: no Redis.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use entity::member;
 use pushhand::app::App;
+use pushhand::service::ManualClock;
+use pushhand::service::members::{self, CliRole};
 use pushhand::state::AppState;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
@@ -20,6 +24,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub state: AppState,
+    /// The app's clock: tests move it forward instead of sleeping.
+    pub clock: Arc<ManualClock>,
     _dir: TempDir,
     _shutdown: oneshot::Sender<()>,
 }
@@ -83,7 +89,10 @@ impl TestApp {
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         let config = pushhand::config::from_args(args).expect("test config parses");
-        let app = App::build(config).await.expect("app builds");
+        let clock = Arc::new(ManualClock::default());
+        let app = App::build_with_clock(config, clock.clone())
+            .await
+            .expect("app builds");
         let addr = app.local_addr().expect("bound address");
         let state = app.state().clone();
         let (tx, rx) = oneshot::channel::<()>();
@@ -94,6 +103,7 @@ impl TestApp {
             addr,
             client: reqwest::Client::new(),
             state,
+            clock,
             _dir: dir,
             _shutdown: tx,
         }
@@ -127,6 +137,63 @@ impl TestApp {
         resp["data"].clone()
     }
 
+    /// POSTs a GraphQL request with `Authorization: Bearer <token>`.
+    pub async fn gql_as(&self, token: &str, query: &str, variables: Value) -> Value {
+        self.client
+            .post(self.url("/graphql"))
+            .bearer_auth(token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("JSON response")
+    }
+
+    /// Like [`TestApp::gql_as`], asserting success and returning `data`.
+    pub async fn data_as(&self, token: &str, query: &str, variables: Value) -> Value {
+        let resp = self.gql_as(token, query, variables).await;
+        assert!(resp.get("errors").is_none(), "unexpected errors: {resp:#}");
+        resp["data"].clone()
+    }
+
+    /// Creates an account the way `pushhand create-user` does and signs it in through the
+    /// API. Returns the token and the member row.
+    pub async fn user(&self, email: &str, role: CliRole) -> (String, member::Model) {
+        let m = members::create_user(self.db(), email, PASSWORD, role, None, self.clock_now())
+            .await
+            .map_err(anyhow::Error::from)
+            .expect("create user");
+        (self.login(email, PASSWORD).await, m)
+    }
+
+    /// Signs in through the API and returns the token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let data = self
+            .data(
+                "mutation($i: LoginInput!) { login(input: $i) { token } }",
+                json!({ "i": { "email": email, "password": password } }),
+            )
+            .await;
+        data["login"]["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Registers through the API; returns the whole response.
+    pub async fn register(&self, email: &str, invite: Option<&str>, link: Option<&str>) -> Value {
+        self.gql(
+            "mutation($i: RegisterInput!) { register(input: $i) { token member { id roles inviteCode upline { id } bindingExpiresAt } } }",
+            json!({ "i": { "email": email, "password": PASSWORD, "displayName": email,
+                           "inviteCode": invite, "partnerLinkCode": link } }),
+        )
+        .await
+    }
+
+    pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
+        use pushhand::service::Clock;
+        self.clock.now()
+    }
+
     /// The value of an unlabelled counter or gauge line in `/metrics`.
     pub async fn metric(&self, name: &str) -> f64 {
         let text = self
@@ -146,6 +213,9 @@ impl TestApp {
         self.metric("pushhand_db_statements_total").await as u64
     }
 }
+
+/// The password every test account uses.
+pub const PASSWORD: &str = "correct horse battery";
 
 /// Finds `name value` (or `name{labels} value` when `name` includes the labels) in
 /// Prometheus text.
