@@ -11,10 +11,16 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, Environment};
 use crate::metrics::Metrics;
+use crate::cache::{Cache, MemoryCache, RedisCache};
 use crate::ratelimit::FailureLimiter;
+use crate::service::curation::CurationStore;
 use crate::service::{Clock, SystemClock, hierarchy};
 use crate::state::AppState;
 use crate::{db, graphql, http, seed, service};
+
+/// Bound on each Redis call: a slow Redis costs a request this much at most, then the
+/// database answers.
+const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
 
 pub struct App {
     listener: TcpListener,
@@ -58,6 +64,12 @@ impl App {
             .await
             .with_context(|| format!("binding {}", config.bind_addr))?;
         let config_failures = config.auth_failures_per_minute;
+        let ttl = std::time::Duration::from_secs(config.cache_ttl_seconds.max(1));
+        let cache: Arc<dyn Cache> = match &redis {
+            Some(client) => Arc::new(RedisCache::new(client.clone(), REDIS_TIMEOUT)),
+            None => Arc::new(MemoryCache::new(100_000, ttl)),
+        };
+        let curation = Arc::new(CurationStore::new(cache, metrics.clone(), ttl));
         let state = AppState {
             db,
             config: Arc::new(config),
@@ -66,6 +78,7 @@ impl App {
             jwt_secret,
             clock,
             failures: Arc::new(FailureLimiter::new(config_failures)),
+            curation,
         };
         let schema = graphql::build(state.clone());
         let router = http::router(state.clone(), schema);

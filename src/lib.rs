@@ -14,12 +14,14 @@
 //! - [`graphql`]: the schema; one module per domain; API types wrap entity rows; loaders.
 //! - [`service`]: the business rules, one module per domain; no GraphQL in sight.
 //! - [`db`]: pool set-up, statement counting, migrations.
+//! - [`cache`]: the key–value cache (Redis or in-process) behind the curation passports.
 //! - [`metrics`]: the instance's Prometheus registry.
 //! - [`ratelimit`]: per-client limits on failed credential attempts.
 //! - [`seed`]: the deterministic demo catalog.
 //! - [`telemetry`]: structured logs.
 
 pub mod app;
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod error;

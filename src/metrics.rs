@@ -24,6 +24,14 @@ pub struct CodeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `redis` or `memory`.
+    pub backend: &'static str,
+    /// `hit`, `miss` or `error`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PoolLabels {
     pub state: &'static str,
 }
@@ -45,6 +53,7 @@ pub struct Metrics {
     pub db_statement_failures: Counter,
     pub db_statement_duration: Histogram,
     pub db_pool_connections: Family<PoolLabels, Gauge>,
+    pub cache_requests: Family<CacheLabels, Counter>,
 }
 
 impl Metrics {
@@ -58,6 +67,12 @@ impl Metrics {
         let db_statement_failures = Counter::default();
         let db_statement_duration = latency_histogram();
         let db_pool_connections = Family::<PoolLabels, Gauge>::default();
+        let cache_requests = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "pushhand_cache_requests",
+            "Cache look-ups by backend and outcome (hit, miss, error)",
+            cache_requests.clone(),
+        );
         registry.register(
             "pushhand_graphql_requests",
             "GraphQL requests by operation type",
@@ -102,6 +117,7 @@ impl Metrics {
             db_statement_failures,
             db_statement_duration,
             db_pool_connections,
+            cache_requests,
         })
     }
 

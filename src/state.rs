@@ -9,6 +9,7 @@ use crate::config::{Config, Secret};
 use crate::metrics::Metrics;
 use crate::ratelimit::FailureLimiter;
 use crate::service::Clock;
+use crate::service::curation::CurationStore;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -25,4 +26,6 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Failed credential attempts per client.
     pub failures: Arc<FailureLimiter>,
+    /// Quality passports through the cache (Redis or in-process).
+    pub curation: Arc<CurationStore>,
 }

@@ -4,6 +4,8 @@
 //! - [`money`]: `Money` (exact CNY, stored as integer fen) and `Rate` (stored as basis points).
 //! - [`category`], [`merchant`], [`brand`], [`product`], [`sku`], [`product_image`],
 //!   [`product_tag`]: the catalog tables.
+//! - [`curation_stage_record`], [`curation_score`], [`curation_summary`]: the curation audit
+//!   trail and the per-product quality passport rolled up from it.
 //! - [`member`], [`binding`], [`member_ancestor`], [`team_counter`]: members, their binding
 //!   history, the team closure table and its counters.
 //!
@@ -13,6 +15,9 @@
 pub mod binding;
 pub mod brand;
 pub mod category;
+pub mod curation_score;
+pub mod curation_stage_record;
+pub mod curation_summary;
 pub mod member;
 pub mod member_ancestor;
 pub mod merchant;

@@ -71,6 +71,8 @@ pub struct Model {
     /// Bumped by a password change or a freeze: tokens carrying an older version are dead.
     pub token_version: i32,
     pub created_at: DateTimeUtc,
+    /// For `MERCHANT` staff: the merchant they act for.
+    pub merchant_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -53,6 +53,11 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// When it was (last) listed; the NEWEST sort key. `None` until first published.
     pub published_at: Option<DateTimeUtc>,
+    /// How many of the five curation stages have passed, in order (0..=5). A failed stage
+    /// leaves it where it was, so resubmission resumes at the failed stage.
+    pub stages_passed: i16,
+    /// Why it was delisted, when `status` is `UNPUBLISHED`.
+    pub unpublished_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

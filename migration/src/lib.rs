@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_catalog;
 mod m20261125_000002_members;
+mod m20261125_000003_curation;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_catalog::Migration),
             Box::new(m20261125_000002_members::Migration),
+            Box::new(m20261125_000003_curation::Migration),
         ]
     }
 }

@@ -12,17 +12,36 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::service::catalog;
+use crate::service::curation::{CurationStore, Summary};
+use crate::state::AppState;
 
 /// Loads catalog rows; one `Loader` impl per key type below.
 pub struct CatalogLoader {
     db: DatabaseConnection,
+    curation: Arc<CurationStore>,
 }
 
 pub type Loaders = DataLoader<CatalogLoader>;
 
 /// A fresh set of loaders for one request.
-pub fn for_request(db: &DatabaseConnection) -> Loaders {
-    DataLoader::new(CatalogLoader { db: db.clone() }, tokio::spawn)
+pub fn for_request(state: &AppState) -> Loaders {
+    DataLoader::new(CatalogLoader { db: state.db.clone(), curation: state.curation.clone() }, tokio::spawn)
+}
+
+/// The quality passport of a product, through the cache: a page costs one cache round trip
+/// and, for the misses, one statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CurationOf(pub Uuid);
+
+impl Loader<CurationOf> for CatalogLoader {
+    type Value = Summary;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[CurationOf]) -> Result<HashMap<CurationOf, Summary>, LoadError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = self.curation.load_many(&self.db, &ids).await.map_err(Arc::new)?;
+        Ok(rows.into_iter().map(|(id, v)| (CurationOf(id), v)).collect())
+    }
 }
 
 /// Errors are shared between every field waiting on the same batch, hence the `Arc`.
@@ -61,5 +80,5 @@ loader!(/// The tags of a product, in display order.
     TagsOf => Vec<String>, catalog::tags_by_product_ids);
 loader!(/// The subcategories of a category, in display order.
     ChildrenOf => Vec<category::Model>, catalog::categories_by_parent_ids);
-loader!(/// A published product by id (unpublished ones are absent).
-    ProductKey => product::Model, catalog::published_products_by_ids);
+loader!(/// A product by id, in any status (resolvers apply the visibility rules).
+    ProductKey => product::Model, catalog::products_by_ids);

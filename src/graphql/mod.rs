@@ -5,6 +5,7 @@
 //! service function and wrap the rows in API types. They never run SQL.
 
 pub mod catalog;
+pub mod curation;
 pub mod ids;
 pub mod loaders;
 pub mod members;
@@ -26,11 +27,12 @@ pub struct Query(
     node::NodeQuery,
     catalog::CatalogQuery,
     members::MembersQuery,
+    curation::CurationQuery,
 );
 
 /// The root mutation, merged from the per-domain mutation objects.
 #[derive(MergedObject, Default)]
-pub struct Mutation(members::MembersMutation);
+pub struct Mutation(members::MembersMutation, curation::CurationMutation);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 

@@ -37,7 +37,7 @@ async fn execute(
         }
     };
     let req = req
-        .data(loaders::for_request(&state.app.db))
+        .data(loaders::for_request(&state.app))
         .data(viewer)
         .data(ClientAddr(client.ip()));
     GraphQLResponse::from(state.schema.execute(req).await).into_response()

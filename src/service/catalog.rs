@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use entity::member::StaffRole;
 use entity::{Money, Rate, brand, category, merchant, product, product_image, product_tag, sku};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::service::auth::Viewer;
 
 /// Longest accepted search term, in characters.
 pub const MAX_SEARCH_LEN: usize = 100;
@@ -255,22 +257,83 @@ pub async fn list_products(
     Ok(Page { items, has_next })
 }
 
-/// A published product, or `NOT_FOUND` (drafts are not revealed to exist).
-pub async fn published_product(db: &impl ConnectionTrait, id: Uuid) -> Result<product::Model> {
+/// Whether `viewer` may see `p` in its current status: everyone sees published products;
+/// curators and admins see all; a merchant sees its own in every status.
+pub fn can_see(viewer: &Viewer, p: &product::Model) -> bool {
+    p.status == product::Status::Published || is_insider(viewer, p)
+}
+
+/// Whether `viewer` sees a product's internals (drafts, reviewer notes, evidence): curators,
+/// admins, and the product's own merchant.
+pub fn is_insider(viewer: &Viewer, p: &product::Model) -> bool {
+    let Ok(m) = viewer.member() else { return false };
+    match m.staff_role {
+        Some(StaffRole::Curator | StaffRole::Admin) => true,
+        Some(StaffRole::Merchant) => m.merchant_id == Some(p.merchant_id),
+        None => false,
+    }
+}
+
+/// A product the viewer may see, or `NOT_FOUND` (hidden products are not revealed to
+/// exist).
+pub async fn visible_product(db: &impl ConnectionTrait, viewer: &Viewer, id: Uuid) -> Result<product::Model> {
     product::Entity::find_by_id(id)
-        .filter(product::Column::Status.eq(product::Status::Published))
         .one(db)
         .await?
+        .filter(|p| can_see(viewer, p))
         .ok_or_else(|| Error::not_found("product"))
 }
 
-/// A SKU whose product is published, or `NOT_FOUND`.
-pub async fn published_sku(db: &impl ConnectionTrait, id: Uuid) -> Result<sku::Model> {
+/// A SKU whose product the viewer may see, or `NOT_FOUND`.
+pub async fn visible_sku(db: &impl ConnectionTrait, viewer: &Viewer, id: Uuid) -> Result<sku::Model> {
     let found = sku::Entity::find_by_id(id).one(db).await?;
     match found {
-        Some(s) if published_product(db, s.product_id).await.is_ok() => Ok(s),
+        Some(s) if visible_product(db, viewer, s.product_id).await.is_ok() => Ok(s),
         _ => Err(Error::not_found("SKU")),
     }
+}
+
+/// Position after the last row of a staff listing (newest submissions first).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedCursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// Products in any status, newest first, optionally of one merchant and in one status: the
+/// merchant's own list and the curators' queue.
+pub async fn list_by_created(
+    db: &impl ConnectionTrait,
+    merchant: Option<Uuid>,
+    status: Option<product::Status>,
+    after: Option<&CreatedCursor>,
+    first: u64,
+) -> Result<Page<product::Model>> {
+    let mut q = product::Entity::find();
+    if let Some(m) = merchant {
+        q = q.filter(product::Column::MerchantId.eq(m));
+    }
+    if let Some(s) = status {
+        q = q.filter(product::Column::Status.eq(s));
+    }
+    if let Some(c) = after {
+        q = q.filter(
+            Condition::any().add(product::Column::CreatedAt.lt(c.created_at)).add(
+                Condition::all()
+                    .add(product::Column::CreatedAt.eq(c.created_at))
+                    .add(product::Column::Id.lt(c.id)),
+            ),
+        );
+    }
+    let mut items = q
+        .order_by_desc(product::Column::CreatedAt)
+        .order_by_desc(product::Column::Id)
+        .limit(first + 1)
+        .all(db)
+        .await?;
+    let has_next = items.len() as u64 > first;
+    items.truncate(first as usize);
+    Ok(Page { items, has_next })
 }
 
 /// The whole category tree, ordered by position (a few hundred rows at most).
@@ -341,14 +404,13 @@ pub async fn categories_by_parent_ids(
     Ok(group(rows, |r| r.parent_id.unwrap_or_default()))
 }
 
-/// Published products by id; unpublished ones are left out.
-pub async fn published_products_by_ids(
+/// Products by id, in any status.
+pub async fn products_by_ids(
     db: &impl ConnectionTrait,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, product::Model>> {
     let rows = product::Entity::find()
         .filter(product::Column::Id.is_in(ids.iter().copied()))
-        .filter(product::Column::Status.eq(product::Status::Published))
         .all(db)
         .await?;
     Ok(rows.into_iter().map(|r| (r.id, r)).collect())
@@ -487,6 +549,8 @@ impl ProductRows {
             created_at: Set(p.created_at),
             updated_at: Set(p.created_at),
             published_at: Set(p.published_at),
+            stages_passed: Set(if p.status == product::Status::Published { 5 } else { 0 }),
+            unpublished_reason: Set(None),
         });
         for (i, s) in p.skus.into_iter().enumerate() {
             self.skus.push(sku::ActiveModel {

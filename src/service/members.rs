@@ -273,6 +273,7 @@ pub async fn register(
         frozen_reason: None,
         token_version: 0,
         created_at: now,
+        merchant_id: None,
     };
     member::Entity::insert(member::ActiveModel::from(model.clone()))
         .exec_without_returning(&txn)
@@ -599,7 +600,8 @@ pub enum CliRole {
 }
 
 /// Creates a staff account or a founding push-hand / partner (who have nobody to invite
-/// them). An existing email is `EMAIL_TAKEN`.
+/// them). A merchant account comes with its merchant (named after the account). An existing
+/// email is `EMAIL_TAKEN`.
 pub async fn create_user(
     db: &DatabaseConnection,
     email: &str,
@@ -610,9 +612,7 @@ pub async fn create_user(
 ) -> Result<member::Model> {
     let email = Email::parse(email)?;
     let password = Password::parse(password, "password")?;
-    let display_name = DisplayName::parse(
-        display_name.unwrap_or_else(|| email.as_str().split('@').next().unwrap_or("member")),
-    )?;
+    let display_name = DisplayName::parse(display_name.unwrap_or_else(|| email.as_str().split('@').next().unwrap_or("member")))?;
     let (tier, staff_role) = match role {
         CliRole::Admin => (member::Tier::Buyer, Some(member::StaffRole::Admin)),
         CliRole::Curator => (member::Tier::Buyer, Some(member::StaffRole::Curator)),
@@ -620,28 +620,35 @@ pub async fn create_user(
         CliRole::Partner => (member::Tier::Partner, None),
         CliRole::PushHand => (member::Tier::PushHand, None),
     };
+    let password_hash = hash_password(password.0).await?;
+    let txn = crate::db::begin_write(db).await?;
+    let merchant_id = match role {
+        CliRole::Merchant => Some(super::catalog::create_merchant(&txn, &display_name.0).await?.id),
+        _ => None,
+    };
     let model = member::Model {
         id: Uuid::now_v7(),
         email: Some(email.0),
         phone: None,
-        password_hash: hash_password(password.0).await?,
+        password_hash,
         display_name: display_name.0,
         tier,
         staff_role,
         invite_code: (tier != member::Tier::Buyer).then(|| random_code(INVITE_CODE_LEN)),
         partner_link_code: (tier == member::Tier::Partner).then(|| random_code(PARTNER_LINK_LEN)),
-        partner_application: (tier == member::Tier::Partner)
-            .then_some(member::PartnerApplication::Approved),
+        partner_application: (tier == member::Tier::Partner).then_some(member::PartnerApplication::Approved),
         upline_id: None,
         frozen_at: None,
         frozen_reason: None,
         token_version: 0,
         created_at: now,
+        merchant_id,
     };
     member::Entity::insert(member::ActiveModel::from(model.clone()))
-        .exec_without_returning(db)
+        .exec_without_returning(&txn)
         .await
         .map_err(taken)?;
+    txn.commit().await?;
     Ok(model)
 }
 

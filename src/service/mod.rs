@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod curation;
 pub mod hierarchy;
 pub mod members;
 pub mod team;

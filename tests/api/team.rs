@@ -35,6 +35,7 @@ async fn add(app: &TestApp, upline: Option<Uuid>, name: &str) -> member::Model {
         frozen_reason: None,
         token_version: 0,
         created_at: now,
+        merchant_id: None,
     };
     let txn = app.db().begin().await.expect("begin");
     member::Entity::insert(member::ActiveModel::from(m.clone()))

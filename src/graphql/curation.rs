@@ -1,0 +1,485 @@
+//! Curation in GraphQL: the `CurationReport` quality passport on every product, the
+//! merchant's mutations (brands, submissions, resubmission), the curator's (stages, scores,
+//! publish, unpublish), and the staff listings (`myProducts`, `curationQueue`).
+
+use async_graphql::connection::{
+    Connection, ConnectionNameType, CursorType, Edge, EdgeNameType, EmptyFields, OpaqueCursor,
+};
+use async_graphql::{Context, Enum, ID, InputObject, Object, OutputType, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{member, product};
+
+use super::catalog::{Brand, Product, ProductStatus, page_size};
+use super::ids::{self, Kind};
+use super::scalars::Dec;
+use super::{state, viewer};
+use crate::error::Error;
+use crate::service::catalog as catalog_svc;
+use crate::service::curation::{self as svc, Badge, Stage, Summary};
+
+/// The five stages of the listing gate, in the order a product passes them.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum CurationStage {
+    /// 产品资质审核: qualification review.
+    QualificationReview,
+    /// 质检报告收集: inspection reports collected.
+    InspectionReport,
+    /// 实地工厂验证: on-site factory audit.
+    FactoryAudit,
+    /// 场景测试: scenario testing.
+    ScenarioTest,
+    /// 内部测试: internal testing.
+    InternalTest,
+}
+
+impl From<CurationStage> for Stage {
+    fn from(s: CurationStage) -> Stage {
+        match s {
+            CurationStage::QualificationReview => Stage::QualificationReview,
+            CurationStage::InspectionReport => Stage::InspectionReport,
+            CurationStage::FactoryAudit => Stage::FactoryAudit,
+            CurationStage::ScenarioTest => Stage::ScenarioTest,
+            CurationStage::InternalTest => Stage::InternalTest,
+        }
+    }
+}
+
+impl From<Stage> for CurationStage {
+    fn from(s: Stage) -> CurationStage {
+        match s {
+            Stage::QualificationReview => CurationStage::QualificationReview,
+            Stage::InspectionReport => CurationStage::InspectionReport,
+            Stage::FactoryAudit => CurationStage::FactoryAudit,
+            Stage::ScenarioTest => CurationStage::ScenarioTest,
+            Stage::InternalTest => CurationStage::InternalTest,
+        }
+    }
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum CurationResult {
+    Pass,
+    Fail,
+}
+
+/// Marks of quality on the passport.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum CurationBadge {
+    /// Passed all five stages.
+    FiveStagesPassed,
+    /// 三高: high quality, high design, high value.
+    ThreeHighs,
+    /// Meets the export-to-EU quality bar (小米标准).
+    EuGrade,
+}
+
+/// One stage on the passport: its latest result, if it has been recorded.
+#[derive(SimpleObject)]
+pub struct CurationStageStatus {
+    pub stage: CurationStage,
+    /// Null while the stage has not been recorded.
+    pub result: Option<CurationResult>,
+    pub recorded_at: Option<DateTime<Utc>>,
+    /// Reviewer's notes; curators, admins and the product's merchant only (null otherwise).
+    pub notes: Option<String>,
+    /// Evidence links; curators, admins and the product's merchant only (null otherwise).
+    pub evidence_urls: Option<Vec<String>>,
+    /// The reviewing curator; curators, admins and the product's merchant only.
+    pub reviewer_id: Option<ID>,
+}
+
+/// The four selection criteria (1–5) and the badges' flags.
+#[derive(SimpleObject)]
+pub struct CurationScores {
+    /// 刚需
+    pub essential_need: i32,
+    /// 解决新的痛点
+    pub new_pain_point: i32,
+    /// 产品生命力
+    pub longevity: i32,
+    /// 品质与供应链
+    pub quality_and_supply: i32,
+    /// 高品质
+    pub high_quality: bool,
+    /// 高颜值
+    pub high_design: bool,
+    /// 高性价比
+    pub high_value: bool,
+    /// 小米标准: meets the export-to-EU quality bar.
+    pub eu_export_grade: bool,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A product's quality passport.
+pub struct CurationReport {
+    product_id: uuid::Uuid,
+    summary: Summary,
+    insider: bool,
+    min_score: u8,
+    published_at: Option<DateTime<Utc>>,
+}
+
+impl CurationReport {
+    pub fn new(p: &product::Model, summary: Summary, insider: bool, min_score: u8) -> CurationReport {
+        CurationReport { product_id: p.id, summary, insider, min_score, published_at: p.published_at }
+    }
+}
+
+/// The quality passport (品控报告) of a product: how it went through the five-stage gate.
+#[Object]
+impl CurationReport {
+    /// All five stages in order, with their latest results.
+    async fn stages(&self) -> Vec<CurationStageStatus> {
+        svc::STAGES
+            .iter()
+            .map(|stage| {
+                let entry = self.summary.stages.iter().find(|e| e.stage == *stage);
+                CurationStageStatus {
+                    stage: (*stage).into(),
+                    result: entry.map(|e| if e.passed { CurationResult::Pass } else { CurationResult::Fail }),
+                    recorded_at: entry.map(|e| e.recorded_at),
+                    notes: entry.filter(|_| self.insider).and_then(|e| e.notes.clone()),
+                    evidence_urls: entry.filter(|_| self.insider).map(|e| e.evidence_urls.clone()),
+                    reviewer_id: entry.filter(|_| self.insider).map(|e| ids::encode(Kind::Member, e.reviewer_id)),
+                }
+            })
+            .collect()
+    }
+    /// The latest scores, if the product has been scored.
+    async fn scores(&self) -> Option<CurationScores> {
+        self.summary.score.as_ref().map(|s| CurationScores {
+            essential_need: i32::from(s.essential_need),
+            new_pain_point: i32::from(s.new_pain_point),
+            longevity: i32::from(s.longevity),
+            quality_and_supply: i32::from(s.quality_and_supply),
+            high_quality: s.high_quality,
+            high_design: s.high_design,
+            high_value: s.high_value,
+            eu_export_grade: s.eu_export_grade,
+            recorded_at: s.recorded_at,
+        })
+    }
+    async fn badges(&self) -> Vec<CurationBadge> {
+        self.summary
+            .badges()
+            .into_iter()
+            .map(|b| match b {
+                Badge::FiveStagesPassed => CurationBadge::FiveStagesPassed,
+                Badge::ThreeHighs => CurationBadge::ThreeHighs,
+                Badge::EuGrade => CurationBadge::EuGrade,
+            })
+            .collect()
+    }
+    /// True when every stage passed and every criterion scores at least the configured
+    /// minimum (the brand cap is checked when publishing).
+    async fn passed(&self) -> bool {
+        self.summary.passed(self.min_score)
+    }
+    /// The stage a curator records next; null once all five passed.
+    async fn next_stage(&self) -> Option<CurationStage> {
+        svc::STAGES
+            .iter()
+            .find(|s| !self.summary.stages.iter().any(|e| e.stage == **s && e.passed))
+            .map(|s| (*s).into())
+    }
+    async fn published_at(&self) -> Option<DateTime<Utc>> {
+        self.published_at
+    }
+    /// Every stage record, oldest first: the audit trail. Curators, admins and the
+    /// product's merchant only (null otherwise).
+    async fn history(&self, ctx: &Context<'_>) -> Result<Option<Vec<CurationRecord>>> {
+        if !self.insider {
+            return Ok(None);
+        }
+        let rows = svc::history(&state(ctx)?.db, self.product_id).await?;
+        Ok(Some(
+            rows.into_iter()
+                .map(|r| CurationRecord {
+                    stage: svc::STAGES
+                        .into_iter()
+                        .find(|s| s.as_str() == r.stage)
+                        .map(CurationStage::from)
+                        .unwrap_or(CurationStage::QualificationReview),
+                    result: if r.result == "PASS" { CurationResult::Pass } else { CurationResult::Fail },
+                    reviewer_id: ids::encode(Kind::Member, r.reviewer_id),
+                    notes: r.notes,
+                    evidence_urls: serde_json::from_str(&r.evidence_urls).unwrap_or_default(),
+                    recorded_at: r.recorded_at,
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// One recorded stage result.
+#[derive(SimpleObject)]
+pub struct CurationRecord {
+    pub stage: CurationStage,
+    pub result: CurationResult,
+    pub reviewer_id: ID,
+    pub notes: Option<String>,
+    pub evidence_urls: Vec<String>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A variant to sell.
+#[derive(InputObject)]
+pub struct SkuInput {
+    /// 1–120 characters.
+    pub name: String,
+    /// Above 0, at most 2 decimal places.
+    pub price: Dec,
+    /// 0 or more.
+    pub stock: i32,
+}
+
+/// A product a merchant submits into curation.
+#[derive(InputObject)]
+pub struct SubmitProductInput {
+    /// One of the merchant's own brands.
+    pub brand_id: ID,
+    /// A leaf category.
+    pub category_id: ID,
+    /// 1–120 characters.
+    pub name: String,
+    pub description: Option<String>,
+    /// At least one.
+    pub skus: Vec<SkuInput>,
+    /// Level-1 rate, 0–0.30.
+    pub rebate_rate: Dec,
+    /// Level-2 rate, 0–0.30; with `rebateRate` at most 0.30.
+    pub team_rebate_rate: Dec,
+    pub membership_activity: Option<bool>,
+}
+
+/// A stage result a curator records.
+#[derive(InputObject)]
+pub struct CurationStageInput {
+    pub product_id: ID,
+    pub stage: CurationStage,
+    pub result: CurationResult,
+    pub notes: Option<String>,
+    /// http(s) links to reports, photos, certificates.
+    pub evidence_urls: Option<Vec<String>>,
+}
+
+/// A curator's scores.
+#[derive(InputObject)]
+pub struct CurationScoreInput {
+    pub product_id: ID,
+    /// 刚需, 1–5.
+    pub essential_need: i32,
+    /// 解决新的痛点, 1–5.
+    pub new_pain_point: i32,
+    /// 产品生命力, 1–5.
+    pub longevity: i32,
+    /// 品质与供应链, 1–5.
+    pub quality_and_supply: i32,
+    pub high_quality: bool,
+    pub high_design: bool,
+    pub high_value: bool,
+    pub eu_export_grade: bool,
+}
+
+fn product_id(id: &ID, field: &'static str) -> Result<uuid::Uuid, Error> {
+    ids::decode_as(id, Kind::Product, field)
+}
+
+fn merchant<'a>(ctx: &Context<'a>) -> Result<&'a member::Model> {
+    Ok(viewer(ctx)?.staff(member::StaffRole::Merchant)?)
+}
+
+fn curator<'a>(ctx: &Context<'a>) -> Result<&'a member::Model> {
+    Ok(viewer(ctx)?.staff(member::StaffRole::Curator)?)
+}
+
+fn report(ctx: &Context<'_>, p: &product::Model, summary: Summary) -> Result<CurationReport> {
+    let min = state(ctx)?.config.policy.min_criterion_score;
+    Ok(CurationReport::new(p, summary, true, min))
+}
+
+fn status_arg(s: Option<ProductStatus>) -> Option<product::Status> {
+    s.map(|s| match s {
+        ProductStatus::InCuration => product::Status::InCuration,
+        ProductStatus::Rejected => product::Status::Rejected,
+        ProductStatus::Published => product::Status::Published,
+        ProductStatus::Unpublished => product::Status::Unpublished,
+    })
+}
+
+/// Names the staff listing's types apart from the public `ProductConnection` (their
+/// cursors differ: staff lists run by submission time, in every status).
+pub struct StaffProductConnectionName;
+
+impl ConnectionNameType for StaffProductConnectionName {
+    fn type_name<T: OutputType>() -> String {
+        "StaffProductConnection".into()
+    }
+}
+
+pub struct StaffProductEdgeName;
+
+impl EdgeNameType for StaffProductEdgeName {
+    fn type_name<T: OutputType>() -> String {
+        "StaffProductEdge".into()
+    }
+}
+
+pub type StaffProductConnection = Connection<
+    OpaqueCursor<catalog_svc::CreatedCursor>,
+    Product,
+    EmptyFields,
+    EmptyFields,
+    StaffProductConnectionName,
+    StaffProductEdgeName,
+>;
+
+async fn staff_list(
+    ctx: &Context<'_>,
+    merchant: Option<uuid::Uuid>,
+    status: Option<ProductStatus>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<StaffProductConnection> {
+    let first = page_size(first)?;
+    let after = after
+        .map(|c| {
+            OpaqueCursor::<catalog_svc::CreatedCursor>::decode_cursor(&c)
+                .map_err(|_| Error::validation("after", "not a valid cursor"))
+        })
+        .transpose()?;
+    let page = catalog_svc::list_by_created(&state(ctx)?.db, merchant, status_arg(status), after.as_deref(), first).await?;
+    let mut conn = Connection::new(after.is_some(), page.has_next);
+    conn.edges.extend(page.items.into_iter().map(|p| {
+        let cursor = OpaqueCursor(catalog_svc::CreatedCursor { created_at: p.created_at, id: p.id });
+        Edge::new(cursor, Product(p))
+    }));
+    Ok(conn)
+}
+
+#[derive(Default)]
+pub struct CurationQuery;
+
+#[Object]
+impl CurationQuery {
+    /// MERCHANT: the merchant's own products in every status (or one), newest first.
+    async fn my_products(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<ProductStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<StaffProductConnection> {
+        let m = merchant(ctx)?;
+        let merchant_id = m.merchant_id.ok_or_else(|| Error::Forbidden("this account acts for no merchant".into()))?;
+        staff_list(ctx, Some(merchant_id), status, first, after).await
+    }
+
+    /// CURATOR: products by status (default `IN_CURATION`), newest submissions first.
+    async fn curation_queue(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<ProductStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<StaffProductConnection> {
+        curator(ctx)?;
+        staff_list(ctx, None, Some(status.unwrap_or(ProductStatus::InCuration)), first, after).await
+    }
+}
+
+#[derive(Default)]
+pub struct CurationMutation;
+
+#[Object]
+impl CurationMutation {
+    /// MERCHANT: creates a brand owned by the merchant. `BRAND_NAME_TAKEN` if the name exists.
+    async fn create_brand(&self, ctx: &Context<'_>, name: String) -> Result<Brand> {
+        let m = merchant(ctx)?;
+        Ok(Brand(svc::create_brand(&state(ctx)?.db, m, &name).await?))
+    }
+
+    /// MERCHANT: submits a product of one of its brands into curation (`IN_CURATION`).
+    async fn submit_product(&self, ctx: &Context<'_>, input: SubmitProductInput) -> Result<Product> {
+        let m = merchant(ctx)?;
+        let st = state(ctx)?;
+        let submission = svc::Submission {
+            brand_id: ids::decode_as(&input.brand_id, Kind::Brand, "brandId")?,
+            category_id: ids::decode_as(&input.category_id, Kind::Category, "categoryId")?,
+            name: input.name,
+            description: input.description,
+            skus: input.skus.into_iter().map(|s| (s.name, s.price.0, s.stock)).collect(),
+            rebate_rate: input.rebate_rate.0,
+            team_rebate_rate: input.team_rebate_rate.0,
+            membership_activity: input.membership_activity.unwrap_or(false),
+        };
+        Ok(Product(svc::submit_product(&st.db, m, submission, st.clock.now()).await?))
+    }
+
+    /// MERCHANT: sends a rejected product back into curation; it resumes at the failed stage.
+    async fn resubmit_product(&self, ctx: &Context<'_>, product_id: ID) -> Result<Product> {
+        let m = merchant(ctx)?;
+        let id = self::product_id(&product_id, "productId")?;
+        Ok(Product(svc::resubmit_product(&state(ctx)?.db, m, id).await?))
+    }
+
+    /// CURATOR: records the next stage's result. Stages go strictly in order
+    /// (`CURATION_OUT_OF_ORDER`); a FAIL rejects the product back to its merchant.
+    async fn record_curation_stage(&self, ctx: &Context<'_>, input: CurationStageInput) -> Result<CurationReport> {
+        let c = curator(ctx)?;
+        let st = state(ctx)?;
+        let stage = svc::StageInput {
+            product_id: product_id(&input.product_id, "productId")?,
+            stage: input.stage.into(),
+            passed: input.result == CurationResult::Pass,
+            notes: input.notes,
+            evidence_urls: input.evidence_urls.unwrap_or_default(),
+        };
+        let (p, summary) = svc::record_stage(&st.db, c, stage, st.clock.now()).await?;
+        st.curation.invalidate(p.id).await;
+        report(ctx, &p, summary)
+    }
+
+    /// CURATOR: scores the four criteria (1–5) and the badges' flags.
+    async fn score_product(&self, ctx: &Context<'_>, input: CurationScoreInput) -> Result<CurationReport> {
+        let c = curator(ctx)?;
+        let st = state(ctx)?;
+        let score = svc::ScoreInput {
+            product_id: product_id(&input.product_id, "productId")?,
+            essential_need: input.essential_need,
+            new_pain_point: input.new_pain_point,
+            longevity: input.longevity,
+            quality_and_supply: input.quality_and_supply,
+            high_quality: input.high_quality,
+            high_design: input.high_design,
+            high_value: input.high_value,
+            eu_export_grade: input.eu_export_grade,
+        };
+        let (p, summary) = svc::score_product(&st.db, c, score, st.clock.now()).await?;
+        st.curation.invalidate(p.id).await;
+        report(ctx, &p, summary)
+    }
+
+    /// CURATOR: lists (上架) a product that passed the gate. `CURATION_INCOMPLETE` names the
+    /// stage or score that is missing; `BRAND_CAP_EXCEEDED` when the leaf category already
+    /// lists the maximum number of other brands.
+    async fn publish_product(&self, ctx: &Context<'_>, product_id: ID) -> Result<Product> {
+        curator(ctx)?;
+        let st = state(ctx)?;
+        let id = self::product_id(&product_id, "productId")?;
+        let policy = &st.config.policy;
+        let p = svc::publish_product(&st.db, id, policy.min_criterion_score, policy.max_brands_per_category, st.clock.now()).await?;
+        st.curation.invalidate(p.id).await;
+        Ok(Product(p))
+    }
+
+    /// CURATOR: delists (下架) a published product, with a reason.
+    async fn unpublish_product(&self, ctx: &Context<'_>, product_id: ID, reason: String) -> Result<Product> {
+        curator(ctx)?;
+        let st = state(ctx)?;
+        let id = self::product_id(&product_id, "productId")?;
+        let p = svc::unpublish_product(&st.db, id, &reason, st.clock.now()).await?;
+        st.curation.invalidate(p.id).await;
+        Ok(Product(p))
+    }
+}

@@ -1,0 +1,727 @@
+//! Quality curation (品控): merchants submit products and brands, curators walk a product
+//! through the five stages in order and score it, and `publish` lets it through the listing
+//! gate only when every stage passed, every criterion scores at least the minimum, and the
+//! leaf category's brand cap allows it.
+//!
+//! Stage and score records are appended, never edited; after every change the product's
+//! quality passport ([`Summary`]) is rebuilt in `curation_summaries` within the same
+//! transaction, and its cache entry is dropped once the transaction has committed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use entity::{Money, Rate, brand, category, curation_score, curation_stage_record, curation_summary, member, product};
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::catalog::{NewProduct, NewSku, ProductRows};
+use crate::cache::Cache;
+use crate::error::{Error, Result};
+use crate::metrics::{CacheLabels, Metrics};
+
+/// The five stages, in the order a product must pass them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Stage {
+    /// 产品资质审核
+    QualificationReview,
+    /// 质检报告收集
+    InspectionReport,
+    /// 实地工厂验证
+    FactoryAudit,
+    /// 场景测试
+    ScenarioTest,
+    /// 内部测试
+    InternalTest,
+}
+
+pub const STAGES: [Stage; 5] = [
+    Stage::QualificationReview,
+    Stage::InspectionReport,
+    Stage::FactoryAudit,
+    Stage::ScenarioTest,
+    Stage::InternalTest,
+];
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::QualificationReview => "QUALIFICATION_REVIEW",
+            Stage::InspectionReport => "INSPECTION_REPORT",
+            Stage::FactoryAudit => "FACTORY_AUDIT",
+            Stage::ScenarioTest => "SCENARIO_TEST",
+            Stage::InternalTest => "INTERNAL_TEST",
+        }
+    }
+    fn index(self) -> usize {
+        STAGES.iter().position(|s| *s == self).unwrap_or_default()
+    }
+    fn parse(s: &str) -> Option<Stage> {
+        STAGES.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// The latest result of one stage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageEntry {
+    pub stage: Stage,
+    pub passed: bool,
+    pub recorded_at: DateTime<Utc>,
+    pub reviewer_id: Uuid,
+    pub notes: Option<String>,
+    pub evidence_urls: Vec<String>,
+}
+
+/// The latest scoring.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScoreEntry {
+    pub essential_need: i16,
+    pub new_pain_point: i16,
+    pub longevity: i16,
+    pub quality_and_supply: i16,
+    pub high_quality: bool,
+    pub high_design: bool,
+    pub high_value: bool,
+    pub eu_export_grade: bool,
+    pub reviewer_id: Uuid,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl ScoreEntry {
+    /// The criteria in their fixed order, with their names.
+    pub fn criteria(&self) -> [(&'static str, i16); 4] {
+        [
+            ("ESSENTIAL_NEED", self.essential_need),
+            ("NEW_PAIN_POINT", self.new_pain_point),
+            ("LONGEVITY", self.longevity),
+            ("QUALITY_AND_SUPPLY", self.quality_and_supply),
+        ]
+    }
+}
+
+/// A product's quality passport: the latest result of each recorded stage (in stage order)
+/// and the latest scores. This is what the cache holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub stages: Vec<StageEntry>,
+    pub score: Option<ScoreEntry>,
+}
+
+/// Badges a passport can carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Badge {
+    /// Passed all five stages.
+    FiveStagesPassed,
+    /// 高品质 + 高颜值 + 高性价比.
+    ThreeHighs,
+    /// Meets the export-to-EU quality bar (小米标准).
+    EuGrade,
+}
+
+impl Summary {
+    pub fn all_stages_passed(&self) -> bool {
+        STAGES.iter().all(|s| self.stages.iter().any(|e| e.stage == *s && e.passed))
+    }
+
+    /// Whether the gate's curation conditions hold (the brand cap is checked at publish).
+    pub fn passed(&self, min_score: u8) -> bool {
+        self.all_stages_passed()
+            && self.score.as_ref().is_some_and(|s| s.criteria().iter().all(|(_, v)| *v >= i16::from(min_score)))
+    }
+
+    pub fn badges(&self) -> Vec<Badge> {
+        let mut out = Vec::new();
+        if self.all_stages_passed() {
+            out.push(Badge::FiveStagesPassed);
+        }
+        if let Some(s) = &self.score {
+            if s.high_quality && s.high_design && s.high_value {
+                out.push(Badge::ThreeHighs);
+            }
+            if s.eu_export_grade {
+                out.push(Badge::EuGrade);
+            }
+        }
+        out
+    }
+}
+
+/// Rebuilds and stores a product's passport from its records. Call inside the transaction
+/// that changed them.
+pub async fn rebuild_summary(txn: &impl ConnectionTrait, product_id: Uuid, now: DateTime<Utc>) -> Result<Summary> {
+    let records = curation_stage_record::Entity::find()
+        .filter(curation_stage_record::Column::ProductId.eq(product_id))
+        .order_by_asc(curation_stage_record::Column::RecordedAt)
+        .order_by_asc(curation_stage_record::Column::Id)
+        .all(txn)
+        .await?;
+    let mut latest: HashMap<Stage, StageEntry> = HashMap::new();
+    for r in records {
+        let Some(stage) = Stage::parse(&r.stage) else { continue };
+        latest.insert(
+            stage,
+            StageEntry {
+                stage,
+                passed: r.result == "PASS",
+                recorded_at: r.recorded_at,
+                reviewer_id: r.reviewer_id,
+                notes: r.notes,
+                evidence_urls: serde_json::from_str(&r.evidence_urls).unwrap_or_default(),
+            },
+        );
+    }
+    let mut stages: Vec<StageEntry> = latest.into_values().collect();
+    stages.sort_by_key(|e| e.stage.index());
+    let score = curation_score::Entity::find()
+        .filter(curation_score::Column::ProductId.eq(product_id))
+        .order_by_desc(curation_score::Column::RecordedAt)
+        .order_by_desc(curation_score::Column::Id)
+        .one(txn)
+        .await?
+        .map(|s| ScoreEntry {
+            essential_need: s.essential_need,
+            new_pain_point: s.new_pain_point,
+            longevity: s.longevity,
+            quality_and_supply: s.quality_and_supply,
+            high_quality: s.high_quality,
+            high_design: s.high_design,
+            high_value: s.high_value,
+            eu_export_grade: s.eu_export_grade,
+            reviewer_id: s.reviewer_id,
+            recorded_at: s.recorded_at,
+        });
+    let summary = Summary { stages, score };
+    store_summary(txn, product_id, &summary, now).await?;
+    Ok(summary)
+}
+
+/// Writes a passport row (insert or replace).
+pub async fn store_summary(txn: &impl ConnectionTrait, product_id: Uuid, summary: &Summary, now: DateTime<Utc>) -> Result<()> {
+    let text = serde_json::to_string(summary).map_err(Error::internal)?;
+    curation_summary::Entity::insert(curation_summary::ActiveModel {
+        product_id: Set(product_id),
+        summary: Set(text),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(curation_summary::Column::ProductId)
+            .update_columns([curation_summary::Column::Summary, curation_summary::Column::UpdatedAt])
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+/// Passports by product id, straight from the database (one statement). Products without a
+/// row get an empty passport.
+pub async fn summaries_by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<HashMap<Uuid, Summary>> {
+    let rows = curation_summary::Entity::find()
+        .filter(curation_summary::Column::ProductId.is_in(ids.iter().copied()))
+        .all(db)
+        .await?;
+    let mut out: HashMap<Uuid, Summary> = ids.iter().map(|id| (*id, Summary::default())).collect();
+    for r in rows {
+        out.insert(r.product_id, serde_json::from_str(&r.summary).map_err(Error::internal)?);
+    }
+    Ok(out)
+}
+
+// ---- The cached read path. ----
+
+/// Cache key of a passport. The version names the JSON shape: bump it when `Summary`
+/// changes, and old entries are simply never read again.
+pub fn cache_key(product_id: Uuid) -> String {
+    format!("curation:v1:{product_id}")
+}
+
+type Loaded = std::result::Result<Arc<HashMap<Uuid, Summary>>, Arc<Error>>;
+
+/// Reads passports through the cache: one round trip for a whole page, the database for the
+/// misses (one statement), and concurrent misses for the same product loaded once.
+pub struct CurationStore {
+    cache: Arc<dyn Cache>,
+    metrics: Arc<Metrics>,
+    ttl: Duration,
+    /// Loads in flight, by product: a request that misses a product another request is
+    /// already loading waits for that load instead of starting its own. A std Mutex: held
+    /// only to look up or insert.
+    in_flight: Mutex<HashMap<Uuid, Shared<BoxFuture<'static, Loaded>>>>,
+}
+
+impl CurationStore {
+    pub fn new(cache: Arc<dyn Cache>, metrics: Arc<Metrics>, ttl: Duration) -> CurationStore {
+        CurationStore { cache, metrics, ttl, in_flight: Mutex::new(HashMap::new()) }
+    }
+
+    fn count(&self, outcome: &'static str, n: usize) {
+        if n > 0 {
+            let labels = CacheLabels { backend: self.cache.backend(), outcome };
+            self.metrics.cache_requests.get_or_create(&labels).inc_by(n as u64);
+        }
+    }
+
+    /// Passports of `ids`. Never fails because of the cache: cache errors are logged and
+    /// counted and the database answers instead.
+    pub async fn load_many(self: &Arc<Self>, db: &DatabaseConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, Summary>> {
+        let keys: Vec<String> = ids.iter().map(|id| cache_key(*id)).collect();
+        let mut out = HashMap::new();
+        let mut misses = Vec::new();
+        match self.cache.get_many(&keys).await {
+            Ok(values) => {
+                for (id, value) in ids.iter().zip(values) {
+                    match value.and_then(|v| serde_json::from_str::<Summary>(&v).ok()) {
+                        Some(s) => {
+                            out.insert(*id, s);
+                        }
+                        None => misses.push(*id),
+                    }
+                }
+                self.count("hit", out.len());
+                self.count("miss", misses.len());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, backend = self.cache.backend(), "cache read failed; using the database");
+                self.count("error", 1);
+                misses = ids.to_vec();
+            }
+        }
+        if misses.is_empty() {
+            return Ok(out);
+        }
+
+        // Join loads already in flight; start one load for the rest.
+        let mut waits = Vec::new();
+        let mut mine = Vec::new();
+        {
+            let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            for id in &misses {
+                match in_flight.get(id) {
+                    Some(f) => waits.push(f.clone()),
+                    None => mine.push(*id),
+                }
+            }
+        }
+        if !mine.is_empty() {
+            let store = self.clone();
+            let db = db.clone();
+            let ids = mine.clone();
+            let load: Shared<BoxFuture<'static, Loaded>> = async move {
+                let loaded = summaries_by_ids(&db, &ids).await.map_err(Arc::new)?;
+                let entries: Vec<(String, String)> = loaded
+                    .iter()
+                    .filter_map(|(id, s)| serde_json::to_string(s).ok().map(|v| (cache_key(*id), v)))
+                    .collect();
+                if let Err(e) = store.cache.set_many(&entries, store.ttl).await {
+                    tracing::warn!(error = %e, backend = store.cache.backend(), "cache write failed");
+                    store.count("error", 1);
+                }
+                Ok(Arc::new(loaded))
+            }
+            .boxed()
+            .shared();
+            {
+                let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                for id in &mine {
+                    in_flight.insert(*id, load.clone());
+                }
+            }
+            let result = load.await;
+            {
+                let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                for id in &mine {
+                    in_flight.remove(id);
+                }
+            }
+            let loaded = result.map_err(|e| Error::internal(anyhow::anyhow!("loading passports: {e:?}")))?;
+            for id in &mine {
+                out.insert(*id, loaded.get(id).cloned().unwrap_or_default());
+            }
+        }
+        for wait in waits {
+            let loaded = wait.await.map_err(|e| Error::internal(anyhow::anyhow!("loading passports: {e:?}")))?;
+            for id in &misses {
+                if let Some(s) = loaded.get(id) {
+                    out.entry(*id).or_insert_with(|| s.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops a product's cached passport (after the transaction that changed it committed).
+    /// A failure is logged and counted; the entry then expires with its TTL.
+    pub async fn invalidate(&self, product_id: Uuid) {
+        if let Err(e) = self.cache.delete(&[cache_key(product_id)]).await {
+            tracing::warn!(error = %e, backend = self.cache.backend(), %product_id, "cache invalidation failed");
+            self.count("error", 1);
+        }
+    }
+}
+
+// ---- Writes. ----
+
+fn merchant_of(m: &member::Model) -> Result<Uuid> {
+    m.merchant_id.ok_or_else(|| Error::Forbidden("this account acts for no merchant".into()))
+}
+
+/// A merchant creates a brand of its own. Brand names are unique platform-wide.
+pub async fn create_brand(db: &impl ConnectionTrait, merchant: &member::Model, name: &str) -> Result<brand::Model> {
+    let merchant_id = merchant_of(merchant)?;
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 120 {
+        return Err(Error::validation("name", "must be 1 to 120 characters"));
+    }
+    super::catalog::create_brand(db, merchant_id, name).await.map_err(|e| match e {
+        Error::Internal(cause)
+            if cause
+                .downcast_ref::<sea_orm::DbErr>()
+                .and_then(|d| d.sql_err())
+                .is_some_and(|s| matches!(s, sea_orm::SqlErr::UniqueConstraintViolation(_))) =>
+        {
+            Error::rule("BRAND_NAME_TAKEN", "a brand with this name exists")
+        }
+        other => other,
+    })
+}
+
+/// What a merchant submits.
+pub struct Submission {
+    pub brand_id: Uuid,
+    pub category_id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub skus: Vec<(String, rust_decimal::Decimal, i32)>,
+    pub rebate_rate: rust_decimal::Decimal,
+    pub team_rebate_rate: rust_decimal::Decimal,
+    pub membership_activity: bool,
+}
+
+const MAX_RATE_BP: i32 = 3_000;
+
+fn name_of(raw: &str, field: &'static str) -> Result<String> {
+    let s = raw.trim();
+    match s.chars().count() {
+        1..=120 => Ok(s.to_owned()),
+        _ => Err(Error::validation(field, "must be 1 to 120 characters")),
+    }
+}
+
+fn rate_of(d: rust_decimal::Decimal, field: &'static str) -> Result<Rate> {
+    Rate::from_decimal(d)
+        .filter(|r| r.bp() <= MAX_RATE_BP)
+        .ok_or_else(|| Error::validation(field, "must be between 0 and 0.30 with at most 4 decimal places"))
+}
+
+/// A merchant submits a product of one of its brands into curation (`IN_CURATION`).
+pub async fn submit_product(db: &DatabaseConnection, merchant: &member::Model, s: Submission, now: DateTime<Utc>) -> Result<product::Model> {
+    let merchant_id = merchant_of(merchant)?;
+    let name = name_of(&s.name, "name")?;
+    let rebate_rate = rate_of(s.rebate_rate, "rebateRate")?;
+    let team_rebate_rate = rate_of(s.team_rebate_rate, "teamRebateRate")?;
+    if rebate_rate.bp() + team_rebate_rate.bp() > MAX_RATE_BP {
+        return Err(Error::validation("teamRebateRate", "rebateRate + teamRebateRate must not exceed 0.30"));
+    }
+    if s.skus.is_empty() {
+        return Err(Error::validation("skus", "at least one SKU is required"));
+    }
+    if s.skus.len() > 50 {
+        return Err(Error::validation("skus", "at most 50 SKUs"));
+    }
+    let mut skus = Vec::with_capacity(s.skus.len());
+    for (i, (sku_name, price, stock)) in s.skus.into_iter().enumerate() {
+        let sku_name = name_of(&sku_name, "skus.name").map_err(|_| Error::validation(format!("skus[{i}].name"), "must be 1 to 120 characters"))?;
+        let price = Money::from_decimal(price)
+            .filter(|m| m.fen() > 0 && m.fen() <= 100_000_000)
+            .ok_or_else(|| Error::validation(format!("skus[{i}].price"), "must be above 0 with at most 2 decimal places"))?;
+        if stock < 0 {
+            return Err(Error::validation(format!("skus[{i}].stock"), "must not be negative"));
+        }
+        skus.push(NewSku { name: sku_name, price, stock });
+    }
+    if let Some(d) = &s.description
+        && d.chars().count() > 5_000
+    {
+        return Err(Error::validation("description", "at most 5000 characters"));
+    }
+    let brand = brand::Entity::find_by_id(s.brand_id).one(db).await?.ok_or_else(|| Error::not_found("brand"))?;
+    if brand.merchant_id != merchant_id {
+        return Err(Error::Forbidden("this brand belongs to another merchant".into()));
+    }
+    let category = category::Entity::find_by_id(s.category_id).one(db).await?.ok_or_else(|| Error::not_found("category"))?;
+    if category.parent_id.is_none() {
+        return Err(Error::validation("categoryId", "products are listed in leaf categories, not top-level ones"));
+    }
+    let p = NewProduct {
+        id: Uuid::now_v7(),
+        merchant_id,
+        brand_id: brand.id,
+        category_id: category.id,
+        name,
+        name_en: None,
+        description: s.description.map(|d| d.trim().to_owned()).filter(|d| !d.is_empty()),
+        status: product::Status::InCuration,
+        rebate_rate,
+        team_rebate_rate,
+        membership_activity: s.membership_activity,
+        sales_count: 0,
+        created_at: now,
+        published_at: None,
+        skus,
+        images: Vec::new(),
+        tags: Vec::new(),
+    };
+    let id = p.id;
+    let mut rows = ProductRows::default();
+    rows.push(p, Uuid::now_v7)?;
+    let txn = crate::db::begin_write(db).await?;
+    rows.insert(&txn).await?;
+    store_summary(&txn, id, &Summary::default(), now).await?;
+    txn.commit().await?;
+    product::Entity::find_by_id(id).one(db).await?.ok_or_else(|| Error::not_found("product"))
+}
+
+async fn product_for_update(txn: &impl ConnectionTrait, id: Uuid) -> Result<product::Model> {
+    product::Entity::find_by_id(id).one(txn).await?.ok_or_else(|| Error::not_found("product"))
+}
+
+/// A merchant sends a rejected product back into curation; it resumes at the failed stage.
+pub async fn resubmit_product(db: &DatabaseConnection, merchant: &member::Model, id: Uuid) -> Result<product::Model> {
+    let merchant_id = merchant_of(merchant)?;
+    let p = product_for_update(db, id).await?;
+    if p.merchant_id != merchant_id {
+        return Err(Error::not_found("product"));
+    }
+    let updated = product::Entity::update_many()
+        .col_expr(product::Column::Status, Expr::value(product::Status::InCuration))
+        .filter(product::Column::Id.eq(id))
+        .filter(product::Column::Status.eq(product::Status::Rejected))
+        .exec(db)
+        .await?;
+    if updated.rows_affected == 0 {
+        return Err(Error::rule("NOT_REJECTED", "only a rejected product can be resubmitted"));
+    }
+    product_for_update(db, id).await
+}
+
+/// A stage result to record.
+pub struct StageInput {
+    pub product_id: Uuid,
+    pub stage: Stage,
+    pub passed: bool,
+    pub notes: Option<String>,
+    pub evidence_urls: Vec<String>,
+}
+
+/// A curator records the next stage's result. Stages go strictly in order
+/// (`CURATION_OUT_OF_ORDER`); a FAIL rejects the product back to its merchant.
+pub async fn record_stage(db: &DatabaseConnection, curator: &member::Model, input: StageInput, now: DateTime<Utc>) -> Result<(product::Model, Summary)> {
+    for (i, url) in input.evidence_urls.iter().enumerate() {
+        let ok = (url.starts_with("https://") || url.starts_with("http://")) && url.len() <= 2_000 && !url.chars().any(char::is_whitespace);
+        if !ok {
+            return Err(Error::validation(format!("evidenceUrls[{i}]"), "must be an http or https URL"));
+        }
+    }
+    if input.evidence_urls.len() > 20 {
+        return Err(Error::validation("evidenceUrls", "at most 20 URLs"));
+    }
+    let notes = input.notes.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+    if notes.as_ref().is_some_and(|n| n.chars().count() > 5_000) {
+        return Err(Error::validation("notes", "at most 5000 characters"));
+    }
+    let txn = crate::db::begin_write(db).await?;
+    let p = product_for_update(&txn, input.product_id).await?;
+    if p.status != product::Status::InCuration {
+        return Err(Error::rule("NOT_IN_CURATION", format!("the product is {:?}, not in curation", p.status).to_uppercase()));
+    }
+    let expected = STAGES.get(p.stages_passed as usize).copied();
+    if expected != Some(input.stage) {
+        let msg = match expected {
+            Some(next) => format!("the next stage is {}, not {}", next.as_str(), input.stage.as_str()),
+            None => "all five stages have passed already".to_owned(),
+        };
+        return Err(Error::rule("CURATION_OUT_OF_ORDER", msg));
+    }
+    // Conditional on the progress read above: of two curators recording the same stage at
+    // once, exactly one moves the product on.
+    let mut update = product::Entity::update_many()
+        .col_expr(product::Column::UpdatedAt, Expr::value(now))
+        .filter(product::Column::Id.eq(p.id))
+        .filter(product::Column::StagesPassed.eq(p.stages_passed))
+        .filter(product::Column::Status.eq(product::Status::InCuration));
+    update = if input.passed {
+        update.col_expr(product::Column::StagesPassed, Expr::col(product::Column::StagesPassed).add(1))
+    } else {
+        update.col_expr(product::Column::Status, Expr::value(product::Status::Rejected))
+    };
+    if update.exec(&txn).await?.rows_affected == 0 {
+        return Err(Error::rule("CURATION_OUT_OF_ORDER", "the product moved on meanwhile; reload it"));
+    }
+    curation_stage_record::Entity::insert(curation_stage_record::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        product_id: Set(p.id),
+        stage: Set(input.stage.as_str().to_owned()),
+        result: Set(if input.passed { "PASS" } else { "FAIL" }.to_owned()),
+        reviewer_id: Set(curator.id),
+        notes: Set(notes),
+        evidence_urls: Set(serde_json::to_string(&input.evidence_urls).map_err(Error::internal)?),
+        recorded_at: Set(now),
+    })
+    .exec_without_returning(&txn)
+    .await?;
+    let summary = rebuild_summary(&txn, p.id, now).await?;
+    let p = product_for_update(&txn, p.id).await?;
+    txn.commit().await?;
+    Ok((p, summary))
+}
+
+/// Scores to record.
+pub struct ScoreInput {
+    pub product_id: Uuid,
+    pub essential_need: i32,
+    pub new_pain_point: i32,
+    pub longevity: i32,
+    pub quality_and_supply: i32,
+    pub high_quality: bool,
+    pub high_design: bool,
+    pub high_value: bool,
+    pub eu_export_grade: bool,
+}
+
+/// A curator scores the selection criteria (1–5 each) and the badges' flags.
+pub async fn score_product(db: &DatabaseConnection, curator: &member::Model, s: ScoreInput, now: DateTime<Utc>) -> Result<(product::Model, Summary)> {
+    let mut scores = [0i16; 4];
+    for (i, (field, v)) in [
+        ("essentialNeed", s.essential_need),
+        ("newPainPoint", s.new_pain_point),
+        ("longevity", s.longevity),
+        ("qualityAndSupply", s.quality_and_supply),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        scores[i] = i16::try_from(v).ok().filter(|v| (1..=5).contains(v)).ok_or_else(|| Error::validation(field, "must be 1 to 5"))?;
+    }
+    let txn = crate::db::begin_write(db).await?;
+    let p = product_for_update(&txn, s.product_id).await?;
+    if p.status == product::Status::Published {
+        return Err(Error::rule("ALREADY_PUBLISHED", "unpublish the product before re-scoring it"));
+    }
+    curation_score::Entity::insert(curation_score::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        product_id: Set(p.id),
+        essential_need: Set(scores[0]),
+        new_pain_point: Set(scores[1]),
+        longevity: Set(scores[2]),
+        quality_and_supply: Set(scores[3]),
+        high_quality: Set(s.high_quality),
+        high_design: Set(s.high_design),
+        high_value: Set(s.high_value),
+        eu_export_grade: Set(s.eu_export_grade),
+        reviewer_id: Set(curator.id),
+        recorded_at: Set(now),
+    })
+    .exec_without_returning(&txn)
+    .await?;
+    let summary = rebuild_summary(&txn, p.id, now).await?;
+    txn.commit().await?;
+    Ok((p, summary))
+}
+
+/// Publishes (上架) a product that passed the gate: all five stages in order, every
+/// criterion at least `min_score`, and room under the leaf category's brand cap.
+pub async fn publish_product(
+    db: &DatabaseConnection,
+    id: Uuid,
+    min_score: u8,
+    max_brands: u32,
+    now: DateTime<Utc>,
+) -> Result<product::Model> {
+    let txn = crate::db::begin_write(db).await?;
+    // Serialises publications, so two brands cannot both take the last place under the cap.
+    txn.execute_unprepared("UPDATE write_locks SET version = version + 1 WHERE name = 'publishing'").await?;
+    let p = product_for_update(&txn, id).await?;
+    match p.status {
+        product::Status::Published => return Err(Error::rule("ALREADY_PUBLISHED", "the product is already published")),
+        product::Status::Rejected => {
+            return Err(Error::rule("CURATION_INCOMPLETE", "the product was rejected and must be resubmitted"));
+        }
+        product::Status::InCuration | product::Status::Unpublished => {}
+    }
+    let summary = summaries_by_ids(&txn, &[id]).await?.remove(&id).unwrap_or_default();
+    if let Some(missing) = STAGES.iter().find(|s| !summary.stages.iter().any(|e| e.stage == **s && e.passed)) {
+        return Err(Error::rule("CURATION_INCOMPLETE", format!("stage {} has not passed", missing.as_str())));
+    }
+    let Some(score) = &summary.score else {
+        return Err(Error::rule("CURATION_INCOMPLETE", "the product has not been scored"));
+    };
+    if let Some((name, v)) = score.criteria().into_iter().find(|(_, v)| *v < i16::from(min_score)) {
+        return Err(Error::rule("CURATION_INCOMPLETE", format!("{name} scored {v}, at least {min_score} is required")));
+    }
+    let listed: Vec<Uuid> = product::Entity::find()
+        .select_only()
+        .column(product::Column::BrandId)
+        .distinct()
+        .filter(product::Column::CategoryId.eq(p.category_id))
+        .filter(product::Column::Status.eq(product::Status::Published))
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    if !listed.contains(&p.brand_id) && listed.len() as u32 >= max_brands {
+        return Err(Error::rule(
+            "BRAND_CAP_EXCEEDED",
+            format!("{} brands are already listed in this category (the cap is {max_brands})", listed.len()),
+        ));
+    }
+    product::Entity::update_many()
+        .col_expr(product::Column::Status, Expr::value(product::Status::Published))
+        .col_expr(product::Column::PublishedAt, Expr::value(now))
+        .col_expr(product::Column::UpdatedAt, Expr::value(now))
+        .col_expr(product::Column::UnpublishedReason, Expr::value(Option::<String>::None))
+        .filter(product::Column::Id.eq(id))
+        .exec(&txn)
+        .await?;
+    let p = product_for_update(&txn, id).await?;
+    txn.commit().await?;
+    Ok(p)
+}
+
+/// Delists (下架) a published product, with a reason.
+pub async fn unpublish_product(db: &DatabaseConnection, id: Uuid, reason: &str, now: DateTime<Utc>) -> Result<product::Model> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(Error::validation("reason", "give a reason of 1 to 500 characters"));
+    }
+    let updated = product::Entity::update_many()
+        .col_expr(product::Column::Status, Expr::value(product::Status::Unpublished))
+        .col_expr(product::Column::UnpublishedReason, Expr::value(reason))
+        .col_expr(product::Column::UpdatedAt, Expr::value(now))
+        .filter(product::Column::Id.eq(id))
+        .filter(product::Column::Status.eq(product::Status::Published))
+        .exec(db)
+        .await?;
+    if updated.rows_affected == 0 {
+        product_for_update(db, id).await?;
+        return Err(Error::rule("NOT_PUBLISHED", "only a published product can be unpublished"));
+    }
+    product_for_update(db, id).await
+}
+
+/// Every stage record of a product, oldest first (the audit trail).
+pub async fn history(db: &impl ConnectionTrait, product_id: Uuid) -> Result<Vec<curation_stage_record::Model>> {
+    Ok(curation_stage_record::Entity::find()
+        .filter(curation_stage_record::Column::ProductId.eq(product_id))
+        .order_by_asc(curation_stage_record::Column::RecordedAt)
+        .order_by_asc(curation_stage_record::Column::Id)
+        .all(db)
+        .await?)
+}
