@@ -57,6 +57,7 @@ impl App {
         let redis = config
             .redis_url
             .as_deref()
+            .filter(|url| !url.trim().is_empty())
             .map(redis::Client::open)
             .transpose()
             .context("REDIS_URL is not a valid Redis URL")?;

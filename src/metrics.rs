@@ -32,6 +32,13 @@ pub struct CacheLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheCallLabels {
+    pub backend: &'static str,
+    /// `get`, `set` or `delete`.
+    pub op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PoolLabels {
     pub state: &'static str,
 }
@@ -54,6 +61,7 @@ pub struct Metrics {
     pub db_statement_duration: Histogram,
     pub db_pool_connections: Family<PoolLabels, Gauge>,
     pub cache_requests: Family<CacheLabels, Counter>,
+    pub cache_calls: Family<CacheCallLabels, Counter>,
 }
 
 impl Metrics {
@@ -68,6 +76,12 @@ impl Metrics {
         let db_statement_duration = latency_histogram();
         let db_pool_connections = Family::<PoolLabels, Gauge>::default();
         let cache_requests = Family::<CacheLabels, Counter>::default();
+        let cache_calls = Family::<CacheCallLabels, Counter>::default();
+        registry.register(
+            "pushhand_cache_calls",
+            "Cache round trips by backend and operation",
+            cache_calls.clone(),
+        );
         registry.register(
             "pushhand_cache_requests",
             "Cache look-ups by backend and outcome (hit, miss, error)",
@@ -118,6 +132,7 @@ impl Metrics {
             db_statement_duration,
             db_pool_connections,
             cache_requests,
+            cache_calls,
         })
     }
 

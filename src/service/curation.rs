@@ -26,7 +26,7 @@ use uuid::Uuid;
 use super::catalog::{NewProduct, NewSku, ProductRows};
 use crate::cache::Cache;
 use crate::error::{Error, Result};
-use crate::metrics::{CacheLabels, Metrics};
+use crate::metrics::{CacheCallLabels, CacheLabels, Metrics};
 
 /// The five stages, in the order a product must pass them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -263,6 +263,11 @@ impl CurationStore {
         CurationStore { cache, metrics, ttl, in_flight: Mutex::new(HashMap::new()) }
     }
 
+    fn call(&self, op: &'static str) {
+        let labels = CacheCallLabels { backend: self.cache.backend(), op };
+        self.metrics.cache_calls.get_or_create(&labels).inc();
+    }
+
     fn count(&self, outcome: &'static str, n: usize) {
         if n > 0 {
             let labels = CacheLabels { backend: self.cache.backend(), outcome };
@@ -276,6 +281,7 @@ impl CurationStore {
         let keys: Vec<String> = ids.iter().map(|id| cache_key(*id)).collect();
         let mut out = HashMap::new();
         let mut misses = Vec::new();
+        self.call("get");
         match self.cache.get_many(&keys).await {
             Ok(values) => {
                 for (id, value) in ids.iter().zip(values) {
@@ -321,6 +327,7 @@ impl CurationStore {
                     .iter()
                     .filter_map(|(id, s)| serde_json::to_string(s).ok().map(|v| (cache_key(*id), v)))
                     .collect();
+                store.call("set");
                 if let Err(e) = store.cache.set_many(&entries, store.ttl).await {
                     tracing::warn!(error = %e, backend = store.cache.backend(), "cache write failed");
                     store.count("error", 1);
@@ -361,6 +368,7 @@ impl CurationStore {
     /// Drops a product's cached passport (after the transaction that changed it committed).
     /// A failure is logged and counted; the entry then expires with its TTL.
     pub async fn invalidate(&self, product_id: Uuid) {
+        self.call("delete");
         if let Err(e) = self.cache.delete(&[cache_key(product_id)]).await {
             tracing::warn!(error = %e, backend = self.cache.backend(), %product_id, "cache invalidation failed");
             self.count("error", 1);

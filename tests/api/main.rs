@@ -5,6 +5,7 @@
 
 mod catalog;
 mod config;
+mod curation;
 mod fixtures;
 mod helpers;
 mod http;
