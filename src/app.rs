@@ -9,12 +9,12 @@ use anyhow::Context;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::cache::{Cache, MemoryCache, RedisCache};
 use crate::config::{Config, Environment};
 use crate::metrics::Metrics;
-use crate::cache::{Cache, MemoryCache, RedisCache};
 use crate::ratelimit::FailureLimiter;
 use crate::service::curation::CurationStore;
-use crate::service::{Clock, SystemClock, hierarchy};
+use crate::service::{Clock, SystemClock, earnings, hierarchy, orders};
 use crate::state::AppState;
 use crate::{db, graphql, http, seed, service};
 
@@ -122,8 +122,10 @@ impl App {
 /// How often the periodic jobs run.
 const JOB_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Background upkeep: lapsing expired partner bindings and pruning the rate limiter. Each
-/// job is idempotent and safe with several instances running it.
+/// Background upkeep: lapsing expired partner bindings, cancelling unpaid orders,
+/// completing long-shipped orders, settling earnings whose return window has passed, and
+/// pruning the rate limiter. Each job is idempotent and safe with several instances running
+/// it (conditional updates decide who does what).
 async fn periodic_jobs(state: AppState) {
     let mut tick = tokio::time::interval(JOB_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -133,6 +135,21 @@ async fn periodic_jobs(state: AppState) {
             Ok(0) => {}
             Ok(n) => tracing::info!(ended = n, "partner bindings lapsed"),
             Err(e) => tracing::warn!(error = ?e, "binding expiry failed; will retry"),
+        }
+        let now = state.clock.now();
+        let policy = &state.config.policy;
+        let window = chrono::Duration::days(i64::from(policy.return_window_days));
+        let auto = chrono::Duration::days(i64::from(policy.auto_complete_days));
+        if let Err(e) = orders::expire_unpaid(&state.db, now).await {
+            tracing::warn!(error = ?e, "order expiry failed; will retry");
+        }
+        if let Err(e) = orders::auto_complete(&state.db, auto, window, now).await {
+            tracing::warn!(error = ?e, "auto-completion failed; will retry");
+        }
+        match earnings::settle(&state.db, now, now).await {
+            Ok((0, _)) => {}
+            Ok((n, amount)) => tracing::info!(settled = n, %amount, "earnings settled"),
+            Err(e) => tracing::warn!(error = ?e, "settlement failed; will retry"),
         }
         state.failures.prune();
     }

@@ -107,7 +107,12 @@ pub struct Config {
     pub db_acquire_timeout_ms: u64,
 
     /// How long a cached quality passport lives, in seconds (writes also drop it at once).
-    #[arg(long, env = "PUSHHAND_CACHE_TTL_SECONDS", default_value_t = 3_600, global = true)]
+    #[arg(
+        long,
+        env = "PUSHHAND_CACHE_TTL_SECONDS",
+        default_value_t = 3_600,
+        global = true
+    )]
     pub cache_ttl_seconds: u64,
 
     /// Lifetime of member tokens, in hours.

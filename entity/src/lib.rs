@@ -6,26 +6,35 @@
 //!   [`product_tag`]: the catalog tables.
 //! - [`curation_stage_record`], [`curation_score`], [`curation_summary`]: the curation audit
 //!   trail and the per-product quality passport rolled up from it.
+//! - [`share_link`], [`order`], [`order_line`], [`earning`], [`ledger_entry`], [`balance`],
+//!   [`withdrawal`]: orders and the money they move.
 //! - [`member`], [`binding`], [`member_ancestor`], [`team_counter`]: members, their binding
 //!   history, the team closure table and its counters.
 //!
 //! Entities carry no GraphQL derives and no business rules: the API wraps them in its own
 //! types, and the service layer owns the rules.
 
+pub mod balance;
 pub mod binding;
 pub mod brand;
 pub mod category;
 pub mod curation_score;
 pub mod curation_stage_record;
 pub mod curation_summary;
+pub mod earning;
+pub mod ledger_entry;
 pub mod member;
 pub mod member_ancestor;
 pub mod merchant;
+pub mod order;
+pub mod order_line;
 pub mod money;
 pub mod product;
 pub mod product_image;
 pub mod product_tag;
+pub mod share_link;
 pub mod sku;
 pub mod team_counter;
+pub mod withdrawal;
 
 pub use money::{Money, Rate};

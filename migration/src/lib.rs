@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_catalog;
 mod m20261125_000002_members;
 mod m20261125_000003_curation;
+mod m20261125_000004_orders_ledger;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_catalog::Migration),
             Box::new(m20261125_000002_members::Migration),
             Box::new(m20261125_000003_curation::Migration),
+            Box::new(m20261125_000004_orders_ledger::Migration),
         ]
     }
 }

@@ -48,8 +48,14 @@ impl MigrationTrait for Migration {
                     .table("curation_scores")
                     .col(pk_uuid("id"))
                     .col(uuid("product_id"))
-                    .col(small_integer("essential_need").check(Expr::col("essential_need").between(1, 5)))
-                    .col(small_integer("new_pain_point").check(Expr::col("new_pain_point").between(1, 5)))
+                    .col(
+                        small_integer("essential_need")
+                            .check(Expr::col("essential_need").between(1, 5)),
+                    )
+                    .col(
+                        small_integer("new_pain_point")
+                            .check(Expr::col("new_pain_point").between(1, 5)),
+                    )
                     .col(small_integer("longevity").check(Expr::col("longevity").between(1, 5)))
                     .col(
                         small_integer("quality_and_supply")
@@ -115,7 +121,12 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .alter_table(Table::alter().table("members").add_column(uuid_null("merchant_id")).to_owned())
+            .alter_table(
+                Table::alter()
+                    .table("members")
+                    .add_column(uuid_null("merchant_id"))
+                    .to_owned(),
+            )
             .await?;
         let db = manager.get_connection();
         db.execute_unprepared("INSERT INTO write_locks (name, version) VALUES ('publishing', 0)")
@@ -124,8 +135,14 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in ["curation_summaries", "curation_scores", "curation_stage_records"] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+        for table in [
+            "curation_summaries",
+            "curation_scores",
+            "curation_stage_records",
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -12,7 +12,10 @@ impl MemoryCache {
     /// At most `capacity` entries, each dropped `ttl` after it was written.
     pub fn new(capacity: u64, ttl: Duration) -> MemoryCache {
         MemoryCache {
-            inner: moka::future::Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
+            inner: moka::future::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
         }
     }
 }
@@ -28,7 +31,11 @@ impl Cache for MemoryCache {
     }
 
     /// The TTL is fixed when the cache is built (moka has one per cache).
-    async fn set_many(&self, entries: &[(String, String)], _ttl: Duration) -> Result<(), CacheError> {
+    async fn set_many(
+        &self,
+        entries: &[(String, String)],
+        _ttl: Duration,
+    ) -> Result<(), CacheError> {
         for (k, v) in entries {
             self.inner.insert(k.clone(), v.clone()).await;
         }

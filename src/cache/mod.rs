@@ -29,7 +29,8 @@ pub trait Cache: Send + Sync + 'static {
     /// The values of `keys`, in order; `None` for a miss. One round trip.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, CacheError>;
     /// Stores every entry with a time to live. One round trip.
-    async fn set_many(&self, entries: &[(String, String)], ttl: Duration) -> Result<(), CacheError>;
+    async fn set_many(&self, entries: &[(String, String)], ttl: Duration)
+    -> Result<(), CacheError>;
     /// Removes `keys`. One round trip.
     async fn delete(&self, keys: &[String]) -> Result<(), CacheError>;
     /// `redis` or `memory`, for metrics labels.

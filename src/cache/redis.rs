@@ -20,7 +20,11 @@ pub struct RedisCache {
 
 impl RedisCache {
     pub fn new(client: redis::Client, timeout: Duration) -> RedisCache {
-        RedisCache { client, conn: Mutex::new(None), timeout }
+        RedisCache {
+            client,
+            conn: Mutex::new(None),
+            timeout,
+        }
     }
 
     async fn connection(&self) -> Result<MultiplexedConnection, CacheError> {
@@ -43,7 +47,9 @@ impl RedisCache {
         let outcome = match result {
             Err(_) => Err(CacheError("redis call timed out".into())),
             Ok(Err(e)) => Err(CacheError(format!("redis: {e}"))),
-            Ok(Ok(v)) => redis::from_redis_value(v).map_err(|e| CacheError(format!("redis reply: {e}"))),
+            Ok(Ok(v)) => {
+                redis::from_redis_value(v).map_err(|e| CacheError(format!("redis reply: {e}")))
+            }
         };
         if outcome.is_err() {
             *self.conn.lock().await = None;
@@ -54,17 +60,26 @@ impl RedisCache {
 
 /// A command or a pipeline, so `run` can time either out.
 trait RedisCall {
-    fn call<'a>(&'a self, conn: &'a mut MultiplexedConnection) -> redis::RedisFuture<'a, redis::Value>;
+    fn call<'a>(
+        &'a self,
+        conn: &'a mut MultiplexedConnection,
+    ) -> redis::RedisFuture<'a, redis::Value>;
 }
 
 impl RedisCall for redis::Cmd {
-    fn call<'a>(&'a self, conn: &'a mut MultiplexedConnection) -> redis::RedisFuture<'a, redis::Value> {
+    fn call<'a>(
+        &'a self,
+        conn: &'a mut MultiplexedConnection,
+    ) -> redis::RedisFuture<'a, redis::Value> {
         Box::pin(self.query_async(conn))
     }
 }
 
 impl RedisCall for redis::Pipeline {
-    fn call<'a>(&'a self, conn: &'a mut MultiplexedConnection) -> redis::RedisFuture<'a, redis::Value> {
+    fn call<'a>(
+        &'a self,
+        conn: &'a mut MultiplexedConnection,
+    ) -> redis::RedisFuture<'a, redis::Value> {
         Box::pin(self.query_async(conn))
     }
 }
@@ -80,13 +95,22 @@ impl Cache for RedisCache {
         self.run(cmd).await
     }
 
-    async fn set_many(&self, entries: &[(String, String)], ttl: Duration) -> Result<(), CacheError> {
+    async fn set_many(
+        &self,
+        entries: &[(String, String)],
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
         if entries.is_empty() {
             return Ok(());
         }
         let mut pipe = redis::pipe();
         for (k, v) in entries {
-            pipe.cmd("SET").arg(k).arg(v).arg("EX").arg(ttl.as_secs().max(1)).ignore();
+            pipe.cmd("SET")
+                .arg(k)
+                .arg(v)
+                .arg("EX")
+                .arg(ttl.as_secs().max(1))
+                .ignore();
         }
         self.run::<()>(pipe).await
     }

@@ -7,16 +7,16 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject
 use chrono::{DateTime, Utc};
 use entity::{brand, category, member, merchant, product, product_image, sku};
 
+use super::curation::CurationReport;
 use super::ids::{self, Kind};
 use super::loaders::{
-    BrandKey, CategoryKey, ChildrenOf, CurationOf, ImagesOf, Loaders, MerchantKey, ProductKey, SkusOf,
-    TagsOf,
+    BrandKey, CategoryKey, ChildrenOf, CurationOf, ImagesOf, Loaders, MerchantKey, ProductKey,
+    SkusOf, TagsOf,
 };
 use super::scalars::Dec;
-use super::curation::CurationReport;
 use super::{load_err, state, viewer};
-use crate::service::auth::Viewer;
 use crate::error::Error;
+use crate::service::auth::Viewer;
 use crate::service::catalog as svc;
 
 /// Page size when `first` is not given.
@@ -26,7 +26,8 @@ pub const MAX_PAGE: i32 = 100;
 
 /// Staff and programme members see rebate rates; plain buyers and the public do not.
 fn sees_rates(v: &Viewer) -> bool {
-    v.member().is_ok_and(|m| m.tier != member::Tier::Buyer || m.staff_role.is_some())
+    v.member()
+        .is_ok_and(|m| m.tier != member::Tier::Buyer || m.staff_role.is_some())
 }
 
 /// Reads `first`: default 20, at most 100, never negative.
@@ -110,10 +111,19 @@ impl Product {
     /// The quality passport (品控): stage results, scores, badges. Reviewer notes and
     /// evidence are shown to curators, admins and the product's merchant only.
     async fn curation(&self, ctx: &Context<'_>) -> Result<CurationReport> {
-        let summary = ctx.data::<Loaders>()?.load_one(CurationOf(self.0.id)).await.map_err(load_err)?;
+        let summary = ctx
+            .data::<Loaders>()?
+            .load_one(CurationOf(self.0.id))
+            .await
+            .map_err(load_err)?;
         let insider = svc::is_insider(viewer(ctx)?, &self.0);
         let min_score = state(ctx)?.config.policy.min_criterion_score;
-        Ok(CurationReport::new(&self.0, summary.unwrap_or_default(), insider, min_score))
+        Ok(CurationReport::new(
+            &self.0,
+            summary.unwrap_or_default(),
+            insider,
+            min_score,
+        ))
     }
     /// Level-1 rebate rate (e.g. "0.15"); shown to push-hands, partners and staff, null
     /// for everyone else.
@@ -127,16 +137,24 @@ impl Product {
     /// 预估赚: what the signed-in push-hand earns on one unit at the lowest price (price ×
     /// rebate rate, rounded down to the fen). Null for everyone who is not a push-hand.
     async fn estimated_earning(&self, ctx: &Context<'_>) -> Result<Option<Dec>> {
-        let is_push_hand = viewer(ctx)?.member().is_ok_and(|m| m.tier != member::Tier::Buyer);
+        let is_push_hand = viewer(ctx)?
+            .member()
+            .is_ok_and(|m| m.tier != member::Tier::Buyer);
         if !is_push_hand {
             return Ok(None);
         }
-        let earning = entity::Money::floor_from_decimal(self.0.min_price.to_decimal() * self.0.rebate_rate.to_decimal());
+        let earning = entity::Money::floor_from_decimal(
+            self.0.min_price.to_decimal() * self.0.rebate_rate.to_decimal(),
+        );
         Ok(earning.map(Dec::from))
     }
     /// Why it was delisted; shown to curators, admins and the product's merchant.
     async fn unpublished_reason(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        Ok(if svc::is_insider(viewer(ctx)?, &self.0) { self.0.unpublished_reason.as_deref() } else { None })
+        Ok(if svc::is_insider(viewer(ctx)?, &self.0) {
+            self.0.unpublished_reason.as_deref()
+        } else {
+            None
+        })
     }
     async fn brand(&self, ctx: &Context<'_>) -> Result<Brand> {
         let found = ctx

@@ -120,8 +120,19 @@ pub struct CurationReport {
 }
 
 impl CurationReport {
-    pub fn new(p: &product::Model, summary: Summary, insider: bool, min_score: u8) -> CurationReport {
-        CurationReport { product_id: p.id, summary, insider, min_score, published_at: p.published_at }
+    pub fn new(
+        p: &product::Model,
+        summary: Summary,
+        insider: bool,
+        min_score: u8,
+    ) -> CurationReport {
+        CurationReport {
+            product_id: p.id,
+            summary,
+            insider,
+            min_score,
+            published_at: p.published_at,
+        }
     }
 }
 
@@ -136,11 +147,21 @@ impl CurationReport {
                 let entry = self.summary.stages.iter().find(|e| e.stage == *stage);
                 CurationStageStatus {
                     stage: (*stage).into(),
-                    result: entry.map(|e| if e.passed { CurationResult::Pass } else { CurationResult::Fail }),
+                    result: entry.map(|e| {
+                        if e.passed {
+                            CurationResult::Pass
+                        } else {
+                            CurationResult::Fail
+                        }
+                    }),
                     recorded_at: entry.map(|e| e.recorded_at),
                     notes: entry.filter(|_| self.insider).and_then(|e| e.notes.clone()),
-                    evidence_urls: entry.filter(|_| self.insider).map(|e| e.evidence_urls.clone()),
-                    reviewer_id: entry.filter(|_| self.insider).map(|e| ids::encode(Kind::Member, e.reviewer_id)),
+                    evidence_urls: entry
+                        .filter(|_| self.insider)
+                        .map(|e| e.evidence_urls.clone()),
+                    reviewer_id: entry
+                        .filter(|_| self.insider)
+                        .map(|e| ids::encode(Kind::Member, e.reviewer_id)),
                 }
             })
             .collect()
@@ -179,7 +200,13 @@ impl CurationReport {
     async fn next_stage(&self) -> Option<CurationStage> {
         svc::STAGES
             .iter()
-            .find(|s| !self.summary.stages.iter().any(|e| e.stage == **s && e.passed))
+            .find(|s| {
+                !self
+                    .summary
+                    .stages
+                    .iter()
+                    .any(|e| e.stage == **s && e.passed)
+            })
             .map(|s| (*s).into())
     }
     async fn published_at(&self) -> Option<DateTime<Utc>> {
@@ -200,7 +227,11 @@ impl CurationReport {
                         .find(|s| s.as_str() == r.stage)
                         .map(CurationStage::from)
                         .unwrap_or(CurationStage::QualificationReview),
-                    result: if r.result == "PASS" { CurationResult::Pass } else { CurationResult::Fail },
+                    result: if r.result == "PASS" {
+                        CurationResult::Pass
+                    } else {
+                        CurationResult::Fail
+                    },
                     reviewer_id: ids::encode(Kind::Member, r.reviewer_id),
                     notes: r.notes,
                     evidence_urls: serde_json::from_str(&r.evidence_urls).unwrap_or_default(),
@@ -348,10 +379,20 @@ async fn staff_list(
                 .map_err(|_| Error::validation("after", "not a valid cursor"))
         })
         .transpose()?;
-    let page = catalog_svc::list_by_created(&state(ctx)?.db, merchant, status_arg(status), after.as_deref(), first).await?;
+    let page = catalog_svc::list_by_created(
+        &state(ctx)?.db,
+        merchant,
+        status_arg(status),
+        after.as_deref(),
+        first,
+    )
+    .await?;
     let mut conn = Connection::new(after.is_some(), page.has_next);
     conn.edges.extend(page.items.into_iter().map(|p| {
-        let cursor = OpaqueCursor(catalog_svc::CreatedCursor { created_at: p.created_at, id: p.id });
+        let cursor = OpaqueCursor(catalog_svc::CreatedCursor {
+            created_at: p.created_at,
+            id: p.id,
+        });
         Edge::new(cursor, Product(p))
     }));
     Ok(conn)
@@ -371,7 +412,9 @@ impl CurationQuery {
         after: Option<String>,
     ) -> Result<StaffProductConnection> {
         let m = merchant(ctx)?;
-        let merchant_id = m.merchant_id.ok_or_else(|| Error::Forbidden("this account acts for no merchant".into()))?;
+        let merchant_id = m
+            .merchant_id
+            .ok_or_else(|| Error::Forbidden("this account acts for no merchant".into()))?;
         staff_list(ctx, Some(merchant_id), status, first, after).await
     }
 
@@ -384,7 +427,14 @@ impl CurationQuery {
         after: Option<String>,
     ) -> Result<StaffProductConnection> {
         curator(ctx)?;
-        staff_list(ctx, None, Some(status.unwrap_or(ProductStatus::InCuration)), first, after).await
+        staff_list(
+            ctx,
+            None,
+            Some(status.unwrap_or(ProductStatus::InCuration)),
+            first,
+            after,
+        )
+        .await
     }
 }
 
@@ -400,7 +450,11 @@ impl CurationMutation {
     }
 
     /// MERCHANT: submits a product of one of its brands into curation (`IN_CURATION`).
-    async fn submit_product(&self, ctx: &Context<'_>, input: SubmitProductInput) -> Result<Product> {
+    async fn submit_product(
+        &self,
+        ctx: &Context<'_>,
+        input: SubmitProductInput,
+    ) -> Result<Product> {
         let m = merchant(ctx)?;
         let st = state(ctx)?;
         let submission = svc::Submission {
@@ -408,24 +462,36 @@ impl CurationMutation {
             category_id: ids::decode_as(&input.category_id, Kind::Category, "categoryId")?,
             name: input.name,
             description: input.description,
-            skus: input.skus.into_iter().map(|s| (s.name, s.price.0, s.stock)).collect(),
+            skus: input
+                .skus
+                .into_iter()
+                .map(|s| (s.name, s.price.0, s.stock))
+                .collect(),
             rebate_rate: input.rebate_rate.0,
             team_rebate_rate: input.team_rebate_rate.0,
             membership_activity: input.membership_activity.unwrap_or(false),
         };
-        Ok(Product(svc::submit_product(&st.db, m, submission, st.clock.now()).await?))
+        Ok(Product(
+            svc::submit_product(&st.db, m, submission, st.clock.now()).await?,
+        ))
     }
 
     /// MERCHANT: sends a rejected product back into curation; it resumes at the failed stage.
     async fn resubmit_product(&self, ctx: &Context<'_>, product_id: ID) -> Result<Product> {
         let m = merchant(ctx)?;
         let id = self::product_id(&product_id, "productId")?;
-        Ok(Product(svc::resubmit_product(&state(ctx)?.db, m, id).await?))
+        Ok(Product(
+            svc::resubmit_product(&state(ctx)?.db, m, id).await?,
+        ))
     }
 
     /// CURATOR: records the next stage's result. Stages go strictly in order
     /// (`CURATION_OUT_OF_ORDER`); a FAIL rejects the product back to its merchant.
-    async fn record_curation_stage(&self, ctx: &Context<'_>, input: CurationStageInput) -> Result<CurationReport> {
+    async fn record_curation_stage(
+        &self,
+        ctx: &Context<'_>,
+        input: CurationStageInput,
+    ) -> Result<CurationReport> {
         let c = curator(ctx)?;
         let st = state(ctx)?;
         let stage = svc::StageInput {
@@ -441,7 +507,11 @@ impl CurationMutation {
     }
 
     /// CURATOR: scores the four criteria (1–5) and the badges' flags.
-    async fn score_product(&self, ctx: &Context<'_>, input: CurationScoreInput) -> Result<CurationReport> {
+    async fn score_product(
+        &self,
+        ctx: &Context<'_>,
+        input: CurationScoreInput,
+    ) -> Result<CurationReport> {
         let c = curator(ctx)?;
         let st = state(ctx)?;
         let score = svc::ScoreInput {
@@ -468,13 +538,25 @@ impl CurationMutation {
         let st = state(ctx)?;
         let id = self::product_id(&product_id, "productId")?;
         let policy = &st.config.policy;
-        let p = svc::publish_product(&st.db, id, policy.min_criterion_score, policy.max_brands_per_category, st.clock.now()).await?;
+        let p = svc::publish_product(
+            &st.db,
+            id,
+            policy.min_criterion_score,
+            policy.max_brands_per_category,
+            st.clock.now(),
+        )
+        .await?;
         st.curation.invalidate(p.id).await;
         Ok(Product(p))
     }
 
     /// CURATOR: delists (下架) a published product, with a reason.
-    async fn unpublish_product(&self, ctx: &Context<'_>, product_id: ID, reason: String) -> Result<Product> {
+    async fn unpublish_product(
+        &self,
+        ctx: &Context<'_>,
+        product_id: ID,
+        reason: String,
+    ) -> Result<Product> {
         curator(ctx)?;
         let st = state(ctx)?;
         let id = self::product_id(&product_id, "productId")?;

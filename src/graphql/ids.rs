@@ -19,16 +19,24 @@ pub enum Kind {
     Category,
     Merchant,
     Member,
+    Order,
+    OrderLine,
+    Earning,
+    Withdrawal,
 }
 
 impl Kind {
-    const ALL: [Kind; 6] = [
+    const ALL: [Kind; 10] = [
         Kind::Product,
         Kind::Sku,
         Kind::Brand,
         Kind::Category,
         Kind::Merchant,
         Kind::Member,
+        Kind::Order,
+        Kind::OrderLine,
+        Kind::Earning,
+        Kind::Withdrawal,
     ];
 
     fn name(self) -> &'static str {
@@ -39,6 +47,10 @@ impl Kind {
             Kind::Category => "Category",
             Kind::Merchant => "Merchant",
             Kind::Member => "Member",
+            Kind::Order => "Order",
+            Kind::OrderLine => "OrderLine",
+            Kind::Earning => "Earning",
+            Kind::Withdrawal => "Withdrawal",
         }
     }
 }

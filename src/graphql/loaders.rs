@@ -25,7 +25,13 @@ pub type Loaders = DataLoader<CatalogLoader>;
 
 /// A fresh set of loaders for one request.
 pub fn for_request(state: &AppState) -> Loaders {
-    DataLoader::new(CatalogLoader { db: state.db.clone(), curation: state.curation.clone() }, tokio::spawn)
+    DataLoader::new(
+        CatalogLoader {
+            db: state.db.clone(),
+            curation: state.curation.clone(),
+        },
+        tokio::spawn,
+    )
 }
 
 /// The quality passport of a product, through the cache: a page costs one cache round trip
@@ -39,8 +45,15 @@ impl Loader<CurationOf> for CatalogLoader {
 
     async fn load(&self, keys: &[CurationOf]) -> Result<HashMap<CurationOf, Summary>, LoadError> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = self.curation.load_many(&self.db, &ids).await.map_err(Arc::new)?;
-        Ok(rows.into_iter().map(|(id, v)| (CurationOf(id), v)).collect())
+        let rows = self
+            .curation
+            .load_many(&self.db, &ids)
+            .await
+            .map_err(Arc::new)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, v)| (CurationOf(id), v))
+            .collect())
     }
 }
 

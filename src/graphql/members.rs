@@ -169,6 +169,29 @@ impl Member {
         }));
         Ok(conn)
     }
+    /// Balances: pending, available, withdrawn, lifetime, this month.
+    async fn earnings_summary(&self, ctx: &Context<'_>) -> Result<super::earnings::EarningsSummary> {
+        super::earnings::summary_of(ctx, self.0.id).await
+    }
+    /// Earnings, newest first, optionally of one kind and status.
+    async fn earnings(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        kind: Option<super::earnings::EarningKind>,
+        status: Option<super::earnings::EarningStatus>,
+    ) -> Result<super::earnings::EarningConnection> {
+        super::earnings::earnings_of(ctx, self.0.id, first, after, kind, status).await
+    }
+    /// Withdrawal requests, newest first.
+    async fn withdrawals(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<super::earnings::WithdrawalConnection> {
+        super::earnings::withdrawals_of(ctx, self.0.id, first, after).await
+    }
+    /// Orders placed, newest first.
+    async fn orders(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<super::orders::OrderConnection> {
+        super::orders::orders_of(ctx, self.0.id, first, after).await
+    }
     /// Team size per level and new members this month.
     async fn team_stats(&self, ctx: &Context<'_>) -> Result<TeamStats> {
         let st = state(ctx)?;

@@ -6,11 +6,13 @@
 
 pub mod catalog;
 pub mod curation;
+pub mod earnings;
 pub mod ids;
 pub mod loaders;
 pub mod members;
 pub mod metrics_ext;
 pub mod node;
+pub mod orders;
 pub mod scalars;
 
 use std::sync::Arc;
@@ -28,11 +30,17 @@ pub struct Query(
     catalog::CatalogQuery,
     members::MembersQuery,
     curation::CurationQuery,
+    earnings::EarningsQuery,
 );
 
 /// The root mutation, merged from the per-domain mutation objects.
 #[derive(MergedObject, Default)]
-pub struct Mutation(members::MembersMutation, curation::CurationMutation);
+pub struct Mutation(
+    members::MembersMutation,
+    curation::CurationMutation,
+    orders::OrdersMutation,
+    earnings::EarningsMutation,
+);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 

@@ -5,7 +5,9 @@ use async_graphql::{Context, ID, Interface, Object, Result};
 
 use super::catalog::{Brand, Category, Merchant, Product, Sku};
 use super::ids::{self, Kind};
+use super::earnings::{Earning, Withdrawal};
 use super::members::{Member, MemberProfile};
+use super::orders::{Order, OrderLine};
 use super::{state, viewer};
 use crate::error::Error;
 use crate::service::catalog as svc;
@@ -22,6 +24,10 @@ pub enum Node {
     Merchant(Merchant),
     Member(Member),
     MemberProfile(MemberProfile),
+    Order(Order),
+    OrderLine(OrderLine),
+    Earning(Earning),
+    Withdrawal(Withdrawal),
 }
 
 #[derive(Default)]
@@ -34,12 +40,18 @@ impl NodeQuery {
     async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
         let db = &state(ctx)?.db;
         let node = match ids::decode(&id, "id")? {
-            (Kind::Product, id) => Node::Product(Product(svc::visible_product(db, viewer(ctx)?, id).await?)),
+            (Kind::Product, id) => {
+                Node::Product(Product(svc::visible_product(db, viewer(ctx)?, id).await?))
+            }
             (Kind::Sku, id) => Node::Sku(Sku(svc::visible_sku(db, viewer(ctx)?, id).await?)),
             (Kind::Brand, id) => Node::Brand(Brand(svc::brand(db, id).await?)),
             (Kind::Category, id) => Node::Category(Category(svc::category(db, id).await?)),
             (Kind::Merchant, id) => Node::Merchant(Merchant(svc::merchant(db, id).await?)),
             (Kind::Member, id) => member_node(ctx, id).await?,
+            (Kind::Order, id) => Node::Order(Order(super::orders::order_node(ctx, id).await?)),
+            (Kind::OrderLine, id) => Node::OrderLine(OrderLine(super::orders::order_line_node(ctx, id).await?)),
+            (Kind::Earning, id) => Node::Earning(Earning(super::earnings::earning_node(ctx, id).await?)),
+            (Kind::Withdrawal, id) => Node::Withdrawal(Withdrawal(super::earnings::withdrawal_node(ctx, id).await?)),
         };
         Ok(Some(node))
     }

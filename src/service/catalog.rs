@@ -276,7 +276,11 @@ pub fn is_insider(viewer: &Viewer, p: &product::Model) -> bool {
 
 /// A product the viewer may see, or `NOT_FOUND` (hidden products are not revealed to
 /// exist).
-pub async fn visible_product(db: &impl ConnectionTrait, viewer: &Viewer, id: Uuid) -> Result<product::Model> {
+pub async fn visible_product(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    id: Uuid,
+) -> Result<product::Model> {
     product::Entity::find_by_id(id)
         .one(db)
         .await?
@@ -285,7 +289,11 @@ pub async fn visible_product(db: &impl ConnectionTrait, viewer: &Viewer, id: Uui
 }
 
 /// A SKU whose product the viewer may see, or `NOT_FOUND`.
-pub async fn visible_sku(db: &impl ConnectionTrait, viewer: &Viewer, id: Uuid) -> Result<sku::Model> {
+pub async fn visible_sku(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    id: Uuid,
+) -> Result<sku::Model> {
     let found = sku::Entity::find_by_id(id).one(db).await?;
     match found {
         Some(s) if visible_product(db, viewer, s.product_id).await.is_ok() => Ok(s),
@@ -318,11 +326,13 @@ pub async fn list_by_created(
     }
     if let Some(c) = after {
         q = q.filter(
-            Condition::any().add(product::Column::CreatedAt.lt(c.created_at)).add(
-                Condition::all()
-                    .add(product::Column::CreatedAt.eq(c.created_at))
-                    .add(product::Column::Id.lt(c.id)),
-            ),
+            Condition::any()
+                .add(product::Column::CreatedAt.lt(c.created_at))
+                .add(
+                    Condition::all()
+                        .add(product::Column::CreatedAt.eq(c.created_at))
+                        .add(product::Column::Id.lt(c.id)),
+                ),
         );
     }
     let mut items = q
@@ -549,7 +559,11 @@ impl ProductRows {
             created_at: Set(p.created_at),
             updated_at: Set(p.created_at),
             published_at: Set(p.published_at),
-            stages_passed: Set(if p.status == product::Status::Published { 5 } else { 0 }),
+            stages_passed: Set(if p.status == product::Status::Published {
+                5
+            } else {
+                0
+            }),
             unpublished_reason: Set(None),
         });
         for (i, s) in p.skus.into_iter().enumerate() {

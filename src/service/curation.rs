@@ -12,13 +12,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use entity::{Money, Rate, brand, category, curation_score, curation_stage_record, curation_summary, member, product};
+use entity::{
+    Money, Rate, brand, category, curation_score, curation_stage_record, curation_summary, member,
+    product,
+};
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -129,13 +132,18 @@ pub enum Badge {
 
 impl Summary {
     pub fn all_stages_passed(&self) -> bool {
-        STAGES.iter().all(|s| self.stages.iter().any(|e| e.stage == *s && e.passed))
+        STAGES
+            .iter()
+            .all(|s| self.stages.iter().any(|e| e.stage == *s && e.passed))
     }
 
     /// Whether the gate's curation conditions hold (the brand cap is checked at publish).
     pub fn passed(&self, min_score: u8) -> bool {
         self.all_stages_passed()
-            && self.score.as_ref().is_some_and(|s| s.criteria().iter().all(|(_, v)| *v >= i16::from(min_score)))
+            && self
+                .score
+                .as_ref()
+                .is_some_and(|s| s.criteria().iter().all(|(_, v)| *v >= i16::from(min_score)))
     }
 
     pub fn badges(&self) -> Vec<Badge> {
@@ -157,7 +165,11 @@ impl Summary {
 
 /// Rebuilds and stores a product's passport from its records. Call inside the transaction
 /// that changed them.
-pub async fn rebuild_summary(txn: &impl ConnectionTrait, product_id: Uuid, now: DateTime<Utc>) -> Result<Summary> {
+pub async fn rebuild_summary(
+    txn: &impl ConnectionTrait,
+    product_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Summary> {
     let records = curation_stage_record::Entity::find()
         .filter(curation_stage_record::Column::ProductId.eq(product_id))
         .order_by_asc(curation_stage_record::Column::RecordedAt)
@@ -166,7 +178,9 @@ pub async fn rebuild_summary(txn: &impl ConnectionTrait, product_id: Uuid, now: 
         .await?;
     let mut latest: HashMap<Stage, StageEntry> = HashMap::new();
     for r in records {
-        let Some(stage) = Stage::parse(&r.stage) else { continue };
+        let Some(stage) = Stage::parse(&r.stage) else {
+            continue;
+        };
         latest.insert(
             stage,
             StageEntry {
@@ -205,7 +219,12 @@ pub async fn rebuild_summary(txn: &impl ConnectionTrait, product_id: Uuid, now: 
 }
 
 /// Writes a passport row (insert or replace).
-pub async fn store_summary(txn: &impl ConnectionTrait, product_id: Uuid, summary: &Summary, now: DateTime<Utc>) -> Result<()> {
+pub async fn store_summary(
+    txn: &impl ConnectionTrait,
+    product_id: Uuid,
+    summary: &Summary,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let text = serde_json::to_string(summary).map_err(Error::internal)?;
     curation_summary::Entity::insert(curation_summary::ActiveModel {
         product_id: Set(product_id),
@@ -214,7 +233,10 @@ pub async fn store_summary(txn: &impl ConnectionTrait, product_id: Uuid, summary
     })
     .on_conflict(
         OnConflict::column(curation_summary::Column::ProductId)
-            .update_columns([curation_summary::Column::Summary, curation_summary::Column::UpdatedAt])
+            .update_columns([
+                curation_summary::Column::Summary,
+                curation_summary::Column::UpdatedAt,
+            ])
             .to_owned(),
     )
     .exec_without_returning(txn)
@@ -224,14 +246,20 @@ pub async fn store_summary(txn: &impl ConnectionTrait, product_id: Uuid, summary
 
 /// Passports by product id, straight from the database (one statement). Products without a
 /// row get an empty passport.
-pub async fn summaries_by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<HashMap<Uuid, Summary>> {
+pub async fn summaries_by_ids(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Summary>> {
     let rows = curation_summary::Entity::find()
         .filter(curation_summary::Column::ProductId.is_in(ids.iter().copied()))
         .all(db)
         .await?;
     let mut out: HashMap<Uuid, Summary> = ids.iter().map(|id| (*id, Summary::default())).collect();
     for r in rows {
-        out.insert(r.product_id, serde_json::from_str(&r.summary).map_err(Error::internal)?);
+        out.insert(
+            r.product_id,
+            serde_json::from_str(&r.summary).map_err(Error::internal)?,
+        );
     }
     Ok(out)
 }
@@ -260,24 +288,42 @@ pub struct CurationStore {
 
 impl CurationStore {
     pub fn new(cache: Arc<dyn Cache>, metrics: Arc<Metrics>, ttl: Duration) -> CurationStore {
-        CurationStore { cache, metrics, ttl, in_flight: Mutex::new(HashMap::new()) }
+        CurationStore {
+            cache,
+            metrics,
+            ttl,
+            in_flight: Mutex::new(HashMap::new()),
+        }
     }
 
     fn call(&self, op: &'static str) {
-        let labels = CacheCallLabels { backend: self.cache.backend(), op };
+        let labels = CacheCallLabels {
+            backend: self.cache.backend(),
+            op,
+        };
         self.metrics.cache_calls.get_or_create(&labels).inc();
     }
 
     fn count(&self, outcome: &'static str, n: usize) {
         if n > 0 {
-            let labels = CacheLabels { backend: self.cache.backend(), outcome };
-            self.metrics.cache_requests.get_or_create(&labels).inc_by(n as u64);
+            let labels = CacheLabels {
+                backend: self.cache.backend(),
+                outcome,
+            };
+            self.metrics
+                .cache_requests
+                .get_or_create(&labels)
+                .inc_by(n as u64);
         }
     }
 
     /// Passports of `ids`. Never fails because of the cache: cache errors are logged and
     /// counted and the database answers instead.
-    pub async fn load_many(self: &Arc<Self>, db: &DatabaseConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, Summary>> {
+    pub async fn load_many(
+        self: &Arc<Self>,
+        db: &DatabaseConnection,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, Summary>> {
         let keys: Vec<String> = ids.iter().map(|id| cache_key(*id)).collect();
         let mut out = HashMap::new();
         let mut misses = Vec::new();
@@ -349,13 +395,16 @@ impl CurationStore {
                     in_flight.remove(id);
                 }
             }
-            let loaded = result.map_err(|e| Error::internal(anyhow::anyhow!("loading passports: {e:?}")))?;
+            let loaded =
+                result.map_err(|e| Error::internal(anyhow::anyhow!("loading passports: {e:?}")))?;
             for id in &mine {
                 out.insert(*id, loaded.get(id).cloned().unwrap_or_default());
             }
         }
         for wait in waits {
-            let loaded = wait.await.map_err(|e| Error::internal(anyhow::anyhow!("loading passports: {e:?}")))?;
+            let loaded = wait
+                .await
+                .map_err(|e| Error::internal(anyhow::anyhow!("loading passports: {e:?}")))?;
             for id in &misses {
                 if let Some(s) = loaded.get(id) {
                     out.entry(*id).or_insert_with(|| s.clone());
@@ -379,27 +428,36 @@ impl CurationStore {
 // ---- Writes. ----
 
 fn merchant_of(m: &member::Model) -> Result<Uuid> {
-    m.merchant_id.ok_or_else(|| Error::Forbidden("this account acts for no merchant".into()))
+    m.merchant_id
+        .ok_or_else(|| Error::Forbidden("this account acts for no merchant".into()))
 }
 
 /// A merchant creates a brand of its own. Brand names are unique platform-wide.
-pub async fn create_brand(db: &impl ConnectionTrait, merchant: &member::Model, name: &str) -> Result<brand::Model> {
+pub async fn create_brand(
+    db: &impl ConnectionTrait,
+    merchant: &member::Model,
+    name: &str,
+) -> Result<brand::Model> {
     let merchant_id = merchant_of(merchant)?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 120 {
         return Err(Error::validation("name", "must be 1 to 120 characters"));
     }
-    super::catalog::create_brand(db, merchant_id, name).await.map_err(|e| match e {
-        Error::Internal(cause)
-            if cause
-                .downcast_ref::<sea_orm::DbErr>()
-                .and_then(|d| d.sql_err())
-                .is_some_and(|s| matches!(s, sea_orm::SqlErr::UniqueConstraintViolation(_))) =>
-        {
-            Error::rule("BRAND_NAME_TAKEN", "a brand with this name exists")
-        }
-        other => other,
-    })
+    super::catalog::create_brand(db, merchant_id, name)
+        .await
+        .map_err(|e| match e {
+            Error::Internal(cause)
+                if cause
+                    .downcast_ref::<sea_orm::DbErr>()
+                    .and_then(|d| d.sql_err())
+                    .is_some_and(|s| {
+                        matches!(s, sea_orm::SqlErr::UniqueConstraintViolation(_))
+                    }) =>
+            {
+                Error::rule("BRAND_NAME_TAKEN", "a brand with this name exists")
+            }
+            other => other,
+        })
 }
 
 /// What a merchant submits.
@@ -427,17 +485,30 @@ fn name_of(raw: &str, field: &'static str) -> Result<String> {
 fn rate_of(d: rust_decimal::Decimal, field: &'static str) -> Result<Rate> {
     Rate::from_decimal(d)
         .filter(|r| r.bp() <= MAX_RATE_BP)
-        .ok_or_else(|| Error::validation(field, "must be between 0 and 0.30 with at most 4 decimal places"))
+        .ok_or_else(|| {
+            Error::validation(
+                field,
+                "must be between 0 and 0.30 with at most 4 decimal places",
+            )
+        })
 }
 
 /// A merchant submits a product of one of its brands into curation (`IN_CURATION`).
-pub async fn submit_product(db: &DatabaseConnection, merchant: &member::Model, s: Submission, now: DateTime<Utc>) -> Result<product::Model> {
+pub async fn submit_product(
+    db: &DatabaseConnection,
+    merchant: &member::Model,
+    s: Submission,
+    now: DateTime<Utc>,
+) -> Result<product::Model> {
     let merchant_id = merchant_of(merchant)?;
     let name = name_of(&s.name, "name")?;
     let rebate_rate = rate_of(s.rebate_rate, "rebateRate")?;
     let team_rebate_rate = rate_of(s.team_rebate_rate, "teamRebateRate")?;
     if rebate_rate.bp() + team_rebate_rate.bp() > MAX_RATE_BP {
-        return Err(Error::validation("teamRebateRate", "rebateRate + teamRebateRate must not exceed 0.30"));
+        return Err(Error::validation(
+            "teamRebateRate",
+            "rebateRate + teamRebateRate must not exceed 0.30",
+        ));
     }
     if s.skus.is_empty() {
         return Err(Error::validation("skus", "at least one SKU is required"));
@@ -447,27 +518,52 @@ pub async fn submit_product(db: &DatabaseConnection, merchant: &member::Model, s
     }
     let mut skus = Vec::with_capacity(s.skus.len());
     for (i, (sku_name, price, stock)) in s.skus.into_iter().enumerate() {
-        let sku_name = name_of(&sku_name, "skus.name").map_err(|_| Error::validation(format!("skus[{i}].name"), "must be 1 to 120 characters"))?;
+        let sku_name = name_of(&sku_name, "skus.name").map_err(|_| {
+            Error::validation(format!("skus[{i}].name"), "must be 1 to 120 characters")
+        })?;
         let price = Money::from_decimal(price)
             .filter(|m| m.fen() > 0 && m.fen() <= 100_000_000)
-            .ok_or_else(|| Error::validation(format!("skus[{i}].price"), "must be above 0 with at most 2 decimal places"))?;
+            .ok_or_else(|| {
+                Error::validation(
+                    format!("skus[{i}].price"),
+                    "must be above 0 with at most 2 decimal places",
+                )
+            })?;
         if stock < 0 {
-            return Err(Error::validation(format!("skus[{i}].stock"), "must not be negative"));
+            return Err(Error::validation(
+                format!("skus[{i}].stock"),
+                "must not be negative",
+            ));
         }
-        skus.push(NewSku { name: sku_name, price, stock });
+        skus.push(NewSku {
+            name: sku_name,
+            price,
+            stock,
+        });
     }
     if let Some(d) = &s.description
         && d.chars().count() > 5_000
     {
         return Err(Error::validation("description", "at most 5000 characters"));
     }
-    let brand = brand::Entity::find_by_id(s.brand_id).one(db).await?.ok_or_else(|| Error::not_found("brand"))?;
+    let brand = brand::Entity::find_by_id(s.brand_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("brand"))?;
     if brand.merchant_id != merchant_id {
-        return Err(Error::Forbidden("this brand belongs to another merchant".into()));
+        return Err(Error::Forbidden(
+            "this brand belongs to another merchant".into(),
+        ));
     }
-    let category = category::Entity::find_by_id(s.category_id).one(db).await?.ok_or_else(|| Error::not_found("category"))?;
+    let category = category::Entity::find_by_id(s.category_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("category"))?;
     if category.parent_id.is_none() {
-        return Err(Error::validation("categoryId", "products are listed in leaf categories, not top-level ones"));
+        return Err(Error::validation(
+            "categoryId",
+            "products are listed in leaf categories, not top-level ones",
+        ));
     }
     let p = NewProduct {
         id: Uuid::now_v7(),
@@ -476,7 +572,10 @@ pub async fn submit_product(db: &DatabaseConnection, merchant: &member::Model, s
         category_id: category.id,
         name,
         name_en: None,
-        description: s.description.map(|d| d.trim().to_owned()).filter(|d| !d.is_empty()),
+        description: s
+            .description
+            .map(|d| d.trim().to_owned())
+            .filter(|d| !d.is_empty()),
         status: product::Status::InCuration,
         rebate_rate,
         team_rebate_rate,
@@ -495,28 +594,44 @@ pub async fn submit_product(db: &DatabaseConnection, merchant: &member::Model, s
     rows.insert(&txn).await?;
     store_summary(&txn, id, &Summary::default(), now).await?;
     txn.commit().await?;
-    product::Entity::find_by_id(id).one(db).await?.ok_or_else(|| Error::not_found("product"))
+    product::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("product"))
 }
 
 async fn product_for_update(txn: &impl ConnectionTrait, id: Uuid) -> Result<product::Model> {
-    product::Entity::find_by_id(id).one(txn).await?.ok_or_else(|| Error::not_found("product"))
+    product::Entity::find_by_id(id)
+        .one(txn)
+        .await?
+        .ok_or_else(|| Error::not_found("product"))
 }
 
 /// A merchant sends a rejected product back into curation; it resumes at the failed stage.
-pub async fn resubmit_product(db: &DatabaseConnection, merchant: &member::Model, id: Uuid) -> Result<product::Model> {
+pub async fn resubmit_product(
+    db: &DatabaseConnection,
+    merchant: &member::Model,
+    id: Uuid,
+) -> Result<product::Model> {
     let merchant_id = merchant_of(merchant)?;
     let p = product_for_update(db, id).await?;
     if p.merchant_id != merchant_id {
         return Err(Error::not_found("product"));
     }
     let updated = product::Entity::update_many()
-        .col_expr(product::Column::Status, Expr::value(product::Status::InCuration))
+        .col_expr(
+            product::Column::Status,
+            Expr::value(product::Status::InCuration),
+        )
         .filter(product::Column::Id.eq(id))
         .filter(product::Column::Status.eq(product::Status::Rejected))
         .exec(db)
         .await?;
     if updated.rows_affected == 0 {
-        return Err(Error::rule("NOT_REJECTED", "only a rejected product can be resubmitted"));
+        return Err(Error::rule(
+            "NOT_REJECTED",
+            "only a rejected product can be resubmitted",
+        ));
     }
     product_for_update(db, id).await
 }
@@ -532,29 +647,49 @@ pub struct StageInput {
 
 /// A curator records the next stage's result. Stages go strictly in order
 /// (`CURATION_OUT_OF_ORDER`); a FAIL rejects the product back to its merchant.
-pub async fn record_stage(db: &DatabaseConnection, curator: &member::Model, input: StageInput, now: DateTime<Utc>) -> Result<(product::Model, Summary)> {
+pub async fn record_stage(
+    db: &DatabaseConnection,
+    curator: &member::Model,
+    input: StageInput,
+    now: DateTime<Utc>,
+) -> Result<(product::Model, Summary)> {
     for (i, url) in input.evidence_urls.iter().enumerate() {
-        let ok = (url.starts_with("https://") || url.starts_with("http://")) && url.len() <= 2_000 && !url.chars().any(char::is_whitespace);
+        let ok = (url.starts_with("https://") || url.starts_with("http://"))
+            && url.len() <= 2_000
+            && !url.chars().any(char::is_whitespace);
         if !ok {
-            return Err(Error::validation(format!("evidenceUrls[{i}]"), "must be an http or https URL"));
+            return Err(Error::validation(
+                format!("evidenceUrls[{i}]"),
+                "must be an http or https URL",
+            ));
         }
     }
     if input.evidence_urls.len() > 20 {
         return Err(Error::validation("evidenceUrls", "at most 20 URLs"));
     }
-    let notes = input.notes.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+    let notes = input
+        .notes
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
     if notes.as_ref().is_some_and(|n| n.chars().count() > 5_000) {
         return Err(Error::validation("notes", "at most 5000 characters"));
     }
     let txn = crate::db::begin_write(db).await?;
     let p = product_for_update(&txn, input.product_id).await?;
     if p.status != product::Status::InCuration {
-        return Err(Error::rule("NOT_IN_CURATION", format!("the product is {:?}, not in curation", p.status).to_uppercase()));
+        return Err(Error::rule(
+            "NOT_IN_CURATION",
+            format!("the product is {:?}, not in curation", p.status).to_uppercase(),
+        ));
     }
     let expected = STAGES.get(p.stages_passed as usize).copied();
     if expected != Some(input.stage) {
         let msg = match expected {
-            Some(next) => format!("the next stage is {}, not {}", next.as_str(), input.stage.as_str()),
+            Some(next) => format!(
+                "the next stage is {}, not {}",
+                next.as_str(),
+                input.stage.as_str()
+            ),
             None => "all five stages have passed already".to_owned(),
         };
         return Err(Error::rule("CURATION_OUT_OF_ORDER", msg));
@@ -567,12 +702,21 @@ pub async fn record_stage(db: &DatabaseConnection, curator: &member::Model, inpu
         .filter(product::Column::StagesPassed.eq(p.stages_passed))
         .filter(product::Column::Status.eq(product::Status::InCuration));
     update = if input.passed {
-        update.col_expr(product::Column::StagesPassed, Expr::col(product::Column::StagesPassed).add(1))
+        update.col_expr(
+            product::Column::StagesPassed,
+            Expr::col(product::Column::StagesPassed).add(1),
+        )
     } else {
-        update.col_expr(product::Column::Status, Expr::value(product::Status::Rejected))
+        update.col_expr(
+            product::Column::Status,
+            Expr::value(product::Status::Rejected),
+        )
     };
     if update.exec(&txn).await?.rows_affected == 0 {
-        return Err(Error::rule("CURATION_OUT_OF_ORDER", "the product moved on meanwhile; reload it"));
+        return Err(Error::rule(
+            "CURATION_OUT_OF_ORDER",
+            "the product moved on meanwhile; reload it",
+        ));
     }
     curation_stage_record::Entity::insert(curation_stage_record::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -606,7 +750,12 @@ pub struct ScoreInput {
 }
 
 /// A curator scores the selection criteria (1–5 each) and the badges' flags.
-pub async fn score_product(db: &DatabaseConnection, curator: &member::Model, s: ScoreInput, now: DateTime<Utc>) -> Result<(product::Model, Summary)> {
+pub async fn score_product(
+    db: &DatabaseConnection,
+    curator: &member::Model,
+    s: ScoreInput,
+    now: DateTime<Utc>,
+) -> Result<(product::Model, Summary)> {
     let mut scores = [0i16; 4];
     for (i, (field, v)) in [
         ("essentialNeed", s.essential_need),
@@ -617,12 +766,18 @@ pub async fn score_product(db: &DatabaseConnection, curator: &member::Model, s: 
     .into_iter()
     .enumerate()
     {
-        scores[i] = i16::try_from(v).ok().filter(|v| (1..=5).contains(v)).ok_or_else(|| Error::validation(field, "must be 1 to 5"))?;
+        scores[i] = i16::try_from(v)
+            .ok()
+            .filter(|v| (1..=5).contains(v))
+            .ok_or_else(|| Error::validation(field, "must be 1 to 5"))?;
     }
     let txn = crate::db::begin_write(db).await?;
     let p = product_for_update(&txn, s.product_id).await?;
     if p.status == product::Status::Published {
-        return Err(Error::rule("ALREADY_PUBLISHED", "unpublish the product before re-scoring it"));
+        return Err(Error::rule(
+            "ALREADY_PUBLISHED",
+            "unpublish the product before re-scoring it",
+        ));
     }
     curation_score::Entity::insert(curation_score::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -656,24 +811,54 @@ pub async fn publish_product(
 ) -> Result<product::Model> {
     let txn = crate::db::begin_write(db).await?;
     // Serialises publications, so two brands cannot both take the last place under the cap.
-    txn.execute_unprepared("UPDATE write_locks SET version = version + 1 WHERE name = 'publishing'").await?;
+    txn.execute_unprepared(
+        "UPDATE write_locks SET version = version + 1 WHERE name = 'publishing'",
+    )
+    .await?;
     let p = product_for_update(&txn, id).await?;
     match p.status {
-        product::Status::Published => return Err(Error::rule("ALREADY_PUBLISHED", "the product is already published")),
+        product::Status::Published => {
+            return Err(Error::rule(
+                "ALREADY_PUBLISHED",
+                "the product is already published",
+            ));
+        }
         product::Status::Rejected => {
-            return Err(Error::rule("CURATION_INCOMPLETE", "the product was rejected and must be resubmitted"));
+            return Err(Error::rule(
+                "CURATION_INCOMPLETE",
+                "the product was rejected and must be resubmitted",
+            ));
         }
         product::Status::InCuration | product::Status::Unpublished => {}
     }
-    let summary = summaries_by_ids(&txn, &[id]).await?.remove(&id).unwrap_or_default();
-    if let Some(missing) = STAGES.iter().find(|s| !summary.stages.iter().any(|e| e.stage == **s && e.passed)) {
-        return Err(Error::rule("CURATION_INCOMPLETE", format!("stage {} has not passed", missing.as_str())));
+    let summary = summaries_by_ids(&txn, &[id])
+        .await?
+        .remove(&id)
+        .unwrap_or_default();
+    if let Some(missing) = STAGES
+        .iter()
+        .find(|s| !summary.stages.iter().any(|e| e.stage == **s && e.passed))
+    {
+        return Err(Error::rule(
+            "CURATION_INCOMPLETE",
+            format!("stage {} has not passed", missing.as_str()),
+        ));
     }
     let Some(score) = &summary.score else {
-        return Err(Error::rule("CURATION_INCOMPLETE", "the product has not been scored"));
+        return Err(Error::rule(
+            "CURATION_INCOMPLETE",
+            "the product has not been scored",
+        ));
     };
-    if let Some((name, v)) = score.criteria().into_iter().find(|(_, v)| *v < i16::from(min_score)) {
-        return Err(Error::rule("CURATION_INCOMPLETE", format!("{name} scored {v}, at least {min_score} is required")));
+    if let Some((name, v)) = score
+        .criteria()
+        .into_iter()
+        .find(|(_, v)| *v < i16::from(min_score))
+    {
+        return Err(Error::rule(
+            "CURATION_INCOMPLETE",
+            format!("{name} scored {v}, at least {min_score} is required"),
+        ));
     }
     let listed: Vec<Uuid> = product::Entity::find()
         .select_only()
@@ -687,14 +872,23 @@ pub async fn publish_product(
     if !listed.contains(&p.brand_id) && listed.len() as u32 >= max_brands {
         return Err(Error::rule(
             "BRAND_CAP_EXCEEDED",
-            format!("{} brands are already listed in this category (the cap is {max_brands})", listed.len()),
+            format!(
+                "{} brands are already listed in this category (the cap is {max_brands})",
+                listed.len()
+            ),
         ));
     }
     product::Entity::update_many()
-        .col_expr(product::Column::Status, Expr::value(product::Status::Published))
+        .col_expr(
+            product::Column::Status,
+            Expr::value(product::Status::Published),
+        )
         .col_expr(product::Column::PublishedAt, Expr::value(now))
         .col_expr(product::Column::UpdatedAt, Expr::value(now))
-        .col_expr(product::Column::UnpublishedReason, Expr::value(Option::<String>::None))
+        .col_expr(
+            product::Column::UnpublishedReason,
+            Expr::value(Option::<String>::None),
+        )
         .filter(product::Column::Id.eq(id))
         .exec(&txn)
         .await?;
@@ -704,13 +898,24 @@ pub async fn publish_product(
 }
 
 /// Delists (下架) a published product, with a reason.
-pub async fn unpublish_product(db: &DatabaseConnection, id: Uuid, reason: &str, now: DateTime<Utc>) -> Result<product::Model> {
+pub async fn unpublish_product(
+    db: &DatabaseConnection,
+    id: Uuid,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<product::Model> {
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(Error::validation("reason", "give a reason of 1 to 500 characters"));
+        return Err(Error::validation(
+            "reason",
+            "give a reason of 1 to 500 characters",
+        ));
     }
     let updated = product::Entity::update_many()
-        .col_expr(product::Column::Status, Expr::value(product::Status::Unpublished))
+        .col_expr(
+            product::Column::Status,
+            Expr::value(product::Status::Unpublished),
+        )
         .col_expr(product::Column::UnpublishedReason, Expr::value(reason))
         .col_expr(product::Column::UpdatedAt, Expr::value(now))
         .filter(product::Column::Id.eq(id))
@@ -719,13 +924,19 @@ pub async fn unpublish_product(db: &DatabaseConnection, id: Uuid, reason: &str, 
         .await?;
     if updated.rows_affected == 0 {
         product_for_update(db, id).await?;
-        return Err(Error::rule("NOT_PUBLISHED", "only a published product can be unpublished"));
+        return Err(Error::rule(
+            "NOT_PUBLISHED",
+            "only a published product can be unpublished",
+        ));
     }
     product_for_update(db, id).await
 }
 
 /// Every stage record of a product, oldest first (the audit trail).
-pub async fn history(db: &impl ConnectionTrait, product_id: Uuid) -> Result<Vec<curation_stage_record::Model>> {
+pub async fn history(
+    db: &impl ConnectionTrait,
+    product_id: Uuid,
+) -> Result<Vec<curation_stage_record::Model>> {
     Ok(curation_stage_record::Entity::find()
         .filter(curation_stage_record::Column::ProductId.eq(product_id))
         .order_by_asc(curation_stage_record::Column::RecordedAt)

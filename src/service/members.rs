@@ -25,7 +25,7 @@ pub const INVITE_CODE_LEN: usize = 8;
 /// Partner links are longer-lived and shared more widely: 10 symbols, 50 bits.
 pub const PARTNER_LINK_LEN: usize = 10;
 
-fn random_code(len: usize) -> String {
+pub(crate) fn random_code(len: usize) -> String {
     let mut rng = rand::rng();
     (0..len)
         .map(|_| CODE_ALPHABET[rng.random_range(0..32)] as char)
@@ -612,7 +612,9 @@ pub async fn create_user(
 ) -> Result<member::Model> {
     let email = Email::parse(email)?;
     let password = Password::parse(password, "password")?;
-    let display_name = DisplayName::parse(display_name.unwrap_or_else(|| email.as_str().split('@').next().unwrap_or("member")))?;
+    let display_name = DisplayName::parse(
+        display_name.unwrap_or_else(|| email.as_str().split('@').next().unwrap_or("member")),
+    )?;
     let (tier, staff_role) = match role {
         CliRole::Admin => (member::Tier::Buyer, Some(member::StaffRole::Admin)),
         CliRole::Curator => (member::Tier::Buyer, Some(member::StaffRole::Curator)),
@@ -623,7 +625,11 @@ pub async fn create_user(
     let password_hash = hash_password(password.0).await?;
     let txn = crate::db::begin_write(db).await?;
     let merchant_id = match role {
-        CliRole::Merchant => Some(super::catalog::create_merchant(&txn, &display_name.0).await?.id),
+        CliRole::Merchant => Some(
+            super::catalog::create_merchant(&txn, &display_name.0)
+                .await?
+                .id,
+        ),
         _ => None,
     };
     let model = member::Model {
@@ -636,7 +642,8 @@ pub async fn create_user(
         staff_role,
         invite_code: (tier != member::Tier::Buyer).then(|| random_code(INVITE_CODE_LEN)),
         partner_link_code: (tier == member::Tier::Partner).then(|| random_code(PARTNER_LINK_LEN)),
-        partner_application: (tier == member::Tier::Partner).then_some(member::PartnerApplication::Approved),
+        partner_application: (tier == member::Tier::Partner)
+            .then_some(member::PartnerApplication::Approved),
         upline_id: None,
         frozen_at: None,
         frozen_reason: None,

@@ -8,9 +8,13 @@
 pub mod auth;
 pub mod catalog;
 pub mod curation;
+pub mod earnings;
 pub mod hierarchy;
+pub mod ledger;
 pub mod members;
+pub mod orders;
 pub mod team;
+pub mod withdrawals;
 
 use std::sync::Mutex;
 

@@ -79,12 +79,10 @@ async fn unknown_ids_are_not_found_and_malformed_ones_are_validation_errors() {
         assert_eq!(error_code(&resp), Some("NOT_FOUND"), "{kind:?}: {resp}");
         assert_eq!(resp["data"]["node"], json!(null));
     }
-    for bad in [
-        "",
-        "abc",
-        "UHJvZHVjdDpub3QtYS11dWlk",
-        "T3JkZXI6MDE5YjAwMDAwMDAwNzAwMDgwMDAwMDAwMDAwMDAwMDA",
-    ] {
+    use base64::Engine;
+    let unknown_type = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("Basket:{}", Uuid::now_v7().simple()));
+    for bad in ["", "abc", "UHJvZHVjdDpub3QtYS11dWlk", unknown_type.as_str()] {
         let resp = app.gql(NODE, json!({ "id": bad })).await;
         assert_eq!(error_code(&resp), Some("VALIDATION"), "{bad:?}: {resp}");
         assert_eq!(resp["errors"][0]["extensions"]["field"], json!("id"));

@@ -1,0 +1,30 @@
+//! Table `order_lines`: what was bought, with the price and both rebate rates snapshotted at
+//! checkout (later product changes never alter a placed order).
+
+use crate::money::{Money, Rate};
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "order_lines")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub product_id: Uuid,
+    pub sku_id: Uuid,
+    pub quantity: i32,
+    pub unit_price: Money,
+    /// unit_price × quantity: the line's paid amount.
+    pub amount: Money,
+    pub rebate_rate: Rate,
+    pub team_rebate_rate: Rate,
+    pub membership_activity: bool,
+    /// The share link the line was bought through, if any.
+    pub share_link_id: Option<Uuid>,
+    pub refunded_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,420 @@
+//! Earnings in GraphQL: the member's summary, earnings with their explanation, withdrawals,
+//! settlement on demand, and the ledger consistency check. A member reads only its own.
+
+use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{earning, withdrawal};
+
+use super::catalog::{Product, page_size};
+use super::ids::{self, Kind};
+use super::loaders::{Loaders, ProductKey};
+use super::scalars::Dec;
+use super::{load_err, state, viewer};
+use crate::error::Error;
+use crate::service::earnings::{self as svc, Explanation};
+use crate::service::{ledger, withdrawals};
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum EarningKind {
+    /// 自购省钱: your own purchase as a push-hand.
+    SelfPurchase,
+    /// 推广赚钱: bought through your share link.
+    Promotion,
+    /// Bought by a member bound to you.
+    BoundRebate,
+    /// Bought by a member bound through your partner link.
+    PartnerReward,
+    /// Your share of your team's sales (level 2 or 3).
+    TeamRebate,
+    /// Fixed reward for a membership sale.
+    MembershipReward,
+    /// A correction, e.g. the clawback of a refunded earning that had settled.
+    Adjustment,
+}
+
+impl From<earning::Kind> for EarningKind {
+    fn from(k: earning::Kind) -> Self {
+        match k {
+            earning::Kind::SelfPurchase => EarningKind::SelfPurchase,
+            earning::Kind::Promotion => EarningKind::Promotion,
+            earning::Kind::BoundRebate => EarningKind::BoundRebate,
+            earning::Kind::PartnerReward => EarningKind::PartnerReward,
+            earning::Kind::TeamRebate => EarningKind::TeamRebate,
+            earning::Kind::MembershipReward => EarningKind::MembershipReward,
+            earning::Kind::Adjustment => EarningKind::Adjustment,
+        }
+    }
+}
+
+impl From<EarningKind> for earning::Kind {
+    fn from(k: EarningKind) -> Self {
+        match k {
+            EarningKind::SelfPurchase => earning::Kind::SelfPurchase,
+            EarningKind::Promotion => earning::Kind::Promotion,
+            EarningKind::BoundRebate => earning::Kind::BoundRebate,
+            EarningKind::PartnerReward => earning::Kind::PartnerReward,
+            EarningKind::TeamRebate => earning::Kind::TeamRebate,
+            EarningKind::MembershipReward => earning::Kind::MembershipReward,
+            EarningKind::Adjustment => earning::Kind::Adjustment,
+        }
+    }
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum EarningStatus {
+    /// Frozen until the return window after completion has passed.
+    Pending,
+    /// Available to withdraw.
+    Settled,
+    /// Cancelled by a refund before it settled.
+    Reversed,
+}
+
+impl From<earning::Status> for EarningStatus {
+    fn from(s: earning::Status) -> Self {
+        match s {
+            earning::Status::Pending => EarningStatus::Pending,
+            earning::Status::Settled => EarningStatus::Settled,
+            earning::Status::Reversed => EarningStatus::Reversed,
+        }
+    }
+}
+
+impl From<EarningStatus> for earning::Status {
+    fn from(s: EarningStatus) -> Self {
+        match s {
+            EarningStatus::Pending => earning::Status::Pending,
+            EarningStatus::Settled => earning::Status::Settled,
+            EarningStatus::Reversed => earning::Status::Reversed,
+        }
+    }
+}
+
+/// One earning.
+pub struct Earning(pub earning::Model);
+
+/// An earning (收益): who earned how much on which sale, and exactly why.
+#[Object]
+impl Earning {
+    /// Opaque global ID.
+    pub async fn id(&self) -> ID {
+        ids::encode(Kind::Earning, self.0.id)
+    }
+    async fn kind(&self) -> EarningKind {
+        self.0.kind.into()
+    }
+    async fn status(&self) -> EarningStatus {
+        self.0.status.into()
+    }
+    /// CNY, rounded down to the fen; negative for adjustments.
+    async fn amount(&self) -> Dec {
+        self.0.amount.into()
+    }
+    /// 1 for the direct earner, 2 and 3 for its uplines.
+    async fn level(&self) -> i32 {
+        i32::from(self.0.level)
+    }
+    async fn product(&self, ctx: &Context<'_>) -> Result<Option<Product>> {
+        let Some(id) = self.0.product_id else { return Ok(None) };
+        Ok(ctx.data::<Loaders>()?.load_one(ProductKey(id)).await.map_err(load_err)?.map(Product))
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When it settles (becomes withdrawable); null until the order completes.
+    async fn settle_after(&self) -> Option<DateTime<Utc>> {
+        self.0.settle_after
+    }
+    async fn settled_at(&self) -> Option<DateTime<Utc>> {
+        self.0.settled_at
+    }
+    /// How this amount was computed: the rule, level, base amount, rate, what attributed the
+    /// sale, and the policy version.
+    async fn explanation(&self) -> Result<EarningExplanation> {
+        let e: Explanation = serde_json::from_str(&self.0.explanation).map_err(Error::internal)?;
+        Ok(EarningExplanation::from_parts(e, self.0.amount))
+    }
+}
+
+/// Why an earning exists and how each fen of it was computed.
+#[derive(SimpleObject)]
+pub struct EarningExplanation {
+    /// The rule applied (e.g. PROMOTION, TEAM_REBATE).
+    pub rule: String,
+    pub level: i32,
+    /// The order line's paid amount.
+    pub base_amount: Dec,
+    /// The rate applied; null for fixed rewards.
+    pub rate: Option<Dec>,
+    /// For fixed rewards: the reward per unit and the units.
+    pub fixed_per_unit: Option<Dec>,
+    pub units: Option<i32>,
+    /// What the rate gave before the 30 % per-line cap cut it; null when not cut.
+    pub uncapped_amount: Option<Dec>,
+    /// Set when the sale came through a share link.
+    pub share_link_id: Option<ID>,
+    /// Set when the sale was attributed through a binding (the buyer's upline).
+    pub binding_id: Option<String>,
+    /// For adjustments: the earning corrected.
+    pub adjusts_earning_id: Option<ID>,
+    pub policy_version: String,
+    /// The computation in one sentence, e.g. "15% of 199.00 = 29.85 (rounded down to the fen)".
+    pub summary: String,
+}
+
+impl EarningExplanation {
+    fn from_parts(e: Explanation, amount: entity::Money) -> EarningExplanation {
+        let summary = match (e.rate, e.fixed_per_unit, e.units) {
+            (_, Some(per), Some(units)) => format!("{} × {units} unit(s) = {} ({} reward)", per, amount, e.rule),
+            (Some(rate), _, _) => {
+                let pct = (rate * rust_decimal::Decimal::ONE_HUNDRED).normalize();
+                match e.uncapped_amount {
+                    Some(u) => format!("{pct}% of {} = {u}, cut to {} by the 30% per-line cap ({}, level {})", e.base_amount, amount, e.rule, e.level),
+                    None => format!("{pct}% of {} = {} rounded down to the fen ({}, level {})", e.base_amount, amount, e.rule, e.level),
+                }
+            }
+            _ => format!("{} of {} ({})", amount, e.base_amount, e.rule),
+        };
+        EarningExplanation {
+            rule: e.rule,
+            level: i32::from(e.level),
+            base_amount: Dec(e.base_amount),
+            rate: e.rate.map(Dec),
+            fixed_per_unit: e.fixed_per_unit.map(Dec),
+            units: e.units,
+            uncapped_amount: e.uncapped_amount.map(Dec),
+            share_link_id: e.share_link_id.map(|id| ID(id.to_string())),
+            binding_id: e.binding_id.map(|id| id.to_string()),
+            adjusts_earning_id: e.adjusts_earning_id.map(|id| ids::encode(Kind::Earning, id)),
+            policy_version: e.policy_version,
+            summary,
+        }
+    }
+}
+
+/// A member's money at a glance (CNY).
+#[derive(SimpleObject)]
+pub struct EarningsSummary {
+    /// Earned, not yet settled (frozen during the return window).
+    pub pending: Dec,
+    /// Settled and withdrawable; negative after a clawback, which blocks withdrawals.
+    pub available: Dec,
+    /// Held by withdrawals awaiting review.
+    pub reserved: Dec,
+    /// Paid out (fees included).
+    pub withdrawn: Dec,
+    /// Everything earned, net of reversals and adjustments.
+    pub lifetime: Dec,
+    /// Net earnings booked this calendar month (UTC).
+    pub this_month: Dec,
+}
+
+pub async fn summary_of(ctx: &Context<'_>, member: uuid::Uuid) -> Result<EarningsSummary> {
+    let st = state(ctx)?;
+    let s = ledger::summary(&st.db, member, st.clock.now()).await?;
+    Ok(EarningsSummary {
+        pending: s.pending.into(),
+        available: s.available.into(),
+        reserved: s.reserved.into(),
+        withdrawn: s.withdrawn.into(),
+        lifetime: s.lifetime.into(),
+        this_month: s.this_month.into(),
+    })
+}
+
+pub type EarningConnection = Connection<OpaqueCursor<svc::EarningCursor>, Earning>;
+
+pub async fn earnings_of(
+    ctx: &Context<'_>,
+    member: uuid::Uuid,
+    first: Option<i32>,
+    after: Option<String>,
+    kind: Option<EarningKind>,
+    status: Option<EarningStatus>,
+) -> Result<EarningConnection> {
+    let first = page_size(first)?;
+    let after = after
+        .map(|c| OpaqueCursor::<svc::EarningCursor>::decode_cursor(&c).map_err(|_| Error::validation("after", "not a valid cursor")))
+        .transpose()?;
+    let page = svc::list(&state(ctx)?.db, member, kind.map(Into::into), status.map(Into::into), after.as_deref(), first).await?;
+    let mut conn = Connection::new(after.is_some(), page.has_next);
+    conn.edges.extend(page.items.into_iter().map(|e| {
+        Edge::new(OpaqueCursor(svc::EarningCursor { created_at: e.created_at, id: e.id }), Earning(e))
+    }));
+    Ok(conn)
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum WithdrawalStatus {
+    Pending,
+    /// Paid out.
+    Approved,
+    /// Funds returned to the available balance.
+    Rejected,
+}
+
+/// A withdrawal request.
+pub struct Withdrawal(pub withdrawal::Model);
+
+/// A request to be paid out (提现).
+#[Object]
+impl Withdrawal {
+    /// Opaque global ID.
+    pub async fn id(&self) -> ID {
+        ids::encode(Kind::Withdrawal, self.0.id)
+    }
+    /// Taken from the available balance when requested (CNY).
+    async fn amount(&self) -> Dec {
+        self.0.amount.into()
+    }
+    /// Kept as the withdrawal fee; the payout is amount − fee.
+    async fn fee(&self) -> Dec {
+        self.0.fee.into()
+    }
+    async fn status(&self) -> WithdrawalStatus {
+        match self.0.status {
+            withdrawal::Status::Pending => WithdrawalStatus::Pending,
+            withdrawal::Status::Approved => WithdrawalStatus::Approved,
+            withdrawal::Status::Rejected => WithdrawalStatus::Rejected,
+        }
+    }
+    async fn idempotency_key(&self) -> &str {
+        &self.0.idempotency_key
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn reviewed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.reviewed_at
+    }
+}
+
+pub type WithdrawalConnection = Connection<OpaqueCursor<withdrawals::WithdrawalCursor>, Withdrawal>;
+
+pub async fn withdrawals_of(ctx: &Context<'_>, member: uuid::Uuid, first: Option<i32>, after: Option<String>) -> Result<WithdrawalConnection> {
+    let first = page_size(first)?;
+    let after = after
+        .map(|c| {
+            OpaqueCursor::<withdrawals::WithdrawalCursor>::decode_cursor(&c).map_err(|_| Error::validation("after", "not a valid cursor"))
+        })
+        .transpose()?;
+    let page = withdrawals::list(&state(ctx)?.db, member, after.as_deref(), first).await?;
+    let mut conn = Connection::new(after.is_some(), page.has_next);
+    conn.edges.extend(page.items.into_iter().map(|w| {
+        Edge::new(OpaqueCursor(withdrawals::WithdrawalCursor { created_at: w.created_at, id: w.id }), Withdrawal(w))
+    }));
+    Ok(conn)
+}
+
+/// What a settlement run did.
+#[derive(SimpleObject)]
+pub struct SettlementReport {
+    pub as_of: DateTime<Utc>,
+    /// Earnings that became available in this run.
+    pub settled: i64,
+    pub amount: Dec,
+}
+
+/// A member whose stored balances differ from its ledger.
+#[derive(SimpleObject)]
+pub struct LedgerMismatch {
+    pub member_id: ID,
+    pub stored_available: Dec,
+    pub ledger_available: Dec,
+    pub stored_pending: Dec,
+    pub ledger_pending: Dec,
+    pub stored_lifetime: Dec,
+    pub ledger_lifetime: Dec,
+}
+
+/// The result of recomputing every balance from the ledger.
+#[derive(SimpleObject)]
+pub struct LedgerCheck {
+    pub members_checked: i64,
+    /// Empty when the books balance.
+    pub mismatches: Vec<LedgerMismatch>,
+}
+
+#[derive(Default)]
+pub struct EarningsQuery;
+
+#[Object]
+impl EarningsQuery {
+    /// ADMIN: recomputes every member's balances from the ledger and lists disagreements.
+    async fn ledger_check(&self, ctx: &Context<'_>) -> Result<LedgerCheck> {
+        viewer(ctx)?.admin()?;
+        let (checked, mismatches) = ledger::check(&state(ctx)?.db).await?;
+        let m = |fen: i64| Dec(entity::Money::from_fen(fen).to_decimal());
+        Ok(LedgerCheck {
+            members_checked: checked as i64,
+            mismatches: mismatches
+                .into_iter()
+                .map(|x| LedgerMismatch {
+                    member_id: ids::encode(Kind::Member, x.member_id),
+                    stored_available: m(x.stored.available),
+                    ledger_available: m(x.from_ledger.available),
+                    stored_pending: m(x.stored.pending),
+                    ledger_pending: m(x.from_ledger.pending),
+                    stored_lifetime: m(x.stored.lifetime),
+                    ledger_lifetime: m(x.from_ledger.lifetime),
+                })
+                .collect(),
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct EarningsMutation;
+
+#[Object]
+impl EarningsMutation {
+    /// ADMIN: settles every pending earning whose return window has passed by `asOf`
+    /// (default: now). Idempotent; the server also runs it every minute.
+    async fn run_settlement(&self, ctx: &Context<'_>, as_of: Option<DateTime<Utc>>) -> Result<SettlementReport> {
+        viewer(ctx)?.admin()?;
+        let st = state(ctx)?;
+        let now = st.clock.now();
+        let as_of = as_of.unwrap_or(now);
+        let (settled, amount) = svc::settle(&st.db, as_of, now).await?;
+        Ok(SettlementReport { as_of, settled: settled as i64, amount: amount.into() })
+    }
+
+    /// Requests a payout of `amount` CNY from the available balance, reserved at once.
+    /// The same `idempotencyKey` returns the same withdrawal; with another amount it is
+    /// `IDEMPOTENCY_CONFLICT`. Errors: `WITHDRAWAL_BELOW_MINIMUM`, `INSUFFICIENT_BALANCE`,
+    /// `MEMBER_FROZEN`.
+    async fn request_withdrawal(&self, ctx: &Context<'_>, amount: Dec, idempotency_key: String) -> Result<Withdrawal> {
+        let st = state(ctx)?;
+        let me = viewer(ctx)?.member()?;
+        let p = &st.config.policy;
+        let minimum = entity::Money::from_decimal(p.min_withdrawal).unwrap_or(entity::Money::ZERO);
+        let fee_rate = entity::Rate::from_decimal(p.withdrawal_fee_rate).unwrap_or(entity::Rate::ZERO);
+        Ok(Withdrawal(withdrawals::request(&st.db, me, amount.0, &idempotency_key, minimum, fee_rate, st.clock.now()).await?))
+    }
+
+    /// ADMIN: approves (pays out) or rejects (returns the funds) a pending withdrawal.
+    async fn review_withdrawal(&self, ctx: &Context<'_>, id: ID, approve: bool) -> Result<Withdrawal> {
+        let admin = viewer(ctx)?.admin()?;
+        let st = state(ctx)?;
+        let wid = ids::decode_as(&id, Kind::Withdrawal, "id")?;
+        Ok(Withdrawal(withdrawals::review(&st.db, admin.id, wid, approve, st.clock.now()).await?))
+    }
+}
+
+/// `node(id:)` for earnings and withdrawals: the owner and admins only.
+pub async fn earning_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<earning::Model> {
+    use sea_orm::EntityTrait;
+    let e = earning::Entity::find_by_id(id).one(&state(ctx)?.db).await.map_err(Error::from)?;
+    let v = viewer(ctx)?;
+    e.filter(|e| v.is_admin() || v.member().is_ok_and(|m| m.id == e.member_id))
+        .ok_or_else(|| Error::not_found("earning").into())
+}
+
+pub async fn withdrawal_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<withdrawal::Model> {
+    use sea_orm::EntityTrait;
+    let w = withdrawal::Entity::find_by_id(id).one(&state(ctx)?.db).await.map_err(Error::from)?;
+    let v = viewer(ctx)?;
+    w.filter(|w| v.is_admin() || v.member().is_ok_and(|m| m.id == w.member_id))
+        .ok_or_else(|| Error::not_found("withdrawal").into())
+}

@@ -1,0 +1,463 @@
+//! Earnings: the rebate rules of SPEC §2.4 (who earns what on a paid order line, and why),
+//! booking them into the ledger in the payment's transaction, settling them after the return
+//! window, and reversing or clawing them back on refunds.
+//!
+//! [`plan`] is the pure rule: given a line and the people around it, the earnings to book.
+//! Every amount is rounded down to the fen, and the percentage earnings of one line never
+//! exceed 30 % of its paid amount: each level takes its share from what is left of that
+//! budget, nearest level first.
+
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use entity::{Money, Rate, binding, earning, member, order, order_line, share_link};
+use rust_decimal::Decimal;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::hierarchy;
+use super::ledger::{self, Deltas, Event, Refs};
+use crate::error::{Error, Result};
+
+/// Names the rules in force; stored in every explanation so old earnings stay explainable
+/// after the rules change.
+pub const POLICY_VERSION: &str = "2026-11.1";
+
+/// The most the percentage earnings of one line may take: 30 % of its paid amount.
+pub const LINE_CAP: Rate = Rate::from_bp(3_000);
+
+/// The numbers the rules use (from the configuration).
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    /// 1 to 3 levels earn.
+    pub commission_levels: u8,
+    /// Fixed reward per unit of a membership-activity product.
+    pub membership_reward: Money,
+    /// Optional daily cap per member on membership rewards.
+    pub membership_reward_daily_cap: Option<Money>,
+}
+
+/// Someone who may earn on a line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Person {
+    pub id: Uuid,
+    /// Frozen members earn nothing new (the chain continues past them).
+    pub frozen: bool,
+}
+
+/// How a line is attributed to its level-1 earner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attribution {
+    /// The buyer is a push-hand or partner.
+    SelfPurchase { buyer: Person },
+    /// Bought through push-hand X's share link (X is not the buyer).
+    Promotion { sharer: Person, share_link: Uuid },
+    /// The buyer's active upline; `partner` when the binding came from a partner's link.
+    Bound { upline: Person, binding: Uuid, partner: bool },
+    /// Nobody to reward.
+    Nobody,
+}
+
+/// The facts of a paid line the rules need.
+#[derive(Clone, Copy, Debug)]
+pub struct LineFacts {
+    pub amount: Money,
+    pub quantity: i32,
+    pub rebate_rate: Rate,
+    pub team_rebate_rate: Rate,
+    pub membership_activity: bool,
+}
+
+/// Why an earning exists, stored with it and shown as `Earning.explanation`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Explanation {
+    /// The rule (the earning's kind).
+    pub rule: String,
+    pub level: i16,
+    /// The line's paid amount the rate applies to (for fixed rewards, the line amount too).
+    pub base_amount: Decimal,
+    /// The rate applied; null for fixed rewards.
+    pub rate: Option<Decimal>,
+    /// Fixed reward per unit and units, for membership rewards.
+    pub fixed_per_unit: Option<Decimal>,
+    pub units: Option<i32>,
+    /// What the rate gave before the 30 % line cap, if the cap cut it.
+    pub uncapped_amount: Option<Decimal>,
+    pub share_link_id: Option<Uuid>,
+    pub binding_id: Option<Uuid>,
+    /// For adjustments: the earning corrected.
+    pub adjusts_earning_id: Option<Uuid>,
+    pub policy_version: String,
+}
+
+/// An earning [`plan`] decided on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Planned {
+    pub member: Uuid,
+    pub kind: earning::Kind,
+    pub level: i16,
+    pub amount: Money,
+    pub explanation: Explanation,
+}
+
+fn pct(amount: Money, rate: Rate) -> Money {
+    // Both factors are exact decimals; the product is rounded down to the fen.
+    Money::floor_from_decimal(amount.to_decimal() * rate.to_decimal()).unwrap_or(Money::ZERO)
+}
+
+/// The earnings of one paid line. `uplines` are the level-1 earner's upline and its upline
+/// (each `None` when absent), used for levels 2 and 3 as `commission_levels` allows.
+pub fn plan(line: &LineFacts, who: Attribution, uplines: [Option<Person>; 2], policy: &Policy) -> Vec<Planned> {
+    let (first, kind, share_link_id, binding_id) = match who {
+        Attribution::Nobody => return Vec::new(),
+        Attribution::SelfPurchase { buyer } => (buyer, earning::Kind::SelfPurchase, None, None),
+        Attribution::Promotion { sharer, share_link } => (sharer, earning::Kind::Promotion, Some(share_link), None),
+        Attribution::Bound { upline, binding, partner } => {
+            let kind = if partner { earning::Kind::PartnerReward } else { earning::Kind::BoundRebate };
+            (upline, kind, None, Some(binding))
+        }
+    };
+    let explanation = |rule: earning::Kind, level: i16, rate: Option<Rate>, uncapped: Option<Money>| Explanation {
+        rule: kind_name(rule).to_owned(),
+        level,
+        base_amount: line.amount.to_decimal(),
+        rate: rate.map(Rate::to_decimal),
+        fixed_per_unit: None,
+        units: None,
+        uncapped_amount: uncapped.map(Money::to_decimal),
+        share_link_id,
+        binding_id,
+        adjusts_earning_id: None,
+        policy_version: POLICY_VERSION.to_owned(),
+    };
+
+    // A membership-activity line bought by a non-member through a referrer: a fixed reward
+    // per unit instead of percentages (and no team rebate).
+    let referred = !matches!(who, Attribution::SelfPurchase { .. });
+    if line.membership_activity && referred {
+        if first.frozen {
+            return Vec::new();
+        }
+        let amount = Money::from_fen(policy.membership_reward.fen() * i64::from(line.quantity));
+        let mut e = explanation(earning::Kind::MembershipReward, 1, None, None);
+        e.fixed_per_unit = Some(policy.membership_reward.to_decimal());
+        e.units = Some(line.quantity);
+        return vec![Planned { member: first.id, kind: earning::Kind::MembershipReward, level: 1, amount, explanation: e }];
+    }
+
+    let mut budget = pct(line.amount, LINE_CAP);
+    let mut out = Vec::new();
+    let levels = [Some(first), uplines[0], uplines[1]];
+    for (i, person) in levels.into_iter().enumerate().take(usize::from(policy.commission_levels)) {
+        let Some(person) = person else { break };
+        let level = i as i16 + 1;
+        let (rule, rate) = if level == 1 { (kind, line.rebate_rate) } else { (earning::Kind::TeamRebate, line.team_rebate_rate) };
+        let uncapped = pct(line.amount, rate);
+        let amount = uncapped.min(budget);
+        budget = Money::from_fen(budget.fen() - amount.fen());
+        if person.frozen || amount == Money::ZERO {
+            continue;
+        }
+        let cut = (amount < uncapped).then_some(uncapped);
+        out.push(Planned { member: person.id, kind: rule, level, amount, explanation: explanation(rule, level, Some(rate), cut) });
+    }
+    out
+}
+
+pub fn kind_name(k: earning::Kind) -> &'static str {
+    match k {
+        earning::Kind::SelfPurchase => "SELF_PURCHASE",
+        earning::Kind::Promotion => "PROMOTION",
+        earning::Kind::BoundRebate => "BOUND_REBATE",
+        earning::Kind::PartnerReward => "PARTNER_REWARD",
+        earning::Kind::TeamRebate => "TEAM_REBATE",
+        earning::Kind::MembershipReward => "MEMBERSHIP_REWARD",
+        earning::Kind::Adjustment => "ADJUSTMENT",
+    }
+}
+
+async fn person(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<(Person, member::Model)>> {
+    Ok(member::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .map(|m| (Person { id: m.id, frozen: m.frozen_at.is_some() }, m)))
+}
+
+async fn upline_of(db: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>) -> Result<Option<(Person, binding::Model)>> {
+    let Some(b) = hierarchy::active_binding(db, id, now).await? else { return Ok(None) };
+    Ok(person(db, b.upline_id).await?.map(|(p, _)| (p, b)))
+}
+
+/// Who a line is attributed to, from the buyer, the line's share link and the buyer's
+/// active binding at `now`.
+pub async fn attribute(db: &impl ConnectionTrait, buyer: &member::Model, line: &order_line::Model, now: DateTime<Utc>) -> Result<Attribution> {
+    let me = Person { id: buyer.id, frozen: buyer.frozen_at.is_some() };
+    if buyer.tier != member::Tier::Buyer {
+        return Ok(Attribution::SelfPurchase { buyer: me });
+    }
+    if let Some(link_id) = line.share_link_id
+        && let Some(link) = share_link::Entity::find_by_id(link_id).one(db).await?
+        && link.member_id != buyer.id
+        && let Some((sharer, m)) = person(db, link.member_id).await?
+        && m.tier != member::Tier::Buyer
+    {
+        return Ok(Attribution::Promotion { sharer, share_link: link.id });
+    }
+    if let Some((upline, b)) = upline_of(db, buyer.id, now).await? {
+        return Ok(Attribution::Bound { upline, binding: b.id, partner: b.kind == binding::Kind::PartnerLink });
+    }
+    Ok(Attribution::Nobody)
+}
+
+/// Books the earnings of every line of a just-paid order. Call inside the payment's
+/// transaction.
+pub async fn book_order(
+    txn: &impl ConnectionTrait,
+    o: &order::Model,
+    lines: &[order_line::Model],
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<Vec<earning::Model>> {
+    let buyer = member::Entity::find_by_id(o.buyer_id).one(txn).await?.ok_or_else(|| Error::not_found("buyer"))?;
+    let mut booked = Vec::new();
+    for line in lines {
+        let who = attribute(txn, &buyer, line, now).await?;
+        let first = match who {
+            Attribution::SelfPurchase { buyer } => Some(buyer.id),
+            Attribution::Promotion { sharer, .. } => Some(sharer.id),
+            Attribution::Bound { upline, .. } => Some(upline.id),
+            Attribution::Nobody => None,
+        };
+        let mut uplines = [None, None];
+        if let Some(first) = first
+            && let Some((u1, _)) = upline_of(txn, first, now).await?
+        {
+            uplines[0] = Some(u1);
+            if policy.commission_levels >= 3
+                && let Some((u2, _)) = upline_of(txn, u1.id, now).await?
+            {
+                uplines[1] = Some(u2);
+            }
+        }
+        let facts = LineFacts {
+            amount: line.amount,
+            quantity: line.quantity,
+            rebate_rate: line.rebate_rate,
+            team_rebate_rate: line.team_rebate_rate,
+            membership_activity: line.membership_activity,
+        };
+        for mut p in plan(&facts, who, uplines, policy) {
+            if p.kind == earning::Kind::MembershipReward
+                && let Some(cap) = policy.membership_reward_daily_cap
+            {
+                let today = membership_rewards_today(txn, p.member, now).await?;
+                let room = (cap.fen() - today).max(0);
+                if room == 0 {
+                    continue;
+                }
+                p.amount = Money::from_fen(p.amount.fen().min(room));
+            }
+            booked.push(insert_earning(txn, p, Some(o.id), Some(line), now).await?);
+        }
+    }
+    Ok(booked)
+}
+
+async fn membership_rewards_today(txn: &impl ConnectionTrait, member: Uuid, now: DateTime<Utc>) -> Result<i64> {
+    let day = Utc
+        .with_ymd_and_hms(now.year(), now.month(), now.day(), 0, 0, 0)
+        .single()
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("day start of {now}")))?;
+    let amounts: Vec<Money> = earning::Entity::find()
+        .select_only()
+        .column(earning::Column::Amount)
+        .filter(earning::Column::MemberId.eq(member))
+        .filter(earning::Column::Kind.eq(earning::Kind::MembershipReward))
+        .filter(earning::Column::Status.ne(earning::Status::Reversed))
+        .filter(earning::Column::CreatedAt.gte(day))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    Ok(amounts.iter().map(|m| m.fen()).sum())
+}
+
+async fn insert_earning(
+    txn: &impl ConnectionTrait,
+    p: Planned,
+    order_id: Option<Uuid>,
+    line: Option<&order_line::Model>,
+    now: DateTime<Utc>,
+) -> Result<earning::Model> {
+    let model = earning::Model {
+        id: Uuid::now_v7(),
+        member_id: p.member,
+        order_id,
+        order_line_id: line.map(|l| l.id),
+        product_id: line.map(|l| l.product_id),
+        kind: p.kind,
+        level: p.level,
+        amount: p.amount,
+        status: earning::Status::Pending,
+        explanation: serde_json::to_string(&p.explanation).map_err(Error::internal)?,
+        created_at: now,
+        settle_after: None,
+        settled_at: None,
+        reversed_at: None,
+    };
+    earning::Entity::insert(earning::ActiveModel::from(model.clone())).exec_without_returning(txn).await?;
+    let a = p.amount.fen();
+    ledger::book(txn, p.member, Event::Earned, Refs { earning: Some(model.id), withdrawal: None }, Deltas { pending: a, lifetime: a, ..Deltas::default() }, now).await?;
+    Ok(model)
+}
+
+/// Starts the return window of an order's pending earnings: they may settle from
+/// `settle_after`. Call in the transaction that completes the order.
+pub async fn start_window(txn: &impl ConnectionTrait, order_id: Uuid, settle_after: DateTime<Utc>) -> Result<()> {
+    earning::Entity::update_many()
+        .col_expr(earning::Column::SettleAfter, Expr::value(settle_after))
+        .filter(earning::Column::OrderId.eq(order_id))
+        .filter(earning::Column::Status.eq(earning::Status::Pending))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Settles every pending earning whose return window has passed by `as_of`. Idempotent and
+/// safe with several instances at once: each earning moves by a conditional update, so only
+/// one run books its settlement. Returns how many settled and their total.
+pub async fn settle(db: &DatabaseConnection, as_of: DateTime<Utc>, now: DateTime<Utc>) -> Result<(u64, Money)> {
+    let (mut count, mut total) = (0u64, 0i64);
+    loop {
+        let due = earning::Entity::find()
+            .filter(earning::Column::Status.eq(earning::Status::Pending))
+            .filter(earning::Column::SettleAfter.lte(as_of))
+            .order_by_asc(earning::Column::SettleAfter)
+            .limit(200)
+            .all(db)
+            .await?;
+        if due.is_empty() {
+            return Ok((count, Money::from_fen(total)));
+        }
+        let txn = crate::db::begin_write(db).await?;
+        let mut moved = 0;
+        for e in due {
+            let updated = earning::Entity::update_many()
+                .col_expr(earning::Column::Status, Expr::value(earning::Status::Settled))
+                .col_expr(earning::Column::SettledAt, Expr::value(now))
+                .filter(earning::Column::Id.eq(e.id))
+                .filter(earning::Column::Status.eq(earning::Status::Pending))
+                .exec(&txn)
+                .await?;
+            if updated.rows_affected == 1 {
+                let a = e.amount.fen();
+                let d = Deltas { pending: -a, available: a, ..Deltas::default() };
+                ledger::book(&txn, e.member_id, Event::Settled, Refs { earning: Some(e.id), withdrawal: None }, d, now).await?;
+                count += 1;
+                total += a;
+                moved += 1;
+            }
+        }
+        txn.commit().await?;
+        if moved == 0 {
+            // Another instance took this batch; look again (it will come back empty soon).
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Undoes the earnings of a refunded line: pending ones are `REVERSED`; settled ones get a
+/// negative `ADJUSTMENT` (the balance may go negative). Call in the refund's transaction.
+pub async fn claw_back_line(txn: &impl ConnectionTrait, line: &order_line::Model, now: DateTime<Utc>) -> Result<Vec<earning::Model>> {
+    let earnings = earning::Entity::find()
+        .filter(earning::Column::OrderLineId.eq(line.id))
+        .filter(earning::Column::Kind.ne(earning::Kind::Adjustment))
+        .all(txn)
+        .await?;
+    let mut changed = Vec::new();
+    for e in earnings {
+        let a = e.amount.fen();
+        let reversed = earning::Entity::update_many()
+            .col_expr(earning::Column::Status, Expr::value(earning::Status::Reversed))
+            .col_expr(earning::Column::ReversedAt, Expr::value(now))
+            .filter(earning::Column::Id.eq(e.id))
+            .filter(earning::Column::Status.eq(earning::Status::Pending))
+            .exec(txn)
+            .await?;
+        if reversed.rows_affected == 1 {
+            let d = Deltas { pending: -a, lifetime: -a, ..Deltas::default() };
+            ledger::book(txn, e.member_id, Event::Reversed, Refs { earning: Some(e.id), withdrawal: None }, d, now).await?;
+            changed.push(earning::Model { status: earning::Status::Reversed, reversed_at: Some(now), ..e });
+        } else if e.status == earning::Status::Settled {
+            let mut explanation: Explanation = serde_json::from_str(&e.explanation).map_err(Error::internal)?;
+            explanation.rule = "ADJUSTMENT".into();
+            explanation.adjusts_earning_id = Some(e.id);
+            explanation.policy_version = POLICY_VERSION.into();
+            let model = earning::Model {
+                id: Uuid::now_v7(),
+                member_id: e.member_id,
+                order_id: e.order_id,
+                order_line_id: e.order_line_id,
+                product_id: e.product_id,
+                kind: earning::Kind::Adjustment,
+                level: e.level,
+                amount: Money::from_fen(-a),
+                status: earning::Status::Settled,
+                explanation: serde_json::to_string(&explanation).map_err(Error::internal)?,
+                created_at: now,
+                settle_after: Some(now),
+                settled_at: Some(now),
+                reversed_at: None,
+            };
+            earning::Entity::insert(earning::ActiveModel::from(model.clone())).exec_without_returning(txn).await?;
+            let d = Deltas { available: -a, lifetime: -a, ..Deltas::default() };
+            ledger::book(txn, e.member_id, Event::Adjusted, Refs { earning: Some(model.id), withdrawal: None }, d, now).await?;
+            changed.push(model);
+        }
+    }
+    Ok(changed)
+}
+
+/// Position after the last earning of a page: newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarningCursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// A member's earnings, newest first, optionally of one kind and status.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    member: Uuid,
+    kind: Option<earning::Kind>,
+    status: Option<earning::Status>,
+    after: Option<&EarningCursor>,
+    first: u64,
+) -> Result<super::catalog::Page<earning::Model>> {
+    use sea_orm::Condition;
+    let mut q = earning::Entity::find().filter(earning::Column::MemberId.eq(member));
+    if let Some(k) = kind {
+        q = q.filter(earning::Column::Kind.eq(k));
+    }
+    if let Some(s) = status {
+        q = q.filter(earning::Column::Status.eq(s));
+    }
+    if let Some(c) = after {
+        q = q.filter(
+            Condition::any()
+                .add(earning::Column::CreatedAt.lt(c.created_at))
+                .add(Condition::all().add(earning::Column::CreatedAt.eq(c.created_at)).add(earning::Column::Id.lt(c.id))),
+        );
+    }
+    let mut items = q
+        .order_by_desc(earning::Column::CreatedAt)
+        .order_by_desc(earning::Column::Id)
+        .limit(first + 1)
+        .all(db)
+        .await?;
+    let has_next = items.len() as u64 > first;
+    items.truncate(first as usize);
+    Ok(super::catalog::Page { items, has_next })
+}
