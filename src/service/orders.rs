@@ -6,8 +6,8 @@ use chrono::{DateTime, Duration, Utc};
 use entity::{Money, binding, member, order, order_line, product, share_link, sku};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    PaginatorTrait, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -21,9 +21,16 @@ const SHARE_CODE_LEN: usize = 10;
 
 /// The member's share link for a product (created on first use; one per member and product).
 /// Only push-hands and partners share for rewards.
-pub async fn share_link(db: &DatabaseConnection, m: &member::Model, product_id: Uuid, now: DateTime<Utc>) -> Result<share_link::Model> {
+pub async fn share_link(
+    db: &DatabaseConnection,
+    m: &member::Model,
+    product_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<share_link::Model> {
     if m.tier == member::Tier::Buyer {
-        return Err(Error::Forbidden("only push-hands and partners have share links".into()));
+        return Err(Error::Forbidden(
+            "only push-hands and partners have share links".into(),
+        ));
     }
     let p = product::Entity::find_by_id(product_id).one(db).await?;
     if !p.is_some_and(|p| p.status == product::Status::Published) {
@@ -46,11 +53,21 @@ pub async fn share_link(db: &DatabaseConnection, m: &member::Model, product_id: 
         product_id,
         created_at: now,
     };
-    match share_link::Entity::insert(share_link::ActiveModel::from(model.clone())).exec_without_returning(db).await {
+    match share_link::Entity::insert(share_link::ActiveModel::from(model.clone()))
+        .exec_without_returning(db)
+        .await
+    {
         Ok(_) => Ok(model),
         // Created concurrently by the same member: theirs is as good as ours.
-        Err(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => {
-            existing().await?.ok_or_else(|| Error::internal(anyhow::anyhow!("share link vanished")))
+        Err(e)
+            if matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) =>
+        {
+            existing()
+                .await?
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("share link vanished")))
         }
         Err(e) => Err(e.into()),
     }
@@ -74,14 +91,20 @@ pub async fn place_order(
     now: DateTime<Utc>,
 ) -> Result<(order::Model, Vec<order_line::Model>)> {
     if lines.is_empty() {
-        return Err(Error::validation("lines", "an order needs at least one line"));
+        return Err(Error::validation(
+            "lines",
+            "an order needs at least one line",
+        ));
     }
     if lines.len() > 50 {
         return Err(Error::validation("lines", "at most 50 lines"));
     }
     for (i, l) in lines.iter().enumerate() {
         if !(1..=99).contains(&l.quantity) {
-            return Err(Error::validation(format!("lines[{i}].quantity"), "must be 1 to 99"));
+            return Err(Error::validation(
+                format!("lines[{i}].quantity"),
+                "must be 1 to 99",
+            ));
         }
     }
     let order_id = Uuid::now_v7();
@@ -89,36 +112,68 @@ pub async fn place_order(
     let mut rows = Vec::with_capacity(lines.len());
     let mut total = 0i64;
     for (i, l) in lines.into_iter().enumerate() {
-        let s = sku::Entity::find_by_id(l.sku_id).one(&txn).await?.ok_or_else(|| Error::not_found("SKU"))?;
+        let s = sku::Entity::find_by_id(l.sku_id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| Error::not_found("SKU"))?;
         let p = product::Entity::find_by_id(s.product_id).one(&txn).await?;
         let Some(p) = p.filter(|p| p.status == product::Status::Published) else {
-            return Err(Error::validation(format!("lines[{i}].skuId"), "this product is not on sale"));
+            return Err(Error::validation(
+                format!("lines[{i}].skuId"),
+                "this product is not on sale",
+            ));
         };
-        let share_link_id = match l.share_code.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        let share_link_id = match l
+            .share_code
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
             None => None,
             Some(code) => {
-                let code = normalise_code(code, SHARE_CODE_LEN)
-                    .ok_or_else(|| Error::validation(format!("lines[{i}].shareCode"), "unknown share code"))?;
+                let code = normalise_code(code, SHARE_CODE_LEN).ok_or_else(|| {
+                    Error::validation(format!("lines[{i}].shareCode"), "unknown share code")
+                })?;
                 let link = share_link::Entity::find()
                     .filter(share_link::Column::Code.eq(code))
                     .one(&txn)
                     .await?
                     .filter(|link| link.product_id == p.id)
-                    .ok_or_else(|| Error::validation(format!("lines[{i}].shareCode"), "unknown share code for this product"))?;
+                    .ok_or_else(|| {
+                        Error::validation(
+                            format!("lines[{i}].shareCode"),
+                            "unknown share code for this product",
+                        )
+                    })?;
                 Some(link.id)
             }
         };
         let reserved = sku::Entity::update_many()
-            .col_expr(sku::Column::Stock, Expr::col(sku::Column::Stock).sub(l.quantity))
+            .col_expr(
+                sku::Column::Stock,
+                Expr::col(sku::Column::Stock).sub(l.quantity),
+            )
             .filter(sku::Column::Id.eq(s.id))
             .filter(sku::Column::Stock.gte(l.quantity))
             .exec(&txn)
             .await?;
         if reserved.rows_affected == 0 {
-            return Err(Error::rule("OUT_OF_STOCK", format!("SKU {} ({}) has fewer than {} left", s.name, p.name, l.quantity)));
+            return Err(Error::rule(
+                "OUT_OF_STOCK",
+                format!(
+                    "SKU {} ({}) has fewer than {} left",
+                    s.name, p.name, l.quantity
+                ),
+            ));
         }
-        let amount = s.price.fen().checked_mul(i64::from(l.quantity)).ok_or_else(|| Error::validation("lines", "amount too large"))?;
-        total = total.checked_add(amount).ok_or_else(|| Error::validation("lines", "amount too large"))?;
+        let amount = s
+            .price
+            .fen()
+            .checked_mul(i64::from(l.quantity))
+            .ok_or_else(|| Error::validation("lines", "amount too large"))?;
+        total = total
+            .checked_add(amount)
+            .ok_or_else(|| Error::validation("lines", "amount too large"))?;
         rows.push(order_line::Model {
             id: Uuid::now_v7(),
             order_id,
@@ -147,17 +202,32 @@ pub async fn place_order(
         completed_at: None,
         cancelled_at: None,
     };
-    order::Entity::insert(order::ActiveModel::from(o.clone())).exec_without_returning(&txn).await?;
-    super::catalog::insert_chunks(&txn, rows.iter().cloned().map(order_line::ActiveModel::from).collect()).await?;
+    order::Entity::insert(order::ActiveModel::from(o.clone()))
+        .exec_without_returning(&txn)
+        .await?;
+    super::catalog::insert_chunks(
+        &txn,
+        rows.iter()
+            .cloned()
+            .map(order_line::ActiveModel::from)
+            .collect(),
+    )
+    .await?;
     txn.commit().await?;
     Ok((o, rows))
 }
 
 pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<order::Model> {
-    order::Entity::find_by_id(id).one(db).await?.ok_or_else(|| Error::not_found("order"))
+    order::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("order"))
 }
 
-pub async fn lines_of(db: &impl ConnectionTrait, order_ids: &[Uuid]) -> Result<Vec<order_line::Model>> {
+pub async fn lines_of(
+    db: &impl ConnectionTrait,
+    order_ids: &[Uuid],
+) -> Result<Vec<order_line::Model>> {
     Ok(order_line::Entity::find()
         .filter(order_line::Column::OrderId.is_in(order_ids.iter().copied()))
         .order_by_asc(order_line::Column::Id)
@@ -180,16 +250,25 @@ pub async fn confirm_payment(
 ) -> Result<order::Model> {
     let reference = reference.trim();
     if reference.is_empty() || reference.len() > 128 {
-        return Err(Error::validation("paymentReference", "must be 1 to 128 characters"));
+        return Err(Error::validation(
+            "paymentReference",
+            "must be 1 to 128 characters",
+        ));
     }
     let txn = crate::db::begin_write(db).await?;
     let o = get(&txn, order_id).await?;
     if o.status == order::Status::PendingPayment {
         if amount != o.total {
-            return Err(Error::rule("PAYMENT_MISMATCH", format!("the order totals {}, the payment is {}", o.total, amount)));
+            return Err(Error::rule(
+                "PAYMENT_MISMATCH",
+                format!("the order totals {}, the payment is {}", o.total, amount),
+            ));
         }
         if o.expires_at <= now {
-            return Err(Error::rule("ORDER_EXPIRED", "the order expired before it was paid"));
+            return Err(Error::rule(
+                "ORDER_EXPIRED",
+                "the order expired before it was paid",
+            ));
         }
         let paid = order::Entity::update_many()
             .col_expr(order::Column::Status, Expr::value(order::Status::Paid))
@@ -200,9 +279,10 @@ pub async fn confirm_payment(
             .exec(&txn)
             .await
             .map_err(|e| match e.sql_err() {
-                Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
-                    Error::rule("PAYMENT_CONFLICT", "this payment reference belongs to another order")
-                }
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Error::rule(
+                    "PAYMENT_CONFLICT",
+                    "this payment reference belongs to another order",
+                ),
                 _ => e.into(),
             })?;
         if paid.rows_affected == 1 {
@@ -218,8 +298,14 @@ pub async fn confirm_payment(
     let o = get(db, order_id).await?;
     match &o.payment_reference {
         Some(r) if r == reference => Ok(o),
-        Some(_) => Err(Error::rule("PAYMENT_CONFLICT", "the order was paid with another reference")),
-        None => Err(Error::rule("ORDER_NOT_PAYABLE", format!("the order is {:?}", o.status).to_uppercase())),
+        Some(_) => Err(Error::rule(
+            "PAYMENT_CONFLICT",
+            "the order was paid with another reference",
+        )),
+        None => Err(Error::rule(
+            "ORDER_NOT_PAYABLE",
+            format!("the order is {:?}", o.status).to_uppercase(),
+        )),
     }
 }
 
@@ -243,8 +329,19 @@ async fn transition(
 /// Marks a paid order shipped (staff).
 pub async fn ship(db: &DatabaseConnection, id: Uuid, now: DateTime<Utc>) -> Result<order::Model> {
     get(db, id).await?;
-    if !transition(db, id, &[order::Status::Paid], order::Status::Shipped, (order::Column::ShippedAt, now)).await? {
-        return Err(Error::rule("ORDER_NOT_SHIPPABLE", "only a paid order can be shipped"));
+    if !transition(
+        db,
+        id,
+        &[order::Status::Paid],
+        order::Status::Shipped,
+        (order::Column::ShippedAt, now),
+    )
+    .await?
+    {
+        return Err(Error::rule(
+            "ORDER_NOT_SHIPPABLE",
+            "only a paid order can be shipped",
+        ));
     }
     get(db, id).await
 }
@@ -252,43 +349,83 @@ pub async fn ship(db: &DatabaseConnection, id: Uuid, now: DateTime<Utc>) -> Resu
 /// Completes a shipped order: starts the return window of its earnings and, for a
 /// membership-activity line, makes a plain buyer a push-hand (bound to the referrer if it has
 /// no upline). Used by the buyer's `confirmReceipt` and by auto-completion.
-pub async fn complete(db: &DatabaseConnection, id: Uuid, return_window: Duration, now: DateTime<Utc>) -> Result<order::Model> {
+pub async fn complete(
+    db: &DatabaseConnection,
+    id: Uuid,
+    return_window: Duration,
+    now: DateTime<Utc>,
+) -> Result<order::Model> {
     let txn = crate::db::begin_write(db).await?;
-    if !transition(&txn, id, &[order::Status::Shipped], order::Status::Completed, (order::Column::CompletedAt, now)).await? {
+    if !transition(
+        &txn,
+        id,
+        &[order::Status::Shipped],
+        order::Status::Completed,
+        (order::Column::CompletedAt, now),
+    )
+    .await?
+    {
         get(&txn, id).await?;
-        return Err(Error::rule("ORDER_NOT_COMPLETABLE", "only a shipped order can be completed"));
+        return Err(Error::rule(
+            "ORDER_NOT_COMPLETABLE",
+            "only a shipped order can be completed",
+        ));
     }
     earnings::start_window(&txn, id, now + return_window).await?;
     let o = get(&txn, id).await?;
     let lines = lines_of(&txn, &[id]).await?;
-    if let Some(line) = lines.iter().find(|l| l.membership_activity && l.refunded_at.is_none()) {
+    if let Some(line) = lines
+        .iter()
+        .find(|l| l.membership_activity && l.refunded_at.is_none())
+    {
         promote_to_push_hand(&txn, o.buyer_id, line, now).await?;
     }
     txn.commit().await?;
     Ok(o)
 }
 
-async fn promote_to_push_hand(txn: &impl ConnectionTrait, buyer_id: Uuid, line: &order_line::Model, now: DateTime<Utc>) -> Result<()> {
+async fn promote_to_push_hand(
+    txn: &impl ConnectionTrait,
+    buyer_id: Uuid,
+    line: &order_line::Model,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let buyer = super::members::get(txn, buyer_id).await?;
     if buyer.tier != member::Tier::Buyer {
         return Ok(());
     }
     member::Entity::update_many()
         .col_expr(member::Column::Tier, Expr::value(member::Tier::PushHand))
-        .col_expr(member::Column::InviteCode, Expr::value(super::members::random_code(INVITE_CODE_LEN)))
+        .col_expr(
+            member::Column::InviteCode,
+            Expr::value(super::members::random_code(INVITE_CODE_LEN)),
+        )
         .filter(member::Column::Id.eq(buyer_id))
         .exec(txn)
         .await?;
     // Bound to whoever referred the purchase, if the buyer has no upline yet.
     let referrer = match line.share_link_id {
-        Some(link) => share_link::Entity::find_by_id(link).one(txn).await?.map(|l| l.member_id),
+        Some(link) => share_link::Entity::find_by_id(link)
+            .one(txn)
+            .await?
+            .map(|l| l.member_id),
         None => None,
     };
     if let Some(referrer) = referrer.filter(|r| *r != buyer_id) {
         hierarchy::lock(txn).await?;
         hierarchy::lapse_if_expired(txn, buyer_id, now).await?;
-        if hierarchy::active_binding(txn, buyer_id, now).await?.is_none() && !hierarchy::would_cycle(txn, buyer_id, referrer).await? {
-            let b = NewBinding { member: buyer_id, upline: referrer, kind: binding::Kind::MembershipPurchase, expires_at: None, created_by: None };
+        if hierarchy::active_binding(txn, buyer_id, now)
+            .await?
+            .is_none()
+            && !hierarchy::would_cycle(txn, buyer_id, referrer).await?
+        {
+            let b = NewBinding {
+                member: buyer_id,
+                upline: referrer,
+                kind: binding::Kind::MembershipPurchase,
+                expires_at: None,
+                created_by: None,
+            };
             hierarchy::attach(txn, b, now).await?;
         }
     }
@@ -296,7 +433,13 @@ async fn promote_to_push_hand(txn: &impl ConnectionTrait, buyer_id: Uuid, line: 
 }
 
 /// The buyer confirms receipt.
-pub async fn confirm_receipt(db: &DatabaseConnection, buyer: &member::Model, id: Uuid, return_window: Duration, now: DateTime<Utc>) -> Result<order::Model> {
+pub async fn confirm_receipt(
+    db: &DatabaseConnection,
+    buyer: &member::Model,
+    id: Uuid,
+    return_window: Duration,
+    now: DateTime<Utc>,
+) -> Result<order::Model> {
     let o = get(db, id).await?;
     if o.buyer_id != buyer.id {
         return Err(Error::not_found("order"));
@@ -305,7 +448,12 @@ pub async fn confirm_receipt(db: &DatabaseConnection, buyer: &member::Model, id:
 }
 
 /// Completes every order shipped more than `after` ago. Returns how many.
-pub async fn auto_complete(db: &DatabaseConnection, after: Duration, return_window: Duration, now: DateTime<Utc>) -> Result<usize> {
+pub async fn auto_complete(
+    db: &DatabaseConnection,
+    after: Duration,
+    return_window: Duration,
+    now: DateTime<Utc>,
+) -> Result<usize> {
     let due: Vec<Uuid> = order::Entity::find()
         .select_only()
         .column(order::Column::Id)
@@ -338,7 +486,15 @@ pub async fn expire_unpaid(db: &DatabaseConnection, now: DateTime<Utc>) -> Resul
     let mut n = 0;
     for id in due {
         let txn = crate::db::begin_write(db).await?;
-        if transition(&txn, id, &[order::Status::PendingPayment], order::Status::Cancelled, (order::Column::CancelledAt, now)).await? {
+        if transition(
+            &txn,
+            id,
+            &[order::Status::PendingPayment],
+            order::Status::Cancelled,
+            (order::Column::CancelledAt, now),
+        )
+        .await?
+        {
             for l in lines_of(&txn, &[id]).await? {
                 restock(&txn, &l).await?;
             }
@@ -351,7 +507,10 @@ pub async fn expire_unpaid(db: &DatabaseConnection, now: DateTime<Utc>) -> Resul
 
 async fn restock(txn: &impl ConnectionTrait, l: &order_line::Model) -> Result<()> {
     sku::Entity::update_many()
-        .col_expr(sku::Column::Stock, Expr::col(sku::Column::Stock).add(l.quantity))
+        .col_expr(
+            sku::Column::Stock,
+            Expr::col(sku::Column::Stock).add(l.quantity),
+        )
         .filter(sku::Column::Id.eq(l.sku_id))
         .exec(txn)
         .await?;
@@ -361,12 +520,31 @@ async fn restock(txn: &impl ConnectionTrait, l: &order_line::Model) -> Result<()
 /// Refunds one line of a paid order (staff): its stock returns, its earnings are reversed
 /// (pending) or clawed back with an adjustment (settled). The order becomes `REFUNDED` when
 /// every line is.
-pub async fn refund_line(db: &DatabaseConnection, line_id: Uuid, now: DateTime<Utc>) -> Result<order::Model> {
+pub async fn refund_line(
+    db: &DatabaseConnection,
+    line_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<order::Model> {
     let txn = crate::db::begin_write(db).await?;
-    let line = order_line::Entity::find_by_id(line_id).one(&txn).await?.ok_or_else(|| Error::not_found("order line"))?;
+    let line = order_line::Entity::find_by_id(line_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Error::not_found("order line"))?;
+    if line.refunded_at.is_some() {
+        return Err(Error::rule(
+            "ALREADY_REFUNDED",
+            "this line was refunded already",
+        ));
+    }
     let o = get(&txn, line.order_id).await?;
-    if !matches!(o.status, order::Status::Paid | order::Status::Shipped | order::Status::Completed) {
-        return Err(Error::rule("ORDER_NOT_REFUNDABLE", "only a paid, shipped or completed order can be refunded"));
+    if !matches!(
+        o.status,
+        order::Status::Paid | order::Status::Shipped | order::Status::Completed
+    ) {
+        return Err(Error::rule(
+            "ORDER_NOT_REFUNDABLE",
+            "only a paid, shipped or completed order can be refunded",
+        ));
     }
     let marked = order_line::Entity::update_many()
         .col_expr(order_line::Column::RefundedAt, Expr::value(now))
@@ -375,7 +553,10 @@ pub async fn refund_line(db: &DatabaseConnection, line_id: Uuid, now: DateTime<U
         .exec(&txn)
         .await?;
     if marked.rows_affected == 0 {
-        return Err(Error::rule("ALREADY_REFUNDED", "this line was refunded already"));
+        return Err(Error::rule(
+            "ALREADY_REFUNDED",
+            "this line was refunded already",
+        ));
     }
     restock(&txn, &line).await?;
     earnings::claw_back_line(&txn, &line, now).await?;
@@ -404,16 +585,30 @@ pub struct OrderCursor {
 }
 
 /// A buyer's orders, newest first.
-pub async fn list(db: &impl ConnectionTrait, buyer: Uuid, after: Option<&OrderCursor>, first: u64) -> Result<super::catalog::Page<order::Model>> {
+pub async fn list(
+    db: &impl ConnectionTrait,
+    buyer: Uuid,
+    after: Option<&OrderCursor>,
+    first: u64,
+) -> Result<super::catalog::Page<order::Model>> {
     let mut q = order::Entity::find().filter(order::Column::BuyerId.eq(buyer));
     if let Some(c) = after {
         q = q.filter(
             Condition::any()
                 .add(order::Column::CreatedAt.lt(c.created_at))
-                .add(Condition::all().add(order::Column::CreatedAt.eq(c.created_at)).add(order::Column::Id.lt(c.id))),
+                .add(
+                    Condition::all()
+                        .add(order::Column::CreatedAt.eq(c.created_at))
+                        .add(order::Column::Id.lt(c.id)),
+                ),
         );
     }
-    let mut items = q.order_by_desc(order::Column::CreatedAt).order_by_desc(order::Column::Id).limit(first + 1).all(db).await?;
+    let mut items = q
+        .order_by_desc(order::Column::CreatedAt)
+        .order_by_desc(order::Column::Id)
+        .limit(first + 1)
+        .all(db)
+        .await?;
     let has_next = items.len() as u64 > first;
     items.truncate(first as usize);
     Ok(super::catalog::Page { items, has_next })

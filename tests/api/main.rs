@@ -6,6 +6,7 @@
 mod catalog;
 mod config;
 mod curation;
+mod earnings;
 mod fixtures;
 mod helpers;
 mod http;

@@ -1,0 +1,932 @@
+//! Orders and money: the §2.4 rules with hand-computed amounts, the whole path from checkout
+//! to payout and clawback through GraphQL, and the concurrency that must never double or lose
+//! a fen.
+
+use std::str::FromStr;
+
+use chrono::Duration;
+use entity::{Money, Rate, earning, product};
+use futures_util::future::join_all;
+use pushhand::graphql::ids::Kind;
+use pushhand::service::catalog::{self as catalog_svc, NewProduct, NewSku};
+use pushhand::service::earnings::{Attribution, LineFacts, Person, Policy, plan};
+use pushhand::service::members::CliRole;
+use pushhand::service::{ledger, orders as orders_svc};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::fixtures::{self, gid};
+use crate::helpers::{PASSWORD, TestApp, error_code};
+
+fn money(s: &str) -> Money {
+    Money::from_decimal(Decimal::from_str(s).expect("decimal")).expect("two places")
+}
+
+fn policy(levels: u8) -> Policy {
+    Policy {
+        commission_levels: levels,
+        membership_reward: money("60.00"),
+        membership_reward_daily_cap: None,
+    }
+}
+
+fn person() -> Person {
+    Person {
+        id: Uuid::now_v7(),
+        frozen: false,
+    }
+}
+
+fn line(amount: &str, rate: i32, team: i32) -> LineFacts {
+    LineFacts {
+        amount: money(amount),
+        quantity: 1,
+        rebate_rate: Rate::from_bp(rate),
+        team_rebate_rate: Rate::from_bp(team),
+        membership_activity: false,
+    }
+}
+
+fn amounts(planned: &[pushhand::service::earnings::Planned]) -> Vec<(earning::Kind, i16, String)> {
+    planned
+        .iter()
+        .map(|p| (p.kind, p.level, p.amount.to_string()))
+        .collect()
+}
+
+#[test]
+fn rules_with_hand_computed_amounts() {
+    use earning::Kind::*;
+    let (me, up1, up2) = (person(), person(), person());
+    let link = Uuid::now_v7();
+    let binding = Uuid::now_v7();
+    let cases: Vec<(
+        &str,
+        LineFacts,
+        Attribution,
+        u8,
+        Vec<(earning::Kind, i16, &str)>,
+    )> = vec![
+        // 199.00 × 15 % = 29.85; × 5 % = 9.95.
+        (
+            "self purchase",
+            line("199.00", 1500, 500),
+            Attribution::SelfPurchase { buyer: me },
+            2,
+            vec![(SelfPurchase, 1, "29.85"), (TeamRebate, 2, "9.95")],
+        ),
+        (
+            "promotion",
+            line("199.00", 1500, 500),
+            Attribution::Promotion {
+                sharer: me,
+                share_link: link,
+            },
+            2,
+            vec![(Promotion, 1, "29.85"), (TeamRebate, 2, "9.95")],
+        ),
+        (
+            "bound",
+            line("199.00", 1500, 500),
+            Attribution::Bound {
+                upline: me,
+                binding,
+                partner: false,
+            },
+            2,
+            vec![(BoundRebate, 1, "29.85"), (TeamRebate, 2, "9.95")],
+        ),
+        (
+            "partner",
+            line("199.00", 1500, 500),
+            Attribution::Bound {
+                upline: me,
+                binding,
+                partner: true,
+            },
+            2,
+            vec![(PartnerReward, 1, "29.85"), (TeamRebate, 2, "9.95")],
+        ),
+        // Rounding down at the fen: 33.33 × 15 % = 4.9995 → 4.99; × 5 % = 1.6665 → 1.66.
+        (
+            "rounds down",
+            line("33.33", 1500, 500),
+            Attribution::SelfPurchase { buyer: me },
+            2,
+            vec![(SelfPurchase, 1, "4.99"), (TeamRebate, 2, "1.66")],
+        ),
+        // 0.06 × 15 % = 0.009 → nothing at all (no zero earnings).
+        (
+            "below a fen",
+            line("0.06", 1500, 500),
+            Attribution::SelfPurchase { buyer: me },
+            2,
+            vec![],
+        ),
+        (
+            "one level",
+            line("199.00", 1500, 500),
+            Attribution::SelfPurchase { buyer: me },
+            1,
+            vec![(SelfPurchase, 1, "29.85")],
+        ),
+        // Three levels, 20 % + 10 % + 10 %: the 30 % cap leaves nothing for level 3.
+        (
+            "cap",
+            line("100.00", 2000, 1000),
+            Attribution::SelfPurchase { buyer: me },
+            3,
+            vec![(SelfPurchase, 1, "20.00"), (TeamRebate, 2, "10.00")],
+        ),
+        // 18 % + 6 % + 6 % of 99.99: 17.99 + 5.99 + 5.99 = 29.97 ≤ 29.99 (the cap).
+        (
+            "three levels",
+            line("99.99", 1800, 600),
+            Attribution::SelfPurchase { buyer: me },
+            3,
+            vec![
+                (SelfPurchase, 1, "17.99"),
+                (TeamRebate, 2, "5.99"),
+                (TeamRebate, 3, "5.99"),
+            ],
+        ),
+        // 25 % + 5 % + 5 % of 10.00: level 3 is cut from 0.50 to what is left (0.00).
+        (
+            "cap cuts level 3",
+            line("10.00", 2500, 500),
+            Attribution::SelfPurchase { buyer: me },
+            3,
+            vec![(SelfPurchase, 1, "2.50"), (TeamRebate, 2, "0.50")],
+        ),
+        (
+            "nobody",
+            line("199.00", 1500, 500),
+            Attribution::Nobody,
+            2,
+            vec![],
+        ),
+    ];
+    for (name, facts, who, levels, expected) in cases {
+        let got = plan(&facts, who, [Some(up1), Some(up2)], &policy(levels));
+        let expected: Vec<(earning::Kind, i16, String)> = expected
+            .into_iter()
+            .map(|(k, l, a)| (k, l, a.to_owned()))
+            .collect();
+        assert_eq!(amounts(&got), expected, "{name}");
+        let total: i64 = got.iter().map(|p| p.amount.fen()).sum();
+        assert!(
+            total * 10_000 <= facts.amount.fen() * 3_000,
+            "{name}: never above 30 % of the line"
+        );
+        assert!(
+            got.iter().all(
+                |p| p.explanation.policy_version == pushhand::service::earnings::POLICY_VERSION
+            )
+        );
+    }
+    // The cut is explained.
+    let cut = plan(
+        &line("10.00", 2500, 1000),
+        Attribution::SelfPurchase { buyer: me },
+        [Some(up1), Some(up2)],
+        &policy(3),
+    );
+    assert_eq!(cut[1].amount, money("0.50"));
+    assert_eq!(
+        cut[1].explanation.uncapped_amount,
+        Some(Decimal::from_str("1.00").expect("d"))
+    );
+}
+
+#[test]
+fn frozen_members_earn_nothing_and_membership_sales_pay_a_fixed_reward() {
+    use earning::Kind::*;
+    let (me, up1) = (person(), person());
+    let frozen = Person {
+        frozen: true,
+        ..person()
+    };
+    let got = plan(
+        &line("199.00", 1500, 500),
+        Attribution::SelfPurchase { buyer: frozen },
+        [Some(up1), None],
+        &policy(2),
+    );
+    assert_eq!(
+        amounts(&got),
+        vec![(TeamRebate, 2, "9.95".to_owned())],
+        "the chain continues past a frozen member"
+    );
+    assert_eq!(got[0].member, up1.id);
+
+    let mut membership = line("399.00", 1500, 500);
+    membership.membership_activity = true;
+    membership.quantity = 2;
+    let got = plan(
+        &membership,
+        Attribution::Promotion {
+            sharer: me,
+            share_link: Uuid::now_v7(),
+        },
+        [Some(up1), None],
+        &policy(2),
+    );
+    assert_eq!(
+        amounts(&got),
+        vec![(MembershipReward, 1, "120.00".to_owned())],
+        "60.00 per unit, no team rebate"
+    );
+    assert_eq!(got[0].explanation.units, Some(2));
+    // A push-hand buying the membership product for itself gets the ordinary percentages.
+    let got = plan(
+        &membership,
+        Attribution::SelfPurchase { buyer: me },
+        [Some(up1), None],
+        &policy(2),
+    );
+    // (The line's amount is 399.00: 15 % = 59.85, 5 % = 19.95.)
+    assert_eq!(
+        amounts(&got),
+        vec![
+            (SelfPurchase, 1, "59.85".to_owned()),
+            (TeamRebate, 2, "19.95".to_owned())
+        ]
+    );
+}
+
+/// A published product with known numbers: 199.00, 15 % / 5 %, `stock` units.
+async fn product(app: &TestApp, stock: i32, membership: bool) -> (Uuid, Uuid) {
+    let f = fixtures::catalog(app.db(), 0).await;
+    let p = NewProduct {
+        id: Uuid::now_v7(),
+        merchant_id: f.merchant.id,
+        brand_id: f.brands[0].id,
+        category_id: f.leaves[0].id,
+        name: "米家净水器".into(),
+        name_en: None,
+        description: None,
+        status: product::Status::Published,
+        rebate_rate: Rate::from_bp(1500),
+        team_rebate_rate: Rate::from_bp(500),
+        membership_activity: membership,
+        sales_count: 0,
+        created_at: app.clock_now(),
+        published_at: Some(app.clock_now()),
+        skus: vec![NewSku {
+            name: "标准".into(),
+            price: money("199.00"),
+            stock,
+        }],
+        images: vec![],
+        tags: vec![],
+    };
+    let id = catalog_svc::create_product(app.db(), p)
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("product");
+    let sku = entity::sku::Entity::find()
+        .filter(entity::sku::Column::ProductId.eq(id))
+        .one(app.db())
+        .await
+        .expect("query")
+        .expect("sku");
+    (id, sku.id)
+}
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+const ORDER: &str = "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { id status total lines { id amount } } }";
+const PAY: &str =
+    "mutation($i: ConfirmPaymentInput!) { confirmPayment(input: $i) { status paymentReference } }";
+const SUMMARY: &str = "{ me { earningsSummary { pending available reserved withdrawn lifetime thisMonth }
+  earnings(first: 50) { edges { node { id kind status amount level settleAfter
+    explanation { rule level baseAmount rate uncappedAmount shareLinkId policyVersion summary } } } } } }";
+
+async fn order(app: &TestApp, token: &str, sku: Uuid, qty: i32, share: Option<&str>) -> Value {
+    app.gql_as(token, ORDER, json!({ "i": { "lines": [{ "skuId": gid(Kind::Sku, sku), "quantity": qty, "shareCode": share }] } })).await
+}
+
+async fn pay(app: &TestApp, admin: &str, order: &str, reference: &str, amount: &str) -> Value {
+    app.gql_as(
+        admin,
+        PAY,
+        json!({ "i": { "orderId": order, "paymentReference": reference, "amount": amount } }),
+    )
+    .await
+}
+
+fn summary(v: &Value) -> Value {
+    v["me"]["earningsSummary"].clone()
+}
+
+#[tokio::test]
+async fn share_link_sale_to_payout_and_clawback() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
+    let (founder_token, founder) = app.user("founder@example.com", CliRole::PushHand).await;
+    let x = app
+        .register("x@example.com", founder.invite_code.as_deref(), None)
+        .await;
+    assert!(x["data"].is_object(), "{x}");
+    let x_token = app.login("x@example.com", PASSWORD).await;
+    let buyer = app.register("buyer@example.com", None, None).await;
+    assert!(buyer["data"].is_object());
+    let buyer_token = app.login("buyer@example.com", PASSWORD).await;
+    let (product_id, sku) = product(&app, 10, false).await;
+
+    // X shares; the buyer orders through the link.
+    let link = app
+        .data_as(
+            &x_token,
+            "mutation($p: ID!) { createShareLink(productId: $p) { code url } }",
+            json!({ "p": gid(Kind::Product, product_id) }),
+        )
+        .await;
+    let code = link["createShareLink"]["code"]
+        .as_str()
+        .expect("code")
+        .to_owned();
+    let again = app
+        .data_as(
+            &x_token,
+            "mutation($p: ID!) { createShareLink(productId: $p) { code } }",
+            json!({ "p": gid(Kind::Product, product_id) }),
+        )
+        .await;
+    assert_eq!(
+        again["createShareLink"]["code"],
+        json!(code),
+        "one link per member and product"
+    );
+    let placed = order(&app, &buyer_token, sku, 1, Some(&code)).await;
+    let o = &placed["data"]["placeOrder"];
+    assert_eq!(o["status"], json!("PENDING_PAYMENT"), "{placed}");
+    assert_eq!(o["total"], json!("199.00"));
+    let order_id = o["id"].as_str().expect("id").to_owned();
+    let line_id = o["lines"][0]["id"].as_str().expect("line").to_owned();
+
+    // The provider calls back 200 times at once: one transition, one set of earnings.
+    let results =
+        join_all((0..200).map(|_| pay(&app, &admin, &order_id, "wx-pay-0001", "199.00"))).await;
+    for r in &results {
+        assert_eq!(r["data"]["confirmPayment"]["status"], json!("PAID"), "{r}");
+    }
+    let xs = app.data_as(&x_token, SUMMARY, json!({})).await;
+    assert_eq!(summary(&xs)["pending"], json!("29.85"));
+    let edges = xs["me"]["earnings"]["edges"]
+        .as_array()
+        .expect("edges")
+        .clone();
+    assert_eq!(edges.len(), 1, "exactly one earning for X");
+    let e = &edges[0]["node"];
+    assert_eq!(
+        (e["kind"].clone(), e["level"].clone(), e["status"].clone()),
+        (json!("PROMOTION"), json!(1), json!("PENDING"))
+    );
+    assert_eq!(e["explanation"]["rate"], json!("0.15"));
+    assert_eq!(e["explanation"]["baseAmount"], json!("199.00"));
+    assert!(e["explanation"]["shareLinkId"].is_string());
+    assert!(
+        e["explanation"]["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("15% of 199.00"))
+    );
+    let fs = app.data_as(&founder_token, SUMMARY, json!({})).await;
+    assert_eq!(
+        summary(&fs)["pending"],
+        json!("9.95"),
+        "the founder's team rebate"
+    );
+    assert_eq!(
+        fs["me"]["earnings"]["edges"][0]["node"]["kind"],
+        json!("TEAM_REBATE")
+    );
+    let bs = app.data_as(&buyer_token, SUMMARY, json!({})).await;
+    assert_eq!(
+        summary(&bs)["lifetime"],
+        json!("0.00"),
+        "a plain buyer earns nothing"
+    );
+
+    // Ship, receive; nothing settles before the return window has passed.
+    app.data_as(
+        &admin,
+        "mutation($o: ID!) { shipOrder(orderId: $o) { status } }",
+        json!({ "o": order_id }),
+    )
+    .await;
+    let resp = app
+        .gql_as(
+            &x_token,
+            "mutation($o: ID!) { confirmReceipt(orderId: $o) { status } }",
+            json!({ "o": order_id }),
+        )
+        .await;
+    assert_eq!(
+        error_code(&resp),
+        Some("NOT_FOUND"),
+        "only the buyer confirms receipt"
+    );
+    app.data_as(
+        &buyer_token,
+        "mutation($o: ID!) { confirmReceipt(orderId: $o) { status } }",
+        json!({ "o": order_id }),
+    )
+    .await;
+    let settle = "mutation($t: DateTime) { runSettlement(asOf: $t) { settled amount } }";
+    let early = app
+        .data_as(
+            &admin,
+            settle,
+            json!({ "t": (app.clock_now() + Duration::days(6)).to_rfc3339() }),
+        )
+        .await;
+    assert_eq!(
+        early["runSettlement"],
+        json!({ "settled": 0, "amount": "0.00" })
+    );
+    app.clock.advance(Duration::days(8));
+    let due = app.data_as(&admin, settle, json!({ "t": null })).await;
+    assert_eq!(
+        due["runSettlement"],
+        json!({ "settled": 2, "amount": "39.80" })
+    );
+    let replay = app.data_as(&admin, settle, json!({ "t": null })).await;
+    assert_eq!(
+        replay["runSettlement"]["settled"],
+        json!(0),
+        "settling again changes nothing"
+    );
+    let xs = app.data_as(&x_token, SUMMARY, json!({})).await;
+    assert_eq!(summary(&xs)["available"], json!("29.85"));
+    assert_eq!(summary(&xs)["pending"], json!("0.00"));
+
+    // X withdraws; the admin pays out.
+    let withdraw = "mutation($a: Decimal!, $k: String!) { requestWithdrawal(amount: $a, idempotencyKey: $k) { id amount status } }";
+    let w = app
+        .data_as(&x_token, withdraw, json!({ "a": "29.85", "k": "payout-1" }))
+        .await;
+    let wid = w["requestWithdrawal"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let review =
+        "mutation($id: ID!, $ok: Boolean!) { reviewWithdrawal(id: $id, approve: $ok) { status } }";
+    app.data_as(&admin, review, json!({ "id": wid, "ok": true }))
+        .await;
+    let resp = app
+        .gql_as(&admin, review, json!({ "id": wid, "ok": true }))
+        .await;
+    assert_eq!(error_code(&resp), Some("ALREADY_REVIEWED"), "paid out once");
+    let xs = app.data_as(&x_token, SUMMARY, json!({})).await;
+    assert_eq!(summary(&xs)["withdrawn"], json!("29.85"));
+    assert_eq!(summary(&xs)["available"], json!("0.00"));
+
+    // A refund after the payout claws the earning back: the balance goes negative and
+    // blocks withdrawals.
+    let refund = "mutation($l: ID!) { refundOrderLine(orderLineId: $l) { status } }";
+    let r = app.data_as(&admin, refund, json!({ "l": line_id })).await;
+    assert_eq!(r["refundOrderLine"]["status"], json!("REFUNDED"));
+    let resp = app.gql_as(&admin, refund, json!({ "l": line_id })).await;
+    assert_eq!(error_code(&resp), Some("ALREADY_REFUNDED"));
+    let xs = app.data_as(&x_token, SUMMARY, json!({})).await;
+    assert_eq!(summary(&xs)["available"], json!("-29.85"));
+    assert_eq!(summary(&xs)["lifetime"], json!("0.00"));
+    assert_eq!(
+        xs["me"]["earnings"]["edges"][0]["node"]["kind"],
+        json!("ADJUSTMENT")
+    );
+    assert_eq!(
+        xs["me"]["earnings"]["edges"][0]["node"]["amount"],
+        json!("-29.85")
+    );
+    let resp = app
+        .gql_as(&x_token, withdraw, json!({ "a": "10.00", "k": "payout-2" }))
+        .await;
+    assert_eq!(error_code(&resp), Some("INSUFFICIENT_BALANCE"));
+
+    // The books balance.
+    let check = app
+        .data_as(
+            &admin,
+            "{ ledgerCheck { membersChecked mismatches { memberId } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(check["ledgerCheck"]["mismatches"], json!([]));
+    assert!(
+        check["ledgerCheck"]["membersChecked"]
+            .as_i64()
+            .is_some_and(|n| n >= 2)
+    );
+}
+
+#[tokio::test]
+async fn payment_callbacks_are_idempotent_and_checked() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
+    let (token, _) = app.user("ph@example.com", CliRole::PushHand).await;
+    let (_, sku) = product(&app, 10, false).await;
+    let first = order(&app, &token, sku, 1, None).await["data"]["placeOrder"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let second = order(&app, &token, sku, 2, None).await["data"]["placeOrder"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    assert_eq!(
+        error_code(&pay(&app, &admin, &first, "ref-1", "198.99").await),
+        Some("PAYMENT_MISMATCH")
+    );
+    assert_eq!(
+        error_code(&pay(&app, &admin, &first, "ref-1", "199.001").await),
+        Some("VALIDATION")
+    );
+    let s = app.data_as(&token, SUMMARY, json!({})).await;
+    assert_eq!(
+        summary(&s)["lifetime"],
+        json!("0.00"),
+        "a refused payment books nothing"
+    );
+
+    assert_eq!(
+        pay(&app, &admin, &first, "ref-1", "199.00").await["data"]["confirmPayment"]["status"],
+        json!("PAID")
+    );
+    assert_eq!(
+        pay(&app, &admin, &first, "ref-1", "199.00").await["data"]["confirmPayment"]["paymentReference"],
+        json!("ref-1")
+    );
+    assert_eq!(
+        error_code(&pay(&app, &admin, &first, "ref-2", "199.00").await),
+        Some("PAYMENT_CONFLICT")
+    );
+    assert_eq!(
+        error_code(&pay(&app, &admin, &second, "ref-1", "398.00").await),
+        Some("PAYMENT_CONFLICT"),
+        "a reference pays one order"
+    );
+    let resp = app
+        .gql_as(
+            &token,
+            PAY,
+            json!({ "i": { "orderId": second, "paymentReference": "x", "amount": "398.00" } }),
+        )
+        .await;
+    assert_eq!(
+        error_code(&resp),
+        Some("FORBIDDEN"),
+        "only the provider (admin) confirms payments"
+    );
+    let s = app.data_as(&token, SUMMARY, json!({})).await;
+    assert_eq!(
+        summary(&s)["pending"],
+        json!("29.85"),
+        "self purchase, booked once"
+    );
+}
+
+#[tokio::test]
+async fn the_last_units_are_never_oversold() {
+    let app = TestApp::spawn().await;
+    let (token, _) = app.user("ph@example.com", CliRole::PushHand).await;
+    let (_, sku) = product(&app, 5, false).await;
+    let results = join_all((0..20).map(|_| order(&app, &token, sku, 1, None))).await;
+    let ok = results
+        .iter()
+        .filter(|r| r["data"]["placeOrder"].is_object())
+        .count();
+    let out = results
+        .iter()
+        .filter(|r| error_code(r) == Some("OUT_OF_STOCK"))
+        .count();
+    assert_eq!((ok, out), (5, 15), "{results:#?}");
+    let left = entity::sku::Entity::find_by_id(sku)
+        .one(app.db())
+        .await
+        .expect("query")
+        .expect("sku");
+    assert_eq!(left.stock, 0);
+
+    // Unpaid orders expire and give their stock back.
+    app.clock.advance(Duration::minutes(31));
+    let expired = orders_svc::expire_unpaid(app.db(), app.clock_now())
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("expire");
+    assert_eq!(expired, 5);
+    let left = entity::sku::Entity::find_by_id(sku)
+        .one(app.db())
+        .await
+        .expect("query")
+        .expect("sku");
+    assert_eq!(left.stock, 5);
+    let resp = order(&app, &token, sku, 0, None).await;
+    assert_eq!(error_code(&resp), Some("VALIDATION"));
+    let resp = order(&app, &token, sku, 6, None).await;
+    assert_eq!(error_code(&resp), Some("OUT_OF_STOCK"));
+}
+
+/// A member with `available` CNY settled, by a self purchase of `units` × 199.00 at 15 %.
+async fn funded(app: &TestApp, admin: &str, email: &str, units: i32) -> String {
+    let (token, _) = app.user(email, CliRole::PushHand).await;
+    let (_, sku) = product(app, 100, false).await;
+    let o = order(app, &token, sku, units, None).await["data"]["placeOrder"].clone();
+    let id = o["id"].as_str().expect("id").to_owned();
+    pay(
+        app,
+        admin,
+        &id,
+        &format!("ref-{email}"),
+        o["total"].as_str().expect("total"),
+    )
+    .await;
+    app.data_as(
+        admin,
+        "mutation($o: ID!) { shipOrder(orderId: $o) { status } }",
+        json!({ "o": id }),
+    )
+    .await;
+    app.data_as(
+        &token,
+        "mutation($o: ID!) { confirmReceipt(orderId: $o) { status } }",
+        json!({ "o": id }),
+    )
+    .await;
+    let later = (app.clock_now() + Duration::days(8)).to_rfc3339();
+    app.data_as(
+        admin,
+        "mutation($t: DateTime) { runSettlement(asOf: $t) { settled } }",
+        json!({ "t": later }),
+    )
+    .await;
+    token
+}
+
+const WITHDRAW: &str = "mutation($a: Decimal!, $k: String!) { requestWithdrawal(amount: $a, idempotencyKey: $k) { id amount fee status } }";
+
+#[tokio::test]
+async fn concurrent_withdrawals_never_overdraw() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
+    // 4 × 199.00 × 15 % = 119.40 available; 100 requests of 60.00 each: one fits.
+    let token = funded(&app, &admin, "rich@example.com", 4).await;
+    let s = app.data_as(&token, SUMMARY, json!({})).await;
+    assert_eq!(summary(&s)["available"], json!("119.40"));
+    let results = join_all((0..100).map(|i| {
+        app.gql_as(
+            &token,
+            WITHDRAW,
+            json!({ "a": "60.00", "k": format!("k-{i}") }),
+        )
+    }))
+    .await;
+    let ok = results
+        .iter()
+        .filter(|r| r["data"]["requestWithdrawal"].is_object())
+        .count();
+    let refused = results
+        .iter()
+        .filter(|r| error_code(r) == Some("INSUFFICIENT_BALANCE"))
+        .count();
+    assert_eq!((ok, refused), (1, 99));
+    let s = app.data_as(&token, SUMMARY, json!({})).await;
+    assert_eq!(summary(&s)["available"], json!("59.40"));
+    assert_eq!(summary(&s)["reserved"], json!("60.00"));
+
+    // Retries with one key, at once: the same withdrawal, reserved once.
+    let same = join_all(
+        (0..10).map(|_| app.gql_as(&token, WITHDRAW, json!({ "a": "20.00", "k": "retry" }))),
+    )
+    .await;
+    let ids: std::collections::HashSet<String> = same
+        .iter()
+        .filter_map(|r| {
+            r["data"]["requestWithdrawal"]["id"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "{same:#?}");
+    let s = app.data_as(&token, SUMMARY, json!({})).await;
+    assert_eq!(summary(&s)["available"], json!("39.40"));
+    let resp = app
+        .gql_as(&token, WITHDRAW, json!({ "a": "25.00", "k": "retry" }))
+        .await;
+    assert_eq!(error_code(&resp), Some("IDEMPOTENCY_CONFLICT"));
+    let check = app
+        .data_as(
+            &admin,
+            "{ ledgerCheck { mismatches { memberId } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(check["ledgerCheck"]["mismatches"], json!([]));
+}
+
+#[tokio::test]
+async fn withdrawal_rules() {
+    let app = TestApp::spawn_with(&["--withdrawal-fee-rate", "0.006"]).await;
+    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
+    let token = funded(&app, &admin, "m@example.com", 2).await; // 59.70 available
+    assert_eq!(
+        error_code(
+            &app.gql_as(&token, WITHDRAW, json!({ "a": "9.99", "k": "a" }))
+                .await
+        ),
+        Some("WITHDRAWAL_BELOW_MINIMUM")
+    );
+    assert_eq!(
+        error_code(
+            &app.gql_as(&token, WITHDRAW, json!({ "a": "59.71", "k": "b" }))
+                .await
+        ),
+        Some("INSUFFICIENT_BALANCE")
+    );
+    assert_eq!(
+        error_code(
+            &app.gql_as(&token, WITHDRAW, json!({ "a": "10.001", "k": "c" }))
+                .await
+        ),
+        Some("VALIDATION")
+    );
+
+    // 0.6 % of 50.00 = 0.30, kept as the fee.
+    let w = app
+        .data_as(&token, WITHDRAW, json!({ "a": "50.00", "k": "d" }))
+        .await;
+    assert_eq!(w["requestWithdrawal"]["fee"], json!("0.30"));
+    // Rejected: the funds come back.
+    let review =
+        "mutation($id: ID!, $ok: Boolean!) { reviewWithdrawal(id: $id, approve: $ok) { status } }";
+    app.data_as(
+        &admin,
+        review,
+        json!({ "id": w["requestWithdrawal"]["id"], "ok": false }),
+    )
+    .await;
+    let s = app.data_as(&token, SUMMARY, json!({})).await;
+    assert_eq!(summary(&s)["available"], json!("59.70"));
+    assert_eq!(summary(&s)["reserved"], json!("0.00"));
+
+    // Frozen members cannot withdraw.
+    let me = app.data_as(&token, "{ me { id } }", json!({})).await;
+    app.data_as(
+        &admin,
+        "mutation($id: ID!) { freezeMember(memberId: $id, reason: \"review\") { frozen } }",
+        json!({ "id": me["me"]["id"] }),
+    )
+    .await;
+    let again = app.login("m@example.com", PASSWORD).await;
+    assert_eq!(
+        error_code(
+            &app.gql_as(&again, WITHDRAW, json!({ "a": "20.00", "k": "e" }))
+                .await
+        ),
+        Some("MEMBER_FROZEN")
+    );
+}
+
+#[tokio::test]
+async fn refunds_before_settlement_reverse_and_membership_sales_promote() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
+    let (x_token, x) = app.user("x@example.com", CliRole::PushHand).await;
+    let (product_id, sku) = product(&app, 10, true).await;
+    let link = app
+        .data_as(
+            &x_token,
+            "mutation($p: ID!) { createShareLink(productId: $p) { code } }",
+            json!({ "p": gid(Kind::Product, product_id) }),
+        )
+        .await;
+    let code = link["createShareLink"]["code"]
+        .as_str()
+        .expect("code")
+        .to_owned();
+    app.register("b@example.com", None, None).await;
+    let b_token = app.login("b@example.com", PASSWORD).await;
+
+    // Two membership orders through X's link: 60.00 each to X.
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        let o = order(&app, &b_token, sku, 1, Some(&code)).await["data"]["placeOrder"].clone();
+        pay(
+            &app,
+            &admin,
+            o["id"].as_str().expect("id"),
+            &format!("m-{i}"),
+            "199.00",
+        )
+        .await;
+        ids.push((
+            o["id"].as_str().expect("id").to_owned(),
+            o["lines"][0]["id"].as_str().expect("line").to_owned(),
+        ));
+    }
+    let xs = app.data_as(&x_token, SUMMARY, json!({})).await;
+    assert_eq!(summary(&xs)["pending"], json!("120.00"));
+    assert_eq!(
+        xs["me"]["earnings"]["edges"][0]["node"]["kind"],
+        json!("MEMBERSHIP_REWARD")
+    );
+
+    // Refunding one before it settles reverses its reward.
+    app.data_as(
+        &admin,
+        "mutation($l: ID!) { refundOrderLine(orderLineId: $l) { status } }",
+        json!({ "l": ids[0].1 }),
+    )
+    .await;
+    let xs = app.data_as(&x_token, SUMMARY, json!({})).await;
+    assert_eq!(summary(&xs)["pending"], json!("60.00"));
+    assert_eq!(summary(&xs)["lifetime"], json!("60.00"));
+    let reversed = app
+        .data_as(
+            &x_token,
+            "{ me { earnings(status: REVERSED) { edges { node { amount } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        reversed["me"]["earnings"]["edges"].as_array().map(Vec::len),
+        Some(1)
+    );
+
+    // Completing the other makes the buyer a push-hand bound to X.
+    app.data_as(
+        &admin,
+        "mutation($o: ID!) { shipOrder(orderId: $o) { status } }",
+        json!({ "o": ids[1].0 }),
+    )
+    .await;
+    app.data_as(
+        &b_token,
+        "mutation($o: ID!) { confirmReceipt(orderId: $o) { status } }",
+        json!({ "o": ids[1].0 }),
+    )
+    .await;
+    let me = app
+        .data_as(
+            &b_token,
+            "{ me { roles inviteCode upline { id } bindings { kind } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(me["me"]["roles"], json!(["PUSH_HAND"]));
+    assert!(me["me"]["inviteCode"].is_string());
+    assert_eq!(me["me"]["upline"]["id"], json!(gid(Kind::Member, x.id)));
+    assert_eq!(
+        me["me"]["bindings"][0]["kind"],
+        json!("MEMBERSHIP_PURCHASE")
+    );
+
+    let (checked, mismatches) = ledger::check(app.db())
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("check");
+    assert!(checked >= 1 && mismatches.is_empty(), "{mismatches:?}");
+}
+
+#[tokio::test]
+async fn orders_earnings_and_withdrawals_are_private() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
+    let token = funded(&app, &admin, "owner@example.com", 1).await;
+    let (other, _) = app.user("other@example.com", CliRole::PushHand).await;
+    let w = app
+        .data_as(&token, WITHDRAW, json!({ "a": "10.00", "k": "w" }))
+        .await;
+    let mine = app
+        .data_as(&token, "{ me { orders { edges { node { id lines { id } } } } earnings { edges { node { id } } } } }", json!({}))
+        .await;
+    let ids = [
+        mine["me"]["orders"]["edges"][0]["node"]["id"].clone(),
+        mine["me"]["orders"]["edges"][0]["node"]["lines"][0]["id"].clone(),
+        mine["me"]["earnings"]["edges"][0]["node"]["id"].clone(),
+        w["requestWithdrawal"]["id"].clone(),
+    ];
+    let q = "query($id: ID!) { node(id: $id) { id } }";
+    for id in &ids {
+        assert_eq!(
+            app.data_as(&token, q, json!({ "id": id })).await["node"]["id"],
+            *id,
+            "the owner sees it"
+        );
+        assert_eq!(
+            app.data_as(&admin, q, json!({ "id": id })).await["node"]["id"],
+            *id,
+            "admins see it"
+        );
+        let theirs = app.gql_as(&other, q, json!({ "id": id })).await;
+        assert_eq!(error_code(&theirs), Some("NOT_FOUND"), "{id}: {theirs}");
+        assert_eq!(
+            error_code(&app.gql(q, json!({ "id": id })).await),
+            Some("NOT_FOUND")
+        );
+    }
+    let _ = Money::ZERO;
+}
