@@ -55,19 +55,16 @@ fn amounts(planned: &[pushhand::service::earnings::Planned]) -> Vec<(earning::Ki
         .collect()
 }
 
+/// A rule case: name, line, attribution, commission levels, expected (kind, level, amount).
+type RuleCase = (&'static str, LineFacts, Attribution, u8, Vec<(earning::Kind, i16, &'static str)>);
+
 #[test]
 fn rules_with_hand_computed_amounts() {
     use earning::Kind::*;
     let (me, up1, up2) = (person(), person(), person());
     let link = Uuid::now_v7();
     let binding = Uuid::now_v7();
-    let cases: Vec<(
-        &str,
-        LineFacts,
-        Attribution,
-        u8,
-        Vec<(earning::Kind, i16, &str)>,
-    )> = vec![
+    let cases: Vec<RuleCase> = vec![
         // 199.00 × 15 % = 29.85; × 5 % = 9.95.
         (
             "self purchase",
