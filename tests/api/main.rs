@@ -10,6 +10,7 @@ mod earnings;
 mod fixtures;
 mod helpers;
 mod http;
+mod ledger_props;
 mod members;
 mod n_plus_one;
 mod node;
