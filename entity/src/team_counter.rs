@@ -14,6 +14,9 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub period: String,
     pub members: i64,
+    /// Paid amount (fen) of orders placed that month by members at this depth of the team,
+    /// net of refunds.
+    pub sales: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

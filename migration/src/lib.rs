@@ -10,6 +10,7 @@ mod m20261125_000001_catalog;
 mod m20261125_000002_members;
 mod m20261125_000003_curation;
 mod m20261125_000004_orders_ledger;
+mod m20261125_000005_team_sales;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_members::Migration),
             Box::new(m20261125_000003_curation::Migration),
             Box::new(m20261125_000004_orders_ledger::Migration),
+            Box::new(m20261125_000005_team_sales::Migration),
         ]
     }
 }

@@ -426,6 +426,77 @@ impl From<ProductSort> for svc::ProductSort {
     }
 }
 
+/// Loads, for a whole page at once, every relation the query asks of its products: one
+/// `load_many` per relation is one batch, one statement, by construction. Field resolvers
+/// then find the rows in the request's loader cache. (Left to the resolvers alone, batching
+/// depends on timing: a list of more than 32 items yields mid-way, and a busy machine can let
+/// a batch fire with half its keys.)
+async fn prime(ctx: &Context<'_>, products: &[product::Model]) -> Result<()> {
+    use futures_util::future::OptionFuture;
+    let la = ctx.look_ahead();
+    let wants = |path: &[&str]| {
+        [la.field("edges").field("node"), la.field("nodes")]
+            .into_iter()
+            .any(|mut f| {
+                for p in path {
+                    f = f.field(p);
+                }
+                f.exists()
+            })
+    };
+    let loaders = ctx.data::<Loaders>()?;
+    let ids: Vec<uuid::Uuid> = products.iter().map(|p| p.id).collect();
+    let when = |cond: bool| cond.then_some(());
+    let (brands, categories, skus, images, tags, curation) = futures_util::join!(
+        OptionFuture::from(
+            when(wants(&["brand"]))
+                .map(|_| loaders.load_many(products.iter().map(|p| BrandKey(p.brand_id))))
+        ),
+        OptionFuture::from(
+            when(wants(&["category"]))
+                .map(|_| loaders.load_many(products.iter().map(|p| CategoryKey(p.category_id))))
+        ),
+        OptionFuture::from(
+            when(wants(&["skus"])).map(|_| loaders.load_many(ids.iter().map(|id| SkusOf(*id))))
+        ),
+        OptionFuture::from(
+            when(wants(&["images"])).map(|_| loaders.load_many(ids.iter().map(|id| ImagesOf(*id))))
+        ),
+        OptionFuture::from(
+            when(wants(&["tags"])).map(|_| loaders.load_many(ids.iter().map(|id| TagsOf(*id))))
+        ),
+        OptionFuture::from(
+            when(wants(&["curation"]))
+                .map(|_| loaders.load_many(ids.iter().map(|id| CurationOf(*id))))
+        ),
+    );
+    let brands = brands.transpose().map_err(load_err)?;
+    let categories = categories.transpose().map_err(load_err)?;
+    skus.transpose().map_err(load_err)?;
+    images.transpose().map_err(load_err)?;
+    tags.transpose().map_err(load_err)?;
+    curation.transpose().map_err(load_err)?;
+    let merchants = brands.filter(|_| wants(&["brand", "merchant"])).map(|b| {
+        b.values()
+            .map(|b| MerchantKey(b.merchant_id))
+            .collect::<Vec<_>>()
+    });
+    let parents = categories
+        .filter(|_| wants(&["category", "parent"]))
+        .map(|c| {
+            c.values()
+                .filter_map(|c| c.parent_id.map(CategoryKey))
+                .collect::<Vec<_>>()
+        });
+    let (m, p) = futures_util::join!(
+        OptionFuture::from(merchants.map(|keys| loaders.load_many(keys))),
+        OptionFuture::from(parents.map(|keys| loaders.load_many(keys))),
+    );
+    m.transpose().map_err(load_err)?;
+    p.transpose().map_err(load_err)?;
+    Ok(())
+}
+
 pub type ProductConnection = Connection<OpaqueCursor<svc::ProductCursor>, Product>;
 
 #[derive(Default)]
@@ -464,6 +535,7 @@ impl CatalogQuery {
             .transpose()?;
         let page =
             svc::list_products(&state(ctx)?.db, &filter, sort, after.as_deref(), first).await?;
+        prime(ctx, &page.items).await?;
         let mut conn = Connection::new(after.is_some(), page.has_next);
         conn.edges.extend(
             page.items

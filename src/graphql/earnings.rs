@@ -116,8 +116,15 @@ impl Earning {
         i32::from(self.0.level)
     }
     async fn product(&self, ctx: &Context<'_>) -> Result<Option<Product>> {
-        let Some(id) = self.0.product_id else { return Ok(None) };
-        Ok(ctx.data::<Loaders>()?.load_one(ProductKey(id)).await.map_err(load_err)?.map(Product))
+        let Some(id) = self.0.product_id else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .data::<Loaders>()?
+            .load_one(ProductKey(id))
+            .await
+            .map_err(load_err)?
+            .map(Product))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -166,12 +173,20 @@ pub struct EarningExplanation {
 impl EarningExplanation {
     fn from_parts(e: Explanation, amount: entity::Money) -> EarningExplanation {
         let summary = match (e.rate, e.fixed_per_unit, e.units) {
-            (_, Some(per), Some(units)) => format!("{} × {units} unit(s) = {} ({} reward)", per, amount, e.rule),
+            (_, Some(per), Some(units)) => {
+                format!("{} × {units} unit(s) = {} ({} reward)", per, amount, e.rule)
+            }
             (Some(rate), _, _) => {
                 let pct = (rate * rust_decimal::Decimal::ONE_HUNDRED).normalize();
                 match e.uncapped_amount {
-                    Some(u) => format!("{pct}% of {} = {u}, cut to {} by the 30% per-line cap ({}, level {})", e.base_amount, amount, e.rule, e.level),
-                    None => format!("{pct}% of {} = {} rounded down to the fen ({}, level {})", e.base_amount, amount, e.rule, e.level),
+                    Some(u) => format!(
+                        "{pct}% of {} = {u}, cut to {} by the 30% per-line cap ({}, level {})",
+                        e.base_amount, amount, e.rule, e.level
+                    ),
+                    None => format!(
+                        "{pct}% of {} = {} rounded down to the fen ({}, level {})",
+                        e.base_amount, amount, e.rule, e.level
+                    ),
                 }
             }
             _ => format!("{} of {} ({})", amount, e.base_amount, e.rule),
@@ -186,7 +201,9 @@ impl EarningExplanation {
             uncapped_amount: e.uncapped_amount.map(Dec),
             share_link_id: e.share_link_id.map(|id| ID(id.to_string())),
             binding_id: e.binding_id.map(|id| id.to_string()),
-            adjusts_earning_id: e.adjusts_earning_id.map(|id| ids::encode(Kind::Earning, id)),
+            adjusts_earning_id: e
+                .adjusts_earning_id
+                .map(|id| ids::encode(Kind::Earning, id)),
             policy_version: e.policy_version,
             summary,
         }
@@ -235,12 +252,29 @@ pub async fn earnings_of(
 ) -> Result<EarningConnection> {
     let first = page_size(first)?;
     let after = after
-        .map(|c| OpaqueCursor::<svc::EarningCursor>::decode_cursor(&c).map_err(|_| Error::validation("after", "not a valid cursor")))
+        .map(|c| {
+            OpaqueCursor::<svc::EarningCursor>::decode_cursor(&c)
+                .map_err(|_| Error::validation("after", "not a valid cursor"))
+        })
         .transpose()?;
-    let page = svc::list(&state(ctx)?.db, member, kind.map(Into::into), status.map(Into::into), after.as_deref(), first).await?;
+    let page = svc::list(
+        &state(ctx)?.db,
+        member,
+        kind.map(Into::into),
+        status.map(Into::into),
+        after.as_deref(),
+        first,
+    )
+    .await?;
     let mut conn = Connection::new(after.is_some(), page.has_next);
     conn.edges.extend(page.items.into_iter().map(|e| {
-        Edge::new(OpaqueCursor(svc::EarningCursor { created_at: e.created_at, id: e.id }), Earning(e))
+        Edge::new(
+            OpaqueCursor(svc::EarningCursor {
+                created_at: e.created_at,
+                id: e.id,
+            }),
+            Earning(e),
+        )
     }));
     Ok(conn)
 }
@@ -292,17 +326,29 @@ impl Withdrawal {
 
 pub type WithdrawalConnection = Connection<OpaqueCursor<withdrawals::WithdrawalCursor>, Withdrawal>;
 
-pub async fn withdrawals_of(ctx: &Context<'_>, member: uuid::Uuid, first: Option<i32>, after: Option<String>) -> Result<WithdrawalConnection> {
+pub async fn withdrawals_of(
+    ctx: &Context<'_>,
+    member: uuid::Uuid,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<WithdrawalConnection> {
     let first = page_size(first)?;
     let after = after
         .map(|c| {
-            OpaqueCursor::<withdrawals::WithdrawalCursor>::decode_cursor(&c).map_err(|_| Error::validation("after", "not a valid cursor"))
+            OpaqueCursor::<withdrawals::WithdrawalCursor>::decode_cursor(&c)
+                .map_err(|_| Error::validation("after", "not a valid cursor"))
         })
         .transpose()?;
     let page = withdrawals::list(&state(ctx)?.db, member, after.as_deref(), first).await?;
     let mut conn = Connection::new(after.is_some(), page.has_next);
     conn.edges.extend(page.items.into_iter().map(|w| {
-        Edge::new(OpaqueCursor(withdrawals::WithdrawalCursor { created_at: w.created_at, id: w.id }), Withdrawal(w))
+        Edge::new(
+            OpaqueCursor(withdrawals::WithdrawalCursor {
+                created_at: w.created_at,
+                id: w.id,
+            }),
+            Withdrawal(w),
+        )
     }));
     Ok(conn)
 }
@@ -371,41 +417,76 @@ pub struct EarningsMutation;
 impl EarningsMutation {
     /// ADMIN: settles every pending earning whose return window has passed by `asOf`
     /// (default: now). Idempotent; the server also runs it every minute.
-    async fn run_settlement(&self, ctx: &Context<'_>, as_of: Option<DateTime<Utc>>) -> Result<SettlementReport> {
+    async fn run_settlement(
+        &self,
+        ctx: &Context<'_>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<SettlementReport> {
         viewer(ctx)?.admin()?;
         let st = state(ctx)?;
         let now = st.clock.now();
         let as_of = as_of.unwrap_or(now);
         let (settled, amount) = svc::settle(&st.db, as_of, now).await?;
-        Ok(SettlementReport { as_of, settled: settled as i64, amount: amount.into() })
+        Ok(SettlementReport {
+            as_of,
+            settled: settled as i64,
+            amount: amount.into(),
+        })
     }
 
     /// Requests a payout of `amount` CNY from the available balance, reserved at once.
     /// The same `idempotencyKey` returns the same withdrawal; with another amount it is
     /// `IDEMPOTENCY_CONFLICT`. Errors: `WITHDRAWAL_BELOW_MINIMUM`, `INSUFFICIENT_BALANCE`,
     /// `MEMBER_FROZEN`.
-    async fn request_withdrawal(&self, ctx: &Context<'_>, amount: Dec, idempotency_key: String) -> Result<Withdrawal> {
+    async fn request_withdrawal(
+        &self,
+        ctx: &Context<'_>,
+        amount: Dec,
+        idempotency_key: String,
+    ) -> Result<Withdrawal> {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
         let p = &st.config.policy;
         let minimum = entity::Money::from_decimal(p.min_withdrawal).unwrap_or(entity::Money::ZERO);
-        let fee_rate = entity::Rate::from_decimal(p.withdrawal_fee_rate).unwrap_or(entity::Rate::ZERO);
-        Ok(Withdrawal(withdrawals::request(&st.db, me, amount.0, &idempotency_key, minimum, fee_rate, st.clock.now()).await?))
+        let fee_rate =
+            entity::Rate::from_decimal(p.withdrawal_fee_rate).unwrap_or(entity::Rate::ZERO);
+        Ok(Withdrawal(
+            withdrawals::request(
+                &st.db,
+                me,
+                amount.0,
+                &idempotency_key,
+                minimum,
+                fee_rate,
+                st.clock.now(),
+            )
+            .await?,
+        ))
     }
 
     /// ADMIN: approves (pays out) or rejects (returns the funds) a pending withdrawal.
-    async fn review_withdrawal(&self, ctx: &Context<'_>, id: ID, approve: bool) -> Result<Withdrawal> {
+    async fn review_withdrawal(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        approve: bool,
+    ) -> Result<Withdrawal> {
         let admin = viewer(ctx)?.admin()?;
         let st = state(ctx)?;
         let wid = ids::decode_as(&id, Kind::Withdrawal, "id")?;
-        Ok(Withdrawal(withdrawals::review(&st.db, admin.id, wid, approve, st.clock.now()).await?))
+        Ok(Withdrawal(
+            withdrawals::review(&st.db, admin.id, wid, approve, st.clock.now()).await?,
+        ))
     }
 }
 
 /// `node(id:)` for earnings and withdrawals: the owner and admins only.
 pub async fn earning_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<earning::Model> {
     use sea_orm::EntityTrait;
-    let e = earning::Entity::find_by_id(id).one(&state(ctx)?.db).await.map_err(Error::from)?;
+    let e = earning::Entity::find_by_id(id)
+        .one(&state(ctx)?.db)
+        .await
+        .map_err(Error::from)?;
     let v = viewer(ctx)?;
     e.filter(|e| v.is_admin() || v.member().is_ok_and(|m| m.id == e.member_id))
         .ok_or_else(|| Error::not_found("earning").into())
@@ -413,8 +494,47 @@ pub async fn earning_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<earning::
 
 pub async fn withdrawal_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<withdrawal::Model> {
     use sea_orm::EntityTrait;
-    let w = withdrawal::Entity::find_by_id(id).one(&state(ctx)?.db).await.map_err(Error::from)?;
+    let w = withdrawal::Entity::find_by_id(id)
+        .one(&state(ctx)?.db)
+        .await
+        .map_err(Error::from)?;
     let v = viewer(ctx)?;
     w.filter(|w| v.is_admin() || v.member().is_ok_and(|m| m.id == w.member_id))
         .ok_or_else(|| Error::not_found("withdrawal").into())
+}
+
+/// Chart buckets.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum Granularity {
+    Day,
+    Month,
+}
+
+/// Net earnings in one bucket of a chart.
+#[derive(SimpleObject)]
+pub struct EarningsPoint {
+    /// `YYYY-MM-DD` or `YYYY-MM` (UTC).
+    pub period: String,
+    pub amount: Dec,
+}
+
+pub async fn series_of(
+    ctx: &Context<'_>,
+    member: uuid::Uuid,
+    granularity: Granularity,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<EarningsPoint>> {
+    let g = match granularity {
+        Granularity::Day => ledger::Granularity::Day,
+        Granularity::Month => ledger::Granularity::Month,
+    };
+    let points = ledger::series(&state(ctx)?.db, member, g, from, to).await?;
+    Ok(points
+        .into_iter()
+        .map(|(period, amount)| EarningsPoint {
+            period,
+            amount: amount.into(),
+        })
+        .collect())
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use entity::{brand, category, merchant, product, product_image, sku};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
@@ -21,16 +21,19 @@ pub struct CatalogLoader {
     curation: Arc<CurationStore>,
 }
 
-pub type Loaders = DataLoader<CatalogLoader>;
+/// Per-request loaders with a per-request cache: the `products` resolver primes them for a
+/// whole page (see `catalog::prime`), and field resolvers then read the cache.
+pub type Loaders = DataLoader<CatalogLoader, HashMapCache>;
 
 /// A fresh set of loaders for one request.
 pub fn for_request(state: &AppState) -> Loaders {
-    DataLoader::new(
+    DataLoader::with_cache(
         CatalogLoader {
             db: state.db.clone(),
             curation: state.curation.clone(),
         },
         tokio::spawn,
+        HashMapCache::default(),
     )
 }
 

@@ -9,6 +9,7 @@ use entity::{binding, member};
 
 use super::catalog::page_size;
 use super::ids::{self, Kind};
+use super::scalars::Dec;
 use super::{client_addr, state, viewer};
 use crate::error::Error;
 use crate::service::{auth, hierarchy, members as svc, team};
@@ -170,7 +171,10 @@ impl Member {
         Ok(conn)
     }
     /// Balances: pending, available, withdrawn, lifetime, this month.
-    async fn earnings_summary(&self, ctx: &Context<'_>) -> Result<super::earnings::EarningsSummary> {
+    async fn earnings_summary(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<super::earnings::EarningsSummary> {
         super::earnings::summary_of(ctx, self.0.id).await
     }
     /// Earnings, newest first, optionally of one kind and status.
@@ -184,27 +188,51 @@ impl Member {
     ) -> Result<super::earnings::EarningConnection> {
         super::earnings::earnings_of(ctx, self.0.id, first, after, kind, status).await
     }
+    /// Net earnings per day or month in `[from, to)` for charts; every bucket is present.
+    /// At most 366 days or 120 months.
+    async fn earnings_series(
+        &self,
+        ctx: &Context<'_>,
+        granularity: super::earnings::Granularity,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<super::earnings::EarningsPoint>> {
+        super::earnings::series_of(ctx, self.0.id, granularity, from, to).await
+    }
     /// Withdrawal requests, newest first.
-    async fn withdrawals(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<super::earnings::WithdrawalConnection> {
+    async fn withdrawals(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<super::earnings::WithdrawalConnection> {
         super::earnings::withdrawals_of(ctx, self.0.id, first, after).await
     }
     /// Orders placed, newest first.
-    async fn orders(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<super::orders::OrderConnection> {
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<super::orders::OrderConnection> {
         super::orders::orders_of(ctx, self.0.id, first, after).await
     }
     /// Team size per level and new members this month.
     async fn team_stats(&self, ctx: &Context<'_>) -> Result<TeamStats> {
         let st = state(ctx)?;
         let levels = team::stats(&st.db, self.0.id, st.clock.now()).await?;
+        let sales = entity::Money::from_fen(levels.iter().map(|l| l.sales_this_month).sum());
         Ok(TeamStats {
             total_members: levels.iter().map(|l| l.members).sum(),
             new_this_month: levels.iter().map(|l| l.new_this_month).sum(),
+            sales_this_month: sales.into(),
             levels: levels
                 .into_iter()
                 .map(|l| TeamLevelStats {
                     level: i32::from(l.level),
                     members: l.members,
                     new_this_month: l.new_this_month,
+                    sales_this_month: entity::Money::from_fen(l.sales_this_month).into(),
                 })
                 .collect(),
         })
@@ -245,6 +273,8 @@ pub struct TeamLevelStats {
     pub members: i64,
     /// Joined this calendar month (UTC).
     pub new_this_month: i64,
+    /// Paid order amounts of this level's members this month, net of refunds (CNY).
+    pub sales_this_month: Dec,
 }
 
 /// A member's team at a glance.
@@ -254,6 +284,8 @@ pub struct TeamStats {
     pub levels: Vec<TeamLevelStats>,
     pub total_members: i64,
     pub new_this_month: i64,
+    /// Team sales this month (all three levels), net of refunds (CNY).
+    pub sales_this_month: Dec,
 }
 
 /// One binding of the member's history.

@@ -4,8 +4,8 @@
 use async_graphql::{Context, ID, Interface, Object, Result};
 
 use super::catalog::{Brand, Category, Merchant, Product, Sku};
-use super::ids::{self, Kind};
 use super::earnings::{Earning, Withdrawal};
+use super::ids::{self, Kind};
 use super::members::{Member, MemberProfile};
 use super::orders::{Order, OrderLine};
 use super::{state, viewer};
@@ -49,9 +49,15 @@ impl NodeQuery {
             (Kind::Merchant, id) => Node::Merchant(Merchant(svc::merchant(db, id).await?)),
             (Kind::Member, id) => member_node(ctx, id).await?,
             (Kind::Order, id) => Node::Order(Order(super::orders::order_node(ctx, id).await?)),
-            (Kind::OrderLine, id) => Node::OrderLine(OrderLine(super::orders::order_line_node(ctx, id).await?)),
-            (Kind::Earning, id) => Node::Earning(Earning(super::earnings::earning_node(ctx, id).await?)),
-            (Kind::Withdrawal, id) => Node::Withdrawal(Withdrawal(super::earnings::withdrawal_node(ctx, id).await?)),
+            (Kind::OrderLine, id) => {
+                Node::OrderLine(OrderLine(super::orders::order_line_node(ctx, id).await?))
+            }
+            (Kind::Earning, id) => {
+                Node::Earning(Earning(super::earnings::earning_node(ctx, id).await?))
+            }
+            (Kind::Withdrawal, id) => {
+                Node::Withdrawal(Withdrawal(super::earnings::withdrawal_node(ctx, id).await?))
+            }
         };
         Ok(Some(node))
     }

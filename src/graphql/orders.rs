@@ -54,7 +54,11 @@ impl ShareLink {
     }
     /// A path frontends can turn into a full link.
     async fn url(&self) -> String {
-        format!("/p/{}?s={}", ids::encode(Kind::Product, self.0.product_id).0, self.0.code)
+        format!(
+            "/p/{}?s={}",
+            ids::encode(Kind::Product, self.0.product_id).0,
+            self.0.code
+        )
     }
 }
 
@@ -76,7 +80,11 @@ impl Order {
         self.0.total.into()
     }
     async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<OrderLine>> {
-        Ok(svc::lines_of(&state(ctx)?.db, &[self.0.id]).await?.into_iter().map(OrderLine).collect())
+        Ok(svc::lines_of(&state(ctx)?.db, &[self.0.id])
+            .await?
+            .into_iter()
+            .map(OrderLine)
+            .collect())
     }
     async fn payment_reference(&self) -> Option<&str> {
         self.0.payment_reference.as_deref()
@@ -110,12 +118,20 @@ impl OrderLine {
         ids::encode(Kind::OrderLine, self.0.id)
     }
     async fn product(&self, ctx: &Context<'_>) -> Result<Option<Product>> {
-        let p = ctx.data::<Loaders>()?.load_one(ProductKey(self.0.product_id)).await.map_err(load_err)?;
+        let p = ctx
+            .data::<Loaders>()?
+            .load_one(ProductKey(self.0.product_id))
+            .await
+            .map_err(load_err)?;
         Ok(p.map(Product))
     }
     async fn sku(&self, ctx: &Context<'_>) -> Result<Option<Sku>> {
         use sea_orm::EntityTrait;
-        Ok(entity::sku::Entity::find_by_id(self.0.sku_id).one(&state(ctx)?.db).await.map_err(Error::from)?.map(Sku))
+        Ok(entity::sku::Entity::find_by_id(self.0.sku_id)
+            .one(&state(ctx)?.db)
+            .await
+            .map_err(Error::from)?
+            .map(Sku))
     }
     async fn quantity(&self) -> i32 {
         self.0.quantity
@@ -135,15 +151,29 @@ impl OrderLine {
 pub type OrderConnection = Connection<OpaqueCursor<svc::OrderCursor>, Order>;
 
 /// The viewer's orders, newest first (backs `Member.orders`).
-pub async fn orders_of(ctx: &Context<'_>, buyer: uuid::Uuid, first: Option<i32>, after: Option<String>) -> Result<OrderConnection> {
+pub async fn orders_of(
+    ctx: &Context<'_>,
+    buyer: uuid::Uuid,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<OrderConnection> {
     let first = page_size(first)?;
     let after = after
-        .map(|c| OpaqueCursor::<svc::OrderCursor>::decode_cursor(&c).map_err(|_| Error::validation("after", "not a valid cursor")))
+        .map(|c| {
+            OpaqueCursor::<svc::OrderCursor>::decode_cursor(&c)
+                .map_err(|_| Error::validation("after", "not a valid cursor"))
+        })
         .transpose()?;
     let page = svc::list(&state(ctx)?.db, buyer, after.as_deref(), first).await?;
     let mut conn = Connection::new(after.is_some(), page.has_next);
     conn.edges.extend(page.items.into_iter().map(|o| {
-        Edge::new(OpaqueCursor(svc::OrderCursor { created_at: o.created_at, id: o.id }), Order(o))
+        Edge::new(
+            OpaqueCursor(svc::OrderCursor {
+                created_at: o.created_at,
+                id: o.id,
+            }),
+            Order(o),
+        )
     }));
     Ok(conn)
 }
@@ -181,8 +211,11 @@ pub fn policy(st: &AppState) -> crate::service::earnings::Policy {
     let p = &st.config.policy;
     crate::service::earnings::Policy {
         commission_levels: p.commission_levels,
-        membership_reward: entity::Money::from_decimal(p.membership_reward).unwrap_or(entity::Money::ZERO),
-        membership_reward_daily_cap: p.membership_reward_daily_cap.and_then(entity::Money::from_decimal),
+        membership_reward: entity::Money::from_decimal(p.membership_reward)
+            .unwrap_or(entity::Money::ZERO),
+        membership_reward_daily_cap: p
+            .membership_reward_daily_cap
+            .and_then(entity::Money::from_decimal),
     }
 }
 
@@ -204,7 +237,9 @@ impl OrdersMutation {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
         let id = ids::decode_as(&product_id, Kind::Product, "productId")?;
-        Ok(ShareLink(svc::share_link(&st.db, me, id, st.clock.now()).await?))
+        Ok(ShareLink(
+            svc::share_link(&st.db, me, id, st.clock.now()).await?,
+        ))
     }
 
     /// Places an order, reserving stock at once (`OUT_OF_STOCK` names the SKU). Unpaid, it
@@ -214,7 +249,11 @@ impl OrdersMutation {
         let me = viewer(ctx)?.member()?;
         let mut lines = Vec::with_capacity(input.lines.len());
         for (i, l) in input.lines.into_iter().enumerate() {
-            let field: &'static str = if i == 0 { "lines[0].skuId" } else { "lines.skuId" };
+            let field: &'static str = if i == 0 {
+                "lines[0].skuId"
+            } else {
+                "lines.skuId"
+            };
             lines.push(svc::LineRequest {
                 sku_id: ids::decode_as(&l.sku_id, Kind::Sku, field)?,
                 quantity: l.quantity,
@@ -229,12 +268,27 @@ impl OrdersMutation {
     /// ADMIN (the payment provider's callback): marks the order paid and books its earnings,
     /// once. Repeats with the same reference return the order unchanged; a wrong amount is
     /// `PAYMENT_MISMATCH`; another reference for a paid order is `PAYMENT_CONFLICT`.
-    async fn confirm_payment(&self, ctx: &Context<'_>, input: ConfirmPaymentInput) -> Result<Order> {
+    async fn confirm_payment(
+        &self,
+        ctx: &Context<'_>,
+        input: ConfirmPaymentInput,
+    ) -> Result<Order> {
         viewer(ctx)?.admin()?;
         let st = state(ctx)?;
         let id = order_id(&input.order_id, "orderId")?;
-        let amount = entity::Money::from_decimal(input.amount.0).ok_or_else(|| Error::validation("amount", "at most 2 decimal places"))?;
-        Ok(Order(svc::confirm_payment(&st.db, id, &input.payment_reference, amount, &policy(st), st.clock.now()).await?))
+        let amount = entity::Money::from_decimal(input.amount.0)
+            .ok_or_else(|| Error::validation("amount", "at most 2 decimal places"))?;
+        Ok(Order(
+            svc::confirm_payment(
+                &st.db,
+                id,
+                &input.payment_reference,
+                amount,
+                &policy(st),
+                st.clock.now(),
+            )
+            .await?,
+        ))
     }
 
     /// ADMIN: marks a paid order shipped.
@@ -251,7 +305,9 @@ impl OrdersMutation {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
         let id = self::order_id(&order_id, "orderId")?;
-        Ok(Order(svc::confirm_receipt(&st.db, me, id, return_window(st), st.clock.now()).await?))
+        Ok(Order(
+            svc::confirm_receipt(&st.db, me, id, return_window(st), st.clock.now()).await?,
+        ))
     }
 
     /// ADMIN: refunds one line. Its earnings are reversed if still pending, or clawed back
@@ -266,14 +322,26 @@ impl OrdersMutation {
 
 /// Resolves `node(id:)` for orders and order lines: the buyer and admins only.
 pub async fn order_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<order::Model> {
-    let o = svc::get(&state(ctx)?.db, id).await.map_err(|_| Error::not_found("order"))?;
-    if can_see_order(viewer(ctx)?, &o) { Ok(o) } else { Err(Error::not_found("order").into()) }
+    let o = svc::get(&state(ctx)?.db, id)
+        .await
+        .map_err(|_| Error::not_found("order"))?;
+    if can_see_order(viewer(ctx)?, &o) {
+        Ok(o)
+    } else {
+        Err(Error::not_found("order").into())
+    }
 }
 
 pub async fn order_line_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<order_line::Model> {
     use sea_orm::EntityTrait;
     let st = state(ctx)?;
-    let line = order_line::Entity::find_by_id(id).one(&st.db).await.map_err(Error::from)?.ok_or_else(|| Error::not_found("order line"))?;
-    order_node(ctx, line.order_id).await.map_err(|_| Error::not_found("order line"))?;
+    let line = order_line::Entity::find_by_id(id)
+        .one(&st.db)
+        .await
+        .map_err(Error::from)?
+        .ok_or_else(|| Error::not_found("order line"))?;
+    order_node(ctx, line.order_id)
+        .await
+        .map_err(|_| Error::not_found("order line"))?;
     Ok(line)
 }

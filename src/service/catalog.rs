@@ -411,7 +411,7 @@ pub async fn categories_by_parent_ids(
         .order_by_asc(category::Column::Id)
         .all(db)
         .await?;
-    Ok(group(rows, |r| r.parent_id.unwrap_or_default()))
+    Ok(group(ids, rows, |r| r.parent_id.unwrap_or_default()))
 }
 
 /// Products by id, in any status.
@@ -448,7 +448,7 @@ pub async fn skus_by_product_ids(
         .order_by_asc(sku::Column::Position)
         .all(db)
         .await?;
-    Ok(group(rows, |r| r.product_id))
+    Ok(group(ids, rows, |r| r.product_id))
 }
 
 pub async fn images_by_product_ids(
@@ -461,7 +461,7 @@ pub async fn images_by_product_ids(
         .order_by_asc(product_image::Column::Position)
         .all(db)
         .await?;
-    Ok(group(rows, |r| r.product_id))
+    Ok(group(ids, rows, |r| r.product_id))
 }
 
 pub async fn tags_by_product_ids(
@@ -474,15 +474,17 @@ pub async fn tags_by_product_ids(
         .order_by_asc(product_tag::Column::Position)
         .all(db)
         .await?;
-    let grouped = group(rows, |r| r.product_id);
+    let grouped = group(ids, rows, |r| r.product_id);
     Ok(grouped
         .into_iter()
         .map(|(k, v)| (k, v.into_iter().map(|t| t.tag).collect()))
         .collect())
 }
 
-fn group<T>(rows: Vec<T>, key: impl Fn(&T) -> Uuid) -> HashMap<Uuid, Vec<T>> {
-    let mut out: HashMap<Uuid, Vec<T>> = HashMap::new();
+/// Groups rows by parent id; every asked-for id is present (empty when it has no rows), so a
+/// caching loader remembers "none" too.
+fn group<T>(ids: &[Uuid], rows: Vec<T>, key: impl Fn(&T) -> Uuid) -> HashMap<Uuid, Vec<T>> {
+    let mut out: HashMap<Uuid, Vec<T>> = ids.iter().map(|id| (*id, Vec::new())).collect();
     for row in rows {
         out.entry(key(&row)).or_default().push(row);
     }

@@ -12,7 +12,8 @@ use entity::{Money, Rate, binding, earning, member, order, order_line, share_lin
 use rust_decimal::Decimal;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -55,7 +56,11 @@ pub enum Attribution {
     /// Bought through push-hand X's share link (X is not the buyer).
     Promotion { sharer: Person, share_link: Uuid },
     /// The buyer's active upline; `partner` when the binding came from a partner's link.
-    Bound { upline: Person, binding: Uuid, partner: bool },
+    Bound {
+        upline: Person,
+        binding: Uuid,
+        partner: bool,
+    },
     /// Nobody to reward.
     Nobody,
 }
@@ -110,17 +115,35 @@ fn pct(amount: Money, rate: Rate) -> Money {
 
 /// The earnings of one paid line. `uplines` are the level-1 earner's upline and its upline
 /// (each `None` when absent), used for levels 2 and 3 as `commission_levels` allows.
-pub fn plan(line: &LineFacts, who: Attribution, uplines: [Option<Person>; 2], policy: &Policy) -> Vec<Planned> {
+pub fn plan(
+    line: &LineFacts,
+    who: Attribution,
+    uplines: [Option<Person>; 2],
+    policy: &Policy,
+) -> Vec<Planned> {
     let (first, kind, share_link_id, binding_id) = match who {
         Attribution::Nobody => return Vec::new(),
         Attribution::SelfPurchase { buyer } => (buyer, earning::Kind::SelfPurchase, None, None),
-        Attribution::Promotion { sharer, share_link } => (sharer, earning::Kind::Promotion, Some(share_link), None),
-        Attribution::Bound { upline, binding, partner } => {
-            let kind = if partner { earning::Kind::PartnerReward } else { earning::Kind::BoundRebate };
+        Attribution::Promotion { sharer, share_link } => {
+            (sharer, earning::Kind::Promotion, Some(share_link), None)
+        }
+        Attribution::Bound {
+            upline,
+            binding,
+            partner,
+        } => {
+            let kind = if partner {
+                earning::Kind::PartnerReward
+            } else {
+                earning::Kind::BoundRebate
+            };
             (upline, kind, None, Some(binding))
         }
     };
-    let explanation = |rule: earning::Kind, level: i16, rate: Option<Rate>, uncapped: Option<Money>| Explanation {
+    let explanation = |rule: earning::Kind,
+                       level: i16,
+                       rate: Option<Rate>,
+                       uncapped: Option<Money>| Explanation {
         rule: kind_name(rule).to_owned(),
         level,
         base_amount: line.amount.to_decimal(),
@@ -145,16 +168,30 @@ pub fn plan(line: &LineFacts, who: Attribution, uplines: [Option<Person>; 2], po
         let mut e = explanation(earning::Kind::MembershipReward, 1, None, None);
         e.fixed_per_unit = Some(policy.membership_reward.to_decimal());
         e.units = Some(line.quantity);
-        return vec![Planned { member: first.id, kind: earning::Kind::MembershipReward, level: 1, amount, explanation: e }];
+        return vec![Planned {
+            member: first.id,
+            kind: earning::Kind::MembershipReward,
+            level: 1,
+            amount,
+            explanation: e,
+        }];
     }
 
     let mut budget = pct(line.amount, LINE_CAP);
     let mut out = Vec::new();
     let levels = [Some(first), uplines[0], uplines[1]];
-    for (i, person) in levels.into_iter().enumerate().take(usize::from(policy.commission_levels)) {
+    for (i, person) in levels
+        .into_iter()
+        .enumerate()
+        .take(usize::from(policy.commission_levels))
+    {
         let Some(person) = person else { break };
         let level = i as i16 + 1;
-        let (rule, rate) = if level == 1 { (kind, line.rebate_rate) } else { (earning::Kind::TeamRebate, line.team_rebate_rate) };
+        let (rule, rate) = if level == 1 {
+            (kind, line.rebate_rate)
+        } else {
+            (earning::Kind::TeamRebate, line.team_rebate_rate)
+        };
         let uncapped = pct(line.amount, rate);
         let amount = uncapped.min(budget);
         budget = Money::from_fen(budget.fen() - amount.fen());
@@ -162,7 +199,13 @@ pub fn plan(line: &LineFacts, who: Attribution, uplines: [Option<Person>; 2], po
             continue;
         }
         let cut = (amount < uncapped).then_some(uncapped);
-        out.push(Planned { member: person.id, kind: rule, level, amount, explanation: explanation(rule, level, Some(rate), cut) });
+        out.push(Planned {
+            member: person.id,
+            kind: rule,
+            level,
+            amount,
+            explanation: explanation(rule, level, Some(rate), cut),
+        });
     }
     out
 }
@@ -180,21 +223,40 @@ pub fn kind_name(k: earning::Kind) -> &'static str {
 }
 
 async fn person(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<(Person, member::Model)>> {
-    Ok(member::Entity::find_by_id(id)
-        .one(db)
-        .await?
-        .map(|m| (Person { id: m.id, frozen: m.frozen_at.is_some() }, m)))
+    Ok(member::Entity::find_by_id(id).one(db).await?.map(|m| {
+        (
+            Person {
+                id: m.id,
+                frozen: m.frozen_at.is_some(),
+            },
+            m,
+        )
+    }))
 }
 
-async fn upline_of(db: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>) -> Result<Option<(Person, binding::Model)>> {
-    let Some(b) = hierarchy::active_binding(db, id, now).await? else { return Ok(None) };
+async fn upline_of(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<(Person, binding::Model)>> {
+    let Some(b) = hierarchy::active_binding(db, id, now).await? else {
+        return Ok(None);
+    };
     Ok(person(db, b.upline_id).await?.map(|(p, _)| (p, b)))
 }
 
 /// Who a line is attributed to, from the buyer, the line's share link and the buyer's
 /// active binding at `now`.
-pub async fn attribute(db: &impl ConnectionTrait, buyer: &member::Model, line: &order_line::Model, now: DateTime<Utc>) -> Result<Attribution> {
-    let me = Person { id: buyer.id, frozen: buyer.frozen_at.is_some() };
+pub async fn attribute(
+    db: &impl ConnectionTrait,
+    buyer: &member::Model,
+    line: &order_line::Model,
+    now: DateTime<Utc>,
+) -> Result<Attribution> {
+    let me = Person {
+        id: buyer.id,
+        frozen: buyer.frozen_at.is_some(),
+    };
     if buyer.tier != member::Tier::Buyer {
         return Ok(Attribution::SelfPurchase { buyer: me });
     }
@@ -204,10 +266,17 @@ pub async fn attribute(db: &impl ConnectionTrait, buyer: &member::Model, line: &
         && let Some((sharer, m)) = person(db, link.member_id).await?
         && m.tier != member::Tier::Buyer
     {
-        return Ok(Attribution::Promotion { sharer, share_link: link.id });
+        return Ok(Attribution::Promotion {
+            sharer,
+            share_link: link.id,
+        });
     }
     if let Some((upline, b)) = upline_of(db, buyer.id, now).await? {
-        return Ok(Attribution::Bound { upline, binding: b.id, partner: b.kind == binding::Kind::PartnerLink });
+        return Ok(Attribution::Bound {
+            upline,
+            binding: b.id,
+            partner: b.kind == binding::Kind::PartnerLink,
+        });
     }
     Ok(Attribution::Nobody)
 }
@@ -221,7 +290,10 @@ pub async fn book_order(
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<Vec<earning::Model>> {
-    let buyer = member::Entity::find_by_id(o.buyer_id).one(txn).await?.ok_or_else(|| Error::not_found("buyer"))?;
+    let buyer = member::Entity::find_by_id(o.buyer_id)
+        .one(txn)
+        .await?
+        .ok_or_else(|| Error::not_found("buyer"))?;
     let mut booked = Vec::new();
     for line in lines {
         let who = attribute(txn, &buyer, line, now).await?;
@@ -266,7 +338,11 @@ pub async fn book_order(
     Ok(booked)
 }
 
-async fn membership_rewards_today(txn: &impl ConnectionTrait, member: Uuid, now: DateTime<Utc>) -> Result<i64> {
+async fn membership_rewards_today(
+    txn: &impl ConnectionTrait,
+    member: Uuid,
+    now: DateTime<Utc>,
+) -> Result<i64> {
     let day = Utc
         .with_ymd_and_hms(now.year(), now.month(), now.day(), 0, 0, 0)
         .single()
@@ -307,15 +383,36 @@ async fn insert_earning(
         settled_at: None,
         reversed_at: None,
     };
-    earning::Entity::insert(earning::ActiveModel::from(model.clone())).exec_without_returning(txn).await?;
+    earning::Entity::insert(earning::ActiveModel::from(model.clone()))
+        .exec_without_returning(txn)
+        .await?;
     let a = p.amount.fen();
-    ledger::book(txn, p.member, Event::Earned, Refs { earning: Some(model.id), withdrawal: None }, Deltas { pending: a, lifetime: a, ..Deltas::default() }, now).await?;
+    ledger::book(
+        txn,
+        p.member,
+        Event::Earned,
+        Refs {
+            earning: Some(model.id),
+            withdrawal: None,
+        },
+        Deltas {
+            pending: a,
+            lifetime: a,
+            ..Deltas::default()
+        },
+        now,
+    )
+    .await?;
     Ok(model)
 }
 
 /// Starts the return window of an order's pending earnings: they may settle from
 /// `settle_after`. Call in the transaction that completes the order.
-pub async fn start_window(txn: &impl ConnectionTrait, order_id: Uuid, settle_after: DateTime<Utc>) -> Result<()> {
+pub async fn start_window(
+    txn: &impl ConnectionTrait,
+    order_id: Uuid,
+    settle_after: DateTime<Utc>,
+) -> Result<()> {
     earning::Entity::update_many()
         .col_expr(earning::Column::SettleAfter, Expr::value(settle_after))
         .filter(earning::Column::OrderId.eq(order_id))
@@ -328,7 +425,11 @@ pub async fn start_window(txn: &impl ConnectionTrait, order_id: Uuid, settle_aft
 /// Settles every pending earning whose return window has passed by `as_of`. Idempotent and
 /// safe with several instances at once: each earning moves by a conditional update, so only
 /// one run books its settlement. Returns how many settled and their total.
-pub async fn settle(db: &DatabaseConnection, as_of: DateTime<Utc>, now: DateTime<Utc>) -> Result<(u64, Money)> {
+pub async fn settle(
+    db: &DatabaseConnection,
+    as_of: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(u64, Money)> {
     let (mut count, mut total) = (0u64, 0i64);
     loop {
         let due = earning::Entity::find()
@@ -345,7 +446,10 @@ pub async fn settle(db: &DatabaseConnection, as_of: DateTime<Utc>, now: DateTime
         let mut moved = 0;
         for e in due {
             let updated = earning::Entity::update_many()
-                .col_expr(earning::Column::Status, Expr::value(earning::Status::Settled))
+                .col_expr(
+                    earning::Column::Status,
+                    Expr::value(earning::Status::Settled),
+                )
                 .col_expr(earning::Column::SettledAt, Expr::value(now))
                 .filter(earning::Column::Id.eq(e.id))
                 .filter(earning::Column::Status.eq(earning::Status::Pending))
@@ -353,8 +457,23 @@ pub async fn settle(db: &DatabaseConnection, as_of: DateTime<Utc>, now: DateTime
                 .await?;
             if updated.rows_affected == 1 {
                 let a = e.amount.fen();
-                let d = Deltas { pending: -a, available: a, ..Deltas::default() };
-                ledger::book(&txn, e.member_id, Event::Settled, Refs { earning: Some(e.id), withdrawal: None }, d, now).await?;
+                let d = Deltas {
+                    pending: -a,
+                    available: a,
+                    ..Deltas::default()
+                };
+                ledger::book(
+                    &txn,
+                    e.member_id,
+                    Event::Settled,
+                    Refs {
+                        earning: Some(e.id),
+                        withdrawal: None,
+                    },
+                    d,
+                    now,
+                )
+                .await?;
                 count += 1;
                 total += a;
                 moved += 1;
@@ -370,7 +489,11 @@ pub async fn settle(db: &DatabaseConnection, as_of: DateTime<Utc>, now: DateTime
 
 /// Undoes the earnings of a refunded line: pending ones are `REVERSED`; settled ones get a
 /// negative `ADJUSTMENT` (the balance may go negative). Call in the refund's transaction.
-pub async fn claw_back_line(txn: &impl ConnectionTrait, line: &order_line::Model, now: DateTime<Utc>) -> Result<Vec<earning::Model>> {
+pub async fn claw_back_line(
+    txn: &impl ConnectionTrait,
+    line: &order_line::Model,
+    now: DateTime<Utc>,
+) -> Result<Vec<earning::Model>> {
     let earnings = earning::Entity::find()
         .filter(earning::Column::OrderLineId.eq(line.id))
         .filter(earning::Column::Kind.ne(earning::Kind::Adjustment))
@@ -380,18 +503,41 @@ pub async fn claw_back_line(txn: &impl ConnectionTrait, line: &order_line::Model
     for e in earnings {
         let a = e.amount.fen();
         let reversed = earning::Entity::update_many()
-            .col_expr(earning::Column::Status, Expr::value(earning::Status::Reversed))
+            .col_expr(
+                earning::Column::Status,
+                Expr::value(earning::Status::Reversed),
+            )
             .col_expr(earning::Column::ReversedAt, Expr::value(now))
             .filter(earning::Column::Id.eq(e.id))
             .filter(earning::Column::Status.eq(earning::Status::Pending))
             .exec(txn)
             .await?;
         if reversed.rows_affected == 1 {
-            let d = Deltas { pending: -a, lifetime: -a, ..Deltas::default() };
-            ledger::book(txn, e.member_id, Event::Reversed, Refs { earning: Some(e.id), withdrawal: None }, d, now).await?;
-            changed.push(earning::Model { status: earning::Status::Reversed, reversed_at: Some(now), ..e });
+            let d = Deltas {
+                pending: -a,
+                lifetime: -a,
+                ..Deltas::default()
+            };
+            ledger::book(
+                txn,
+                e.member_id,
+                Event::Reversed,
+                Refs {
+                    earning: Some(e.id),
+                    withdrawal: None,
+                },
+                d,
+                now,
+            )
+            .await?;
+            changed.push(earning::Model {
+                status: earning::Status::Reversed,
+                reversed_at: Some(now),
+                ..e
+            });
         } else if e.status == earning::Status::Settled {
-            let mut explanation: Explanation = serde_json::from_str(&e.explanation).map_err(Error::internal)?;
+            let mut explanation: Explanation =
+                serde_json::from_str(&e.explanation).map_err(Error::internal)?;
             explanation.rule = "ADJUSTMENT".into();
             explanation.adjusts_earning_id = Some(e.id);
             explanation.policy_version = POLICY_VERSION.into();
@@ -411,9 +557,26 @@ pub async fn claw_back_line(txn: &impl ConnectionTrait, line: &order_line::Model
                 settled_at: Some(now),
                 reversed_at: None,
             };
-            earning::Entity::insert(earning::ActiveModel::from(model.clone())).exec_without_returning(txn).await?;
-            let d = Deltas { available: -a, lifetime: -a, ..Deltas::default() };
-            ledger::book(txn, e.member_id, Event::Adjusted, Refs { earning: Some(model.id), withdrawal: None }, d, now).await?;
+            earning::Entity::insert(earning::ActiveModel::from(model.clone()))
+                .exec_without_returning(txn)
+                .await?;
+            let d = Deltas {
+                available: -a,
+                lifetime: -a,
+                ..Deltas::default()
+            };
+            ledger::book(
+                txn,
+                e.member_id,
+                Event::Adjusted,
+                Refs {
+                    earning: Some(model.id),
+                    withdrawal: None,
+                },
+                d,
+                now,
+            )
+            .await?;
             changed.push(model);
         }
     }
@@ -448,7 +611,11 @@ pub async fn list(
         q = q.filter(
             Condition::any()
                 .add(earning::Column::CreatedAt.lt(c.created_at))
-                .add(Condition::all().add(earning::Column::CreatedAt.eq(c.created_at)).add(earning::Column::Id.lt(c.id))),
+                .add(
+                    Condition::all()
+                        .add(earning::Column::CreatedAt.eq(c.created_at))
+                        .add(earning::Column::Id.lt(c.id)),
+                ),
         );
     }
     let mut items = q

@@ -131,6 +131,7 @@ async fn bump_counters(
             depth: Set(depth),
             period: Set(period),
             members: Set(delta),
+            sales: Set(0),
         })
         .on_conflict(
             OnConflict::columns([
@@ -352,6 +353,43 @@ pub async fn lapse_if_expired(
         && expires <= now
     {
         detach(txn, member, binding::EndReason::Expired, expires).await?;
+    }
+    Ok(())
+}
+
+/// Adds `fen` to the team sales of every ancestor of `member` (within three levels) for the
+/// month of `at`. Call in the transaction that pays (positive) or refunds (negative).
+pub async fn add_team_sales(
+    txn: &impl ConnectionTrait,
+    member: Uuid,
+    fen: i64,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    if fen == 0 {
+        return Ok(());
+    }
+    for (ancestor, depth) in ancestors(txn, member).await? {
+        team_counter::Entity::insert(team_counter::ActiveModel {
+            ancestor_id: Set(ancestor),
+            depth: Set(depth),
+            period: Set(period(at)),
+            members: Set(0),
+            sales: Set(fen),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                team_counter::Column::AncestorId,
+                team_counter::Column::Depth,
+                team_counter::Column::Period,
+            ])
+            .value(
+                team_counter::Column::Sales,
+                Expr::col((team_counter::Entity, team_counter::Column::Sales)).add(fen),
+            )
+            .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
     }
     Ok(())
 }

@@ -6,7 +6,8 @@ use chrono::{DateTime, Datelike, TimeZone, Utc};
 use entity::{Money, balance, ledger_entry};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, Statement,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
+    QueryFilter, Statement,
 };
 use uuid::Uuid;
 
@@ -59,7 +60,14 @@ pub struct Refs {
 
 /// Appends an entry without touching the balance row (for callers that already moved the
 /// balance with a conditional update, such as a withdrawal's reservation).
-pub async fn append(txn: &impl ConnectionTrait, member: Uuid, event: Event, refs: Refs, d: Deltas, now: DateTime<Utc>) -> Result<()> {
+pub async fn append(
+    txn: &impl ConnectionTrait,
+    member: Uuid,
+    event: Event,
+    refs: Refs,
+    d: Deltas,
+    now: DateTime<Utc>,
+) -> Result<()> {
     ledger_entry::Entity::insert(ledger_entry::ActiveModel {
         id: Set(Uuid::now_v7()),
         member_id: Set(member),
@@ -79,7 +87,14 @@ pub async fn append(txn: &impl ConnectionTrait, member: Uuid, event: Event, refs
 }
 
 /// Appends an entry and moves the member's balances by it (creating the row if needed).
-pub async fn book(txn: &impl ConnectionTrait, member: Uuid, event: Event, refs: Refs, d: Deltas, now: DateTime<Utc>) -> Result<()> {
+pub async fn book(
+    txn: &impl ConnectionTrait,
+    member: Uuid,
+    event: Event,
+    refs: Refs,
+    d: Deltas,
+    now: DateTime<Utc>,
+) -> Result<()> {
     append(txn, member, event, refs, d, now).await?;
     let add = |c: &str| Expr::cust(format!("balances.{c} + excluded.{c}"));
     balance::Entity::insert(balance::ActiveModel {
@@ -98,7 +113,10 @@ pub async fn book(txn: &impl ConnectionTrait, member: Uuid, event: Event, refs: 
             .value(balance::Column::Reserved, add("reserved"))
             .value(balance::Column::Withdrawn, add("withdrawn"))
             .value(balance::Column::Lifetime, add("lifetime"))
-            .value(balance::Column::UpdatedAt, Expr::cust("excluded.updated_at"))
+            .value(
+                balance::Column::UpdatedAt,
+                Expr::cust("excluded.updated_at"),
+            )
             .to_owned(),
     )
     .exec_without_returning(txn)
@@ -123,7 +141,11 @@ struct Sum {
     total: Option<i64>,
 }
 
-pub async fn summary(db: &impl ConnectionTrait, member: Uuid, now: DateTime<Utc>) -> Result<Summary> {
+pub async fn summary(
+    db: &impl ConnectionTrait,
+    member: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Summary> {
     let row = balance::Entity::find_by_id(member).one(db).await?;
     let month_start = Utc
         .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
@@ -131,14 +153,22 @@ pub async fn summary(db: &impl ConnectionTrait, member: Uuid, now: DateTime<Utc>
         .ok_or_else(|| Error::internal(anyhow::anyhow!("month start of {now}")))?;
     let backend = db.get_database_backend();
     let sql = match backend {
-        DbBackend::Postgres => "SELECT CAST(SUM(lifetime_delta) AS BIGINT) AS total FROM ledger_entries WHERE member_id = $1 AND created_at >= $2",
-        _ => "SELECT SUM(lifetime_delta) AS total FROM ledger_entries WHERE member_id = ? AND created_at >= ?",
+        DbBackend::Postgres => {
+            "SELECT CAST(SUM(lifetime_delta) AS BIGINT) AS total FROM ledger_entries WHERE member_id = $1 AND created_at >= $2"
+        }
+        _ => {
+            "SELECT SUM(lifetime_delta) AS total FROM ledger_entries WHERE member_id = ? AND created_at >= ?"
+        }
     };
-    let month = Sum::find_by_statement(Statement::from_sql_and_values(backend, sql, [member.into(), month_start.into()]))
-        .one(db)
-        .await?
-        .and_then(|s| s.total)
-        .unwrap_or(0);
+    let month = Sum::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        sql,
+        [member.into(), month_start.into()],
+    ))
+    .one(db)
+    .await?
+    .and_then(|s| s.total)
+    .unwrap_or(0);
     Ok(match row {
         Some(b) => Summary {
             pending: b.pending,
@@ -187,9 +217,15 @@ pub async fn check(db: &impl ConnectionTrait) -> Result<(usize, Vec<Mismatch>)> 
         cast("withdrawn"),
         cast("lifetime")
     );
-    let folded = Folded::find_by_statement(Statement::from_string(backend, sql)).all(db).await?;
-    let stored: std::collections::HashMap<Uuid, balance::Model> =
-        balance::Entity::find().all(db).await?.into_iter().map(|b| (b.member_id, b)).collect();
+    let folded = Folded::find_by_statement(Statement::from_string(backend, sql))
+        .all(db)
+        .await?;
+    let stored: std::collections::HashMap<Uuid, balance::Model> = balance::Entity::find()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|b| (b.member_id, b))
+        .collect();
     let mut mismatches = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for f in &folded {
@@ -203,12 +239,20 @@ pub async fn check(db: &impl ConnectionTrait) -> Result<(usize, Vec<Mismatch>)> 
         };
         let stored_d = stored.get(&f.member_id).map(as_deltas).unwrap_or_default();
         if stored_d != from_ledger {
-            mismatches.push(Mismatch { member_id: f.member_id, stored: stored_d, from_ledger });
+            mismatches.push(Mismatch {
+                member_id: f.member_id,
+                stored: stored_d,
+                from_ledger,
+            });
         }
     }
     for (id, b) in &stored {
         if !seen.contains(id) && as_deltas(b) != Deltas::default() {
-            mismatches.push(Mismatch { member_id: *id, stored: as_deltas(b), from_ledger: Deltas::default() });
+            mismatches.push(Mismatch {
+                member_id: *id,
+                stored: as_deltas(b),
+                from_ledger: Deltas::default(),
+            });
         }
     }
     Ok((stored.len().max(folded.len()), mismatches))
@@ -233,4 +277,72 @@ pub async fn entries(db: &impl ConnectionTrait, member: Uuid) -> Result<Vec<ledg
         .order_by_asc(ledger_entry::Column::Id)
         .all(db)
         .await?)
+}
+
+/// Buckets of a chart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Granularity {
+    Day,
+    Month,
+}
+
+/// Net earnings per day or month in `[from, to)`, every bucket present (zero when quiet),
+/// oldest first. At most 366 days or 120 months per call.
+pub async fn series(
+    db: &impl ConnectionTrait,
+    member: Uuid,
+    granularity: Granularity,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(String, Money)>> {
+    use sea_orm::QuerySelect;
+    if from >= to {
+        return Err(Error::validation("from", "must be before `to`"));
+    }
+    let key = |t: DateTime<Utc>| match granularity {
+        Granularity::Day => t.format("%Y-%m-%d").to_string(),
+        Granularity::Month => t.format("%Y-%m").to_string(),
+    };
+    let mut buckets: Vec<(String, Money)> = Vec::new();
+    let mut t = from;
+    while t < to {
+        let k = key(t);
+        if buckets.last().is_none_or(|(last, _)| *last != k) {
+            buckets.push((k, Money::ZERO));
+        }
+        if buckets.len()
+            > match granularity {
+                Granularity::Day => 366,
+                Granularity::Month => 120,
+            }
+        {
+            return Err(Error::validation(
+                "to",
+                "the range is too long for this granularity",
+            ));
+        }
+        t += chrono::Duration::days(1);
+    }
+    let rows: Vec<(DateTime<Utc>, Money)> = ledger_entry::Entity::find()
+        .select_only()
+        .column(ledger_entry::Column::CreatedAt)
+        .column(ledger_entry::Column::LifetimeDelta)
+        .filter(ledger_entry::Column::MemberId.eq(member))
+        .filter(ledger_entry::Column::CreatedAt.gte(from))
+        .filter(ledger_entry::Column::CreatedAt.lt(to))
+        .filter(ledger_entry::Column::LifetimeDelta.ne(0))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let index: std::collections::HashMap<String, usize> = buckets
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (k.clone(), i))
+        .collect();
+    for (at, delta) in rows {
+        if let Some(i) = index.get(&key(at)) {
+            buckets[*i].1 = Money::from_fen(buckets[*i].1.fen() + delta.fen());
+        }
+    }
+    Ok(buckets)
 }

@@ -289,6 +289,7 @@ pub async fn confirm_payment(
             let o = get(&txn, order_id).await?;
             let lines = lines_of(&txn, &[order_id]).await?;
             earnings::book_order(&txn, &o, &lines, policy, now).await?;
+            hierarchy::add_team_sales(&txn, o.buyer_id, o.total.fen(), now).await?;
             txn.commit().await?;
             return Ok(o);
         }
@@ -560,6 +561,14 @@ pub async fn refund_line(
     }
     restock(&txn, &line).await?;
     earnings::claw_back_line(&txn, &line, now).await?;
+    // Team sales are counted in the month of payment, so the refund comes off that month.
+    hierarchy::add_team_sales(
+        &txn,
+        o.buyer_id,
+        -line.amount.fen(),
+        o.paid_at.unwrap_or(now),
+    )
+    .await?;
     let open = order_line::Entity::find()
         .filter(order_line::Column::OrderId.eq(o.id))
         .filter(order_line::Column::RefundedAt.is_null())

@@ -109,6 +109,8 @@ pub struct LevelStats {
     pub members: i64,
     /// Joined the team in the current calendar month (UTC).
     pub new_this_month: i64,
+    /// Paid order amounts (fen) of this level's members this month, net of refunds.
+    pub sales_this_month: i64,
 }
 
 /// Counts per level 1..=3 (levels with nobody included, as zeros).
@@ -129,8 +131,13 @@ pub async fn stats(
                 level,
                 members: at_level.clone().map(|r| r.members).sum(),
                 new_this_month: at_level
+                    .clone()
                     .filter(|r| r.period == this_month)
                     .map(|r| r.members)
+                    .sum(),
+                sales_this_month: at_level
+                    .filter(|r| r.period == this_month)
+                    .map(|r| r.sales)
                     .sum(),
             }
         })

@@ -6,7 +6,10 @@
 use chrono::{DateTime, Utc};
 use entity::{Money, Rate, balance, member, withdrawal};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -26,18 +29,27 @@ pub async fn request(
 ) -> Result<withdrawal::Model> {
     let key = key.trim();
     if key.is_empty() || key.len() > 128 {
-        return Err(Error::validation("idempotencyKey", "must be 1 to 128 characters"));
+        return Err(Error::validation(
+            "idempotencyKey",
+            "must be 1 to 128 characters",
+        ));
     }
     let amount = Money::from_decimal(amount)
         .filter(|a| a.fen() > 0)
-        .ok_or_else(|| Error::validation("amount", "must be above 0 with at most 2 decimal places"))?;
+        .ok_or_else(|| {
+            Error::validation("amount", "must be above 0 with at most 2 decimal places")
+        })?;
     if m.frozen_at.is_some() {
         return Err(Error::rule("MEMBER_FROZEN", "this account is frozen"));
     }
     if amount < minimum {
-        return Err(Error::rule("WITHDRAWAL_BELOW_MINIMUM", format!("the minimum withdrawal is {minimum}")));
+        return Err(Error::rule(
+            "WITHDRAWAL_BELOW_MINIMUM",
+            format!("the minimum withdrawal is {minimum}"),
+        ));
     }
-    let fee = Money::floor_from_decimal(amount.to_decimal() * fee_rate.to_decimal()).unwrap_or(Money::ZERO);
+    let fee = Money::floor_from_decimal(amount.to_decimal() * fee_rate.to_decimal())
+        .unwrap_or(Money::ZERO);
     let model = withdrawal::Model {
         id: Uuid::now_v7(),
         member_id: m.id,
@@ -50,9 +62,14 @@ pub async fn request(
         reviewer_id: None,
     };
     let txn = crate::db::begin_write(db).await?;
-    let inserted = withdrawal::Entity::insert(withdrawal::ActiveModel::from(model.clone())).exec_without_returning(&txn).await;
+    let inserted = withdrawal::Entity::insert(withdrawal::ActiveModel::from(model.clone()))
+        .exec_without_returning(&txn)
+        .await;
     if let Err(e) = inserted {
-        if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) {
+        if matches!(
+            e.sql_err(),
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+        ) {
             drop(txn);
             let existing = withdrawal::Entity::find()
                 .filter(withdrawal::Column::MemberId.eq(m.id))
@@ -61,34 +78,74 @@ pub async fn request(
                 .await?
                 .ok_or_else(|| Error::internal(anyhow::anyhow!("withdrawal vanished")))?;
             if existing.amount != amount {
-                return Err(Error::rule("IDEMPOTENCY_CONFLICT", "this idempotency key was used for another amount"));
+                return Err(Error::rule(
+                    "IDEMPOTENCY_CONFLICT",
+                    "this idempotency key was used for another amount",
+                ));
             }
             return Ok(existing);
         }
         return Err(e.into());
     }
     let reserved = balance::Entity::update_many()
-        .col_expr(balance::Column::Available, Expr::col(balance::Column::Available).sub(amount.fen()))
-        .col_expr(balance::Column::Reserved, Expr::col(balance::Column::Reserved).add(amount.fen()))
+        .col_expr(
+            balance::Column::Available,
+            Expr::col(balance::Column::Available).sub(amount.fen()),
+        )
+        .col_expr(
+            balance::Column::Reserved,
+            Expr::col(balance::Column::Reserved).add(amount.fen()),
+        )
         .col_expr(balance::Column::UpdatedAt, Expr::value(now))
         .filter(balance::Column::MemberId.eq(m.id))
         .filter(balance::Column::Available.gte(amount.fen()))
         .exec(&txn)
         .await?;
     if reserved.rows_affected == 0 {
-        return Err(Error::rule("INSUFFICIENT_BALANCE", "the available balance is lower than the amount"));
+        return Err(Error::rule(
+            "INSUFFICIENT_BALANCE",
+            "the available balance is lower than the amount",
+        ));
     }
-    let d = Deltas { available: -amount.fen(), reserved: amount.fen(), ..Deltas::default() };
-    ledger::append(&txn, m.id, Event::WithdrawalRequested, Refs { earning: None, withdrawal: Some(model.id) }, d, now).await?;
+    let d = Deltas {
+        available: -amount.fen(),
+        reserved: amount.fen(),
+        ..Deltas::default()
+    };
+    ledger::append(
+        &txn,
+        m.id,
+        Event::WithdrawalRequested,
+        Refs {
+            earning: None,
+            withdrawal: Some(model.id),
+        },
+        d,
+        now,
+    )
+    .await?;
     txn.commit().await?;
     Ok(model)
 }
 
 /// An admin approves (pays out) or rejects (returns the funds) a pending withdrawal, once.
-pub async fn review(db: &DatabaseConnection, admin: Uuid, id: Uuid, approve: bool, now: DateTime<Utc>) -> Result<withdrawal::Model> {
+pub async fn review(
+    db: &DatabaseConnection,
+    admin: Uuid,
+    id: Uuid,
+    approve: bool,
+    now: DateTime<Utc>,
+) -> Result<withdrawal::Model> {
     let txn = crate::db::begin_write(db).await?;
-    let w = withdrawal::Entity::find_by_id(id).one(&txn).await?.ok_or_else(|| Error::not_found("withdrawal"))?;
-    let to = if approve { withdrawal::Status::Approved } else { withdrawal::Status::Rejected };
+    let w = withdrawal::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Error::not_found("withdrawal"))?;
+    let to = if approve {
+        withdrawal::Status::Approved
+    } else {
+        withdrawal::Status::Rejected
+    };
     let updated = withdrawal::Entity::update_many()
         .col_expr(withdrawal::Column::Status, Expr::value(to))
         .col_expr(withdrawal::Column::ReviewedAt, Expr::value(now))
@@ -98,22 +155,43 @@ pub async fn review(db: &DatabaseConnection, admin: Uuid, id: Uuid, approve: boo
         .exec(&txn)
         .await?;
     if updated.rows_affected == 0 {
-        return Err(Error::rule("ALREADY_REVIEWED", "this withdrawal was reviewed already"));
+        return Err(Error::rule(
+            "ALREADY_REVIEWED",
+            "this withdrawal was reviewed already",
+        ));
     }
-    let refs = Refs { earning: None, withdrawal: Some(id) };
+    let refs = Refs {
+        earning: None,
+        withdrawal: Some(id),
+    };
     let (amount, fee) = (w.amount.fen(), w.fee.fen());
     if approve {
-        let payout = Deltas { reserved: -(amount - fee), withdrawn: amount - fee, ..Deltas::default() };
+        let payout = Deltas {
+            reserved: -(amount - fee),
+            withdrawn: amount - fee,
+            ..Deltas::default()
+        };
         ledger::book(&txn, w.member_id, Event::WithdrawalPaid, refs, payout, now).await?;
         if fee > 0 {
-            let d = Deltas { reserved: -fee, withdrawn: fee, ..Deltas::default() };
+            let d = Deltas {
+                reserved: -fee,
+                withdrawn: fee,
+                ..Deltas::default()
+            };
             ledger::book(&txn, w.member_id, Event::WithdrawalFee, refs, d, now).await?;
         }
     } else {
-        let d = Deltas { reserved: -amount, available: amount, ..Deltas::default() };
+        let d = Deltas {
+            reserved: -amount,
+            available: amount,
+            ..Deltas::default()
+        };
         ledger::book(&txn, w.member_id, Event::WithdrawalRejected, refs, d, now).await?;
     }
-    let w = withdrawal::Entity::find_by_id(id).one(&txn).await?.ok_or_else(|| Error::not_found("withdrawal"))?;
+    let w = withdrawal::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Error::not_found("withdrawal"))?;
     txn.commit().await?;
     Ok(w)
 }
@@ -125,13 +203,22 @@ pub struct WithdrawalCursor {
     pub id: Uuid,
 }
 
-pub async fn list(db: &impl ConnectionTrait, member: Uuid, after: Option<&WithdrawalCursor>, first: u64) -> Result<super::catalog::Page<withdrawal::Model>> {
+pub async fn list(
+    db: &impl ConnectionTrait,
+    member: Uuid,
+    after: Option<&WithdrawalCursor>,
+    first: u64,
+) -> Result<super::catalog::Page<withdrawal::Model>> {
     let mut q = withdrawal::Entity::find().filter(withdrawal::Column::MemberId.eq(member));
     if let Some(c) = after {
         q = q.filter(
             Condition::any()
                 .add(withdrawal::Column::CreatedAt.lt(c.created_at))
-                .add(Condition::all().add(withdrawal::Column::CreatedAt.eq(c.created_at)).add(withdrawal::Column::Id.lt(c.id))),
+                .add(
+                    Condition::all()
+                        .add(withdrawal::Column::CreatedAt.eq(c.created_at))
+                        .add(withdrawal::Column::Id.lt(c.id)),
+                ),
         );
     }
     let mut items = q

@@ -56,7 +56,13 @@ fn amounts(planned: &[pushhand::service::earnings::Planned]) -> Vec<(earning::Ki
 }
 
 /// A rule case: name, line, attribution, commission levels, expected (kind, level, amount).
-type RuleCase = (&'static str, LineFacts, Attribution, u8, Vec<(earning::Kind, i16, &'static str)>);
+type RuleCase = (
+    &'static str,
+    LineFacts,
+    Attribution,
+    u8,
+    Vec<(earning::Kind, i16, &'static str)>,
+);
 
 #[test]
 fn rules_with_hand_computed_amounts() {
@@ -926,4 +932,61 @@ async fn orders_earnings_and_withdrawals_are_private() {
         );
     }
     let _ = Money::ZERO;
+}
+
+#[tokio::test]
+async fn team_sales_and_the_earnings_chart() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
+    let (founder_token, founder) = app.user("founder@example.com", CliRole::PushHand).await;
+    app.register("y@example.com", founder.invite_code.as_deref(), None)
+        .await;
+    let y = app.login("y@example.com", PASSWORD).await;
+    let (_, sku) = product(&app, 10, false).await;
+    let o = order(&app, &y, sku, 2, None).await["data"]["placeOrder"].clone();
+    pay(
+        &app,
+        &admin,
+        o["id"].as_str().expect("id"),
+        "team-1",
+        "398.00",
+    )
+    .await;
+
+    let stats = "{ me { teamStats { salesThisMonth levels { level salesThisMonth } } } }";
+    let s = app.data_as(&founder_token, stats, json!({})).await;
+    assert_eq!(s["me"]["teamStats"]["salesThisMonth"], json!("398.00"));
+    assert_eq!(
+        s["me"]["teamStats"]["levels"][0],
+        json!({ "level": 1, "salesThisMonth": "398.00" })
+    );
+
+    let today = app.clock_now();
+    let chart = "query($f: DateTime!, $t: DateTime!) { me { earningsSeries(granularity: DAY, from: $f, to: $t) { period amount } } }";
+    let from = (today - Duration::days(2)).to_rfc3339();
+    let to = (today + Duration::days(1)).to_rfc3339();
+    let c = app.data_as(&y, chart, json!({ "f": from, "t": to })).await;
+    let points = c["me"]["earningsSeries"]
+        .as_array()
+        .expect("points")
+        .clone();
+    assert_eq!(points.len(), 3, "{points:?}");
+    assert_eq!(points[0]["amount"], json!("0.00"));
+    assert_eq!(
+        points[2]["period"],
+        json!(today.format("%Y-%m-%d").to_string())
+    );
+    assert_eq!(points[2]["amount"], json!("59.70"), "15 % of 398.00");
+    let resp = app.gql_as(&y, chart, json!({ "f": to, "t": from })).await;
+    assert_eq!(error_code(&resp), Some("VALIDATION"));
+
+    // A refund takes the sale off the month it was paid in.
+    app.data_as(
+        &admin,
+        "mutation($l: ID!) { refundOrderLine(orderLineId: $l) { status } }",
+        json!({ "l": o["lines"][0]["id"] }),
+    )
+    .await;
+    let s = app.data_as(&founder_token, stats, json!({})).await;
+    assert_eq!(s["me"]["teamStats"]["salesThisMonth"], json!("0.00"));
 }
