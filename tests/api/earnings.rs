@@ -990,3 +990,51 @@ async fn team_sales_and_the_earnings_chart() {
     let s = app.data_as(&founder_token, stats, json!({})).await;
     assert_eq!(s["me"]["teamStats"]["salesThisMonth"], json!("0.00"));
 }
+
+#[tokio::test]
+async fn shipped_orders_complete_by_themselves_after_the_configured_days() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
+    let (token, _) = app.user("ph@example.com", CliRole::PushHand).await;
+    let (_, sku) = product(&app, 10, false).await;
+    let o = order(&app, &token, sku, 1, None).await["data"]["placeOrder"].clone();
+    let id = o["id"].as_str().expect("id").to_owned();
+    pay(&app, &admin, &id, "auto-1", "199.00").await;
+    app.data_as(
+        &admin,
+        "mutation($o: ID!) { shipOrder(orderId: $o) { status } }",
+        json!({ "o": id }),
+    )
+    .await;
+
+    let (auto, window) = (Duration::days(10), Duration::days(7));
+    app.clock.advance(Duration::days(9));
+    let done = orders_svc::auto_complete(app.db(), auto, window, app.clock_now())
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("run");
+    assert_eq!(done, 0, "not yet: shipped nine days ago");
+    app.clock.advance(Duration::days(2));
+    let done = orders_svc::auto_complete(app.db(), auto, window, app.clock_now())
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("run");
+    assert_eq!(done, 1);
+    let s = app.data_as(&token, "{ me { orders { edges { node { status } } } earnings { edges { node { settleAfter } } } } }", json!({})).await;
+    assert_eq!(
+        s["me"]["orders"]["edges"][0]["node"]["status"],
+        json!("COMPLETED")
+    );
+    let settle_after: chrono::DateTime<chrono::Utc> =
+        s["me"]["earnings"]["edges"][0]["node"]["settleAfter"]
+            .as_str()
+            .expect("window started")
+            .parse()
+            .expect("RFC 3339");
+    assert!(
+        (settle_after - (app.clock_now() + window))
+            .num_seconds()
+            .abs()
+            < 5
+    );
+}
