@@ -119,15 +119,15 @@ impl App {
     }
 }
 
-/// How often the periodic jobs run.
-const JOB_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// Background upkeep: lapsing expired partner bindings, cancelling unpaid orders,
 /// completing long-shipped orders, settling earnings whose return window has passed, and
 /// pruning the rate limiter. Each job is idempotent and safe with several instances running
 /// it (conditional updates decide who does what).
 async fn periodic_jobs(state: AppState) {
-    let mut tick = tokio::time::interval(JOB_INTERVAL);
+    // First run one interval after start: a freshly started instance serves before it
+    // housekeeps (and tests that count statements are not disturbed).
+    let every = std::time::Duration::from_secs(state.config.job_interval_seconds.max(1));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;

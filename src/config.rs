@@ -115,6 +115,16 @@ pub struct Config {
     )]
     pub cache_ttl_seconds: u64,
 
+    /// How often each instance runs its background jobs (expiry, auto-completion,
+    /// settlement), in seconds.
+    #[arg(
+        long,
+        env = "PUSHHAND_JOB_INTERVAL_SECONDS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub job_interval_seconds: u64,
+
     /// Lifetime of member tokens, in hours.
     #[arg(
         long,

@@ -21,7 +21,10 @@ pub struct Model {
     pub membership_activity: bool,
     /// The share link the line was bought through, if any.
     pub share_link_id: Option<Uuid>,
+    /// Set when the last unit has been refunded.
     pub refunded_at: Option<DateTimeUtc>,
+    /// Units refunded so far (0..=quantity).
+    pub refunded_quantity: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

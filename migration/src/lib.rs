@@ -11,6 +11,7 @@ mod m20261125_000002_members;
 mod m20261125_000003_curation;
 mod m20261125_000004_orders_ledger;
 mod m20261125_000005_team_sales;
+mod m20261125_000006_partial_refunds;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_curation::Migration),
             Box::new(m20261125_000004_orders_ledger::Migration),
             Box::new(m20261125_000005_team_sales::Migration),
+            Box::new(m20261125_000006_partial_refunds::Migration),
         ]
     }
 }

@@ -143,8 +143,13 @@ impl OrderLine {
     async fn amount(&self) -> Dec {
         self.0.amount.into()
     }
+    /// When the last unit was refunded.
     async fn refunded_at(&self) -> Option<DateTime<Utc>> {
         self.0.refunded_at
+    }
+    /// Units refunded so far.
+    async fn refunded_quantity(&self) -> i32 {
+        self.0.refunded_quantity
     }
 }
 
@@ -310,13 +315,21 @@ impl OrdersMutation {
         ))
     }
 
-    /// ADMIN: refunds one line. Its earnings are reversed if still pending, or clawed back
-    /// with a negative ADJUSTMENT if already settled (the balance may go negative).
-    async fn refund_order_line(&self, ctx: &Context<'_>, order_line_id: ID) -> Result<Order> {
+    /// ADMIN: refunds `quantity` units of a line (default: all units not yet refunded). The
+    /// line's earnings are reversed in proportion — while pending by a reversal or a pending
+    /// adjustment, once settled by a negative ADJUSTMENT (the balance may go negative).
+    async fn refund_order_line(
+        &self,
+        ctx: &Context<'_>,
+        order_line_id: ID,
+        quantity: Option<i32>,
+    ) -> Result<Order> {
         viewer(ctx)?.admin()?;
         let st = state(ctx)?;
         let id = ids::decode_as(&order_line_id, Kind::OrderLine, "orderLineId")?;
-        Ok(Order(svc::refund_line(&st.db, id, st.clock.now()).await?))
+        Ok(Order(
+            svc::refund_line(&st.db, id, quantity, st.clock.now()).await?,
+        ))
     }
 }
 

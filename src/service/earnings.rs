@@ -487,11 +487,22 @@ pub async fn settle(
     }
 }
 
-/// Undoes the earnings of a refunded line: pending ones are `REVERSED`; settled ones get a
-/// negative `ADJUSTMENT` (the balance may go negative). Call in the refund's transaction.
+/// The part of an earning of `amount` fen that refunding units `before..after` of `q` takes
+/// back. Cumulative floors make the parts sum to exactly `amount` once all units are back.
+pub fn refund_portion(amount: i64, q: i32, before: i32, after: i32) -> i64 {
+    let share = |n: i32| (i128::from(amount) * i128::from(n) / i128::from(q)) as i64;
+    share(after) - share(before)
+}
+
+/// Undoes the earnings of refunded units `before..after` of a line: a pending earning is
+/// `REVERSED` when the whole line goes back at once, or reduced by a pending negative
+/// `ADJUSTMENT` (settling with it) for part of a line; a settled one gets a settled negative
+/// `ADJUSTMENT` (the balance may go negative). Call in the refund's transaction.
 pub async fn claw_back_line(
     txn: &impl ConnectionTrait,
     line: &order_line::Model,
+    before: i32,
+    after: i32,
     now: DateTime<Utc>,
 ) -> Result<Vec<earning::Model>> {
     let earnings = earning::Entity::find()
@@ -499,86 +510,113 @@ pub async fn claw_back_line(
         .filter(earning::Column::Kind.ne(earning::Kind::Adjustment))
         .all(txn)
         .await?;
+    let whole_line = before == 0 && after == line.quantity;
     let mut changed = Vec::new();
     for e in earnings {
         let a = e.amount.fen();
-        let reversed = earning::Entity::update_many()
-            .col_expr(
-                earning::Column::Status,
-                Expr::value(earning::Status::Reversed),
-            )
-            .col_expr(earning::Column::ReversedAt, Expr::value(now))
-            .filter(earning::Column::Id.eq(e.id))
-            .filter(earning::Column::Status.eq(earning::Status::Pending))
-            .exec(txn)
-            .await?;
-        if reversed.rows_affected == 1 {
-            let d = Deltas {
-                pending: -a,
-                lifetime: -a,
-                ..Deltas::default()
-            };
-            ledger::book(
-                txn,
-                e.member_id,
-                Event::Reversed,
-                Refs {
-                    earning: Some(e.id),
-                    withdrawal: None,
-                },
-                d,
-                now,
-            )
-            .await?;
-            changed.push(earning::Model {
-                status: earning::Status::Reversed,
-                reversed_at: Some(now),
-                ..e
-            });
-        } else if e.status == earning::Status::Settled {
-            let mut explanation: Explanation =
-                serde_json::from_str(&e.explanation).map_err(Error::internal)?;
-            explanation.rule = "ADJUSTMENT".into();
-            explanation.adjusts_earning_id = Some(e.id);
-            explanation.policy_version = POLICY_VERSION.into();
-            let model = earning::Model {
-                id: Uuid::now_v7(),
-                member_id: e.member_id,
-                order_id: e.order_id,
-                order_line_id: e.order_line_id,
-                product_id: e.product_id,
-                kind: earning::Kind::Adjustment,
-                level: e.level,
-                amount: Money::from_fen(-a),
-                status: earning::Status::Settled,
-                explanation: serde_json::to_string(&explanation).map_err(Error::internal)?,
-                created_at: now,
-                settle_after: Some(now),
-                settled_at: Some(now),
-                reversed_at: None,
-            };
-            earning::Entity::insert(earning::ActiveModel::from(model.clone()))
-                .exec_without_returning(txn)
-                .await?;
-            let d = Deltas {
-                available: -a,
-                lifetime: -a,
-                ..Deltas::default()
-            };
-            ledger::book(
-                txn,
-                e.member_id,
-                Event::Adjusted,
-                Refs {
-                    earning: Some(model.id),
-                    withdrawal: None,
-                },
-                d,
-                now,
-            )
-            .await?;
-            changed.push(model);
+        if e.status == earning::Status::Reversed {
+            continue;
         }
+        if e.status == earning::Status::Pending && whole_line {
+            let reversed = earning::Entity::update_many()
+                .col_expr(
+                    earning::Column::Status,
+                    Expr::value(earning::Status::Reversed),
+                )
+                .col_expr(earning::Column::ReversedAt, Expr::value(now))
+                .filter(earning::Column::Id.eq(e.id))
+                .filter(earning::Column::Status.eq(earning::Status::Pending))
+                .exec(txn)
+                .await?;
+            if reversed.rows_affected == 1 {
+                let d = Deltas {
+                    pending: -a,
+                    lifetime: -a,
+                    ..Deltas::default()
+                };
+                ledger::book(
+                    txn,
+                    e.member_id,
+                    Event::Reversed,
+                    Refs {
+                        earning: Some(e.id),
+                        withdrawal: None,
+                    },
+                    d,
+                    now,
+                )
+                .await?;
+                changed.push(earning::Model {
+                    status: earning::Status::Reversed,
+                    reversed_at: Some(now),
+                    ..e
+                });
+                continue;
+            }
+        }
+        let portion = refund_portion(a, line.quantity, before, after);
+        if portion == 0 {
+            continue;
+        }
+        // Settled or not as read: should a settlement commit in between (PostgreSQL, read
+        // committed), the pending adjustment simply settles in the next run with the same
+        // net effect.
+        let settled = e.status == earning::Status::Settled;
+        let mut explanation: Explanation =
+            serde_json::from_str(&e.explanation).map_err(Error::internal)?;
+        explanation.rule = "ADJUSTMENT".into();
+        explanation.adjusts_earning_id = Some(e.id);
+        explanation.units = Some(after - before);
+        explanation.policy_version = POLICY_VERSION.into();
+        let model = earning::Model {
+            id: Uuid::now_v7(),
+            member_id: e.member_id,
+            order_id: e.order_id,
+            order_line_id: e.order_line_id,
+            product_id: e.product_id,
+            kind: earning::Kind::Adjustment,
+            level: e.level,
+            amount: Money::from_fen(-portion),
+            status: if settled {
+                earning::Status::Settled
+            } else {
+                earning::Status::Pending
+            },
+            explanation: serde_json::to_string(&explanation).map_err(Error::internal)?,
+            created_at: now,
+            settle_after: if settled { Some(now) } else { e.settle_after },
+            settled_at: settled.then_some(now),
+            reversed_at: None,
+        };
+        earning::Entity::insert(earning::ActiveModel::from(model.clone()))
+            .exec_without_returning(txn)
+            .await?;
+        let d = if settled {
+            Deltas {
+                available: -portion,
+                lifetime: -portion,
+                ..Deltas::default()
+            }
+        } else {
+            Deltas {
+                pending: -portion,
+                lifetime: -portion,
+                ..Deltas::default()
+            }
+        };
+        ledger::book(
+            txn,
+            e.member_id,
+            Event::Adjusted,
+            Refs {
+                earning: Some(model.id),
+                withdrawal: None,
+            },
+            d,
+            now,
+        )
+        .await?;
+        changed.push(model);
     }
     Ok(changed)
 }

@@ -187,6 +187,7 @@ pub async fn place_order(
             membership_activity: p.membership_activity,
             share_link_id,
             refunded_at: None,
+            refunded_quantity: 0,
         });
     }
     let o = order::Model {
@@ -518,12 +519,17 @@ async fn restock(txn: &impl ConnectionTrait, l: &order_line::Model) -> Result<()
     Ok(())
 }
 
-/// Refunds one line of a paid order (staff): its stock returns, its earnings are reversed
-/// (pending) or clawed back with an adjustment (settled). The order becomes `REFUNDED` when
+/// Refunds `quantity` units of a line of a paid order (all remaining units when `None`),
+/// by staff. The units' stock returns; the line's earnings are reversed in proportion —
+/// pending ones reversed (or reduced by a pending adjustment for part of a line), settled ones
+/// clawed back with a negative `ADJUSTMENT` — each refund taking
+/// `floor(A × refunded_after / q) − floor(A × refunded_before / q)` of an earning A, so the
+/// parts add up to exactly A and never more. The order becomes `REFUNDED` when every unit of
 /// every line is.
 pub async fn refund_line(
     db: &DatabaseConnection,
     line_id: Uuid,
+    quantity: Option<i32>,
     now: DateTime<Utc>,
 ) -> Result<order::Model> {
     let txn = crate::db::begin_write(db).await?;
@@ -531,10 +537,18 @@ pub async fn refund_line(
         .one(&txn)
         .await?
         .ok_or_else(|| Error::not_found("order line"))?;
-    if line.refunded_at.is_some() {
+    let left = line.quantity - line.refunded_quantity;
+    if left == 0 {
         return Err(Error::rule(
             "ALREADY_REFUNDED",
             "this line was refunded already",
+        ));
+    }
+    let units = quantity.unwrap_or(left);
+    if units < 1 || units > left {
+        return Err(Error::validation(
+            "quantity",
+            format!("must be 1 to {left} (the units not yet refunded)"),
         ));
     }
     let o = get(&txn, line.order_id).await?;
@@ -547,28 +561,38 @@ pub async fn refund_line(
             "only a paid, shipped or completed order can be refunded",
         ));
     }
+    let after = line.refunded_quantity + units;
+    // Conditional on the count read above: two concurrent refunds cannot both take the
+    // same units.
     let marked = order_line::Entity::update_many()
-        .col_expr(order_line::Column::RefundedAt, Expr::value(now))
+        .col_expr(order_line::Column::RefundedQuantity, Expr::value(after))
+        .col_expr(
+            order_line::Column::RefundedAt,
+            Expr::value(if after == line.quantity {
+                Some(now)
+            } else {
+                None
+            }),
+        )
         .filter(order_line::Column::Id.eq(line_id))
-        .filter(order_line::Column::RefundedAt.is_null())
+        .filter(order_line::Column::RefundedQuantity.eq(line.refunded_quantity))
         .exec(&txn)
         .await?;
     if marked.rows_affected == 0 {
         return Err(Error::rule(
-            "ALREADY_REFUNDED",
-            "this line was refunded already",
+            "REFUND_CONFLICT",
+            "the line was refunded concurrently; reload it",
         ));
     }
-    restock(&txn, &line).await?;
-    earnings::claw_back_line(&txn, &line, now).await?;
+    sku::Entity::update_many()
+        .col_expr(sku::Column::Stock, Expr::col(sku::Column::Stock).add(units))
+        .filter(sku::Column::Id.eq(line.sku_id))
+        .exec(&txn)
+        .await?;
+    earnings::claw_back_line(&txn, &line, line.refunded_quantity, after, now).await?;
     // Team sales are counted in the month of payment, so the refund comes off that month.
-    hierarchy::add_team_sales(
-        &txn,
-        o.buyer_id,
-        -line.amount.fen(),
-        o.paid_at.unwrap_or(now),
-    )
-    .await?;
+    let refunded_fen = line.unit_price.fen() * i64::from(units);
+    hierarchy::add_team_sales(&txn, o.buyer_id, -refunded_fen, o.paid_at.unwrap_or(now)).await?;
     let open = order_line::Entity::find()
         .filter(order_line::Column::OrderId.eq(o.id))
         .filter(order_line::Column::RefundedAt.is_null())

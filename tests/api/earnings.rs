@@ -1038,3 +1038,94 @@ async fn shipped_orders_complete_by_themselves_after_the_configured_days() {
             < 5
     );
 }
+
+#[test]
+fn partial_refunds_take_back_exactly_the_whole_in_parts() {
+    use pushhand::service::earnings::refund_portion;
+    // 14.99 over 3 units: 4.99, then 5.00, then 5.00 — never more than the earning.
+    assert_eq!(refund_portion(1_499, 3, 0, 1), 499);
+    assert_eq!(refund_portion(1_499, 3, 1, 2), 500);
+    assert_eq!(refund_portion(1_499, 3, 2, 3), 500);
+    for (amount, q) in [(1_499i64, 3i32), (1, 7), (9_999, 10), (12_345, 99)] {
+        for split in 1..=q {
+            let (mut total, mut before) = (0, 0);
+            let step = split;
+            while before < q {
+                let after = (before + step).min(q);
+                total += refund_portion(amount, q, before, after);
+                before = after;
+            }
+            assert_eq!(total, amount, "{amount} over {q} in steps of {split}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn partial_refunds_reverse_in_proportion() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
+    let (founder_token, founder) = app.user("founder@example.com", CliRole::PushHand).await;
+    app.register("y@example.com", founder.invite_code.as_deref(), None)
+        .await;
+    let y = app.login("y@example.com", PASSWORD).await;
+    let (_, sku) = product(&app, 10, false).await;
+    // 3 × 199.00 = 597.00: 15 % = 89.55 to y, 5 % = 29.85 to the founder.
+    let o = order(&app, &y, sku, 3, None).await["data"]["placeOrder"].clone();
+    pay(
+        &app,
+        &admin,
+        o["id"].as_str().expect("id"),
+        "partial-1",
+        "597.00",
+    )
+    .await;
+    let line = o["lines"][0]["id"].clone();
+    let refund = "mutation($l: ID!, $q: Int) { refundOrderLine(orderLineId: $l, quantity: $q) { status lines { refundedQuantity } } }";
+
+    let r = app
+        .data_as(&admin, refund, json!({ "l": line, "q": 1 }))
+        .await;
+    assert_eq!(
+        r["refundOrderLine"]["status"],
+        json!("PAID"),
+        "still paid: two units remain"
+    );
+    assert_eq!(
+        r["refundOrderLine"]["lines"][0]["refundedQuantity"],
+        json!(1)
+    );
+    let s = app.data_as(&y, SUMMARY, json!({})).await;
+    assert_eq!(summary(&s)["pending"], json!("59.70"), "89.55 − 29.85");
+    let f = app.data_as(&founder_token, SUMMARY, json!({})).await;
+    assert_eq!(summary(&f)["pending"], json!("19.90"), "29.85 − 9.95");
+    let resp = app
+        .gql_as(&admin, refund, json!({ "l": line, "q": 3 }))
+        .await;
+    assert_eq!(
+        error_code(&resp),
+        Some("VALIDATION"),
+        "only two units are left"
+    );
+
+    let r = app
+        .data_as(&admin, refund, json!({ "l": line, "q": null }))
+        .await;
+    assert_eq!(r["refundOrderLine"]["status"], json!("REFUNDED"));
+    let s = app.data_as(&y, SUMMARY, json!({})).await;
+    assert_eq!(summary(&s)["pending"], json!("0.00"));
+    assert_eq!(summary(&s)["lifetime"], json!("0.00"));
+    let left = entity::sku::Entity::find_by_id(sku)
+        .one(app.db())
+        .await
+        .expect("query")
+        .expect("sku");
+    assert_eq!(left.stock, 10, "every unit is back in stock");
+    let check = app
+        .data_as(
+            &admin,
+            "{ ledgerCheck { mismatches { memberId } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(check["ledgerCheck"]["mismatches"], json!([]));
+}

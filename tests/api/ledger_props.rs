@@ -44,8 +44,10 @@ enum Op {
     Settle,
     /// A settlement as of a recorded time (what a replay of `Settle` runs).
     SettleAt(DateTime<Utc>),
+    /// Refund `units` of each line of order `i` (0 = all that is left).
     Refund {
         i: usize,
+        units: i32,
     },
     /// Member index (0..3), amount in yuan, key number.
     Withdraw {
@@ -67,7 +69,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0usize..8).prop_map(|i| Op::Complete { i }),
         2 => (1i64..10).prop_map(|days| Op::Advance { days }),
         2 => Just(Op::Settle),
-        1 => (0usize..8).prop_map(|i| Op::Refund { i }),
+        2 => (0usize..8, 0i32..3).prop_map(|(i, units)| Op::Refund { i, units }),
         2 => (0usize..3, 5i64..80, 0u8..4).prop_map(|(who, yuan, key)| Op::Withdraw { who, yuan, key }),
         1 => (0usize..8, any::<bool>()).prop_map(|(i, approve)| Op::Review { i, approve }),
     ]
@@ -280,7 +282,7 @@ impl World {
                     .map_err(anyhow::Error::from)
                     .expect("settle");
             }
-            Op::Refund { i } => {
+            Op::Refund { i, units } => {
                 let Some(id) = self.order(*i) else { return };
                 let lines = orders::lines_of(&db, &[id])
                     .await
@@ -288,7 +290,8 @@ impl World {
                     .expect("lines");
                 succeeded = false;
                 for l in lines {
-                    succeeded |= orders::refund_line(&db, l.id, now).await.is_ok();
+                    let units = (*units > 0).then_some(*units);
+                    succeeded |= orders::refund_line(&db, l.id, units, now).await.is_ok();
                 }
             }
             Op::Withdraw { who, yuan, key } => {
@@ -323,7 +326,10 @@ impl World {
         // Only what took effect is replayed: a replay must then change nothing. (An
         // operation refused in its moment, like a refund before payment, may rightly succeed
         // in a later state, so it is no replay.)
-        if !replaying && succeeded {
+        // A partial refund has no idempotency key: doing it again refunds more units, which
+        // is a new request, not a replay.
+        let partial = matches!(op, Op::Refund { units, .. } if *units > 0);
+        if !replaying && succeeded && !partial {
             self.replay.push(self.resolved(op));
         }
     }
@@ -340,7 +346,10 @@ impl World {
             },
             Op::Ship { i } => Op::Ship { i: pin(i, o) },
             Op::Complete { i } => Op::Complete { i: pin(i, o) },
-            Op::Refund { i } => Op::Refund { i: pin(i, o) },
+            Op::Refund { i, units } => Op::Refund {
+                i: pin(i, o),
+                units,
+            },
             Op::Review { i, approve } => Op::Review {
                 i: pin(i, w),
                 approve,
@@ -364,6 +373,16 @@ impl World {
         let all = earning::Entity::find().all(db).await.expect("earnings");
         let lines = order_line::Entity::find().all(db).await.expect("lines");
         for l in &lines {
+            let net: i64 = all
+                .iter()
+                .filter(|e| e.order_line_id == Some(l.id) && e.status != earning::Status::Reversed)
+                .map(|e| e.amount.fen())
+                .sum();
+            assert!(
+                net >= 0,
+                "step {step}: line {} clawed back more than it paid ({net})",
+                l.id
+            );
             let paid: i64 = all
                 .iter()
                 .filter(|e| {
