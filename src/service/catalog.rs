@@ -73,12 +73,7 @@ pub struct ProductCursor {
     pub id: Uuid,
 }
 
-/// One page of a listing.
-#[derive(Debug)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub has_next: bool,
-}
+pub use super::page::Page;
 
 impl ProductSort {
     fn column(self) -> (product::Column, bool) {
@@ -302,11 +297,7 @@ pub async fn visible_sku(
 }
 
 /// Position after the last row of a staff listing (newest submissions first).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CreatedCursor {
-    pub created_at: DateTime<Utc>,
-    pub id: Uuid,
-}
+pub type CreatedCursor = super::page::NewestCursor;
 
 /// Products in any status, newest first, optionally of one merchant and in one status: the
 /// merchant's own list and the curators' queue.
@@ -324,26 +315,15 @@ pub async fn list_by_created(
     if let Some(s) = status {
         q = q.filter(product::Column::Status.eq(s));
     }
-    if let Some(c) = after {
-        q = q.filter(
-            Condition::any()
-                .add(product::Column::CreatedAt.lt(c.created_at))
-                .add(
-                    Condition::all()
-                        .add(product::Column::CreatedAt.eq(c.created_at))
-                        .add(product::Column::Id.lt(c.id)),
-                ),
-        );
-    }
-    let mut items = q
-        .order_by_desc(product::Column::CreatedAt)
-        .order_by_desc(product::Column::Id)
-        .limit(first + 1)
-        .all(db)
-        .await?;
-    let has_next = items.len() as u64 > first;
-    items.truncate(first as usize);
-    Ok(Page { items, has_next })
+    super::page::newest_first(
+        db,
+        q,
+        product::Column::CreatedAt,
+        product::Column::Id,
+        after,
+        first,
+    )
+    .await
 }
 
 /// The whole category tree, ordered by position (a few hundred rows at most).

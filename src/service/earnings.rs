@@ -622,11 +622,7 @@ pub async fn claw_back_line(
 }
 
 /// Position after the last earning of a page: newest first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EarningCursor {
-    pub created_at: DateTime<Utc>,
-    pub id: Uuid,
-}
+pub type EarningCursor = super::page::NewestCursor;
 
 /// A member's earnings, newest first, optionally of one kind and status.
 pub async fn list(
@@ -636,8 +632,7 @@ pub async fn list(
     status: Option<earning::Status>,
     after: Option<&EarningCursor>,
     first: u64,
-) -> Result<super::catalog::Page<earning::Model>> {
-    use sea_orm::Condition;
+) -> Result<super::page::Page<earning::Model>> {
     let mut q = earning::Entity::find().filter(earning::Column::MemberId.eq(member));
     if let Some(k) = kind {
         q = q.filter(earning::Column::Kind.eq(k));
@@ -645,24 +640,13 @@ pub async fn list(
     if let Some(s) = status {
         q = q.filter(earning::Column::Status.eq(s));
     }
-    if let Some(c) = after {
-        q = q.filter(
-            Condition::any()
-                .add(earning::Column::CreatedAt.lt(c.created_at))
-                .add(
-                    Condition::all()
-                        .add(earning::Column::CreatedAt.eq(c.created_at))
-                        .add(earning::Column::Id.lt(c.id)),
-                ),
-        );
-    }
-    let mut items = q
-        .order_by_desc(earning::Column::CreatedAt)
-        .order_by_desc(earning::Column::Id)
-        .limit(first + 1)
-        .all(db)
-        .await?;
-    let has_next = items.len() as u64 > first;
-    items.truncate(first as usize);
-    Ok(super::catalog::Page { items, has_next })
+    super::page::newest_first(
+        db,
+        q,
+        earning::Column::CreatedAt,
+        earning::Column::Id,
+        after,
+        first,
+    )
+    .await
 }

@@ -13,6 +13,7 @@ pub mod hierarchy;
 pub mod ledger;
 pub mod members;
 pub mod orders;
+pub mod page;
 pub mod team;
 pub mod withdrawals;
 

@@ -6,10 +6,9 @@ use chrono::{DateTime, Duration, Utc};
 use entity::{Money, binding, member, order, order_line, product, share_link, sku};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::earnings::{self, Policy};
@@ -611,11 +610,7 @@ pub async fn refund_line(
 }
 
 /// Position after the last order of a page: newest first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderCursor {
-    pub created_at: DateTime<Utc>,
-    pub id: Uuid,
-}
+pub type OrderCursor = super::page::NewestCursor;
 
 /// A buyer's orders, newest first.
 pub async fn list(
@@ -623,26 +618,15 @@ pub async fn list(
     buyer: Uuid,
     after: Option<&OrderCursor>,
     first: u64,
-) -> Result<super::catalog::Page<order::Model>> {
-    let mut q = order::Entity::find().filter(order::Column::BuyerId.eq(buyer));
-    if let Some(c) = after {
-        q = q.filter(
-            Condition::any()
-                .add(order::Column::CreatedAt.lt(c.created_at))
-                .add(
-                    Condition::all()
-                        .add(order::Column::CreatedAt.eq(c.created_at))
-                        .add(order::Column::Id.lt(c.id)),
-                ),
-        );
-    }
-    let mut items = q
-        .order_by_desc(order::Column::CreatedAt)
-        .order_by_desc(order::Column::Id)
-        .limit(first + 1)
-        .all(db)
-        .await?;
-    let has_next = items.len() as u64 > first;
-    items.truncate(first as usize);
-    Ok(super::catalog::Page { items, has_next })
+) -> Result<super::page::Page<order::Model>> {
+    let q = order::Entity::find().filter(order::Column::BuyerId.eq(buyer));
+    super::page::newest_first(
+        db,
+        q,
+        order::Column::CreatedAt,
+        order::Column::Id,
+        after,
+        first,
+    )
+    .await
 }

@@ -6,11 +6,7 @@
 use chrono::{DateTime, Utc};
 use entity::{Money, Rate, balance, member, withdrawal};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
-};
-use serde::{Deserialize, Serialize};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::ledger::{self, Deltas, Event, Refs};
@@ -197,37 +193,22 @@ pub async fn review(
 }
 
 /// Position after the last withdrawal of a page: newest first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WithdrawalCursor {
-    pub created_at: DateTime<Utc>,
-    pub id: Uuid,
-}
+pub type WithdrawalCursor = super::page::NewestCursor;
 
 pub async fn list(
     db: &impl ConnectionTrait,
     member: Uuid,
     after: Option<&WithdrawalCursor>,
     first: u64,
-) -> Result<super::catalog::Page<withdrawal::Model>> {
-    let mut q = withdrawal::Entity::find().filter(withdrawal::Column::MemberId.eq(member));
-    if let Some(c) = after {
-        q = q.filter(
-            Condition::any()
-                .add(withdrawal::Column::CreatedAt.lt(c.created_at))
-                .add(
-                    Condition::all()
-                        .add(withdrawal::Column::CreatedAt.eq(c.created_at))
-                        .add(withdrawal::Column::Id.lt(c.id)),
-                ),
-        );
-    }
-    let mut items = q
-        .order_by_desc(withdrawal::Column::CreatedAt)
-        .order_by_desc(withdrawal::Column::Id)
-        .limit(first + 1)
-        .all(db)
-        .await?;
-    let has_next = items.len() as u64 > first;
-    items.truncate(first as usize);
-    Ok(super::catalog::Page { items, has_next })
+) -> Result<super::page::Page<withdrawal::Model>> {
+    let q = withdrawal::Entity::find().filter(withdrawal::Column::MemberId.eq(member));
+    super::page::newest_first(
+        db,
+        q,
+        withdrawal::Column::CreatedAt,
+        withdrawal::Column::Id,
+        after,
+        first,
+    )
+    .await
 }

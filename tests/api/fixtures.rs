@@ -141,3 +141,59 @@ pub fn gid(kind: Kind, id: Uuid) -> String {
 pub fn uuid_of(gid: &str) -> Uuid {
     ids::decode(gid, "id").expect("valid global id").1
 }
+
+/// Inserts a member row directly (tests need many; hashing a password for each would only
+/// slow them down) and, with an upline, binds it through the hierarchy service.
+pub async fn member(
+    app: &crate::helpers::TestApp,
+    name: &str,
+    tier: entity::member::Tier,
+    upline: Option<Uuid>,
+) -> entity::member::Model {
+    use entity::{binding, member};
+    use pushhand::service::hierarchy::{self, NewBinding};
+    use sea_orm::EntityTrait;
+    let now = app.clock_now();
+    let m = member::Model {
+        id: Uuid::now_v7(),
+        email: Some(format!("{name}@example.com")),
+        phone: None,
+        password_hash: "unused".into(),
+        display_name: name.into(),
+        tier,
+        staff_role: None,
+        invite_code: None,
+        partner_link_code: None,
+        partner_application: None,
+        upline_id: None,
+        frozen_at: None,
+        frozen_reason: None,
+        token_version: 0,
+        created_at: now,
+        merchant_id: None,
+    };
+    let txn = pushhand::db::begin_write(app.db()).await.expect("begin");
+    member::Entity::insert(member::ActiveModel::from(m.clone()))
+        .exec_without_returning(&txn)
+        .await
+        .expect("insert member");
+    if let Some(upline) = upline {
+        hierarchy::lock(&txn)
+            .await
+            .map_err(anyhow::Error::from)
+            .expect("lock");
+        let b = NewBinding {
+            member: m.id,
+            upline,
+            kind: binding::Kind::InviteCode,
+            expires_at: None,
+            created_by: None,
+        };
+        hierarchy::attach(&txn, b, now)
+            .await
+            .map_err(anyhow::Error::from)
+            .expect("attach");
+    }
+    txn.commit().await.expect("commit");
+    m
+}

@@ -7,11 +7,10 @@
 //! Cases: `PROPTEST_CASES` (default 24 here; CI runs the default, raise it by hand).
 
 use chrono::{DateTime, Duration, Utc};
-use entity::{Money, Rate, binding, earning, member, order_line, product};
+use entity::{Money, Rate, earning, member, order_line, product};
 use proptest::prelude::*;
 use pushhand::service::catalog::{self as catalog_svc, NewProduct, NewSku};
 use pushhand::service::earnings::{self, Policy};
-use pushhand::service::hierarchy::{self, NewBinding};
 use pushhand::service::{Clock, ledger, orders, withdrawals};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
@@ -94,49 +93,7 @@ async fn add_member(
     tier: member::Tier,
     upline: Option<Uuid>,
 ) -> member::Model {
-    let now = app.clock_now();
-    let m = member::Model {
-        id: Uuid::now_v7(),
-        email: Some(format!("{name}@example.com")),
-        phone: None,
-        password_hash: "unused".into(),
-        display_name: name.into(),
-        tier,
-        staff_role: None,
-        invite_code: None,
-        partner_link_code: None,
-        partner_application: None,
-        upline_id: None,
-        frozen_at: None,
-        frozen_reason: None,
-        token_version: 0,
-        created_at: now,
-        merchant_id: None,
-    };
-    let txn = pushhand::db::begin_write(app.db()).await.expect("begin");
-    member::Entity::insert(member::ActiveModel::from(m.clone()))
-        .exec_without_returning(&txn)
-        .await
-        .expect("member");
-    if let Some(upline) = upline {
-        hierarchy::lock(&txn)
-            .await
-            .map_err(anyhow::Error::from)
-            .expect("lock");
-        let b = NewBinding {
-            member: m.id,
-            upline,
-            kind: binding::Kind::InviteCode,
-            expires_at: None,
-            created_by: None,
-        };
-        hierarchy::attach(&txn, b, now)
-            .await
-            .map_err(anyhow::Error::from)
-            .expect("attach");
-    }
-    txn.commit().await.expect("commit");
-    m
+    fixtures::member(app, name, tier, upline).await
 }
 
 async fn world() -> World {

@@ -4,63 +4,18 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::Duration;
-use entity::{binding, member};
+use entity::member;
 use pushhand::graphql::ids::Kind;
 use pushhand::service::auth;
-use pushhand::service::hierarchy::{self, NewBinding};
-use sea_orm::{EntityTrait, TransactionTrait};
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::fixtures::{gid, uuid_of};
+use crate::fixtures::{self, gid, uuid_of};
 use crate::helpers::{TestApp, error_code};
 
-/// Inserts a push-hand row directly (tests need many; hashing each password would only
-/// slow them down) and binds it under `upline` through the hierarchy service.
 async fn add(app: &TestApp, upline: Option<Uuid>, name: &str) -> member::Model {
-    let now = app.clock_now();
-    let m = member::Model {
-        id: Uuid::now_v7(),
-        email: Some(format!("{name}@example.com")),
-        phone: None,
-        password_hash: "unused".into(),
-        display_name: name.into(),
-        tier: member::Tier::PushHand,
-        staff_role: None,
-        invite_code: None,
-        partner_link_code: None,
-        partner_application: None,
-        upline_id: None,
-        frozen_at: None,
-        frozen_reason: None,
-        token_version: 0,
-        created_at: now,
-        merchant_id: None,
-    };
-    let txn = app.db().begin().await.expect("begin");
-    member::Entity::insert(member::ActiveModel::from(m.clone()))
-        .exec_without_returning(&txn)
-        .await
-        .expect("insert");
-    if let Some(upline) = upline {
-        hierarchy::lock(&txn)
-            .await
-            .map_err(anyhow::Error::from)
-            .expect("lock");
-        let b = NewBinding {
-            member: m.id,
-            upline,
-            kind: binding::Kind::InviteCode,
-            expires_at: None,
-            created_by: None,
-        };
-        hierarchy::attach(&txn, b, now)
-            .await
-            .map_err(anyhow::Error::from)
-            .expect("attach");
-    }
-    txn.commit().await.expect("commit");
-    m
+    fixtures::member(app, name, member::Tier::PushHand, upline).await
 }
 
 fn token(app: &TestApp, m: &member::Model) -> String {
