@@ -26,6 +26,10 @@ pub async fn connect(config: &Config, metrics: &Metrics) -> anyhow::Result<Datab
         .acquire_timeout(config.db_acquire_timeout())
         .connect_timeout(config.db_acquire_timeout())
         .sqlx_logging(false)
+        // No ping before every statement (sqlx's default): it doubles the round trips of
+        // cheap queries. A dead connection then fails one statement (`UNAVAILABLE`) and is
+        // dropped from the pool.
+        .test_before_acquire(false)
         .map_sqlx_sqlite_opts(|o| {
             // WAL lets readers run beside the one writer; the busy timeout makes writers queue
             // instead of failing with SQLITE_BUSY; foreign keys are off by default in SQLite.

@@ -17,7 +17,7 @@
 //! - [`cache`]: the key–value cache (Redis or in-process) behind the curation passports.
 //! - [`metrics`]: the instance's Prometheus registry.
 //! - [`ratelimit`]: per-client limits on failed credential attempts.
-//! - [`seed`]: the deterministic demo catalog.
+//! - [`seed`]: the deterministic demo data: catalog, member hierarchy, curation records.
 //! - [`telemetry`]: structured logs.
 
 pub mod app;

@@ -116,13 +116,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("demo data already present: nothing added");
             } else {
                 println!(
-                    "seeded {} categories, {} merchants, {} brands, {} products ({} published), {} SKUs in {:.1}s",
+                    "seeded {} categories, {} merchants, {} brands, {} products ({} published), {} SKUs, \
+                     {} members, curation records for {} products in {:.1}s",
                     report.categories,
                     report.merchants,
                     report.brands,
                     report.products,
                     report.published,
                     report.skus,
+                    report.members,
+                    report.curated,
                     started.elapsed().as_secs_f64()
                 );
             }

@@ -9,7 +9,11 @@ use sea_orm_migration::{prelude::*, schema::*};
 pub struct Migration;
 
 fn fk(from: &'static str, col: &'static str, to: &'static str) -> ForeignKeyCreateStatement {
-    ForeignKey::create().name(format!("fk_{from}_{col}")).from(from, col).to(to, "id").to_owned()
+    ForeignKey::create()
+        .name(format!("fk_{from}_{col}"))
+        .from(from, col)
+        .to(to, "id")
+        .to_owned()
 }
 
 fn index(table: &'static str, name: &str, cols: &[&'static str]) -> IndexCreateStatement {
@@ -194,8 +198,18 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in ["withdrawals", "balances", "ledger_entries", "earnings", "order_lines", "orders", "share_links"] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+        for table in [
+            "withdrawals",
+            "balances",
+            "ledger_entries",
+            "earnings",
+            "order_lines",
+            "orders",
+            "share_links",
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

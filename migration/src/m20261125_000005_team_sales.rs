@@ -21,7 +21,12 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .alter_table(Table::alter().table("team_counters").drop_column("sales").to_owned())
+            .alter_table(
+                Table::alter()
+                    .table("team_counters")
+                    .drop_column("sales")
+                    .to_owned(),
+            )
             .await
     }
 }

@@ -20,7 +20,12 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .alter_table(Table::alter().table("order_lines").drop_column("refunded_quantity").to_owned())
+            .alter_table(
+                Table::alter()
+                    .table("order_lines")
+                    .drop_column("refunded_quantity")
+                    .to_owned(),
+            )
             .await
     }
 }

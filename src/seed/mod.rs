@@ -1,12 +1,19 @@
 //! `pushhand seed`: the demo catalog — the 17 top-level categories of the seed article with
 //! their subcategories, 420 merchants, their brands and about 3,100 products with SKUs,
-//! images and tags.
+//! images and tags — and the demo member hierarchy of [`members`] (staff, founding
+//! push-hands, about 3,000 push-hands over six levels, partners with active and lapsed
+//! bindings; every demo account's password is [`members::DEMO_PASSWORD`], for development
+//! only).
 //!
 //! Deterministic (a fixed random seed and fixed timestamps make the same ids and rows on
-//! every machine), idempotent (a second run finds the first category and adds nothing), and
-//! written in one transaction with multi-row inserts, so it takes a few seconds.
+//! every machine; only the members' active partner bindings are placed relative to the
+//! current time), idempotent (a second run finds the first category and the named demo
+//! accounts and adds nothing), and written with multi-row inserts, the catalog in one
+//! transaction and the hierarchy in another, so it takes a few seconds.
 
+mod curation;
 mod data;
+pub mod members;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use entity::{Money, Rate, brand, category, merchant, product};
@@ -39,6 +46,10 @@ pub struct SeedReport {
     pub products: usize,
     pub published: usize,
     pub skus: usize,
+    /// Demo members written (staff, push-hands, partners and their buyers).
+    pub members: usize,
+    /// Products given demo curation records (stages, scores, passport).
+    pub curated: usize,
 }
 
 /// Mints UUIDv7 ids from the seeded generator, with timestamps counting up from a fixed
@@ -63,8 +74,20 @@ fn epoch() -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-/// Writes the demo catalog unless it is already there.
+/// Writes the demo catalog, the demo member hierarchy and the demo curation records, each
+/// unless it is already there.
 pub async fn run(db: &DatabaseConnection) -> Result<SeedReport> {
+    let mut report = run_catalog(db).await?;
+    report.members = members::run(db, crate::service::now()).await?;
+    let txn = crate::db::begin_write(db).await?;
+    report.curated = curation::run(&txn).await?;
+    txn.commit().await?;
+    report.already_seeded &= report.members == 0 && report.curated == 0;
+    Ok(report)
+}
+
+/// Writes the demo catalog unless it is already there.
+async fn run_catalog(db: &DatabaseConnection) -> Result<SeedReport> {
     let first_slug = data::CATEGORIES[0].slug;
     let exists = category::Entity::find()
         .filter(category::Column::Slug.eq(first_slug))

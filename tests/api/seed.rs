@@ -84,6 +84,46 @@ async fn seed_builds_the_demo_catalog_once() {
     assert!(per_product.values().all(|n| (1..=4).contains(n)));
     assert_eq!(per_product.len(), products.len());
 
+    // Curation: every listed product passed the gate; the rest sit at every stage, some
+    // rejected with the curator's notes.
+    let passports = pushhand::service::curation::summaries_by_ids(
+        db,
+        &products.iter().map(|p| p.id).collect::<Vec<_>>(),
+    )
+    .await
+    .map_err(anyhow::Error::from)
+    .expect("passports");
+    for p in &published {
+        assert!(
+            passports[&p.id].passed(3),
+            "published product {} has a passing passport",
+            p.id
+        );
+    }
+    let waiting: Vec<_> = products
+        .iter()
+        .filter(|p| p.status != product::Status::Published)
+        .collect();
+    let stages: HashSet<i16> = waiting.iter().map(|p| p.stages_passed).collect();
+    assert!(
+        stages.len() >= 4,
+        "products in curation sit at several stages: {stages:?}"
+    );
+    let rejected: Vec<_> = waiting
+        .iter()
+        .filter(|p| p.status == product::Status::Rejected)
+        .collect();
+    assert!(!rejected.is_empty());
+    for p in rejected {
+        let failed = passports[&p.id]
+            .stages
+            .iter()
+            .find(|e| !e.passed)
+            .expect("a failed stage");
+        assert!(failed.notes.as_deref().is_some_and(|n| !n.is_empty()));
+    }
+    assert!(report.curated >= products.len());
+
     // A second run adds nothing.
     let again = seed::run(db)
         .await
