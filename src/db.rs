@@ -128,3 +128,12 @@ pub async fn begin_write(
     })
     .await
 }
+
+/// Whether a database error is a unique-constraint violation: how the services turn races
+/// (a taken email, a repeated idempotency key, a second payment reference) into answers.
+pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}

@@ -630,7 +630,7 @@ pub async fn create_merchant(db: &impl ConnectionTrait, name: &str) -> Result<me
     Ok(model)
 }
 
-/// Creates a brand owned by `merchant_id`.
+/// Creates a brand owned by `merchant_id`; brand names are unique (`BRAND_NAME_TAKEN`).
 pub async fn create_brand(
     db: &impl ConnectionTrait,
     merchant_id: Uuid,
@@ -644,7 +644,14 @@ pub async fn create_brand(
     };
     brand::Entity::insert(brand::ActiveModel::from(model.clone()))
         .exec_without_returning(db)
-        .await?;
+        .await
+        .map_err(|e| {
+            if crate::db::is_unique_violation(&e) {
+                Error::rule("BRAND_NAME_TAKEN", "a brand with this name exists")
+            } else {
+                e.into()
+            }
+        })?;
     Ok(model)
 }
 

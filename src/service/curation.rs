@@ -443,21 +443,7 @@ pub async fn create_brand(
     if name.is_empty() || name.chars().count() > 120 {
         return Err(Error::validation("name", "must be 1 to 120 characters"));
     }
-    super::catalog::create_brand(db, merchant_id, name)
-        .await
-        .map_err(|e| match e {
-            Error::Internal(cause)
-                if cause
-                    .downcast_ref::<sea_orm::DbErr>()
-                    .and_then(|d| d.sql_err())
-                    .is_some_and(|s| {
-                        matches!(s, sea_orm::SqlErr::UniqueConstraintViolation(_))
-                    }) =>
-            {
-                Error::rule("BRAND_NAME_TAKEN", "a brand with this name exists")
-            }
-            other => other,
-        })
+    super::catalog::create_brand(db, merchant_id, name).await
 }
 
 /// What a merchant submits.

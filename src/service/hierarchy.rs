@@ -187,11 +187,12 @@ pub async fn attach(
     binding::Entity::insert(binding::ActiveModel::from(model.clone()))
         .exec_without_returning(txn)
         .await
-        .map_err(|e| match e.sql_err() {
-            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+        .map_err(|e| {
+            if crate::db::is_unique_violation(&e) {
                 Error::rule("ALREADY_BOUND", "the member already has an upline")
+            } else {
+                e.into()
             }
-            _ => e.into(),
         })?;
     member::Entity::update_many()
         .col_expr(member::Column::UplineId, Expr::value(b.upline))

@@ -58,16 +58,9 @@ pub async fn share_link(
     {
         Ok(_) => Ok(model),
         // Created concurrently by the same member: theirs is as good as ours.
-        Err(e)
-            if matches!(
-                e.sql_err(),
-                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-            ) =>
-        {
-            existing()
-                .await?
-                .ok_or_else(|| Error::internal(anyhow::anyhow!("share link vanished")))
-        }
+        Err(e) if crate::db::is_unique_violation(&e) => existing()
+            .await?
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("share link vanished"))),
         Err(e) => Err(e.into()),
     }
 }
@@ -278,12 +271,15 @@ pub async fn confirm_payment(
             .filter(order::Column::Status.eq(order::Status::PendingPayment))
             .exec(&txn)
             .await
-            .map_err(|e| match e.sql_err() {
-                Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Error::rule(
-                    "PAYMENT_CONFLICT",
-                    "this payment reference belongs to another order",
-                ),
-                _ => e.into(),
+            .map_err(|e| {
+                if crate::db::is_unique_violation(&e) {
+                    Error::rule(
+                        "PAYMENT_CONFLICT",
+                        "this payment reference belongs to another order",
+                    )
+                } else {
+                    e.into()
+                }
             })?;
         if paid.rows_affected == 1 {
             let o = get(&txn, order_id).await?;

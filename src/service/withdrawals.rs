@@ -62,10 +62,7 @@ pub async fn request(
         .exec_without_returning(&txn)
         .await;
     if let Err(e) = inserted {
-        if matches!(
-            e.sql_err(),
-            Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-        ) {
+        if crate::db::is_unique_violation(&e) {
             drop(txn);
             let existing = withdrawal::Entity::find()
                 .filter(withdrawal::Column::MemberId.eq(m.id))
