@@ -8,11 +8,15 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::cache::{Cache, MemoryCache, RedisCache};
 use crate::config::{Config, Environment};
+use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::ratelimit::FailureLimiter;
+use crate::redis_conn::LazyRedis;
 use crate::service::curation::CurationStore;
 use crate::service::{Clock, SystemClock, earnings, hierarchy, orders};
 use crate::state::AppState;
@@ -22,10 +26,17 @@ use crate::{db, graphql, http, seed, service};
 /// database answers.
 const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// How long shutdown waits for WebSocket close frames to go out.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct App {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    /// Tells WebSocket connections to close (1001) when the server stops.
+    shutdown: CancellationToken,
+    /// The open WebSocket connections (their tasks live outside hyper's connections).
+    connections: TaskTracker,
 }
 
 impl App {
@@ -66,9 +77,18 @@ impl App {
             .with_context(|| format!("binding {}", config.bind_addr))?;
         let config_failures = config.auth_failures_per_minute;
         let ttl = std::time::Duration::from_secs(config.cache_ttl_seconds.max(1));
-        let cache: Arc<dyn Cache> = match &redis {
-            Some(client) => Arc::new(RedisCache::new(client.clone(), REDIS_TIMEOUT)),
-            None => Arc::new(MemoryCache::new(100_000, ttl)),
+        let (cache, events): (Arc<dyn Cache>, Events) = match &redis {
+            Some(client) => {
+                let conn = LazyRedis::new(client.clone(), REDIS_TIMEOUT);
+                (
+                    Arc::new(RedisCache::new(conn.clone())),
+                    Events::redis(client.clone(), conn, metrics.clone()),
+                )
+            }
+            None => (
+                Arc::new(MemoryCache::new(100_000, ttl)),
+                Events::in_process(metrics.clone()),
+            ),
         };
         let curation = Arc::new(CurationStore::new(cache, metrics.clone(), ttl));
         let state = AppState {
@@ -80,13 +100,18 @@ impl App {
             clock,
             failures: Arc::new(FailureLimiter::new(config_failures)),
             curation,
+            events,
         };
         let schema = graphql::build(state.clone());
-        let router = http::router(state.clone(), schema);
+        let shutdown = CancellationToken::new();
+        let connections = TaskTracker::new();
+        let router = http::router(state.clone(), schema, shutdown.clone(), connections.clone());
         Ok(App {
             listener,
             router,
             state,
+            shutdown,
+            connections,
         })
     }
 
@@ -99,21 +124,34 @@ impl App {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish. Runs the
-    /// periodic jobs (binding expiry, limiter pruning) beside the server.
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish and closes
+    /// every WebSocket with 1001 (waiting up to [`CLOSE_GRACE`] for the close frames). Runs
+    /// the periodic jobs (expiry, settlement, limiter pruning) beside the server.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let jobs = tokio::spawn(periodic_jobs(self.state.clone()));
+        let close_sockets = self.shutdown.clone();
         let served = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            close_sockets.cancel();
+        })
         .await
         .context("serving HTTP");
+        self.shutdown.cancel();
+        self.connections.close();
+        if tokio::time::timeout(CLOSE_GRACE, self.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some WebSocket connections did not close in time");
+        }
         jobs.abort();
         served
     }
@@ -140,13 +178,13 @@ async fn periodic_jobs(state: AppState) {
         let policy = &state.config.policy;
         let window = chrono::Duration::days(i64::from(policy.return_window_days));
         let auto = chrono::Duration::days(i64::from(policy.auto_complete_days));
-        if let Err(e) = orders::expire_unpaid(&state.db, now).await {
+        if let Err(e) = orders::expire_unpaid(&state.db, &state.events, now).await {
             tracing::warn!(error = ?e, "order expiry failed; will retry");
         }
-        if let Err(e) = orders::auto_complete(&state.db, auto, window, now).await {
+        if let Err(e) = orders::auto_complete(&state.db, &state.events, auto, window, now).await {
             tracing::warn!(error = ?e, "auto-completion failed; will retry");
         }
-        match earnings::settle(&state.db, now, now).await {
+        match earnings::settle(&state.db, &state.events, now, now).await {
             Ok((0, _)) => {}
             Ok((n, amount)) => tracing::info!(settled = n, %amount, "earnings settled"),
             Err(e) => tracing::warn!(error = ?e, "settlement failed; will retry"),

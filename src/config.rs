@@ -143,6 +143,42 @@ pub struct Config {
     )]
     pub auth_failures_per_minute: u32,
 
+    /// WebSocket: seconds a client has to send `connection_init` before close 4408.
+    #[arg(
+        long,
+        env = "PUSHHAND_WS_INIT_TIMEOUT_SECONDS",
+        default_value_t = 3,
+        global = true
+    )]
+    pub ws_init_timeout_seconds: u64,
+
+    /// WebSocket: seconds between the server's keep-alive pings.
+    #[arg(
+        long,
+        env = "PUSHHAND_WS_KEEPALIVE_SECONDS",
+        default_value_t = 15,
+        global = true
+    )]
+    pub ws_keepalive_seconds: u64,
+
+    /// WebSocket: active operations allowed on one connection.
+    #[arg(
+        long,
+        env = "PUSHHAND_WS_MAX_SUBSCRIPTIONS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub ws_max_subscriptions: usize,
+
+    /// WebSocket: largest client message, in bytes (larger ones close the connection, 1009).
+    #[arg(
+        long,
+        env = "PUSHHAND_WS_MAX_MESSAGE_BYTES",
+        default_value_t = 64 * 1024,
+        global = true
+    )]
+    pub ws_max_message_bytes: usize,
+
     /// Log format: `text` or `json`.
     #[arg(
         long,
@@ -282,6 +318,16 @@ impl Config {
         }
         if p.max_brands_per_category == 0 {
             bail!("PUSHHAND_MAX_BRANDS_PER_CATEGORY must be at least 1");
+        }
+        if self.ws_init_timeout_seconds == 0 || self.ws_keepalive_seconds == 0 {
+            bail!(
+                "PUSHHAND_WS_INIT_TIMEOUT_SECONDS and PUSHHAND_WS_KEEPALIVE_SECONDS must be at least 1"
+            );
+        }
+        if self.ws_max_subscriptions == 0 || self.ws_max_message_bytes < 1024 {
+            bail!(
+                "PUSHHAND_WS_MAX_SUBSCRIPTIONS must be at least 1 and PUSHHAND_WS_MAX_MESSAGE_BYTES at least 1024"
+            );
         }
         if self.db_max_connections == 0 {
             bail!("PUSHHAND_DB_MAX_CONNECTIONS must be at least 1");

@@ -10,11 +10,14 @@
 //! - [`app`]: builds state, schema, router and listener (used by `main` and the tests).
 //! - [`state`]: the cheap-to-clone bundle of resources (pool, config, Redis, metrics).
 //! - [`error`]: the one error type of the API boundary and its stable codes.
-//! - [`http`]: routes — GraphQL over HTTP and WebSocket, GraphiQL, health, metrics.
+//! - [`http`]: routes — GraphQL over HTTP, the graphql-ws protocols, GraphiQL, health, metrics.
 //! - [`graphql`]: the schema; one module per domain; API types wrap entity rows; loaders.
 //! - [`service`]: the business rules, one module per domain; no GraphQL in sight.
 //! - [`db`]: pool set-up, statement counting, migrations.
 //! - [`cache`]: the key–value cache (Redis or in-process) behind the curation passports.
+//! - [`events`]: live events for subscriptions, published after commit (Redis pub/sub or
+//!   in-process).
+//! - [`redis_conn`]: the self-healing Redis connection the cache and the events share.
 //! - [`metrics`]: the instance's Prometheus registry.
 //! - [`ratelimit`]: per-client limits on failed credential attempts.
 //! - [`seed`]: the deterministic demo data: catalog, member hierarchy, curation records.
@@ -25,10 +28,12 @@ pub mod cache;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
 pub mod ratelimit;
+pub mod redis_conn;
 pub mod seed;
 pub mod service;
 pub mod state;

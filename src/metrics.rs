@@ -39,6 +39,20 @@ pub struct CacheCallLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// `redis` or `memory`.
+    pub backend: &'static str,
+    /// `published`, `local_only` (the bus was down) or `received`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloseLabels {
+    /// The WebSocket close code the server sent.
+    pub code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PoolLabels {
     pub state: &'static str,
 }
@@ -62,6 +76,11 @@ pub struct Metrics {
     pub db_pool_connections: Family<PoolLabels, Gauge>,
     pub cache_requests: Family<CacheLabels, Counter>,
     pub cache_calls: Family<CacheCallLabels, Counter>,
+    pub events: Family<EventLabels, Counter>,
+    pub event_resyncs: Counter,
+    pub ws_connections: Gauge,
+    pub ws_subscriptions: Gauge,
+    pub ws_closes: Family<CloseLabels, Counter>,
 }
 
 impl Metrics {
@@ -77,6 +96,36 @@ impl Metrics {
         let db_pool_connections = Family::<PoolLabels, Gauge>::default();
         let cache_requests = Family::<CacheLabels, Counter>::default();
         let cache_calls = Family::<CacheCallLabels, Counter>::default();
+        let events = Family::<EventLabels, Counter>::default();
+        let event_resyncs = Counter::default();
+        let ws_connections = Gauge::default();
+        let ws_subscriptions = Gauge::default();
+        let ws_closes = Family::<CloseLabels, Counter>::default();
+        registry.register(
+            "pushhand_events",
+            "Live events by bus backend and outcome",
+            events.clone(),
+        );
+        registry.register(
+            "pushhand_event_resyncs",
+            "Times subscribers were told to resync (event subscriber (re)connected)",
+            event_resyncs.clone(),
+        );
+        registry.register(
+            "pushhand_ws_connections",
+            "Open GraphQL WebSocket connections",
+            ws_connections.clone(),
+        );
+        registry.register(
+            "pushhand_ws_subscriptions",
+            "Active operations on GraphQL WebSocket connections",
+            ws_subscriptions.clone(),
+        );
+        registry.register(
+            "pushhand_ws_closes",
+            "WebSocket connections closed by the server, by close code",
+            ws_closes.clone(),
+        );
         registry.register(
             "pushhand_cache_calls",
             "Cache round trips by backend and operation",
@@ -133,7 +182,18 @@ impl Metrics {
             db_pool_connections,
             cache_requests,
             cache_calls,
+            events,
+            event_resyncs,
+            ws_connections,
+            ws_subscriptions,
+            ws_closes,
         })
+    }
+
+    pub fn count_events(&self, backend: &'static str, outcome: &'static str, n: usize) {
+        self.events
+            .get_or_create(&EventLabels { backend, outcome })
+            .inc_by(n as u64);
     }
 
     /// Records the pool's current state, then renders everything in the Prometheus text format.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::config::{Config, Secret};
+use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::ratelimit::FailureLimiter;
 use crate::service::Clock;
@@ -28,4 +29,6 @@ pub struct AppState {
     pub failures: Arc<FailureLimiter>,
     /// Quality passports through the cache (Redis or in-process).
     pub curation: Arc<CurationStore>,
+    /// Live events: published after commit, delivered to subscriptions.
+    pub events: Events,
 }

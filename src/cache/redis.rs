@@ -1,86 +1,25 @@
 //! The Redis cache: MGET for batched reads, a pipelined SET EX for writes, DEL for
-//! invalidation. One multiplexed connection, opened lazily and dropped on any error so the
-//! next call reconnects: Redis may be down at start or restart while we serve.
+//! invalidation, over the shared self-healing connection of [`crate::redis_conn`].
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use tokio::sync::Mutex;
-
 use super::{Cache, CacheError};
+use crate::redis_conn::LazyRedis;
 
 pub struct RedisCache {
-    client: redis::Client,
-    /// The shared connection; a tokio Mutex because connecting awaits while holding it (so
-    /// that a burst of requests opens one connection, not one each).
-    conn: Mutex<Option<MultiplexedConnection>>,
-    /// Bound on every call, connection included.
-    timeout: Duration,
+    conn: LazyRedis,
 }
 
 impl RedisCache {
-    pub fn new(client: redis::Client, timeout: Duration) -> RedisCache {
-        RedisCache {
-            client,
-            conn: Mutex::new(None),
-            timeout,
-        }
+    pub fn new(conn: LazyRedis) -> RedisCache {
+        RedisCache { conn }
     }
 
-    async fn connection(&self) -> Result<MultiplexedConnection, CacheError> {
-        let mut guard = self.conn.lock().await;
-        if let Some(c) = guard.as_ref() {
-            return Ok(c.clone());
-        }
-        let c = tokio::time::timeout(self.timeout, self.client.get_multiplexed_async_connection())
-            .await
-            .map_err(|_| CacheError("redis connect timed out".into()))?
-            .map_err(|e| CacheError(format!("redis connect: {e}")))?;
-        *guard = Some(c.clone());
-        Ok(c)
-    }
-
-    /// Runs one command (or pipeline) with the timeout; on failure forgets the connection.
-    async fn run<T: redis::FromRedisValue>(&self, cmd: impl RedisCall) -> Result<T, CacheError> {
-        let mut conn = self.connection().await?;
-        let result = tokio::time::timeout(self.timeout, cmd.call(&mut conn)).await;
-        let outcome = match result {
-            Err(_) => Err(CacheError("redis call timed out".into())),
-            Ok(Err(e)) => Err(CacheError(format!("redis: {e}"))),
-            Ok(Ok(v)) => {
-                redis::from_redis_value(v).map_err(|e| CacheError(format!("redis reply: {e}")))
-            }
-        };
-        if outcome.is_err() {
-            *self.conn.lock().await = None;
-        }
-        outcome
-    }
-}
-
-/// A command or a pipeline, so `run` can time either out.
-trait RedisCall {
-    fn call<'a>(
-        &'a self,
-        conn: &'a mut MultiplexedConnection,
-    ) -> redis::RedisFuture<'a, redis::Value>;
-}
-
-impl RedisCall for redis::Cmd {
-    fn call<'a>(
-        &'a self,
-        conn: &'a mut MultiplexedConnection,
-    ) -> redis::RedisFuture<'a, redis::Value> {
-        Box::pin(self.query_async(conn))
-    }
-}
-
-impl RedisCall for redis::Pipeline {
-    fn call<'a>(
-        &'a self,
-        conn: &'a mut MultiplexedConnection,
-    ) -> redis::RedisFuture<'a, redis::Value> {
-        Box::pin(self.query_async(conn))
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        cmd: impl crate::redis_conn::RedisCall,
+    ) -> Result<T, CacheError> {
+        self.conn.run(cmd).await.map_err(CacheError)
     }
 }
 

@@ -228,7 +228,14 @@ pub struct EarningsSummary {
 }
 
 pub async fn summary_of(ctx: &Context<'_>, member: uuid::Uuid) -> Result<EarningsSummary> {
-    let st = state(ctx)?;
+    Ok(summary_in(state(ctx)?, member).await?)
+}
+
+/// The summary from the state alone (subscriptions build it outside a resolver).
+pub async fn summary_in(
+    st: &crate::state::AppState,
+    member: uuid::Uuid,
+) -> crate::error::Result<EarningsSummary> {
     let s = ledger::summary(&st.db, member, st.clock.now()).await?;
     Ok(EarningsSummary {
         pending: s.pending.into(),
@@ -426,7 +433,7 @@ impl EarningsMutation {
         let st = state(ctx)?;
         let now = st.clock.now();
         let as_of = as_of.unwrap_or(now);
-        let (settled, amount) = svc::settle(&st.db, as_of, now).await?;
+        let (settled, amount) = svc::settle(&st.db, &st.events, as_of, now).await?;
         Ok(SettlementReport {
             as_of,
             settled: settled as i64,
@@ -453,11 +460,11 @@ impl EarningsMutation {
         Ok(Withdrawal(
             withdrawals::request(
                 &st.db,
+                &st.events,
                 me,
                 amount.0,
                 &idempotency_key,
-                minimum,
-                fee_rate,
+                withdrawals::Terms { minimum, fee_rate },
                 st.clock.now(),
             )
             .await?,
@@ -475,7 +482,7 @@ impl EarningsMutation {
         let st = state(ctx)?;
         let wid = ids::decode_as(&id, Kind::Withdrawal, "id")?;
         Ok(Withdrawal(
-            withdrawals::review(&st.db, admin.id, wid, approve, st.clock.now()).await?,
+            withdrawals::review(&st.db, &st.events, admin.id, wid, approve, st.clock.now()).await?,
         ))
     }
 }

@@ -471,7 +471,7 @@ impl MembersMutation {
         let me = viewer(ctx)?.member()?;
         let m = guarded(
             ctx,
-            svc::change_password(&st.db, me, &old_password, &new_password),
+            svc::change_password(&st.db, &st.events, me, &old_password, &new_password),
         )
         .await?;
         signed_in(ctx, m)
@@ -527,7 +527,7 @@ impl MembersMutation {
         let st = state(ctx)?;
         let id = self::member_id(&member_id, "memberId")?;
         Ok(Member(
-            svc::set_frozen(&st.db, id, Some(&reason), st.clock.now()).await?,
+            svc::set_frozen(&st.db, &st.events, id, Some(&reason), st.clock.now()).await?,
         ))
     }
 
@@ -537,7 +537,7 @@ impl MembersMutation {
         let st = state(ctx)?;
         let id = self::member_id(&member_id, "memberId")?;
         Ok(Member(
-            svc::set_frozen(&st.db, id, None, st.clock.now()).await?,
+            svc::set_frozen(&st.db, &st.events, id, None, st.clock.now()).await?,
         ))
     }
 

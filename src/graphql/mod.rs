@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod curation;
 pub mod earnings;
 pub mod ids;
+pub mod live;
 pub mod loaders;
 pub mod members;
 pub mod metrics_ext;
@@ -17,7 +18,7 @@ pub mod scalars;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, ErrorExtensions, MergedObject, SDLExportOptions, Schema};
+use async_graphql::{ErrorExtensions, MergedObject, SDLExportOptions, Schema};
 
 use crate::error::Error;
 use crate::service::auth::Viewer;
@@ -42,7 +43,7 @@ pub struct Mutation(
     earnings::EarningsMutation,
 );
 
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, live::Subscription>;
 
 /// The client's address, put into each request by the HTTP layer (rate limits key on it).
 #[derive(Clone, Copy, Debug)]
@@ -52,7 +53,7 @@ pub struct ClientAddr(pub std::net::IpAddr);
 /// each `async_graphql::Request`.
 pub fn build(state: AppState) -> AppSchema {
     let metrics = state.metrics.clone();
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), live::Subscription)
         .data(state)
         .extension(metrics_ext::RequestMetrics(metrics))
         .finish()
@@ -61,7 +62,7 @@ pub fn build(state: AppState) -> AppSchema {
 /// The SDL clients consume, with fields, arguments and enum values sorted so that the file
 /// diffs cleanly. `schema.graphql` at the repository root is this text.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), live::Subscription)
         .finish()
         .sdl_with_options(
             SDLExportOptions::new()

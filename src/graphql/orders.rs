@@ -286,6 +286,7 @@ impl OrdersMutation {
         Ok(Order(
             svc::confirm_payment(
                 &st.db,
+                &st.events,
                 id,
                 &input.payment_reference,
                 amount,
@@ -301,7 +302,9 @@ impl OrdersMutation {
         viewer(ctx)?.admin()?;
         let st = state(ctx)?;
         let id = self::order_id(&order_id, "orderId")?;
-        Ok(Order(svc::ship(&st.db, id, st.clock.now()).await?))
+        Ok(Order(
+            svc::ship(&st.db, &st.events, id, st.clock.now()).await?,
+        ))
     }
 
     /// The buyer confirms receipt: the order completes and its earnings' return window
@@ -311,7 +314,15 @@ impl OrdersMutation {
         let me = viewer(ctx)?.member()?;
         let id = self::order_id(&order_id, "orderId")?;
         Ok(Order(
-            svc::confirm_receipt(&st.db, me, id, return_window(st), st.clock.now()).await?,
+            svc::confirm_receipt(
+                &st.db,
+                &st.events,
+                me,
+                id,
+                return_window(st),
+                st.clock.now(),
+            )
+            .await?,
         ))
     }
 
@@ -328,7 +339,7 @@ impl OrdersMutation {
         let st = state(ctx)?;
         let id = ids::decode_as(&order_line_id, Kind::OrderLine, "orderLineId")?;
         Ok(Order(
-            svc::refund_line(&st.db, id, quantity, st.clock.now()).await?,
+            svc::refund_line(&st.db, &st.events, id, quantity, st.clock.now()).await?,
         ))
     }
 }

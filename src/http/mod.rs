@@ -10,11 +10,14 @@
 
 mod graphql;
 mod health;
+mod ws;
 
-use async_graphql_axum::GraphQLSubscription;
 use axum::Router;
 use axum::routing::get;
 use tower_http::trace::TraceLayer;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::graphql::AppSchema;
 use crate::state::AppState;
@@ -24,17 +27,30 @@ use crate::state::AppState;
 pub struct HttpState {
     pub schema: AppSchema,
     pub app: AppState,
+    /// Cancelled when the server shuts down: WebSocket connections close with 1001.
+    pub shutdown: CancellationToken,
+    /// The open WebSocket connections, so that shutdown can wait for their close frames.
+    pub connections: TaskTracker,
 }
 
-pub fn router(app: AppState, schema: AppSchema) -> Router {
-    let ws = GraphQLSubscription::new(schema.clone());
+pub fn router(
+    app: AppState,
+    schema: AppSchema,
+    shutdown: CancellationToken,
+    connections: TaskTracker,
+) -> Router {
     Router::new()
         .route("/", get(graphql::graphiql))
         .route("/graphql", get(graphql::get).post(graphql::post))
-        .route_service("/graphql/ws", ws)
+        .route("/graphql/ws", get(ws::upgrade))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .layer(TraceLayer::new_for_http())
-        .with_state(HttpState { schema, app })
+        .with_state(HttpState {
+            schema,
+            app,
+            shutdown,
+            connections,
+        })
 }

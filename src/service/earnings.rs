@@ -21,6 +21,7 @@ use uuid::Uuid;
 use super::hierarchy;
 use super::ledger::{self, Deltas, Event, Refs};
 use crate::error::{Error, Result};
+use crate::events::{Event as LiveEvent, Events, Kind as LiveKind};
 
 /// Names the rules in force; stored in every explanation so old earnings stay explainable
 /// after the rules change.
@@ -427,6 +428,7 @@ pub async fn start_window(
 /// one run books its settlement. Returns how many settled and their total.
 pub async fn settle(
     db: &DatabaseConnection,
+    events: &Events,
     as_of: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(u64, Money)> {
@@ -443,7 +445,7 @@ pub async fn settle(
             return Ok((count, Money::from_fen(total)));
         }
         let txn = crate::db::begin_write(db).await?;
-        let mut moved = 0;
+        let mut moved = Vec::new();
         for e in due {
             let updated = earning::Entity::update_many()
                 .col_expr(
@@ -476,15 +478,31 @@ pub async fn settle(
                 .await?;
                 count += 1;
                 total += a;
-                moved += 1;
+                moved.push(LiveEvent::new(e.member_id, LiveKind::EarningSettled, e.id));
             }
         }
         txn.commit().await?;
-        if moved == 0 {
+        if moved.is_empty() {
             // Another instance took this batch; look again (it will come back empty soon).
             tokio::task::yield_now().await;
         }
+        events.publish(moved).await;
     }
+}
+
+/// The live events of earnings just booked or changed (publish them after the commit).
+pub fn events_of(changed: &[earning::Model]) -> Vec<LiveEvent> {
+    changed
+        .iter()
+        .map(|e| {
+            let kind = if e.status == earning::Status::Reversed {
+                LiveKind::EarningReversed
+            } else {
+                LiveKind::EarningCreated
+            };
+            LiveEvent::new(e.member_id, kind, e.id)
+        })
+        .collect()
 }
 
 /// The part of an earning of `amount` fen that refunding units `before..after` of `q` takes

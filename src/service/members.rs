@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::auth::{hash_password, verify_password};
 use super::hierarchy::{self, NewBinding};
 use crate::error::{Error, Result};
+use crate::events::{Event, Events, Kind};
 
 /// Crockford's base32 alphabet: no I, L, O or U, so codes survive being read aloud or typed
 /// from a screenshot. Input is normalised (I and L read as 1, O as 0).
@@ -353,6 +354,7 @@ pub async fn login(
 /// Changes the password and revokes every token issued before.
 pub async fn change_password(
     db: &impl ConnectionTrait,
+    events: &Events,
     member: &member::Model,
     old: &str,
     new: &str,
@@ -374,6 +376,9 @@ pub async fn change_password(
         .filter(member::Column::Id.eq(member.id))
         .exec(db)
         .await?;
+    events
+        .publish(vec![Event::new(member.id, Kind::TokensRevoked, member.id)])
+        .await;
     get(db, member.id).await
 }
 
@@ -470,6 +475,7 @@ pub async fn reject_partner(db: &impl ConnectionTrait, member_id: Uuid) -> Resul
 /// member's codes are refused and it earns and withdraws nothing.
 pub async fn set_frozen(
     db: &impl ConnectionTrait,
+    events: &Events,
     member_id: Uuid,
     reason: Option<&str>,
     now: DateTime<Utc>,
@@ -506,6 +512,11 @@ pub async fn set_frozen(
         }
     }
     update.exec(db).await?;
+    if reason.is_some() {
+        events
+            .publish(vec![Event::new(m.id, Kind::TokensRevoked, m.id)])
+            .await;
+    }
     get(db, member_id).await
 }
 

@@ -15,6 +15,7 @@ use super::earnings::{self, Policy};
 use super::hierarchy::{self, NewBinding};
 use super::members::{INVITE_CODE_LEN, normalise_code};
 use crate::error::{Error, Result};
+use crate::events::{Event, Events, Kind};
 
 const SHARE_CODE_LEN: usize = 10;
 
@@ -235,6 +236,7 @@ pub async fn lines_of(
 /// is `PAYMENT_CONFLICT`.
 pub async fn confirm_payment(
     db: &DatabaseConnection,
+    events: &Events,
     order_id: Uuid,
     reference: &str,
     amount: Money,
@@ -284,9 +286,12 @@ pub async fn confirm_payment(
         if paid.rows_affected == 1 {
             let o = get(&txn, order_id).await?;
             let lines = lines_of(&txn, &[order_id]).await?;
-            earnings::book_order(&txn, &o, &lines, policy, now).await?;
+            let booked = earnings::book_order(&txn, &o, &lines, policy, now).await?;
             hierarchy::add_team_sales(&txn, o.buyer_id, o.total.fen(), now).await?;
             txn.commit().await?;
+            let mut batch = earnings::events_of(&booked);
+            batch.push(Event::new(o.buyer_id, Kind::OrderChanged, o.id));
+            events.publish(batch).await;
             return Ok(o);
         }
     }
@@ -324,7 +329,12 @@ async fn transition(
 }
 
 /// Marks a paid order shipped (staff).
-pub async fn ship(db: &DatabaseConnection, id: Uuid, now: DateTime<Utc>) -> Result<order::Model> {
+pub async fn ship(
+    db: &DatabaseConnection,
+    events: &Events,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<order::Model> {
     get(db, id).await?;
     if !transition(
         db,
@@ -340,7 +350,11 @@ pub async fn ship(db: &DatabaseConnection, id: Uuid, now: DateTime<Utc>) -> Resu
             "only a paid order can be shipped",
         ));
     }
-    get(db, id).await
+    let o = get(db, id).await?;
+    events
+        .publish(vec![Event::new(o.buyer_id, Kind::OrderChanged, o.id)])
+        .await;
+    Ok(o)
 }
 
 /// Completes a shipped order: starts the return window of its earnings and, for a
@@ -348,6 +362,7 @@ pub async fn ship(db: &DatabaseConnection, id: Uuid, now: DateTime<Utc>) -> Resu
 /// no upline). Used by the buyer's `confirmReceipt` and by auto-completion.
 pub async fn complete(
     db: &DatabaseConnection,
+    events: &Events,
     id: Uuid,
     return_window: Duration,
     now: DateTime<Utc>,
@@ -378,6 +393,9 @@ pub async fn complete(
         promote_to_push_hand(&txn, o.buyer_id, line, now).await?;
     }
     txn.commit().await?;
+    events
+        .publish(vec![Event::new(o.buyer_id, Kind::OrderChanged, o.id)])
+        .await;
     Ok(o)
 }
 
@@ -432,6 +450,7 @@ async fn promote_to_push_hand(
 /// The buyer confirms receipt.
 pub async fn confirm_receipt(
     db: &DatabaseConnection,
+    events: &Events,
     buyer: &member::Model,
     id: Uuid,
     return_window: Duration,
@@ -441,12 +460,13 @@ pub async fn confirm_receipt(
     if o.buyer_id != buyer.id {
         return Err(Error::not_found("order"));
     }
-    complete(db, id, return_window, now).await
+    complete(db, events, id, return_window, now).await
 }
 
 /// Completes every order shipped more than `after` ago. Returns how many.
 pub async fn auto_complete(
     db: &DatabaseConnection,
+    events: &Events,
     after: Duration,
     return_window: Duration,
     now: DateTime<Utc>,
@@ -462,7 +482,7 @@ pub async fn auto_complete(
         .await?;
     let mut n = 0;
     for id in due {
-        if complete(db, id, return_window, now).await.is_ok() {
+        if complete(db, events, id, return_window, now).await.is_ok() {
             n += 1;
         }
     }
@@ -470,7 +490,11 @@ pub async fn auto_complete(
 }
 
 /// Cancels unpaid orders past their expiry and releases their stock. Returns how many.
-pub async fn expire_unpaid(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<usize> {
+pub async fn expire_unpaid(
+    db: &DatabaseConnection,
+    events: &Events,
+    now: DateTime<Utc>,
+) -> Result<usize> {
     let due: Vec<Uuid> = order::Entity::find()
         .select_only()
         .column(order::Column::Id)
@@ -495,7 +519,13 @@ pub async fn expire_unpaid(db: &DatabaseConnection, now: DateTime<Utc>) -> Resul
             for l in lines_of(&txn, &[id]).await? {
                 restock(&txn, &l).await?;
             }
+            let o = get(&txn, id).await?;
+            txn.commit().await?;
+            events
+                .publish(vec![Event::new(o.buyer_id, Kind::OrderChanged, id)])
+                .await;
             n += 1;
+            continue;
         }
         txn.commit().await?;
     }
@@ -523,6 +553,7 @@ async fn restock(txn: &impl ConnectionTrait, l: &order_line::Model) -> Result<()
 /// every line is.
 pub async fn refund_line(
     db: &DatabaseConnection,
+    events: &Events,
     line_id: Uuid,
     quantity: Option<i32>,
     now: DateTime<Utc>,
@@ -584,7 +615,7 @@ pub async fn refund_line(
         .filter(sku::Column::Id.eq(line.sku_id))
         .exec(&txn)
         .await?;
-    earnings::claw_back_line(&txn, &line, line.refunded_quantity, after, now).await?;
+    let changed = earnings::claw_back_line(&txn, &line, line.refunded_quantity, after, now).await?;
     // Team sales are counted in the month of payment, so the refund comes off that month.
     let refunded_fen = line.unit_price.fen() * i64::from(units);
     hierarchy::add_team_sales(&txn, o.buyer_id, -refunded_fen, o.paid_at.unwrap_or(now)).await?;
@@ -602,6 +633,11 @@ pub async fn refund_line(
     }
     let o = get(&txn, o.id).await?;
     txn.commit().await?;
+    let mut batch = earnings::events_of(&changed);
+    if open == 0 {
+        batch.push(Event::new(o.buyer_id, Kind::OrderChanged, o.id));
+    }
+    events.publish(batch).await;
     Ok(o)
 }
 

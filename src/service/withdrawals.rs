@@ -9,18 +9,28 @@ use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use super::ledger::{self, Deltas, Event, Refs};
+use super::ledger::{self, Deltas, Event as Entry, Refs};
 use crate::error::{Error, Result};
+use crate::events::{Event, Events, Kind};
+
+/// The withdrawal rules of the policy.
+#[derive(Clone, Copy, Debug)]
+pub struct Terms {
+    /// The smallest amount one may request.
+    pub minimum: Money,
+    /// The fee's share of the amount.
+    pub fee_rate: Rate,
+}
 
 /// A member requests `amount` (≥ `minimum`, ≤ available). The fee (`fee_rate` of the amount,
 /// rounded down to the fen) is part of the amount and booked as its own entry on approval.
 pub async fn request(
     db: &DatabaseConnection,
+    events: &Events,
     m: &member::Model,
     amount: rust_decimal::Decimal,
     key: &str,
-    minimum: Money,
-    fee_rate: Rate,
+    terms: Terms,
     now: DateTime<Utc>,
 ) -> Result<withdrawal::Model> {
     let key = key.trim();
@@ -38,6 +48,7 @@ pub async fn request(
     if m.frozen_at.is_some() {
         return Err(Error::rule("MEMBER_FROZEN", "this account is frozen"));
     }
+    let Terms { minimum, fee_rate } = terms;
     if amount < minimum {
         return Err(Error::rule(
             "WITHDRAWAL_BELOW_MINIMUM",
@@ -108,7 +119,7 @@ pub async fn request(
     ledger::append(
         &txn,
         m.id,
-        Event::WithdrawalRequested,
+        Entry::WithdrawalRequested,
         Refs {
             earning: None,
             withdrawal: Some(model.id),
@@ -118,12 +129,16 @@ pub async fn request(
     )
     .await?;
     txn.commit().await?;
+    events
+        .publish(vec![Event::new(m.id, Kind::WithdrawalChanged, model.id)])
+        .await;
     Ok(model)
 }
 
 /// An admin approves (pays out) or rejects (returns the funds) a pending withdrawal, once.
 pub async fn review(
     db: &DatabaseConnection,
+    events: &Events,
     admin: Uuid,
     id: Uuid,
     approve: bool,
@@ -164,14 +179,14 @@ pub async fn review(
             withdrawn: amount - fee,
             ..Deltas::default()
         };
-        ledger::book(&txn, w.member_id, Event::WithdrawalPaid, refs, payout, now).await?;
+        ledger::book(&txn, w.member_id, Entry::WithdrawalPaid, refs, payout, now).await?;
         if fee > 0 {
             let d = Deltas {
                 reserved: -fee,
                 withdrawn: fee,
                 ..Deltas::default()
             };
-            ledger::book(&txn, w.member_id, Event::WithdrawalFee, refs, d, now).await?;
+            ledger::book(&txn, w.member_id, Entry::WithdrawalFee, refs, d, now).await?;
         }
     } else {
         let d = Deltas {
@@ -179,13 +194,16 @@ pub async fn review(
             available: amount,
             ..Deltas::default()
         };
-        ledger::book(&txn, w.member_id, Event::WithdrawalRejected, refs, d, now).await?;
+        ledger::book(&txn, w.member_id, Entry::WithdrawalRejected, refs, d, now).await?;
     }
     let w = withdrawal::Entity::find_by_id(id)
         .one(&txn)
         .await?
         .ok_or_else(|| Error::not_found("withdrawal"))?;
     txn.commit().await?;
+    events
+        .publish(vec![Event::new(w.member_id, Kind::WithdrawalChanged, w.id)])
+        .await;
     Ok(w)
 }
 

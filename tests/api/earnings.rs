@@ -259,7 +259,7 @@ fn frozen_members_earn_nothing_and_membership_sales_pay_a_fixed_reward() {
 }
 
 /// A published product with known numbers: 199.00, 15 % / 5 %, `stock` units.
-async fn product(app: &TestApp, stock: i32, membership: bool) -> (Uuid, Uuid) {
+pub(crate) async fn product(app: &TestApp, stock: i32, membership: bool) -> (Uuid, Uuid) {
     let f = fixtures::catalog(app.db(), 0).await;
     let p = NewProduct {
         id: Uuid::now_v7(),
@@ -306,11 +306,23 @@ const SUMMARY: &str = "{ me { earningsSummary { pending available reserved withd
   earnings(first: 50) { edges { node { id kind status amount level settleAfter
     explanation { rule level baseAmount rate uncappedAmount shareLinkId policyVersion summary } } } } } }";
 
-async fn order(app: &TestApp, token: &str, sku: Uuid, qty: i32, share: Option<&str>) -> Value {
+pub(crate) async fn order(
+    app: &TestApp,
+    token: &str,
+    sku: Uuid,
+    qty: i32,
+    share: Option<&str>,
+) -> Value {
     app.gql_as(token, ORDER, json!({ "i": { "lines": [{ "skuId": gid(Kind::Sku, sku), "quantity": qty, "shareCode": share }] } })).await
 }
 
-async fn pay(app: &TestApp, admin: &str, order: &str, reference: &str, amount: &str) -> Value {
+pub(crate) async fn pay(
+    app: &TestApp,
+    admin: &str,
+    order: &str,
+    reference: &str,
+    amount: &str,
+) -> Value {
     app.gql_as(
         admin,
         PAY,
@@ -616,7 +628,7 @@ async fn the_last_units_are_never_oversold() {
 
     // Unpaid orders expire and give their stock back.
     app.clock.advance(Duration::minutes(31));
-    let expired = orders_svc::expire_unpaid(app.db(), app.clock_now())
+    let expired = orders_svc::expire_unpaid(app.db(), &app.state.events, app.clock_now())
         .await
         .map_err(anyhow::Error::from)
         .expect("expire");
@@ -1009,16 +1021,18 @@ async fn shipped_orders_complete_by_themselves_after_the_configured_days() {
 
     let (auto, window) = (Duration::days(10), Duration::days(7));
     app.clock.advance(Duration::days(9));
-    let done = orders_svc::auto_complete(app.db(), auto, window, app.clock_now())
-        .await
-        .map_err(anyhow::Error::from)
-        .expect("run");
+    let done =
+        orders_svc::auto_complete(app.db(), &app.state.events, auto, window, app.clock_now())
+            .await
+            .map_err(anyhow::Error::from)
+            .expect("run");
     assert_eq!(done, 0, "not yet: shipped nine days ago");
     app.clock.advance(Duration::days(2));
-    let done = orders_svc::auto_complete(app.db(), auto, window, app.clock_now())
-        .await
-        .map_err(anyhow::Error::from)
-        .expect("run");
+    let done =
+        orders_svc::auto_complete(app.db(), &app.state.events, auto, window, app.clock_now())
+            .await
+            .map_err(anyhow::Error::from)
+            .expect("run");
     assert_eq!(done, 1);
     let s = app.data_as(&token, "{ me { orders { edges { node { status } } } earnings { edges { node { settleAfter } } } } }", json!({})).await;
     assert_eq!(

@@ -26,8 +26,12 @@ pub struct TestApp {
     pub state: AppState,
     /// The app's clock: tests move it forward instead of sleeping.
     pub clock: Arc<ManualClock>,
+    /// The database this app uses (another app may share it: [`TestApp::spawn_sharing`]).
+    pub db_url: String,
     _dir: TempDir,
-    _shutdown: oneshot::Sender<()>,
+    shutdown: Option<oneshot::Sender<()>>,
+    /// Resolves when the server has finished shutting down.
+    pub stopped: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 /// A database URL no other test uses.
@@ -66,6 +70,16 @@ impl TestApp {
     pub async fn spawn_with(extra: &[&str]) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let db_url = fresh_database_url(&dir).await;
+        TestApp::spawn_on(dir, db_url, extra).await
+    }
+
+    /// A second instance on `other`'s database (a cluster of two, as in production).
+    pub async fn spawn_sharing(other: &TestApp, extra: &[&str]) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestApp::spawn_on(dir, other.db_url.clone(), extra).await
+    }
+
+    async fn spawn_on(dir: TempDir, db_url: String, extra: &[&str]) -> TestApp {
         let data_dir = dir.path().display().to_string();
         let mut args: Vec<String> = [
             "pushhand",
@@ -96,7 +110,7 @@ impl TestApp {
         let addr = app.local_addr().expect("bound address");
         let state = app.state().clone();
         let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(app.run(async move {
+        let stopped = tokio::spawn(app.run(async move {
             let _ = rx.await;
         }));
         TestApp {
@@ -104,8 +118,17 @@ impl TestApp {
             client: reqwest::Client::new(),
             state,
             clock,
+            db_url,
             _dir: dir,
-            _shutdown: tx,
+            shutdown: Some(tx),
+            stopped: Some(stopped),
+        }
+    }
+
+    /// Begins a graceful shutdown, as SIGTERM does.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
         }
     }
 

@@ -172,6 +172,8 @@ impl World {
     async fn apply(&mut self, op: &Op, replaying: bool) {
         let mut succeeded = true;
         let db = self.app.db().clone();
+        let events = self.app.state.events.clone();
+        let ev = &events;
         let now = self.now();
         let window = Duration::days(7);
         match op {
@@ -207,19 +209,19 @@ impl World {
                     .expect("order");
                 let reference = format!("ref-{id}");
                 let futures = (0..*times).map(|_| {
-                    orders::confirm_payment(&db, id, &reference, o.total, &self.policy, now)
+                    orders::confirm_payment(&db, ev, id, &reference, o.total, &self.policy, now)
                 });
                 let results = futures_util::future::join_all(futures).await;
                 succeeded = results.iter().any(Result::is_ok);
             }
             Op::Ship { i } => {
                 if let Some(id) = self.order(*i) {
-                    succeeded = orders::ship(&db, id, now).await.is_ok();
+                    succeeded = orders::ship(&db, ev, id, now).await.is_ok();
                 }
             }
             Op::Complete { i } => {
                 if let Some(id) = self.order(*i) {
-                    succeeded = orders::complete(&db, id, window, now).await.is_ok();
+                    succeeded = orders::complete(&db, ev, id, window, now).await.is_ok();
                 }
             }
             Op::Advance { days } => {
@@ -228,13 +230,13 @@ impl World {
                 }
             }
             Op::Settle => {
-                earnings::settle(&db, now, now)
+                earnings::settle(&db, ev, now, now)
                     .await
                     .map_err(anyhow::Error::from)
                     .expect("settle");
             }
             Op::SettleAt(as_of) => {
-                earnings::settle(&db, *as_of, now)
+                earnings::settle(&db, ev, *as_of, now)
                     .await
                     .map_err(anyhow::Error::from)
                     .expect("settle");
@@ -248,7 +250,7 @@ impl World {
                 succeeded = false;
                 for l in lines {
                     let units = (*units > 0).then_some(*units);
-                    succeeded |= orders::refund_line(&db, l.id, units, now).await.is_ok();
+                    succeeded |= orders::refund_line(&db, ev, l.id, units, now).await.is_ok();
                 }
             }
             Op::Withdraw { who, yuan, key } => {
@@ -256,11 +258,14 @@ impl World {
                 let amount = rust_decimal::Decimal::new(yuan * 100, 2);
                 match withdrawals::request(
                     &db,
+                    ev,
                     &m,
                     amount,
                     &format!("key-{key}"),
-                    Money::from_fen(1_000),
-                    Rate::ZERO,
+                    withdrawals::Terms {
+                        minimum: Money::from_fen(1_000),
+                        fee_rate: Rate::ZERO,
+                    },
                     now,
                 )
                 .await
@@ -275,7 +280,7 @@ impl World {
                     return;
                 }
                 let id = self.withdrawals[i % self.withdrawals.len()];
-                succeeded = withdrawals::review(&db, self.members[0].id, id, *approve, now)
+                succeeded = withdrawals::review(&db, ev, self.members[0].id, id, *approve, now)
                     .await
                     .is_ok();
             }

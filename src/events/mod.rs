@@ -1,0 +1,178 @@
+//! Live events: what changed for which member, published after the change commits, and
+//! handed to that member's subscriptions — on this instance through the [`Hub`], on every
+//! instance through a [`Bus`] (Redis pub/sub when `REDIS_URL` is set, in-process otherwise).
+//!
+//! Events carry ids, not data: a subscription reads the fresh rows when it receives one, so
+//! an event can never show a state the database does not hold. Delivery is at most once
+//! (pub/sub keeps nothing); whenever events may have been lost — the Redis subscriber
+//! reconnected, or a slow subscriber fell behind — subscribers get [`Delivery::Resync`] and
+//! re-read what they show.
+
+mod hub;
+mod redis_bus;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use self::hub::{Hub, MemberEvents};
+pub use self::redis_bus::RedisBus;
+use crate::metrics::Metrics;
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Kind {
+    /// An earning was booked (incl. negative adjustments); subject: the earning.
+    EarningCreated,
+    /// An earning settled; subject: the earning.
+    EarningSettled,
+    /// An earning was reversed; subject: the earning.
+    EarningReversed,
+    /// A withdrawal was requested, approved or rejected; subject: the withdrawal.
+    WithdrawalChanged,
+    /// An order changed status; subject: the order (the member is its buyer).
+    OrderChanged,
+    /// Every token of the member was revoked (password change, freeze); subject: the member.
+    TokensRevoked,
+}
+
+/// One change, addressed to one member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    #[serde(rename = "m")]
+    pub member: Uuid,
+    #[serde(rename = "k")]
+    pub kind: Kind,
+    #[serde(rename = "s")]
+    pub subject: Uuid,
+}
+
+impl Event {
+    pub fn new(member: Uuid, kind: Kind, subject: Uuid) -> Event {
+        Event {
+            member,
+            kind,
+            subject,
+        }
+    }
+}
+
+/// What a subscriber receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    Event(Event),
+    /// Events may have been lost: re-read everything shown.
+    Resync,
+}
+
+/// Carries batches of events to every instance's hub. One interface, two implementations.
+#[async_trait::async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Sends one batch (one transaction's events). An error means the batch did not leave
+    /// this instance.
+    async fn publish(&self, batch: &[Event]) -> Result<(), String>;
+    /// `redis` or `memory`, for metrics and `/readyz`.
+    fn backend(&self) -> &'static str;
+    /// Whether the bus currently reaches the other instances.
+    fn connected(&self) -> bool;
+}
+
+/// The in-process bus: a batch goes straight to this instance's hub.
+pub struct LocalBus {
+    hub: Arc<Hub>,
+}
+
+#[async_trait::async_trait]
+impl Bus for LocalBus {
+    async fn publish(&self, batch: &[Event]) -> Result<(), String> {
+        self.hub.deliver(batch);
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    fn connected(&self) -> bool {
+        true
+    }
+}
+
+/// The app's handle on live events: publish after commit, subscribe per member.
+#[derive(Clone)]
+pub struct Events {
+    hub: Arc<Hub>,
+    bus: Arc<dyn Bus>,
+    metrics: Arc<Metrics>,
+}
+
+impl Events {
+    /// Events within this process only.
+    pub fn in_process(metrics: Arc<Metrics>) -> Events {
+        let hub = Arc::new(Hub::default());
+        let bus = Arc::new(LocalBus { hub: hub.clone() });
+        Events { hub, bus, metrics }
+    }
+
+    /// Events across instances over Redis pub/sub; starts the subscriber task, which
+    /// reconnects by itself.
+    pub fn redis(
+        client: redis::Client,
+        publish: crate::redis_conn::LazyRedis,
+        metrics: Arc<Metrics>,
+    ) -> Events {
+        let hub = Arc::new(Hub::default());
+        let bus = Arc::new(RedisBus::start(
+            client,
+            publish,
+            hub.clone(),
+            metrics.clone(),
+        ));
+        Events { hub, bus, metrics }
+    }
+
+    /// Publishes one committed transaction's events. Never fails the caller: the change is
+    /// committed already. When the bus cannot send, this instance's subscribers still get
+    /// the batch (degraded to in-process) and the others resync when the bus recovers.
+    pub async fn publish(&self, batch: Vec<Event>) {
+        if batch.is_empty() {
+            return;
+        }
+        let backend = self.bus.backend();
+        match self.bus.publish(&batch).await {
+            Ok(()) => self.metrics.count_events(backend, "published", batch.len()),
+            Err(e) => {
+                tracing::warn!(error = %e, events = batch.len(), "event bus unavailable; delivering on this instance only");
+                self.metrics
+                    .count_events(backend, "local_only", batch.len());
+                self.hub.deliver(&batch);
+            }
+        }
+    }
+
+    /// The live deliveries for `member` on this instance, until dropped.
+    pub fn subscribe(&self, member: Uuid) -> MemberEvents {
+        self.hub.subscribe(member)
+    }
+
+    pub fn backend(&self) -> &'static str {
+        self.bus.backend()
+    }
+
+    pub fn connected(&self) -> bool {
+        self.bus.connected()
+    }
+
+    /// Members with at least one live subscriber here (for metrics and tests).
+    pub fn members_listening(&self) -> usize {
+        self.hub.members()
+    }
+
+    /// Live subscribers here: each subscription, and each signed-in WebSocket connection
+    /// (which listens for revocations of its token).
+    pub fn receivers(&self) -> usize {
+        self.hub.receivers()
+    }
+}
