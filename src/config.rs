@@ -106,6 +106,16 @@ pub struct Config {
     )]
     pub db_acquire_timeout_ms: u64,
 
+    /// PostgreSQL `statement_timeout`, in milliseconds: a statement running longer is
+    /// cancelled (`UNAVAILABLE`), so no query holds a connection forever.
+    #[arg(
+        long,
+        env = "PUSHHAND_DB_STATEMENT_TIMEOUT_MS",
+        default_value_t = 5_000,
+        global = true
+    )]
+    pub db_statement_timeout_ms: u64,
+
     /// How long a cached quality passport lives, in seconds (writes also drop it at once).
     #[arg(
         long,
@@ -189,7 +199,61 @@ pub struct Config {
     pub log_format: LogFormat,
 
     #[command(flatten)]
+    pub limits: QueryLimits,
+
+    #[command(flatten)]
     pub policy: Policy,
+}
+
+/// Abuse limits (SPEC §5): what one request may ask of the server.
+#[derive(Args, Clone, Debug)]
+pub struct QueryLimits {
+    /// Largest request body, in bytes (413 above it, before parsing).
+    #[arg(long, env = "PUSHHAND_MAX_BODY_BYTES", default_value_t = 256 * 1024, global = true)]
+    pub max_body_bytes: usize,
+    /// Deepest field nesting (`QUERY_TOO_DEEP`).
+    #[arg(long, env = "PUSHHAND_MAX_DEPTH", default_value_t = 12, global = true)]
+    pub max_depth: usize,
+    /// Highest complexity, connections costed `first × child` (`QUERY_TOO_COMPLEX`).
+    #[arg(
+        long,
+        env = "PUSHHAND_MAX_COMPLEXITY",
+        default_value_t = 1_000,
+        global = true
+    )]
+    pub max_complexity: usize,
+    /// Most field selections with fragments expanded (`QUERY_TOO_LARGE`).
+    #[arg(
+        long,
+        env = "PUSHHAND_MAX_SELECTIONS",
+        default_value_t = 2_000,
+        global = true
+    )]
+    pub max_selections: u64,
+    /// Most fragment definitions in a document (`TOO_MANY_FRAGMENTS`).
+    #[arg(
+        long,
+        env = "PUSHHAND_MAX_FRAGMENTS",
+        default_value_t = 50,
+        global = true
+    )]
+    pub max_fragments: usize,
+    /// Most aliased fields in an operation, fragments expanded (`TOO_MANY_ALIASES`).
+    #[arg(
+        long,
+        env = "PUSHHAND_MAX_ALIASES",
+        default_value_t = 30,
+        global = true
+    )]
+    pub max_aliases: u64,
+    /// Most root fields in an operation (`TOO_MANY_ROOT_FIELDS`).
+    #[arg(
+        long,
+        env = "PUSHHAND_MAX_ROOT_FIELDS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub max_root_fields: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

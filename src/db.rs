@@ -20,6 +20,7 @@ pub async fn connect(config: &Config, metrics: &Metrics) -> anyhow::Result<Datab
     {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    let statement_timeout_ms = config.db_statement_timeout_ms;
     let mut opts = ConnectOptions::new(url.clone());
     opts.max_connections(config.db_max_connections)
         .min_connections(1)
@@ -30,6 +31,10 @@ pub async fn connect(config: &Config, metrics: &Metrics) -> anyhow::Result<Datab
         // cheap queries. A dead connection then fails one statement (`UNAVAILABLE`) and is
         // dropped from the pool.
         .test_before_acquire(false)
+        .map_sqlx_postgres_opts(move |o| {
+            // No statement may hold a connection longer than this.
+            o.options([("statement_timeout", statement_timeout_ms.to_string())])
+        })
         .map_sqlx_sqlite_opts(|o| {
             // WAL lets readers run beside the one writer; the busy timeout makes writers queue
             // instead of failing with SQLITE_BUSY; foreign keys are off by default in SQLite.
@@ -131,6 +136,36 @@ pub async fn begin_write(
 
 /// Whether a database error is a unique-constraint violation: how the services turn races
 /// (a taken email, a repeated idempotency key, a second payment reference) into answers.
+/// Whether `err` means the database cannot be reached or did not answer in time (pool
+/// exhausted, connection lost, server restarting, statement timeout) — a condition the
+/// client may retry (`UNAVAILABLE`), not a bug.
+pub fn is_unavailable(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::{DbErr, RuntimeErr};
+    let runtime = match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(r) | DbErr::Query(r) => r,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(e) = runtime else {
+        return false;
+    };
+    match e.as_ref() {
+        Sqlx::Io(_)
+        | Sqlx::PoolTimedOut
+        | Sqlx::PoolClosed
+        | Sqlx::WorkerCrashed
+        | Sqlx::Tls(_)
+        | Sqlx::Protocol(_) => true,
+        // 57014 query_canceled (statement_timeout), 57P01..57P03 admin shutdown, crash
+        // shutdown, cannot connect now, 08xxx connection exceptions.
+        Sqlx::Database(db) => db
+            .code()
+            .is_some_and(|c| c == "57014" || c.starts_with("57P") || c.starts_with("08")),
+        _ => false,
+    }
+}
+
 pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
     matches!(
         err.sql_err(),

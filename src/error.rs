@@ -107,15 +107,13 @@ impl Error {
 
 impl From<sea_orm::DbErr> for Error {
     fn from(err: sea_orm::DbErr) -> Error {
-        use sea_orm::DbErr;
-        match &err {
-            // Pool exhausted or the server unreachable: the client may retry.
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
-                tracing::warn!(error = %err, "database unavailable");
-                Error::Unavailable
-            }
-            _ => Error::Internal(err.into()),
+        // Pool exhausted, server unreachable or restarting, statement timeout: the client
+        // may retry.
+        if crate::db::is_unavailable(&err) {
+            tracing::warn!(error = %err, "database unavailable");
+            return Error::Unavailable;
         }
+        Error::Internal(err.into())
     }
 }
 

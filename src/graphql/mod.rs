@@ -7,7 +7,9 @@
 pub mod catalog;
 pub mod curation;
 pub mod earnings;
+pub mod guard;
 pub mod ids;
+pub mod limits;
 pub mod live;
 pub mod loaders;
 pub mod members;
@@ -53,9 +55,26 @@ pub struct ClientAddr(pub std::net::IpAddr);
 /// each `async_graphql::Request`.
 pub fn build(state: AppState) -> AppSchema {
     let metrics = state.metrics.clone();
+    let l = state.config.limits.clone();
     Schema::build(Query::default(), Mutation::default(), live::Subscription)
         .data(state)
+        // Outermost first: the metrics see the codes the limits extension assigns.
         .extension(metrics_ext::RequestMetrics(metrics))
+        .extension(limits::QueryLimits {
+            guard: guard::Limits {
+                max_selections: l.max_selections,
+                max_fragments: l.max_fragments,
+                max_aliases: l.max_aliases,
+                max_root_fields: l.max_root_fields,
+            },
+            max_depth: l.max_depth,
+        })
+        // Depth is checked by `limits` (introspection excepted); async-graphql's own depth
+        // limit stays as a backstop at the parser's recursion limit.
+        .limit_depth(limits::MAX_RECURSIVE_DEPTH)
+        .limit_complexity(l.max_complexity)
+        .limit_recursive_depth(limits::MAX_RECURSIVE_DEPTH)
+        .limit_directives(limits::MAX_DIRECTIVES_PER_FIELD)
         .finish()
 }
 

@@ -7,6 +7,8 @@ use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Json;
 use std::net::SocketAddr;
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -47,13 +49,54 @@ async fn execute(
     GraphQLResponse::from(response).into_response()
 }
 
+/// POST: one JSON request object. The body is read within the size limit (413 above it,
+/// before any parsing); a batch (a JSON array) is refused; a body that is not a GraphQL
+/// request is a 400 — all with a JSON error body and a code.
 pub async fn post(
     State(state): State<HttpState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    req: GraphQLRequest,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    execute(&state, &headers, client, req.into_inner()).await
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let max = state.app.config.limits.max_body_bytes;
+            return http_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "REQUEST_TOO_LARGE",
+                format!("the request body is over {max} bytes"),
+            );
+        }
+        Err(e) => return http_error(e.status(), "BAD_REQUEST", e.body_text()),
+    };
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return http_error(
+            StatusCode::BAD_REQUEST,
+            "BATCH_NOT_SUPPORTED",
+            "send one operation per request (batches are not accepted)".into(),
+        );
+    }
+    match serde_json::from_slice::<async_graphql::Request>(&body) {
+        Ok(req) if req.query.trim().is_empty() => http_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "the request has no `query`".into(),
+        ),
+        Ok(req) => execute(&state, &headers, client, req).await,
+        Err(e) => http_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            format!("the body is not a GraphQL request: {e}"),
+        ),
+    }
+}
+
+/// A refusal before GraphQL execution, in the GraphQL response shape.
+fn http_error(status: StatusCode, code: &str, message: String) -> Response {
+    let body =
+        serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (status, Json(body)).into_response()
 }
 
 pub async fn get(

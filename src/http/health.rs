@@ -19,8 +19,10 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The instance can serve: the database answers and, when configured, Redis answers.
-/// 200 with each dependency's state, or 503 naming what is down.
+/// The instance can serve when the database answers: 200, or 503 naming what is down.
+/// Redis is reported but not required — without it the cache falls back to the database and
+/// live events to this instance — so a Redis outage shows as `"degraded": true` rather than
+/// taking every instance out of the load balancer at once.
 pub async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
     let database = match tokio::time::timeout(PROBE_TIMEOUT, state.app.db.ping()).await {
         Ok(Ok(())) => "ok",
@@ -33,7 +35,9 @@ pub async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
             _ => "unavailable",
         },
     };
-    let ready = database == "ok" && redis != "unavailable";
+    let ready = database == "ok";
+    let events = &state.app.events;
+    let degraded = redis == "unavailable" || !events.connected();
     let status = if ready {
         StatusCode::OK
     } else {
@@ -41,7 +45,13 @@ pub async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
     };
     (
         status,
-        Json(json!({ "ready": ready, "database": database, "redis": redis })),
+        Json(json!({
+            "ready": ready,
+            "degraded": degraded,
+            "database": database,
+            "redis": redis,
+            "events": { "backend": events.backend(), "connected": events.connected() },
+        })),
     )
 }
 

@@ -13,6 +13,7 @@ mod health;
 mod ws;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use tower_http::trace::TraceLayer;
 
@@ -41,7 +42,12 @@ pub fn router(
 ) -> Router {
     Router::new()
         .route("/", get(graphql::graphiql))
-        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route(
+            "/graphql",
+            get(graphql::get)
+                .post(graphql::post)
+                .layer(DefaultBodyLimit::max(app.config.limits.max_body_bytes)),
+        )
         .route("/graphql/ws", get(ws::upgrade))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

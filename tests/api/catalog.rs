@@ -118,7 +118,9 @@ async fn first_page_reports_no_previous_page_and_default_size_is_20() {
 
 #[tokio::test]
 async fn first_is_capped_at_100_and_must_not_be_negative() {
-    let app = TestApp::spawn().await;
+    // Whole pages of 100 with many fields: over the default complexity limit (tested in
+    // `limits`), which is not what this test is about.
+    let app = TestApp::spawn_with(&["--max-complexity", "100000"]).await;
     fixtures::catalog(app.db(), 105).await;
 
     let data = app.data(PAGE, json!({ "first": 1000 })).await;
@@ -230,7 +232,9 @@ async fn cursors_stay_correct_while_products_are_listed_concurrently() {
 
 #[tokio::test]
 async fn filters_narrow_the_listing() {
-    let app = TestApp::spawn().await;
+    // Whole pages of 100 with many fields: over the default complexity limit (tested in
+    // `limits`), which is not what this test is about.
+    let app = TestApp::spawn_with(&["--max-complexity", "100000"]).await;
     let f = fixtures::catalog(app.db(), 40).await;
     let ids = |filter: Value| {
         let app = &app;

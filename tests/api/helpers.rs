@@ -79,6 +79,11 @@ impl TestApp {
         TestApp::spawn_on(dir, other.db_url.clone(), extra).await
     }
 
+    /// An app on a given database URL (e.g. through a proxy), owning `dir`.
+    pub async fn spawn_at(dir: TempDir, db_url: String, extra: &[&str]) -> TestApp {
+        TestApp::spawn_on(dir, db_url, extra).await
+    }
+
     async fn spawn_on(dir: TempDir, db_url: String, extra: &[&str]) -> TestApp {
         let data_dir = dir.path().display().to_string();
         let mut args: Vec<String> = [

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::earnings::{order, pay, product};
+use crate::faults::PrivateRedis;
 use crate::helpers::{TestApp, redis_url};
 use crate::ws::{Incoming, LEGACY, TRANSPORT_WS, Ws};
 
@@ -495,55 +496,6 @@ async fn events_cross_instances_through_redis() {
     on_a.silent_for(Duration::from_millis(100)).await;
 }
 
-/// A private Redis server the test can stop and start again, on a free port.
-struct PrivateRedis {
-    port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl PrivateRedis {
-    fn start(port: u16) -> std::io::Result<PrivateRedis> {
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()?;
-        Ok(PrivateRedis {
-            port,
-            child: Some(child),
-        })
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    async fn ready(&self) {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}", self.port)).expect("url");
-        for _ in 0..200 {
-            if let Ok(mut c) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING")
-                    .query_async::<String>(&mut c)
-                    .await
-                    .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("private redis-server did not start");
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// Redis restarts under a subscribed client: the subscriber reconnects by itself, the
 /// client is told to resync, and later events arrive. Uses a private redis-server (the
 /// shared one serves other tests); runs with the Redis suite.
@@ -573,6 +525,13 @@ async fn the_event_subscriber_recovers_from_a_redis_restart() {
     confirm(&app, &s, &order_id).await;
     let payload = ws.next("e").await;
     assert_eq!(event(&payload)["kind"], json!("EARNING_CREATED"));
+    // And the catalog with its passports still answers (the cache falls back to the
+    // database).
+    app.data(
+        "{ products(first: 5) { edges { node { id curation { passed } } } } }",
+        json!({}),
+    )
+    .await;
 
     let mut redis = PrivateRedis::start(port).expect("restart");
     redis.ready().await;
