@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::cache::{Cache, MemoryCache, RedisCache};
 use crate::config::{Config, Environment};
 use crate::events::Events;
+use crate::graphql::response_cache::{self, ResponseCache};
 use crate::metrics::Metrics;
 use crate::ratelimit::FailureLimiter;
 use crate::redis_conn::LazyRedis;
@@ -53,10 +54,10 @@ impl App {
         let metrics = Metrics::new();
         let db = db::connect(&config, &metrics).await?;
         db::migrate(&db).await?;
-        if config.environment == Environment::Development
+        let seeded = config.environment == Environment::Development
             && config.seed_demo
-            && service::catalog::product_count(&db).await? == 0
-        {
+            && service::catalog::product_count(&db).await? == 0;
+        if seeded {
             let started = std::time::Instant::now();
             let report = seed::run(&db).await?;
             tracing::info!(
@@ -77,20 +78,37 @@ impl App {
             .with_context(|| format!("binding {}", config.bind_addr))?;
         let config_failures = config.auth_failures_per_minute;
         let ttl = std::time::Duration::from_secs(config.cache_ttl_seconds.max(1));
-        let (cache, events): (Arc<dyn Cache>, Events) = match &redis {
-            Some(client) => {
-                let conn = LazyRedis::new(client.clone(), REDIS_TIMEOUT);
-                (
-                    Arc::new(RedisCache::new(conn.clone())),
-                    Events::redis(client.clone(), conn, metrics.clone()),
-                )
-            }
-            None => (
+        let conn = redis
+            .as_ref()
+            .map(|client| LazyRedis::new(client.clone(), REDIS_TIMEOUT));
+        let (cache, events): (Arc<dyn Cache>, Events) = match (&redis, &conn) {
+            (Some(client), Some(conn)) => (
+                Arc::new(RedisCache::new(conn.clone())),
+                Events::redis(client.clone(), conn.clone(), metrics.clone()),
+            ),
+            _ => (
                 Arc::new(MemoryCache::new(100_000, ttl)),
                 Events::in_process(metrics.clone()),
             ),
         };
         let curation = Arc::new(CurationStore::new(cache, metrics.clone(), ttl));
+        let responses_ttl =
+            std::time::Duration::from_secs(config.response_cache_ttl_seconds.max(1));
+        let responses = Arc::new(match (config.response_cache, conn) {
+            (false, _) => ResponseCache::off(metrics.clone()),
+            (true, Some(conn)) => ResponseCache::redis(
+                conn,
+                &response_cache::database_namespace(&db).await?,
+                metrics.clone(),
+                responses_ttl,
+                &jwt_secret,
+            ),
+            (true, None) => ResponseCache::in_process(metrics.clone(), responses_ttl, &jwt_secret),
+        });
+        if seeded {
+            // Other instances may have cached the empty catalog.
+            responses.catalog_changed().await;
+        }
         let state = AppState {
             db,
             config: Arc::new(config),
@@ -100,7 +118,9 @@ impl App {
             clock,
             failures: Arc::new(FailureLimiter::new(config_failures)),
             curation,
+            rows: Arc::new(crate::service::immutable::ImmutableRows::new(100_000)),
             events,
+            responses,
         };
         let schema = graphql::build(state.clone());
         let shutdown = CancellationToken::new();
@@ -178,7 +198,12 @@ async fn periodic_jobs(state: AppState) {
         let policy = &state.config.policy;
         let window = chrono::Duration::days(i64::from(policy.return_window_days));
         let auto = chrono::Duration::days(i64::from(policy.auto_complete_days));
-        if let Err(e) = orders::expire_unpaid(&state.db, &state.events, now).await {
+        let expired = orders::expire_unpaid(&state.db, &state.events, now).await;
+        if !matches!(expired, Ok(0)) {
+            // Stock came back (a failure may follow some committed expiries).
+            state.catalog_changed().await;
+        }
+        if let Err(e) = expired {
             tracing::warn!(error = ?e, "order expiry failed; will retry");
         }
         if let Err(e) = orders::auto_complete(&state.db, &state.events, auto, window, now).await {

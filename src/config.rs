@@ -125,6 +125,21 @@ pub struct Config {
     )]
     pub cache_ttl_seconds: u64,
 
+    /// Serve anonymous catalog reads (`products`, `product`, `categories`, `node`) from the
+    /// response cache (Redis when configured, in-process otherwise).
+    #[arg(long, env = "PUSHHAND_RESPONSE_CACHE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub response_cache: bool,
+
+    /// How long a cached anonymous response lives, in seconds (catalog changes drop every
+    /// cached response at once).
+    #[arg(
+        long,
+        env = "PUSHHAND_RESPONSE_CACHE_TTL_SECONDS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub response_cache_ttl_seconds: u64,
+
     /// How often each instance runs its background jobs (expiry, auto-completion,
     /// settlement), in seconds.
     #[arg(
@@ -392,6 +407,9 @@ impl Config {
             bail!(
                 "PUSHHAND_WS_MAX_SUBSCRIPTIONS must be at least 1 and PUSHHAND_WS_MAX_MESSAGE_BYTES at least 1024"
             );
+        }
+        if self.response_cache_ttl_seconds == 0 {
+            bail!("PUSHHAND_RESPONSE_CACHE_TTL_SECONDS must be at least 1");
         }
         if self.db_max_connections == 0 {
             bail!("PUSHHAND_DB_MAX_CONNECTIONS must be at least 1");

@@ -11,7 +11,8 @@
 //! - [`state`]: the cheap-to-clone bundle of resources (pool, config, Redis, metrics).
 //! - [`error`]: the one error type of the API boundary and its stable codes.
 //! - [`http`]: routes — GraphQL over HTTP, the graphql-ws protocols, GraphiQL, health, metrics.
-//! - [`graphql`]: the schema; one module per domain; API types wrap entity rows; loaders.
+//! - [`graphql`]: the schema; one module per domain; API types wrap entity rows; loaders;
+//!   the response cache of anonymous catalog reads (`graphql::response_cache`).
 //! - [`service`]: the business rules, one module per domain; no GraphQL in sight.
 //! - [`db`]: pool set-up, statement counting, migrations.
 //! - [`cache`]: the key–value cache (Redis or in-process) behind the curation passports.

@@ -128,6 +128,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     report.curated,
                     started.elapsed().as_secs_f64()
                 );
+                // Running instances sharing Redis may have cached the catalog as it was.
+                graphql::response_cache::announce_change(&config, &conn).await?;
             }
             Ok(())
         }

@@ -39,6 +39,12 @@ pub struct CacheCallLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResponseCacheLabels {
+    /// `hit`, `miss`, `bypass` (not cacheable) or `error` (a cache call failed).
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventLabels {
     /// `redis` or `memory`.
     pub backend: &'static str,
@@ -76,6 +82,7 @@ pub struct Metrics {
     pub db_pool_connections: Family<PoolLabels, Gauge>,
     pub cache_requests: Family<CacheLabels, Counter>,
     pub cache_calls: Family<CacheCallLabels, Counter>,
+    pub response_cache: Family<ResponseCacheLabels, Counter>,
     pub events: Family<EventLabels, Counter>,
     pub event_resyncs: Counter,
     pub ws_connections: Gauge,
@@ -96,6 +103,7 @@ impl Metrics {
         let db_pool_connections = Family::<PoolLabels, Gauge>::default();
         let cache_requests = Family::<CacheLabels, Counter>::default();
         let cache_calls = Family::<CacheCallLabels, Counter>::default();
+        let response_cache = Family::<ResponseCacheLabels, Counter>::default();
         let events = Family::<EventLabels, Counter>::default();
         let event_resyncs = Counter::default();
         let ws_connections = Gauge::default();
@@ -135,6 +143,12 @@ impl Metrics {
             "pushhand_cache_requests",
             "Cache look-ups by backend and outcome (hit, miss, error)",
             cache_requests.clone(),
+        );
+        registry.register(
+            "pushhand_response_cache",
+            "Anonymous catalog reads by response-cache outcome (hit, miss, bypass), and failed \
+             response-cache calls (error)",
+            response_cache.clone(),
         );
         registry.register(
             "pushhand_graphql_requests",
@@ -182,6 +196,7 @@ impl Metrics {
             db_pool_connections,
             cache_requests,
             cache_calls,
+            response_cache,
             events,
             event_resyncs,
             ws_connections,
@@ -194,6 +209,21 @@ impl Metrics {
         self.events
             .get_or_create(&EventLabels { backend, outcome })
             .inc_by(n as u64);
+    }
+
+    /// One GraphQL request of `operation` type that took `seconds`.
+    pub fn count_graphql_request(&self, operation: &'static str, seconds: f64) {
+        let labels = OperationLabels { operation };
+        self.graphql_requests.get_or_create(&labels).inc();
+        self.graphql_duration
+            .get_or_create(&labels)
+            .observe(seconds);
+    }
+
+    pub fn count_response_cache(&self, outcome: &'static str) {
+        self.response_cache
+            .get_or_create(&ResponseCacheLabels { outcome })
+            .inc();
     }
 
     /// Records the pool's current state, then renders everything in the Prometheus text format.

@@ -7,6 +7,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::config::{Config, Secret};
 use crate::events::Events;
+use crate::graphql::response_cache::ResponseCache;
 use crate::metrics::Metrics;
 use crate::ratelimit::FailureLimiter;
 use crate::service::Clock;
@@ -29,6 +30,27 @@ pub struct AppState {
     pub failures: Arc<FailureLimiter>,
     /// Quality passports through the cache (Redis or in-process).
     pub curation: Arc<CurationStore>,
+    /// Brands, merchants and categories once read (they never change).
+    pub rows: Arc<crate::service::immutable::ImmutableRows>,
     /// Live events: published after commit, delivered to subscriptions.
     pub events: Events,
+    /// Whole answers to anonymous catalog reads (Redis or in-process, or off).
+    pub responses: Arc<ResponseCache>,
+}
+
+impl AppState {
+    /// Call after committing a write that can change what an anonymous catalog read answers
+    /// (products, SKUs and their stock, brands, merchants, categories): every cached answer
+    /// goes, on every instance sharing Redis. Never fails. The list of callers is in
+    /// [`crate::graphql::response_cache`].
+    pub async fn catalog_changed(&self) {
+        self.responses.catalog_changed().await;
+    }
+
+    /// Call after a curation write on `product` (stages, scores, publishing): its cached
+    /// quality passport goes, and with it every cached anonymous answer.
+    pub async fn product_changed(&self, product: uuid::Uuid) {
+        self.curation.invalidate(product).await;
+        self.catalog_changed().await;
+    }
 }

@@ -23,6 +23,7 @@ pub mod curation_stage_record;
 pub mod curation_summary;
 pub mod earning;
 pub mod ledger_entry;
+pub mod ledger_month;
 pub mod member;
 pub mod member_ancestor;
 pub mod merchant;

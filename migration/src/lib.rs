@@ -12,6 +12,7 @@ mod m20261125_000003_curation;
 mod m20261125_000004_orders_ledger;
 mod m20261125_000005_team_sales;
 mod m20261125_000006_partial_refunds;
+mod m20261125_000007_ledger_months;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_orders_ledger::Migration),
             Box::new(m20261125_000005_team_sales::Migration),
             Box::new(m20261125_000006_partial_refunds::Migration),
+            Box::new(m20261125_000007_ledger_months::Migration),
         ]
     }
 }

@@ -448,7 +448,10 @@ impl CurationMutation {
     /// MERCHANT: creates a brand owned by the merchant. `BRAND_NAME_TAKEN` if the name exists.
     async fn create_brand(&self, ctx: &Context<'_>, name: String) -> Result<Brand> {
         let m = merchant(ctx)?;
-        Ok(Brand(svc::create_brand(&state(ctx)?.db, m, &name).await?))
+        let st = state(ctx)?;
+        let created = svc::create_brand(&st.db, m, &name).await;
+        st.catalog_changed().await;
+        Ok(Brand(created?))
     }
 
     /// MERCHANT: submits a product of one of its brands into curation (`IN_CURATION`).
@@ -473,18 +476,19 @@ impl CurationMutation {
             team_rebate_rate: input.team_rebate_rate.0,
             membership_activity: input.membership_activity.unwrap_or(false),
         };
-        Ok(Product(
-            svc::submit_product(&st.db, m, submission, st.clock.now()).await?,
-        ))
+        let submitted = svc::submit_product(&st.db, m, submission, st.clock.now()).await;
+        st.catalog_changed().await;
+        Ok(Product(submitted?))
     }
 
     /// MERCHANT: sends a rejected product back into curation; it resumes at the failed stage.
     async fn resubmit_product(&self, ctx: &Context<'_>, product_id: ID) -> Result<Product> {
         let m = merchant(ctx)?;
+        let st = state(ctx)?;
         let id = self::product_id(&product_id, "productId")?;
-        Ok(Product(
-            svc::resubmit_product(&state(ctx)?.db, m, id).await?,
-        ))
+        let resubmitted = svc::resubmit_product(&st.db, m, id).await;
+        st.catalog_changed().await;
+        Ok(Product(resubmitted?))
     }
 
     /// CURATOR: records the next stage's result. Stages go strictly in order
@@ -496,15 +500,17 @@ impl CurationMutation {
     ) -> Result<CurationReport> {
         let c = curator(ctx)?;
         let st = state(ctx)?;
+        let id = product_id(&input.product_id, "productId")?;
         let stage = svc::StageInput {
-            product_id: product_id(&input.product_id, "productId")?,
+            product_id: id,
             stage: input.stage.into(),
             passed: input.result == CurationResult::Pass,
             notes: input.notes,
             evidence_urls: input.evidence_urls.unwrap_or_default(),
         };
-        let (p, summary) = svc::record_stage(&st.db, c, stage, st.clock.now()).await?;
-        st.curation.invalidate(p.id).await;
+        let recorded = svc::record_stage(&st.db, c, stage, st.clock.now()).await;
+        st.product_changed(id).await;
+        let (p, summary) = recorded?;
         report(ctx, &p, summary)
     }
 
@@ -516,8 +522,9 @@ impl CurationMutation {
     ) -> Result<CurationReport> {
         let c = curator(ctx)?;
         let st = state(ctx)?;
+        let id = product_id(&input.product_id, "productId")?;
         let score = svc::ScoreInput {
-            product_id: product_id(&input.product_id, "productId")?,
+            product_id: id,
             essential_need: input.essential_need,
             new_pain_point: input.new_pain_point,
             longevity: input.longevity,
@@ -527,8 +534,9 @@ impl CurationMutation {
             high_value: input.high_value,
             eu_export_grade: input.eu_export_grade,
         };
-        let (p, summary) = svc::score_product(&st.db, c, score, st.clock.now()).await?;
-        st.curation.invalidate(p.id).await;
+        let scored = svc::score_product(&st.db, c, score, st.clock.now()).await;
+        st.product_changed(id).await;
+        let (p, summary) = scored?;
         report(ctx, &p, summary)
     }
 
@@ -540,16 +548,16 @@ impl CurationMutation {
         let st = state(ctx)?;
         let id = self::product_id(&product_id, "productId")?;
         let policy = &st.config.policy;
-        let p = svc::publish_product(
+        let published = svc::publish_product(
             &st.db,
             id,
             policy.min_criterion_score,
             policy.max_brands_per_category,
             st.clock.now(),
         )
-        .await?;
-        st.curation.invalidate(p.id).await;
-        Ok(Product(p))
+        .await;
+        st.product_changed(id).await;
+        Ok(Product(published?))
     }
 
     /// CURATOR: delists (下架) a published product, with a reason.
@@ -562,8 +570,8 @@ impl CurationMutation {
         curator(ctx)?;
         let st = state(ctx)?;
         let id = self::product_id(&product_id, "productId")?;
-        let p = svc::unpublish_product(&st.db, id, &reason, st.clock.now()).await?;
-        st.curation.invalidate(p.id).await;
-        Ok(Product(p))
+        let unpublished = svc::unpublish_product(&st.db, id, &reason, st.clock.now()).await;
+        st.product_changed(id).await;
+        Ok(Product(unpublished?))
     }
 }

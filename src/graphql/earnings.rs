@@ -373,6 +373,9 @@ pub struct SettlementReport {
 #[derive(SimpleObject)]
 pub struct LedgerMismatch {
     pub member_id: ID,
+    /// The month (`YYYY-MM`) whose total disagrees with its entries (only the lifetime
+    /// figures are compared then); null for the balance row.
+    pub period: Option<String>,
     pub stored_available: Dec,
     pub ledger_available: Dec,
     pub stored_pending: Dec,
@@ -405,6 +408,7 @@ impl EarningsQuery {
                 .into_iter()
                 .map(|x| LedgerMismatch {
                     member_id: ids::encode(Kind::Member, x.member_id),
+                    period: x.period.clone(),
                     stored_available: m(x.stored.available),
                     ledger_available: m(x.from_ledger.available),
                     stored_pending: m(x.stored.pending),

@@ -13,12 +13,14 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::service::catalog;
 use crate::service::curation::{CurationStore, Summary};
+use crate::service::immutable::ImmutableRows;
 use crate::state::AppState;
 
 /// Loads catalog rows; one `Loader` impl per key type below.
 pub struct CatalogLoader {
     db: DatabaseConnection,
     curation: Arc<CurationStore>,
+    rows: Arc<ImmutableRows>,
 }
 
 /// Per-request loaders with a per-request cache: the `products` resolver primes them for a
@@ -31,6 +33,7 @@ pub fn for_request(state: &AppState) -> Loaders {
         CatalogLoader {
             db: state.db.clone(),
             curation: state.curation.clone(),
+            rows: state.rows.clone(),
         },
         tokio::spawn,
         HashMapCache::default(),
@@ -82,12 +85,31 @@ macro_rules! loader {
     };
 }
 
-loader!(/// A brand by id.
-    BrandKey => brand::Model, catalog::brands_by_ids);
-loader!(/// A category by id.
-    CategoryKey => category::Model, catalog::categories_by_ids);
-loader!(/// A merchant by id.
-    MerchantKey => merchant::Model, catalog::merchants_by_ids);
+macro_rules! immutable_loader {
+    ($(#[$doc:meta])* $key:ident => $value:ty, $method:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub struct $key(pub Uuid);
+
+        impl Loader<$key> for CatalogLoader {
+            type Value = $value;
+            type Error = LoadError;
+
+            async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $value>, LoadError> {
+                let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+                let rows = self.rows.$method(&self.db, &ids).await.map_err(Arc::new)?;
+                Ok(rows.into_iter().map(|(id, v)| ($key(id), v)).collect())
+            }
+        }
+    };
+}
+
+immutable_loader!(/// A brand by id (kept in memory once read: brands never change).
+    BrandKey => brand::Model, brands);
+immutable_loader!(/// A category by id (kept in memory once read: categories never change).
+    CategoryKey => category::Model, categories);
+immutable_loader!(/// A merchant by id (kept in memory once read: merchants never change).
+    MerchantKey => merchant::Model, merchants);
 loader!(/// The SKUs of a product, in display order.
     SkusOf => Vec<sku::Model>, catalog::skus_by_product_ids);
 loader!(/// The images of a product, in display order.

@@ -10,7 +10,7 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use async_graphql::{Response, ServerResult, Value, Variables};
 
-use crate::metrics::{CodeLabels, Metrics, OperationLabels};
+use crate::metrics::{CodeLabels, Metrics};
 
 pub struct RequestMetrics(pub Arc<Metrics>);
 
@@ -55,12 +55,8 @@ impl Extension for PerRequest {
         let started = Instant::now();
         let response = next.run(ctx).await;
         let operation = *self.operation.lock().unwrap_or_else(|e| e.into_inner());
-        let labels = OperationLabels { operation };
-        self.metrics.graphql_requests.get_or_create(&labels).inc();
         self.metrics
-            .graphql_duration
-            .get_or_create(&labels)
-            .observe(started.elapsed().as_secs_f64());
+            .count_graphql_request(operation, started.elapsed().as_secs_f64());
         for err in &response.errors {
             let code = match err.extensions.as_ref().and_then(|e| e.get("code")) {
                 Some(Value::String(code)) => code.clone(),

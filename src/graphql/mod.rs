@@ -16,6 +16,7 @@ pub mod members;
 pub mod metrics_ext;
 pub mod node;
 pub mod orders;
+pub mod response_cache;
 pub mod scalars;
 
 use std::sync::Arc;

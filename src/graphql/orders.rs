@@ -267,6 +267,9 @@ impl OrdersMutation {
         }
         let timeout = Duration::minutes(i64::from(st.config.policy.payment_timeout_minutes));
         let (o, _) = svc::place_order(&st.db, me, lines, timeout, st.clock.now()).await?;
+        // Stock was reserved. Only on success: a refusal commits nothing, and a flood of
+        // OUT_OF_STOCK refusals must not flush the cache.
+        st.catalog_changed().await;
         Ok(Order(o))
     }
 
@@ -338,9 +341,10 @@ impl OrdersMutation {
         viewer(ctx)?.admin()?;
         let st = state(ctx)?;
         let id = ids::decode_as(&order_line_id, Kind::OrderLine, "orderLineId")?;
-        Ok(Order(
-            svc::refund_line(&st.db, &st.events, id, quantity, st.clock.now()).await?,
-        ))
+        let o = svc::refund_line(&st.db, &st.events, id, quantity, st.clock.now()).await?;
+        // Stock came back (nothing fails after the refund's commit).
+        st.catalog_changed().await;
+        Ok(Order(o))
     }
 }
 

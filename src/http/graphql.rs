@@ -14,17 +14,20 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::HttpState;
+use crate::graphql::response_cache::{self, Lookup};
 use crate::graphql::{ClientAddr, loaders, metrics_ext::operation_type, to_graphql};
 use crate::service::auth;
 
 /// Runs one GraphQL request with fresh per-request data: loaders, the viewer its
-/// `Authorization` header names, and the client's address.
+/// `Authorization` header names, and the client's address. Anonymous catalog reads go
+/// through the response cache first ([`crate::graphql::response_cache`]).
 async fn execute(
     state: &HttpState,
     headers: &HeaderMap,
     client: SocketAddr,
     req: async_graphql::Request,
 ) -> Response {
+    let started = std::time::Instant::now();
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -38,6 +41,16 @@ async fn execute(
             return GraphQLResponse::from(resp).into_response();
         }
     };
+    let fill = match state.app.responses.lookup(&viewer, &req).await {
+        Lookup::Hit(body) => {
+            // Served without executing: count it as the query it answers.
+            let seconds = started.elapsed().as_secs_f64();
+            state.app.metrics.count_graphql_request("query", seconds);
+            return graphql_body(body);
+        }
+        Lookup::Miss(fill) => Some(fill),
+        Lookup::Skip => None,
+    };
     let req = req
         .data(loaders::for_request(&state.app))
         .data(viewer)
@@ -46,7 +59,19 @@ async fn execute(
     // receivers in one pass, and a forced yield halfway would let a DataLoader batch fire with
     // half its keys (two statements instead of one). Resolvers still yield on real I/O.
     let response = tokio::task::unconstrained(state.schema.execute(req)).await;
+    if let Some(fill) = fill
+        && let Some(body) = state.app.responses.store(fill, &response).await
+    {
+        return graphql_body(body);
+    }
     GraphQLResponse::from(response).into_response()
+}
+
+/// A serialised GraphQL answer, with the headers `GraphQLResponse` gives an answer that sets
+/// no headers or cache hints (the only answers the cache keeps): a hit and the miss that
+/// filled it are the same bytes with the same headers.
+fn graphql_body(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, response_cache::CONTENT_TYPE)], body).into_response()
 }
 
 /// POST: one JSON request object. The body is read within the size limit (413 above it,

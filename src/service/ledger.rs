@@ -2,8 +2,8 @@
 //! balance column, and the member's balance row moves by the same amounts in the same
 //! transaction. [`check`] recomputes every balance from the entries and reports differences.
 
-use chrono::{DateTime, Datelike, TimeZone, Utc};
-use entity::{Money, balance, ledger_entry};
+use chrono::{DateTime, Utc};
+use entity::{Money, balance, ledger_entry, ledger_month};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
@@ -58,7 +58,8 @@ pub struct Refs {
     pub withdrawal: Option<Uuid>,
 }
 
-/// Appends an entry without touching the balance row (for callers that already moved the
+/// Appends an entry (and adds its `lifetime` to the member's month) without touching the
+/// balance row (for callers that already moved the
 /// balance with a conditional update, such as a withdrawal's reservation).
 pub async fn append(
     txn: &impl ConnectionTrait,
@@ -83,6 +84,23 @@ pub async fn append(
     })
     .exec_without_returning(txn)
     .await?;
+    if d.lifetime != 0 {
+        ledger_month::Entity::insert(ledger_month::ActiveModel {
+            member_id: Set(member),
+            period: Set(super::hierarchy::period(now)),
+            lifetime: Set(Money::from_fen(d.lifetime)),
+        })
+        .on_conflict(
+            OnConflict::columns([ledger_month::Column::MemberId, ledger_month::Column::Period])
+                .value(
+                    ledger_month::Column::Lifetime,
+                    Expr::cust("ledger_months.lifetime + excluded.lifetime"),
+                )
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    }
     Ok(())
 }
 
@@ -136,56 +154,62 @@ pub struct Summary {
     pub this_month: Money,
 }
 
-#[derive(FromQueryResult)]
-struct Sum {
-    total: Option<i64>,
-}
-
 pub async fn summary(
     db: &impl ConnectionTrait,
     member: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Summary> {
-    let row = balance::Entity::find_by_id(member).one(db).await?;
-    let month_start = Utc
-        .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
-        .single()
-        .ok_or_else(|| Error::internal(anyhow::anyhow!("month start of {now}")))?;
+    // One statement: the balance row and this month's total.
     let backend = db.get_database_backend();
     let sql = match backend {
         DbBackend::Postgres => {
-            "SELECT CAST(SUM(lifetime_delta) AS BIGINT) AS total FROM ledger_entries WHERE member_id = $1 AND created_at >= $2"
+            "SELECT b.pending, b.available, b.reserved, b.withdrawn, b.lifetime, m.lifetime AS this_month \
+             FROM balances b LEFT JOIN ledger_months m ON m.member_id = b.member_id AND m.period = $2 \
+             WHERE b.member_id = $1"
         }
         _ => {
-            "SELECT SUM(lifetime_delta) AS total FROM ledger_entries WHERE member_id = ? AND created_at >= ?"
+            "SELECT b.pending, b.available, b.reserved, b.withdrawn, b.lifetime, m.lifetime AS this_month \
+             FROM balances b LEFT JOIN ledger_months m ON m.member_id = b.member_id AND m.period = ?2 \
+             WHERE b.member_id = ?1"
         }
     };
-    let month = Sum::find_by_statement(Statement::from_sql_and_values(
+    let row = SummaryRow::find_by_statement(Statement::from_sql_and_values(
         backend,
         sql,
-        [member.into(), month_start.into()],
+        [member.into(), super::hierarchy::period(now).into()],
     ))
     .one(db)
-    .await?
-    .and_then(|s| s.total)
-    .unwrap_or(0);
+    .await?;
     Ok(match row {
-        Some(b) => Summary {
-            pending: b.pending,
-            available: b.available,
-            reserved: b.reserved,
-            withdrawn: b.withdrawn,
-            lifetime: b.lifetime,
-            this_month: Money::from_fen(month),
+        Some(r) => Summary {
+            pending: Money::from_fen(r.pending),
+            available: Money::from_fen(r.available),
+            reserved: Money::from_fen(r.reserved),
+            withdrawn: Money::from_fen(r.withdrawn),
+            lifetime: Money::from_fen(r.lifetime),
+            this_month: Money::from_fen(r.this_month.unwrap_or(0)),
         },
         None => Summary::default(),
     })
+}
+
+#[derive(FromQueryResult)]
+struct SummaryRow {
+    pending: i64,
+    available: i64,
+    reserved: i64,
+    withdrawn: i64,
+    lifetime: i64,
+    this_month: Option<i64>,
 }
 
 /// A member whose stored balances differ from the sum of its ledger entries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mismatch {
     pub member_id: Uuid,
+    /// For a monthly total (`YYYY-MM`) that disagrees with its entries: only `lifetime`
+    /// is compared then. `None` for the balance row.
+    pub period: Option<String>,
     pub stored: Deltas,
     pub from_ledger: Deltas,
 }
@@ -241,6 +265,7 @@ pub async fn check(db: &impl ConnectionTrait) -> Result<(usize, Vec<Mismatch>)> 
         if stored_d != from_ledger {
             mismatches.push(Mismatch {
                 member_id: f.member_id,
+                period: None,
                 stored: stored_d,
                 from_ledger,
             });
@@ -250,12 +275,68 @@ pub async fn check(db: &impl ConnectionTrait) -> Result<(usize, Vec<Mismatch>)> 
         if !seen.contains(id) && as_deltas(b) != Deltas::default() {
             mismatches.push(Mismatch {
                 member_id: *id,
+                period: None,
                 stored: as_deltas(b),
                 from_ledger: Deltas::default(),
             });
         }
     }
+    mismatches.extend(check_months(db).await?);
     Ok((stored.len().max(folded.len()), mismatches))
+}
+
+/// Compares each monthly total with the sum of its month's entries.
+async fn check_months(db: &impl ConnectionTrait) -> Result<Vec<Mismatch>> {
+    use sea_orm::QuerySelect;
+    use std::collections::HashMap;
+    let rows: Vec<(Uuid, DateTime<Utc>, Money)> = ledger_entry::Entity::find()
+        .select_only()
+        .column(ledger_entry::Column::MemberId)
+        .column(ledger_entry::Column::CreatedAt)
+        .column(ledger_entry::Column::LifetimeDelta)
+        .filter(ledger_entry::Column::LifetimeDelta.ne(Money::ZERO))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut from_entries: HashMap<(Uuid, String), i64> = HashMap::new();
+    for (member, at, delta) in rows {
+        *from_entries
+            .entry((member, super::hierarchy::period(at)))
+            .or_default() += delta.fen();
+    }
+    let mut stored: HashMap<(Uuid, String), i64> = ledger_month::Entity::find()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| ((m.member_id, m.period), m.lifetime.fen()))
+        .collect();
+    let mut out = Vec::new();
+    let lifetime = |n: i64| Deltas {
+        lifetime: n,
+        ..Deltas::default()
+    };
+    for ((member, period), sum) in from_entries {
+        let kept = stored.remove(&(member, period.clone())).unwrap_or(0);
+        if kept != sum {
+            out.push(Mismatch {
+                member_id: member,
+                period: Some(period),
+                stored: lifetime(kept),
+                from_ledger: lifetime(sum),
+            });
+        }
+    }
+    for ((member, period), kept) in stored {
+        if kept != 0 {
+            out.push(Mismatch {
+                member_id: member,
+                period: Some(period),
+                stored: lifetime(kept),
+                from_ledger: lifetime(0),
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn as_deltas(b: &balance::Model) -> Deltas {

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod curation;
 pub mod earnings;
 pub mod hierarchy;
+pub mod immutable;
 pub mod ledger;
 pub mod members;
 pub mod orders;

@@ -578,7 +578,9 @@ async fn cache_calls(app: &TestApp, op: &str) -> f64 {
 
 #[tokio::test]
 async fn a_page_with_passports_costs_few_statements_and_one_cache_round_trip() {
-    let app = TestApp::spawn().await;
+    // The passport cache under the response cache: with the latter on, the warm page would be
+    // a whole-response hit that never reaches the passports.
+    let app = TestApp::spawn_with(&["--response-cache", "false"]).await;
     publish_n(&app, 12).await;
     let backend = if redis_url().is_some() {
         "redis"
@@ -688,7 +690,8 @@ async fn a_redis_connection_dropped_mid_test_is_survived() {
     };
     // A database index of its own, so this test can find and kill exactly its connections.
     let db_url = format!("{}/13", url.trim_end_matches('/'));
-    let app = TestApp::spawn_with(&["--redis-url", &db_url]).await;
+    // Without the response cache, so that every read reaches the passport cache.
+    let app = TestApp::spawn_with(&["--redis-url", &db_url, "--response-cache", "false"]).await;
     publish_n(&app, 3).await;
     app.data(LISTING, json!({ "first": 10 })).await;
 

@@ -1,0 +1,252 @@
+//! The load: closed-loop HTTP/1.1 clients (one keep-alive connection each, hyper's client
+//! connection API, the request bytes built once) recording latencies in an HDR histogram,
+//! and idle WebSocket subscriptions for the memory scenario.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// One step of a scenario: a GraphQL request, signed in or not. A step may depend on the
+/// previous answer (checkout then payment), see [`Script`].
+#[derive(Clone)]
+pub struct Call {
+    pub query: String,
+    pub variables: Value,
+    pub token: Option<String>,
+}
+
+/// What each client repeats: a fixed call, or checkout + payment (the second call needs the
+/// order id and total from the first).
+#[derive(Clone)]
+pub enum Script {
+    Repeat(Call),
+    Checkout { place: Call, admin_token: String },
+}
+
+/// Results of one scenario.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Stats {
+    /// Completed iterations (requests, or orders for a checkout script).
+    pub iterations: u64,
+    pub seconds: f64,
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: u64,
+    /// Largest resident memory of the server seen while the scenario ran, bytes.
+    pub max_rss: u64,
+}
+
+struct Conn {
+    sender: http1::SendRequest<Full<Bytes>>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> anyhow::Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Conn { sender })
+    }
+
+    async fn post(
+        &mut self,
+        addr: SocketAddr,
+        body: Bytes,
+        token: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        self.sender.ready().await?;
+        let mut req = Request::post("/graphql")
+            .header("host", addr.to_string())
+            .header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = self.sender.send_request(req.body(Full::new(body))?).await?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        let v: Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("status {status}: {}", String::from_utf8_lossy(&bytes)))?;
+        Ok(v)
+    }
+}
+
+fn body(call: &Call) -> Bytes {
+    Bytes::from(json!({ "query": call.query, "variables": call.variables }).to_string())
+}
+
+/// Runs `script` from `clients` connections for `warmup` (discarded) then `measure`,
+/// sampling the server's memory (`rss`) every 100 ms.
+pub async fn run(
+    addr: SocketAddr,
+    script: &Script,
+    clients: usize,
+    warmup: Duration,
+    measure: Duration,
+    expect_errors: bool,
+    rss: impl Fn() -> u64 + Send + Sync + 'static,
+) -> anyhow::Result<Stats> {
+    let started = Instant::now();
+    let measuring_from = started + warmup;
+    let until = measuring_from + measure;
+    let stop_sampling = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = stop_sampling.clone();
+        tokio::spawn(async move {
+            let mut max = 0;
+            while !stop.load(Ordering::Relaxed) {
+                max = max.max(rss());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            max
+        })
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let script = script.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await?;
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let (mut done, mut errors) = (0u64, 0u64);
+            loop {
+                let t0 = Instant::now();
+                if t0 >= until {
+                    break;
+                }
+                let ok = match &script {
+                    Script::Repeat(call) => {
+                        let v = conn.post(addr, body(call), call.token.as_deref()).await?;
+                        v.get("errors").is_none()
+                    }
+                    Script::Checkout { place, admin_token } => {
+                        checkout(&mut conn, addr, place, admin_token).await?
+                    }
+                };
+                let t1 = Instant::now();
+                if t0 >= measuring_from {
+                    hist.record((t1 - t0).as_micros().max(1) as u64)?;
+                    done += 1;
+                    if !ok {
+                        errors += 1;
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>((hist, done, errors))
+        }));
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let (mut done, mut errors) = (0, 0);
+    for t in tasks {
+        let (h, d, e) = t.await??;
+        hist.add(h)?;
+        done += d;
+        errors += e;
+    }
+    stop_sampling.store(true, Ordering::Relaxed);
+    let max_rss = sampler.await?;
+    if errors > 0 && !expect_errors {
+        bail!("{errors} of {done} requests answered with errors");
+    }
+    let seconds = measure.as_secs_f64();
+    Ok(Stats {
+        iterations: done,
+        seconds,
+        per_second: done as f64 / seconds,
+        p50_ms: hist.value_at_quantile(0.5) as f64 / 1e3,
+        p99_ms: hist.value_at_quantile(0.99) as f64 / 1e3,
+        errors,
+        max_rss,
+    })
+}
+
+/// One order: place it, then confirm its payment as the provider would. Errors are fatal
+/// (a checkout benchmark that fails is no benchmark).
+async fn checkout(
+    conn: &mut Conn,
+    addr: SocketAddr,
+    place: &Call,
+    admin: &str,
+) -> anyhow::Result<bool> {
+    let placed = conn.post(addr, body(place), place.token.as_deref()).await?;
+    let order = &placed["data"]["placeOrder"];
+    let (Some(id), Some(total)) = (order["id"].as_str(), order["total"].as_str()) else {
+        bail!("placeOrder failed: {placed}");
+    };
+    let pay = Call {
+        query: "mutation($i: ConfirmPaymentInput!) { confirmPayment(input: $i) { status } }".into(),
+        variables: json!({ "i": { "orderId": id, "paymentReference": format!("bench-{id}"), "amount": total } }),
+        token: None,
+    };
+    let paid = conn.post(addr, body(&pay), Some(admin)).await?;
+    if paid["data"]["confirmPayment"]["status"] != json!("PAID") {
+        bail!("confirmPayment failed: {paid}");
+    }
+    Ok(true)
+}
+
+/// Sends one request on a fresh connection and returns the answer.
+pub async fn once(addr: SocketAddr, call: &Call) -> anyhow::Result<Value> {
+    Conn::open(addr)
+        .await?
+        .post(addr, body(call), call.token.as_deref())
+        .await
+}
+
+/// Opens `connections` WebSockets with `per_connection` idle `earningsUpdated`
+/// subscriptions each, signed in with `token`; returns them (dropping closes them).
+pub async fn idle_subscriptions(
+    addr: SocketAddr,
+    token: &str,
+    connections: usize,
+    per_connection: usize,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut held = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let mut request = format!("ws://{addr}/graphql/ws").into_client_request()?;
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
+        let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
+        ws.send(Message::Text(init.to_string().into())).await?;
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if t.as_str().contains("connection_ack") => {}
+            other => bail!("no connection_ack: {other:?}"),
+        }
+        for i in 0..per_connection {
+            let sub = json!({ "type": "subscribe", "id": format!("s{i}"),
+                "payload": { "query": "subscription { earningsUpdated { kind summary { pending } } }" } });
+            ws.send(Message::Text(sub.to_string().into())).await?;
+        }
+        // Keep the socket open and answer pings until dropped.
+        held.push(tokio::spawn(async move {
+            while let Some(Ok(msg)) = ws.next().await {
+                if let Message::Text(t) = msg
+                    && t.as_str().contains("\"ping\"")
+                {
+                    let _ = ws
+                        .send(Message::Text(json!({ "type": "pong" }).to_string().into()))
+                        .await;
+                }
+            }
+        }));
+    }
+    Ok(held)
+}

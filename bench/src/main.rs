@@ -1,0 +1,614 @@
+//! The load benchmark (issue #8): one command builds the release server, starts it on a
+//! freshly seeded database, drives each scenario from this separate process (server and load
+//! generator pinned to different cores when `taskset` exists), and writes a Markdown table,
+//! the JSON of every figure and an SVG chart to `bench/results/`.
+//!
+//! ```sh
+//! cargo run --release -p pushhand-bench                      # SQLite, in-process cache
+//! cargo run --release -p pushhand-bench -- \
+//!     --postgres postgres://postgres@127.0.0.1:5432/postgres --redis redis://127.0.0.1:6379
+//! ```
+//!
+//! Scenarios (64 closed-loop connections; throughput ratios to S0 of the same server
+//! process): S0 `{ __typename }`; S1 anonymous `products(first: 50)` with brand, category,
+//! SKUs and passport, response cache off; S2 the same, cache on; S3 `product(id)` detail; S4
+//! `me { earningsSummary earnings(first: 20) }` for a member with 100,000 ledger entries; S5
+//! `me { teamStats team(level: 1, first: 20) }` for a member with 1,000,000 descendants; S6
+//! checkout + payment callback (orders/s, earnings booked); B24/B60 fragment bombs refused by
+//! the guard; S7 resident memory under load and with 10,000 idle subscriptions.
+
+mod bulk;
+mod ledger_history;
+mod load;
+mod report;
+mod server;
+mod team_tree;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use entity::product;
+use pushhand::service::catalog::{self, NewProduct, NewSku};
+use pushhand::service::members::{self, CliRole};
+use sea_orm::{ColumnTrait, ConnectionTrait, Database, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::{Value, json};
+
+use crate::load::{Call, Script, Stats};
+use crate::report::{Memory, Report, Row};
+use crate::server::{Launch, Server};
+
+const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-0123";
+const PASSWORD: &str = "bench-password-1";
+
+#[derive(Parser, Debug)]
+#[command(about = "Pushhand load benchmark: S0–S7, table, JSON and chart")]
+struct Args {
+    /// A PostgreSQL URL whose user may create databases: run on PostgreSQL (a fresh
+    /// database, dropped afterwards) instead of SQLite.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// A Redis URL for the server (cache, events); its database is flushed first.
+    #[arg(long)]
+    redis: Option<String>,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Measured seconds per scenario.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Warm-up seconds per scenario (discarded).
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Descendants of the S5 member.
+    #[arg(long, default_value_t = 1_000_000)]
+    descendants: usize,
+    /// Earnings of the S4 member (two ledger entries each once settled).
+    #[arg(long, default_value_t = 50_000)]
+    earnings: usize,
+    /// Idle subscriptions for S7 (20 per connection).
+    #[arg(long, default_value_t = 10_000)]
+    idle_subscriptions: usize,
+    /// Run only these scenarios (comma-separated keys, e.g. `S1,S2`); S0 always runs.
+    #[arg(long)]
+    only: Option<String>,
+    /// Where the results go.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace")?
+        .to_path_buf();
+    // Build first, on every core; then keep this process off the server's core.
+    let binary = server::build_release(&workspace)?;
+    let machine = machine();
+    let pinned = server::can_pin();
+    if pinned {
+        server::pin_self(1)?;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(if pinned { 1 } else { 2 })
+        .enable_all()
+        .build()?;
+    rt.block_on(run(args, workspace, binary, pinned, machine))
+}
+
+fn wants(args: &Args, key: &str) -> bool {
+    match &args.only {
+        None => true,
+        Some(list) => key == "S0" || list.split(',').any(|k| k.trim() == key),
+    }
+}
+
+async fn run(
+    args: Args,
+    workspace: PathBuf,
+    binary: PathBuf,
+    pinned: bool,
+    machine: String,
+) -> anyhow::Result<()> {
+    let run_dir = workspace.join("target").join("bench-run");
+    let _ = std::fs::remove_dir_all(&run_dir);
+    std::fs::create_dir_all(&run_dir)?;
+    let (database_url, drop_db) = match &args.postgres {
+        Some(admin) => {
+            let name = format!("pushhand_bench_{}", std::process::id());
+            let db = Database::connect(admin.as_str()).await?;
+            db.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\""))
+                .await?;
+            db.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await?;
+            db.close().await?;
+            let base = admin.split('?').next().unwrap_or(admin);
+            let (server, _) = base.rsplit_once('/').context("database URL has a path")?;
+            (format!("{server}/{name}"), Some((admin.clone(), name)))
+        }
+        None => (
+            format!("sqlite://{}?mode=rwc", run_dir.join("bench.db").display()),
+            None,
+        ),
+    };
+    if let Some(redis) = &args.redis {
+        let client = redis::Client::open(redis.as_str())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("FLUSHDB").query_async::<()>(&mut conn).await?;
+    }
+    let store = match (&args.postgres, &args.redis) {
+        (Some(_), Some(_)) => "PostgreSQL + Redis",
+        (Some(_), None) => "PostgreSQL",
+        (None, Some(_)) => "SQLite + Redis",
+        (None, None) => "SQLite",
+    };
+
+    let outcome = bench(&args, &binary, &run_dir, &database_url, store, pinned)
+        .await
+        .map(|r| Report { machine, ..r });
+    if let Some((admin, name)) = drop_db
+        && let Ok(db) = Database::connect(admin.as_str()).await
+    {
+        let _ = db
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .await;
+    }
+    let report = outcome?;
+    std::fs::create_dir_all(&args.out)?;
+    let stem = if args.postgres.is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    let md = report::markdown(&report);
+    println!("\n{md}");
+    std::fs::write(args.out.join(format!("{stem}.md")), &md)?;
+    std::fs::write(
+        args.out.join(format!("{stem}.json")),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    report::chart(&report, &args.out.join(format!("{stem}.svg")))?;
+    println!("written: {}/{stem}.{{md,json,svg}}", args.out.display());
+    Ok(())
+}
+
+/// What the data generation left for the scenarios.
+struct Fixture {
+    sku: String,
+    product: String,
+}
+
+async fn generate(
+    database_url: &str,
+    run_dir: &Path,
+    args: &Args,
+    timings: &mut Vec<(String, f64)>,
+) -> anyhow::Result<Fixture> {
+    let config = pushhand::config::from_args([
+        "pushhand",
+        "--database-url",
+        database_url,
+        "--data-dir",
+        &run_dir.display().to_string(),
+        "--jwt-secret",
+        JWT_SECRET,
+        "--db-statement-timeout-ms",
+        "600000",
+    ])?;
+    let metrics = pushhand::metrics::Metrics::new();
+    let db = pushhand::db::connect(&config, &metrics).await?;
+    pushhand::db::migrate(&db).await?;
+    let t = Instant::now();
+    pushhand::seed::run(&db)
+        .await
+        .map_err(anyhow::Error::from)?;
+    timings.push(("demo catalog and members".into(), t.elapsed().as_secs_f64()));
+    let now = pushhand::service::now();
+    for (email, role) in [
+        ("admin@bench.example", CliRole::Admin),
+        ("buyer@bench.example", CliRole::PushHand),
+    ] {
+        members::create_user(&db, email, PASSWORD, role, None, now)
+            .await
+            .map_err(anyhow::Error::from)?;
+    }
+    // A product with stock enough for any checkout run.
+    let model = product::Entity::find()
+        .filter(product::Column::Status.eq(product::Status::Published))
+        .order_by_asc(product::Column::Id)
+        .one(&db)
+        .await?
+        .context("a published product")?;
+    let p = NewProduct {
+        id: uuid::Uuid::now_v7(),
+        merchant_id: model.merchant_id,
+        brand_id: model.brand_id,
+        category_id: model.category_id,
+        name: "压测专用商品".into(),
+        name_en: Some("Benchmark product".into()),
+        description: None,
+        status: product::Status::Published,
+        rebate_rate: entity::Rate::from_bp(1500),
+        team_rebate_rate: entity::Rate::from_bp(500),
+        membership_activity: false,
+        sales_count: 0,
+        created_at: now,
+        published_at: Some(now),
+        skus: vec![NewSku {
+            name: "标准".into(),
+            price: entity::Money::from_fen(19_900),
+            stock: 1_000_000_000,
+        }],
+        images: vec![],
+        tags: vec![],
+    };
+    let checkout_product = catalog::create_product(&db, p)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let sku = entity::sku::Entity::find()
+        .filter(entity::sku::Column::ProductId.eq(checkout_product))
+        .one(&db)
+        .await?
+        .context("the benchmark SKU")?;
+    db.close().await?;
+
+    let loader = bulk::loader_connection(&config).await?;
+    let t = Instant::now();
+    let h = ledger_history::generate(&loader, args.earnings).await?;
+    timings.push((
+        format!("S4: {} earnings, {} ledger entries", h.earnings, h.entries),
+        t.elapsed().as_secs_f64(),
+    ));
+    let t = Instant::now();
+    let tree = team_tree::generate(&loader, args.descendants).await?;
+    timings.push((
+        format!(
+            "S5: {} descendants ({} closure rows)",
+            tree.levels.iter().sum::<usize>(),
+            tree.closure_rows
+        ),
+        t.elapsed().as_secs_f64(),
+    ));
+    loader.close().await?;
+    Ok(Fixture {
+        sku: pushhand::graphql::ids::encode(pushhand::graphql::ids::Kind::Sku, sku.id).to_string(),
+        product: pushhand::graphql::ids::encode(pushhand::graphql::ids::Kind::Product, model.id)
+            .to_string(),
+    })
+}
+
+async fn login(addr: std::net::SocketAddr, email: &str) -> anyhow::Result<String> {
+    let call = Call {
+        query: "mutation($i: LoginInput!) { login(input: $i) { token } }".into(),
+        variables: json!({ "i": { "email": email, "password": PASSWORD } }),
+        token: None,
+    };
+    let v = load::once(addr, &call).await?;
+    v["data"]["login"]["token"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("login of {email}: {v}"))
+}
+
+const S1: &str = "{ products(first: 50) { edges { node { id name minPrice brand { name } category { nameZh } skus { id price stock } curation { passed badges } } } pageInfo { hasNextPage endCursor } } }";
+const S3: &str = "query($id: ID!) { product(id: $id) { id name nameEn description minPrice maxPrice salesCount brand { name merchant { name } } category { nameZh parent { nameZh } } skus { id name price stock } images { url alt } tags curation { passed badges stages { stage result } } } }";
+const S4: &str = "{ me { earningsSummary { pending available lifetime thisMonth } earnings(first: 20) { edges { node { id kind amount status createdAt explanation { summary } } } pageInfo { hasNextPage endCursor } } } }";
+const S5: &str = "{ me { teamStats { totalMembers newThisMonth levels { level members newThisMonth } } team(level: 1, first: 20) { edges { node { id displayName joinedAt } } pageInfo { hasNextPage } } } }";
+const PLACE: &str = "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { id total } }";
+
+fn bomb(levels: usize) -> String {
+    let mut doc = String::from("fragment F0 on Query { __typename }");
+    for i in 1..=levels {
+        doc.push_str(&format!(
+            " fragment F{i} on Query {{ ...F{} ...F{} }}",
+            i - 1,
+            i - 1
+        ));
+    }
+    doc.push_str(&format!(" query {{ ...F{levels} }}"));
+    doc
+}
+
+fn call(query: &str, variables: Value, token: Option<&str>) -> Call {
+    Call {
+        query: query.into(),
+        variables,
+        token: token.map(str::to_owned),
+    }
+}
+
+async fn bench(
+    args: &Args,
+    binary: &Path,
+    run_dir: &Path,
+    database_url: &str,
+    store: &str,
+    pinned: bool,
+) -> anyhow::Result<Report> {
+    let mut generation = Vec::new();
+    println!("generating data…");
+    let fixture = generate(database_url, run_dir, args, &mut generation).await?;
+    for (what, s) in &generation {
+        println!("  {what}: {s:.1} s");
+    }
+    let launch = |response_cache| Launch {
+        binary,
+        database_url,
+        redis_url: args.redis.as_deref(),
+        data_dir: run_dir,
+        jwt_secret: JWT_SECRET,
+        response_cache,
+        core: pinned.then_some(0),
+    };
+    let warmup = Duration::from_secs(args.warmup);
+    let measure = Duration::from_secs(args.seconds);
+    let mut rows: Vec<Row> = Vec::new();
+    let mut max_rss = 0u64;
+
+    // Phase 1: response cache off.
+    let server = Server::start(&launch(false)).await?;
+    let addr = server.addr;
+    let buyer = login(addr, "buyer@bench.example").await?;
+    let admin = login(addr, "admin@bench.example").await?;
+    let earner = login(addr, ledger_history::EMAIL).await?;
+    let root = login(addr, team_tree::ROOT_EMAIL).await?;
+    check_answers(addr, &earner, &root, args).await?;
+
+    let pid = server.pid();
+    let rss = move || server::rss_of(pid).unwrap_or(0);
+    let scenarios: Vec<(&'static str, &'static str, Script, Option<f64>, bool)> = vec![
+        (
+            "S0",
+            "{ __typename }",
+            Script::Repeat(call("{ __typename }", json!({}), None)),
+            None,
+            false,
+        ),
+        (
+            "S1",
+            "products(first: 50), cache off",
+            Script::Repeat(call(S1, json!({}), None)),
+            Some(1.0 / 40.0),
+            false,
+        ),
+        (
+            "S3",
+            "product(id) detail",
+            Script::Repeat(call(S3, json!({ "id": fixture.product }), None)),
+            Some(1.0 / 5.0),
+            false,
+        ),
+        (
+            "S4",
+            "earnings, 100k ledger entries",
+            Script::Repeat(call(S4, json!({}), Some(&earner))),
+            Some(1.0 / 3.0),
+            false,
+        ),
+        (
+            "S5",
+            "team, 1M descendants",
+            Script::Repeat(call(S5, json!({}), Some(&root))),
+            Some(1.0 / 5.0),
+            false,
+        ),
+        (
+            "B24",
+            "24-level fragment bomb (refused)",
+            Script::Repeat(call(&bomb(24), json!({}), None)),
+            None,
+            true,
+        ),
+        (
+            "B60",
+            "60-level fragment bomb (refused)",
+            Script::Repeat(call(&bomb(60), json!({}), None)),
+            None,
+            true,
+        ),
+        (
+            "S6",
+            "checkout + payment (orders/s)",
+            Script::Checkout {
+                place: call(
+                    PLACE,
+                    json!({ "i": { "lines": [{ "skuId": fixture.sku, "quantity": 1 }] } }),
+                    Some(&buyer),
+                ),
+                admin_token: admin.clone(),
+            },
+            Some(1.0 / 50.0),
+            false,
+        ),
+    ];
+    let mut s0 = None;
+    for (key, label, script, target, errors) in scenarios {
+        if !wants(args, key) {
+            continue;
+        }
+        let stats = load::run(addr, &script, args.clients, warmup, measure, errors, rss)
+            .await
+            .with_context(|| format!("scenario {key}"))?;
+        max_rss = max_rss.max(stats.max_rss);
+        println!(
+            "{key:>4} {label:<36} {:>9.0}/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
+            stats.per_second, stats.p50_ms, stats.p99_ms
+        );
+        let base: &Stats = s0.get_or_insert_with(|| stats.clone());
+        rows.push(Row {
+            key,
+            label,
+            baseline: "S0",
+            ratio: stats.per_second / base.per_second,
+            stats,
+            target,
+        });
+    }
+
+    // S7: idle subscriptions on the same process, after the load.
+    let memory = if wants(args, "S7") {
+        let per = 20;
+        let connections = args.idle_subscriptions.div_ceil(per);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = server.rss()?;
+        let held = load::idle_subscriptions(addr, &buyer, connections, per).await?;
+        wait_for_subscriptions(addr, connections * per).await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after = server.rss()?;
+        let subs = connections * per;
+        println!(
+            "  S7 {subs} idle subscriptions on {connections} connections: RSS {:.1} → {:.1} MiB",
+            before as f64 / 1048576.0,
+            after as f64 / 1048576.0
+        );
+        drop(held);
+        Some(Memory {
+            max_rss_under_load: max_rss,
+            idle_subscriptions: subs,
+            idle_connections: connections,
+            rss_before_idle: before,
+            rss_with_idle: after,
+            per_idle_subscription: after.saturating_sub(before) as f64 / subs as f64,
+        })
+    } else {
+        None
+    };
+    server.stop()?;
+
+    // Phase 2: response cache on — S2 against this process's own S0.
+    if wants(args, "S2") {
+        let server = Server::start(&launch(true)).await?;
+        let addr = server.addr;
+        let pid = server.pid();
+        let rss = move || server::rss_of(pid).unwrap_or(0);
+        let s0b = load::run(
+            addr,
+            &Script::Repeat(call("{ __typename }", json!({}), None)),
+            args.clients,
+            warmup,
+            measure,
+            false,
+            rss,
+        )
+        .await?;
+        let s2 = load::run(
+            addr,
+            &Script::Repeat(call(S1, json!({}), None)),
+            args.clients,
+            warmup,
+            measure,
+            false,
+            rss,
+        )
+        .await?;
+        println!(
+            "{:>4} {:<36} {:>9.0}/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
+            "S2", "products(first: 50), cache on", s2.per_second, s2.p50_ms, s2.p99_ms
+        );
+        rows.push(Row {
+            key: "S0'",
+            label: "{ __typename } (cache-on process)",
+            baseline: "S0'",
+            ratio: 1.0,
+            stats: s0b.clone(),
+            target: None,
+        });
+        rows.push(Row {
+            key: "S2",
+            label: "products(first: 50), cache on",
+            baseline: "S0'",
+            ratio: s2.per_second / s0b.per_second,
+            stats: s2,
+            target: Some(1.0 / 2.0),
+        });
+        server.stop()?;
+    }
+    let memory = memory.map(|mut m| {
+        m.max_rss_under_load = max_rss;
+        m
+    });
+    Ok(Report {
+        machine: machine(),
+        store: store.into(),
+        clients: args.clients,
+        seconds: args.seconds,
+        pinned,
+        generation,
+        rows,
+        memory,
+    })
+}
+
+/// The answers must be right before their speed means anything.
+async fn check_answers(
+    addr: std::net::SocketAddr,
+    earner: &str,
+    root: &str,
+    args: &Args,
+) -> anyhow::Result<()> {
+    let s4 = load::once(addr, &call(S4, json!({}), Some(earner))).await?;
+    let edges = s4["data"]["me"]["earnings"]["edges"]
+        .as_array()
+        .map_or(0, Vec::len);
+    if edges != 20 || s4["data"]["me"]["earningsSummary"]["lifetime"] == json!("0.00") {
+        bail!("S4 answer is wrong: {s4}");
+    }
+    let s5 = load::once(addr, &call(S5, json!({}), Some(root))).await?;
+    let total = s5["data"]["me"]["teamStats"]["totalMembers"]
+        .as_u64()
+        .unwrap_or(0);
+    if total as usize != args.descendants {
+        bail!(
+            "S5 answer is wrong: {total} members, expected {}",
+            args.descendants
+        );
+    }
+    let s1 = load::once(addr, &call(S1, json!({}), None)).await?;
+    if s1["data"]["products"]["edges"]
+        .as_array()
+        .map_or(0, Vec::len)
+        != 50
+    {
+        bail!("S1 answer is wrong: {s1}");
+    }
+    Ok(())
+}
+
+async fn wait_for_subscriptions(addr: std::net::SocketAddr, n: usize) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let text = client
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let active = text
+            .lines()
+            .find_map(|l| l.strip_prefix("pushhand_ws_subscriptions "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if active as usize >= n {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("the idle subscriptions never all registered")
+}
+
+/// CPU model and count, for the report.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{cpu}, {cores} cores")
+}

@@ -1,0 +1,172 @@
+//! The server under test: the release `pushhand` binary in its own process, pinned to one
+//! core when `taskset` is available, with its resident memory read from `/proc`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+/// How the server is started.
+pub struct Launch<'a> {
+    pub binary: &'a Path,
+    pub database_url: &'a str,
+    pub redis_url: Option<&'a str>,
+    pub data_dir: &'a Path,
+    pub jwt_secret: &'a str,
+    pub response_cache: bool,
+    /// The core to pin the server to, when `taskset` exists.
+    pub core: Option<usize>,
+}
+
+impl Server {
+    pub async fn start(l: &Launch<'_>) -> anyhow::Result<Server> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut cmd = match l.core {
+            Some(core) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", &core.to_string()]).arg(l.binary);
+                c
+            }
+            None => Command::new(l.binary),
+        };
+        cmd.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", l.database_url)
+            .env("BIND_ADDR", addr.to_string())
+            .env("JWT_SECRET", l.jwt_secret)
+            .env("PUSHHAND_DATA_DIR", l.data_dir)
+            .env("PUSHHAND_SEED_DEMO", "false")
+            .env("PUSHHAND_JOB_INTERVAL_SECONDS", "3600")
+            .env("PUSHHAND_RESPONSE_CACHE", l.response_cache.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Some(redis) = l.redis_url {
+            cmd.env("REDIS_URL", redis);
+        }
+        let child = cmd.spawn().context("starting the server")?;
+        let server = Server { child, addr };
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let client = reqwest::Client::new();
+        while Instant::now() < deadline {
+            if let Ok(r) = client
+                .get(format!("http://{}/readyz", self.addr))
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("the server did not become ready")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's resident memory in bytes (the `taskset` wrapper execs the server, so
+    /// the pid is the server's).
+    pub fn rss(&self) -> anyhow::Result<u64> {
+        rss_of(self.pid())
+    }
+
+    /// SIGTERM, then wait (graceful shutdown).
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child.kill().ok();
+        self.child.wait().ok();
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn rss_of(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .context("VmRSS in /proc/<pid>/status")?;
+    Ok(kb * 1024)
+}
+
+/// Whether `taskset` can pin processes here (and there are at least two cores).
+pub fn can_pin() -> bool {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores >= 2
+        && Command::new("taskset")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// Pins this process (the load generator) to `core`.
+pub fn pin_self(core: usize) -> anyhow::Result<()> {
+    let status = Command::new("taskset")
+        .args([
+            "-a",
+            "-p",
+            "-c",
+            &core.to_string(),
+            &std::process::id().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("taskset could not pin the load generator");
+    }
+    Ok(())
+}
+
+/// Builds the release server and returns the binary's path.
+pub fn build_release(workspace: &Path) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(workspace)
+        .args(["build", "--release", "-p", "pushhand", "--bin", "pushhand"])
+        .status()
+        .context("cargo build --release")?;
+    if !status.success() {
+        bail!("building the release server failed");
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace.join("target"));
+    Ok(target.join("release").join("pushhand"))
+}

@@ -1,0 +1,747 @@
+//! Whole answers to anonymous catalog reads, cached under the normalised request and dropped all at once by a catalog version that catalog writes bump after their commit.
+//!
+//! # What is cached
+//! [`ResponseCache::lookup`] decides on the parsed document, before anything runs. A request
+//! is served from the cache (and fills it) only when
+//! - the viewer is anonymous: no `Authorization` header at all — a rejected token bypasses
+//!   too — so no personalised field (push-hands' `estimatedEarning`, rebate rates, drafts and
+//!   reviewer notes for insiders, `me`) is ever computed into a cached answer or served from
+//!   one;
+//! - the document parses, the selected operation is a query, and every root field (fragment
+//!   spreads and inline fragments at the root expanded) is one of [`ROOT_FIELDS`]: `products`,
+//!   `product`, `categories`, `node`, `__typename`. Anything else — `me`, introspection, a root
+//!   field added later — bypasses until it is listed there.
+//!
+//! [`ResponseCache::store`] keeps only answers without errors, without HTTP headers or
+//! cache-control hints set by a resolver (a `private` hint opts a field out), and of at most
+//! 1 MiB. It keeps the exact bytes it sends, so a hit is byte for byte the answer of the miss
+//! that filled it, with the same `content-type`.
+//!
+//! # Key
+//! `resp:v1:<namespace>:<32 hex digits>`: two SipHash-1-3 runs with different seeds (std's
+//! `DefaultHasher`), salted with a digest of the JWT secret so that nobody without it can craft
+//! two documents that collide, over
+//! - the query with every run of ignored tokens outside string literals (whitespace, commas,
+//!   comments) replaced by one space, and trimmed;
+//! - the operation name;
+//! - the variables as canonical JSON (object keys sorted at every level).
+//!
+//! # Invalidation
+//! One catalog version. Each entry carries the version it was computed at and is served only
+//! while that version is current, so one bump drops every answer. The version is read *before*
+//! the request runs: an answer computed while a change commits is stored under the old version
+//! and never served. Bumps happen after the commit and before the mutation answers
+//! ([`AppState::catalog_changed`], [`AppState::product_changed`]), so the next request sees the
+//! change — on every instance, when they share Redis. The writes that bump:
+//!
+//! | write | bumps in |
+//! |---|---|
+//! | `createBrand`, `submitProduct`, `resubmitProduct` | `graphql::curation` (whatever the outcome) |
+//! | `recordCurationStage`, `scoreProduct`, `publishProduct`, `unpublishProduct` | `graphql::curation`, with the passport invalidation (whatever the outcome: some write before a read that can still fail) |
+//! | `placeOrder` (reserves stock) | `graphql::orders`, on success (nothing fails after its commit, and `OUT_OF_STOCK` refusals must not flush the cache) |
+//! | `refundOrderLine` (returns stock) | `graphql::orders`, on success (same) |
+//! | unpaid orders expiring (release stock) | `app::periodic_jobs`, unless nothing expired |
+//! | the demo seed | `App::build`; `pushhand seed` (Redis only) |
+//!
+//! Writes that no anonymous catalog answer shows do not bump: payments (no catalog column
+//! changes: orders do not maintain `salesCount`), shipping, completion, settlement, members,
+//! bindings, withdrawals. A new write that changes products, SKUs, brands, merchants,
+//! categories or passports must call [`AppState::catalog_changed`] after its commit, and a new
+//! public root field must be added to [`ROOT_FIELDS`] to be cached.
+//!
+//! # Backends
+//! - Redis, when `REDIS_URL` is set, shared by every instance. The version is
+//!   `pushhand:catalog:version:<namespace>` (INCR; it lives a week from its creation); an
+//!   entry is `"<version>\n<body>"` with the TTL; a lookup is one round trip,
+//!   `MGET version entry`. The namespace names the database (a random number the first
+//!   instance keeps in its `write_locks` table, see [`database_namespace`]), so deployments
+//!   and test databases that share one Redis never see each other's answers. A missing
+//!   version key (new, expired, flushed or evicted) is recreated (`SET NX`) at the current
+//!   time in microseconds — never at a value an old entry could carry — by the first lookup
+//!   or bump that finds it missing; only the lookup that created it stores its answer under
+//!   it.
+//! - In-process otherwise: an `AtomicU64` version and a moka cache bounded at 64 MiB of
+//!   bodies. Not shared: instances without Redis see each other's changes only after the TTL
+//!   (run several instances with Redis).
+//!
+//! The cache never fails a request: a failed lookup runs the request (and stores nothing); a
+//! failed store or bump is logged. All count as `error` in `pushhand_response_cache_total`
+//! (requests count once as `hit`, `miss` or `bypass`). After a failed bump, older answers stay
+//! until their TTL (`PUSHHAND_RESPONSE_CACHE_TTL_SECONDS`, 30 by default).
+//!
+//! [`AppState::catalog_changed`]: crate::state::AppState::catalog_changed
+//! [`AppState::product_changed`]: crate::state::AppState::product_changed
+
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection,
+};
+use axum::body::Bytes;
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+
+use crate::config::Secret;
+use crate::metrics::Metrics;
+use crate::redis_conn::LazyRedis;
+use crate::service::auth::Viewer;
+
+/// The root fields an anonymous query may select and still be cached.
+pub const ROOT_FIELDS: [&str; 5] = ["products", "product", "categories", "node", "__typename"];
+
+/// Larger answers are sent but not stored.
+const MAX_ENTRY_BYTES: usize = 1 << 20;
+
+/// Bound on the in-process cache, in bytes of bodies.
+const MEMORY_BYTES: u64 = 64 << 20;
+
+/// Lifetime of a Redis version counter from its creation (INCR keeps it): it is then
+/// recreated like an evicted one, so counters of databases that are gone (test databases)
+/// do not pile up in a shared Redis.
+const VERSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The `write_locks` row whose number names this database in shared keys.
+const NAMESPACE_ROW: &str = "response_cache";
+
+/// Seeds of the two hash runs that make a 128-bit key.
+const SEEDS: [u64; 2] = [0x7075_7368_6861_6e64, 0x7265_7370_6f6e_7365];
+
+/// The `content-type` of every GraphQL answer (async-graphql-axum's, for cached ones too).
+pub const CONTENT_TYPE: &str = "application/graphql-response+json";
+
+pub struct ResponseCache {
+    backend: Backend,
+    ttl: Duration,
+    /// Digest of the JWT secret, hashed into every key.
+    salt: u128,
+    metrics: Arc<Metrics>,
+}
+
+enum Backend {
+    Off,
+    Memory {
+        version: AtomicU64,
+        entries: moka::future::Cache<u128, (u64, Bytes)>,
+    },
+    Redis {
+        conn: LazyRedis,
+        version_key: String,
+        /// `resp:v1:<namespace>:`
+        entry_prefix: String,
+    },
+}
+
+/// What to do with a request.
+pub enum Lookup {
+    /// Run it as usual: not cacheable, the cache is off, or the cache failed.
+    Skip,
+    /// A stored answer: send these bytes.
+    Hit(Bytes),
+    /// Cacheable but not stored: run it, then hand the answer to [`ResponseCache::store`].
+    Miss(Fill),
+}
+
+/// Where and under which version a missed answer goes.
+pub struct Fill {
+    key: u128,
+    version: u64,
+}
+
+impl ResponseCache {
+    /// A cache that caches nothing (`--response-cache false`).
+    pub fn off(metrics: Arc<Metrics>) -> ResponseCache {
+        ResponseCache {
+            backend: Backend::Off,
+            ttl: Duration::ZERO,
+            salt: 0,
+            metrics,
+        }
+    }
+
+    /// The in-process cache of one instance.
+    pub fn in_process(metrics: Arc<Metrics>, ttl: Duration, secret: &Secret) -> ResponseCache {
+        let entries = moka::future::Cache::builder()
+            .max_capacity(MEMORY_BYTES)
+            .weigher(|_: &u128, (_, body): &(u64, Bytes)| {
+                u32::try_from(body.len())
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(64)
+            })
+            .time_to_live(ttl)
+            .build();
+        ResponseCache {
+            backend: Backend::Memory {
+                version: AtomicU64::new(0),
+                entries,
+            },
+            ttl,
+            salt: salt_of(secret),
+            metrics,
+        }
+    }
+
+    /// The Redis cache every instance on the database named `namespace` shares.
+    pub fn redis(
+        conn: LazyRedis,
+        namespace: &str,
+        metrics: Arc<Metrics>,
+        ttl: Duration,
+        secret: &Secret,
+    ) -> ResponseCache {
+        ResponseCache {
+            backend: Backend::Redis {
+                conn,
+                version_key: format!("pushhand:catalog:version:{namespace}"),
+                entry_prefix: format!("resp:v1:{namespace}:"),
+            },
+            ttl,
+            salt: salt_of(secret),
+            metrics,
+        }
+    }
+
+    /// Whether the cache is on.
+    pub fn enabled(&self) -> bool {
+        !matches!(self.backend, Backend::Off)
+    }
+
+    /// Looks `req` up for `viewer`: one round trip with Redis, none when it is not cacheable.
+    pub async fn lookup(&self, viewer: &Viewer, req: &async_graphql::Request) -> Lookup {
+        if !self.enabled() {
+            return Lookup::Skip;
+        }
+        let Some(key) = cacheable(viewer, req).then(|| self.key(req)).flatten() else {
+            self.count("bypass");
+            return Lookup::Skip;
+        };
+        let found = match &self.backend {
+            Backend::Off => return Lookup::Skip,
+            Backend::Memory { version, entries } => {
+                let current = version.load(Ordering::SeqCst);
+                match entries.get(&key).await {
+                    Some((v, body)) if v == current => Lookup::Hit(body),
+                    _ => Lookup::Miss(Fill {
+                        key,
+                        version: current,
+                    }),
+                }
+            }
+            Backend::Redis {
+                conn,
+                version_key,
+                entry_prefix,
+            } => {
+                let mut cmd = redis::cmd("MGET");
+                cmd.arg(version_key).arg(entry_key(entry_prefix, key));
+                match conn.run::<(Option<Vec<u8>>, Option<Vec<u8>>)>(cmd).await {
+                    Err(e) => {
+                        tracing::warn!(error = %e, "response cache read failed; running the request");
+                        self.count("error");
+                        return Lookup::Skip;
+                    }
+                    Ok((None, _)) => {
+                        // No counter (new, flushed or evicted): start one. The answer may be
+                        // stored under it only if this request is the one that started it
+                        // (otherwise its value is unknown here).
+                        let start = fresh_version();
+                        let mut init = redis::cmd("SET");
+                        init.arg(version_key)
+                            .arg(start)
+                            .arg("NX")
+                            .arg("EX")
+                            .arg(VERSION_TTL.as_secs());
+                        match conn.run::<Option<String>>(init).await {
+                            Ok(Some(_)) => Lookup::Miss(Fill {
+                                key,
+                                version: start,
+                            }),
+                            Ok(None) => Lookup::Skip,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "response cache version start failed");
+                                self.count("error");
+                                return Lookup::Skip;
+                            }
+                        }
+                    }
+                    Ok((Some(v), entry)) => match parse_version(&v) {
+                        None => {
+                            tracing::warn!("response cache version is not a number");
+                            self.count("error");
+                            return Lookup::Skip;
+                        }
+                        Some(current) => match entry.and_then(|e| body_at(e, current)) {
+                            Some(body) => Lookup::Hit(body),
+                            None => Lookup::Miss(Fill {
+                                key,
+                                version: current,
+                            }),
+                        },
+                    },
+                }
+            }
+        };
+        self.count(match found {
+            Lookup::Hit(_) => "hit",
+            _ => "miss",
+        });
+        found
+    }
+
+    /// Stores a missed answer if it may be stored. Returns the serialised body to send when it
+    /// serialised it (stored or too large to store), `None` when the answer is not storable
+    /// (errors, headers, cache hints): send it as usual then.
+    pub async fn store(&self, fill: Fill, response: &async_graphql::Response) -> Option<Bytes> {
+        if !response.is_ok()
+            || !response.http_headers.is_empty()
+            || response.cache_control.value().is_some()
+        {
+            return None;
+        }
+        let body = Bytes::from(serde_json::to_vec(response).ok()?);
+        if body.len() > MAX_ENTRY_BYTES {
+            return Some(body);
+        }
+        match &self.backend {
+            Backend::Off => {}
+            Backend::Memory { version, entries } => {
+                // A bump while the request ran made this answer stale: skip it.
+                if version.load(Ordering::SeqCst) == fill.version {
+                    entries.insert(fill.key, (fill.version, body.clone())).await;
+                }
+            }
+            Backend::Redis {
+                conn, entry_prefix, ..
+            } => {
+                let mut value = Vec::with_capacity(body.len() + 21);
+                value.extend_from_slice(fill.version.to_string().as_bytes());
+                value.push(b'\n');
+                value.extend_from_slice(&body);
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(entry_key(entry_prefix, fill.key))
+                    .arg(value)
+                    .arg("EX")
+                    .arg(self.ttl.as_secs().max(1));
+                if let Err(e) = conn.run::<()>(cmd).await {
+                    tracing::warn!(error = %e, "response cache write failed");
+                    self.count("error");
+                }
+            }
+        }
+        Some(body)
+    }
+
+    /// Drops every cached answer (on every instance, with Redis): call after committing a
+    /// write that can change an anonymous catalog read. Never fails; a Redis failure is
+    /// logged and counted, and the old answers then live out their TTL.
+    pub async fn catalog_changed(&self) {
+        match &self.backend {
+            Backend::Off => {}
+            Backend::Memory { version, entries } => {
+                version.fetch_add(1, Ordering::SeqCst);
+                // Stale now: free the memory early rather than at the TTL.
+                entries.invalidate_all();
+            }
+            Backend::Redis {
+                conn, version_key, ..
+            } => {
+                // Recreated after a flush or an eviction, the counter starts at the time, so
+                // it never repeats a version an entry still carries.
+                let mut pipe = redis::pipe();
+                pipe.cmd("SET")
+                    .arg(version_key)
+                    .arg(fresh_version())
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(VERSION_TTL.as_secs())
+                    .ignore()
+                    .cmd("INCR")
+                    .arg(version_key)
+                    .ignore();
+                if let Err(e) = conn.run::<()>(pipe).await {
+                    tracing::warn!(error = %e, "response cache invalidation failed; cached answers live out their TTL");
+                    self.count("error");
+                }
+            }
+        }
+    }
+
+    fn count(&self, outcome: &'static str) {
+        self.metrics.count_response_cache(outcome);
+    }
+
+    /// The request's key, `None` if its variables do not serialise.
+    fn key(&self, req: &async_graphql::Request) -> Option<u128> {
+        let variables = serde_json::to_value(&req.variables).ok()?;
+        let mut canonical = Vec::new();
+        write_canonical(&variables, &mut canonical);
+        let query = normalise(&req.query);
+        let digest = |seed: u64| {
+            let mut h = DefaultHasher::new();
+            seed.hash(&mut h);
+            self.salt.hash(&mut h);
+            query.hash(&mut h);
+            req.operation_name.hash(&mut h);
+            canonical.hash(&mut h);
+            h.finish()
+        };
+        Some((u128::from(digest(SEEDS[0])) << 64) | u128::from(digest(SEEDS[1])))
+    }
+}
+
+/// The number naming this database in shared keys: created once, by the first instance that
+/// starts (the others read it), so every instance on one database agrees whatever URL it
+/// reaches the database by. Two statements, at start, and only when Redis is configured.
+pub async fn database_namespace(db: &DatabaseConnection) -> anyhow::Result<String> {
+    use rand::TryRngCore;
+    let candidate = rand::rngs::OsRng
+        .try_next_u64()
+        .context("reading OS randomness")?
+        >> 1;
+    db.execute_unprepared(&format!(
+        "INSERT INTO write_locks (name, version) VALUES ('{NAMESPACE_ROW}', {candidate}) \
+         ON CONFLICT (name) DO NOTHING"
+    ))
+    .await
+    .context("creating the response cache namespace")?;
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT version FROM write_locks WHERE name = '{NAMESPACE_ROW}'"),
+        ))
+        .await
+        .context("reading the response cache namespace")?
+        .context("the response cache namespace row is missing")?;
+    let n: i64 = row
+        .try_get("", "version")
+        .context("reading the response cache namespace")?;
+    Ok(format!("{:016x}", n as u64))
+}
+
+/// Tells the instances sharing Redis that the catalog changed under them (for `pushhand
+/// seed`, which writes without a running app). In-process caches of running instances cannot
+/// be reached: their answers live out their TTL.
+pub async fn announce_change(
+    config: &crate::config::Config,
+    db: &DatabaseConnection,
+) -> anyhow::Result<()> {
+    let Some(url) = config.redis_url.as_deref().filter(|u| !u.trim().is_empty()) else {
+        return Ok(());
+    };
+    if !config.response_cache {
+        return Ok(());
+    }
+    let client = redis::Client::open(url).context("REDIS_URL is not a valid Redis URL")?;
+    let conn = LazyRedis::new(client, Duration::from_secs(2));
+    let namespace = database_namespace(db).await?;
+    // The salt only shapes entry keys; a bump touches the version alone.
+    let secret = Secret::new("");
+    ResponseCache::redis(
+        conn,
+        &namespace,
+        Metrics::new(),
+        Duration::from_secs(1),
+        &secret,
+    )
+    .catalog_changed()
+    .await;
+    Ok(())
+}
+
+fn entry_key(prefix: &str, key: u128) -> String {
+    format!("{prefix}{key:032x}")
+}
+
+fn parse_version(raw: &[u8]) -> Option<u64> {
+    std::str::from_utf8(raw).ok()?.trim().parse().ok()
+}
+
+/// The body of a Redis entry `"<version>\n<body>"` if it was computed at `current`.
+fn body_at(entry: Vec<u8>, current: u64) -> Option<Bytes> {
+    let newline = entry.iter().position(|b| *b == b'\n')?;
+    (parse_version(&entry[..newline])? == current).then(|| Bytes::from(entry).slice(newline + 1..))
+}
+
+/// A starting value for a (re)created Redis counter: the time in microseconds.
+fn fresh_version() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1)
+}
+
+fn salt_of(secret: &Secret) -> u128 {
+    let digest = |seed: u64| {
+        let mut h = DefaultHasher::new();
+        ("pushhand response cache salt", seed, secret.expose()).hash(&mut h);
+        h.finish()
+    };
+    (u128::from(digest(SEEDS[0])) << 64) | u128::from(digest(SEEDS[1]))
+}
+
+/// Whether `viewer` may be served `req` from the cache: anonymous, a query that parses, and
+/// only [`ROOT_FIELDS`] at its root.
+pub fn cacheable(viewer: &Viewer, req: &async_graphql::Request) -> bool {
+    if !matches!(viewer, Viewer::Anonymous) {
+        return false;
+    }
+    let Ok(doc) = async_graphql::parser::parse_query(&req.query) else {
+        return false;
+    };
+    let op = match (&doc.operations, req.operation_name.as_deref()) {
+        (DocumentOperations::Single(op), _) => op,
+        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
+            Some(op) => op,
+            None => return false,
+        },
+        (DocumentOperations::Multiple(_), None) => return false,
+    };
+    op.node.ty == OperationType::Query && catalog_only(&doc, &op.node.selection_set.node)
+}
+
+/// Whether every root field of `set`, fragments at the root level expanded (each once, so
+/// cycles end), is in [`ROOT_FIELDS`]. An unknown fragment is not cacheable.
+fn catalog_only(
+    doc: &ExecutableDocument,
+    set: &async_graphql::parser::types::SelectionSet,
+) -> bool {
+    let mut stack = vec![set];
+    let mut expanded = HashSet::new();
+    while let Some(set) = stack.pop() {
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(f) => {
+                    if !ROOT_FIELDS.contains(&f.node.name.node.as_str()) {
+                        return false;
+                    }
+                }
+                Selection::InlineFragment(i) => stack.push(&i.node.selection_set.node),
+                Selection::FragmentSpread(s) => {
+                    let name = &s.node.fragment_name.node;
+                    if expanded.insert(name.as_str()) {
+                        match doc.fragments.get(name) {
+                            Some(f) => stack.push(&f.node.selection_set.node),
+                            None => return false,
+                        }
+                    }
+                }
+            }
+        }
+    }
+    true
+}
+
+/// The query with every run of ignored tokens (whitespace, line terminators, commas, the BOM,
+/// comments) outside string literals replaced by one space, and trimmed. Two documents with
+/// the same normal form are the same document to GraphQL. (A document whose strings do not
+/// close may normalise oddly; it does not parse, so it is never cached.)
+pub fn normalise(query: &str) -> Vec<u8> {
+    #[derive(PartialEq)]
+    enum State {
+        Code,
+        Str,
+        Block,
+        Comment,
+    }
+    let bytes = query.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut state = State::Code;
+    let mut space = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let rest = &bytes[i..];
+        match state {
+            State::Code => match bytes[i] {
+                b' ' | b'\t' | b'\n' | b'\r' | b',' => {
+                    space = true;
+                    i += 1;
+                }
+                b'#' => {
+                    space = true;
+                    state = State::Comment;
+                    i += 1;
+                }
+                _ if rest.starts_with("\u{feff}".as_bytes()) => {
+                    space = true;
+                    i += 3;
+                }
+                c => {
+                    if space && !out.is_empty() {
+                        out.push(b' ');
+                    }
+                    space = false;
+                    if rest.starts_with(b"\"\"\"") {
+                        out.extend_from_slice(b"\"\"\"");
+                        state = State::Block;
+                        i += 3;
+                    } else {
+                        if c == b'"' {
+                            state = State::Str;
+                        }
+                        out.push(c);
+                        i += 1;
+                    }
+                }
+            },
+            State::Str => {
+                let c = bytes[i];
+                out.push(c);
+                i += 1;
+                if c == b'\\' {
+                    // The escaped character, whatever it is, never ends the string.
+                    if let Some(next) = bytes.get(i) {
+                        out.push(*next);
+                        i += 1;
+                    }
+                } else if c == b'"' {
+                    state = State::Code;
+                }
+            }
+            State::Block => {
+                if rest.starts_with(b"\\\"\"\"") {
+                    out.extend_from_slice(b"\\\"\"\"");
+                    i += 4;
+                } else if rest.starts_with(b"\"\"\"") {
+                    out.extend_from_slice(b"\"\"\"");
+                    state = State::Code;
+                    i += 3;
+                } else {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+            State::Comment => {
+                if matches!(bytes[i], b'\n' | b'\r') {
+                    state = State::Code;
+                }
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// JSON with object keys sorted at every level, so that variables sent in another order make
+/// the same key.
+fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                // Writing JSON into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut *out, k);
+                out.push(b':');
+                write_canonical(v, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(v, out);
+            }
+            out.push(b']');
+        }
+        scalar => {
+            let _ = serde_json::to_writer(&mut *out, scalar);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(q: &str) -> String {
+        String::from_utf8(normalise(q)).expect("UTF-8 in, UTF-8 out")
+    }
+
+    #[test]
+    fn ignored_tokens_collapse_outside_strings_only() {
+        assert_eq!(
+            n("  query  Q {\n\tproducts(first: 5, sort: NEWEST) { edges { node { id } } }\r\n}  "),
+            "query Q { products(first: 5 sort: NEWEST) { edges { node { id } } } }"
+        );
+        assert_eq!(n("{ a # a comment with \"quotes\n b }"), "{ a b }");
+        assert_eq!(
+            n(r#"{ p(s: "a  b,\"  c") { id } }"#),
+            r#"{ p(s: "a  b,\"  c") { id } }"#
+        );
+        assert_ne!(n(r#"{ p(s: "a  b") }"#), n(r#"{ p(s: "a b") }"#));
+        assert_eq!(
+            n("{ p(s: \"\"\"x  \\\"\"\"  y\"\"\")   { id } }"),
+            "{ p(s: \"\"\"x  \\\"\"\"  y\"\"\") { id } }"
+        );
+        assert_eq!(n("{ p(s: \"\") ,, { id } }"), "{ p(s: \"\") { id } }");
+        assert_eq!(n("\u{feff}{ 名前 }"), "{ 名前 }");
+    }
+
+    #[test]
+    fn only_anonymous_catalog_queries_are_cacheable() {
+        let anon = Viewer::Anonymous;
+        let ok = |q: &str| cacheable(&anon, &async_graphql::Request::new(q));
+        assert!(ok(
+            "{ products { edges { node { id } } } categories { id } __typename }"
+        ));
+        assert!(ok(
+            "query { ...F ... { product(id: 1) { id } } } fragment F on Query { node(id: 1) { id } }"
+        ));
+        assert!(
+            ok("fragment F on Query { ...F categories { id } } { ...F }"),
+            "a cycle ends"
+        );
+        assert!(!ok("{ products { edges { node { id } } } me { id } }"));
+        assert!(!ok("{ ... on Query { me { id } } }"));
+        assert!(!ok(
+            "{ ...F } fragment F on Query { curationQueue { edges { node { id } } } }"
+        ));
+        assert!(!ok("{ ...Missing }"));
+        assert!(!ok("{ __schema { types { name } } }"));
+        assert!(!ok("mutation { products }"));
+        assert!(!ok("subscription { products }"));
+        assert!(!ok("{ products "));
+        assert!(
+            !ok("query A { categories { id } } query B { me { id } }"),
+            "no name given"
+        );
+        let named = |name: &str| {
+            let req =
+                async_graphql::Request::new("query A { categories { id } } query B { me { id } }")
+                    .operation_name(name);
+            cacheable(&anon, &req)
+        };
+        assert!(named("A"));
+        assert!(!named("B"));
+        assert!(!named("C"));
+        let q = async_graphql::Request::new("{ categories { id } }");
+        assert!(!cacheable(&Viewer::Rejected, &q));
+    }
+
+    #[test]
+    fn canonical_variables_sort_keys_at_every_level() {
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"b":1,"a":{"y":[{"q":1,"p":2}],"x":"s"}}"#).expect("json");
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{"a":{"x":"s","y":[{"p":2,"q":1}]},"b":1}"#).expect("json");
+        let (mut ca, mut cb) = (Vec::new(), Vec::new());
+        write_canonical(&a, &mut ca);
+        write_canonical(&b, &mut cb);
+        assert_eq!(ca, cb);
+        assert_eq!(
+            String::from_utf8(ca).expect("utf-8"),
+            r#"{"a":{"x":"s","y":[{"p":2,"q":1}]},"b":1}"#
+        );
+    }
+}
