@@ -88,14 +88,11 @@ pub struct Config {
     #[arg(long, env = "PUSHHAND_SEED_DEMO", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub seed_demo: bool,
 
-    /// Maximum database connections in the pool.
-    #[arg(
-        long,
-        env = "PUSHHAND_DB_MAX_CONNECTIONS",
-        default_value_t = 16,
-        global = true
-    )]
-    pub db_max_connections: u32,
+    /// Maximum database connections in the pool. Default: 16 on PostgreSQL; on SQLite twice
+    /// the cores (each SQLite connection is a thread the statements hop to, and one writer
+    /// runs at a time: measured on one core, 1–2 connections serve 20 % more than 16).
+    #[arg(long, env = "PUSHHAND_DB_MAX_CONNECTIONS", global = true)]
+    pub db_max_connections: Option<u32>,
 
     /// How long a request waits for a database connection before failing, in milliseconds.
     #[arg(
@@ -380,6 +377,18 @@ impl Config {
         }
     }
 
+    /// The pool size: as configured, else 16 on PostgreSQL and twice the cores on SQLite.
+    pub fn db_pool_size(&self) -> u32 {
+        self.db_max_connections.unwrap_or_else(|| {
+            if self.database_url().starts_with("sqlite:") {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                (2 * cores as u32).clamp(2, 16)
+            } else {
+                16
+            }
+        })
+    }
+
     pub fn db_acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.db_acquire_timeout_ms)
     }
@@ -411,7 +420,7 @@ impl Config {
         if self.response_cache_ttl_seconds == 0 {
             bail!("PUSHHAND_RESPONSE_CACHE_TTL_SECONDS must be at least 1");
         }
-        if self.db_max_connections == 0 {
+        if self.db_max_connections == Some(0) {
             bail!("PUSHHAND_DB_MAX_CONNECTIONS must be at least 1");
         }
         let url = self.database_url();

@@ -22,7 +22,7 @@ pub async fn connect(config: &Config, metrics: &Metrics) -> anyhow::Result<Datab
     }
     let statement_timeout_ms = config.db_statement_timeout_ms;
     let mut opts = ConnectOptions::new(url.clone());
-    opts.max_connections(config.db_max_connections)
+    opts.max_connections(config.db_pool_size())
         .min_connections(1)
         .acquire_timeout(config.db_acquire_timeout())
         .connect_timeout(config.db_acquire_timeout())

@@ -82,8 +82,10 @@ pub fn markdown(r: &Report) -> String {
             s.per_second,
             s.p50_ms,
             s.p99_ms,
-            if row.key.starts_with("S0") {
+            if row.key == "S0" {
                 "1".to_owned()
+            } else if row.ratio >= 1.0 {
+                format!("{:.2}", row.ratio)
             } else {
                 format!("1/{:.1}", 1.0 / row.ratio.max(1e-9))
             },

@@ -67,7 +67,9 @@ impl Subscription {
             |(st, mut rx)| async move {
                 loop {
                     let delivery = rx.recv().await;
-                    match earning_event(&st, rx.member(), delivery).await {
+                    // Boxed: an idle subscription then holds a pointer here, not the state of
+                    // the database calls inline.
+                    match Box::pin(earning_event(&st, rx.member(), delivery)).await {
                         Ok(Some(event)) => return Some((Ok(event), (st, rx))),
                         Ok(None) => continue,
                         Err(e) => return Some((Err(e.into()), (st, rx))),
@@ -104,7 +106,7 @@ impl Subscription {
                         Delivery::Resync => {}
                         Delivery::Event(_) => continue,
                     }
-                    let order = order_svc::get(&st.db, id).await.map(Order);
+                    let order = Box::pin(order_svc::get(&st.db, id)).await.map(Order);
                     return Some((order.map_err(Into::into), (st, rx)));
                 }
             },

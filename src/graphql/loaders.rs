@@ -24,12 +24,13 @@ pub struct CatalogLoader {
 }
 
 /// Per-request loaders with a per-request cache: the `products` resolver primes them for a
-/// whole page (see `catalog::prime`), and field resolvers then read the cache.
-pub type Loaders = DataLoader<CatalogLoader, HashMapCache>;
+/// whole page (see `catalog::prime`), and field resolvers then read the cache. Shared
+/// (`Arc`) so that a WebSocket connection's operations use one set.
+pub type Loaders = Arc<DataLoader<CatalogLoader, HashMapCache>>;
 
 /// A fresh set of loaders for one request.
 pub fn for_request(state: &AppState) -> Loaders {
-    DataLoader::with_cache(
+    Arc::new(DataLoader::with_cache(
         CatalogLoader {
             db: state.db.clone(),
             curation: state.curation.clone(),
@@ -37,7 +38,7 @@ pub fn for_request(state: &AppState) -> Loaders {
         },
         tokio::spawn,
         HashMapCache::default(),
-    )
+    ))
 }
 
 /// The quality passport of a product, through the cache: a page costs one cache round trip

@@ -286,18 +286,19 @@ impl OrdersMutation {
         let id = order_id(&input.order_id, "orderId")?;
         let amount = entity::Money::from_decimal(input.amount.0)
             .ok_or_else(|| Error::validation("amount", "at most 2 decimal places"))?;
-        Ok(Order(
-            svc::confirm_payment(
-                &st.db,
-                &st.events,
-                id,
-                &input.payment_reference,
-                amount,
-                &policy(st),
-                st.clock.now(),
-            )
-            .await?,
-        ))
+        let o = svc::confirm_payment(
+            &st.db,
+            &st.events,
+            id,
+            &input.payment_reference,
+            amount,
+            &policy(st),
+            st.clock.now(),
+        )
+        .await?;
+        // Units sold (`salesCount`) moved.
+        st.catalog_changed().await;
+        Ok(Order(o))
     }
 
     /// ADMIN: marks a paid order shipped.

@@ -119,7 +119,13 @@ pub struct ResponseCache {
     /// Digest of the JWT secret, hashed into every key.
     salt: u128,
     metrics: Arc<Metrics>,
+    /// Whether a document (normal form and operation name) is cacheable, so that a hit does
+    /// not parse it again: parsing is most of what a hit would cost.
+    documents: std::sync::Mutex<std::collections::HashMap<u64, bool>>,
 }
+
+/// Documents whose cacheability is remembered; the memo starts over beyond this.
+const DOCUMENTS_REMEMBERED: usize = 10_000;
 
 enum Backend {
     Off,
@@ -159,6 +165,7 @@ impl ResponseCache {
             ttl: Duration::ZERO,
             salt: 0,
             metrics,
+            documents: Default::default(),
         }
     }
 
@@ -181,6 +188,7 @@ impl ResponseCache {
             ttl,
             salt: salt_of(secret),
             metrics,
+            documents: Default::default(),
         }
     }
 
@@ -201,6 +209,7 @@ impl ResponseCache {
             ttl,
             salt: salt_of(secret),
             metrics,
+            documents: Default::default(),
         }
     }
 
@@ -214,7 +223,16 @@ impl ResponseCache {
         if !self.enabled() {
             return Lookup::Skip;
         }
-        let Some(key) = cacheable(viewer, req).then(|| self.key(req)).flatten() else {
+        if !matches!(viewer, Viewer::Anonymous) {
+            self.count("bypass");
+            return Lookup::Skip;
+        }
+        let query = normalise(&req.query);
+        let Some(key) = self
+            .remembered_cacheable(viewer, req, &query)
+            .then(|| self.key(&query, req))
+            .flatten()
+        else {
             self.count("bypass");
             return Lookup::Skip;
         };
@@ -373,12 +391,43 @@ impl ResponseCache {
         self.metrics.count_response_cache(outcome);
     }
 
+    /// [`cacheable`], remembered per document (its normal form and operation name).
+    fn remembered_cacheable(
+        &self,
+        viewer: &Viewer,
+        req: &async_graphql::Request,
+        query: &[u8],
+    ) -> bool {
+        // Salted like the keys: nobody without the secret can make a document collide with
+        // a cacheable one.
+        let mut h = DefaultHasher::new();
+        self.salt.hash(&mut h);
+        query.hash(&mut h);
+        req.operation_name.hash(&mut h);
+        let doc = h.finish();
+        let remembered = self
+            .documents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&doc)
+            .copied();
+        if let Some(known) = remembered {
+            return known;
+        }
+        let known = cacheable(viewer, req);
+        let mut documents = self.documents.lock().unwrap_or_else(|e| e.into_inner());
+        if documents.len() >= DOCUMENTS_REMEMBERED {
+            documents.clear();
+        }
+        documents.insert(doc, known);
+        known
+    }
+
     /// The request's key, `None` if its variables do not serialise.
-    fn key(&self, req: &async_graphql::Request) -> Option<u128> {
+    fn key(&self, query: &[u8], req: &async_graphql::Request) -> Option<u128> {
         let variables = serde_json::to_value(&req.variables).ok()?;
         let mut canonical = Vec::new();
         write_canonical(&variables, &mut canonical);
-        let query = normalise(&req.query);
         let digest = |seed: u64| {
             let mut h = DefaultHasher::new();
             seed.hash(&mut h);

@@ -55,7 +55,11 @@ pub async fn upgrade(
         .protocols(["graphql-transport-ws", "graphql-ws"])
         // The transport's own cap, above ours so that we can close cleanly with 1009.
         .max_message_size(max * 4)
-        .max_frame_size(max * 4);
+        .max_frame_size(max * 4)
+        // Small buffers (they grow for a large message): tungstenite's default of 128 KiB
+        // each way would make 500 idle connections cost 128 MiB.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0);
     let protocol = match ws.selected_protocol().and_then(|p| p.to_str().ok()) {
         Some("graphql-ws") => Protocol::Legacy,
         _ => Protocol::TransportWs,
@@ -98,10 +102,15 @@ struct Connection {
     /// The member's events, for revocations.
     revocations: Option<MemberEvents>,
     ops: StreamMap<String, OpStream>,
+    /// One set of loaders for every operation of the connection, without a cache: a
+    /// subscription lives long, and each event must read fresh rows.
+    loaders: loaders::Loaders,
 }
 
 impl Connection {
     fn new(state: HttpState, protocol: Protocol, client: SocketAddr) -> Connection {
+        let loaders = loaders::for_request(&state.app);
+        loaders.enable_all_cache(false);
         Connection {
             state,
             protocol,
@@ -112,6 +121,7 @@ impl Connection {
             expires: None,
             revocations: None,
             ops: StreamMap::new(),
+            loaders,
         }
     }
 
@@ -299,12 +309,8 @@ impl Connection {
             ));
         };
         let app = &self.state.app;
-        // Per-operation loaders without a cache: a subscription lives long, and each event
-        // must read fresh rows.
-        let loaders = loaders::for_request(app);
-        loaders.enable_all_cache(false);
         let request = request
-            .data(loaders)
+            .data(self.loaders.clone())
             .data(self.viewer.clone())
             .data(ClientAddr(self.client.ip()));
         let stream = self

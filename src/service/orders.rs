@@ -287,6 +287,9 @@ pub async fn confirm_payment(
             let o = get(&txn, order_id).await?;
             let lines = lines_of(&txn, &[order_id]).await?;
             let booked = earnings::book_order(&txn, &o, &lines, policy, now).await?;
+            for l in &lines {
+                add_sales(&txn, l.product_id, i64::from(l.quantity)).await?;
+            }
             hierarchy::add_team_sales(&txn, o.buyer_id, o.total.fen(), now).await?;
             txn.commit().await?;
             let mut batch = earnings::events_of(&booked);
@@ -532,6 +535,19 @@ pub async fn expire_unpaid(
     Ok(n)
 }
 
+/// Moves a product's units sold (`salesCount`): up on payment, down on refund.
+async fn add_sales(txn: &impl ConnectionTrait, product_id: Uuid, units: i64) -> Result<()> {
+    product::Entity::update_many()
+        .col_expr(
+            product::Column::SalesCount,
+            Expr::col(product::Column::SalesCount).add(units),
+        )
+        .filter(product::Column::Id.eq(product_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
 async fn restock(txn: &impl ConnectionTrait, l: &order_line::Model) -> Result<()> {
     sku::Entity::update_many()
         .col_expr(
@@ -616,6 +632,7 @@ pub async fn refund_line(
         .exec(&txn)
         .await?;
     let changed = earnings::claw_back_line(&txn, &line, line.refunded_quantity, after, now).await?;
+    add_sales(&txn, line.product_id, -i64::from(units)).await?;
     // Team sales are counted in the month of payment, so the refund comes off that month.
     let refunded_fen = line.unit_price.fen() * i64::from(units);
     hierarchy::add_team_sales(&txn, o.buyer_id, -refunded_fen, o.paid_at.unwrap_or(now)).await?;

@@ -1143,3 +1143,36 @@ async fn partial_refunds_reverse_in_proportion() {
         .await;
     assert_eq!(check["ledgerCheck"]["mismatches"], json!([]));
 }
+
+#[tokio::test]
+async fn units_sold_follow_payments_and_refunds() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
+    let (token, _) = app.user("pusher@example.com", CliRole::PushHand).await;
+    let (product_id, sku) = product(&app, 10, false).await;
+    let sold = || async {
+        let q = "query($p: ID!) { product(id: $p) { salesCount } }";
+        app.data(q, json!({ "p": gid(Kind::Product, product_id) }))
+            .await["product"]["salesCount"]
+            .as_i64()
+            .expect("salesCount")
+    };
+    assert_eq!(sold().await, 0);
+    let placed = order(&app, &token, sku, 3, None).await;
+    let o = &placed["data"]["placeOrder"];
+    let id = o["id"].as_str().expect("id").to_owned();
+    assert_eq!(sold().await, 0, "an unpaid order sells nothing");
+    pay(&app, &admin, &id, "ref-sold", "597.00").await;
+    assert_eq!(
+        sold().await,
+        3,
+        "paid: three units sold (and the cached answer is gone)"
+    );
+    app.data_as(
+        &admin,
+        "mutation($l: ID!) { refundOrderLine(orderLineId: $l, quantity: 1) { status } }",
+        json!({ "l": o["lines"][0]["id"] }),
+    )
+    .await;
+    assert_eq!(sold().await, 2, "one unit came back");
+}
