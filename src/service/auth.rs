@@ -130,8 +130,9 @@ pub fn decode_token(secret: &Secret, token: &str) -> Result<Claims> {
 pub enum Viewer {
     /// No credentials.
     Anonymous,
-    /// A valid token of an existing member with the current token version.
-    Member(Box<member::Model>),
+    /// A valid token of an existing member with the current token version. Shared: a
+    /// WebSocket connection hands it to each of its operations.
+    Member(std::sync::Arc<member::Model>),
     /// Credentials were sent but are invalid, expired or revoked: anything that needs a
     /// member answers `UNAUTHENTICATED`, and `me` too (rather than null, which would read as
     /// "signed out" to a client that believes it is signed in).
@@ -188,7 +189,7 @@ pub async fn authenticate(
         return Ok(Viewer::Rejected);
     };
     match member::Entity::find_by_id(id).one(db).await? {
-        Some(m) if m.token_version == claims.ver => Ok(Viewer::Member(Box::new(m))),
+        Some(m) if m.token_version == claims.ver => Ok(Viewer::Member(std::sync::Arc::new(m))),
         _ => Ok(Viewer::Rejected),
     }
 }
