@@ -87,12 +87,12 @@ fn depth_of(doc: &ExecutableDocument) -> usize {
         .unwrap_or(0)
 }
 
-/// The guard's refusal as a GraphQL error with its code.
-fn refusal(r: &guard::Refusal) -> ServerError {
-    let mut err = ServerError::new(r.message(), None);
+/// A refusal as a GraphQL error carrying its code.
+fn coded(message: String, code: &'static str) -> ServerError {
+    let mut err = ServerError::new(message, None);
     err.extensions
         .get_or_insert_with(Default::default)
-        .set("code", r.code());
+        .set("code", code);
     err
 }
 
@@ -137,20 +137,16 @@ impl Extension for PerRequest {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         let doc = request.parsed_query()?;
-        guard::check(doc, &self.limits).map_err(|r| refusal(&r))?;
+        guard::check(doc, &self.limits).map_err(|r| coded(r.message(), r.code()))?;
         let depth = depth_of(doc);
         if depth > self.max_depth {
-            let mut err = ServerError::new(
+            return Err(coded(
                 format!(
                     "the query nests {depth} fields deep (limit {}; introspection excepted)",
                     self.max_depth
                 ),
-                None,
-            );
-            err.extensions
-                .get_or_insert_with(Default::default)
-                .set("code", "QUERY_TOO_DEEP");
-            return Err(err);
+                "QUERY_TOO_DEEP",
+            ));
         }
         self.parsed.store(true, Ordering::Relaxed);
         next.run(ctx, request).await

@@ -67,8 +67,9 @@ impl Loader<CurationOf> for CatalogLoader {
 /// Errors are shared between every field waiting on the same batch, hence the `Arc`.
 pub type LoadError = Arc<Error>;
 
+/// A key type and its `Loader`: `|loader, ids| fetch` returns the rows of `ids` by id.
 macro_rules! loader {
-    ($(#[$doc:meta])* $key:ident => $value:ty, $fetch:path) => {
+    ($(#[$doc:meta])* $key:ident => $value:ty, |$l:ident, $ids:ident| $fetch:expr) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub struct $key(pub Uuid);
@@ -79,45 +80,27 @@ macro_rules! loader {
 
             async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $value>, LoadError> {
                 let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-                let rows = $fetch(&self.db, &ids).await.map_err(Arc::new)?;
+                let ($l, $ids) = (self, &ids[..]);
+                let rows = $fetch.await.map_err(Arc::new)?;
                 Ok(rows.into_iter().map(|(id, v)| ($key(id), v)).collect())
             }
         }
     };
 }
 
-macro_rules! immutable_loader {
-    ($(#[$doc:meta])* $key:ident => $value:ty, $method:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub struct $key(pub Uuid);
-
-        impl Loader<$key> for CatalogLoader {
-            type Value = $value;
-            type Error = LoadError;
-
-            async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $value>, LoadError> {
-                let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-                let rows = self.rows.$method(&self.db, &ids).await.map_err(Arc::new)?;
-                Ok(rows.into_iter().map(|(id, v)| ($key(id), v)).collect())
-            }
-        }
-    };
-}
-
-immutable_loader!(/// A brand by id (kept in memory once read: brands never change).
-    BrandKey => brand::Model, brands);
-immutable_loader!(/// A category by id (kept in memory once read: categories never change).
-    CategoryKey => category::Model, categories);
-immutable_loader!(/// A merchant by id (kept in memory once read: merchants never change).
-    MerchantKey => merchant::Model, merchants);
+loader!(/// A brand by id (kept in memory once read: brands never change).
+    BrandKey => brand::Model, |l, ids| l.rows.brands(&l.db, ids));
+loader!(/// A category by id (kept in memory once read: categories never change).
+    CategoryKey => category::Model, |l, ids| l.rows.categories(&l.db, ids));
+loader!(/// A merchant by id (kept in memory once read: merchants never change).
+    MerchantKey => merchant::Model, |l, ids| l.rows.merchants(&l.db, ids));
 loader!(/// The SKUs of a product, in display order.
-    SkusOf => Vec<sku::Model>, catalog::skus_by_product_ids);
+    SkusOf => Vec<sku::Model>, |l, ids| catalog::skus_by_product_ids(&l.db, ids));
 loader!(/// The images of a product, in display order.
-    ImagesOf => Vec<product_image::Model>, catalog::images_by_product_ids);
+    ImagesOf => Vec<product_image::Model>, |l, ids| catalog::images_by_product_ids(&l.db, ids));
 loader!(/// The tags of a product, in display order.
-    TagsOf => Vec<String>, catalog::tags_by_product_ids);
+    TagsOf => Vec<String>, |l, ids| catalog::tags_by_product_ids(&l.db, ids));
 loader!(/// The subcategories of a category, in display order.
-    ChildrenOf => Vec<category::Model>, catalog::categories_by_parent_ids);
+    ChildrenOf => Vec<category::Model>, |l, ids| catalog::categories_by_parent_ids(&l.db, ids));
 loader!(/// A product by id, in any status (resolvers apply the visibility rules).
-    ProductKey => product::Model, catalog::products_by_ids);
+    ProductKey => product::Model, |l, ids| catalog::products_by_ids(&l.db, ids));

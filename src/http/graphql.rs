@@ -136,17 +136,14 @@ pub async fn get(
         match operation_type(&doc, req.operation_name.as_deref()) {
             Some(OperationType::Query) | None => {}
             Some(_) => {
-                let body = serde_json::json!({ "errors": [{
-                    "message": "only queries may be sent with GET; use POST for mutations and \
-                                WebSocket for subscriptions",
-                    "extensions": { "code": "METHOD_NOT_ALLOWED" }
-                }]});
-                return (
+                let refusal = http_error(
                     StatusCode::METHOD_NOT_ALLOWED,
-                    [("allow", "POST")],
-                    Json(body),
-                )
-                    .into_response();
+                    "METHOD_NOT_ALLOWED",
+                    "only queries may be sent with GET; use POST for mutations and WebSocket \
+                     for subscriptions"
+                        .into(),
+                );
+                return ([("allow", "POST")], refusal).into_response();
             }
         }
     }
