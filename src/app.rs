@@ -105,6 +105,7 @@ impl App {
             ),
             (true, None) => ResponseCache::in_process(metrics.clone(), responses_ttl, &jwt_secret),
         });
+        let events = events.with_listener(responses.clone());
         if seeded {
             // Other instances may have cached the empty catalog.
             responses.catalog_changed().await;
@@ -189,7 +190,7 @@ async fn periodic_jobs(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match hierarchy::expire_bindings(&state.db, state.clock.now()).await {
+        match hierarchy::expire_bindings(&state.db, &state.events, state.clock.now()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(ended = n, "partner bindings lapsed"),
             Err(e) => tracing::warn!(error = ?e, "binding expiry failed; will retry"),

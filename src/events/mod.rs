@@ -36,6 +36,18 @@ pub enum Kind {
     OrderChanged,
     /// Every token of the member was revoked (password change, freeze); subject: the member.
     TokensRevoked,
+    /// Something the member's own views show changed without a live event of its own: its
+    /// member row, its team (a binding, role or sale within three levels below) or an
+    /// earning's settlement date; subject: the member whose change it was. Only drops the
+    /// member's cached answers: subscriptions never see it, and it never leaves the instance.
+    Changed,
+}
+
+impl Kind {
+    /// Whether subscriptions hear it.
+    pub fn is_live(self) -> bool {
+        self != Kind::Changed
+    }
 }
 
 /// One change, addressed to one member.
@@ -57,6 +69,21 @@ impl Event {
             subject,
         }
     }
+
+    /// [`Kind::Changed`] for each of `members`, caused by a change of `subject`.
+    pub fn changed(members: impl IntoIterator<Item = Uuid>, subject: Uuid) -> Vec<Event> {
+        members
+            .into_iter()
+            .map(|m| Event::new(m, Kind::Changed, subject))
+            .collect()
+    }
+}
+
+/// Hears, before a batch goes out, which members it names: their cached own answers go
+/// stale ([`crate::graphql::response_cache::ResponseCache::members_changed`]).
+#[async_trait::async_trait]
+pub trait Listener: Send + Sync + 'static {
+    async fn members_changed(&self, members: &[Uuid]);
 }
 
 /// What a subscriber receives.
@@ -106,6 +133,7 @@ pub struct Events {
     hub: Arc<Hub>,
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
+    listener: Option<Arc<dyn Listener>>,
 }
 
 impl Events {
@@ -113,7 +141,12 @@ impl Events {
     pub fn in_process(metrics: Arc<Metrics>) -> Events {
         let hub = Arc::new(Hub::default());
         let bus = Arc::new(LocalBus { hub: hub.clone() });
-        Events { hub, bus, metrics }
+        Events {
+            hub,
+            bus,
+            metrics,
+            listener: None,
+        }
     }
 
     /// Events across instances over Redis pub/sub; starts the subscriber task, which
@@ -130,13 +163,38 @@ impl Events {
             hub.clone(),
             metrics.clone(),
         ));
-        Events { hub, bus, metrics }
+        Events {
+            hub,
+            bus,
+            metrics,
+            listener: None,
+        }
+    }
+
+    /// These events, telling `listener` of every batch before it goes out.
+    pub fn with_listener(self, listener: Arc<dyn Listener>) -> Events {
+        Events {
+            listener: Some(listener),
+            ..self
+        }
     }
 
     /// Publishes one committed transaction's events. Never fails the caller: the change is
-    /// committed already. When the bus cannot send, this instance's subscribers still get
-    /// the batch (degraded to in-process) and the others resync when the bus recovers.
-    pub async fn publish(&self, batch: Vec<Event>) {
+    /// committed already. The listener hears first (awaited: once this returns, no stale
+    /// cached answer of a named member is served); then the live events go out. When the bus
+    /// cannot send, this instance's subscribers still get the batch (degraded to in-process)
+    /// and the others resync when the bus recovers.
+    pub async fn publish(&self, mut batch: Vec<Event>) {
+        if batch.is_empty() {
+            return;
+        }
+        if let Some(listener) = &self.listener {
+            let mut members: Vec<Uuid> = batch.iter().map(|e| e.member).collect();
+            members.sort_unstable();
+            members.dedup();
+            listener.members_changed(&members).await;
+        }
+        batch.retain(|e| e.kind.is_live());
         if batch.is_empty() {
             return;
         }

@@ -438,6 +438,7 @@ impl MembersMutation {
             ctx,
             svc::register(
                 &st.db,
+                &st.events,
                 registration,
                 st.config.policy.partner_binding_days,
                 st.clock.now(),
@@ -484,21 +485,26 @@ impl MembersMutation {
     /// A push-hand applies to become a partner (合伙人); an admin approves or rejects.
     async fn apply_for_partner(&self, ctx: &Context<'_>) -> Result<Member> {
         let me = viewer(ctx)?.member()?;
-        Ok(Member(svc::apply_for_partner(&state(ctx)?.db, me).await?))
+        let st = state(ctx)?;
+        Ok(Member(
+            svc::apply_for_partner(&st.db, &st.events, me).await?,
+        ))
     }
 
     /// ADMIN: admits a pending applicant as a partner, with an exclusive partner link.
     async fn approve_partner(&self, ctx: &Context<'_>, member_id: ID) -> Result<Member> {
         viewer(ctx)?.admin()?;
         let id = self::member_id(&member_id, "memberId")?;
-        Ok(Member(svc::approve_partner(&state(ctx)?.db, id).await?))
+        let st = state(ctx)?;
+        Ok(Member(svc::approve_partner(&st.db, &st.events, id).await?))
     }
 
     /// ADMIN: turns a pending partner application down.
     async fn reject_partner(&self, ctx: &Context<'_>, member_id: ID) -> Result<Member> {
         viewer(ctx)?.admin()?;
         let id = self::member_id(&member_id, "memberId")?;
-        Ok(Member(svc::reject_partner(&state(ctx)?.db, id).await?))
+        let st = state(ctx)?;
+        Ok(Member(svc::reject_partner(&st.db, &st.events, id).await?))
     }
 
     /// ADMIN: binds a member permanently under another push-hand or partner, ending its
@@ -515,7 +521,7 @@ impl MembersMutation {
         let member = self::member_id(&member_id, "memberId")?;
         let upline = self::member_id(&upline_id, "uplineId")?;
         Ok(Member(
-            svc::rebind(&st.db, admin.id, member, upline, st.clock.now()).await?,
+            svc::rebind(&st.db, &st.events, admin.id, member, upline, st.clock.now()).await?,
         ))
     }
 
@@ -553,7 +559,7 @@ impl MembersMutation {
         let days = st.config.policy.partner_binding_days;
         let m = guarded(
             ctx,
-            svc::accept_partner_link(&st.db, me, &code, days, st.clock.now()),
+            svc::accept_partner_link(&st.db, &st.events, me, &code, days, st.clock.now()),
         )
         .await?;
         Ok(Member(m))
@@ -564,7 +570,7 @@ impl MembersMutation {
     async fn expire_bindings(&self, ctx: &Context<'_>) -> Result<i32> {
         viewer(ctx)?.admin()?;
         let st = state(ctx)?;
-        let ended = hierarchy::expire_bindings(&st.db, st.clock.now()).await?;
+        let ended = hierarchy::expire_bindings(&st.db, &st.events, st.clock.now()).await?;
         Ok(i32::try_from(ended).unwrap_or(i32::MAX))
     }
 }

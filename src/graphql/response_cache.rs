@@ -1,4 +1,4 @@
-//! Whole answers to anonymous catalog reads, cached under the normalised request and dropped all at once by a catalog version that catalog writes bump after their commit.
+//! Whole answers cached under the normalised request: anonymous catalog reads, dropped all at once by a catalog version that catalog writes bump after their commit, and each member's reads of its own views, dropped by that member's version, which every change they show bumps.
 //!
 //! # What is cached
 //! [`ResponseCache::lookup`] decides on the parsed document, before anything runs. A request
@@ -16,6 +16,37 @@
 //! cache-control hints set by a resolver (a `private` hint opts a field out), and of at most
 //! 1 MiB. It keeps the exact bytes it sends, so a hit is byte for byte the answer of the miss
 //! that filled it, with the same `content-type`.
+//!
+//! # Members' own answers
+//! [`ResponseCache::lookup_own`] serves a signed-in member's query whose root selects only
+//! `me`, and below it only the fields [`own_field`] lists: the member's own columns, its
+//! balances (`earningsSummary`), its earnings (without `product`), `teamStats` and `team`
+//! (profiles: id, name, roles, joining time). The key adds the member, the token's version
+//! and the month (`thisMonth`, `newThisMonth` and `salesThisMonth` turn with it) to the
+//! request. A hit is served before authentication touches the database: the token's
+//! signature and expiry are checked, and the member's version vouches for the rest, since
+//! a revocation (password change, freeze) bumps it too.
+//!
+//! The member's version is bumped for every member an event names
+//! ([`crate::events::Events::publish`] tells the cache before the events go out, after the
+//! commit), so the writes that change own views publish an event for each member whose
+//! views they change:
+//!
+//! | change | members named |
+//! |---|---|
+//! | earnings booked, settled, reversed, adjusted; withdrawals requested, reviewed | the earner (live events) |
+//! | an order completed (its earnings get `settleAfter`) | its earners ([`Kind::Changed`]) |
+//! | a payment or refund (team sales) | the buyer's uplines within three levels |
+//! | a binding made, rebound, lapsed or expired | the member and its old and new uplines |
+//! | roles (partner approval, promotion by a membership purchase) | the member and its uplines |
+//! | a freeze (revokes tokens), an unfreeze, a password change, a partner application | the member |
+//!
+//! A new field in [`own_field`] must be covered by these, and a new write that changes
+//! what they show must publish for the members whose views it changes.
+//! `own_answers_follow_every_change_they_show` compares every member's cached answer with a
+//! fresh one after each of these writes.
+//!
+//! [`Kind::Changed`]: crate::events::Kind::Changed
 //!
 //! # Key
 //! `resp:v1:<namespace>:<32 hex digits>`: two SipHash-1-3 runs with different seeds (std's
@@ -60,8 +91,10 @@
 //!   time in microseconds — never at a value an old entry could carry — by the first lookup
 //!   or bump that finds it missing; only the lookup that created it stores its answer under
 //!   it.
+//!   A member's version is `pushhand:member:version:<namespace>:<id>`, kept the same way.
 //! - In-process otherwise: an `AtomicU64` version and a moka cache bounded at 64 MiB of
-//!   bodies. Not shared: instances without Redis see each other's changes only after the TTL
+//!   bodies; members' versions in a moka map (a forgotten one restarts at a number never
+//!   used before) and their answers in another 64 MiB. Not shared: instances without Redis see each other's changes only after the TTL
 //!   (run several instances with Redis).
 //!
 //! The cache never fails a request: a failed lookup runs the request (and stores nothing); a
@@ -88,10 +121,15 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use crate::config::Secret;
 use crate::metrics::Metrics;
 use crate::redis_conn::LazyRedis;
-use crate::service::auth::Viewer;
+use crate::service::auth::{Credentials, Viewer};
+use uuid::Uuid;
 
 /// The root fields an anonymous query may select and still be cached.
 pub const ROOT_FIELDS: [&str; 5] = ["products", "product", "categories", "node", "__typename"];
+
+/// Members whose version the in-process cache keeps (a forgotten one starts over at a new
+/// number, which only costs its answers).
+const MEMBER_VERSIONS: u64 = 1_000_000;
 
 /// Larger answers are sent but not stored.
 const MAX_ENTRY_BYTES: usize = 1 << 20;
@@ -132,13 +170,37 @@ enum Backend {
     Memory {
         version: AtomicU64,
         entries: moka::future::Cache<u128, (u64, Bytes)>,
+        /// Each member's version; a (re)created one takes the next number of `next`, so it
+        /// never repeats a version an older answer carries.
+        members: moka::future::Cache<Uuid, u64>,
+        next: AtomicU64,
+        /// Members' own answers (apart from `entries`, which every catalog change empties).
+        own: moka::future::Cache<u128, (u64, Bytes)>,
     },
     Redis {
         conn: LazyRedis,
         version_key: String,
+        /// `pushhand:member:version:<namespace>:`, followed by the member's id.
+        member_prefix: String,
         /// `resp:v1:<namespace>:`
         entry_prefix: String,
     },
+}
+
+/// Which answers a document may be cached as.
+#[derive(Clone, Copy, Hash)]
+enum Scope {
+    /// Anonymous catalog reads, under the catalog version.
+    Catalog,
+    /// A member's own views (`me` within [`own_field`]), under the member's version.
+    Own,
+}
+
+/// Whose answer a key is: the member, its token version and the month.
+struct Owner<'a> {
+    member: Uuid,
+    token_version: i32,
+    period: &'a str,
 }
 
 /// What to do with a request.
@@ -155,6 +217,8 @@ pub enum Lookup {
 pub struct Fill {
     key: u128,
     version: u64,
+    /// The member whose own answer this is; `None` for a catalog answer.
+    member: Option<Uuid>,
 }
 
 impl ResponseCache {
@@ -171,19 +235,24 @@ impl ResponseCache {
 
     /// The in-process cache of one instance.
     pub fn in_process(metrics: Arc<Metrics>, ttl: Duration, secret: &Secret) -> ResponseCache {
-        let entries = moka::future::Cache::builder()
-            .max_capacity(MEMORY_BYTES)
-            .weigher(|_: &u128, (_, body): &(u64, Bytes)| {
-                u32::try_from(body.len())
-                    .unwrap_or(u32::MAX)
-                    .saturating_add(64)
-            })
-            .time_to_live(ttl)
-            .build();
+        let bodies = || {
+            moka::future::Cache::builder()
+                .max_capacity(MEMORY_BYTES)
+                .weigher(|_: &u128, (_, body): &(u64, Bytes)| {
+                    u32::try_from(body.len())
+                        .unwrap_or(u32::MAX)
+                        .saturating_add(64)
+                })
+                .time_to_live(ttl)
+                .build()
+        };
         ResponseCache {
             backend: Backend::Memory {
                 version: AtomicU64::new(0),
-                entries,
+                entries: bodies(),
+                members: moka::future::Cache::new(MEMBER_VERSIONS),
+                next: AtomicU64::new(0),
+                own: bodies(),
             },
             ttl,
             salt: salt_of(secret),
@@ -204,6 +273,7 @@ impl ResponseCache {
             backend: Backend::Redis {
                 conn,
                 version_key: format!("pushhand:catalog:version:{namespace}"),
+                member_prefix: format!("pushhand:member:version:{namespace}:"),
                 entry_prefix: format!("resp:v1:{namespace}:"),
             },
             ttl,
@@ -218,19 +288,20 @@ impl ResponseCache {
         !matches!(self.backend, Backend::Off)
     }
 
-    /// Looks `req` up for `viewer`: one round trip with Redis, none when it is not cacheable.
-    pub async fn lookup(&self, viewer: &Viewer, req: &async_graphql::Request) -> Lookup {
+    /// Looks up an anonymous catalog answer (`credentials` must be none: a rejected token
+    /// bypasses too): one round trip with Redis, none when it is not cacheable.
+    pub async fn lookup(&self, credentials: Credentials, req: &async_graphql::Request) -> Lookup {
         if !self.enabled() {
             return Lookup::Skip;
         }
-        if !matches!(viewer, Viewer::Anonymous) {
+        if credentials != Credentials::None {
             self.count("bypass");
             return Lookup::Skip;
         }
         let query = normalise(&req.query);
         let Some(key) = self
-            .remembered_cacheable(viewer, req, &query)
-            .then(|| self.key(&query, req))
+            .remembered(Scope::Catalog, req, &query)
+            .then(|| self.key(&query, req, None))
             .flatten()
         else {
             self.count("bypass");
@@ -238,13 +309,16 @@ impl ResponseCache {
         };
         let found = match &self.backend {
             Backend::Off => return Lookup::Skip,
-            Backend::Memory { version, entries } => {
+            Backend::Memory {
+                version, entries, ..
+            } => {
                 let current = version.load(Ordering::SeqCst);
                 match entries.get(&key).await {
                     Some((v, body)) if v == current => Lookup::Hit(body),
                     _ => Lookup::Miss(Fill {
                         key,
                         version: current,
+                        member: None,
                     }),
                 }
             }
@@ -252,53 +326,83 @@ impl ResponseCache {
                 conn,
                 version_key,
                 entry_prefix,
+                ..
+            } => match self
+                .redis_lookup(conn, version_key, entry_key(entry_prefix, key), key, None)
+                .await
+            {
+                Some(found) => found,
+                None => return Lookup::Skip,
+            },
+        };
+        self.count(match found {
+            Lookup::Hit(_) => "hit",
+            _ => "miss",
+        });
+        found
+    }
+
+    /// Looks up a member's own answer: `req` asked with a token of `member` at
+    /// `token_version` (well signed and unexpired: [`crate::service::auth::credentials`]) in
+    /// the month `period`. A hit needs no database: the member's version is bumped by every
+    /// change of what such an answer shows, token revocations included, so an answer stored
+    /// under the current version was computed for a token the database accepted then and
+    /// still accepts. One round trip with Redis, none when the document is not cacheable.
+    pub async fn lookup_own(
+        &self,
+        member: Uuid,
+        token_version: i32,
+        period: &str,
+        req: &async_graphql::Request,
+    ) -> Lookup {
+        if !self.enabled() {
+            return Lookup::Skip;
+        }
+        let query = normalise(&req.query);
+        let owner = Owner {
+            member,
+            token_version,
+            period,
+        };
+        let Some(key) = self
+            .remembered(Scope::Own, req, &query)
+            .then(|| self.key(&query, req, Some(&owner)))
+            .flatten()
+        else {
+            self.count("bypass");
+            return Lookup::Skip;
+        };
+        let found = match &self.backend {
+            Backend::Off => return Lookup::Skip,
+            Backend::Memory {
+                members, next, own, ..
             } => {
-                let mut cmd = redis::cmd("MGET");
-                cmd.arg(version_key).arg(entry_key(entry_prefix, key));
-                match conn.run::<(Option<Vec<u8>>, Option<Vec<u8>>)>(cmd).await {
-                    Err(e) => {
-                        tracing::warn!(error = %e, "response cache read failed; running the request");
-                        self.count("error");
-                        return Lookup::Skip;
-                    }
-                    Ok((None, _)) => {
-                        // No counter (new, flushed or evicted): start one. The answer may be
-                        // stored under it only if this request is the one that started it
-                        // (otherwise its value is unknown here).
-                        let start = fresh_version();
-                        let mut init = redis::cmd("SET");
-                        init.arg(version_key)
-                            .arg(start)
-                            .arg("NX")
-                            .arg("EX")
-                            .arg(VERSION_TTL.as_secs());
-                        match conn.run::<Option<String>>(init).await {
-                            Ok(Some(_)) => Lookup::Miss(Fill {
-                                key,
-                                version: start,
-                            }),
-                            Ok(None) => Lookup::Skip,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "response cache version start failed");
-                                self.count("error");
-                                return Lookup::Skip;
-                            }
-                        }
-                    }
-                    Ok((Some(v), entry)) => match parse_version(&v) {
-                        None => {
-                            tracing::warn!("response cache version is not a number");
-                            self.count("error");
-                            return Lookup::Skip;
-                        }
-                        Some(current) => match entry.and_then(|e| body_at(e, current)) {
-                            Some(body) => Lookup::Hit(body),
-                            None => Lookup::Miss(Fill {
-                                key,
-                                version: current,
-                            }),
-                        },
-                    },
+                let current = members
+                    .get_with(member, async { next.fetch_add(1, Ordering::SeqCst) + 1 })
+                    .await;
+                match own.get(&key).await {
+                    Some((v, body)) if v == current => Lookup::Hit(body),
+                    _ => Lookup::Miss(Fill {
+                        key,
+                        version: current,
+                        member: Some(member),
+                    }),
+                }
+            }
+            Backend::Redis {
+                conn,
+                member_prefix,
+                entry_prefix,
+                ..
+            } => {
+                let version_key = format!("{member_prefix}{member}");
+                let entry = entry_key(entry_prefix, key);
+                match self
+                    .redis_lookup(conn, &version_key, entry, key, Some(member))
+                    .await
+                {
+                    Some(found) => found,
+                    None => return Lookup::Skip,
                 }
             }
         };
@@ -307,6 +411,65 @@ impl ResponseCache {
             _ => "miss",
         });
         found
+    }
+
+    /// `MGET version entry`: the entry if it carries the current version, else where to
+    /// store the answer. A missing version is started (`SET NX`) at the time in microseconds;
+    /// only the lookup that started it may store under it. `None`: run the request without
+    /// the cache (an error, counted, or a version someone else just started).
+    async fn redis_lookup(
+        &self,
+        conn: &LazyRedis,
+        version_key: &str,
+        entry_key: String,
+        key: u128,
+        member: Option<Uuid>,
+    ) -> Option<Lookup> {
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(version_key).arg(entry_key);
+        let miss = |version| {
+            Lookup::Miss(Fill {
+                key,
+                version,
+                member,
+            })
+        };
+        match conn.run::<(Option<Vec<u8>>, Option<Vec<u8>>)>(cmd).await {
+            Err(e) => {
+                tracing::warn!(error = %e, "response cache read failed; running the request");
+                self.count("error");
+                None
+            }
+            Ok((None, _)) => {
+                let start = fresh_version();
+                let mut init = redis::cmd("SET");
+                init.arg(version_key)
+                    .arg(start)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(VERSION_TTL.as_secs());
+                match conn.run::<Option<String>>(init).await {
+                    Ok(Some(_)) => Some(miss(start)),
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "response cache version start failed");
+                        self.count("error");
+                        None
+                    }
+                }
+            }
+            Ok((Some(v), entry)) => match parse_version(&v) {
+                None => {
+                    tracing::warn!("response cache version is not a number");
+                    self.count("error");
+                    None
+                }
+                Some(current) => Some(match entry.and_then(|e| body_at(e, current)) {
+                    Some(body) => Lookup::Hit(body),
+                    None => miss(current),
+                }),
+            },
+        }
     }
 
     /// Stores a missed answer if it may be stored. Returns the serialised body to send when it
@@ -325,10 +488,22 @@ impl ResponseCache {
         }
         match &self.backend {
             Backend::Off => {}
-            Backend::Memory { version, entries } => {
+            Backend::Memory {
+                version,
+                entries,
+                members,
+                own,
+                ..
+            } => {
                 // A bump while the request ran made this answer stale: skip it.
-                if version.load(Ordering::SeqCst) == fill.version {
-                    entries.insert(fill.key, (fill.version, body.clone())).await;
+                match fill.member {
+                    None if version.load(Ordering::SeqCst) == fill.version => {
+                        entries.insert(fill.key, (fill.version, body.clone())).await;
+                    }
+                    Some(m) if members.get(&m).await == Some(fill.version) => {
+                        own.insert(fill.key, (fill.version, body.clone())).await;
+                    }
+                    _ => {}
                 }
             }
             Backend::Redis {
@@ -358,7 +533,9 @@ impl ResponseCache {
     pub async fn catalog_changed(&self) {
         match &self.backend {
             Backend::Off => {}
-            Backend::Memory { version, entries } => {
+            Backend::Memory {
+                version, entries, ..
+            } => {
                 version.fetch_add(1, Ordering::SeqCst);
                 // Stale now: free the memory early rather than at the TTL.
                 entries.invalidate_all();
@@ -366,19 +543,42 @@ impl ResponseCache {
             Backend::Redis {
                 conn, version_key, ..
             } => {
-                // Recreated after a flush or an eviction, the counter starts at the time, so
-                // it never repeats a version an entry still carries.
                 let mut pipe = redis::pipe();
-                pipe.cmd("SET")
-                    .arg(version_key)
-                    .arg(fresh_version())
-                    .arg("NX")
-                    .arg("EX")
-                    .arg(VERSION_TTL.as_secs())
-                    .ignore()
-                    .cmd("INCR")
-                    .arg(version_key)
-                    .ignore();
+                bump(&mut pipe, version_key);
+                if let Err(e) = conn.run::<()>(pipe).await {
+                    tracing::warn!(error = %e, "response cache invalidation failed; cached answers live out their TTL");
+                    self.count("error");
+                }
+            }
+        }
+    }
+
+    /// Drops the own answers of `members` (on every instance, with Redis): called by
+    /// [`crate::events::Events::publish`] for every member an event names, after the commit
+    /// and before the events go out. Never fails; a Redis failure is logged and counted, and
+    /// the old answers then live out their TTL.
+    pub async fn members_changed(&self, changed: &[Uuid]) {
+        match &self.backend {
+            Backend::Off => {}
+            Backend::Memory { members, next, .. } => {
+                for m in changed {
+                    members
+                        .insert(*m, next.fetch_add(1, Ordering::SeqCst) + 1)
+                        .await;
+                }
+            }
+            Backend::Redis {
+                conn,
+                member_prefix,
+                ..
+            } => {
+                if changed.is_empty() {
+                    return;
+                }
+                let mut pipe = redis::pipe();
+                for m in changed {
+                    bump(&mut pipe, &format!("{member_prefix}{m}"));
+                }
                 if let Err(e) = conn.run::<()>(pipe).await {
                     tracing::warn!(error = %e, "response cache invalidation failed; cached answers live out their TTL");
                     self.count("error");
@@ -391,17 +591,14 @@ impl ResponseCache {
         self.metrics.count_response_cache(outcome);
     }
 
-    /// [`cacheable`], remembered per document (its normal form and operation name).
-    fn remembered_cacheable(
-        &self,
-        viewer: &Viewer,
-        req: &async_graphql::Request,
-        query: &[u8],
-    ) -> bool {
+    /// Whether a document (its normal form and operation name) may be cached in `scope`
+    /// ([`cacheable`], [`own_cacheable`]), remembered per document.
+    fn remembered(&self, scope: Scope, req: &async_graphql::Request, query: &[u8]) -> bool {
         // Salted like the keys: nobody without the secret can make a document collide with
         // a cacheable one.
         let mut h = DefaultHasher::new();
         self.salt.hash(&mut h);
+        scope.hash(&mut h);
         query.hash(&mut h);
         req.operation_name.hash(&mut h);
         let doc = h.finish();
@@ -414,7 +611,10 @@ impl ResponseCache {
         if let Some(known) = remembered {
             return known;
         }
-        let known = cacheable(viewer, req);
+        let known = match scope {
+            Scope::Catalog => cacheable(&Viewer::Anonymous, req),
+            Scope::Own => own_cacheable(req),
+        };
         let mut documents = self.documents.lock().unwrap_or_else(|e| e.into_inner());
         if documents.len() >= DOCUMENTS_REMEMBERED {
             documents.clear();
@@ -423,8 +623,14 @@ impl ResponseCache {
         known
     }
 
-    /// The request's key, `None` if its variables do not serialise.
-    fn key(&self, query: &[u8], req: &async_graphql::Request) -> Option<u128> {
+    /// The request's key (an own answer's also names its owner), `None` if its variables do
+    /// not serialise.
+    fn key(
+        &self,
+        query: &[u8],
+        req: &async_graphql::Request,
+        owner: Option<&Owner<'_>>,
+    ) -> Option<u128> {
         let variables = serde_json::to_value(&req.variables).ok()?;
         let mut canonical = Vec::new();
         write_canonical(&variables, &mut canonical);
@@ -435,6 +641,9 @@ impl ResponseCache {
             query.hash(&mut h);
             req.operation_name.hash(&mut h);
             canonical.hash(&mut h);
+            if let Some(o) = owner {
+                (o.member, o.token_version, o.period).hash(&mut h);
+            }
             h.finish()
         };
         Some((u128::from(digest(SEEDS[0])) << 64) | u128::from(digest(SEEDS[1])))
@@ -500,6 +709,29 @@ pub async fn announce_change(
     Ok(())
 }
 
+/// Adds the increment of a Redis version counter to `pipe`. Recreated after a flush or an
+/// eviction, a counter starts at the time, so it never repeats a version an entry still
+/// carries.
+fn bump(pipe: &mut redis::Pipeline, version_key: &str) {
+    pipe.cmd("SET")
+        .arg(version_key)
+        .arg(fresh_version())
+        .arg("NX")
+        .arg("EX")
+        .arg(VERSION_TTL.as_secs())
+        .ignore()
+        .cmd("INCR")
+        .arg(version_key)
+        .ignore();
+}
+
+#[async_trait::async_trait]
+impl crate::events::Listener for ResponseCache {
+    async fn members_changed(&self, members: &[Uuid]) {
+        ResponseCache::members_changed(self, members).await;
+    }
+}
+
 fn entry_key(prefix: &str, key: u128) -> String {
     format!("{prefix}{key:032x}")
 }
@@ -540,15 +772,26 @@ pub fn cacheable(viewer: &Viewer, req: &async_graphql::Request) -> bool {
     let Ok(doc) = async_graphql::parser::parse_query(&req.query) else {
         return false;
     };
-    let op = match (&doc.operations, req.operation_name.as_deref()) {
-        (DocumentOperations::Single(op), _) => op,
-        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
-            Some(op) => op,
-            None => return false,
-        },
-        (DocumentOperations::Multiple(_), None) => return false,
+    let Some(op) = selected_operation(&doc, req.operation_name.as_deref()) else {
+        return false;
     };
-    op.node.ty == OperationType::Query && catalog_only(&doc, &op.node.selection_set.node)
+    op.ty == OperationType::Query && catalog_only(&doc, &op.selection_set.node)
+}
+
+/// The operation `name` selects (the only one when there is no name).
+fn selected_operation<'a>(
+    doc: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a async_graphql::parser::types::OperationDefinition> {
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
+        // One named operation needs no name to be selected.
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| &op.node)
+        }
+        (DocumentOperations::Multiple(_), None) => None,
+    }
 }
 
 /// Whether every root field of `set`, fragments at the root level expanded (each once, so
@@ -581,6 +824,110 @@ fn catalog_only(
         }
     }
     true
+}
+
+/// Whether `req` asks only for the member's own views that member versions cover: a query
+/// whose root selects `me` (and `__typename`), and below it only what [`own_field`] lists,
+/// through fragments whose type condition is the type they are spread in.
+pub fn own_cacheable(req: &async_graphql::Request) -> bool {
+    let Ok(doc) = async_graphql::parser::parse_query(&req.query) else {
+        return false;
+    };
+    let Some(op) = selected_operation(&doc, req.operation_name.as_deref()) else {
+        return false;
+    };
+    if op.ty != OperationType::Query {
+        return false;
+    }
+    let mut stack = vec![(&op.selection_set.node, "Query")];
+    let mut expanded = HashSet::new();
+    while let Some((set, ty)) = stack.pop() {
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(f) => {
+                    let name = f.node.name.node.as_str();
+                    let children = &f.node.selection_set.node;
+                    if name == "__typename" {
+                        continue;
+                    }
+                    match own_field(ty, name) {
+                        Some(Some(child)) => stack.push((children, child)),
+                        Some(None) if children.items.is_empty() => {}
+                        _ => return false,
+                    }
+                }
+                Selection::InlineFragment(i) => match &i.node.type_condition {
+                    Some(c) if c.node.on.node.as_str() != ty => return false,
+                    _ => stack.push((&i.node.selection_set.node, ty)),
+                },
+                Selection::FragmentSpread(s) => {
+                    let name = s.node.fragment_name.node.as_str();
+                    let Some(f) = doc.fragments.get(name) else {
+                        return false;
+                    };
+                    if f.node.type_condition.node.on.node.as_str() != ty {
+                        return false;
+                    }
+                    if expanded.insert(name) {
+                        stack.push((&f.node.selection_set.node, ty));
+                    }
+                }
+            }
+        }
+    }
+    true
+}
+
+/// The fields of a member's own views an own answer may hold, by parent type: `Some(None)`
+/// for a leaf, `Some(Some(type))` for an object, `None` for anything else. What each shows
+/// changes only with a change that bumps the member's version (see the module docs): its
+/// own member row, its earnings and balances, its team (bindings, roles and sales of the
+/// members within three levels below), and the month. A field added here must be covered
+/// by those bumps.
+fn own_field(parent: &str, field: &str) -> Option<Option<&'static str>> {
+    let object = |t: &'static str| Some(Some(t));
+    match (parent, field) {
+        ("Query", "me") => object("Member"),
+        (
+            "Member",
+            "id" | "displayName" | "createdAt" | "email" | "phone" | "frozen" | "frozenReason"
+            | "inviteCode" | "roles",
+        ) => Some(None),
+        ("Member", "earningsSummary") => object("EarningsSummary"),
+        ("Member", "earnings") => object("EarningConnection"),
+        ("Member", "teamStats") => object("TeamStats"),
+        ("Member", "team") => object("MemberProfileConnection"),
+        (
+            "EarningsSummary",
+            "available" | "lifetime" | "pending" | "reserved" | "thisMonth" | "withdrawn",
+        ) => Some(None),
+        ("EarningConnection", "edges") => object("EarningEdge"),
+        ("EarningConnection", "nodes") | ("EarningEdge", "node") => object("Earning"),
+        ("EarningEdge" | "MemberProfileEdge", "cursor") => Some(None),
+        ("EarningConnection" | "MemberProfileConnection", "pageInfo") => object("PageInfo"),
+        ("PageInfo", "endCursor" | "hasNextPage" | "hasPreviousPage" | "startCursor") => Some(None),
+        (
+            "Earning",
+            "amount" | "createdAt" | "id" | "kind" | "level" | "settleAfter" | "settledAt"
+            | "status",
+        ) => Some(None),
+        ("Earning", "explanation") => object("EarningExplanation"),
+        (
+            "EarningExplanation",
+            "adjustsEarningId" | "baseAmount" | "bindingId" | "fixedPerUnit" | "level"
+            | "policyVersion" | "rate" | "rule" | "shareLinkId" | "summary" | "uncappedAmount"
+            | "units",
+        ) => Some(None),
+        ("TeamStats", "levels") => object("TeamLevelStats"),
+        ("TeamStats", "newThisMonth" | "salesThisMonth" | "totalMembers") => Some(None),
+        ("TeamLevelStats", "level" | "members" | "newThisMonth" | "salesThisMonth") => Some(None),
+        ("MemberProfileConnection", "edges") => object("MemberProfileEdge"),
+        ("MemberProfileConnection", "nodes") | ("MemberProfileEdge", "node") => {
+            object("MemberProfile")
+        }
+        ("MemberProfile", "displayName" | "id" | "joinedAt" | "roles") => Some(None),
+        _ => None,
+    }
 }
 
 /// The query with every run of ignored tokens (whitespace, line terminators, commas, the BOM,
@@ -776,6 +1123,37 @@ mod tests {
         assert!(!named("C"));
         let q = async_graphql::Request::new("{ categories { id } }");
         assert!(!cacheable(&Viewer::Rejected, &q));
+    }
+
+    #[test]
+    fn only_own_views_within_the_list_are_cacheable_as_own() {
+        let ok = |q: &str| own_cacheable(&async_graphql::Request::new(q));
+        assert!(ok(
+            "{ me { id earningsSummary { pending } earnings(first: 5) { edges { node { amount explanation { summary } } } } } }"
+        ));
+        assert!(ok(
+            "query Q { __typename me { ...T } } fragment T on Member { teamStats { levels { members } } t: team(level: 2) { nodes { id roles __typename } } }"
+        ));
+        assert!(ok("{ me { ... on Member { id } ... { displayName } } }"));
+        assert!(
+            ok("fragment F on Member { id ...F } { me { ...F } }"),
+            "a cycle ends"
+        );
+        assert!(!ok(
+            "{ me { earnings { edges { node { product { name } } } } } }"
+        ));
+        assert!(!ok("{ me { orders { edges { node { id } } } } }"));
+        assert!(!ok("{ me { id } categories { id } }"));
+        assert!(
+            !ok("{ me { ...F } } fragment F on Query { me { id } }"),
+            "wrong type condition"
+        );
+        assert!(!ok("{ me { ... on Node { id } } }"));
+        assert!(!ok("{ me { ...Missing } }"));
+        assert!(!ok("{ me { id { x } } }"));
+        assert!(!ok("mutation { me { id } }"));
+        assert!(!ok("{ me { id } "));
+        assert!(!ok("{ product(id: 1) { id } }"));
     }
 
     #[test]

@@ -243,7 +243,8 @@ impl Connection {
         let payload = msg.get("payload").unwrap_or(&Value::Null);
         let token = token_of(payload);
         let app = &self.state.app;
-        let viewer = auth::authenticate(&app.db, &app.jwt_secret, token.as_deref())
+        let credentials = auth::credentials(&app.jwt_secret, token.as_deref());
+        let viewer = auth::viewer_of(&app.db, credentials)
             .await
             .map_err(|_| Close::new(1011, "authentication unavailable"))?;
         if let Viewer::Rejected = viewer {
@@ -254,10 +255,10 @@ impl Connection {
             }
             return Err(Close::new(4403, "Forbidden"));
         }
-        if let (Viewer::Member(m), Some(token)) = (&viewer, &token) {
-            let claims = auth::decode_token(&app.jwt_secret, token)
-                .map_err(|_| Close::new(4403, "Forbidden"))?;
-            let left_ms = claims.exp.saturating_mul(1000) - chrono::Utc::now().timestamp_millis();
+        if let (Viewer::Member(m), auth::Credentials::Token { expires, .. }) =
+            (&viewer, credentials)
+        {
+            let left_ms = expires.saturating_mul(1000) - chrono::Utc::now().timestamp_millis();
             self.expires = Some(
                 tokio::time::Instant::now()
                     + Duration::from_millis(u64::try_from(left_ms).unwrap_or(0)),

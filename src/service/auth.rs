@@ -167,15 +167,28 @@ impl Viewer {
     }
 }
 
-/// Resolves the `Authorization` header value into a viewer: one primary-key read when a
-/// token is present, none otherwise.
-pub async fn authenticate(
-    db: &impl ConnectionTrait,
-    secret: &Secret,
-    authorization: Option<&str>,
-) -> Result<Viewer> {
+/// What an `Authorization` header claims, before the database confirms it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credentials {
+    /// No header.
+    None,
+    /// A header whose token is malformed, forged, expired or names no member id.
+    Invalid,
+    /// A well-signed, unexpired token of member `member` at token version `version`, valid
+    /// until `expires` (Unix seconds). Whether the member exists and still has that version
+    /// is for [`viewer_of`] to check.
+    Token {
+        member: Uuid,
+        version: i32,
+        expires: i64,
+    },
+}
+
+/// Checks the `Authorization` header value (`Bearer <token>`, or the bare token) without
+/// touching the database.
+pub fn credentials(secret: &Secret, authorization: Option<&str>) -> Credentials {
     let Some(value) = authorization else {
-        return Ok(Viewer::Anonymous);
+        return Credentials::None;
     };
     let token = value
         .strip_prefix("Bearer ")
@@ -183,13 +196,38 @@ pub async fn authenticate(
         .unwrap_or(value)
         .trim();
     let Ok(claims) = decode_token(secret, token) else {
-        return Ok(Viewer::Rejected);
+        return Credentials::Invalid;
     };
-    let Ok(id) = Uuid::try_parse(&claims.sub) else {
-        return Ok(Viewer::Rejected);
-    };
-    match member::Entity::find_by_id(id).one(db).await? {
-        Some(m) if m.token_version == claims.ver => Ok(Viewer::Member(std::sync::Arc::new(m))),
-        _ => Ok(Viewer::Rejected),
+    match Uuid::try_parse(&claims.sub) {
+        Ok(member) => Credentials::Token {
+            member,
+            version: claims.ver,
+            expires: claims.exp,
+        },
+        Err(_) => Credentials::Invalid,
     }
+}
+
+/// The viewer `credentials` make: one primary-key read for a token, none otherwise.
+pub async fn viewer_of(db: &impl ConnectionTrait, credentials: Credentials) -> Result<Viewer> {
+    match credentials {
+        Credentials::None => Ok(Viewer::Anonymous),
+        Credentials::Invalid => Ok(Viewer::Rejected),
+        Credentials::Token {
+            member, version, ..
+        } => match member::Entity::find_by_id(member).one(db).await? {
+            Some(m) if m.token_version == version => Ok(Viewer::Member(std::sync::Arc::new(m))),
+            _ => Ok(Viewer::Rejected),
+        },
+    }
+}
+
+/// Resolves the `Authorization` header value into a viewer: one primary-key read when a
+/// token is present, none otherwise.
+pub async fn authenticate(
+    db: &impl ConnectionTrait,
+    secret: &Secret,
+    authorization: Option<&str>,
+) -> Result<Viewer> {
+    viewer_of(db, credentials(secret, authorization)).await
 }

@@ -413,14 +413,22 @@ pub async fn start_window(
     txn: &impl ConnectionTrait,
     order_id: Uuid,
     settle_after: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<Vec<Uuid>> {
+    let earners = earning::Entity::find()
+        .select_only()
+        .column(earning::Column::MemberId)
+        .filter(earning::Column::OrderId.eq(order_id))
+        .filter(earning::Column::Status.eq(earning::Status::Pending))
+        .into_tuple::<Uuid>()
+        .all(txn)
+        .await?;
     earning::Entity::update_many()
         .col_expr(earning::Column::SettleAfter, Expr::value(settle_after))
         .filter(earning::Column::OrderId.eq(order_id))
         .filter(earning::Column::Status.eq(earning::Status::Pending))
         .exec(txn)
         .await?;
-    Ok(())
+    Ok(earners)
 }
 
 /// Settles every pending earning whose return window has passed by `as_of`. Idempotent and

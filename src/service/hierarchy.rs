@@ -25,6 +25,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::events::{Event, Events};
 use crate::service::catalog::insert_chunks;
 
 /// Levels kept in the closure table (and offered by `team(level:)`).
@@ -87,6 +88,16 @@ pub async fn active_binding(
         .one(db)
         .await?;
     Ok(found.filter(|b| b.expires_at.is_none_or(|e| e > now)))
+}
+
+/// The members above `member` (within three levels), nearest first: those whose team shows
+/// it.
+pub async fn uplines(db: &impl ConnectionTrait, member: Uuid) -> Result<Vec<Uuid>> {
+    Ok(ancestors(db, member)
+        .await?
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect())
 }
 
 /// (ancestor, depth) pairs above `member`, nearest first.
@@ -161,11 +172,13 @@ pub struct NewBinding {
 }
 
 /// Binds `b.member` (and its downline) under `b.upline`. Call inside a transaction that
-/// took [`lock`]; the member must have no active binding.
+/// took [`lock`]; the member must have no active binding. Adds the member and its new
+/// uplines (whose teams grow) to `changed`.
 pub async fn attach(
     txn: &impl ConnectionTrait,
     b: NewBinding,
     now: DateTime<Utc>,
+    changed: &mut Vec<Uuid>,
 ) -> Result<binding::Model> {
     if would_cycle(txn, b.member, b.upline).await? {
         return Err(Error::rule(
@@ -228,17 +241,21 @@ pub async fn attach(
     }
     insert_chunks(txn, rows).await?;
     bump_counters(txn, deltas).await?;
+    changed.push(b.member);
+    changed.extend(above.iter().map(|(a, _)| *a));
     Ok(model)
 }
 
 /// Ends `member`'s active binding (`ended_at`, `reason`) and takes it, with its downline,
 /// out of its former ancestors' teams. Call inside a transaction that took [`lock`]. Does
-/// nothing when the member has no active binding.
+/// nothing when the member has no active binding. Adds the member and its former uplines
+/// (whose teams shrink) to `changed`.
 pub async fn detach(
     txn: &impl ConnectionTrait,
     member: Uuid,
     reason: binding::EndReason,
     ended_at: DateTime<Utc>,
+    changed: &mut Vec<Uuid>,
 ) -> Result<Option<binding::Model>> {
     let Some(active) = binding::Entity::find()
         .filter(binding::Column::MemberId.eq(member))
@@ -293,6 +310,8 @@ pub async fn detach(
         }
     }
     bump_counters(txn, deltas).await?;
+    changed.push(member);
+    changed.extend(above.iter().map(|(a, _)| *a));
     Ok(Some(binding::Model {
         ended_at: Some(ended_at),
         end_reason: Some(reason),
@@ -303,7 +322,11 @@ pub async fn detach(
 /// Ends every binding whose period has run out by `now` (each at its own expiry time), in
 /// batches, each binding in its own transaction. Idempotent and safe with several instances
 /// running it at once (the lock row serialises them and each re-checks under the lock).
-pub async fn expire_bindings(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<usize> {
+pub async fn expire_bindings(
+    db: &DatabaseConnection,
+    events: &Events,
+    now: DateTime<Utc>,
+) -> Result<usize> {
     let mut ended = 0;
     loop {
         let due = binding::Entity::find()
@@ -322,27 +345,32 @@ pub async fn expire_bindings(db: &DatabaseConnection, now: DateTime<Utc>) -> Res
                 .one(&txn)
                 .await?
                 .is_some_and(|cur| cur.ended_at.is_none());
+            let mut changed = Vec::new();
             if still_due {
                 detach(
                     &txn,
                     b.member_id,
                     binding::EndReason::Expired,
                     b.expires_at.unwrap_or(now),
+                    &mut changed,
                 )
                 .await?;
                 ended += 1;
             }
             txn.commit().await?;
+            events.publish(Event::changed(changed, b.id)).await;
         }
     }
 }
 
 /// Ends `member`'s binding if it has expired by `now` (so that a new binding can be made
-/// without waiting for the expiry job). Call inside a transaction that took [`lock`].
+/// without waiting for the expiry job). Call inside a transaction that took [`lock`]. Adds
+/// whom it changes to `changed` ([`detach`]).
 pub async fn lapse_if_expired(
     txn: &impl ConnectionTrait,
     member: Uuid,
     now: DateTime<Utc>,
+    changed: &mut Vec<Uuid>,
 ) -> Result<()> {
     let current = binding::Entity::find()
         .filter(binding::Column::MemberId.eq(member))
@@ -353,23 +381,26 @@ pub async fn lapse_if_expired(
         && let Some(expires) = b.expires_at
         && expires <= now
     {
-        detach(txn, member, binding::EndReason::Expired, expires).await?;
+        detach(txn, member, binding::EndReason::Expired, expires, changed).await?;
     }
     Ok(())
 }
 
 /// Adds `fen` to the team sales of every ancestor of `member` (within three levels) for the
-/// month of `at`. Call in the transaction that pays (positive) or refunds (negative).
+/// month of `at`. Call in the transaction that pays (positive) or refunds (negative). Adds
+/// those ancestors to `changed`.
 pub async fn add_team_sales(
     txn: &impl ConnectionTrait,
     member: Uuid,
     fen: i64,
     at: DateTime<Utc>,
+    changed: &mut Vec<Uuid>,
 ) -> Result<()> {
     if fen == 0 {
         return Ok(());
     }
     for (ancestor, depth) in ancestors(txn, member).await? {
+        changed.push(ancestor);
         team_counter::Entity::insert(team_counter::ActiveModel {
             ancestor_id: Set(ancestor),
             depth: Set(depth),

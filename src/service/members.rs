@@ -182,6 +182,7 @@ fn invalid_partner_link() -> Error {
 /// Otherwise a buyer with no upline.
 pub async fn register(
     db: &DatabaseConnection,
+    events: &Events,
     input: Registration,
     partner_binding_days: u32,
     now: DateTime<Utc>,
@@ -281,6 +282,7 @@ pub async fn register(
         .await
         .map_err(taken)?;
     let mut model = model;
+    let mut changed = Vec::new();
     if let Some((upline, kind, expires_at)) = binding {
         hierarchy::attach(
             &txn,
@@ -292,11 +294,13 @@ pub async fn register(
                 created_by: None,
             },
             now,
+            &mut changed,
         )
         .await?;
         model.upline_id = Some(upline);
     }
     txn.commit().await?;
+    events.publish(Event::changed(changed, model.id)).await;
     Ok(model)
 }
 
@@ -392,6 +396,7 @@ pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<member::Model> {
 /// A push-hand asks to become a partner; an admin decides.
 pub async fn apply_for_partner(
     db: &impl ConnectionTrait,
+    events: &Events,
     member: &member::Model,
 ) -> Result<member::Model> {
     if member.frozen_at.is_some() {
@@ -422,11 +427,16 @@ pub async fn apply_for_partner(
         .filter(member::Column::Id.eq(member.id))
         .exec(db)
         .await?;
+    events.publish(Event::changed([member.id], member.id)).await;
     get(db, member.id).await
 }
 
 /// Admits a pending applicant as a partner, with a fresh partner link.
-pub async fn approve_partner(db: &impl ConnectionTrait, member_id: Uuid) -> Result<member::Model> {
+pub async fn approve_partner(
+    db: &impl ConnectionTrait,
+    events: &Events,
+    member_id: Uuid,
+) -> Result<member::Model> {
     let m = get(db, member_id).await?;
     if m.partner_application != Some(member::PartnerApplication::Pending) {
         return Err(Error::rule(
@@ -448,11 +458,19 @@ pub async fn approve_partner(db: &impl ConnectionTrait, member_id: Uuid) -> Resu
         .exec(db)
         .await
         .map_err(taken)?;
+    // Its roles show in its uplines' teams.
+    let mut changed = hierarchy::uplines(db, member_id).await?;
+    changed.push(member_id);
+    events.publish(Event::changed(changed, member_id)).await;
     get(db, member_id).await
 }
 
 /// Turns a pending application down.
-pub async fn reject_partner(db: &impl ConnectionTrait, member_id: Uuid) -> Result<member::Model> {
+pub async fn reject_partner(
+    db: &impl ConnectionTrait,
+    events: &Events,
+    member_id: Uuid,
+) -> Result<member::Model> {
     let m = get(db, member_id).await?;
     if m.partner_application != Some(member::PartnerApplication::Pending) {
         return Err(Error::rule(
@@ -468,6 +486,7 @@ pub async fn reject_partner(db: &impl ConnectionTrait, member_id: Uuid) -> Resul
         .filter(member::Column::Id.eq(member_id))
         .exec(db)
         .await?;
+    events.publish(Event::changed([member_id], member_id)).await;
     get(db, member_id).await
 }
 
@@ -512,11 +531,11 @@ pub async fn set_frozen(
         }
     }
     update.exec(db).await?;
-    if reason.is_some() {
-        events
-            .publish(vec![Event::new(m.id, Kind::TokensRevoked, m.id)])
-            .await;
-    }
+    let kind = match reason {
+        Some(_) => Kind::TokensRevoked,
+        None => Kind::Changed,
+    };
+    events.publish(vec![Event::new(m.id, kind, m.id)]).await;
     get(db, member_id).await
 }
 
@@ -524,6 +543,7 @@ pub async fn set_frozen(
 /// upline must be a push-hand or partner; no cycles.
 pub async fn rebind(
     db: &DatabaseConnection,
+    events: &Events,
     admin: Uuid,
     member_id: Uuid,
     upline_id: Uuid,
@@ -547,8 +567,16 @@ pub async fn rebind(
             "a member cannot be bound to itself or into its own downline",
         ));
     }
-    hierarchy::lapse_if_expired(&txn, member_id, now).await?;
-    hierarchy::detach(&txn, member_id, binding::EndReason::Rebound, now).await?;
+    let mut changed = Vec::new();
+    hierarchy::lapse_if_expired(&txn, member_id, now, &mut changed).await?;
+    hierarchy::detach(
+        &txn,
+        member_id,
+        binding::EndReason::Rebound,
+        now,
+        &mut changed,
+    )
+    .await?;
     let new = NewBinding {
         member: member_id,
         upline: upline_id,
@@ -556,15 +584,17 @@ pub async fn rebind(
         expires_at: None,
         created_by: Some(admin),
     };
-    hierarchy::attach(&txn, new, now).await?;
+    hierarchy::attach(&txn, new, now, &mut changed).await?;
     let m = get(&txn, member_id).await?;
     txn.commit().await?;
+    events.publish(Event::changed(changed, member_id)).await;
     Ok(m)
 }
 
 /// A signed-in member without an active upline follows another partner's exclusive link.
 pub async fn accept_partner_link(
     db: &DatabaseConnection,
+    events: &Events,
     member_id: Uuid,
     code: &str,
     partner_binding_days: u32,
@@ -579,7 +609,8 @@ pub async fn accept_partner_link(
         .await?
         .filter(|m| m.frozen_at.is_none() && m.tier == member::Tier::Partner)
         .ok_or_else(invalid_partner_link)?;
-    hierarchy::lapse_if_expired(&txn, member_id, now).await?;
+    let mut changed = Vec::new();
+    hierarchy::lapse_if_expired(&txn, member_id, now, &mut changed).await?;
     if hierarchy::active_binding(&txn, member_id, now)
         .await?
         .is_some()
@@ -594,9 +625,10 @@ pub async fn accept_partner_link(
         expires_at: Some(until),
         created_by: None,
     };
-    hierarchy::attach(&txn, new, now).await?;
+    hierarchy::attach(&txn, new, now, &mut changed).await?;
     let m = get(&txn, member_id).await?;
     txn.commit().await?;
+    events.publish(Event::changed(changed, member_id)).await;
     Ok(m)
 }
 

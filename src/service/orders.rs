@@ -290,10 +290,12 @@ pub async fn confirm_payment(
             for l in &lines {
                 add_sales(&txn, l.product_id, i64::from(l.quantity)).await?;
             }
-            hierarchy::add_team_sales(&txn, o.buyer_id, o.total.fen(), now).await?;
+            let mut team = Vec::new();
+            hierarchy::add_team_sales(&txn, o.buyer_id, o.total.fen(), now, &mut team).await?;
             txn.commit().await?;
             let mut batch = earnings::events_of(&booked);
             batch.push(Event::new(o.buyer_id, Kind::OrderChanged, o.id));
+            batch.extend(Event::changed(team, o.id));
             events.publish(batch).await;
             return Ok(o);
         }
@@ -386,27 +388,32 @@ pub async fn complete(
             "only a shipped order can be completed",
         ));
     }
-    earnings::start_window(&txn, id, now + return_window).await?;
+    // The earners' earnings now show when they settle.
+    let mut changed = earnings::start_window(&txn, id, now + return_window).await?;
     let o = get(&txn, id).await?;
     let lines = lines_of(&txn, &[id]).await?;
     if let Some(line) = lines
         .iter()
         .find(|l| l.membership_activity && l.refunded_at.is_none())
     {
-        promote_to_push_hand(&txn, o.buyer_id, line, now).await?;
+        promote_to_push_hand(&txn, o.buyer_id, line, now, &mut changed).await?;
     }
     txn.commit().await?;
-    events
-        .publish(vec![Event::new(o.buyer_id, Kind::OrderChanged, o.id)])
-        .await;
+    let mut batch = vec![Event::new(o.buyer_id, Kind::OrderChanged, o.id)];
+    batch.extend(Event::changed(changed, o.id));
+    events.publish(batch).await;
     Ok(o)
 }
 
+/// Makes a buyer a push-hand (with an invite code), bound to whoever referred the
+/// purchase if it has no upline. Adds the members this changes (the buyer, whose role shows
+/// in its uplines' teams, and the uplines) to `changed`.
 async fn promote_to_push_hand(
     txn: &impl ConnectionTrait,
     buyer_id: Uuid,
     line: &order_line::Model,
     now: DateTime<Utc>,
+    changed: &mut Vec<Uuid>,
 ) -> Result<()> {
     let buyer = super::members::get(txn, buyer_id).await?;
     if buyer.tier != member::Tier::Buyer {
@@ -421,6 +428,8 @@ async fn promote_to_push_hand(
         .filter(member::Column::Id.eq(buyer_id))
         .exec(txn)
         .await?;
+    changed.push(buyer_id);
+    changed.extend(hierarchy::uplines(txn, buyer_id).await?);
     // Bound to whoever referred the purchase, if the buyer has no upline yet.
     let referrer = match line.share_link_id {
         Some(link) => share_link::Entity::find_by_id(link)
@@ -431,7 +440,7 @@ async fn promote_to_push_hand(
     };
     if let Some(referrer) = referrer.filter(|r| *r != buyer_id) {
         hierarchy::lock(txn).await?;
-        hierarchy::lapse_if_expired(txn, buyer_id, now).await?;
+        hierarchy::lapse_if_expired(txn, buyer_id, now, changed).await?;
         if hierarchy::active_binding(txn, buyer_id, now)
             .await?
             .is_none()
@@ -444,7 +453,7 @@ async fn promote_to_push_hand(
                 expires_at: None,
                 created_by: None,
             };
-            hierarchy::attach(txn, b, now).await?;
+            hierarchy::attach(txn, b, now, changed).await?;
         }
     }
     Ok(())
@@ -635,7 +644,9 @@ pub async fn refund_line(
     add_sales(&txn, line.product_id, -i64::from(units)).await?;
     // Team sales are counted in the month of payment, so the refund comes off that month.
     let refunded_fen = line.unit_price.fen() * i64::from(units);
-    hierarchy::add_team_sales(&txn, o.buyer_id, -refunded_fen, o.paid_at.unwrap_or(now)).await?;
+    let mut team = Vec::new();
+    let paid_at = o.paid_at.unwrap_or(now);
+    hierarchy::add_team_sales(&txn, o.buyer_id, -refunded_fen, paid_at, &mut team).await?;
     let open = order_line::Entity::find()
         .filter(order_line::Column::OrderId.eq(o.id))
         .filter(order_line::Column::RefundedAt.is_null())
@@ -654,6 +665,7 @@ pub async fn refund_line(
     if open == 0 {
         batch.push(Event::new(o.buyer_id, Kind::OrderChanged, o.id));
     }
+    batch.extend(Event::changed(team, o.id));
     events.publish(batch).await;
     Ok(o)
 }

@@ -189,7 +189,7 @@ pub async fn member(
             expires_at: None,
             created_by: None,
         };
-        hierarchy::attach(&txn, b, now)
+        hierarchy::attach(&txn, b, now, &mut Vec::new())
             .await
             .map_err(anyhow::Error::from)
             .expect("attach");

@@ -18,6 +18,7 @@ mod live;
 mod members;
 mod n_plus_one;
 mod node;
+mod own_answers;
 mod response_cache;
 mod schema;
 mod seed;
