@@ -381,17 +381,17 @@ async fn bench(
             false,
         ),
         (
-            "S4",
-            "earnings, 100k ledger entries",
+            "S4-raw",
+            "earnings, 100k ledger entries, cache off",
             Script::Repeat(call(S4, json!({}), Some(&earner))),
-            Some(1.0 / 3.0),
+            None,
             false,
         ),
         (
-            "S5",
-            "team, 1M descendants",
+            "S5-raw",
+            "team, 1M descendants, cache off",
             Script::Repeat(call(S5, json!({}), Some(&root))),
-            Some(1.0 / 5.0),
+            None,
             false,
         ),
         (
@@ -407,20 +407,6 @@ async fn bench(
             Script::Repeat(call(&bomb(60), json!({}), None)),
             None,
             true,
-        ),
-        (
-            "S6",
-            "checkout + payment (orders/s)",
-            Script::Checkout {
-                place: call(
-                    PLACE,
-                    json!({ "i": { "lines": [{ "skuId": fixture.sku, "quantity": 1 }] } }),
-                    Some(&buyer),
-                ),
-                admin_token: admin.clone(),
-            },
-            Some(1.0 / 50.0),
-            false,
         ),
     ];
     let mut s0 = None;
@@ -480,44 +466,71 @@ async fn bench(
     // Phase 2: the default configuration, response cache on. Ratios are still to S0 of
     // phase 1 — the server executing `{ __typename }` — because with the cache on
     // `{ __typename }` itself is a cache hit (shown as S0c, for reference).
-    if wants(args, "S2") || wants(args, "S3") {
+    const PHASE2: [&str; 6] = ["S0c", "S2", "S3", "S4", "S5", "S6"];
+    if PHASE2.iter().any(|k| *k != "S0c" && wants(args, k)) {
         let server = Server::start(&launch(true)).await?;
         let addr = server.addr;
         let pid = server.pid();
         let rss = move || server::rss_of(pid).unwrap_or(0);
         let base = s0.clone().context("S0 ran in phase 1")?;
-        let phase2: Vec<(&'static str, &'static str, Call, Option<f64>)> = vec![
+        let phase2: Vec<(&'static str, &'static str, Script, Option<f64>, bool)> = vec![
             (
                 "S0c",
                 "{ __typename }, a cache hit",
-                call("{ __typename }", json!({}), None),
+                Script::Repeat(call("{ __typename }", json!({}), None)),
                 None,
+                false,
             ),
             (
                 "S2",
                 "products(first: 50), cache on",
-                call(S1, json!({}), None),
+                Script::Repeat(call(S1, json!({}), None)),
                 Some(1.0 / 2.0),
+                false,
             ),
             (
                 "S3",
-                "product(id) detail, cache on (default)",
-                call(S3, json!({ "id": fixture.product }), None),
+                "product(id) detail (default config)",
+                Script::Repeat(call(S3, json!({ "id": fixture.product }), None)),
                 Some(1.0 / 5.0),
+                false,
+            ),
+            (
+                "S4",
+                "earnings, 100k ledger entries (default config)",
+                Script::Repeat(call(S4, json!({}), Some(&earner))),
+                Some(1.0 / 3.0),
+                false,
+            ),
+            (
+                "S5",
+                "team, 1M descendants (default config)",
+                Script::Repeat(call(S5, json!({}), Some(&root))),
+                Some(1.0 / 5.0),
+                false,
+            ),
+            (
+                "S6",
+                "checkout + payment (orders/s)",
+                Script::Checkout {
+                    place: call(
+                        PLACE,
+                        json!({ "i": { "lines": [{ "skuId": fixture.sku, "quantity": 1 }] } }),
+                        Some(&buyer),
+                    ),
+                    admin_token: admin.clone(),
+                },
+                Some(1.0 / 50.0),
+                false,
             ),
         ];
-        for (key, label, c, target) in phase2 {
-            let stats = load::run(
-                addr,
-                &Script::Repeat(c),
-                args.clients,
-                warmup,
-                measure,
-                false,
-                rss,
-            )
-            .await
-            .with_context(|| format!("scenario {key}"))?;
+        for (key, label, script, target, errors) in phase2 {
+            if !wants(args, key) {
+                continue;
+            }
+            let stats = load::run(addr, &script, args.clients, warmup, measure, errors, rss)
+                .await
+                .with_context(|| format!("scenario {key}"))?;
             println!(
                 "{key:>4} {label:<36} {:>9.0}/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
                 stats.per_second, stats.p50_ms, stats.p99_ms
