@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::earnings::{Earning, EarningsSummary, Withdrawal, summary_in};
 use super::ids::{self, Kind as IdKind};
 use super::orders::Order;
-use super::{state, viewer};
+use super::{shared_state, viewer};
 use crate::error::Error;
 use crate::events::{Delivery, Kind};
 use crate::service::orders as order_svc;
@@ -59,7 +59,7 @@ impl Subscription {
         &self,
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = Result<EarningEvent>> + use<>> {
-        let st = state(ctx)?.clone();
+        let st = shared_state(ctx)?.clone();
         let me = viewer(ctx)?.member()?.id;
         let rx = st.events.subscribe(me);
         Ok(futures_util::stream::unfold(
@@ -87,7 +87,7 @@ impl Subscription {
         ctx: &Context<'_>,
         order_id: ID,
     ) -> Result<impl Stream<Item = Result<Order>> + use<>> {
-        let st = state(ctx)?.clone();
+        let st = shared_state(ctx)?.clone();
         let me = viewer(ctx)?.member()?.id;
         let id = ids::decode_as(&order_id, IdKind::Order, "orderId")?;
         let o = order_svc::get(&st.db, id)

@@ -58,7 +58,7 @@ pub fn build(state: AppState) -> AppSchema {
     let metrics = state.metrics.clone();
     let l = state.config.limits.clone();
     Schema::build(Query::default(), Mutation::default(), live::Subscription)
-        .data(state)
+        .data(std::sync::Arc::new(state))
         // Outermost first: the metrics see the codes the limits extension assigns.
         .extension(metrics_ext::RequestMetrics(metrics))
         .extension(limits::QueryLimits {
@@ -107,7 +107,15 @@ pub(crate) fn client_addr(ctx: &async_graphql::Context<'_>) -> std::net::IpAddr 
 
 /// The app state, from a resolver's context.
 pub(crate) fn state<'a>(ctx: &async_graphql::Context<'a>) -> async_graphql::Result<&'a AppState> {
-    ctx.data::<AppState>()
+    Ok(shared_state(ctx)?.as_ref())
+}
+
+/// The app state as a pointer to keep: what a subscription holds while it waits (a copy of
+/// [`AppState`] would allocate).
+pub(crate) fn shared_state<'a>(
+    ctx: &async_graphql::Context<'a>,
+) -> async_graphql::Result<&'a std::sync::Arc<AppState>> {
+    ctx.data::<std::sync::Arc<AppState>>()
 }
 
 /// Turns a service error into a GraphQL error with `extensions.code` (and `field` for

@@ -23,6 +23,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::Response;
@@ -57,8 +58,9 @@ pub async fn upgrade(
         .max_message_size(max * 4)
         .max_frame_size(max * 4)
         // Small buffers (they grow for a large message): tungstenite's default of 128 KiB
-        // each way would make 500 idle connections cost 128 MiB.
-        .read_buffer_size(4 * 1024)
+        // each way would make 500 idle connections cost 128 MiB. Messages here are small
+        // (a subscribe, a ping), and most sockets sit idle.
+        .read_buffer_size(1024)
         .write_buffer_size(0);
     let protocol = match ws.selected_protocol().and_then(|p| p.to_str().ok()) {
         Some("graphql-ws") => Protocol::Legacy,
@@ -94,7 +96,6 @@ struct Connection {
     protocol: Protocol,
     client: SocketAddr,
     init_received: bool,
-    viewer: Viewer,
     /// The raw token, re-checked after a resync (a revocation may have been missed).
     token: Option<String>,
     /// When the token expires.
@@ -102,26 +103,24 @@ struct Connection {
     /// The member's events, for revocations.
     revocations: Option<MemberEvents>,
     ops: StreamMap<String, OpStream>,
-    /// One set of loaders for every operation of the connection, without a cache: a
-    /// subscription lives long, and each event must read fresh rows.
-    loaders: loaders::Loaders,
+    /// What every operation of the connection reads from its context, shared by them: the
+    /// viewer, the client's address, and one set of loaders without a cache (a
+    /// subscription lives long, and each event must read fresh rows). Set at init.
+    session: Arc<async_graphql::Data>,
 }
 
 impl Connection {
     fn new(state: HttpState, protocol: Protocol, client: SocketAddr) -> Connection {
-        let loaders = loaders::for_request(&state.app);
-        loaders.enable_all_cache(false);
         Connection {
             state,
             protocol,
             client,
             init_received: false,
-            viewer: Viewer::Anonymous,
             token: None,
             expires: None,
             revocations: None,
             ops: StreamMap::new(),
-            loaders,
+            session: Default::default(),
         }
     }
 
@@ -265,7 +264,13 @@ impl Connection {
             );
             self.revocations = Some(app.events.subscribe(m.id));
         }
-        self.viewer = viewer;
+        let loaders = loaders::for_request(app);
+        loaders.enable_all_cache(false);
+        let mut session = async_graphql::Data::default();
+        session.insert(loaders);
+        session.insert(viewer);
+        session.insert(ClientAddr(self.client.ip()));
+        self.session = Arc::new(session);
         self.token = token;
         send(socket, &json!({ "type": "connection_ack" })).await?;
         if self.protocol == Protocol::Legacy {
@@ -310,14 +315,10 @@ impl Connection {
             ));
         };
         let app = &self.state.app;
-        let request = request
-            .data(self.loaders.clone())
-            .data(self.viewer.clone())
-            .data(ClientAddr(self.client.ip()));
         let stream = self
             .state
             .schema
-            .execute_stream(request)
+            .execute_stream_with_session_data(request, self.session.clone())
             .map(Some)
             .chain(futures_util::stream::once(async { None }));
         self.ops.insert(id.to_owned(), Box::pin(stream));
