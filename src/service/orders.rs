@@ -105,11 +105,11 @@ pub async fn place_order(
     let mut rows = Vec::with_capacity(lines.len());
     let mut total = 0i64;
     for (i, l) in lines.into_iter().enumerate() {
-        let s = sku::Entity::find_by_id(l.sku_id)
+        let (s, p) = sku::Entity::find_by_id(l.sku_id)
+            .find_also_related(product::Entity)
             .one(&txn)
             .await?
             .ok_or_else(|| Error::not_found("SKU"))?;
-        let p = product::Entity::find_by_id(s.product_id).one(&txn).await?;
         let Some(p) = p.filter(|p| p.status == product::Status::Published) else {
             return Err(Error::validation(
                 format!("lines[{i}].skuId"),
@@ -251,6 +251,43 @@ pub async fn confirm_payment(
         ));
     }
     let txn = crate::db::begin_write(db).await?;
+    // The usual case in one statement: an order awaiting exactly this amount, unexpired.
+    let paid = order::Entity::update_many()
+        .col_expr(order::Column::Status, Expr::value(order::Status::Paid))
+        .col_expr(order::Column::PaymentReference, Expr::value(reference))
+        .col_expr(order::Column::PaidAt, Expr::value(now))
+        .filter(order::Column::Id.eq(order_id))
+        .filter(order::Column::Status.eq(order::Status::PendingPayment))
+        .filter(order::Column::Total.eq(amount))
+        .filter(order::Column::ExpiresAt.gt(now))
+        .exec_with_returning(&txn)
+        .await
+        .map_err(|e| {
+            if crate::db::is_unique_violation(&e) {
+                Error::rule(
+                    "PAYMENT_CONFLICT",
+                    "this payment reference belongs to another order",
+                )
+            } else {
+                e.into()
+            }
+        })?;
+    if let Some(o) = paid.into_iter().next() {
+        let lines = lines_of(&txn, &[order_id]).await?;
+        let booked = earnings::book_order(&txn, &o, &lines, policy, now).await?;
+        for l in &lines {
+            add_sales(&txn, l.product_id, i64::from(l.quantity)).await?;
+        }
+        let mut team = Vec::new();
+        hierarchy::add_team_sales(&txn, o.buyer_id, o.total.fen(), now, &mut team).await?;
+        txn.commit().await?;
+        let mut batch = earnings::events_of(&booked);
+        batch.push(Event::new(o.buyer_id, Kind::OrderChanged, o.id));
+        batch.extend(Event::changed(team, o.id));
+        events.publish(batch).await;
+        return Ok(o);
+    }
+    // Not paid by this call: say why.
     let o = get(&txn, order_id).await?;
     if o.status == order::Status::PendingPayment {
         if amount != o.total {
@@ -264,40 +301,6 @@ pub async fn confirm_payment(
                 "ORDER_EXPIRED",
                 "the order expired before it was paid",
             ));
-        }
-        let paid = order::Entity::update_many()
-            .col_expr(order::Column::Status, Expr::value(order::Status::Paid))
-            .col_expr(order::Column::PaymentReference, Expr::value(reference))
-            .col_expr(order::Column::PaidAt, Expr::value(now))
-            .filter(order::Column::Id.eq(order_id))
-            .filter(order::Column::Status.eq(order::Status::PendingPayment))
-            .exec(&txn)
-            .await
-            .map_err(|e| {
-                if crate::db::is_unique_violation(&e) {
-                    Error::rule(
-                        "PAYMENT_CONFLICT",
-                        "this payment reference belongs to another order",
-                    )
-                } else {
-                    e.into()
-                }
-            })?;
-        if paid.rows_affected == 1 {
-            let o = get(&txn, order_id).await?;
-            let lines = lines_of(&txn, &[order_id]).await?;
-            let booked = earnings::book_order(&txn, &o, &lines, policy, now).await?;
-            for l in &lines {
-                add_sales(&txn, l.product_id, i64::from(l.quantity)).await?;
-            }
-            let mut team = Vec::new();
-            hierarchy::add_team_sales(&txn, o.buyer_id, o.total.fen(), now, &mut team).await?;
-            txn.commit().await?;
-            let mut batch = earnings::events_of(&booked);
-            batch.push(Event::new(o.buyer_id, Kind::OrderChanged, o.id));
-            batch.extend(Event::changed(team, o.id));
-            events.publish(batch).await;
-            return Ok(o);
         }
     }
     // Already paid (by this callback's twin or earlier): same reference → unchanged.

@@ -341,20 +341,3 @@ async fn own_answers_belong_to_their_member_and_token() {
         id_of(&a1)
     );
 }
-
-#[tokio::test]
-async fn tmp_count_checkout_statements() {
-    let app = TestApp::spawn().await;
-    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
-    let (buyer, _) = app.user("buyer@example.com", CliRole::PushHand).await;
-    let (_, sku) = product(&app, 100, false).await;
-    for i in 0..3 {
-        let s0 = app.statements().await;
-        let placed = order(&app, &buyer, sku, 1, None).await;
-        let s1 = app.statements().await;
-        let id = placed["data"]["placeOrder"]["id"].as_str().expect("id").to_owned();
-        pay(&app, &admin, &id, &format!("r{i}"), "199.00").await;
-        let s2 = app.statements().await;
-        println!("place {} pay {}", s1 - s0, s2 - s1);
-    }
-}
