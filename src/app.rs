@@ -123,10 +123,10 @@ impl App {
             events,
             responses,
         };
-        let schema = graphql::build(state.clone());
+        let api = std::sync::Arc::new(graphql::build(state.clone()));
         let shutdown = CancellationToken::new();
         let connections = TaskTracker::new();
-        let router = http::router(state.clone(), schema, shutdown.clone(), connections.clone());
+        let router = http::router(state.clone(), api, shutdown.clone(), connections.clone());
         Ok(App {
             listener,
             router,

@@ -1,17 +1,11 @@
-//! The query limits of SPEC §5 as one async-graphql extension: the pre-validation
-//! [`guard`](super::guard) runs on the parsed document before async-graphql's own checks
-//! (which expand fragments without memoisation), and the limit errors async-graphql raises
-//! itself get stable `extensions.code`s. Also the cost of a connection for the complexity
-//! limit: `first × child`.
+//! The query limits of SPEC §5: the pre-validation [`guard`](super::guard) and the depth
+//! limit, checked on the parsed document before async-graphql's own checks (which expand
+//! fragments without memoisation); stable `extensions.code`s for the limit errors
+//! async-graphql raises itself; and the cost of a connection for the complexity limit,
+//! `first × child`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextRequest,
-};
+use async_graphql::ServerError;
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Request, Response, ServerError, ServerResult, Variables};
 
 use super::catalog::{DEFAULT_PAGE, MAX_PAGE};
 use super::guard;
@@ -28,27 +22,42 @@ pub fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
     (first as usize).max(1).saturating_mul(child_complexity)
 }
 
-/// The extension factory: the guard's limits and the depth limit.
-pub struct QueryLimits {
+/// The guard's limits and the depth limit.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
     pub guard: guard::Limits,
     pub max_depth: usize,
 }
 
-impl ExtensionFactory for QueryLimits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(PerRequest {
-            limits: self.guard,
-            max_depth: self.max_depth,
-            parsed: AtomicBool::new(false),
-        })
+impl Limits {
+    /// Refuses a parsed document that breaks a limit. Runs before async-graphql's own
+    /// checks: its recursive-depth check and validation expand fragments without
+    /// memoisation, and are as exponential on a fragment bomb as a naive walk.
+    pub fn check(&self, doc: &ExecutableDocument) -> Result<(), ServerError> {
+        guard::check(doc, &self.guard).map_err(|r| coded(r.message(), r.code()))?;
+        let depth = depth_of(doc);
+        if depth > self.max_depth {
+            return Err(coded(
+                format!(
+                    "the query nests {depth} fields deep (limit {}; introspection excepted)",
+                    self.max_depth
+                ),
+                "QUERY_TOO_DEEP",
+            ));
+        }
+        Ok(())
     }
 }
 
-struct PerRequest {
-    limits: guard::Limits,
-    max_depth: usize,
-    /// Whether the document parsed (errors without a code are then validation errors).
-    parsed: AtomicBool,
+/// Gives the errors async-graphql raised itself on a parsed document (it sets no code)
+/// their codes.
+pub fn label(errors: &mut [ServerError]) {
+    for err in errors {
+        let ext = err.extensions.get_or_insert_with(Default::default);
+        if ext.get("code").is_none() {
+            ext.set("code", code_of(&err.message));
+        }
+    }
 }
 
 /// The deepest field nesting of any operation, fragments expanded, not counting what lies
@@ -88,7 +97,7 @@ fn depth_of(doc: &ExecutableDocument) -> usize {
 }
 
 /// A refusal as a GraphQL error carrying its code.
-fn coded(message: String, code: &'static str) -> ServerError {
+pub fn coded(message: String, code: &'static str) -> ServerError {
     let mut err = ServerError::new(message, None);
     err.extensions
         .get_or_insert_with(Default::default)
@@ -96,8 +105,8 @@ fn coded(message: String, code: &'static str) -> ServerError {
     err
 }
 
-/// The code of an error async-graphql raised itself (it sets none).
-fn code_of(message: &str, parsed: bool) -> &'static str {
+/// The code of an error async-graphql raised itself on a parsed document (it sets none).
+fn code_of(message: &str) -> &'static str {
     if message.starts_with("Query is nested too deep") {
         "QUERY_TOO_DEEP"
     } else if message.starts_with("Query is too complex") {
@@ -106,62 +115,8 @@ fn code_of(message: &str, parsed: bool) -> &'static str {
         "QUERY_TOO_DEEP"
     } else if message.starts_with("The number of directives on the field") {
         "TOO_MANY_DIRECTIVES"
-    } else if !parsed {
-        "GRAPHQL_PARSE_FAILED"
     } else {
         "GRAPHQL_VALIDATION_FAILED"
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for PerRequest {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        let parsed = self.parsed.load(Ordering::Relaxed);
-        for err in &mut response.errors {
-            let ext = err.extensions.get_or_insert_with(Default::default);
-            if ext.get("code").is_none() {
-                ext.set("code", code_of(&err.message, parsed));
-            }
-        }
-        response
-    }
-
-    /// The guard runs here, on the document `parsed_query` parses once (async-graphql reuses
-    /// it): before async-graphql's own recursive-depth check, which runs while parsing and
-    /// is as exponential on a fragment bomb as validation is.
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        let doc = request.parsed_query()?;
-        guard::check(doc, &self.limits).map_err(|r| coded(r.message(), r.code()))?;
-        let depth = depth_of(doc);
-        if depth > self.max_depth {
-            return Err(coded(
-                format!(
-                    "the query nests {depth} fields deep (limit {}; introspection excepted)",
-                    self.max_depth
-                ),
-                "QUERY_TOO_DEEP",
-            ));
-        }
-        self.parsed.store(true, Ordering::Relaxed);
-        next.run(ctx, request).await
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
-        self.parsed.store(true, Ordering::Relaxed);
-        Ok(doc)
     }
 }
 

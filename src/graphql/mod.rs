@@ -4,6 +4,7 @@
 //! Resolvers are thin: they read the viewer and the [`AppState`] from the context, call one
 //! service function and wrap the rows in API types. They never run SQL.
 
+pub mod api;
 pub mod catalog;
 pub mod curation;
 pub mod earnings;
@@ -13,7 +14,6 @@ pub mod limits;
 pub mod live;
 pub mod loaders;
 pub mod members;
-pub mod metrics_ext;
 pub mod node;
 pub mod orders;
 pub mod response_cache;
@@ -52,31 +52,9 @@ pub type AppSchema = Schema<Query, Mutation, live::Subscription>;
 #[derive(Clone, Copy, Debug)]
 pub struct ClientAddr(pub std::net::IpAddr);
 
-/// The schema with everything a request needs; add per-request data (loaders, viewer) to
-/// each `async_graphql::Request`.
-pub fn build(state: AppState) -> AppSchema {
-    let metrics = state.metrics.clone();
-    let l = state.config.limits.clone();
-    Schema::build(Query::default(), Mutation::default(), live::Subscription)
-        .data(std::sync::Arc::new(state))
-        // Outermost first: the metrics see the codes the limits extension assigns.
-        .extension(metrics_ext::RequestMetrics(metrics))
-        .extension(limits::QueryLimits {
-            guard: guard::Limits {
-                max_selections: l.max_selections,
-                max_fragments: l.max_fragments,
-                max_aliases: l.max_aliases,
-                max_root_fields: l.max_root_fields,
-            },
-            max_depth: l.max_depth,
-        })
-        // Depth is checked by `limits` (introspection excepted); async-graphql's own depth
-        // limit stays as a backstop at the parser's recursion limit.
-        .limit_depth(limits::MAX_RECURSIVE_DEPTH)
-        .limit_complexity(l.max_complexity)
-        .limit_recursive_depth(limits::MAX_RECURSIVE_DEPTH)
-        .limit_directives(limits::MAX_DIRECTIVES_PER_FIELD)
-        .finish()
+/// The schema behind its front door ([`api::Api`]).
+pub fn build(state: AppState) -> api::Api {
+    api::Api::new(state)
 }
 
 /// The SDL clients consume, with fields, arguments and enum values sorted so that the file

@@ -15,7 +15,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::HttpState;
 use crate::graphql::response_cache::{self, Lookup};
-use crate::graphql::{ClientAddr, loaders, metrics_ext::operation_type, to_graphql};
+use crate::graphql::{ClientAddr, api::operation_type, loaders, to_graphql};
 use crate::service::auth;
 
 /// Runs one GraphQL request with fresh per-request data: loaders, the viewer its
@@ -71,7 +71,7 @@ async fn execute(
     // Unconstrained by tokio's cooperative budget: a page of 50 products polls ~150 loader
     // receivers in one pass, and a forced yield halfway would let a DataLoader batch fire with
     // half its keys (two statements instead of one). Resolvers still yield on real I/O.
-    let response = tokio::task::unconstrained(state.schema.execute(req)).await;
+    let response = tokio::task::unconstrained(state.api.execute(req)).await;
     if let Some(fill) = fill
         && let Some(body) = state.app.responses.store(fill, &response).await
     {

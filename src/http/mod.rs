@@ -20,13 +20,13 @@ use tower_http::trace::TraceLayer;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::graphql::AppSchema;
+use crate::graphql::api::Api;
 use crate::state::AppState;
 
 /// State of the HTTP handlers: the schema and the resources behind it.
 #[derive(Clone)]
 pub struct HttpState {
-    pub schema: AppSchema,
+    pub api: std::sync::Arc<Api>,
     pub app: AppState,
     /// Cancelled when the server shuts down: WebSocket connections close with 1001.
     pub shutdown: CancellationToken,
@@ -36,7 +36,7 @@ pub struct HttpState {
 
 pub fn router(
     app: AppState,
-    schema: AppSchema,
+    api: std::sync::Arc<Api>,
     shutdown: CancellationToken,
     connections: TaskTracker,
 ) -> Router {
@@ -54,7 +54,7 @@ pub fn router(
         .route("/metrics", get(health::metrics))
         .layer(TraceLayer::new_for_http())
         .with_state(HttpState {
-            schema,
+            api,
             app,
             shutdown,
             connections,

@@ -317,8 +317,8 @@ impl Connection {
         let app = &self.state.app;
         let stream = self
             .state
-            .schema
-            .execute_stream_with_session_data(request, self.session.clone())
+            .api
+            .execute_stream(request, self.session.clone())
             .map(Some)
             .chain(futures_util::stream::once(async { None }));
         self.ops.insert(id.to_owned(), Box::pin(stream));

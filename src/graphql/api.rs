@@ -1,0 +1,159 @@
+//! The schema's front door: every operation, over HTTP or WebSocket, is parsed once, held to
+//! the query limits before async-graphql's own checks, executed, given error codes and
+//! counted.
+//!
+//! This is done around the schema rather than in async-graphql extensions: with any
+//! extension installed, async-graphql sends every field of every answer through its
+//! extension path (a registry lookup and a boxed future per field, two type-name strings
+//! per list item), which cost more than the fields themselves on a page of products.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_graphql::futures_util::stream::{self, BoxStream, StreamExt};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::{Data, Request, Response, Schema, Value};
+
+use super::{AppSchema, Mutation, Query, guard, limits, live};
+use crate::metrics::{CodeLabels, Metrics};
+use crate::state::AppState;
+
+/// The schema with its limits and metrics. Cheap to share (`Arc`), one per app.
+pub struct Api {
+    schema: AppSchema,
+    limits: limits::Limits,
+    metrics: Arc<Metrics>,
+}
+
+impl Api {
+    /// The schema with everything a request needs; add per-request data (loaders, viewer)
+    /// to each `async_graphql::Request`.
+    pub fn new(state: AppState) -> Api {
+        let metrics = state.metrics.clone();
+        let l = state.config.limits.clone();
+        let schema = Schema::build(Query::default(), Mutation::default(), live::Subscription)
+            .data(Arc::new(state))
+            // Depth is checked by `limits` (introspection excepted); async-graphql's own
+            // depth limit stays as a backstop at the parser's recursion limit.
+            .limit_depth(limits::MAX_RECURSIVE_DEPTH)
+            .limit_complexity(l.max_complexity)
+            .limit_recursive_depth(limits::MAX_RECURSIVE_DEPTH)
+            .limit_directives(limits::MAX_DIRECTIVES_PER_FIELD)
+            .finish();
+        Api {
+            schema,
+            limits: limits::Limits {
+                guard: guard::Limits {
+                    max_selections: l.max_selections,
+                    max_fragments: l.max_fragments,
+                    max_aliases: l.max_aliases,
+                    max_root_fields: l.max_root_fields,
+                },
+                max_depth: l.max_depth,
+            },
+            metrics,
+        }
+    }
+
+    /// Runs one query or mutation (a subscription document answers with an error).
+    pub async fn execute(&self, request: Request) -> Response {
+        let started = Instant::now();
+        let (response, operation) = match self.admit(request) {
+            Ok((request, operation)) => (self.schema.execute(request).await, operation),
+            Err(refusal) => (refusal, "invalid"),
+        };
+        self.finish(response, operation, started)
+    }
+
+    /// Runs one operation as a stream (subscriptions; a query or mutation answers once)
+    /// with `session` as the connection's data.
+    pub fn execute_stream(
+        self: &Arc<Self>,
+        request: Request,
+        session: Arc<Data>,
+    ) -> BoxStream<'static, Response> {
+        let started = Instant::now();
+        match self.admit(request) {
+            // Counted by the WebSocket handler (`pushhand_ws_subscriptions`).
+            Ok((request, _)) => {
+                let api = self.clone();
+                self.schema
+                    .execute_stream_with_session_data(request, session)
+                    .map(move |r| api.label(r))
+                    .boxed()
+            }
+            Err(refusal) => stream::once(std::future::ready(self.finish(
+                refusal,
+                "invalid",
+                started,
+            )))
+            .boxed(),
+        }
+    }
+
+    /// Parses the document (once: execution reuses it) and applies the limits. Returns the
+    /// request with its operation's type, or the refusal.
+    fn admit(&self, mut request: Request) -> Result<(Request, &'static str), Response> {
+        let name = request.operation_name.take();
+        let parsed = request.parsed_query();
+        let operation = match parsed {
+            Ok(doc) => {
+                self.limits
+                    .check(doc)
+                    .map_err(|e| Response::from_errors(vec![e]))?;
+                operation_type(doc, name.as_deref()).map_or("invalid", kind)
+            }
+            Err(e) => {
+                let e = limits::coded(e.message, "GRAPHQL_PARSE_FAILED");
+                return Err(Response::from_errors(vec![e]));
+            }
+        };
+        request.operation_name = name;
+        Ok((request, operation))
+    }
+
+    /// Gives async-graphql's own errors (validation, complexity) their codes.
+    fn label(&self, mut response: Response) -> Response {
+        limits::label(&mut response.errors);
+        response
+    }
+
+    /// Labels and counts an answer.
+    fn finish(&self, response: Response, operation: &'static str, started: Instant) -> Response {
+        let response = self.label(response);
+        self.metrics
+            .count_graphql_request(operation, started.elapsed().as_secs_f64());
+        for err in &response.errors {
+            let code = match err.extensions.as_ref().and_then(|e| e.get("code")) {
+                Some(Value::String(code)) => code.clone(),
+                _ => "INTERNAL".to_owned(),
+            };
+            self.metrics
+                .graphql_errors
+                .get_or_create(&CodeLabels { code })
+                .inc();
+        }
+        response
+    }
+}
+
+fn kind(t: OperationType) -> &'static str {
+    match t {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    }
+}
+
+/// The type of the operation a request runs, if the document names it unambiguously (one
+/// operation needs no name).
+pub fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| op.node.ty)
+        }
+        (DocumentOperations::Multiple(_), None) => None,
+    }
+}
