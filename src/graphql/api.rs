@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use async_graphql::futures_util::stream::{self, BoxStream, StreamExt};
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
-use async_graphql::{Data, Request, Response, Schema, Value};
+use async_graphql::{Data, Request, Response, Schema, ServerError, Value};
 
 use super::{AppSchema, Mutation, Query, guard, limits, live};
 use crate::metrics::{CodeLabels, Metrics};
@@ -60,7 +60,7 @@ impl Api {
         let started = Instant::now();
         let (response, operation) = match self.admit(request) {
             Ok((request, operation)) => (self.schema.execute(request).await, operation),
-            Err(refusal) => (refusal, "invalid"),
+            Err(refusal) => (Response::from_errors(vec![refusal]), "invalid"),
         };
         self.finish(response, operation, started)
     }
@@ -82,31 +82,24 @@ impl Api {
                     .map(move |r| api.label(r))
                     .boxed()
             }
-            Err(refusal) => stream::once(std::future::ready(self.finish(
-                refusal,
-                "invalid",
-                started,
-            )))
-            .boxed(),
+            Err(refusal) => {
+                let refusal = Response::from_errors(vec![refusal]);
+                stream::once(std::future::ready(self.finish(refusal, "invalid", started))).boxed()
+            }
         }
     }
 
     /// Parses the document (once: execution reuses it) and applies the limits. Returns the
     /// request with its operation's type, or the refusal.
-    fn admit(&self, mut request: Request) -> Result<(Request, &'static str), Response> {
+    fn admit(&self, mut request: Request) -> Result<(Request, &'static str), ServerError> {
         let name = request.operation_name.take();
         let parsed = request.parsed_query();
         let operation = match parsed {
             Ok(doc) => {
-                self.limits
-                    .check(doc)
-                    .map_err(|e| Response::from_errors(vec![e]))?;
+                self.limits.check(doc)?;
                 operation_type(doc, name.as_deref()).map_or("invalid", kind)
             }
-            Err(e) => {
-                let e = limits::coded(e.message, "GRAPHQL_PARSE_FAILED");
-                return Err(Response::from_errors(vec![e]));
-            }
+            Err(e) => return Err(limits::coded(e.message, "GRAPHQL_PARSE_FAILED")),
         };
         request.operation_name = name;
         Ok((request, operation))
