@@ -5,15 +5,14 @@
 //! document computed afresh, and a revoked token is never served a stored answer.
 
 use chrono::Duration;
+use pushhand::graphql::ids::Kind;
 use pushhand::service::members::CliRole;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::earnings::{order, pay, product};
-use pushhand::graphql::ids::Kind;
-
 use crate::fixtures::gid;
-use crate::helpers::{PASSWORD, TestApp, error_code};
+use crate::helpers::{PASSWORD, TestApp, error_code, redis_url};
 
 /// Everything a member's own answers may hold (three team levels, as aliases).
 const OWN: &str = "{ me { id displayName roles inviteCode frozen
@@ -340,4 +339,41 @@ async fn own_answers_belong_to_their_member_and_token() {
         id_of(&app.gql_as(new_token, OWN, json!({})).await),
         id_of(&a1)
     );
+}
+
+/// With Redis, a member's own answer stored by one instance is served by another, and a
+/// change committed on either drops it on both.
+#[tokio::test]
+async fn own_answers_are_shared_and_dropped_across_instances() {
+    if redis_url().is_none() {
+        eprintln!(
+            "PUSHHAND_TEST_REDIS_URL is not set: the Redis variant runs in the PostgreSQL + Redis pass"
+        );
+        return;
+    }
+    let a = TestApp::spawn().await;
+    let b = TestApp::spawn_sharing(&a, &[]).await;
+    let (admin, _) = a.user("admin@example.com", CliRole::Admin).await;
+    let (pusher, _) = a.user("pusher@example.com", CliRole::PushHand).await;
+    let (_, sku) = product(&a, 10, false).await;
+
+    let filled = a.gql_as(&pusher, OWN, json!({})).await;
+    let before = hits(&b).await;
+    assert_eq!(b.gql_as(&pusher, OWN, json!({})).await, filled);
+    assert_eq!(hits(&b).await - before, 1.0, "B served A's answer");
+
+    // A payment on B: A's next answer shows the earning.
+    let placed = order(&b, &pusher, sku, 1, None).await;
+    let id = placed["data"]["placeOrder"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("placed: {placed}"))
+        .to_owned();
+    pay(&b, &admin, &id, "shared-1", "199.00").await;
+    let after = a.gql_as(&pusher, OWN, json!({})).await;
+    assert_eq!(
+        after["data"]["me"]["earningsSummary"]["pending"],
+        json!("29.85"),
+        "{after}"
+    );
+    assert_eq!(after, b.gql_as(&pusher, OWN, json!({})).await);
 }
