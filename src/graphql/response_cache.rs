@@ -307,39 +307,7 @@ impl ResponseCache {
             self.count("bypass");
             return Lookup::Skip;
         };
-        let found = match &self.backend {
-            Backend::Off => return Lookup::Skip,
-            Backend::Memory {
-                version, entries, ..
-            } => {
-                let current = version.load(Ordering::SeqCst);
-                match entries.get(&key).await {
-                    Some((v, body)) if v == current => Lookup::Hit(body),
-                    _ => Lookup::Miss(Fill {
-                        key,
-                        version: current,
-                        member: None,
-                    }),
-                }
-            }
-            Backend::Redis {
-                conn,
-                version_key,
-                entry_prefix,
-                ..
-            } => match self
-                .redis_lookup(conn, version_key, entry_key(entry_prefix, key), key, None)
-                .await
-            {
-                Some(found) => found,
-                None => return Lookup::Skip,
-            },
-        };
-        self.count(match found {
-            Lookup::Hit(_) => "hit",
-            _ => "miss",
-        });
-        found
+        self.find(key, None).await
     }
 
     /// Looks up a member's own answer: `req` asked with a token of `member` at
@@ -372,33 +340,50 @@ impl ResponseCache {
             self.count("bypass");
             return Lookup::Skip;
         };
+        self.find(key, Some(member)).await
+    }
+
+    /// The entry under `key` if it carries the current version — the catalog's, or
+    /// `member`'s for an own answer — else where to store the answer.
+    async fn find(&self, key: u128, member: Option<Uuid>) -> Lookup {
         let found = match &self.backend {
             Backend::Off => return Lookup::Skip,
             Backend::Memory {
-                members, next, own, ..
+                version,
+                entries,
+                members,
+                next,
+                own,
             } => {
-                let current = members
-                    .get_with(member, async { next.fetch_add(1, Ordering::SeqCst) + 1 })
-                    .await;
-                match own.get(&key).await {
+                let (current, bodies) = match member {
+                    None => (version.load(Ordering::SeqCst), entries),
+                    Some(m) => {
+                        let start = async { next.fetch_add(1, Ordering::SeqCst) + 1 };
+                        (members.get_with(m, start).await, own)
+                    }
+                };
+                match bodies.get(&key).await {
                     Some((v, body)) if v == current => Lookup::Hit(body),
                     _ => Lookup::Miss(Fill {
                         key,
                         version: current,
-                        member: Some(member),
+                        member,
                     }),
                 }
             }
             Backend::Redis {
                 conn,
+                version_key,
                 member_prefix,
                 entry_prefix,
-                ..
             } => {
-                let version_key = format!("{member_prefix}{member}");
+                let version_key = match member {
+                    None => std::borrow::Cow::Borrowed(version_key),
+                    Some(m) => std::borrow::Cow::Owned(format!("{member_prefix}{m}")),
+                };
                 let entry = entry_key(entry_prefix, key);
                 match self
-                    .redis_lookup(conn, &version_key, entry, key, Some(member))
+                    .redis_lookup(conn, &version_key, entry, key, member)
                     .await
                 {
                     Some(found) => found,

@@ -61,6 +61,16 @@ pub fn redis_url() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// For a test that needs Redis: true (and a note) when there is none, so that it returns;
+/// it runs in the PostgreSQL + Redis pass.
+pub fn without_redis() -> bool {
+    let missing = redis_url().is_none();
+    if missing {
+        eprintln!("skipped: PUSHHAND_TEST_REDIS_URL is not set (runs in the Redis pass)");
+    }
+    missing
+}
+
 impl TestApp {
     pub async fn spawn() -> TestApp {
         TestApp::spawn_with(&[]).await

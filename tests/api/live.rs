@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::earnings::{order, pay, product};
 use crate::faults::PrivateRedis;
-use crate::helpers::{TestApp, redis_url};
+use crate::helpers::{TestApp, without_redis};
 use crate::ws::{Incoming, LEGACY, TRANSPORT_WS, Ws};
 
 const EARNINGS: &str = "subscription { earningsUpdated { kind resync
@@ -455,8 +455,7 @@ async fn shutdown_closes_websockets_with_1001() {
 /// earner's sockets on A and on B, and no one else's. Needs Redis (skipped without).
 #[tokio::test]
 async fn events_cross_instances_through_redis() {
-    if redis_url().is_none() {
-        eprintln!("skipped: PUSHHAND_TEST_REDIS_URL is not set");
+    if without_redis() {
         return;
     }
     let a = TestApp::spawn().await;
@@ -501,8 +500,7 @@ async fn events_cross_instances_through_redis() {
 /// shared one serves other tests); runs with the Redis suite.
 #[tokio::test]
 async fn the_event_subscriber_recovers_from_a_redis_restart() {
-    if redis_url().is_none() {
-        eprintln!("skipped: PUSHHAND_TEST_REDIS_URL is not set");
+    if without_redis() {
         return;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::earnings::{order, pay, product};
 use crate::fixtures::gid;
-use crate::helpers::{PASSWORD, TestApp, error_code, redis_url};
+use crate::helpers::{PASSWORD, TestApp, error_code, without_redis};
 
 /// Everything a member's own answers may hold (three team levels, as aliases).
 const OWN: &str = "{ me { id displayName roles inviteCode frozen
@@ -345,10 +345,7 @@ async fn own_answers_belong_to_their_member_and_token() {
 /// change committed on either drops it on both.
 #[tokio::test]
 async fn own_answers_are_shared_and_dropped_across_instances() {
-    if redis_url().is_none() {
-        eprintln!(
-            "PUSHHAND_TEST_REDIS_URL is not set: the Redis variant runs in the PostgreSQL + Redis pass"
-        );
+    if without_redis() {
         return;
     }
     let a = TestApp::spawn().await;

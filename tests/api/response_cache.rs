@@ -12,7 +12,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::fixtures::{self, gid};
-use crate::helpers::{TestApp, error_code, redis_url};
+use crate::helpers::{TestApp, error_code, without_redis};
 
 /// The product card of the listing: status, stock and the passport are all public.
 const LIST: &str = "query($first: Int) { products(first: $first) { edges { node { id name status minPrice skus { id name stock } curation { passed stages { stage result } } } } } }";
@@ -481,10 +481,7 @@ async fn me_mutations_introspection_and_failed_reads_are_never_stored() {
 
 #[tokio::test]
 async fn instances_sharing_redis_share_entries_and_invalidation() {
-    if redis_url().is_none() {
-        eprintln!(
-            "PUSHHAND_TEST_REDIS_URL is not set: the Redis variant runs in the PostgreSQL + Redis pass"
-        );
+    if without_redis() {
         return;
     }
     let a = TestApp::spawn().await;
