@@ -122,13 +122,13 @@ pub struct Config {
     )]
     pub cache_ttl_seconds: u64,
 
-    /// Serve anonymous catalog reads (`products`, `product`, `categories`, `node`) from the
-    /// response cache (Redis when configured, in-process otherwise).
+    /// Serve anonymous catalog reads (`products`, `product`, `categories`, `node`) and
+    /// members' reads of their own views (`me`) from the response cache (Redis when
+    /// configured, in-process otherwise).
     #[arg(long, env = "PUSHHAND_RESPONSE_CACHE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub response_cache: bool,
 
-    /// How long a cached anonymous response lives, in seconds (catalog changes drop every
-    /// cached response at once).
+    /// How long a cached response lives, in seconds (the changes it shows drop it at once).
     #[arg(
         long,
         env = "PUSHHAND_RESPONSE_CACHE_TTL_SECONDS",
