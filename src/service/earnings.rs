@@ -246,6 +246,19 @@ async fn upline_of(
     Ok(person(db, b.upline_id).await?.map(|(p, _)| (p, b)))
 }
 
+/// [`upline_of`] for a member whose row is at hand: one without an upline (`upline_id`,
+/// kept with its bindings) has no active binding, and costs no statement.
+async fn upline_of_member(
+    db: &impl ConnectionTrait,
+    m: &member::Model,
+    now: DateTime<Utc>,
+) -> Result<Option<(Person, binding::Model)>> {
+    match m.upline_id {
+        None => Ok(None),
+        Some(_) => upline_of(db, m.id, now).await,
+    }
+}
+
 /// Who a line is attributed to, from the buyer, the line's share link and the buyer's
 /// active binding at `now`.
 pub async fn attribute(
@@ -272,7 +285,7 @@ pub async fn attribute(
             share_link: link.id,
         });
     }
-    if let Some((upline, b)) = upline_of(db, buyer.id, now).await? {
+    if let Some((upline, b)) = upline_of_member(db, buyer, now).await? {
         return Ok(Attribution::Bound {
             upline,
             binding: b.id,
@@ -282,22 +295,19 @@ pub async fn attribute(
     Ok(Attribution::Nobody)
 }
 
-/// Books the earnings of every line of a just-paid order. Call inside the payment's
-/// transaction.
+/// Books the earnings of every line of a just-paid order of `buyer`. Call inside the
+/// payment's transaction.
 pub async fn book_order(
     txn: &impl ConnectionTrait,
     o: &order::Model,
+    buyer: &member::Model,
     lines: &[order_line::Model],
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<Vec<earning::Model>> {
-    let buyer = member::Entity::find_by_id(o.buyer_id)
-        .one(txn)
-        .await?
-        .ok_or_else(|| Error::not_found("buyer"))?;
     let mut booked = Vec::new();
     for line in lines {
-        let who = attribute(txn, &buyer, line, now).await?;
+        let who = attribute(txn, buyer, line, now).await?;
         let first = match who {
             Attribution::SelfPurchase { buyer } => Some(buyer.id),
             Attribution::Promotion { sharer, .. } => Some(sharer.id),
@@ -305,9 +315,12 @@ pub async fn book_order(
             Attribution::Nobody => None,
         };
         let mut uplines = [None, None];
-        if let Some(first) = first
-            && let Some((u1, _)) = upline_of(txn, first, now).await?
-        {
+        let first_upline = match first {
+            Some(first) if first == buyer.id => upline_of_member(txn, buyer, now).await?,
+            Some(first) => upline_of(txn, first, now).await?,
+            None => None,
+        };
+        if let Some((u1, _)) = first_upline {
             uplines[0] = Some(u1);
             if policy.commission_levels >= 3
                 && let Some((u2, _)) = upline_of(txn, u1.id, now).await?

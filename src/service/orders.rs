@@ -274,12 +274,16 @@ pub async fn confirm_payment(
         })?;
     if let Some(o) = paid.into_iter().next() {
         let lines = lines_of(&txn, &[order_id]).await?;
-        let booked = earnings::book_order(&txn, &o, &lines, policy, now).await?;
+        let buyer = super::members::get(&txn, o.buyer_id).await?;
+        let booked = earnings::book_order(&txn, &o, &buyer, &lines, policy, now).await?;
         for l in &lines {
             add_sales(&txn, l.product_id, i64::from(l.quantity)).await?;
         }
         let mut team = Vec::new();
-        hierarchy::add_team_sales(&txn, o.buyer_id, o.total.fen(), now, &mut team).await?;
+        // A buyer without an upline is in nobody's team.
+        if buyer.upline_id.is_some() {
+            hierarchy::add_team_sales(&txn, o.buyer_id, o.total.fen(), now, &mut team).await?;
+        }
         txn.commit().await?;
         let mut batch = earnings::events_of(&booked);
         batch.push(Event::new(o.buyer_id, Kind::OrderChanged, o.id));
