@@ -11,13 +11,14 @@
 //! - [`state`]: the cheap-to-clone bundle of resources (pool, config, Redis, metrics).
 //! - [`error`]: the one error type of the API boundary and its stable codes.
 //! - [`http`]: routes — GraphQL over HTTP, the graphql-ws protocols, GraphiQL, health, metrics.
-//! - [`graphql`]: the schema; one module per domain; API types wrap entity rows; loaders;
-//!   the response cache of anonymous catalog reads (`graphql::response_cache`).
+//! - [`graphql`]: the schema behind its front door (`graphql::api`: limits, error codes,
+//!   metrics); one module per domain; API types wrap entity rows; loaders; the response
+//!   cache of anonymous catalog reads and members' own views (`graphql::response_cache`).
 //! - [`service`]: the business rules, one module per domain; no GraphQL in sight.
 //! - [`db`]: pool set-up, statement counting, migrations.
 //! - [`cache`]: the key–value cache (Redis or in-process) behind the curation passports.
 //! - [`events`]: live events for subscriptions, published after commit (Redis pub/sub or
-//!   in-process).
+//!   in-process); publishing also drops the cached answers of the members named.
 //! - [`redis_conn`]: the self-healing Redis connection the cache and the events share.
 //! - [`metrics`]: the instance's Prometheus registry.
 //! - [`ratelimit`]: per-client limits on failed credential attempts.
