@@ -342,8 +342,6 @@ async fn bench(
         response_cache,
         core: pinned.then_some(0),
     };
-    let warmup = Duration::from_secs(args.warmup);
-    let measure = Duration::from_secs(args.seconds);
     let mut rows: Vec<Row> = Vec::new();
     let mut max_rss = 0u64;
 
@@ -358,7 +356,7 @@ async fn bench(
 
     let pid = server.pid();
     let rss = move || server::rss_of(pid).unwrap_or(0);
-    let scenarios: Vec<(&'static str, &'static str, Script, Option<f64>, bool)> = vec![
+    let scenarios: Vec<Scenario> = vec![
         (
             "S0",
             "{ __typename }",
@@ -409,28 +407,15 @@ async fn bench(
             true,
         ),
     ];
-    let mut s0 = None;
-    for (key, label, script, target, errors) in scenarios {
-        if !wants(args, key) {
+    let mut s0: Option<Stats> = None;
+    for scenario in scenarios {
+        if !wants(args, scenario.0) {
             continue;
         }
-        let stats = load::run(addr, &script, args.clients, warmup, measure, errors, rss)
-            .await
-            .with_context(|| format!("scenario {key}"))?;
-        max_rss = max_rss.max(stats.max_rss);
-        println!(
-            "{key:>4} {label:<36} {:>9.0}/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
-            stats.per_second, stats.p50_ms, stats.p99_ms
-        );
-        let base: &Stats = s0.get_or_insert_with(|| stats.clone());
-        rows.push(Row {
-            key,
-            label,
-            baseline: "S0",
-            ratio: stats.per_second / base.per_second,
-            stats,
-            target,
-        });
+        let row = measure_one(addr, args, scenario, s0.as_ref(), rss).await?;
+        max_rss = max_rss.max(row.stats.max_rss);
+        s0.get_or_insert_with(|| row.stats.clone());
+        rows.push(row);
     }
 
     // S7: idle subscriptions on the same process, after the load.
@@ -473,7 +458,7 @@ async fn bench(
         let pid = server.pid();
         let rss = move || server::rss_of(pid).unwrap_or(0);
         let base = s0.clone().context("S0 ran in phase 1")?;
-        let phase2: Vec<(&'static str, &'static str, Script, Option<f64>, bool)> = vec![
+        let phase2: Vec<Scenario> = vec![
             (
                 "S0c",
                 "{ __typename }, a cache hit",
@@ -524,25 +509,11 @@ async fn bench(
                 false,
             ),
         ];
-        for (key, label, script, target, errors) in phase2 {
-            if !wants(args, key) {
+        for scenario in phase2 {
+            if !wants(args, scenario.0) {
                 continue;
             }
-            let stats = load::run(addr, &script, args.clients, warmup, measure, errors, rss)
-                .await
-                .with_context(|| format!("scenario {key}"))?;
-            println!(
-                "{key:>4} {label:<36} {:>9.0}/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
-                stats.per_second, stats.p50_ms, stats.p99_ms
-            );
-            rows.push(Row {
-                key,
-                label,
-                baseline: "S0",
-                ratio: stats.per_second / base.per_second,
-                stats,
-                target,
-            });
+            rows.push(measure_one(addr, args, scenario, Some(&base), rss).await?);
         }
         server.stop()?;
     }
@@ -559,6 +530,38 @@ async fn bench(
         generation,
         rows,
         memory,
+    })
+}
+
+/// A scenario: key, label, script, target ratio, whether errors are expected.
+type Scenario = (&'static str, &'static str, Script, Option<f64>, bool);
+
+/// Runs one scenario, prints its line and returns its row, its ratio to `base` (S0 of the
+/// same run; itself when it is S0).
+async fn measure_one(
+    addr: std::net::SocketAddr,
+    args: &Args,
+    (key, label, script, target, errors): Scenario,
+    base: Option<&Stats>,
+    rss: impl Fn() -> u64 + Send + Sync + 'static,
+) -> anyhow::Result<Row> {
+    let warmup = Duration::from_secs(args.warmup);
+    let measure = Duration::from_secs(args.seconds);
+    let stats = load::run(addr, &script, args.clients, warmup, measure, errors, rss)
+        .await
+        .with_context(|| format!("scenario {key}"))?;
+    println!(
+        "{key:>4} {label:<36} {:>9.0}/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
+        stats.per_second, stats.p50_ms, stats.p99_ms
+    );
+    let base = base.map_or(stats.per_second, |b| b.per_second);
+    Ok(Row {
+        key,
+        label,
+        baseline: "S0",
+        ratio: stats.per_second / base,
+        stats,
+        target,
     })
 }
 

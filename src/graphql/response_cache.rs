@@ -112,9 +112,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationType, Selection,
-};
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
 use axum::body::Bytes;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
@@ -298,16 +296,7 @@ impl ResponseCache {
             self.count("bypass");
             return Lookup::Skip;
         }
-        let query = normalise(&req.query);
-        let Some(key) = self
-            .remembered(Scope::Catalog, req, &query)
-            .then(|| self.key(&query, req, None))
-            .flatten()
-        else {
-            self.count("bypass");
-            return Lookup::Skip;
-        };
-        self.find(key, None).await
+        self.lookup_in(req, None).await
     }
 
     /// Looks up a member's own answer: `req` asked with a token of `member` at
@@ -326,21 +315,30 @@ impl ResponseCache {
         if !self.enabled() {
             return Lookup::Skip;
         }
-        let query = normalise(&req.query);
         let owner = Owner {
             member,
             token_version,
             period,
         };
+        self.lookup_in(req, Some(owner)).await
+    }
+
+    /// Looks `req` up as a catalog answer, or as `owner`'s own answer.
+    async fn lookup_in(&self, req: &async_graphql::Request, owner: Option<Owner<'_>>) -> Lookup {
+        let query = normalise(&req.query);
+        let scope = match owner {
+            None => Scope::Catalog,
+            Some(_) => Scope::Own,
+        };
         let Some(key) = self
-            .remembered(Scope::Own, req, &query)
-            .then(|| self.key(&query, req, Some(&owner)))
+            .remembered(scope, req, &query)
+            .then(|| self.key(&query, req, owner.as_ref()))
             .flatten()
         else {
             self.count("bypass");
             return Lookup::Skip;
         };
-        self.find(key, Some(member)).await
+        self.find(key, owner.map(|o| o.member)).await
     }
 
     /// The entry under `key` if it carries the current version — the catalog's, or
@@ -757,26 +755,10 @@ pub fn cacheable(viewer: &Viewer, req: &async_graphql::Request) -> bool {
     let Ok(doc) = async_graphql::parser::parse_query(&req.query) else {
         return false;
     };
-    let Some(op) = selected_operation(&doc, req.operation_name.as_deref()) else {
+    let Some(op) = super::api::selected_operation(&doc, req.operation_name.as_deref()) else {
         return false;
     };
     op.ty == OperationType::Query && catalog_only(&doc, &op.selection_set.node)
-}
-
-/// The operation `name` selects (the only one when there is no name).
-fn selected_operation<'a>(
-    doc: &'a ExecutableDocument,
-    name: Option<&str>,
-) -> Option<&'a async_graphql::parser::types::OperationDefinition> {
-    match (&doc.operations, name) {
-        (DocumentOperations::Single(op), _) => Some(&op.node),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
-        // One named operation needs no name to be selected.
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            ops.values().next().map(|op| &op.node)
-        }
-        (DocumentOperations::Multiple(_), None) => None,
-    }
 }
 
 /// Whether every root field of `set`, fragments at the root level expanded (each once, so
@@ -818,7 +800,7 @@ pub fn own_cacheable(req: &async_graphql::Request) -> bool {
     let Ok(doc) = async_graphql::parser::parse_query(&req.query) else {
         return false;
     };
-    let Some(op) = selected_operation(&doc, req.operation_name.as_deref()) else {
+    let Some(op) = super::api::selected_operation(&doc, req.operation_name.as_deref()) else {
         return false;
     };
     if op.ty != OperationType::Query {
