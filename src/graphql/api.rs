@@ -7,7 +7,8 @@
 //! extension path (a registry lookup and a boxed future per field, two type-name strings
 //! per list item), which cost more than the fields themselves on a page of products.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_graphql::futures_util::stream::{self, BoxStream, StreamExt};
@@ -25,6 +26,51 @@ pub struct Api {
     schema: AppSchema,
     limits: limits::Limits,
     metrics: Arc<Metrics>,
+    documents: Documents,
+}
+
+/// Documents already admitted or refused, by their text: clients send the same few documents
+/// over and over, and parsing (pest) plus the limit walk cost more than the execution of a
+/// small query. A copy of the parsed document is cheap next to parsing it again.
+#[derive(Default)]
+struct Documents {
+    seen: Mutex<HashMap<String, Admission>>,
+}
+
+/// What the limits made of one document: the parsed document, or the refusal.
+type Admission = Result<Arc<ExecutableDocument>, ServerError>;
+
+impl Documents {
+    /// Distinct documents remembered; the memo starts over beyond this.
+    const CAPACITY: usize = 1_000;
+    /// Longer documents are parsed every time (they are rare, and would crowd the memo).
+    const MAX_LEN: usize = 16 * 1024;
+
+    /// The admission of `query`, from the memo or from `admit`.
+    fn admission(
+        &self,
+        query: &str,
+        admit: impl FnOnce() -> Admission,
+    ) -> Result<Arc<ExecutableDocument>, ServerError> {
+        if query.len() > Self::MAX_LEN {
+            return admit();
+        }
+        if let Some(known) = self.lock().get(query) {
+            return known.clone();
+        }
+        let admission = admit();
+        let mut seen = self.lock();
+        if seen.len() >= Self::CAPACITY {
+            seen.clear();
+        }
+        seen.insert(query.to_owned(), admission.clone());
+        admission
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Admission>> {
+        // The map is consistent at every await-free step; a panic elsewhere cannot break it.
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Api {
@@ -54,6 +100,7 @@ impl Api {
                 max_depth: l.max_depth,
             },
             metrics,
+            documents: Documents::default(),
         }
     }
 
@@ -91,19 +138,19 @@ impl Api {
         }
     }
 
-    /// Parses the document (once: execution reuses it) and applies the limits. Returns the
-    /// request with its operation's type, or the refusal.
+    /// Parses the document (once: execution reuses it; a document seen before is not parsed
+    /// again) and applies the limits. Returns the request with its operation's type, or the
+    /// refusal.
     fn admit(&self, mut request: Request) -> Result<(Request, &'static str), ServerError> {
-        let name = request.operation_name.take();
-        let parsed = request.parsed_query();
-        let operation = match parsed {
-            Ok(doc) => {
-                self.limits.check(doc)?;
-                operation_type(doc, name.as_deref()).map_or("invalid", kind)
-            }
-            Err(e) => return Err(limits::coded(e.message, "GRAPHQL_PARSE_FAILED")),
-        };
-        request.operation_name = name;
+        let doc = self.documents.admission(&request.query, || {
+            let doc = async_graphql::parser::parse_query(&request.query)
+                .map_err(|e| limits::coded(e.to_string(), "GRAPHQL_PARSE_FAILED"))?;
+            self.limits.check(&doc)?;
+            Ok(Arc::new(doc))
+        })?;
+        let operation =
+            operation_type(&doc, request.operation_name.as_deref()).map_or("invalid", kind);
+        request.set_parsed_query(ExecutableDocument::clone(&doc));
         Ok((request, operation))
     }
 
@@ -157,5 +204,64 @@ pub fn selected_operation<'a>(
             ops.values().next().map(|op| &op.node)
         }
         (DocumentOperations::Multiple(_), None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(query: &str) -> Admission {
+        let doc = async_graphql::parser::parse_query(query)
+            .map_err(|e| limits::coded(e.to_string(), "GRAPHQL_PARSE_FAILED"))?;
+        Ok(Arc::new(doc))
+    }
+
+    #[test]
+    fn a_document_is_parsed_once_and_a_refusal_is_remembered_too() {
+        let docs = Documents::default();
+        let parses = std::cell::Cell::new(0);
+        let admit = |q: &str| {
+            docs.admission(q, || {
+                parses.set(parses.get() + 1);
+                parse(q)
+            })
+        };
+        let first = admit("{ products { edges { cursor } } }").expect("parses");
+        let again = admit("{ products { edges { cursor } } }").expect("parses");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second request reuses the parse"
+        );
+        assert_eq!(parses.get(), 1);
+        let broken = admit("{ products {").expect_err("does not parse");
+        let broken_again = admit("{ products {").expect_err("still does not parse");
+        assert_eq!(parses.get(), 2, "a refusal is remembered like an admission");
+        assert_eq!(broken.message, broken_again.message);
+        let code = |e: &ServerError| e.extensions.as_ref().and_then(|x| x.get("code")).cloned();
+        assert_eq!(
+            code(&broken_again),
+            Some(Value::String("GRAPHQL_PARSE_FAILED".into()))
+        );
+        admit("{ __typename }").expect("parses");
+        assert_eq!(parses.get(), 3, "another text is another document");
+    }
+
+    #[test]
+    fn the_memo_is_bounded_and_skips_long_documents() {
+        let docs = Documents::default();
+        for i in 0..Documents::CAPACITY + 5 {
+            let q = format!("query Q{i} {{ __typename }}");
+            docs.admission(&q, || parse(&q)).expect("parses");
+        }
+        assert!(docs.lock().len() <= Documents::CAPACITY);
+        let long = format!("{{ __typename }}{}", " ".repeat(Documents::MAX_LEN));
+        let before = docs.lock().len();
+        docs.admission(&long, || parse(&long)).expect("parses");
+        assert_eq!(
+            docs.lock().len(),
+            before,
+            "a long document is not remembered"
+        );
     }
 }

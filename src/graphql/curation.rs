@@ -2,6 +2,8 @@
 //! merchant's mutations (brands, submissions, resubmission), the curator's (stages, scores,
 //! publish, unpublish), and the staff listings (`myProducts`, `curationQueue`).
 
+use std::sync::Arc;
+
 use async_graphql::connection::{
     Connection, ConnectionNameType, CursorType, Edge, EdgeNameType, EmptyFields, OpaqueCursor,
 };
@@ -113,7 +115,7 @@ pub struct CurationScores {
 /// A product's quality passport.
 pub struct CurationReport {
     product_id: uuid::Uuid,
-    summary: Summary,
+    summary: Arc<Summary>,
     insider: bool,
     min_score: u8,
     published_at: Option<DateTime<Utc>>,
@@ -122,7 +124,7 @@ pub struct CurationReport {
 impl CurationReport {
     pub fn new(
         p: &product::Model,
-        summary: Summary,
+        summary: Arc<Summary>,
         insider: bool,
         min_score: u8,
     ) -> CurationReport {
@@ -326,7 +328,7 @@ fn curator<'a>(ctx: &Context<'a>) -> Result<&'a member::Model> {
 
 fn report(ctx: &Context<'_>, p: &product::Model, summary: Summary) -> Result<CurationReport> {
     let min = state(ctx)?.config.policy.min_criterion_score;
-    Ok(CurationReport::new(p, summary, true, min))
+    Ok(CurationReport::new(p, Arc::new(summary), true, min))
 }
 
 fn status_arg(s: Option<ProductStatus>) -> Option<product::Status> {

@@ -47,10 +47,13 @@ pub fn for_request(state: &AppState) -> Loaders {
 pub struct CurationOf(pub Uuid);
 
 impl Loader<CurationOf> for CatalogLoader {
-    type Value = Summary;
+    type Value = Arc<Summary>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[CurationOf]) -> Result<HashMap<CurationOf, Summary>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[CurationOf],
+    ) -> Result<HashMap<CurationOf, Arc<Summary>>, LoadError> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let rows = self
             .curation
