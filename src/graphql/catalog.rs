@@ -2,6 +2,9 @@
 //! fields `product`, `products` and `categories`. Types wrap entity rows; related rows come
 //! through the DataLoaders.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -18,6 +21,7 @@ use super::{load_err, state, viewer};
 use crate::error::Error;
 use crate::service::auth::Viewer;
 use crate::service::catalog as svc;
+use crate::service::curation::Summary;
 
 /// Page size when `first` is not given.
 pub const DEFAULT_PAGE: i32 = 20;
@@ -62,7 +66,30 @@ impl From<product::Status> for ProductStatus {
     }
 }
 
-pub struct Product(pub product::Model);
+/// A product row, with the related rows of its page when it came from a listing (see
+/// [`prime`]): the fields then read them directly instead of asking the loaders once each.
+pub struct Product(pub product::Model, pub Option<Arc<PageRows>>);
+
+impl Product {
+    /// A product on its own: related rows come through the loaders.
+    pub fn of(row: product::Model) -> Product {
+        Product(row, None)
+    }
+
+    fn page(&self) -> Option<&PageRows> {
+        self.1.as_deref()
+    }
+}
+
+/// The related rows of a page of products, loaded once for the page by [`prime`]. A map
+/// is empty when the query does not ask for that relation.
+#[derive(Default)]
+pub struct PageRows {
+    brands: HashMap<BrandKey, brand::Model>,
+    categories: HashMap<CategoryKey, category::Model>,
+    skus: HashMap<SkusOf, Vec<sku::Model>>,
+    curation: HashMap<CurationOf, Arc<Summary>>,
+}
 
 /// A curated product (商品): one brand, one leaf category, one or more SKUs.
 #[Object]
@@ -111,11 +138,15 @@ impl Product {
     /// The quality passport (品控): stage results, scores, badges. Reviewer notes and
     /// evidence are shown to curators, admins and the product's merchant only.
     async fn curation(&self, ctx: &Context<'_>) -> Result<CurationReport> {
-        let summary = ctx
-            .data::<Loaders>()?
-            .load_one(CurationOf(self.0.id))
-            .await
-            .map_err(load_err)?;
+        let key = CurationOf(self.0.id);
+        let summary = match self.page().and_then(|p| p.curation.get(&key)) {
+            Some(found) => Some(found.clone()),
+            None => ctx
+                .data::<Loaders>()?
+                .load_one(key)
+                .await
+                .map_err(load_err)?,
+        };
         let insider = svc::is_insider(viewer(ctx)?, &self.0);
         let min_score = state(ctx)?.config.policy.min_criterion_score;
         Ok(CurationReport::new(
@@ -157,31 +188,43 @@ impl Product {
         })
     }
     async fn brand(&self, ctx: &Context<'_>) -> Result<Brand> {
-        let found = ctx
-            .data::<Loaders>()?
-            .load_one(BrandKey(self.0.brand_id))
-            .await
-            .map_err(load_err)?;
+        let key = BrandKey(self.0.brand_id);
+        let found = match self.page().and_then(|p| p.brands.get(&key)) {
+            Some(found) => Some(found.clone()),
+            None => ctx
+                .data::<Loaders>()?
+                .load_one(key)
+                .await
+                .map_err(load_err)?,
+        };
         found.map(Brand).ok_or_else(|| {
             Error::internal(anyhow::anyhow!("product {} has no brand", self.0.id)).into()
         })
     }
     /// The leaf category it is listed in.
     async fn category(&self, ctx: &Context<'_>) -> Result<Category> {
-        let found = ctx
-            .data::<Loaders>()?
-            .load_one(CategoryKey(self.0.category_id))
-            .await
-            .map_err(load_err)?;
+        let key = CategoryKey(self.0.category_id);
+        let found = match self.page().and_then(|p| p.categories.get(&key)) {
+            Some(found) => Some(found.clone()),
+            None => ctx
+                .data::<Loaders>()?
+                .load_one(key)
+                .await
+                .map_err(load_err)?,
+        };
         found.map(Category).ok_or_else(|| {
             Error::internal(anyhow::anyhow!("product {} has no category", self.0.id)).into()
         })
     }
     /// Purchasable variants, in display order.
     async fn skus(&self, ctx: &Context<'_>) -> Result<Vec<Sku>> {
+        let key = SkusOf(self.0.id);
+        if let Some(found) = self.page().and_then(|p| p.skus.get(&key)) {
+            return Ok(found.iter().cloned().map(Sku).collect());
+        }
         let found = ctx
             .data::<Loaders>()?
-            .load_one(SkusOf(self.0.id))
+            .load_one(key)
             .await
             .map_err(load_err)?;
         Ok(found.unwrap_or_default().into_iter().map(Sku).collect())
@@ -239,7 +282,7 @@ impl Sku {
             .await
             .map_err(load_err)?;
         found
-            .map(Product)
+            .map(Product::of)
             .ok_or_else(|| Error::not_found("product").into())
     }
 }
@@ -428,10 +471,11 @@ impl From<ProductSort> for svc::ProductSort {
 
 /// Loads, for a whole page at once, every relation the query asks of its products: one
 /// `load_many` per relation is one batch, one statement, by construction. Field resolvers
-/// then find the rows in the request's loader cache. (Left to the resolvers alone, batching
+/// then find the rows in the returned [`PageRows`] (or in the request's loader cache, for
+/// the relations it does not keep). (Left to the resolvers alone, batching
 /// depends on timing: a list of more than 32 items yields mid-way, and a busy machine can let
 /// a batch fire with half its keys.)
-async fn prime(ctx: &Context<'_>, products: &[product::Model]) -> Result<()> {
+async fn prime(ctx: &Context<'_>, products: &[product::Model]) -> Result<PageRows> {
     use futures_util::future::OptionFuture;
     let la = ctx.look_ahead();
     let wants = |path: &[&str]| {
@@ -472,16 +516,20 @@ async fn prime(ctx: &Context<'_>, products: &[product::Model]) -> Result<()> {
     );
     let brands = brands.transpose().map_err(load_err)?;
     let categories = categories.transpose().map_err(load_err)?;
-    skus.transpose().map_err(load_err)?;
+    let skus = skus.transpose().map_err(load_err)?;
     images.transpose().map_err(load_err)?;
     tags.transpose().map_err(load_err)?;
-    curation.transpose().map_err(load_err)?;
-    let merchants = brands.filter(|_| wants(&["brand", "merchant"])).map(|b| {
-        b.values()
-            .map(|b| MerchantKey(b.merchant_id))
-            .collect::<Vec<_>>()
-    });
+    let curation = curation.transpose().map_err(load_err)?;
+    let merchants = brands
+        .as_ref()
+        .filter(|_| wants(&["brand", "merchant"]))
+        .map(|b| {
+            b.values()
+                .map(|b| MerchantKey(b.merchant_id))
+                .collect::<Vec<_>>()
+        });
     let parents = categories
+        .as_ref()
         .filter(|_| wants(&["category", "parent"]))
         .map(|c| {
             c.values()
@@ -494,7 +542,12 @@ async fn prime(ctx: &Context<'_>, products: &[product::Model]) -> Result<()> {
     );
     m.transpose().map_err(load_err)?;
     p.transpose().map_err(load_err)?;
-    Ok(())
+    Ok(PageRows {
+        brands: brands.unwrap_or_default(),
+        categories: categories.unwrap_or_default(),
+        skus: skus.unwrap_or_default(),
+        curation: curation.unwrap_or_default(),
+    })
 }
 
 pub type ProductConnection = Connection<OpaqueCursor<svc::ProductCursor>, Product>;
@@ -508,7 +561,7 @@ impl CatalogQuery {
     /// malformed IDs and IDs of other types are `VALIDATION`.
     async fn product(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Product>> {
         let id = ids::decode_as(&id, Kind::Product, "id")?;
-        Ok(Some(Product(
+        Ok(Some(Product::of(
             svc::visible_product(&state(ctx)?.db, viewer(ctx)?, id).await?,
         )))
     }
@@ -536,13 +589,14 @@ impl CatalogQuery {
             .transpose()?;
         let page =
             svc::list_products(&state(ctx)?.db, &filter, sort, after.as_deref(), first).await?;
-        prime(ctx, &page.items).await?;
+        let rows = Arc::new(prime(ctx, &page.items).await?);
         let mut conn = Connection::new(after.is_some(), page.has_next);
-        conn.edges.extend(
-            page.items
-                .into_iter()
-                .map(|p| Edge::new(OpaqueCursor(sort.cursor_of(&p)), Product(p))),
-        );
+        conn.edges.extend(page.items.into_iter().map(|p| {
+            Edge::new(
+                OpaqueCursor(sort.cursor_of(&p)),
+                Product(p, Some(rows.clone())),
+            )
+        }));
         Ok(conn)
     }
 

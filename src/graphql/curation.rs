@@ -395,7 +395,7 @@ async fn staff_list(
             created_at: p.created_at,
             id: p.id,
         });
-        Edge::new(cursor, Product(p))
+        Edge::new(cursor, Product::of(p))
     }));
     Ok(conn)
 }
@@ -480,7 +480,7 @@ impl CurationMutation {
         };
         let submitted = svc::submit_product(&st.db, m, submission, st.clock.now()).await;
         st.catalog_changed().await;
-        Ok(Product(submitted?))
+        Ok(Product::of(submitted?))
     }
 
     /// MERCHANT: sends a rejected product back into curation; it resumes at the failed stage.
@@ -490,7 +490,7 @@ impl CurationMutation {
         let id = self::product_id(&product_id, "productId")?;
         let resubmitted = svc::resubmit_product(&st.db, m, id).await;
         st.catalog_changed().await;
-        Ok(Product(resubmitted?))
+        Ok(Product::of(resubmitted?))
     }
 
     /// CURATOR: records the next stage's result. Stages go strictly in order
@@ -559,7 +559,7 @@ impl CurationMutation {
         )
         .await;
         st.product_changed(id).await;
-        Ok(Product(published?))
+        Ok(Product::of(published?))
     }
 
     /// CURATOR: delists (下架) a published product, with a reason.
@@ -574,6 +574,6 @@ impl CurationMutation {
         let id = self::product_id(&product_id, "productId")?;
         let unpublished = svc::unpublish_product(&st.db, id, &reason, st.clock.now()).await;
         st.product_changed(id).await;
-        Ok(Product(unpublished?))
+        Ok(Product::of(unpublished?))
     }
 }

@@ -124,7 +124,7 @@ impl Earning {
             .load_one(ProductKey(id))
             .await
             .map_err(load_err)?
-            .map(Product))
+            .map(Product::of))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

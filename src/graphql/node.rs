@@ -40,9 +40,9 @@ impl NodeQuery {
     async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
         let db = &state(ctx)?.db;
         let node = match ids::decode(&id, "id")? {
-            (Kind::Product, id) => {
-                Node::Product(Product(svc::visible_product(db, viewer(ctx)?, id).await?))
-            }
+            (Kind::Product, id) => Node::Product(Product::of(
+                svc::visible_product(db, viewer(ctx)?, id).await?,
+            )),
             (Kind::Sku, id) => Node::Sku(Sku(svc::visible_sku(db, viewer(ctx)?, id).await?)),
             (Kind::Brand, id) => Node::Brand(Brand(svc::brand(db, id).await?)),
             (Kind::Category, id) => Node::Category(Category(svc::category(db, id).await?)),

@@ -123,7 +123,7 @@ impl OrderLine {
             .load_one(ProductKey(self.0.product_id))
             .await
             .map_err(load_err)?;
-        Ok(p.map(Product))
+        Ok(p.map(Product::of))
     }
     async fn sku(&self, ctx: &Context<'_>) -> Result<Option<Sku>> {
         use sea_orm::EntityTrait;

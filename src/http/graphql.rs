@@ -6,6 +6,7 @@ use async_graphql::parser::types::OperationType;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Json;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -91,7 +92,7 @@ fn graphql_body(body: Bytes) -> Response {
 /// before any parsing); a batch (a JSON array) is refused; a body that is not a GraphQL
 /// request is a 400 — all with a JSON error body and a code.
 pub async fn post(
-    State(state): State<HttpState>,
+    State(state): State<Arc<HttpState>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -138,7 +139,7 @@ fn http_error(status: StatusCode, code: &str, message: String) -> Response {
 }
 
 pub async fn get(
-    State(state): State<HttpState>,
+    State(state): State<Arc<HttpState>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     req: GraphQLRequest,

@@ -1,5 +1,6 @@
 //! Liveness, readiness and metrics endpoints.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -23,7 +24,7 @@ pub async fn healthz() -> &'static str {
 /// Redis is reported but not required — without it the cache falls back to the database and
 /// live events to this instance — so a Redis outage shows as `"degraded": true` rather than
 /// taking every instance out of the load balancer at once.
-pub async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
+pub async fn readyz(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     let database = match tokio::time::timeout(PROBE_TIMEOUT, state.app.db.ping()).await {
         Ok(Ok(())) => "ok",
         _ => "unavailable",
@@ -63,7 +64,7 @@ async fn ping_redis(client: &redis::Client) -> redis::RedisResult<()> {
         .map(|_| ())
 }
 
-pub async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
+pub async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     let body = state.app.metrics.render(db::pool_stats(&state.app.db));
     (
         [(

@@ -53,10 +53,11 @@ pub fn router(
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .layer(TraceLayer::new_for_http())
-        .with_state(HttpState {
+        // Shared, not copied per request: the state holds the app's clients and settings.
+        .with_state(std::sync::Arc::new(HttpState {
             api,
             app,
             shutdown,
             connections,
-        })
+        }))
 }

@@ -47,7 +47,7 @@ enum Protocol {
 }
 
 pub async fn upgrade(
-    State(state): State<HttpState>,
+    State(state): State<Arc<HttpState>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     ws: WebSocketUpgrade,
 ) -> HttpResponse {
@@ -92,7 +92,7 @@ impl Close {
 }
 
 struct Connection {
-    state: HttpState,
+    state: Arc<HttpState>,
     protocol: Protocol,
     client: SocketAddr,
     init_received: bool,
@@ -110,7 +110,7 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(state: HttpState, protocol: Protocol, client: SocketAddr) -> Connection {
+    fn new(state: Arc<HttpState>, protocol: Protocol, client: SocketAddr) -> Connection {
         Connection {
             state,
             protocol,
