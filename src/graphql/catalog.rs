@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
+use async_graphql::dataloader::Loader;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{brand, category, member, merchant, product, product_image, sku};
@@ -13,8 +14,8 @@ use entity::{brand, category, member, merchant, product, product_image, sku};
 use super::curation::CurationReport;
 use super::ids::{self, Kind};
 use super::loaders::{
-    BrandKey, CategoryKey, ChildrenOf, CurationOf, ImagesOf, Loaders, MerchantKey, ProductKey,
-    SkusOf, TagsOf,
+    BrandKey, CatalogLoader, CategoryKey, ChildrenOf, CurationOf, ImagesOf, LoadError, Loaders,
+    MerchantKey, ProductKey, SkusOf, TagsOf,
 };
 use super::scalars::Dec;
 use super::{load_err, state, viewer};
@@ -81,6 +82,19 @@ impl Product {
     }
 }
 
+/// A related row: the page's copy when the product came with one, else through the loaders.
+async fn related<K, V>(ctx: &Context<'_>, on_page: Option<&V>, key: K) -> Result<Option<V>>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    V: Clone + Send + Sync + 'static,
+    CatalogLoader: Loader<K, Value = V, Error = LoadError>,
+{
+    match on_page {
+        Some(v) => Ok(Some(v.clone())),
+        None => ctx.data::<Loaders>()?.load_one(key).await.map_err(load_err),
+    }
+}
+
 /// The related rows of a page of products, loaded once for the page by [`prime`]. A map
 /// is empty when the query does not ask for that relation.
 #[derive(Default)]
@@ -139,14 +153,7 @@ impl Product {
     /// evidence are shown to curators, admins and the product's merchant only.
     async fn curation(&self, ctx: &Context<'_>) -> Result<CurationReport> {
         let key = CurationOf(self.0.id);
-        let summary = match self.page().and_then(|p| p.curation.get(&key)) {
-            Some(found) => Some(found.clone()),
-            None => ctx
-                .data::<Loaders>()?
-                .load_one(key)
-                .await
-                .map_err(load_err)?,
-        };
+        let summary = related(ctx, self.page().and_then(|p| p.curation.get(&key)), key).await?;
         let insider = svc::is_insider(viewer(ctx)?, &self.0);
         let min_score = state(ctx)?.config.policy.min_criterion_score;
         Ok(CurationReport::new(
@@ -189,14 +196,7 @@ impl Product {
     }
     async fn brand(&self, ctx: &Context<'_>) -> Result<Brand> {
         let key = BrandKey(self.0.brand_id);
-        let found = match self.page().and_then(|p| p.brands.get(&key)) {
-            Some(found) => Some(found.clone()),
-            None => ctx
-                .data::<Loaders>()?
-                .load_one(key)
-                .await
-                .map_err(load_err)?,
-        };
+        let found = related(ctx, self.page().and_then(|p| p.brands.get(&key)), key).await?;
         found.map(Brand).ok_or_else(|| {
             Error::internal(anyhow::anyhow!("product {} has no brand", self.0.id)).into()
         })
@@ -204,14 +204,7 @@ impl Product {
     /// The leaf category it is listed in.
     async fn category(&self, ctx: &Context<'_>) -> Result<Category> {
         let key = CategoryKey(self.0.category_id);
-        let found = match self.page().and_then(|p| p.categories.get(&key)) {
-            Some(found) => Some(found.clone()),
-            None => ctx
-                .data::<Loaders>()?
-                .load_one(key)
-                .await
-                .map_err(load_err)?,
-        };
+        let found = related(ctx, self.page().and_then(|p| p.categories.get(&key)), key).await?;
         found.map(Category).ok_or_else(|| {
             Error::internal(anyhow::anyhow!("product {} has no category", self.0.id)).into()
         })
@@ -219,14 +212,7 @@ impl Product {
     /// Purchasable variants, in display order.
     async fn skus(&self, ctx: &Context<'_>) -> Result<Vec<Sku>> {
         let key = SkusOf(self.0.id);
-        if let Some(found) = self.page().and_then(|p| p.skus.get(&key)) {
-            return Ok(found.iter().cloned().map(Sku).collect());
-        }
-        let found = ctx
-            .data::<Loaders>()?
-            .load_one(key)
-            .await
-            .map_err(load_err)?;
+        let found = related(ctx, self.page().and_then(|p| p.skus.get(&key)), key).await?;
         Ok(found.unwrap_or_default().into_iter().map(Sku).collect())
     }
     /// Images, in display order.
