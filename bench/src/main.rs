@@ -76,6 +76,10 @@ struct Args {
     /// Where the results go.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
+    /// Measure this server binary instead of building the workspace's (to compare two
+    /// builds side by side: copy each `target/release/pushhand` away, then run each).
+    #[arg(long)]
+    server: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -85,7 +89,10 @@ fn main() -> anyhow::Result<()> {
         .context("workspace")?
         .to_path_buf();
     // Build first, on every core; then keep this process off the server's core.
-    let binary = server::build_release(&workspace)?;
+    let binary = match &args.server {
+        Some(path) => path.clone(),
+        None => server::build_release(&workspace)?,
+    };
     let machine = machine();
     let pinned = server::can_pin();
     if pinned {
