@@ -143,8 +143,7 @@ impl Api {
     /// refusal.
     fn admit(&self, mut request: Request) -> Result<(Request, &'static str), ServerError> {
         let doc = self.documents.admission(&request.query, || {
-            let doc = async_graphql::parser::parse_query(&request.query)
-                .map_err(|e| limits::coded(e.to_string(), "GRAPHQL_PARSE_FAILED"))?;
+            let doc = parse(&request.query)?;
             self.limits.check(&doc)?;
             Ok(Arc::new(doc))
         })?;
@@ -179,6 +178,12 @@ impl Api {
     }
 }
 
+/// Parses a document; a syntax error is `GRAPHQL_PARSE_FAILED`.
+fn parse(query: &str) -> Result<ExecutableDocument, ServerError> {
+    async_graphql::parser::parse_query(query)
+        .map_err(|e| limits::coded(e.to_string(), "GRAPHQL_PARSE_FAILED"))
+}
+
 fn kind(t: OperationType) -> &'static str {
     match t {
         OperationType::Query => "query",
@@ -211,10 +216,8 @@ pub fn selected_operation<'a>(
 mod tests {
     use super::*;
 
-    fn parse(query: &str) -> Admission {
-        let doc = async_graphql::parser::parse_query(query)
-            .map_err(|e| limits::coded(e.to_string(), "GRAPHQL_PARSE_FAILED"))?;
-        Ok(Arc::new(doc))
+    fn admit_unlimited(query: &str) -> Admission {
+        parse(query).map(Arc::new)
     }
 
     #[test]
@@ -224,7 +227,7 @@ mod tests {
         let admit = |q: &str| {
             docs.admission(q, || {
                 parses.set(parses.get() + 1);
-                parse(q)
+                admit_unlimited(q)
             })
         };
         let first = admit("{ products { edges { cursor } } }").expect("parses");
@@ -252,12 +255,13 @@ mod tests {
         let docs = Documents::default();
         for i in 0..Documents::CAPACITY + 5 {
             let q = format!("query Q{i} {{ __typename }}");
-            docs.admission(&q, || parse(&q)).expect("parses");
+            docs.admission(&q, || admit_unlimited(&q)).expect("parses");
         }
         assert!(docs.lock().len() <= Documents::CAPACITY);
         let long = format!("{{ __typename }}{}", " ".repeat(Documents::MAX_LEN));
         let before = docs.lock().len();
-        docs.admission(&long, || parse(&long)).expect("parses");
+        docs.admission(&long, || admit_unlimited(&long))
+            .expect("parses");
         assert_eq!(
             docs.lock().len(),
             before,
