@@ -36,6 +36,7 @@ pub mod http;
 pub mod metrics;
 pub mod ratelimit;
 pub mod redis_conn;
+pub mod redis_reads;
 pub mod seed;
 pub mod service;
 pub mod state;

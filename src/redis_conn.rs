@@ -6,16 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use tokio::sync::Mutex;
 
 /// A cheap-to-clone handle on one multiplexed connection, opened on first use and dropped
 /// after any error so that the next call reconnects.
 #[derive(Clone)]
 pub struct LazyRedis {
     client: redis::Client,
-    /// A tokio Mutex because connecting awaits while holding it (a burst of requests opens
-    /// one connection, not one each).
-    conn: Arc<Mutex<Option<MultiplexedConnection>>>,
+    /// The open connection, cloned out under a lock held for no await (every call takes it).
+    conn: Arc<std::sync::Mutex<Option<MultiplexedConnection>>>,
+    /// Held while connecting, so that a burst of requests opens one connection, not one each.
+    connecting: Arc<tokio::sync::Mutex<()>>,
     /// Bound on every call, connecting included.
     timeout: Duration,
 }
@@ -24,7 +24,8 @@ impl LazyRedis {
     pub fn new(client: redis::Client, timeout: Duration) -> LazyRedis {
         LazyRedis {
             client,
-            conn: Arc::new(Mutex::new(None)),
+            conn: Arc::default(),
+            connecting: Arc::default(),
             timeout,
         }
     }
@@ -33,16 +34,24 @@ impl LazyRedis {
         &self.client
     }
 
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     async fn connection(&self) -> Result<MultiplexedConnection, String> {
-        let mut guard = self.conn.lock().await;
-        if let Some(c) = guard.as_ref() {
+        if let Some(c) = self.slot().as_ref() {
+            return Ok(c.clone());
+        }
+        let _connecting = self.connecting.lock().await;
+        // Someone else may have connected while this call waited.
+        if let Some(c) = self.slot().as_ref() {
             return Ok(c.clone());
         }
         let c = tokio::time::timeout(self.timeout, self.client.get_multiplexed_async_connection())
             .await
             .map_err(|_| "redis connect timed out".to_owned())?
             .map_err(|e| format!("redis connect: {e}"))?;
-        *guard = Some(c.clone());
+        *self.slot() = Some(c.clone());
         Ok(c)
     }
 
@@ -56,7 +65,7 @@ impl LazyRedis {
             Ok(Ok(v)) => redis::from_redis_value(v).map_err(|e| format!("redis reply: {e}")),
         };
         if outcome.is_err() {
-            *self.conn.lock().await = None;
+            *self.slot() = None;
         }
         outcome
     }

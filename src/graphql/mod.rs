@@ -5,6 +5,7 @@
 //! service function and wrap the rows in API types. They never run SQL.
 
 pub mod api;
+pub mod cached_answer;
 pub mod catalog;
 pub mod curation;
 pub mod earnings;

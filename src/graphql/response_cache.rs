@@ -15,7 +15,8 @@
 //! [`ResponseCache::store`] keeps only answers without errors, without HTTP headers or
 //! cache-control hints set by a resolver (a `private` hint opts a field out), and of at most
 //! 1 MiB. It keeps the exact bytes it sends, so a hit is byte for byte the answer of the miss
-//! that filled it, with the same `content-type`.
+//! that filled it, with the same headers: the JSON, and its gzip form for clients that accept
+//! gzip, compressed once when stored ([`crate::graphql::cached_answer`]).
 //!
 //! # Members' own answers
 //! [`ResponseCache::lookup_own`] serves a signed-in member's query whose root selects only
@@ -49,7 +50,7 @@
 //! [`Kind::Changed`]: crate::events::Kind::Changed
 //!
 //! # Key
-//! `resp:v1:<namespace>:<32 hex digits>`: two SipHash-1-3 runs with different seeds (std's
+//! `resp:v2:<namespace>:<32 hex digits>`: two SipHash-1-3 runs with different seeds (std's
 //! `DefaultHasher`), salted with a digest of the JWT secret so that nobody without it can craft
 //! two documents that collide, over
 //! - the query with every run of ignored tokens outside string literals (whitespace, commas,
@@ -83,10 +84,17 @@
 //! # Backends
 //! - Redis, when `REDIS_URL` is set, shared by every instance. The version is
 //!   `pushhand:catalog:version:<namespace>` (INCR; it lives a week from its creation); an
-//!   entry is `"<version>\n<body>"` with the TTL; a lookup is one round trip,
-//!   `MGET version entry`. The namespace names the database (a random number the first
+//!   entry is `"<version>\n<j or g><body>"` (JSON or gzip) with the TTL; a lookup without a
+//!   copy (below) is one round trip, `MGET version entry`. The namespace names the database (a random number the first
 //!   instance keeps in its `write_locks` table, see [`database_namespace`]), so deployments
-//!   and test databases that share one Redis never see each other's answers. A missing
+//!   and test databases that share one Redis never see each other's answers. An entry holds
+//!   the gzip form when there is one. Each instance also keeps a copy of the entries it
+//!   read or wrote, with their version (bounded like the in-process cache, and as long-lived): a hit on a copy
+//!   asks Redis for the version alone (`GET`), and concurrent asks for one version share a
+//!   `GET` without ever being answered by one sent before they began
+//!   ([`crate::redis_reads`]), so a change is still seen by the next request on every
+//!   instance. A copy whose version is no longer current is a miss of the copy, and the
+//!   lookup goes on to `MGET`. A missing
 //!   version key (new, expired, flushed or evicted) is recreated (`SET NX`) at the current
 //!   time in microseconds — never at a value an old entry could carry — by the first lookup
 //!   or bump that finds it missing; only the lookup that created it stores its answer under
@@ -117,8 +125,10 @@ use axum::body::Bytes;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 use crate::config::Secret;
+use crate::graphql::cached_answer::Answer;
 use crate::metrics::Metrics;
 use crate::redis_conn::LazyRedis;
+use crate::redis_reads::CoalescedReads;
 use crate::service::auth::{Credentials, Viewer};
 use uuid::Uuid;
 
@@ -146,9 +156,6 @@ const NAMESPACE_ROW: &str = "response_cache";
 /// Seeds of the two hash runs that make a 128-bit key.
 const SEEDS: [u64; 2] = [0x7075_7368_6861_6e64, 0x7265_7370_6f6e_7365];
 
-/// The `content-type` of every GraphQL answer (async-graphql-axum's, for cached ones too).
-pub const CONTENT_TYPE: &str = "application/graphql-response+json";
-
 pub struct ResponseCache {
     backend: Backend,
     ttl: Duration,
@@ -163,25 +170,32 @@ pub struct ResponseCache {
 /// Documents whose cacheability is remembered; the memo starts over beyond this.
 const DOCUMENTS_REMEMBERED: usize = 10_000;
 
+// One per app: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Backend {
     Off,
     Memory {
         version: AtomicU64,
-        entries: moka::future::Cache<u128, (u64, Bytes)>,
+        entries: Bodies,
         /// Each member's version; a (re)created one takes the next number of `next`, so it
         /// never repeats a version an older answer carries.
         members: moka::future::Cache<Uuid, u64>,
         next: AtomicU64,
         /// Members' own answers (apart from `entries`, which every catalog change empties).
-        own: moka::future::Cache<u128, (u64, Bytes)>,
+        own: Bodies,
     },
     Redis {
         conn: LazyRedis,
         version_key: String,
         /// `pushhand:member:version:<namespace>:`, followed by the member's id.
         member_prefix: String,
-        /// `resp:v1:<namespace>:`
+        /// `resp:v2:<namespace>:`
         entry_prefix: String,
+        /// This instance's copies of the answers it read from or wrote to Redis, with the
+        /// version they carry there: a hit on a copy asks Redis for the version alone.
+        near: Bodies,
+        /// Version reads of hits on `near`, coalesced.
+        versions: CoalescedReads,
     },
 }
 
@@ -205,8 +219,8 @@ struct Owner<'a> {
 pub enum Lookup {
     /// Run it as usual: not cacheable, the cache is off, or the cache failed.
     Skip,
-    /// A stored answer: send these bytes.
-    Hit(Bytes),
+    /// A stored answer: send it.
+    Hit(Answer),
     /// Cacheable but not stored: run it, then hand the answer to [`ResponseCache::store`].
     Miss(Fill),
 }
@@ -233,17 +247,7 @@ impl ResponseCache {
 
     /// The in-process cache of one instance.
     pub fn in_process(metrics: Arc<Metrics>, ttl: Duration, secret: &Secret) -> ResponseCache {
-        let bodies = || {
-            moka::future::Cache::builder()
-                .max_capacity(MEMORY_BYTES)
-                .weigher(|_: &u128, (_, body): &(u64, Bytes)| {
-                    u32::try_from(body.len())
-                        .unwrap_or(u32::MAX)
-                        .saturating_add(64)
-                })
-                .time_to_live(ttl)
-                .build()
-        };
+        let bodies = || bodies(ttl);
         ResponseCache {
             backend: Backend::Memory {
                 version: AtomicU64::new(0),
@@ -269,10 +273,12 @@ impl ResponseCache {
     ) -> ResponseCache {
         ResponseCache {
             backend: Backend::Redis {
-                conn,
+                conn: conn.clone(),
                 version_key: format!("pushhand:catalog:version:{namespace}"),
                 member_prefix: format!("pushhand:member:version:{namespace}:"),
-                entry_prefix: format!("resp:v1:{namespace}:"),
+                entry_prefix: format!("resp:v2:{namespace}:"),
+                near: bodies(ttl),
+                versions: CoalescedReads::new(conn),
             },
             ttl,
             salt: salt_of(secret),
@@ -361,7 +367,7 @@ impl ResponseCache {
                     }
                 };
                 match bodies.get(&key).await {
-                    Some((v, body)) if v == current => Lookup::Hit(body),
+                    Some((v, answer)) if v == current => Lookup::Hit(answer),
                     _ => Lookup::Miss(Fill {
                         key,
                         version: current,
@@ -374,11 +380,19 @@ impl ResponseCache {
                 version_key,
                 member_prefix,
                 entry_prefix,
+                near,
+                versions,
             } => {
                 let version_key = match member {
                     None => std::borrow::Cow::Borrowed(version_key),
                     Some(m) => std::borrow::Cow::Owned(format!("{member_prefix}{m}")),
                 };
+                if let Some((version, answer)) = near.get(&key).await
+                    && self.redis_version(versions, &version_key).await == Some(version)
+                {
+                    self.count("hit");
+                    return Lookup::Hit(answer);
+                }
                 let entry = entry_key(entry_prefix, key);
                 match self
                     .redis_lookup(conn, &version_key, entry, key, member)
@@ -394,6 +408,20 @@ impl ResponseCache {
             _ => "miss",
         });
         found
+    }
+
+    /// The version under `version_key` in Redis: `None` if it is missing, unreadable or Redis
+    /// failed (counted; the caller then goes on to [`ResponseCache::redis_lookup`], which
+    /// deals with each).
+    async fn redis_version(&self, versions: &CoalescedReads, version_key: &str) -> Option<u64> {
+        match versions.get(version_key).await {
+            Ok(v) => parse_version(&v?),
+            Err(e) => {
+                tracing::warn!(error = %e, "response cache version read failed");
+                self.count("error");
+                None
+            }
+        }
     }
 
     /// `MGET version entry`: the entry if it carries the current version, else where to
@@ -447,28 +475,34 @@ impl ResponseCache {
                     self.count("error");
                     None
                 }
-                Some(current) => Some(match entry.and_then(|e| body_at(e, current)) {
-                    Some(body) => Lookup::Hit(body),
+                Some(current) => Some(match entry.and_then(|e| answer_at(e, current)) {
+                    Some(answer) => {
+                        if let Backend::Redis { near, .. } = &self.backend {
+                            near.insert(key, (current, answer.clone())).await;
+                        }
+                        Lookup::Hit(answer)
+                    }
                     None => miss(current),
                 }),
             },
         }
     }
 
-    /// Stores a missed answer if it may be stored. Returns the serialised body to send when it
+    /// Stores a missed answer if it may be stored. Returns the answer to send when it
     /// serialised it (stored or too large to store), `None` when the answer is not storable
     /// (errors, headers, cache hints): send it as usual then.
-    pub async fn store(&self, fill: Fill, response: &async_graphql::Response) -> Option<Bytes> {
+    pub async fn store(&self, fill: Fill, response: &async_graphql::Response) -> Option<Answer> {
         if !response.is_ok()
             || !response.http_headers.is_empty()
             || response.cache_control.value().is_some()
         {
             return None;
         }
-        let body = Bytes::from(serde_json::to_vec(response).ok()?);
-        if body.len() > MAX_ENTRY_BYTES {
-            return Some(body);
+        let json = Bytes::from(serde_json::to_vec(response).ok()?);
+        if json.len() > MAX_ENTRY_BYTES {
+            return Some(Answer::uncompressed(json));
         }
+        let answer = Answer::new(json);
         match &self.backend {
             Backend::Off => {}
             Backend::Memory {
@@ -481,21 +515,25 @@ impl ResponseCache {
                 // A bump while the request ran made this answer stale: skip it.
                 match fill.member {
                     None if version.load(Ordering::SeqCst) == fill.version => {
-                        entries.insert(fill.key, (fill.version, body.clone())).await;
+                        entries
+                            .insert(fill.key, (fill.version, answer.clone()))
+                            .await;
                     }
                     Some(m) if members.get(&m).await == Some(fill.version) => {
-                        own.insert(fill.key, (fill.version, body.clone())).await;
+                        own.insert(fill.key, (fill.version, answer.clone())).await;
                     }
                     _ => {}
                 }
             }
             Backend::Redis {
-                conn, entry_prefix, ..
+                conn,
+                entry_prefix,
+                near,
+                ..
             } => {
-                let mut value = Vec::with_capacity(body.len() + 21);
-                value.extend_from_slice(fill.version.to_string().as_bytes());
-                value.push(b'\n');
-                value.extend_from_slice(&body);
+                near.insert(fill.key, (fill.version, answer.clone())).await;
+                let mut value = format!("{}\n", fill.version).into_bytes();
+                value.extend_from_slice(&answer.to_stored());
                 let mut cmd = redis::cmd("SET");
                 cmd.arg(entry_key(entry_prefix, fill.key))
                     .arg(value)
@@ -507,7 +545,7 @@ impl ResponseCache {
                 }
             }
         }
-        Some(body)
+        Some(answer)
     }
 
     /// Drops every cached answer (on every instance, with Redis): call after committing a
@@ -692,6 +730,22 @@ pub async fn announce_change(
     Ok(())
 }
 
+/// Answers under the version they were computed at, at most [`MEMORY_BYTES`] of them, each
+/// for `ttl`.
+type Bodies = moka::future::Cache<u128, (u64, Answer)>;
+
+fn bodies(ttl: Duration) -> Bodies {
+    moka::future::Cache::builder()
+        .max_capacity(MEMORY_BYTES)
+        .weigher(|_: &u128, (_, answer): &(u64, Answer)| {
+            u32::try_from(answer.weight())
+                .unwrap_or(u32::MAX)
+                .saturating_add(64)
+        })
+        .time_to_live(ttl)
+        .build()
+}
+
 /// Adds the increment of a Redis version counter to `pipe`. Recreated after a flush or an
 /// eviction, a counter starts at the time, so it never repeats a version an entry still
 /// carries.
@@ -723,10 +777,14 @@ fn parse_version(raw: &[u8]) -> Option<u64> {
     std::str::from_utf8(raw).ok()?.trim().parse().ok()
 }
 
-/// The body of a Redis entry `"<version>\n<body>"` if it was computed at `current`.
-fn body_at(entry: Vec<u8>, current: u64) -> Option<Bytes> {
+/// The answer of a Redis entry `"<version>\n<stored answer>"` if it was computed at
+/// `current` ([`Answer::to_stored`]).
+fn answer_at(entry: Vec<u8>, current: u64) -> Option<Answer> {
     let newline = entry.iter().position(|b| *b == b'\n')?;
-    (parse_version(&entry[..newline])? == current).then(|| Bytes::from(entry).slice(newline + 1..))
+    if parse_version(&entry[..newline])? != current {
+        return None;
+    }
+    Answer::from_stored(Bytes::from(entry).slice(newline + 1..), MAX_ENTRY_BYTES)
 }
 
 /// A starting value for a (re)created Redis counter: the time in microseconds.

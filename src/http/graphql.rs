@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::HttpState;
-use crate::graphql::response_cache::{self, Lookup};
+use crate::graphql::response_cache::Lookup;
 use crate::graphql::{ClientAddr, api::operation_type, loaders, to_graphql};
 use crate::service::auth;
 
@@ -47,11 +47,11 @@ async fn execute(
         _ => app.responses.lookup(credentials, &req).await,
     };
     let fill = match lookup {
-        Lookup::Hit(body) => {
+        Lookup::Hit(answer) => {
             // Served without executing: count it as the query it answers.
             let seconds = started.elapsed().as_secs_f64();
             app.metrics.count_graphql_request("query", seconds);
-            return graphql_body(body);
+            return answer.into_response_for(headers);
         }
         Lookup::Miss(fill) => Some(fill),
         Lookup::Skip => None,
@@ -73,19 +73,15 @@ async fn execute(
     // receivers in one pass, and a forced yield halfway would let a DataLoader batch fire with
     // half its keys (two statements instead of one). Resolvers still yield on real I/O.
     let response = tokio::task::unconstrained(state.api.execute(req)).await;
+    // A stored answer is sent as a hit will send it: the same bytes, the same headers (those
+    // `GraphQLResponse` gives an answer that sets no headers or cache hints, the only answers
+    // the cache keeps, and `Vary: Accept-Encoding`).
     if let Some(fill) = fill
-        && let Some(body) = state.app.responses.store(fill, &response).await
+        && let Some(answer) = state.app.responses.store(fill, &response).await
     {
-        return graphql_body(body);
+        return answer.into_response_for(headers);
     }
     GraphQLResponse::from(response).into_response()
-}
-
-/// A serialised GraphQL answer, with the headers `GraphQLResponse` gives an answer that sets
-/// no headers or cache hints (the only answers the cache keeps): a hit and the miss that
-/// filled it are the same bytes with the same headers.
-fn graphql_body(body: Bytes) -> Response {
-    ([(header::CONTENT_TYPE, response_cache::CONTENT_TYPE)], body).into_response()
 }
 
 /// POST: one JSON request object. The body is read within the size limit (413 above it,

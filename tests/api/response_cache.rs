@@ -229,6 +229,95 @@ async fn a_repeated_anonymous_read_is_a_byte_identical_hit() {
     assert_eq!(outcomes(&app).await, [5.0, 4.0, 0.0]);
 }
 
+/// POSTs `body` anonymously with `Accept-Encoding: <accept>` (none if empty); returns the
+/// `content-encoding` and `vary` headers and the body as it came.
+async fn post_encoded(app: &TestApp, accept: &str, body: String) -> (String, String, Vec<u8>) {
+    let mut req = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(body);
+    if !accept.is_empty() {
+        req = req.header("accept-encoding", accept);
+    }
+    let resp = req.send().await.expect("request sent");
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (encoding, vary) = (header("content-encoding"), header("vary"));
+    (encoding, vary, resp.bytes().await.expect("body").to_vec())
+}
+
+fn inflate(gzip: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gzip), &mut out)
+        .expect("valid gzip");
+    out
+}
+
+#[tokio::test]
+async fn cached_answers_go_out_compressed_to_clients_that_accept_gzip() {
+    let app = TestApp::spawn().await;
+    fixtures::catalog(app.db(), 10).await;
+    let request = body(LIST, json!({ "first": 10 }));
+
+    // The miss that stores the answer sends it compressed, as every hit then does.
+    let (encoding, vary, miss) = post_encoded(&app, "gzip, deflate, br", request.clone()).await;
+    assert_eq!(
+        (encoding.as_str(), vary.as_str()),
+        ("gzip", "accept-encoding")
+    );
+    let (encoding, _, hit) = post_encoded(&app, "br;q=1, gzip;q=0.8", request.clone()).await;
+    assert_eq!(encoding, "gzip");
+    assert_eq!(hit, miss, "a compressed hit is the miss's bytes");
+    assert_eq!(outcomes(&app).await, [1.0, 1.0, 0.0]);
+
+    // Clients that do not accept gzip get the same answer as JSON, from the same entry.
+    let (encoding, vary, plain) = post_encoded(&app, "", request.clone()).await;
+    assert_eq!((encoding.as_str(), vary.as_str()), ("", "accept-encoding"));
+    let (encoding, _, refused) = post_encoded(&app, "gzip;q=0, br", request.clone()).await;
+    assert_eq!(encoding, "");
+    assert_eq!(refused, plain);
+    assert_eq!(outcomes(&app).await, [3.0, 1.0, 0.0]);
+    assert_eq!(inflate(&hit), plain);
+    assert_eq!(ids(&parse(&plain)["data"]).len(), 10);
+    assert!(
+        hit.len() * 2 < plain.len(),
+        "{} bytes compressed, {} as JSON",
+        hit.len(),
+        plain.len()
+    );
+
+    // After a change, the next answer is the new one, compressed too.
+    let sku = first_sku(&parse(&plain)["data"]);
+    set_stock_behind_the_apps_back(&app, &sku, 7).await;
+    app.state.catalog_changed().await;
+    let (encoding, _, fresh) = post_encoded(&app, "gzip", request).await;
+    assert_eq!(encoding, "gzip");
+    assert_eq!(stock(&parse(&inflate(&fresh))["data"], &sku), 7);
+
+    // Small answers are not worth compressing; answers executed every time are not compressed.
+    let (encoding, vary, small) =
+        post_encoded(&app, "gzip", body("{ __typename }", json!({}))).await;
+    assert_eq!((encoding.as_str(), vary.as_str()), ("", "accept-encoding"));
+    assert_eq!(parse(&small)["data"]["__typename"], "Query");
+    // The listing with introspection at its root bypasses the cache: it runs every time.
+    let uncached = format!(
+        "{} __schema {{ queryType {{ name }} }} }}",
+        LIST.strip_suffix('}').expect("a closing brace")
+    );
+    let (encoding, vary, executed) =
+        post_encoded(&app, "gzip", body(&uncached, json!({ "first": 10 }))).await;
+    assert_eq!((encoding.as_str(), vary.as_str()), ("", ""));
+    let executed = parse(&executed);
+    assert_eq!(ids(&executed["data"]).len(), 10, "{executed:#}");
+    assert!(executed.to_string().len() > 1024);
+}
+
 #[tokio::test]
 async fn catalog_changes_through_the_api_show_on_the_very_next_request() {
     let app = TestApp::spawn().await;
@@ -569,4 +658,78 @@ async fn the_cache_can_be_turned_off_and_entries_expire() {
             .contains("PUSHHAND_RESPONSE_CACHE_TTL_SECONDS"),
         "{err}"
     );
+}
+
+/// Cache hits read their version through [`CoalescedReads`]: many reads share one `GET`, yet
+/// a read never returns a value older than a write that finished before it began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn coalesced_version_reads_share_gets_and_see_every_finished_write() {
+    use pushhand::redis_conn::LazyRedis;
+    use pushhand::redis_reads::CoalescedReads;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    if without_redis() {
+        return;
+    }
+    let url = crate::helpers::redis_url().expect("Redis URL");
+    let conn = LazyRedis::new(
+        redis::Client::open(url).expect("Redis URL"),
+        Duration::from_secs(2),
+    );
+    let key = format!("pushhand:test:coalesced:{}", uuid::Uuid::now_v7());
+    let mut set = redis::cmd("SET");
+    set.arg(&key).arg(0).arg("EX").arg(60);
+    conn.run::<()>(set).await.expect("SET");
+
+    // The reads go over their own connection: one shared with the writes would order each
+    // read after the writes sent before it, whatever the batching.
+    let read_conn = LazyRedis::new(
+        redis::Client::open(crate::helpers::redis_url().expect("Redis URL")).expect("Redis URL"),
+        Duration::from_secs(2),
+    );
+    let reads = Arc::new(CoalescedReads::new(read_conn));
+    // The last value whose INCR has returned.
+    let written = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..32 {
+        let (reads, written, done, key) =
+            (reads.clone(), written.clone(), done.clone(), key.clone());
+        readers.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !done.load(Ordering::SeqCst) {
+                let floor = written.load(Ordering::SeqCst);
+                let raw = reads.get(&key).await.expect("GET").expect("the key exists");
+                let seen: u64 = std::str::from_utf8(&raw)
+                    .expect("UTF-8")
+                    .parse()
+                    .expect("a number");
+                assert!(seen >= floor, "read {seen} after {floor} was written");
+                n += 1;
+            }
+            n
+        }));
+    }
+    for _ in 0..1000 {
+        let mut incr = redis::cmd("INCR");
+        incr.arg(&key);
+        let now: u64 = conn.run(incr).await.expect("INCR");
+        written.store(now, Ordering::SeqCst);
+        tokio::task::yield_now().await;
+    }
+    done.store(true, Ordering::SeqCst);
+    let mut total = 0;
+    for r in readers {
+        total += r.await.expect("reader");
+    }
+    assert!(total > 1000, "{total} reads");
+    assert!(
+        reads.sent() < total,
+        "{} GETs for {total} reads: nothing was shared",
+        reads.sent()
+    );
+    let mut del = redis::cmd("DEL");
+    del.arg(&key);
+    conn.run::<i64>(del).await.expect("DEL");
 }
