@@ -71,13 +71,13 @@
 //! | `createBrand`, `submitProduct`, `resubmitProduct` | `graphql::curation` (whatever the outcome) |
 //! | `recordCurationStage`, `scoreProduct`, `publishProduct`, `unpublishProduct` | `graphql::curation`, with the passport invalidation (whatever the outcome: some write before a read that can still fail) |
 //! | `placeOrder` (reserves stock) | `graphql::orders`, on success (nothing fails after its commit, and `OUT_OF_STOCK` refusals must not flush the cache) |
-//! | `refundOrderLine` (returns stock) | `graphql::orders`, on success (same) |
+//! | `confirmPayment` (units sold, `salesCount`) | `graphql::orders`, on success |
+//! | `refundOrderLine` (returns stock and units sold) | `graphql::orders`, on success (same) |
 //! | unpaid orders expiring (release stock) | `app::periodic_jobs`, unless nothing expired |
 //! | the demo seed | `App::build`; `pushhand seed` (Redis only) |
 //!
-//! Writes that no anonymous catalog answer shows do not bump: payments (no catalog column
-//! changes: orders do not maintain `salesCount`), shipping, completion, settlement, members,
-//! bindings, withdrawals. A new write that changes products, SKUs, brands, merchants,
+//! Writes that no anonymous catalog answer shows do not bump: shipping, completion,
+//! settlement, members, bindings, withdrawals. A new write that changes products, SKUs, brands, merchants,
 //! categories or passports must call [`AppState::catalog_changed`] after its commit, and a new
 //! public root field must be added to [`ROOT_FIELDS`] to be cached.
 //!

@@ -18,6 +18,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::counters::Counters;
 use super::hierarchy;
 use super::ledger::{self, Deltas, Event, Refs};
 use crate::error::{Error, Result};
@@ -295,10 +296,12 @@ pub async fn attribute(
     Ok(Attribution::Nobody)
 }
 
-/// Books the earnings of every line of a just-paid order of `buyer`. Call inside the
-/// payment's transaction.
+/// Books the earnings of every line of a just-paid order of `buyer`: inserts them and their
+/// ledger entries, and leaves the balance moves to `counters`. Call inside the payment's
+/// transaction, and apply `counters` before its commit.
 pub async fn book_order(
     txn: &impl ConnectionTrait,
+    counters: &mut Counters,
     o: &order::Model,
     buyer: &member::Model,
     lines: &[order_line::Model],
@@ -346,7 +349,7 @@ pub async fn book_order(
                 }
                 p.amount = Money::from_fen(p.amount.fen().min(room));
             }
-            booked.push(insert_earning(txn, p, Some(o.id), Some(line), now).await?);
+            booked.push(insert_earning(txn, counters, p, Some(o.id), Some(line), now).await?);
         }
     }
     Ok(booked)
@@ -376,6 +379,7 @@ async fn membership_rewards_today(
 
 async fn insert_earning(
     txn: &impl ConnectionTrait,
+    counters: &mut Counters,
     p: Planned,
     order_id: Option<Uuid>,
     line: Option<&order_line::Model>,
@@ -401,8 +405,9 @@ async fn insert_earning(
         .exec_without_returning(txn)
         .await?;
     let a = p.amount.fen();
-    ledger::book(
+    ledger::book_counted(
         txn,
+        counters,
         p.member,
         Event::Earned,
         Refs {

@@ -11,6 +11,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::counters::Counters;
 use crate::error::{Error, Result};
 
 /// How one entry moves each balance column, in fen.
@@ -69,6 +70,50 @@ pub async fn append(
     d: Deltas,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    insert_entry(txn, member, event, refs, d, now).await?;
+    if d.lifetime != 0 {
+        add_month(txn, member, &super::hierarchy::period(now), d.lifetime).await?;
+    }
+    Ok(())
+}
+
+/// Appends an entry and moves the member's balances by it (creating the row if needed).
+pub async fn book(
+    txn: &impl ConnectionTrait,
+    member: Uuid,
+    event: Event,
+    refs: Refs,
+    d: Deltas,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    append(txn, member, event, refs, d, now).await?;
+    move_balance(txn, member, d, now).await
+}
+
+/// Appends an entry now and leaves the balance and month moves to `counters`, which the
+/// caller applies before its commit ([`Counters::apply`]).
+pub async fn book_counted(
+    txn: &impl ConnectionTrait,
+    counters: &mut Counters,
+    member: Uuid,
+    event: Event,
+    refs: Refs,
+    d: Deltas,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    insert_entry(txn, member, event, refs, d, now).await?;
+    counters.balance(member, d, now);
+    Ok(())
+}
+
+async fn insert_entry(
+    txn: &impl ConnectionTrait,
+    member: Uuid,
+    event: Event,
+    refs: Refs,
+    d: Deltas,
+    now: DateTime<Utc>,
+) -> Result<()> {
     ledger_entry::Entity::insert(ledger_entry::ActiveModel {
         id: Set(Uuid::now_v7()),
         member_id: Set(member),
@@ -84,36 +129,41 @@ pub async fn append(
     })
     .exec_without_returning(txn)
     .await?;
-    if d.lifetime != 0 {
-        ledger_month::Entity::insert(ledger_month::ActiveModel {
-            member_id: Set(member),
-            period: Set(super::hierarchy::period(now)),
-            lifetime: Set(Money::from_fen(d.lifetime)),
-        })
-        .on_conflict(
-            OnConflict::columns([ledger_month::Column::MemberId, ledger_month::Column::Period])
-                .value(
-                    ledger_month::Column::Lifetime,
-                    Expr::cust("ledger_months.lifetime + excluded.lifetime"),
-                )
-                .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?;
-    }
     Ok(())
 }
 
-/// Appends an entry and moves the member's balances by it (creating the row if needed).
-pub async fn book(
+/// Adds `lifetime` fen to `member`'s net earnings of `period` (`YYYY-MM`).
+pub async fn add_month(
     txn: &impl ConnectionTrait,
     member: Uuid,
-    event: Event,
-    refs: Refs,
+    period: &str,
+    lifetime: i64,
+) -> Result<()> {
+    ledger_month::Entity::insert(ledger_month::ActiveModel {
+        member_id: Set(member),
+        period: Set(period.to_owned()),
+        lifetime: Set(Money::from_fen(lifetime)),
+    })
+    .on_conflict(
+        OnConflict::columns([ledger_month::Column::MemberId, ledger_month::Column::Period])
+            .value(
+                ledger_month::Column::Lifetime,
+                Expr::cust("ledger_months.lifetime + excluded.lifetime"),
+            )
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+/// Moves `member`'s balance row by `d` (creating it if needed).
+pub async fn move_balance(
+    txn: &impl ConnectionTrait,
+    member: Uuid,
     d: Deltas,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    append(txn, member, event, refs, d, now).await?;
     let add = |c: &str| Expr::cust(format!("balances.{c} + excluded.{c}"));
     balance::Entity::insert(balance::ActiveModel {
         member_id: Set(member),

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod counters;
 pub mod curation;
 pub mod earnings;
 pub mod hierarchy;

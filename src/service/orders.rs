@@ -11,6 +11,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::counters::Counters;
 use super::earnings::{self, Policy};
 use super::hierarchy::{self, NewBinding};
 use super::members::{INVITE_CODE_LEN, normalise_code};
@@ -103,6 +104,7 @@ pub async fn place_order(
     let order_id = Uuid::now_v7();
     let txn = crate::db::begin_write(db).await?;
     let mut rows = Vec::with_capacity(lines.len());
+    let mut reservations = Vec::with_capacity(lines.len());
     let mut total = 0i64;
     for (i, l) in lines.into_iter().enumerate() {
         let (s, p) = sku::Entity::find_by_id(l.sku_id)
@@ -141,24 +143,6 @@ pub async fn place_order(
                 Some(link.id)
             }
         };
-        let reserved = sku::Entity::update_many()
-            .col_expr(
-                sku::Column::Stock,
-                Expr::col(sku::Column::Stock).sub(l.quantity),
-            )
-            .filter(sku::Column::Id.eq(s.id))
-            .filter(sku::Column::Stock.gte(l.quantity))
-            .exec(&txn)
-            .await?;
-        if reserved.rows_affected == 0 {
-            return Err(Error::rule(
-                "OUT_OF_STOCK",
-                format!(
-                    "SKU {} ({}) has fewer than {} left",
-                    s.name, p.name, l.quantity
-                ),
-            ));
-        }
         let amount = s
             .price
             .fen()
@@ -167,6 +151,7 @@ pub async fn place_order(
         total = total
             .checked_add(amount)
             .ok_or_else(|| Error::validation("lines", "amount too large"))?;
+        reservations.push((s.id, l.quantity, s.name.clone(), p.name.clone()));
         rows.push(order_line::Model {
             id: Uuid::now_v7(),
             order_id,
@@ -207,6 +192,27 @@ pub async fn place_order(
             .collect(),
     )
     .await?;
+    // Stock last, just before the commit: a SKU's row stays locked from its decrement to the
+    // commit, and every checkout of that SKU waits for it (a popular SKU is the hottest row
+    // there is). In SKU order, so that two checkouts of the same SKUs cannot deadlock.
+    reservations.sort_by_key(|r| r.0);
+    for (sku_id, quantity, sku_name, product_name) in reservations {
+        let reserved = sku::Entity::update_many()
+            .col_expr(
+                sku::Column::Stock,
+                Expr::col(sku::Column::Stock).sub(quantity),
+            )
+            .filter(sku::Column::Id.eq(sku_id))
+            .filter(sku::Column::Stock.gte(quantity))
+            .exec(&txn)
+            .await?;
+        if reserved.rows_affected == 0 {
+            return Err(Error::rule(
+                "OUT_OF_STOCK",
+                format!("SKU {sku_name} ({product_name}) has fewer than {quantity} left"),
+            ));
+        }
+    }
     txn.commit().await?;
     Ok((o, rows))
 }
@@ -275,15 +281,20 @@ pub async fn confirm_payment(
     if let Some(o) = paid.into_iter().next() {
         let lines = lines_of(&txn, &[order_id]).await?;
         let buyer = super::members::get(&txn, o.buyer_id).await?;
-        let booked = earnings::book_order(&txn, &o, &buyer, &lines, policy, now).await?;
+        let mut counters = Counters::default();
+        let booked =
+            earnings::book_order(&txn, &mut counters, &o, &buyer, &lines, policy, now).await?;
         for l in &lines {
-            add_sales(&txn, l.product_id, i64::from(l.quantity)).await?;
+            counters.sold(l.product_id, i64::from(l.quantity));
         }
         let mut team = Vec::new();
         // A buyer without an upline is in nobody's team.
         if buyer.upline_id.is_some() {
             hierarchy::add_team_sales(&txn, o.buyer_id, o.total.fen(), now, &mut team).await?;
         }
+        // The balances and units sold last, in one statement: the rows every payment of the
+        // same product or earner waits for stay locked only until the commit right after.
+        counters.apply(&txn).await?;
         txn.commit().await?;
         let mut batch = earnings::events_of(&booked);
         batch.push(Event::new(o.buyer_id, Kind::OrderChanged, o.id));
@@ -552,7 +563,11 @@ pub async fn expire_unpaid(
 }
 
 /// Moves a product's units sold (`salesCount`): up on payment, down on refund.
-async fn add_sales(txn: &impl ConnectionTrait, product_id: Uuid, units: i64) -> Result<()> {
+pub(super) async fn add_sales(
+    txn: &impl ConnectionTrait,
+    product_id: Uuid,
+    units: i64,
+) -> Result<()> {
     product::Entity::update_many()
         .col_expr(
             product::Column::SalesCount,
