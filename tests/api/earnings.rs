@@ -1176,3 +1176,93 @@ async fn units_sold_follow_payments_and_refunds() {
     .await;
     assert_eq!(sold().await, 2, "one unit came back");
 }
+
+/// Many orders of buyers in one team, paid at once: each payment moves the balances of the
+/// buyer and its uplines and the product's units sold in one statement at its end (on
+/// PostgreSQL), so concurrent payments lock the same rows; in key order, none deadlocks,
+/// and every fen and unit lands once.
+#[tokio::test]
+async fn concurrent_payments_of_one_team_move_every_counter_once() {
+    use entity::member::Tier;
+    use sea_orm::EntityTrait;
+
+    let app = TestApp::spawn().await;
+    let top = fixtures::member(&app, "top", Tier::PushHand, None).await;
+    let mid = fixtures::member(&app, "mid", Tier::PushHand, Some(top.id)).await;
+    let mut buyers = Vec::new();
+    for i in 0..4 {
+        buyers.push(fixtures::member(&app, &format!("b{i}"), Tier::PushHand, Some(mid.id)).await);
+    }
+    let (product_id, sku) = product(&app, 1000, false).await;
+    let now = app.clock_now();
+    let mut orders = Vec::new();
+    for i in 0..40 {
+        let line = orders_svc::LineRequest {
+            sku_id: sku,
+            quantity: 1 + i % 3,
+            share_code: None,
+        };
+        let (o, _) = orders_svc::place_order(
+            app.db(),
+            &buyers[i as usize % buyers.len()],
+            vec![line],
+            Duration::minutes(30),
+            now,
+        )
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("placed");
+        orders.push(o);
+    }
+    let policy = policy(3);
+    let references: Vec<String> = orders.iter().map(|o| format!("ref-{}", o.id)).collect();
+    let paid = join_all(orders.iter().zip(&references).map(|(o, reference)| {
+        orders_svc::confirm_payment(
+            app.db(),
+            &app.state.events,
+            o.id,
+            reference,
+            o.total,
+            &policy,
+            now,
+        )
+    }))
+    .await;
+    for p in &paid {
+        assert!(p.is_ok(), "{p:?}");
+    }
+
+    let (members, mismatches) = ledger::check(app.db())
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("check");
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
+    assert_eq!(members, 6, "four buyers and two uplines earned");
+    let earnings = earning::Entity::find()
+        .all(app.db())
+        .await
+        .expect("earnings");
+    for m in [&top, &mid, &buyers[0], &buyers[3]] {
+        let earned: i64 = earnings
+            .iter()
+            .filter(|e| e.member_id == m.id)
+            .map(|e| e.amount.fen())
+            .sum();
+        let balance = entity::balance::Entity::find_by_id(m.id)
+            .one(app.db())
+            .await
+            .expect("query")
+            .expect("a balance row");
+        assert!(earned > 0);
+        assert_eq!(balance.pending.fen(), earned, "{}", m.display_name);
+        assert_eq!(balance.lifetime.fen(), earned, "{}", m.display_name);
+    }
+    let units: i64 = orders.iter().map(|o| o.total.fen() / 19_900).sum();
+    let sold = entity::product::Entity::find_by_id(product_id)
+        .one(app.db())
+        .await
+        .expect("query")
+        .expect("product");
+    assert_eq!(sold.sales_count, units);
+    assert_eq!(units, (0..40).map(|i| 1 + i % 3).sum::<i64>());
+}
