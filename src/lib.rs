@@ -13,13 +13,15 @@
 //! - [`http`]: routes — GraphQL over HTTP, the graphql-ws protocols, GraphiQL, health, metrics.
 //! - [`graphql`]: the schema behind its front door (`graphql::api`: limits, error codes,
 //!   metrics); one module per domain; API types wrap entity rows; loaders; the response
-//!   cache of anonymous catalog reads and members' own views (`graphql::response_cache`).
+//!   cache of anonymous catalog reads and members' own views (`graphql::response_cache`,
+//!   its answers' bytes and gzip form in `graphql::cached_answer`).
 //! - [`service`]: the business rules, one module per domain; no GraphQL in sight.
 //! - [`db`]: pool set-up, statement counting, migrations.
 //! - [`cache`]: the key–value cache (Redis or in-process) behind the curation passports.
 //! - [`events`]: live events for subscriptions, published after commit (Redis pub/sub or
 //!   in-process); publishing also drops the cached answers of the members named.
 //! - [`redis_conn`]: the self-healing Redis connection the cache and the events share.
+//! - [`redis_reads`]: concurrent reads of one Redis key coalesced into one `GET` per batch.
 //! - [`metrics`]: the instance's Prometheus registry.
 //! - [`ratelimit`]: per-client limits on failed credential attempts.
 //! - [`seed`]: the deterministic demo data: catalog, member hierarchy, curation records.
