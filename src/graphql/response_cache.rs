@@ -77,22 +77,22 @@
 //! | the demo seed | `App::build`; `pushhand seed` (Redis only) |
 //!
 //! Writes that no anonymous catalog answer shows do not bump: shipping, completion,
-//! settlement, members, bindings, withdrawals. A new write that changes products, SKUs, brands, merchants,
-//! categories or passports must call [`AppState::catalog_changed`] after its commit, and a new
-//! public root field must be added to [`ROOT_FIELDS`] to be cached.
+//! settlement, members, bindings, withdrawals. A new write that changes products, SKUs,
+//! brands, merchants, categories or passports must call [`AppState::catalog_changed`] after
+//! its commit, and a new public root field must be added to [`ROOT_FIELDS`] to be cached.
 //!
 //! # Backends
 //! - Redis, when `REDIS_URL` is set, shared by every instance. The version is
 //!   `pushhand:catalog:version:<namespace>` (INCR; it lives a week from its creation); an
-//!   entry is `"<version>\n<j or g><body>"` (JSON or gzip) with the TTL; a lookup without a
-//!   copy (below) is one round trip, `MGET version entry`. The namespace names the database (a random number the first
-//!   instance keeps in its `write_locks` table, see [`database_namespace`]), so deployments
-//!   and test databases that share one Redis never see each other's answers. An entry holds
-//!   the gzip form when there is one. Each instance also keeps a copy of the entries it
-//!   read or wrote, with their version (bounded like the in-process cache, and as long-lived): a hit on a copy
-//!   asks Redis for the version alone (`GET`), and concurrent asks for one version share a
-//!   `GET` without ever being answered by one sent before they began
-//!   ([`crate::redis_reads`]), so a change is still seen by the next request on every
+//!   entry is `"<version>\n<j or g><body>"` (JSON, or gzip when there is a gzip form) with
+//!   the TTL; a lookup without a copy (below) is one round trip, `MGET version entry`. The
+//!   namespace names the database (a random number the first instance keeps in its
+//!   `write_locks` table, see [`database_namespace`]), so deployments and test databases that
+//!   share one Redis never see each other's answers. Each instance also keeps a copy of the
+//!   entries it read or wrote, with their version (bounded like the in-process cache, and as
+//!   long-lived): a hit on a copy asks Redis for the version alone (`GET`), and concurrent
+//!   asks for one version share a `GET` without ever being answered by one sent before they
+//!   began ([`crate::redis_reads`]), so a change is still seen by the next request on every
 //!   instance. A copy whose version is no longer current is a miss of the copy, and the
 //!   lookup goes on to `MGET`. A missing
 //!   version key (new, expired, flushed or evicted) is recreated (`SET NX`) at the current
