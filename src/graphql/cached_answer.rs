@@ -42,11 +42,6 @@ impl Answer {
         Answer { json, gzip: None }
     }
 
-    /// The JSON.
-    pub fn json(&self) -> &Bytes {
-        &self.json
-    }
-
     /// How the answer is kept outside this process: `j` and the JSON, or `g` and the gzip form.
     pub fn to_stored(&self) -> Vec<u8> {
         let (tag, bytes) = match &self.gzip {

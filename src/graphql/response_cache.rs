@@ -395,7 +395,7 @@ impl ResponseCache {
                 }
                 let entry = entry_key(entry_prefix, key);
                 match self
-                    .redis_lookup(conn, &version_key, entry, key, member)
+                    .redis_lookup(conn, near, &version_key, entry, key, member)
                     .await
                 {
                     Some(found) => found,
@@ -427,10 +427,12 @@ impl ResponseCache {
     /// `MGET version entry`: the entry if it carries the current version, else where to
     /// store the answer. A missing version is started (`SET NX`) at the time in microseconds;
     /// only the lookup that started it may store under it. `None`: run the request without
-    /// the cache (an error, counted, or a version someone else just started).
+    /// the cache (an error, counted, or a version someone else just started). A hit is also
+    /// kept in `near`, this instance's copies.
     async fn redis_lookup(
         &self,
         conn: &LazyRedis,
+        near: &Bodies,
         version_key: &str,
         entry_key: String,
         key: u128,
@@ -477,9 +479,7 @@ impl ResponseCache {
                 }
                 Some(current) => Some(match entry.and_then(|e| answer_at(e, current)) {
                     Some(answer) => {
-                        if let Backend::Redis { near, .. } = &self.backend {
-                            near.insert(key, (current, answer.clone())).await;
-                        }
+                        near.insert(key, (current, answer.clone())).await;
                         Lookup::Hit(answer)
                     }
                     None => miss(current),
