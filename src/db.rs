@@ -138,8 +138,6 @@ pub async fn begin_write(
     .await
 }
 
-/// Whether a database error is a unique-constraint violation: how the services turn races
-/// (a taken email, a repeated idempotency key, a second payment reference) into answers.
 /// Whether `err` means the database cannot be reached or did not answer in time (pool
 /// exhausted, connection lost, server restarting, statement timeout) — a condition the
 /// client may retry (`UNAVAILABLE`), not a bug.
@@ -170,9 +168,24 @@ pub fn is_unavailable(err: &sea_orm::DbErr) -> bool {
     }
 }
 
+/// Whether a database error is a unique-constraint violation: how the services turn races
+/// (a taken email, a repeated idempotency key, a second payment reference) into answers.
 pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
     matches!(
         err.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
+}
+
+/// Whether a database error is a `CHECK` constraint violation (a checkout taking more stock
+/// than is left: `skus.stock >= 0`).
+pub fn is_check_violation(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::sqlx::error::ErrorKind;
+    use sea_orm::{DbErr, RuntimeErr};
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e
+            .as_database_error()
+            .is_some_and(|d| d.kind() == ErrorKind::CheckViolation),
+        _ => false,
+    }
 }

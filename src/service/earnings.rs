@@ -13,14 +13,14 @@ use rust_decimal::Decimal;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, QueryTrait,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::counters::Counters;
 use super::hierarchy;
 use super::ledger::{self, Deltas, Event, Refs};
+use super::writes::Writes;
 use crate::error::{Error, Result};
 use crate::events::{Event as LiveEvent, Events, Kind as LiveKind};
 
@@ -296,12 +296,12 @@ pub async fn attribute(
     Ok(Attribution::Nobody)
 }
 
-/// Books the earnings of every line of a just-paid order of `buyer`: inserts them and their
-/// ledger entries, and leaves the balance moves to `counters`. Call inside the payment's
-/// transaction, and apply `counters` before its commit.
+/// Books the earnings of every line of a just-paid order of `buyer`: leaves their rows,
+/// their ledger entries and the balance moves to `writes`. Call inside the payment's
+/// transaction, and apply `writes` before its commit.
 pub async fn book_order(
     txn: &impl ConnectionTrait,
-    counters: &mut Counters,
+    writes: &mut Writes,
     o: &order::Model,
     buyer: &member::Model,
     lines: &[order_line::Model],
@@ -342,14 +342,22 @@ pub async fn book_order(
             if p.kind == earning::Kind::MembershipReward
                 && let Some(cap) = policy.membership_reward_daily_cap
             {
-                let today = membership_rewards_today(txn, p.member, now).await?;
+                // What this order books is not written yet: count it too.
+                let this_order: i64 = booked
+                    .iter()
+                    .filter(|e: &&earning::Model| {
+                        e.member_id == p.member && e.kind == earning::Kind::MembershipReward
+                    })
+                    .map(|e| e.amount.fen())
+                    .sum();
+                let today = membership_rewards_today(txn, p.member, now).await? + this_order;
                 let room = (cap.fen() - today).max(0);
                 if room == 0 {
                     continue;
                 }
                 p.amount = Money::from_fen(p.amount.fen().min(room));
             }
-            booked.push(insert_earning(txn, counters, p, Some(o.id), Some(line), now).await?);
+            booked.push(insert_earning(writes, p, Some(o.id), Some(line), now)?);
         }
     }
     Ok(booked)
@@ -377,9 +385,9 @@ async fn membership_rewards_today(
     Ok(amounts.iter().map(|m| m.fen()).sum())
 }
 
-async fn insert_earning(
-    txn: &impl ConnectionTrait,
-    counters: &mut Counters,
+/// Leaves the earning's row and its ledger entry to `writes`.
+fn insert_earning(
+    writes: &mut Writes,
     p: Planned,
     order_id: Option<Uuid>,
     line: Option<&order_line::Model>,
@@ -401,13 +409,10 @@ async fn insert_earning(
         settled_at: None,
         reversed_at: None,
     };
-    earning::Entity::insert(earning::ActiveModel::from(model.clone()))
-        .exec_without_returning(txn)
-        .await?;
+    writes.push(earning::Entity::insert(earning::ActiveModel::from(model.clone())).into_query());
     let a = p.amount.fen();
-    ledger::book_counted(
-        txn,
-        counters,
+    ledger::book_later(
+        writes,
         p.member,
         Event::Earned,
         Refs {
@@ -420,8 +425,7 @@ async fn insert_earning(
             ..Deltas::default()
         },
         now,
-    )
-    .await?;
+    );
     Ok(model)
 }
 

@@ -17,10 +17,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike, Utc};
 use entity::{binding, member, member_ancestor, team_counter};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QuerySelect, Statement,
+    QueryFilter, QuerySelect, QueryTrait, Statement,
 };
 use uuid::Uuid;
 
@@ -396,32 +396,49 @@ pub async fn add_team_sales(
     at: DateTime<Utc>,
     changed: &mut Vec<Uuid>,
 ) -> Result<()> {
-    if fen == 0 {
-        return Ok(());
-    }
-    for (ancestor, depth) in ancestors(txn, member).await? {
-        changed.push(ancestor);
-        team_counter::Entity::insert(team_counter::ActiveModel {
-            ancestor_id: Set(ancestor),
-            depth: Set(depth),
-            period: Set(period(at)),
-            members: Set(0),
-            sales: Set(fen),
-        })
-        .on_conflict(
-            OnConflict::columns([
-                team_counter::Column::AncestorId,
-                team_counter::Column::Depth,
-                team_counter::Column::Period,
-            ])
-            .value(
-                team_counter::Column::Sales,
-                Expr::col((team_counter::Entity, team_counter::Column::Sales)).add(fen),
-            )
-            .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?;
+    for upsert in team_sales(txn, member, fen, at, changed).await? {
+        txn.execute(&upsert).await?;
     }
     Ok(())
+}
+
+/// The upserts [`add_team_sales`] runs, one per ancestor, nearest first (for callers that
+/// run them later, in a batch).
+pub async fn team_sales(
+    txn: &impl ConnectionTrait,
+    member: Uuid,
+    fen: i64,
+    at: DateTime<Utc>,
+    changed: &mut Vec<Uuid>,
+) -> Result<Vec<InsertStatement>> {
+    if fen == 0 {
+        return Ok(Vec::new());
+    }
+    let mut upserts = Vec::new();
+    for (ancestor, depth) in ancestors(txn, member).await? {
+        changed.push(ancestor);
+        upserts.push(
+            team_counter::Entity::insert(team_counter::ActiveModel {
+                ancestor_id: Set(ancestor),
+                depth: Set(depth),
+                period: Set(period(at)),
+                members: Set(0),
+                sales: Set(fen),
+            })
+            .on_conflict(
+                OnConflict::columns([
+                    team_counter::Column::AncestorId,
+                    team_counter::Column::Depth,
+                    team_counter::Column::Period,
+                ])
+                .value(
+                    team_counter::Column::Sales,
+                    Expr::col((team_counter::Entity, team_counter::Column::Sales)).add(fen),
+                )
+                .to_owned(),
+            )
+            .into_query(),
+        );
+    }
+    Ok(upserts)
 }

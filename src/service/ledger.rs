@@ -4,14 +4,14 @@
 
 use chrono::{DateTime, Utc};
 use entity::{Money, balance, ledger_entry, ledger_month};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, InsertStatement, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
-    QueryFilter, Statement,
+    QueryFilter, QueryTrait, Statement,
 };
 use uuid::Uuid;
 
-use super::counters::Counters;
+use super::writes::Writes;
 use crate::error::{Error, Result};
 
 /// How one entry moves each balance column, in fen.
@@ -90,20 +90,18 @@ pub async fn book(
     move_balance(txn, member, d, now).await
 }
 
-/// Appends an entry now and leaves the balance and month moves to `counters`, which the
-/// caller applies before its commit ([`Counters::apply`]).
-pub async fn book_counted(
-    txn: &impl ConnectionTrait,
-    counters: &mut Counters,
+/// Leaves the entry and the balance and month moves to `writes`, which the caller applies
+/// before its commit ([`Writes::apply`]).
+pub fn book_later(
+    writes: &mut Writes,
     member: Uuid,
     event: Event,
     refs: Refs,
     d: Deltas,
     now: DateTime<Utc>,
-) -> Result<()> {
-    insert_entry(txn, member, event, refs, d, now).await?;
-    counters.balance(member, d, now);
-    Ok(())
+) {
+    writes.push(entry(member, event, refs, d, now));
+    writes.balance(member, d, now);
 }
 
 async fn insert_entry(
@@ -114,6 +112,12 @@ async fn insert_entry(
     d: Deltas,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    txn.execute(&entry(member, event, refs, d, now)).await?;
+    Ok(())
+}
+
+/// The insert of one entry.
+fn entry(member: Uuid, event: Event, refs: Refs, d: Deltas, now: DateTime<Utc>) -> InsertStatement {
     ledger_entry::Entity::insert(ledger_entry::ActiveModel {
         id: Set(Uuid::now_v7()),
         member_id: Set(member),
@@ -127,9 +131,7 @@ async fn insert_entry(
         lifetime_delta: Set(Money::from_fen(d.lifetime)),
         created_at: Set(now),
     })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
+    .into_query()
 }
 
 /// Adds `lifetime` fen to `member`'s net earnings of `period` (`YYYY-MM`).
@@ -139,11 +141,21 @@ pub async fn add_month(
     period: &str,
     lifetime: i64,
 ) -> Result<()> {
-    ledger_month::Entity::insert(ledger_month::ActiveModel {
-        member_id: Set(member),
-        period: Set(period.to_owned()),
-        lifetime: Set(Money::from_fen(lifetime)),
-    })
+    txn.execute(&add_months([(member, period.to_owned(), lifetime)]))
+        .await?;
+    Ok(())
+}
+
+/// Adds each row's `lifetime` fen to its (member, period): one upsert. Rows must be
+/// distinct (sum them first) and there must be at least one.
+pub fn add_months(rows: impl IntoIterator<Item = (Uuid, String, i64)>) -> InsertStatement {
+    ledger_month::Entity::insert_many(rows.into_iter().map(|(member, period, lifetime)| {
+        ledger_month::ActiveModel {
+            member_id: Set(member),
+            period: Set(period),
+            lifetime: Set(Money::from_fen(lifetime)),
+        }
+    }))
     .on_conflict(
         OnConflict::columns([ledger_month::Column::MemberId, ledger_month::Column::Period])
             .value(
@@ -152,9 +164,7 @@ pub async fn add_month(
             )
             .to_owned(),
     )
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
+    .into_query()
 }
 
 /// Moves `member`'s balance row by `d` (creating it if needed).
@@ -164,8 +174,18 @@ pub async fn move_balance(
     d: Deltas,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    txn.execute(&move_balances([(member, d)], now)).await?;
+    Ok(())
+}
+
+/// Moves each member's balance row by its deltas (creating it if needed): one upsert.
+/// Members must be distinct (sum their deltas first) and there must be at least one.
+pub fn move_balances(
+    rows: impl IntoIterator<Item = (Uuid, Deltas)>,
+    now: DateTime<Utc>,
+) -> InsertStatement {
     let add = |c: &str| Expr::cust(format!("balances.{c} + excluded.{c}"));
-    balance::Entity::insert(balance::ActiveModel {
+    balance::Entity::insert_many(rows.into_iter().map(|(member, d)| balance::ActiveModel {
         member_id: Set(member),
         pending: Set(Money::from_fen(d.pending)),
         available: Set(Money::from_fen(d.available)),
@@ -173,7 +193,7 @@ pub async fn move_balance(
         withdrawn: Set(Money::from_fen(d.withdrawn)),
         lifetime: Set(Money::from_fen(d.lifetime)),
         updated_at: Set(now),
-    })
+    }))
     .on_conflict(
         OnConflict::column(balance::Column::MemberId)
             .value(balance::Column::Pending, add("pending"))
@@ -187,9 +207,7 @@ pub async fn move_balance(
             )
             .to_owned(),
     )
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
+    .into_query()
 }
 
 /// A member's balances and this month's net earnings.

@@ -6,8 +6,8 @@
 //! app's [`Clock`], so tests can move time forward without sleeping.
 
 pub mod auth;
+pub mod batch;
 pub mod catalog;
-pub mod counters;
 pub mod curation;
 pub mod earnings;
 pub mod hierarchy;
@@ -18,6 +18,7 @@ pub mod orders;
 pub mod page;
 pub mod team;
 pub mod withdrawals;
+pub mod writes;
 
 use std::sync::Mutex;
 

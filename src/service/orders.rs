@@ -2,19 +2,22 @@
 //! rates, the idempotent payment callback (which books the earnings in its transaction),
 //! shipping, completion (by the buyer or automatically), refunds, and expiry of unpaid orders.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{DateTime, Duration, Utc};
 use entity::{Money, binding, member, order, order_line, product, share_link, sku};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, UpdateStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
-use super::counters::Counters;
+use super::batch::Batch;
 use super::earnings::{self, Policy};
 use super::hierarchy::{self, NewBinding};
 use super::members::{INVITE_CODE_LEN, normalise_code};
+use super::writes::Writes;
 use crate::error::{Error, Result};
 use crate::events::{Event, Events, Kind};
 
@@ -74,9 +77,13 @@ pub struct LineRequest {
     pub share_code: Option<String>,
 }
 
-/// Places an order: reserves stock atomically (a conditional decrement per SKU, so
-/// concurrent checkouts can never oversell), snapshots prices and rates, totals in exact
-/// money. Unpaid, it expires after `payment_timeout`.
+/// Places an order: reserves stock atomically (a decrement per SKU that the `stock >= 0`
+/// check refuses to take below zero, so concurrent checkouts can never oversell), snapshots
+/// prices and rates, totals in exact money. Unpaid, it expires after `payment_timeout`.
+///
+/// The reads come first, outside any transaction; the writes (the order, its lines, the
+/// stock) then go as one [`Batch`]: on PostgreSQL one statement that commits on its own, so
+/// a popular SKU's row stays locked for that statement alone.
 pub async fn place_order(
     db: &DatabaseConnection,
     buyer: &member::Model,
@@ -102,14 +109,14 @@ pub async fn place_order(
         }
     }
     let order_id = Uuid::now_v7();
-    let txn = crate::db::begin_write(db).await?;
     let mut rows = Vec::with_capacity(lines.len());
-    let mut reservations = Vec::with_capacity(lines.len());
+    // Units to take from each SKU (two lines of one SKU take their sum), in SKU order.
+    let mut reservations: BTreeMap<Uuid, Reservation> = BTreeMap::new();
     let mut total = 0i64;
     for (i, l) in lines.into_iter().enumerate() {
         let (s, p) = sku::Entity::find_by_id(l.sku_id)
             .find_also_related(product::Entity)
-            .one(&txn)
+            .one(db)
             .await?
             .ok_or_else(|| Error::not_found("SKU"))?;
         let Some(p) = p.filter(|p| p.status == product::Status::Published) else {
@@ -131,7 +138,7 @@ pub async fn place_order(
                 })?;
                 let link = share_link::Entity::find()
                     .filter(share_link::Column::Code.eq(code))
-                    .one(&txn)
+                    .one(db)
                     .await?
                     .filter(|link| link.product_id == p.id)
                     .ok_or_else(|| {
@@ -151,7 +158,13 @@ pub async fn place_order(
         total = total
             .checked_add(amount)
             .ok_or_else(|| Error::validation("lines", "amount too large"))?;
-        reservations.push((s.id, l.quantity, s.name.clone(), p.name.clone()));
+        reservations
+            .entry(s.id)
+            .or_insert_with(|| Reservation {
+                quantity: 0,
+                name: format!("{} ({})", s.name, p.name),
+            })
+            .quantity += l.quantity;
         rows.push(order_line::Model {
             id: Uuid::now_v7(),
             order_id,
@@ -181,40 +194,64 @@ pub async fn place_order(
         completed_at: None,
         cancelled_at: None,
     };
-    order::Entity::insert(order::ActiveModel::from(o.clone()))
-        .exec_without_returning(&txn)
-        .await?;
-    super::catalog::insert_chunks(
-        &txn,
-        rows.iter()
-            .cloned()
-            .map(order_line::ActiveModel::from)
-            .collect(),
-    )
-    .await?;
-    // Stock last, just before the commit: a SKU's row stays locked from its decrement to the
-    // commit, and every checkout of that SKU waits for it (a popular SKU is the hottest row
-    // there is). In SKU order, so that two checkouts of the same SKUs cannot deadlock.
-    reservations.sort_by_key(|r| r.0);
-    for (sku_id, quantity, sku_name, product_name) in reservations {
-        let reserved = sku::Entity::update_many()
-            .col_expr(
-                sku::Column::Stock,
-                Expr::col(sku::Column::Stock).sub(quantity),
-            )
-            .filter(sku::Column::Id.eq(sku_id))
-            .filter(sku::Column::Stock.gte(quantity))
-            .exec(&txn)
-            .await?;
-        if reserved.rows_affected == 0 {
-            return Err(Error::rule(
-                "OUT_OF_STOCK",
-                format!("SKU {sku_name} ({product_name}) has fewer than {quantity} left"),
-            ));
-        }
+    let mut writes = Batch::default();
+    writes.push(order::Entity::insert(order::ActiveModel::from(o.clone())).into_query());
+    writes.push(
+        order_line::Entity::insert_many(rows.iter().cloned().map(order_line::ActiveModel::from))
+            .into_query(),
+    );
+    // Stock last, in SKU order: two checkouts of the same SKUs cannot deadlock.
+    for (sku_id, r) in &reservations {
+        writes.push(
+            sku::Entity::update_many()
+                .col_expr(
+                    sku::Column::Stock,
+                    Expr::col(sku::Column::Stock).sub(r.quantity),
+                )
+                .filter(sku::Column::Id.eq(*sku_id))
+                .into_query(),
+        );
     }
-    txn.commit().await?;
-    Ok((o, rows))
+    match writes.run_alone(db).await {
+        Ok(()) => Ok((o, rows)),
+        Err(e) if crate::db::is_check_violation(&e) => Err(out_of_stock(db, &reservations).await?),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Units a checkout takes from one SKU.
+struct Reservation {
+    quantity: i32,
+    /// "SKU (product)", for the error.
+    name: String,
+}
+
+/// The error of a checkout the stock check refused: names the first SKU (in SKU order) that
+/// has fewer units left than the checkout asked for.
+async fn out_of_stock(
+    db: &DatabaseConnection,
+    reservations: &BTreeMap<Uuid, Reservation>,
+) -> Result<Error> {
+    let left: HashMap<Uuid, i32> = sku::Entity::find()
+        .select_only()
+        .columns([sku::Column::Id, sku::Column::Stock])
+        .filter(sku::Column::Id.is_in(reservations.keys().copied()))
+        .into_tuple::<(Uuid, i32)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    let short = reservations
+        .iter()
+        .find(|(id, r)| left.get(id).is_none_or(|n| *n < r.quantity))
+        .or_else(|| reservations.iter().next());
+    Ok(match short {
+        Some((_, r)) => Error::rule(
+            "OUT_OF_STOCK",
+            format!("SKU {} has fewer than {} left", r.name, r.quantity),
+        ),
+        None => Error::rule("OUT_OF_STOCK", "out of stock"),
+    })
 }
 
 pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<order::Model> {
@@ -281,20 +318,25 @@ pub async fn confirm_payment(
     if let Some(o) = paid.into_iter().next() {
         let lines = lines_of(&txn, &[order_id]).await?;
         let buyer = super::members::get(&txn, o.buyer_id).await?;
-        let mut counters = Counters::default();
+        let mut writes = Writes::default();
         let booked =
-            earnings::book_order(&txn, &mut counters, &o, &buyer, &lines, policy, now).await?;
+            earnings::book_order(&txn, &mut writes, &o, &buyer, &lines, policy, now).await?;
         for l in &lines {
-            counters.sold(l.product_id, i64::from(l.quantity));
+            writes.sold(l.product_id, i64::from(l.quantity));
         }
         let mut team = Vec::new();
         // A buyer without an upline is in nobody's team.
         if buyer.upline_id.is_some() {
-            hierarchy::add_team_sales(&txn, o.buyer_id, o.total.fen(), now, &mut team).await?;
+            for upsert in
+                hierarchy::team_sales(&txn, o.buyer_id, o.total.fen(), now, &mut team).await?
+            {
+                writes.push(upsert);
+            }
         }
-        // The balances and units sold last, in one statement: the rows every payment of the
-        // same product or earner waits for stay locked only until the commit right after.
-        counters.apply(&txn).await?;
+        // Every write in one statement, the balances and units sold last: the rows every
+        // payment of the same product or earner waits for stay locked only until the commit
+        // right after.
+        writes.apply(&txn).await?;
         txn.commit().await?;
         let mut batch = earnings::events_of(&booked);
         batch.push(Event::new(o.buyer_id, Kind::OrderChanged, o.id));
@@ -563,20 +605,15 @@ pub async fn expire_unpaid(
 }
 
 /// Moves a product's units sold (`salesCount`): up on payment, down on refund.
-pub(super) async fn add_sales(
-    txn: &impl ConnectionTrait,
-    product_id: Uuid,
-    units: i64,
-) -> Result<()> {
+/// Adds `units` (negative for a refund) to a product's units sold.
+pub(super) fn add_sales(product_id: Uuid, units: i64) -> UpdateStatement {
     product::Entity::update_many()
         .col_expr(
             product::Column::SalesCount,
             Expr::col(product::Column::SalesCount).add(units),
         )
         .filter(product::Column::Id.eq(product_id))
-        .exec(txn)
-        .await?;
-    Ok(())
+        .into_query()
 }
 
 async fn restock(txn: &impl ConnectionTrait, l: &order_line::Model) -> Result<()> {
@@ -663,7 +700,8 @@ pub async fn refund_line(
         .exec(&txn)
         .await?;
     let changed = earnings::claw_back_line(&txn, &line, line.refunded_quantity, after, now).await?;
-    add_sales(&txn, line.product_id, -i64::from(units)).await?;
+    txn.execute(&add_sales(line.product_id, -i64::from(units)))
+        .await?;
     // Team sales are counted in the month of payment, so the refund comes off that month.
     let refunded_fen = line.unit_price.fen() * i64::from(units);
     let mut team = Vec::new();

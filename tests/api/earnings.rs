@@ -261,6 +261,16 @@ fn frozen_members_earn_nothing_and_membership_sales_pay_a_fixed_reward() {
 /// A published product with known numbers: 199.00, 15 % / 5 %, `stock` units.
 pub(crate) async fn product(app: &TestApp, stock: i32, membership: bool) -> (Uuid, Uuid) {
     let f = fixtures::catalog(app.db(), 0).await;
+    another_product(app, &f, stock, membership).await
+}
+
+/// A product as [`product`] makes, in a catalog that is already there.
+async fn another_product(
+    app: &TestApp,
+    f: &fixtures::Fixture,
+    stock: i32,
+    membership: bool,
+) -> (Uuid, Uuid) {
     let p = NewProduct {
         id: Uuid::now_v7(),
         merchant_id: f.merchant.id,
@@ -643,6 +653,68 @@ async fn the_last_units_are_never_oversold() {
     assert_eq!(error_code(&resp), Some("VALIDATION"));
     let resp = order(&app, &token, sku, 6, None).await;
     assert_eq!(error_code(&resp), Some("OUT_OF_STOCK"));
+}
+
+#[tokio::test]
+async fn a_checkout_short_of_one_sku_takes_nothing() {
+    let app = TestApp::spawn().await;
+    let (token, buyer) = app.user("short@example.com", CliRole::PushHand).await;
+    let f = fixtures::catalog(app.db(), 0).await;
+    let (_, plenty) = another_product(&app, &f, 10, false).await;
+    let (_, scarce) = another_product(&app, &f, 3, false).await;
+    let (p, q) = (gid(Kind::Sku, plenty), gid(Kind::Sku, scarce));
+    let place = |lines: serde_json::Value| {
+        let (app, token) = (&app, &token);
+        async move {
+            app.gql_as(token, ORDER, json!({ "i": { "lines": lines } }))
+                .await
+        }
+    };
+    // The scarce SKU comes second in the request and is short by one unit.
+    let resp = place(json!([
+        { "skuId": p, "quantity": 2 },
+        { "skuId": q, "quantity": 4 }
+    ]))
+    .await;
+    assert_eq!(error_code(&resp), Some("OUT_OF_STOCK"), "{resp}");
+    let message = resp["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("fewer than 4"), "{message}");
+    // Two lines of one SKU take their sum: 2 + 2 > 3.
+    let resp = place(json!([
+        { "skuId": q, "quantity": 2 },
+        { "skuId": q, "quantity": 2 }
+    ]))
+    .await;
+    assert_eq!(error_code(&resp), Some("OUT_OF_STOCK"), "{resp}");
+    let db = app.db();
+    let stock = |id: Uuid| async move {
+        entity::sku::Entity::find_by_id(id)
+            .one(db)
+            .await
+            .expect("query")
+            .expect("sku")
+            .stock
+    };
+    assert_eq!((stock(plenty).await, stock(scarce).await), (10, 3));
+    let orders = entity::order::Entity::find()
+        .filter(entity::order::Column::BuyerId.eq(buyer.id))
+        .all(app.db())
+        .await
+        .expect("query");
+    assert!(orders.is_empty(), "no order is half-written: {orders:?}");
+    // What is there can be had, in one order.
+    let resp = place(json!([
+        { "skuId": p, "quantity": 2 },
+        { "skuId": q, "quantity": 1 },
+        { "skuId": q, "quantity": 2 }
+    ]))
+    .await;
+    assert_eq!(
+        resp["data"]["placeOrder"]["total"],
+        json!("995.00"),
+        "{resp}"
+    );
+    assert_eq!((stock(plenty).await, stock(scarce).await), (8, 0));
 }
 
 /// A member with `available` CNY settled, by a self purchase of `units` × 199.00 at 15 %.

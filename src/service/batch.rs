@@ -1,0 +1,145 @@
+//! Writes sent to the database together: on PostgreSQL as one statement whose parts are
+//! data-modifying CTEs (one round trip instead of one per part), elsewhere one statement per
+//! part, in order.
+//!
+//! On PostgreSQL a statement's parts run in a fixed order: its main statement first, then
+//! its CTEs from the last to the first (`ExecPostprocessPlan`; checked by
+//! `parts_run_in_the_order_pushed` in the PostgreSQL suite). The parts are laid out so that
+//! they run in the order they were pushed, which is what keeps two batches that lock the
+//! same rows from deadlocking: callers push rows they lock in a fixed order (by key) and the
+//! hottest rows last. Foreign keys are checked at the end of the statement, so a part may
+//! reference a row a part before it inserts. One part must not change a row another part of
+//! the same batch changes (PostgreSQL leaves that outcome undefined): callers sum such moves
+//! first.
+
+use sea_orm::sea_query::{Alias, CommonTableExpression, SubQueryStatement, WithClause};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
+
+/// Statements to run together, in the order pushed.
+#[derive(Debug, Default)]
+pub struct Batch(Vec<SubQueryStatement>);
+
+impl Batch {
+    pub fn push(&mut self, statement: impl Into<SubQueryStatement>) {
+        self.0.push(statement.into());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Runs every part: in one statement on PostgreSQL (atomic on its own, so `conn` may be
+    /// the pool), one by one elsewhere (then `conn` must be a transaction for the batch to
+    /// be atomic).
+    pub async fn run(self, conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+        if conn.get_database_backend() == DbBackend::Postgres {
+            if let Some(statement) = self.postgres() {
+                conn.execute_raw(statement).await?;
+            }
+            return Ok(());
+        }
+        let backend = conn.get_database_backend();
+        for part in self.0 {
+            conn.execute_raw(build(backend, part)).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs every part in a transaction of its own: the one statement on PostgreSQL (no
+    /// `BEGIN` and `COMMIT` round trips), a write transaction elsewhere.
+    pub async fn run_alone(self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        if db.get_database_backend() == DbBackend::Postgres {
+            return self.run(db).await;
+        }
+        let txn = crate::db::begin_write(db).await?;
+        self.run(&txn).await?;
+        txn.commit().await
+    }
+
+    /// The batch as one PostgreSQL statement: the first part as the main statement, the
+    /// others as CTEs listed last to first (so that they run in the order pushed).
+    fn postgres(self) -> Option<Statement> {
+        let mut parts = self.0.into_iter();
+        let main = parts.next()?;
+        let ctes: Vec<(usize, SubQueryStatement)> = parts.enumerate().collect();
+        if ctes.is_empty() {
+            return Some(build(DbBackend::Postgres, main));
+        }
+        let mut with = WithClause::new();
+        for (i, part) in ctes.into_iter().rev() {
+            with.cte(
+                CommonTableExpression::new()
+                    .query(part)
+                    .table_name(Alias::new(format!("p{}", i + 1)))
+                    .to_owned(),
+            );
+        }
+        Some(DbBackend::Postgres.build(&with.query(main)))
+    }
+}
+
+impl Batch {
+    /// Each part's SQL with its values inlined, in the order the parts run (for tests).
+    #[cfg(test)]
+    pub fn sql_for_tests(&self) -> Vec<String> {
+        use sea_orm::sea_query::PostgresQueryBuilder as Pg;
+        self.0
+            .iter()
+            .map(|part| match part {
+                SubQueryStatement::InsertStatement(s) => s.to_string(Pg),
+                SubQueryStatement::UpdateStatement(s) => s.to_string(Pg),
+                SubQueryStatement::DeleteStatement(s) => s.to_string(Pg),
+                SubQueryStatement::SelectStatement(s) => s.to_string(Pg),
+                SubQueryStatement::WithStatement(s) => s.to_string(Pg),
+            })
+            .collect()
+    }
+}
+
+/// One part as a statement of its own.
+fn build(backend: DbBackend, part: SubQueryStatement) -> Statement {
+    match part {
+        SubQueryStatement::InsertStatement(s) => backend.build(&s),
+        SubQueryStatement::UpdateStatement(s) => backend.build(&s),
+        SubQueryStatement::DeleteStatement(s) => backend.build(&s),
+        SubQueryStatement::SelectStatement(s) => backend.build(&s),
+        SubQueryStatement::WithStatement(s) => backend.build(&s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::sea_query::{Expr, Query};
+
+    use super::*;
+
+    fn insert(tag: &str) -> sea_orm::sea_query::InsertStatement {
+        Query::insert()
+            .into_table(Alias::new("t"))
+            .columns([Alias::new("tag")])
+            .values_panic([Expr::val(tag)])
+            .to_owned()
+    }
+
+    #[test]
+    fn later_parts_are_listed_first_as_ctes_after_the_main_statement() {
+        let mut b = Batch::default();
+        for tag in ["a", "b", "c"] {
+            b.push(insert(tag));
+        }
+        let Statement { sql, values, .. } = b.postgres().expect("parts");
+        let values = values.expect("values").0;
+        assert!(sql.starts_with(r#"WITH "p2" AS (INSERT"#), "{sql}");
+        assert!(sql.contains(r#", "p1" AS (INSERT"#), "{sql}");
+        assert!(sql.contains(r#") INSERT INTO "t""#), "{sql}");
+        let tags: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+        assert_eq!(tags.len(), 3);
+        assert!(tags[0].contains("\"c\""), "{tags:?}");
+        assert!(tags[2].contains("\"a\""), "{tags:?}");
+        assert!(Batch::default().postgres().is_none());
+        let mut one = Batch::default();
+        one.push(insert("a"));
+        let one = one.postgres().expect("a part").sql;
+        assert!(one.starts_with("INSERT INTO"), "{one}");
+    }
+}
