@@ -475,19 +475,23 @@ async fn prime(ctx: &Context<'_>, products: &[product::Model]) -> Result<PageRow
             })
     };
     let loaders = ctx.data::<Loaders>()?;
+    let direct = loaders.loader();
     let ids: Vec<uuid::Uuid> = products.iter().map(|p| p.id).collect();
     let when = |cond: bool| cond.then_some(());
+    // The rows the page keeps are loaded directly: the page knows every key at once, so the
+    // DataLoader's batching and request cache would only cost (a task, a timer and a hash
+    // per key). Rows that fields load later go through the DataLoader, to find them cached.
     let (brands, categories, skus, images, tags, curation) = futures_util::join!(
         OptionFuture::from(
             when(wants(&["brand"]))
-                .map(|_| loaders.load_many(products.iter().map(|p| BrandKey(p.brand_id))))
+                .map(|_| load_now(direct, products.iter().map(|p| BrandKey(p.brand_id))))
         ),
         OptionFuture::from(
             when(wants(&["category"]))
-                .map(|_| loaders.load_many(products.iter().map(|p| CategoryKey(p.category_id))))
+                .map(|_| load_now(direct, products.iter().map(|p| CategoryKey(p.category_id))))
         ),
         OptionFuture::from(
-            when(wants(&["skus"])).map(|_| loaders.load_many(ids.iter().map(|id| SkusOf(*id))))
+            when(wants(&["skus"])).map(|_| load_now(direct, ids.iter().map(|id| SkusOf(*id))))
         ),
         OptionFuture::from(
             when(wants(&["images"])).map(|_| loaders.load_many(ids.iter().map(|id| ImagesOf(*id))))
@@ -497,7 +501,7 @@ async fn prime(ctx: &Context<'_>, products: &[product::Model]) -> Result<PageRow
         ),
         OptionFuture::from(
             when(wants(&["curation"]))
-                .map(|_| loaders.load_many(ids.iter().map(|id| CurationOf(*id))))
+                .map(|_| load_now(direct, ids.iter().map(|id| CurationOf(*id))))
         ),
     );
     let brands = brands.transpose().map_err(load_err)?;
@@ -534,6 +538,23 @@ async fn prime(ctx: &Context<'_>, products: &[product::Model]) -> Result<PageRow
         skus: skus.unwrap_or_default(),
         curation: curation.unwrap_or_default(),
     })
+}
+
+/// Loads `keys` (repeats allowed) with the loader itself, in one batch.
+async fn load_now<K, V>(
+    loader: &CatalogLoader,
+    keys: impl Iterator<Item = K>,
+) -> Result<HashMap<K, V>, LoadError>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    V: Send + Sync + Clone + 'static,
+    CatalogLoader: Loader<K, Value = V, Error = LoadError>,
+{
+    let keys: Vec<K> = keys
+        .collect::<std::collections::HashSet<K>>()
+        .into_iter()
+        .collect();
+    loader.load(&keys).await
 }
 
 pub type ProductConnection = Connection<OpaqueCursor<svc::ProductCursor>, Product>;
