@@ -333,11 +333,15 @@ pub async fn confirm_payment(
                 writes.push(upsert);
             }
         }
-        // Every write in one statement, the balances and units sold last: the rows every
-        // payment of the same product or earner waits for stay locked only until the commit
-        // right after.
-        writes.apply(&txn).await?;
+        // Every write in one statement, the balances last: the rows every payment to the
+        // same earner waits for stay locked only until the commit right after. Units sold
+        // after the commit (see `writes`).
+        let (with_payment, after) = writes.split();
+        with_payment.run(&txn).await?;
         txn.commit().await?;
+        if let Err(e) = after.run(db).await {
+            tracing::error!(error = ?e, order = %o.id, "units sold of a paid order not counted");
+        }
         let mut batch = earnings::events_of(&booked);
         batch.push(Event::new(o.buyer_id, Kind::OrderChanged, o.id));
         batch.extend(Event::changed(team, o.id));
