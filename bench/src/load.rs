@@ -33,11 +33,15 @@ pub struct Call {
 }
 
 /// What each client repeats: a fixed call, or checkout + payment (the second call needs the
-/// order id and total from the first).
+/// order id and total from the first). Client `i` of a checkout places `places[i % len]`
+/// (each shopper their own call, signed in as them).
 #[derive(Clone)]
 pub enum Script {
     Repeat(Call),
-    Checkout { place: Call, admin_token: String },
+    Checkout {
+        places: Vec<Call>,
+        admin_token: String,
+    },
 }
 
 /// Results of one scenario.
@@ -174,7 +178,7 @@ pub async fn run(
         })
     };
     let mut tasks = Vec::new();
-    for _ in 0..clients {
+    for client in 0..clients {
         let script = script.clone();
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::open(addr).await?;
@@ -193,7 +197,13 @@ pub async fn run(
                             .await?
                             .failed(sent - 1)?
                     }
-                    Script::Checkout { place, admin_token } => {
+                    Script::Checkout {
+                        places,
+                        admin_token,
+                    } => {
+                        let place = places
+                            .get(client % places.len().max(1))
+                            .context("a checkout script without calls")?;
                         checkout(&mut conn, addr, place, admin_token).await?
                     }
                 };

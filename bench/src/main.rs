@@ -14,7 +14,8 @@
 //! SKUs and passport, response cache off; S2 the same, cache on; S3 `product(id)` detail; S4
 //! `me { earningsSummary earnings(first: 20) }` for a member with 100,000 ledger entries; S5
 //! `me { teamStats team(level: 1, first: 20) }` for a member with 1,000,000 descendants; S6
-//! checkout + payment callback (orders/s, earnings booked); B24/B60 fragment bombs refused by
+//! checkout + payment callback of one SKU (orders/s, earnings booked), one push-hand shopper
+//! per connection (S6-1: one shopper on all of them, for reference); B24/B60 fragment bombs refused by
 //! the guard; S7 resident memory under load and with 10,000 idle subscriptions.
 
 mod bulk;
@@ -185,6 +186,8 @@ async fn run(
 struct Fixture {
     sku: String,
     product: String,
+    /// Tokens of the S6 shoppers, one per connection.
+    shoppers: Vec<String>,
 }
 
 async fn generate(
@@ -220,6 +223,27 @@ async fn generate(
         members::create_user(&db, email, PASSWORD, role, None, now)
             .await
             .map_err(anyhow::Error::from)?;
+    }
+    // S6's shoppers: one push-hand per connection, as in a flash sale (many shoppers, one
+    // SKU), each booking a self-purchase rebate into their own balance. Tokens are issued
+    // here: signing in 64 times would only measure argon2 and the sign-in rate limit.
+    let secret = pushhand::config::Secret::new(JWT_SECRET);
+    let mut shoppers = Vec::with_capacity(args.clients);
+    for i in 0..args.clients {
+        let m = members::create_user(
+            &db,
+            &format!("shopper{i}@bench.example"),
+            PASSWORD,
+            CliRole::PushHand,
+            None,
+            now,
+        )
+        .await
+        .map_err(anyhow::Error::from)?;
+        shoppers.push(
+            pushhand::service::auth::issue_token(&secret, &m, now, chrono::Duration::days(1))
+                .map_err(anyhow::Error::from)?,
+        );
     }
     // A product with stock enough for any checkout run.
     let model = product::Entity::find()
@@ -283,6 +307,7 @@ async fn generate(
         sku: pushhand::graphql::ids::encode(pushhand::graphql::ids::Kind::Sku, sku.id).to_string(),
         product: pushhand::graphql::ids::encode(pushhand::graphql::ids::Kind::Product, model.id)
             .to_string(),
+        shoppers,
     })
 }
 
@@ -458,7 +483,7 @@ async fn bench(
     // Phase 2: the default configuration, response cache on. Ratios are still to S0 of
     // phase 1 — the server executing `{ __typename }` — because with the cache on
     // `{ __typename }` itself is a cache hit (shown as S0c, for reference).
-    const PHASE2: [&str; 6] = ["S0c", "S2", "S3", "S4", "S5", "S6"];
+    const PHASE2: [&str; 7] = ["S0c", "S2", "S3", "S4", "S5", "S6", "S6-1"];
     if PHASE2.iter().any(|k| *k != "S0c" && wants(args, k)) {
         let server = Server::start(&launch(true)).await?;
         let addr = server.addr;
@@ -505,14 +530,34 @@ async fn bench(
                 "S6",
                 "checkout + payment (orders/s)",
                 Script::Checkout {
-                    place: call(
-                        PLACE,
-                        json!({ "i": { "lines": [{ "skuId": fixture.sku, "quantity": 1 }] } }),
-                        Some(&buyer),
-                    ),
+                    places: fixture
+                        .shoppers
+                        .iter()
+                        .map(|shopper| {
+                            call(
+                                PLACE,
+                                json!({ "i": { "lines": [{ "skuId": fixture.sku, "quantity": 1 }] } }),
+                                Some(shopper),
+                            )
+                        })
+                        .collect(),
                     admin_token: admin.clone(),
                 },
                 Some(1.0 / 50.0),
+                false,
+            ),
+            (
+                "S6-1",
+                "S6 with one shopper on every connection (their balance row is every payment's)",
+                Script::Checkout {
+                    places: vec![call(
+                        PLACE,
+                        json!({ "i": { "lines": [{ "skuId": fixture.sku, "quantity": 1 }] } }),
+                        Some(&buyer),
+                    )],
+                    admin_token: admin.clone(),
+                },
+                None,
                 false,
             ),
         ];
