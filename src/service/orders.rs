@@ -336,7 +336,7 @@ pub async fn confirm_payment(
         // Every write in one statement, the balances last: the rows every payment to the
         // same earner waits for stay locked only until the commit right after. Units sold
         // after the commit (see `writes`).
-        let (with_payment, after) = writes.split();
+        let (with_payment, after) = writes.split(db.get_database_backend());
         with_payment.run(&txn).await?;
         txn.commit().await?;
         if let Err(e) = after.run(db).await {

@@ -11,14 +11,17 @@
 //!
 //! - money moves (balances, months) go last in the statement right before the commit, in
 //!   key order, so two payments moving the same rows cannot deadlock;
-//! - units sold are a display figure, not money: they move right after the commit, in a
-//!   statement of their own that commits by itself, so a best-seller's row is locked for
-//!   that statement alone. If that statement fails (the database went away between the
-//!   two), the payment stands and the product shows that many units fewer; it is logged.
+//! - units sold are a display figure, not money: on PostgreSQL they move right after the
+//!   commit, in a statement of their own that commits by itself, so a best-seller's row is
+//!   locked for that statement alone. If that statement fails (the database went away
+//!   between the two), the payment stands and the product shows that many units fewer; it
+//!   is logged. SQLite has no row locks (one writer at a time), so there they stay in the
+//!   payment's statement list: a second write transaction would only add a commit.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use sea_orm::DbBackend;
 use sea_orm::sea_query::SubQueryStatement;
 use uuid::Uuid;
 
@@ -68,8 +71,8 @@ impl Writes {
 
     /// What commits with the payment, in the order it runs (the appended rows, then the
     /// months and the balances, each in key order), and what runs after the commit (the units
-    /// sold, in key order).
-    pub fn split(self) -> (Batch, Batch) {
+    /// sold, in key order; with the payment on SQLite).
+    pub fn split(self, backend: DbBackend) -> (Batch, Batch) {
         let mut batch = self.rows;
         if !self.months.is_empty() {
             batch.push(ledger::add_months(
@@ -84,8 +87,13 @@ impl Writes {
             batch.push(ledger::move_balances(self.balances, now));
         }
         let mut after = Batch::default();
+        let units_sold = if backend == DbBackend::Postgres {
+            &mut after
+        } else {
+            &mut batch
+        };
         for (product, units) in self.sales {
-            after.push(super::orders::add_sales(product, units));
+            units_sold.push(super::orders::add_sales(product, units));
         }
         (batch, after)
     }
@@ -122,10 +130,22 @@ mod tests {
         w.sold(a, 2);
         w.sold(a, 3);
         w.sold(b, 1);
+        let on_sqlite = {
+            let mut w = Writes::default();
+            w.balance(a, earned, now);
+            w.sold(a, 1);
+            w.split(DbBackend::Sqlite)
+        };
+        assert_eq!(
+            on_sqlite.0.sql_for_tests().len(),
+            3,
+            "units sold with the payment"
+        );
+        assert!(on_sqlite.1.is_empty());
         assert_eq!(w.balances[&a].pending, 200);
         assert_eq!(w.months[&(a, "2026-11".to_owned())], 200);
         assert_eq!(w.sales[&a], 5);
-        let (with_payment, after) = w.split();
+        let (with_payment, after) = w.split(DbBackend::Postgres);
         let sql = with_payment.sql_for_tests();
         let after = after.sql_for_tests();
         let at = |needle: &str| {
