@@ -137,27 +137,8 @@ async fn bump_counters(
         if delta == 0 {
             continue;
         }
-        team_counter::Entity::insert(team_counter::ActiveModel {
-            ancestor_id: Set(ancestor),
-            depth: Set(depth),
-            period: Set(period),
-            members: Set(delta),
-            sales: Set(0),
-        })
-        .on_conflict(
-            OnConflict::columns([
-                team_counter::Column::AncestorId,
-                team_counter::Column::Depth,
-                team_counter::Column::Period,
-            ])
-            .value(
-                team_counter::Column::Members,
-                Expr::col((team_counter::Entity, team_counter::Column::Members)).add(delta),
-            )
-            .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await?;
+        db.execute(&add_to_team(ancestor, depth, period, delta, 0))
+            .await?;
     }
     Ok(())
 }
@@ -417,28 +398,43 @@ pub async fn team_sales(
     let mut upserts = Vec::new();
     for (ancestor, depth) in ancestors(txn, member).await? {
         changed.push(ancestor);
-        upserts.push(
-            team_counter::Entity::insert(team_counter::ActiveModel {
-                ancestor_id: Set(ancestor),
-                depth: Set(depth),
-                period: Set(period(at)),
-                members: Set(0),
-                sales: Set(fen),
-            })
-            .on_conflict(
-                OnConflict::columns([
-                    team_counter::Column::AncestorId,
-                    team_counter::Column::Depth,
-                    team_counter::Column::Period,
-                ])
-                .value(
-                    team_counter::Column::Sales,
-                    Expr::col((team_counter::Entity, team_counter::Column::Sales)).add(fen),
-                )
-                .to_owned(),
-            )
-            .into_query(),
-        );
+        upserts.push(add_to_team(ancestor, depth, period(at), 0, fen));
     }
     Ok(upserts)
+}
+
+/// Adds `members` and `sales` (fen) to one (ancestor, depth, period) team counter, creating
+/// it if needed.
+fn add_to_team(
+    ancestor: Uuid,
+    depth: i16,
+    period: String,
+    members: i64,
+    sales: i64,
+) -> InsertStatement {
+    let add = |c: team_counter::Column, n: i64| Expr::col((team_counter::Entity, c)).add(n);
+    team_counter::Entity::insert(team_counter::ActiveModel {
+        ancestor_id: Set(ancestor),
+        depth: Set(depth),
+        period: Set(period),
+        members: Set(members),
+        sales: Set(sales),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            team_counter::Column::AncestorId,
+            team_counter::Column::Depth,
+            team_counter::Column::Period,
+        ])
+        .value(
+            team_counter::Column::Members,
+            add(team_counter::Column::Members, members),
+        )
+        .value(
+            team_counter::Column::Sales,
+            add(team_counter::Column::Sales, sales),
+        )
+        .to_owned(),
+    )
+    .into_query()
 }
