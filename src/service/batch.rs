@@ -3,8 +3,8 @@
 //! part, in order.
 //!
 //! On PostgreSQL a statement's parts run in a fixed order: its main statement first, then
-//! its CTEs from the last to the first (`ExecPostprocessPlan`; checked by
-//! `parts_run_in_the_order_pushed` in the PostgreSQL suite). The parts are laid out so that
+//! its CTEs from the last to the first (`ExecPostprocessPlan`; the integration test
+//! `batch::parts_run_in_the_order_pushed` checks it on each store the suite runs on). The parts are laid out so that
 //! they run in the order they were pushed, which is what keeps two batches that lock the
 //! same rows from deadlocking: callers push rows they lock in a fixed order (by key) and the
 //! hottest rows last. Foreign keys are checked at the end of the statement, so a part may
@@ -32,13 +32,13 @@ impl Batch {
     /// the pool), one by one elsewhere (then `conn` must be a transaction for the batch to
     /// be atomic).
     pub async fn run(self, conn: &impl ConnectionTrait) -> Result<(), DbErr> {
-        if conn.get_database_backend() == DbBackend::Postgres {
+        let backend = conn.get_database_backend();
+        if backend == DbBackend::Postgres {
             if let Some(statement) = self.postgres() {
                 conn.execute_raw(statement).await?;
             }
             return Ok(());
         }
-        let backend = conn.get_database_backend();
         for part in self.0 {
             conn.execute_raw(build(backend, part)).await?;
         }
