@@ -91,7 +91,7 @@ pub async fn book(
 }
 
 /// Leaves the entry and the balance and month moves to `writes`, which the caller applies
-/// before its commit ([`Writes::apply`]).
+/// before its commit ([`Writes::split`]).
 pub fn book_later(
     writes: &mut Writes,
     member: Uuid,
