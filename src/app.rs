@@ -122,6 +122,7 @@ impl App {
             rows: Arc::new(crate::service::immutable::ImmutableRows::new(100_000)),
             events,
             responses,
+            units_sold: Arc::default(),
         };
         let api = std::sync::Arc::new(graphql::build(state.clone()));
         let shutdown = CancellationToken::new();
@@ -153,6 +154,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let jobs = tokio::spawn(periodic_jobs(self.state.clone()));
+        let units_sold = tokio::spawn(write_units_sold(self.state.clone()));
         let close_sockets = self.shutdown.clone();
         let served = axum::serve(
             self.listener,
@@ -174,7 +176,23 @@ impl App {
             tracing::warn!("some WebSocket connections did not close in time");
         }
         jobs.abort();
+        units_sold.abort();
+        // What the last interval tallied (the abort landed between writes or mid-write; a
+        // write cut short put its tally back).
+        self.state.write_units_sold().await;
         served
+    }
+}
+
+/// Writes the tallied units sold every `units_sold_interval_ms` (see
+/// [`crate::service::units_sold`]).
+async fn write_units_sold(state: AppState) {
+    let every = std::time::Duration::from_millis(state.config.units_sold_interval_ms.max(1));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        state.write_units_sold().await;
     }
 }
 

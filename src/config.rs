@@ -147,6 +147,17 @@ pub struct Config {
     )]
     pub job_interval_seconds: u64,
 
+    /// How often each instance writes the units sold (`salesCount`) its payments tallied, in
+    /// milliseconds: `salesCount` trails payments by up to this long, and a crash loses what
+    /// was tallied since the last write.
+    #[arg(
+        long,
+        env = "PUSHHAND_UNITS_SOLD_INTERVAL_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub units_sold_interval_ms: u64,
+
     /// Lifetime of member tokens, in hours.
     #[arg(
         long,

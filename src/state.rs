@@ -36,6 +36,8 @@ pub struct AppState {
     pub events: Events,
     /// Whole answers to anonymous catalog reads (Redis or in-process, or off).
     pub responses: Arc<ResponseCache>,
+    /// Units sold by committed payments, not yet written to the products.
+    pub units_sold: Arc<crate::service::units_sold::UnitsSold>,
 }
 
 impl AppState {
@@ -52,5 +54,17 @@ impl AppState {
     pub async fn product_changed(&self, product: uuid::Uuid) {
         self.curation.invalidate(product).await;
         self.catalog_changed().await;
+    }
+
+    /// Writes the units sold tallied since the last call to the products (and, when any
+    /// moved, drops the cached anonymous answers, which show `salesCount`). Runs every
+    /// `units_sold_interval_ms` and once more at shutdown. A failure is logged and the tally
+    /// kept for the next call.
+    pub async fn write_units_sold(&self) {
+        match self.units_sold.write(&self.db).await {
+            Ok(true) => self.catalog_changed().await,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = ?e, "units sold not written; will retry"),
+        }
     }
 }

@@ -138,7 +138,8 @@ impl Product {
     async fn max_price(&self) -> Dec {
         self.0.max_price.into()
     }
-    /// Units sold (已售).
+    /// Units sold (已售): paid units, less refunded ones. Written about once a second, so it
+    /// trails a payment by up to that long.
     async fn sales_count(&self) -> i64 {
         self.0.sales_count
     }

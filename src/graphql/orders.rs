@@ -289,6 +289,7 @@ impl OrdersMutation {
         let o = svc::confirm_payment(
             &st.db,
             &st.events,
+            &st.units_sold,
             id,
             &input.payment_reference,
             amount,
@@ -296,8 +297,8 @@ impl OrdersMutation {
             st.clock.now(),
         )
         .await?;
-        // Units sold (`salesCount`) moved.
-        st.catalog_changed().await;
+        // Nothing an anonymous catalog read answers moved: the units sold are written (and
+        // the cache told) by `AppState::write_units_sold`.
         Ok(Order(o))
     }
 
@@ -342,7 +343,15 @@ impl OrdersMutation {
         viewer(ctx)?.admin()?;
         let st = state(ctx)?;
         let id = ids::decode_as(&order_line_id, Kind::OrderLine, "orderLineId")?;
-        let o = svc::refund_line(&st.db, &st.events, id, quantity, st.clock.now()).await?;
+        let o = svc::refund_line(
+            &st.db,
+            &st.events,
+            &st.units_sold,
+            id,
+            quantity,
+            st.clock.now(),
+        )
+        .await?;
         // Stock came back (nothing fails after the refund's commit).
         st.catalog_changed().await;
         Ok(Order(o))

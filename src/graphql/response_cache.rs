@@ -71,8 +71,8 @@
 //! | `createBrand`, `submitProduct`, `resubmitProduct` | `graphql::curation` (whatever the outcome) |
 //! | `recordCurationStage`, `scoreProduct`, `publishProduct`, `unpublishProduct` | `graphql::curation`, with the passport invalidation (whatever the outcome: some write before a read that can still fail) |
 //! | `placeOrder` (reserves stock) | `graphql::orders`, on success (nothing fails after its commit, and `OUT_OF_STOCK` refusals must not flush the cache) |
-//! | `confirmPayment` (units sold, `salesCount`) | `graphql::orders`, on success |
-//! | `refundOrderLine` (returns stock and units sold) | `graphql::orders`, on success (same) |
+//! | `refundOrderLine` (returns stock) | `graphql::orders`, on success (nothing fails after its commit) |
+//! | units sold (`salesCount`) tallied by payments and refunds, written | `AppState::write_units_sold`, every interval and at shutdown, when any product moved |
 //! | unpaid orders expiring (release stock) | `app::periodic_jobs`, unless nothing expired |
 //! | the demo seed | `App::build`; `pushhand seed` (Redis only) |
 //!

@@ -17,6 +17,7 @@ pub mod members;
 pub mod orders;
 pub mod page;
 pub mod team;
+pub mod units_sold;
 pub mod withdrawals;
 pub mod writes;
 

@@ -17,6 +17,7 @@ use super::batch::Batch;
 use super::earnings::{self, Policy};
 use super::hierarchy::{self, NewBinding};
 use super::members::{INVITE_CODE_LEN, normalise_code};
+use super::units_sold::UnitsSold;
 use super::writes::Writes;
 use crate::error::{Error, Result};
 use crate::events::{Event, Events, Kind};
@@ -276,10 +277,12 @@ pub async fn lines_of(
 /// unchanged; any number of concurrent identical callbacks make exactly one transition and
 /// one set of earnings (the transition is a conditional update; the loser sees it done). A
 /// wrong amount is `PAYMENT_MISMATCH` and books nothing; another reference for a paid order
-/// is `PAYMENT_CONFLICT`.
+/// is `PAYMENT_CONFLICT`. The units sold go to `sold` once the payment commits.
+#[allow(clippy::too_many_arguments)]
 pub async fn confirm_payment(
     db: &DatabaseConnection,
     events: &Events,
+    sold: &UnitsSold,
     order_id: Uuid,
     reference: &str,
     amount: Money,
@@ -321,9 +324,6 @@ pub async fn confirm_payment(
         let mut writes = Writes::default();
         let booked =
             earnings::book_order(&txn, &mut writes, &o, &buyer, &lines, policy, now).await?;
-        for l in &lines {
-            writes.sold(l.product_id, i64::from(l.quantity));
-        }
         let mut team = Vec::new();
         // A buyer without an upline is in nobody's team.
         if buyer.upline_id.is_some() {
@@ -334,13 +334,11 @@ pub async fn confirm_payment(
             }
         }
         // Every write in one statement, the balances last: the rows every payment to the
-        // same earner waits for stay locked only until the commit right after. Units sold
-        // after the commit (see `writes`).
-        let (with_payment, after) = writes.split(db.get_database_backend());
-        with_payment.run(&txn).await?;
+        // same earner waits for stay locked only until the commit right after.
+        writes.into_batch().run(&txn).await?;
         txn.commit().await?;
-        if let Err(e) = after.run(db).await {
-            tracing::error!(error = ?e, order = %o.id, "units sold of a paid order not counted");
+        for l in &lines {
+            sold.add(l.product_id, i64::from(l.quantity));
         }
         let mut batch = earnings::events_of(&booked);
         batch.push(Event::new(o.buyer_id, Kind::OrderChanged, o.id));
@@ -608,8 +606,7 @@ pub async fn expire_unpaid(
     Ok(n)
 }
 
-/// Moves a product's units sold (`salesCount`): up on payment, down on refund.
-/// Adds `units` (negative for a refund) to a product's units sold.
+/// Adds `units` (negative for a refund) to a product's units sold (`salesCount`).
 pub(super) fn add_sales(product_id: Uuid, units: i64) -> UpdateStatement {
     product::Entity::update_many()
         .col_expr(
@@ -638,10 +635,11 @@ async fn restock(txn: &impl ConnectionTrait, l: &order_line::Model) -> Result<()
 /// clawed back with a negative `ADJUSTMENT` — each refund taking
 /// `floor(A × refunded_after / q) − floor(A × refunded_before / q)` of an earning A, so the
 /// parts add up to exactly A and never more. The order becomes `REFUNDED` when every unit of
-/// every line is.
+/// every line is. The units come off `sold` once the refund commits.
 pub async fn refund_line(
     db: &DatabaseConnection,
     events: &Events,
+    sold: &UnitsSold,
     line_id: Uuid,
     quantity: Option<i32>,
     now: DateTime<Utc>,
@@ -704,8 +702,6 @@ pub async fn refund_line(
         .exec(&txn)
         .await?;
     let changed = earnings::claw_back_line(&txn, &line, line.refunded_quantity, after, now).await?;
-    txn.execute(&add_sales(line.product_id, -i64::from(units)))
-        .await?;
     // Team sales are counted in the month of payment, so the refund comes off that month.
     let refunded_fen = line.unit_price.fen() * i64::from(units);
     let mut team = Vec::new();
@@ -725,6 +721,7 @@ pub async fn refund_line(
     }
     let o = get(&txn, o.id).await?;
     txn.commit().await?;
+    sold.add(line.product_id, -i64::from(units));
     let mut batch = earnings::events_of(&changed);
     if open == 0 {
         batch.push(Event::new(o.buyer_id, Kind::OrderChanged, o.id));

@@ -1237,8 +1237,14 @@ async fn units_sold_follow_payments_and_refunds() {
     pay(&app, &admin, &id, "ref-sold", "597.00").await;
     assert_eq!(
         sold().await,
+        0,
+        "tallied, not yet written (the interval is a second)"
+    );
+    app.state.write_units_sold().await;
+    assert_eq!(
+        sold().await,
         3,
-        "paid: three units sold (and the cached answer is gone)"
+        "written: three units sold (and the cached answer is gone)"
     );
     app.data_as(
         &admin,
@@ -1246,13 +1252,66 @@ async fn units_sold_follow_payments_and_refunds() {
         json!({ "l": o["lines"][0]["id"] }),
     )
     .await;
+    app.state.write_units_sold().await;
     assert_eq!(sold().await, 2, "one unit came back");
 }
 
+/// The server writes the tallied units sold on its own, every interval, and once more when
+/// it shuts down.
+#[tokio::test]
+async fn units_sold_are_written_every_interval_and_at_shutdown() {
+    let mut app = TestApp::spawn_with(&["--units-sold-interval-ms", "50"]).await;
+    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
+    let (token, _) = app.user("pusher@example.com", CliRole::PushHand).await;
+    let (product_id, sku) = product(&app, 10, false).await;
+    let q = "query($p: ID!) { product(id: $p) { salesCount } }";
+    let vars = json!({ "p": gid(Kind::Product, product_id) });
+    assert_eq!(app.data(q, vars.clone()).await["product"]["salesCount"], 0);
+    let placed = order(&app, &token, sku, 2, None).await;
+    let id = placed["data"]["placeOrder"]["id"].as_str().expect("id");
+    pay(&app, &admin, id, "ref-interval", "398.00").await;
+    let mut seen = json!(0);
+    for _ in 0..200 {
+        seen = app.data(q, vars.clone()).await["product"]["salesCount"].clone();
+        if seen == json!(2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        seen, 2,
+        "written within an interval, past the cached answer"
+    );
+
+    // At shutdown: an interval far longer than the test, so only the shutdown writes.
+    let mut app2 = TestApp::spawn_sharing(&app, &["--units-sold-interval-ms", "3600000"]).await;
+    let placed = order(&app2, &token, sku, 1, None).await;
+    let id = placed["data"]["placeOrder"]["id"].as_str().expect("id");
+    pay(&app2, &admin, id, "ref-shutdown", "199.00").await;
+    let stored = || async {
+        entity::product::Entity::find_by_id(product_id)
+            .one(app.db())
+            .await
+            .expect("query")
+            .expect("product")
+            .sales_count
+    };
+    assert_eq!(stored().await, 2, "tallied on the second instance only");
+    app2.begin_shutdown();
+    app2.stopped
+        .take()
+        .expect("running")
+        .await
+        .expect("joined")
+        .expect("stopped cleanly");
+    assert_eq!(stored().await, 3, "written at shutdown");
+    app.begin_shutdown();
+}
+
 /// Many orders of buyers in one team, paid at once: each payment moves the balances of the
-/// buyer and its uplines and the product's units sold in one statement at its end (on
-/// PostgreSQL), so concurrent payments lock the same rows; in key order, none deadlocks,
-/// and every fen and unit lands once.
+/// buyer and its uplines in one statement at its end (on PostgreSQL), so concurrent payments
+/// lock the same rows; in key order, none deadlocks, and every fen lands once. The units sold
+/// are tallied and written meanwhile, by writes racing the payments: every unit lands once.
 #[tokio::test]
 async fn concurrent_payments_of_one_team_move_every_counter_once() {
     use entity::member::Tier;
@@ -1292,14 +1351,22 @@ async fn concurrent_payments_of_one_team_move_every_counter_once() {
         orders_svc::confirm_payment(
             app.db(),
             &app.state.events,
+            &app.state.units_sold,
             o.id,
             reference,
             o.total,
             &policy,
             now,
         )
-    }))
-    .await;
+    }));
+    let writes = async {
+        for _ in 0..40 {
+            app.state.write_units_sold().await;
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    };
+    let (paid, _) = tokio::join!(paid, writes);
+    app.state.write_units_sold().await;
     for p in &paid {
         assert!(p.is_ok(), "{p:?}");
     }

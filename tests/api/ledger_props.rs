@@ -174,6 +174,7 @@ impl World {
         let db = self.app.db().clone();
         let events = self.app.state.events.clone();
         let ev = &events;
+        let sold = self.app.state.units_sold.clone();
         let now = self.now();
         let window = Duration::days(7);
         match op {
@@ -209,7 +210,16 @@ impl World {
                     .expect("order");
                 let reference = format!("ref-{id}");
                 let futures = (0..*times).map(|_| {
-                    orders::confirm_payment(&db, ev, id, &reference, o.total, &self.policy, now)
+                    orders::confirm_payment(
+                        &db,
+                        ev,
+                        &sold,
+                        id,
+                        &reference,
+                        o.total,
+                        &self.policy,
+                        now,
+                    )
                 });
                 let results = futures_util::future::join_all(futures).await;
                 succeeded = results.iter().any(Result::is_ok);
@@ -250,7 +260,9 @@ impl World {
                 succeeded = false;
                 for l in lines {
                     let units = (*units > 0).then_some(*units);
-                    succeeded |= orders::refund_line(&db, ev, l.id, units, now).await.is_ok();
+                    succeeded |= orders::refund_line(&db, ev, &sold, l.id, units, now)
+                        .await
+                        .is_ok();
                 }
             }
             Op::Withdraw { who, yuan, key } => {
@@ -334,6 +346,29 @@ impl World {
         );
         let all = earning::Entity::find().all(db).await.expect("earnings");
         let lines = order_line::Entity::find().all(db).await.expect("lines");
+        // Units sold, once the tally is written, are the units of paid lines not refunded.
+        self.app.state.write_units_sold().await;
+        let paid: std::collections::HashSet<Uuid> = entity::order::Entity::find()
+            .all(db)
+            .await
+            .expect("orders")
+            .into_iter()
+            .filter(|o| o.paid_at.is_some())
+            .map(|o| o.id)
+            .collect();
+        let ordered = entity::sku::Entity::find_by_id(self.sku)
+            .find_also_related(product::Entity)
+            .one(db)
+            .await
+            .expect("query")
+            .and_then(|(_, p)| p)
+            .expect("the ordered product");
+        let units: i64 = lines
+            .iter()
+            .filter(|l| paid.contains(&l.order_id))
+            .map(|l| i64::from(l.quantity - l.refunded_quantity))
+            .sum();
+        assert_eq!(ordered.sales_count, units, "step {step}: units sold");
         for l in &lines {
             let net: i64 = all
                 .iter()
