@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{Money, binding, member, order, order_line, product, share_link, sku};
-use sea_orm::sea_query::{Expr, ExprTrait, UpdateStatement};
+use sea_orm::sea_query::{Expr, ExprTrait, JoinType, UpdateStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait,
@@ -319,8 +319,7 @@ pub async fn confirm_payment(
             }
         })?;
     if let Some(o) = paid.into_iter().next() {
-        let lines = lines_of(&txn, &[order_id]).await?;
-        let buyer = super::members::get(&txn, o.buyer_id).await?;
+        let (lines, buyer) = lines_and_buyer(&txn, &o).await?;
         let mut writes = Writes::default();
         let booked =
             earnings::book_order(&txn, &mut writes, &o, &buyer, &lines, policy, now).await?;
@@ -376,6 +375,29 @@ pub async fn confirm_payment(
             format!("the order is {:?}", o.status).to_uppercase(),
         )),
     }
+}
+
+/// An order's lines (in id order) and its buyer, in one statement: the lines joined with the
+/// buyer's row.
+async fn lines_and_buyer(
+    db: &impl ConnectionTrait,
+    o: &order::Model,
+) -> Result<(Vec<order_line::Model>, member::Model)> {
+    let mut select = order_line::Entity::find()
+        .filter(order_line::Column::OrderId.eq(o.id))
+        .order_by_asc(order_line::Column::Id)
+        .select_also(member::Entity);
+    QueryTrait::query(&mut select).join(
+        JoinType::InnerJoin,
+        member::Entity,
+        Expr::col((member::Entity, member::Column::Id)).eq(o.buyer_id),
+    );
+    let rows = select.all(db).await?;
+    let buyer = rows
+        .first()
+        .and_then(|(_, m)| m.clone())
+        .ok_or_else(|| Error::not_found("member"))?;
+    Ok((rows.into_iter().map(|(l, _)| l).collect(), buyer))
 }
 
 async fn transition(
