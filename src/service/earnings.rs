@@ -7,6 +7,8 @@
 //! exceed 30 % of its paid amount: each level takes its share from what is left of that
 //! budget, nearest level first.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use entity::{Money, Rate, binding, earning, member, order, order_line, share_link};
 use rust_decimal::Decimal;
@@ -224,46 +226,104 @@ pub fn kind_name(k: earning::Kind) -> &'static str {
     }
 }
 
-async fn person(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<(Person, member::Model)>> {
-    Ok(member::Entity::find_by_id(id).one(db).await?.map(|m| {
-        (
-            Person {
-                id: m.id,
-                frozen: m.frozen_at.is_some(),
-            },
-            m,
-        )
-    }))
+/// What a payment reads about the people around its lines, each read once per payment:
+/// every line of an order has the same buyer and the same uplines, so the lines after the
+/// first cost no statement (but a line shared through another link: its link and sharer).
+#[derive(Default)]
+struct Known {
+    people: HashMap<Uuid, Option<(Person, member::Tier)>>,
+    uplines: HashMap<Uuid, Option<(Person, binding::Model)>>,
+    links: HashMap<Uuid, Option<share_link::Model>>,
+    /// Membership rewards each member earned today before this payment, in fen.
+    rewards_today: HashMap<Uuid, i64>,
 }
 
-async fn upline_of(
-    db: &impl ConnectionTrait,
-    id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<Option<(Person, binding::Model)>> {
-    let Some(b) = hierarchy::active_binding(db, id, now).await? else {
-        return Ok(None);
-    };
-    Ok(person(db, b.upline_id).await?.map(|(p, _)| (p, b)))
-}
+impl Known {
+    async fn person(
+        &mut self,
+        db: &impl ConnectionTrait,
+        id: Uuid,
+    ) -> Result<Option<(Person, member::Tier)>> {
+        if let Some(known) = self.people.get(&id) {
+            return Ok(*known);
+        }
+        let found = member::Entity::find_by_id(id).one(db).await?.map(|m| {
+            (
+                Person {
+                    id: m.id,
+                    frozen: m.frozen_at.is_some(),
+                },
+                m.tier,
+            )
+        });
+        self.people.insert(id, found);
+        Ok(found)
+    }
 
-/// [`upline_of`] for a member whose row is at hand: one without an upline (`upline_id`,
-/// kept with its bindings) has no active binding, and costs no statement.
-async fn upline_of_member(
-    db: &impl ConnectionTrait,
-    m: &member::Model,
-    now: DateTime<Utc>,
-) -> Result<Option<(Person, binding::Model)>> {
-    match m.upline_id {
-        None => Ok(None),
-        Some(_) => upline_of(db, m.id, now).await,
+    async fn upline_of(
+        &mut self,
+        db: &impl ConnectionTrait,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Person, binding::Model)>> {
+        if let Some(known) = self.uplines.get(&id) {
+            return Ok(known.clone());
+        }
+        let found = match hierarchy::active_binding(db, id, now).await? {
+            None => None,
+            Some(b) => self.person(db, b.upline_id).await?.map(|(p, _)| (p, b)),
+        };
+        self.uplines.insert(id, found.clone());
+        Ok(found)
+    }
+
+    /// [`Known::upline_of`] for a member whose row is at hand: one without an upline
+    /// (`upline_id`, kept with its bindings) has no active binding, and costs no statement.
+    async fn upline_of_member(
+        &mut self,
+        db: &impl ConnectionTrait,
+        m: &member::Model,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Person, binding::Model)>> {
+        match m.upline_id {
+            None => Ok(None),
+            Some(_) => self.upline_of(db, m.id, now).await,
+        }
+    }
+
+    async fn link(
+        &mut self,
+        db: &impl ConnectionTrait,
+        id: Uuid,
+    ) -> Result<Option<share_link::Model>> {
+        if let Some(known) = self.links.get(&id) {
+            return Ok(known.clone());
+        }
+        let found = share_link::Entity::find_by_id(id).one(db).await?;
+        self.links.insert(id, found.clone());
+        Ok(found)
+    }
+
+    async fn rewards_today(
+        &mut self,
+        db: &impl ConnectionTrait,
+        member: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        if let Some(known) = self.rewards_today.get(&member) {
+            return Ok(*known);
+        }
+        let found = membership_rewards_today(db, member, now).await?;
+        self.rewards_today.insert(member, found);
+        Ok(found)
     }
 }
 
 /// Who a line is attributed to, from the buyer, the line's share link and the buyer's
 /// active binding at `now`.
-pub async fn attribute(
+async fn attribute(
     db: &impl ConnectionTrait,
+    known: &mut Known,
     buyer: &member::Model,
     line: &order_line::Model,
     now: DateTime<Utc>,
@@ -276,17 +336,17 @@ pub async fn attribute(
         return Ok(Attribution::SelfPurchase { buyer: me });
     }
     if let Some(link_id) = line.share_link_id
-        && let Some(link) = share_link::Entity::find_by_id(link_id).one(db).await?
+        && let Some(link) = known.link(db, link_id).await?
         && link.member_id != buyer.id
-        && let Some((sharer, m)) = person(db, link.member_id).await?
-        && m.tier != member::Tier::Buyer
+        && let Some((sharer, tier)) = known.person(db, link.member_id).await?
+        && tier != member::Tier::Buyer
     {
         return Ok(Attribution::Promotion {
             sharer,
             share_link: link.id,
         });
     }
-    if let Some((upline, b)) = upline_of_member(db, buyer, now).await? {
+    if let Some((upline, b)) = known.upline_of_member(db, buyer, now).await? {
         return Ok(Attribution::Bound {
             upline,
             binding: b.id,
@@ -309,8 +369,9 @@ pub async fn book_order(
     now: DateTime<Utc>,
 ) -> Result<Vec<earning::Model>> {
     let mut booked = Vec::new();
+    let mut known = Known::default();
     for line in lines {
-        let who = attribute(txn, buyer, line, now).await?;
+        let who = attribute(txn, &mut known, buyer, line, now).await?;
         let first = match who {
             Attribution::SelfPurchase { buyer } => Some(buyer.id),
             Attribution::Promotion { sharer, .. } => Some(sharer.id),
@@ -319,14 +380,14 @@ pub async fn book_order(
         };
         let mut uplines = [None, None];
         let first_upline = match first {
-            Some(first) if first == buyer.id => upline_of_member(txn, buyer, now).await?,
-            Some(first) => upline_of(txn, first, now).await?,
+            Some(first) if first == buyer.id => known.upline_of_member(txn, buyer, now).await?,
+            Some(first) => known.upline_of(txn, first, now).await?,
             None => None,
         };
         if let Some((u1, _)) = first_upline {
             uplines[0] = Some(u1);
             if policy.commission_levels >= 3
-                && let Some((u2, _)) = upline_of(txn, u1.id, now).await?
+                && let Some((u2, _)) = known.upline_of(txn, u1.id, now).await?
             {
                 uplines[1] = Some(u2);
             }
@@ -350,7 +411,7 @@ pub async fn book_order(
                     })
                     .map(|e| e.amount.fen())
                     .sum();
-                let today = membership_rewards_today(txn, p.member, now).await? + this_order;
+                let today = known.rewards_today(txn, p.member, now).await? + this_order;
                 let room = (cap.fen() - today).max(0);
                 if room == 0 {
                     continue;

@@ -109,18 +109,43 @@ pub async fn place_order(
             ));
         }
     }
+    // Every SKU (with its product) and every share link in one statement each, whatever
+    // the number of lines.
+    let skus: HashMap<Uuid, (sku::Model, Option<product::Model>)> = sku::Entity::find()
+        .filter(sku::Column::Id.is_in(lines.iter().map(|l| l.sku_id)))
+        .find_also_related(product::Entity)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|(s, p)| (s.id, (s, p)))
+        .collect();
+    // (A malformed code is refused in its line's turn below.)
+    let codes: Vec<String> = lines
+        .iter()
+        .filter_map(|l| normalise_code(l.share_code.as_deref()?.trim(), SHARE_CODE_LEN))
+        .collect();
+    let links: HashMap<String, share_link::Model> = if codes.is_empty() {
+        HashMap::new()
+    } else {
+        share_link::Entity::find()
+            .filter(share_link::Column::Code.is_in(codes))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|link| (link.code.clone(), link))
+            .collect()
+    };
     let order_id = Uuid::now_v7();
     let mut rows = Vec::with_capacity(lines.len());
     // Units to take from each SKU (two lines of one SKU take their sum), in SKU order.
     let mut reservations: BTreeMap<Uuid, Reservation> = BTreeMap::new();
     let mut total = 0i64;
     for (i, l) in lines.into_iter().enumerate() {
-        let (s, p) = sku::Entity::find_by_id(l.sku_id)
-            .find_also_related(product::Entity)
-            .one(db)
-            .await?
-            .ok_or_else(|| Error::not_found("SKU"))?;
-        let Some(p) = p.filter(|p| p.status == product::Status::Published) else {
+        let (s, p) = skus.get(&l.sku_id).ok_or_else(|| Error::not_found("SKU"))?;
+        let Some(p) = p
+            .as_ref()
+            .filter(|p| p.status == product::Status::Published)
+        else {
             return Err(Error::validation(
                 format!("lines[{i}].skuId"),
                 "this product is not on sale",
@@ -137,10 +162,8 @@ pub async fn place_order(
                 let code = normalise_code(code, SHARE_CODE_LEN).ok_or_else(|| {
                     Error::validation(format!("lines[{i}].shareCode"), "unknown share code")
                 })?;
-                let link = share_link::Entity::find()
-                    .filter(share_link::Column::Code.eq(code))
-                    .one(db)
-                    .await?
+                let link = links
+                    .get(&code)
                     .filter(|link| link.product_id == p.id)
                     .ok_or_else(|| {
                         Error::validation(

@@ -66,3 +66,109 @@ async fn product_listing_costs_a_constant_number_of_statements() {
         "brand, merchant, category and parent from memory"
     );
 }
+
+/// Statements of one checkout of `skus` (one unit each) by `buyer` and of its payment, and
+/// the earnings the payment booked.
+async fn order_statements(
+    app: &TestApp,
+    buyer: &entity::member::Model,
+    skus: &[uuid::Uuid],
+) -> (u64, u64, usize) {
+    use pushhand::service::orders::{self, LineRequest};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+    let now = app.clock_now();
+    let lines = skus
+        .iter()
+        .map(|s| LineRequest {
+            sku_id: *s,
+            quantity: 1,
+            share_code: None,
+        })
+        .collect();
+    let before = app.statements().await;
+    let (o, _) = orders::place_order(app.db(), buyer, lines, chrono::Duration::minutes(30), now)
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("placed");
+    let placed = app.statements().await - before;
+    let before = app.statements().await;
+    orders::confirm_payment(
+        app.db(),
+        &app.state.events,
+        &app.state.units_sold,
+        o.id,
+        &format!("ref-{}", o.id),
+        o.total,
+        &pushhand::graphql::orders::policy(&app.state),
+        now,
+    )
+    .await
+    .map_err(anyhow::Error::from)
+    .expect("paid");
+    let paid = app.statements().await - before;
+    let earned = entity::earning::Entity::find()
+        .filter(entity::earning::Column::OrderId.eq(o.id))
+        .all(app.db())
+        .await
+        .expect("earnings")
+        .len();
+    (placed, paid, earned)
+}
+
+/// The bar applied to orders: a checkout and its payment read the same statements for one
+/// line as for four (the SKUs and share links in one statement each, the buyer's uplines and
+/// their rewards once per payment). On PostgreSQL the writes are one statement either way;
+/// on SQLite a batch runs one statement per part, so there the writes grow by exactly their
+/// parts: a stock update per extra SKU, an earning and its ledger entry per extra earning.
+#[tokio::test]
+async fn checkout_and_payment_cost_the_same_for_one_line_or_four() {
+    use entity::member::Tier;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+    let app = TestApp::spawn_with(&["--response-cache", "false"]).await;
+    let f = fixtures::catalog(app.db(), 4).await;
+    let top = fixtures::member(&app, "top", Tier::PushHand, None).await;
+    let mid = fixtures::member(&app, "mid", Tier::PushHand, Some(top.id)).await;
+    let buyer = fixtures::member(&app, "buyer", Tier::Buyer, Some(mid.id)).await;
+    // One SKU in stock of each product, the membership-activity product's first: both
+    // orders then book the same kinds of earnings.
+    let mut products: Vec<_> = f.published.values().collect();
+    products.sort_by_key(|p| (!p.membership_activity, p.id));
+    let mut skus = Vec::new();
+    for p in products {
+        let sku = entity::sku::Entity::find()
+            .filter(entity::sku::Column::ProductId.eq(p.id))
+            .filter(entity::sku::Column::Stock.gt(0))
+            .order_by_asc(entity::sku::Column::Id)
+            .one(app.db())
+            .await
+            .expect("query")
+            .expect("a SKU in stock");
+        skus.push(sku.id);
+    }
+
+    let (placed1, paid1, earned1) = order_statements(&app, &buyer, &skus[..1]).await;
+    let (placed4, paid4, earned4) = order_statements(&app, &buyer, &skus).await;
+    println!(
+        "checkout: 1 line → {placed1} statements, 4 → {placed4}; payment: {paid1} → {paid4} \
+         ({earned1} → {earned4} earnings)"
+    );
+    assert!(earned4 > earned1, "every line earns its buyer's uplines");
+    if app.db().get_database_backend() == sea_orm::DbBackend::Postgres {
+        assert_eq!(placed4, placed1, "checkout statements grow with the lines");
+        assert_eq!(paid4, paid1, "payment statements grow with the lines");
+    } else {
+        assert_eq!(
+            placed4 - placed1,
+            3,
+            "three more stock updates, nothing read per line"
+        );
+        assert_eq!(
+            paid4 - paid1,
+            2 * (earned4 - earned1) as u64,
+            "an earning and its ledger entry per extra earning, nothing read per line"
+        );
+    }
+    assert!(placed1 <= 4, "{placed1} statements for a checkout");
+}
