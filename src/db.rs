@@ -177,6 +177,19 @@ pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
     )
 }
 
+/// Whether a database error is a division by zero (SQLSTATE 22012): how a guarded batch on
+/// PostgreSQL says its guard updated nothing ([`crate::service::batch::Batch::run_guarded`]).
+pub fn is_division_by_zero(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|code| code == "22012"),
+        _ => false,
+    }
+}
+
 /// Whether a database error is a `CHECK` constraint violation (a checkout taking more stock
 /// than is left: `skus.stock >= 0`).
 pub fn is_check_violation(err: &sea_orm::DbErr) -> bool {

@@ -12,7 +12,10 @@
 //! the same batch changes (PostgreSQL leaves that outcome undefined): callers sum such moves
 //! first.
 
-use sea_orm::sea_query::{Alias, CommonTableExpression, SubQueryStatement, WithClause};
+use sea_orm::sea_query::{
+    Alias, CommonTableExpression, Expr, ExprTrait, Query, SubQueryStatement, UpdateStatement,
+    WithClause,
+};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 
 /// Statements to run together, in the order pushed.
@@ -56,17 +59,54 @@ impl Batch {
         txn.commit().await
     }
 
-    /// The batch as one PostgreSQL statement: the first part as the main statement, the
-    /// others as CTEs listed last to first (so that they run in the order pushed).
-    fn postgres(self) -> Option<Statement> {
-        let mut parts = self.0.into_iter();
-        let main = parts.next()?;
-        let ctes: Vec<(usize, SubQueryStatement)> = parts.enumerate().collect();
-        if ctes.is_empty() {
-            return Some(build(DbBackend::Postgres, main));
+    /// Runs every part, in a transaction of its own, only if `guard` (an update of exactly
+    /// one row, e.g. the transition that makes a payment happen once) updates its row; returns
+    /// whether it did. On PostgreSQL one statement: the guard as a CTE that the main
+    /// statement (`SELECT 1 / COUNT(*)` of the guard's rows) runs first, so that a guard
+    /// updating nothing divides by zero and aborts the statement before any part runs. The
+    /// parts run after the main statement, in the order pushed. Elsewhere a write
+    /// transaction: the guard, then (if it updated its row) the parts, then the commit.
+    pub async fn run_guarded(
+        self,
+        db: &DatabaseConnection,
+        mut guard: UpdateStatement,
+    ) -> Result<bool, DbErr> {
+        if db.get_database_backend() != DbBackend::Postgres {
+            let txn = crate::db::begin_write(db).await?;
+            if txn.execute(&guard).await?.rows_affected() != 1 {
+                return Ok(false);
+            }
+            self.run(&txn).await?;
+            txn.commit().await?;
+            return Ok(true);
         }
         let mut with = WithClause::new();
-        for (i, part) in ctes.into_iter().rev() {
+        with.cte(
+            CommonTableExpression::new()
+                .query(guard.returning_all().to_owned())
+                .table_name(Alias::new(GUARD))
+                .to_owned(),
+        );
+        self.into_ctes(&mut with);
+        let main = Query::select()
+            .expr(Expr::val(1).div(Expr::cust("COUNT(*)")))
+            .from(Alias::new(GUARD))
+            .to_owned();
+        match db
+            .execute_raw(DbBackend::Postgres.build(&with.query(main)))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if crate::db::is_division_by_zero(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lists the parts as CTEs of `with`, last to first (so that they run in the order
+    /// pushed), named `p1`, `p2`, … in that order.
+    fn into_ctes(self, with: &mut WithClause) {
+        let parts: Vec<(usize, SubQueryStatement)> = self.0.into_iter().enumerate().collect();
+        for (i, part) in parts.into_iter().rev() {
             with.cte(
                 CommonTableExpression::new()
                     .query(part)
@@ -74,9 +114,25 @@ impl Batch {
                     .to_owned(),
             );
         }
+    }
+
+    /// The batch as one PostgreSQL statement: the first part as the main statement, the
+    /// others as CTEs listed last to first (so that they run in the order pushed).
+    fn postgres(self) -> Option<Statement> {
+        let mut parts = self.0.into_iter();
+        let main = parts.next()?;
+        let rest = Batch(parts.collect());
+        if rest.is_empty() {
+            return Some(build(DbBackend::Postgres, main));
+        }
+        let mut with = WithClause::new();
+        rest.into_ctes(&mut with);
         Some(DbBackend::Postgres.build(&with.query(main)))
     }
 }
+
+/// The guard's CTE in [`Batch::run_guarded`].
+const GUARD: &str = "guard";
 
 impl Batch {
     /// Each part's SQL with its values inlined, in the order the parts run (for tests).

@@ -356,9 +356,9 @@ async fn attribute(
     Ok(Attribution::Nobody)
 }
 
-/// Books the earnings of every line of a just-paid order of `buyer`: leaves their rows,
-/// their ledger entries and the balance moves to `writes`. Call inside the payment's
-/// transaction, and apply `writes` before its commit.
+/// Books the earnings of every line of an order of `buyer` being paid: reads who earns
+/// through `db`, and leaves the earnings' rows, their ledger entries and the balance moves to
+/// `writes`, which the payment applies together with its transition.
 pub async fn book_order(
     txn: &impl ConnectionTrait,
     writes: &mut Writes,

@@ -319,57 +319,69 @@ pub async fn confirm_payment(
             "must be 1 to 128 characters",
         ));
     }
-    let txn = crate::db::begin_write(db).await?;
-    // The usual case in one statement: an order awaiting exactly this amount, unexpired.
-    let paid = order::Entity::update_many()
-        .col_expr(order::Column::Status, Expr::value(order::Status::Paid))
-        .col_expr(order::Column::PaymentReference, Expr::value(reference))
-        .col_expr(order::Column::PaidAt, Expr::value(now))
-        .filter(order::Column::Id.eq(order_id))
-        .filter(order::Column::Status.eq(order::Status::PendingPayment))
-        .filter(order::Column::Total.eq(amount))
-        .filter(order::Column::ExpiresAt.gt(now))
-        .exec_with_returning(&txn)
-        .await
-        .map_err(|e| {
-            if crate::db::is_unique_violation(&e) {
-                Error::rule(
-                    "PAYMENT_CONFLICT",
-                    "this payment reference belongs to another order",
-                )
-            } else {
-                e.into()
-            }
-        })?;
-    if let Some(o) = paid.into_iter().next() {
-        let (lines, buyer) = lines_and_buyer(&txn, &o).await?;
+    let o = get(db, order_id).await?;
+    // The usual case: an order awaiting exactly this amount, unexpired. What it books is
+    // worked out from reads first; then the transition (a conditional update: of concurrent
+    // identical callbacks, one makes it) and every write go together, the writes only if the
+    // transition happened (`Batch::run_guarded`: one statement on PostgreSQL).
+    if o.status == order::Status::PendingPayment && o.total == amount && o.expires_at > now {
+        let paid = order::Model {
+            status: order::Status::Paid,
+            payment_reference: Some(reference.to_owned()),
+            paid_at: Some(now),
+            ..o
+        };
+        let (lines, buyer) = lines_and_buyer(db, &paid).await?;
         let mut writes = Writes::default();
         let booked =
-            earnings::book_order(&txn, &mut writes, &o, &buyer, &lines, policy, now).await?;
+            earnings::book_order(db, &mut writes, &paid, &buyer, &lines, policy, now).await?;
         let mut team = Vec::new();
         // A buyer without an upline is in nobody's team.
         if buyer.upline_id.is_some() {
             for upsert in
-                hierarchy::team_sales(&txn, o.buyer_id, o.total.fen(), now, &mut team).await?
+                hierarchy::team_sales(db, paid.buyer_id, paid.total.fen(), now, &mut team).await?
             {
                 writes.push(upsert);
             }
         }
-        // Every write in one statement, the balances last: the rows every payment to the
-        // same earner waits for stay locked only until the commit right after.
-        writes.into_batch().run(&txn).await?;
-        txn.commit().await?;
-        for l in &lines {
-            sold.add(l.product_id, i64::from(l.quantity));
+        let transition = order::Entity::update_many()
+            .col_expr(order::Column::Status, Expr::value(order::Status::Paid))
+            .col_expr(order::Column::PaymentReference, Expr::value(reference))
+            .col_expr(order::Column::PaidAt, Expr::value(now))
+            .filter(order::Column::Id.eq(order_id))
+            .filter(order::Column::Status.eq(order::Status::PendingPayment))
+            .filter(order::Column::Total.eq(amount))
+            .filter(order::Column::ExpiresAt.gt(now))
+            .into_query();
+        // The balances go last: the rows every payment to the same earner waits for stay
+        // locked only until the commit right after.
+        let made = writes
+            .into_batch()
+            .run_guarded(db, transition)
+            .await
+            .map_err(|e| {
+                if crate::db::is_unique_violation(&e) {
+                    Error::rule(
+                        "PAYMENT_CONFLICT",
+                        "this payment reference belongs to another order",
+                    )
+                } else {
+                    e.into()
+                }
+            })?;
+        if made {
+            for l in &lines {
+                sold.add(l.product_id, i64::from(l.quantity));
+            }
+            let mut batch = earnings::events_of(&booked);
+            batch.push(Event::new(paid.buyer_id, Kind::OrderChanged, paid.id));
+            batch.extend(Event::changed(team, paid.id));
+            events.publish(batch).await;
+            return Ok(paid);
         }
-        let mut batch = earnings::events_of(&booked);
-        batch.push(Event::new(o.buyer_id, Kind::OrderChanged, o.id));
-        batch.extend(Event::changed(team, o.id));
-        events.publish(batch).await;
-        return Ok(o);
     }
     // Not paid by this call: say why.
-    let o = get(&txn, order_id).await?;
+    let o = get(db, order_id).await?;
     if o.status == order::Status::PendingPayment {
         if amount != o.total {
             return Err(Error::rule(
@@ -385,8 +397,6 @@ pub async fn confirm_payment(
         }
     }
     // Already paid (by this callback's twin or earlier): same reference → unchanged.
-    drop(txn);
-    let o = get(db, order_id).await?;
     match &o.payment_reference {
         Some(r) if r == reference => Ok(o),
         Some(_) => Err(Error::rule(

@@ -1,9 +1,10 @@
 //! `service::batch`: the parts of a batch run in the order they were pushed, on PostgreSQL
 //! (where they are one statement) as on SQLite (one statement each). The order is what keeps
-//! two batches locking the same rows from deadlocking.
+//! two batches locking the same rows from deadlocking. A guarded batch runs only when its
+//! guard updates its row.
 
 use pushhand::service::batch::Batch;
-use sea_orm::sea_query::{Alias, Expr, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DbBackend};
 
 use crate::helpers::TestApp;
@@ -45,4 +46,82 @@ async fn parts_run_in_the_order_pushed() {
         .map(|r| r.try_get::<String>("", "tag").expect("tag"))
         .collect();
     assert_eq!(ran, tags, "numbered in the order they ran");
+}
+
+/// A guarded batch runs its parts (in order) only when its guard updates its row: a guard
+/// that updates nothing leaves every part unwritten, and many guarded batches racing on one
+/// row make exactly one of them run.
+#[tokio::test]
+async fn a_guarded_batch_runs_only_when_its_guard_updates_its_row() {
+    let app = TestApp::spawn().await;
+    let db = app.db();
+    let backend = db.get_database_backend();
+    let numbered = match backend {
+        DbBackend::Postgres => "n serial PRIMARY KEY",
+        _ => "n INTEGER PRIMARY KEY AUTOINCREMENT",
+    };
+    for sql in [
+        format!("CREATE TABLE guarded_probe ({numbered}, tag TEXT NOT NULL)"),
+        "CREATE TABLE guarded_gate (id INTEGER PRIMARY KEY, open INTEGER NOT NULL)".to_owned(),
+        "INSERT INTO guarded_gate (id, open) VALUES (1, 1)".to_owned(),
+    ] {
+        db.execute_unprepared(&sql).await.expect("set-up");
+    }
+    let batch = |tags: &[&str]| {
+        let mut batch = Batch::default();
+        for tag in tags {
+            batch.push(
+                Query::insert()
+                    .into_table(Alias::new("guarded_probe"))
+                    .columns([Alias::new("tag")])
+                    .values_panic([Expr::val(*tag)])
+                    .to_owned(),
+            );
+        }
+        batch
+    };
+    // Closes the gate if it is open.
+    let close = || {
+        Query::update()
+            .table(Alias::new("guarded_gate"))
+            .value(Alias::new("open"), 0)
+            .and_where(Expr::col(Alias::new("id")).eq(1))
+            .and_where(Expr::col(Alias::new("open")).eq(1))
+            .to_owned()
+    };
+    let tags = || async {
+        db.query_all_raw(sea_orm::Statement::from_string(
+            backend,
+            "SELECT tag FROM guarded_probe ORDER BY n",
+        ))
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| r.try_get::<String>("", "tag").expect("tag"))
+        .collect::<Vec<_>>()
+    };
+
+    let racing = futures_util::future::join_all((0..8).map(|i| {
+        let tag = format!("winner {i}");
+        let b = batch(&[tag.as_str(), "then"]);
+        b.run_guarded(db, close())
+    }))
+    .await;
+    let made: Vec<bool> = racing
+        .into_iter()
+        .map(|r| r.expect("a guarded batch"))
+        .collect();
+    assert_eq!(made.iter().filter(|m| **m).count(), 1, "{made:?}");
+    let ran = tags().await;
+    assert_eq!(ran.len(), 2, "{ran:?}");
+    assert!(ran[0].starts_with("winner "), "{ran:?}");
+    assert_eq!(ran[1], "then", "the parts ran in the order pushed");
+
+    // The gate is closed: nothing more is written.
+    let made = batch(&["late"])
+        .run_guarded(db, close())
+        .await
+        .expect("a guarded batch");
+    assert!(!made);
+    assert_eq!(tags().await.len(), 2);
 }
