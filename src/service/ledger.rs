@@ -91,7 +91,7 @@ pub async fn book(
 }
 
 /// Leaves the entry and the balance and month moves to `writes`, which the caller applies
-/// before its commit ([`Writes::split`]).
+/// with its transition ([`Writes::into_batch`], [`super::batch::Batch::run_guarded`]).
 pub fn book_later(
     writes: &mut Writes,
     member: Uuid,

@@ -1,7 +1,7 @@
 //! The writes a payment ends with: rows it appends (earnings, ledger entries, team sales)
-//! and counter rows it moves (members' balances, their monthly earnings), gathered while its
-//! transaction reads and applied together, as one [`Batch`] (one statement on PostgreSQL)
-//! right before the commit.
+//! and counter rows it moves (members' balances, their monthly earnings), gathered while it
+//! reads and applied together with its transition, as one guarded [`Batch`] (one statement on
+//! PostgreSQL: [`Batch::run_guarded`]).
 //!
 //! A counter row is locked from its update to the commit, and every other transaction moving
 //! it waits that long (a busy member's balance). So the money moves (balances, months) go

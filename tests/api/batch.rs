@@ -9,6 +9,21 @@ use sea_orm::{ConnectionTrait, DbBackend};
 
 use crate::helpers::TestApp;
 
+/// A batch inserting each of `tags` into `table`, in order.
+fn inserts(table: &str, tags: &[&str]) -> Batch {
+    let mut batch = Batch::default();
+    for tag in tags {
+        batch.push(
+            Query::insert()
+                .into_table(Alias::new(table))
+                .columns([Alias::new("tag")])
+                .values_panic([Expr::val(*tag)])
+                .to_owned(),
+        );
+    }
+    batch
+}
+
 #[tokio::test]
 async fn parts_run_in_the_order_pushed() {
     let app = TestApp::spawn().await;
@@ -23,17 +38,10 @@ async fn parts_run_in_the_order_pushed() {
     .await
     .expect("table");
     let tags = ["first", "second", "third", "fourth"];
-    let mut batch = Batch::default();
-    for tag in tags {
-        batch.push(
-            Query::insert()
-                .into_table(Alias::new("batch_probe"))
-                .columns([Alias::new("tag")])
-                .values_panic([Expr::val(tag)])
-                .to_owned(),
-        );
-    }
-    batch.run_alone(db).await.expect("batch");
+    inserts("batch_probe", &tags)
+        .run_alone(db)
+        .await
+        .expect("batch");
     let rows = db
         .query_all_raw(sea_orm::Statement::from_string(
             db.get_database_backend(),
@@ -67,19 +75,7 @@ async fn a_guarded_batch_runs_only_when_its_guard_updates_its_row() {
     ] {
         db.execute_unprepared(&sql).await.expect("set-up");
     }
-    let batch = |tags: &[&str]| {
-        let mut batch = Batch::default();
-        for tag in tags {
-            batch.push(
-                Query::insert()
-                    .into_table(Alias::new("guarded_probe"))
-                    .columns([Alias::new("tag")])
-                    .values_panic([Expr::val(*tag)])
-                    .to_owned(),
-            );
-        }
-        batch
-    };
+    let batch = |tags: &[&str]| inserts("guarded_probe", tags);
     // Closes the gate if it is open.
     let close = || {
         Query::update()
