@@ -184,12 +184,21 @@ impl App {
     }
 }
 
+/// Ticks every `every`, the first one interval after start (a freshly started instance serves
+/// before it works in the background, and tests that count statements are not disturbed); a
+/// tick missed while the work ran is delayed, not bunched.
+fn ticks(every: std::time::Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
 /// Writes the tallied units sold every `units_sold_interval_ms` (see
 /// [`crate::service::units_sold`]).
 async fn write_units_sold(state: AppState) {
-    let every = std::time::Duration::from_millis(state.config.units_sold_interval_ms.max(1));
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = ticks(std::time::Duration::from_millis(
+        state.config.units_sold_interval_ms.max(1),
+    ));
     loop {
         tick.tick().await;
         state.write_units_sold().await;
@@ -201,11 +210,9 @@ async fn write_units_sold(state: AppState) {
 /// pruning the rate limiter. Each job is idempotent and safe with several instances running
 /// it (conditional updates decide who does what).
 async fn periodic_jobs(state: AppState) {
-    // First run one interval after start: a freshly started instance serves before it
-    // housekeeps (and tests that count statements are not disturbed).
-    let every = std::time::Duration::from_secs(state.config.job_interval_seconds.max(1));
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = ticks(std::time::Duration::from_secs(
+        state.config.job_interval_seconds.max(1),
+    ));
     loop {
         tick.tick().await;
         match hierarchy::expire_bindings(&state.db, &state.events, state.clock.now()).await {

@@ -324,7 +324,8 @@ pub async fn confirm_payment(
     // worked out from reads first; then the transition (a conditional update: of concurrent
     // identical callbacks, one makes it) and every write go together, the writes only if the
     // transition happened (`Batch::run_guarded`: one statement on PostgreSQL).
-    if o.status == order::Status::PendingPayment && o.total == amount && o.expires_at > now {
+    let o = if o.status == order::Status::PendingPayment && o.total == amount && o.expires_at > now
+    {
         let paid = order::Model {
             status: order::Status::Paid,
             payment_reference: Some(reference.to_owned()),
@@ -379,9 +380,12 @@ pub async fn confirm_payment(
             events.publish(batch).await;
             return Ok(paid);
         }
-    }
+        // The transition lost a race (a twin callback, an expiry): read what won.
+        get(db, order_id).await?
+    } else {
+        o
+    };
     // Not paid by this call: say why.
-    let o = get(db, order_id).await?;
     if o.status == order::Status::PendingPayment {
         if amount != o.total {
             return Err(Error::rule(
