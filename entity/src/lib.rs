@@ -7,7 +7,7 @@
 //! - [`curation_stage_record`], [`curation_score`], [`curation_summary`]: the curation audit
 //!   trail and the per-product quality passport rolled up from it.
 //! - [`share_link`], [`order`], [`order_line`], [`earning`], [`ledger_entry`], [`balance`],
-//!   [`withdrawal`]: orders and the money they move.
+//!   [`withdrawal`], [`membership_reward_day`]: orders and the money they move.
 //! - [`member`], [`binding`], [`member_ancestor`], [`team_counter`]: members, their binding
 //!   history, the team closure table and its counters.
 //!
@@ -26,6 +26,7 @@ pub mod ledger_entry;
 pub mod ledger_month;
 pub mod member;
 pub mod member_ancestor;
+pub mod membership_reward_day;
 pub mod merchant;
 pub mod money;
 pub mod order;

@@ -13,6 +13,7 @@ mod m20261125_000004_orders_ledger;
 mod m20261125_000005_team_sales;
 mod m20261125_000006_partial_refunds;
 mod m20261125_000007_ledger_months;
+mod m20261129_000008_membership_reward_days;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_team_sales::Migration),
             Box::new(m20261125_000006_partial_refunds::Migration),
             Box::new(m20261125_000007_ledger_months::Migration),
+            Box::new(m20261129_000008_membership_reward_days::Migration),
         ]
     }
 }

@@ -157,7 +157,8 @@ pub struct EarningExplanation {
     /// For fixed rewards: the reward per unit and the units.
     pub fixed_per_unit: Option<Dec>,
     pub units: Option<i32>,
-    /// What the rate gave before the 30 % per-line cap cut it; null when not cut.
+    /// What the rate gave before the 30 % per-line cap cut it (for a membership reward: what
+    /// the fixed reward gave before the daily cap cut it); null when not cut.
     pub uncapped_amount: Option<Dec>,
     /// Set when the sale came through a share link.
     pub share_link_id: Option<ID>,
@@ -173,9 +174,13 @@ pub struct EarningExplanation {
 impl EarningExplanation {
     fn from_parts(e: Explanation, amount: entity::Money) -> EarningExplanation {
         let summary = match (e.rate, e.fixed_per_unit, e.units) {
-            (_, Some(per), Some(units)) => {
-                format!("{} × {units} unit(s) = {} ({} reward)", per, amount, e.rule)
-            }
+            (_, Some(per), Some(units)) => match e.uncapped_amount {
+                Some(u) => format!(
+                    "{per} × {units} unit(s) = {u}, cut to {amount} by the daily cap ({} reward)",
+                    e.rule
+                ),
+                None => format!("{per} × {units} unit(s) = {amount} ({} reward)", e.rule),
+            },
             (Some(rate), _, _) => {
                 let pct = (rate * rust_decimal::Decimal::ONE_HUNDRED).normalize();
                 match e.uncapped_amount {

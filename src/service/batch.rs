@@ -13,8 +13,7 @@
 //! first.
 
 use sea_orm::sea_query::{
-    Alias, CommonTableExpression, Expr, ExprTrait, Query, SubQueryStatement, UpdateStatement,
-    WithClause,
+    Alias, CommonTableExpression, Expr, Query, SubQueryStatement, WithClause,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 
@@ -59,38 +58,54 @@ impl Batch {
         txn.commit().await
     }
 
-    /// Runs every part, in a transaction of its own, only if `guard` (an update of exactly
-    /// one row, e.g. the transition that makes a payment happen once) updates its row; returns
-    /// whether it did. On PostgreSQL one statement: the guard as a CTE that the main
-    /// statement (`SELECT 1 / COUNT(*)` of the guard's rows) runs first, so that a guard
-    /// updating nothing divides by zero and aborts the statement before any part runs. The
-    /// parts run after the main statement, in the order pushed. Elsewhere a write
-    /// transaction: the guard, then (if it updated its row) the parts, then the commit.
+    /// Runs every part, in a transaction of its own, only if each of `guards` (a write of
+    /// exactly one row: the transition that makes a payment happen once, a counter moved from
+    /// the figure read) changes its row; returns whether they all did. On PostgreSQL one
+    /// statement: the guards as CTEs that the main statement (`SELECT 1 / (…)`, the product
+    /// of the guards' row counts) runs first, in order, so that a guard changing nothing
+    /// divides by zero and aborts the statement with every part of it. The parts run after
+    /// the main statement, in the order pushed. Elsewhere a write transaction: the guards
+    /// (all of them changing their row, or nothing is kept), the parts, the commit.
     pub async fn run_guarded(
         self,
         db: &DatabaseConnection,
-        mut guard: UpdateStatement,
+        guards: Vec<SubQueryStatement>,
     ) -> Result<bool, DbErr> {
-        if db.get_database_backend() != DbBackend::Postgres {
+        let backend = db.get_database_backend();
+        if backend != DbBackend::Postgres {
             let txn = crate::db::begin_write(db).await?;
-            if txn.execute(&guard).await?.rows_affected() != 1 {
-                return Ok(false);
+            for guard in guards {
+                if txn
+                    .execute_raw(build(backend, guard))
+                    .await?
+                    .rows_affected()
+                    != 1
+                {
+                    return Ok(false);
+                }
             }
             self.run(&txn).await?;
             txn.commit().await?;
             return Ok(true);
         }
         let mut with = WithClause::new();
-        with.cte(
-            CommonTableExpression::new()
-                .query(guard.returning_all().to_owned())
-                .table_name(Alias::new(GUARD))
-                .to_owned(),
-        );
+        let mut counts = Vec::new();
+        for (i, guard) in guards.into_iter().enumerate() {
+            let name = format!("{GUARD}{}", i + 1);
+            with.cte(
+                CommonTableExpression::new()
+                    .query(returning_all(guard)?)
+                    .table_name(Alias::new(name.clone()))
+                    .to_owned(),
+            );
+            counts.push(format!("(SELECT COUNT(*) FROM \"{name}\")"));
+        }
+        if counts.is_empty() {
+            return Err(DbErr::Custom("a guarded batch without a guard".into()));
+        }
         self.into_ctes(&mut with);
         let main = Query::select()
-            .expr(Expr::val(1).div(Expr::cust("COUNT(*)")))
-            .from(Alias::new(GUARD))
+            .expr(Expr::cust(format!("1 / ({})", counts.join(" * "))))
             .to_owned();
         match db
             .execute_raw(DbBackend::Postgres.build(&with.query(main)))
@@ -131,8 +146,27 @@ impl Batch {
     }
 }
 
-/// The guard's CTE in [`Batch::run_guarded`].
+/// The guards' CTEs in [`Batch::run_guarded`]: `guard1`, `guard2`, ….
 const GUARD: &str = "guard";
+
+/// A guard that says which rows it changed, so that its CTE can be counted.
+fn returning_all(guard: SubQueryStatement) -> Result<SubQueryStatement, DbErr> {
+    Ok(match guard {
+        SubQueryStatement::UpdateStatement(mut s) => {
+            s.returning_all();
+            s.into()
+        }
+        SubQueryStatement::InsertStatement(mut s) => {
+            s.returning_all();
+            s.into()
+        }
+        SubQueryStatement::DeleteStatement(mut s) => {
+            s.returning_all();
+            s.into()
+        }
+        _ => return Err(DbErr::Custom("a guard must write rows".into())),
+    })
+}
 
 impl Batch {
     /// Each part's SQL with its values inlined, in the order the parts run (for tests).

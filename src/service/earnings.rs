@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Datelike, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use entity::{Money, Rate, binding, earning, member, order, order_line, share_link};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::Expr;
@@ -20,9 +20,9 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::hierarchy;
 use super::ledger::{self, Deltas, Event, Refs};
 use super::writes::Writes;
+use super::{hierarchy, reward_days};
 use crate::error::{Error, Result};
 use crate::events::{Event as LiveEvent, Events, Kind as LiveKind};
 
@@ -93,7 +93,8 @@ pub struct Explanation {
     /// Fixed reward per unit and units, for membership rewards.
     pub fixed_per_unit: Option<Decimal>,
     pub units: Option<i32>,
-    /// What the rate gave before the 30 % line cap, if the cap cut it.
+    /// What the rate (or the fixed reward) gave before a cap cut it: the 30 % line cap, or
+    /// for a membership reward the daily cap.
     pub uncapped_amount: Option<Decimal>,
     pub share_link_id: Option<Uuid>,
     pub binding_id: Option<Uuid>,
@@ -234,7 +235,8 @@ struct Known {
     people: HashMap<Uuid, Option<(Person, member::Tier)>>,
     uplines: HashMap<Uuid, Option<(Person, binding::Model)>>,
     links: HashMap<Uuid, Option<share_link::Model>>,
-    /// Membership rewards each member earned today before this payment, in fen.
+    /// Membership rewards each member holds from today before this payment, in fen (their
+    /// counter as read: the payment books only if it still says so).
     rewards_today: HashMap<Uuid, i64>,
 }
 
@@ -313,7 +315,7 @@ impl Known {
         if let Some(known) = self.rewards_today.get(&member) {
             return Ok(*known);
         }
-        let found = membership_rewards_today(db, member, now).await?;
+        let found = reward_days::read(db, member, now).await?;
         self.rewards_today.insert(member, found);
         Ok(found)
     }
@@ -400,50 +402,36 @@ pub async fn book_order(
             membership_activity: line.membership_activity,
         };
         for mut p in plan(&facts, who, uplines, policy) {
-            if p.kind == earning::Kind::MembershipReward
-                && let Some(cap) = policy.membership_reward_daily_cap
-            {
-                // What this order books is not written yet: count it too.
-                let this_order: i64 = booked
-                    .iter()
-                    .filter(|e: &&earning::Model| {
-                        e.member_id == p.member && e.kind == earning::Kind::MembershipReward
-                    })
-                    .map(|e| e.amount.fen())
-                    .sum();
-                let today = known.rewards_today(txn, p.member, now).await? + this_order;
-                let room = (cap.fen() - today).max(0);
-                if room == 0 {
-                    continue;
-                }
-                p.amount = Money::from_fen(p.amount.fen().min(room));
+            if p.kind == earning::Kind::MembershipReward {
+                let seen = match policy.membership_reward_daily_cap {
+                    None => None,
+                    Some(cap) => {
+                        let seen = known.rewards_today(txn, p.member, now).await?;
+                        // What this order books is not written yet: count it too.
+                        let this_order: i64 = booked
+                            .iter()
+                            .filter(|e: &&earning::Model| {
+                                e.member_id == p.member && e.kind == earning::Kind::MembershipReward
+                            })
+                            .map(|e| e.amount.fen())
+                            .sum();
+                        let room = (cap.fen() - seen - this_order).max(0);
+                        if room == 0 {
+                            continue;
+                        }
+                        if room < p.amount.fen() {
+                            p.explanation.uncapped_amount = Some(p.amount.to_decimal());
+                            p.amount = Money::from_fen(room);
+                        }
+                        Some(seen)
+                    }
+                };
+                writes.membership_reward(p.member, reward_days::day(now), p.amount.fen(), seen);
             }
             booked.push(insert_earning(writes, p, Some(o.id), Some(line), now)?);
         }
     }
     Ok(booked)
-}
-
-async fn membership_rewards_today(
-    txn: &impl ConnectionTrait,
-    member: Uuid,
-    now: DateTime<Utc>,
-) -> Result<i64> {
-    let day = Utc
-        .with_ymd_and_hms(now.year(), now.month(), now.day(), 0, 0, 0)
-        .single()
-        .ok_or_else(|| Error::internal(anyhow::anyhow!("day start of {now}")))?;
-    let amounts: Vec<Money> = earning::Entity::find()
-        .select_only()
-        .column(earning::Column::Amount)
-        .filter(earning::Column::MemberId.eq(member))
-        .filter(earning::Column::Kind.eq(earning::Kind::MembershipReward))
-        .filter(earning::Column::Status.ne(earning::Status::Reversed))
-        .filter(earning::Column::CreatedAt.gte(day))
-        .into_tuple()
-        .all(txn)
-        .await?;
-    Ok(amounts.iter().map(|m| m.fen()).sum())
 }
 
 /// Leaves the earning's row and its ledger entry to `writes`.
@@ -516,7 +504,9 @@ pub async fn start_window(
 
 /// Settles every pending earning whose return window has passed by `as_of`. Idempotent and
 /// safe with several instances at once: each earning moves by a conditional update, so only
-/// one run books its settlement. Returns how many settled and their total.
+/// one run books its settlement. The balances move after the earnings, in key order (one
+/// batch), as a payment or a refund moves them, so that none of them waits for another in a
+/// circle. Returns how many settled and their total.
 pub async fn settle(
     db: &DatabaseConnection,
     events: &Events,
@@ -529,6 +519,7 @@ pub async fn settle(
             .filter(earning::Column::Status.eq(earning::Status::Pending))
             .filter(earning::Column::SettleAfter.lte(as_of))
             .order_by_asc(earning::Column::SettleAfter)
+            .order_by_asc(earning::Column::Id)
             .limit(200)
             .all(db)
             .await?;
@@ -537,6 +528,7 @@ pub async fn settle(
         }
         let txn = crate::db::begin_write(db).await?;
         let mut moved = Vec::new();
+        let mut writes = Writes::default();
         for e in due {
             let updated = earning::Entity::update_many()
                 .col_expr(
@@ -555,8 +547,8 @@ pub async fn settle(
                     available: a,
                     ..Deltas::default()
                 };
-                ledger::book(
-                    &txn,
+                ledger::book_later(
+                    &mut writes,
                     e.member_id,
                     Event::Settled,
                     Refs {
@@ -565,13 +557,14 @@ pub async fn settle(
                     },
                     d,
                     now,
-                )
-                .await?;
+                );
                 count += 1;
                 total += a;
                 moved.push(LiveEvent::new(e.member_id, LiveKind::EarningSettled, e.id));
             }
         }
+        // The balances after the earnings, in key order, as a payment moves them.
+        writes.run(&txn).await?;
         txn.commit().await?;
         if moved.is_empty() {
             // Another instance took this batch; look again (it will come back empty soon).
@@ -606,9 +599,12 @@ pub fn refund_portion(amount: i64, q: i32, before: i32, after: i32) -> i64 {
 /// Undoes the earnings of refunded units `before..after` of a line: a pending earning is
 /// `REVERSED` when the whole line goes back at once, or reduced by a pending negative
 /// `ADJUSTMENT` (settling with it) for part of a line; a settled one gets a settled negative
-/// `ADJUSTMENT` (the balance may go negative). Call in the refund's transaction.
+/// `ADJUSTMENT` (the balance may go negative). A reversed membership reward gives its amount
+/// back to the day it was earned on (the daily cap's counter). Call in the refund's
+/// transaction.
 pub async fn claw_back_line(
     txn: &impl ConnectionTrait,
+    writes: &mut Writes,
     line: &order_line::Model,
     before: i32,
     after: i32,
@@ -617,6 +613,7 @@ pub async fn claw_back_line(
     let earnings = earning::Entity::find()
         .filter(earning::Column::OrderLineId.eq(line.id))
         .filter(earning::Column::Kind.ne(earning::Kind::Adjustment))
+        .order_by_asc(earning::Column::Id)
         .all(txn)
         .await?;
     let whole_line = before == 0 && after == line.quantity;
@@ -638,13 +635,17 @@ pub async fn claw_back_line(
                 .exec(txn)
                 .await?;
             if reversed.rows_affected == 1 {
+                // The day's counter before the balance: payments take it first too.
+                if e.kind == earning::Kind::MembershipReward {
+                    reward_days::give_back(txn, e.member_id, e.created_at, a).await?;
+                }
                 let d = Deltas {
                     pending: -a,
                     lifetime: -a,
                     ..Deltas::default()
                 };
-                ledger::book(
-                    txn,
+                ledger::book_later(
+                    writes,
                     e.member_id,
                     Event::Reversed,
                     Refs {
@@ -653,8 +654,7 @@ pub async fn claw_back_line(
                     },
                     d,
                     now,
-                )
-                .await?;
+                );
                 changed.push(earning::Model {
                     status: earning::Status::Reversed,
                     reversed_at: Some(now),
@@ -697,9 +697,8 @@ pub async fn claw_back_line(
             settled_at: settled.then_some(now),
             reversed_at: None,
         };
-        earning::Entity::insert(earning::ActiveModel::from(model.clone()))
-            .exec_without_returning(txn)
-            .await?;
+        writes
+            .push(earning::Entity::insert(earning::ActiveModel::from(model.clone())).into_query());
         let d = if settled {
             Deltas {
                 available: -portion,
@@ -713,8 +712,8 @@ pub async fn claw_back_line(
                 ..Deltas::default()
             }
         };
-        ledger::book(
-            txn,
+        ledger::book_later(
+            writes,
             e.member_id,
             Event::Adjusted,
             Refs {
@@ -723,8 +722,7 @@ pub async fn claw_back_line(
             },
             d,
             now,
-        )
-        .await?;
+        );
         changed.push(model);
     }
     Ok(changed)

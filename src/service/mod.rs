@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod members;
 pub mod orders;
 pub mod page;
+pub mod reward_days;
 pub mod team;
 pub mod units_sold;
 pub mod withdrawals;

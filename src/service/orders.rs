@@ -301,6 +301,10 @@ pub async fn lines_of(
 /// one set of earnings (the transition is a conditional update; the loser sees it done). A
 /// wrong amount is `PAYMENT_MISMATCH` and books nothing; another reference for a paid order
 /// is `PAYMENT_CONFLICT`. The units sold go to `sold` once the payment commits.
+///
+/// Under a daily cap on membership rewards, a payment rewarding a member books against the
+/// day's figure it read; should another payment move that figure first, it reads again and
+/// books what is left (`TRY_AGAIN` after [`MAX_PAYMENT_TRIES`] such rounds).
 #[allow(clippy::too_many_arguments)]
 pub async fn confirm_payment(
     db: &DatabaseConnection,
@@ -319,13 +323,21 @@ pub async fn confirm_payment(
             "must be 1 to 128 characters",
         ));
     }
-    let o = get(db, order_id).await?;
+    let mut o = get(db, order_id).await?;
     // The usual case: an order awaiting exactly this amount, unexpired. What it books is
     // worked out from reads first; then the transition (a conditional update: of concurrent
     // identical callbacks, one makes it) and every write go together, the writes only if the
-    // transition happened (`Batch::run_guarded`: one statement on PostgreSQL).
-    let o = if o.status == order::Status::PendingPayment && o.total == amount && o.expires_at > now
-    {
+    // transition happened and the counters they were worked out from did not move
+    // (`Writes::run_guarded`: one statement on PostgreSQL).
+    let mut tries = 0;
+    while o.status == order::Status::PendingPayment && o.total == amount && o.expires_at > now {
+        if tries == MAX_PAYMENT_TRIES {
+            return Err(Error::rule(
+                "TRY_AGAIN",
+                "the payment's earnings kept changing under it; please retry",
+            ));
+        }
+        tries += 1;
         let paid = order::Model {
             status: order::Status::Paid,
             payment_reference: Some(reference.to_owned()),
@@ -356,20 +368,16 @@ pub async fn confirm_payment(
             .into_query();
         // The balances go last: the rows every payment to the same earner waits for stay
         // locked only until the commit right after.
-        let made = writes
-            .into_batch()
-            .run_guarded(db, transition)
-            .await
-            .map_err(|e| {
-                if crate::db::is_unique_violation(&e) {
-                    Error::rule(
-                        "PAYMENT_CONFLICT",
-                        "this payment reference belongs to another order",
-                    )
-                } else {
-                    e.into()
-                }
-            })?;
+        let made = writes.run_guarded(db, transition).await.map_err(|e| {
+            if crate::db::is_unique_violation(&e) {
+                Error::rule(
+                    "PAYMENT_CONFLICT",
+                    "this payment reference belongs to another order",
+                )
+            } else {
+                e.into()
+            }
+        })?;
         if made {
             for l in &lines {
                 sold.add(l.product_id, i64::from(l.quantity));
@@ -380,11 +388,11 @@ pub async fn confirm_payment(
             events.publish(batch).await;
             return Ok(paid);
         }
-        // The transition lost a race (a twin callback, an expiry): read what won.
-        get(db, order_id).await?
-    } else {
-        o
-    };
+        // The transition lost a race (a twin callback, an expiry: read what won), or a
+        // capped counter moved since it was read (another payment rewarded the same
+        // member: the order still waits, so work it out again).
+        o = get(db, order_id).await?;
+    }
     // Not paid by this call: say why.
     if o.status == order::Status::PendingPayment {
         if amount != o.total {
@@ -413,6 +421,10 @@ pub async fn confirm_payment(
         )),
     }
 }
+
+/// How many times a payment works out its earnings before it gives up with `TRY_AGAIN`:
+/// each round lost means another payment rewarded the same member meanwhile.
+pub const MAX_PAYMENT_TRIES: u32 = 16;
 
 /// An order's lines (in id order) and its buyer, in one statement: the lines joined with the
 /// buyer's row.
@@ -760,12 +772,17 @@ pub async fn refund_line(
         .filter(sku::Column::Id.eq(line.sku_id))
         .exec(&txn)
         .await?;
-    let changed = earnings::claw_back_line(&txn, &line, line.refunded_quantity, after, now).await?;
+    let mut writes = Writes::default();
+    let changed =
+        earnings::claw_back_line(&txn, &mut writes, &line, line.refunded_quantity, after, now)
+            .await?;
     // Team sales are counted in the month of payment, so the refund comes off that month.
     let refunded_fen = line.unit_price.fen() * i64::from(units);
     let mut team = Vec::new();
     let paid_at = o.paid_at.unwrap_or(now);
     hierarchy::add_team_sales(&txn, o.buyer_id, -refunded_fen, paid_at, &mut team).await?;
+    // The ledger's rows, then the months and the balances in key order, as a payment ends.
+    writes.run(&txn).await?;
     let open = order_line::Entity::find()
         .filter(order_line::Column::OrderId.eq(o.id))
         .filter(order_line::Column::RefundedAt.is_null())

@@ -76,14 +76,15 @@ async fn a_guarded_batch_runs_only_when_its_guard_updates_its_row() {
         db.execute_unprepared(&sql).await.expect("set-up");
     }
     let batch = |tags: &[&str]| inserts("guarded_probe", tags);
-    // Closes the gate if it is open.
-    let close = || {
+    // Closes gate `id` if it is open.
+    let close = |id: i32| -> sea_orm::sea_query::SubQueryStatement {
         Query::update()
             .table(Alias::new("guarded_gate"))
             .value(Alias::new("open"), 0)
-            .and_where(Expr::col(Alias::new("id")).eq(1))
+            .and_where(Expr::col(Alias::new("id")).eq(id))
             .and_where(Expr::col(Alias::new("open")).eq(1))
             .to_owned()
+            .into()
     };
     let tags = || async {
         db.query_all_raw(sea_orm::Statement::from_string(
@@ -100,7 +101,7 @@ async fn a_guarded_batch_runs_only_when_its_guard_updates_its_row() {
     let racing = futures_util::future::join_all((0..8).map(|i| {
         let tag = format!("winner {i}");
         let b = batch(&[tag.as_str(), "then"]);
-        b.run_guarded(db, close())
+        b.run_guarded(db, vec![close(1)])
     }))
     .await;
     let made: Vec<bool> = racing
@@ -115,9 +116,43 @@ async fn a_guarded_batch_runs_only_when_its_guard_updates_its_row() {
 
     // The gate is closed: nothing more is written.
     let made = batch(&["late"])
-        .run_guarded(db, close())
+        .run_guarded(db, vec![close(1)])
         .await
         .expect("a guarded batch");
     assert!(!made);
     assert_eq!(tags().await.len(), 2);
+
+    // Every guard must change its row: when the second changes nothing (there is no gate 2),
+    // the first one's change is undone with everything else.
+    let open = || async {
+        db.query_one_raw(sea_orm::Statement::from_string(
+            backend,
+            "SELECT open FROM guarded_gate WHERE id = 1",
+        ))
+        .await
+        .expect("row")
+        .expect("gate 1")
+        .try_get::<i32>("", "open")
+        .expect("open")
+    };
+    db.execute_unprepared("UPDATE guarded_gate SET open = 1 WHERE id = 1")
+        .await
+        .expect("reopened");
+    let made = batch(&["two gates"])
+        .run_guarded(db, vec![close(1), close(2)])
+        .await
+        .expect("a guarded batch");
+    assert!(!made);
+    assert_eq!(open().await, 1, "the first guard's change is undone");
+    assert_eq!(tags().await.len(), 2);
+    db.execute_unprepared("INSERT INTO guarded_gate (id, open) VALUES (2, 1)")
+        .await
+        .expect("gate 2");
+    let made = batch(&["two gates"])
+        .run_guarded(db, vec![close(1), close(2)])
+        .await
+        .expect("a guarded batch");
+    assert!(made);
+    assert_eq!(open().await, 0);
+    assert_eq!(tags().await.last().map(String::as_str), Some("two gates"));
 }

@@ -1314,51 +1314,19 @@ async fn units_sold_are_written_every_interval_and_at_shutdown() {
 /// are tallied and written meanwhile, by writes racing the payments: every unit lands once.
 #[tokio::test]
 async fn concurrent_payments_of_one_team_move_every_counter_once() {
-    use entity::member::Tier;
     use sea_orm::EntityTrait;
 
     let app = TestApp::spawn().await;
-    let top = fixtures::member(&app, "top", Tier::PushHand, None).await;
-    let mid = fixtures::member(&app, "mid", Tier::PushHand, Some(top.id)).await;
-    let mut buyers = Vec::new();
-    for i in 0..4 {
-        buyers.push(fixtures::member(&app, &format!("b{i}"), Tier::PushHand, Some(mid.id)).await);
-    }
-    let (product_id, sku) = product(&app, 1000, false).await;
+    let Team {
+        top,
+        mid,
+        buyers,
+        product: product_id,
+        orders,
+    } = team(&app, 40, 3).await;
     let now = app.clock_now();
-    let mut orders = Vec::new();
-    for i in 0..40 {
-        let line = orders_svc::LineRequest {
-            sku_id: sku,
-            quantity: 1 + i % 3,
-            share_code: None,
-        };
-        let (o, _) = orders_svc::place_order(
-            app.db(),
-            &buyers[i as usize % buyers.len()],
-            vec![line],
-            Duration::minutes(30),
-            now,
-        )
-        .await
-        .map_err(anyhow::Error::from)
-        .expect("placed");
-        orders.push(o);
-    }
     let policy = policy(3);
-    let references: Vec<String> = orders.iter().map(|o| format!("ref-{}", o.id)).collect();
-    let paid = join_all(orders.iter().zip(&references).map(|(o, reference)| {
-        orders_svc::confirm_payment(
-            app.db(),
-            &app.state.events,
-            &app.state.units_sold,
-            o.id,
-            reference,
-            o.total,
-            &policy,
-            now,
-        )
-    }));
+    let paid = pay_all(&app, &orders, &policy, now);
     let writes = async {
         for _ in 0..40 {
             app.state.write_units_sold().await;
@@ -1404,4 +1372,311 @@ async fn concurrent_payments_of_one_team_move_every_counter_once() {
         .expect("product");
     assert_eq!(sold.sales_count, units);
     assert_eq!(units, (0..40).map(|i| 1 + i % 3).sum::<i64>());
+}
+
+/// The daily cap on membership rewards holds under concurrent payments: twelve membership
+/// orders shared by one push-hand, paid at once under a cap of 150.00, earn that push-hand
+/// exactly 150.00 (60 + 60 + 30, the cut one saying so), whatever the interleaving; a refund
+/// gives its reward's room back to the day, and the next payment takes it.
+#[tokio::test]
+async fn the_daily_cap_on_membership_rewards_holds_under_concurrent_payments() {
+    use entity::member::Tier;
+    use entity::membership_reward_day;
+    use sea_orm::EntityTrait;
+
+    let app = TestApp::spawn().await;
+    let (x_token, x) = app.user("x@example.com", CliRole::PushHand).await;
+    let (product_id, sku) = product(&app, 100, true).await;
+    let now = app.clock_now();
+    let link = orders_svc::share_link(app.db(), &x, product_id, now)
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("link");
+    let mut orders = Vec::new();
+    for i in 0..13 {
+        let buyer = fixtures::member(&app, &format!("buyer{i}"), Tier::Buyer, None).await;
+        orders.push(place(&app, &buyer, sku, 1, Some(link.code.clone()), now).await);
+    }
+    let last = orders.pop().expect("a thirteenth order");
+    let policy = Policy {
+        membership_reward_daily_cap: Some(money("150.00")),
+        ..policy(2)
+    };
+    let paid = pay_all(&app, &orders, &policy, now).await;
+    for p in &paid {
+        assert!(p.is_ok(), "every order is paid, capped or not: {p:?}");
+    }
+    let rewards = || async {
+        let mut found: Vec<earning::Model> = earning::Entity::find()
+            .all(app.db())
+            .await
+            .expect("earnings")
+            .into_iter()
+            .filter(|e| e.member_id == x.id && e.kind == earning::Kind::MembershipReward)
+            .filter(|e| e.status != earning::Status::Reversed)
+            .collect();
+        found.sort_by_key(|e| std::cmp::Reverse(e.amount));
+        found
+    };
+    let day = || async {
+        membership_reward_day::Entity::find_by_id((x.id, pushhand::service::reward_days::day(now)))
+            .one(app.db())
+            .await
+            .expect("query")
+            .map(|d| d.amount.fen())
+    };
+    let held = rewards().await;
+    let amounts: Vec<i64> = held.iter().map(|e| e.amount.fen()).collect();
+    assert_eq!(amounts, vec![6000, 6000, 3000], "60 + 60 + 30 under 150");
+    assert_eq!(day().await, Some(15_000));
+    let (_, mismatches) = ledger::check(app.db())
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("check");
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
+
+    // The cut reward says what the fixed reward gave and why it is less.
+    let listed = app
+        .data_as(
+            &x_token,
+            "{ me { earnings(first: 50, kind: MEMBERSHIP_REWARD) { edges { node { amount
+               explanation { uncappedAmount summary } } } } } }",
+            json!({}),
+        )
+        .await;
+    let cut: Vec<&Value> = listed["me"]["earnings"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .filter(|e| e["node"]["amount"] == json!("30.00"))
+        .collect();
+    assert_eq!(cut.len(), 1, "{listed}");
+    let explanation = &cut[0]["node"]["explanation"];
+    assert_eq!(explanation["uncappedAmount"], json!("60.00"));
+    assert_eq!(
+        explanation["summary"],
+        json!(
+            "60.00 × 1 unit(s) = 60.00, cut to 30.00 by the daily cap (MEMBERSHIP_REWARD reward)"
+        )
+    );
+
+    // Refunding a full reward's line gives its 60.00 back to the day; the next payment takes
+    // it, and the one after that finds the day full again.
+    let refunded = held[0].order_line_id.expect("a line");
+    orders_svc::refund_line(
+        app.db(),
+        &app.state.events,
+        &app.state.units_sold,
+        refunded,
+        None,
+        now,
+    )
+    .await
+    .map_err(anyhow::Error::from)
+    .expect("refunded");
+    assert_eq!(day().await, Some(9_000));
+    for p in pay_all(&app, &[last], &policy, now).await {
+        p.map_err(anyhow::Error::from).expect("paid");
+    }
+    let amounts: Vec<i64> = rewards().await.iter().map(|e| e.amount.fen()).collect();
+    assert_eq!(
+        amounts,
+        vec![6000, 6000, 3000],
+        "the refunded 60.00 came back as room"
+    );
+    assert_eq!(day().await, Some(15_000));
+    let (_, mismatches) = ledger::check(app.db())
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("check");
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
+}
+
+/// Payments, refunds and a settlement of one team at once. Each moves the balances of the
+/// same members (the buyers, their upline and its upline), always in key order and after
+/// every other row it changes, so none waits for another in a circle (PostgreSQL would abort
+/// one of them as a deadlock): every one succeeds, and the ledger agrees with the balances.
+#[tokio::test]
+async fn payments_refunds_and_settlement_of_one_team_at_once_never_deadlock() {
+    use sea_orm::EntityTrait;
+
+    let app = TestApp::spawn().await;
+    let Team {
+        top,
+        mid,
+        buyers,
+        orders,
+        ..
+    } = team(&app, 36, 2).await;
+    let now = app.clock_now();
+    let (db, events, sold) = (app.db(), &app.state.events, &app.state.units_sold);
+    let policy = policy(3);
+    // Orders 0..12 paid and completed (to settle), 12..24 paid (to refund), 24..36 unpaid.
+    for p in pay_all(&app, &orders[..24], &policy, now).await {
+        p.map_err(anyhow::Error::from).expect("paid");
+    }
+    for o in &orders[..12] {
+        orders_svc::ship(db, events, o.id, now)
+            .await
+            .map_err(anyhow::Error::from)
+            .expect("shipped");
+        orders_svc::complete(db, events, o.id, Duration::days(7), now)
+            .await
+            .map_err(anyhow::Error::from)
+            .expect("completed");
+    }
+    let refunded: Vec<uuid::Uuid> = orders[12..24].iter().map(|o| o.id).collect();
+    let lines = orders_svc::lines_of(db, &refunded)
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("lines");
+    let later = now + Duration::days(8);
+
+    let (paid, refunds, settled) = tokio::join!(
+        pay_all(&app, &orders[24..], &policy, now),
+        join_all(
+            lines
+                .iter()
+                .map(|l| orders_svc::refund_line(db, events, sold, l.id, None, now))
+        ),
+        ledger_settle(&app, later),
+    );
+    for p in &paid {
+        assert!(p.is_ok(), "{p:?}");
+    }
+    for r in &refunds {
+        assert!(r.is_ok(), "{r:?}");
+    }
+    let (count, _) = settled.expect("settled");
+
+    let (_, mismatches) = ledger::check(db)
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("check");
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
+    let earnings = earning::Entity::find().all(db).await.expect("earnings");
+    let of = |ids: &[entity::order::Model]| {
+        let ids: Vec<uuid::Uuid> = ids.iter().map(|o| o.id).collect();
+        earnings
+            .iter()
+            .filter(move |e| e.order_id.is_some_and(|id| ids.contains(&id)))
+            .collect::<Vec<_>>()
+    };
+    let completed = of(&orders[..12]);
+    assert_eq!(count as usize, completed.len(), "each settled once");
+    assert!(
+        completed
+            .iter()
+            .all(|e| e.status == earning::Status::Settled)
+    );
+    assert!(
+        of(&orders[12..24])
+            .iter()
+            .all(|e| e.status == earning::Status::Reversed)
+    );
+    for m in [&top, &mid, &buyers[0]] {
+        let settled: i64 = completed
+            .iter()
+            .filter(|e| e.member_id == m.id)
+            .map(|e| e.amount.fen())
+            .sum();
+        let pending: i64 = of(&orders[24..])
+            .iter()
+            .filter(|e| e.member_id == m.id)
+            .map(|e| e.amount.fen())
+            .sum();
+        let balance = entity::balance::Entity::find_by_id(m.id)
+            .one(db)
+            .await
+            .expect("query")
+            .expect("a balance row");
+        assert!(settled > 0 && pending > 0, "{}", m.display_name);
+        assert_eq!(balance.available.fen(), settled, "{}", m.display_name);
+        assert_eq!(balance.pending.fen(), pending, "{}", m.display_name);
+    }
+}
+
+async fn ledger_settle(
+    app: &TestApp,
+    as_of: chrono::DateTime<chrono::Utc>,
+) -> pushhand::error::Result<(u64, Money)> {
+    pushhand::service::earnings::settle(app.db(), &app.state.events, as_of, as_of).await
+}
+
+/// An order of `quantity` units of `sku` placed by `buyer` at `now` (through the service).
+async fn place(
+    app: &TestApp,
+    buyer: &entity::member::Model,
+    sku: Uuid,
+    quantity: i32,
+    share_code: Option<String>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> entity::order::Model {
+    let line = orders_svc::LineRequest {
+        sku_id: sku,
+        quantity,
+        share_code,
+    };
+    let (o, _) = orders_svc::place_order(app.db(), buyer, vec![line], Duration::minutes(30), now)
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("placed");
+    o
+}
+
+/// A team for the concurrency tests: `top` ← `mid` ← four push-hand buyers, and `n` orders
+/// of a product of 1,000 units placed round the buyers, order `i` of `1 + i % most` units.
+struct Team {
+    top: entity::member::Model,
+    mid: entity::member::Model,
+    buyers: Vec<entity::member::Model>,
+    product: Uuid,
+    orders: Vec<entity::order::Model>,
+}
+
+async fn team(app: &TestApp, n: i32, most: i32) -> Team {
+    use entity::member::Tier;
+    let top = fixtures::member(app, "top", Tier::PushHand, None).await;
+    let mid = fixtures::member(app, "mid", Tier::PushHand, Some(top.id)).await;
+    let mut buyers = Vec::new();
+    for i in 0..4 {
+        buyers.push(fixtures::member(app, &format!("b{i}"), Tier::PushHand, Some(mid.id)).await);
+    }
+    let (product, sku) = product(app, 1000, false).await;
+    let now = app.clock_now();
+    let mut orders = Vec::new();
+    for i in 0..n {
+        let buyer = &buyers[i as usize % buyers.len()];
+        orders.push(place(app, buyer, sku, 1 + i % most, None, now).await);
+    }
+    Team {
+        top,
+        mid,
+        buyers,
+        product,
+        orders,
+    }
+}
+
+/// Pays every order at once (the provider's callbacks, reference `ref-<order id>`).
+async fn pay_all(
+    app: &TestApp,
+    orders: &[entity::order::Model],
+    policy: &Policy,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<pushhand::error::Result<entity::order::Model>> {
+    let references: Vec<String> = orders.iter().map(|o| format!("ref-{}", o.id)).collect();
+    join_all(orders.iter().zip(&references).map(|(o, reference)| {
+        orders_svc::confirm_payment(
+            app.db(),
+            &app.state.events,
+            &app.state.units_sold,
+            o.id,
+            reference,
+            o.total,
+            policy,
+            now,
+        )
+    }))
+    .await
 }
