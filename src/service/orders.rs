@@ -661,9 +661,7 @@ pub async fn expire_unpaid(
         )
         .await?
         {
-            for l in lines_of(&txn, &[id]).await? {
-                restock(&txn, &l).await?;
-            }
+            restock(&txn, &lines_of(&txn, &[id]).await?).await?;
             let o = get(&txn, id).await?;
             txn.commit().await?;
             events
@@ -688,15 +686,23 @@ pub(super) fn add_sales(product_id: Uuid, units: i64) -> UpdateStatement {
         .into_query()
 }
 
-async fn restock(txn: &impl ConnectionTrait, l: &order_line::Model) -> Result<()> {
-    sku::Entity::update_many()
-        .col_expr(
-            sku::Column::Stock,
-            Expr::col(sku::Column::Stock).add(l.quantity),
-        )
-        .filter(sku::Column::Id.eq(l.sku_id))
-        .exec(txn)
-        .await?;
+/// Gives the units of `lines` back to their SKUs: summed per SKU and in SKU order, the order
+/// a checkout takes them in, so that the two never wait for each other in a circle.
+async fn restock(txn: &impl ConnectionTrait, lines: &[order_line::Model]) -> Result<()> {
+    let mut units: BTreeMap<Uuid, i32> = BTreeMap::new();
+    for l in lines {
+        *units.entry(l.sku_id).or_default() += l.quantity;
+    }
+    let mut batch = Batch::default();
+    for (sku_id, n) in units {
+        batch.push(
+            sku::Entity::update_many()
+                .col_expr(sku::Column::Stock, Expr::col(sku::Column::Stock).add(n))
+                .filter(sku::Column::Id.eq(sku_id))
+                .into_query(),
+        );
+    }
+    batch.run(txn).await?;
     Ok(())
 }
 
@@ -734,7 +740,13 @@ pub async fn refund_line(
             format!("must be 1 to {left} (the units not yet refunded)"),
         ));
     }
-    let o = get(&txn, line.order_id).await?;
+    // The order's row first, as a payment, a completion or an expiry takes it: the refund
+    // then waits for them (or they for it) before either holds anything the other needs.
+    let o = order::Entity::find_by_id(line.order_id)
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Error::not_found("order"))?;
     if !matches!(
         o.status,
         order::Status::Paid | order::Status::Shipped | order::Status::Completed

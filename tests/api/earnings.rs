@@ -1680,3 +1680,139 @@ async fn pay_all(
     }))
     .await
 }
+
+/// Expiry gives stock back as checkouts take it: both lock the SKUs in SKU order (an
+/// expiring order's lines are in the order they were asked for, here the reverse), so
+/// neither waits for the other in a circle (PostgreSQL would abort one as a deadlock), and
+/// every unit is accounted for.
+#[tokio::test]
+async fn expiry_and_checkouts_of_the_same_skus_at_once_never_deadlock() {
+    use entity::member::Tier;
+    use sea_orm::EntityTrait;
+
+    let app = TestApp::spawn().await;
+    let f = fixtures::catalog(app.db(), 0).await;
+    let (_, first) = another_product(&app, &f, 1000, false).await;
+    let (_, second) = another_product(&app, &f, 1000, false).await;
+    let buyer = fixtures::member(&app, "buyer", Tier::PushHand, None).await;
+    let order_of = |skus: [Uuid; 2]| {
+        let (app, buyer) = (&app, &buyer);
+        async move {
+            let lines = skus
+                .into_iter()
+                .map(|sku_id| orders_svc::LineRequest {
+                    sku_id,
+                    quantity: 1,
+                    share_code: None,
+                })
+                .collect();
+            orders_svc::place_order(
+                app.db(),
+                buyer,
+                lines,
+                Duration::minutes(30),
+                app.clock_now(),
+            )
+            .await
+        }
+    };
+    // Lines asked for in the reverse of SKU order.
+    let (low, high) = (first.min(second), first.max(second));
+    for _ in 0..30 {
+        order_of([high, low])
+            .await
+            .map_err(anyhow::Error::from)
+            .expect("placed");
+    }
+    app.clock.advance(Duration::minutes(31));
+    let now = app.clock_now();
+    let expire = || orders_svc::expire_unpaid(app.db(), &app.state.events, now);
+    let (placed, expired, again) = tokio::join!(
+        join_all((0..30).map(|_| order_of([low, high]))),
+        expire(),
+        expire(),
+    );
+    for p in &placed {
+        assert!(p.is_ok(), "{p:?}");
+    }
+    let (expired, again) = (
+        expired.map_err(anyhow::Error::from).expect("expired"),
+        again.map_err(anyhow::Error::from).expect("expired"),
+    );
+    assert_eq!(expired + again, 30, "each expired once");
+    for sku in [low, high] {
+        let left = entity::sku::Entity::find_by_id(sku)
+            .one(app.db())
+            .await
+            .expect("query")
+            .expect("sku");
+        assert_eq!(left.stock, 1000 - 30, "the new orders' units only");
+    }
+}
+
+/// Orders refunded as they complete: a refund takes its order's row first, as completion
+/// does, so the two never wait for each other in a circle (PostgreSQL would abort one as a
+/// deadlock). Every refund succeeds; a completion loses only to a refund that came first
+/// (the order is refunded, not shipped), and every fen is accounted for.
+#[tokio::test]
+async fn refunds_racing_completions_never_deadlock() {
+    let app = TestApp::spawn().await;
+    let Team { orders, .. } = team(&app, 48, 1).await;
+    let now = app.clock_now();
+    let (db, events, sold) = (app.db(), &app.state.events, &app.state.units_sold);
+    for p in pay_all(&app, &orders, &policy(3), now).await {
+        p.map_err(anyhow::Error::from).expect("paid");
+    }
+    for o in &orders {
+        orders_svc::ship(db, events, o.id, now)
+            .await
+            .map_err(anyhow::Error::from)
+            .expect("shipped");
+    }
+    let ids: Vec<Uuid> = orders.iter().map(|o| o.id).collect();
+    let lines = orders_svc::lines_of(db, &ids)
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("lines");
+    // Each order's completion starts a little after its refund, by a different delay, so
+    // that some come between the refund's first write and its last.
+    let (completed, refunded): (Vec<_>, Vec<_>) = join_all(
+        orders
+            .iter()
+            .zip(&lines)
+            .enumerate()
+            .map(|(i, (o, l))| async move {
+                let complete = async {
+                    tokio::time::sleep(std::time::Duration::from_micros(250 * i as u64)).await;
+                    orders_svc::complete(db, events, o.id, Duration::days(7), now).await
+                };
+                tokio::join!(
+                    complete,
+                    orders_svc::refund_line(db, events, sold, l.id, None, now)
+                )
+            }),
+    )
+    .await
+    .into_iter()
+    .unzip();
+    for r in &refunded {
+        assert!(r.is_ok(), "{r:?}");
+    }
+    for c in &completed {
+        if let Err(e) = c {
+            assert_eq!(e.code(), "ORDER_NOT_COMPLETABLE", "{e:?}");
+        }
+    }
+    let (_, mismatches) = ledger::check(db)
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("check");
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
+    for o in &orders {
+        let o = orders_svc::get(db, o.id)
+            .await
+            .map_err(anyhow::Error::from)
+            .expect("order");
+        assert_eq!(o.status, entity::order::Status::Refunded);
+    }
+}
