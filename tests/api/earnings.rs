@@ -1816,3 +1816,62 @@ async fn refunds_racing_completions_never_deadlock() {
         assert_eq!(o.status, entity::order::Status::Refunded);
     }
 }
+
+/// The day counter's migration fills it from the earnings already there: rolled back and
+/// applied again over membership rewards (one of them reversed), it arrives at the figure the
+/// payments and the refund kept.
+#[tokio::test]
+async fn the_reward_day_migration_fills_the_counter_from_the_earnings() {
+    use entity::member::Tier;
+    use entity::membership_reward_day;
+    use migration::MigratorTrait;
+    use sea_orm::EntityTrait;
+
+    let app = TestApp::spawn().await;
+    let (_, x) = app.user("x@example.com", CliRole::PushHand).await;
+    let (product_id, sku) = product(&app, 100, true).await;
+    let now = app.clock_now();
+    let link = orders_svc::share_link(app.db(), &x, product_id, now)
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("link");
+    let mut orders = Vec::new();
+    for i in 0..3 {
+        let buyer = fixtures::member(&app, &format!("buyer{i}"), Tier::Buyer, None).await;
+        orders.push(place(&app, &buyer, sku, 1, Some(link.code.clone()), now).await);
+    }
+    for p in pay_all(&app, &orders, &policy(2), now).await {
+        p.map_err(anyhow::Error::from).expect("paid");
+    }
+    let first = orders_svc::lines_of(app.db(), &[orders[0].id])
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("lines");
+    orders_svc::refund_line(
+        app.db(),
+        &app.state.events,
+        &app.state.units_sold,
+        first[0].id,
+        None,
+        now,
+    )
+    .await
+    .map_err(anyhow::Error::from)
+    .expect("refunded");
+    let day = || async {
+        membership_reward_day::Entity::find_by_id((x.id, pushhand::service::reward_days::day(now)))
+            .one(app.db())
+            .await
+            .expect("query")
+            .map(|d| d.amount.fen())
+    };
+    assert_eq!(day().await, Some(12_000), "kept: 3 × 60.00, one reversed");
+
+    migration::Migrator::down(app.db(), Some(1))
+        .await
+        .expect("rolled back");
+    pushhand::db::migrate(app.db())
+        .await
+        .expect("applied again");
+    assert_eq!(day().await, Some(12_000), "filled from the earnings");
+}
