@@ -128,11 +128,15 @@ async fn subtree(db: &impl ConnectionTrait, member: Uuid) -> Result<Vec<(Uuid, i
     Ok(out)
 }
 
-/// Adds `delta` members to each (ancestor, depth, period) counter.
+/// Adds `delta` members to each (ancestor, depth, period) counter, nearest ancestor first
+/// (by depth, then key), the order in which payments and refunds move the same counters'
+/// sales: so they never wait for each other in a circle.
 async fn bump_counters(
     db: &impl ConnectionTrait,
     deltas: HashMap<(Uuid, i16, String), i64>,
 ) -> Result<()> {
+    let mut deltas: Vec<_> = deltas.into_iter().collect();
+    deltas.sort_by(|((a1, d1, p1), _), ((a2, d2, p2), _)| (d1, a1, p1).cmp(&(d2, a2, p2)));
     for ((ancestor, depth, period), delta) in deltas {
         if delta == 0 {
             continue;

@@ -1875,3 +1875,50 @@ async fn the_reward_day_migration_fills_the_counter_from_the_earnings() {
         .expect("applied again");
     assert_eq!(day().await, Some(12_000), "filled from the earnings");
 }
+
+/// Members joining a team as its members' orders are paid: a binding and a payment both
+/// move the uplines' team counters, nearest upline first, so neither waits for the other in
+/// a circle (PostgreSQL would abort one as a deadlock), and every count lands.
+#[tokio::test]
+async fn members_joining_as_the_team_pays_never_deadlock() {
+    use entity::member::Tier;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+    let app = TestApp::spawn().await;
+    let Team {
+        top, mid, orders, ..
+    } = team(&app, 24, 1).await;
+    let now = app.clock_now();
+    let policy = policy(3);
+    let (paid, _) =
+        tokio::join!(
+            pay_all(&app, &orders, &policy, now),
+            join_all(
+                (0..24).map(|i| {
+                    let app = &app;
+                    let mid = mid.id;
+                    async move {
+                        fixtures::member(app, &format!("joiner{i}"), Tier::Buyer, Some(mid)).await
+                    }
+                })
+            ),
+        );
+    for p in &paid {
+        assert!(p.is_ok(), "{p:?}");
+    }
+    let counters = entity::team_counter::Entity::find()
+        .filter(entity::team_counter::Column::AncestorId.is_in([top.id, mid.id]))
+        .all(app.db())
+        .await
+        .expect("counters");
+    let members = |who: Uuid, depth: i16| {
+        counters
+            .iter()
+            .filter(|c| c.ancestor_id == who && c.depth == depth)
+            .map(|c| c.members)
+            .sum::<i64>()
+    };
+    // Four buyers and 24 joiners under mid; under top, mid and then them.
+    assert_eq!(members(mid.id, 1), 28);
+    assert_eq!((members(top.id, 1), members(top.id, 2)), (1, 28));
+}
