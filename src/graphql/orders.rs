@@ -275,7 +275,9 @@ impl OrdersMutation {
 
     /// ADMIN (the payment provider's callback): marks the order paid and books its earnings,
     /// once. Repeats with the same reference return the order unchanged; a wrong amount is
-    /// `PAYMENT_MISMATCH`; another reference for a paid order is `PAYMENT_CONFLICT`.
+    /// `PAYMENT_MISMATCH`; another reference for a paid order is `PAYMENT_CONFLICT`;
+    /// `TRY_AGAIN` (nothing booked; call again) when other payments kept moving a daily
+    /// reward cap this one depends on.
     async fn confirm_payment(
         &self,
         ctx: &Context<'_>,
