@@ -1890,8 +1890,7 @@ async fn members_joining_as_the_team_pays_never_deadlock() {
     } = team(&app, 24, 1).await;
     let now = app.clock_now();
     let policy = policy(3);
-    let (paid, _) =
-        tokio::join!(
+    let (paid, _) = tokio::join!(
             pay_all(&app, &orders, &policy, now),
             join_all(
                 (0..24).map(|i| {
