@@ -139,8 +139,9 @@ pub async fn begin_write(
 }
 
 /// Whether `err` means the database cannot be reached or did not answer in time (pool
-/// exhausted, connection lost, server restarting, statement timeout) — a condition the
-/// client may retry (`UNAVAILABLE`), not a bug.
+/// exhausted, connection lost, server restarting, statement timeout) or rolled the
+/// transaction back to break a deadlock — a condition the client may retry
+/// (`UNAVAILABLE`), not a bug.
 pub fn is_unavailable(err: &sea_orm::DbErr) -> bool {
     use sea_orm::sqlx::Error as Sqlx;
     use sea_orm::{DbErr, RuntimeErr};
@@ -160,10 +161,16 @@ pub fn is_unavailable(err: &sea_orm::DbErr) -> bool {
         | Sqlx::Tls(_)
         | Sqlx::Protocol(_) => true,
         // 57014 query_canceled (statement_timeout), 57P01..57P03 admin shutdown, crash
-        // shutdown, cannot connect now, 08xxx connection exceptions.
-        Sqlx::Database(db) => db
-            .code()
-            .is_some_and(|c| c == "57014" || c.starts_with("57P") || c.starts_with("08")),
+        // shutdown, cannot connect now, 08xxx connection exceptions; 40P01 deadlock_detected
+        // and 40001 serialization_failure (the transaction was rolled back whole: safe to
+        // run again).
+        Sqlx::Database(db) => db.code().is_some_and(|c| {
+            c == "57014"
+                || c.starts_with("57P")
+                || c.starts_with("08")
+                || c == "40P01"
+                || c == "40001"
+        }),
         _ => false,
     }
 }

@@ -188,3 +188,41 @@ async fn postgres_going_away_gives_unavailable_and_the_server_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A transaction PostgreSQL rolls back to break a deadlock is a retryable `UNAVAILABLE`,
+/// not an internal error: nothing of it was kept. (The services take rows in a fixed order
+/// and should never meet one; this is the net under them. SQLite runs one writer at a time.)
+#[tokio::test]
+async fn a_deadlock_is_a_retryable_error() {
+    use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
+
+    let app = TestApp::spawn().await;
+    let db = app.db();
+    if db.get_database_backend() != DbBackend::Postgres {
+        return;
+    }
+    for sql in [
+        "CREATE TABLE deadlock_probe (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
+        "INSERT INTO deadlock_probe (id, n) VALUES (1, 0), (2, 0)",
+    ] {
+        db.execute_unprepared(sql).await.expect("set-up");
+    }
+    let touch = |id: i32| format!("UPDATE deadlock_probe SET n = n + 1 WHERE id = {id}");
+    let (a, b) = (
+        db.begin().await.expect("begin"),
+        db.begin().await.expect("begin"),
+    );
+    a.execute_unprepared(&touch(1)).await.expect("a takes 1");
+    b.execute_unprepared(&touch(2)).await.expect("b takes 2");
+    // Each now waits for the other's row: PostgreSQL aborts one of the two.
+    let (a_then, b_then) = (touch(2), touch(1));
+    let (ra, rb) = tokio::join!(a.execute_unprepared(&a_then), b.execute_unprepared(&b_then));
+    let failed: Vec<pushhand::error::Error> = [ra.err(), rb.err()]
+        .into_iter()
+        .flatten()
+        .map(pushhand::error::Error::from)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].code(), "UNAVAILABLE", "{:?}", failed[0]);
+    drop((a, b));
+}
