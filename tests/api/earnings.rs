@@ -1380,23 +1380,11 @@ async fn concurrent_payments_of_one_team_move_every_counter_once() {
 /// gives its reward's room back to the day, and the next payment takes it.
 #[tokio::test]
 async fn the_daily_cap_on_membership_rewards_holds_under_concurrent_payments() {
-    use entity::member::Tier;
-    use entity::membership_reward_day;
     use sea_orm::EntityTrait;
 
     let app = TestApp::spawn().await;
-    let (x_token, x) = app.user("x@example.com", CliRole::PushHand).await;
-    let (product_id, sku) = product(&app, 100, true).await;
+    let (x_token, x, mut orders) = membership_sales(&app, 13).await;
     let now = app.clock_now();
-    let link = orders_svc::share_link(app.db(), &x, product_id, now)
-        .await
-        .map_err(anyhow::Error::from)
-        .expect("link");
-    let mut orders = Vec::new();
-    for i in 0..13 {
-        let buyer = fixtures::member(&app, &format!("buyer{i}"), Tier::Buyer, None).await;
-        orders.push(place(&app, &buyer, sku, 1, Some(link.code.clone()), now).await);
-    }
     let last = orders.pop().expect("a thirteenth order");
     let policy = Policy {
         membership_reward_daily_cap: Some(money("150.00")),
@@ -1418,13 +1406,7 @@ async fn the_daily_cap_on_membership_rewards_holds_under_concurrent_payments() {
         found.sort_by_key(|e| std::cmp::Reverse(e.amount));
         found
     };
-    let day = || async {
-        membership_reward_day::Entity::find_by_id((x.id, pushhand::service::reward_days::day(now)))
-            .one(app.db())
-            .await
-            .expect("query")
-            .map(|d| d.amount.fen())
-    };
+    let day = || reward_day(&app, x.id, now);
     let held = rewards().await;
     let amounts: Vec<i64> = held.iter().map(|e| e.amount.fen()).collect();
     assert_eq!(amounts, vec![6000, 6000, 3000], "60 + 60 + 30 under 150");
@@ -1822,24 +1804,11 @@ async fn refunds_racing_completions_never_deadlock() {
 /// payments and the refund kept.
 #[tokio::test]
 async fn the_reward_day_migration_fills_the_counter_from_the_earnings() {
-    use entity::member::Tier;
-    use entity::membership_reward_day;
     use migration::MigratorTrait;
-    use sea_orm::EntityTrait;
 
     let app = TestApp::spawn().await;
-    let (_, x) = app.user("x@example.com", CliRole::PushHand).await;
-    let (product_id, sku) = product(&app, 100, true).await;
+    let (_, x, orders) = membership_sales(&app, 3).await;
     let now = app.clock_now();
-    let link = orders_svc::share_link(app.db(), &x, product_id, now)
-        .await
-        .map_err(anyhow::Error::from)
-        .expect("link");
-    let mut orders = Vec::new();
-    for i in 0..3 {
-        let buyer = fixtures::member(&app, &format!("buyer{i}"), Tier::Buyer, None).await;
-        orders.push(place(&app, &buyer, sku, 1, Some(link.code.clone()), now).await);
-    }
     for p in pay_all(&app, &orders, &policy(2), now).await {
         p.map_err(anyhow::Error::from).expect("paid");
     }
@@ -1858,13 +1827,7 @@ async fn the_reward_day_migration_fills_the_counter_from_the_earnings() {
     .await
     .map_err(anyhow::Error::from)
     .expect("refunded");
-    let day = || async {
-        membership_reward_day::Entity::find_by_id((x.id, pushhand::service::reward_days::day(now)))
-            .one(app.db())
-            .await
-            .expect("query")
-            .map(|d| d.amount.fen())
-    };
+    let day = || reward_day(&app, x.id, now);
     assert_eq!(day().await, Some(12_000), "kept: 3 × 60.00, one reversed");
 
     migration::Migrator::down(app.db(), Some(1))
@@ -1920,4 +1883,43 @@ async fn members_joining_as_the_team_pays_never_deadlock() {
     // Four buyers and 24 joiners under mid; under top, mid and then them.
     assert_eq!(members(mid.id, 1), 28);
     assert_eq!((members(top.id, 1), members(top.id, 2)), (1, 28));
+}
+
+/// A push-hand X (its token and row) and `n` orders of one unit of a membership product,
+/// each by a new buyer through X's share link, unpaid.
+async fn membership_sales(
+    app: &TestApp,
+    n: usize,
+) -> (String, entity::member::Model, Vec<entity::order::Model>) {
+    use entity::member::Tier;
+    let (token, x) = app.user("x@example.com", CliRole::PushHand).await;
+    let (product_id, sku) = product(app, 100, true).await;
+    let now = app.clock_now();
+    let link = orders_svc::share_link(app.db(), &x, product_id, now)
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("link");
+    let mut orders = Vec::new();
+    for i in 0..n {
+        let buyer = fixtures::member(app, &format!("buyer{i}"), Tier::Buyer, None).await;
+        orders.push(place(app, &buyer, sku, 1, Some(link.code.clone()), now).await);
+    }
+    (token, x, orders)
+}
+
+/// The membership rewards `member` holds from the day of `now`, by the day's counter.
+async fn reward_day(
+    app: &TestApp,
+    member: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<i64> {
+    use sea_orm::EntityTrait;
+    entity::membership_reward_day::Entity::find_by_id((
+        member,
+        pushhand::service::reward_days::day(now),
+    ))
+    .one(app.db())
+    .await
+    .expect("query")
+    .map(|d| d.amount.fen())
 }
