@@ -32,6 +32,9 @@ pub struct TestApp {
     shutdown: Option<oneshot::Sender<()>>,
     /// Resolves when the server has finished shutting down.
     pub stopped: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The PostgreSQL database this app created for itself, dropped with the app (apps
+    /// sharing it are made after it, so they go first).
+    owned_database: Option<String>,
 }
 
 /// A database URL no other test uses.
@@ -71,6 +74,35 @@ pub fn without_redis() -> bool {
     missing
 }
 
+/// A test's own PostgreSQL database goes with its app, so that test runs leave (almost)
+/// none behind: dropped on a thread of its own, which the test does not wait for (a drop
+/// takes PostgreSQL a while), so the last few of a run may remain for `.ci/run` to drop.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let (Some(name), Ok(admin_url)) = (
+            self.owned_database.take(),
+            std::env::var("PUSHHAND_TEST_DATABASE_URL"),
+        ) else {
+            return;
+        };
+        // This runs inside the test's runtime, which cannot block. The app's pool may still
+        // hold connections: FORCE ends them.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let admin = Database::connect(admin_url.as_str()).await.ok()?;
+                let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                let done = admin.execute_unprepared(&sql).await.ok();
+                admin.close().await.ok();
+                done
+            })
+        });
+    }
+}
+
 impl TestApp {
     pub async fn spawn() -> TestApp {
         TestApp::spawn_with(&[]).await
@@ -80,7 +112,12 @@ impl TestApp {
     pub async fn spawn_with(extra: &[&str]) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let db_url = fresh_database_url(&dir).await;
-        TestApp::spawn_on(dir, db_url, extra).await
+        let owned = db_url
+            .starts_with("postgres")
+            .then(|| db_url.rsplit('/').next().unwrap_or_default().to_owned());
+        let mut app = TestApp::spawn_on(dir, db_url, extra).await;
+        app.owned_database = owned;
+        app
     }
 
     /// A second instance on `other`'s database (a cluster of two, as in production).
@@ -137,6 +174,7 @@ impl TestApp {
             _dir: dir,
             shutdown: Some(tx),
             stopped: Some(stopped),
+            owned_database: None,
         }
     }
 
