@@ -4,6 +4,15 @@
 //!
 //! Functions whose outcome depends on the time take `now` as an argument; the API passes the
 //! app's [`Clock`], so tests can move time forward without sleeping.
+//!
+//! Writes that lock several rows take them in one order, so that no two transactions wait
+//! for each other in a circle (PostgreSQL would abort one as a deadlock): an order's row
+//! first; then its lines and SKUs (by id); earnings (by id); the membership-reward day
+//! counters (by key, [`reward_days`]); team counters (nearest upline first, [`hierarchy`]);
+//! and the money counters last, months then balances, each by key ([`writes::Writes`]).
+//! Binding changes take the hierarchy's lock row before any of theirs. A new write path
+//! keeps to this order, and gets a test that races it against the paths it shares rows with
+//! (`tests/api/earnings.rs`, `…_never_deadlock`).
 
 pub mod auth;
 pub mod batch;
