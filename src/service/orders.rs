@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{Money, binding, member, order, order_line, product, share_link, sku};
-use sea_orm::sea_query::{Expr, ExprTrait, JoinType, UpdateStatement};
+use sea_orm::sea_query::{Expr, ExprTrait, JoinType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait,
@@ -661,7 +661,8 @@ pub async fn expire_unpaid(
         )
         .await?
         {
-            restock(&txn, &lines_of(&txn, &[id]).await?).await?;
+            let lines = lines_of(&txn, &[id]).await?;
+            restock(&txn, lines.iter().map(|l| (l.sku_id, l.quantity))).await?;
             let o = get(&txn, id).await?;
             txn.commit().await?;
             events
@@ -675,26 +676,19 @@ pub async fn expire_unpaid(
     Ok(n)
 }
 
-/// Adds `units` (negative for a refund) to a product's units sold (`salesCount`).
-pub(super) fn add_sales(product_id: Uuid, units: i64) -> UpdateStatement {
-    product::Entity::update_many()
-        .col_expr(
-            product::Column::SalesCount,
-            Expr::col(product::Column::SalesCount).add(units),
-        )
-        .filter(product::Column::Id.eq(product_id))
-        .into_query()
-}
-
-/// Gives the units of `lines` back to their SKUs: summed per SKU and in SKU order, the order
-/// a checkout takes them in, so that the two never wait for each other in a circle.
-async fn restock(txn: &impl ConnectionTrait, lines: &[order_line::Model]) -> Result<()> {
-    let mut units: BTreeMap<Uuid, i32> = BTreeMap::new();
-    for l in lines {
-        *units.entry(l.sku_id).or_default() += l.quantity;
+/// Gives `units` back to their SKUs (pairs of SKU and units): summed per SKU and in SKU
+/// order, the order a checkout takes them in, so that the two never wait for each other in
+/// a circle.
+async fn restock(
+    txn: &impl ConnectionTrait,
+    units: impl IntoIterator<Item = (Uuid, i32)>,
+) -> Result<()> {
+    let mut per_sku: BTreeMap<Uuid, i32> = BTreeMap::new();
+    for (sku_id, n) in units {
+        *per_sku.entry(sku_id).or_default() += n;
     }
     let mut batch = Batch::default();
-    for (sku_id, n) in units {
+    for (sku_id, n) in per_sku {
         batch.push(
             sku::Entity::update_many()
                 .col_expr(sku::Column::Stock, Expr::col(sku::Column::Stock).add(n))
@@ -779,11 +773,7 @@ pub async fn refund_line(
             "the line was refunded concurrently; reload it",
         ));
     }
-    sku::Entity::update_many()
-        .col_expr(sku::Column::Stock, Expr::col(sku::Column::Stock).add(units))
-        .filter(sku::Column::Id.eq(line.sku_id))
-        .exec(&txn)
-        .await?;
+    restock(&txn, [(line.sku_id, units)]).await?;
     let mut writes = Writes::default();
     let changed =
         earnings::claw_back_line(&txn, &mut writes, &line, line.refunded_quantity, after, now)

@@ -12,12 +12,14 @@
 //! (`PUSHHAND_UNITS_SOLD_INTERVAL_MS`), and a crash loses the units tallied since the last
 //! write (a shutdown writes them first). Units sold are a display figure, not money; every
 //! money move stays in its payment's transaction. A failed write keeps the tally for the
-//! next one. Refunds still take their units back in their own transaction.
+//! next one. Refunds take their units back the same way, once they commit.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use sea_orm::DatabaseConnection;
+use entity::product;
+use sea_orm::sea_query::{Expr, ExprTrait, UpdateStatement};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryTrait};
 use uuid::Uuid;
 
 use super::batch::Batch;
@@ -45,7 +47,7 @@ impl UnitsSold {
         let mut batch = Batch::default();
         for (product, units) in &taken {
             if *units != 0 {
-                batch.push(super::orders::add_sales(*product, *units));
+                batch.push(add_sales(*product, *units));
             }
         }
         if batch.is_empty() {
@@ -66,6 +68,17 @@ impl UnitsSold {
         let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         pending.get(&product).copied().unwrap_or_default()
     }
+}
+
+/// Adds `units` (negative for refunds) to a product's units sold (`salesCount`).
+fn add_sales(product_id: Uuid, units: i64) -> UpdateStatement {
+    product::Entity::update_many()
+        .col_expr(
+            product::Column::SalesCount,
+            Expr::col(product::Column::SalesCount).add(units),
+        )
+        .filter(product::Column::Id.eq(product_id))
+        .into_query()
 }
 
 #[cfg(test)]
