@@ -110,6 +110,17 @@ impl Rows {
         self
     }
 
+    pub fn bool(&mut self, b: bool) -> &mut Rows {
+        let format = self.format;
+        self.field().push_str(match (format, b) {
+            (Format::SqliteValues, true) => "1",
+            (Format::SqliteValues, false) => "0",
+            (Format::PostgresCopy, true) => "t",
+            (Format::PostgresCopy, false) => "f",
+        });
+        self
+    }
+
     pub fn null(&mut self) -> &mut Rows {
         let format = self.format;
         self.field().push_str(match format {

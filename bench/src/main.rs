@@ -21,6 +21,7 @@
 mod bulk;
 mod ledger_history;
 mod load;
+mod order_history;
 mod report;
 mod server;
 mod team_tree;
@@ -68,6 +69,9 @@ struct Args {
     /// Earnings of the S4 member (two ledger entries each once settled).
     #[arg(long, default_value_t = 50_000)]
     earnings: usize,
+    /// Past orders of the S6 shoppers (completed, one unit of the S6 product each).
+    #[arg(long, default_value_t = 100_000)]
+    orders: usize,
     /// Idle subscriptions for S7 (20 per connection).
     #[arg(long, default_value_t = 10_000)]
     idle_subscriptions: usize,
@@ -229,6 +233,7 @@ async fn generate(
     // here: signing in 64 times would only measure argon2 and the sign-in rate limit.
     let secret = pushhand::config::Secret::new(JWT_SECRET);
     let mut shoppers = Vec::with_capacity(args.clients);
+    let mut shopper_ids = Vec::with_capacity(args.clients);
     for i in 0..args.clients {
         let m = members::create_user(
             &db,
@@ -240,6 +245,7 @@ async fn generate(
         )
         .await
         .map_err(anyhow::Error::from)?;
+        shopper_ids.push(m.id);
         shoppers.push(
             pushhand::service::auth::issue_token(&secret, &m, now, chrono::Duration::days(1))
                 .map_err(anyhow::Error::from)?,
@@ -275,6 +281,7 @@ async fn generate(
         images: vec![],
         tags: vec![],
     };
+    let p_rates = (p.rebate_rate, p.team_rebate_rate);
     let checkout_product = catalog::create_product(&db, p)
         .await
         .map_err(anyhow::Error::from)?;
@@ -286,6 +293,23 @@ async fn generate(
     db.close().await?;
 
     let loader = bulk::loader_connection(&config).await?;
+    // First: the ANALYZE after the S4 and S5 loads then covers these tables too.
+    let t = Instant::now();
+    let orders = order_history::generate(
+        &loader,
+        args.orders,
+        &order_history::Checkout {
+            buyers: &shopper_ids,
+            sku: &sku,
+            rebate_rate: p_rates.0,
+            team_rebate_rate: p_rates.1,
+        },
+    )
+    .await?;
+    timings.push((
+        format!("S6: {orders} past orders of its shoppers"),
+        t.elapsed().as_secs_f64(),
+    ));
     let t = Instant::now();
     let h = ledger_history::generate(&loader, args.earnings).await?;
     timings.push((
@@ -384,7 +408,7 @@ async fn bench(
     let admin = login(addr, "admin@bench.example").await?;
     let earner = login(addr, ledger_history::EMAIL).await?;
     let root = login(addr, team_tree::ROOT_EMAIL).await?;
-    check_answers(addr, &earner, &root, args).await?;
+    check_answers(addr, &earner, &root, &fixture.shoppers, args).await?;
 
     let pid = server.pid();
     let rss = move || server::rss_of(pid).unwrap_or(0);
@@ -622,6 +646,7 @@ async fn check_answers(
     addr: std::net::SocketAddr,
     earner: &str,
     root: &str,
+    shoppers: &[String],
     args: &Args,
 ) -> anyhow::Result<()> {
     let s4 = load::once(addr, &call(S4, json!({}), Some(earner))).await?;
@@ -640,6 +665,18 @@ async fn check_answers(
             "S5 answer is wrong: {total} members, expected {}",
             args.descendants
         );
+    }
+    // The first shopper's newest past order, as the API reads it back.
+    if args.orders > 0
+        && let Some(shopper) = shoppers.first()
+    {
+        let q =
+            "{ me { orders(first: 1) { edges { node { status total lines { quantity } } } } } }";
+        let v = load::once(addr, &call(q, json!({}), Some(shopper))).await?;
+        let node = &v["data"]["me"]["orders"]["edges"][0]["node"];
+        if node["status"] != "COMPLETED" || node["lines"][0]["quantity"] != 1 {
+            bail!("the order history reads back wrong: {v}");
+        }
     }
     let s1 = load::once(addr, &call(S1, json!({}), None)).await?;
     if s1["data"]["products"]["edges"]
