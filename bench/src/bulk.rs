@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
 use uuid::Uuid;
 
@@ -189,6 +191,33 @@ impl Loader {
         }
         Ok(())
     }
+}
+
+/// `n` instants drawn at random from `[from, to)`, in order, as Unix milliseconds.
+pub fn random_times(
+    rng: &mut ChaCha8Rng,
+    n: usize,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<i64> {
+    let span = (to - from).num_milliseconds().max(1);
+    let mut times: Vec<i64> = (0..n)
+        .map(|_| from.timestamp_millis() + rng.random_range(0..span))
+        .collect();
+    times.sort_unstable();
+    times
+}
+
+/// The instant `ms` Unix milliseconds name.
+pub fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+/// A version-7 UUID of the instant `ms` (rows made in time order get ids in that order).
+pub fn id_at(ms: i64, rng: &mut ChaCha8Rng) -> Uuid {
+    let mut random = [0u8; 10];
+    rng.fill(&mut random);
+    uuid::Builder::from_unix_timestamp_millis(ms as u64, &random).into_uuid()
 }
 
 /// The `n`-th invite code: 8 Crockford symbols, in the order of `n` (so the unique index

@@ -2,7 +2,7 @@
 //! recent) settled — 100,000 ledger entries — with the balance row their exact sum, as the
 //! ledger service would have left them (`ledgerCheck` agrees).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use entity::Money;
 use pushhand::service::earnings::Explanation;
 use pushhand::service::members::{self, CliRole};
@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
-use crate::bulk::{Format, Loader, Rows};
+use crate::bulk::{Format, Loader, Rows, at, id_at, random_times};
 
 pub const EMAIL: &str = "earner@bench.example";
 pub const PASSWORD: &str = "bench-password-1";
@@ -28,18 +28,12 @@ pub async fn generate(db: &DatabaseConnection, earnings: usize) -> anyhow::Resul
         .await
         .map_err(anyhow::Error::from)?;
     let mut rng = ChaCha8Rng::seed_from_u64(0x5EED_4EDE_2026);
-    let start = now - Duration::days(540);
-    let span = (now - Duration::hours(1) - start).num_milliseconds();
-    let mut times: Vec<i64> = (0..earnings)
-        .map(|_| start.timestamp_millis() + rng.random_range(0..span))
-        .collect();
-    times.sort_unstable();
-    let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(now);
-    let id_at = |ms: i64, rng: &mut ChaCha8Rng| {
-        let mut random = [0u8; 10];
-        rng.fill(&mut random);
-        uuid::Builder::from_unix_timestamp_millis(ms as u64, &random).into_uuid()
-    };
+    let times = random_times(
+        &mut rng,
+        earnings,
+        now - Duration::days(540),
+        now - Duration::hours(1),
+    );
 
     let (mut loader, format) = Loader::begin(db).await?;
     let mut earning_rows = Rows::new(

@@ -3,14 +3,14 @@
 //! planner statistics to match. (On empty tables PostgreSQL's cached plans go on
 //! scanning `orders` whole as it grows under the load, until autovacuum's next pass.)
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use entity::sku;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use uuid::Uuid;
 
-use crate::bulk::{Format, Loader, Rows};
+use crate::bulk::{Format, Loader, Rows, at, id_at, random_times};
 
 /// What the orders were for.
 pub struct Checkout<'a> {
@@ -32,18 +32,12 @@ pub async fn generate(
     }
     let now = pushhand::service::now();
     let mut rng = ChaCha8Rng::seed_from_u64(0x0DE5_4157_2026);
-    let start = now - Duration::days(540);
-    let span = (now - Duration::days(30) - start).num_milliseconds();
-    let mut times: Vec<i64> = (0..orders)
-        .map(|_| start.timestamp_millis() + rng.random_range(0..span))
-        .collect();
-    times.sort_unstable();
-    let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(now);
-    let id_at = |ms: i64, rng: &mut ChaCha8Rng| {
-        let mut random = [0u8; 10];
-        rng.fill(&mut random);
-        uuid::Builder::from_unix_timestamp_millis(ms as u64, &random).into_uuid()
-    };
+    let times = random_times(
+        &mut rng,
+        orders,
+        now - Duration::days(540),
+        now - Duration::days(30),
+    );
 
     let (mut loader, format) = Loader::begin(db).await?;
     let mut order_rows = Rows::new(
