@@ -3,7 +3,9 @@
 //! Environment:
 //! - `PUSHHAND_TEST_DATABASE_URL` — a PostgreSQL URL whose user may create databases (e.g.
 //!   `postgres://postgres@127.0.0.1:5432/postgres`). Each test then gets a new database named
-//!   `pushhand_test_<uuid>`. Unset: each test gets a SQLite file in its own temporary dir.
+//!   `pushhand_test_p<process id>_<uuid>`, dropped with its app or, when its process ends
+//!   first, by the next test process. Unset: each test gets a SQLite file in its own
+//!   temporary dir.
 //! - `PUSHHAND_TEST_REDIS_URL` — a Redis URL the apps under test use (e.g.
 //!   `redis://127.0.0.1:6379`). Unset: no Redis.
 
@@ -41,10 +43,15 @@ pub struct TestApp {
 pub async fn fresh_database_url(dir: &TempDir) -> String {
     match std::env::var("PUSHHAND_TEST_DATABASE_URL") {
         Ok(admin_url) if !admin_url.is_empty() => {
-            let name = format!("pushhand_test_{}", uuid::Uuid::now_v7().simple());
+            let name = format!(
+                "{TEST_DATABASE}{}_{}",
+                std::process::id(),
+                uuid::Uuid::now_v7().simple()
+            );
             let admin = Database::connect(admin_url.as_str())
                 .await
                 .expect("connect to PUSHHAND_TEST_DATABASE_URL");
+            reap_ended_runs(&admin).await;
             admin
                 .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
                 .await
@@ -55,6 +62,48 @@ pub async fn fresh_database_url(dir: &TempDir) -> String {
             format!("{server}/{name}")
         }
         _ => format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
+    }
+}
+
+/// How the names of the databases [`fresh_database_url`] creates begin; the id of the
+/// process that created one follows.
+const TEST_DATABASE: &str = "pushhand_test_p";
+
+/// Drops the test databases left by test processes that have ended, once per process: a
+/// test's own drop runs in the background, and a process that exits first (the last tests
+/// of a run; every test under `cargo nextest`, a process each) leaves its database behind.
+/// A database's name carries its process's id, and a process that still runs (a concurrent
+/// test run) keeps its own. Linux only (`/proc`); elsewhere nothing is dropped here.
+async fn reap_ended_runs(admin: &sea_orm::DatabaseConnection) {
+    static REAPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if REAPED.swap(true, std::sync::atomic::Ordering::SeqCst)
+        || !std::path::Path::new("/proc/self").exists()
+    {
+        return;
+    }
+    let Ok(rows) = admin
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!("SELECT datname FROM pg_database WHERE datname LIKE '{TEST_DATABASE}%'"),
+        ))
+        .await
+    else {
+        return;
+    };
+    for row in rows {
+        let Ok(name) = row.try_get::<String>("", "datname") else {
+            continue;
+        };
+        let ended = name
+            .strip_prefix(TEST_DATABASE)
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if ended {
+            // Another process may be dropping it too: either way it goes.
+            let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+            admin.execute_unprepared(&sql).await.ok();
+        }
     }
 }
 
@@ -74,9 +123,9 @@ pub fn without_redis() -> bool {
     missing
 }
 
-/// A test's own PostgreSQL database goes with its app, so that test runs leave (almost)
-/// none behind: dropped on a thread of its own, which the test does not wait for (a drop
-/// takes PostgreSQL a while), so the last few of a run may remain for `.ci/run` to drop.
+/// A test's own PostgreSQL database goes with its app: dropped on a thread of its own, which
+/// the test does not wait for (a drop takes PostgreSQL a while), so the last few of a
+/// process may remain, for the next test process to drop ([`reap_ended_runs`]).
 impl Drop for TestApp {
     fn drop(&mut self) {
         let (Some(name), Ok(admin_url)) = (
