@@ -3,8 +3,8 @@
 //! Environment:
 //! - `PUSHHAND_TEST_DATABASE_URL` — a PostgreSQL URL whose user may create databases (e.g.
 //!   `postgres://postgres@127.0.0.1:5432/postgres`). Each test then gets a new database named
-//!   `pushhand_test_p<process id>_<uuid>`, dropped with its app or, when its process ends
-//!   first, by the next test process. Unset: each test gets a SQLite file in its own
+//!   `pushhand_test_<host tag>_<process id>_<uuid>`, dropped with its app or, when its
+//!   process ends first, by the next test process on the same host. Unset: each test gets a SQLite file in its own
 //!   temporary dir.
 //! - `PUSHHAND_TEST_REDIS_URL` — a Redis URL the apps under test use (e.g.
 //!   `redis://127.0.0.1:6379`). Unset: no Redis.
@@ -44,7 +44,8 @@ pub async fn fresh_database_url(dir: &TempDir) -> String {
     match std::env::var("PUSHHAND_TEST_DATABASE_URL") {
         Ok(admin_url) if !admin_url.is_empty() => {
             let name = format!(
-                "{TEST_DATABASE}{}_{}",
+                "{}{}_{}",
+                this_host_prefix(),
                 std::process::id(),
                 uuid::Uuid::now_v7().simple()
             );
@@ -65,26 +66,41 @@ pub async fn fresh_database_url(dir: &TempDir) -> String {
     }
 }
 
-/// How the names of the databases [`fresh_database_url`] creates begin; the id of the
-/// process that created one follows.
-const TEST_DATABASE: &str = "pushhand_test_p";
+/// How the names of the databases [`fresh_database_url`] creates begin on this host:
+/// `pushhand_test_`, then a tag of the host name and PID namespace (so that runs in other
+/// containers or on other machines sharing the PostgreSQL server, whose process ids mean
+/// nothing here, are never taken for ended ones), then `_`. The creating process's id
+/// follows.
+fn this_host_prefix() -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .hash(&mut h);
+    std::fs::read_link("/proc/self/ns/pid")
+        .unwrap_or_default()
+        .hash(&mut h);
+    format!("pushhand_test_{:08x}_", h.finish() as u32)
+}
 
-/// Drops the test databases left by test processes that have ended, once per process: a
-/// test's own drop runs in the background, and a process that exits first (the last tests
-/// of a run; every test under `cargo nextest`, a process each) leaves its database behind.
-/// A database's name carries its process's id, and a process that still runs (a concurrent
-/// test run) keeps its own. Linux only (`/proc`); elsewhere nothing is dropped here.
+/// Drops the test databases left by this host's test processes that have ended, once per
+/// process: a test's own drop runs in the background, and a process that exits first (the
+/// last tests of a run; every test under `cargo nextest`, a process each) leaves its
+/// database behind. A database's name carries its process's id, and a process that still
+/// runs (a concurrent test run) keeps its own. Linux only (`/proc`); elsewhere nothing is
+/// dropped here.
 async fn reap_ended_runs(admin: &sea_orm::DatabaseConnection) {
     static REAPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if REAPED.swap(true, std::sync::atomic::Ordering::SeqCst)
-        || !std::path::Path::new("/proc/self").exists()
+        || !std::path::Path::new("/proc/self/ns/pid").exists()
     {
         return;
     }
+    let prefix = this_host_prefix();
     let Ok(rows) = admin
         .query_all_raw(sea_orm::Statement::from_string(
             sea_orm::DbBackend::Postgres,
-            format!("SELECT datname FROM pg_database WHERE datname LIKE '{TEST_DATABASE}%'"),
+            format!("SELECT datname FROM pg_database WHERE datname LIKE '{prefix}%'"),
         ))
         .await
     else {
@@ -95,7 +111,7 @@ async fn reap_ended_runs(admin: &sea_orm::DatabaseConnection) {
             continue;
         };
         let ended = name
-            .strip_prefix(TEST_DATABASE)
+            .strip_prefix(prefix.as_str())
             .and_then(|rest| rest.split('_').next())
             .and_then(|pid| pid.parse::<u32>().ok())
             .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
