@@ -21,7 +21,7 @@ pub struct Checkout<'a> {
 }
 
 /// Writes `orders` completed orders of one unit each, the buyers taking turns; the
-/// product's sales count includes them. Returns the number of order lines written.
+/// product's sales count includes them. Returns the number of orders written.
 pub async fn generate(
     db: &DatabaseConnection,
     orders: usize,
