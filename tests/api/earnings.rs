@@ -1853,18 +1853,12 @@ async fn members_joining_as_the_team_pays_never_deadlock() {
     } = team(&app, 24, 1).await;
     let now = app.clock_now();
     let policy = policy(3);
-    let (paid, _) = tokio::join!(
-            pay_all(&app, &orders, &policy, now),
-            join_all(
-                (0..24).map(|i| {
-                    let app = &app;
-                    let mid = mid.id;
-                    async move {
-                        fixtures::member(app, &format!("joiner{i}"), Tier::Buyer, Some(mid)).await
-                    }
-                })
-            ),
-        );
+    let joiners = join_all((0..24).map(|i| {
+        let app = &app;
+        let mid = mid.id;
+        async move { fixtures::member(app, &format!("joiner{i}"), Tier::Buyer, Some(mid)).await }
+    }));
+    let (paid, _) = tokio::join!(pay_all(&app, &orders, &policy, now), joiners);
     for p in &paid {
         assert!(p.is_ok(), "{p:?}");
     }

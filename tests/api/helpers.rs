@@ -71,16 +71,20 @@ pub async fn fresh_database_url(dir: &TempDir) -> String {
 /// containers or on other machines sharing the PostgreSQL server, whose process ids mean
 /// nothing here, are never taken for ended ones), then `_`. The creating process's id
 /// follows.
-fn this_host_prefix() -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .unwrap_or_default()
-        .hash(&mut h);
-    std::fs::read_link("/proc/self/ns/pid")
-        .unwrap_or_default()
-        .hash(&mut h);
-    format!("pushhand_test_{:08x}_", h.finish() as u32)
+/// Worked out once per process.
+fn this_host_prefix() -> &'static str {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PREFIX.get_or_init(|| {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap_or_default()
+            .hash(&mut h);
+        std::fs::read_link("/proc/self/ns/pid")
+            .unwrap_or_default()
+            .hash(&mut h);
+        format!("pushhand_test_{:08x}_", h.finish() as u32)
+    })
 }
 
 /// Drops the test databases left by this host's test processes that have ended, once per
@@ -111,7 +115,7 @@ async fn reap_ended_runs(admin: &sea_orm::DatabaseConnection) {
             continue;
         };
         let ended = name
-            .strip_prefix(prefix.as_str())
+            .strip_prefix(prefix)
             .and_then(|rest| rest.split('_').next())
             .and_then(|pid| pid.parse::<u32>().ok())
             .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
