@@ -1,13 +1,18 @@
 //! The catalog in GraphQL: `Product`, `Sku`, `Brand`, `Merchant`, `Category`, and the root
 //! fields `product`, `products` and `categories`. Types wrap entity rows; related rows come
-//! through the DataLoaders.
+//! through the DataLoaders, or with the page for a listing, whose products are then answered
+//! by [`plain`] when their selection allows.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
 use async_graphql::dataloader::Loader;
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::parser::types::Field;
+use async_graphql::resolver_utils::enum_value;
+use async_graphql::{
+    Context, Enum, ID, InputObject, Object, Result, ScalarType, SimpleObject, Value,
+};
 use chrono::{DateTime, Utc};
 use entity::{brand, category, member, merchant, product, product_image, sku};
 
@@ -17,6 +22,7 @@ use super::loaders::{
     BrandKey, CatalogLoader, CategoryKey, ChildrenOf, CurationOf, ImagesOf, LoadError, Loaders,
     MerchantKey, ProductKey, SkusOf, TagsOf,
 };
+use super::plain::{self, Env, Fast, Plain};
 use super::scalars::Dec;
 use super::{load_err, state, viewer};
 use crate::error::Error;
@@ -79,6 +85,125 @@ impl Product {
 
     fn page(&self) -> Option<&PageRows> {
         self.1.as_deref()
+    }
+
+    /// `estimatedEarning` as `viewer` sees it.
+    fn earning_for(&self, viewer: &Viewer) -> Option<Dec> {
+        let is_push_hand = viewer.member().is_ok_and(|m| m.tier != member::Tier::Buyer);
+        if !is_push_hand {
+            return None;
+        }
+        entity::Money::floor_from_decimal(
+            self.0.min_price.to_decimal() * self.0.rebate_rate.to_decimal(),
+        )
+        .map(Dec::from)
+    }
+
+    /// `unpublishedReason` as `viewer` sees it.
+    fn reason_for(&self, viewer: &Viewer) -> Option<&str> {
+        if svc::is_insider(viewer, &self.0) {
+            self.0.unpublished_reason.as_deref()
+        } else {
+            None
+        }
+    }
+}
+
+/// A listed product's fields, from its row and its page's rows (see [`plain`]). Images and
+/// tags are left to the resolvers, which load them; so is a product without page rows.
+impl Plain for Product {
+    const TYPE: &'static str = "Product";
+
+    fn field(&self, env: &Env<'_>, field: &Field) -> Option<Value> {
+        let p = &self.0;
+        let set = &field.selection_set.node;
+        let rate = |r: entity::Rate| match sees_rates(env.viewer) {
+            true => Dec::from(r).to_value(),
+            false => Value::Null,
+        };
+        Some(match field.name.node.as_str() {
+            "id" => Value::String(ids::encode(Kind::Product, p.id).0),
+            "name" => Value::String(p.name.clone()),
+            "nameEn" => opt_str(p.name_en.as_deref()),
+            "description" => opt_str(p.description.as_deref()),
+            "status" => enum_value(ProductStatus::from(p.status)),
+            "membershipActivity" => Value::Boolean(p.membership_activity),
+            "minPrice" => Dec::from(p.min_price).to_value(),
+            "maxPrice" => Dec::from(p.max_price).to_value(),
+            "salesCount" => p.sales_count.to_value(),
+            "publishedAt" => p
+                .published_at
+                .as_ref()
+                .map_or(Value::Null, |t| t.to_value()),
+            "createdAt" => p.created_at.to_value(),
+            "rebateRate" => rate(p.rebate_rate),
+            "teamRebateRate" => rate(p.team_rebate_rate),
+            "estimatedEarning" => self
+                .earning_for(env.viewer)
+                .map_or(Value::Null, |d| d.to_value()),
+            "unpublishedReason" => opt_str(self.reason_for(env.viewer)),
+            "brand" => plain::object(self.page()?.brands.get(&BrandKey(p.brand_id))?, env, set)?,
+            "category" => {
+                let category = self.page()?.categories.get(&CategoryKey(p.category_id))?;
+                plain::object(category, env, set)?
+            }
+            "skus" => plain::list(self.page()?.skus.get(&SkusOf(p.id))?, env, set)?,
+            "curation" => {
+                let summary = self.page()?.curation.get(&CurationOf(p.id))?;
+                let insider = svc::is_insider(env.viewer, p);
+                let report = CurationReport::new(p, summary.clone(), insider, env.min_score);
+                plain::object(&report, env, set)?
+            }
+            _ => return None,
+        })
+    }
+}
+
+fn opt_str(s: Option<&str>) -> Value {
+    s.map_or(Value::Null, |s| Value::String(s.to_owned()))
+}
+
+/// A SKU's fields but `product` (see [`plain`]).
+impl Plain for sku::Model {
+    const TYPE: &'static str = "Sku";
+
+    fn field(&self, _: &Env<'_>, field: &Field) -> Option<Value> {
+        Some(match field.name.node.as_str() {
+            "id" => Value::String(ids::encode(Kind::Sku, self.id).0),
+            "name" => Value::String(self.name.clone()),
+            "price" => Dec::from(self.price).to_value(),
+            "stock" => self.stock.to_value(),
+            _ => return None,
+        })
+    }
+}
+
+/// A brand's fields but `merchant` (see [`plain`]).
+impl Plain for brand::Model {
+    const TYPE: &'static str = "Brand";
+
+    fn field(&self, _: &Env<'_>, field: &Field) -> Option<Value> {
+        Some(match field.name.node.as_str() {
+            "id" => Value::String(ids::encode(Kind::Brand, self.id).0),
+            "name" => Value::String(self.name.clone()),
+            _ => return None,
+        })
+    }
+}
+
+/// A category's fields but its relations (see [`plain`]); `parent` only when it is null.
+impl Plain for category::Model {
+    const TYPE: &'static str = "Category";
+
+    fn field(&self, _: &Env<'_>, field: &Field) -> Option<Value> {
+        Some(match field.name.node.as_str() {
+            "id" => Value::String(ids::encode(Kind::Category, self.id).0),
+            "slug" => Value::String(self.slug.clone()),
+            "nameZh" => Value::String(self.name_zh.clone()),
+            "nameEn" => Value::String(self.name_en.clone()),
+            "parent" if self.parent_id.is_none() => Value::Null,
+            _ => return None,
+        })
     }
 }
 
@@ -176,24 +301,11 @@ impl Product {
     /// 预估赚: what the signed-in push-hand earns on one unit at the lowest price (price ×
     /// rebate rate, rounded down to the fen). Null for everyone who is not a push-hand.
     async fn estimated_earning(&self, ctx: &Context<'_>) -> Result<Option<Dec>> {
-        let is_push_hand = viewer(ctx)?
-            .member()
-            .is_ok_and(|m| m.tier != member::Tier::Buyer);
-        if !is_push_hand {
-            return Ok(None);
-        }
-        let earning = entity::Money::floor_from_decimal(
-            self.0.min_price.to_decimal() * self.0.rebate_rate.to_decimal(),
-        );
-        Ok(earning.map(Dec::from))
+        Ok(self.earning_for(viewer(ctx)?))
     }
     /// Why it was delisted; shown to curators, admins and the product's merchant.
     async fn unpublished_reason(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        Ok(if svc::is_insider(viewer(ctx)?, &self.0) {
-            self.0.unpublished_reason.as_deref()
-        } else {
-            None
-        })
+        Ok(self.reason_for(viewer(ctx)?))
     }
     async fn brand(&self, ctx: &Context<'_>) -> Result<Brand> {
         let key = BrandKey(self.0.brand_id);
@@ -558,7 +670,8 @@ where
     loader.load(&keys).await
 }
 
-pub type ProductConnection = Connection<OpaqueCursor<svc::ProductCursor>, Product>;
+/// A page of listed products; each is resolved by [`plain`] when its selection allows.
+pub type ProductConnection = Connection<OpaqueCursor<svc::ProductCursor>, Fast<Product>>;
 
 #[derive(Default)]
 pub struct CatalogQuery;
@@ -602,7 +715,7 @@ impl CatalogQuery {
         conn.edges.extend(page.items.into_iter().map(|p| {
             Edge::new(
                 OpaqueCursor(sort.cursor_of(&p)),
-                Product(p, Some(rows.clone())),
+                Fast(Product(p, Some(rows.clone()))),
             )
         }));
         Ok(conn)
@@ -616,5 +729,146 @@ impl CatalogQuery {
             .filter(|c| c.parent_id.is_none())
             .map(Category)
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::parser::parse_query;
+    use async_graphql::parser::types::{DocumentOperations, SelectionSet};
+    use entity::{Money, Rate};
+    use uuid::Uuid;
+
+    /// The selection set of `{ <selection> }`.
+    fn selection(selection: &str) -> SelectionSet {
+        let doc = parse_query(format!("{{ {selection} }}")).expect("query parses");
+        match doc.operations {
+            DocumentOperations::Single(op) => op.node.selection_set.node,
+            DocumentOperations::Multiple(_) => unreachable!("one anonymous operation"),
+        }
+    }
+
+    /// A listed product with its page's rows: a leaf category and two SKUs.
+    fn listed() -> Product {
+        let now = Utc::now();
+        let p = product::Model {
+            id: Uuid::now_v7(),
+            merchant_id: Uuid::now_v7(),
+            brand_id: Uuid::now_v7(),
+            category_id: Uuid::now_v7(),
+            name: "小米净水器".into(),
+            name_en: None,
+            description: Some("净水".into()),
+            status: product::Status::Published,
+            rebate_rate: Rate::from_bp(1500),
+            team_rebate_rate: Rate::from_bp(500),
+            membership_activity: false,
+            min_price: Money::from_fen(1000),
+            max_price: Money::from_fen(6000),
+            sales_count: 7,
+            created_at: now,
+            updated_at: now,
+            published_at: Some(now),
+            stages_passed: 5,
+            unpublished_reason: None,
+        };
+        let mut rows = PageRows::default();
+        let brand = brand::Model {
+            id: p.brand_id,
+            merchant_id: p.merchant_id,
+            name: "Brand 0".into(),
+            created_at: now,
+        };
+        let category = category::Model {
+            id: p.category_id,
+            parent_id: Some(Uuid::now_v7()),
+            slug: "leaf".into(),
+            name_zh: "叶".into(),
+            name_en: "Leaf".into(),
+            position: 0,
+        };
+        let skus = [1000, 6000]
+            .into_iter()
+            .enumerate()
+            .map(|(i, fen)| sku::Model {
+                id: Uuid::now_v7(),
+                product_id: p.id,
+                name: format!("SKU {i}"),
+                price: Money::from_fen(fen),
+                stock: 3,
+                position: i as i32,
+            })
+            .collect();
+        rows.brands.insert(BrandKey(p.brand_id), brand);
+        rows.categories.insert(CategoryKey(p.category_id), category);
+        rows.skus.insert(SkusOf(p.id), skus);
+        rows.curation
+            .insert(CurationOf(p.id), Arc::new(Summary::default()));
+        Product(p, Some(Arc::new(rows)))
+    }
+
+    fn answer(p: &Product, sel: &str) -> Option<Value> {
+        let env = Env {
+            viewer: &Viewer::Anonymous,
+            min_score: 3,
+        };
+        plain::object(p, &env, &selection(sel))
+    }
+
+    #[test]
+    fn a_listing_page_is_answered_without_resolvers() {
+        let p = listed();
+        let bench = "id name minPrice brand { name } category { nameZh } skus { id price stock } \
+                     curation { passed badges }";
+        let got = answer(&p, bench)
+            .expect("the benchmark's page is plain")
+            .into_json()
+            .expect("json");
+        assert_eq!(got["id"], ids::encode(Kind::Product, p.0.id).0);
+        assert_eq!(got["name"], "小米净水器");
+        assert_eq!(got["minPrice"], "10.00");
+        assert_eq!(got["brand"]["name"], "Brand 0");
+        assert_eq!(got["category"]["nameZh"], "叶");
+        assert_eq!(got["skus"][1]["price"], "60.00");
+        assert_eq!(got["skus"][1]["stock"], 3);
+        assert_eq!(got["curation"]["passed"], false);
+        assert_eq!(got["curation"]["badges"], serde_json::json!([]));
+        // The anonymous see no rates.
+        let got = answer(
+            &p,
+            "rebateRate estimatedEarning unpublishedReason __typename",
+        )
+        .expect("plain")
+        .into_json()
+        .expect("json");
+        assert_eq!(
+            got,
+            serde_json::json!({ "rebateRate": null, "estimatedEarning": null,
+                                "unpublishedReason": null, "__typename": "Product" })
+        );
+    }
+
+    #[test]
+    fn anything_else_goes_to_the_resolvers() {
+        let p = listed();
+        for sel in [
+            "id images { url }",
+            "id tags",
+            "brand { merchant { name } }",
+            "category { parent { slug } }",
+            "skus { product { id } }",
+            "curation { stages { stage } }",
+            "... on Product { id }",
+            "name @include(if: true)",
+            "name name",
+            "a: name a: id",
+        ] {
+            assert_eq!(answer(&p, sel), None, "{sel}");
+        }
+        // A product on its own has no page rows: its relations are loaded by the resolvers.
+        let alone = Product::of(p.0.clone());
+        assert!(answer(&alone, "id name salesCount").is_some());
+        assert_eq!(answer(&alone, "brand { name }"), None);
     }
 }

@@ -7,12 +7,17 @@ use std::sync::Arc;
 use async_graphql::connection::{
     Connection, ConnectionNameType, CursorType, Edge, EdgeNameType, EmptyFields, OpaqueCursor,
 };
-use async_graphql::{Context, Enum, ID, InputObject, Object, OutputType, Result, SimpleObject};
+use async_graphql::parser::types::Field;
+use async_graphql::resolver_utils::enum_value;
+use async_graphql::{
+    Context, Enum, ID, InputObject, Object, OutputType, Result, ScalarType, SimpleObject, Value,
+};
 use chrono::{DateTime, Utc};
 use entity::{member, product};
 
 use super::catalog::{Brand, Product, ProductStatus, page_size};
 use super::ids::{self, Kind};
+use super::plain::{Env, Plain};
 use super::scalars::Dec;
 use super::{state, viewer};
 use crate::error::Error;
@@ -138,6 +143,51 @@ impl CurationReport {
     }
 }
 
+impl CurationReport {
+    fn badge_list(&self) -> Vec<CurationBadge> {
+        self.summary
+            .badges()
+            .into_iter()
+            .map(|b| match b {
+                Badge::FiveStagesPassed => CurationBadge::FiveStagesPassed,
+                Badge::ThreeHighs => CurationBadge::ThreeHighs,
+                Badge::EuGrade => CurationBadge::EuGrade,
+            })
+            .collect()
+    }
+
+    fn next(&self) -> Option<CurationStage> {
+        svc::STAGES
+            .iter()
+            .find(|s| {
+                !self
+                    .summary
+                    .stages
+                    .iter()
+                    .any(|e| e.stage == **s && e.passed)
+            })
+            .map(|s| (*s).into())
+    }
+}
+
+/// The passport's fields that need neither rows nor a viewer (see [`plain`]).
+impl Plain for CurationReport {
+    const TYPE: &'static str = "CurationReport";
+
+    fn field(&self, _: &Env<'_>, field: &Field) -> Option<Value> {
+        Some(match field.name.node.as_str() {
+            "passed" => Value::Boolean(self.summary.passed(self.min_score)),
+            "badges" => Value::List(self.badge_list().into_iter().map(enum_value).collect()),
+            "nextStage" => self.next().map_or(Value::Null, enum_value),
+            "publishedAt" => self
+                .published_at
+                .as_ref()
+                .map_or(Value::Null, |t| t.to_value()),
+            _ => return None,
+        })
+    }
+}
+
 /// The quality passport (品控报告) of a product: how it went through the five-stage gate.
 #[Object]
 impl CurationReport {
@@ -183,15 +233,7 @@ impl CurationReport {
         })
     }
     async fn badges(&self) -> Vec<CurationBadge> {
-        self.summary
-            .badges()
-            .into_iter()
-            .map(|b| match b {
-                Badge::FiveStagesPassed => CurationBadge::FiveStagesPassed,
-                Badge::ThreeHighs => CurationBadge::ThreeHighs,
-                Badge::EuGrade => CurationBadge::EuGrade,
-            })
-            .collect()
+        self.badge_list()
     }
     /// True when every stage passed and every criterion scores at least the configured
     /// minimum (the brand cap is checked when publishing).
@@ -200,16 +242,7 @@ impl CurationReport {
     }
     /// The stage a curator records next; null once all five passed.
     async fn next_stage(&self) -> Option<CurationStage> {
-        svc::STAGES
-            .iter()
-            .find(|s| {
-                !self
-                    .summary
-                    .stages
-                    .iter()
-                    .any(|e| e.stage == **s && e.passed)
-            })
-            .map(|s| (*s).into())
+        self.next()
     }
     async fn published_at(&self) -> Option<DateTime<Utc>> {
         self.published_at

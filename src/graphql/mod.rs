@@ -17,6 +17,7 @@ pub mod loaders;
 pub mod members;
 pub mod node;
 pub mod orders;
+pub mod plain;
 pub mod response_cache;
 pub mod scalars;
 

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use entity::product;
 use pushhand::graphql::ids::Kind;
 use pushhand::service::catalog::{NewProduct, ProductRows};
+use pushhand::service::members::CliRole;
 use sea_orm::TransactionTrait;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -447,4 +448,61 @@ async fn product_fields_come_back_exactly() {
     );
     assert_eq!(got["tags"], json!(["新品"]));
     assert_eq!(got["salesCount"], json!(p.sales_count));
+}
+
+/// Every plain field of a listed product, its brand, category, SKUs and passport.
+const PLAIN_PRODUCT: &str = "__typename id name nameEn description status membershipActivity
+    minPrice maxPrice salesCount publishedAt createdAt rebateRate teamRebateRate estimatedEarning
+    unpublishedReason brand { __typename id name } category { __typename id slug nameZh nameEn }
+    skus { __typename id name price stock } curation { __typename passed badges nextStage publishedAt }
+    again: name";
+
+/// A page's products are answered without async-graphql's per-field resolvers when the
+/// selection is plain fields (`graphql::plain`); inside an inline fragment the same selection
+/// goes through the resolvers. Both answer alike, whoever asks, and with fields only the
+/// resolvers know mixed in.
+#[tokio::test]
+async fn plain_and_resolved_products_answer_alike() {
+    let app = TestApp::spawn().await;
+    let f = fixtures::catalog(app.db(), 3).await;
+    let (push_hand, _) = app.user("ph@example.com", CliRole::PushHand).await;
+    let (curator, _) = app.user("curator@example.com", CliRole::Curator).await;
+    for token in [None, Some(&push_hand), Some(&curator)] {
+        for extra in ["", "category { parent { slug } }", "images { url } tags"] {
+            let sel = format!("{PLAIN_PRODUCT} {extra}");
+            let query = |node: &str| {
+                format!(
+                    "{{ products(first: 5) {{ edges {{ node {{ {node} }} }} nodes {{ {node} }} }} }}"
+                )
+            };
+            let plain = query(&sel);
+            let resolved = query(&format!("... on Product {{ {sel} }}"));
+            let (a, b) = match token {
+                Some(t) => (
+                    app.data_as(t, &plain, json!({})).await,
+                    app.data_as(t, &resolved, json!({})).await,
+                ),
+                None => (
+                    app.data(&plain, json!({})).await,
+                    app.data(&resolved, json!({})).await,
+                ),
+            };
+            assert_eq!(a, b, "viewer {token:?}, extra {extra:?}");
+            let nodes = a["products"]["nodes"].as_array().expect("nodes");
+            assert_eq!(nodes.len(), f.published.len());
+            assert_eq!(a["products"]["edges"][0]["node"], nodes[0]);
+            let first = &nodes[0];
+            assert_eq!(first["__typename"], json!("Product"));
+            assert_eq!(first["again"], first["name"]);
+            assert_eq!(first["skus"][0]["__typename"], json!("Sku"));
+            assert!(first["skus"][0]["price"].is_string());
+            assert_eq!(first["curation"]["__typename"], json!("CurationReport"));
+            // The viewer shows: rates for programme members and staff only.
+            assert_eq!(first["rebateRate"].is_null(), token.is_none());
+            assert_eq!(
+                first["estimatedEarning"].is_null(),
+                token != Some(&push_hand)
+            );
+        }
+    }
 }
