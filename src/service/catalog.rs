@@ -363,7 +363,7 @@ pub async fn brands_by_ids(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, brand::Model>> {
     let rows = brand::Entity::find()
-        .filter(brand::Column::Id.is_in(ids.iter().copied()))
+        .filter(super::one_of(db, brand::Column::Id, ids.iter().copied()))
         .all(db)
         .await?;
     Ok(rows.into_iter().map(|r| (r.id, r)).collect())
@@ -374,7 +374,7 @@ pub async fn categories_by_ids(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, category::Model>> {
     let rows = category::Entity::find()
-        .filter(category::Column::Id.is_in(ids.iter().copied()))
+        .filter(super::one_of(db, category::Column::Id, ids.iter().copied()))
         .all(db)
         .await?;
     Ok(rows.into_iter().map(|r| (r.id, r)).collect())
@@ -386,7 +386,11 @@ pub async fn categories_by_parent_ids(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<category::Model>>> {
     let rows = category::Entity::find()
-        .filter(category::Column::ParentId.is_in(ids.iter().copied()))
+        .filter(super::one_of(
+            db,
+            category::Column::ParentId,
+            ids.iter().copied(),
+        ))
         .order_by_asc(category::Column::Position)
         .order_by_asc(category::Column::Id)
         .all(db)
@@ -400,7 +404,7 @@ pub async fn products_by_ids(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, product::Model>> {
     let rows = product::Entity::find()
-        .filter(product::Column::Id.is_in(ids.iter().copied()))
+        .filter(super::one_of(db, product::Column::Id, ids.iter().copied()))
         .all(db)
         .await?;
     Ok(rows.into_iter().map(|r| (r.id, r)).collect())
@@ -411,7 +415,7 @@ pub async fn merchants_by_ids(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, merchant::Model>> {
     let rows = merchant::Entity::find()
-        .filter(merchant::Column::Id.is_in(ids.iter().copied()))
+        .filter(super::one_of(db, merchant::Column::Id, ids.iter().copied()))
         .all(db)
         .await?;
     Ok(rows.into_iter().map(|r| (r.id, r)).collect())
@@ -423,7 +427,11 @@ pub async fn skus_by_product_ids(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<sku::Model>>> {
     let rows = sku::Entity::find()
-        .filter(sku::Column::ProductId.is_in(ids.iter().copied()))
+        .filter(super::one_of(
+            db,
+            sku::Column::ProductId,
+            ids.iter().copied(),
+        ))
         .order_by_asc(sku::Column::ProductId)
         .order_by_asc(sku::Column::Position)
         .all(db)
@@ -436,7 +444,11 @@ pub async fn images_by_product_ids(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<product_image::Model>>> {
     let rows = product_image::Entity::find()
-        .filter(product_image::Column::ProductId.is_in(ids.iter().copied()))
+        .filter(super::one_of(
+            db,
+            product_image::Column::ProductId,
+            ids.iter().copied(),
+        ))
         .order_by_asc(product_image::Column::ProductId)
         .order_by_asc(product_image::Column::Position)
         .all(db)
@@ -449,7 +461,11 @@ pub async fn tags_by_product_ids(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<String>>> {
     let rows = product_tag::Entity::find()
-        .filter(product_tag::Column::ProductId.is_in(ids.iter().copied()))
+        .filter(super::one_of(
+            db,
+            product_tag::Column::ProductId,
+            ids.iter().copied(),
+        ))
         .order_by_asc(product_tag::Column::ProductId)
         .order_by_asc(product_tag::Column::Position)
         .all(db)

@@ -251,7 +251,11 @@ pub async fn summaries_by_ids(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Summary>> {
     let rows = curation_summary::Entity::find()
-        .filter(curation_summary::Column::ProductId.is_in(ids.iter().copied()))
+        .filter(super::one_of(
+            db,
+            curation_summary::Column::ProductId,
+            ids.iter().copied(),
+        ))
         .all(db)
         .await?;
     let mut out: HashMap<Uuid, Summary> = ids.iter().map(|id| (*id, Summary::default())).collect();

@@ -279,7 +279,11 @@ pub async fn detach(
                 let gone = member_ancestor::Entity::find()
                     .filter(member_ancestor::Column::AncestorId.eq(a))
                     .filter(member_ancestor::Column::Depth.eq(da + depth_below))
-                    .filter(member_ancestor::Column::DescendantId.is_in(ids.clone()))
+                    .filter(super::one_of(
+                        txn,
+                        member_ancestor::Column::DescendantId,
+                        ids.clone(),
+                    ))
                     .all(txn)
                     .await?;
                 for row in &gone {
@@ -288,7 +292,11 @@ pub async fn detach(
                 member_ancestor::Entity::delete_many()
                     .filter(member_ancestor::Column::AncestorId.eq(a))
                     .filter(member_ancestor::Column::Depth.eq(da + depth_below))
-                    .filter(member_ancestor::Column::DescendantId.is_in(ids))
+                    .filter(super::one_of(
+                        txn,
+                        member_ancestor::Column::DescendantId,
+                        ids,
+                    ))
                     .exec(txn)
                     .await?;
             }

@@ -33,6 +33,10 @@ pub mod writes;
 
 use std::sync::Mutex;
 
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend};
+use uuid::Uuid;
+
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 /// The current time at millisecond precision.
@@ -75,5 +79,70 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         now() + *self.offset.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `col` is one of `ids`. On PostgreSQL that is `col = ANY($1)`, the ids in one array
+/// parameter: one prepared statement and one cached plan for any number of ids, where an
+/// `IN` list is a new statement for every length, planned for its exact elements (a page's
+/// 50 SKU look-ups were planned as a sequential scan of `skus`, 0.72 ms, against 0.2 ms by
+/// the index). SQLite has no arrays: there it is `col IN (…)`.
+pub fn one_of(
+    db: &impl ConnectionTrait,
+    col: impl ColumnTrait,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> Expr {
+    one_of_on(db.get_database_backend(), col, ids)
+}
+
+fn one_of_on(
+    backend: DbBackend,
+    col: impl ColumnTrait,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> Expr {
+    match backend {
+        DbBackend::Postgres => col.eq_any(ids),
+        _ => col.is_in(ids),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use entity::sku;
+    use sea_orm::{EntityTrait, QueryFilter, QueryTrait};
+
+    #[test]
+    fn one_of_is_one_array_parameter_on_postgres_and_a_list_on_sqlite() {
+        for n in [1, 2, 50] {
+            let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+            let query = |backend| {
+                sku::Entity::find()
+                    .filter(one_of_on(backend, sku::Column::ProductId, ids.clone()))
+                    .build(backend)
+            };
+            let pg = query(DbBackend::Postgres);
+            assert!(
+                pg.sql.ends_with(r#""skus"."product_id" = ANY($1)"#),
+                "{}",
+                pg.sql
+            );
+            assert_eq!(pg.values.map(|v| v.0.len()), Some(1));
+            let sqlite = query(DbBackend::Sqlite);
+            assert!(
+                sqlite.sql.contains(r#""skus"."product_id" IN (?"#),
+                "{}",
+                sqlite.sql
+            );
+            assert_eq!(sqlite.values.map(|v| v.0.len()), Some(n));
+        }
+        // No ids match nothing, on either.
+        for backend in [DbBackend::Postgres, DbBackend::Sqlite] {
+            let sql = sku::Entity::find()
+                .filter(one_of_on(backend, sku::Column::ProductId, []))
+                .build(backend)
+                .to_string();
+            assert!(sql.ends_with("WHERE 1 = 2"), "{sql}");
+        }
     }
 }

@@ -112,7 +112,11 @@ pub async fn place_order(
     // Every SKU (with its product) and every share link in one statement each, whatever
     // the number of lines.
     let skus: HashMap<Uuid, (sku::Model, Option<product::Model>)> = sku::Entity::find()
-        .filter(sku::Column::Id.is_in(lines.iter().map(|l| l.sku_id)))
+        .filter(super::one_of(
+            db,
+            sku::Column::Id,
+            lines.iter().map(|l| l.sku_id),
+        ))
         .find_also_related(product::Entity)
         .all(db)
         .await?
@@ -259,7 +263,11 @@ async fn out_of_stock(
     let left: HashMap<Uuid, i32> = sku::Entity::find()
         .select_only()
         .columns([sku::Column::Id, sku::Column::Stock])
-        .filter(sku::Column::Id.is_in(reservations.keys().copied()))
+        .filter(super::one_of(
+            db,
+            sku::Column::Id,
+            reservations.keys().copied(),
+        ))
         .into_tuple::<(Uuid, i32)>()
         .all(db)
         .await?
@@ -290,7 +298,11 @@ pub async fn lines_of(
     order_ids: &[Uuid],
 ) -> Result<Vec<order_line::Model>> {
     Ok(order_line::Entity::find()
-        .filter(order_line::Column::OrderId.is_in(order_ids.iter().copied()))
+        .filter(super::one_of(
+            db,
+            order_line::Column::OrderId,
+            order_ids.iter().copied(),
+        ))
         .order_by_asc(order_line::Column::Id)
         .all(db)
         .await?)

@@ -74,7 +74,7 @@ pub async fn page(
     rows.truncate(first as usize);
     let ids: Vec<Uuid> = rows.iter().map(|r| r.descendant_id).collect();
     let mut members: std::collections::HashMap<Uuid, member::Model> = member::Entity::find()
-        .filter(member::Column::Id.is_in(ids))
+        .filter(super::one_of(db, member::Column::Id, ids))
         .all(db)
         .await?
         .into_iter()
