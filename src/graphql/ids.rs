@@ -57,15 +57,16 @@ impl Kind {
 
 /// The global ID of row `id` of type `kind`.
 pub fn encode(kind: Kind, id: Uuid) -> ID {
-    // `Type:uuid` is assembled on the stack: a page of products encodes hundreds of IDs,
-    // and `format!` into a `String` cost more than the base64 itself.
-    let mut text = [0u8; 10 + 1 + uuid::fmt::Simple::LENGTH];
+    // `Type:uuid` is assembled directly: a page of products encodes hundreds of IDs, and
+    // `format!` cost more than the base64 itself.
     let name = kind.name().as_bytes();
-    text[..name.len()].copy_from_slice(name);
-    text[name.len()] = b':';
-    let end = name.len() + 1 + uuid::fmt::Simple::LENGTH;
-    id.simple().encode_lower(&mut text[name.len() + 1..end]);
-    ID(URL_SAFE_NO_PAD.encode(&text[..end]))
+    let mut text = Vec::with_capacity(name.len() + 1 + uuid::fmt::Simple::LENGTH);
+    text.extend_from_slice(name);
+    text.push(b':');
+    let start = text.len();
+    text.resize(start + uuid::fmt::Simple::LENGTH, 0);
+    id.simple().encode_lower(&mut text[start..]);
+    ID(URL_SAFE_NO_PAD.encode(&text))
 }
 
 /// Splits a global ID into its type and row id; anything malformed is `VALIDATION` on `field`.
