@@ -24,6 +24,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Key that signs and verifies member tokens.
     pub jwt_secret: Secret,
+    /// Checks request tokens, remembering those that passed.
+    pub tokens: crate::service::auth::Tokens,
     /// Where every rule reads the time; tests substitute a clock they can move.
     pub clock: Arc<dyn Clock>,
     /// Failed credential attempts per client.

@@ -34,7 +34,7 @@ async fn execute(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let app = &state.app;
-    let credentials = auth::credentials(&app.jwt_secret, authorization);
+    let credentials = app.tokens.credentials(authorization);
     let lookup = match credentials {
         auth::Credentials::Token {
             member, version, ..

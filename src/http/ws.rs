@@ -242,7 +242,7 @@ impl Connection {
         let payload = msg.get("payload").unwrap_or(&Value::Null);
         let token = token_of(payload);
         let app = &self.state.app;
-        let credentials = auth::credentials(&app.jwt_secret, token.as_deref());
+        let credentials = app.tokens.credentials(token.as_deref());
         let viewer = auth::viewer_of(&app.db, credentials)
             .await
             .map_err(|_| Close::new(1011, "authentication unavailable"))?;

@@ -115,7 +115,7 @@ pub fn decode_token(secret: &Secret, token: &str) -> Result<Claims> {
     validation.set_issuer(&[ISSUER]);
     validation.set_audience(&[AUDIENCE]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    validation.leeway = 5;
+    validation.leeway = LEEWAY as u64;
     jsonwebtoken::decode::<Claims>(
         token,
         &DecodingKey::from_secret(secret.expose().as_bytes()),
@@ -187,14 +187,66 @@ pub enum Credentials {
 /// Checks the `Authorization` header value (`Bearer <token>`, or the bare token) without
 /// touching the database.
 pub fn credentials(secret: &Secret, authorization: Option<&str>) -> Credentials {
-    let Some(value) = authorization else {
-        return Credentials::None;
-    };
-    let token = value
+    match authorization {
+        None => Credentials::None,
+        Some(value) => token_credentials(secret, bare_token(value)),
+    }
+}
+
+/// The token of an `Authorization` header value.
+fn bare_token(value: &str) -> &str {
+    value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .unwrap_or(value)
-        .trim();
+        .trim()
+}
+
+/// Seconds a token is still accepted after its `exp` (clock skew).
+const LEEWAY: i64 = 5;
+
+/// [`credentials`] for the request path: tokens that passed are remembered by their exact
+/// text, because checking one (base64, JSON, HMAC-SHA256) is ~50,000 instructions — more
+/// than the rest of a cached answer. A remembered token's expiry is checked again on every
+/// use, so it stops working at its `exp` as before; forged, malformed and expired tokens are
+/// never remembered. Revocation is unaffected: [`viewer_of`] and the response cache compare
+/// the token's version with the member's on every request.
+#[derive(Clone)]
+pub struct Tokens {
+    secret: Secret,
+    passed: moka::sync::Cache<String, Credentials>,
+}
+
+impl Tokens {
+    /// Remembers at most `capacity` tokens (least recently used go first).
+    pub fn new(secret: Secret, capacity: u64) -> Tokens {
+        Tokens {
+            secret,
+            passed: moka::sync::Cache::new(capacity),
+        }
+    }
+
+    pub fn credentials(&self, authorization: Option<&str>) -> Credentials {
+        let Some(value) = authorization else {
+            return Credentials::None;
+        };
+        let token = bare_token(value);
+        if let Some(known @ Credentials::Token { expires, .. }) = self.passed.get(token) {
+            if expires >= Utc::now().timestamp() - LEEWAY {
+                return known;
+            }
+            self.passed.invalidate(token);
+        }
+        let checked = token_credentials(&self.secret, token);
+        if let Credentials::Token { .. } = checked {
+            self.passed.insert(token.to_owned(), checked);
+        }
+        checked
+    }
+}
+
+/// What `token` says, checked (see [`decode_token`]).
+fn token_credentials(secret: &Secret, token: &str) -> Credentials {
     let Ok(claims) = decode_token(secret, token) else {
         return Credentials::Invalid;
     };
@@ -230,4 +282,74 @@ pub async fn authenticate(
     authorization: Option<&str>,
 ) -> Result<Viewer> {
     viewer_of(db, credentials(secret, authorization)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(secret: &str, member: Uuid, exp: i64) -> String {
+        let now = Utc::now().timestamp();
+        let claims = Claims {
+            sub: member.to_string(),
+            exp,
+            iat: now,
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            ver: 3,
+        };
+        jsonwebtoken::encode(
+            &Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .expect("token")
+    }
+
+    #[test]
+    fn tokens_that_passed_are_remembered_and_still_expire() {
+        let secret = "s".repeat(32);
+        let tokens = Tokens::new(Secret::new(secret.clone()), 100);
+        let member = Uuid::now_v7();
+        let good = token(&secret, member, Utc::now().timestamp() + 3600);
+        let first = tokens.credentials(Some(&format!("Bearer {good}")));
+        assert!(
+            matches!(first, Credentials::Token { member: m, version: 3, .. } if m == member),
+            "{first:?}"
+        );
+        assert_eq!(tokens.passed.get(good.as_str()), Some(first));
+        // Remembered: the same answer whatever the header's spelling.
+        assert_eq!(tokens.credentials(Some(&good)), first);
+        assert_eq!(tokens.credentials(Some(&format!("bearer {good} "))), first);
+        // A remembered text is answered from memory, not verified again.
+        let kept = Credentials::Token {
+            member,
+            version: 9,
+            expires: Utc::now().timestamp() + 60,
+        };
+        tokens.passed.insert("kept".into(), kept);
+        assert_eq!(tokens.credentials(Some("Bearer kept")), kept);
+
+        // Forged and expired tokens are refused and never remembered.
+        let forged = token(&"x".repeat(32), member, Utc::now().timestamp() + 3600);
+        let expired = token(&secret, member, Utc::now().timestamp() - 3600);
+        for bad in [forged.as_str(), expired.as_str(), "not a token"] {
+            assert_eq!(tokens.credentials(Some(bad)), Credentials::Invalid);
+            assert_eq!(tokens.passed.get(bad), None);
+        }
+        assert_eq!(tokens.credentials(None), Credentials::None);
+
+        // A remembered token whose `exp` has passed is checked again (and refused): the
+        // memory never outlives a token.
+        tokens.passed.insert(
+            expired.clone(),
+            Credentials::Token {
+                member,
+                version: 3,
+                expires: Utc::now().timestamp() - 3600,
+            },
+        );
+        assert_eq!(tokens.credentials(Some(&expired)), Credentials::Invalid);
+        assert_eq!(tokens.passed.get(expired.as_str()), None);
+    }
 }
