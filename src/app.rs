@@ -115,7 +115,7 @@ impl App {
             config: Arc::new(config),
             redis,
             metrics,
-            tokens: crate::service::auth::Tokens::new(jwt_secret.clone(), 100_000),
+            tokens: crate::service::auth::Tokens::new(jwt_secret.clone(), 50_000),
             jwt_secret,
             clock,
             failures: Arc::new(FailureLimiter::new(config_failures)),

@@ -218,7 +218,8 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    /// Remembers at most `capacity` tokens (least recently used go first).
+    /// Remembers at most `capacity` tokens (least recently used go first); a token and its
+    /// entry take ~300 bytes.
     pub fn new(secret: Secret, capacity: u64) -> Tokens {
         Tokens {
             secret,
