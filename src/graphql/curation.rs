@@ -141,9 +141,7 @@ impl CurationReport {
             published_at: p.published_at,
         }
     }
-}
 
-impl CurationReport {
     fn badge_list(&self) -> Vec<CurationBadge> {
         self.summary
             .badges()
@@ -170,7 +168,7 @@ impl CurationReport {
     }
 }
 
-/// The passport's fields that need neither rows nor a viewer (see [`plain`]).
+/// The passport's fields that need neither rows nor a viewer (see [`super::plain`]).
 impl Plain for CurationReport {
     const TYPE: &'static str = "CurationReport";
 
