@@ -12,9 +12,10 @@
 //! - [`error`]: the one error type of the API boundary and its stable codes.
 //! - [`http`]: routes — GraphQL over HTTP, the graphql-ws protocols, GraphiQL, health, metrics.
 //! - [`graphql`]: the schema behind its front door (`graphql::api`: limits, error codes,
-//!   metrics); one module per domain; API types wrap entity rows; loaders; the response
-//!   cache of anonymous catalog reads and members' own views (`graphql::response_cache`,
-//!   its answers' bytes and gzip form in `graphql::cached_answer`).
+//!   metrics); one module per domain; API types wrap entity rows; loaders; listed products
+//!   answered without a future per field (`graphql::plain`); the response cache of
+//!   anonymous catalog reads and members' own views (`graphql::response_cache`, its
+//!   answers' bytes and gzip form in `graphql::cached_answer`).
 //! - [`service`]: the business rules, one module per domain; no GraphQL in sight.
 //! - [`db`]: pool set-up, statement counting, migrations.
 //! - [`cache`]: the key–value cache (Redis or in-process) behind the curation passports.
