@@ -306,7 +306,7 @@ impl ResponseCache {
     }
 
     /// Looks up a member's own answer: `req` asked with a token of `member` at
-    /// `token_version` (well signed and unexpired: [`crate::service::auth::credentials`]) in
+    /// `token_version` (well signed and unexpired: [`crate::service::auth::Tokens::credentials`]) in
     /// the month `period`. A hit needs no database: the member's version is bumped by every
     /// change of what such an answer shows, token revocations included, so an answer stored
     /// under the current version was computed for a token the database accepted then and

@@ -383,7 +383,8 @@ impl Connection {
             Delivery::Event(e) => e.kind == Kind::TokensRevoked,
             Delivery::Resync => {
                 let app = &self.state.app;
-                let viewer = auth::authenticate(&app.db, &app.jwt_secret, self.token.as_deref())
+                let credentials = app.tokens.credentials(self.token.as_deref());
+                let viewer = auth::viewer_of(&app.db, credentials)
                     .await
                     .map_err(|_| Close::new(1011, "authentication unavailable"))?;
                 !matches!(viewer, Viewer::Member(_))

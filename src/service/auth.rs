@@ -184,15 +184,6 @@ pub enum Credentials {
     },
 }
 
-/// Checks the `Authorization` header value (`Bearer <token>`, or the bare token) without
-/// touching the database.
-pub fn credentials(secret: &Secret, authorization: Option<&str>) -> Credentials {
-    match authorization {
-        None => Credentials::None,
-        Some(value) => token_credentials(secret, bare_token(value)),
-    }
-}
-
 /// The token of an `Authorization` header value.
 fn bare_token(value: &str) -> &str {
     value
@@ -205,8 +196,8 @@ fn bare_token(value: &str) -> &str {
 /// Seconds a token is still accepted after its `exp` (clock skew).
 const LEEWAY: i64 = 5;
 
-/// [`credentials`] for the request path: tokens that passed are remembered by their exact
-/// text, because checking one (base64, JSON, HMAC-SHA256) is ~50,000 instructions — more
+/// Checks `Authorization` header values (`Bearer <token>`, or the bare token) without
+/// touching the database. Tokens that passed are remembered by their exact text, because checking one (base64, JSON, HMAC-SHA256) is ~50,000 instructions — more
 /// than the rest of a cached answer. A remembered token's expiry is checked again on every
 /// use, so it stops working at its `exp` as before; forged, malformed and expired tokens are
 /// never remembered. Revocation is unaffected: [`viewer_of`] and the response cache compare
@@ -273,16 +264,6 @@ pub async fn viewer_of(db: &impl ConnectionTrait, credentials: Credentials) -> R
             _ => Ok(Viewer::Rejected),
         },
     }
-}
-
-/// Resolves the `Authorization` header value into a viewer: one primary-key read when a
-/// token is present, none otherwise.
-pub async fn authenticate(
-    db: &impl ConnectionTrait,
-    secret: &Secret,
-    authorization: Option<&str>,
-) -> Result<Viewer> {
-    viewer_of(db, credentials(secret, authorization)).await
 }
 
 #[cfg(test)]
