@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::service::auth::Viewer;
+use crate::service::rows::ByPosition;
 
 /// Longest accepted search term, in characters.
 pub const MAX_SEARCH_LEN: usize = 100;
@@ -246,7 +247,14 @@ pub async fn list_products(
     } else {
         q.order_by_asc(col).order_by_asc(product::Column::Id)
     };
-    let mut items = q.limit(first + 1).all(db).await?;
+    let mut items: Vec<product::Model> = q
+        .limit(first + 1)
+        .into_model::<ByPosition<product::Model>>()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| row.0)
+        .collect();
     let has_next = items.len() as u64 > first;
     items.truncate(first as usize);
     Ok(Page { items, has_next })
@@ -426,17 +434,24 @@ pub async fn skus_by_product_ids(
     db: &impl ConnectionTrait,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<sku::Model>>> {
+    // Ordered here, not by the database: the index on `product_id` is in price order, so
+    // SQLite would sort the rows again.
     let rows = sku::Entity::find()
         .filter(super::one_of(
             db,
             sku::Column::ProductId,
             ids.iter().copied(),
         ))
-        .order_by_asc(sku::Column::ProductId)
-        .order_by_asc(sku::Column::Position)
+        .into_model::<ByPosition<sku::Model>>()
         .all(db)
-        .await?;
-    Ok(group(ids, rows, |r| r.product_id))
+        .await?
+        .into_iter()
+        .map(|row| row.0);
+    let mut skus = group(ids, rows, |r| r.product_id);
+    for list in skus.values_mut() {
+        list.sort_unstable_by_key(|s| (s.position, s.id));
+    }
+    Ok(skus)
 }
 
 pub async fn images_by_product_ids(
@@ -479,7 +494,11 @@ pub async fn tags_by_product_ids(
 
 /// Groups rows by parent id; every asked-for id is present (empty when it has no rows), so a
 /// caching loader remembers "none" too.
-fn group<T>(ids: &[Uuid], rows: Vec<T>, key: impl Fn(&T) -> Uuid) -> HashMap<Uuid, Vec<T>> {
+fn group<T>(
+    ids: &[Uuid],
+    rows: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> Uuid,
+) -> HashMap<Uuid, Vec<T>> {
     let mut out: HashMap<Uuid, Vec<T>> = ids.iter().map(|id| (*id, Vec::new())).collect();
     for row in rows {
         out.entry(key(&row)).or_default().push(row);

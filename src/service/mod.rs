@@ -26,6 +26,7 @@ pub mod members;
 pub mod orders;
 pub mod page;
 pub mod reward_days;
+pub mod rows;
 pub mod team;
 pub mod units_sold;
 pub mod withdrawals;

@@ -450,6 +450,57 @@ async fn product_fields_come_back_exactly() {
     assert_eq!(got["salesCount"], json!(p.sales_count));
 }
 
+/// The listing reads its products and SKUs by column position (`service::rows`): the same
+/// rows read by SeaORM's by-name decoder come out identical, for products with every
+/// optional column set and unset, in every status.
+#[tokio::test]
+async fn rows_by_position_match_rows_by_name() {
+    use entity::sku;
+    use pushhand::service::rows::ByPosition;
+    use sea_orm::{EntityTrait, QueryOrder};
+
+    let app = TestApp::spawn().await;
+    let f = fixtures::catalog(app.db(), 3).await;
+    assert!(!f.published.is_empty());
+    let by_name = product::Entity::find()
+        .order_by_asc(product::Column::Id)
+        .all(app.db())
+        .await
+        .expect("by name");
+    let by_position: Vec<product::Model> = product::Entity::find()
+        .order_by_asc(product::Column::Id)
+        .into_model::<ByPosition<product::Model>>()
+        .all(app.db())
+        .await
+        .expect("by position")
+        .into_iter()
+        .map(|row| row.0)
+        .collect();
+    assert_eq!(by_position, by_name);
+    // Both kinds of optional columns occur: some set, some not.
+    assert!(by_name.iter().any(|p| p.published_at.is_some()));
+    assert!(by_name.iter().any(|p| p.published_at.is_none()));
+    let statuses: HashSet<product::Status> = by_name.iter().map(|p| p.status).collect();
+    assert!(statuses.len() > 1, "{statuses:?}");
+
+    let skus = sku::Entity::find()
+        .order_by_asc(sku::Column::Id)
+        .all(app.db())
+        .await
+        .expect("by name");
+    let skus_by_position: Vec<sku::Model> = sku::Entity::find()
+        .order_by_asc(sku::Column::Id)
+        .into_model::<ByPosition<sku::Model>>()
+        .all(app.db())
+        .await
+        .expect("by position")
+        .into_iter()
+        .map(|row| row.0)
+        .collect();
+    assert!(!skus.is_empty());
+    assert_eq!(skus_by_position, skus);
+}
+
 /// Every plain field of a listed product, its brand, category, SKUs and passport.
 const PLAIN_PRODUCT: &str = "__typename id name nameEn description status membershipActivity
     minPrice maxPrice salesCount publishedAt createdAt rebateRate teamRebateRate estimatedEarning
