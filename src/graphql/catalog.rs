@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
+use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields, OpaqueCursor};
 use async_graphql::dataloader::Loader;
 use async_graphql::parser::types::Field;
 use async_graphql::resolver_utils::enum_value;
@@ -114,7 +114,7 @@ impl Product {
 impl Plain for Product {
     const TYPE: &'static str = "Product";
 
-    fn field(&self, env: &Env<'_>, field: &Field) -> Option<Value> {
+    fn field<'a>(&self, env: &Env<'a>, field: &'a Field) -> Option<Value> {
         let p = &self.0;
         let set = &field.selection_set.node;
         let rate = |r: entity::Rate| match sees_rates(env.viewer) {
@@ -167,7 +167,7 @@ fn opt_str(s: Option<&str>) -> Value {
 impl Plain for sku::Model {
     const TYPE: &'static str = "Sku";
 
-    fn field(&self, _: &Env<'_>, field: &Field) -> Option<Value> {
+    fn field<'a>(&self, _: &Env<'a>, field: &'a Field) -> Option<Value> {
         Some(match field.name.node.as_str() {
             "id" => Value::String(ids::encode(Kind::Sku, self.id).0),
             "name" => Value::String(self.name.clone()),
@@ -182,7 +182,7 @@ impl Plain for sku::Model {
 impl Plain for brand::Model {
     const TYPE: &'static str = "Brand";
 
-    fn field(&self, _: &Env<'_>, field: &Field) -> Option<Value> {
+    fn field<'a>(&self, _: &Env<'a>, field: &'a Field) -> Option<Value> {
         Some(match field.name.node.as_str() {
             "id" => Value::String(ids::encode(Kind::Brand, self.id).0),
             "name" => Value::String(self.name.clone()),
@@ -195,7 +195,7 @@ impl Plain for brand::Model {
 impl Plain for category::Model {
     const TYPE: &'static str = "Category";
 
-    fn field(&self, _: &Env<'_>, field: &Field) -> Option<Value> {
+    fn field<'a>(&self, _: &Env<'a>, field: &'a Field) -> Option<Value> {
         Some(match field.name.node.as_str() {
             "id" => Value::String(ids::encode(Kind::Category, self.id).0),
             "slug" => Value::String(self.slug.clone()),
@@ -670,8 +670,59 @@ where
     loader.load(&keys).await
 }
 
-/// A page of listed products; each is resolved by [`plain`] when its selection allows.
+/// A page of listed products, answered by [`plain`] as a whole when its selection allows
+/// (or else each product when its selection allows).
 pub type ProductConnection = Connection<OpaqueCursor<svc::ProductCursor>, Fast<Product>>;
+
+type ProductEdge = Edge<OpaqueCursor<svc::ProductCursor>, Fast<Product>, EmptyFields>;
+
+/// The page's `edges`, `nodes` and `pageInfo` (see [`plain`]).
+impl Plain for ProductConnection {
+    const TYPE: &'static str = "ProductConnection";
+
+    fn field<'a>(&self, env: &Env<'a>, field: &'a Field) -> Option<Value> {
+        let set = &field.selection_set.node;
+        match field.name.node.as_str() {
+            "edges" => plain::list(&self.edges, env, set),
+            "nodes" => plain::list(self.edges.iter().map(|e| &e.node.0), env, set),
+            "pageInfo" => plain::object(&PageOf(self), env, set),
+            _ => None,
+        }
+    }
+}
+
+impl Plain for ProductEdge {
+    const TYPE: &'static str = "ProductEdge";
+
+    fn field<'a>(&self, env: &Env<'a>, field: &'a Field) -> Option<Value> {
+        match field.name.node.as_str() {
+            "cursor" => Some(Value::String(self.cursor.encode_cursor())),
+            "node" => plain::object(&self.node.0, env, &field.selection_set.node),
+            _ => None,
+        }
+    }
+}
+
+/// A page's `pageInfo`.
+struct PageOf<'p>(&'p ProductConnection);
+
+impl Plain for PageOf<'_> {
+    const TYPE: &'static str = "PageInfo";
+
+    fn field<'a>(&self, _: &Env<'a>, field: &'a Field) -> Option<Value> {
+        let page = self.0;
+        let cursor = |e: Option<&ProductEdge>| {
+            e.map_or(Value::Null, |e| Value::String(e.cursor.encode_cursor()))
+        };
+        Some(match field.name.node.as_str() {
+            "hasPreviousPage" => Value::Boolean(page.has_previous_page),
+            "hasNextPage" => Value::Boolean(page.has_next_page),
+            "startCursor" => cursor(page.edges.first()),
+            "endCursor" => cursor(page.edges.last()),
+            _ => return None,
+        })
+    }
+}
 
 #[derive(Default)]
 pub struct CatalogQuery;
@@ -698,7 +749,7 @@ impl CatalogQuery {
         after: Option<String>,
         filter: Option<ProductFilter>,
         sort: Option<ProductSort>,
-    ) -> Result<ProductConnection> {
+    ) -> Result<Fast<ProductConnection>> {
         let first = page_size(first)?;
         let sort: svc::ProductSort = sort.unwrap_or_default().into();
         let filter = filter.unwrap_or_default().parse()?;
@@ -718,7 +769,7 @@ impl CatalogQuery {
                 Fast(Product(p, Some(rows.clone()))),
             )
         }));
-        Ok(conn)
+        Ok(Fast(conn))
     }
 
     /// The top-level categories in display order, each with its `children`.
@@ -809,11 +860,42 @@ mod tests {
     }
 
     fn answer(p: &Product, sel: &str) -> Option<Value> {
-        let env = Env {
-            viewer: &Viewer::Anonymous,
-            min_score: 3,
-        };
-        plain::object(p, &env, &selection(sel))
+        let set = selection(sel);
+        let env = Env::new(&Viewer::Anonymous, 3);
+        plain::object(p, &env, &set)
+    }
+
+    /// The benchmark's whole page (edges, cursors, `pageInfo`) is answered plainly.
+    #[test]
+    fn a_whole_page_is_answered_without_resolvers() {
+        let p = listed();
+        let sort = svc::ProductSort::Newest;
+        let cursor = sort.cursor_of(&p.0);
+        let id = p.0.id;
+        let mut page = ProductConnection::new(false, true);
+        page.edges
+            .push(Edge::new(OpaqueCursor(cursor.clone()), Fast(p)));
+        let set = selection(
+            "edges { node { id skus { price } } cursor } pageInfo { hasNextPage endCursor }",
+        );
+        let env = Env::new(&Viewer::Anonymous, 3);
+        let got = plain::object(&page, &env, &set)
+            .expect("the page is plain")
+            .into_json()
+            .expect("json");
+        assert_eq!(
+            got["edges"][0]["node"]["id"],
+            ids::encode(Kind::Product, id).0
+        );
+        assert_eq!(got["edges"][0]["node"]["skus"][1]["price"], "60.00");
+        assert_eq!(got["pageInfo"]["hasNextPage"], true);
+        let end = got["pageInfo"]["endCursor"].as_str().expect("a cursor");
+        assert_eq!(got["edges"][0]["cursor"], end);
+        let decoded = OpaqueCursor::<svc::ProductCursor>::decode_cursor(end).expect("decodes");
+        assert_eq!(decoded.0, cursor);
+        // A field the page cannot answer plainly sends the whole page to the resolvers.
+        let set = selection("edges { node { images { url } } }");
+        assert!(plain::object(&page, &env, &set).is_none());
     }
 
     #[test]

@@ -172,7 +172,7 @@ impl CurationReport {
 impl Plain for CurationReport {
     const TYPE: &'static str = "CurationReport";
 
-    fn field(&self, _: &Env<'_>, field: &Field) -> Option<Value> {
+    fn field<'a>(&self, _: &Env<'a>, field: &'a Field) -> Option<Value> {
         Some(match field.name.node.as_str() {
             "passed" => Value::Boolean(self.summary.passed(self.min_score)),
             "badges" => Value::List(self.badge_list().into_iter().map(enum_value).collect()),

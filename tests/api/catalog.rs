@@ -521,13 +521,28 @@ async fn plain_and_resolved_products_answer_alike() {
     for token in [None, Some(&push_hand), Some(&curator)] {
         for extra in ["", "category { parent { slug } }", "images { url } tags"] {
             let sel = format!("{PLAIN_PRODUCT} {extra}");
-            let query = |node: &str| {
+            // The page itself too: plain as a whole, or each part through its resolver.
+            let query = |node: &str, wrap: &dyn Fn(&str, &str) -> String| {
+                let page = format!(
+                    "__typename edges {{ {} }} nodes {{ {node} }} pageInfo {{ {} }}",
+                    wrap(
+                        "ProductEdge",
+                        &format!("__typename cursor node {{ {node} }}")
+                    ),
+                    wrap(
+                        "PageInfo",
+                        "__typename hasNextPage hasPreviousPage startCursor endCursor"
+                    ),
+                );
                 format!(
-                    "{{ products(first: 5) {{ edges {{ node {{ {node} }} }} nodes {{ {node} }} }} }}"
+                    "{{ products(first: 2) {{ {} }} }}",
+                    wrap("ProductConnection", &page)
                 )
             };
-            let plain = query(&sel);
-            let resolved = query(&format!("... on Product {{ {sel} }}"));
+            let plain = query(&sel, &|_, s| s.to_owned());
+            let resolved = query(&format!("... on Product {{ {sel} }}"), &|t, s| {
+                format!("... on {t} {{ {s} }}")
+            });
             let (a, b) = match token {
                 Some(t) => (
                     app.data_as(t, &plain, json!({})).await,
@@ -539,9 +554,24 @@ async fn plain_and_resolved_products_answer_alike() {
                 ),
             };
             assert_eq!(a, b, "viewer {token:?}, extra {extra:?}");
-            let nodes = a["products"]["nodes"].as_array().expect("nodes");
-            assert_eq!(nodes.len(), f.published.len());
-            assert_eq!(a["products"]["edges"][0]["node"], nodes[0]);
+            let page = &a["products"];
+            assert_eq!(page["__typename"], json!("ProductConnection"));
+            assert_eq!(page["edges"][0]["__typename"], json!("ProductEdge"));
+            assert_eq!(page["pageInfo"]["__typename"], json!("PageInfo"));
+            assert_eq!(page["pageInfo"]["hasNextPage"], json!(true));
+            assert_eq!(page["pageInfo"]["endCursor"], page["edges"][1]["cursor"]);
+            let nodes = page["nodes"].as_array().expect("nodes");
+            assert_eq!(nodes.len(), 2.min(f.published.len()));
+            assert_eq!(page["edges"][0]["node"], nodes[0]);
+            // The plain page's cursor continues the listing where the resolvers' would.
+            let rest = app
+                .data(
+                    "query($after: String) { products(first: 100, after: $after) { nodes { id } } }",
+                    json!({ "after": page["pageInfo"]["endCursor"] }),
+                )
+                .await;
+            let rest = rest["products"]["nodes"].as_array().expect("rest").len();
+            assert_eq!(2 + rest, f.published.len());
             let first = &nodes[0];
             assert_eq!(first["__typename"], json!("Product"));
             assert_eq!(first["again"], first["name"]);
