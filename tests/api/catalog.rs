@@ -456,26 +456,12 @@ async fn product_fields_come_back_exactly() {
 #[tokio::test]
 async fn rows_by_position_match_rows_by_name() {
     use entity::sku;
-    use pushhand::service::rows::ByPosition;
-    use sea_orm::{EntityTrait, QueryOrder};
 
     let app = TestApp::spawn().await;
     let f = fixtures::catalog(app.db(), 3).await;
     assert!(!f.published.is_empty());
-    let by_name = product::Entity::find()
-        .order_by_asc(product::Column::Id)
-        .all(app.db())
-        .await
-        .expect("by name");
-    let by_position: Vec<product::Model> = product::Entity::find()
-        .order_by_asc(product::Column::Id)
-        .into_model::<ByPosition<product::Model>>()
-        .all(app.db())
-        .await
-        .expect("by position")
-        .into_iter()
-        .map(|row| row.0)
-        .collect();
+    let (by_name, by_position) =
+        read_both_ways::<product::Entity>(app.db(), product::Column::Id).await;
     assert_eq!(by_position, by_name);
     // Both kinds of optional columns occur: some set, some not.
     assert!(by_name.iter().any(|p| p.published_at.is_some()));
@@ -483,22 +469,34 @@ async fn rows_by_position_match_rows_by_name() {
     let statuses: HashSet<product::Status> = by_name.iter().map(|p| p.status).collect();
     assert!(statuses.len() > 1, "{statuses:?}");
 
-    let skus = sku::Entity::find()
-        .order_by_asc(sku::Column::Id)
-        .all(app.db())
-        .await
-        .expect("by name");
-    let skus_by_position: Vec<sku::Model> = sku::Entity::find()
-        .order_by_asc(sku::Column::Id)
-        .into_model::<ByPosition<sku::Model>>()
-        .all(app.db())
+    let (skus, skus_by_position) = read_both_ways::<sku::Entity>(app.db(), sku::Column::Id).await;
+    assert!(!skus.is_empty());
+    assert_eq!(skus_by_position, skus);
+}
+
+/// Every row of `E` in `id` order, read by SeaORM's decoder and by position.
+async fn read_both_ways<E>(
+    db: &sea_orm::DatabaseConnection,
+    id: E::Column,
+) -> (Vec<E::Model>, Vec<E::Model>)
+where
+    E: sea_orm::EntityTrait,
+    E::Model: pushhand::service::rows::Positional + Send + Sync,
+{
+    use pushhand::service::rows::ByPosition;
+    use sea_orm::QueryOrder;
+
+    let by_name = E::find().order_by_asc(id).all(db).await.expect("by name");
+    let by_position = E::find()
+        .order_by_asc(id)
+        .into_model::<ByPosition<E::Model>>()
+        .all(db)
         .await
         .expect("by position")
         .into_iter()
         .map(|row| row.0)
         .collect();
-    assert!(!skus.is_empty());
-    assert_eq!(skus_by_position, skus);
+    (by_name, by_position)
 }
 
 /// Every plain field of a listed product, its brand, category, SKUs and passport.
