@@ -7,6 +7,9 @@
 //! and the selection is simple (fields only: no fragment, no directive, no response key
 //! twice); anything else goes to async-graphql's own resolver, which then answers the whole
 //! object. Both give the same answer (`tests/api/catalog.rs` compares them field by field).
+//! The listing's whole page is one such object (its connection, edges and page info are
+//! `Plain` too), so one [`Env`] serves the page and the objects answering one selection set
+//! share its `Shape`.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -39,7 +42,7 @@ impl<'a> Env<'a> {
         }
     }
 
-    /// The shape of `set`'s answers, worked out once per answer.
+    /// The shape of `set`'s answers, worked out once for all the objects answering it.
     fn shape(&self, set: &'a SelectionSet) -> Option<Arc<Shape<'a>>> {
         let key = std::ptr::from_ref(set) as usize;
         if let Some((_, shape)) = self.shapes.borrow().iter().find(|(k, _)| *k == key) {
