@@ -1,6 +1,6 @@
 //! Rows of the listing's hot reads (a page of products, their SKUs) decoded by column
 //! position: SeaORM's derived decoder finds every column by its name, a hashed look-up per
-//! value, ~40% of decoding a product row.
+//! value, ~30% of decoding a product row (callgrind: 12,400 → 8,700 instructions).
 //!
 //! [`ByPosition`] reads a select of all of a model's columns in declaration order, which is
 //! what `Entity::find()` selects. The field lists below follow the entities' declarations;
