@@ -1,6 +1,7 @@
 //! The database connection: pool set-up for SQLite and PostgreSQL, a statement counter wired
 //! into the metrics, and migrations.
 
+use std::ffi::c_int;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -78,21 +79,35 @@ pub async fn connect(config: &Config, metrics: &Metrics) -> anyhow::Result<Datab
 async fn stable_plans(
     conn: &mut sea_orm::sqlx::SqliteConnection,
 ) -> Result<(), sea_orm::sqlx::Error> {
+    match stable_plans_setting(conn, 1).await? {
+        1 => Ok(()),
+        other => Err(sea_orm::sqlx::Error::Configuration(
+            format!("SQLITE_DBCONFIG_ENABLE_QPSG stayed {other}").into(),
+        )),
+    }
+}
+
+/// Sets `conn`'s `SQLITE_DBCONFIG_ENABLE_QPSG` (1 on, 0 off, -1 as it is) and returns the
+/// setting as it then is.
+async fn stable_plans_setting(
+    conn: &mut sea_orm::sqlx::SqliteConnection,
+    set: c_int,
+) -> Result<c_int, sea_orm::sqlx::Error> {
     let mut handle = conn.lock_handle().await?;
-    let db = handle.as_raw_handle().as_ptr();
-    // SAFETY: `db` is the connection's open handle, locked for this thread by
-    // `lock_handle` until `handle` drops; `sqlite3_db_config` with this option takes an int
-    // (1: on) and a pointer for the setting it reports back, which may be null.
+    let mut now: c_int = -1;
+    // SAFETY: the connection's open handle, locked for this thread by `lock_handle` until
+    // `handle` drops; with this option `sqlite3_db_config` takes an int (the new setting, or
+    // -1 to leave it) and a pointer it writes the setting to.
     let rc = unsafe {
         libsqlite3_sys::sqlite3_db_config(
-            db,
+            handle.as_raw_handle().as_ptr(),
             libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_QPSG,
-            1 as std::ffi::c_int,
-            std::ptr::null_mut::<std::ffi::c_int>(),
+            set,
+            &mut now as *mut c_int,
         )
     };
     if rc == libsqlite3_sys::SQLITE_OK {
-        Ok(())
+        Ok(now)
     } else {
         Err(sea_orm::sqlx::Error::Configuration(
             format!("SQLITE_DBCONFIG_ENABLE_QPSG failed with {rc}").into(),
@@ -249,8 +264,6 @@ pub fn is_check_violation(err: &sea_orm::DbErr) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::ffi::c_int;
-
     use super::*;
 
     /// Every connection of a SQLite pool has the planner stability guarantee on.
@@ -267,19 +280,9 @@ mod tests {
             conns.push(pool.acquire().await.expect("a connection"));
         }
         for conn in &mut conns {
-            let mut handle = conn.lock_handle().await.expect("handle");
-            let mut on: c_int = -1;
-            // SAFETY: the locked, open handle; -1 leaves the setting as it is and reports it
-            // into `on`.
-            let rc = unsafe {
-                libsqlite3_sys::sqlite3_db_config(
-                    handle.as_raw_handle().as_ptr(),
-                    libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_QPSG,
-                    -1 as c_int,
-                    &mut on as *mut c_int,
-                )
-            };
-            assert_eq!(rc, libsqlite3_sys::SQLITE_OK);
+            let on = stable_plans_setting(conn, -1)
+                .await
+                .expect("reads the setting");
             assert_eq!(on, 1);
         }
     }
