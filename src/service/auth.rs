@@ -197,8 +197,9 @@ fn bare_token(value: &str) -> &str {
 const LEEWAY: i64 = 5;
 
 /// Checks `Authorization` header values (`Bearer <token>`, or the bare token) without
-/// touching the database. Tokens that passed are remembered by their exact text, because checking one (base64, JSON, HMAC-SHA256) is ~50,000 instructions — more
-/// than the rest of a cached answer. A remembered token's expiry is checked again on every
+/// touching the database. Tokens that passed are remembered by their exact text, because
+/// checking one (base64, JSON, HMAC-SHA256) is ~50,000 instructions — more than the rest of
+/// a cached answer. A remembered token's expiry is checked again on every
 /// use, so it stops working at its `exp` as before; forged, malformed and expired tokens are
 /// never remembered. Revocation is unaffected: [`viewer_of`] and the response cache compare
 /// the token's version with the member's on every request.
