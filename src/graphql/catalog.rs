@@ -22,7 +22,7 @@ use super::loaders::{
     BrandKey, CatalogLoader, CategoryKey, ChildrenOf, CurationOf, ImagesOf, LoadError, Loaders,
     MerchantKey, ProductKey, SkusOf, TagsOf,
 };
-use super::plain::{self, Env, Fast, Plain};
+use super::plain::{self, Env, Fast, Json, Plain};
 use super::scalars::Dec;
 use super::{load_err, state, viewer};
 use crate::error::Error;
@@ -114,67 +114,67 @@ impl Product {
 impl Plain for Product {
     const TYPE: &'static str = "Product";
 
-    fn field<'a>(&self, env: &Env<'a>, field: &'a Field) -> Option<Value> {
+    fn field<'a>(&self, env: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
         let p = &self.0;
         let set = &field.selection_set.node;
-        let rate = |r: entity::Rate| match sees_rates(env.viewer) {
-            true => Dec::from(r).to_value(),
-            false => Value::Null,
+        let mut rate = |r: entity::Rate| match sees_rates(env.viewer) {
+            true => out.serialize(&Dec::from(r).to_value()),
+            false => out.null(),
         };
-        Some(match field.name.node.as_str() {
-            "id" => Value::String(ids::encode(Kind::Product, p.id).0),
-            "name" => Value::String(p.name.clone()),
-            "nameEn" => opt_str(p.name_en.as_deref()),
-            "description" => opt_str(p.description.as_deref()),
-            "status" => enum_value(ProductStatus::from(p.status)),
-            "membershipActivity" => Value::Boolean(p.membership_activity),
-            "minPrice" => Dec::from(p.min_price).to_value(),
-            "maxPrice" => Dec::from(p.max_price).to_value(),
-            "salesCount" => p.sales_count.to_value(),
-            "publishedAt" => p
-                .published_at
-                .as_ref()
-                .map_or(Value::Null, |t| t.to_value()),
-            "createdAt" => p.created_at.to_value(),
+        match field.name.node.as_str() {
+            "id" => out.str(&ids::encode(Kind::Product, p.id)),
+            "name" => out.str(&p.name),
+            "nameEn" => out.opt_str(p.name_en.as_deref()),
+            "description" => out.opt_str(p.description.as_deref()),
+            "status" => out.serialize(&enum_value(ProductStatus::from(p.status))),
+            "membershipActivity" => out.bool(p.membership_activity),
+            "minPrice" => out.serialize(&Dec::from(p.min_price).to_value()),
+            "maxPrice" => out.serialize(&Dec::from(p.max_price).to_value()),
+            "salesCount" => out.serialize(&p.sales_count.to_value()),
+            "publishedAt" => out.serialize(&p.published_at.map_or(Value::Null, |t| t.to_value())),
+            "createdAt" => out.serialize(&p.created_at.to_value()),
             "rebateRate" => rate(p.rebate_rate),
             "teamRebateRate" => rate(p.team_rebate_rate),
-            "estimatedEarning" => self
-                .earning_for(env.viewer)
-                .map_or(Value::Null, |d| d.to_value()),
-            "unpublishedReason" => opt_str(self.reason_for(env.viewer)),
-            "brand" => plain::object(self.page()?.brands.get(&BrandKey(p.brand_id))?, env, set)?,
+            "estimatedEarning" => out.serialize(
+                &self
+                    .earning_for(env.viewer)
+                    .map_or(Value::Null, |d| d.to_value()),
+            ),
+            "unpublishedReason" => out.opt_str(self.reason_for(env.viewer)),
+            "brand" => {
+                let brand = self.page()?.brands.get(&BrandKey(p.brand_id))?;
+                plain::object(brand, env, set, out)?;
+            }
             "category" => {
                 let category = self.page()?.categories.get(&CategoryKey(p.category_id))?;
-                plain::object(category, env, set)?
+                plain::object(category, env, set, out)?;
             }
-            "skus" => plain::list(self.page()?.skus.get(&SkusOf(p.id))?, env, set)?,
+            "skus" => plain::list(self.page()?.skus.get(&SkusOf(p.id))?, env, set, out)?,
             "curation" => {
                 let summary = self.page()?.curation.get(&CurationOf(p.id))?;
                 let insider = svc::is_insider(env.viewer, p);
                 let report = CurationReport::new(p, summary.clone(), insider, env.min_score);
-                plain::object(&report, env, set)?
+                plain::object(&report, env, set, out)?;
             }
             _ => return None,
-        })
+        }
+        Some(())
     }
-}
-
-fn opt_str(s: Option<&str>) -> Value {
-    s.map_or(Value::Null, |s| Value::String(s.to_owned()))
 }
 
 /// A SKU's fields but `product` (see [`plain`]).
 impl Plain for sku::Model {
     const TYPE: &'static str = "Sku";
 
-    fn field<'a>(&self, _: &Env<'a>, field: &'a Field) -> Option<Value> {
-        Some(match field.name.node.as_str() {
-            "id" => Value::String(ids::encode(Kind::Sku, self.id).0),
-            "name" => Value::String(self.name.clone()),
-            "price" => Dec::from(self.price).to_value(),
-            "stock" => self.stock.to_value(),
+    fn field<'a>(&self, _: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
+        match field.name.node.as_str() {
+            "id" => out.str(&ids::encode(Kind::Sku, self.id)),
+            "name" => out.str(&self.name),
+            "price" => out.serialize(&Dec::from(self.price).to_value()),
+            "stock" => out.serialize(&self.stock),
             _ => return None,
-        })
+        }
+        Some(())
     }
 }
 
@@ -182,12 +182,13 @@ impl Plain for sku::Model {
 impl Plain for brand::Model {
     const TYPE: &'static str = "Brand";
 
-    fn field<'a>(&self, _: &Env<'a>, field: &'a Field) -> Option<Value> {
-        Some(match field.name.node.as_str() {
-            "id" => Value::String(ids::encode(Kind::Brand, self.id).0),
-            "name" => Value::String(self.name.clone()),
+    fn field<'a>(&self, _: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
+        match field.name.node.as_str() {
+            "id" => out.str(&ids::encode(Kind::Brand, self.id)),
+            "name" => out.str(&self.name),
             _ => return None,
-        })
+        }
+        Some(())
     }
 }
 
@@ -195,15 +196,16 @@ impl Plain for brand::Model {
 impl Plain for category::Model {
     const TYPE: &'static str = "Category";
 
-    fn field<'a>(&self, _: &Env<'a>, field: &'a Field) -> Option<Value> {
-        Some(match field.name.node.as_str() {
-            "id" => Value::String(ids::encode(Kind::Category, self.id).0),
-            "slug" => Value::String(self.slug.clone()),
-            "nameZh" => Value::String(self.name_zh.clone()),
-            "nameEn" => Value::String(self.name_en.clone()),
-            "parent" if self.parent_id.is_none() => Value::Null,
+    fn field<'a>(&self, _: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
+        match field.name.node.as_str() {
+            "id" => out.str(&ids::encode(Kind::Category, self.id)),
+            "slug" => out.str(&self.slug),
+            "nameZh" => out.str(&self.name_zh),
+            "nameEn" => out.str(&self.name_en),
+            "parent" if self.parent_id.is_none() => out.null(),
             _ => return None,
-        })
+        }
+        Some(())
     }
 }
 
@@ -680,12 +682,12 @@ type ProductEdge = Edge<OpaqueCursor<svc::ProductCursor>, Fast<Product>, EmptyFi
 impl Plain for ProductConnection {
     const TYPE: &'static str = "ProductConnection";
 
-    fn field<'a>(&self, env: &Env<'a>, field: &'a Field) -> Option<Value> {
+    fn field<'a>(&self, env: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
         let set = &field.selection_set.node;
         match field.name.node.as_str() {
-            "edges" => plain::list(&self.edges, env, set),
-            "nodes" => plain::list(self.edges.iter().map(|e| &e.node.0), env, set),
-            "pageInfo" => plain::object(&PageOf(self), env, set),
+            "edges" => plain::list(&self.edges, env, set, out),
+            "nodes" => plain::list(self.edges.iter().map(|e| &e.node.0), env, set, out),
+            "pageInfo" => plain::object(&PageOf(self), env, set, out),
             _ => None,
         }
     }
@@ -694,12 +696,13 @@ impl Plain for ProductConnection {
 impl Plain for ProductEdge {
     const TYPE: &'static str = "ProductEdge";
 
-    fn field<'a>(&self, env: &Env<'a>, field: &'a Field) -> Option<Value> {
+    fn field<'a>(&self, env: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
         match field.name.node.as_str() {
-            "cursor" => Some(Value::String(self.cursor.encode_cursor())),
-            "node" => plain::object(&self.node.0, env, &field.selection_set.node),
-            _ => None,
+            "cursor" => out.str(&self.cursor.encode_cursor()),
+            "node" => plain::object(&self.node.0, env, &field.selection_set.node, out)?,
+            _ => return None,
         }
+        Some(())
     }
 }
 
@@ -709,18 +712,20 @@ struct PageOf<'p>(&'p ProductConnection);
 impl Plain for PageOf<'_> {
     const TYPE: &'static str = "PageInfo";
 
-    fn field<'a>(&self, _: &Env<'a>, field: &'a Field) -> Option<Value> {
+    fn field<'a>(&self, _: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
         let page = self.0;
-        let cursor = |e: Option<&ProductEdge>| {
-            e.map_or(Value::Null, |e| Value::String(e.cursor.encode_cursor()))
+        let mut cursor = |e: Option<&ProductEdge>| match e {
+            Some(e) => out.str(&e.cursor.encode_cursor()),
+            None => out.null(),
         };
-        Some(match field.name.node.as_str() {
-            "hasPreviousPage" => Value::Boolean(page.has_previous_page),
-            "hasNextPage" => Value::Boolean(page.has_next_page),
+        match field.name.node.as_str() {
+            "hasPreviousPage" => out.bool(page.has_previous_page),
+            "hasNextPage" => out.bool(page.has_next_page),
             "startCursor" => cursor(page.edges.first()),
             "endCursor" => cursor(page.edges.last()),
             _ => return None,
-        })
+        }
+        Some(())
     }
 }
 
@@ -862,7 +867,7 @@ mod tests {
     fn answer(p: &Product, sel: &str) -> Option<Value> {
         let set = selection(sel);
         let env = Env::new(&Viewer::Anonymous, 3);
-        plain::object(p, &env, &set)
+        plain::answer(p, &env, &set)
     }
 
     /// The benchmark's whole page (edges, cursors, `pageInfo`) is answered plainly.
@@ -879,7 +884,7 @@ mod tests {
             "edges { node { id skus { price } } cursor } pageInfo { hasNextPage endCursor }",
         );
         let env = Env::new(&Viewer::Anonymous, 3);
-        let got = plain::object(&page, &env, &set)
+        let got = plain::answer(&page, &env, &set)
             .expect("the page is plain")
             .into_json()
             .expect("json");
@@ -895,7 +900,7 @@ mod tests {
         assert_eq!(decoded.0, cursor);
         // A field the page cannot answer plainly sends the whole page to the resolvers.
         let set = selection("edges { node { images { url } } }");
-        assert!(plain::object(&page, &env, &set).is_none());
+        assert!(plain::answer(&page, &env, &set).is_none());
     }
 
     #[test]

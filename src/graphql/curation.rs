@@ -17,7 +17,7 @@ use entity::{member, product};
 
 use super::catalog::{Brand, Product, ProductStatus, page_size};
 use super::ids::{self, Kind};
-use super::plain::{Env, Plain};
+use super::plain::{Env, Json, Plain};
 use super::scalars::Dec;
 use super::{state, viewer};
 use crate::error::Error;
@@ -172,17 +172,23 @@ impl CurationReport {
 impl Plain for CurationReport {
     const TYPE: &'static str = "CurationReport";
 
-    fn field<'a>(&self, _: &Env<'a>, field: &'a Field) -> Option<Value> {
-        Some(match field.name.node.as_str() {
-            "passed" => Value::Boolean(self.summary.passed(self.min_score)),
-            "badges" => Value::List(self.badge_list().into_iter().map(enum_value).collect()),
-            "nextStage" => self.next().map_or(Value::Null, enum_value),
-            "publishedAt" => self
-                .published_at
-                .as_ref()
-                .map_or(Value::Null, |t| t.to_value()),
+    fn field<'a>(&self, _: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
+        match field.name.node.as_str() {
+            "passed" => out.bool(self.summary.passed(self.min_score)),
+            "badges" => out.serialize(
+                &self
+                    .badge_list()
+                    .into_iter()
+                    .map(enum_value)
+                    .collect::<Vec<_>>(),
+            ),
+            "nextStage" => out.serialize(&self.next().map_or(Value::Null, enum_value)),
+            "publishedAt" => {
+                out.serialize(&self.published_at.map_or(Value::Null, |t| t.to_value()))
+            }
             _ => return None,
-        })
+        }
+        Some(())
     }
 }
 

@@ -11,6 +11,7 @@ pub mod curation;
 pub mod earnings;
 pub mod guard;
 pub mod ids;
+pub mod json;
 pub mod limits;
 pub mod live;
 pub mod loaders;

@@ -2,23 +2,28 @@
 //! fields, and async-graphql's per-field machinery (a boxed future, a task in a
 //! `FuturesUnordered`, a context and a map insert per field) cost more than the fields.
 //!
-//! A [`Plain`] type computes each field it can from what it already holds, synchronously.
-//! [`Fast`] resolves such a type with [`object`] when every selected field is one of those
-//! and the selection is simple (fields only: no fragment, no directive, no response key
-//! twice); anything else goes to async-graphql's own resolver, which then answers the whole
-//! object. Both give the same answer (`tests/api/catalog.rs` compares them field by field).
-//! The listing's whole page is one such object (its connection, edges and page info are
-//! `Plain` too), so one [`Env`] serves the page and the objects answering one selection set
-//! share its `Shape`.
+//! A [`Plain`] type writes each field it can from what it already holds, synchronously, as
+//! JSON text ([`Json`]). [`Fast`] resolves such a type with [`object`] when every selected
+//! field is one of those and the selection is simple (fields only: no fragment, no
+//! directive, no response key twice); anything else goes to async-graphql's own resolver,
+//! which then answers the whole object. Both give the same answer (`tests/api/catalog.rs`
+//! compares them field by field). The listing's whole page is one such object (its
+//! connection, edges and page info are `Plain` too), so one [`Env`] serves the page and the
+//! objects answering one selection set share its `Shape`: their keys, written once.
+//!
+//! Over HTTP the text is the answer (see [`super::json`]); elsewhere it is read back into
+//! values.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{Field, Selection, SelectionSet};
 use async_graphql::registry::Registry;
-use async_graphql::{ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value};
+use async_graphql::{ContextSelectionSet, OutputType, Positioned, ServerResult, Value};
+
+pub use super::json::Json;
+use super::json::TextAnswers;
 
 use crate::service::auth::Viewer;
 use crate::state::AppState;
@@ -59,78 +64,102 @@ pub trait Plain {
     /// The GraphQL type's name, the answer to `__typename`.
     const TYPE: &'static str;
 
-    /// The value of `field` (never `__typename`), or None when only the type's async-graphql
-    /// resolver can answer it (a field that loads rows, or one that can fail).
-    fn field<'a>(&self, env: &Env<'a>, field: &'a Field) -> Option<Value>;
+    /// Writes the value of `field` (never `__typename`) to `out`, or returns None when only
+    /// the type's async-graphql resolver can answer it (a field that loads rows, or one that
+    /// can fail); what it wrote is then thrown away.
+    fn field<'a>(&self, env: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()>;
 }
 
-/// The answer to one selection set, as an object with every response key in place and no
-/// values yet. The objects of a list (a page's products, their SKUs) share it: each answer
-/// starts as a copy, which keeps the keys' hashes, instead of hashing every key again.
+/// How the answers to one selection set are written: its fields, and before each field's
+/// value its key (`{"key":` for the first, `,"key":` for the others). The objects of a list (a
+/// page's products, their SKUs) share it.
 struct Shape<'a> {
     fields: Vec<&'a Field>,
-    empty: IndexMap<Name, Value>,
+    keys: Vec<Vec<u8>>,
 }
 
 impl<'a> Shape<'a> {
     /// None when the selection is not plain fields: a fragment, a directive, a response key
-    /// twice.
+    /// twice (or no field at all).
     fn of(set: &'a SelectionSet) -> Option<Shape<'a>> {
-        let mut fields = Vec::with_capacity(set.items.len());
-        let mut empty = IndexMap::with_capacity(set.items.len());
+        let mut fields: Vec<&'a Field> = Vec::with_capacity(set.items.len());
+        let mut keys = Vec::with_capacity(set.items.len());
+        let mut seen = std::collections::HashSet::with_capacity(set.items.len());
         for item in &set.items {
             let Selection::Field(field) = &item.node else {
                 return None;
             };
             let field = &field.node;
-            if !field.directives.is_empty()
-                || empty
-                    .insert(field.response_key().node.clone(), Value::Null)
-                    .is_some()
-            {
+            let key = &field.response_key().node;
+            if !field.directives.is_empty() || !seen.insert(key.as_str()) {
                 return None;
             }
+            let mut text = Json::default();
+            text.raw(if fields.is_empty() { b"{" } else { b"," });
+            text.str(key);
+            text.raw(b":");
+            keys.push(text.into_bytes());
             fields.push(field);
         }
-        Some(Shape { fields, empty })
+        (!fields.is_empty()).then_some(Shape { fields, keys })
     }
 
-    /// `obj`'s answer, or None at the first field only async-graphql can answer.
-    fn fill<T: Plain + ?Sized>(&self, obj: &T, env: &Env<'a>) -> Option<Value> {
-        let mut map = self.empty.clone();
-        for (slot, field) in map.values_mut().zip(&self.fields) {
-            *slot = if field.name.node == "__typename" {
-                Value::String(T::TYPE.to_owned())
+    /// Writes `obj`'s answer, or returns None at the first field only async-graphql can
+    /// answer.
+    fn fill<T: Plain + ?Sized>(&self, obj: &T, env: &Env<'a>, out: &mut Json) -> Option<()> {
+        for (key, field) in self.keys.iter().zip(&self.fields) {
+            out.raw(key);
+            if field.name.node == "__typename" {
+                out.str(T::TYPE);
             } else {
-                obj.field(env, field)?
-            };
+                obj.field(env, field, out)?;
+            }
         }
-        Some(Value::Object(map))
+        out.raw(b"}");
+        Some(())
     }
 }
 
-/// `obj`'s answer to selection `set`, or None at the first thing [`Plain::field`] leaves to
-/// async-graphql.
+/// Writes `obj`'s answer to selection `set`, or returns None at the first thing
+/// [`Plain::field`] leaves to async-graphql.
 pub fn object<'a, T: Plain + ?Sized>(
     obj: &T,
     env: &Env<'a>,
     set: &'a SelectionSet,
-) -> Option<Value> {
-    env.shape(set)?.fill(obj, env)
+    out: &mut Json,
+) -> Option<()> {
+    env.shape(set)?.fill(obj, env, out)
 }
 
-/// A list of plain objects, each answering `set`.
+/// Writes a list of plain objects, each answering `set`.
 pub fn list<'a, 'b, T: Plain + 'b>(
     items: impl IntoIterator<Item = &'b T>,
     env: &Env<'a>,
     set: &'a SelectionSet,
-) -> Option<Value> {
+    out: &mut Json,
+) -> Option<()> {
     let shape = env.shape(set)?;
-    items
-        .into_iter()
-        .map(|item| shape.fill(item, env))
-        .collect::<Option<Vec<_>>>()
-        .map(Value::List)
+    out.raw(b"[");
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.raw(b",");
+        }
+        shape.fill(item, env, out)?;
+    }
+    out.raw(b"]");
+    Some(())
+}
+
+/// `obj`'s answer to `set` as values, or None as [`object`] (for answers that do not travel
+/// as text, and tests).
+pub fn answer<'a, T: Plain + ?Sized>(
+    obj: &T,
+    env: &Env<'a>,
+    set: &'a SelectionSet,
+) -> Option<Value> {
+    let mut out = Json::with_capacity(256);
+    object(obj, env, set, &mut out)?;
+    serde_json::from_slice(&out.into_bytes()).ok()
 }
 
 /// `T` as the same GraphQL type, resolved by [`object`] when it can be and by `T`'s own
@@ -165,7 +194,14 @@ impl<T: Plain + OutputType> OutputType for Fast<T> {
                 ctx.data_opt::<Viewer>().unwrap_or(&ANONYMOUS),
                 state.config.policy.min_criterion_score,
             );
-            object(&self.0, &env, &ctx.item.node)
+            let mut out = Json::with_capacity(4096);
+            object(&self.0, &env, &ctx.item.node, &mut out)?;
+            let text = out.into_bytes();
+            if ctx.data_opt::<TextAnswers>().is_some() {
+                Some(Value::Binary(text.into()))
+            } else {
+                serde_json::from_slice(&text).ok()
+            }
         });
         match plain {
             Some(value) => Ok(value),

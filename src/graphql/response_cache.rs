@@ -498,7 +498,7 @@ impl ResponseCache {
         {
             return None;
         }
-        let json = Bytes::from(serde_json::to_vec(response).ok()?);
+        let json = Bytes::from(super::json::response_body(response));
         if json.len() > MAX_ENTRY_BYTES {
             return Some(Answer::uncompressed(json));
         }

@@ -3,7 +3,7 @@
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLRequest;
 use axum::Json;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,10 +11,12 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::HttpState;
+use crate::graphql::cached_answer;
+use crate::graphql::json::{TextAnswers, response_body};
 use crate::graphql::response_cache::Lookup;
 use crate::graphql::{ClientAddr, api::operation_type, loaders, to_graphql};
 use crate::service::auth;
@@ -62,13 +64,14 @@ async fn execute(
             let resp = async_graphql::Response::from_errors(vec![
                 to_graphql(&e).into_server_error(Default::default()),
             ]);
-            return GraphQLResponse::from(resp).into_response();
+            return respond(&resp);
         }
     };
     let req = req
         .data(loaders::for_request(&state.app))
         .data(viewer)
-        .data(ClientAddr(client.ip()));
+        .data(ClientAddr(client.ip()))
+        .data(TextAnswers);
     // Unconstrained by tokio's cooperative budget: a page of 50 products polls ~150 loader
     // receivers in one pass, and a forced yield halfway would let a DataLoader batch fire with
     // half its keys (two statements instead of one). Resolvers still yield on real I/O.
@@ -81,7 +84,27 @@ async fn execute(
     {
         return answer.into_response_for(headers);
     }
-    GraphQLResponse::from(response).into_response()
+    respond(&response)
+}
+
+/// The HTTP answer for `resp`, as async-graphql-axum's `GraphQLResponse` makes it (its
+/// content type, its cache hint when it has no errors, its headers), with the body written by
+/// [`response_body`], which copies plain answers' JSON text as it is.
+fn respond(resp: &async_graphql::Response) -> Response {
+    let mut answer = Response::new(axum::body::Body::from(response_body(resp)));
+    let headers = answer.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(cached_answer::CONTENT_TYPE),
+    );
+    if resp.is_ok()
+        && let Some(hint) = resp.cache_control.value()
+        && let Ok(value) = HeaderValue::from_str(&hint)
+    {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+    headers.extend(resp.http_headers.clone());
+    answer
 }
 
 /// POST: one JSON request object. The body is read within the size limit (413 above it,
