@@ -24,6 +24,7 @@ mod load;
 mod order_history;
 mod report;
 mod server;
+mod services;
 mod team_tree;
 
 use std::path::{Path, PathBuf};
@@ -157,9 +158,21 @@ async fn run(
         (None, None) => "SQLite",
     };
 
+    // The load generator's core takes the database and the cache too (see `services`).
+    let services = match pinned {
+        true => {
+            services::Pinned::services(args.postgres.as_deref(), args.redis.as_deref(), 1).await
+        }
+        false => services::Pinned::default(),
+    };
     let outcome = bench(&args, &binary, &run_dir, &database_url, store, pinned)
         .await
-        .map(|r| Report { machine, ..r });
+        .map(|r| Report {
+            machine,
+            services_pinned: services.what.clone(),
+            ..r
+        });
+    drop(services);
     if let Some((admin, name)) = drop_db
         && let Ok(db) = Database::connect(admin.as_str()).await
     {
@@ -603,6 +616,7 @@ async fn bench(
         clients: args.clients,
         seconds: args.seconds,
         pinned,
+        services_pinned: Vec::new(),
         generation,
         rows,
         memory,

@@ -49,6 +49,8 @@ pub struct Report {
     pub clients: usize,
     pub seconds: u64,
     pub pinned: bool,
+    /// Services of this machine moved onto the load generator's core for the run.
+    pub services_pinned: Vec<&'static str>,
     pub generation: Vec<(String, f64)>,
     pub rows: Vec<Row>,
     pub memory: Option<Memory>,
@@ -60,7 +62,7 @@ fn mib(b: u64) -> f64 {
 
 pub fn markdown(r: &Report) -> String {
     let mut out = format!(
-        "Machine: {} · store: {} · {} connections · {} s per scenario{}\n\n\
+        "Machine: {} · store: {} · {} connections · {} s per scenario{}{}\n\n\
          | scenario | what | req/s (orders/s for S6) | p50 ms | p99 ms | ratio to S0 | target | met |\n\
          |---|---|---:|---:|---:|---:|---:|:-:|\n",
         r.machine,
@@ -71,6 +73,10 @@ pub fn markdown(r: &Report) -> String {
             " · server and load generator pinned to separate cores"
         } else {
             ""
+        },
+        match r.services_pinned.as_slice() {
+            [] => String::new(),
+            what => format!(" ({} with the load generator)", what.join(" and ")),
         }
     );
     for row in &r.rows {
