@@ -1,11 +1,13 @@
 //! The in-process cache: moka, bounded in entries, with a TTL.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Cache, CacheError};
 
 pub struct MemoryCache {
-    inner: moka::future::Cache<String, String>,
+    /// Values shared, so that reading a head copies the head alone.
+    inner: moka::future::Cache<String, Arc<str>>,
 }
 
 impl MemoryCache {
@@ -25,7 +27,20 @@ impl Cache for MemoryCache {
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, CacheError> {
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
-            out.push(self.inner.get(k).await);
+            out.push(self.inner.get(k).await.map(|v| v.to_string()));
+        }
+        Ok(out)
+    }
+
+    async fn get_heads(
+        &self,
+        keys: &[String],
+        len: usize,
+    ) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let value = self.inner.get(k).await;
+            out.push(value.map(|v| v.as_bytes()[..len.min(v.len())].to_vec()));
         }
         Ok(out)
     }
@@ -37,7 +52,7 @@ impl Cache for MemoryCache {
         _ttl: Duration,
     ) -> Result<(), CacheError> {
         for (k, v) in entries {
-            self.inner.insert(k.clone(), v.clone()).await;
+            self.inner.insert(k.clone(), Arc::from(v.as_str())).await;
         }
         Ok(())
     }

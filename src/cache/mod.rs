@@ -28,6 +28,14 @@ impl std::fmt::Display for CacheError {
 pub trait Cache: Send + Sync + 'static {
     /// The values of `keys`, in order; `None` for a miss. One round trip.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, CacheError>;
+    /// The first `len` bytes of each value of `keys` (all of a shorter one), in order; `None`
+    /// for a miss. One round trip: for values that start with a tag of their content, to
+    /// learn whether a copy in hand is current without reading the value.
+    async fn get_heads(
+        &self,
+        keys: &[String],
+        len: usize,
+    ) -> Result<Vec<Option<Vec<u8>>>, CacheError>;
     /// Stores every entry with a time to live. One round trip.
     async fn set_many(&self, entries: &[(String, String)], ttl: Duration)
     -> Result<(), CacheError>;

@@ -1,5 +1,6 @@
-//! The Redis cache: MGET for batched reads, a pipelined SET EX for writes, DEL for
-//! invalidation, over the shared self-healing connection of [`crate::redis_conn`].
+//! The Redis cache: MGET for batched reads, pipelined GETRANGEs for their heads, a pipelined
+//! SET EX for writes, DEL for invalidation, over the shared self-healing connection of
+//! [`crate::redis_conn`].
 
 use std::time::Duration;
 
@@ -32,6 +33,26 @@ impl Cache for RedisCache {
         let mut cmd = redis::cmd("MGET");
         cmd.arg(keys);
         self.run(cmd).await
+    }
+
+    async fn get_heads(
+        &self,
+        keys: &[String],
+        len: usize,
+    ) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+        if keys.is_empty() || len == 0 {
+            return Ok(keys.iter().map(|_| None).collect());
+        }
+        let mut pipe = redis::pipe();
+        for k in keys {
+            pipe.cmd("GETRANGE").arg(k).arg(0).arg(len - 1);
+        }
+        // A missing key reads as an empty string; no value stored is empty.
+        let heads: Vec<Vec<u8>> = self.run(pipe).await?;
+        Ok(heads
+            .into_iter()
+            .map(|h| (!h.is_empty()).then_some(h))
+            .collect())
     }
 
     async fn set_many(
