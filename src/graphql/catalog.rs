@@ -118,19 +118,19 @@ impl Plain for Product {
         let p = &self.0;
         let set = &field.selection_set.node;
         let mut rate = |r: entity::Rate| match sees_rates(env.viewer) {
-            true => out.serialize(&Dec::from(r).to_value()),
+            true => out.decimal(r.to_decimal()),
             false => out.null(),
         };
         match field.name.node.as_str() {
-            "id" => out.str(&ids::encode(Kind::Product, p.id)),
+            "id" => out.id(Kind::Product, p.id),
             "name" => out.str(&p.name),
             "nameEn" => out.opt_str(p.name_en.as_deref()),
             "description" => out.opt_str(p.description.as_deref()),
             "status" => out.serialize(&enum_value(ProductStatus::from(p.status))),
             "membershipActivity" => out.bool(p.membership_activity),
-            "minPrice" => out.serialize(&Dec::from(p.min_price).to_value()),
-            "maxPrice" => out.serialize(&Dec::from(p.max_price).to_value()),
-            "salesCount" => out.serialize(&p.sales_count.to_value()),
+            "minPrice" => out.decimal(p.min_price.to_decimal()),
+            "maxPrice" => out.decimal(p.max_price.to_decimal()),
+            "salesCount" => out.serialize(&p.sales_count),
             "publishedAt" => out.serialize(&p.published_at.map_or(Value::Null, |t| t.to_value())),
             "createdAt" => out.serialize(&p.created_at.to_value()),
             "rebateRate" => rate(p.rebate_rate),
@@ -168,9 +168,9 @@ impl Plain for sku::Model {
 
     fn field<'a>(&self, _: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
         match field.name.node.as_str() {
-            "id" => out.str(&ids::encode(Kind::Sku, self.id)),
+            "id" => out.id(Kind::Sku, self.id),
             "name" => out.str(&self.name),
-            "price" => out.serialize(&Dec::from(self.price).to_value()),
+            "price" => out.decimal(self.price.to_decimal()),
             "stock" => out.serialize(&self.stock),
             _ => return None,
         }
@@ -184,7 +184,7 @@ impl Plain for brand::Model {
 
     fn field<'a>(&self, _: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
         match field.name.node.as_str() {
-            "id" => out.str(&ids::encode(Kind::Brand, self.id)),
+            "id" => out.id(Kind::Brand, self.id),
             "name" => out.str(&self.name),
             _ => return None,
         }
@@ -198,7 +198,7 @@ impl Plain for category::Model {
 
     fn field<'a>(&self, _: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
         match field.name.node.as_str() {
-            "id" => out.str(&ids::encode(Kind::Category, self.id)),
+            "id" => out.id(Kind::Category, self.id),
             "slug" => out.str(&self.slug),
             "nameZh" => out.str(&self.name_zh),
             "nameEn" => out.str(&self.name_en),

@@ -10,7 +10,12 @@
 //! read back into a tree of values, so the answer is the same wherever it goes.
 
 use async_graphql::Value;
+use rust_decimal::Decimal;
 use serde::Serialize;
+use uuid::Uuid;
+
+use super::ids::{self, Kind};
+use super::scalars::write_decimal;
 
 /// Request data saying that plain answers may travel as JSON text: set by the HTTP handler,
 /// which writes bodies with [`response_body`].
@@ -52,6 +57,20 @@ impl Json {
             Some(s) => self.str(s),
             None => self.null(),
         }
+    }
+
+    /// The global ID of row `id` of type `kind` (a string that needs no escaping).
+    pub fn id(&mut self, kind: Kind, id: Uuid) {
+        self.0.push(b'"');
+        ids::encode_to(kind, id, &mut self.0);
+        self.0.push(b'"');
+    }
+
+    /// A decimal as the `Decimal` scalar answers it: a string of its digits ("10.00").
+    pub fn decimal(&mut self, d: Decimal) {
+        self.0.push(b'"');
+        write_decimal(d, &mut self.0);
+        self.0.push(b'"');
     }
 
     /// Any leaf or value as serde writes it (numbers, dates, enums as their names).
@@ -194,7 +213,16 @@ mod tests {
         out.bool(false);
         out.raw(b",");
         out.serialize(&-7i64);
+        out.raw(b",");
+        out.decimal(Decimal::new(-5, 2));
+        out.raw(b",");
+        let row = Uuid::now_v7();
+        out.id(Kind::Sku, row);
         out.raw(b"]");
-        assert_eq!(out.into_bytes(), br#"["a\"b",null,false,-7]"#);
+        let id = serde_json::to_string(&ids::encode(Kind::Sku, row).0).expect("json");
+        assert_eq!(
+            String::from_utf8(out.into_bytes()).expect("utf-8"),
+            format!(r#"["a\"b",null,false,-7,"-0.05",{id}]"#)
+        );
     }
 }

@@ -38,6 +38,14 @@ impl ScalarType for Dec {
 /// `d` exactly as `Decimal`'s `Display` writes it ("10.00", "-0.50", "3"), without the
 /// formatting machinery: a page of products writes ~170 prices.
 fn decimal_text(d: Decimal) -> String {
+    let mut text = Vec::with_capacity(24);
+    write_decimal(d, &mut text);
+    // Only ASCII digits, '-' and '.' were written.
+    String::from_utf8(text).unwrap_or_default()
+}
+
+/// Appends `d` as [`decimal_text`] writes it.
+pub fn write_decimal(d: Decimal, out: &mut Vec<u8>) {
     let scale = d.scale() as usize;
     // The mantissa's digits, last first, padded with zeros to at least `scale` of them.
     let mut digits = [b'0'; 40];
@@ -49,19 +57,17 @@ fn decimal_text(d: Decimal) -> String {
         n += 1;
     }
     let n = n.max(scale);
-    let mut text = String::with_capacity(n + 3);
     if d.is_sign_negative() {
-        text.push('-');
+        out.push(b'-');
     }
     if n == scale {
-        text.push('0');
+        out.push(b'0');
     }
-    text.extend(digits[scale..n].iter().rev().map(|&b| char::from(b)));
+    out.extend(digits[scale..n].iter().rev());
     if scale > 0 {
-        text.push('.');
-        text.extend(digits[..scale].iter().rev().map(|&b| char::from(b)));
+        out.push(b'.');
+        out.extend(digits[..scale].iter().rev());
     }
-    text
 }
 
 impl From<entity::Money> for Dec {
