@@ -13,13 +13,15 @@
 //! - [`http`]: routes — GraphQL over HTTP, the graphql-ws protocols, GraphiQL, health, metrics.
 //! - [`graphql`]: the schema behind its front door (`graphql::api`: limits, error codes,
 //!   metrics); one module per domain; API types wrap entity rows; loaders; a page of listed
-//!   products answered without a future per field (`graphql::plain`); the response cache of
+//!   products answered without a future per field, as JSON text (`graphql::plain`, the text
+//!   and the HTTP body it is spliced into in `graphql::json`); the response cache of
 //!   anonymous catalog reads and members' own views (`graphql::response_cache`, its
 //!   answers' bytes and gzip form in `graphql::cached_answer`).
 //! - [`service`]: the business rules, one module per domain; no GraphQL in sight (the
-//!   listing's hot rows decoded by position in `service::rows`).
+//!   listing's hot rows decoded by position, by sqlx, in `service::rows`).
 //! - [`db`]: pool set-up (SQLite plans kept stable), statement counting, migrations.
-//! - [`cache`]: the key–value cache (Redis or in-process) behind the curation passports.
+//! - [`cache`]: the key–value cache (Redis or in-process) behind the curation passports,
+//!   whose texts start with a tag a page reads alone.
 //! - [`events`]: live events for subscriptions, published after commit (Redis pub/sub or
 //!   in-process); publishing also drops the cached answers of the members named.
 //! - [`redis_conn`]: the self-healing Redis connection the cache and the events share.
