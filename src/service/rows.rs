@@ -2,7 +2,7 @@
 //! position: SeaORM's derived decoder finds every column by its name, a hashed look-up per
 //! value, ~30% of decoding a product row (callgrind: 12,400 → 8,700 instructions). The
 //! values are decoded by sqlx from the row SeaORM returns: SeaORM checks each value's type
-//! and then has sqlx check it again, and on PostgreSQL that was most of what was left
+//! and then has sqlx check it again, over a third of what was left on PostgreSQL
 //! (callgrind on PostgreSQL: a product row ~9,700 → ~6,100 instructions, a SKU row ~2,300 →
 //! ~1,300).
 //!
