@@ -78,6 +78,23 @@ impl Json {
         let _ = serde_json::to_writer(&mut self.0, v);
     }
 
+    /// A JSON array of `items`, each written by `each`; None as soon as `each` gives up.
+    pub fn array<I: IntoIterator>(
+        &mut self,
+        items: I,
+        mut each: impl FnMut(I::Item, &mut Json) -> Option<()>,
+    ) -> Option<()> {
+        self.raw(b"[");
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.raw(b",");
+            }
+            each(item, self)?;
+        }
+        self.raw(b"]");
+        Some(())
+    }
+
     pub fn into_bytes(self) -> Vec<u8> {
         self.0
     }
@@ -106,14 +123,10 @@ fn value(v: &Value, out: &mut Json) {
     match v {
         Value::Binary(text) => out.raw(text),
         Value::List(items) => {
-            out.raw(b"[");
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.raw(b",");
-                }
+            out.array(items, |item, out| {
                 value(item, out);
-            }
-            out.raw(b"]");
+                Some(())
+            });
         }
         Value::Object(map) => {
             out.raw(b"{");

@@ -139,15 +139,7 @@ pub fn list<'a, 'b, T: Plain + 'b>(
     out: &mut Json,
 ) -> Option<()> {
     let shape = env.shape(set)?;
-    out.raw(b"[");
-    for (i, item) in items.into_iter().enumerate() {
-        if i > 0 {
-            out.raw(b",");
-        }
-        shape.fill(item, env, out)?;
-    }
-    out.raw(b"]");
-    Some(())
+    out.array(items, |item, out| shape.fill(item, env, out))
 }
 
 /// `obj`'s answer to `set` as values, or None as [`object`] (for answers that do not travel
