@@ -49,9 +49,8 @@ impl Pinned {
             }
         }
         if let Some(url) = redis {
-            match redis_pid(url).await {
-                Some(pid) if cpus(pid).is_some() => {
-                    let before = cpus(pid).unwrap_or_default();
+            match redis_pid(url).await.and_then(|pid| Some((pid, cpus(pid)?))) {
+                Some((pid, before)) => {
                     if pin(pid, &core.to_string()) {
                         pinned.redis = Some((pid, before));
                         pinned.what.push("Redis");

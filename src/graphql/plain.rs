@@ -142,6 +142,13 @@ pub fn list<'a, 'b, T: Plain + 'b>(
     out.array(items, |item, out| shape.fill(item, env, out))
 }
 
+/// `obj`'s answer to `set` as JSON text, or None as [`object`].
+fn text<'a, T: Plain + ?Sized>(obj: &T, env: &Env<'a>, set: &'a SelectionSet) -> Option<Vec<u8>> {
+    let mut out = Json::with_capacity(4096);
+    object(obj, env, set, &mut out)?;
+    Some(out.into_bytes())
+}
+
 /// `obj`'s answer to `set` as values, or None as [`object`] (for answers that do not travel
 /// as text, and tests).
 pub fn answer<'a, T: Plain + ?Sized>(
@@ -149,9 +156,7 @@ pub fn answer<'a, T: Plain + ?Sized>(
     env: &Env<'a>,
     set: &'a SelectionSet,
 ) -> Option<Value> {
-    let mut out = Json::with_capacity(256);
-    object(obj, env, set, &mut out)?;
-    serde_json::from_slice(&out.into_bytes()).ok()
+    serde_json::from_slice(&text(obj, env, set)?).ok()
 }
 
 /// `T` as the same GraphQL type, resolved by [`object`] when it can be and by `T`'s own
@@ -186,13 +191,10 @@ impl<T: Plain + OutputType> OutputType for Fast<T> {
                 ctx.data_opt::<Viewer>().unwrap_or(&ANONYMOUS),
                 state.config.policy.min_criterion_score,
             );
-            let mut out = Json::with_capacity(4096);
-            object(&self.0, &env, &ctx.item.node, &mut out)?;
-            let text = out.into_bytes();
             if ctx.data_opt::<TextAnswers>().is_some() {
-                Some(Value::Binary(text.into()))
+                text(&self.0, &env, &ctx.item.node).map(|t| Value::Binary(t.into()))
             } else {
-                serde_json::from_slice(&text).ok()
+                answer(&self.0, &env, &ctx.item.node)
             }
         });
         match plain {

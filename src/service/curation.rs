@@ -365,6 +365,12 @@ impl CurationStore {
             .map(|(_, summary)| summary.clone())
     }
 
+    /// A cache read that failed: logged and counted; the database answers instead.
+    fn read_failed(&self, e: &crate::cache::CacheError) {
+        tracing::warn!(error = %e, backend = self.cache.backend(), "cache read failed; using the database");
+        self.count("error", 1);
+    }
+
     fn call(&self, op: &'static str) {
         let labels = CacheCallLabels {
             backend: self.cache.backend(),
@@ -427,8 +433,7 @@ impl CurationStore {
                             }
                         }
                         Err(e) => {
-                            tracing::warn!(error = %e, backend = self.cache.backend(), "cache read failed; using the database");
-                            self.count("error", 1);
+                            self.read_failed(&e);
                             misses.extend(unread);
                         }
                     }
@@ -437,8 +442,7 @@ impl CurationStore {
                 self.count("miss", misses.len());
             }
             Err(e) => {
-                tracing::warn!(error = %e, backend = self.cache.backend(), "cache read failed; using the database");
-                self.count("error", 1);
+                self.read_failed(&e);
                 misses = ids.to_vec();
             }
         }
