@@ -111,6 +111,7 @@ impl App {
             responses.catalog_changed().await;
         }
         let state = AppState {
+            checkouts: crate::service::checkouts::Checkouts::new(db.clone()),
             db,
             config: Arc::new(config),
             redis,

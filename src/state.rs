@@ -40,6 +40,8 @@ pub struct AppState {
     pub responses: Arc<ResponseCache>,
     /// Units sold by committed payments, not yet written to the products.
     pub units_sold: Arc<crate::service::units_sold::UnitsSold>,
+    /// Checkouts being written (combined into one statement on PostgreSQL).
+    pub checkouts: crate::service::checkouts::Checkouts,
 }
 
 impl AppState {

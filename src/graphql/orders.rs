@@ -266,7 +266,7 @@ impl OrdersMutation {
             });
         }
         let timeout = Duration::minutes(i64::from(st.config.policy.payment_timeout_minutes));
-        let (o, _) = svc::place_order(&st.db, me, lines, timeout, st.clock.now()).await?;
+        let (o, _) = svc::place_order(&st.checkouts, me, lines, timeout, st.clock.now()).await?;
         // Stock was reserved. Only on success: a refusal commits nothing, and a flood of
         // OUT_OF_STOCK refusals must not flush the cache.
         st.catalog_changed().await;

@@ -17,6 +17,7 @@
 pub mod auth;
 pub mod batch;
 pub mod catalog;
+pub mod checkouts;
 pub mod curation;
 pub mod earnings;
 pub mod hierarchy;

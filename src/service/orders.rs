@@ -14,6 +14,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::batch::Batch;
+use super::checkouts::{Checkout, Checkouts};
 use super::earnings::{self, Policy};
 use super::hierarchy::{self, NewBinding};
 use super::members::{INVITE_CODE_LEN, normalise_code};
@@ -83,15 +84,16 @@ pub struct LineRequest {
 /// prices and rates, totals in exact money. Unpaid, it expires after `payment_timeout`.
 ///
 /// The reads come first, outside any transaction; the writes (the order, its lines, the
-/// stock) then go as one [`Batch`]: on PostgreSQL one statement that commits on its own, so
-/// a popular SKU's row stays locked for that statement alone.
+/// stock) then go through [`Checkouts`]: on PostgreSQL in one statement with the orders
+/// placed at the same moment, so that a popular SKU's row is locked once for all of them.
 pub async fn place_order(
-    db: &DatabaseConnection,
+    checkouts: &Checkouts,
     buyer: &member::Model,
     lines: Vec<LineRequest>,
     payment_timeout: Duration,
     now: DateTime<Utc>,
 ) -> Result<(order::Model, Vec<order_line::Model>)> {
+    let db = checkouts.db();
     if lines.is_empty() {
         return Err(Error::validation(
             "lines",
@@ -222,27 +224,19 @@ pub async fn place_order(
         completed_at: None,
         cancelled_at: None,
     };
-    let mut writes = Batch::default();
-    writes.push(order::Entity::insert(order::ActiveModel::from(o.clone())).into_query());
-    writes.push(
-        order_line::Entity::insert_many(rows.iter().cloned().map(order_line::ActiveModel::from))
-            .into_query(),
-    );
-    // Stock last, in SKU order: two checkouts of the same SKUs cannot deadlock.
-    for (sku_id, r) in &reservations {
-        writes.push(
-            sku::Entity::update_many()
-                .col_expr(
-                    sku::Column::Stock,
-                    Expr::col(sku::Column::Stock).sub(r.quantity),
-                )
-                .filter(sku::Column::Id.eq(*sku_id))
-                .into_query(),
-        );
-    }
-    match writes.run_alone(db).await {
+    let checkout = Checkout {
+        order: o.clone(),
+        lines: rows.clone(),
+        stock: reservations
+            .iter()
+            .map(|(id, r)| (*id, r.quantity))
+            .collect(),
+    };
+    match checkouts.write(checkout).await {
         Ok(()) => Ok((o, rows)),
-        Err(e) if crate::db::is_check_violation(&e) => Err(out_of_stock(db, &reservations).await?),
+        Err(e) if crate::db::is_check_violation(&e) => {
+            Err(out_of_stock(checkouts.db(), &reservations).await?)
+        }
         Err(e) => Err(e.into()),
     }
 }

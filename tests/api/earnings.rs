@@ -265,7 +265,7 @@ pub(crate) async fn product(app: &TestApp, stock: i32, membership: bool) -> (Uui
 }
 
 /// A product as [`product`] makes, in a catalog that is already there.
-async fn another_product(
+pub(crate) async fn another_product(
     app: &TestApp,
     f: &fixtures::Fixture,
     stock: i32,
@@ -1599,10 +1599,16 @@ async fn place(
         quantity,
         share_code,
     };
-    let (o, _) = orders_svc::place_order(app.db(), buyer, vec![line], Duration::minutes(30), now)
-        .await
-        .map_err(anyhow::Error::from)
-        .expect("placed");
+    let (o, _) = orders_svc::place_order(
+        &app.state.checkouts,
+        buyer,
+        vec![line],
+        Duration::minutes(30),
+        now,
+    )
+    .await
+    .map_err(anyhow::Error::from)
+    .expect("placed");
     o
 }
 
@@ -1689,7 +1695,7 @@ async fn expiry_and_checkouts_of_the_same_skus_at_once_never_deadlock() {
                 })
                 .collect();
             orders_svc::place_order(
-                app.db(),
+                &app.state.checkouts,
                 buyer,
                 lines,
                 Duration::minutes(30),

@@ -175,6 +175,7 @@ impl World {
         let events = self.app.state.events.clone();
         let ev = &events;
         let sold = self.app.state.units_sold.clone();
+        let checkouts = self.app.state.checkouts.clone();
         let now = self.now();
         let window = Duration::days(7);
         match op {
@@ -197,7 +198,8 @@ impl World {
                     share_code: via_link.then(|| self.share_code.clone()),
                 };
                 if let Ok((o, _)) =
-                    orders::place_order(&db, &who, vec![line], Duration::minutes(30), now).await
+                    orders::place_order(&checkouts, &who, vec![line], Duration::minutes(30), now)
+                        .await
                 {
                     self.orders.push(o.id);
                 }

@@ -5,6 +5,7 @@
 
 mod batch;
 mod catalog;
+mod checkouts;
 mod config;
 mod curation;
 mod earnings;

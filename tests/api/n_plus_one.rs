@@ -87,10 +87,16 @@ async fn order_statements(
         })
         .collect();
     let before = app.statements().await;
-    let (o, _) = orders::place_order(app.db(), buyer, lines, chrono::Duration::minutes(30), now)
-        .await
-        .map_err(anyhow::Error::from)
-        .expect("placed");
+    let (o, _) = orders::place_order(
+        &app.state.checkouts,
+        buyer,
+        lines,
+        chrono::Duration::minutes(30),
+        now,
+    )
+    .await
+    .map_err(anyhow::Error::from)
+    .expect("placed");
     let placed = app.statements().await - before;
     let before = app.statements().await;
     orders::confirm_payment(

@@ -1,0 +1,266 @@
+//! Checkouts written together: on PostgreSQL, the orders placed at the same moment go to the
+//! database as one statement (their orders, their lines, and one stock decrement per SKU),
+//! so that a flash sale's SKU row is locked, and a commit flushed, once for many orders.
+//!
+//! Every checkout joins the queue of the first SKU it takes (in SKU order). Each queue has
+//! one writer, a task that takes what is queued, at most [`MOST`] orders at a time, and
+//! writes it as one statement, which commits or fails whole.
+//! Should it fail (a SKU has fewer units left than the orders together take, a foreign key
+//! a row no longer meets), its orders are written again one by one, in the order they came,
+//! so each gets its own outcome, as if it had been written alone: at a sale's last units,
+//! the first to come get them. An order's rows are written together or not at all, whichever
+//! way it goes.
+//!
+//! A checkout waits for at most the statement in flight for its SKU; under load the
+//! statements simply grow, where single writes would queue for the SKU's row inside the
+//! database (and take a backend each while they wait). Checkouts of different SKUs go
+//! through different queues, side by side. The rows go as JSON (`jsonb_populate_recordset`), so that the
+//! statement's text, and its prepared plan, is the same for any number of orders.
+//! Elsewhere (SQLite, one writer at a time anyway) each checkout is its own transaction.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use chrono::SecondsFormat;
+use entity::{order, order_line, sku};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, InsertStatement, Query};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityName, EntityTrait, IdenStatic,
+    Iterable, ModelTrait, QueryFilter, QueryTrait, Value,
+};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::batch::Batch;
+
+/// The most orders one statement writes.
+pub const MOST: usize = 64;
+
+/// An order to write: its row, its lines, and the units it takes from each SKU.
+pub struct Checkout {
+    pub order: order::Model,
+    pub lines: Vec<order_line::Model>,
+    pub stock: BTreeMap<Uuid, i32>,
+}
+
+/// The queues of checkouts to write, one per SKU (cheap to clone: one per process is
+/// shared).
+#[derive(Clone)]
+pub struct Checkouts {
+    db: DatabaseConnection,
+    /// Checkouts by the first SKU they take (in SKU order), while any wait or are being
+    /// written. Each queue has one writer at a time.
+    queues: Arc<Mutex<HashMap<Uuid, Vec<Waiting>>>>,
+}
+
+struct Waiting {
+    checkout: Checkout,
+    done: oneshot::Sender<Result<(), DbErr>>,
+}
+
+impl Checkouts {
+    pub fn new(db: DatabaseConnection) -> Checkouts {
+        Checkouts {
+            db,
+            queues: Arc::default(),
+        }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Writes `checkout`'s rows, with other checkouts' or alone (see the module's doc); a
+    /// CHECK violation means a SKU has fewer units left than it takes.
+    pub async fn write(&self, checkout: Checkout) -> Result<(), DbErr> {
+        let backend = self.db.get_database_backend();
+        let key = checkout.stock.keys().next().copied();
+        let (Some(key), DbBackend::Postgres) = (key, backend) else {
+            return rows_of(backend, std::slice::from_ref(&checkout))?
+                .run_alone(&self.db)
+                .await;
+        };
+        let (done, outcome) = oneshot::channel();
+        let start = {
+            let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+            let waiting = Waiting { checkout, done };
+            match queues.entry(key) {
+                Entry::Occupied(mut queue) => {
+                    queue.get_mut().push(waiting);
+                    false
+                }
+                Entry::Vacant(none) => {
+                    none.insert(vec![waiting]);
+                    true
+                }
+            }
+        };
+        if start {
+            tokio::spawn(self.clone().drain(key));
+        }
+        outcome
+            .await
+            .unwrap_or_else(|_| Err(DbErr::Custom("the checkout's writer stopped".into())))
+    }
+
+    /// The writer of `key`'s queue: writes what is queued until nothing is, then removes
+    /// the queue (the next checkout of the SKU starts a writer again).
+    async fn drain(self, key: Uuid) {
+        let mut writer = Writer {
+            queues: &self.queues,
+            key,
+            done: false,
+        };
+        loop {
+            let taken: Vec<Waiting> = {
+                let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(queue) = queues.get_mut(&key) else {
+                    writer.done = true;
+                    return;
+                };
+                if queue.is_empty() {
+                    queues.remove(&key);
+                    writer.done = true;
+                    return;
+                }
+                let n = queue.len().min(MOST);
+                queue.drain(..n).collect()
+            };
+            self.write_together(taken).await;
+        }
+    }
+
+    /// Writes `taken` (see [`Checkouts::write_all`]) and tells each waiting checkout its
+    /// outcome.
+    async fn write_together(&self, taken: Vec<Waiting>) {
+        let (checkouts, done): (Vec<Checkout>, Vec<_>) =
+            taken.into_iter().map(|w| (w.checkout, w.done)).unzip();
+        for (outcome, done) in self.write_all(&checkouts).await.into_iter().zip(done) {
+            // A checkout whose request went away has no one to tell.
+            let _ = done.send(outcome);
+        }
+    }
+
+    /// Writes `checkouts` in one statement (one transaction on SQLite); should that fail,
+    /// each again on its own, in turn: the outcome of each, as if it had been written alone
+    /// after the ones before it.
+    pub async fn write_all(&self, checkouts: &[Checkout]) -> Vec<Result<(), DbErr>> {
+        let backend = self.db.get_database_backend();
+        let write =
+            |checkouts| async move { rows_of(backend, checkouts)?.run_alone(&self.db).await };
+        let together = write(checkouts).await;
+        if together.is_ok() || checkouts.len() == 1 {
+            return vec![together; checkouts.len()];
+        }
+        let mut outcomes = Vec::with_capacity(checkouts.len());
+        for checkout in checkouts {
+            outcomes.push(write(std::slice::from_ref(checkout)).await);
+        }
+        outcomes
+    }
+}
+
+/// A queue's writer. Should it stop before its queue is empty (a panic), it removes the
+/// queue, so that its checkouts hear it stopped and the next one starts a writer.
+struct Writer<'a> {
+    queues: &'a Mutex<HashMap<Uuid, Vec<Waiting>>>,
+    key: Uuid,
+    done: bool,
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+            queues.remove(&self.key);
+        }
+    }
+}
+
+/// The rows of `checkouts` as one batch, in the order that keeps batches from deadlocking:
+/// the orders, their lines, then each SKU's decrement (the sum of the checkouts'), in SKU
+/// order, last. On PostgreSQL the rows go as JSON, so that the statement is the same for any
+/// number of orders; elsewhere as `VALUES`.
+fn rows_of(backend: DbBackend, checkouts: &[Checkout]) -> Result<Batch, DbErr> {
+    let mut stock: BTreeMap<Uuid, i32> = BTreeMap::new();
+    for c in checkouts {
+        for (sku, n) in &c.stock {
+            *stock.entry(*sku).or_default() += n;
+        }
+    }
+    let orders = checkouts.iter().map(|c| &c.order);
+    let lines = checkouts.iter().flat_map(|c| &c.lines);
+    let mut batch = Batch::default();
+    if backend == DbBackend::Postgres {
+        batch.push(insert_json(orders)?);
+        batch.push(insert_json(lines)?);
+    } else {
+        batch.push(
+            order::Entity::insert_many(orders.cloned().map(order::ActiveModel::from)).into_query(),
+        );
+        batch.push(
+            order_line::Entity::insert_many(lines.cloned().map(order_line::ActiveModel::from))
+                .into_query(),
+        );
+    }
+    for (sku_id, n) in stock {
+        batch.push(
+            sku::Entity::update_many()
+                .col_expr(sku::Column::Stock, Expr::col(sku::Column::Stock).sub(n))
+                .filter(sku::Column::Id.eq(sku_id))
+                .into_query(),
+        );
+    }
+    Ok(batch)
+}
+
+/// `INSERT INTO t (every column) SELECT every column FROM jsonb_populate_recordset(NULL::t,
+/// $1)`: `rows`, every column of each, as one JSON parameter (PostgreSQL).
+fn insert_json<'a, M: ModelTrait + 'a>(
+    rows: impl IntoIterator<Item = &'a M>,
+) -> Result<InsertStatement, DbErr> {
+    let columns: Vec<<M::Entity as EntityTrait>::Column> =
+        <M::Entity as EntityTrait>::Column::iter().collect();
+    let mut records = Vec::new();
+    for row in rows {
+        let mut record = serde_json::Map::with_capacity(columns.len());
+        for column in &columns {
+            record.insert(column.as_str().to_owned(), json_of(row.get(*column))?);
+        }
+        records.push(serde_json::Value::Object(record));
+    }
+    let table = M::Entity::default();
+    let text = serde_json::Value::Array(records).to_string();
+    let rows = Func::cust("jsonb_populate_recordset")
+        .arg(Expr::cust(format!("NULL::\"{}\"", table.table_name())))
+        .arg(Expr::val(text).cast_as("jsonb"));
+    let select = Query::select()
+        .columns(columns.iter().copied())
+        .from_function(rows, Alias::new("r"))
+        .to_owned();
+    let mut insert = Query::insert();
+    insert
+        .into_table(table)
+        .columns(columns)
+        .select_from(select)
+        .map_err(|e| DbErr::Custom(e.to_string()))?;
+    Ok(insert)
+}
+
+/// A column's value as `jsonb_populate_recordset` reads it back into the column's type.
+fn json_of(value: Value) -> Result<serde_json::Value, DbErr> {
+    use serde_json::Value as J;
+    Ok(match value {
+        Value::Bool(b) => b.map_or(J::Null, J::Bool),
+        Value::SmallInt(n) => n.map_or(J::Null, J::from),
+        Value::Int(n) => n.map_or(J::Null, J::from),
+        Value::BigInt(n) => n.map_or(J::Null, J::from),
+        Value::String(s) => s.map_or(J::Null, J::String),
+        Value::Uuid(u) => u.map_or(J::Null, |u| J::String(u.to_string())),
+        Value::ChronoDateTimeUtc(t) => t.map_or(J::Null, |t| {
+            J::String(t.to_rfc3339_opts(SecondsFormat::Micros, true))
+        }),
+        other => return Err(DbErr::Custom(format!("no JSON form for {other:?}"))),
+    })
+}
