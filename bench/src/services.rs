@@ -90,9 +90,11 @@ async fn postmaster(url: &str) -> Option<u32> {
         ))
         .await
         .ok()??;
-    let _ = db.close().await;
     let backend: i32 = row.try_get_by_index(0).ok()?;
-    let parent = parent(u32::try_from(backend).ok()?)?;
+    // Read while the backend lives: once the connection closes, its process goes.
+    let parent = parent(u32::try_from(backend).ok()?);
+    let _ = db.close().await;
+    let parent = parent?;
     let name = std::fs::read_to_string(format!("/proc/{parent}/comm")).ok()?;
     (name.trim() == "postgres").then_some(parent)
 }
