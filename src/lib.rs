@@ -18,7 +18,8 @@
 //!   anonymous catalog reads and members' own views (`graphql::response_cache`, its
 //!   answers' bytes and gzip form in `graphql::cached_answer`).
 //! - [`service`]: the business rules, one module per domain; no GraphQL in sight (the
-//!   listing's hot rows decoded by position, by sqlx, in `service::rows`).
+//!   listing's hot rows decoded by position, by sqlx, in `service::rows`; concurrent
+//!   checkouts of one SKU written as one statement on PostgreSQL in `service::checkouts`).
 //! - [`db`]: pool set-up (SQLite plans kept stable), statement counting, migrations.
 //! - [`cache`]: the key–value cache (Redis or in-process) behind the curation passports,
 //!   whose texts start with a tag a page reads alone.
