@@ -111,7 +111,7 @@ impl App {
             responses.catalog_changed().await;
         }
         let state = AppState {
-            checkouts: crate::service::checkouts::Checkouts::new(db.clone()),
+            checkouts: crate::service::checkouts::Checkouts::new(db.clone(), metrics.clone()),
             db,
             config: Arc::new(config),
             redis,

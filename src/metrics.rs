@@ -80,6 +80,8 @@ pub struct Metrics {
     pub db_statement_failures: Counter,
     pub db_statement_duration: Histogram,
     pub db_pool_connections: Family<PoolLabels, Gauge>,
+    pub checkout_statement_orders: Histogram,
+    pub checkout_splits: Counter,
     pub cache_requests: Family<CacheLabels, Counter>,
     pub cache_calls: Family<CacheCallLabels, Counter>,
     pub response_cache: Family<ResponseCacheLabels, Counter>,
@@ -101,6 +103,9 @@ impl Metrics {
         let db_statement_failures = Counter::default();
         let db_statement_duration = latency_histogram();
         let db_pool_connections = Family::<PoolLabels, Gauge>::default();
+        // 1 .. 64 orders
+        let checkout_statement_orders = Histogram::new(exponential_buckets(1.0, 2.0, 7));
+        let checkout_splits = Counter::default();
         let cache_requests = Family::<CacheLabels, Counter>::default();
         let cache_calls = Family::<CacheCallLabels, Counter>::default();
         let response_cache = Family::<ResponseCacheLabels, Counter>::default();
@@ -185,6 +190,17 @@ impl Metrics {
             "Database pool connections by state (idle, in_use), sampled at scrape time",
             db_pool_connections.clone(),
         );
+        registry.register(
+            "pushhand_checkout_statement_orders",
+            "Orders written by one checkout statement (checkouts of one SKU are combined on \
+             PostgreSQL)",
+            checkout_statement_orders.clone(),
+        );
+        registry.register(
+            "pushhand_checkout_splits",
+            "Combined checkout statements that failed and were sent again order by order",
+            checkout_splits.clone(),
+        );
         Arc::new(Metrics {
             registry,
             graphql_requests,
@@ -194,6 +210,8 @@ impl Metrics {
             db_statement_failures,
             db_statement_duration,
             db_pool_connections,
+            checkout_statement_orders,
+            checkout_splits,
             cache_requests,
             cache_calls,
             response_cache,

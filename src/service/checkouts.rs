@@ -27,12 +27,13 @@ use entity::{order, order_line, sku};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, InsertStatement, Query};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityName, EntityTrait, IdenStatic,
-    Iterable, ModelTrait, QueryFilter, QueryTrait, Value,
+    Iterable, ModelTrait, QueryFilter, QueryTrait, SqlErr, Value,
 };
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::batch::Batch;
+use crate::metrics::Metrics;
 
 /// The most orders one statement writes.
 pub const MOST: usize = 64;
@@ -49,6 +50,7 @@ pub struct Checkout {
 #[derive(Clone)]
 pub struct Checkouts {
     db: DatabaseConnection,
+    metrics: Arc<Metrics>,
     /// Checkouts by the first SKU they take (in SKU order), while any wait or are being
     /// written. Each queue has one writer at a time.
     queues: Arc<Mutex<HashMap<Uuid, Vec<Waiting>>>>,
@@ -60,9 +62,10 @@ struct Waiting {
 }
 
 impl Checkouts {
-    pub fn new(db: DatabaseConnection) -> Checkouts {
+    pub fn new(db: DatabaseConnection, metrics: Arc<Metrics>) -> Checkouts {
         Checkouts {
             db,
+            metrics,
             queues: Arc::default(),
         }
     }
@@ -77,9 +80,8 @@ impl Checkouts {
         let backend = self.db.get_database_backend();
         let key = checkout.stock.keys().next().copied();
         let (Some(key), DbBackend::Postgres) = (key, backend) else {
-            return rows_of(backend, std::slice::from_ref(&checkout))?
-                .run_alone(&self.db)
-                .await;
+            let mut outcome = self.write_all(std::slice::from_ref(&checkout)).await;
+            return outcome.pop().unwrap_or(Ok(()));
         };
         let (done, outcome) = oneshot::channel();
         let start = {
@@ -142,23 +144,44 @@ impl Checkouts {
         }
     }
 
-    /// Writes `checkouts` in one statement (one transaction on SQLite); should that fail,
-    /// each again on its own, in turn: the outcome of each, as if it had been written alone
-    /// after the ones before it.
+    /// Writes `checkouts` in one statement (one transaction on SQLite). Should that break a
+    /// constraint (a CHECK, a foreign key, a unique key: one order may be to blame), each is
+    /// written again on its own, in turn; any other failure (a timeout, a lost connection)
+    /// is every order's. The outcome of each, as if it had been written alone after the ones
+    /// before it.
     pub async fn write_all(&self, checkouts: &[Checkout]) -> Vec<Result<(), DbErr>> {
-        let backend = self.db.get_database_backend();
-        let write =
-            |checkouts| async move { rows_of(backend, checkouts)?.run_alone(&self.db).await };
-        let together = write(checkouts).await;
-        if together.is_ok() || checkouts.len() == 1 {
-            return vec![together; checkouts.len()];
+        let together = self.write_once(checkouts).await;
+        match &together {
+            Err(e) if checkouts.len() > 1 && one_order_may_be_to_blame(e) => {}
+            _ => return vec![together; checkouts.len()],
         }
+        self.metrics.checkout_splits.inc();
         let mut outcomes = Vec::with_capacity(checkouts.len());
         for checkout in checkouts {
-            outcomes.push(write(std::slice::from_ref(checkout)).await);
+            outcomes.push(self.write_once(std::slice::from_ref(checkout)).await);
         }
         outcomes
     }
+
+    /// One statement (one transaction on SQLite) for `checkouts`.
+    async fn write_once(&self, checkouts: &[Checkout]) -> Result<(), DbErr> {
+        self.metrics
+            .checkout_statement_orders
+            .observe(checkouts.len() as f64);
+        rows_of(self.db.get_database_backend(), checkouts)?
+            .run_alone(&self.db)
+            .await
+    }
+}
+
+/// Whether a failed statement broke a constraint, which one of its orders may have done on
+/// its own.
+fn one_order_may_be_to_blame(e: &DbErr) -> bool {
+    crate::db::is_check_violation(e)
+        || matches!(
+            e.sql_err(),
+            Some(SqlErr::UniqueConstraintViolation(_) | SqlErr::ForeignKeyConstraintViolation(_))
+        )
 }
 
 /// A queue's writer. Should it stop before its queue is empty (a panic), it removes the

@@ -97,8 +97,20 @@ async fn orders_written_together_read_back_as_placed() {
         two_skus,
         checkout(buyer.id, product, sku, 4, at + Duration::microseconds(1)),
     ];
+    let statements = app.metric("pushhand_checkout_statement_orders_count").await;
+    let orders = app.metric("pushhand_checkout_statement_orders_sum").await;
     let outcomes = app.state.checkouts.write_all(&checkouts).await;
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    // One statement for the three.
+    assert_eq!(
+        app.metric("pushhand_checkout_statement_orders_count").await - statements,
+        1.0
+    );
+    assert_eq!(
+        app.metric("pushhand_checkout_statement_orders_sum").await - orders,
+        3.0
+    );
+    assert_eq!(app.metric("pushhand_checkout_splits_total").await, 0.0);
     for c in &checkouts {
         let (o, lines) = rows_of(&app, c).await;
         assert_eq!(o.as_ref(), Some(&c.order));
@@ -151,6 +163,12 @@ async fn a_failed_statement_leaves_each_order_its_own_outcome() {
     assert!(outcomes[1].is_err(), "{outcomes:?}");
     assert_eq!(rows_of(&app, &mixed[1]).await, (None, vec![]));
     assert_eq!(stock(&app, sku).await, 3);
+    // Both combined statements failed and were split: 2 × (1 + 3) statements.
+    assert_eq!(app.metric("pushhand_checkout_splits_total").await, 2.0);
+    assert_eq!(
+        app.metric("pushhand_checkout_statement_orders_count").await,
+        8.0
+    );
 }
 
 /// Many shoppers at a flash sale's last units, all at once: the units sold are exactly the
