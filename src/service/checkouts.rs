@@ -4,19 +4,20 @@
 //!
 //! Every checkout joins the queue of the first SKU it takes (in SKU order). Each queue has
 //! one writer, a task that takes what is queued, at most [`MOST`] orders at a time, and
-//! writes it as one statement, which commits or fails whole.
-//! Should it fail (a SKU has fewer units left than the orders together take, a foreign key
-//! a row no longer meets), its orders are written again one by one, in the order they came,
-//! so each gets its own outcome, as if it had been written alone: at a sale's last units,
-//! the first to come get them. An order's rows are written together or not at all, whichever
-//! way it goes.
+//! writes it as one statement, which commits or fails whole. Should it break a constraint
+//! (a SKU has fewer units left than the orders together take, a foreign key a row no longer
+//! meets), its orders are written again one by one, in the order they came, so each gets
+//! its own outcome, as if it had been written alone: at a sale's last units, the first to
+//! come get them. Any other failure (a timeout, a lost connection) is every order's. An
+//! order's rows are written together or not at all, whichever way it goes.
 //!
 //! A checkout waits for at most the statement in flight for its SKU; under load the
 //! statements simply grow, where single writes would queue for the SKU's row inside the
 //! database (and take a backend each while they wait). Checkouts of different SKUs go
-//! through different queues, side by side. The rows go as JSON (`jsonb_populate_recordset`), so that the
-//! statement's text, and its prepared plan, is the same for any number of orders.
-//! Elsewhere (SQLite, one writer at a time anyway) each checkout is its own transaction.
+//! through different queues, side by side. The rows go as JSON
+//! (`jsonb_populate_recordset`), so that the statement's text, and its prepared plan, is the
+//! same for any number of orders. Elsewhere (SQLite, one writer at a time anyway) each
+//! checkout is its own transaction.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
@@ -80,8 +81,7 @@ impl Checkouts {
         let backend = self.db.get_database_backend();
         let key = checkout.stock.keys().next().copied();
         let (Some(key), DbBackend::Postgres) = (key, backend) else {
-            let mut outcome = self.write_all(std::slice::from_ref(&checkout)).await;
-            return outcome.pop().unwrap_or(Ok(()));
+            return self.write_once(std::slice::from_ref(&checkout)).await;
         };
         let (done, outcome) = oneshot::channel();
         let start = {

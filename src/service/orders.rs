@@ -84,8 +84,9 @@ pub struct LineRequest {
 /// prices and rates, totals in exact money. Unpaid, it expires after `payment_timeout`.
 ///
 /// The reads come first, outside any transaction; the writes (the order, its lines, the
-/// stock) then go through [`Checkouts`]: on PostgreSQL in one statement with the orders
-/// placed at the same moment, so that a popular SKU's row is locked once for all of them.
+/// stock) then go through [`Checkouts`]: on PostgreSQL in one statement with the other
+/// checkouts of its SKU queued at that moment, so that a popular SKU's row is locked once
+/// for all of them; on SQLite in a write transaction of its own.
 pub async fn place_order(
     checkouts: &Checkouts,
     buyer: &member::Model,
