@@ -107,17 +107,11 @@ fn one_of_on(
     col: impl ColumnTrait,
     ids: impl IntoIterator<Item = Uuid>,
 ) -> Expr {
-    let mut ids = ids.into_iter().peekable();
-    let first = ids.next();
-    match (first, ids.peek()) {
-        (Some(id), None) => col.eq(id),
-        (first, _) => {
-            let ids = first.into_iter().chain(ids);
-            match backend {
-                DbBackend::Postgres => col.eq_any(ids),
-                _ => col.is_in(ids),
-            }
-        }
+    let ids: Vec<Uuid> = ids.into_iter().collect();
+    match (ids.as_slice(), backend) {
+        ([id], _) => col.eq(*id),
+        (_, DbBackend::Postgres) => col.eq_any(ids),
+        _ => col.is_in(ids),
     }
 }
 
