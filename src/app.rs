@@ -105,7 +105,14 @@ impl App {
             ),
             (true, None) => ResponseCache::in_process(metrics.clone(), responses_ttl, &jwt_secret),
         });
-        let events = events.with_listener(responses.clone());
+        let viewers = Arc::new(crate::service::viewers::Viewers::new(
+            10_000,
+            std::time::Duration::from_millis(config.viewer_ttl_ms),
+            metrics.clone(),
+        ));
+        let events = events
+            .with_listener(responses.clone())
+            .with_listener(viewers.clone());
         if seeded {
             // Other instances may have cached the empty catalog.
             responses.catalog_changed().await;
@@ -117,6 +124,7 @@ impl App {
             redis,
             metrics,
             tokens: crate::service::auth::Tokens::new(jwt_secret.clone(), 50_000),
+            viewers,
             jwt_secret,
             clock,
             failures: Arc::new(FailureLimiter::new(config_failures)),

@@ -158,6 +158,17 @@ pub struct Config {
     )]
     pub units_sold_interval_ms: u64,
 
+    /// How long a signed-in member's row is remembered between its requests, in
+    /// milliseconds (0: read on every request). A change of the member is in force at once
+    /// on the instance that made it, and within this long on the others.
+    #[arg(
+        long,
+        env = "PUSHHAND_VIEWER_TTL_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub viewer_ttl_ms: u64,
+
     /// Lifetime of member tokens, in hours.
     #[arg(
         long,

@@ -45,6 +45,12 @@ pub struct ResponseCacheLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ViewerLabels {
+    /// `remembered` or `read`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventLabels {
     /// `redis` or `memory`.
     pub backend: &'static str,
@@ -85,6 +91,7 @@ pub struct Metrics {
     pub cache_requests: Family<CacheLabels, Counter>,
     pub cache_calls: Family<CacheCallLabels, Counter>,
     pub response_cache: Family<ResponseCacheLabels, Counter>,
+    pub viewer_rows: Family<ViewerLabels, Counter>,
     pub events: Family<EventLabels, Counter>,
     pub event_resyncs: Counter,
     pub ws_connections: Gauge,
@@ -109,6 +116,7 @@ impl Metrics {
         let cache_requests = Family::<CacheLabels, Counter>::default();
         let cache_calls = Family::<CacheCallLabels, Counter>::default();
         let response_cache = Family::<ResponseCacheLabels, Counter>::default();
+        let viewer_rows = Family::<ViewerLabels, Counter>::default();
         let events = Family::<EventLabels, Counter>::default();
         let event_resyncs = Counter::default();
         let ws_connections = Gauge::default();
@@ -154,6 +162,12 @@ impl Metrics {
             "Anonymous catalog reads by response-cache outcome (hit, miss, bypass), and failed \
              response-cache calls (error)",
             response_cache.clone(),
+        );
+        registry.register(
+            "pushhand_viewer_rows",
+            "Signed-in members' rows of HTTP requests, by where they came from (remembered from \
+             an earlier request, or read)",
+            viewer_rows.clone(),
         );
         registry.register(
             "pushhand_graphql_requests",
@@ -215,6 +229,7 @@ impl Metrics {
             cache_requests,
             cache_calls,
             response_cache,
+            viewer_rows,
             events,
             event_resyncs,
             ws_connections,
@@ -241,6 +256,12 @@ impl Metrics {
     pub fn count_response_cache(&self, outcome: &'static str) {
         self.response_cache
             .get_or_create(&ResponseCacheLabels { outcome })
+            .inc();
+    }
+
+    pub fn count_viewer_row(&self, outcome: &'static str) {
+        self.viewer_rows
+            .get_or_create(&ViewerLabels { outcome })
             .inc();
     }
 

@@ -26,6 +26,8 @@ pub struct AppState {
     pub jwt_secret: Secret,
     /// Checks request tokens, remembering those that passed.
     pub tokens: crate::service::auth::Tokens,
+    /// Signed-in members' rows, remembered between their requests.
+    pub viewers: Arc<crate::service::viewers::Viewers>,
     /// Where every rule reads the time; tests substitute a clock they can move.
     pub clock: Arc<dyn Clock>,
     /// Failed credential attempts per client.

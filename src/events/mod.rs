@@ -79,11 +79,12 @@ impl Event {
     }
 }
 
-/// Hears, before a batch goes out, which members it names: their cached own answers go
-/// stale ([`crate::graphql::response_cache::ResponseCache::members_changed`]).
+/// Hears every batch before it goes out: the members it names have cached answers that go
+/// stale ([`crate::graphql::response_cache::ResponseCache::members_changed`]) and may have
+/// remembered rows that changed ([`crate::service::viewers::Viewers::forget`]).
 #[async_trait::async_trait]
 pub trait Listener: Send + Sync + 'static {
-    async fn members_changed(&self, members: &[Uuid]);
+    async fn published(&self, batch: &[Event]);
 }
 
 /// What a subscriber receives.
@@ -133,7 +134,7 @@ pub struct Events {
     hub: Arc<Hub>,
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
-    listener: Option<Arc<dyn Listener>>,
+    listeners: Vec<Arc<dyn Listener>>,
 }
 
 impl Events {
@@ -145,7 +146,7 @@ impl Events {
             hub,
             bus,
             metrics,
-            listener: None,
+            listeners: Vec::new(),
         }
     }
 
@@ -167,32 +168,29 @@ impl Events {
             hub,
             bus,
             metrics,
-            listener: None,
+            listeners: Vec::new(),
         }
     }
 
-    /// These events, telling `listener` of every batch before it goes out.
-    pub fn with_listener(self, listener: Arc<dyn Listener>) -> Events {
-        Events {
-            listener: Some(listener),
-            ..self
-        }
+    /// These events, telling `listener` too of every batch before it goes out (after the
+    /// listeners added before it).
+    pub fn with_listener(mut self, listener: Arc<dyn Listener>) -> Events {
+        self.listeners.push(listener);
+        self
     }
 
     /// Publishes one committed transaction's events. Never fails the caller: the change is
-    /// committed already. The listener hears first (awaited: once this returns, no stale
-    /// cached answer of a named member is served); then the live events go out. When the bus
+    /// committed already. The listeners hear first (awaited: once this returns, no stale
+    /// cached answer or remembered row of a named member is served); then the live events go
+    /// out. When the bus
     /// cannot send, this instance's subscribers still get the batch (degraded to in-process)
     /// and the others resync when the bus recovers.
     pub async fn publish(&self, mut batch: Vec<Event>) {
         if batch.is_empty() {
             return;
         }
-        if let Some(listener) = &self.listener {
-            let mut members: Vec<Uuid> = batch.iter().map(|e| e.member).collect();
-            members.sort_unstable();
-            members.dedup();
-            listener.members_changed(&members).await;
+        for listener in &self.listeners {
+            listener.published(&batch).await;
         }
         batch.retain(|e| e.kind.is_live());
         if batch.is_empty() {

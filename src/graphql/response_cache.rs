@@ -764,8 +764,11 @@ fn bump(pipe: &mut redis::Pipeline, version_key: &str) {
 
 #[async_trait::async_trait]
 impl crate::events::Listener for ResponseCache {
-    async fn members_changed(&self, members: &[Uuid]) {
-        ResponseCache::members_changed(self, members).await;
+    async fn published(&self, batch: &[crate::events::Event]) {
+        let mut members: Vec<Uuid> = batch.iter().map(|e| e.member).collect();
+        members.sort_unstable();
+        members.dedup();
+        ResponseCache::members_changed(self, &members).await;
     }
 }
 

@@ -58,7 +58,7 @@ async fn execute(
         Lookup::Miss(fill) => Some(fill),
         Lookup::Skip => None,
     };
-    let viewer = match auth::viewer_of(&app.db, credentials).await {
+    let viewer = match app.viewers.viewer(&app.db, credentials).await {
         Ok(v) => v,
         Err(e) => {
             let resp = async_graphql::Response::from_errors(vec![

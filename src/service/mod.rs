@@ -30,6 +30,7 @@ pub mod reward_days;
 pub mod rows;
 pub mod team;
 pub mod units_sold;
+pub mod viewers;
 pub mod withdrawals;
 pub mod writes;
 

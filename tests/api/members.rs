@@ -784,3 +784,42 @@ async fn members_are_private_through_node() {
     assert_eq!(shapes[2][2]["code"], json!("NOT_FOUND"));
     let _ = uuid_of(&b_id);
 }
+
+/// A signed-in member's row is remembered between its requests, and every change of it is in
+/// force at the member's next request: an application, an approval, a freeze.
+#[tokio::test]
+async fn remembered_members_follow_every_change_of_their_row() {
+    // Remembered for a minute: only a change makes the next request read the row again.
+    let app = TestApp::spawn_with(&["--viewer-ttl-ms", "60000"]).await;
+    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
+    let (pusher, m) = app.user("pusher@example.com", CliRole::PushHand).await;
+    let id = json!({ "id": gid(Kind::Member, m.id) });
+    let apply = "mutation { applyForPartner { partnerApplication } }";
+    let remembered = || app.metric("pushhand_viewer_rows_total{outcome=\"remembered\"}");
+
+    let data = app.data_as(&pusher, apply, json!({})).await;
+    assert_eq!(
+        data["applyForPartner"]["partnerApplication"],
+        json!("PENDING")
+    );
+    // Read again after the application: a remembered row would still say "no application".
+    let resp = app.gql_as(&pusher, apply, json!({})).await;
+    assert_eq!(error_code(&resp), Some("APPLICATION_PENDING"), "{resp}");
+    // Nothing changed since: from memory, with the same outcome.
+    let before = remembered().await;
+    let resp = app.gql_as(&pusher, apply, json!({})).await;
+    assert_eq!(error_code(&resp), Some("APPLICATION_PENDING"), "{resp}");
+    assert_eq!(remembered().await - before, 1.0, "remembered");
+
+    app.data_as(&admin, PARTNER_FLOW, id.clone()).await;
+    let before = remembered().await;
+    let resp = app.gql_as(&pusher, apply, json!({})).await;
+    assert_eq!(error_code(&resp), Some("ALREADY_PARTNER"), "{resp}");
+    assert_eq!(remembered().await - before, 0.0, "read after the approval");
+
+    let freeze =
+        "mutation($id: ID!) { freezeMember(memberId: $id, reason: \"chargebacks\") { frozen } }";
+    app.data_as(&admin, freeze, id).await;
+    let resp = app.gql_as(&pusher, apply, json!({})).await;
+    assert_eq!(error_code(&resp), Some("UNAUTHENTICATED"), "{resp}");
+}
