@@ -39,7 +39,8 @@ pub enum Kind {
     /// Something the member's own views show changed without a live event of its own: its
     /// member row, its team (a binding, role or sale within three levels below) or an
     /// earning's settlement date; subject: the member whose change it was. Only drops the
-    /// member's cached answers: subscriptions never see it, and it never leaves the instance.
+    /// member's cached answers and its remembered row ([`crate::service::viewers`]):
+    /// subscriptions never see it, and it never leaves the instance.
     Changed,
 }
 
@@ -181,10 +182,9 @@ impl Events {
 
     /// Publishes one committed transaction's events. Never fails the caller: the change is
     /// committed already. The listeners hear first (awaited: once this returns, no stale
-    /// cached answer or remembered row of a named member is served); then the live events go
-    /// out. When the bus
-    /// cannot send, this instance's subscribers still get the batch (degraded to in-process)
-    /// and the others resync when the bus recovers.
+    /// cached answer or remembered row of a named member is served on this instance); then
+    /// the live events go out. When the bus cannot send, this instance's subscribers still
+    /// get the batch (degraded to in-process) and the others resync when the bus recovers.
     pub async fn publish(&self, mut batch: Vec<Event>) {
         if batch.is_empty() {
             return;
