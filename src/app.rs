@@ -112,7 +112,8 @@ impl App {
         ));
         let events = events
             .with_listener(responses.clone())
-            .with_listener(viewers.clone());
+            .with_listener(viewers.clone())
+            .with_observer(viewers.clone());
         if seeded {
             // Other instances may have cached the empty catalog.
             responses.catalog_changed().await;

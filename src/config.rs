@@ -160,7 +160,8 @@ pub struct Config {
 
     /// How long a signed-in member's row is remembered between its requests, in
     /// milliseconds (0: read on every request). A change of the member is in force at once
-    /// on the instance that made it, and within this long on the others.
+    /// on the instance that made it; on the others, a revocation as soon as its event
+    /// arrives (Redis), any other change within this long.
     #[arg(
         long,
         env = "PUSHHAND_VIEWER_TTL_MS",

@@ -3,7 +3,7 @@
 //! member's channel disappears with its last subscriber.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -13,10 +13,18 @@ use super::{Delivery, Event};
 /// Deliveries a subscriber may fall behind by before it is told to resync.
 const PER_MEMBER_BUFFER: usize = 64;
 
+/// Hears every batch the hub delivers — with Redis, every instance's — and every resync.
+pub trait Observer: Send + Sync + 'static {
+    fn delivered(&self, batch: &[Event]);
+    /// Events may have been lost.
+    fn resynced(&self);
+}
+
 #[derive(Default)]
 pub struct Hub {
     /// A std Mutex: held only to look up or insert, never across an await.
     members: Mutex<HashMap<Uuid, broadcast::Sender<Delivery>>>,
+    observer: OnceLock<Arc<dyn Observer>>,
 }
 
 impl Hub {
@@ -24,8 +32,17 @@ impl Hub {
         self.members.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Has `observer` hear every delivery and resync from now on (one observer; a second is
+    /// refused).
+    pub fn observe(&self, observer: Arc<dyn Observer>) -> Result<(), Arc<dyn Observer>> {
+        self.observer.set(observer)
+    }
+
     /// Hands each event to its member's subscribers on this instance.
     pub fn deliver(&self, batch: &[Event]) {
+        if let Some(o) = self.observer.get() {
+            o.delivered(batch);
+        }
         let members = self.lock();
         for e in batch {
             if let Some(tx) = members.get(&e.member) {
@@ -37,6 +54,9 @@ impl Hub {
 
     /// Tells every subscriber on this instance that events may have been lost.
     pub fn resync_all(&self) {
+        if let Some(o) = self.observer.get() {
+            o.resynced();
+        }
         for tx in self.lock().values() {
             let _ = tx.send(Delivery::Resync);
         }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use self::hub::{Hub, MemberEvents};
+pub use self::hub::{Hub, MemberEvents, Observer};
 pub use self::redis_bus::RedisBus;
 use crate::metrics::Metrics;
 
@@ -206,6 +206,15 @@ impl Events {
                 self.hub.deliver(&batch);
             }
         }
+    }
+
+    /// These events, with `observer` hearing every live batch delivered on this instance —
+    /// with Redis, those published on every instance — and every resync.
+    pub fn with_observer(self, observer: Arc<dyn Observer>) -> Events {
+        if self.hub.observe(observer).is_err() {
+            tracing::error!("the event hub has an observer already; the new one hears nothing");
+        }
+        self
     }
 
     /// The live deliveries for `member` on this instance, until dropped.

@@ -8,8 +8,11 @@
 //! unfreeze) or `TOKENS_REVOKED` (a password change, a freeze). [`crate::events::Events::publish`]
 //! hands every batch to [`Viewers`] after the commit and before the write answers, so on this
 //! instance the next request reads the new row: a revoked token is refused at once, a new
-//! role is in force at once. Other instances are not told: their copy lives at most the time
-//! to live, which is how long a revocation or a role change takes to reach them.
+//! role is in force at once. Other instances hear of revocations — `TOKENS_REVOKED` is a live
+//! event, which the bus carries to every instance (Redis pub/sub) — and forget on delivery,
+//! milliseconds later; when the bus may have lost events (its subscriber reconnected) they
+//! forget every row. Other changes (`CHANGED` stays on its instance) reach them through the
+//! time to live: a new role is in force there within it.
 //!
 //! A row read while a change commits may predate it. So a read remembers its row only if no
 //! member was forgotten between the start of the read and the remembering, checked after
@@ -98,6 +101,14 @@ impl Viewers {
         }
     }
 
+    /// Forgets every row.
+    fn forget_all(&self) {
+        if let Some(rows) = &self.rows {
+            self.forgotten.fetch_add(1, Ordering::SeqCst);
+            rows.invalidate_all();
+        }
+    }
+
     /// Forgets the rows of the members that `batch` says may have changed.
     pub fn forget(&self, batch: &[Event]) {
         let Some(rows) = &self.rows else {
@@ -127,6 +138,17 @@ pub fn may_change_row(kind: Kind) -> bool {
 impl crate::events::Listener for Viewers {
     async fn published(&self, batch: &[Event]) {
         self.forget(batch);
+    }
+}
+
+/// Deliveries from the bus: revocations made on other instances.
+impl crate::events::Observer for Viewers {
+    fn delivered(&self, batch: &[Event]) {
+        self.forget(batch);
+    }
+
+    fn resynced(&self) {
+        self.forget_all();
     }
 }
 

@@ -11,7 +11,7 @@ use pushhand::service::members::CliRole;
 use serde_json::{Value, json};
 
 use crate::fixtures::{gid, uuid_of};
-use crate::helpers::{PASSWORD, TestApp, error_code};
+use crate::helpers::{PASSWORD, TestApp, error_code, without_redis};
 
 const ME: &str = "{ me { id displayName roles email phone inviteCode partnerLinkCode frozen
   upline { id displayName } bindingExpiresAt } }";
@@ -822,4 +822,50 @@ async fn remembered_members_follow_every_change_of_their_row() {
     app.data_as(&admin, freeze, id).await;
     let resp = app.gql_as(&pusher, apply, json!({})).await;
     assert_eq!(error_code(&resp), Some("UNAUTHENTICATED"), "{resp}");
+}
+
+/// With Redis, a revocation made on one instance reaches the rows the others remember over
+/// the event bus: the old token is refused there too, long before their time to live.
+#[tokio::test]
+async fn revocations_reach_remembered_rows_on_other_instances() {
+    if without_redis() {
+        return;
+    }
+    let ttl = ["--viewer-ttl-ms", "600000"];
+    let a = TestApp::spawn_with(&ttl).await;
+    let b = TestApp::spawn_sharing(&a, &ttl).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !(a.state.events.connected() && b.state.events.connected()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "event bus never connected"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (admin, _) = a.user("admin@example.com", CliRole::Admin).await;
+    let (token, m) = a.user("member@example.com", CliRole::PushHand).await;
+    // Signed in, and not a cacheable answer: every request goes through the member's row.
+    let ask = "{ me { id } categories { id } }";
+    let remembered = || b.metric("pushhand_viewer_rows_total{outcome=\"remembered\"}");
+    b.data_as(&token, ask, json!({})).await;
+    let before = remembered().await;
+    b.data_as(&token, ask, json!({})).await;
+    assert_eq!(remembered().await - before, 1.0, "B remembers the row");
+
+    let freeze =
+        "mutation($id: ID!) { freezeMember(memberId: $id, reason: \"chargebacks\") { frozen } }";
+    a.data_as(&admin, freeze, json!({ "id": gid(Kind::Member, m.id) }))
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let resp = b.gql_as(&token, ask, json!({})).await;
+        if error_code(&resp) == Some("UNAUTHENTICATED") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B still accepts the revoked token: {resp}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
