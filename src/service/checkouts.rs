@@ -206,12 +206,6 @@ impl Drop for Writer<'_> {
 /// order, last. On PostgreSQL the rows go as JSON, so that the statement is the same for any
 /// number of orders; elsewhere as `VALUES`.
 fn rows_of(backend: DbBackend, checkouts: &[Checkout]) -> Result<Batch, DbErr> {
-    let mut stock: BTreeMap<Uuid, i32> = BTreeMap::new();
-    for c in checkouts {
-        for (sku, n) in &c.stock {
-            *stock.entry(*sku).or_default() += n;
-        }
-    }
     let orders = checkouts.iter().map(|c| &c.order);
     let lines = checkouts.iter().flat_map(|c| &c.lines);
     let mut batch = Batch::default();
@@ -227,15 +221,29 @@ fn rows_of(backend: DbBackend, checkouts: &[Checkout]) -> Result<Batch, DbErr> {
                 .into_query(),
         );
     }
-    for (sku_id, n) in stock {
+    let taken = checkouts
+        .iter()
+        .flat_map(|c| c.stock.iter().map(|(sku, n)| (*sku, -n)));
+    push_stock_moves(&mut batch, taken);
+    Ok(batch)
+}
+
+/// Adds to `batch` the stock moves `moves` (pairs of SKU and units, negative to take them):
+/// summed per SKU, one update each, in SKU order — the order every checkout and every
+/// restock moves stock in, so that no two of them wait for each other in a circle.
+pub(super) fn push_stock_moves(batch: &mut Batch, moves: impl IntoIterator<Item = (Uuid, i32)>) {
+    let mut per_sku: BTreeMap<Uuid, i32> = BTreeMap::new();
+    for (sku_id, n) in moves {
+        *per_sku.entry(sku_id).or_default() += n;
+    }
+    for (sku_id, n) in per_sku {
         batch.push(
             sku::Entity::update_many()
-                .col_expr(sku::Column::Stock, Expr::col(sku::Column::Stock).sub(n))
+                .col_expr(sku::Column::Stock, Expr::col(sku::Column::Stock).add(n))
                 .filter(sku::Column::Id.eq(sku_id))
                 .into_query(),
         );
     }
-    Ok(batch)
 }
 
 /// `INSERT INTO t (every column) SELECT every column FROM jsonb_populate_recordset(NULL::t,

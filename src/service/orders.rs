@@ -683,26 +683,14 @@ pub async fn expire_unpaid(
     Ok(n)
 }
 
-/// Gives `units` back to their SKUs (pairs of SKU and units): summed per SKU and in SKU
-/// order, the order a checkout takes them in, so that the two never wait for each other in
-/// a circle.
+/// Gives `units` back to their SKUs (pairs of SKU and units), in the order a checkout takes
+/// them ([`super::checkouts::push_stock_moves`]).
 async fn restock(
     txn: &impl ConnectionTrait,
     units: impl IntoIterator<Item = (Uuid, i32)>,
 ) -> Result<()> {
-    let mut per_sku: BTreeMap<Uuid, i32> = BTreeMap::new();
-    for (sku_id, n) in units {
-        *per_sku.entry(sku_id).or_default() += n;
-    }
     let mut batch = Batch::default();
-    for (sku_id, n) in per_sku {
-        batch.push(
-            sku::Entity::update_many()
-                .col_expr(sku::Column::Stock, Expr::col(sku::Column::Stock).add(n))
-                .filter(sku::Column::Id.eq(sku_id))
-                .into_query(),
-        );
-    }
+    super::checkouts::push_stock_moves(&mut batch, units);
     batch.run(txn).await?;
     Ok(())
 }
