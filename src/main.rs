@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use pushhand::config::{Config, Environment};
 use pushhand::service::{self, members};
-use pushhand::{app, config::Config, db, graphql, metrics::Metrics, seed, telemetry};
+use pushhand::{app, db, graphql, metrics::Metrics, seed, telemetry};
 
 /// mimalloc instead of the system allocator: a GraphQL answer is many small allocations, and
 /// glibc's malloc was a quarter of the server's CPU time under load (measured with `perf`).
@@ -32,8 +33,14 @@ enum Command {
     Serve,
     /// Apply pending migrations and exit.
     Migrate,
-    /// Write the demo catalog (idempotent: a second run adds nothing).
-    Seed,
+    /// Write the demo data: catalog, accounts and curation records (idempotent: a second
+    /// run adds nothing). Refused in production: the demo accounts' password is public.
+    Seed {
+        /// Only the demo catalog (categories, merchants, brands, products): no accounts and
+        /// no curation records, so it is allowed in production.
+        #[arg(long)]
+        catalog_only: bool,
+    },
     /// Create a staff account or a founding push-hand / partner (who have nobody to invite
     /// them). Exits with status 1 if the email is taken.
     CreateUser {
@@ -111,12 +118,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Seed => {
+        Command::Seed { catalog_only } => {
             config.validate()?;
+            if !catalog_only && config.environment == Environment::Production {
+                anyhow::bail!(
+                    "demo seeding is refused in production: it creates staff accounts \
+                     (admin@pushhand.example, ...) whose password the README publishes. \
+                     `pushhand seed --catalog-only` imports the demo catalog alone; create \
+                     staff with `pushhand create-user`"
+                );
+            }
             let conn = db::connect(&config, &Metrics::new()).await?;
             db::migrate(&conn).await?;
             let started = std::time::Instant::now();
-            let report = seed::run(&conn).await?;
+            let report = if catalog_only {
+                seed::run_catalog_only(&conn).await?
+            } else {
+                seed::run(&conn).await?
+            };
             if report.already_seeded {
                 println!("demo data already present: nothing added");
             } else {

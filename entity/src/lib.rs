@@ -8,12 +8,14 @@
 //!   trail and the per-product quality passport rolled up from it.
 //! - [`share_link`], [`order`], [`order_line`], [`earning`], [`ledger_entry`], [`balance`],
 //!   [`withdrawal`], [`membership_reward_day`]: orders and the money they move.
+//! - [`audit_entry`]: the append-only log of staff actions.
 //! - [`member`], [`binding`], [`member_ancestor`], [`team_counter`]: members, their binding
 //!   history, the team closure table and its counters.
 //!
 //! Entities carry no GraphQL derives and no business rules: the API wraps them in its own
 //! types, and the service layer owns the rules.
 
+pub mod audit_entry;
 pub mod balance;
 pub mod binding;
 pub mod brand;

@@ -14,6 +14,7 @@ mod m20261125_000005_team_sales;
 mod m20261125_000006_partial_refunds;
 mod m20261125_000007_ledger_months;
 mod m20261129_000008_membership_reward_days;
+mod m20261201_000010_audit_log;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_partial_refunds::Migration),
             Box::new(m20261125_000007_ledger_months::Migration),
             Box::new(m20261129_000008_membership_reward_days::Migration),
+            Box::new(m20261201_000010_audit_log::Migration),
         ]
     }
 }

@@ -86,6 +86,13 @@ impl Event {
 #[async_trait::async_trait]
 pub trait Listener: Send + Sync + 'static {
     async fn published(&self, batch: &[Event]);
+
+    /// Hears a revocation of `member`'s tokens *before* it commits ([`Events::revoke`]); an
+    /// error stops the revocation (nothing is committed). For what a revoked token could
+    /// otherwise still read: answers served without the database.
+    async fn revoking(&self, _member: Uuid) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// What a subscriber receives.
@@ -206,6 +213,22 @@ impl Events {
                 self.hub.deliver(&batch);
             }
         }
+    }
+
+    /// Tells the listeners that `member`'s tokens are being revoked (a password change, a
+    /// freeze). Call inside the revoking transaction, before its commit, and return its
+    /// error: a listener that cannot take it (Redis did not take the member's new version)
+    /// makes the revocation fail with `UNAVAILABLE` rather than commit and leave a revoked
+    /// token reading cached answers. The [`Kind::TokensRevoked`] event published after the
+    /// commit tells them again, so an answer cached between the two is dropped too.
+    pub async fn revoke(&self, member: Uuid) -> crate::error::Result<()> {
+        for listener in &self.listeners {
+            if let Err(e) = listener.revoking(member).await {
+                tracing::warn!(error = %e, %member, "a revocation could not be made safe; refusing it");
+                return Err(crate::error::Error::Unavailable);
+            }
+        }
+        Ok(())
     }
 
     /// These events, with `observer` hearing every live batch delivered on this instance —

@@ -19,7 +19,7 @@ use super::catalog::{Brand, Product, ProductStatus, page_size};
 use super::ids::{self, Kind};
 use super::plain::{Env, Json, Plain};
 use super::scalars::Dec;
-use super::{state, viewer};
+use super::{actor, state, viewer};
 use crate::error::Error;
 use crate::service::catalog as catalog_svc;
 use crate::service::curation::{self as svc, Badge, Stage, Summary};
@@ -488,7 +488,7 @@ impl CurationMutation {
     async fn create_brand(&self, ctx: &Context<'_>, name: String) -> Result<Brand> {
         let m = merchant(ctx)?;
         let st = state(ctx)?;
-        let created = svc::create_brand(&st.db, m, &name).await;
+        let created = svc::create_brand(&st.db, m, &actor(ctx, m), &name, st.clock.now()).await;
         st.catalog_changed().await;
         Ok(Brand(created?))
     }
@@ -515,7 +515,8 @@ impl CurationMutation {
             team_rebate_rate: input.team_rebate_rate.0,
             membership_activity: input.membership_activity.unwrap_or(false),
         };
-        let submitted = svc::submit_product(&st.db, m, submission, st.clock.now()).await;
+        let submitted =
+            svc::submit_product(&st.db, m, &actor(ctx, m), submission, st.clock.now()).await;
         st.catalog_changed().await;
         Ok(Product::of(submitted?))
     }
@@ -525,7 +526,8 @@ impl CurationMutation {
         let m = merchant(ctx)?;
         let st = state(ctx)?;
         let id = self::product_id(&product_id, "productId")?;
-        let resubmitted = svc::resubmit_product(&st.db, m, id).await;
+        let resubmitted =
+            svc::resubmit_product(&st.db, m, &actor(ctx, m), id, st.clock.now()).await;
         st.catalog_changed().await;
         Ok(Product::of(resubmitted?))
     }
@@ -547,7 +549,7 @@ impl CurationMutation {
             notes: input.notes,
             evidence_urls: input.evidence_urls.unwrap_or_default(),
         };
-        let recorded = svc::record_stage(&st.db, c, stage, st.clock.now()).await;
+        let recorded = svc::record_stage(&st.db, c, &actor(ctx, c), stage, st.clock.now()).await;
         st.product_changed(id).await;
         let (p, summary) = recorded?;
         report(ctx, &p, summary)
@@ -573,7 +575,7 @@ impl CurationMutation {
             high_value: input.high_value,
             eu_export_grade: input.eu_export_grade,
         };
-        let scored = svc::score_product(&st.db, c, score, st.clock.now()).await;
+        let scored = svc::score_product(&st.db, c, &actor(ctx, c), score, st.clock.now()).await;
         st.product_changed(id).await;
         let (p, summary) = scored?;
         report(ctx, &p, summary)
@@ -583,12 +585,13 @@ impl CurationMutation {
     /// stage or score that is missing; `BRAND_CAP_EXCEEDED` when the leaf category already
     /// lists the maximum number of other brands.
     async fn publish_product(&self, ctx: &Context<'_>, product_id: ID) -> Result<Product> {
-        curator(ctx)?;
+        let actor = actor(ctx, curator(ctx)?);
         let st = state(ctx)?;
         let id = self::product_id(&product_id, "productId")?;
         let policy = &st.config.policy;
         let published = svc::publish_product(
             &st.db,
+            &actor,
             id,
             policy.min_criterion_score,
             policy.max_brands_per_category,
@@ -606,10 +609,10 @@ impl CurationMutation {
         product_id: ID,
         reason: String,
     ) -> Result<Product> {
-        curator(ctx)?;
+        let actor = actor(ctx, curator(ctx)?);
         let st = state(ctx)?;
         let id = self::product_id(&product_id, "productId")?;
-        let unpublished = svc::unpublish_product(&st.db, id, &reason, st.clock.now()).await;
+        let unpublished = svc::unpublish_product(&st.db, &actor, id, &reason, st.clock.now()).await;
         st.product_changed(id).await;
         Ok(Product::of(unpublished?))
     }

@@ -10,7 +10,7 @@ use entity::{binding, member};
 use super::catalog::page_size;
 use super::ids::{self, Kind};
 use super::scalars::Dec;
-use super::{client_addr, state, viewer};
+use super::{actor, client_addr, state, viewer};
 use crate::error::Error;
 use crate::service::{auth, hierarchy, members as svc, team};
 
@@ -493,18 +493,22 @@ impl MembersMutation {
 
     /// ADMIN: admits a pending applicant as a partner, with an exclusive partner link.
     async fn approve_partner(&self, ctx: &Context<'_>, member_id: ID) -> Result<Member> {
-        viewer(ctx)?.admin()?;
+        let actor = actor(ctx, viewer(ctx)?.admin()?);
         let id = self::member_id(&member_id, "memberId")?;
         let st = state(ctx)?;
-        Ok(Member(svc::approve_partner(&st.db, &st.events, id).await?))
+        Ok(Member(
+            svc::approve_partner(&st.db, &st.events, &actor, id, st.clock.now()).await?,
+        ))
     }
 
     /// ADMIN: turns a pending partner application down.
     async fn reject_partner(&self, ctx: &Context<'_>, member_id: ID) -> Result<Member> {
-        viewer(ctx)?.admin()?;
+        let actor = actor(ctx, viewer(ctx)?.admin()?);
         let id = self::member_id(&member_id, "memberId")?;
         let st = state(ctx)?;
-        Ok(Member(svc::reject_partner(&st.db, &st.events, id).await?))
+        Ok(Member(
+            svc::reject_partner(&st.db, &st.events, &actor, id, st.clock.now()).await?,
+        ))
     }
 
     /// ADMIN: binds a member permanently under another push-hand or partner, ending its
@@ -516,12 +520,12 @@ impl MembersMutation {
         member_id: ID,
         upline_id: ID,
     ) -> Result<Member> {
-        let admin = viewer(ctx)?.admin()?;
+        let actor = actor(ctx, viewer(ctx)?.admin()?);
         let st = state(ctx)?;
         let member = self::member_id(&member_id, "memberId")?;
         let upline = self::member_id(&upline_id, "uplineId")?;
         Ok(Member(
-            svc::rebind(&st.db, &st.events, admin.id, member, upline, st.clock.now()).await?,
+            svc::rebind(&st.db, &st.events, &actor, member, upline, st.clock.now()).await?,
         ))
     }
 
@@ -533,21 +537,29 @@ impl MembersMutation {
         member_id: ID,
         reason: String,
     ) -> Result<Member> {
-        viewer(ctx)?.admin()?;
+        let actor = actor(ctx, viewer(ctx)?.admin()?);
         let st = state(ctx)?;
         let id = self::member_id(&member_id, "memberId")?;
         Ok(Member(
-            svc::set_frozen(&st.db, &st.events, id, Some(&reason), st.clock.now()).await?,
+            svc::set_frozen(
+                &st.db,
+                &st.events,
+                &actor,
+                id,
+                Some(&reason),
+                st.clock.now(),
+            )
+            .await?,
         ))
     }
 
     /// ADMIN: lifts a freeze.
     async fn unfreeze_member(&self, ctx: &Context<'_>, member_id: ID) -> Result<Member> {
-        viewer(ctx)?.admin()?;
+        let actor = actor(ctx, viewer(ctx)?.admin()?);
         let st = state(ctx)?;
         let id = self::member_id(&member_id, "memberId")?;
         Ok(Member(
-            svc::set_frozen(&st.db, &st.events, id, None, st.clock.now()).await?,
+            svc::set_frozen(&st.db, &st.events, &actor, id, None, st.clock.now()).await?,
         ))
     }
 
@@ -568,9 +580,10 @@ impl MembersMutation {
     /// ADMIN: ends every binding whose period has run out now (the server also does this
     /// every minute). Returns how many ended.
     async fn expire_bindings(&self, ctx: &Context<'_>) -> Result<i32> {
-        viewer(ctx)?.admin()?;
+        let actor = actor(ctx, viewer(ctx)?.admin()?);
         let st = state(ctx)?;
-        let ended = hierarchy::expire_bindings(&st.db, &st.events, st.clock.now()).await?;
+        let ended =
+            hierarchy::expire_bindings_audited(&st.db, &st.events, &actor, st.clock.now()).await?;
         Ok(i32::try_from(ended).unwrap_or(i32::MAX))
     }
 }

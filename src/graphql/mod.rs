@@ -5,6 +5,7 @@
 //! service function and wrap the rows in API types. They never run SQL.
 
 pub mod api;
+pub mod audit;
 pub mod cached_answer;
 pub mod catalog;
 pub mod curation;
@@ -38,6 +39,7 @@ pub struct Query(
     members::MembersQuery,
     curation::CurationQuery,
     earnings::EarningsQuery,
+    audit::AuditQuery,
 );
 
 /// The root mutation, merged from the per-domain mutation objects.
@@ -84,6 +86,15 @@ pub(crate) fn client_addr(ctx: &async_graphql::Context<'_>) -> std::net::IpAddr 
     ctx.data_opt::<ClientAddr>()
         .map(|c| c.0)
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+}
+
+/// The staff member `staff` acting in this request, with the client's address, for the
+/// audit log ([`crate::service::audit`]).
+pub(crate) fn actor(
+    ctx: &async_graphql::Context<'_>,
+    staff: &entity::member::Model,
+) -> crate::service::audit::Actor {
+    crate::service::audit::Actor::new(staff.id, ctx.data_opt::<ClientAddr>().map(|c| c.0))
 }
 
 /// The app state, from a resolver's context.

@@ -579,14 +579,24 @@ impl ResponseCache {
     /// and before the events go out. Never fails; a Redis failure is logged and counted, and
     /// the old answers then live out their TTL.
     pub async fn members_changed(&self, changed: &[Uuid]) {
+        if let Err(e) = self.bump_members(changed).await {
+            tracing::warn!(error = %e, "response cache invalidation failed; cached answers live out their TTL");
+            self.count("error");
+        }
+    }
+
+    /// Bumps the versions of `changed`: their own answers cached so far are never served
+    /// again, on any instance. An error means Redis did not take the bump.
+    async fn bump_members(&self, changed: &[Uuid]) -> Result<(), String> {
         match &self.backend {
-            Backend::Off => {}
+            Backend::Off => Ok(()),
             Backend::Memory { members, next, .. } => {
                 for m in changed {
                     members
                         .insert(*m, next.fetch_add(1, Ordering::SeqCst) + 1)
                         .await;
                 }
+                Ok(())
             }
             Backend::Redis {
                 conn,
@@ -594,16 +604,13 @@ impl ResponseCache {
                 ..
             } => {
                 if changed.is_empty() {
-                    return;
+                    return Ok(());
                 }
                 let mut pipe = redis::pipe();
                 for m in changed {
                     bump(&mut pipe, &format!("{member_prefix}{m}"));
                 }
-                if let Err(e) = conn.run::<()>(pipe).await {
-                    tracing::warn!(error = %e, "response cache invalidation failed; cached answers live out their TTL");
-                    self.count("error");
-                }
+                conn.run::<()>(pipe).await
             }
         }
     }
@@ -769,6 +776,15 @@ impl crate::events::Listener for ResponseCache {
         members.sort_unstable();
         members.dedup();
         ResponseCache::members_changed(self, &members).await;
+    }
+
+    /// A revocation bumps the member's version before it commits, and must: a cached own
+    /// answer is served on the token's signature alone, so were the bump lost (the one after
+    /// the commit is best-effort), a revoked token would read cached answers until their TTL.
+    async fn revoking(&self, member: Uuid) -> Result<(), String> {
+        self.bump_members(&[member]).await.inspect_err(|_| {
+            self.count("error");
+        })
     }
 }
 

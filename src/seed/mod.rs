@@ -86,6 +86,13 @@ pub async fn run(db: &DatabaseConnection) -> Result<SeedReport> {
     Ok(report)
 }
 
+/// Writes the demo catalog alone — categories, merchants, brands, products — unless it is
+/// already there: no accounts (whose password is public) and no curation records (which
+/// name the demo curator), so production may import it.
+pub async fn run_catalog_only(db: &DatabaseConnection) -> Result<SeedReport> {
+    run_catalog(db).await
+}
+
 /// Writes the demo catalog unless it is already there.
 async fn run_catalog(db: &DatabaseConnection) -> Result<SeedReport> {
     let first_slug = data::CATEGORIES[0].slug;

@@ -24,8 +24,10 @@ use sea_orm::{
     QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use uuid::Uuid;
 
+use super::audit::{self, Action, Actor, TargetType};
 use super::catalog::{NewProduct, NewSku, ProductRows};
 use crate::cache::Cache;
 use crate::error::{Error, Result};
@@ -534,18 +536,32 @@ fn merchant_of(m: &member::Model) -> Result<Uuid> {
         .ok_or_else(|| Error::Forbidden("this account acts for no merchant".into()))
 }
 
-/// A merchant creates a brand of its own. Brand names are unique platform-wide.
+/// A merchant creates a brand of its own. Brand names are unique platform-wide. Audited.
 pub async fn create_brand(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     merchant: &member::Model,
+    actor: &Actor,
     name: &str,
+    now: DateTime<Utc>,
 ) -> Result<brand::Model> {
     let merchant_id = merchant_of(merchant)?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 120 {
         return Err(Error::validation("name", "must be 1 to 120 characters"));
     }
-    super::catalog::create_brand(db, merchant_id, name).await
+    let txn = crate::db::begin_write(db).await?;
+    let brand = super::catalog::create_brand(&txn, merchant_id, name).await?;
+    audit::record(
+        &txn,
+        actor,
+        Action::BrandCreated,
+        Some((TargetType::Brand, brand.id)),
+        json!({ "name": brand.name }),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(brand)
 }
 
 /// What a merchant submits.
@@ -581,10 +597,11 @@ fn rate_of(d: rust_decimal::Decimal, field: &'static str) -> Result<Rate> {
         })
 }
 
-/// A merchant submits a product of one of its brands into curation (`IN_CURATION`).
+/// A merchant submits a product of one of its brands into curation (`IN_CURATION`). Audited.
 pub async fn submit_product(
     db: &DatabaseConnection,
     merchant: &member::Model,
+    actor: &Actor,
     s: Submission,
     now: DateTime<Utc>,
 ) -> Result<product::Model> {
@@ -653,6 +670,7 @@ pub async fn submit_product(
             "products are listed in leaf categories, not top-level ones",
         ));
     }
+    let audited_name = name.clone();
     let p = NewProduct {
         id: Uuid::now_v7(),
         merchant_id,
@@ -681,6 +699,15 @@ pub async fn submit_product(
     let txn = crate::db::begin_write(db).await?;
     rows.insert(&txn).await?;
     store_summary(&txn, id, &Summary::default(), now).await?;
+    audit::record(
+        &txn,
+        actor,
+        Action::ProductSubmitted,
+        Some((TargetType::Product, id)),
+        json!({ "name": audited_name, "brandId": brand.id, "categoryId": category.id }),
+        now,
+    )
+    .await?;
     txn.commit().await?;
     product::Entity::find_by_id(id)
         .one(db)
@@ -696,13 +723,17 @@ async fn product_for_update(txn: &impl ConnectionTrait, id: Uuid) -> Result<prod
 }
 
 /// A merchant sends a rejected product back into curation; it resumes at the failed stage.
+/// Audited.
 pub async fn resubmit_product(
     db: &DatabaseConnection,
     merchant: &member::Model,
+    actor: &Actor,
     id: Uuid,
+    now: DateTime<Utc>,
 ) -> Result<product::Model> {
     let merchant_id = merchant_of(merchant)?;
-    let p = product_for_update(db, id).await?;
+    let txn = crate::db::begin_write(db).await?;
+    let p = product_for_update(&txn, id).await?;
     if p.merchant_id != merchant_id {
         return Err(Error::not_found("product"));
     }
@@ -713,7 +744,7 @@ pub async fn resubmit_product(
         )
         .filter(product::Column::Id.eq(id))
         .filter(product::Column::Status.eq(product::Status::Rejected))
-        .exec(db)
+        .exec(&txn)
         .await?;
     if updated.rows_affected == 0 {
         return Err(Error::rule(
@@ -721,7 +752,18 @@ pub async fn resubmit_product(
             "only a rejected product can be resubmitted",
         ));
     }
-    product_for_update(db, id).await
+    audit::record(
+        &txn,
+        actor,
+        Action::ProductResubmitted,
+        Some((TargetType::Product, id)),
+        json!({}),
+        now,
+    )
+    .await?;
+    let p = product_for_update(&txn, id).await?;
+    txn.commit().await?;
+    Ok(p)
 }
 
 /// A stage result to record.
@@ -738,6 +780,7 @@ pub struct StageInput {
 pub async fn record_stage(
     db: &DatabaseConnection,
     curator: &member::Model,
+    actor: &Actor,
     input: StageInput,
     now: DateTime<Utc>,
 ) -> Result<(product::Model, Summary)> {
@@ -819,6 +862,19 @@ pub async fn record_stage(
     .exec_without_returning(&txn)
     .await?;
     let summary = rebuild_summary(&txn, p.id, now).await?;
+    audit::record(
+        &txn,
+        actor,
+        Action::CurationStageRecorded,
+        Some((TargetType::Product, p.id)),
+        json!({
+            "stage": input.stage.as_str(),
+            "result": if input.passed { "PASS" } else { "FAIL" },
+            "evidenceUrls": input.evidence_urls.len(),
+        }),
+        now,
+    )
+    .await?;
     let p = product_for_update(&txn, p.id).await?;
     txn.commit().await?;
     Ok((p, summary))
@@ -841,6 +897,7 @@ pub struct ScoreInput {
 pub async fn score_product(
     db: &DatabaseConnection,
     curator: &member::Model,
+    actor: &Actor,
     s: ScoreInput,
     now: DateTime<Utc>,
 ) -> Result<(product::Model, Summary)> {
@@ -884,6 +941,24 @@ pub async fn score_product(
     .exec_without_returning(&txn)
     .await?;
     let summary = rebuild_summary(&txn, p.id, now).await?;
+    audit::record(
+        &txn,
+        actor,
+        Action::ProductScored,
+        Some((TargetType::Product, p.id)),
+        json!({
+            "essentialNeed": scores[0],
+            "newPainPoint": scores[1],
+            "longevity": scores[2],
+            "qualityAndSupply": scores[3],
+            "highQuality": s.high_quality,
+            "highDesign": s.high_design,
+            "highValue": s.high_value,
+            "euExportGrade": s.eu_export_grade,
+        }),
+        now,
+    )
+    .await?;
     txn.commit().await?;
     Ok((p, summary))
 }
@@ -892,6 +967,7 @@ pub async fn score_product(
 /// criterion at least `min_score`, and room under the leaf category's brand cap.
 pub async fn publish_product(
     db: &DatabaseConnection,
+    actor: &Actor,
     id: Uuid,
     min_score: u8,
     max_brands: u32,
@@ -980,6 +1056,15 @@ pub async fn publish_product(
         .filter(product::Column::Id.eq(id))
         .exec(&txn)
         .await?;
+    audit::record(
+        &txn,
+        actor,
+        Action::ProductPublished,
+        Some((TargetType::Product, id)),
+        json!({}),
+        now,
+    )
+    .await?;
     let p = product_for_update(&txn, id).await?;
     txn.commit().await?;
     Ok(p)
@@ -988,6 +1073,7 @@ pub async fn publish_product(
 /// Delists (下架) a published product, with a reason.
 pub async fn unpublish_product(
     db: &DatabaseConnection,
+    actor: &Actor,
     id: Uuid,
     reason: &str,
     now: DateTime<Utc>,
@@ -999,6 +1085,7 @@ pub async fn unpublish_product(
             "give a reason of 1 to 500 characters",
         ));
     }
+    let txn = crate::db::begin_write(db).await?;
     let updated = product::Entity::update_many()
         .col_expr(
             product::Column::Status,
@@ -1008,16 +1095,27 @@ pub async fn unpublish_product(
         .col_expr(product::Column::UpdatedAt, Expr::value(now))
         .filter(product::Column::Id.eq(id))
         .filter(product::Column::Status.eq(product::Status::Published))
-        .exec(db)
+        .exec(&txn)
         .await?;
     if updated.rows_affected == 0 {
-        product_for_update(db, id).await?;
+        product_for_update(&txn, id).await?;
         return Err(Error::rule(
             "NOT_PUBLISHED",
             "only a published product can be unpublished",
         ));
     }
-    product_for_update(db, id).await
+    audit::record(
+        &txn,
+        actor,
+        Action::ProductUnpublished,
+        Some((TargetType::Product, id)),
+        json!({ "reason": reason }),
+        now,
+    )
+    .await?;
+    let p = product_for_update(&txn, id).await?;
+    txn.commit().await?;
+    Ok(p)
 }
 
 /// Every stage record of a product, oldest first (the audit trail).

@@ -356,6 +356,28 @@ pub async fn expire_bindings(
     }
 }
 
+/// An admin's run of [`expire_bindings`], audited. The run is a transaction per binding, so
+/// its entry is written once the run finished, in a transaction of its own, with how many
+/// bindings it ended (each ended binding keeps its own record: `ended_at`, `end_reason`).
+pub async fn expire_bindings_audited(
+    db: &DatabaseConnection,
+    events: &Events,
+    actor: &super::audit::Actor,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let ended = expire_bindings(db, events, now).await?;
+    super::audit::record(
+        db,
+        actor,
+        super::audit::Action::BindingsExpired,
+        None,
+        serde_json::json!({ "ended": ended }),
+        now,
+    )
+    .await?;
+    Ok(ended)
+}
+
 /// Ends `member`'s binding if it has expired by `now` (so that a new binding can be made
 /// without waiting for the expiry job). Call inside a transaction that took [`lock`]. Adds
 /// whom it changes to `changed` ([`detach`]).

@@ -11,8 +11,10 @@ use entity::{binding, member};
 use rand::Rng;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use serde_json::json;
 use uuid::Uuid;
 
+use super::audit::{self, Action, Actor, TargetType};
 use super::auth::{hash_password, verify_password};
 use super::hierarchy::{self, NewBinding};
 use crate::error::{Error, Result};
@@ -431,85 +433,120 @@ pub async fn apply_for_partner(
     get(db, member.id).await
 }
 
-/// Admits a pending applicant as a partner, with a fresh partner link.
+/// Admits a pending applicant as a partner, with a fresh partner link. Audited.
 pub async fn approve_partner(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     events: &Events,
+    actor: &Actor,
     member_id: Uuid,
+    now: DateTime<Utc>,
 ) -> Result<member::Model> {
-    let m = get(db, member_id).await?;
-    if m.partner_application != Some(member::PartnerApplication::Pending) {
-        return Err(Error::rule(
-            "NO_PENDING_APPLICATION",
-            "this member has no pending partner application",
-        ));
-    }
-    member::Entity::update_many()
-        .col_expr(member::Column::Tier, Expr::value(member::Tier::Partner))
-        .col_expr(
-            member::Column::PartnerApplication,
-            Expr::value(member::PartnerApplication::Approved),
-        )
-        .col_expr(
-            member::Column::PartnerLinkCode,
-            Expr::value(random_code(PARTNER_LINK_LEN)),
-        )
-        .filter(member::Column::Id.eq(member_id))
-        .exec(db)
-        .await
-        .map_err(taken)?;
-    // Its roles show in its uplines' teams.
-    let mut changed = hierarchy::uplines(db, member_id).await?;
-    changed.push(member_id);
-    events.publish(Event::changed(changed, member_id)).await;
-    get(db, member_id).await
+    review_partner(db, events, actor, member_id, true, now).await
 }
 
-/// Turns a pending application down.
+/// Turns a pending application down. Audited.
 pub async fn reject_partner(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     events: &Events,
+    actor: &Actor,
     member_id: Uuid,
+    now: DateTime<Utc>,
 ) -> Result<member::Model> {
-    let m = get(db, member_id).await?;
-    if m.partner_application != Some(member::PartnerApplication::Pending) {
-        return Err(Error::rule(
-            "NO_PENDING_APPLICATION",
-            "this member has no pending partner application",
-        ));
-    }
-    member::Entity::update_many()
-        .col_expr(
+    review_partner(db, events, actor, member_id, false, now).await
+}
+
+/// Decides a pending partner application: conditional on its being pending, so of two
+/// concurrent reviews one decides and the other sees `NO_PENDING_APPLICATION`; the decision
+/// and its audit entry commit together.
+async fn review_partner(
+    db: &DatabaseConnection,
+    events: &Events,
+    actor: &Actor,
+    member_id: Uuid,
+    approve: bool,
+    now: DateTime<Utc>,
+) -> Result<member::Model> {
+    let txn = crate::db::begin_write(db).await?;
+    get(&txn, member_id).await?;
+    let mut update = member::Entity::update_many()
+        .filter(member::Column::Id.eq(member_id))
+        .filter(member::Column::PartnerApplication.eq(member::PartnerApplication::Pending));
+    update = if approve {
+        update
+            .col_expr(member::Column::Tier, Expr::value(member::Tier::Partner))
+            .col_expr(
+                member::Column::PartnerApplication,
+                Expr::value(member::PartnerApplication::Approved),
+            )
+            .col_expr(
+                member::Column::PartnerLinkCode,
+                Expr::value(random_code(PARTNER_LINK_LEN)),
+            )
+    } else {
+        update.col_expr(
             member::Column::PartnerApplication,
             Expr::value(member::PartnerApplication::Rejected),
         )
-        .filter(member::Column::Id.eq(member_id))
-        .exec(db)
-        .await?;
-    events.publish(Event::changed([member_id], member_id)).await;
-    get(db, member_id).await
+    };
+    if update.exec(&txn).await.map_err(taken)?.rows_affected == 0 {
+        return Err(Error::rule(
+            "NO_PENDING_APPLICATION",
+            "this member has no pending partner application",
+        ));
+    }
+    let action = if approve {
+        Action::PartnerApproved
+    } else {
+        Action::PartnerRejected
+    };
+    audit::record(
+        &txn,
+        actor,
+        action,
+        Some((TargetType::Member, member_id)),
+        json!({}),
+        now,
+    )
+    .await?;
+    // An approval's roles show in the uplines' teams.
+    let mut changed = if approve {
+        hierarchy::uplines(&txn, member_id).await?
+    } else {
+        Vec::new()
+    };
+    changed.push(member_id);
+    let m = get(&txn, member_id).await?;
+    txn.commit().await?;
+    events.publish(Event::changed(changed, member_id)).await;
+    Ok(m)
 }
 
 /// Freezes (with a reason) or unfreezes a member. Freezing revokes its tokens; a frozen
-/// member's codes are refused and it earns and withdraws nothing.
+/// member's codes are refused and it earns and withdraws nothing. Audited: unfreezing clears
+/// the member's `frozen_at` and `frozen_reason`, and the freeze's entry in the audit log
+/// keeps them (who froze, when, why; who lifted it, when).
 pub async fn set_frozen(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     events: &Events,
+    actor: &Actor,
     member_id: Uuid,
     reason: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<member::Model> {
-    let m = get(db, member_id).await?;
+    let reason = match reason.map(str::trim) {
+        Some(r) if r.is_empty() || r.chars().count() > 500 => {
+            return Err(Error::validation(
+                "reason",
+                "give a reason of 1 to 500 characters",
+            ));
+        }
+        other => other,
+    };
+    let txn = crate::db::begin_write(db).await?;
+    let m = get(&txn, member_id).await?;
     let mut update = member::Entity::update_many().filter(member::Column::Id.eq(m.id));
-    match reason {
+    let (action, arguments) = match reason {
         Some(reason) => {
-            let reason = reason.trim();
-            if reason.is_empty() || reason.chars().count() > 500 {
-                return Err(Error::validation(
-                    "reason",
-                    "give a reason of 1 to 500 characters",
-                ));
-            }
             update = update
                 .col_expr(member::Column::FrozenAt, Expr::value(now))
                 .col_expr(member::Column::FrozenReason, Expr::value(reason))
@@ -517,6 +554,7 @@ pub async fn set_frozen(
                     member::Column::TokenVersion,
                     Expr::col(member::Column::TokenVersion).add(1),
                 );
+            (Action::MemberFrozen, json!({ "reason": reason }))
         }
         None => {
             update = update
@@ -528,30 +566,49 @@ pub async fn set_frozen(
                     member::Column::FrozenReason,
                     Expr::value(Option::<String>::None),
                 );
+            // What the unfreeze lifts, so the entry reads on its own.
+            (
+                Action::MemberUnfrozen,
+                json!({ "frozenAt": m.frozen_at, "frozenReason": m.frozen_reason }),
+            )
         }
+    };
+    update.exec(&txn).await?;
+    audit::record(
+        &txn,
+        actor,
+        action,
+        Some((TargetType::Member, m.id)),
+        arguments,
+        now,
+    )
+    .await?;
+    if reason.is_some() {
+        events.revoke(m.id).await?;
     }
-    update.exec(db).await?;
+    let updated = get(&txn, member_id).await?;
+    txn.commit().await?;
     let kind = match reason {
         Some(_) => Kind::TokensRevoked,
         None => Kind::Changed,
     };
     events.publish(vec![Event::new(m.id, kind, m.id)]).await;
-    get(db, member_id).await
+    Ok(updated)
 }
 
 /// Admin: binds `member_id` under `upline_id` permanently, ending its current binding. The
-/// upline must be a push-hand or partner; no cycles.
+/// upline must be a push-hand or partner; no cycles. Audited, with the upline it replaced.
 pub async fn rebind(
     db: &DatabaseConnection,
     events: &Events,
-    admin: Uuid,
+    actor: &Actor,
     member_id: Uuid,
     upline_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<member::Model> {
     let txn = crate::db::begin_write(db).await?;
     hierarchy::lock(&txn).await?;
-    get(&txn, member_id).await?;
+    let before = get(&txn, member_id).await?;
     let upline = get(&txn, upline_id)
         .await
         .map_err(|_| Error::not_found("upline"))?;
@@ -582,9 +639,18 @@ pub async fn rebind(
         upline: upline_id,
         kind: binding::Kind::AdminRebind,
         expires_at: None,
-        created_by: Some(admin),
+        created_by: Some(actor.member),
     };
     hierarchy::attach(&txn, new, now, &mut changed).await?;
+    audit::record(
+        &txn,
+        actor,
+        Action::MemberRebound,
+        Some((TargetType::Member, member_id)),
+        json!({ "uplineId": upline_id, "previousUplineId": before.upline_id }),
+        now,
+    )
+    .await?;
     let m = get(&txn, member_id).await?;
     txn.commit().await?;
     events.publish(Event::changed(changed, member_id)).await;

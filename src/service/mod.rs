@@ -14,6 +14,7 @@
 //! keeps to this order, and gets a test that races it against the paths it shares rows with
 //! (`tests/api/earnings.rs`, `…_never_deadlock`).
 
+pub mod audit;
 pub mod auth;
 pub mod batch;
 pub mod catalog;

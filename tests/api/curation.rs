@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::fixtures::{self, Fixture, gid};
 use crate::helpers::{TestApp, error_code, metric_value, redis_url};
 
-const STAGES: [&str; 5] = [
+pub(crate) const STAGES: [&str; 5] = [
     "QUALIFICATION_REVIEW",
     "INSPECTION_REPORT",
     "FACTORY_AUDIT",
@@ -17,13 +17,13 @@ const STAGES: [&str; 5] = [
     "INTERNAL_TEST",
 ];
 
-struct Staff {
-    merchant: String,
-    brand: String,
-    curator: String,
+pub(crate) struct Staff {
+    pub(crate) merchant: String,
+    pub(crate) brand: String,
+    pub(crate) curator: String,
 }
 
-async fn staff(app: &TestApp, brand_name: &str) -> Staff {
+pub(crate) async fn staff(app: &TestApp, brand_name: &str) -> Staff {
     let (merchant, _) = app
         .user(&format!("m-{brand_name}@example.com"), CliRole::Merchant)
         .await;
@@ -38,7 +38,7 @@ async fn staff(app: &TestApp, brand_name: &str) -> Staff {
     }
 }
 
-async fn create_brand(app: &TestApp, merchant: &str, name: &str) -> String {
+pub(crate) async fn create_brand(app: &TestApp, merchant: &str, name: &str) -> String {
     let data = app
         .data_as(
             merchant,
@@ -52,15 +52,21 @@ async fn create_brand(app: &TestApp, merchant: &str, name: &str) -> String {
         .to_owned()
 }
 
-fn submission(brand: &str, category: &str, name: &str) -> Value {
+pub(crate) fn submission(brand: &str, category: &str, name: &str) -> Value {
     json!({ "brandId": brand, "categoryId": category, "name": name, "description": "好东西",
             "skus": [{ "name": "标准", "price": "99.00", "stock": 10 }, { "name": "大号", "price": "129.90", "stock": 0 }],
             "rebateRate": "0.15", "teamRebateRate": "0.05" })
 }
 
-const SUBMIT: &str = "mutation($i: SubmitProductInput!) { submitProduct(input: $i) { id status minPrice maxPrice } }";
+pub(crate) const SUBMIT: &str = "mutation($i: SubmitProductInput!) { submitProduct(input: $i) { id status minPrice maxPrice } }";
 
-async fn submit(app: &TestApp, merchant: &str, brand: &str, category: &str, name: &str) -> String {
+pub(crate) async fn submit(
+    app: &TestApp,
+    merchant: &str,
+    brand: &str,
+    category: &str,
+    name: &str,
+) -> String {
     let data = app
         .data_as(
             merchant,
@@ -75,11 +81,17 @@ async fn submit(app: &TestApp, merchant: &str, brand: &str, category: &str, name
         .to_owned()
 }
 
-const STAGE: &str =
+pub(crate) const STAGE: &str =
     "mutation($i: CurationStageInput!) { recordCurationStage(input: $i) { passed nextStage
   stages { stage result notes evidenceUrls } } }";
 
-async fn stage(app: &TestApp, curator: &str, product: &str, stage: &str, result: &str) -> Value {
+pub(crate) async fn stage(
+    app: &TestApp,
+    curator: &str,
+    product: &str,
+    stage: &str,
+    result: &str,
+) -> Value {
     app.gql_as(
         curator,
         STAGE,
@@ -89,9 +101,9 @@ async fn stage(app: &TestApp, curator: &str, product: &str, stage: &str, result:
     .await
 }
 
-const SCORE: &str = "mutation($i: CurationScoreInput!) { scoreProduct(input: $i) { passed badges scores { essentialNeed } } }";
+pub(crate) const SCORE: &str = "mutation($i: CurationScoreInput!) { scoreProduct(input: $i) { passed badges scores { essentialNeed } } }";
 
-async fn score(app: &TestApp, curator: &str, product: &str, values: [i32; 4]) -> Value {
+pub(crate) async fn score(app: &TestApp, curator: &str, product: &str, values: [i32; 4]) -> Value {
     app.gql_as(
         curator,
         SCORE,
@@ -102,10 +114,11 @@ async fn score(app: &TestApp, curator: &str, product: &str, values: [i32; 4]) ->
     .await
 }
 
-const PUBLISH: &str = "mutation($p: ID!) { publishProduct(productId: $p) { status publishedAt } }";
+pub(crate) const PUBLISH: &str =
+    "mutation($p: ID!) { publishProduct(productId: $p) { status publishedAt } }";
 
 /// Passes all five stages and scores well.
-async fn pass_all(app: &TestApp, curator: &str, product: &str) {
+pub(crate) async fn pass_all(app: &TestApp, curator: &str, product: &str) {
     for s in STAGES {
         let resp = stage(app, curator, product, s, "PASS").await;
         assert!(resp["errors"].is_null(), "{s}: {resp}");
@@ -114,7 +127,7 @@ async fn pass_all(app: &TestApp, curator: &str, product: &str) {
     assert!(resp["errors"].is_null(), "{resp}");
 }
 
-async fn setup(app: &TestApp) -> (Fixture, String) {
+pub(crate) async fn setup(app: &TestApp) -> (Fixture, String) {
     let f = fixtures::catalog(app.db(), 0).await;
     let leaf = gid(Kind::Category, f.leaves[0].id);
     (f, leaf)

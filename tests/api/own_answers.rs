@@ -374,3 +374,66 @@ async fn own_answers_are_shared_and_dropped_across_instances() {
     );
     assert_eq!(after, b.gql_as(&pusher, OWN, json!({})).await);
 }
+
+/// A freeze whose bump of the member's version Redis refuses is refused itself: committed,
+/// it would leave the revoked token reading the member's cached answers (served on the
+/// token's signature alone) until they expire.
+#[tokio::test]
+async fn a_revocation_redis_does_not_take_changes_nothing() {
+    if without_redis() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
+    let (token, m) = app.user("m@example.com", CliRole::PushHand).await;
+    let cached = app.data_as(&token, OWN, json!({})).await;
+    let before = hits(&app).await;
+    assert_eq!(app.data_as(&token, OWN, json!({})).await, cached);
+    assert_eq!(hits(&app).await - before, 1.0, "the answer is cached");
+
+    // The member's version key now holds a list: Redis refuses to bump it (WRONGTYPE).
+    let namespace = pushhand::graphql::response_cache::database_namespace(app.db())
+        .await
+        .expect("namespace");
+    let key = format!("pushhand:member:version:{namespace}:{}", m.id);
+    let client =
+        redis::Client::open(crate::helpers::redis_url().expect("Redis URL")).expect("Redis URL");
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis");
+    let _: () = redis::pipe()
+        .cmd("DEL")
+        .arg(&key)
+        .ignore()
+        .cmd("RPUSH")
+        .arg(&key)
+        .arg("not a version")
+        .ignore()
+        .query_async(&mut redis)
+        .await
+        .expect("break the key");
+    let freeze = "mutation($m: ID!) { freezeMember(memberId: $m, reason: \"fraud\") { frozen } }";
+    let refused = app
+        .gql_as(&admin, freeze, json!({ "m": gid(Kind::Member, m.id) }))
+        .await;
+    assert_eq!(error_code(&refused), Some("UNAVAILABLE"), "{refused}");
+    let row = entity::member::Entity::find_by_id(m.id)
+        .one(app.db())
+        .await
+        .expect("read")
+        .expect("member");
+    assert!(row.frozen_at.is_none(), "the refused freeze committed");
+    assert_eq!(row.token_version, m.token_version);
+
+    // Redis takes bumps again: the freeze goes through and the token reads nothing more.
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .expect("repair the key");
+    app.data_as(&admin, freeze, json!({ "m": gid(Kind::Member, m.id) }))
+        .await;
+    let revoked = app.gql_as(&token, OWN, json!({})).await;
+    assert_eq!(error_code(&revoked), Some("UNAUTHENTICATED"), "{revoked}");
+}

@@ -162,3 +162,49 @@ async fn seed_is_deterministic() {
     };
     assert_eq!(first_ids(&a).await, first_ids(&b).await);
 }
+
+#[tokio::test]
+async fn production_refuses_demo_accounts_but_takes_the_catalog_alone() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db_url = crate::helpers::fresh_database_url(&dir).await;
+    let seed = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pushhand"))
+            .args(["--database-url", &db_url, "--data-dir"])
+            .arg(dir.path())
+            .args([
+                "--env",
+                "production",
+                "--jwt-secret",
+                "test-secret-test-secret-test-secret-0123",
+                "seed",
+            ])
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    let refused = seed(&[]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("refused in production"), "{stderr}");
+    assert!(stderr.contains("--catalog-only"), "{stderr}");
+
+    let catalog = seed(&["--catalog-only"]);
+    assert!(
+        catalog.status.success(),
+        "{}",
+        String::from_utf8_lossy(&catalog.stderr)
+    );
+    let db = sea_orm::Database::connect(db_url.as_str())
+        .await
+        .expect("connect");
+    assert!(product::Entity::find().count(&db).await.expect("count") > 3_000);
+    // No demo account, so no published password.
+    assert_eq!(
+        entity::member::Entity::find()
+            .count(&db)
+            .await
+            .expect("count"),
+        0
+    );
+    db.close().await.ok();
+}

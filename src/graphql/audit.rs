@@ -1,0 +1,213 @@
+//! The audit log in GraphQL: `auditLog`, for admins only, newest first. There is no
+//! mutation: entries are written by the staff actions themselves, in their transactions
+//! ([`crate::service::audit`]).
+
+use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
+use async_graphql::{Context, Enum, ID, Json, Object, Result};
+use chrono::{DateTime, Utc};
+use entity::audit_entry;
+
+use super::catalog::page_size;
+use super::ids::{self, Kind};
+use super::{state, viewer};
+use crate::error::Error;
+use crate::service::audit::{self as svc, Action, TargetType};
+use crate::service::page::NewestCursor;
+
+/// What a staff member did. One value per staff mutation (a settlement run and a binding
+/// expiry run are each one entry, however many rows they touched).
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    /// `confirmPayment`.
+    PaymentConfirmed,
+    /// `shipOrder`.
+    OrderShipped,
+    /// `refundOrderLine`.
+    OrderLineRefunded,
+    /// `runSettlement` (arguments: `asOf`, and what it settled).
+    SettlementRun,
+    /// `reviewWithdrawal(approve: true)`.
+    WithdrawalApproved,
+    /// `reviewWithdrawal(approve: false)`.
+    WithdrawalRejected,
+    /// `freezeMember` (arguments: the reason).
+    MemberFrozen,
+    /// `unfreezeMember` (arguments: the freeze it lifted).
+    MemberUnfrozen,
+    /// `approvePartner`.
+    PartnerApproved,
+    /// `rejectPartner`.
+    PartnerRejected,
+    /// `rebindMember` (arguments: the new and the previous upline).
+    MemberRebound,
+    /// `expireBindings` (arguments: how many ended).
+    BindingsExpired,
+    /// `createBrand`.
+    BrandCreated,
+    /// `submitProduct`.
+    ProductSubmitted,
+    /// `resubmitProduct`.
+    ProductResubmitted,
+    /// `recordCurationStage`.
+    CurationStageRecorded,
+    /// `scoreProduct`.
+    ProductScored,
+    /// `publishProduct`.
+    ProductPublished,
+    /// `unpublishProduct` (arguments: the reason).
+    ProductUnpublished,
+}
+
+impl From<Action> for AuditAction {
+    fn from(a: Action) -> Self {
+        match a {
+            Action::PaymentConfirmed => AuditAction::PaymentConfirmed,
+            Action::OrderShipped => AuditAction::OrderShipped,
+            Action::OrderLineRefunded => AuditAction::OrderLineRefunded,
+            Action::SettlementRun => AuditAction::SettlementRun,
+            Action::WithdrawalApproved => AuditAction::WithdrawalApproved,
+            Action::WithdrawalRejected => AuditAction::WithdrawalRejected,
+            Action::MemberFrozen => AuditAction::MemberFrozen,
+            Action::MemberUnfrozen => AuditAction::MemberUnfrozen,
+            Action::PartnerApproved => AuditAction::PartnerApproved,
+            Action::PartnerRejected => AuditAction::PartnerRejected,
+            Action::MemberRebound => AuditAction::MemberRebound,
+            Action::BindingsExpired => AuditAction::BindingsExpired,
+            Action::BrandCreated => AuditAction::BrandCreated,
+            Action::ProductSubmitted => AuditAction::ProductSubmitted,
+            Action::ProductResubmitted => AuditAction::ProductResubmitted,
+            Action::CurationStageRecorded => AuditAction::CurationStageRecorded,
+            Action::ProductScored => AuditAction::ProductScored,
+            Action::ProductPublished => AuditAction::ProductPublished,
+            Action::ProductUnpublished => AuditAction::ProductUnpublished,
+        }
+    }
+}
+
+impl From<AuditAction> for Action {
+    fn from(a: AuditAction) -> Self {
+        match a {
+            AuditAction::PaymentConfirmed => Action::PaymentConfirmed,
+            AuditAction::OrderShipped => Action::OrderShipped,
+            AuditAction::OrderLineRefunded => Action::OrderLineRefunded,
+            AuditAction::SettlementRun => Action::SettlementRun,
+            AuditAction::WithdrawalApproved => Action::WithdrawalApproved,
+            AuditAction::WithdrawalRejected => Action::WithdrawalRejected,
+            AuditAction::MemberFrozen => Action::MemberFrozen,
+            AuditAction::MemberUnfrozen => Action::MemberUnfrozen,
+            AuditAction::PartnerApproved => Action::PartnerApproved,
+            AuditAction::PartnerRejected => Action::PartnerRejected,
+            AuditAction::MemberRebound => Action::MemberRebound,
+            AuditAction::BindingsExpired => Action::BindingsExpired,
+            AuditAction::BrandCreated => Action::BrandCreated,
+            AuditAction::ProductSubmitted => Action::ProductSubmitted,
+            AuditAction::ProductResubmitted => Action::ProductResubmitted,
+            AuditAction::CurationStageRecorded => Action::CurationStageRecorded,
+            AuditAction::ProductScored => Action::ProductScored,
+            AuditAction::ProductPublished => Action::ProductPublished,
+            AuditAction::ProductUnpublished => Action::ProductUnpublished,
+        }
+    }
+}
+
+/// The global-ID kind of an audit target.
+fn kind_of(t: TargetType) -> Kind {
+    match t {
+        TargetType::Order => Kind::Order,
+        TargetType::OrderLine => Kind::OrderLine,
+        TargetType::Withdrawal => Kind::Withdrawal,
+        TargetType::Member => Kind::Member,
+        TargetType::Product => Kind::Product,
+        TargetType::Brand => Kind::Brand,
+    }
+}
+
+/// One staff action, as it committed.
+pub struct AuditEntry(pub audit_entry::Model);
+
+/// One staff action: who, what, on what, with which arguments, when, from where. Entries
+/// are never changed or removed (the database refuses it).
+#[Object]
+impl AuditEntry {
+    /// The entry's own id (entries are not nodes: read them through `auditLog`).
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// The staff member who acted (a `Member` global ID); null for the server itself.
+    async fn actor_id(&self) -> Option<ID> {
+        self.0.actor_id.map(|id| ids::encode(Kind::Member, id))
+    }
+    async fn action(&self) -> Result<AuditAction> {
+        Ok(svc::action_of(&self.0)?.into())
+    }
+    /// The global ID of what the action was on (an `Order`, `OrderLine`, `Withdrawal`,
+    /// `Member`, `Product` or `Brand`: usable with `node(id:)`); null for actions on no one
+    /// thing (a settlement run).
+    async fn target_id(&self) -> Option<ID> {
+        let kind = TargetType::parse(self.0.target_type.as_deref()?)?;
+        Some(ids::encode(kind_of(kind), self.0.target_id?))
+    }
+    /// The arguments that matter, as a JSON object (ids in it are database UUIDs).
+    async fn arguments(&self) -> Json<serde_json::Value> {
+        Json(svc::arguments_of(&self.0))
+    }
+    /// The client's address as the server saw it (behind trusted proxies, the forwarded
+    /// client's).
+    async fn client_address(&self) -> Option<&str> {
+        self.0.client_addr.as_deref()
+    }
+    /// When the action committed (the server's clock).
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.at
+    }
+}
+
+pub type AuditEntryConnection = Connection<OpaqueCursor<NewestCursor>, AuditEntry>;
+
+#[derive(Default)]
+pub struct AuditQuery;
+
+#[Object]
+impl AuditQuery {
+    /// ADMIN: the audit log of staff actions, newest first, optionally narrowed to one actor
+    /// (a `Member` ID), one action, or one target (any global ID an entry's `targetId` can
+    /// be). Nobody can change or remove an entry.
+    #[graphql(complexity = "super::limits::page_cost(first, child_complexity)")]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        actor_id: Option<ID>,
+        action: Option<AuditAction>,
+        target_id: Option<ID>,
+    ) -> Result<AuditEntryConnection> {
+        viewer(ctx)?.admin()?;
+        let first = page_size(first)?;
+        let after = after
+            .map(|c| {
+                OpaqueCursor::<NewestCursor>::decode_cursor(&c)
+                    .map_err(|_| Error::validation("after", "not a valid cursor"))
+            })
+            .transpose()?;
+        let filter = svc::Filter {
+            actor: actor_id
+                .map(|id| ids::decode_as(&id, Kind::Member, "actorId"))
+                .transpose()?,
+            action: action.map(Into::into),
+            target: target_id
+                .map(|id| ids::decode(&id, "targetId").map(|(_, id)| id))
+                .transpose()?,
+        };
+        let page = svc::list(&state(ctx)?.db, filter, after.as_deref(), first).await?;
+        let mut conn = Connection::new(after.is_some(), page.has_next);
+        conn.edges.extend(page.items.into_iter().map(|e| {
+            let cursor = OpaqueCursor(NewestCursor {
+                created_at: e.at,
+                id: e.id,
+            });
+            Edge::new(cursor, AuditEntry(e))
+        }));
+        Ok(conn)
+    }
+}
