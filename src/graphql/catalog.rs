@@ -9,20 +9,17 @@ use std::sync::Arc;
 use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields, OpaqueCursor};
 use async_graphql::dataloader::Loader;
 use async_graphql::parser::types::Field;
-use async_graphql::resolver_utils::enum_value;
-use async_graphql::{
-    Context, Enum, ID, InputObject, Object, Result, ScalarType, SimpleObject, Value,
-};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{brand, category, member, merchant, product, product_image, sku};
 
 use super::curation::CurationReport;
-use super::ids::{self, Kind};
+use super::ids::{self, GlobalId, Kind};
 use super::loaders::{
     BrandKey, CatalogLoader, CategoryKey, ChildrenOf, CurationOf, ImagesOf, LoadError, Loaders,
     MerchantKey, ProductKey, SkusOf, TagsOf,
 };
-use super::plain::{self, Env, Fast, Json, Plain};
+use super::plain::{self, Env, Fast, Json, Plain, plain_enums, plain_object};
 use super::scalars::Dec;
 use super::{load_err, state, viewer};
 use crate::error::Error;
@@ -109,106 +106,6 @@ impl Product {
     }
 }
 
-/// A listed product's fields, from its row and its page's rows (see [`plain`]). Images and
-/// tags are left to the resolvers, which load them; so is a product without page rows.
-impl Plain for Product {
-    const TYPE: &'static str = "Product";
-
-    fn field<'a>(&self, env: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
-        let p = &self.0;
-        let set = &field.selection_set.node;
-        let mut rate = |r: entity::Rate| match sees_rates(env.viewer) {
-            true => out.decimal(r.to_decimal()),
-            false => out.null(),
-        };
-        match field.name.node.as_str() {
-            "id" => out.id(Kind::Product, p.id),
-            "name" => out.str(&p.name),
-            "nameEn" => out.opt_str(p.name_en.as_deref()),
-            "description" => out.opt_str(p.description.as_deref()),
-            "status" => out.serialize(&enum_value(ProductStatus::from(p.status))),
-            "membershipActivity" => out.bool(p.membership_activity),
-            "minPrice" => out.decimal(p.min_price.to_decimal()),
-            "maxPrice" => out.decimal(p.max_price.to_decimal()),
-            "salesCount" => out.serialize(&p.sales_count),
-            "publishedAt" => out.serialize(&p.published_at.map_or(Value::Null, |t| t.to_value())),
-            "createdAt" => out.serialize(&p.created_at.to_value()),
-            "rebateRate" => rate(p.rebate_rate),
-            "teamRebateRate" => rate(p.team_rebate_rate),
-            "estimatedEarning" => out.serialize(
-                &self
-                    .earning_for(env.viewer)
-                    .map_or(Value::Null, |d| d.to_value()),
-            ),
-            "unpublishedReason" => out.opt_str(self.reason_for(env.viewer)),
-            "brand" => {
-                let brand = self.page()?.brands.get(&BrandKey(p.brand_id))?;
-                plain::object(brand, env, set, out)?;
-            }
-            "category" => {
-                let category = self.page()?.categories.get(&CategoryKey(p.category_id))?;
-                plain::object(category, env, set, out)?;
-            }
-            "skus" => plain::list(self.page()?.skus.get(&SkusOf(p.id))?, env, set, out)?,
-            "curation" => {
-                let summary = self.page()?.curation.get(&CurationOf(p.id))?;
-                let insider = svc::is_insider(env.viewer, p);
-                let report = CurationReport::new(p, summary.clone(), insider, env.min_score);
-                plain::object(&report, env, set, out)?;
-            }
-            _ => return None,
-        }
-        Some(())
-    }
-}
-
-/// A SKU's fields but `product` (see [`plain`]).
-impl Plain for sku::Model {
-    const TYPE: &'static str = "Sku";
-
-    fn field<'a>(&self, _: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
-        match field.name.node.as_str() {
-            "id" => out.id(Kind::Sku, self.id),
-            "name" => out.str(&self.name),
-            "price" => out.decimal(self.price.to_decimal()),
-            "stock" => out.serialize(&self.stock),
-            _ => return None,
-        }
-        Some(())
-    }
-}
-
-/// A brand's fields but `merchant` (see [`plain`]).
-impl Plain for brand::Model {
-    const TYPE: &'static str = "Brand";
-
-    fn field<'a>(&self, _: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
-        match field.name.node.as_str() {
-            "id" => out.id(Kind::Brand, self.id),
-            "name" => out.str(&self.name),
-            _ => return None,
-        }
-        Some(())
-    }
-}
-
-/// A category's fields but its relations (see [`plain`]); `parent` only when it is null.
-impl Plain for category::Model {
-    const TYPE: &'static str = "Category";
-
-    fn field<'a>(&self, _: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
-        match field.name.node.as_str() {
-            "id" => out.id(Kind::Category, self.id),
-            "slug" => out.str(&self.slug),
-            "nameZh" => out.str(&self.name_zh),
-            "nameEn" => out.str(&self.name_en),
-            "parent" if self.parent_id.is_none() => out.null(),
-            _ => return None,
-        }
-        Some(())
-    }
-}
-
 /// A related row: the page's copy when the product came with one, else through the loaders.
 async fn related<K, V>(ctx: &Context<'_>, on_page: Option<&V>, key: K) -> Result<Option<V>>
 where
@@ -232,159 +129,160 @@ pub struct PageRows {
     curation: HashMap<CurationOf, Arc<Summary>>,
 }
 
-/// A curated product (商品): one brand, one leaf category, one or more SKUs.
-#[Object]
-impl Product {
-    /// Opaque global ID.
-    pub async fn id(&self) -> ID {
-        ids::encode(Kind::Product, self.0.id)
+plain_enums!(ProductStatus);
+
+plain_object! {
+    /// A curated product (商品): one brand, one leaf category, one or more SKUs.
+    impl Product => Product as "Product" {
+        |this| this;
+        |r, e|
+        /// Opaque global ID.
+        id "id": GlobalId = GlobalId(Kind::Product, r.0.id);
+        /// Name as shoppers see it (Chinese in the demo data).
+        name "name": &str = &r.0.name;
+        /// English name, when there is one.
+        name_en "nameEn": Option<&str> = r.0.name_en.as_deref();
+        description "description": Option<&str> = r.0.description.as_deref();
+        status "status": ProductStatus = r.0.status.into();
+        /// 会员活动商品: a completed order for it makes the buyer a push-hand.
+        membership_activity "membershipActivity": bool = r.0.membership_activity;
+        /// Lowest SKU price, CNY.
+        min_price "minPrice": Dec = r.0.min_price.into();
+        /// Highest SKU price, CNY.
+        max_price "maxPrice": Dec = r.0.max_price.into();
+        /// Units sold (已售): paid units, less refunded ones. Written about once a second, so
+        /// it trails a payment by up to that long.
+        sales_count "salesCount": i64 = r.0.sales_count;
+        /// When it was listed; null until first published.
+        published_at "publishedAt": Option<DateTime<Utc>> = r.0.published_at;
+        created_at "createdAt": DateTime<Utc> = r.0.created_at;
+        /// Level-1 rebate rate (e.g. "0.15"); shown to push-hands, partners and staff, null
+        /// for everyone else.
+        rebate_rate "rebateRate": Option<Dec> =
+            sees_rates(e.viewer).then(|| r.0.rebate_rate.into());
+        /// Level-2 (team) rebate rate; same visibility as `rebateRate`.
+        team_rebate_rate "teamRebateRate": Option<Dec> =
+            sees_rates(e.viewer).then(|| r.0.team_rebate_rate.into());
+        /// 预估赚: what the signed-in push-hand earns on one unit at the lowest price (price ×
+        /// rebate rate, rounded down to the fen). Null for everyone who is not a push-hand.
+        estimated_earning "estimatedEarning": Option<Dec> = r.earning_for(e.viewer);
+        /// Why it was delisted; shown to curators, admins and the product's merchant.
+        unpublished_reason "unpublishedReason": Option<&str> = r.reason_for(e.viewer);
     }
-    /// Name as shoppers see it (Chinese in the demo data).
-    async fn name(&self) -> &str {
-        &self.0.name
+    // Relations from the page's rows when the product came with them (a listing); images
+    // and tags are left to the resolvers, which load them.
+    plain |s, field, out| {
+        "brand" => {
+            let brand = s.page()?.brands.get(&BrandKey(s.0.brand_id))?;
+            plain::object(brand, e, &field.selection_set.node, out)?;
+        }
+        "category" => {
+            let category = s.page()?.categories.get(&CategoryKey(s.0.category_id))?;
+            plain::object(category, e, &field.selection_set.node, out)?;
+        }
+        "skus" => {
+            let skus = s.page()?.skus.get(&SkusOf(s.0.id))?;
+            plain::list(skus, e, &field.selection_set.node, out)?;
+        }
+        "curation" => {
+            let summary = s.page()?.curation.get(&CurationOf(s.0.id))?;
+            let insider = svc::is_insider(e.viewer, &s.0);
+            let report = CurationReport::new(&s.0, summary.clone(), insider, e.min_score);
+            plain::object(&report, e, &field.selection_set.node, out)?;
+        }
     }
-    /// English name, when there is one.
-    async fn name_en(&self) -> Option<&str> {
-        self.0.name_en.as_deref()
-    }
-    async fn description(&self) -> Option<&str> {
-        self.0.description.as_deref()
-    }
-    async fn status(&self) -> ProductStatus {
-        self.0.status.into()
-    }
-    /// 会员活动商品: a completed order for it makes the buyer a push-hand.
-    async fn membership_activity(&self) -> bool {
-        self.0.membership_activity
-    }
-    /// Lowest SKU price, CNY.
-    async fn min_price(&self) -> Dec {
-        self.0.min_price.into()
-    }
-    /// Highest SKU price, CNY.
-    async fn max_price(&self) -> Dec {
-        self.0.max_price.into()
-    }
-    /// Units sold (已售): paid units, less refunded ones. Written about once a second, so it
-    /// trails a payment by up to that long.
-    async fn sales_count(&self) -> i64 {
-        self.0.sales_count
-    }
-    /// When it was listed; null until first published.
-    async fn published_at(&self) -> Option<DateTime<Utc>> {
-        self.0.published_at
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-    /// The quality passport (品控): stage results, scores, badges. Reviewer notes and
-    /// evidence are shown to curators, admins and the product's merchant only.
-    async fn curation(&self, ctx: &Context<'_>) -> Result<CurationReport> {
-        let key = CurationOf(self.0.id);
-        let summary = related(ctx, self.page().and_then(|p| p.curation.get(&key)), key).await?;
-        let insider = svc::is_insider(viewer(ctx)?, &self.0);
-        let min_score = state(ctx)?.config.policy.min_criterion_score;
-        Ok(CurationReport::new(
-            &self.0,
-            summary.unwrap_or_default(),
-            insider,
-            min_score,
-        ))
-    }
-    /// Level-1 rebate rate (e.g. "0.15"); shown to push-hands, partners and staff, null
-    /// for everyone else.
-    async fn rebate_rate(&self, ctx: &Context<'_>) -> Result<Option<Dec>> {
-        Ok(sees_rates(viewer(ctx)?).then(|| self.0.rebate_rate.into()))
-    }
-    /// Level-2 (team) rebate rate; same visibility as `rebateRate`.
-    async fn team_rebate_rate(&self, ctx: &Context<'_>) -> Result<Option<Dec>> {
-        Ok(sees_rates(viewer(ctx)?).then(|| self.0.team_rebate_rate.into()))
-    }
-    /// 预估赚: what the signed-in push-hand earns on one unit at the lowest price (price ×
-    /// rebate rate, rounded down to the fen). Null for everyone who is not a push-hand.
-    async fn estimated_earning(&self, ctx: &Context<'_>) -> Result<Option<Dec>> {
-        Ok(self.earning_for(viewer(ctx)?))
-    }
-    /// Why it was delisted; shown to curators, admins and the product's merchant.
-    async fn unpublished_reason(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        Ok(self.reason_for(viewer(ctx)?))
-    }
-    async fn brand(&self, ctx: &Context<'_>) -> Result<Brand> {
-        let key = BrandKey(self.0.brand_id);
-        let found = related(ctx, self.page().and_then(|p| p.brands.get(&key)), key).await?;
-        found.map(Brand).ok_or_else(|| {
-            Error::internal(anyhow::anyhow!("product {} has no brand", self.0.id)).into()
-        })
-    }
-    /// The leaf category it is listed in.
-    async fn category(&self, ctx: &Context<'_>) -> Result<Category> {
-        let key = CategoryKey(self.0.category_id);
-        let found = related(ctx, self.page().and_then(|p| p.categories.get(&key)), key).await?;
-        found.map(Category).ok_or_else(|| {
-            Error::internal(anyhow::anyhow!("product {} has no category", self.0.id)).into()
-        })
-    }
-    /// Purchasable variants, in display order.
-    async fn skus(&self, ctx: &Context<'_>) -> Result<Vec<Sku>> {
-        let key = SkusOf(self.0.id);
-        let found = related(ctx, self.page().and_then(|p| p.skus.get(&key)), key).await?;
-        Ok(found.unwrap_or_default().into_iter().map(Sku).collect())
-    }
-    /// Images, in display order.
-    async fn images(&self, ctx: &Context<'_>) -> Result<Vec<ProductImage>> {
-        let found = ctx
-            .data::<Loaders>()?
-            .load_one(ImagesOf(self.0.id))
-            .await
-            .map_err(load_err)?;
-        Ok(found
-            .unwrap_or_default()
-            .into_iter()
-            .map(ProductImage::from)
-            .collect())
-    }
-    /// Card labels such as 爆品 (bestseller) or 新品 (new).
-    async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
-        let found = ctx
-            .data::<Loaders>()?
-            .load_one(TagsOf(self.0.id))
-            .await
-            .map_err(load_err)?;
-        Ok(found.unwrap_or_default())
+    resolvers {
+        /// The quality passport (品控): stage results, scores, badges. Reviewer notes and
+        /// evidence are shown to curators, admins and the product's merchant only.
+        async fn curation(&self, ctx: &Context<'_>) -> Result<CurationReport> {
+            let key = CurationOf(self.0.id);
+            let summary =
+                related(ctx, self.page().and_then(|p| p.curation.get(&key)), key).await?;
+            let insider = svc::is_insider(viewer(ctx)?, &self.0);
+            let min_score = state(ctx)?.config.policy.min_criterion_score;
+            Ok(CurationReport::new(
+                &self.0,
+                summary.unwrap_or_default(),
+                insider,
+                min_score,
+            ))
+        }
+        async fn brand(&self, ctx: &Context<'_>) -> Result<Brand> {
+            let key = BrandKey(self.0.brand_id);
+            let found = related(ctx, self.page().and_then(|p| p.brands.get(&key)), key).await?;
+            found.map(Brand).ok_or_else(|| {
+                Error::internal(anyhow::anyhow!("product {} has no brand", self.0.id)).into()
+            })
+        }
+        /// The leaf category it is listed in.
+        async fn category(&self, ctx: &Context<'_>) -> Result<Category> {
+            let key = CategoryKey(self.0.category_id);
+            let found =
+                related(ctx, self.page().and_then(|p| p.categories.get(&key)), key).await?;
+            found.map(Category).ok_or_else(|| {
+                Error::internal(anyhow::anyhow!("product {} has no category", self.0.id)).into()
+            })
+        }
+        /// Purchasable variants, in display order.
+        async fn skus(&self, ctx: &Context<'_>) -> Result<Vec<Sku>> {
+            let key = SkusOf(self.0.id);
+            let found = related(ctx, self.page().and_then(|p| p.skus.get(&key)), key).await?;
+            Ok(found.unwrap_or_default().into_iter().map(Sku).collect())
+        }
+        /// Images, in display order.
+        async fn images(&self, ctx: &Context<'_>) -> Result<Vec<ProductImage>> {
+            let found = ctx
+                .data::<Loaders>()?
+                .load_one(ImagesOf(self.0.id))
+                .await
+                .map_err(load_err)?;
+            Ok(found
+                .unwrap_or_default()
+                .into_iter()
+                .map(ProductImage::from)
+                .collect())
+        }
+        /// Card labels such as 爆品 (bestseller) or 新品 (new).
+        async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+            let found = ctx
+                .data::<Loaders>()?
+                .load_one(TagsOf(self.0.id))
+                .await
+                .map_err(load_err)?;
+            Ok(found.unwrap_or_default())
+        }
     }
 }
 
 pub struct Sku(pub sku::Model);
 
-/// A purchasable variant of a product (colour, size...), with its own price and stock.
-#[Object]
-impl Sku {
-    /// Opaque global ID; pass it as `skuId` when ordering.
-    pub async fn id(&self) -> ID {
-        ids::encode(Kind::Sku, self.0.id)
+plain_object! {
+    /// A purchasable variant of a product (colour, size...), with its own price and stock.
+    impl Sku => sku::Model as "Sku" {
+        |this| &this.0;
+        |r, e|
+        /// Opaque global ID; pass it as `skuId` when ordering.
+        id "id": GlobalId = GlobalId(Kind::Sku, r.id);
+        /// Variant label, e.g. "白色 / White".
+        name "name": &str = &r.name;
+        /// Unit price, CNY.
+        price "price": Dec = r.price.into();
+        /// Units available to order.
+        stock "stock": i32 = r.stock;
     }
-    /// Variant label, e.g. "白色 / White".
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    /// Unit price, CNY.
-    async fn price(&self) -> Dec {
-        self.0.price.into()
-    }
-    /// Units available to order.
-    async fn stock(&self) -> i32 {
-        self.0.stock
-    }
-    /// The product this SKU belongs to.
-    async fn product(&self, ctx: &Context<'_>) -> Result<Product> {
-        let found = ctx
-            .data::<Loaders>()?
-            .load_one(ProductKey(self.0.product_id))
-            .await
-            .map_err(load_err)?;
-        found
-            .map(Product::of)
-            .ok_or_else(|| Error::not_found("product").into())
+    plain |s, field, out| {}
+    resolvers {
+        /// The product this SKU belongs to.
+        async fn product(&self, ctx: &Context<'_>) -> Result<Product> {
+            let found = ctx
+                .data::<Loaders>()?
+                .load_one(ProductKey(self.0.product_id))
+                .await
+                .map_err(load_err)?;
+            found
+                .map(Product::of)
+                .ok_or_else(|| Error::not_found("product").into())
+        }
     }
 }
 
@@ -407,91 +305,95 @@ impl From<product_image::Model> for ProductImage {
 
 pub struct Brand(pub brand::Model);
 
-/// A brand (品牌). Curated means few of them: at most a configured number of brands have
-/// published products in any one leaf category.
-#[Object]
-impl Brand {
-    /// Opaque global ID.
-    pub async fn id(&self) -> ID {
-        ids::encode(Kind::Brand, self.0.id)
+plain_object! {
+    /// A brand (品牌). Curated means few of them: at most a configured number of brands have
+    /// published products in any one leaf category.
+    impl Brand => brand::Model as "Brand" {
+        |this| &this.0;
+        |r, e|
+        /// Opaque global ID.
+        id "id": GlobalId = GlobalId(Kind::Brand, r.id);
+        name "name": &str = &r.name;
     }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    /// The merchant that owns the brand.
-    async fn merchant(&self, ctx: &Context<'_>) -> Result<Merchant> {
-        let found = ctx
-            .data::<Loaders>()?
-            .load_one(MerchantKey(self.0.merchant_id))
-            .await
-            .map_err(load_err)?;
-        found.map(Merchant).ok_or_else(|| {
-            Error::internal(anyhow::anyhow!("brand {} has no merchant", self.0.id)).into()
-        })
+    plain |s, field, out| {}
+    resolvers {
+        /// The merchant that owns the brand.
+        async fn merchant(&self, ctx: &Context<'_>) -> Result<Merchant> {
+            let found = ctx
+                .data::<Loaders>()?
+                .load_one(MerchantKey(self.0.merchant_id))
+                .await
+                .map_err(load_err)?;
+            found.map(Merchant).ok_or_else(|| {
+                Error::internal(anyhow::anyhow!("brand {} has no merchant", self.0.id)).into()
+            })
+        }
     }
 }
 
 pub struct Merchant(pub merchant::Model);
 
-/// A supplier (商家) whose products the platform curates; the platform provides logistics,
-/// customer service and quality control (S2B2C).
-#[Object]
-impl Merchant {
-    /// Opaque global ID.
-    pub async fn id(&self) -> ID {
-        ids::encode(Kind::Merchant, self.0.id)
+plain_object! {
+    /// A supplier (商家) whose products the platform curates; the platform provides
+    /// logistics, customer service and quality control (S2B2C).
+    impl Merchant => merchant::Model as "Merchant" {
+        |this| &this.0;
+        |r, e|
+        /// Opaque global ID.
+        id "id": GlobalId = GlobalId(Kind::Merchant, r.id);
+        name "name": &str = &r.name;
     }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
+    plain |s, field, out| {}
+    resolvers {}
 }
 
 pub struct Category(pub category::Model);
 
-/// A category of the two-level tree: top-level categories have `children`, leaf categories a
-/// `parent`. Products are listed in leaf categories.
-#[Object]
-impl Category {
-    /// Opaque global ID.
-    pub async fn id(&self) -> ID {
-        ids::encode(Kind::Category, self.0.id)
+plain_object! {
+    /// A category of the two-level tree: top-level categories have `children`, leaf
+    /// categories a `parent`. Products are listed in leaf categories.
+    impl Category => category::Model as "Category" {
+        |this| &this.0;
+        |r, e|
+        /// Opaque global ID.
+        id "id": GlobalId = GlobalId(Kind::Category, r.id);
+        /// URL-friendly unique name, e.g. `home-bedding`.
+        slug "slug": &str = &r.slug;
+        /// Chinese name, e.g. 家居.
+        name_zh "nameZh": &str = &r.name_zh;
+        /// English name, e.g. Home.
+        name_en "nameEn": &str = &r.name_en;
     }
-    /// URL-friendly unique name, e.g. `home-bedding`.
-    async fn slug(&self) -> &str {
-        &self.0.slug
+    // A top-level category's `parent` needs no row.
+    plain |s, field, out| {
+        "parent" if s.parent_id.is_none() => out.null(),
     }
-    /// Chinese name, e.g. 家居.
-    async fn name_zh(&self) -> &str {
-        &self.0.name_zh
-    }
-    /// English name, e.g. Home.
-    async fn name_en(&self) -> &str {
-        &self.0.name_en
-    }
-    /// Null for a top-level category.
-    async fn parent(&self, ctx: &Context<'_>) -> Result<Option<Category>> {
-        let Some(parent) = self.0.parent_id else {
-            return Ok(None);
-        };
-        let found = ctx
-            .data::<Loaders>()?
-            .load_one(CategoryKey(parent))
-            .await
-            .map_err(load_err)?;
-        Ok(found.map(Category))
-    }
-    /// Subcategories in display order; empty for a leaf.
-    async fn children(&self, ctx: &Context<'_>) -> Result<Vec<Category>> {
-        let found = ctx
-            .data::<Loaders>()?
-            .load_one(ChildrenOf(self.0.id))
-            .await
-            .map_err(load_err)?;
-        Ok(found
-            .unwrap_or_default()
-            .into_iter()
-            .map(Category)
-            .collect())
+    resolvers {
+        /// Null for a top-level category.
+        async fn parent(&self, ctx: &Context<'_>) -> Result<Option<Category>> {
+            let Some(parent) = self.0.parent_id else {
+                return Ok(None);
+            };
+            let found = ctx
+                .data::<Loaders>()?
+                .load_one(CategoryKey(parent))
+                .await
+                .map_err(load_err)?;
+            Ok(found.map(Category))
+        }
+        /// Subcategories in display order; empty for a leaf.
+        async fn children(&self, ctx: &Context<'_>) -> Result<Vec<Category>> {
+            let found = ctx
+                .data::<Loaders>()?
+                .load_one(ChildrenOf(self.0.id))
+                .await
+                .map_err(load_err)?;
+            Ok(found
+                .unwrap_or_default()
+                .into_iter()
+                .map(Category)
+                .collect())
+        }
     }
 }
 
@@ -791,6 +693,7 @@ impl CatalogQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_graphql::Value;
     use async_graphql::parser::parse_query;
     use async_graphql::parser::types::{DocumentOperations, SelectionSet};
     use entity::{Money, Rate};

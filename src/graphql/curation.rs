@@ -7,17 +7,13 @@ use std::sync::Arc;
 use async_graphql::connection::{
     Connection, ConnectionNameType, CursorType, Edge, EdgeNameType, EmptyFields, OpaqueCursor,
 };
-use async_graphql::parser::types::Field;
-use async_graphql::resolver_utils::enum_value;
-use async_graphql::{
-    Context, Enum, ID, InputObject, Object, OutputType, Result, ScalarType, SimpleObject, Value,
-};
+use async_graphql::{Context, Enum, ID, InputObject, Object, OutputType, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{member, product};
 
 use super::catalog::{Brand, Product, ProductStatus, page_size};
 use super::ids::{self, Kind};
-use super::plain::{Env, Json, Plain};
+use super::plain::{plain_enums, plain_object};
 use super::scalars::Dec;
 use super::{actor, state, viewer};
 use crate::error::Error;
@@ -168,116 +164,93 @@ impl CurationReport {
     }
 }
 
-/// The passport's fields that need neither rows nor a viewer (see [`super::plain`]).
-impl Plain for CurationReport {
-    const TYPE: &'static str = "CurationReport";
+plain_enums!(CurationBadge, CurationStage);
 
-    fn field<'a>(&self, _: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
-        match field.name.node.as_str() {
-            "passed" => out.bool(self.summary.passed(self.min_score)),
-            "badges" => out.serialize(
-                &self
-                    .badge_list()
-                    .into_iter()
-                    .map(enum_value)
-                    .collect::<Vec<_>>(),
-            ),
-            "nextStage" => out.serialize(&self.next().map_or(Value::Null, enum_value)),
-            "publishedAt" => {
-                out.serialize(&self.published_at.map_or(Value::Null, |t| t.to_value()))
-            }
-            _ => return None,
-        }
-        Some(())
+plain_object! {
+    /// The quality passport (品控报告) of a product: how it went through the five-stage gate.
+    impl CurationReport => CurationReport as "CurationReport" {
+        |this| this;
+        |r, e|
+        badges "badges": Vec<CurationBadge> = r.badge_list();
+        /// True when every stage passed and every criterion scores at least the configured
+        /// minimum (the brand cap is checked when publishing).
+        passed "passed": bool = r.summary.passed(r.min_score);
+        /// The stage a curator records next; null once all five passed.
+        next_stage "nextStage": Option<CurationStage> = r.next();
+        published_at "publishedAt": Option<DateTime<Utc>> = r.published_at;
     }
-}
-
-/// The quality passport (品控报告) of a product: how it went through the five-stage gate.
-#[Object]
-impl CurationReport {
-    /// All five stages in order, with their latest results.
-    async fn stages(&self) -> Vec<CurationStageStatus> {
-        svc::STAGES
-            .iter()
-            .map(|stage| {
-                let entry = self.summary.stages.iter().find(|e| e.stage == *stage);
-                CurationStageStatus {
-                    stage: (*stage).into(),
-                    result: entry.map(|e| {
-                        if e.passed {
+    plain |s, field, out| {}
+    resolvers {
+        /// All five stages in order, with their latest results.
+        async fn stages(&self) -> Vec<CurationStageStatus> {
+            svc::STAGES
+                .iter()
+                .map(|stage| {
+                    let entry = self.summary.stages.iter().find(|e| e.stage == *stage);
+                    CurationStageStatus {
+                        stage: (*stage).into(),
+                        result: entry.map(|e| {
+                            if e.passed {
+                                CurationResult::Pass
+                            } else {
+                                CurationResult::Fail
+                            }
+                        }),
+                        recorded_at: entry.map(|e| e.recorded_at),
+                        notes: entry.filter(|_| self.insider).and_then(|e| e.notes.clone()),
+                        evidence_urls: entry
+                            .filter(|_| self.insider)
+                            .map(|e| e.evidence_urls.clone()),
+                        reviewer_id: entry
+                            .filter(|_| self.insider)
+                            .map(|e| ids::encode(Kind::Member, e.reviewer_id)),
+                    }
+                })
+                .collect()
+        }
+        /// The latest scores, if the product has been scored.
+        async fn scores(&self) -> Option<CurationScores> {
+            self.summary.score.as_ref().map(|s| CurationScores {
+                essential_need: i32::from(s.essential_need),
+                new_pain_point: i32::from(s.new_pain_point),
+                longevity: i32::from(s.longevity),
+                quality_and_supply: i32::from(s.quality_and_supply),
+                high_quality: s.high_quality,
+                high_design: s.high_design,
+                high_value: s.high_value,
+                eu_export_grade: s.eu_export_grade,
+                recorded_at: s.recorded_at,
+            })
+        }
+        /// Every stage record, oldest first: the audit trail. Curators, admins and the
+        /// product's merchant only (null otherwise).
+        async fn history(&self, ctx: &Context<'_>) -> Result<Option<Vec<CurationRecord>>> {
+            if !self.insider {
+                return Ok(None);
+            }
+            let rows = svc::history(&state(ctx)?.db, self.product_id).await?;
+            Ok(Some(
+                rows.into_iter()
+                    .map(|r| CurationRecord {
+                        stage: svc::STAGES
+                            .into_iter()
+                            .find(|s| s.as_str() == r.stage)
+                            .map(CurationStage::from)
+                            .unwrap_or(CurationStage::QualificationReview),
+                        result: if r.result == "PASS" {
                             CurationResult::Pass
                         } else {
                             CurationResult::Fail
-                        }
-                    }),
-                    recorded_at: entry.map(|e| e.recorded_at),
-                    notes: entry.filter(|_| self.insider).and_then(|e| e.notes.clone()),
-                    evidence_urls: entry
-                        .filter(|_| self.insider)
-                        .map(|e| e.evidence_urls.clone()),
-                    reviewer_id: entry
-                        .filter(|_| self.insider)
-                        .map(|e| ids::encode(Kind::Member, e.reviewer_id)),
-                }
-            })
-            .collect()
-    }
-    /// The latest scores, if the product has been scored.
-    async fn scores(&self) -> Option<CurationScores> {
-        self.summary.score.as_ref().map(|s| CurationScores {
-            essential_need: i32::from(s.essential_need),
-            new_pain_point: i32::from(s.new_pain_point),
-            longevity: i32::from(s.longevity),
-            quality_and_supply: i32::from(s.quality_and_supply),
-            high_quality: s.high_quality,
-            high_design: s.high_design,
-            high_value: s.high_value,
-            eu_export_grade: s.eu_export_grade,
-            recorded_at: s.recorded_at,
-        })
-    }
-    async fn badges(&self) -> Vec<CurationBadge> {
-        self.badge_list()
-    }
-    /// True when every stage passed and every criterion scores at least the configured
-    /// minimum (the brand cap is checked when publishing).
-    async fn passed(&self) -> bool {
-        self.summary.passed(self.min_score)
-    }
-    /// The stage a curator records next; null once all five passed.
-    async fn next_stage(&self) -> Option<CurationStage> {
-        self.next()
-    }
-    async fn published_at(&self) -> Option<DateTime<Utc>> {
-        self.published_at
-    }
-    /// Every stage record, oldest first: the audit trail. Curators, admins and the
-    /// product's merchant only (null otherwise).
-    async fn history(&self, ctx: &Context<'_>) -> Result<Option<Vec<CurationRecord>>> {
-        if !self.insider {
-            return Ok(None);
+                        },
+                        reviewer_id: ids::encode(Kind::Member, r.reviewer_id),
+                        notes: r.notes,
+                        evidence_urls: serde_json::from_str(&r.evidence_urls)
+                            .unwrap_or_default(),
+                        recorded_at: r.recorded_at,
+                    })
+                    .collect(),
+            ))
         }
-        let rows = svc::history(&state(ctx)?.db, self.product_id).await?;
-        Ok(Some(
-            rows.into_iter()
-                .map(|r| CurationRecord {
-                    stage: svc::STAGES
-                        .into_iter()
-                        .find(|s| s.as_str() == r.stage)
-                        .map(CurationStage::from)
-                        .unwrap_or(CurationStage::QualificationReview),
-                    result: if r.result == "PASS" {
-                        CurationResult::Pass
-                    } else {
-                        CurationResult::Fail
-                    },
-                    reviewer_id: ids::encode(Kind::Member, r.reviewer_id),
-                    notes: r.notes,
-                    evidence_urls: serde_json::from_str(&r.evidence_urls).unwrap_or_default(),
-                    recorded_at: r.recorded_at,
-                })
-                .collect(),
-        ))
     }
 }
 

@@ -55,6 +55,37 @@ impl Kind {
     }
 }
 
+/// The global ID of row `id` of type `kind`, as a field's value: the `ID` scalar to
+/// async-graphql, written straight into the text by a plain answer
+/// ([`super::plain::PlainValue`]) without a `String` of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GlobalId(pub Kind, pub Uuid);
+
+/// The ID's text (what `Node.id` answers through the interface).
+impl std::fmt::Display for GlobalId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&encode(self.0, self.1))
+    }
+}
+
+impl async_graphql::OutputType for GlobalId {
+    fn type_name() -> std::borrow::Cow<'static, str> {
+        <ID as async_graphql::OutputType>::type_name()
+    }
+
+    fn create_type_info(registry: &mut async_graphql::registry::Registry) -> String {
+        <ID as async_graphql::OutputType>::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        _: &async_graphql::ContextSelectionSet<'_>,
+        _: &async_graphql::Positioned<async_graphql::parser::types::Field>,
+    ) -> async_graphql::ServerResult<async_graphql::Value> {
+        Ok(async_graphql::Value::String(encode(self.0, self.1).0))
+    }
+}
+
 /// The global ID of row `id` of type `kind`.
 pub fn encode(kind: Kind, id: Uuid) -> ID {
     let mut text = Vec::with_capacity(64);

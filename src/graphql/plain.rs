@@ -47,6 +47,14 @@ impl<'a> Env<'a> {
         }
     }
 
+    /// The environment of a resolver: the request's viewer and the app's policy.
+    pub fn of(ctx: &async_graphql::Context<'a>) -> async_graphql::Result<Env<'a>> {
+        Ok(Env::new(
+            super::viewer(ctx)?,
+            super::state(ctx)?.config.policy.min_criterion_score,
+        ))
+    }
+
     /// The shape of `set`'s answers, worked out once for all the objects answering it.
     fn shape(&self, set: &'a SelectionSet) -> Option<Arc<Shape<'a>>> {
         let key = std::ptr::from_ref(set) as usize;
@@ -69,6 +77,183 @@ pub trait Plain {
     /// can fail); what it wrote is then thrown away.
     fn field<'a>(&self, env: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()>;
 }
+
+/// A value a plain field writes: the same value its async-graphql resolver returns, written
+/// as the resolver's answer would be. A field declared once with [`plain_object!`] gives its
+/// value to both.
+pub trait PlainValue {
+    fn write(&self, out: &mut Json);
+}
+
+impl PlainValue for bool {
+    fn write(&self, out: &mut Json) {
+        out.bool(*self);
+    }
+}
+
+impl PlainValue for i32 {
+    fn write(&self, out: &mut Json) {
+        out.serialize(self);
+    }
+}
+
+impl PlainValue for i64 {
+    fn write(&self, out: &mut Json) {
+        out.serialize(self);
+    }
+}
+
+impl PlainValue for str {
+    fn write(&self, out: &mut Json) {
+        out.str(self);
+    }
+}
+
+impl PlainValue for String {
+    fn write(&self, out: &mut Json) {
+        out.str(self);
+    }
+}
+
+impl<T: PlainValue + ?Sized> PlainValue for &T {
+    fn write(&self, out: &mut Json) {
+        (**self).write(out);
+    }
+}
+
+impl<T: PlainValue> PlainValue for Option<T> {
+    fn write(&self, out: &mut Json) {
+        match self {
+            Some(v) => v.write(out),
+            None => out.null(),
+        }
+    }
+}
+
+impl<T: PlainValue> PlainValue for Vec<T> {
+    fn write(&self, out: &mut Json) {
+        let _ = out.array(self, |v, out| {
+            v.write(out);
+            Some(())
+        });
+    }
+}
+
+impl PlainValue for super::scalars::Dec {
+    fn write(&self, out: &mut Json) {
+        out.decimal(self.0);
+    }
+}
+
+impl PlainValue for chrono::DateTime<chrono::Utc> {
+    fn write(&self, out: &mut Json) {
+        out.serialize(&async_graphql::ScalarType::to_value(self));
+    }
+}
+
+impl PlainValue for super::ids::GlobalId {
+    fn write(&self, out: &mut Json) {
+        out.id(self.0, self.1);
+    }
+}
+
+/// [`PlainValue`] for GraphQL enums: written as their names.
+macro_rules! plain_enums {
+    ($($t:ty),* $(,)?) => {$(
+        impl $crate::graphql::plain::PlainValue for $t {
+            fn write(&self, out: &mut $crate::graphql::plain::Json) {
+                out.serialize(&async_graphql::resolver_utils::enum_value(*self));
+            }
+        }
+    )*};
+}
+pub(crate) use plain_enums;
+
+/// Declares a GraphQL object whose plain fields are written once and answered by both
+/// paths: the [`Plain`] impl of the plain type (answering a selection synchronously, as JSON
+/// text) and the `#[Object]` impl of the API type (async-graphql's resolvers, for whatever
+/// selection the plain path leaves to them). Each field is `name "graphqlName": Type =
+/// value;`, where `value` reads the plain type's row (`r`) and the [`Env`] (`e`, the
+/// viewer and the policy). `plain |s, field, out| { arms }` adds match arms only the plain
+/// path has (relations answered from a page's rows, which their resolvers load instead);
+/// `resolvers { fns }` adds the fields only async-graphql resolves. Doc comments on fields
+/// and on the type become the schema's descriptions.
+///
+/// ```ignore
+/// plain_object! {
+///     /// A purchasable variant.
+///     impl Sku => sku::Model as "Sku" {
+///         |this| &this.0;
+///         |r, e|
+///         /// Opaque global ID.
+///         id "id": GlobalId = GlobalId(Kind::Sku, r.id);
+///     }
+///     plain |s, field, out| {}
+///     resolvers {}
+/// }
+/// ```
+macro_rules! plain_object {
+    (
+        $(#[$meta:meta])*
+        impl $obj:ty => $plain:ty as $name:literal {
+            |$this:ident| $row:expr;
+            |$r:ident, $e:ident|
+            $(
+                $(#[$fmeta:meta])*
+                $field:ident $gql:literal: $ty:ty = $value:expr;
+            )*
+        }
+        plain |$ps:ident, $pf:ident, $po:ident| { $($arm:tt)* }
+        resolvers { $($rest:tt)* }
+    ) => {
+        impl $crate::graphql::plain::Plain for $plain {
+            const TYPE: &'static str = $name;
+
+            #[allow(unused_variables, clippy::match_single_binding)]
+            fn field<'a>(
+                &self,
+                $e: &$crate::graphql::plain::Env<'a>,
+                $pf: &'a async_graphql::parser::types::Field,
+                $po: &mut $crate::graphql::plain::Json,
+            ) -> Option<()> {
+                let $ps = self;
+                match $pf.name.node.as_str() {
+                    $(
+                        $gql => {
+                            let $r = self;
+                            let value: $ty = $value;
+                            $crate::graphql::plain::PlainValue::write(&value, $po);
+                        }
+                    )*
+                    $($arm)*
+                    _ => return None,
+                }
+                Some(())
+            }
+        }
+
+        $(#[$meta])*
+        #[async_graphql::Object]
+        impl $obj {
+            $(
+                $(#[$fmeta])*
+                #[allow(unused_variables)]
+                pub async fn $field(
+                    &self,
+                    ctx: &async_graphql::Context<'_>,
+                ) -> async_graphql::Result<$ty> {
+                    let $this = self;
+                    let $r = $row;
+                    let env = $crate::graphql::plain::Env::of(ctx)?;
+                    let $e = &env;
+                    Ok($value)
+                }
+            )*
+            $($rest)*
+        }
+    };
+}
+pub(crate) use plain_object;
 
 /// How the answers to one selection set are written: its fields, and before each field's
 /// value its key (`{"key":` for the first, `,"key":` for the others). The objects of a list (a
@@ -192,7 +377,7 @@ impl<T: Plain + OutputType> OutputType for Fast<T> {
                 state.config.policy.min_criterion_score,
             );
             if ctx.data_opt::<TextAnswers>().is_some() {
-                text(&self.0, &env, &ctx.item.node).map(|t| Value::Binary(t.into()))
+                text(&self.0, &env, &ctx.item.node).map(super::json::Text::value)
             } else {
                 answer(&self.0, &env, &ctx.item.node)
             }
