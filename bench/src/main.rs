@@ -11,7 +11,8 @@
 //!
 //! Scenarios (64 closed-loop connections; throughput ratios to S0 of the same server
 //! process): S0 `{ __typename }`; S1 anonymous `products(first: 50)` with brand, category,
-//! SKUs and passport, response cache off; S2 the same, cache on; S3 `product(id)` detail; S4
+//! SKUs and passport, response cache off; S2 the same, cache on; S3 `product(id)` detail
+//! (S3-raw: cache off; S3-member: a signed-in push-hand's, which no cache serves); S4
 //! `me { earningsSummary earnings(first: 20) }` for a member with 100,000 ledger entries; S5
 //! `me { teamStats team(level: 1, first: 20) }` for a member with 1,000,000 descendants; S6
 //! checkout + payment callback of one SKU (orders/s, earnings booked), one push-hand shopper
@@ -363,6 +364,9 @@ async fn login(addr: std::net::SocketAddr, email: &str) -> anyhow::Result<String
 
 const S1: &str = "{ products(first: 50) { edges { node { id name minPrice brand { name } category { nameZh } skus { id price stock } curation { passed badges } } } pageInfo { hasNextPage endCursor } } }";
 const S3: &str = "query($id: ID!) { product(id: $id) { id name nameEn description minPrice maxPrice salesCount brand { name merchant { name } } category { nameZh parent { nameZh } } skus { id name price stock } images { url alt } tags curation { passed badges stages { stage result } } } }";
+/// S3 as a signed-in push-hand sees it (rates and 预估赚 too): executed every time, since
+/// signed-in requests bypass the response cache.
+const S3_MEMBER: &str = "query($id: ID!) { product(id: $id) { id name nameEn description minPrice maxPrice salesCount rebateRate teamRebateRate estimatedEarning brand { name merchant { name } } category { nameZh parent { nameZh } } skus { id name price stock } images { url alt } tags curation { passed badges stages { stage result } } } }";
 const S4: &str = "{ me { earningsSummary { pending available lifetime thisMonth } earnings(first: 20) { edges { node { id kind amount status createdAt explanation { summary } } } pageInfo { hasNextPage endCursor } } } }";
 const S5: &str = "{ me { teamStats { totalMembers newThisMonth levels { level members newThisMonth } } team(level: 1, first: 20) { edges { node { id displayName joinedAt } } pageInfo { hasNextPage } } } }";
 const PLACE: &str = "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { id total } }";
@@ -444,6 +448,17 @@ async fn bench(
             "S3-raw",
             "product(id) detail, cache off",
             Script::Repeat(call(S3, json!({ "id": fixture.product }), None)),
+            Some(1.0 / 8.0),
+            false,
+        ),
+        (
+            "S3-member",
+            "product(id) detail, a signed-in push-hand, cache off",
+            Script::Repeat(call(
+                S3_MEMBER,
+                json!({ "id": fixture.product }),
+                Some(&buyer),
+            )),
             None,
             false,
         ),

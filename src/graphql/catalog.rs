@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields, OpaqueCursor};
 use async_graphql::dataloader::Loader;
 use async_graphql::parser::types::Field;
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::{brand, category, member, merchant, product, product_image, sku};
 
@@ -19,7 +19,7 @@ use super::loaders::{
     BrandKey, CatalogLoader, CategoryKey, ChildrenOf, CurationOf, ImagesOf, LoadError, Loaders,
     MerchantKey, ProductKey, SkusOf, TagsOf,
 };
-use super::plain::{self, Env, Fast, Json, Plain, plain_enums, plain_object};
+use super::plain::{self, Env, Fast, Json, Plain, PlainValue, plain_enums, plain_object};
 use super::scalars::Dec;
 use super::{load_err, state, viewer};
 use crate::error::Error;
@@ -119,14 +119,61 @@ where
     }
 }
 
-/// The related rows of a page of products, loaded once for the page by [`prime`]. A map
-/// is empty when the query does not ask for that relation.
+/// The related rows of a page of products (or of one product's detail), loaded once for
+/// the page by [`prime`]. A map is empty when the query does not ask for that relation; a
+/// to-many map then has an entry for every product of the page, empty or not.
 #[derive(Default)]
 pub struct PageRows {
     brands: HashMap<BrandKey, brand::Model>,
+    /// The products' categories, and their parents when the query asks for them.
     categories: HashMap<CategoryKey, category::Model>,
+    merchants: HashMap<MerchantKey, merchant::Model>,
     skus: HashMap<SkusOf, Vec<sku::Model>>,
+    images: HashMap<ImagesOf, Vec<product_image::Model>>,
+    tags: HashMap<TagsOf, Vec<String>>,
     curation: HashMap<CurationOf, Arc<Summary>>,
+}
+
+/// A brand or category of a page with the page itself, so that its own relations (a
+/// brand's merchant, a category's parent) are answered from the page's rows too.
+struct OnPage<'p, T> {
+    row: &'p T,
+    page: &'p PageRows,
+}
+
+impl Plain for OnPage<'_, brand::Model> {
+    const TYPE: &'static str = <brand::Model as Plain>::TYPE;
+
+    fn field<'a>(&self, env: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
+        match field.name.node.as_str() {
+            "merchant" => {
+                let merchant = self
+                    .page
+                    .merchants
+                    .get(&MerchantKey(self.row.merchant_id))?;
+                plain::object(merchant, env, &field.selection_set.node, out)
+            }
+            _ => self.row.field(env, field, out),
+        }
+    }
+}
+
+impl Plain for OnPage<'_, category::Model> {
+    const TYPE: &'static str = <category::Model as Plain>::TYPE;
+
+    fn field<'a>(&self, env: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
+        match (field.name.node.as_str(), self.row.parent_id) {
+            ("parent", Some(parent)) => {
+                let row = self.page.categories.get(&CategoryKey(parent))?;
+                let parent = OnPage {
+                    row,
+                    page: self.page,
+                };
+                plain::object(&parent, env, &field.selection_set.node, out)
+            }
+            _ => self.row.field(env, field, out),
+        }
+    }
 }
 
 plain_enums!(ProductStatus);
@@ -169,21 +216,28 @@ plain_object! {
         /// Why it was delisted; shown to curators, admins and the product's merchant.
         unpublished_reason "unpublishedReason": Option<&str> = r.reason_for(e.viewer);
     }
-    // Relations from the page's rows when the product came with them (a listing); images
-    // and tags are left to the resolvers, which load them.
+    // Relations from the page's rows when the product came with them (a listing, a
+    // detail).
     plain |s, field, out| {
         "brand" => {
-            let brand = s.page()?.brands.get(&BrandKey(s.0.brand_id))?;
-            plain::object(brand, e, &field.selection_set.node, out)?;
+            let page = s.page()?;
+            let row = page.brands.get(&BrandKey(s.0.brand_id))?;
+            plain::object(&OnPage { row, page }, e, &field.selection_set.node, out)?;
         }
         "category" => {
-            let category = s.page()?.categories.get(&CategoryKey(s.0.category_id))?;
-            plain::object(category, e, &field.selection_set.node, out)?;
+            let page = s.page()?;
+            let row = page.categories.get(&CategoryKey(s.0.category_id))?;
+            plain::object(&OnPage { row, page }, e, &field.selection_set.node, out)?;
         }
         "skus" => {
             let skus = s.page()?.skus.get(&SkusOf(s.0.id))?;
             plain::list(skus, e, &field.selection_set.node, out)?;
         }
+        "images" => {
+            let images = s.page()?.images.get(&ImagesOf(s.0.id))?;
+            plain::list(images, e, &field.selection_set.node, out)?;
+        }
+        "tags" => s.page()?.tags.get(&TagsOf(s.0.id))?.write(out),
         "curation" => {
             let summary = s.page()?.curation.get(&CurationOf(s.0.id))?;
             let insider = svc::is_insider(e.viewer, &s.0);
@@ -231,24 +285,14 @@ plain_object! {
         }
         /// Images, in display order.
         async fn images(&self, ctx: &Context<'_>) -> Result<Vec<ProductImage>> {
-            let found = ctx
-                .data::<Loaders>()?
-                .load_one(ImagesOf(self.0.id))
-                .await
-                .map_err(load_err)?;
-            Ok(found
-                .unwrap_or_default()
-                .into_iter()
-                .map(ProductImage::from)
-                .collect())
+            let key = ImagesOf(self.0.id);
+            let found = related(ctx, self.page().and_then(|p| p.images.get(&key)), key).await?;
+            Ok(found.unwrap_or_default().into_iter().map(ProductImage).collect())
         }
         /// Card labels such as 爆品 (bestseller) or 新品 (new).
         async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
-            let found = ctx
-                .data::<Loaders>()?
-                .load_one(TagsOf(self.0.id))
-                .await
-                .map_err(load_err)?;
+            let key = TagsOf(self.0.id);
+            let found = related(ctx, self.page().and_then(|p| p.tags.get(&key)), key).await?;
             Ok(found.unwrap_or_default())
         }
     }
@@ -286,21 +330,19 @@ plain_object! {
     }
 }
 
-/// An image of a product.
-#[derive(SimpleObject)]
-pub struct ProductImage {
-    pub url: String,
-    /// Alternative text for screen readers.
-    pub alt: Option<String>,
-}
+pub struct ProductImage(pub product_image::Model);
 
-impl From<product_image::Model> for ProductImage {
-    fn from(m: product_image::Model) -> Self {
-        ProductImage {
-            url: m.url,
-            alt: m.alt,
-        }
+plain_object! {
+    /// An image of a product.
+    impl ProductImage => product_image::Model as "ProductImage" {
+        |this| &this.0;
+        |r, e|
+        url "url": &str = &r.url;
+        /// Alternative text for screen readers.
+        alt "alt": Option<&str> = r.alt.as_deref();
     }
+    plain |s, field, out| {}
+    resolvers {}
 }
 
 pub struct Brand(pub brand::Model);
@@ -472,88 +514,98 @@ impl From<ProductSort> for svc::ProductSort {
     }
 }
 
-/// Loads, for a whole page at once, every relation the query asks of its products: one
-/// `load_many` per relation is one batch, one statement, by construction. Field resolvers
-/// then find the rows in the returned [`PageRows`] (or in the request's loader cache, for
-/// the relations it does not keep). (Left to the resolvers alone, batching
-/// depends on timing: a list of more than 32 items yields mid-way, and a busy machine can let
-/// a batch fire with half its keys.)
-async fn prime(ctx: &Context<'_>, products: &[product::Model]) -> Result<PageRows> {
+/// Loads, for a whole page at once (or a product's detail), every relation the query asks of
+/// its products — `selections` are where the products' fields are selected: a listing's
+/// `edges { node }` and `nodes`, a detail's own field. One load per relation is one batch,
+/// one statement, by construction; brands, merchants and categories come from memory once
+/// read. The fields then find the rows in the returned [`PageRows`]. (Left to the resolvers
+/// alone, batching depends on timing: a list of more than 32 items yields mid-way, and a
+/// busy machine can let a batch fire with half its keys.)
+async fn prime(
+    ctx: &Context<'_>,
+    products: &[product::Model],
+    selections: &[async_graphql::Lookahead<'_>],
+) -> Result<PageRows> {
     use futures_util::future::OptionFuture;
-    let la = ctx.look_ahead();
     let wants = |path: &[&str]| {
-        [la.field("edges").field("node"), la.field("nodes")]
-            .into_iter()
-            .any(|mut f| {
-                for p in path {
-                    f = f.field(p);
-                }
-                f.exists()
-            })
+        selections.iter().any(|f| {
+            let Some((first, rest)) = path.split_first() else {
+                return f.exists();
+            };
+            let mut f = f.field(first);
+            for p in rest {
+                f = f.field(p);
+            }
+            f.exists()
+        })
     };
-    let loaders = ctx.data::<Loaders>()?;
-    let direct = loaders.loader();
+    // Loaded by the loader itself: the page knows every key at once, so the DataLoader's
+    // batching, delay and request cache would only cost (a task, a timer and a hash per key).
+    let direct = ctx.data::<Loaders>()?.loader();
     let ids: Vec<uuid::Uuid> = products.iter().map(|p| p.id).collect();
-    let when = |cond: bool| cond.then_some(());
-    // The rows the page keeps are loaded directly: the page knows every key at once, so the
-    // DataLoader's batching and request cache would only cost (a task, a timer and a hash
-    // per key). Rows that fields load later go through the DataLoader, to find them cached.
+    let when = |path: &[&str]| wants(path).then_some(());
     let (brands, categories, skus, images, tags, curation) = futures_util::join!(
         OptionFuture::from(
-            when(wants(&["brand"]))
+            when(&["brand"])
                 .map(|_| load_now(direct, products.iter().map(|p| BrandKey(p.brand_id))))
         ),
         OptionFuture::from(
-            when(wants(&["category"]))
+            when(&["category"])
                 .map(|_| load_now(direct, products.iter().map(|p| CategoryKey(p.category_id))))
         ),
         OptionFuture::from(
-            when(wants(&["skus"])).map(|_| load_now(direct, ids.iter().map(|id| SkusOf(*id))))
+            when(&["skus"]).map(|_| load_now(direct, ids.iter().map(|id| SkusOf(*id))))
         ),
         OptionFuture::from(
-            when(wants(&["images"])).map(|_| loaders.load_many(ids.iter().map(|id| ImagesOf(*id))))
+            when(&["images"]).map(|_| load_now(direct, ids.iter().map(|id| ImagesOf(*id))))
         ),
         OptionFuture::from(
-            when(wants(&["tags"])).map(|_| loaders.load_many(ids.iter().map(|id| TagsOf(*id))))
+            when(&["tags"]).map(|_| load_now(direct, ids.iter().map(|id| TagsOf(*id))))
         ),
         OptionFuture::from(
-            when(wants(&["curation"]))
-                .map(|_| load_now(direct, ids.iter().map(|id| CurationOf(*id))))
+            when(&["curation"]).map(|_| load_now(direct, ids.iter().map(|id| CurationOf(*id))))
         ),
     );
-    let brands = brands.transpose().map_err(load_err)?;
-    let categories = categories.transpose().map_err(load_err)?;
-    let skus = skus.transpose().map_err(load_err)?;
-    images.transpose().map_err(load_err)?;
-    tags.transpose().map_err(load_err)?;
-    let curation = curation.transpose().map_err(load_err)?;
-    let merchants = brands
-        .as_ref()
-        .filter(|_| wants(&["brand", "merchant"]))
-        .map(|b| {
-            b.values()
-                .map(|b| MerchantKey(b.merchant_id))
-                .collect::<Vec<_>>()
-        });
-    let parents = categories
-        .as_ref()
-        .filter(|_| wants(&["category", "parent"]))
-        .map(|c| {
-            c.values()
-                .filter_map(|c| c.parent_id.map(CategoryKey))
-                .collect::<Vec<_>>()
-        });
-    let (m, p) = futures_util::join!(
-        OptionFuture::from(merchants.map(|keys| loaders.load_many(keys))),
-        OptionFuture::from(parents.map(|keys| loaders.load_many(keys))),
-    );
-    m.transpose().map_err(load_err)?;
-    p.transpose().map_err(load_err)?;
+    let brands = brands.transpose().map_err(load_err)?.unwrap_or_default();
+    let mut categories = categories
+        .transpose()
+        .map_err(load_err)?
+        .unwrap_or_default();
+    let merchants = wants(&["brand", "merchant"])
+        .then(|| load_now(direct, brands.values().map(|b| MerchantKey(b.merchant_id))));
+    let parents = wants(&["category", "parent"]).then(|| {
+        load_now(
+            direct,
+            categories
+                .values()
+                .filter_map(|c| c.parent_id.map(CategoryKey)),
+        )
+    });
+    let (merchants, parents) =
+        futures_util::join!(OptionFuture::from(merchants), OptionFuture::from(parents));
+    categories.extend(parents.transpose().map_err(load_err)?.unwrap_or_default());
+    // A product without images, tags or SKUs has none: an empty list, not a missing one.
+    fn every<K: std::hash::Hash + Eq, V: Default>(
+        map: Option<HashMap<K, V>>,
+        ids: &[uuid::Uuid],
+        key: impl Fn(uuid::Uuid) -> K,
+    ) -> HashMap<K, V> {
+        let Some(mut map) = map else {
+            return HashMap::new();
+        };
+        for id in ids {
+            map.entry(key(*id)).or_default();
+        }
+        map
+    }
     Ok(PageRows {
-        brands: brands.unwrap_or_default(),
-        categories: categories.unwrap_or_default(),
-        skus: skus.unwrap_or_default(),
-        curation: curation.unwrap_or_default(),
+        brands,
+        categories,
+        merchants: merchants.transpose().map_err(load_err)?.unwrap_or_default(),
+        skus: every(skus.transpose().map_err(load_err)?, &ids, SkusOf),
+        images: every(images.transpose().map_err(load_err)?, &ids, ImagesOf),
+        tags: every(tags.transpose().map_err(load_err)?, &ids, TagsOf),
+        curation: curation.transpose().map_err(load_err)?.unwrap_or_default(),
     })
 }
 
@@ -638,11 +690,13 @@ pub struct CatalogQuery;
 impl CatalogQuery {
     /// A published product by ID. Unknown IDs and unpublished products are `NOT_FOUND`;
     /// malformed IDs and IDs of other types are `VALIDATION`.
-    async fn product(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Product>> {
+    // Answered like a listing's product: its related rows read together, one statement
+    // each, and its fields without a future each when the selection allows.
+    async fn product(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Fast<Product>>> {
         let id = ids::decode_as(&id, Kind::Product, "id")?;
-        Ok(Some(Product::of(
-            svc::visible_product(&state(ctx)?.db, viewer(ctx)?, id).await?,
-        )))
+        let row = svc::visible_product(&state(ctx)?.db, viewer(ctx)?, id).await?;
+        let rows = prime(ctx, std::slice::from_ref(&row), &[ctx.look_ahead()]).await?;
+        Ok(Some(Fast(Product(row, Some(Arc::new(rows))))))
     }
 
     /// Published products, a page at a time. `first` defaults to 20 and is capped at 100;
@@ -668,7 +722,9 @@ impl CatalogQuery {
             .transpose()?;
         let page =
             svc::list_products(&state(ctx)?.db, &filter, sort, after.as_deref(), first).await?;
-        let rows = Arc::new(prime(ctx, &page.items).await?);
+        let la = ctx.look_ahead();
+        let selections = [la.field("edges").field("node"), la.field("nodes")];
+        let rows = Arc::new(prime(ctx, &page.items, &selections).await?);
         let mut conn = Connection::new(after.is_some(), page.has_next);
         conn.edges.extend(page.items.into_iter().map(|p| {
             Edge::new(

@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use entity::{member, product};
 
 use super::catalog::{Brand, Product, ProductStatus, page_size};
-use super::ids::{self, Kind};
-use super::plain::{plain_enums, plain_object};
+use super::ids::{self, GlobalId, Kind};
+use super::plain::{self, plain_enums, plain_object};
 use super::scalars::Dec;
 use super::{actor, state, viewer};
 use crate::error::Error;
@@ -76,19 +76,34 @@ pub enum CurationBadge {
     EuGrade,
 }
 
-/// One stage on the passport: its latest result, if it has been recorded.
-#[derive(SimpleObject)]
+/// One stage's line on a passport, as the viewer may see it.
 pub struct CurationStageStatus {
-    pub stage: CurationStage,
-    /// Null while the stage has not been recorded.
-    pub result: Option<CurationResult>,
-    pub recorded_at: Option<DateTime<Utc>>,
-    /// Reviewer's notes; curators, admins and the product's merchant only (null otherwise).
-    pub notes: Option<String>,
-    /// Evidence links; curators, admins and the product's merchant only (null otherwise).
-    pub evidence_urls: Option<Vec<String>>,
-    /// The reviewing curator; curators, admins and the product's merchant only.
-    pub reviewer_id: Option<ID>,
+    stage: CurationStage,
+    result: Option<CurationResult>,
+    recorded_at: Option<DateTime<Utc>>,
+    notes: Option<String>,
+    evidence_urls: Option<Vec<String>>,
+    reviewer_id: Option<GlobalId>,
+}
+
+plain_object! {
+    /// One stage on the passport: its latest result, if it has been recorded.
+    impl CurationStageStatus => CurationStageStatus as "CurationStageStatus" {
+        |this| this;
+        |r, e|
+        stage "stage": CurationStage = r.stage;
+        /// Null while the stage has not been recorded.
+        result "result": Option<CurationResult> = r.result;
+        recorded_at "recordedAt": Option<DateTime<Utc>> = r.recorded_at;
+        /// Reviewer's notes; curators, admins and the product's merchant only (null otherwise).
+        notes "notes": Option<&str> = r.notes.as_deref();
+        /// Evidence links; curators, admins and the product's merchant only (null otherwise).
+        evidence_urls "evidenceUrls": Option<&Vec<String>> = r.evidence_urls.as_ref();
+        /// The reviewing curator; curators, admins and the product's merchant only.
+        reviewer_id "reviewerId": Option<GlobalId> = r.reviewer_id;
+    }
+    plain |s, field, out| {}
+    resolvers {}
 }
 
 /// The four selection criteria (1–5) and the badges' flags.
@@ -150,6 +165,31 @@ impl CurationReport {
             .collect()
     }
 
+    /// All five stages in order, with their latest results as the viewer may see them.
+    fn stage_list(&self) -> Vec<CurationStageStatus> {
+        svc::STAGES
+            .iter()
+            .map(|stage| {
+                let entry = self.summary.stages.iter().find(|e| e.stage == *stage);
+                let inside = entry.filter(|_| self.insider);
+                CurationStageStatus {
+                    stage: (*stage).into(),
+                    result: entry.map(|e| {
+                        if e.passed {
+                            CurationResult::Pass
+                        } else {
+                            CurationResult::Fail
+                        }
+                    }),
+                    recorded_at: entry.map(|e| e.recorded_at),
+                    notes: inside.and_then(|e| e.notes.clone()),
+                    evidence_urls: inside.map(|e| e.evidence_urls.clone()),
+                    reviewer_id: inside.map(|e| GlobalId(Kind::Member, e.reviewer_id)),
+                }
+            })
+            .collect()
+    }
+
     fn next(&self) -> Option<CurationStage> {
         svc::STAGES
             .iter()
@@ -164,7 +204,7 @@ impl CurationReport {
     }
 }
 
-plain_enums!(CurationBadge, CurationStage);
+plain_enums!(CurationBadge, CurationStage, CurationResult);
 
 plain_object! {
     /// The quality passport (品控报告) of a product: how it went through the five-stage gate.
@@ -179,34 +219,13 @@ plain_object! {
         next_stage "nextStage": Option<CurationStage> = r.next();
         published_at "publishedAt": Option<DateTime<Utc>> = r.published_at;
     }
-    plain |s, field, out| {}
+    plain |s, field, out| {
+        "stages" => plain::list(&s.stage_list(), e, &field.selection_set.node, out)?,
+    }
     resolvers {
         /// All five stages in order, with their latest results.
         async fn stages(&self) -> Vec<CurationStageStatus> {
-            svc::STAGES
-                .iter()
-                .map(|stage| {
-                    let entry = self.summary.stages.iter().find(|e| e.stage == *stage);
-                    CurationStageStatus {
-                        stage: (*stage).into(),
-                        result: entry.map(|e| {
-                            if e.passed {
-                                CurationResult::Pass
-                            } else {
-                                CurationResult::Fail
-                            }
-                        }),
-                        recorded_at: entry.map(|e| e.recorded_at),
-                        notes: entry.filter(|_| self.insider).and_then(|e| e.notes.clone()),
-                        evidence_urls: entry
-                            .filter(|_| self.insider)
-                            .map(|e| e.evidence_urls.clone()),
-                        reviewer_id: entry
-                            .filter(|_| self.insider)
-                            .map(|e| ids::encode(Kind::Member, e.reviewer_id)),
-                    }
-                })
-                .collect()
+            self.stage_list()
         }
         /// The latest scores, if the product has been scored.
         async fn scores(&self) -> Option<CurationScores> {

@@ -585,3 +585,52 @@ async fn plain_and_resolved_products_answer_alike() {
         }
     }
 }
+
+/// A product's detail is answered like a listed product: plainly when its selection allows,
+/// with every relation (brand and its merchant, category and its parent, SKUs, images, tags,
+/// the passport's stages) from rows read together. Inside an inline fragment the same
+/// selection goes through the resolvers; both answer alike, whoever asks.
+#[tokio::test]
+async fn plain_and_resolved_details_answer_alike() {
+    let app = TestApp::spawn().await;
+    let f = fixtures::catalog(app.db(), 3).await;
+    let (push_hand, _) = app.user("ph@example.com", CliRole::PushHand).await;
+    let (curator, _) = app.user("curator@example.com", CliRole::Curator).await;
+    let id = fixtures::gid(
+        Kind::Product,
+        *f.published.keys().next().expect("a product"),
+    );
+    let sel = format!(
+        "{PLAIN_PRODUCT} brand {{ merchant {{ __typename id name }} }}
+         category {{ parent {{ __typename id nameZh parent {{ id }} }} }}
+         images {{ __typename url alt }} tags
+         curation {{ stages {{ __typename stage result recordedAt notes evidenceUrls reviewerId }} }}"
+    );
+    let plain = format!("query($id: ID!) {{ product(id: $id) {{ {sel} }} }}");
+    let resolved =
+        format!("query($id: ID!) {{ product(id: $id) {{ ... on Product {{ {sel} }} }} }}");
+    for token in [None, Some(&push_hand), Some(&curator)] {
+        let (a, b) = match token {
+            Some(t) => (
+                app.data_as(t, &plain, json!({ "id": id })).await,
+                app.data_as(t, &resolved, json!({ "id": id })).await,
+            ),
+            None => (
+                app.data(&plain, json!({ "id": id })).await,
+                app.data(&resolved, json!({ "id": id })).await,
+            ),
+        };
+        assert_eq!(a, b, "viewer {token:?}");
+        let p = &a["product"];
+        assert_eq!(p["brand"]["merchant"]["__typename"], json!("Merchant"));
+        assert_eq!(p["category"]["parent"]["parent"], Value::Null);
+        assert_eq!(p["images"][0]["__typename"], json!("ProductImage"));
+        assert_eq!(p["tags"], json!(["新品"]));
+        assert_eq!(
+            p["curation"]["stages"].as_array().map(Vec::len),
+            Some(5),
+            "{p}"
+        );
+        assert_eq!(p["estimatedEarning"].is_null(), token != Some(&push_hand));
+    }
+}

@@ -178,3 +178,86 @@ async fn checkout_and_payment_cost_the_same_for_one_line_or_four() {
     }
     assert!(placed1 <= 4, "{placed1} statements for a checkout");
 }
+
+/// A product's detail page — the benchmark's S3 document, every relation — costs the same
+/// few statements whatever the number of its SKUs, images and tags.
+#[tokio::test]
+async fn product_detail_costs_a_constant_number_of_statements() {
+    use pushhand::service::catalog::{NewSku, ProductRows};
+    const DETAIL: &str = "query($id: ID!) { product(id: $id) { id name nameEn description
+      minPrice maxPrice salesCount brand { name merchant { name } } category { nameZh parent { nameZh } }
+      skus { id name price stock } images { url alt } tags curation { passed badges stages { stage result } } } }";
+    let app = TestApp::spawn_with(&["--response-cache", "false"]).await;
+    let f = fixtures::catalog(app.db(), 0).await;
+    // One product with one SKU, no image and no tag; one with many of each.
+    let mut small = fixtures::product(&f, 0, entity::product::Status::Published);
+    small.skus.truncate(1);
+    small.images.clear();
+    small.tags.clear();
+    let mut large = fixtures::product(&f, 1, entity::product::Status::Published);
+    large.skus = (0..12)
+        .map(|i| NewSku {
+            name: format!("规格{i}"),
+            price: entity::Money::from_fen(1_000 + i),
+            stock: 5,
+        })
+        .collect();
+    large.images = (0..9)
+        .map(|i| format!("https://img.example/l{i}.jpg"))
+        .collect();
+    large.tags = (0..7).map(|i| format!("标签{i}")).collect();
+    let (small_id, large_id) = (small.id, large.id);
+    let mut rows = ProductRows::default();
+    rows.push(small, uuid::Uuid::now_v7).expect("small product");
+    rows.push(large, uuid::Uuid::now_v7).expect("large product");
+    let txn = pushhand::db::begin_write(app.db()).await.expect("begin");
+    rows.insert(&txn).await.expect("insert");
+    txn.commit().await.expect("commit");
+
+    let detail = |id: uuid::Uuid| {
+        let app = &app;
+        async move {
+            let before = app.statements().await;
+            let id = fixtures::gid(pushhand::graphql::ids::Kind::Product, id);
+            let data = app.data(DETAIL, json!({ "id": id })).await;
+            (app.statements().await - before, data)
+        }
+    };
+    // Cold, then warm: brands, merchants, categories and passports are read once, then
+    // kept (the passport until it changes).
+    let (cold, _) = detail(small_id).await;
+    let (small_cost, small_data) = detail(small_id).await;
+    detail(large_id).await;
+    let (large_cost, large_data) = detail(large_id).await;
+    println!(
+        "product detail: {cold} statements cold, then {small_cost} (1 SKU, no image or tag) and {large_cost} (12 SKUs, 9 images, 7 tags)"
+    );
+    assert_eq!(
+        small_data["product"]["skus"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(small_data["product"]["images"], json!([]));
+    assert_eq!(small_data["product"]["tags"], json!([]));
+    assert_eq!(
+        large_data["product"]["skus"].as_array().map(Vec::len),
+        Some(12)
+    );
+    assert_eq!(
+        large_data["product"]["images"].as_array().map(Vec::len),
+        Some(9)
+    );
+    assert_eq!(
+        large_data["product"]["tags"].as_array().map(Vec::len),
+        Some(7)
+    );
+    assert!(large_data["product"]["brand"]["merchant"]["name"].is_string());
+    assert!(large_data["product"]["category"]["parent"]["nameZh"].is_string());
+    // The product, its SKUs, its images and its tags: one statement each.
+    assert_eq!(
+        small_cost, large_cost,
+        "statements grow with the product's rows"
+    );
+    assert_eq!(large_cost, 4, "statements for one detail page");
+    // Cold: also the passport, the brand, merchant, category and parent, once each.
+    assert!(cold <= large_cost + 5, "{cold} statements cold");
+}
