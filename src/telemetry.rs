@@ -1,5 +1,8 @@
-//! Structured logging with `tracing`: human-readable text by default, JSON lines for log
-//! collectors; the level comes from `RUST_LOG` (default `info`).
+//! Structured logging with `tracing`: human-readable text by default (coloured only on a
+//! terminal: a log file or collector gets no escape codes), JSON lines for log collectors;
+//! the level comes from `RUST_LOG` (default `info`).
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -9,7 +12,9 @@ use crate::config::LogFormat;
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
