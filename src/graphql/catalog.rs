@@ -904,7 +904,6 @@ mod tests {
             "brand { merchant { name } }",
             "category { parent { slug } }",
             "skus { product { id } }",
-            "curation { stages { stage } }",
             "... on Product { id }",
             "name @include(if: true)",
             "name name",
@@ -912,6 +911,12 @@ mod tests {
         ] {
             assert_eq!(answer(&p, sel), None, "{sel}");
         }
+        // The curation report travels with the product's row: its stages answer plain.
+        let got = answer(&p, "curation { stages { stage } }")
+            .expect("plain")
+            .into_json()
+            .expect("json");
+        assert_eq!(got["curation"]["stages"].as_array().map(Vec::len), Some(5));
         // A product on its own has no page rows: its relations are loaded by the resolvers.
         let alone = Product::of(p.0.clone());
         assert!(answer(&alone, "id name salesCount").is_some());
