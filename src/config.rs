@@ -249,7 +249,8 @@ pub struct QueryLimits {
     /// Deepest field nesting (`QUERY_TOO_DEEP`).
     #[arg(long, env = "PUSHHAND_MAX_DEPTH", default_value_t = 12, global = true)]
     pub max_depth: usize,
-    /// Highest complexity, connections costed `first × child` (`QUERY_TOO_COMPLEX`).
+    /// Highest cost of an operation (`QUERY_TOO_COMPLEX`): scalars and enums 0, objects 1,
+    /// a connection `first` × one item (see `graphql::cost`).
     #[arg(
         long,
         env = "PUSHHAND_MAX_COMPLEXITY",
@@ -257,6 +258,10 @@ pub struct QueryLimits {
         global = true
     )]
     pub max_complexity: usize,
+    /// Every answer reports its cost in `extensions.cost` (a request can ask for it alone
+    /// with the `x-pushhand-cost: 1` header).
+    #[arg(long, env = "PUSHHAND_REPORT_COST", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub report_cost: bool,
     /// Most field selections with fragments expanded (`QUERY_TOO_LARGE`).
     #[arg(
         long,

@@ -17,7 +17,7 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Data, Request, Response, Schema, ServerError, Value};
 
-use super::{AppSchema, Mutation, Query, guard, limits, live};
+use super::{AppSchema, Mutation, Query, cost, guard, limits, live};
 use crate::metrics::{CodeLabels, Metrics};
 use crate::state::AppState;
 
@@ -27,7 +27,17 @@ pub struct Api {
     limits: limits::Limits,
     metrics: Arc<Metrics>,
     documents: Documents,
+    /// What an operation costs (`QUERY_TOO_COMPLEX` above `max_cost`).
+    costs: cost::CostModel,
+    max_cost: usize,
+    /// Every answer reports its cost in `extensions.cost`.
+    report_cost: bool,
 }
+
+/// Set in a request's data to have its answer report its cost (`extensions.cost`), as
+/// `PUSHHAND_REPORT_COST` does for every answer.
+#[derive(Clone, Copy, Debug)]
+pub struct ReportCost;
 
 /// Documents already admitted or refused, by their text: clients send the same few documents
 /// over and over, and parsing (pest) plus the limit walk cost more than the execution of a
@@ -79,15 +89,16 @@ impl Api {
     pub fn new(state: AppState) -> Api {
         let metrics = state.metrics.clone();
         let l = state.config.limits.clone();
+        let state_report_cost = state.config.limits.report_cost;
         let schema = Schema::build(Query::default(), Mutation::default(), live::Subscription)
             .data(Arc::new(state))
             // Depth is checked by `limits` (introspection excepted); async-graphql's own
             // depth limit stays as a backstop at the parser's recursion limit.
             .limit_depth(limits::MAX_RECURSIVE_DEPTH)
-            .limit_complexity(l.max_complexity)
             .limit_recursive_depth(limits::MAX_RECURSIVE_DEPTH)
             .limit_directives(limits::MAX_DIRECTIVES_PER_FIELD)
             .finish();
+        let costs = cost::CostModel::from_sdl(&schema.sdl());
         Api {
             schema,
             limits: limits::Limits {
@@ -101,6 +112,9 @@ impl Api {
             },
             metrics,
             documents: Documents::default(),
+            costs,
+            max_cost: l.max_complexity,
+            report_cost: state_report_cost,
         }
     }
 
@@ -108,7 +122,13 @@ impl Api {
     pub async fn execute(&self, request: Request) -> Response {
         let started = Instant::now();
         let (response, operation) = match self.admit(request) {
-            Ok((request, operation)) => (self.schema.execute(request).await, operation),
+            Ok((request, operation, report)) => {
+                let mut response = self.schema.execute(request).await;
+                if let Some(cost) = report {
+                    response.extensions.insert("cost".into(), cost);
+                }
+                (response, operation)
+            }
             Err(refusal) => (Response::from_errors(vec![refusal]), "invalid"),
         };
         self.finish(response, operation, started)
@@ -124,7 +144,7 @@ impl Api {
         let started = Instant::now();
         match self.admit(request) {
             // Counted by the WebSocket handler (`pushhand_ws_subscriptions`).
-            Ok((request, _)) => {
+            Ok((request, _, _)) => {
                 let api = self.clone();
                 self.schema
                     .execute_stream_with_session_data(request, session)
@@ -139,18 +159,41 @@ impl Api {
     }
 
     /// Parses the document (once: execution reuses it; a document seen before is not parsed
-    /// again) and applies the limits. Returns the request with its operation's type, or the
-    /// refusal.
-    fn admit(&self, mut request: Request) -> Result<(Request, &'static str), ServerError> {
+    /// again) and applies the limits, then the cost limit (per request: variables change the
+    /// cost). Returns the request with its operation's type and, when asked for, its cost
+    /// report; or the refusal.
+    fn admit(
+        &self,
+        mut request: Request,
+    ) -> Result<(Request, &'static str, Option<Value>), ServerError> {
         let doc = self.documents.admission(&request.query, || {
             let doc = parse(&request.query)?;
             self.limits.check(&doc)?;
             Ok(Arc::new(doc))
         })?;
+        let cost = self
+            .costs
+            .cost(&doc, request.operation_name.as_deref(), &request.variables);
+        if cost > self.max_cost {
+            return Err(limits::coded(
+                format!(
+                    "the query costs {cost}, over the limit of {} (scalars 0, objects 1, a \
+                     connection `first` × one item)",
+                    self.max_cost
+                ),
+                "QUERY_TOO_COMPLEX",
+            ));
+        }
+        let report = (self.report_cost
+            || request
+                .data
+                .get(&std::any::TypeId::of::<ReportCost>())
+                .is_some())
+        .then(|| cost_report(cost, self.max_cost));
         let operation =
             operation_type(&doc, request.operation_name.as_deref()).map_or("invalid", kind);
         request.set_parsed_query(ExecutableDocument::clone(&doc));
-        Ok((request, operation))
+        Ok((request, operation, report))
     }
 
     /// Gives async-graphql's own errors (validation, complexity) their codes.
@@ -176,6 +219,21 @@ impl Api {
         }
         response
     }
+}
+
+/// `extensions.cost`: `{ "requestedQueryCost": n, "maximumAvailable": limit }`, in the shape
+/// Shopify's API reports it.
+fn cost_report(cost: usize, limit: usize) -> Value {
+    let mut map = async_graphql::indexmap::IndexMap::new();
+    map.insert(
+        async_graphql::Name::new("requestedQueryCost"),
+        Value::from(cost as u64),
+    );
+    map.insert(
+        async_graphql::Name::new("maximumAvailable"),
+        Value::from(limit as u64),
+    );
+    Value::Object(map)
 }
 
 /// Parses a document; a syntax error is `GRAPHQL_PARSE_FAILED`.

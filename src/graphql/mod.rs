@@ -8,6 +8,7 @@ pub mod api;
 pub mod audit;
 pub mod cached_answer;
 pub mod catalog;
+pub mod cost;
 pub mod curation;
 pub mod earnings;
 pub mod guard;

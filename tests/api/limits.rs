@@ -109,16 +109,23 @@ async fn depth_and_complexity_just_under_and_just_over() {
         "13 deep"
     );
 
-    // Complexity: 100 items × (edges + node + 8 fields) = 1,000; a 9th field is 1,100.
-    let page =
-        |fields: &str| format!("{{ products(first: 100) {{ edges {{ node {{ {fields} }} }} }} }}");
-    let eight = "id name nameEn description salesCount createdAt publishedAt status";
-    assert_eq!(code(&app, &page(eight)).await, None);
-    assert_eq!(
-        code(&app, &page(&format!("{eight} id"))).await.as_deref(),
-        Some("QUERY_TOO_COMPLEX")
+    // Cost (scalars 0, objects 1, a connection `first` × one item): a node selecting ten
+    // objects costs 11 an item; 1 + 90 × 11 = 991 passes, 1 + 91 × 11 = 1,002 does not.
+    let ten = "brand { name } b2: brand { name } category { nameZh } c2: category { nameZh } \
+               skus { price } s2: skus { price } curation { passed } u2: curation { passed } \
+               images { url } i2: images { url }";
+    let page = |first: usize| {
+        format!("{{ products(first: {first}) {{ edges {{ node {{ id {ten} }} }} }} }}")
+    };
+    assert_eq!(code(&app, &page(90)).await, None);
+    let resp = app.gql(&page(91), json!({})).await;
+    assert_eq!(error_code(&resp), Some("QUERY_TOO_COMPLEX"), "{resp}");
+    let message = resp["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("1002") && message.contains("1000"),
+        "the refusal says the cost and the limit: {message}"
     );
-    // `first` beyond the cap is costed at the cap (and served at it).
+    // `first` beyond the cap is costed at the cap (and served at it); scalars are free.
     assert_eq!(
         code(
             &app,
@@ -126,6 +133,29 @@ async fn depth_and_complexity_just_under_and_just_over() {
         )
         .await,
         None
+    );
+    // A variable's page size is read from the request.
+    let by_variable =
+        format!("query($n: Int) {{ products(first: $n) {{ edges {{ node {{ id {ten} }} }} }} }}");
+    let resp = app.gql(&by_variable, json!({ "n": 91 })).await;
+    assert_eq!(error_code(&resp), Some("QUERY_TOO_COMPLEX"), "{resp}");
+    let resp = app.gql(&by_variable, json!({ "n": 90 })).await;
+    assert_eq!(error_code(&resp), None, "{resp}");
+}
+
+/// The 50-card product grid a storefront shows (issue #25's document) fits the cost limit,
+/// and an answer reports its cost in `extensions.cost` when the server is told to.
+#[tokio::test]
+async fn a_product_grid_fits_and_reports_its_cost() {
+    let app = TestApp::spawn_with(&["--report-cost", "true"]).await;
+    let grid = "{ products(first: 50) { edges { cursor node { id name status rebateRate \
+                teamRebateRate membershipActivity category { id nameZh } brand { id name } \
+                skus { id price stock } curation { passed } } } pageInfo { hasNextPage endCursor } } }";
+    let resp = app.gql(grid, json!({})).await;
+    assert!(resp.get("errors").is_none(), "{resp}");
+    assert_eq!(
+        resp["extensions"]["cost"],
+        json!({ "requestedQueryCost": 1 + 50 * 5 + 1, "maximumAvailable": 1000 })
     );
 }
 
