@@ -761,3 +761,53 @@ async fn introspection_peak_memory() {
         after / 1024
     );
 }
+
+/// Runs `expireBindings` (an audited admin action) with `X-Forwarded-For: xff` and returns
+/// the client address its audit entry records.
+async fn audited_address(app: &TestApp, admin: &str, xff: &str) -> Value {
+    let resp: Value = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(admin)
+        .header("x-forwarded-for", xff)
+        .json(&json!({ "query": "mutation { expireBindings }" }))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert!(resp.get("errors").is_none(), "{resp}");
+    let log = app
+        .data_as(
+            admin,
+            "{ auditLog(first: 1, action: BINDINGS_EXPIRED) { edges { node { clientAddress } } } }",
+            json!({}),
+        )
+        .await;
+    log["auditLog"]["edges"][0]["node"]["clientAddress"].clone()
+}
+
+#[tokio::test]
+async fn the_audit_log_records_the_forwarded_client_behind_a_trusted_proxy() {
+    use pushhand::service::members::CliRole;
+    let app = TestApp::spawn_with(&["--trusted-proxies", "127.0.0.1"]).await;
+    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
+    assert_eq!(
+        audited_address(&app, &admin, "198.51.100.1").await,
+        json!("198.51.100.1")
+    );
+    assert_eq!(
+        audited_address(&app, &admin, "6.6.6.6, 198.51.100.2").await,
+        json!("198.51.100.2")
+    );
+    drop(app);
+
+    // Not a trusted proxy: the header is ignored.
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
+    assert_eq!(
+        audited_address(&app, &admin, "198.51.100.1").await,
+        json!("127.0.0.1")
+    );
+}
