@@ -53,8 +53,8 @@ impl Server {
             // The load generator is one client address holding hundreds of connections and
             // WebSockets (S7: 500), and its kept-alive connections may idle between phases:
             // the limits against hostile clients are raised for it.
-            .env("PUSHHAND_MAX_CONNECTIONS", "20000")
-            .env("PUSHHAND_WS_MAX_PER_CLIENT", "20000")
+            .env("PUSHHAND_MAX_CONNECTIONS", "10000")
+            .env("PUSHHAND_WS_MAX_PER_CLIENT", "10000")
             .env("PUSHHAND_HEADER_READ_TIMEOUT_MS", "3600000")
             .env("PUSHHAND_REQUEST_TIMEOUT_MS", "600000")
             .stdout(Stdio::null())

@@ -3,10 +3,14 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /` | GraphiQL (development, or `PUSHHAND_GRAPHIQL=true`) |
-//! | `POST /graphql`, `GET /graphql` | GraphQL (GET: queries only) |
+//! | `POST /graphql`, `GET /graphql` | GraphQL (GET: queries only; POST: `application/json` only) |
 //! | `GET /graphql/ws` | GraphQL over WebSocket (`graphql-transport-ws` and `graphql-ws`) |
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness (database and Redis) |
 //! | `GET /metrics` | Prometheus text (on `PUSHHAND_METRICS_ADDR` only, when set) |
+//!
+//! Connections are accepted by [`serve`] (header-read timeout, connection cap); every route
+//! has a body-read timeout and a whole-request timeout (503, `TIMEOUT`). The client's
+//! address is the TCP peer's, or the forwarded one behind a trusted proxy ([`client`]).
 
 pub mod client;
 mod graphql;

@@ -47,6 +47,7 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    warn_if_files_short(limits.max_connections);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -120,4 +121,27 @@ async fn accept_error(e: std::io::Error) {
     }
     tracing::error!(error = %e, "accept failed; pausing");
     tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// Warns when the process may open fewer files than the connection cap needs (each
+/// connection is a descriptor; the database pool, Redis and logs need some too): the cap
+/// then cannot prevent `accept: Too many open files`.
+fn warn_if_files_short(max_connections: usize) {
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
+        return;
+    };
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse::<usize>().ok());
+    if let Some(soft) = soft
+        && soft < max_connections.saturating_add(64)
+    {
+        tracing::warn!(
+            open_files = soft,
+            max_connections,
+            "the open-files limit (ulimit -n) is too low for PUSHHAND_MAX_CONNECTIONS: raise it or lower the cap"
+        );
+    }
 }
