@@ -33,6 +33,8 @@ const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 pub struct App {
     listener: TcpListener,
     router: Router,
+    /// `/metrics` on its own address (`PUSHHAND_METRICS_ADDR`), when configured.
+    metrics: Option<(TcpListener, Router)>,
     state: AppState,
     /// Tells WebSocket connections to close (1001) when the server stops.
     shutdown: CancellationToken,
@@ -76,6 +78,14 @@ impl App {
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("binding {}", config.bind_addr))?;
+        let metrics_listener = match config.metrics_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr} (PUSHHAND_METRICS_ADDR)"))?,
+            ),
+            None => None,
+        };
         let config_failures = config.auth_failures_per_minute;
         let ttl = std::time::Duration::from_secs(config.cache_ttl_seconds.max(1));
         let conn = redis
@@ -138,10 +148,11 @@ impl App {
         let api = std::sync::Arc::new(graphql::build(state.clone()));
         let shutdown = CancellationToken::new();
         let connections = TaskTracker::new();
-        let router = http::router(state.clone(), api, shutdown.clone(), connections.clone());
+        let routers = http::router(state.clone(), api, shutdown.clone(), connections.clone());
         Ok(App {
             listener,
-            router,
+            router: routers.public,
+            metrics: metrics_listener.map(|l| (l, routers.metrics)),
             state,
             shutdown,
             connections,
@@ -153,11 +164,17 @@ impl App {
         Ok(self.listener.local_addr()?)
     }
 
+    /// The address `/metrics` is served on when `PUSHHAND_METRICS_ADDR` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish and closes
+    /// Serves (with the connection limits of [`http::serve`]) until `shutdown` resolves,
+    /// then lets in-flight requests finish and closes
     /// every WebSocket with 1001 (waiting up to [`CLOSE_GRACE`] for the close frames). Runs
     /// the periodic jobs (expiry, settlement, limiter pruning) beside the server.
     pub async fn run(
@@ -166,18 +183,29 @@ impl App {
     ) -> anyhow::Result<()> {
         let jobs = tokio::spawn(periodic_jobs(self.state.clone()));
         let units_sold = tokio::spawn(write_units_sold(self.state.clone()));
+        let metrics = self.metrics.map(|(listener, router)| {
+            let stop = self.shutdown.clone();
+            tokio::spawn(async move {
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::warn!(error = ?e, "serving /metrics failed");
+                }
+            })
+        });
         let close_sockets = self.shutdown.clone();
-        let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let limits = http::serve::Limits {
+            header_read_timeout: std::time::Duration::from_millis(
+                self.state.config.header_read_timeout_ms,
+            ),
+            max_connections: self.state.config.max_connections,
+        };
+        http::serve::serve(self.listener, self.router, limits, async move {
             shutdown.await;
             close_sockets.cancel();
         })
-        .await
-        .context("serving HTTP");
+        .await;
         self.shutdown.cancel();
         self.connections.close();
         if tokio::time::timeout(CLOSE_GRACE, self.connections.wait())
@@ -188,10 +216,13 @@ impl App {
         }
         jobs.abort();
         units_sold.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         // What the last interval tallied (the abort landed between writes or mid-write; a
         // write cut short put its tally back).
         self.state.write_units_sold().await;
-        served
+        Ok(())
     }
 }
 

@@ -224,6 +224,81 @@ pub struct Config {
     )]
     pub ws_max_message_bytes: usize,
 
+    /// Serve GraphiQL at `GET /`. Default: on in development, off in production.
+    #[arg(long, env = "PUSHHAND_GRAPHIQL", global = true)]
+    pub graphiql: Option<bool>,
+
+    /// Answer introspection (`__schema`, `__type`). Default: on in development, off in
+    /// production (`INTROSPECTION_DISABLED`).
+    #[arg(long, env = "PUSHHAND_INTROSPECTION", global = true)]
+    pub introspection: Option<bool>,
+
+    /// Serve `/metrics` on this address only (e.g. a private interface) instead of on the
+    /// main listener.
+    #[arg(long, env = "PUSHHAND_METRICS_ADDR", global = true)]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Connections: how long a client has to send a request's head (line and headers),
+    /// counted from when the connection starts waiting for it — so also how long a kept-alive
+    /// connection may sit idle between requests — in milliseconds.
+    #[arg(
+        long,
+        env = "PUSHHAND_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub header_read_timeout_ms: u64,
+
+    /// Connections: longest wait for the next piece of a request body, in milliseconds.
+    #[arg(
+        long,
+        env = "PUSHHAND_BODY_READ_TIMEOUT_MS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub body_read_timeout_ms: u64,
+
+    /// Longest a request may take from its head to its answer, in milliseconds: then 503
+    /// with a `TIMEOUT` GraphQL error (a hung dependency cannot hold a request forever).
+    #[arg(
+        long,
+        env = "PUSHHAND_REQUEST_TIMEOUT_MS",
+        default_value_t = 30_000,
+        global = true
+    )]
+    pub request_timeout_ms: u64,
+
+    /// Most open client connections (WebSockets included); beyond, new connections wait in
+    /// the listen backlog until one closes. Keep it below the open-files limit (`ulimit -n`),
+    /// leaving room for database and Redis connections.
+    #[arg(
+        long,
+        env = "PUSHHAND_MAX_CONNECTIONS",
+        default_value_t = 900,
+        global = true
+    )]
+    pub max_connections: usize,
+
+    /// WebSocket: open connections allowed from one client address (beyond: 429,
+    /// `TOO_MANY_CONNECTIONS`). The address is the one `PUSHHAND_TRUSTED_PROXIES` resolves.
+    #[arg(
+        long,
+        env = "PUSHHAND_WS_MAX_PER_CLIENT",
+        default_value_t = 64,
+        global = true
+    )]
+    pub ws_max_per_client: usize,
+
+    /// Proxies whose `X-Forwarded-For` is believed: comma-separated IPs or CIDRs
+    /// (`10.0.0.0/8,::1`). Default: none, the client is the TCP peer.
+    #[arg(
+        long,
+        env = "PUSHHAND_TRUSTED_PROXIES",
+        default_value = "",
+        global = true
+    )]
+    pub trusted_proxies: String,
+
     /// Log format: `text` or `json`.
     #[arg(
         long,
@@ -249,6 +324,34 @@ pub struct QueryLimits {
     /// Deepest field nesting (`QUERY_TOO_DEEP`).
     #[arg(long, env = "PUSHHAND_MAX_DEPTH", default_value_t = 12, global = true)]
     pub max_depth: usize,
+    /// Deepest nesting of `[`, `{` and `(` in a document's text, and of lists and objects
+    /// in its variables, checked by a linear scan before parsing (`QUERY_TOO_DEEP`).
+    #[arg(
+        long,
+        env = "PUSHHAND_MAX_NESTING",
+        default_value_t = 64,
+        global = true
+    )]
+    pub max_nesting: usize,
+    /// Deepest field nesting under `__schema`/`__type` (`QUERY_TOO_DEEP`; GraphiQL's
+    /// introspection query is 13 deep).
+    #[arg(
+        long,
+        env = "PUSHHAND_MAX_INTROSPECTION_DEPTH",
+        default_value_t = 16,
+        global = true
+    )]
+    pub max_introspection_depth: usize,
+    /// Most values an introspection answer may hold by estimate, each list of types
+    /// counted 200 long and every other list 20 (`QUERY_TOO_COMPLEX`; GraphiQL's query is
+    /// about 2.7 million by this estimate).
+    #[arg(
+        long,
+        env = "PUSHHAND_MAX_INTROSPECTION_COST",
+        default_value_t = 10_000_000,
+        global = true
+    )]
+    pub max_introspection_cost: u64,
     /// Highest cost of an operation (`QUERY_TOO_COMPLEX`): scalars and enums 0, objects 1,
     /// a connection `first` × one item (see `graphql::cost`).
     #[arg(
@@ -417,6 +520,18 @@ impl Config {
         })
     }
 
+    /// Whether GraphiQL is served: as configured, else in development only.
+    pub fn graphiql_enabled(&self) -> bool {
+        self.graphiql
+            .unwrap_or(self.environment == Environment::Development)
+    }
+
+    /// Whether introspection is answered: as configured, else in development only.
+    pub fn introspection_enabled(&self) -> bool {
+        self.introspection
+            .unwrap_or(self.environment == Environment::Development)
+    }
+
     pub fn db_acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.db_acquire_timeout_ms)
     }
@@ -445,6 +560,19 @@ impl Config {
                 "PUSHHAND_WS_MAX_SUBSCRIPTIONS must be at least 1 and PUSHHAND_WS_MAX_MESSAGE_BYTES at least 1024"
             );
         }
+        if self.header_read_timeout_ms == 0
+            || self.body_read_timeout_ms == 0
+            || self.request_timeout_ms == 0
+        {
+            bail!(
+                "PUSHHAND_HEADER_READ_TIMEOUT_MS, PUSHHAND_BODY_READ_TIMEOUT_MS and PUSHHAND_REQUEST_TIMEOUT_MS must be at least 1"
+            );
+        }
+        if self.max_connections == 0 || self.ws_max_per_client == 0 {
+            bail!("PUSHHAND_MAX_CONNECTIONS and PUSHHAND_WS_MAX_PER_CLIENT must be at least 1");
+        }
+        crate::http::client::TrustedProxies::parse(&self.trusted_proxies)
+            .context("PUSHHAND_TRUSTED_PROXIES")?;
         if self.response_cache_ttl_seconds == 0 {
             bail!("PUSHHAND_RESPONSE_CACHE_TTL_SECONDS must be at least 1");
         }

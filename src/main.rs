@@ -107,8 +107,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
+            let graphiql = config.graphiql_enabled();
             let app = app::App::build(config).await?;
-            tracing::info!(addr = %app.local_addr()?, "listening; GraphiQL at http://{}/", app.local_addr()?);
+            let addr = app.local_addr()?;
+            if graphiql {
+                tracing::info!(%addr, "listening; GraphiQL at http://{addr}/");
+            } else {
+                tracing::info!(%addr, "listening");
+            }
+            if let Some(metrics) = app.metrics_addr() {
+                tracing::info!(addr = %metrics, "metrics at http://{metrics}/metrics");
+            }
             app.run(app::shutdown_signal()).await
         }
         Command::Migrate => {

@@ -50,6 +50,13 @@ impl Server {
             .env("PUSHHAND_JOB_INTERVAL_SECONDS", "3600")
             .env("PUSHHAND_RESPONSE_CACHE", l.response_cache.to_string())
             .env("RUST_LOG", "warn")
+            // The load generator is one client address holding hundreds of connections and
+            // WebSockets (S7: 500), and its kept-alive connections may idle between phases:
+            // the limits against hostile clients are raised for it.
+            .env("PUSHHAND_MAX_CONNECTIONS", "10000")
+            .env("PUSHHAND_WS_MAX_PER_CLIENT", "10000")
+            .env("PUSHHAND_HEADER_READ_TIMEOUT_MS", "3600000")
+            .env("PUSHHAND_REQUEST_TIMEOUT_MS", "600000")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         if let Some(redis) = l.redis_url {

@@ -25,6 +25,9 @@ use crate::state::AppState;
 pub struct Api {
     schema: AppSchema,
     limits: limits::Limits,
+    /// Bound on the nesting of the document's brackets and of the variables.
+    max_nesting: usize,
+    introspection: guard::IntrospectionLimits,
     metrics: Arc<Metrics>,
     documents: Documents,
     /// What an operation costs (`QUERY_TOO_COMPLEX` above `max_cost`).
@@ -90,7 +93,17 @@ impl Api {
         let metrics = state.metrics.clone();
         let l = state.config.limits.clone();
         let state_report_cost = state.config.limits.report_cost;
-        let schema = Schema::build(Query::default(), Mutation::default(), live::Subscription)
+        let introspection = guard::IntrospectionLimits {
+            enabled: state.config.introspection_enabled(),
+            max_depth: l.max_introspection_depth,
+            max_cost: l.max_introspection_cost,
+        };
+        let mut schema = Schema::build(Query::default(), Mutation::default(), live::Subscription);
+        if !introspection.enabled {
+            // A backstop: the front door refuses `__schema`/`__type` first, with a code.
+            schema = schema.disable_introspection();
+        }
+        let schema = schema
             .data(Arc::new(state))
             // Depth is checked by `limits` (introspection excepted); async-graphql's own
             // depth limit stays as a backstop at the parser's recursion limit.
@@ -110,6 +123,8 @@ impl Api {
                 },
                 max_depth: l.max_depth,
             },
+            max_nesting: l.max_nesting,
+            introspection,
             metrics,
             documents: Documents::default(),
             costs,
@@ -166,9 +181,13 @@ impl Api {
         &self,
         mut request: Request,
     ) -> Result<(Request, &'static str, Option<Value>), ServerError> {
+        guard::scan_variables(&request.variables, self.max_nesting).map_err(refused)?;
         let doc = self.documents.admission(&request.query, || {
+            // Before the parser, which recurses on every bracket.
+            guard::scan_text(&request.query, self.max_nesting).map_err(refused)?;
             let doc = parse(&request.query)?;
             self.limits.check(&doc)?;
+            guard::check_introspection(&doc, &self.introspection).map_err(refused)?;
             Ok(Arc::new(doc))
         })?;
         let cost = self
@@ -196,6 +215,27 @@ impl Api {
         Ok((request, operation, report))
     }
 
+    /// The checks on a request's raw text and variables ([`guard::scan_text`],
+    /// [`guard::scan_variables`]), for a caller that looks into the document before
+    /// [`Api::execute`] does (the HTTP handlers: GET's method check, the response cache).
+    /// Linear, no recursion.
+    pub fn front_door(&self, request: &Request) -> Result<(), ServerError> {
+        guard::scan_text(&request.query, self.max_nesting).map_err(refused)?;
+        guard::scan_variables(&request.variables, self.max_nesting).map_err(refused)
+    }
+
+    /// Bound on the nesting of a request body's JSON: the variables' bound plus the
+    /// request object around them.
+    pub fn max_body_nesting(&self) -> usize {
+        self.max_nesting.saturating_add(1)
+    }
+
+    /// Counts a refusal made before [`Api::execute`] (by the HTTP handlers).
+    pub fn count_refusal(&self, response: &Response) {
+        self.metrics.count_graphql_request("invalid", 0.0);
+        self.count_errors(response);
+    }
+
     /// Gives async-graphql's own errors (validation, complexity) their codes.
     fn label(&self, mut response: Response) -> Response {
         limits::label(&mut response.errors);
@@ -207,6 +247,11 @@ impl Api {
         let response = self.label(response);
         self.metrics
             .count_graphql_request(operation, started.elapsed().as_secs_f64());
+        self.count_errors(&response);
+        response
+    }
+
+    fn count_errors(&self, response: &Response) {
         for err in &response.errors {
             let code = match err.extensions.as_ref().and_then(|e| e.get("code")) {
                 Some(Value::String(code)) => code.clone(),
@@ -217,7 +262,6 @@ impl Api {
                 .get_or_create(&CodeLabels { code })
                 .inc();
         }
-        response
     }
 }
 
@@ -234,6 +278,11 @@ fn cost_report(cost: usize, limit: usize) -> Value {
         Value::from(limit as u64),
     );
     Value::Object(map)
+}
+
+/// A refusal of the guard as a GraphQL error with its code.
+fn refused(refusal: guard::Refusal) -> ServerError {
+    limits::coded(refusal.message(), refusal.code())
 }
 
 /// Parses a document; a syntax error is `GRAPHQL_PARSE_FAILED`.

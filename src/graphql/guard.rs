@@ -28,6 +28,13 @@
 //! Directives such as `@skip`/`@include` are ignored: the guard measures the document as
 //! written, which is what validation walks. Unknown fragment names count 0 and are left for
 //! validation to report.
+//!
+//! Before any of this, and before the parser (pest, which recurses on every bracket: 1,500
+//! nested `[` overflowed a worker's stack and aborted the process), [`scan_text`] bounds the
+//! nesting of `[ { (` in the raw text in one linear pass and refuses NUL characters
+//! (`QUERY_TOO_DEEP`, `VALIDATION`); [`scan_variables`] and [`scan_json`] do the same for the
+//! variables and the request body. After the walk, [`check_introspection`] bounds the depth
+//! and the estimated size of introspection, which the data depth limit leaves out.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -73,6 +80,19 @@ pub enum Refusal {
     TooManyRootFields { fields: u64, limit: usize },
     /// A fragment spreads itself, directly or through other fragments.
     FragmentCycle { fragment: String },
+    /// The text nests `[`, `{` or `(` deeper than allowed ([`scan_text`]).
+    TooDeep { limit: usize },
+    /// The variables nest lists and objects deeper than allowed ([`scan_variables`]).
+    VariablesTooDeep { limit: usize },
+    /// A NUL character (U+0000) in the document or in a variable ([`scan_text`],
+    /// [`scan_variables`]): no input may carry one (PostgreSQL text cannot hold it).
+    NulCharacter,
+    /// Introspection nests deeper than allowed ([`check_introspection`]).
+    IntrospectionTooDeep { depth: usize, limit: usize },
+    /// Introspection would answer more values than allowed ([`check_introspection`]).
+    IntrospectionTooComplex { cost: u64, limit: u64 },
+    /// Introspection is off (production default) and the document asks for it.
+    IntrospectionDisabled,
 }
 
 impl Refusal {
@@ -86,6 +106,11 @@ impl Refusal {
             Self::TooManyRootFields { .. } => "TOO_MANY_ROOT_FIELDS",
             // The same code async-graphql's own validation errors are reported under.
             Self::FragmentCycle { .. } => "GRAPHQL_VALIDATION_FAILED",
+            Self::TooDeep { .. } | Self::VariablesTooDeep { .. } => "QUERY_TOO_DEEP",
+            Self::NulCharacter => "VALIDATION",
+            Self::IntrospectionTooDeep { .. } => "QUERY_TOO_DEEP",
+            Self::IntrospectionTooComplex { .. } => "QUERY_TOO_COMPLEX",
+            Self::IntrospectionDisabled => "INTROSPECTION_DISABLED",
         }
     }
 
@@ -111,6 +136,21 @@ impl Refusal {
             Self::FragmentCycle { fragment } => {
                 format!("cannot spread fragment \"{fragment}\" within itself (fragment cycle)")
             }
+            Self::TooDeep { limit } => {
+                format!("the document nests brackets more than {limit} deep")
+            }
+            Self::VariablesTooDeep { limit } => {
+                format!("the variables nest lists and objects more than {limit} deep")
+            }
+            Self::NulCharacter => "inputs may not contain the NUL character (U+0000)".into(),
+            Self::IntrospectionTooDeep { depth, limit } => {
+                format!("introspection nests {depth} fields deep (limit {limit})")
+            }
+            Self::IntrospectionTooComplex { cost, limit } => format!(
+                "introspection would answer an estimated {} values (limit {limit})",
+                count(*cost)
+            ),
+            Self::IntrospectionDisabled => "introspection is disabled on this server".into(),
         }
     }
 }
@@ -409,6 +449,288 @@ fn reachable(ops: &[Flat<'_>], flat: &[Flat<'_>], index: &HashMap<&str, usize>) 
         }
     }
     reached
+}
+
+/// Refuses a document text that nests `[`, `{` or `(` more than `max_nesting` deep, or that
+/// holds a NUL character (raw, or escaped as `\u0000` / `\u{0}` in a string). One linear
+/// pass over the bytes, before anything recursive (the parser, the response cache's peek)
+/// touches the text: a few kilobytes of brackets would otherwise overflow a worker's stack
+/// and abort the process. Brackets inside strings, block strings and comments do not count;
+/// a text the lexer would reject is left for the parser to report.
+///
+/// # Errors
+///
+/// [`Refusal::TooDeep`] or [`Refusal::NulCharacter`], whichever comes first.
+pub fn scan_text(text: &str, max_nesting: usize) -> Result<(), Refusal> {
+    // Every byte the scan looks at is ASCII, and no byte of a multi-byte UTF-8 sequence is.
+    let b = text.as_bytes();
+    let at = |i: usize| b.get(i).copied();
+    let mut i = 0;
+    let mut depth = 0usize;
+    while let Some(c) = at(i) {
+        match c {
+            0 => return Err(Refusal::NulCharacter),
+            b'#' => {
+                while let Some(c) = at(i) {
+                    match c {
+                        0 => return Err(Refusal::NulCharacter),
+                        b'\n' | b'\r' => break,
+                        _ => i += 1,
+                    }
+                }
+                continue;
+            }
+            b'"' if b[i..].starts_with(b"\"\"\"") => {
+                // A block string: no escapes but `\"""`.
+                i += 3;
+                while let Some(c) = at(i) {
+                    if c == 0 {
+                        return Err(Refusal::NulCharacter);
+                    } else if c == b'\\' && b[i + 1..].starts_with(b"\"\"\"") {
+                        i += 4;
+                    } else if b[i..].starts_with(b"\"\"\"") {
+                        i += 3;
+                        break;
+                    } else {
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            b'"' => {
+                i += 1;
+                while let Some(c) = at(i) {
+                    match c {
+                        0 => return Err(Refusal::NulCharacter),
+                        b'\\' => {
+                            if escapes_nul(&b[i + 1..]) {
+                                return Err(Refusal::NulCharacter);
+                            }
+                            i += 2;
+                        }
+                        b'"' => {
+                            i += 1;
+                            break;
+                        }
+                        // An unterminated string: the parser reports it.
+                        b'\n' | b'\r' => break,
+                        _ => i += 1,
+                    }
+                }
+                continue;
+            }
+            b'[' | b'{' | b'(' => {
+                depth += 1;
+                if depth > max_nesting {
+                    return Err(Refusal::TooDeep { limit: max_nesting });
+                }
+            }
+            b']' | b'}' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Whether the escape after a backslash (`rest`) is `u0000` or `u{0…}`.
+fn escapes_nul(rest: &[u8]) -> bool {
+    match rest {
+        [b'u', b'{', tail @ ..] => {
+            let digits = tail.iter().take_while(|c| c.is_ascii_hexdigit()).count();
+            digits > 0
+                && tail[..digits].iter().all(|&c| c == b'0')
+                && tail.get(digits) == Some(&b'}')
+        }
+        [b'u', a, b, c, d, ..] => [a, b, c, d].iter().all(|&&x| x == b'0'),
+        _ => false,
+    }
+}
+
+/// Refuses JSON text (a request body) whose arrays and objects nest more than `max_nesting`
+/// deep: one linear pass, so that the refusal is a clear `QUERY_TOO_DEEP` rather than a
+/// parser error, whatever the depth.
+///
+/// # Errors
+///
+/// [`Refusal::VariablesTooDeep`].
+pub fn scan_json(body: &[u8], max_nesting: usize) -> Result<(), Refusal> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &c in body {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max_nesting {
+                    return Err(Refusal::VariablesTooDeep { limit: max_nesting });
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Refuses variables that nest lists and objects more than `max_nesting` deep or hold a NUL
+/// character in a string or a key, with an explicit stack (no recursion).
+///
+/// # Errors
+///
+/// [`Refusal::VariablesTooDeep`] or [`Refusal::NulCharacter`].
+pub fn scan_variables(
+    variables: &async_graphql::Variables,
+    max_nesting: usize,
+) -> Result<(), Refusal> {
+    use async_graphql::Value;
+    let mut stack: Vec<(&Value, usize)> = Vec::new();
+    for (name, value) in variables.iter() {
+        if name.contains('\0') {
+            return Err(Refusal::NulCharacter);
+        }
+        stack.push((value, 1));
+    }
+    while let Some((value, depth)) = stack.pop() {
+        match value {
+            Value::String(s) if s.contains('\0') => return Err(Refusal::NulCharacter),
+            Value::Enum(name) if name.contains('\0') => return Err(Refusal::NulCharacter),
+            Value::List(items) => {
+                if depth > max_nesting {
+                    return Err(Refusal::VariablesTooDeep { limit: max_nesting });
+                }
+                stack.extend(items.iter().map(|v| (v, depth + 1)));
+            }
+            Value::Object(fields) => {
+                if depth > max_nesting {
+                    return Err(Refusal::VariablesTooDeep { limit: max_nesting });
+                }
+                for (key, v) in fields {
+                    if key.contains('\0') {
+                        return Err(Refusal::NulCharacter);
+                    }
+                    stack.push((v, depth + 1));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// How far introspection may go: GraphiQL's own query must pass.
+#[derive(Clone, Copy, Debug)]
+pub struct IntrospectionLimits {
+    /// Whether `__schema` and `__type` may be asked for at all.
+    pub enabled: bool,
+    /// Deepest field nesting below (and counting) `__schema`/`__type` (GraphiQL's query: 13).
+    pub max_depth: usize,
+    /// Most values the answer may hold by the estimate of [`check_introspection`].
+    pub max_cost: u64,
+}
+
+impl Default for IntrospectionLimits {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_depth: 16,
+            max_cost: 10_000_000,
+        }
+    }
+}
+
+/// The estimated length of an introspection list field: how many items each of its values
+/// multiplies what is selected below it by. Generous bounds for this schema (it has about a
+/// hundred types), not counts: the estimate only has to separate schema tools' queries from
+/// the self-multiplying shapes (`interfaces { possibleTypes { interfaces … } }` grows about
+/// elevenfold per level).
+fn introspection_fanout(field: &str) -> u64 {
+    match field {
+        "types" => 200,
+        "fields" | "args" | "inputFields" | "enumValues" | "interfaces" | "possibleTypes"
+        | "directives" | "locations" => 20,
+        _ => 1,
+    }
+}
+
+/// Bounds introspection (`__schema`, `__type`): off when `limits.enabled` is false, at most
+/// `limits.max_depth` fields deep below its root field, and at most `limits.max_cost`
+/// estimated values, where each selected field costs the product of the fan-outs
+/// ([`introspection_fanout`]) of the list fields above it and itself. The data depth limit
+/// leaves introspection out (its shape is fixed by the spec), so this is its bound.
+/// Call after [`check`]: fragment cycles are refused and the expansion is bounded, so the
+/// walk (an explicit stack) is too.
+///
+/// # Errors
+///
+/// [`Refusal::IntrospectionDisabled`], [`Refusal::IntrospectionTooDeep`] or
+/// [`Refusal::IntrospectionTooComplex`].
+pub fn check_introspection(
+    doc: &ExecutableDocument,
+    limits: &IntrospectionLimits,
+) -> Result<(), Refusal> {
+    // (selection set, depth below the introspection root, or None outside, multiplier)
+    let mut stack: Vec<(&SelectionSet, Option<usize>, u64)> = doc
+        .operations
+        .iter()
+        .map(|(_, op)| (&op.node.selection_set.node, None, 1))
+        .collect();
+    let mut cost = 0u64;
+    while let Some((set, depth, multiplier)) = stack.pop() {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    let name = field.node.name.node.as_str();
+                    let (depth, multiplier) = match depth {
+                        Some(d) => (d + 1, multiplier.saturating_mul(introspection_fanout(name))),
+                        None if name == "__schema" || name == "__type" => {
+                            if !limits.enabled {
+                                return Err(Refusal::IntrospectionDisabled);
+                            }
+                            (1, 1)
+                        }
+                        None => {
+                            stack.push((&field.node.selection_set.node, None, 1));
+                            continue;
+                        }
+                    };
+                    if depth > limits.max_depth {
+                        return Err(Refusal::IntrospectionTooDeep {
+                            depth,
+                            limit: limits.max_depth,
+                        });
+                    }
+                    cost = cost.saturating_add(multiplier);
+                    if cost > limits.max_cost {
+                        return Err(Refusal::IntrospectionTooComplex {
+                            cost,
+                            limit: limits.max_cost,
+                        });
+                    }
+                    stack.push((&field.node.selection_set.node, Some(depth), multiplier));
+                }
+                Selection::InlineFragment(inline) => {
+                    stack.push((&inline.node.selection_set.node, depth, multiplier));
+                }
+                Selection::FragmentSpread(spread) => {
+                    if let Some(f) = doc.fragments.get(&spread.node.fragment_name.node) {
+                        stack.push((&f.node.selection_set.node, depth, multiplier));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1068,5 +1390,140 @@ mod tests {
         let measured = check_default(&q);
         println!("GraphiQL introspection, every option: {measured:?}");
         assert_eq!(measured.map(|m| m.selections), Ok(190));
+    }
+
+    /// `open` repeated `n` times around `inner`, closed by `close`.
+    fn nest(open: &str, inner: &str, close: &str, n: usize) -> String {
+        format!("{}{inner}{}", open.repeat(n), close.repeat(n))
+    }
+
+    #[test]
+    fn deep_brackets_are_refused_linearly() {
+        for n in [65, 2_000, 100_000] {
+            let list = format!("{{ node(id: {}) {{ id }} }}", nest("[", "1", "]", n));
+            assert_eq!(scan_text(&list, 64), Err(Refusal::TooDeep { limit: 64 }));
+            let object = format!("{{ p(filter: {}) {{ id }} }}", nest("{s: ", "1", "}", n));
+            assert_eq!(scan_text(&object, 64), Err(Refusal::TooDeep { limit: 64 }));
+            let directive = format!("{{ a @skip(if: {}) }}", nest("[", "true", "]", n));
+            assert_eq!(
+                scan_text(&directive, 64),
+                Err(Refusal::TooDeep { limit: 64 })
+            );
+        }
+        // 64 in all (selection set + arguments + lists) passes.
+        let at_limit = format!("{{ node(id: {}) }}", nest("[", "1", "]", 62));
+        assert_eq!(scan_text(&at_limit, 64), Ok(()));
+        assert_eq!(scan_text(INTROSPECTION, 64), Ok(()));
+        // Brackets inside strings, block strings and comments do not count; closers do not
+        // go below zero.
+        let quoted = format!(
+            "{{ a(s: \"{0}\", t: \"\"\"{0}\\\"\"\" {0}\"\"\") # {0}\n }} ]]]]",
+            "[".repeat(1_000)
+        );
+        assert_eq!(scan_text(&quoted, 64), Ok(()));
+    }
+
+    #[test]
+    fn nul_is_refused_in_text_strings_and_escapes() {
+        for q in [
+            "{ a(s: \"x\0\") }",
+            "{ a\0 }",
+            "# \0\n{ a }",
+            "{ a(s: \"\"\"\0\"\"\") }",
+            r#"{ a(s: "x\u0000y") }"#,
+            r#"{ a(s: "\u{0}") }"#,
+            r#"{ a(s: "\u{000}") }"#,
+        ] {
+            assert_eq!(scan_text(q, 64), Err(Refusal::NulCharacter), "{q:?}");
+        }
+        for q in [
+            r#"{ a(s: "\u0001 \u{10} \\u0000") }"#,
+            r#"{ a(s: """\u0000""") }"#,
+        ] {
+            assert_eq!(scan_text(q, 64), Ok(()), "{q:?}");
+        }
+    }
+
+    #[test]
+    fn variables_are_bounded_and_nul_free() {
+        let vars = |v: serde_json::Value| async_graphql::Variables::from_json(v);
+        let deep =
+            serde_json::from_str::<serde_json::Value>(&nest("[", "1", "]", 100)).expect("json");
+        assert_eq!(
+            scan_variables(&vars(serde_json::json!({ "a": deep })), 64),
+            Err(Refusal::VariablesTooDeep { limit: 64 })
+        );
+        assert_eq!(
+            scan_variables(&vars(serde_json::json!({ "a": { "b": ["x\u{0}"] } })), 64),
+            Err(Refusal::NulCharacter)
+        );
+        assert_eq!(
+            scan_variables(&vars(serde_json::json!({ "a": { "k\u{0}": 1 } })), 64),
+            Err(Refusal::NulCharacter)
+        );
+        assert_eq!(
+            scan_variables(
+                &vars(serde_json::json!({ "a": { "b": [1, "x", null] } })),
+                64
+            ),
+            Ok(())
+        );
+        let body = format!(
+            "{{\"query\": \"{{ a }}\", \"variables\": {{\"v\": {}}}}}",
+            nest("[", "1", "]", 100_000)
+        );
+        assert_eq!(
+            scan_json(body.as_bytes(), 65),
+            Err(Refusal::VariablesTooDeep { limit: 65 })
+        );
+        assert_eq!(scan_json(br#"{"query": "[[[[[[\"[[[[[["}"#, 2), Ok(()));
+    }
+
+    /// `{__schema{types{name interfaces{name possibleTypes{…}}}}}`, `pairs` pairs deep.
+    fn introspection_bomb(pairs: usize) -> String {
+        format!(
+            "{{ __schema {{ types {{ name {} }} }} }}",
+            nest("interfaces { name possibleTypes { name ", "", "} }", pairs)
+        )
+    }
+
+    #[test]
+    fn introspection_is_bounded_and_graphiql_passes() {
+        let limits = IntrospectionLimits::default();
+        assert_eq!(check_introspection(&doc(INTROSPECTION), &limits), Ok(()));
+        assert_eq!(
+            check_introspection(&doc(&introspection_bomb(1)), &limits),
+            Ok(())
+        );
+        for pairs in [2, 5] {
+            let refused = check_introspection(&doc(&introspection_bomb(pairs)), &limits);
+            assert!(
+                matches!(refused, Err(Refusal::IntrospectionTooComplex { .. })),
+                "{pairs}: {refused:?}"
+            );
+        }
+        let of_type = format!(
+            "{{ __type(name: \"X\") {{ {} }} }}",
+            nest("ofType { ", "name", "}", 20)
+        );
+        assert!(matches!(
+            check_introspection(&doc(&of_type), &limits),
+            Err(Refusal::IntrospectionTooDeep { limit: 16, .. })
+        ));
+        let off = IntrospectionLimits {
+            enabled: false,
+            ..limits
+        };
+        assert_eq!(
+            check_introspection(&doc("{ __typename a { __typename } }"), &off),
+            Ok(())
+        );
+        assert_eq!(
+            check_introspection(
+                &doc("query { ...F } fragment F on Query { __type(name: \"A\") { name } }"),
+                &off
+            ),
+            Err(Refusal::IntrospectionDisabled)
+        );
     }
 }

@@ -15,29 +15,40 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::HttpState;
-use crate::graphql::cached_answer;
 use crate::graphql::json::{TextAnswers, response_body};
 use crate::graphql::response_cache::Lookup;
 use crate::graphql::{ClientAddr, api::operation_type, loaders, to_graphql};
+use crate::graphql::{cached_answer, guard};
 use crate::service::auth;
 
 /// Runs one GraphQL request with fresh per-request data: loaders, the viewer its
 /// `Authorization` header names, and the client's address. Anonymous catalog reads and a
 /// member's reads of its own views go through the response cache first
 /// ([`crate::graphql::response_cache`]); a hit touches neither the database nor the schema.
+/// The request header that asks for an answer's cost in `extensions.cost`.
+pub const REPORT_COST_HEADER: &str = "x-pushhand-cost";
+
 async fn execute(
     state: &HttpState,
     headers: &HeaderMap,
     client: SocketAddr,
     req: async_graphql::Request,
 ) -> Response {
+    // Before anything looks into the document (the response cache peeks at it).
+    if let Err(refusal) = state.api.front_door(&req) {
+        return refuse(state, refusal);
+    }
     let started = std::time::Instant::now();
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let app = &state.app;
     let credentials = app.tokens.credentials(authorization);
+    // `x-pushhand-cost: 1` asks for this answer's cost (`extensions.cost`): executed, never
+    // answered from or stored in the response cache.
+    let report_cost = headers.contains_key(REPORT_COST_HEADER);
     let lookup = match credentials {
+        _ if report_cost => Lookup::Skip,
         auth::Credentials::Token {
             member, version, ..
         } => {
@@ -70,8 +81,13 @@ async fn execute(
     let req = req
         .data(loaders::for_request(&state.app))
         .data(viewer)
-        .data(ClientAddr(client.ip()))
+        .data(ClientAddr(state.proxies.client(client, headers)))
         .data(TextAnswers);
+    let req = if report_cost {
+        req.data(crate::graphql::api::ReportCost)
+    } else {
+        req
+    };
     // Unconstrained by tokio's cooperative budget: a page of 50 products polls ~150 loader
     // receivers in one pass, and a forced yield halfway would let a DataLoader batch fire with
     // half its keys (two statements instead of one). Resolvers still yield on real I/O.
@@ -85,6 +101,14 @@ async fn execute(
         return answer.into_response_for(headers);
     }
     respond(&response)
+}
+
+/// A refusal before execution, as a GraphQL answer (status 200, like the other limits),
+/// counted in the metrics.
+fn refuse(state: &HttpState, refusal: async_graphql::ServerError) -> Response {
+    let resp = async_graphql::Response::from_errors(vec![refusal]);
+    state.api.count_refusal(&resp);
+    respond(&resp)
 }
 
 /// The HTTP answer for `resp`, as async-graphql-axum's `GraphQLResponse` makes it (its
@@ -107,7 +131,7 @@ fn respond(resp: &async_graphql::Response) -> Response {
     answer
 }
 
-/// POST: one JSON request object. The body is read within the size limit (413 above it,
+/// POST: one JSON request object, sent as `application/json` (415 otherwise). The body is read within the size limit (413 above it,
 /// before any parsing); a batch (a JSON array) is refused; a body that is not a GraphQL
 /// request is a 400 — all with a JSON error body and a code.
 pub async fn post(
@@ -116,6 +140,13 @@ pub async fn post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    if !json_content_type(&headers) {
+        return http_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "POST bodies must be application/json".into(),
+        );
+    }
     let body = match body {
         Ok(b) => b,
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -135,6 +166,10 @@ pub async fn post(
             "send one operation per request (batches are not accepted)".into(),
         );
     }
+    // serde_json stops at 128 levels with a parser error; this says what is wrong.
+    if let Err(refusal) = guard::scan_json(&body, state.api.max_body_nesting()) {
+        return http_error(StatusCode::BAD_REQUEST, refusal.code(), refusal.message());
+    }
     match serde_json::from_slice::<async_graphql::Request>(&body) {
         Ok(req) if req.query.trim().is_empty() => http_error(
             StatusCode::BAD_REQUEST,
@@ -148,6 +183,23 @@ pub async fn post(
             format!("the body is not a GraphQL request: {e}"),
         ),
     }
+}
+
+/// Whether the request's `Content-Type` is `application/json` or
+/// `application/graphql-response+json`, parameters (`charset=utf-8`) allowed. Anything else
+/// — `text/plain`, forms, none at all — is refused: a browser sends those cross-site
+/// without a preflight (a CSRF "simple request"), and a cookie-less API still must not run
+/// a mutation it was tricked into.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || essence.eq_ignore_ascii_case("application/graphql-response+json")
 }
 
 /// A refusal before GraphQL execution, in the GraphQL response shape.
@@ -164,6 +216,9 @@ pub async fn get(
     req: GraphQLRequest,
 ) -> Response {
     let req = req.into_inner();
+    if let Err(refusal) = state.api.front_door(&req) {
+        return refuse(&state, refusal);
+    }
     // Documents that do not parse go on to execution, which reports the syntax error.
     if let Ok(doc) = async_graphql::parser::parse_query(&req.query) {
         match operation_type(&doc, req.operation_name.as_deref()) {

@@ -13,7 +13,7 @@ use super::HttpState;
 use crate::db;
 
 /// How long a readiness probe waits for each dependency.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The process is up and serving HTTP.
 pub async fn healthz() -> &'static str {
@@ -23,17 +23,19 @@ pub async fn healthz() -> &'static str {
 /// The instance can serve when the database answers: 200, or 503 naming what is down.
 /// Redis is reported but not required — without it the cache falls back to the database and
 /// live events to this instance — so a Redis outage shows as `"degraded": true` rather than
-/// taking every instance out of the load balancer at once.
+/// taking every instance out of the load balancer at once. Redis is pinged on one connection
+/// kept for the probes ([`HttpState::probe_redis`]): a probe every few seconds from each load
+/// balancer must not open a connection each time.
 pub async fn readyz(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     let database = match tokio::time::timeout(PROBE_TIMEOUT, state.app.db.ping()).await {
         Ok(Ok(())) => "ok",
         _ => "unavailable",
     };
-    let redis = match &state.app.redis {
+    let redis = match &state.probe_redis {
         None => "not_configured",
-        Some(client) => match tokio::time::timeout(PROBE_TIMEOUT, ping_redis(client)).await {
-            Ok(Ok(())) => "ok",
-            _ => "unavailable",
+        Some(conn) => match conn.run::<String>(redis::cmd("PING")).await {
+            Ok(_) => "ok",
+            Err(_) => "unavailable",
         },
     };
     let ready = database == "ok";
@@ -54,14 +56,6 @@ pub async fn readyz(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
             "events": { "backend": events.backend(), "connected": events.connected() },
         })),
     )
-}
-
-async fn ping_redis(client: &redis::Client) -> redis::RedisResult<()> {
-    let mut conn = client.get_multiplexed_async_connection().await?;
-    redis::cmd("PING")
-        .query_async::<String>(&mut conn)
-        .await
-        .map(|_| ())
 }
 
 pub async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {

@@ -2,25 +2,37 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /` | GraphiQL |
-//! | `POST /graphql`, `GET /graphql` | GraphQL (GET: queries only) |
+//! | `GET /` | GraphiQL (development, or `PUSHHAND_GRAPHIQL=true`) |
+//! | `POST /graphql`, `GET /graphql` | GraphQL (GET: queries only; POST: `application/json` only) |
 //! | `GET /graphql/ws` | GraphQL over WebSocket (`graphql-transport-ws` and `graphql-ws`) |
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness (database and Redis) |
-//! | `GET /metrics` | Prometheus text |
+//! | `GET /metrics` | Prometheus text (on `PUSHHAND_METRICS_ADDR` only, when set) |
+//!
+//! Connections are accepted by [`serve`] (header-read timeout, connection cap); every route
+//! has a body-read timeout and a whole-request timeout (503, `TIMEOUT`). The client's
+//! address is the TCP peer's, or the forwarded one behind a trusted proxy ([`client`]).
 
+pub mod client;
 mod graphql;
 mod health;
+pub mod serve;
 mod ws;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use std::time::Duration;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::graphql::api::Api;
+use crate::redis_conn::LazyRedis;
 use crate::state::AppState;
 
 /// State of the HTTP handlers: the schema and the resources behind it.
@@ -32,6 +44,20 @@ pub struct HttpState {
     pub shutdown: CancellationToken,
     /// The open WebSocket connections, so that shutdown can wait for their close frames.
     pub connections: TaskTracker,
+    /// Whose `X-Forwarded-For` to believe ([`client`]).
+    pub proxies: client::TrustedProxies,
+    /// Open WebSockets per client address (`PUSHHAND_WS_MAX_PER_CLIENT`).
+    pub ws_clients: ws::PerClient,
+    /// The readiness probe's Redis connection, opened on first use and reused (reopened
+    /// after a failure), when Redis is configured.
+    pub probe_redis: Option<LazyRedis>,
+}
+
+/// The routers: the public one, and the one that serves `/metrics` alone (on
+/// `PUSHHAND_METRICS_ADDR`, when set; the public router then has no `/metrics`).
+pub struct Routers {
+    pub public: Router,
+    pub metrics: Router,
 }
 
 pub fn router(
@@ -39,25 +65,75 @@ pub fn router(
     api: std::sync::Arc<Api>,
     shutdown: CancellationToken,
     connections: TaskTracker,
-) -> Router {
-    Router::new()
-        .route("/", get(graphql::graphiql))
+) -> Routers {
+    let config = app.config.clone();
+    // Shared, not copied per request: the state holds the app's clients and settings.
+    let probe_redis = app
+        .redis
+        .clone()
+        .map(|client| LazyRedis::new(client, health::PROBE_TIMEOUT));
+    // Checked by `Config::validate`; an unparsable list trusts nobody.
+    let proxies = client::TrustedProxies::parse(&config.trusted_proxies).unwrap_or_default();
+    let state = std::sync::Arc::new(HttpState {
+        api,
+        app,
+        shutdown,
+        connections,
+        proxies,
+        ws_clients: ws::PerClient::new(config.ws_max_per_client),
+        probe_redis,
+    });
+    let mut public = Router::new();
+    if config.graphiql_enabled() {
+        public = public.route("/", get(graphql::graphiql));
+    }
+    public = public
         .route(
             "/graphql",
             get(graphql::get)
                 .post(graphql::post)
-                .layer(DefaultBodyLimit::max(app.config.limits.max_body_bytes)),
+                .layer(DefaultBodyLimit::max(config.limits.max_body_bytes)),
         )
         .route("/graphql/ws", get(ws::upgrade))
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+        .route("/readyz", get(health::readyz));
+    if config.metrics_addr.is_none() {
+        public = public.route("/metrics", get(health::metrics));
+    }
+    let metrics = Router::new()
         .route("/metrics", get(health::metrics))
-        .layer(TraceLayer::new_for_http())
-        // Shared, not copied per request: the state holds the app's clients and settings.
-        .with_state(std::sync::Arc::new(HttpState {
-            api,
-            app,
-            shutdown,
-            connections,
+        .with_state(state.clone());
+    let request_timeout = Duration::from_millis(config.request_timeout_ms);
+    let public = public
+        // Between two pieces of a body (a trickle of pieces is the whole-request timeout's).
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_millis(
+            config.body_read_timeout_ms,
+        )))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            within(request_timeout, req, next)
         }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state);
+    Routers { public, metrics }
+}
+
+/// The whole-request timeout: a request that has not been answered within `limit` (body
+/// read, execution, a dependency that hangs) gets 503 with a `TIMEOUT` GraphQL error. A
+/// WebSocket is answered (101) at once, so this never limits its life.
+async fn within(limit: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            let ms = limit.as_millis();
+            let body = serde_json::json!({ "errors": [{
+                "message": format!("the request took longer than {ms} ms"),
+                "extensions": { "code": "TIMEOUT" },
+            }] });
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(body),
+            )
+                .into_response()
+        }
+    }
 }

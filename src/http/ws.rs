@@ -9,6 +9,7 @@
 //! | `subscribe`/`start` before the ack | close 4401 |
 //! | an operation id already in use | close 4409 |
 //! | a second `connection_init` | close 4429 |
+//! | more than `PUSHHAND_WS_MAX_PER_CLIENT` sockets open from one client address | 429 (`TOO_MANY_CONNECTIONS`), no upgrade |
 //! | a 21st active operation | `error` for that id (`TOO_MANY_SUBSCRIPTIONS`), connection stays |
 //! | a message over 64 KiB | close 1009 |
 //! | not JSON, unknown type, binary frame | close 4400 |
@@ -21,20 +22,24 @@
 //! legacy protocol). One task per connection drives every operation of it (a `StreamMap`),
 //! so an idle subscription costs its stream's state and nothing more.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::Response;
+use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::response::Response as HttpResponse;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response as HttpResponse};
 use futures_util::{Stream, StreamExt};
 use serde_json::{Value, json};
 use tokio_stream::StreamMap;
 
 use super::HttpState;
+use super::serve::ConnectionSlot;
 use crate::events::{Delivery, Kind, MemberEvents};
 use crate::graphql::{ClientAddr, loaders};
 use crate::service::auth::{self, Viewer};
@@ -46,11 +51,72 @@ enum Protocol {
     Legacy,
 }
 
+/// Open WebSockets per client address, capped: one address cannot hold all of the
+/// server's connections. Loopback is not exempt (behind a local proxy every client would
+/// be loopback): a benchmark raises `PUSHHAND_WS_MAX_PER_CLIENT` instead.
+#[derive(Clone)]
+pub struct PerClient {
+    max: usize,
+    open: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One open WebSocket of a client; dropping it frees the place.
+pub struct ClientSlot {
+    ip: IpAddr,
+    open: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl PerClient {
+    pub fn new(max: usize) -> PerClient {
+        PerClient {
+            max,
+            open: Arc::default(),
+        }
+    }
+
+    /// A place for one more WebSocket of `ip`, if it has fewer than the cap open.
+    fn take(&self, ip: IpAddr) -> Option<ClientSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            ip,
+            open: self.open.clone(),
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
 pub async fn upgrade(
     State(state): State<Arc<HttpState>>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    connection: Option<Extension<ConnectionSlot>>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> HttpResponse {
+    let client = state.proxies.client(peer, &headers);
+    let Some(client_slot) = state.ws_clients.take(client) else {
+        let max = state.app.config.ws_max_per_client;
+        let body = json!({ "errors": [{
+            "message": format!("at most {max} WebSockets may be open from one address"),
+            "extensions": { "code": "TOO_MANY_CONNECTIONS" },
+        }] });
+        return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    };
     let max = state.app.config.ws_max_message_bytes;
     let ws = ws
         .protocols(["graphql-transport-ws", "graphql-ws"])
@@ -69,6 +135,8 @@ pub async fn upgrade(
     ws.on_upgrade(move |socket| async move {
         // Counted, so that shutdown waits for the close frames to go out.
         let _tracked = state.connections.token();
+        // Held while the socket is open: its place under the caps.
+        let _places = (client_slot, connection);
         let metrics = state.app.metrics.clone();
         metrics.ws_connections.inc();
         let code = Connection::new(state, protocol, client).run(socket).await;
@@ -94,7 +162,7 @@ impl Close {
 struct Connection {
     state: Arc<HttpState>,
     protocol: Protocol,
-    client: SocketAddr,
+    client: IpAddr,
     init_received: bool,
     /// The raw token, re-checked after a resync (a revocation may have been missed).
     token: Option<String>,
@@ -110,7 +178,7 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(state: Arc<HttpState>, protocol: Protocol, client: SocketAddr) -> Connection {
+    fn new(state: Arc<HttpState>, protocol: Protocol, client: IpAddr) -> Connection {
         Connection {
             state,
             protocol,
@@ -269,7 +337,7 @@ impl Connection {
         let mut session = async_graphql::Data::default();
         session.insert(loaders);
         session.insert(viewer);
-        session.insert(ClientAddr(self.client.ip()));
+        session.insert(ClientAddr(self.client));
         self.session = Arc::new(session);
         self.token = token;
         send(socket, &json!({ "type": "connection_ack" })).await?;

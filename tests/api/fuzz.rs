@@ -1,7 +1,10 @@
 //! A grammar fuzzer over the whole request path — parse, guard, validate, execute — against
 //! the real schema on a real (SQLite) database, seeded with the hostile shapes of SPEC §5:
 //! fragment bombs, alias floods, deep nesting, fragment cycles, directive piles, huge
-//! literals, and random documents built from the schema's own field names.
+//! literals, deep literal nesting (lists, input objects, directive arguments: up to 200,000
+//! levels, which once overflowed the parser's stack), NUL characters, introspection shapes
+//! (`interfaces { possibleTypes { … } }` chains, long `ofType` chains, GraphiQL's query),
+//! and random documents built from the schema's own field names.
 //!
 //! Why proptest rather than cargo-fuzz: cargo-fuzz needs a nightly toolchain, which this
 //! project's machines do not have; a generator that knows GraphQL's grammar reaches the
@@ -66,6 +69,10 @@ const FIELDS: &[&str] = &[
     "ofType",
     "kind",
     "__type(name: \"Product\")",
+    "interfaces",
+    "possibleTypes",
+    "inputFields",
+    "enumValues",
     "noSuchField",
     "estimatedEarning",
 ];
@@ -190,6 +197,36 @@ fn document() -> impl Strategy<Value = String> {
                 "@include(if: true) ".repeat(d)
             )
         }),
+        // Deep literal nesting: a list argument, nested input objects, a directive's list.
+        2 => (0usize..3, prop_oneof![1usize..100, 100usize..200_000]).prop_map(|(shape, n)| {
+            match shape {
+                0 => format!("{{ node(id: {}1{}) {{ id }} }}", "[".repeat(n), "]".repeat(n)),
+                1 => format!(
+                    "{{ products(filter: {}\"x\"{}) {{ edges {{ cursor }} }} }}",
+                    "{search: ".repeat(n),
+                    "}".repeat(n)
+                ),
+                _ => format!("{{ __typename @include(if: {}true{}) }}", "[".repeat(n), "]".repeat(n)),
+            }
+        }),
+        // NUL characters, raw and escaped.
+        1 => prop_oneof![Just("\u{0}"), Just("\\u0000"), Just("\\u{0}")].prop_map(|nul| {
+            format!("{{ products(filter: {{search: \"a{nul}b\"}}) {{ edges {{ cursor }} }} }}")
+        }),
+        // Introspection shapes: self-multiplying pairs, long ofType chains, GraphiQL's query.
+        2 => prop_oneof![
+            (0usize..8).prop_map(|pairs| format!(
+                "{{ __schema {{ types {{ name {}{} }} }} }}",
+                "interfaces { name possibleTypes { name ".repeat(pairs),
+                "} }".repeat(pairs)
+            )),
+            (1usize..40).prop_map(|d| format!(
+                "{{ __type(name: \"Product\") {{ {}name{} }} }}",
+                "ofType { ".repeat(d),
+                " }".repeat(d)
+            )),
+            Just(include_str!("introspection.graphql").to_owned()),
+        ],
         // Anything at all.
         1 => ".{0,400}",
     ]

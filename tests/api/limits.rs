@@ -157,6 +157,27 @@ async fn a_product_grid_fits_and_reports_its_cost() {
         resp["extensions"]["cost"],
         json!({ "requestedQueryCost": 1 + 50 * 5 + 1, "maximumAvailable": 1000 })
     );
+    // On a default server, the `x-pushhand-cost` header asks for one answer's cost, even
+    // for a read the response cache has kept.
+    let app = TestApp::spawn().await;
+    let plain = app.gql(grid, json!({})).await;
+    assert!(plain.get("extensions").is_none(), "{plain}");
+    let asked: Value = app
+        .client
+        .post(app.url("/graphql"))
+        .header("x-pushhand-cost", "1")
+        .json(&json!({ "query": grid }))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        asked["extensions"]["cost"]["requestedQueryCost"], 252,
+        "{asked}"
+    );
+    assert_eq!(asked["data"], plain["data"]);
 }
 
 /// GraphiQL's introspection query (graphql-js 16 `getIntrospectionQuery()`, 13 levels deep

@@ -12,6 +12,7 @@ mod curation;
 mod earnings;
 mod faults;
 mod fixtures;
+mod front_door;
 mod fuzz;
 mod helpers;
 mod http;
