@@ -133,12 +133,12 @@ pub async fn place_order_as(
     let db = checkouts.db();
     let key = key.map(idempotency_key_text).transpose()?;
     let request = key.map(|_| place_request(&lines));
-    if let (Some(key), Some(request)) = (key, &request) {
-        if let Some(id) = replay(db, buyer.id, PLACE_ORDER, key, request).await? {
-            let o = get(db, id).await?;
-            let lines = lines_of(db, &[id]).await?;
-            return Ok((o, lines));
-        }
+    if let (Some(key), Some(request)) = (key, &request)
+        && let Some(id) = replay(db, buyer.id, PLACE_ORDER, key, request).await?
+    {
+        let o = get(db, id).await?;
+        let lines = lines_of(db, &[id]).await?;
+        return Ok((o, lines));
     }
     if lines.is_empty() {
         return Err(Error::validation(
@@ -1032,10 +1032,10 @@ pub async fn refund_line_as(
     );
     // The owner of a key: the staff member, or nobody in particular off the API.
     let owner = actor.map(|a| a.member);
-    if let (Some(key), Some(owner)) = (key, owner) {
-        if let Some(id) = replay(db, owner, REFUND_ORDER_LINE, key, &request).await? {
-            return get(db, id).await;
-        }
+    if let (Some(key), Some(owner)) = (key, owner)
+        && let Some(id) = replay(db, owner, REFUND_ORDER_LINE, key, &request).await?
+    {
+        return get(db, id).await;
     }
     let txn = crate::db::begin_write(db).await?;
     let line = order_line::Entity::find_by_id(line_id)
