@@ -9,7 +9,7 @@ use entity::{earning, withdrawal};
 use super::catalog::{Product, page_size};
 use super::ids::{self, Kind};
 use super::loaders::{Loaders, ProductKey};
-use super::scalars::Dec;
+use super::scalars::{Dec, DecArg};
 use super::{load_err, state, viewer};
 use crate::error::Error;
 use crate::service::earnings::{self as svc, Explanation};
@@ -514,7 +514,7 @@ impl EarningsMutation {
     async fn request_withdrawal(
         &self,
         ctx: &Context<'_>,
-        amount: Dec,
+        amount: DecArg,
         idempotency_key: String,
     ) -> Result<Withdrawal> {
         let st = state(ctx)?;

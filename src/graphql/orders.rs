@@ -9,7 +9,7 @@ use entity::{order, order_line};
 use super::catalog::{Product, Sku, page_size};
 use super::ids::{self, Kind};
 use super::loaders::{Loaders, ProductKey};
-use super::scalars::Dec;
+use super::scalars::{Dec, DecArg};
 use super::{actor, load_err, state, viewer};
 use crate::error::Error;
 use crate::service::orders as svc;
@@ -213,7 +213,7 @@ pub struct ConfirmPaymentInput {
     pub order_id: ID,
     pub payment_reference: String,
     /// Must equal the order's total.
-    pub amount: Dec,
+    pub amount: DecArg,
 }
 
 pub fn policy(st: &AppState) -> crate::service::earnings::Policy {

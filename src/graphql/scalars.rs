@@ -71,7 +71,9 @@ pub struct Dec(pub Decimal);
 
 /// A decimal number written as a string: money in CNY with two places ("12.30") or a rate as
 /// a fraction ("0.15" = 15 %). Inputs must be strings (integers are accepted too); floats are
-/// refused so that no amount is ever rounded on the way in.
+/// refused so that no amount is ever rounded on the way in. Inputs are plain decimals: an
+/// optional '-', digits, and at most 4 places after a '.' (money takes 2); exponents, '_'
+/// separators and spaces are refused (`VALIDATION`).
 #[Scalar(name = "Decimal")]
 impl ScalarType for Dec {
     fn parse(value: Value) -> InputValueResult<Self> {
@@ -96,6 +98,55 @@ impl ScalarType for Dec {
 
     fn to_value(&self) -> Value {
         Value::String(decimal_text(self.0))
+    }
+}
+
+/// A `Decimal` argument kept as the client sent it, read where its field is known: a bad
+/// amount is then `VALIDATION` naming the field (`extensions.field`), where the scalar's own
+/// refusal can only say that some `Decimal` was bad. Registers as the `Decimal` scalar, so
+/// the schema does not change.
+#[derive(Clone, Debug)]
+pub struct DecArg(Value);
+
+impl async_graphql::InputType for DecArg {
+    type RawValueType = Self;
+
+    fn type_name() -> std::borrow::Cow<'static, str> {
+        <Dec as async_graphql::InputType>::type_name()
+    }
+
+    fn create_type_info(registry: &mut async_graphql::registry::Registry) -> String {
+        <Dec as async_graphql::InputType>::create_type_info(registry)
+    }
+
+    fn parse(value: Option<Value>) -> InputValueResult<Self> {
+        Ok(DecArg(value.unwrap_or_default()))
+    }
+
+    fn to_value(&self) -> Value {
+        self.0.clone()
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+}
+
+impl DecArg {
+    /// The argument as money on `field` (see [`Dec::money`]); anything but a plain decimal
+    /// with at most 2 places is `VALIDATION` naming the field.
+    pub fn money(&self, field: &'static str) -> Result<entity::Money, Error> {
+        let d = match &self.0 {
+            Value::String(s) => parse_plain(s).map_err(|why| Error::validation(field, why))?,
+            Value::Number(n) if n.is_i64() => Decimal::from(n.as_i64().unwrap_or_default()),
+            _ => {
+                return Err(Error::validation(
+                    field,
+                    "expected a decimal number as a string, e.g. \"12.30\"",
+                ));
+            }
+        };
+        Dec(d).money(field)
     }
 }
 

@@ -70,6 +70,11 @@ async fn decimal_inputs_are_plain_and_exact_or_refused() {
     ] {
         let r = pay(&app, &admin, &oid, "ref-decimals", bad).await;
         assert_eq!(error_code(&r), Some("VALIDATION"), "pay {bad:?}: {r}");
+        assert_eq!(
+            r["errors"][0]["extensions"]["field"],
+            json!("amount"),
+            "{r}"
+        );
         let r = app
             .gql_as(
                 &token,
@@ -78,6 +83,11 @@ async fn decimal_inputs_are_plain_and_exact_or_refused() {
             )
             .await;
         assert_eq!(error_code(&r), Some("VALIDATION"), "withdraw {bad:?}: {r}");
+        assert_eq!(
+            r["errors"][0]["extensions"]["field"],
+            json!("amount"),
+            "{r}"
+        );
     }
     // Money fields with too many places name the field.
     let r = app
@@ -92,6 +102,28 @@ async fn decimal_inputs_are_plain_and_exact_or_refused() {
     // A float is refused too: no amount goes through f64.
     let r = app
         .gql_as(&token, WITHDRAW, json!({ "a": 10.5, "k": "k-float" }))
+        .await;
+    assert_eq!(error_code(&r), Some("VALIDATION"), "{r}");
+    // Written in the document rather than as a variable, likewise.
+    let r = app
+        .gql_as(
+            &token,
+            "mutation { requestWithdrawal(amount: \"1e1\", idempotencyKey: \"k-lit\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&r), Some("VALIDATION"), "{r}");
+    assert_eq!(
+        r["errors"][0]["extensions"]["field"],
+        json!("amount"),
+        "{r}"
+    );
+    // Where the field is not known (the catalog's price filter), the scalar refuses.
+    let r = app
+        .gql(
+            "query($p: Decimal) { products(first: 1, filter: { minPrice: $p }) { edges { cursor } } }",
+            json!({ "p": "1e1" }),
+        )
         .await;
     assert_eq!(error_code(&r), Some("VALIDATION"), "{r}");
     // Nothing was booked by the refusals.
