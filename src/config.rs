@@ -494,6 +494,25 @@ pub struct Policy {
         global = true
     )]
     pub payment_timeout_minutes: u32,
+
+    /// At most this many unpaid (unexpired) orders per member at once; more is
+    /// `TOO_MANY_UNPAID_ORDERS` (one buyer cannot hold a SKU's stock in unpaid orders).
+    #[arg(
+        long,
+        env = "PUSHHAND_MAX_UNPAID_ORDERS",
+        default_value_t = 5,
+        global = true
+    )]
+    pub max_unpaid_orders: u32,
+
+    /// At most this many units of one SKU in one order; more is `QUANTITY_LIMIT`.
+    #[arg(
+        long,
+        env = "PUSHHAND_MAX_UNITS_PER_SKU",
+        default_value_t = 50,
+        global = true
+    )]
+    pub max_units_per_sku: u32,
 }
 
 impl Config {
@@ -546,6 +565,9 @@ impl Config {
         }
         if p.withdrawal_fee_rate.is_sign_negative() || p.withdrawal_fee_rate >= Decimal::ONE {
             bail!("PUSHHAND_WITHDRAWAL_FEE_RATE must be at least 0 and below 1");
+        }
+        if p.max_unpaid_orders == 0 || p.max_units_per_sku == 0 {
+            bail!("PUSHHAND_MAX_UNPAID_ORDERS and PUSHHAND_MAX_UNITS_PER_SKU must be at least 1");
         }
         if p.max_brands_per_category == 0 {
             bail!("PUSHHAND_MAX_BRANDS_PER_CATEGORY must be at least 1");

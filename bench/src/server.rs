@@ -57,6 +57,10 @@ impl Server {
             .env("PUSHHAND_WS_MAX_PER_CLIENT", "10000")
             .env("PUSHHAND_HEADER_READ_TIMEOUT_MS", "3600000")
             .env("PUSHHAND_REQUEST_TIMEOUT_MS", "600000")
+            // The checkout scenarios place many unpaid orders per buyer, and large ones: the
+            // caps on what one member may hold are not what they measure.
+            .env("PUSHHAND_MAX_UNPAID_ORDERS", "1000000")
+            .env("PUSHHAND_MAX_UNITS_PER_SKU", "1000000")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         if let Some(redis) = l.redis_url {

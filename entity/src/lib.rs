@@ -9,6 +9,7 @@
 //! - [`share_link`], [`order`], [`order_line`], [`earning`], [`ledger_entry`], [`balance`],
 //!   [`withdrawal`], [`membership_reward_day`]: orders and the money they move.
 //! - [`audit_entry`]: the append-only log of staff actions.
+//! - [`idempotency_key`]: clients' keys for retried writes (orders, refunds).
 //! - [`member`], [`binding`], [`member_ancestor`], [`team_counter`]: members, their binding
 //!   history, the team closure table and its counters.
 //!
@@ -24,6 +25,7 @@ pub mod curation_score;
 pub mod curation_stage_record;
 pub mod curation_summary;
 pub mod earning;
+pub mod idempotency_key;
 pub mod ledger_entry;
 pub mod ledger_month;
 pub mod member;

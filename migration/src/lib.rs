@@ -15,6 +15,8 @@ mod m20261125_000006_partial_refunds;
 mod m20261125_000007_ledger_months;
 mod m20261129_000008_membership_reward_days;
 mod m20261201_000010_audit_log;
+mod m20261202_000011_idempotency_keys;
+mod m20261202_000012_money_invariants;
 
 pub struct Migrator;
 
@@ -30,6 +32,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000007_ledger_months::Migration),
             Box::new(m20261129_000008_membership_reward_days::Migration),
             Box::new(m20261201_000010_audit_log::Migration),
+            Box::new(m20261202_000011_idempotency_keys::Migration),
+            Box::new(m20261202_000012_money_invariants::Migration),
         ]
     }
 }

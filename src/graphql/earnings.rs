@@ -9,7 +9,7 @@ use entity::{earning, withdrawal};
 use super::catalog::{Product, page_size};
 use super::ids::{self, Kind};
 use super::loaders::{Loaders, ProductKey};
-use super::scalars::Dec;
+use super::scalars::{Dec, DecArg};
 use super::{load_err, state, viewer};
 use crate::error::Error;
 use crate::service::earnings::{self as svc, Explanation};
@@ -389,12 +389,27 @@ pub struct LedgerMismatch {
     pub ledger_lifetime: Dec,
 }
 
+/// An earning or a withdrawal whose status is not the one its ledger entries say.
+#[derive(SimpleObject)]
+pub struct StatusMismatch {
+    /// `EARNING` or `WITHDRAWAL`.
+    pub kind: String,
+    /// The earning's or withdrawal's global ID.
+    pub id: ID,
+    pub member_id: ID,
+    pub stored_status: String,
+    pub ledger_status: String,
+}
+
 /// The result of recomputing every balance from the ledger.
 #[derive(SimpleObject)]
 pub struct LedgerCheck {
     pub members_checked: i64,
     /// Empty when the books balance.
     pub mismatches: Vec<LedgerMismatch>,
+    /// Earnings and withdrawals whose status disagrees with their entries (empty when
+    /// none does).
+    pub status_mismatches: Vec<StatusMismatch>,
 }
 
 #[derive(Default)]
@@ -405,7 +420,9 @@ impl EarningsQuery {
     /// ADMIN: recomputes every member's balances from the ledger and lists disagreements.
     async fn ledger_check(&self, ctx: &Context<'_>) -> Result<LedgerCheck> {
         viewer(ctx)?.admin()?;
-        let (checked, mismatches) = ledger::check(&state(ctx)?.db).await?;
+        let db = &state(ctx)?.db;
+        let (checked, mismatches) = ledger::check(db).await?;
+        let statuses = ledger::check_statuses(db).await?;
         let m = |fen: i64| Dec(entity::Money::from_fen(fen).to_decimal());
         Ok(LedgerCheck {
             members_checked: checked as i64,
@@ -422,6 +439,23 @@ impl EarningsQuery {
                     ledger_lifetime: m(x.from_ledger.lifetime),
                 })
                 .collect(),
+            status_mismatches: statuses
+                .into_iter()
+                .map(|x| StatusMismatch {
+                    kind: x.kind.to_owned(),
+                    id: ids::encode(
+                        if x.kind == "EARNING" {
+                            Kind::Earning
+                        } else {
+                            Kind::Withdrawal
+                        },
+                        x.id,
+                    ),
+                    member_id: ids::encode(Kind::Member, x.member_id),
+                    stored_status: x.stored.to_owned(),
+                    ledger_status: x.from_ledger.to_owned(),
+                })
+                .collect(),
         })
     }
 }
@@ -432,17 +466,40 @@ pub struct EarningsMutation;
 #[Object]
 impl EarningsMutation {
     /// ADMIN: settles every pending earning whose return window has passed by `asOf`
-    /// (default: now). Idempotent; the server also runs it every minute.
+    /// (default: now). Idempotent; the server also runs it every minute. In production an
+    /// `asOf` later than now is `VALIDATION` (it would settle money inside the return
+    /// window); development and tests use it to move time.
     async fn run_settlement(
         &self,
         ctx: &Context<'_>,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<SettlementReport> {
-        viewer(ctx)?.admin()?;
+        let admin = viewer(ctx)?.admin()?;
         let st = state(ctx)?;
         let now = st.clock.now();
         let as_of = as_of.unwrap_or(now);
+        if as_of > now && st.config.environment == crate::config::Environment::Production {
+            return Err(Error::validation(
+                "asOf",
+                "must not be later than now: earnings settle after their return window",
+            )
+            .into());
+        }
         let (settled, amount) = svc::settle(&st.db, &st.events, as_of, now).await?;
+        // The run is many transactions (one per batch of earnings): its entry follows it.
+        crate::service::audit::record(
+            &st.db,
+            &super::actor(ctx, admin),
+            crate::service::audit::Action::SettlementRun,
+            None,
+            serde_json::json!({
+                "asOf": as_of.to_rfc3339(),
+                "settled": settled,
+                "amount": amount.to_decimal().to_string(),
+            }),
+            now,
+        )
+        .await?;
         Ok(SettlementReport {
             as_of,
             settled: settled as i64,
@@ -457,7 +514,7 @@ impl EarningsMutation {
     async fn request_withdrawal(
         &self,
         ctx: &Context<'_>,
-        amount: Dec,
+        amount: DecArg,
         idempotency_key: String,
     ) -> Result<Withdrawal> {
         let st = state(ctx)?;
@@ -471,7 +528,7 @@ impl EarningsMutation {
                 &st.db,
                 &st.events,
                 me,
-                amount.0,
+                amount.money("amount")?.to_decimal(),
                 &idempotency_key,
                 withdrawals::Terms { minimum, fee_rate },
                 st.clock.now(),
@@ -490,8 +547,10 @@ impl EarningsMutation {
         let admin = viewer(ctx)?.admin()?;
         let st = state(ctx)?;
         let wid = ids::decode_as(&id, Kind::Withdrawal, "id")?;
+        let actor = super::actor(ctx, admin);
         Ok(Withdrawal(
-            withdrawals::review(&st.db, &st.events, admin.id, wid, approve, st.clock.now()).await?,
+            withdrawals::review_as(&st.db, &st.events, &actor, wid, approve, st.clock.now())
+                .await?,
         ))
     }
 }

@@ -9,8 +9,8 @@ use entity::{order, order_line};
 use super::catalog::{Product, Sku, page_size};
 use super::ids::{self, Kind};
 use super::loaders::{Loaders, ProductKey};
-use super::scalars::Dec;
-use super::{load_err, state, viewer};
+use super::scalars::{Dec, DecArg};
+use super::{actor, load_err, state, viewer};
 use crate::error::Error;
 use crate::service::orders as svc;
 use crate::state::AppState;
@@ -201,6 +201,10 @@ pub struct OrderLineInput {
 #[derive(InputObject)]
 pub struct PlaceOrderInput {
     pub lines: Vec<OrderLineInput>,
+    /// Optional (1–128 characters): a retry with the same key and lines returns the first
+    /// order instead of placing another; other lines under the same key are
+    /// `IDEMPOTENCY_CONFLICT`.
+    pub idempotency_key: Option<String>,
 }
 
 /// The payment provider's callback (stands in for its signed notification).
@@ -209,7 +213,7 @@ pub struct ConfirmPaymentInput {
     pub order_id: ID,
     pub payment_reference: String,
     /// Must equal the order's total.
-    pub amount: Dec,
+    pub amount: DecArg,
 }
 
 pub fn policy(st: &AppState) -> crate::service::earnings::Policy {
@@ -248,12 +252,14 @@ impl OrdersMutation {
     }
 
     /// Places an order, reserving stock at once (`OUT_OF_STOCK` names the SKU). Unpaid, it
-    /// expires after the payment timeout and releases the stock.
+    /// expires after the payment timeout and releases the stock. A SKU that does not exist
+    /// or is not on sale is `NOT_FOUND`; more unpaid orders than the cap is
+    /// `TOO_MANY_UNPAID_ORDERS`, more units of one SKU than the cap `QUANTITY_LIMIT`.
     async fn place_order(&self, ctx: &Context<'_>, input: PlaceOrderInput) -> Result<Order> {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
         let mut lines = Vec::with_capacity(input.lines.len());
-        for (i, l) in input.lines.into_iter().enumerate() {
+        for (i, l) in input.lines.iter().enumerate() {
             let field: &'static str = if i == 0 {
                 "lines[0].skuId"
             } else {
@@ -262,11 +268,25 @@ impl OrdersMutation {
             lines.push(svc::LineRequest {
                 sku_id: ids::decode_as(&l.sku_id, Kind::Sku, field)?,
                 quantity: l.quantity,
-                share_code: l.share_code,
+                share_code: l.share_code.clone(),
             });
         }
-        let timeout = Duration::minutes(i64::from(st.config.policy.payment_timeout_minutes));
-        let (o, _) = svc::place_order(&st.checkouts, me, lines, timeout, st.clock.now()).await?;
+        let p = &st.config.policy;
+        let timeout = Duration::minutes(i64::from(p.payment_timeout_minutes));
+        let limits = svc::OrderLimits {
+            max_unpaid_orders: p.max_unpaid_orders,
+            max_units_per_sku: p.max_units_per_sku,
+        };
+        let (o, _) = svc::place_order_as(
+            &st.checkouts,
+            me,
+            lines,
+            input.idempotency_key.as_deref(),
+            limits,
+            timeout,
+            st.clock.now(),
+        )
+        .await?;
         // Stock was reserved. Only on success: a refusal commits nothing, and a flood of
         // OUT_OF_STOCK refusals must not flush the cache.
         st.catalog_changed().await;
@@ -283,15 +303,15 @@ impl OrdersMutation {
         ctx: &Context<'_>,
         input: ConfirmPaymentInput,
     ) -> Result<Order> {
-        viewer(ctx)?.admin()?;
+        let admin = viewer(ctx)?.admin()?;
         let st = state(ctx)?;
         let id = order_id(&input.order_id, "orderId")?;
-        let amount = entity::Money::from_decimal(input.amount.0)
-            .ok_or_else(|| Error::validation("amount", "at most 2 decimal places"))?;
-        let o = svc::confirm_payment(
+        let amount = input.amount.money("amount")?;
+        let o = svc::confirm_payment_as(
             &st.db,
             &st.events,
             &st.units_sold,
+            Some(&actor(ctx, admin)),
             id,
             &input.payment_reference,
             amount,
@@ -306,11 +326,18 @@ impl OrdersMutation {
 
     /// ADMIN: marks a paid order shipped.
     async fn ship_order(&self, ctx: &Context<'_>, order_id: ID) -> Result<Order> {
-        viewer(ctx)?.admin()?;
+        let admin = viewer(ctx)?.admin()?;
         let st = state(ctx)?;
         let id = self::order_id(&order_id, "orderId")?;
         Ok(Order(
-            svc::ship(&st.db, &st.events, id, st.clock.now()).await?,
+            svc::ship_as(
+                &st.db,
+                &st.events,
+                Some(&actor(ctx, admin)),
+                id,
+                st.clock.now(),
+            )
+            .await?,
         ))
     }
 
@@ -336,24 +363,28 @@ impl OrdersMutation {
     /// ADMIN: refunds `quantity` units of a line (default: all units not yet refunded). The
     /// line's earnings are reversed in proportion — while pending by a reversal or a pending
     /// adjustment, once settled by a negative ADJUSTMENT (the balance may go negative).
+    /// With `idempotencyKey`, a retry with the same line and quantity returns the order and
+    /// refunds nothing more; another line or quantity under the key is
+    /// `IDEMPOTENCY_CONFLICT`.
     async fn refund_order_line(
         &self,
         ctx: &Context<'_>,
         order_line_id: ID,
         quantity: Option<i32>,
+        idempotency_key: Option<String>,
     ) -> Result<Order> {
-        viewer(ctx)?.admin()?;
+        let admin = viewer(ctx)?.admin()?;
         let st = state(ctx)?;
         let id = ids::decode_as(&order_line_id, Kind::OrderLine, "orderLineId")?;
-        let o = svc::refund_line(
-            &st.db,
-            &st.events,
-            &st.units_sold,
-            id,
+        let actor = actor(ctx, admin);
+        let refund = svc::Refund {
+            line_id: id,
             quantity,
-            st.clock.now(),
-        )
-        .await?;
+            key: idempotency_key.as_deref(),
+            actor: Some(&actor),
+        };
+        let o =
+            svc::refund_line_as(&st.db, &st.events, &st.units_sold, refund, st.clock.now()).await?;
         // Stock came back (nothing fails after the refund's commit).
         st.catalog_changed().await;
         Ok(Order(o))

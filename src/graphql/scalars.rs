@@ -2,10 +2,68 @@
 //!
 //! async-graphql's own decimal scalar also accepts JSON numbers by way of `f64`; ours takes
 //! strings only (and integers, which are exact), so no float ever touches an amount.
+//!
+//! Inputs are read strictly ([`parse_plain`]): an optional '-', digits, and an optional '.'
+//! with at most [`MAX_PLACES`] digits after it. `rust_decimal`'s own parser rounds what does
+//! not fit its 28 digits ("9.9999999999999999999999999999" became 10) and accepts exponents
+//! and '_' separators ("1e1", "1_0.0_0"): a payment or a withdrawal must be exactly what the
+//! client wrote, or refused (`VALIDATION`). Money fields further refuse more than 2 places
+//! ([`Dec::money`]).
 
 use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
 use rust_decimal::Decimal;
-use std::str::FromStr;
+
+use crate::error::Error;
+
+/// The most decimal places an input may carry: rates have 4 (0.1500), money 2.
+pub const MAX_PLACES: usize = 4;
+
+/// The most digits before the point: far above any amount (10^15 fen fit an `i64`).
+const MAX_INTEGER_DIGITS: usize = 15;
+
+/// Reads a plain decimal (`-?[0-9]+(\.[0-9]{1,4})?`) exactly, or says why not. No exponent,
+/// separator, sign '+', whitespace or rounding.
+pub fn parse_plain(s: &str) -> Result<Decimal, &'static str> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = match digits.split_once('.') {
+        Some((int, frac)) => (int, Some(frac)),
+        None => (digits, None),
+    };
+    let all_digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(int) || frac.is_some_and(|f| !all_digits(f)) {
+        return Err("not a plain decimal number (digits, an optional '.' and decimals)");
+    }
+    if int.len() > MAX_INTEGER_DIGITS {
+        return Err("too large");
+    }
+    let frac = frac.unwrap_or("");
+    if frac.len() > MAX_PLACES {
+        return Err("too many decimal places (money takes 2, rates 4)");
+    }
+    let mut mantissa: i128 = 0;
+    for b in int.bytes().chain(frac.bytes()) {
+        // At most 15 + 4 = 19 digits: far inside an i128 and a Decimal's 96 bits.
+        mantissa = mantissa * 10 + i128::from(b - b'0');
+    }
+    if s.starts_with('-') {
+        mantissa = -mantissa;
+    }
+    Ok(Decimal::from_i128_with_scale(mantissa, frac.len() as u32))
+}
+
+impl Dec {
+    /// This input as money on `field`: at most 2 decimal places and not negative, else
+    /// `VALIDATION` naming the field.
+    pub fn money(self, field: &'static str) -> Result<entity::Money, Error> {
+        if self.0.scale() > 2 {
+            return Err(Error::validation(field, "at most 2 decimal places"));
+        }
+        if self.0.is_sign_negative() && !self.0.is_zero() {
+            return Err(Error::validation(field, "must not be negative"));
+        }
+        entity::Money::from_decimal(self.0).ok_or_else(|| Error::validation(field, "too large"))
+    }
+}
 
 /// A decimal number as a string; see the scalar's description.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -13,26 +71,88 @@ pub struct Dec(pub Decimal);
 
 /// A decimal number written as a string: money in CNY with two places ("12.30") or a rate as
 /// a fraction ("0.15" = 15 %). Inputs must be strings (integers are accepted too); floats are
-/// refused so that no amount is ever rounded on the way in.
+/// refused so that no amount is ever rounded on the way in. Inputs are plain decimals: an
+/// optional '-', digits, and at most 4 places after a '.' (money takes 2); exponents, '_'
+/// separators and spaces are refused (`VALIDATION`).
 #[Scalar(name = "Decimal")]
 impl ScalarType for Dec {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
-            Value::String(s) => Decimal::from_str(s.trim())
-                .map(Dec)
-                .map_err(|_| InputValueError::custom(format!("{s:?} is not a decimal number"))),
+            Value::String(s) => parse_plain(s).map(Dec).map_err(|why| {
+                InputValueError::custom(format!("{:?}: {why}", truncated(s)))
+                    .with_extension("code", "VALIDATION")
+            }),
             Value::Number(n) if n.is_i64() => {
-                Ok(Dec(Decimal::from(n.as_i64().unwrap_or_default())))
+                let i = n.as_i64().unwrap_or_default();
+                parse_plain(&i.to_string()).map(Dec).map_err(|why| {
+                    InputValueError::custom(format!("{i}: {why}"))
+                        .with_extension("code", "VALIDATION")
+                })
             }
             _ => Err(InputValueError::custom(
                 "expected a decimal number as a string, e.g. \"12.30\"",
-            )),
+            )
+            .with_extension("code", "VALIDATION")),
         }
     }
 
     fn to_value(&self) -> Value {
         Value::String(decimal_text(self.0))
     }
+}
+
+/// A `Decimal` argument kept as the client sent it, read where its field is known: a bad
+/// amount is then `VALIDATION` naming the field (`extensions.field`), where the scalar's own
+/// refusal can only say that some `Decimal` was bad. Registers as the `Decimal` scalar, so
+/// the schema does not change.
+#[derive(Clone, Debug)]
+pub struct DecArg(Value);
+
+impl async_graphql::InputType for DecArg {
+    type RawValueType = Self;
+
+    fn type_name() -> std::borrow::Cow<'static, str> {
+        <Dec as async_graphql::InputType>::type_name()
+    }
+
+    fn create_type_info(registry: &mut async_graphql::registry::Registry) -> String {
+        <Dec as async_graphql::InputType>::create_type_info(registry)
+    }
+
+    fn parse(value: Option<Value>) -> InputValueResult<Self> {
+        Ok(DecArg(value.unwrap_or_default()))
+    }
+
+    fn to_value(&self) -> Value {
+        self.0.clone()
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+}
+
+impl DecArg {
+    /// The argument as money on `field` (see [`Dec::money`]); anything but a plain decimal
+    /// with at most 2 places is `VALIDATION` naming the field.
+    pub fn money(&self, field: &'static str) -> Result<entity::Money, Error> {
+        let d = match &self.0 {
+            Value::String(s) => parse_plain(s).map_err(|why| Error::validation(field, why))?,
+            Value::Number(n) if n.is_i64() => Decimal::from(n.as_i64().unwrap_or_default()),
+            _ => {
+                return Err(Error::validation(
+                    field,
+                    "expected a decimal number as a string, e.g. \"12.30\"",
+                ));
+            }
+        };
+        Dec(d).money(field)
+    }
+}
+
+/// At most 40 characters of a refused input, for the error message.
+fn truncated(s: &str) -> &str {
+    s.char_indices().nth(40).map_or(s, |(i, _)| &s[..i])
 }
 
 /// `d` exactly as `Decimal`'s `Display` writes it ("10.00", "-0.50", "3"), without the
@@ -99,6 +219,56 @@ mod tests {
             let d = Decimal::from_parts(lo, mid, hi, negative, scale);
             prop_assert_eq!(decimal_text(d), d.to_string());
         }
+    }
+
+    #[test]
+    fn plain_decimals_only() {
+        for bad in [
+            "9.9999999999999999999999999999",
+            "3542.900000000000000000000000001",
+            "1e1",
+            "1E1",
+            "1_0.0_0",
+            " 10.00",
+            "10.00 ",
+            "+10",
+            "10.",
+            ".5",
+            "",
+            "-",
+            "1.00000",
+            "0x10",
+            "NaN",
+            "1234567890123456",
+            "١٠",
+        ] {
+            assert!(parse_plain(bad).is_err(), "{bad:?} must be refused");
+        }
+        for (good, want) in [
+            ("10", Decimal::new(10, 0)),
+            ("10.00", Decimal::new(1000, 2)),
+            ("0.1500", Decimal::new(1500, 4)),
+            ("-0.50", Decimal::new(-50, 2)),
+            ("3542.9", Decimal::new(35429, 1)),
+            (
+                "999999999999999.9999",
+                Decimal::from_i128_with_scale(9_999_999_999_999_999_999, 4),
+            ),
+        ] {
+            let got = parse_plain(good).expect(good);
+            assert_eq!(got, want);
+            assert_eq!(got.scale(), want.scale());
+        }
+    }
+
+    #[test]
+    fn money_takes_two_places() {
+        assert!(Dec(Decimal::new(10000, 3)).money("amount").is_err());
+        assert!(Dec(Decimal::new(-1, 2)).money("amount").is_err());
+        assert_eq!(
+            Dec(Decimal::new(1001, 2)).money("amount").ok(),
+            Some(entity::Money::from_fen(1001))
+        );
     }
 
     #[test]

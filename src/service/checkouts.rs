@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use chrono::SecondsFormat;
-use entity::{order, order_line, sku};
+use entity::{idempotency_key, order, order_line, sku};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, InsertStatement, Query};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityName, EntityTrait, IdenStatic,
@@ -44,6 +44,9 @@ pub struct Checkout {
     pub order: order::Model,
     pub lines: Vec<order_line::Model>,
     pub stock: BTreeMap<Uuid, i32>,
+    /// The client's idempotency key, written with the order: its unique index refuses a
+    /// second order under the same key.
+    pub key: Option<idempotency_key::Model>,
 }
 
 /// The queues of checkouts to write, one per SKU (cheap to clone: one per process is
@@ -202,16 +205,21 @@ impl Drop for Writer<'_> {
 }
 
 /// The rows of `checkouts` as one batch, in the order that keeps batches from deadlocking:
-/// the orders, their lines, then each SKU's decrement (the sum of the checkouts'), in SKU
+/// the orders, their lines, their idempotency keys, then each SKU's decrement (the sum of the checkouts'), in SKU
 /// order, last. On PostgreSQL the rows go as JSON, so that the statement is the same for any
 /// number of orders; elsewhere as `VALUES`.
 fn rows_of(backend: DbBackend, checkouts: &[Checkout]) -> Result<Batch, DbErr> {
     let orders = checkouts.iter().map(|c| &c.order);
     let lines = checkouts.iter().flat_map(|c| &c.lines);
+    let keys: Vec<&idempotency_key::Model> =
+        checkouts.iter().filter_map(|c| c.key.as_ref()).collect();
     let mut batch = Batch::default();
     if backend == DbBackend::Postgres {
         batch.push(insert_json(orders)?);
         batch.push(insert_json(lines)?);
+        if !keys.is_empty() {
+            batch.push(insert_json(keys)?);
+        }
     } else {
         batch.push(
             order::Entity::insert_many(orders.cloned().map(order::ActiveModel::from)).into_query(),
@@ -220,6 +228,16 @@ fn rows_of(backend: DbBackend, checkouts: &[Checkout]) -> Result<Batch, DbErr> {
             order_line::Entity::insert_many(lines.cloned().map(order_line::ActiveModel::from))
                 .into_query(),
         );
+        if !keys.is_empty() {
+            batch.push(
+                idempotency_key::Entity::insert_many(
+                    keys.into_iter()
+                        .cloned()
+                        .map(idempotency_key::ActiveModel::from),
+                )
+                .into_query(),
+            );
+        }
     }
     let taken = checkouts
         .iter()

@@ -600,8 +600,9 @@ pub fn refund_portion(amount: i64, q: i32, before: i32, after: i32) -> i64 {
 /// `REVERSED` when the whole line goes back at once, or reduced by a pending negative
 /// `ADJUSTMENT` (settling with it) for part of a line; a settled one gets a settled negative
 /// `ADJUSTMENT` (the balance may go negative). A reversed membership reward gives its amount
-/// back to the day it was earned on (the daily cap's counter). Call in the refund's
-/// transaction.
+/// back to the day it was earned on (the daily cap's counter). When the last units of a line
+/// go back, a pending earning is `REVERSED` together with the pending adjustments of the
+/// earlier parts (nothing is left to settle). Call in the refund's transaction.
 pub async fn claw_back_line(
     txn: &impl ConnectionTrait,
     writes: &mut Writes,
@@ -617,10 +618,83 @@ pub async fn claw_back_line(
         .all(txn)
         .await?;
     let whole_line = before == 0 && after == line.quantity;
+    let last_units = after == line.quantity;
+    // The pending adjustments of earlier partial refunds, by the earning they adjust: the
+    // last refund of a line finishes them with their earning.
+    let mut adjustments: HashMap<Uuid, Vec<earning::Model>> = HashMap::new();
+    if last_units && !whole_line {
+        for adj in earning::Entity::find()
+            .filter(earning::Column::OrderLineId.eq(line.id))
+            .filter(earning::Column::Kind.eq(earning::Kind::Adjustment))
+            .order_by_asc(earning::Column::Id)
+            .all(txn)
+            .await?
+        {
+            let x: Explanation = serde_json::from_str(&adj.explanation).map_err(Error::internal)?;
+            if let Some(of) = x.adjusts_earning_id {
+                adjustments.entry(of).or_default().push(adj);
+            }
+        }
+    }
     let mut changed = Vec::new();
     for e in earnings {
         let a = e.amount.fen();
         if e.status == earning::Status::Reversed {
+            continue;
+        }
+        // The line's last units go back while the earning still waits: nothing of it is left
+        // to settle, so it ends `REVERSED` with its pending adjustments instead of staying
+        // `PENDING` beside them for ever. The entries move what one more adjustment would
+        // have (the earning's amount back, the adjustments' given back).
+        let adjusted = adjustments.remove(&e.id).unwrap_or_default();
+        if e.status == earning::Status::Pending
+            && last_units
+            && !whole_line
+            && adjusted
+                .iter()
+                .all(|x| x.status == earning::Status::Pending)
+        {
+            for x in std::iter::once(&e).chain(&adjusted) {
+                let reversed = earning::Entity::update_many()
+                    .col_expr(
+                        earning::Column::Status,
+                        Expr::value(earning::Status::Reversed),
+                    )
+                    .col_expr(earning::Column::ReversedAt, Expr::value(now))
+                    .filter(earning::Column::Id.eq(x.id))
+                    .filter(earning::Column::Status.eq(earning::Status::Pending))
+                    .exec(txn)
+                    .await?;
+                if reversed.rows_affected != 1 {
+                    // A settlement took it meanwhile: nothing of this refund is written.
+                    return Err(Error::rule(
+                        "REFUND_CONFLICT",
+                        "the line's earnings settled meanwhile; retry the refund",
+                    ));
+                }
+                let amount = x.amount.fen();
+                let d = Deltas {
+                    pending: -amount,
+                    lifetime: -amount,
+                    ..Deltas::default()
+                };
+                ledger::book_later(
+                    writes,
+                    x.member_id,
+                    Event::Reversed,
+                    Refs {
+                        earning: Some(x.id),
+                        withdrawal: None,
+                    },
+                    d,
+                    now,
+                );
+                changed.push(earning::Model {
+                    status: earning::Status::Reversed,
+                    reversed_at: Some(now),
+                    ..x.clone()
+                });
+            }
             continue;
         }
         if e.status == earning::Status::Pending && whole_line {

@@ -1,6 +1,8 @@
 //! The ledger: every movement of a member's money is an appended entry with its effect on each
 //! balance column, and the member's balance row moves by the same amounts in the same
-//! transaction. [`check`] recomputes every balance from the entries and reports differences.
+//! transaction. [`check`] recomputes every balance from the entries and reports differences;
+//! [`check_statuses`] compares each earning's and withdrawal's status with its entries. The
+//! entries are append-only in the database too (triggers refuse `UPDATE` and `DELETE`).
 
 use chrono::{DateTime, Utc};
 use entity::{Money, balance, ledger_entry, ledger_month};
@@ -401,6 +403,157 @@ async fn check_months(db: &impl ConnectionTrait) -> Result<Vec<Mismatch>> {
                 period: Some(period),
                 stored: lifetime(kept),
                 from_ledger: lifetime(0),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// An earning or a withdrawal whose stored status is not the one its ledger entries say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusMismatch {
+    /// `EARNING` or `WITHDRAWAL`.
+    pub kind: &'static str,
+    pub id: Uuid,
+    pub member_id: Uuid,
+    pub stored: &'static str,
+    pub from_ledger: &'static str,
+}
+
+#[derive(FromQueryResult)]
+struct Marks {
+    id: Uuid,
+    first: Option<i64>,
+    second: Option<i64>,
+    third: Option<i64>,
+}
+
+/// Per referenced row (`column`: `earning_id` or `withdrawal_id`), how many entries meet
+/// each of three conditions.
+async fn marks(
+    db: &impl ConnectionTrait,
+    column: &str,
+    conditions: [&str; 3],
+) -> Result<std::collections::HashMap<Uuid, (i64, i64, i64)>> {
+    let backend = db.get_database_backend();
+    let count = |c: &str| match backend {
+        DbBackend::Postgres => format!("CAST(SUM(CASE WHEN {c} THEN 1 ELSE 0 END) AS BIGINT)"),
+        _ => format!("SUM(CASE WHEN {c} THEN 1 ELSE 0 END)"),
+    };
+    let sql = format!(
+        "SELECT {column} AS id, {} AS first, {} AS second, {} AS third FROM ledger_entries \
+         WHERE {column} IS NOT NULL GROUP BY {column}",
+        count(conditions[0]),
+        count(conditions[1]),
+        count(conditions[2]),
+    );
+    Ok(
+        Marks::find_by_statement(Statement::from_string(backend, sql))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|m| {
+                let n = |x: Option<i64>| x.unwrap_or(0);
+                (m.id, (n(m.first), n(m.second), n(m.third)))
+            })
+            .collect(),
+    )
+}
+
+/// Compares each earning's and each withdrawal's status with what its entries say: an
+/// earning is `REVERSED` once a `REVERSED` entry refers to it, `SETTLED` once a `SETTLED`
+/// entry does (or an `ADJUSTED` entry moved the available balance: an adjustment booked
+/// settled), `PENDING` otherwise; a withdrawal is `APPROVED` once paid, `REJECTED` once its
+/// funds came back, `PENDING` otherwise.
+pub async fn check_statuses(db: &impl ConnectionTrait) -> Result<Vec<StatusMismatch>> {
+    use entity::{earning, withdrawal};
+    use sea_orm::QuerySelect;
+    let mut out = Vec::new();
+    let entries = marks(
+        db,
+        "earning_id",
+        [
+            "event = 'REVERSED'",
+            "event = 'SETTLED'",
+            "event = 'ADJUSTED' AND available_delta <> 0",
+        ],
+    )
+    .await?;
+    let earnings: Vec<(Uuid, Uuid, earning::Status)> = earning::Entity::find()
+        .select_only()
+        .columns([
+            earning::Column::Id,
+            earning::Column::MemberId,
+            earning::Column::Status,
+        ])
+        .into_tuple()
+        .all(db)
+        .await?;
+    let name = |s: earning::Status| match s {
+        earning::Status::Pending => "PENDING",
+        earning::Status::Settled => "SETTLED",
+        earning::Status::Reversed => "REVERSED",
+    };
+    for (id, member_id, status) in earnings {
+        let (reversed, settled, settled_adjustment) = entries.get(&id).copied().unwrap_or_default();
+        let expected = if reversed > 0 {
+            earning::Status::Reversed
+        } else if settled > 0 || settled_adjustment > 0 {
+            earning::Status::Settled
+        } else {
+            earning::Status::Pending
+        };
+        if expected != status {
+            out.push(StatusMismatch {
+                kind: "EARNING",
+                id,
+                member_id,
+                stored: name(status),
+                from_ledger: name(expected),
+            });
+        }
+    }
+    let entries = marks(
+        db,
+        "withdrawal_id",
+        [
+            "event = 'WITHDRAWAL_PAID'",
+            "event = 'WITHDRAWAL_REJECTED'",
+            "event = 'WITHDRAWAL_REQUESTED'",
+        ],
+    )
+    .await?;
+    let withdrawals: Vec<(Uuid, Uuid, withdrawal::Status)> = withdrawal::Entity::find()
+        .select_only()
+        .columns([
+            withdrawal::Column::Id,
+            withdrawal::Column::MemberId,
+            withdrawal::Column::Status,
+        ])
+        .into_tuple()
+        .all(db)
+        .await?;
+    let name = |s: withdrawal::Status| match s {
+        withdrawal::Status::Pending => "PENDING",
+        withdrawal::Status::Approved => "APPROVED",
+        withdrawal::Status::Rejected => "REJECTED",
+    };
+    for (id, member_id, status) in withdrawals {
+        let (paid, rejected, _) = entries.get(&id).copied().unwrap_or_default();
+        let expected = if paid > 0 {
+            withdrawal::Status::Approved
+        } else if rejected > 0 {
+            withdrawal::Status::Rejected
+        } else {
+            withdrawal::Status::Pending
+        };
+        if expected != status {
+            out.push(StatusMismatch {
+                kind: "WITHDRAWAL",
+                id,
+                member_id,
+                stored: name(status),
+                from_ledger: name(expected),
             });
         }
     }

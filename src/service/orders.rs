@@ -5,7 +5,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
-use entity::{Money, binding, member, order, order_line, product, share_link, sku};
+use entity::{
+    Money, audit_entry, binding, idempotency_key, member, order, order_line, product, share_link,
+    sku,
+};
 use sea_orm::sea_query::{Expr, ExprTrait, JoinType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
@@ -13,6 +16,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::audit::{self, Action, Actor, TargetType};
 use super::batch::Batch;
 use super::checkouts::{Checkout, Checkouts};
 use super::earnings::{self, Policy};
@@ -79,6 +83,26 @@ pub struct LineRequest {
     pub share_code: Option<String>,
 }
 
+/// [`place_order_as`] without an idempotency key or caps (the command line, tests).
+pub async fn place_order(
+    checkouts: &Checkouts,
+    buyer: &member::Model,
+    lines: Vec<LineRequest>,
+    payment_timeout: Duration,
+    now: DateTime<Utc>,
+) -> Result<(order::Model, Vec<order_line::Model>)> {
+    place_order_as(
+        checkouts,
+        buyer,
+        lines,
+        None,
+        OrderLimits::NONE,
+        payment_timeout,
+        now,
+    )
+    .await
+}
+
 /// Places an order: reserves stock atomically (a decrement per SKU that the `stock >= 0`
 /// check refuses to take below zero, so concurrent checkouts can never oversell), snapshots
 /// prices and rates, totals in exact money. Unpaid, it expires after `payment_timeout`.
@@ -87,14 +111,35 @@ pub struct LineRequest {
 /// stock) then go through [`Checkouts`]: on PostgreSQL in one statement with the other
 /// checkouts of its SKU queued at that moment, so that a popular SKU's row is locked once
 /// for all of them; on SQLite in a write transaction of its own.
-pub async fn place_order(
+///
+/// With an idempotency `key`, a retry with the same lines returns the first order (placed
+/// once however many retries race: the key is written with the order under a unique index);
+/// other lines under the same key are `IDEMPOTENCY_CONFLICT`.
+///
+/// A member holds at most `limits.max_unpaid_orders` unpaid orders (`TOO_MANY_UNPAID_ORDERS`)
+/// and takes at most `limits.max_units_per_sku` units of a SKU per order (`QUANTITY_LIMIT`).
+/// The first cap is counted before the write and again after its commit: of orders placed at
+/// once, one that finds more than the cap pending once it is written cancels itself (the last
+/// of any set of orders to count sees all of them, so the cap holds across instances).
+pub async fn place_order_as(
     checkouts: &Checkouts,
     buyer: &member::Model,
     lines: Vec<LineRequest>,
+    key: Option<&str>,
+    limits: OrderLimits,
     payment_timeout: Duration,
     now: DateTime<Utc>,
 ) -> Result<(order::Model, Vec<order_line::Model>)> {
     let db = checkouts.db();
+    let key = key.map(idempotency_key_text).transpose()?;
+    let request = key.map(|_| place_request(&lines));
+    if let (Some(key), Some(request)) = (key, &request)
+        && let Some(id) = replay(db, buyer.id, PLACE_ORDER, key, request).await?
+    {
+        let o = get(db, id).await?;
+        let lines = lines_of(db, &[id]).await?;
+        return Ok((o, lines));
+    }
     if lines.is_empty() {
         return Err(Error::validation(
             "lines",
@@ -111,6 +156,10 @@ pub async fn place_order(
                 "must be 1 to 99",
             ));
         }
+    }
+    let capped = limits.max_unpaid_orders < u32::MAX;
+    if capped && unpaid_orders(db, buyer.id, now).await? >= u64::from(limits.max_unpaid_orders) {
+        return Err(too_many_unpaid(limits));
     }
     // Every SKU (with its product) and every share link in one statement each, whatever
     // the number of lines.
@@ -149,14 +198,13 @@ pub async fn place_order(
     let mut total = 0i64;
     for (i, l) in lines.into_iter().enumerate() {
         let (s, p) = skus.get(&l.sku_id).ok_or_else(|| Error::not_found("SKU"))?;
+        // A SKU of an unpublished product is as unknown as a SKU that does not exist: a
+        // buyer must not learn that a product is being prepared.
         let Some(p) = p
             .as_ref()
             .filter(|p| p.status == product::Status::Published)
         else {
-            return Err(Error::validation(
-                format!("lines[{i}].skuId"),
-                "this product is not on sale",
-            ));
+            return Err(Error::not_found("SKU"));
         };
         let share_link_id = match l
             .share_code
@@ -212,6 +260,18 @@ pub async fn place_order(
             refunded_quantity: 0,
         });
     }
+    if let Some(r) = reservations
+        .values()
+        .find(|r| i64::from(r.quantity) > i64::from(limits.max_units_per_sku))
+    {
+        return Err(Error::rule(
+            "QUANTITY_LIMIT",
+            format!(
+                "at most {} units of one SKU per order ({} asked {})",
+                limits.max_units_per_sku, r.name, r.quantity
+            ),
+        ));
+    }
     let o = order::Model {
         id: order_id,
         buyer_id: buyer.id,
@@ -232,14 +292,167 @@ pub async fn place_order(
             .iter()
             .map(|(id, r)| (*id, r.quantity))
             .collect(),
+        key: key
+            .zip(request.clone())
+            .map(|(key, request)| idempotency_key::Model {
+                id: Uuid::now_v7(),
+                owner_id: buyer.id,
+                scope: PLACE_ORDER.to_owned(),
+                key: key.to_owned(),
+                request,
+                result_id: order_id,
+                created_at: now,
+            }),
     };
     match checkouts.write(checkout).await {
-        Ok(()) => Ok((o, rows)),
+        Ok(()) => {}
         Err(e) if crate::db::is_check_violation(&e) => {
-            Err(out_of_stock(checkouts.db(), &reservations).await?)
+            return Err(out_of_stock(checkouts.db(), &reservations).await?);
         }
-        Err(e) => Err(e.into()),
+        // The key was written by a twin of this request (or by another one).
+        Err(e) if crate::db::is_unique_violation(&e) && key.is_some() => {
+            let (Some(key), Some(request)) = (key, &request) else {
+                return Err(e.into());
+            };
+            let id = replay(db, buyer.id, PLACE_ORDER, key, request)
+                .await?
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("idempotency key vanished")))?;
+            let o = get(db, id).await?;
+            let lines = lines_of(db, &[id]).await?;
+            return Ok((o, lines));
+        }
+        Err(e) => return Err(e.into()),
     }
+    // Placed at once with others, it may be one too many: the cap holds whatever ran beside.
+    if capped && unpaid_orders(db, buyer.id, now).await? > u64::from(limits.max_unpaid_orders) {
+        cancel_unpaid(db, o.id, now).await?;
+        return Err(too_many_unpaid(limits));
+    }
+    Ok((o, rows))
+}
+
+/// The caps on what one member may hold in unpaid orders.
+#[derive(Clone, Copy, Debug)]
+pub struct OrderLimits {
+    /// Unpaid, unexpired orders per member.
+    pub max_unpaid_orders: u32,
+    /// Units of one SKU in one order.
+    pub max_units_per_sku: u32,
+}
+
+impl OrderLimits {
+    /// No caps.
+    pub const NONE: OrderLimits = OrderLimits {
+        max_unpaid_orders: u32::MAX,
+        max_units_per_sku: u32::MAX,
+    };
+}
+
+impl Default for OrderLimits {
+    fn default() -> Self {
+        OrderLimits {
+            max_unpaid_orders: 5,
+            max_units_per_sku: 50,
+        }
+    }
+}
+
+fn too_many_unpaid(limits: OrderLimits) -> Error {
+    Error::rule(
+        "TOO_MANY_UNPAID_ORDERS",
+        format!(
+            "at most {} unpaid orders at once: pay or let one expire first",
+            limits.max_unpaid_orders
+        ),
+    )
+}
+
+/// The member's orders awaiting payment and not yet expired.
+async fn unpaid_orders(db: &impl ConnectionTrait, buyer: Uuid, now: DateTime<Utc>) -> Result<u64> {
+    Ok(order::Entity::find()
+        .filter(order::Column::BuyerId.eq(buyer))
+        .filter(order::Column::Status.eq(order::Status::PendingPayment))
+        .filter(order::Column::ExpiresAt.gt(now))
+        .count(db)
+        .await?)
+}
+
+/// Cancels an unpaid order placed beyond the cap: its stock returns and its idempotency key
+/// goes (a retry is refused again, or placed once the member is under the cap).
+async fn cancel_unpaid(db: &DatabaseConnection, id: Uuid, now: DateTime<Utc>) -> Result<()> {
+    let txn = crate::db::begin_write(db).await?;
+    if transition(
+        &txn,
+        id,
+        &[order::Status::PendingPayment],
+        order::Status::Cancelled,
+        (order::Column::CancelledAt, now),
+    )
+    .await?
+    {
+        let lines = lines_of(&txn, &[id]).await?;
+        restock(&txn, lines.iter().map(|l| (l.sku_id, l.quantity))).await?;
+        idempotency_key::Entity::delete_many()
+            .filter(idempotency_key::Column::Scope.eq(PLACE_ORDER))
+            .filter(idempotency_key::Column::ResultId.eq(id))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// The scopes of idempotency keys.
+const PLACE_ORDER: &str = "placeOrder";
+const REFUND_ORDER_LINE: &str = "refundOrderLine";
+
+/// A client's idempotency key, trimmed: 1 to 128 printable characters.
+fn idempotency_key_text(key: &str) -> Result<&str> {
+    let key = key.trim();
+    if key.is_empty() || key.len() > 128 || key.chars().any(char::is_control) {
+        return Err(Error::validation(
+            "idempotencyKey",
+            "must be 1 to 128 printable characters",
+        ));
+    }
+    Ok(key)
+}
+
+/// `placeOrder`'s arguments in a canonical form, to tell a retry from another request.
+fn place_request(lines: &[LineRequest]) -> String {
+    let mut out = String::new();
+    for l in lines {
+        let code = l.share_code.as_deref().map_or("", str::trim);
+        out.push_str(&format!("{}*{}@{};", l.sku_id, l.quantity, code));
+    }
+    out
+}
+
+/// What a key already made: `Some(result)` when it was used with the same `request`,
+/// `None` when unused, `IDEMPOTENCY_CONFLICT` when used with other arguments.
+async fn replay(
+    db: &impl ConnectionTrait,
+    owner: Uuid,
+    scope: &str,
+    key: &str,
+    request: &str,
+) -> Result<Option<Uuid>> {
+    let Some(row) = idempotency_key::Entity::find()
+        .filter(idempotency_key::Column::OwnerId.eq(owner))
+        .filter(idempotency_key::Column::Scope.eq(scope))
+        .filter(idempotency_key::Column::Key.eq(key))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if row.request != request {
+        return Err(Error::rule(
+            "IDEMPOTENCY_CONFLICT",
+            "this idempotency key was used with other arguments",
+        ));
+    }
+    Ok(Some(row.result_id))
 }
 
 /// Units a checkout takes from one SKU.
@@ -323,6 +536,26 @@ pub async fn confirm_payment(
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<order::Model> {
+    confirm_payment_as(
+        db, events, sold, None, order_id, reference, amount, policy, now,
+    )
+    .await
+}
+
+/// [`confirm_payment`] by staff: the payment that makes the transition also writes its
+/// audit entry (reference and amount), in the same statement.
+#[allow(clippy::too_many_arguments)]
+pub async fn confirm_payment_as(
+    db: &DatabaseConnection,
+    events: &Events,
+    sold: &UnitsSold,
+    actor: Option<&Actor>,
+    order_id: Uuid,
+    reference: &str,
+    amount: Money,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<order::Model> {
     let reference = reference.trim();
     if reference.is_empty() || reference.len() > 128 {
         return Err(Error::validation(
@@ -363,6 +596,21 @@ pub async fn confirm_payment(
             {
                 writes.push(upsert);
             }
+        }
+        if let Some(actor) = actor {
+            writes.push(
+                audit_entry::Entity::insert(audit::entry(
+                    actor,
+                    Action::PaymentConfirmed,
+                    Some((TargetType::Order, order_id)),
+                    serde_json::json!({
+                        "paymentReference": reference,
+                        "amount": amount.to_decimal().to_string(),
+                    }),
+                    now,
+                ))
+                .into_query(),
+            );
         }
         let transition = order::Entity::update_many()
             .col_expr(order::Column::Status, Expr::value(order::Status::Paid))
@@ -415,8 +663,13 @@ pub async fn confirm_payment(
             ));
         }
     }
-    // Already paid (by this callback's twin or earlier): same reference → unchanged.
+    // Already paid (by this callback's twin or earlier): same reference and amount →
+    // unchanged; the same reference with another amount is not this payment.
     match &o.payment_reference {
+        Some(r) if r == reference && o.total != amount => Err(Error::rule(
+            "PAYMENT_MISMATCH",
+            format!("the order totals {}, the payment is {}", o.total, amount),
+        )),
         Some(r) if r == reference => Ok(o),
         Some(_) => Err(Error::rule(
             "PAYMENT_CONFLICT",
@@ -480,9 +733,21 @@ pub async fn ship(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<order::Model> {
-    get(db, id).await?;
+    ship_as(db, events, None, id, now).await
+}
+
+/// [`ship`] with its audit entry, written in the shipment's transaction.
+pub async fn ship_as(
+    db: &DatabaseConnection,
+    events: &Events,
+    actor: Option<&Actor>,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<order::Model> {
+    let txn = crate::db::begin_write(db).await?;
+    get(&txn, id).await?;
     if !transition(
-        db,
+        &txn,
         id,
         &[order::Status::Paid],
         order::Status::Shipped,
@@ -495,7 +760,19 @@ pub async fn ship(
             "only a paid order can be shipped",
         ));
     }
-    let o = get(db, id).await?;
+    if let Some(actor) = actor {
+        audit::record(
+            &txn,
+            actor,
+            Action::OrderShipped,
+            Some((TargetType::Order, id)),
+            serde_json::json!({}),
+            now,
+        )
+        .await?;
+    }
+    let o = get(&txn, id).await?;
+    txn.commit().await?;
     events
         .publish(vec![Event::new(o.buyer_id, Kind::OrderChanged, o.id)])
         .await;
@@ -710,11 +987,87 @@ pub async fn refund_line(
     quantity: Option<i32>,
     now: DateTime<Utc>,
 ) -> Result<order::Model> {
+    let refund = Refund {
+        line_id,
+        quantity,
+        key: None,
+        actor: None,
+    };
+    refund_line_as(db, events, sold, refund, now).await
+}
+
+/// A refund as staff ask for it.
+pub struct Refund<'a> {
+    pub line_id: Uuid,
+    /// Units to refund (`None`: every unit not yet refunded).
+    pub quantity: Option<i32>,
+    /// The client's idempotency key: a retry with the same line and quantity returns the
+    /// order as the first refund left it and refunds nothing more; another line or quantity
+    /// under the same key is `IDEMPOTENCY_CONFLICT`.
+    pub key: Option<&'a str>,
+    /// Who refunds, for the audit log (`None`: the command line, tests).
+    pub actor: Option<&'a Actor>,
+}
+
+/// [`refund_line`] with an idempotency key and an audit entry, both written in the
+/// refund's transaction: of concurrent retries with one key, one refunds and the others wait
+/// for it (the key's unique index) and return its order.
+pub async fn refund_line_as(
+    db: &DatabaseConnection,
+    events: &Events,
+    sold: &UnitsSold,
+    refund: Refund<'_>,
+    now: DateTime<Utc>,
+) -> Result<order::Model> {
+    let Refund {
+        line_id,
+        quantity,
+        key,
+        actor,
+    } = refund;
+    let key = key.map(idempotency_key_text).transpose()?;
+    let request = format!(
+        "{line_id}*{}",
+        quantity.map_or_else(|| "all".to_owned(), |q| q.to_string())
+    );
+    // The owner of a key: the staff member, or nobody in particular off the API.
+    let owner = actor.map(|a| a.member);
+    if let (Some(key), Some(owner)) = (key, owner)
+        && let Some(id) = replay(db, owner, REFUND_ORDER_LINE, key, &request).await?
+    {
+        return get(db, id).await;
+    }
     let txn = crate::db::begin_write(db).await?;
     let line = order_line::Entity::find_by_id(line_id)
         .one(&txn)
         .await?
         .ok_or_else(|| Error::not_found("order line"))?;
+    if let (Some(key), Some(owner)) = (key, owner) {
+        let row = idempotency_key::Model {
+            id: Uuid::now_v7(),
+            owner_id: owner,
+            scope: REFUND_ORDER_LINE.to_owned(),
+            key: key.to_owned(),
+            request: request.clone(),
+            result_id: line.order_id,
+            created_at: now,
+        };
+        let inserted = idempotency_key::Entity::insert(idempotency_key::ActiveModel::from(row))
+            .exec_without_returning(&txn)
+            .await;
+        match inserted {
+            Ok(_) => {}
+            // A twin committed first (this insert waited for it): its outcome is ours.
+            Err(e) if crate::db::is_unique_violation(&e) => {
+                drop(txn);
+                let id = replay(db, owner, REFUND_ORDER_LINE, key, &request)
+                    .await?
+                    .ok_or_else(|| Error::internal(anyhow::anyhow!("idempotency key vanished")))?;
+                return get(db, id).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let left = line.quantity - line.refunded_quantity;
     if left == 0 {
         return Err(Error::rule(
@@ -791,6 +1144,20 @@ pub async fn refund_line(
             .filter(order::Column::Id.eq(o.id))
             .exec(&txn)
             .await?;
+    }
+    if let Some(actor) = actor {
+        audit::record(
+            &txn,
+            actor,
+            Action::OrderLineRefunded,
+            Some((TargetType::OrderLine, line.id)),
+            serde_json::json!({
+                "quantity": units,
+                "idempotencyKey": key,
+            }),
+            now,
+        )
+        .await?;
     }
     let o = get(&txn, o.id).await?;
     txn.commit().await?;

@@ -9,6 +9,7 @@ use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
+use super::audit::{self, Action, Actor, TargetType};
 use super::ledger::{self, Deltas, Event as Entry, Refs};
 use crate::error::{Error, Result};
 use crate::events::{Event, Events, Kind};
@@ -144,6 +145,20 @@ pub async fn review(
     approve: bool,
     now: DateTime<Utc>,
 ) -> Result<withdrawal::Model> {
+    review_as(db, events, &Actor::new(admin, None), id, approve, now).await
+}
+
+/// [`review`] by `actor`, whose audit entry (the decision, the amount) is written in the
+/// review's transaction.
+pub async fn review_as(
+    db: &DatabaseConnection,
+    events: &Events,
+    actor: &Actor,
+    id: Uuid,
+    approve: bool,
+    now: DateTime<Utc>,
+) -> Result<withdrawal::Model> {
+    let admin = actor.member;
     let txn = crate::db::begin_write(db).await?;
     let w = withdrawal::Entity::find_by_id(id)
         .one(&txn)
@@ -196,6 +211,24 @@ pub async fn review(
         };
         ledger::book(&txn, w.member_id, Entry::WithdrawalRejected, refs, d, now).await?;
     }
+    let action = if approve {
+        Action::WithdrawalApproved
+    } else {
+        Action::WithdrawalRejected
+    };
+    audit::record(
+        &txn,
+        actor,
+        action,
+        Some((TargetType::Withdrawal, id)),
+        serde_json::json!({
+            "memberId": w.member_id.to_string(),
+            "amount": w.amount.to_decimal().to_string(),
+            "fee": w.fee.to_decimal().to_string(),
+        }),
+        now,
+    )
+    .await?;
     let w = withdrawal::Entity::find_by_id(id)
         .one(&txn)
         .await?

@@ -311,3 +311,102 @@ async fn nobody_can_change_or_remove_an_entry() {
     assert_eq!(actions(&left), ["MEMBER_FROZEN"]);
     assert_eq!(left[0]["arguments"], json!({ "reason": "test" }));
 }
+
+#[tokio::test]
+async fn money_actions_are_audited_with_their_actor_target_and_arguments() {
+    use crate::earnings::{order, pay, product};
+    let app = TestApp::spawn().await;
+    let (admin, admin_m) = app.user("admin@example.com", CliRole::Admin).await;
+    let (buyer, _) = app.user("b@example.com", CliRole::PushHand).await;
+    let (_, sku) = product(&app, 100, false).await;
+    let o = order(&app, &buyer, sku, 2, None).await["data"]["placeOrder"].clone();
+    let oid = o["id"].as_str().expect("order").to_owned();
+    let line = o["lines"][0]["id"].as_str().expect("line").to_owned();
+    let r = pay(&app, &admin, &oid, "wx-audit", "398.00").await;
+    assert!(r["errors"].is_null(), "{r}");
+    // A refused or repeated callback changes nothing and leaves no entry.
+    pay(&app, &admin, &oid, "wx-audit", "398.00").await;
+    pay(&app, &admin, &oid, "wx-audit", "1.00").await;
+    app.data_as(
+        &admin,
+        "mutation($o: ID!) { shipOrder(orderId: $o) { status } }",
+        json!({ "o": oid }),
+    )
+    .await;
+    let refund = "mutation($l: ID!, $k: String) {
+      refundOrderLine(orderLineId: $l, quantity: 1, idempotencyKey: $k) { status } }";
+    for _ in 0..2 {
+        let r = app
+            .gql_as(&admin, refund, json!({ "l": line, "k": "k-audit" }))
+            .await;
+        assert!(r["errors"].is_null(), "{r}");
+    }
+    app.data_as(
+        &buyer,
+        "mutation($o: ID!) { confirmReceipt(orderId: $o) { status } }",
+        json!({ "o": oid }),
+    )
+    .await;
+    let later = (app.clock_now() + chrono::Duration::days(8)).to_rfc3339();
+    let r = app
+        .data_as(
+            &admin,
+            "mutation($t: DateTime) { runSettlement(asOf: $t) { settled } }",
+            json!({ "t": later }),
+        )
+        .await;
+    assert_eq!(r["runSettlement"]["settled"], json!(2), "{r}");
+    let withdraw = "mutation($a: Decimal!, $k: String!) { requestWithdrawal(amount: $a, idempotencyKey: $k) { id } }";
+    let review =
+        "mutation($id: ID!, $ok: Boolean!) { reviewWithdrawal(id: $id, approve: $ok) { status } }";
+    let mut withdrawals = Vec::new();
+    for (amount, ok) in [("10.00", true), ("12.00", false)] {
+        let w = app
+            .data_as(&buyer, withdraw, json!({ "a": amount, "k": amount }))
+            .await;
+        let id = w["requestWithdrawal"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        app.data_as(&admin, review, json!({ "id": id, "ok": ok }))
+            .await;
+        withdrawals.push(id);
+    }
+
+    let actor = gid(Kind::Member, admin_m.id);
+    let one = |list: Vec<Value>| {
+        assert_eq!(list.len(), 1, "{list:#?}");
+        let e = list[0].clone();
+        assert_eq!(e["actorId"], json!(actor), "{e}");
+        assert!(e["clientAddress"].is_string(), "{e}");
+        e
+    };
+    let e = one(entries(&app, &admin, json!({ "action": "PAYMENT_CONFIRMED" })).await);
+    assert_eq!(e["targetId"], json!(oid));
+    assert_eq!(
+        e["arguments"],
+        json!({ "paymentReference": "wx-audit", "amount": "398.00" })
+    );
+    let e = one(entries(&app, &admin, json!({ "action": "ORDER_SHIPPED" })).await);
+    assert_eq!(e["targetId"], json!(oid));
+    let e = one(entries(&app, &admin, json!({ "action": "ORDER_LINE_REFUNDED" })).await);
+    assert_eq!(e["targetId"], json!(line));
+    assert_eq!(
+        e["arguments"],
+        json!({ "quantity": 1, "idempotencyKey": "k-audit" })
+    );
+    let e = one(entries(&app, &admin, json!({ "action": "SETTLEMENT_RUN" })).await);
+    assert!(e["targetId"].is_null());
+    let as_of = e["arguments"]["asOf"].as_str().expect("asOf");
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(as_of).expect("time"),
+        chrono::DateTime::parse_from_rfc3339(&later).expect("time")
+    );
+    assert_eq!(e["arguments"]["settled"], json!(2));
+    let e = one(entries(&app, &admin, json!({ "action": "WITHDRAWAL_APPROVED" })).await);
+    assert_eq!(e["targetId"], json!(withdrawals[0]));
+    assert_eq!(e["arguments"]["amount"], json!("10.00"));
+    let e = one(entries(&app, &admin, json!({ "action": "WITHDRAWAL_REJECTED" })).await);
+    assert_eq!(e["targetId"], json!(withdrawals[1]));
+    assert_eq!(e["arguments"]["amount"], json!("12.00"));
+}

@@ -52,6 +52,7 @@ fn checkout(buyer: Uuid, product: Uuid, sku: Uuid, quantity: i32, at: DateTime<U
         },
         lines: vec![line],
         stock: BTreeMap::from([(sku, quantity)]),
+        key: None,
     }
 }
 

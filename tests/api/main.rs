@@ -20,6 +20,7 @@ mod ledger_props;
 mod limits;
 mod live;
 mod members;
+mod money_guards;
 mod n_plus_one;
 mod node;
 mod own_answers;
