@@ -380,7 +380,10 @@ pub async fn login(
     }
 }
 
-/// Changes the password and revokes every token issued before.
+/// Changes the password and revokes every token issued before (the token version goes up,
+/// in the same transaction as the new hash). The old password is checked against the hash
+/// stored now, and the write is conditional on that hash being still stored: of concurrent
+/// changes one wins, and the others see the changed password (`INVALID_CREDENTIALS`).
 pub async fn change_password(
     db: &DatabaseConnection,
     events: &Events,
@@ -390,29 +393,36 @@ pub async fn change_password(
     new: &str,
 ) -> Result<member::Model> {
     let new = Password::parse(new, "newPassword")?;
-    if !hashing
-        .verify(old.to_owned(), Some(member.password_hash.clone()))
-        .await?
-    {
-        return Err(Error::rule(
-            "INVALID_CREDENTIALS",
-            "the current password is wrong",
-        ));
+    let wrong = || Error::rule("INVALID_CREDENTIALS", "the current password is wrong");
+    // The row as stored, not the viewer's (which may be remembered from a moment ago).
+    let stored = get(db, member.id).await?.password_hash;
+    if !hashing.verify(old.to_owned(), Some(stored.clone())).await? {
+        return Err(wrong());
     }
     let hash = hashing.hash(new.0).await?;
-    member::Entity::update_many()
+    let txn = crate::db::begin_write(db).await?;
+    let changed = member::Entity::update_many()
         .col_expr(member::Column::PasswordHash, Expr::value(hash))
         .col_expr(
             member::Column::TokenVersion,
             Expr::col(member::Column::TokenVersion).add(1),
         )
         .filter(member::Column::Id.eq(member.id))
-        .exec(db)
+        .filter(member::Column::PasswordHash.eq(stored))
+        .exec(&txn)
         .await?;
+    if changed.rows_affected == 0 {
+        // Another change won since the check: the old password is no longer the password.
+        return Err(wrong());
+    }
+    // As a freeze does: cached answers stop serving the revoked tokens before the commit.
+    events.revoke(member.id).await?;
+    let m = get(&txn, member.id).await?;
+    txn.commit().await?;
     events
         .publish(vec![Event::new(member.id, Kind::TokensRevoked, member.id)])
         .await;
-    get(db, member.id).await
+    Ok(m)
 }
 
 pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<member::Model> {

@@ -128,6 +128,50 @@ async fn logins_beyond_the_hashing_capacity_are_refused_at_once() {
     assert_eq!(error_code(&resp), Some("INVALID_CREDENTIALS"), "{resp}");
 }
 
+const CHANGE: &str = "mutation($o: String!, $n: String!) { changePassword(oldPassword: $o, newPassword: $n) { token } }";
+const ME: &str = "{ me { id } }";
+
+/// Ten concurrent password changes with the old password: one wins, the nine others see the
+/// changed password; the tokens issued before stop working (before, all ten succeeded).
+#[tokio::test]
+async fn of_concurrent_password_changes_one_wins() {
+    // Limits high enough that the nine refusals are all answered as wrong passwords.
+    let app = TestApp::spawn_with(&["--auth-failures-per-minute", "100"]).await;
+    let (token, _) = app.user("member@example.com", CliRole::PushHand).await;
+    let other_session = app.login("member@example.com", PASSWORD).await;
+    let news: Vec<String> = (0..10).map(|i| format!("new password {i:02}")).collect();
+    let results = join_all(
+        news.iter()
+            .map(|n| app.gql_as(&token, CHANGE, json!({ "o": PASSWORD, "n": n }))),
+    )
+    .await;
+    let winners: Vec<usize> = (0..10)
+        .filter(|i| results[*i]["data"]["changePassword"]["token"].is_string())
+        .collect();
+    assert_eq!(winners.len(), 1, "{results:#?}");
+    for (i, r) in results.iter().enumerate() {
+        if i != winners[0] {
+            assert_eq!(error_code(r), Some("INVALID_CREDENTIALS"), "{r}");
+        }
+    }
+    // The winner's password is the password; the old one and the losers' are not.
+    let won = &news[winners[0]];
+    assert!(login(&app, "member@example.com", won).await["data"]["login"]["token"].is_string());
+    for p in [PASSWORD, news[(winners[0] + 1) % 10].as_str()] {
+        let resp = login(&app, "member@example.com", p).await;
+        assert_eq!(error_code(&resp), Some("INVALID_CREDENTIALS"), "{resp}");
+    }
+    // Sessions from before the change are revoked; the winner's new token works.
+    for old in [&token, &other_session] {
+        let resp = app.gql_as(old, ME, json!({})).await;
+        assert_eq!(error_code(&resp), Some("UNAUTHENTICATED"), "{resp}");
+    }
+    let new_token = results[winners[0]]["data"]["changePassword"]["token"]
+        .as_str()
+        .expect("token");
+    assert!(app.data_as(new_token, ME, json!({})).await["me"]["id"].is_string());
+}
+
 /// Failures on one account close that account, not the client: another account's correct
 /// login from the same address goes through (before, five failures blocked the address).
 #[tokio::test]
