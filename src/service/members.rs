@@ -122,24 +122,13 @@ impl Password {
     }
 }
 
-/// A display name of 1 to 64 characters after trimming.
+/// A display name of 1 to 64 characters after trimming, with no character that hides or
+/// reorders text ([`super::text::name`]).
 pub struct DisplayName(String);
 
 impl DisplayName {
     pub fn parse(raw: &str) -> Result<DisplayName> {
-        let s = raw.trim();
-        match s.chars().count() {
-            0 => Err(Error::validation("displayName", "must not be empty")),
-            n if n > 64 => Err(Error::validation(
-                "displayName",
-                "must be at most 64 characters",
-            )),
-            _ if s.chars().any(char::is_control) => Err(Error::validation(
-                "displayName",
-                "must not contain control characters",
-            )),
-            _ => Ok(DisplayName(s.to_owned())),
-        }
+        super::text::name("displayName", raw, 64).map(DisplayName)
     }
 }
 

@@ -172,6 +172,69 @@ async fn of_concurrent_password_changes_one_wins() {
     assert!(app.data_as(new_token, ME, json!({})).await["me"]["id"].is_string());
 }
 
+/// Characters that hide or reorder text are refused in display names and brand names.
+#[tokio::test]
+async fn names_with_hidden_or_reordering_characters_are_refused() {
+    let app = TestApp::spawn().await;
+    let (merchant, _) = app.user("merchant@example.com", CliRole::Merchant).await;
+    let hidden = [
+        "ad\u{1}min",
+        "ad\u{7f}min",
+        "\u{202E}nimda",
+        "a\u{202A}b",
+        "a\u{2066}b\u{2069}",
+        "zero\u{200B}width",
+        "non\u{200C}joiner",
+        "join\u{200D}er",
+        "word\u{2060}joiner",
+        "\u{FEFF}bom",
+    ];
+    for (i, name) in hidden.iter().enumerate() {
+        let resp = app
+            .gql(
+                "mutation($i: RegisterInput!) { register(input: $i) { token } }",
+                json!({ "i": { "email": format!("n{i}@example.com"), "password": PASSWORD,
+                               "displayName": name } }),
+            )
+            .await;
+        assert_eq!(error_code(&resp), Some("VALIDATION"), "{name:?}: {resp}");
+        assert_eq!(
+            resp["errors"][0]["extensions"]["field"],
+            json!("displayName"),
+            "{resp}"
+        );
+        let resp = app
+            .gql_as(
+                &merchant,
+                "mutation($n: String!) { createBrand(name: $n) { id } }",
+                json!({ "n": name }),
+            )
+            .await;
+        assert_eq!(error_code(&resp), Some("VALIDATION"), "{name:?}: {resp}");
+    }
+    // Names in any script, with emoji, are fine.
+    let resp = app
+        .gql(
+            "mutation($i: RegisterInput!) { register(input: $i) { member { displayName } } }",
+            json!({ "i": { "email": "ok@example.com", "password": PASSWORD,
+                           "displayName": " 推手 Zoë 😀 " } }),
+        )
+        .await;
+    assert_eq!(
+        resp["data"]["register"]["member"]["displayName"],
+        json!("推手 Zoë 😀"),
+        "{resp}"
+    );
+    let data = app
+        .data_as(
+            &merchant,
+            "mutation($n: String!) { createBrand(name: $n) { name } }",
+            json!({ "n": "Ōkami 大神" }),
+        )
+        .await;
+    assert_eq!(data["createBrand"]["name"], json!("Ōkami 大神"));
+}
+
 /// Failures on one account close that account, not the client: another account's correct
 /// login from the same address goes through (before, five failures blocked the address).
 #[tokio::test]
