@@ -179,7 +179,9 @@ pub struct Config {
     )]
     pub token_ttl_hours: u32,
 
-    /// Failed logins or codes per minute allowed from one client before `RATE_LIMITED`.
+    /// Failed credential attempts per minute allowed on one account (logins, password
+    /// changes), and invite-code / partner-link guesses per minute from one client address,
+    /// before `RATE_LIMITED` ([`crate::ratelimit`]).
     #[arg(
         long,
         env = "PUSHHAND_AUTH_FAILURES_PER_MINUTE",
@@ -187,6 +189,30 @@ pub struct Config {
         global = true
     )]
     pub auth_failures_per_minute: u32,
+
+    /// Failed credential attempts per minute allowed from one client address, whatever the
+    /// account (logins, registrations refused as `EMAIL_TAKEN`/`PHONE_TAKEN`, codes), before
+    /// `RATE_LIMITED`. Generous: many people may share an address.
+    #[arg(
+        long,
+        env = "PUSHHAND_AUTH_ADDRESS_FAILURES_PER_MINUTE",
+        default_value_t = 50,
+        global = true
+    )]
+    pub auth_address_failures_per_minute: u32,
+
+    /// Password hashes (argon2id, 19 MiB each) computed at once; 0: one per core.
+    #[arg(
+        long,
+        env = "PUSHHAND_HASH_CONCURRENCY",
+        default_value_t = 0,
+        global = true
+    )]
+    pub hash_concurrency: u32,
+
+    /// Password hashes allowed to wait for a hashing slot; beyond, `UNAVAILABLE` at once.
+    #[arg(long, env = "PUSHHAND_HASH_QUEUE", default_value_t = 32, global = true)]
+    pub hash_queue: u32,
 
     /// WebSocket: seconds a client has to send `connection_init` before close 4408.
     #[arg(

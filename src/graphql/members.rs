@@ -12,6 +12,7 @@ use super::ids::{self, Kind};
 use super::scalars::Dec;
 use super::{actor, client_addr, state, viewer};
 use crate::error::Error;
+use crate::ratelimit::Key;
 use crate::service::{auth, hierarchy, members as svc, team};
 
 /// What a member is on the platform. Push-hands and partners are programme tiers (a partner
@@ -375,26 +376,29 @@ fn signed_in(ctx: &Context<'_>, m: member::Model) -> Result<AuthPayload> {
     })
 }
 
-/// Counts failed credential attempts against the client; refuses blocked clients.
+/// Runs a credential attempt within the failure limits ([`crate::ratelimit`]): a place on
+/// each of `keys` is reserved before it runs (`RATE_LIMITED` when a counter is full), and
+/// given back unless it failed as a guess (a wrong password or code, a taken email or phone).
 async fn guarded<T>(
     ctx: &Context<'_>,
+    keys: &[Key],
     attempt: impl std::future::Future<Output = crate::error::Result<T>>,
 ) -> Result<T> {
     let st = state(ctx)?;
-    let client = client_addr(ctx);
-    st.failures.check(client)?;
-    match attempt.await {
-        Err(e)
-            if matches!(
-                e.code(),
-                "INVALID_CREDENTIALS" | "INVALID_INVITE_CODE" | "INVALID_PARTNER_LINK"
-            ) =>
-        {
-            st.failures.record_failure(client)?;
-            Err(e.into())
-        }
-        other => Ok(other?),
-    }
+    let reservation = st.failures.reserve(st, keys).await?;
+    let outcome = attempt.await;
+    let guess = outcome.as_ref().err().is_some_and(|e| {
+        matches!(
+            e.code(),
+            "INVALID_CREDENTIALS"
+                | "INVALID_INVITE_CODE"
+                | "INVALID_PARTNER_LINK"
+                | "EMAIL_TAKEN"
+                | "PHONE_TAKEN"
+        )
+    });
+    reservation.settle(guess).await;
+    Ok(outcome?)
 }
 
 fn member_id(id: &ID, field: &'static str) -> Result<uuid::Uuid, Error> {
@@ -423,9 +427,16 @@ pub struct MembersMutation;
 impl MembersMutation {
     /// Creates an account and signs it in. Errors: `VALIDATION` (naming the field),
     /// `EMAIL_TAKEN`, `PHONE_TAKEN`, `INVALID_INVITE_CODE`, `INVALID_PARTNER_LINK`,
-    /// `RATE_LIMITED` (more than 5 bad codes a minute from one client).
+    /// `RATE_LIMITED` (more than 5 bad codes a minute, or 50 failures of any kind, from one
+    /// client address), `UNAVAILABLE` (too many passwords being hashed: retry shortly).
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
         let st = state(ctx)?;
+        let client = client_addr(ctx);
+        let mut keys = vec![Key::Address(client)];
+        let has_code = |c: &Option<String>| c.as_deref().is_some_and(|c| !c.trim().is_empty());
+        if has_code(&input.invite_code) || has_code(&input.partner_link_code) {
+            keys.push(Key::Codes(client));
+        }
         let registration = svc::Registration {
             email: input.email,
             phone: input.phone,
@@ -436,9 +447,11 @@ impl MembersMutation {
         };
         let m = guarded(
             ctx,
+            &keys,
             svc::register(
                 &st.db,
                 &st.events,
+                st.failures.hashing(&st.config),
                 registration,
                 st.config.policy.partner_binding_days,
                 st.clock.now(),
@@ -449,13 +462,21 @@ impl MembersMutation {
     }
 
     /// Signs in. Errors: `INVALID_CREDENTIALS`, `RATE_LIMITED` (more than 5 failures a minute
-    /// from one client).
+    /// on the account, or 50 from one client address), `UNAVAILABLE` (too many passwords
+    /// being hashed: retry shortly).
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         let st = state(ctx)?;
+        let account = svc::login_account(input.email.as_deref(), input.phone.as_deref());
+        let keys = [
+            Key::Account(format!("login:{account}")),
+            Key::Address(client_addr(ctx)),
+        ];
         let m = guarded(
             ctx,
+            &keys,
             svc::login(
                 &st.db,
+                st.failures.hashing(&st.config),
                 input.email.as_deref(),
                 input.phone.as_deref(),
                 &input.password,
@@ -474,9 +495,22 @@ impl MembersMutation {
     ) -> Result<AuthPayload> {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
+        let keys = [
+            Key::Account(format!("member:{}", me.id)),
+            Key::Address(client_addr(ctx)),
+        ];
+        let hashing = st.failures.hashing(&st.config);
         let m = guarded(
             ctx,
-            svc::change_password(&st.db, &st.events, me, &old_password, &new_password),
+            &keys,
+            svc::change_password(
+                &st.db,
+                &st.events,
+                hashing,
+                me,
+                &old_password,
+                &new_password,
+            ),
         )
         .await?;
         signed_in(ctx, m)
@@ -569,8 +603,11 @@ impl MembersMutation {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?.id;
         let days = st.config.policy.partner_binding_days;
+        let client = client_addr(ctx);
+        let keys = [Key::Codes(client), Key::Address(client)];
         let m = guarded(
             ctx,
+            &keys,
             svc::accept_partner_link(&st.db, &st.events, me, &code, days, st.clock.now()),
         )
         .await?;

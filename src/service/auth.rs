@@ -1,11 +1,12 @@
 //! Passwords, tokens and the viewer a request acts as.
 //!
 //! Passwords are hashed with argon2id (m = 19 MiB, t = 2, p = 1) on the blocking pool: a hash
-//! takes tens of milliseconds of CPU and must not stall the async workers. Tokens are HS256
+//! takes tens of milliseconds of CPU and must not stall the async workers. Requests hash
+//! through [`Hashing`], which caps how many hashes run and wait at once (memory and CPU). Tokens are HS256
 //! JWTs whose `exp`, `iss`, `aud` and `sub` are required, and which carry the member's token
 //! version: bumping it (password change, freeze) kills every older token.
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -15,6 +16,7 @@ use entity::member;
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::config::Secret;
@@ -35,41 +37,117 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(Error::internal)?
 }
 
-/// The argon2id PHC string of `password`, computed off the async workers.
-pub async fn hash_password(password: String) -> Result<String> {
-    blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        argon2()?
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| Error::internal(anyhow::anyhow!("hashing: {e}")))
-    })
-    .await
+fn hash_now(password: &str) -> Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()?
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::internal(anyhow::anyhow!("hashing: {e}")))
 }
 
-/// Whether `password` matches `hash`, checked off the async workers. With no hash (unknown
-/// account) a dummy hash is checked instead, so that the response time does not tell
-/// whether an account exists.
+fn verify_now(password: &str, hash: &str) -> Result<bool> {
+    let parsed = PasswordHash::new(hash)
+        .map_err(|e| Error::internal(anyhow::anyhow!("stored hash: {e}")))?;
+    Ok(argon2()?
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok())
+}
+
+/// The hash checked for an unknown account, so that the response time does not tell
+/// whether an account exists. Computed once, by the first caller, while the others wait (a
+/// burst of logins for unknown accounts must not compute it once each).
+async fn dummy_hash() -> Result<String> {
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DUMMY
+        .get_or_try_init(|| hash_password(Uuid::now_v7().to_string()))
+        .await
+        .cloned()
+}
+
+/// The argon2id PHC string of `password`, computed off the async workers, with no cap: for
+/// the CLI, the seed and benchmarks. Requests go through [`Hashing`].
+pub async fn hash_password(password: String) -> Result<String> {
+    blocking(move || hash_now(&password)).await
+}
+
+/// Whether `password` matches `hash` (with no hash, a dummy one is checked: see
+/// [`Hashing::verify`]), off the async workers, with no cap.
 pub async fn verify_password(password: String, hash: Option<String>) -> Result<bool> {
-    static DUMMY: OnceLock<String> = OnceLock::new();
     let hash = match hash {
         Some(h) => h,
-        None => match DUMMY.get() {
-            Some(d) => d.clone(),
-            None => {
-                let d = hash_password(Uuid::now_v7().to_string()).await?;
-                DUMMY.get_or_init(|| d).clone()
-            }
-        },
+        None => dummy_hash().await?,
     };
-    blocking(move || {
-        let parsed = PasswordHash::new(&hash)
-            .map_err(|e| Error::internal(anyhow::anyhow!("stored hash: {e}")))?;
-        Ok(argon2()?
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
-    })
-    .await
+    blocking(move || verify_now(&password, &hash)).await
+}
+
+/// The cap on password hashing for requests. Each argon2id hash holds 19 MiB and tens of
+/// milliseconds of a core, so a burst of logins must not run them all at once (100 at once
+/// took a process from 38 MB to 2 GB): at most `concurrency` run (one per core by default),
+/// `queue` more wait for a slot, and any beyond are refused at once with `UNAVAILABLE`
+/// rather than queued behind work the client may no longer wait for. A hash that started
+/// keeps its slot until it ends, even if its request is dropped.
+pub struct Hashing {
+    running: Arc<Semaphore>,
+    admitted: Arc<Semaphore>,
+}
+
+impl Hashing {
+    /// `concurrency` hashes at once (at least 1), `queue` more waiting.
+    pub fn new(concurrency: usize, queue: usize) -> Hashing {
+        let concurrency = concurrency.max(1);
+        Hashing {
+            running: Arc::new(Semaphore::new(concurrency)),
+            admitted: Arc::new(Semaphore::new(concurrency + queue)),
+        }
+    }
+
+    /// As configured (`PUSHHAND_HASH_CONCURRENCY`, 0 meaning one per core;
+    /// `PUSHHAND_HASH_QUEUE`).
+    pub fn from_config(config: &crate::config::Config) -> Hashing {
+        let concurrency = match config.hash_concurrency {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n as usize,
+        };
+        Hashing::new(concurrency, config.hash_queue as usize)
+    }
+
+    /// Runs `f` on the blocking pool once a slot is free; `UNAVAILABLE` at once when the
+    /// slots and the queue are full.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let admitted = self.admitted.clone().try_acquire_owned().map_err(|_| {
+            tracing::debug!("password hashing at capacity; refusing");
+            Error::Unavailable
+        })?;
+        let running = self
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Unavailable)?;
+        blocking(move || {
+            let _slots = (admitted, running);
+            f()
+        })
+        .await
+    }
+
+    /// The argon2id PHC string of `password`.
+    pub async fn hash(&self, password: String) -> Result<String> {
+        self.run(move || hash_now(&password)).await
+    }
+
+    /// Whether `password` matches `hash`. With no hash (unknown account) a dummy hash is
+    /// checked instead, so that the response time does not tell whether an account exists.
+    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool> {
+        let hash = match hash {
+            Some(h) => h,
+            None => dummy_hash().await?,
+        };
+        self.run(move || verify_now(&password, &hash)).await
+    }
 }
 
 /// What a member token says.
@@ -334,5 +412,34 @@ mod tests {
         );
         assert_eq!(tokens.credentials(Some(&expired)), Credentials::Invalid);
         assert_eq!(tokens.passed.get(expired.as_str()), None);
+    }
+
+    /// Beyond the running slots and the queue, a hash is refused at once with
+    /// `UNAVAILABLE`; a freed slot admits the next one.
+    #[tokio::test]
+    async fn hashing_beyond_the_slots_and_queue_is_refused_at_once() {
+        let gate = Hashing::new(1, 1);
+        // Hold the one running slot and the one queue place, as two slow hashes would.
+        let running = gate.running.clone().try_acquire_owned().expect("slot");
+        let admitted = gate
+            .admitted
+            .clone()
+            .try_acquire_many_owned(2)
+            .expect("admitted");
+        let refused = gate.hash("a long enough password".into()).await;
+        assert_eq!(refused.err().map(|e| e.code()), Some("UNAVAILABLE"));
+        drop((running, admitted));
+        let hash = gate
+            .hash("a long enough password".into())
+            .await
+            .expect("hash");
+        assert!(
+            gate.verify("a long enough password".into(), Some(hash))
+                .await
+                .expect("verify")
+        );
+        // Every slot came back.
+        assert_eq!(gate.admitted.available_permits(), 2);
+        assert_eq!(gate.running.available_permits(), 1);
     }
 }

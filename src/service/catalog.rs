@@ -665,16 +665,18 @@ pub async fn create_merchant(db: &impl ConnectionTrait, name: &str) -> Result<me
     Ok(model)
 }
 
-/// Creates a brand owned by `merchant_id`; brand names are unique (`BRAND_NAME_TAKEN`).
+/// Creates a brand owned by `merchant_id`; brand names are unique (`BRAND_NAME_TAKEN`), of
+/// 1 to 120 characters with none that hides or reorders text ([`super::text::name`]).
 pub async fn create_brand(
     db: &impl ConnectionTrait,
     merchant_id: Uuid,
     name: &str,
 ) -> Result<brand::Model> {
+    let name = super::text::name("name", name, 120)?;
     let model = brand::Model {
         id: Uuid::now_v7(),
         merchant_id,
-        name: name.to_owned(),
+        name,
         created_at: super::now(),
     };
     brand::Entity::insert(brand::ActiveModel::from(model.clone()))

@@ -15,7 +15,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::audit::{self, Action, Actor, TargetType};
-use super::auth::{hash_password, verify_password};
+use super::auth::{Hashing, hash_password};
 use super::hierarchy::{self, NewBinding};
 use crate::error::{Error, Result};
 use crate::events::{Event, Events, Kind};
@@ -122,24 +122,13 @@ impl Password {
     }
 }
 
-/// A display name of 1 to 64 characters after trimming.
+/// A display name of 1 to 64 characters after trimming, with no character that hides or
+/// reorders text ([`super::text::name`]).
 pub struct DisplayName(String);
 
 impl DisplayName {
     pub fn parse(raw: &str) -> Result<DisplayName> {
-        let s = raw.trim();
-        match s.chars().count() {
-            0 => Err(Error::validation("displayName", "must not be empty")),
-            n if n > 64 => Err(Error::validation(
-                "displayName",
-                "must be at most 64 characters",
-            )),
-            _ if s.chars().any(char::is_control) => Err(Error::validation(
-                "displayName",
-                "must not contain control characters",
-            )),
-            _ => Ok(DisplayName(s.to_owned())),
-        }
+        super::text::name("displayName", raw, 64).map(DisplayName)
     }
 }
 
@@ -185,6 +174,7 @@ fn invalid_partner_link() -> Error {
 pub async fn register(
     db: &DatabaseConnection,
     events: &Events,
+    hashing: &Hashing,
     input: Registration,
     partner_binding_days: u32,
     now: DateTime<Utc>,
@@ -229,7 +219,7 @@ pub async fn register(
     let link = link
         .map(|c| normalise_code(c, PARTNER_LINK_LEN).ok_or_else(invalid_partner_link))
         .transpose()?;
-    let password_hash = hash_password(password.0).await?;
+    let password_hash = hashing.hash(password.0).await?;
 
     let txn = crate::db::begin_write(db).await?;
     let (tier, binding) = if let Some(code) = invite {
@@ -306,10 +296,31 @@ pub async fn register(
     Ok(model)
 }
 
+/// The account a login names, as failure limits count it: the normalised email or phone
+/// (what is not a valid one, trimmed, lower-cased and cut to 254 characters).
+pub fn login_account(email: Option<&str>, phone: Option<&str>) -> String {
+    let email = email.filter(|s| !s.trim().is_empty());
+    let phone = phone.filter(|s| !s.trim().is_empty());
+    let raw = |kind: &str, s: &str| {
+        let s: String = s.trim().to_lowercase().chars().take(254).collect();
+        format!("{kind}?{s}")
+    };
+    match (email, phone) {
+        (Some(e), _) => {
+            Email::parse(e).map_or_else(|_| raw("email", e), |e| format!("email:{}", e.0))
+        }
+        (None, Some(p)) => {
+            Phone::parse(p).map_or_else(|_| raw("phone", p), |p| format!("phone:{}", p.0))
+        }
+        (None, None) => "none".to_owned(),
+    }
+}
+
 /// The member with these credentials, or `INVALID_CREDENTIALS` (the same for an unknown
 /// account and a wrong password, and equally slow).
 pub async fn login(
     db: &impl ConnectionTrait,
+    hashing: &Hashing,
     email: Option<&str>,
     phone: Option<&str>,
     password: &str,
@@ -343,11 +354,12 @@ pub async fn login(
             ));
         }
     };
-    let ok = verify_password(
-        password.to_owned(),
-        found.as_ref().map(|m| m.password_hash.clone()),
-    )
-    .await?;
+    let ok = hashing
+        .verify(
+            password.to_owned(),
+            found.as_ref().map(|m| m.password_hash.clone()),
+        )
+        .await?;
     match found {
         Some(m) if ok => Ok(m),
         _ => Err(Error::rule(
@@ -357,35 +369,49 @@ pub async fn login(
     }
 }
 
-/// Changes the password and revokes every token issued before.
+/// Changes the password and revokes every token issued before (the token version goes up,
+/// in the same transaction as the new hash). The old password is checked against the hash
+/// stored now, and the write is conditional on that hash being still stored: of concurrent
+/// changes one wins, and the others see the changed password (`INVALID_CREDENTIALS`).
 pub async fn change_password(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     events: &Events,
+    hashing: &Hashing,
     member: &member::Model,
     old: &str,
     new: &str,
 ) -> Result<member::Model> {
     let new = Password::parse(new, "newPassword")?;
-    if !verify_password(old.to_owned(), Some(member.password_hash.clone())).await? {
-        return Err(Error::rule(
-            "INVALID_CREDENTIALS",
-            "the current password is wrong",
-        ));
+    let wrong = || Error::rule("INVALID_CREDENTIALS", "the current password is wrong");
+    // The row as stored, not the viewer's (which may be remembered from a moment ago).
+    let stored = get(db, member.id).await?.password_hash;
+    if !hashing.verify(old.to_owned(), Some(stored.clone())).await? {
+        return Err(wrong());
     }
-    let hash = hash_password(new.0).await?;
-    member::Entity::update_many()
+    let hash = hashing.hash(new.0).await?;
+    let txn = crate::db::begin_write(db).await?;
+    let changed = member::Entity::update_many()
         .col_expr(member::Column::PasswordHash, Expr::value(hash))
         .col_expr(
             member::Column::TokenVersion,
             Expr::col(member::Column::TokenVersion).add(1),
         )
         .filter(member::Column::Id.eq(member.id))
-        .exec(db)
+        .filter(member::Column::PasswordHash.eq(stored))
+        .exec(&txn)
         .await?;
+    if changed.rows_affected == 0 {
+        // Another change won since the check: the old password is no longer the password.
+        return Err(wrong());
+    }
+    // As a freeze does: cached answers stop serving the revoked tokens before the commit.
+    events.revoke(member.id).await?;
+    let m = get(&txn, member.id).await?;
+    txn.commit().await?;
     events
         .publish(vec![Event::new(member.id, Kind::TokensRevoked, member.id)])
         .await;
-    get(db, member.id).await
+    Ok(m)
 }
 
 pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<member::Model> {

@@ -30,6 +30,7 @@ pub mod page;
 pub mod reward_days;
 pub mod rows;
 pub mod team;
+pub mod text;
 pub mod units_sold;
 pub mod viewers;
 pub mod withdrawals;

@@ -8,6 +8,7 @@ mod batch;
 mod catalog;
 mod checkouts;
 mod config;
+mod credentials;
 mod curation;
 mod earnings;
 mod faults;
