@@ -28,7 +28,7 @@
 //! - [`redis_conn`]: the self-healing Redis connection the cache and the events share.
 //! - [`redis_reads`]: concurrent reads of one Redis key coalesced into one `GET` per batch.
 //! - [`metrics`]: the instance's Prometheus registry.
-//! - [`ratelimit`]: per-client limits on failed credential attempts.
+//! - [`ratelimit`]: limits on failed credential attempts, per account and per client address (Redis-shared when configured).
 //! - [`seed`]: the deterministic demo data: catalog, member hierarchy, curation records.
 //! - [`telemetry`]: structured logs.
 
