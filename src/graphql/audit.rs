@@ -172,7 +172,6 @@ impl AuditQuery {
     /// ADMIN: the audit log of staff actions, newest first, optionally narrowed to one actor
     /// (a `Member` ID), one action, or one target (any global ID an entry's `targetId` can
     /// be). Nobody can change or remove an entry.
-    #[graphql(complexity = "super::limits::page_cost(first, child_complexity)")]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,

@@ -702,7 +702,6 @@ impl CatalogQuery {
     /// Published products, a page at a time. `first` defaults to 20 and is capped at 100;
     /// pass the last edge's `cursor` (or `pageInfo.endCursor`) as `after` for the next page.
     /// Cursors are keyset positions: rows listed meanwhile are neither repeated nor skipped.
-    #[graphql(complexity = "super::limits::page_cost(first, child_complexity)")]
     async fn products(
         &self,
         ctx: &Context<'_>,

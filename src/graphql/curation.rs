@@ -435,7 +435,6 @@ pub struct CurationQuery;
 #[Object]
 impl CurationQuery {
     /// MERCHANT: the merchant's own products in every status (or one), newest first.
-    #[graphql(complexity = "super::limits::page_cost(first, child_complexity)")]
     async fn my_products(
         &self,
         ctx: &Context<'_>,
@@ -451,7 +450,6 @@ impl CurationQuery {
     }
 
     /// CURATOR: products by status (default `IN_CURATION`), newest submissions first.
-    #[graphql(complexity = "super::limits::page_cost(first, child_complexity)")]
     async fn curation_queue(
         &self,
         ctx: &Context<'_>,

@@ -1,26 +1,17 @@
 //! The query limits of SPEC §5: the pre-validation [`guard`](super::guard) and the depth
 //! limit, checked on the parsed document before async-graphql's own checks (which expand
 //! fragments without memoisation); stable `extensions.code`s for the limit errors
-//! async-graphql raises itself; and the cost of a connection for the complexity limit,
-//! `first × child`.
+//! async-graphql raises itself. What an operation costs is [`cost`](super::cost).
 
 use async_graphql::ServerError;
 use async_graphql::parser::types::ExecutableDocument;
 
-use super::catalog::{DEFAULT_PAGE, MAX_PAGE};
 use super::guard;
 
 /// Nesting async-graphql checks while parsing (fragments included); above the depth limit
 /// so that a deep query gets the clearer `QUERY_TOO_DEEP`.
 pub const MAX_RECURSIVE_DEPTH: usize = 32;
 pub const MAX_DIRECTIVES_PER_FIELD: usize = 5;
-
-/// Complexity of a connection field: its page size (`first`, default 20, capped at 100)
-/// times the cost of one item.
-pub fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
-    let first = first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE);
-    (first as usize).max(1).saturating_mul(child_complexity)
-}
 
 /// The guard's limits and the depth limit.
 #[derive(Clone, Copy, Debug)]
@@ -117,18 +108,5 @@ fn code_of(message: &str) -> &'static str {
         "TOO_MANY_DIRECTIVES"
     } else {
         "GRAPHQL_VALIDATION_FAILED"
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_connection_costs_its_page_times_its_items() {
-        assert_eq!(page_cost(None, 5), 100, "first defaults to 20");
-        assert_eq!(page_cost(Some(50), 10), 500);
-        assert_eq!(page_cost(Some(10_000), 10), 1_000, "first is capped at 100");
-        assert_eq!(page_cost(Some(-3), 7), 7, "a nonsense first costs one item");
     }
 }

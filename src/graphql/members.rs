@@ -149,7 +149,6 @@ impl Member {
             .collect())
     }
     /// The downline at `level` (1 = bound directly to this member, up to 3), newest first.
-    #[graphql(complexity = "super::limits::page_cost(first, child_complexity)")]
     async fn team(
         &self,
         ctx: &Context<'_>,
@@ -180,7 +179,6 @@ impl Member {
         super::earnings::summary_of(ctx, self.0.id).await
     }
     /// Earnings, newest first, optionally of one kind and status.
-    #[graphql(complexity = "super::limits::page_cost(first, child_complexity)")]
     async fn earnings(
         &self,
         ctx: &Context<'_>,
@@ -203,7 +201,6 @@ impl Member {
         super::earnings::series_of(ctx, self.0.id, granularity, from, to).await
     }
     /// Withdrawal requests, newest first.
-    #[graphql(complexity = "super::limits::page_cost(first, child_complexity)")]
     async fn withdrawals(
         &self,
         ctx: &Context<'_>,
@@ -213,7 +210,6 @@ impl Member {
         super::earnings::withdrawals_of(ctx, self.0.id, first, after).await
     }
     /// Orders placed, newest first.
-    #[graphql(complexity = "super::limits::page_cost(first, child_complexity)")]
     async fn orders(
         &self,
         ctx: &Context<'_>,
