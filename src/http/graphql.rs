@@ -171,12 +171,20 @@ pub async fn post(
         return http_error(StatusCode::BAD_REQUEST, refusal.code(), refusal.message());
     }
     match serde_json::from_slice::<async_graphql::Request>(&body) {
-        Ok(req) if req.query.trim().is_empty() => http_error(
-            StatusCode::BAD_REQUEST,
-            "BAD_REQUEST",
-            "the request has no `query`".into(),
-        ),
-        Ok(req) => execute(&state, &headers, client, req).await,
+        Ok(mut req) => {
+            // A persisted query's document replaces its hash (`persisted`).
+            if let Err(refusal) = state.persisted.resolve(&mut req).await {
+                return refusal.into_response();
+            }
+            if req.query.trim().is_empty() {
+                return http_error(
+                    StatusCode::BAD_REQUEST,
+                    "BAD_REQUEST",
+                    "the request has no `query`".into(),
+                );
+            }
+            execute(&state, &headers, client, req).await
+        }
         Err(e) => http_error(
             StatusCode::BAD_REQUEST,
             "BAD_REQUEST",
@@ -215,7 +223,10 @@ pub async fn get(
     headers: HeaderMap,
     req: GraphQLRequest,
 ) -> Response {
-    let req = req.into_inner();
+    let mut req = req.into_inner();
+    if let Err(refusal) = state.persisted.resolve(&mut req).await {
+        return refusal.into_response();
+    }
     if let Err(refusal) = state.api.front_door(&req) {
         return refuse(&state, refusal);
     }

@@ -15,6 +15,7 @@
 pub mod client;
 mod graphql;
 mod health;
+pub mod persisted;
 pub mod serve;
 mod ws;
 
@@ -51,6 +52,8 @@ pub struct HttpState {
     /// The readiness probe's Redis connection, opened on first use and reused (reopened
     /// after a failure), when Redis is configured.
     pub probe_redis: Option<LazyRedis>,
+    /// Automatic persisted queries' documents ([`persisted`]).
+    pub persisted: persisted::PersistedQueries,
 }
 
 /// The routers: the public one, and the one that serves `/metrics` alone (on
@@ -74,6 +77,7 @@ pub fn router(
         .map(|client| LazyRedis::new(client, health::PROBE_TIMEOUT));
     // Checked by `Config::validate`; an unparsable list trusts nobody.
     let proxies = client::TrustedProxies::parse(&config.trusted_proxies).unwrap_or_default();
+    let persisted = persisted::PersistedQueries::new(&config, app.redis.clone());
     let state = std::sync::Arc::new(HttpState {
         api,
         app,
@@ -82,6 +86,7 @@ pub fn router(
         proxies,
         ws_clients: ws::PerClient::new(config.ws_max_per_client),
         probe_redis,
+        persisted,
     });
     let mut public = Router::new();
     if config.graphiql_enabled() {

@@ -23,6 +23,7 @@ mod members;
 mod n_plus_one;
 mod node;
 mod own_answers;
+mod persisted;
 mod response_cache;
 mod schema;
 mod seed;
