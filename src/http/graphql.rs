@@ -1,7 +1,6 @@
 //! GraphQL over HTTP: POST for everything but subscriptions, GET for queries only (a GET must
-//! never change anything: caches and prefetchers replay them), and the GraphiQL page.
+//! never change anything: caches and prefetchers replay them). The IDE is [`super::ide`].
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql_axum::GraphQLRequest;
 use axum::Json;
@@ -12,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::HttpState;
 use crate::graphql::json::{TextAnswers, response_body};
@@ -247,14 +246,4 @@ pub async fn get(
         }
     }
     execute(&state, &headers, client, req).await
-}
-
-pub async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("Pushhand GraphiQL")
-            .finish(),
-    )
 }

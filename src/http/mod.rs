@@ -2,7 +2,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /` | GraphiQL (development, or `PUSHHAND_GRAPHIQL=true`) |
+//! | `GET /`, `GET /ide/*` | GraphiQL, served from the binary ([`ide`]; development, or `PUSHHAND_GRAPHIQL=true`) |
 //! | `POST /graphql`, `GET /graphql` | GraphQL (GET: queries only; POST: `application/json` only) |
 //! | `GET /graphql/ws` | GraphQL over WebSocket (`graphql-transport-ws` and `graphql-ws`) |
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness (database and Redis) |
@@ -15,6 +15,7 @@
 pub mod client;
 mod graphql;
 mod health;
+mod ide;
 pub mod persisted;
 pub mod serve;
 mod ws;
@@ -90,7 +91,9 @@ pub fn router(
     });
     let mut public = Router::new();
     if config.graphiql_enabled() {
-        public = public.route("/", get(graphql::graphiql));
+        public = public
+            .route("/", get(ide::page))
+            .route("/ide/{name}", get(ide::asset));
     }
     public = public
         .route(

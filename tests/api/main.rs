@@ -16,6 +16,7 @@ mod front_door;
 mod fuzz;
 mod helpers;
 mod http;
+mod ide;
 mod ledger_props;
 mod limits;
 mod live;
