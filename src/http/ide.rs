@@ -19,7 +19,9 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// What the page may load: its own scripts and styles, `data:` fonts and images, and
-/// requests to its own origin (HTTP and WebSocket).
+/// requests to its own origin (HTTP and WebSocket). Inline styles are allowed: GraphiQL's
+/// dialogs add a `<style>` element (react-remove-scroll) and CodeMirror's search bar has
+/// `style` attributes; scripts stay `'self'` only.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self' 'unsafe-inline'; font-src 'self' data:; img-src 'self' data:; \
      connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
