@@ -137,6 +137,31 @@ pub struct Config {
     )]
     pub response_cache_ttl_seconds: u64,
 
+    /// Answer automatic persisted queries (Apollo's protocol: `extensions.persistedQuery`).
+    /// Off: such requests get `PERSISTED_QUERY_NOT_SUPPORTED` and clients send the text.
+    #[arg(long, env = "PUSHHAND_PERSISTED_QUERIES", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub persisted_queries: bool,
+
+    /// How long a persisted query's document is kept after its last use, in seconds (in
+    /// Redis when configured, in-process otherwise).
+    #[arg(
+        long,
+        env = "PUSHHAND_PERSISTED_QUERIES_TTL_SECONDS",
+        default_value_t = 604_800,
+        global = true
+    )]
+    pub persisted_queries_ttl_seconds: u64,
+
+    /// Bound on the in-process store of persisted query documents, in bytes of text (the
+    /// whole store without Redis; the local copy of hot documents with it).
+    #[arg(
+        long,
+        env = "PUSHHAND_PERSISTED_QUERIES_MAX_BYTES",
+        default_value_t = 16 * 1024 * 1024,
+        global = true
+    )]
+    pub persisted_queries_max_bytes: u64,
+
     /// How often each instance runs its background jobs (expiry, auto-completion,
     /// settlement), in seconds.
     #[arg(
@@ -623,6 +648,9 @@ impl Config {
             .context("PUSHHAND_TRUSTED_PROXIES")?;
         if self.response_cache_ttl_seconds == 0 {
             bail!("PUSHHAND_RESPONSE_CACHE_TTL_SECONDS must be at least 1");
+        }
+        if self.persisted_queries_ttl_seconds == 0 {
+            bail!("PUSHHAND_PERSISTED_QUERIES_TTL_SECONDS must be at least 1");
         }
         if self.db_max_connections == Some(0) {
             bail!("PUSHHAND_DB_MAX_CONNECTIONS must be at least 1");

@@ -1,7 +1,6 @@
 //! GraphQL over HTTP: POST for everything but subscriptions, GET for queries only (a GET must
-//! never change anything: caches and prefetchers replay them), and the GraphiQL page.
+//! never change anything: caches and prefetchers replay them). The IDE is [`super::ide`].
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql_axum::GraphQLRequest;
 use axum::Json;
@@ -12,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::HttpState;
 use crate::graphql::json::{TextAnswers, response_body};
@@ -171,12 +170,20 @@ pub async fn post(
         return http_error(StatusCode::BAD_REQUEST, refusal.code(), refusal.message());
     }
     match serde_json::from_slice::<async_graphql::Request>(&body) {
-        Ok(req) if req.query.trim().is_empty() => http_error(
-            StatusCode::BAD_REQUEST,
-            "BAD_REQUEST",
-            "the request has no `query`".into(),
-        ),
-        Ok(req) => execute(&state, &headers, client, req).await,
+        Ok(mut req) => {
+            // A persisted query's document replaces its hash (`persisted`).
+            if let Err(refusal) = state.persisted.resolve(&mut req).await {
+                return refusal.into_response();
+            }
+            if req.query.trim().is_empty() {
+                return http_error(
+                    StatusCode::BAD_REQUEST,
+                    "BAD_REQUEST",
+                    "the request has no `query`".into(),
+                );
+            }
+            execute(&state, &headers, client, req).await
+        }
         Err(e) => http_error(
             StatusCode::BAD_REQUEST,
             "BAD_REQUEST",
@@ -215,7 +222,10 @@ pub async fn get(
     headers: HeaderMap,
     req: GraphQLRequest,
 ) -> Response {
-    let req = req.into_inner();
+    let mut req = req.into_inner();
+    if let Err(refusal) = state.persisted.resolve(&mut req).await {
+        return refusal.into_response();
+    }
     if let Err(refusal) = state.api.front_door(&req) {
         return refuse(&state, refusal);
     }
@@ -236,14 +246,4 @@ pub async fn get(
         }
     }
     execute(&state, &headers, client, req).await
-}
-
-pub async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("Pushhand GraphiQL")
-            .finish(),
-    )
 }

@@ -2,7 +2,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /` | GraphiQL (development, or `PUSHHAND_GRAPHIQL=true`) |
+//! | `GET /`, `GET /ide/*` | GraphiQL, served from the binary ([`ide`]; development, or `PUSHHAND_GRAPHIQL=true`) |
 //! | `POST /graphql`, `GET /graphql` | GraphQL (GET: queries only; POST: `application/json` only) |
 //! | `GET /graphql/ws` | GraphQL over WebSocket (`graphql-transport-ws` and `graphql-ws`) |
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness (database and Redis) |
@@ -15,6 +15,8 @@
 pub mod client;
 mod graphql;
 mod health;
+mod ide;
+pub mod persisted;
 pub mod serve;
 mod ws;
 
@@ -51,6 +53,8 @@ pub struct HttpState {
     /// The readiness probe's Redis connection, opened on first use and reused (reopened
     /// after a failure), when Redis is configured.
     pub probe_redis: Option<LazyRedis>,
+    /// Automatic persisted queries' documents ([`persisted`]).
+    pub persisted: persisted::PersistedQueries,
 }
 
 /// The routers: the public one, and the one that serves `/metrics` alone (on
@@ -74,6 +78,7 @@ pub fn router(
         .map(|client| LazyRedis::new(client, health::PROBE_TIMEOUT));
     // Checked by `Config::validate`; an unparsable list trusts nobody.
     let proxies = client::TrustedProxies::parse(&config.trusted_proxies).unwrap_or_default();
+    let persisted = persisted::PersistedQueries::new(&config, app.redis.clone());
     let state = std::sync::Arc::new(HttpState {
         api,
         app,
@@ -82,10 +87,13 @@ pub fn router(
         proxies,
         ws_clients: ws::PerClient::new(config.ws_max_per_client),
         probe_redis,
+        persisted,
     });
     let mut public = Router::new();
     if config.graphiql_enabled() {
-        public = public.route("/", get(graphql::graphiql));
+        public = public
+            .route("/", get(ide::page))
+            .route("/ide/{name}", get(ide::asset));
     }
     public = public
         .route(

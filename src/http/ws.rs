@@ -372,7 +372,7 @@ impl Connection {
             }]);
             return send_error(socket, id, error).await;
         }
-        let Some(request) = msg
+        let Some(mut request) = msg
             .get("payload")
             .cloned()
             .and_then(|p| serde_json::from_value::<async_graphql::Request>(p).ok())
@@ -382,6 +382,9 @@ impl Connection {
                 "Invalid message: payload is not a GraphQL request",
             ));
         };
+        if let Err(refusal) = self.state.persisted.resolve(&mut request).await {
+            return send_error(socket, id, refusal.errors()).await;
+        }
         let app = &self.state.app;
         let stream = self
             .state
