@@ -299,6 +299,12 @@ pub struct Config {
     )]
     pub trusted_proxies: String,
 
+    /// Browser origins allowed to call the API (CORS) and open its WebSocket: comma-separated
+    /// (`https://shop.example,http://localhost:5173`) or `*`. Default: in development any
+    /// `http(s)://localhost`, `127.0.0.1` or `[::1]` origin on any port; in production none.
+    #[arg(long, env = "PUSHHAND_CORS_ORIGINS", global = true)]
+    pub cors_origins: Option<String>,
+
     /// Log format: `text` or `json`.
     #[arg(
         long,
@@ -532,6 +538,14 @@ impl Config {
             .unwrap_or(self.environment == Environment::Development)
     }
 
+    /// The browser origins allowed (`PUSHHAND_CORS_ORIGINS`, or the environment's default).
+    pub fn cors_origins(&self) -> anyhow::Result<crate::http::cors::Origins> {
+        crate::http::cors::Origins::parse(
+            self.cors_origins.as_deref(),
+            self.environment == Environment::Development,
+        )
+    }
+
     pub fn db_acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.db_acquire_timeout_ms)
     }
@@ -573,6 +587,7 @@ impl Config {
         }
         crate::http::client::TrustedProxies::parse(&self.trusted_proxies)
             .context("PUSHHAND_TRUSTED_PROXIES")?;
+        self.cors_origins()?;
         if self.response_cache_ttl_seconds == 0 {
             bail!("PUSHHAND_RESPONSE_CACHE_TTL_SECONDS must be at least 1");
         }

@@ -8,11 +8,15 @@
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness (database and Redis) |
 //! | `GET /metrics` | Prometheus text (on `PUSHHAND_METRICS_ADDR` only, when set) |
 //!
+//! Browsers on the origins of `PUSHHAND_CORS_ORIGINS` may call `/graphql` and open
+//! `/graphql/ws` ([`cors`]).
+//!
 //! Connections are accepted by [`serve`] (header-read timeout, connection cap); every route
 //! has a body-read timeout and a whole-request timeout (503, `TIMEOUT`). The client's
 //! address is the TCP peer's, or the forwarded one behind a trusted proxy ([`client`]).
 
 pub mod client;
+pub mod cors;
 mod graphql;
 mod health;
 pub mod serve;
@@ -46,6 +50,8 @@ pub struct HttpState {
     pub connections: TaskTracker,
     /// Whose `X-Forwarded-For` to believe ([`client`]).
     pub proxies: client::TrustedProxies,
+    /// The browser origins allowed (`PUSHHAND_CORS_ORIGINS`), for the WebSocket upgrade.
+    pub origins: cors::Origins,
     /// Open WebSockets per client address (`PUSHHAND_WS_MAX_PER_CLIENT`).
     pub ws_clients: ws::PerClient,
     /// The readiness probe's Redis connection, opened on first use and reused (reopened
@@ -74,12 +80,18 @@ pub fn router(
         .map(|client| LazyRedis::new(client, health::PROBE_TIMEOUT));
     // Checked by `Config::validate`; an unparsable list trusts nobody.
     let proxies = client::TrustedProxies::parse(&config.trusted_proxies).unwrap_or_default();
+    // Checked by `Config::validate`; an unparsable list allows no other origin.
+    let origins = config
+        .cors_origins()
+        .unwrap_or(cors::Origins::List(Vec::new()));
+    let cors = origins.layer();
     let state = std::sync::Arc::new(HttpState {
         api,
         app,
         shutdown,
         connections,
         proxies,
+        origins,
         ws_clients: ws::PerClient::new(config.ws_max_per_client),
         probe_redis,
     });
@@ -113,6 +125,8 @@ pub fn router(
             within(request_timeout, req, next)
         }))
         .layer(TraceLayer::new_for_http())
+        // Outermost: a preflight is answered here, before routing (which knows no OPTIONS).
+        .layer(cors)
         .with_state(state);
     Routers { public, metrics }
 }
