@@ -189,3 +189,135 @@ fn an_error_repeating_its_cause_is_printed_once() {
         "connecting to postgres://db: Connection Error: pool timed out"
     );
 }
+
+/// POSTs `query` with `accept` (none when `None`); the status, content type and body.
+async fn post_accepting(
+    app: &TestApp,
+    query: &str,
+    accept: Option<&str>,
+) -> (u16, String, serde_json::Value) {
+    let mut req = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&json!({ "query": query }));
+    if let Some(accept) = accept {
+        req = req.header("accept", accept);
+    }
+    let resp = req.send().await.expect("sent");
+    let status = resp.status().as_u16();
+    let content_type = header(&resp, "content-type").unwrap_or_default().to_owned();
+    (status, content_type, resp.json().await.expect("JSON body"))
+}
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+#[tokio::test]
+async fn documents_that_never_execute_answer_400_with_the_graphql_response_type() {
+    let app = TestApp::spawn_with(&["--max-depth", "4", "--max-complexity", "10"]).await;
+    let cases = [
+        ("{ products {", "GRAPHQL_PARSE_FAILED"),
+        ("{ noSuchField }", "GRAPHQL_VALIDATION_FAILED"),
+        (
+            "{ products(first: 1) { edges { node { brand { id } } } } }",
+            "QUERY_TOO_DEEP",
+        ),
+        (
+            "{ products(first: 50) { edges { node { id } } } }",
+            "QUERY_TOO_COMPLEX",
+        ),
+    ];
+    for (query, code) in cases {
+        for accept in [None, Some("*/*"), Some(GRAPHQL_RESPONSE)] {
+            let (status, content_type, body) = post_accepting(&app, query, accept).await;
+            assert_eq!(status, 400, "{query} with {accept:?}: {body}");
+            assert!(content_type.starts_with(GRAPHQL_RESPONSE), "{content_type}");
+            assert_eq!(crate::helpers::error_code(&body), Some(code), "{body}");
+            assert!(body.get("data").is_none_or(|d| d.is_null()), "{body}");
+        }
+        // An older client: 200 and application/json, as before.
+        let (status, content_type, body) =
+            post_accepting(&app, query, Some("application/json")).await;
+        assert_eq!(status, 200, "{query}: {body}");
+        assert!(
+            content_type.starts_with("application/json"),
+            "{content_type}"
+        );
+        assert_eq!(crate::helpers::error_code(&body), Some(code), "{body}");
+    }
+    // GET too.
+    let resp = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", "{ noSuchField }")])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), 400);
+    // Apollo Client's Accept: the new type first.
+    let (status, _, _) = post_accepting(
+        &app,
+        "{ noSuchField }",
+        Some("application/graphql-response+json,application/json;q=0.9"),
+    )
+    .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn an_executed_document_answers_200_even_with_errors() {
+    let app = TestApp::spawn().await;
+    let (status, content_type, body) =
+        post_accepting(&app, "{ node(id: \"abc\") { id } }", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(content_type.starts_with(GRAPHQL_RESPONSE));
+    assert!(body["errors"].as_array().is_some_and(|e| !e.is_empty()));
+    let (status, content_type, _) =
+        post_accepting(&app, "{ __typename }", Some("application/json")).await;
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+}
+
+#[tokio::test]
+async fn every_validation_error_of_a_document_comes_back_at_once() {
+    let app = TestApp::spawn().await;
+    let (status, _, body) = post_accepting(
+        &app,
+        "{ nope1 products(first: \"x\") { edges { nope2 } } nope3 }",
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let errors = body["errors"].as_array().expect("errors");
+    assert!(errors.len() >= 4, "{body:#}");
+    for e in errors {
+        assert_eq!(e["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED", "{e}");
+        assert!(
+            e["locations"].as_array().is_some_and(|l| !l.is_empty()),
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn root_fields_come_back_in_the_order_asked() {
+    let app = TestApp::spawn().await;
+    let resp = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&json!({ "query":
+            "{ z: __typename products(first: 1) { pageInfo { hasNextPage } } a: __typename m: categories { id } }" }))
+        .send()
+        .await
+        .expect("sent");
+    let text = resp.text().await.expect("body");
+    let at = |key: &str| {
+        text.find(&format!("\"{key}\":"))
+            .unwrap_or_else(|| panic!("{key} in {text}"))
+    };
+    assert!(at("z") < at("products"), "{text}");
+    assert!(at("products") < at("a"), "{text}");
+    assert!(at("a") < at("m"), "{text}");
+}
