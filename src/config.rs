@@ -305,6 +305,28 @@ pub struct Config {
     #[arg(long, env = "PUSHHAND_CORS_ORIGINS", global = true)]
     pub cors_origins: Option<String>,
 
+    /// Answers at least this large (bytes) are compressed, gzip or brotli as the client's
+    /// `Accept-Encoding` prefers; 0 turns compression off (answers from the response cache
+    /// keep their stored gzip form either way).
+    #[arg(
+        long,
+        env = "PUSHHAND_COMPRESS_FROM_BYTES",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub compress_from_bytes: u16,
+
+    /// `Cache-Control: public, max-age=<this>` on anonymous GET answers from the response
+    /// cache (they also carry an `ETag`; `If-None-Match` answers 304); 0 sends no
+    /// `Cache-Control`.
+    #[arg(
+        long,
+        env = "PUSHHAND_HTTP_MAX_AGE_SECONDS",
+        default_value_t = 5,
+        global = true
+    )]
+    pub http_max_age_seconds: u32,
+
     /// Log format: `text` or `json`.
     #[arg(
         long,

@@ -333,7 +333,56 @@ pub async fn get(
             }
         }
     }
-    for_client(&headers, execute(&state, &headers, client, req).await)
+    let resp = execute(&state, &headers, client, req).await;
+    for_client(&headers, http_cache(&state, &headers, resp))
+}
+
+/// HTTP caching of a GET answer that carries an `ETag` (one from the response cache): an
+/// anonymous one may be kept by browsers and shared caches for `PUSHHAND_HTTP_MAX_AGE_SECONDS`
+/// (`Cache-Control: public`, varying with `Authorization` too, so a cache never hands it to a
+/// signed-in request); a signed-in one gets no `Cache-Control`. `If-None-Match` naming the
+/// current tag is answered 304 without a body.
+fn http_cache(state: &HttpState, headers: &HeaderMap, mut resp: Response) -> Response {
+    if resp.status() != StatusCode::OK {
+        return resp;
+    }
+    let Some(etag) = resp.headers().get(header::ETAG).cloned() else {
+        return resp;
+    };
+    let max_age = state.app.config.http_max_age_seconds;
+    if max_age > 0 && !headers.contains_key(header::AUTHORIZATION) {
+        if let Ok(value) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
+            resp.headers_mut().insert(header::CACHE_CONTROL, value);
+        }
+        resp.headers_mut()
+            .append(header::VARY, HeaderValue::from_static("authorization"));
+    }
+    if !none_match(headers, &etag) {
+        let mut not_modified = Response::new(axum::body::Body::empty());
+        *not_modified.status_mut() = StatusCode::NOT_MODIFIED;
+        for name in [header::ETAG, header::CACHE_CONTROL, header::VARY] {
+            for value in resp.headers().get_all(&name) {
+                not_modified.headers_mut().append(&name, value.clone());
+            }
+        }
+        return not_modified;
+    }
+    resp
+}
+
+/// Whether `If-None-Match` lets the answer tagged `etag` through: false when it names the
+/// tag (weak comparison, RFC 9110 §13.1.2) or is `*`.
+fn none_match(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let strip = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    let Ok(ours) = etag.to_str().map(strip) else {
+        return true;
+    };
+    !headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == "*" || strip(t) == ours)
 }
 
 pub async fn graphiql() -> Html<String> {

@@ -321,3 +321,155 @@ async fn root_fields_come_back_in_the_order_asked() {
     assert!(at("products") < at("a"), "{text}");
     assert!(at("a") < at("m"), "{text}");
 }
+
+/// The JSON that `br` holds.
+pub fn unbrotli(br: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(
+        &mut brotli_decompressor::Decompressor::new(br, 4096),
+        &mut out,
+    )
+    .expect("valid brotli");
+    out
+}
+
+fn gunzip(gzip: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gzip), &mut out)
+        .expect("valid gzip");
+    out
+}
+
+/// The product card listing (well over 1 KiB for 10 products).
+const LIST: &str = "query($first: Int) { products(first: $first) { edges { node { id name status minPrice skus { id name stock } } } } }";
+
+/// POSTs `query` accepting `encoding` (none when empty): the content encoding and the body.
+async fn post_encoded(app: &TestApp, query: &str, encoding: &str) -> (String, Vec<u8>) {
+    let mut req = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&json!({ "query": query, "variables": { "first": 10 } }));
+    if !encoding.is_empty() {
+        req = req.header("accept-encoding", encoding);
+    }
+    let resp = req.send().await.expect("sent");
+    assert_eq!(resp.status(), 200);
+    let coding = header(&resp, "content-encoding")
+        .unwrap_or_default()
+        .to_owned();
+    (coding, resp.bytes().await.expect("body").to_vec())
+}
+
+#[tokio::test]
+async fn executed_answers_are_compressed_as_the_client_prefers_above_the_threshold() {
+    // No response cache: every answer is executed and compressed on the way out.
+    let app = TestApp::spawn_with(&["--response-cache", "false"]).await;
+    crate::fixtures::catalog(app.db(), 10).await;
+    let (coding, plain) = post_encoded(&app, LIST, "").await;
+    assert_eq!(coding, "");
+    assert!(plain.len() > 1024, "{} bytes", plain.len());
+    let (coding, gz) = post_encoded(&app, LIST, "gzip").await;
+    assert_eq!(coding, "gzip");
+    assert_eq!(gunzip(&gz), plain);
+    assert!(gz.len() < plain.len() / 2);
+    let (coding, br) = post_encoded(&app, LIST, "br").await;
+    assert_eq!(coding, "br");
+    assert_eq!(unbrotli(&br), plain);
+    let (coding, _) = post_encoded(&app, LIST, "identity").await;
+    assert_eq!(coding, "");
+    // Below the threshold: as it is.
+    let (coding, small) = post_encoded(&app, "{ __typename }", "gzip, br").await;
+    assert_eq!(coding, "");
+    assert!(small.starts_with(b"{"));
+    // Off.
+    let off =
+        TestApp::spawn_with(&["--response-cache", "false", "--compress-from-bytes", "0"]).await;
+    crate::fixtures::catalog(off.db(), 10).await;
+    let (coding, _) = post_encoded(&off, LIST, "gzip, br").await;
+    assert_eq!(coding, "");
+}
+
+/// GETs the listing, with `If-None-Match` and a token when given.
+async fn get_list(
+    app: &TestApp,
+    if_none_match: Option<&str>,
+    token: Option<&str>,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", LIST), ("variables", "{\"first\":10}")]);
+    if let Some(tag) = if_none_match {
+        req = req.header("if-none-match", tag);
+    }
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    req.send().await.expect("sent")
+}
+
+#[tokio::test]
+async fn anonymous_catalog_gets_are_cacheable_and_revalidate_with_their_etag() {
+    let app = TestApp::spawn().await;
+    crate::fixtures::catalog(app.db(), 10).await;
+    let first = get_list(&app, None, None).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(header(&first, "cache-control"), Some("public, max-age=5"));
+    let etag = header(&first, "etag").expect("an ETag").to_owned();
+    let vary: Vec<String> = first
+        .headers()
+        .get_all("vary")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    assert!(vary.iter().any(|v| v.contains("authorization")), "{vary:?}");
+    let listing: serde_json::Value = first.json().await.expect("JSON");
+
+    // The same tag again (a hit): 304, no body.
+    let again = get_list(&app, Some(&etag), None).await;
+    assert_eq!(again.status(), 304);
+    assert_eq!(header(&again, "etag"), Some(etag.as_str()));
+    assert!(again.bytes().await.expect("body").is_empty());
+    let other = get_list(&app, Some("W/\"other\""), None).await;
+    assert_eq!(other.status(), 200);
+
+    // The catalog changes: the old tag no longer matches.
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let sku = listing["data"]["products"]["edges"][0]["node"]["skus"][0]["id"]
+        .as_str()
+        .expect("a SKU")
+        .to_owned();
+    entity::sku::Entity::update_many()
+        .col_expr(
+            entity::sku::Column::Stock,
+            sea_orm::sea_query::Expr::value(3),
+        )
+        .filter(entity::sku::Column::Id.eq(crate::fixtures::uuid_of(&sku)))
+        .exec(app.db())
+        .await
+        .expect("update stock");
+    app.state.catalog_changed().await;
+    let changed = get_list(&app, Some(&etag), None).await;
+    assert_eq!(changed.status(), 200);
+    assert_ne!(header(&changed, "etag"), Some(etag.as_str()));
+
+    // POST answers and signed-in answers get no Cache-Control.
+    let (token, _) = app
+        .user(
+            "buyer@example.com",
+            pushhand::service::members::CliRole::PushHand,
+        )
+        .await;
+    let signed_in = get_list(&app, None, Some(&token)).await;
+    assert_eq!(signed_in.status(), 200);
+    assert!(header(&signed_in, "cache-control").is_none());
+    let post = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&json!({ "query": LIST, "variables": { "first": 10 } }))
+        .send()
+        .await
+        .expect("sent");
+    assert!(header(&post, "cache-control").is_none());
+}
