@@ -37,6 +37,15 @@ pub struct Api {
     report_cost: bool,
 }
 
+/// An admitted request: the request (its document parsed), its operation's type, its cost
+/// report when asked for, and the parsed document.
+type Admitted = (
+    Request,
+    &'static str,
+    Option<Value>,
+    Arc<ExecutableDocument>,
+);
+
 /// Set in a request's data to have its answer report its cost (`extensions.cost`), as
 /// `PUSHHAND_REPORT_COST` does for every answer.
 #[derive(Clone, Copy, Debug)]
@@ -182,18 +191,7 @@ impl Api {
     /// again) and applies the limits, then the cost limit (per request: variables change the
     /// cost). Returns the request with its operation's type, its cost report when asked for,
     /// and the parsed document; or the refusal.
-    fn admit(
-        &self,
-        mut request: Request,
-    ) -> Result<
-        (
-            Request,
-            &'static str,
-            Option<Value>,
-            Arc<ExecutableDocument>,
-        ),
-        ServerError,
-    > {
+    fn admit(&self, mut request: Request) -> Result<Admitted, ServerError> {
         guard::scan_variables(&request.variables, self.max_nesting).map_err(refused)?;
         let doc = self.documents.admission(&request.query, || {
             // Before the parser, which recurses on every bracket.

@@ -103,7 +103,7 @@ mod tests {
             .node;
         reorder(&doc, root, &mut data);
         assert_eq!(
-            data.into_json().expect("json").to_string(),
+            serde_json::to_string(&data).expect("json"),
             r#"{"z":"Query","m":3,"a":[{"y":2,"x":1}]}"#
         );
     }

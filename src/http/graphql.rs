@@ -42,6 +42,7 @@ async fn execute(
     client: SocketAddr,
     req: async_graphql::Request,
 ) -> Response {
+    super::access::record_operation(&req.query, req.operation_name.as_deref());
     // Before anything looks into the document (the response cache peeks at it).
     if let Err(refusal) = state.api.front_door(&req) {
         return refuse(state, refusal);

@@ -11,10 +11,14 @@
 //! Browsers on the origins of `PUSHHAND_CORS_ORIGINS` may call `/graphql` and open
 //! `/graphql/ws` ([`cors`]).
 //!
+//! Every request has an ID (`x-request-id`, taken or made, echoed), a `request` span and an
+//! INFO access log line ([`access`]).
+//!
 //! Connections are accepted by [`serve`] (header-read timeout, connection cap); every route
 //! has a body-read timeout and a whole-request timeout (503, `TIMEOUT`). The client's
 //! address is the TCP peer's, or the forwarded one behind a trusted proxy ([`client`]).
 
+pub mod access;
 pub mod client;
 pub mod cors;
 mod graphql;
@@ -32,6 +36,7 @@ use std::time::Duration;
 use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -128,7 +133,14 @@ pub fn router(
             within(request_timeout, req, next)
         }))
         .layer(compression(config.compress_from_bytes))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(access::span)
+                .on_response(access::log),
+        )
+        // The request's ID, taken or made before the span opens, echoed in the answer.
+        .layer(PropagateRequestIdLayer::new(access::REQUEST_ID))
+        .layer(SetRequestIdLayer::new(access::REQUEST_ID, MakeRequestUuid))
         // Outermost: a preflight is answered here, before routing (which knows no OPTIONS).
         .layer(cors)
         .with_state(state);

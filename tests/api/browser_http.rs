@@ -473,3 +473,33 @@ async fn anonymous_catalog_gets_are_cacheable_and_revalidate_with_their_etag() {
         .expect("sent");
     assert!(header(&post, "cache-control").is_none());
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_given_or_made() {
+    let app = TestApp::spawn().await;
+    let given = app
+        .client
+        .post(app.url("/graphql"))
+        .header("x-request-id", "checkout-7f3a")
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(header(&given, "x-request-id"), Some("checkout-7f3a"));
+    let mut made = Vec::new();
+    for path in [
+        "/graphql?query=%7B__typename%7D",
+        "/healthz",
+        "/graphql?query=%7B",
+    ] {
+        let resp = app.client.get(app.url(path)).send().await.expect("sent");
+        let id = header(&resp, "x-request-id")
+            .expect("a request ID")
+            .to_owned();
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+        made.push(id);
+    }
+    made.sort();
+    made.dedup();
+    assert_eq!(made.len(), 3, "each request has its own ID");
+}
