@@ -148,8 +148,9 @@ pub fn router(
 }
 
 /// gzip or brotli, as `Accept-Encoding` prefers, for answers of at least `from` bytes (0:
-/// none). A fast level (3 of gzip's 9 and brotli's 11): most of the saving for a fraction of
-/// the CPU of the default levels, since answers executed every time are compressed every time.
+/// none). The fastest useful level (1 of gzip's 9, 1 of brotli's 11), since answers executed
+/// every time are compressed every time: on a 39 KB page of 50 products gzip 1 gives 11.2 KB
+/// against 11.1 KB at level 3 and 10.6 KB at 6, for two thirds and a third of their CPU.
 /// Answers that already say `content-encoding` (the response cache's stored gzip) are left
 /// as they are; so are WebSocket upgrades.
 fn compression(from: u16) -> CompressionLayer<impl Predicate> {
@@ -162,7 +163,7 @@ fn compression(from: u16) -> CompressionLayer<impl Predicate> {
     CompressionLayer::new()
         .gzip(true)
         .br(true)
-        .quality(CompressionLevel::Precise(3))
+        .quality(CompressionLevel::Precise(1))
         .compress_when(
             SizeAbove::new(from)
                 .and(NotForContentType::SSE)
