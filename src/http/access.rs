@@ -4,7 +4,8 @@
 //! request-id layers), echoed in the answer's `x-request-id`. Each request runs inside a
 //! `request` span carrying the ID, method and path — so every log line written while it is
 //! served names its request — and the GraphQL handlers add the operation's name and type.
-//! When the answer is ready one INFO line is written: `request` with the status and the
+//! A W3C `traceparent`'s trace ID is logged in the span too (`trace_id`); spans are not
+//! exported (no OTLP). When the answer is ready one INFO line is written: `request` with the status and the
 //! duration in milliseconds (the span's fields give the rest).
 
 use std::time::Duration;
@@ -23,14 +24,37 @@ pub fn span<B>(req: &Request<B>) -> Span {
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    tracing::info_span!(
+    // W3C `traceparent` (`00-<trace id>-<parent id>-<flags>`): its trace ID is logged, so that
+    // lines join the caller's trace (no spans are exported: see the report on OTLP).
+    let trace_id = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(trace_id);
+    let span = tracing::info_span!(
         "request",
         request_id = %id,
+        trace_id = Empty,
         method = %req.method(),
         path = %req.uri().path(),
         operation = Empty,
         operation_type = Empty,
-    )
+    );
+    if let Some(trace_id) = trace_id {
+        span.record("trace_id", trace_id);
+    }
+    span
+}
+
+/// The trace ID of a `traceparent` header (version 00: 32 lower-case hex digits, not all 0).
+fn trace_id(traceparent: &str) -> Option<&str> {
+    let mut parts = traceparent.trim().split('-');
+    let (version, id) = (parts.next()?, parts.next()?);
+    let hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    (version.len() == 2 && id.len() == 32 && hex(id) && id.bytes().any(|b| b != b'0')).then_some(id)
 }
 
 /// The access log line, written inside the request's span.
@@ -152,7 +176,20 @@ pub fn operation_of<'q>(
 
 #[cfg(test)]
 mod tests {
-    use super::operation_of;
+    use super::{operation_of, trace_id};
+
+    #[test]
+    fn a_traceparent_gives_its_trace_id() {
+        assert_eq!(
+            trace_id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(
+            trace_id("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            None
+        );
+        assert_eq!(trace_id("garbage"), None);
+    }
 
     #[test]
     fn the_operation_is_found_without_parsing() {
