@@ -43,8 +43,9 @@ pub struct App {
 }
 
 impl App {
-    /// Checks the configuration, connects and migrates the database, seeds the demo catalog
-    /// into an empty development database (when enabled), and binds the listener.
+    /// Checks the configuration, binds the listeners, then connects and migrates the
+    /// database and seeds the demo catalog into an empty development database (when
+    /// enabled): a configuration error or a taken address fails before the database changes.
     pub async fn build(config: Config) -> anyhow::Result<App> {
         App::build_with_clock(config, Arc::new(SystemClock)).await
     }
@@ -53,21 +54,8 @@ impl App {
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         config.validate()?;
         let jwt_secret = config.resolve_jwt_secret()?;
-        let metrics = Metrics::new();
-        let db = db::connect(&config, &metrics).await?;
-        db::migrate(&db).await?;
-        let seeded = config.environment == Environment::Development
-            && config.seed_demo
-            && service::catalog::product_count(&db).await? == 0;
-        if seeded {
-            let started = std::time::Instant::now();
-            let report = seed::run(&db).await?;
-            tracing::info!(
-                ?report,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "seeded the demo catalog"
-            );
-        }
+        // Everything that can be refused without touching the database is, before it is
+        // touched: a taken address must not leave a migrated, seeded database behind.
         let redis = config
             .redis_url
             .as_deref()
@@ -86,6 +74,21 @@ impl App {
             ),
             None => None,
         };
+        let metrics = Metrics::new();
+        let db = db::connect(&config, &metrics).await?;
+        db::migrate(&db).await?;
+        let seeded = config.environment == Environment::Development
+            && config.seed_demo
+            && service::catalog::product_count(&db).await? == 0;
+        if seeded {
+            let started = std::time::Instant::now();
+            let report = seed::run(&db).await?;
+            tracing::info!(
+                ?report,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "seeded the demo catalog"
+            );
+        }
         let config_failures = config.auth_failures_per_minute;
         let ttl = std::time::Duration::from_secs(config.cache_ttl_seconds.max(1));
         let conn = redis

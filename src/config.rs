@@ -350,6 +350,34 @@ pub struct Config {
     )]
     pub trusted_proxies: String,
 
+    /// Browser origins allowed to call the API (CORS) and open its WebSocket: comma-separated
+    /// (`https://shop.example,http://localhost:5173`) or `*`. Default: in development any
+    /// `http(s)://localhost`, `127.0.0.1` or `[::1]` origin on any port; in production none.
+    #[arg(long, env = "PUSHHAND_CORS_ORIGINS", global = true)]
+    pub cors_origins: Option<String>,
+
+    /// Answers at least this large (bytes) are compressed, gzip or brotli as the client's
+    /// `Accept-Encoding` prefers; 0 turns compression off (answers from the response cache
+    /// keep their stored gzip form either way).
+    #[arg(
+        long,
+        env = "PUSHHAND_COMPRESS_FROM_BYTES",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub compress_from_bytes: u16,
+
+    /// `Cache-Control: public, max-age=<this>` on anonymous GET answers from the response
+    /// cache (they also carry an `ETag`; `If-None-Match` answers 304); 0 sends no
+    /// `Cache-Control`.
+    #[arg(
+        long,
+        env = "PUSHHAND_HTTP_MAX_AGE_SECONDS",
+        default_value_t = 5,
+        global = true
+    )]
+    pub http_max_age_seconds: u32,
+
     /// Log format: `text` or `json`.
     #[arg(
         long,
@@ -602,6 +630,14 @@ impl Config {
             .unwrap_or(self.environment == Environment::Development)
     }
 
+    /// The browser origins allowed (`PUSHHAND_CORS_ORIGINS`, or the environment's default).
+    pub fn cors_origins(&self) -> anyhow::Result<crate::http::cors::Origins> {
+        crate::http::cors::Origins::parse(
+            self.cors_origins.as_deref(),
+            self.environment == Environment::Development,
+        )
+    }
+
     pub fn db_acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.db_acquire_timeout_ms)
     }
@@ -646,6 +682,7 @@ impl Config {
         }
         crate::http::client::TrustedProxies::parse(&self.trusted_proxies)
             .context("PUSHHAND_TRUSTED_PROXIES")?;
+        self.cors_origins()?;
         if self.response_cache_ttl_seconds == 0 {
             bail!("PUSHHAND_RESPONSE_CACHE_TTL_SECONDS must be at least 1");
         }

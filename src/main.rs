@@ -97,7 +97,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", telemetry::error_message(&e));
             ExitCode::FAILURE
         }
     }

@@ -20,3 +20,21 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
+
+/// `error` and its causes on one line, `: `-separated, each cause written once: a library
+/// error that repeats its source in its own message (sea-orm's `Connection Error: <sqlx
+/// error>` over that sqlx error) would otherwise print the same words twice.
+pub fn error_message(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
+}

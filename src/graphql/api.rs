@@ -37,6 +37,15 @@ pub struct Api {
     report_cost: bool,
 }
 
+/// An admitted request: the request (its document parsed), its operation's type, its cost
+/// report when asked for, and the parsed document.
+type Admitted = (
+    Request,
+    &'static str,
+    Option<Value>,
+    Arc<ExecutableDocument>,
+);
+
 /// Set in a request's data to have its answer report its cost (`extensions.cost`), as
 /// `PUSHHAND_REPORT_COST` does for every answer.
 #[derive(Clone, Copy, Debug)]
@@ -137,8 +146,13 @@ impl Api {
     pub async fn execute(&self, request: Request) -> Response {
         let started = Instant::now();
         let (response, operation) = match self.admit(request) {
-            Ok((request, operation, report)) => {
+            Ok((request, operation, report, doc)) => {
+                let name = request.operation_name.clone();
                 let mut response = self.schema.execute(request).await;
+                // async-graphql puts fields in the order they complete.
+                if let Some(op) = selected_operation(&doc, name.as_deref()) {
+                    super::field_order::reorder(&doc, &op.selection_set.node, &mut response.data);
+                }
                 if let Some(cost) = report {
                     response.extensions.insert("cost".into(), cost);
                 }
@@ -159,7 +173,7 @@ impl Api {
         let started = Instant::now();
         match self.admit(request) {
             // Counted by the WebSocket handler (`pushhand_ws_subscriptions`).
-            Ok((request, _, _)) => {
+            Ok((request, _, _, _)) => {
                 let api = self.clone();
                 self.schema
                     .execute_stream_with_session_data(request, session)
@@ -175,12 +189,9 @@ impl Api {
 
     /// Parses the document (once: execution reuses it; a document seen before is not parsed
     /// again) and applies the limits, then the cost limit (per request: variables change the
-    /// cost). Returns the request with its operation's type and, when asked for, its cost
-    /// report; or the refusal.
-    fn admit(
-        &self,
-        mut request: Request,
-    ) -> Result<(Request, &'static str, Option<Value>), ServerError> {
+    /// cost). Returns the request with its operation's type, its cost report when asked for,
+    /// and the parsed document; or the refusal.
+    fn admit(&self, mut request: Request) -> Result<Admitted, ServerError> {
         guard::scan_variables(&request.variables, self.max_nesting).map_err(refused)?;
         let doc = self.documents.admission(&request.query, || {
             // Before the parser, which recurses on every bracket.
@@ -212,7 +223,7 @@ impl Api {
         let operation =
             operation_type(&doc, request.operation_name.as_deref()).map_or("invalid", kind);
         request.set_parsed_query(ExecutableDocument::clone(&doc));
-        Ok((request, operation, report))
+        Ok((request, operation, report, doc))
     }
 
     /// The checks on a request's raw text and variables ([`guard::scan_text`],

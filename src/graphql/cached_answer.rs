@@ -1,11 +1,16 @@
 //! A cached answer's bytes: its JSON and, when that is worth it, the same JSON gzip-compressed
 //! once when stored, which clients that accept gzip are sent instead.
 //!
-//! Only answers from the response cache are compressed: compressing is paid once per stored
-//! answer, not once per request (an answer executed every time is sent as it is; put a
-//! compressing proxy in front for those). A page of 50 products (~24 KiB) compresses to under
-//! a third, and the bytes a hit writes are most of what it costs.
+//! Compressing a cached answer is paid once per stored answer, not once per request (answers
+//! executed every time are compressed on the way out by the router's compression layer, which
+//! leaves these alone: they already say `content-encoding`). A page of 50 products (~24 KiB)
+//! compresses to under a third, and the bytes a hit writes are most of what it costs.
+//!
+//! Every answer carries a weak `ETag` computed once from its JSON: it changes exactly when
+//! the answer does (a catalog write bumps the cache's catalog version, and the answer then
+//! recomputed carries a new tag if, and only if, its content changed).
 
+use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
 
 use axum::body::Bytes;
@@ -24,6 +29,15 @@ pub const CONTENT_TYPE: &str = "application/graphql-response+json";
 pub struct Answer {
     json: Bytes,
     gzip: Option<Bytes>,
+    etag: HeaderValue,
+}
+
+/// `W/"<hash><length>"` of the JSON (weak: the gzip and plain forms share it).
+fn etag_of(json: &[u8]) -> HeaderValue {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    json.hash(&mut h);
+    HeaderValue::from_str(&format!("W/\"{:016x}{:x}\"", h.finish(), json.len()))
+        .unwrap_or_else(|_| HeaderValue::from_static("W/\"0\""))
 }
 
 impl Answer {
@@ -34,12 +48,18 @@ impl Answer {
             .flatten()
             .filter(|g| g.len() < json.len())
             .map(Bytes::from);
-        Answer { json, gzip }
+        let etag = etag_of(&json);
+        Answer { json, gzip, etag }
     }
 
     /// `json` as it is, never compressed (an answer too large to store).
     pub fn uncompressed(json: Bytes) -> Answer {
-        Answer { json, gzip: None }
+        let etag = etag_of(&json);
+        Answer {
+            json,
+            gzip: None,
+            etag,
+        }
     }
 
     /// How the answer is kept outside this process: `j` and the JSON, or `g` and the gzip form.
@@ -61,6 +81,7 @@ impl Answer {
         let body = stored.slice(1..);
         match tag {
             b'j' => Some(Answer {
+                etag: etag_of(&body),
                 json: body,
                 gzip: None,
             }),
@@ -71,6 +92,7 @@ impl Answer {
                     .read_to_end(&mut json)
                     .ok()?;
                 (json.len() <= max_json).then(|| Answer {
+                    etag: etag_of(&json),
                     json: Bytes::from(json),
                     gzip: Some(body),
                 })
@@ -86,16 +108,18 @@ impl Answer {
 
     /// The HTTP answer for a client whose request had `headers`: gzip when it accepts gzip
     /// and the answer has a gzip form, the JSON otherwise. Either way it says that it varies
-    /// with `Accept-Encoding`, so a shared HTTP cache in front keeps the two apart.
+    /// with `Accept-Encoding`, so a shared HTTP cache in front keeps the two apart, and
+    /// carries the answer's `ETag`.
     pub fn into_response_for(self, headers: &HeaderMap) -> Response {
         let content_type = (header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
         let vary = (header::VARY, HeaderValue::from_static("accept-encoding"));
+        let etag = (header::ETAG, self.etag);
         match self.gzip {
             Some(gzip) if accepts_gzip(headers) => {
                 let encoding = (header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                ([content_type, vary, encoding], gzip).into_response()
+                ([content_type, vary, encoding, etag], gzip).into_response()
             }
-            _ => ([content_type, vary], self.json).into_response(),
+            _ => ([content_type, vary, etag], self.json).into_response(),
         }
     }
 }

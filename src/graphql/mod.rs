@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod cost;
 pub mod curation;
 pub mod earnings;
+mod field_order;
 pub mod guard;
 pub mod ids;
 pub mod json;

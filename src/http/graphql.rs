@@ -1,5 +1,13 @@
 //! GraphQL over HTTP: POST for everything but subscriptions, GET for queries only (a GET must
 //! never change anything: caches and prefetchers replay them). The IDE is [`super::ide`].
+//!
+//! Status codes follow the GraphQL-over-HTTP spec for `application/graphql-response+json`:
+//! a document that is never executed — it does not parse, fails validation, or is refused by
+//! the query limits before execution (`GRAPHQL_PARSE_FAILED`, `GRAPHQL_VALIDATION_FAILED`,
+//! `QUERY_TOO_DEEP`, `QUERY_TOO_COMPLEX`, ...) — answers 400; an executed one answers 200,
+//! errors or not. A client whose `Accept` names `application/json` and not
+//! `application/graphql-response+json` (an older client) gets `application/json`, and 200
+//! for those too, as before the spec. No `Accept`, or `*/*`, is the new media type.
 
 use async_graphql::parser::types::OperationType;
 use async_graphql_axum::GraphQLRequest;
@@ -33,6 +41,7 @@ async fn execute(
     client: SocketAddr,
     req: async_graphql::Request,
 ) -> Response {
+    super::access::record_operation(&req.query, req.operation_name.as_deref());
     // Before anything looks into the document (the response cache peeks at it).
     if let Err(refusal) = state.api.front_door(&req) {
         return refuse(state, refusal);
@@ -102,8 +111,93 @@ async fn execute(
     respond(&response)
 }
 
-/// A refusal before execution, as a GraphQL answer (status 200, like the other limits),
-/// counted in the metrics.
+/// Marks an answer [`respond`] gave status 400 because its document was never executed.
+#[derive(Clone, Copy)]
+struct RequestError;
+
+/// Codes of the errors that stop a document before execution.
+const REQUEST_ERROR_CODES: &[&str] = &[
+    "GRAPHQL_PARSE_FAILED",
+    "GRAPHQL_VALIDATION_FAILED",
+    "VALIDATION",
+    "QUERY_TOO_DEEP",
+    "QUERY_TOO_COMPLEX",
+    "QUERY_TOO_LARGE",
+    "TOO_MANY_ALIASES",
+    "TOO_MANY_FRAGMENTS",
+    "TOO_MANY_ROOT_FIELDS",
+    "TOO_MANY_DIRECTIVES",
+    "INTROSPECTION_DISABLED",
+];
+
+/// Whether `resp` is a request error (the spec's term): no data, and only errors that stop
+/// a document before execution (they have no field path; a field error has one).
+fn is_request_error(resp: &async_graphql::Response) -> bool {
+    matches!(resp.data, async_graphql::Value::Null)
+        && !resp.errors.is_empty()
+        && resp.errors.iter().all(|e| {
+            e.path.is_empty()
+                && matches!(
+                    e.extensions.as_ref().and_then(|x| x.get("code")),
+                    Some(async_graphql::Value::String(code)) if REQUEST_ERROR_CODES.contains(&code.as_str())
+                )
+        })
+}
+
+/// Whether the client reads `application/json` only (not the GraphQL-over-HTTP media type):
+/// its `Accept` lists `application/json` and neither `application/graphql-response+json` nor
+/// a wildcard. No `Accept` at all is a new client.
+fn legacy_client(headers: &HeaderMap) -> bool {
+    let mut json = false;
+    for item in headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+    {
+        let mut parts = item.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let refused = parts.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .is_some_and(|q| q.trim().parse::<f32>().map_or(true, |q| q <= 0.0))
+        });
+        if refused {
+            continue;
+        }
+        match media.as_str() {
+            "application/graphql-response+json" | "*/*" | "application/*" => return false,
+            "application/json" => json = true,
+            _ => {}
+        }
+    }
+    json
+}
+
+/// `resp` as the client asked for it: an older client (`Accept: application/json`) gets
+/// `application/json`, and 200 for a request error.
+fn for_client(headers: &HeaderMap, mut resp: Response) -> Response {
+    if !legacy_client(headers) {
+        return resp;
+    }
+    if resp.extensions().get::<RequestError>().is_some() {
+        *resp.status_mut() = StatusCode::OK;
+    }
+    if resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v == cached_answer::CONTENT_TYPE)
+    {
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    resp
+}
+
+/// A refusal before execution, as a GraphQL answer (a request error: 400), counted in the
+/// metrics.
 fn refuse(state: &HttpState, refusal: async_graphql::ServerError) -> Response {
     let resp = async_graphql::Response::from_errors(vec![refusal]);
     state.api.count_refusal(&resp);
@@ -112,9 +206,14 @@ fn refuse(state: &HttpState, refusal: async_graphql::ServerError) -> Response {
 
 /// The HTTP answer for `resp`, as async-graphql-axum's `GraphQLResponse` makes it (its
 /// content type, its cache hint when it has no errors, its headers), with the body written by
-/// [`response_body`], which copies plain answers' JSON text as it is.
+/// [`response_body`], which copies plain answers' JSON text as it is; 400 for a request
+/// error ([`is_request_error`]).
 fn respond(resp: &async_graphql::Response) -> Response {
     let mut answer = Response::new(axum::body::Body::from(response_body(resp)));
+    if is_request_error(resp) {
+        *answer.status_mut() = StatusCode::BAD_REQUEST;
+        answer.extensions_mut().insert(RequestError);
+    }
     let headers = answer.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -182,7 +281,7 @@ pub async fn post(
                     "the request has no `query`".into(),
                 );
             }
-            execute(&state, &headers, client, req).await
+            for_client(&headers, execute(&state, &headers, client, req).await)
         }
         Err(e) => http_error(
             StatusCode::BAD_REQUEST,
@@ -227,7 +326,7 @@ pub async fn get(
         return refusal.into_response();
     }
     if let Err(refusal) = state.api.front_door(&req) {
-        return refuse(&state, refusal);
+        return for_client(&headers, refuse(&state, refusal));
     }
     // Documents that do not parse go on to execution, which reports the syntax error.
     if let Ok(doc) = async_graphql::parser::parse_query(&req.query) {
@@ -245,5 +344,54 @@ pub async fn get(
             }
         }
     }
-    execute(&state, &headers, client, req).await
+    let resp = execute(&state, &headers, client, req).await;
+    for_client(&headers, http_cache(&state, &headers, resp))
+}
+
+/// HTTP caching of a GET answer that carries an `ETag` (one from the response cache): an
+/// anonymous one may be kept by browsers and shared caches for `PUSHHAND_HTTP_MAX_AGE_SECONDS`
+/// (`Cache-Control: public`, varying with `Authorization` too, so a cache never hands it to a
+/// signed-in request); a signed-in one gets no `Cache-Control`. `If-None-Match` naming the
+/// current tag is answered 304 without a body.
+fn http_cache(state: &HttpState, headers: &HeaderMap, mut resp: Response) -> Response {
+    if resp.status() != StatusCode::OK {
+        return resp;
+    }
+    let Some(etag) = resp.headers().get(header::ETAG).cloned() else {
+        return resp;
+    };
+    let max_age = state.app.config.http_max_age_seconds;
+    if max_age > 0 && !headers.contains_key(header::AUTHORIZATION) {
+        if let Ok(value) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
+            resp.headers_mut().insert(header::CACHE_CONTROL, value);
+        }
+        resp.headers_mut()
+            .append(header::VARY, HeaderValue::from_static("authorization"));
+    }
+    if !none_match(headers, &etag) {
+        let mut not_modified = Response::new(axum::body::Body::empty());
+        *not_modified.status_mut() = StatusCode::NOT_MODIFIED;
+        for name in [header::ETAG, header::CACHE_CONTROL, header::VARY] {
+            for value in resp.headers().get_all(&name) {
+                not_modified.headers_mut().append(&name, value.clone());
+            }
+        }
+        return not_modified;
+    }
+    resp
+}
+
+/// Whether `If-None-Match` lets the answer tagged `etag` through: false when it names the
+/// tag (weak comparison, RFC 9110 §13.1.2) or is `*`.
+fn none_match(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let strip = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    let Ok(ours) = etag.to_str().map(strip) else {
+        return true;
+    };
+    !headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == "*" || strip(t) == ours)
 }

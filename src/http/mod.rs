@@ -8,11 +8,19 @@
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness (database and Redis) |
 //! | `GET /metrics` | Prometheus text (on `PUSHHAND_METRICS_ADDR` only, when set) |
 //!
+//! Browsers on the origins of `PUSHHAND_CORS_ORIGINS` may call `/graphql` and open
+//! `/graphql/ws` ([`cors`]).
+//!
+//! Every request has an ID (`x-request-id`, taken or made, echoed), a `request` span and an
+//! INFO access log line ([`access`]).
+//!
 //! Connections are accepted by [`serve`] (header-read timeout, connection cap); every route
 //! has a body-read timeout and a whole-request timeout (503, `TIMEOUT`). The client's
 //! address is the TCP peer's, or the forwarded one behind a trusted proxy ([`client`]).
 
+pub mod access;
 pub mod client;
+pub mod cors;
 mod graphql;
 mod health;
 mod ide;
@@ -27,6 +35,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::time::Duration;
+use tower_http::CompressionLevel;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -48,6 +60,8 @@ pub struct HttpState {
     pub connections: TaskTracker,
     /// Whose `X-Forwarded-For` to believe ([`client`]).
     pub proxies: client::TrustedProxies,
+    /// The browser origins allowed (`PUSHHAND_CORS_ORIGINS`), for the WebSocket upgrade.
+    pub origins: cors::Origins,
     /// Open WebSockets per client address (`PUSHHAND_WS_MAX_PER_CLIENT`).
     pub ws_clients: ws::PerClient,
     /// The readiness probe's Redis connection, opened on first use and reused (reopened
@@ -79,12 +93,18 @@ pub fn router(
     // Checked by `Config::validate`; an unparsable list trusts nobody.
     let proxies = client::TrustedProxies::parse(&config.trusted_proxies).unwrap_or_default();
     let persisted = persisted::PersistedQueries::new(&config, app.redis.clone());
+    // Checked by `Config::validate`; an unparsable list allows no other origin.
+    let origins = config
+        .cors_origins()
+        .unwrap_or(cors::Origins::List(Vec::new()));
+    let cors = origins.layer();
     let state = std::sync::Arc::new(HttpState {
         api,
         app,
         shutdown,
         connections,
         proxies,
+        origins,
         ws_clients: ws::PerClient::new(config.ws_max_per_client),
         probe_redis,
         persisted,
@@ -120,9 +140,44 @@ pub fn router(
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             within(request_timeout, req, next)
         }))
-        .layer(TraceLayer::new_for_http())
+        .layer(compression(config.compress_from_bytes))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(access::span)
+                .on_response(access::log),
+        )
+        // The request's ID, taken or made before the span opens, echoed in the answer.
+        .layer(PropagateRequestIdLayer::new(access::REQUEST_ID))
+        .layer(SetRequestIdLayer::new(access::REQUEST_ID, MakeRequestUuid))
+        // Outermost: a preflight is answered here, before routing (which knows no OPTIONS).
+        .layer(cors)
         .with_state(state);
     Routers { public, metrics }
+}
+
+/// gzip or brotli, as `Accept-Encoding` prefers, for answers of at least `from` bytes (0:
+/// none). The fastest useful level (1 of gzip's 9, 1 of brotli's 11), since answers executed
+/// every time are compressed every time: on a 39 KB page of 50 products gzip 1 gives 11.2 KB
+/// against 11.1 KB at level 3 and 10.6 KB at 6, for two thirds and a third of their CPU.
+/// Answers that already say `content-encoding` (the response cache's stored gzip) are left
+/// as they are; so are WebSocket upgrades.
+fn compression(from: u16) -> CompressionLayer<impl Predicate> {
+    let wanted = move |status: axum::http::StatusCode,
+                       _: axum::http::Version,
+                       _: &axum::http::HeaderMap,
+                       _: &axum::http::Extensions| {
+        from > 0 && status != axum::http::StatusCode::SWITCHING_PROTOCOLS
+    };
+    CompressionLayer::new()
+        .gzip(true)
+        .br(true)
+        .quality(CompressionLevel::Precise(1))
+        .compress_when(
+            SizeAbove::new(from)
+                .and(NotForContentType::SSE)
+                .and(NotForContentType::IMAGES)
+                .and(wanted),
+        )
 }
 
 /// The whole-request timeout: a request that has not been answered within `limit` (body

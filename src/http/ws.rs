@@ -9,6 +9,7 @@
 //! | `subscribe`/`start` before the ack | close 4401 |
 //! | an operation id already in use | close 4409 |
 //! | a second `connection_init` | close 4429 |
+//! | a browser page on an origin `PUSHHAND_CORS_ORIGINS` does not allow | 403 (`FORBIDDEN_ORIGIN`), no upgrade |
 //! | more than `PUSHHAND_WS_MAX_PER_CLIENT` sockets open from one client address | 429 (`TOO_MANY_CONNECTIONS`), no upgrade |
 //! | a 21st active operation | `error` for that id (`TOO_MANY_SUBSCRIPTIONS`), connection stays |
 //! | a message over 64 KiB | close 1009 |
@@ -108,6 +109,14 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> HttpResponse {
+    // Browsers let any page open a WebSocket anywhere: the origin is the only guard.
+    if !state.origins.allows_websocket(&headers) {
+        let body = json!({ "errors": [{
+            "message": "this origin may not open a WebSocket here (PUSHHAND_CORS_ORIGINS)",
+            "extensions": { "code": "FORBIDDEN_ORIGIN" },
+        }] });
+        return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+    }
     let client = state.proxies.client(peer, &headers);
     let Some(client_slot) = state.ws_clients.take(client) else {
         let max = state.app.config.ws_max_per_client;

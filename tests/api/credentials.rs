@@ -51,19 +51,21 @@ async fn a_burst_of_password_guesses_runs_at_most_the_allowed_attempts() {
     let results = join_all(guesses.iter().map(|p| login(&app, "victim@example.com", p))).await;
     let (codes, tokens) = tally(&results, "login");
     let failures = codes.get("INVALID_CREDENTIALS").copied().unwrap_or(0);
-    assert!(failures <= 5, "{codes:?}");
+    // At most five attempts ran, whichever arrived first (before, all 40 ran). The right
+    // guess, sent 30th, is almost always refused with the others; were it among the first
+    // five to arrive, it would be one of the five.
+    assert!(failures + tokens <= 5, "{codes:?}, {tokens} tokens");
     assert_eq!(
-        failures + codes.get("RATE_LIMITED").copied().unwrap_or(0),
+        failures + tokens + codes.get("RATE_LIMITED").copied().unwrap_or(0),
         40,
         "{codes:?}"
     );
-    assert_eq!(
-        tokens, 0,
-        "the right guess ran after five wrong ones: {codes:?}"
-    );
-    // Five failures counted: the account is closed for the minute.
-    let resp = login(&app, "victim@example.com", PASSWORD).await;
-    assert_eq!(error_code(&resp), Some("RATE_LIMITED"), "{resp}");
+    if failures == 5 {
+        // Five failures counted: the account is closed for the minute, to the right password
+        // too.
+        let resp = login(&app, "victim@example.com", PASSWORD).await;
+        assert_eq!(error_code(&resp), Some("RATE_LIMITED"), "{resp}");
+    }
 }
 
 /// 30 wrong invite codes and the right one sent 30th, at once: at most five codes are tried
@@ -88,13 +90,15 @@ async fn a_burst_of_invite_codes_tries_at_most_the_allowed_codes() {
     .await;
     let (errors, registered) = tally(&results, "register");
     let failures = errors.get("INVALID_INVITE_CODE").copied().unwrap_or(0);
-    assert!(failures <= 5, "{errors:?}");
-    assert_eq!(
-        registered, 0,
-        "the right code ran after five wrong ones: {errors:?}"
+    // At most five codes were tried, whichever arrived first (before, all 30 were).
+    assert!(
+        failures + registered <= 5,
+        "{errors:?}, {registered} registered"
     );
-    let resp = app.register("late@example.com", Some(&code), None).await;
-    assert_eq!(error_code(&resp), Some("RATE_LIMITED"), "{resp}");
+    if failures == 5 {
+        let resp = app.register("late@example.com", Some(&code), None).await;
+        assert_eq!(error_code(&resp), Some("RATE_LIMITED"), "{resp}");
+    }
 }
 
 /// With one hashing slot and one place in the queue, a burst of logins (each on its own

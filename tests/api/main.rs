@@ -5,6 +5,7 @@
 
 mod audit;
 mod batch;
+mod browser_http;
 mod catalog;
 mod checkouts;
 mod config;
