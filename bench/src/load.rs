@@ -3,7 +3,8 @@
 //! and idle WebSocket subscriptions for the memory scenario.
 //!
 //! Requests say `Accept-Encoding: gzip`, as browsers and GraphQL clients in them do; the
-//! server compresses only the answers its response cache keeps.
+//! server sends the answers its response cache keeps gzipped as kept, and compresses every
+//! other answer from `PUSHHAND_COMPRESS_FROM_BYTES` (1 KiB) as it goes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -130,8 +131,8 @@ impl Answer {
     /// Whether it is an error answer (it has an `"errors"` key). Not parsed: a 30 KB page
     /// would cost the load generator more than the server; a compressed answer is inflated
     /// the first time and then one time in `COMPRESSED_CHECK_EVERY` (inflating every one
-    /// would cost the load generator more than the server, and only answers the cache keeps,
-    /// which never carry errors, come compressed).
+    /// would cost the load generator more than the server; error answers are small, under
+    /// the server's compression threshold, so they come plain and are always checked).
     fn failed(&self, nth: u64) -> anyhow::Result<bool> {
         let json = if !self.gzip {
             self.bytes.clone()
