@@ -381,17 +381,7 @@ async fn unpaid_orders(db: &impl ConnectionTrait, buyer: Uuid, now: DateTime<Utc
 /// goes (a retry is refused again, or placed once the member is under the cap).
 async fn cancel_unpaid(db: &DatabaseConnection, id: Uuid, now: DateTime<Utc>) -> Result<()> {
     let txn = crate::db::begin_write(db).await?;
-    if transition(
-        &txn,
-        id,
-        &[order::Status::PendingPayment],
-        order::Status::Cancelled,
-        (order::Column::CancelledAt, now),
-    )
-    .await?
-    {
-        let lines = lines_of(&txn, &[id]).await?;
-        restock(&txn, lines.iter().map(|l| (l.sku_id, l.quantity))).await?;
+    if cancel_pending(&txn, id, now).await? {
         idempotency_key::Entity::delete_many()
             .filter(idempotency_key::Column::Scope.eq(PLACE_ORDER))
             .filter(idempotency_key::Column::ResultId.eq(id))
@@ -400,6 +390,25 @@ async fn cancel_unpaid(db: &DatabaseConnection, id: Uuid, now: DateTime<Utc>) ->
     }
     txn.commit().await?;
     Ok(())
+}
+
+/// Cancels an order still awaiting payment and gives its units back to their SKUs, in
+/// `txn`. False (nothing written) when the order had left `PENDING_PAYMENT` meanwhile.
+async fn cancel_pending(txn: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>) -> Result<bool> {
+    if !transition(
+        txn,
+        id,
+        &[order::Status::PendingPayment],
+        order::Status::Cancelled,
+        (order::Column::CancelledAt, now),
+    )
+    .await?
+    {
+        return Ok(false);
+    }
+    let lines = lines_of(txn, &[id]).await?;
+    restock(txn, lines.iter().map(|l| (l.sku_id, l.quantity))).await?;
+    Ok(true)
 }
 
 /// The scopes of idempotency keys.
@@ -936,17 +945,7 @@ pub async fn expire_unpaid(
     let mut n = 0;
     for id in due {
         let txn = crate::db::begin_write(db).await?;
-        if transition(
-            &txn,
-            id,
-            &[order::Status::PendingPayment],
-            order::Status::Cancelled,
-            (order::Column::CancelledAt, now),
-        )
-        .await?
-        {
-            let lines = lines_of(&txn, &[id]).await?;
-            restock(&txn, lines.iter().map(|l| (l.sku_id, l.quantity))).await?;
+        if cancel_pending(&txn, id, now).await? {
             let o = get(&txn, id).await?;
             txn.commit().await?;
             events
