@@ -119,10 +119,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::Context;
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
 use axum::body::Bytes;
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 use crate::config::Secret;
 use crate::graphql::cached_answer::Answer;
@@ -149,9 +147,6 @@ const MEMORY_BYTES: u64 = 64 << 20;
 /// recreated like an evicted one, so counters of databases that are gone (test databases)
 /// do not pile up in a shared Redis.
 const VERSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// The `write_locks` row whose number names this database in shared keys.
-const NAMESPACE_ROW: &str = "response_cache";
 
 /// Seeds of the two hash runs that make a 128-bit key.
 const SEEDS: [u64; 2] = [0x7075_7368_6861_6e64, 0x7265_7370_6f6e_7365];
@@ -678,65 +673,6 @@ impl ResponseCache {
     }
 }
 
-/// The number naming this database in shared keys: created once, by the first instance that
-/// starts (the others read it), so every instance on one database agrees whatever URL it
-/// reaches the database by. Two statements, at start, and only when Redis is configured.
-pub async fn database_namespace(db: &DatabaseConnection) -> anyhow::Result<String> {
-    use rand::TryRngCore;
-    let candidate = rand::rngs::OsRng
-        .try_next_u64()
-        .context("reading OS randomness")?
-        >> 1;
-    db.execute_unprepared(&format!(
-        "INSERT INTO write_locks (name, version) VALUES ('{NAMESPACE_ROW}', {candidate}) \
-         ON CONFLICT (name) DO NOTHING"
-    ))
-    .await
-    .context("creating the response cache namespace")?;
-    let row = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            format!("SELECT version FROM write_locks WHERE name = '{NAMESPACE_ROW}'"),
-        ))
-        .await
-        .context("reading the response cache namespace")?
-        .context("the response cache namespace row is missing")?;
-    let n: i64 = row
-        .try_get("", "version")
-        .context("reading the response cache namespace")?;
-    Ok(format!("{:016x}", n as u64))
-}
-
-/// Tells the instances sharing Redis that the catalog changed under them (for `pushhand
-/// seed`, which writes without a running app). In-process caches of running instances cannot
-/// be reached: their answers live out their TTL.
-pub async fn announce_change(
-    config: &crate::config::Config,
-    db: &DatabaseConnection,
-) -> anyhow::Result<()> {
-    let Some(url) = config.redis_url.as_deref().filter(|u| !u.trim().is_empty()) else {
-        return Ok(());
-    };
-    if !config.response_cache {
-        return Ok(());
-    }
-    let client = redis::Client::open(url).context("REDIS_URL is not a valid Redis URL")?;
-    let conn = LazyRedis::new(client, Duration::from_secs(2));
-    let namespace = database_namespace(db).await?;
-    // The salt only shapes entry keys; a bump touches the version alone.
-    let secret = Secret::new("");
-    ResponseCache::redis(
-        conn,
-        &namespace,
-        Metrics::new(),
-        Duration::from_secs(1),
-        &secret,
-    )
-    .catalog_changed()
-    .await;
-    Ok(())
-}
-
 /// Answers under the version they were computed at, at most [`MEMORY_BYTES`] of them, each
 /// for `ttl`.
 type Bodies = moka::future::Cache<u128, (u64, Answer)>;
@@ -772,7 +708,14 @@ fn bump(pipe: &mut redis::Pipeline, version_key: &str) {
 #[async_trait::async_trait]
 impl crate::events::Listener for ResponseCache {
     async fn published(&self, batch: &[crate::events::Event]) {
-        let mut members: Vec<Uuid> = batch.iter().map(|e| e.member).collect();
+        if batch.iter().any(|e| e.kind.changes_catalog()) {
+            self.catalog_changed().await;
+        }
+        let mut members: Vec<Uuid> = batch
+            .iter()
+            .filter(|e| e.kind.names_member())
+            .map(|e| e.member)
+            .collect();
         members.sort_unstable();
         members.dedup();
         ResponseCache::members_changed(self, &members).await;
