@@ -7,9 +7,9 @@ use sea_orm::DatabaseConnection;
 
 use crate::config::{Config, Secret};
 use crate::events::Events;
-use crate::graphql::response_cache::ResponseCache;
 use crate::metrics::Metrics;
 use crate::ratelimit::FailureLimiter;
+use crate::responses::ResponseCache;
 use crate::service::Clock;
 use crate::service::curation::CurationStore;
 

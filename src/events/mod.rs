@@ -1,6 +1,10 @@
-//! Live events: what changed for which member, published after the change commits, and
-//! handed to that member's subscriptions — on this instance through the [`Hub`], on every
-//! instance through a [`Bus`] (Redis pub/sub when `REDIS_URL` is set, in-process otherwise).
+//! What changed, published by the services after the change commits: every batch is first
+//! heard by the [`Listener`]s — the caches, which drop what it changed — then its live
+//! events (what changed for which member) are handed to that member's subscriptions — on
+//! this instance through the [`Hub`], on every instance through a [`Bus`] (Redis pub/sub
+//! when `REDIS_URL` is set, in-process otherwise). Changes of the catalog
+//! ([`Kind::CatalogChanged`], [`Kind::PassportChanged`]) and of a member's views that have
+//! no live event ([`Kind::Changed`]) are heard by the listeners only.
 //!
 //! Events carry ids, not data: a subscription reads the fresh rows when it receives one, so
 //! an event can never show a state the database does not hold. Delivery is at most once
