@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
+use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -14,10 +15,10 @@ use tokio_util::task::TaskTracker;
 use crate::cache::{Cache, MemoryCache, RedisCache};
 use crate::config::{Config, Environment};
 use crate::events::Events;
-use crate::graphql::response_cache::{self, ResponseCache};
 use crate::metrics::Metrics;
 use crate::ratelimit::FailureLimiter;
 use crate::redis_conn::LazyRedis;
+use crate::responses::ResponseCache;
 use crate::service::curation::CurationStore;
 use crate::service::{Clock, SystemClock, earnings, hierarchy, orders};
 use crate::state::AppState;
@@ -77,18 +78,6 @@ impl App {
         let metrics = Metrics::new();
         let db = db::connect(&config, &metrics).await?;
         db::migrate(&db).await?;
-        let seeded = config.environment == Environment::Development
-            && config.seed_demo
-            && service::catalog::product_count(&db).await? == 0;
-        if seeded {
-            let started = std::time::Instant::now();
-            let report = seed::run(&db).await?;
-            tracing::info!(
-                ?report,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "seeded the demo catalog"
-            );
-        }
         let config_failures = config.auth_failures_per_minute;
         let ttl = std::time::Duration::from_secs(config.cache_ttl_seconds.max(1));
         let conn = redis
@@ -111,7 +100,7 @@ impl App {
             (false, _) => ResponseCache::off(metrics.clone()),
             (true, Some(conn)) => ResponseCache::redis(
                 conn,
-                &response_cache::database_namespace(&db).await?,
+                &db::namespace(&db).await?,
                 metrics.clone(),
                 responses_ttl,
                 &jwt_secret,
@@ -123,16 +112,31 @@ impl App {
             std::time::Duration::from_millis(config.viewer_ttl_ms),
             metrics.clone(),
         ));
+        // Every cache hears what changed. Passports go before catalog answers: an answer
+        // computed once those are dropped must not read an old passport back.
         let events = events
+            .with_listener(curation.clone())
             .with_listener(responses.clone())
             .with_listener(viewers.clone())
             .with_observer(viewers.clone());
+        let seeded = config.environment == Environment::Development
+            && config.seed_demo
+            && service::catalog::product_count(&db).await? == 0;
         if seeded {
-            // Other instances may have cached the empty catalog.
-            responses.catalog_changed().await;
+            let started = std::time::Instant::now();
+            let report = seed::run(&db, &events).await?;
+            tracing::info!(
+                ?report,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "seeded the demo catalog"
+            );
         }
         let state = AppState {
-            checkouts: crate::service::checkouts::Checkouts::new(db.clone(), metrics.clone()),
+            checkouts: crate::service::checkouts::Checkouts::new(
+                db.clone(),
+                events.clone(),
+                metrics.clone(),
+            ),
             db,
             config: Arc::new(config),
             redis,
@@ -229,6 +233,40 @@ impl App {
     }
 }
 
+/// The events of a process that writes without serving (`pushhand seed`): with Redis, their
+/// listeners reach what running instances share — the passports and the response cache's
+/// versions — so that those instances answer from the change at once. Without Redis there
+/// is nothing shared to reach: running instances' in-process caches keep older answers until
+/// their TTL.
+pub async fn offline_events(config: &Config, db: &DatabaseConnection) -> anyhow::Result<Events> {
+    let metrics = Metrics::new();
+    let events = Events::in_process(metrics.clone());
+    let Some(url) = config.redis_url.as_deref().filter(|u| !u.trim().is_empty()) else {
+        return Ok(events);
+    };
+    let client = redis::Client::open(url).context("REDIS_URL is not a valid Redis URL")?;
+    let conn = LazyRedis::new(client, std::time::Duration::from_secs(2));
+    let ttl = std::time::Duration::from_secs(config.cache_ttl_seconds.max(1));
+    let passports = CurationStore::new(
+        Arc::new(RedisCache::new(conn.clone())),
+        metrics.clone(),
+        ttl,
+    );
+    let mut events = events.with_listener(Arc::new(passports));
+    if config.response_cache {
+        // Bumps touch versions alone: the secret that salts entry keys plays no part.
+        let responses = ResponseCache::redis(
+            conn,
+            &db::namespace(db).await?,
+            metrics,
+            std::time::Duration::from_secs(1),
+            &crate::config::Secret::new(""),
+        );
+        events = events.with_listener(Arc::new(responses));
+    }
+    Ok(events)
+}
+
 /// Ticks every `every`, the first one interval after start (a freshly started instance serves
 /// before it works in the background, and tests that count statements are not disturbed); a
 /// tick missed while the work ran is delayed, not bunched.
@@ -269,12 +307,7 @@ async fn periodic_jobs(state: AppState) {
         let policy = &state.config.policy;
         let window = chrono::Duration::days(i64::from(policy.return_window_days));
         let auto = chrono::Duration::days(i64::from(policy.auto_complete_days));
-        let expired = orders::expire_unpaid(&state.db, &state.events, now).await;
-        if !matches!(expired, Ok(0)) {
-            // Stock came back (a failure may follow some committed expiries).
-            state.catalog_changed().await;
-        }
-        if let Err(e) = expired {
+        if let Err(e) = orders::expire_unpaid(&state.db, &state.events, now).await {
             tracing::warn!(error = ?e, "order expiry failed; will retry");
         }
         if let Err(e) = orders::auto_complete(&state.db, &state.events, auto, window, now).await {

@@ -147,6 +147,40 @@ pub fn pool_stats(db: &DatabaseConnection) -> PoolStats {
     }
 }
 
+/// The number naming this database in keys shared over Redis (the response cache's, the
+/// failure limits'): created once, by the first instance that starts (the others read it),
+/// so every instance on one database agrees whatever URL it reaches the database by, and
+/// deployments and test databases sharing one Redis never see each other's keys. Two
+/// statements (a random number kept in the `write_locks` row `response_cache`), at start,
+/// and only when Redis is configured.
+pub async fn namespace(db: &DatabaseConnection) -> anyhow::Result<String> {
+    use rand::TryRngCore;
+    use sea_orm::{ConnectionTrait, Statement};
+    const ROW: &str = "response_cache";
+    let candidate = rand::rngs::OsRng
+        .try_next_u64()
+        .context("reading OS randomness")?
+        >> 1;
+    db.execute_unprepared(&format!(
+        "INSERT INTO write_locks (name, version) VALUES ('{ROW}', {candidate}) \
+         ON CONFLICT (name) DO NOTHING"
+    ))
+    .await
+    .context("creating the database's namespace")?;
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT version FROM write_locks WHERE name = '{ROW}'"),
+        ))
+        .await
+        .context("reading the database's namespace")?
+        .context("the database's namespace row is missing")?;
+    let n: i64 = row
+        .try_get("", "version")
+        .context("reading the database's namespace")?;
+    Ok(format!("{:016x}", n as u64))
+}
+
 /// The file path of a SQLite URL, if it names a file.
 fn sqlite_file(url: &str) -> Option<&str> {
     let rest = url

@@ -5,26 +5,34 @@
 //! GraphQL schema.
 //!
 //! # Layout
-//! Data flows one way: `http → graphql → service → entity/db`.
+//! Data flows one way: `http → graphql → service → entity/db`; `http` asks the response
+//! cache (`responses`) first, and the services tell every cache what changed through
+//! `events`.
 //! - [`config`]: typed settings from flags and environment, checked at start.
 //! - [`app`]: builds state, schema, router and listener (used by `main` and the tests).
-//! - [`state`]: the cheap-to-clone bundle of resources (pool, config, Redis, metrics).
+//! - [`state`]: the cheap-to-clone bundle of resources (pool, config, Redis, metrics, caches).
 //! - [`error`]: the one error type of the API boundary and its stable codes.
-//! - [`http`]: routes — GraphQL over HTTP, the graphql-ws protocols, GraphiQL, health, metrics.
-//! - [`graphql`]: the schema behind its front door (`graphql::api`: limits, error codes,
-//!   metrics); one module per domain; API types wrap entity rows; loaders; a page of listed
-//!   products answered without a future per field, as JSON text (`graphql::plain`, the text
-//!   and the HTTP body it is spliced into in `graphql::json`); the response cache of
-//!   anonymous catalog reads and members' own views (`graphql::response_cache`, its
-//!   answers' bytes and gzip form in `graphql::cached_answer`).
+//! - [`http`]: routes — GraphQL over HTTP, the graphql-ws protocols, GraphiQL, health, metrics;
+//!   a cached answer as a response, gzip or JSON (`http::answers`).
+//! - [`graphql`]: the schema behind its front door (`graphql::api`: one parse per distinct
+//!   document, shared with the response cache; limits, error codes, metrics); one module per
+//!   domain; API types wrap entity rows; loaders; a page of listed products answered without
+//!   a future per field, as JSON text (`graphql::plain`, the text and the HTTP body it is
+//!   spliced into in `graphql::json`).
+//! - [`responses`]: the response cache of anonymous catalog reads and members' own views —
+//!   which operations it may answer (`responses::scope`), their keys (`responses::key`),
+//!   the stores behind one trait (`responses::store`: Redis or in-process) and the stored
+//!   answer with its gzip form; it hears what changed as events.
 //! - [`service`]: the business rules, one module per domain; no GraphQL in sight (the
 //!   listing's hot rows decoded by position, by sqlx, in `service::rows`; concurrent
 //!   checkouts of one SKU written as one statement on PostgreSQL in `service::checkouts`).
-//! - [`db`]: pool set-up (SQLite plans kept stable), statement counting, migrations.
+//! - [`db`]: pool set-up (SQLite plans kept stable), statement counting, migrations, the
+//!   database's namespace in shared Redis keys.
 //! - [`cache`]: the key–value cache (Redis or in-process) behind the curation passports,
 //!   whose texts start with a tag a page reads alone.
-//! - [`events`]: live events for subscriptions, published after commit (Redis pub/sub or
-//!   in-process); publishing also drops the cached answers of the members named.
+//! - [`events`]: what changed, published by the services after commit: live events for
+//!   subscriptions (Redis pub/sub or in-process), member and catalog changes; every cache
+//!   hears them — the response cache, the passports, the remembered viewers.
 //! - [`redis_conn`]: the self-healing Redis connection the cache and the events share.
 //! - [`redis_reads`]: concurrent reads of one Redis key coalesced into one `GET` per batch.
 //! - [`metrics`]: the instance's Prometheus registry.
@@ -44,6 +52,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod redis_conn;
 pub mod redis_reads;
+pub mod responses;
 pub mod seed;
 pub mod service;
 pub mod state;

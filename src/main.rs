@@ -140,10 +140,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let conn = db::connect(&config, &Metrics::new()).await?;
             db::migrate(&conn).await?;
             let started = std::time::Instant::now();
+            // Running instances sharing Redis hear what the seed changed.
+            let events = app::offline_events(&config, &conn).await?;
             let report = if catalog_only {
-                seed::run_catalog_only(&conn).await?
+                seed::run_catalog_only(&conn, &events).await?
             } else {
-                seed::run(&conn).await?
+                seed::run(&conn, &events).await?
             };
             if report.already_seeded {
                 println!("demo data already present: nothing added");
@@ -161,8 +163,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     report.curated,
                     started.elapsed().as_secs_f64()
                 );
-                // Running instances sharing Redis may have cached the catalog as it was.
-                graphql::response_cache::announce_change(&config, &conn).await?;
             }
             Ok(())
         }

@@ -356,7 +356,7 @@ impl FailureLimiter {
         let prefix = self
             .prefix
             .get_or_try_init(|| async {
-                crate::graphql::response_cache::database_namespace(&st.db)
+                crate::db::namespace(&st.db)
                     .await
                     .map(|ns| format!("pushhand:limit:{ns}:"))
             })

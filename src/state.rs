@@ -7,9 +7,9 @@ use sea_orm::DatabaseConnection;
 
 use crate::config::{Config, Secret};
 use crate::events::Events;
-use crate::graphql::response_cache::ResponseCache;
 use crate::metrics::Metrics;
 use crate::ratelimit::FailureLimiter;
+use crate::responses::ResponseCache;
 use crate::service::Clock;
 use crate::service::curation::CurationStore;
 
@@ -47,30 +47,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Call after committing a write that can change what an anonymous catalog read answers
-    /// (products, SKUs and their stock, brands, merchants, categories): every cached answer
-    /// goes, on every instance sharing Redis. Never fails. The list of callers is in
-    /// [`crate::graphql::response_cache`].
-    pub async fn catalog_changed(&self) {
-        self.responses.catalog_changed().await;
-    }
-
-    /// Call after a curation write on `product` (stages, scores, publishing): its cached
-    /// quality passport goes, and with it every cached anonymous answer.
-    pub async fn product_changed(&self, product: uuid::Uuid) {
-        self.curation.invalidate(product).await;
-        self.catalog_changed().await;
-    }
-
-    /// Writes the units sold tallied since the last call to the products (and, when any
-    /// moved, drops the cached anonymous answers, which show `salesCount`). Runs every
-    /// `units_sold_interval_ms` and once more at shutdown. A failure is logged and the tally
-    /// kept for the next call.
+    /// Writes the units sold tallied since the last call to the products (which publishes
+    /// them: answers showing `salesCount` go). Runs every `units_sold_interval_ms` and once
+    /// more at shutdown. A failure is logged and the tally kept for the next call.
     pub async fn write_units_sold(&self) {
-        match self.units_sold.write(&self.db).await {
-            Ok(true) => self.catalog_changed().await,
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = ?e, "units sold not written; will retry"),
+        if let Err(e) = self.units_sold.write(&self.db, &self.events).await {
+            tracing::warn!(error = ?e, "units sold not written; will retry");
         }
     }
 }

@@ -1,6 +1,10 @@
-//! Live events: what changed for which member, published after the change commits, and
-//! handed to that member's subscriptions — on this instance through the [`Hub`], on every
-//! instance through a [`Bus`] (Redis pub/sub when `REDIS_URL` is set, in-process otherwise).
+//! What changed, published by the services after the change commits: every batch is first
+//! heard by the [`Listener`]s — the caches, which drop what it changed — then its live
+//! events (what changed for which member) are handed to that member's subscriptions — on
+//! this instance through the [`Hub`], on every instance through a [`Bus`] (Redis pub/sub
+//! when `REDIS_URL` is set, in-process otherwise). Changes of the catalog
+//! ([`Kind::CatalogChanged`], [`Kind::PassportChanged`]) and of a member's views that have
+//! no live event ([`Kind::Changed`]) are heard by the listeners only.
 //!
 //! Events carry ids, not data: a subscription reads the fresh rows when it receives one, so
 //! an event can never show a state the database does not hold. Delivery is at most once
@@ -42,12 +46,42 @@ pub enum Kind {
     /// member's cached answers and its remembered row ([`crate::service::viewers`]):
     /// subscriptions never see it, and it never leaves the instance.
     Changed,
+    /// What anonymous catalog answers show changed: a product's listing, SKUs, stock or units
+    /// sold (subject: the product), or something no one product stands for, a brand or the
+    /// seed (subject: nil). Names no member (nil). Drops every cached catalog answer
+    /// ([`crate::responses`]). Stays on its instance, like [`Kind::Changed`]: what it drops
+    /// is shared by every instance when there are several (Redis).
+    CatalogChanged,
+    /// A product's curation records changed — stages, scores, publishing (subject: the
+    /// product): its cached passport goes ([`crate::service::curation::CurationStore`]), and
+    /// with it every cached catalog answer, as for [`Kind::CatalogChanged`]. Names no member
+    /// (nil); stays on its instance.
+    PassportChanged,
 }
 
 impl Kind {
-    /// Whether subscriptions hear it.
+    /// Whether subscriptions hear it (and the bus carries it to the other instances).
+    /// Exhaustive: a new kind must say.
     pub fn is_live(self) -> bool {
-        self != Kind::Changed
+        match self {
+            Kind::EarningCreated
+            | Kind::EarningSettled
+            | Kind::EarningReversed
+            | Kind::WithdrawalChanged
+            | Kind::OrderChanged
+            | Kind::TokensRevoked => true,
+            Kind::Changed | Kind::CatalogChanged | Kind::PassportChanged => false,
+        }
+    }
+
+    /// Whether it changes what anonymous catalog answers show.
+    pub fn changes_catalog(self) -> bool {
+        matches!(self, Kind::CatalogChanged | Kind::PassportChanged)
+    }
+
+    /// Whether it is addressed to a member (every kind but the catalog's).
+    pub fn names_member(self) -> bool {
+        !self.changes_catalog()
     }
 }
 
@@ -78,11 +112,38 @@ impl Event {
             .map(|m| Event::new(m, Kind::Changed, subject))
             .collect()
     }
+
+    /// [`Kind::CatalogChanged`] of `product`, or of the catalog at large (`None`).
+    pub fn catalog(product: Option<Uuid>) -> Event {
+        Event::new(
+            Uuid::nil(),
+            Kind::CatalogChanged,
+            product.unwrap_or_default(),
+        )
+    }
+
+    /// [`Kind::CatalogChanged`] for each of `products` (each once).
+    pub fn catalog_of(products: impl IntoIterator<Item = Uuid>) -> Vec<Event> {
+        let products: std::collections::BTreeSet<Uuid> = products.into_iter().collect();
+        products
+            .into_iter()
+            .map(|p| Event::catalog(Some(p)))
+            .collect()
+    }
+
+    /// [`Kind::PassportChanged`] of `product`.
+    pub fn passport(product: Uuid) -> Event {
+        Event::new(Uuid::nil(), Kind::PassportChanged, product)
+    }
 }
 
-/// Hears every batch before it goes out: the members it names have cached answers that go
-/// stale ([`crate::graphql::response_cache::ResponseCache::members_changed`]) and may have
-/// remembered rows that changed ([`crate::service::viewers::Viewers::forget`]).
+/// Hears every batch before it goes out, on the instance that publishes it: the caches that
+/// hold what the batch changed drop it — the response cache its catalog answers and the own
+/// answers of the members named ([`crate::responses::ResponseCache`]), the passport cache
+/// the passports named ([`crate::service::curation::CurationStore`]), the remembered rows
+/// those of the members named ([`crate::service::viewers::Viewers::forget`]). What a
+/// listener drops in a store shared over Redis is dropped for every instance; the live
+/// events then reach the other instances' [`Observer`]s over the bus.
 #[async_trait::async_trait]
 pub trait Listener: Send + Sync + 'static {
     async fn published(&self, batch: &[Event]);

@@ -2,13 +2,17 @@
 //! the query limits before async-graphql's own checks, executed, given error codes and
 //! counted.
 //!
+//! A document is parsed once per distinct text ([`Api::document`]), and the parse is
+//! remembered with what the limits made of it and with what the response cache may do with
+//! each of its operations ([`crate::responses::Cacheability`]): the HTTP layer asks for the
+//! document once, hands the cache what it may do, and hands execution the parsed document.
+//!
 //! This is done around the schema rather than in async-graphql extensions: with any
 //! extension installed, async-graphql sends every field of every answer through its
 //! extension path (a registry lookup and a boxed future per field, two type-name strings
 //! per list item), which cost more than the fields themselves on a page of products.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_graphql::futures_util::stream::{self, BoxStream, StreamExt};
@@ -19,6 +23,7 @@ use async_graphql::{Data, Request, Response, Schema, ServerError, Value};
 
 use super::{AppSchema, Mutation, Query, cost, guard, limits, live};
 use crate::metrics::{CodeLabels, Metrics};
+use crate::responses::Cacheability;
 use crate::state::AppState;
 
 /// The schema with its limits and metrics. Cheap to share (`Arc`), one per app.
@@ -39,59 +44,64 @@ pub struct Api {
 
 /// An admitted request: the request (its document parsed), its operation's type, its cost
 /// report when asked for, and the parsed document.
-type Admitted = (
-    Request,
-    &'static str,
-    Option<Value>,
-    Arc<ExecutableDocument>,
-);
+type Admitted = (Request, &'static str, Option<Value>, Arc<Parsed>);
 
 /// Set in a request's data to have its answer report its cost (`extensions.cost`), as
 /// `PUSHHAND_REPORT_COST` does for every answer.
 #[derive(Clone, Copy, Debug)]
 pub struct ReportCost;
 
-/// Documents already admitted or refused, by their text: clients send the same few documents
-/// over and over, and parsing (pest) plus the limit walk cost more than the execution of a
-/// small query. A copy of the parsed document is cheap next to parsing it again.
-#[derive(Default)]
-struct Documents {
-    seen: Mutex<HashMap<String, Admission>>,
+/// A document the limits admitted: parsed, and what the response cache may do with each
+/// of its operations.
+#[derive(Debug)]
+pub struct Parsed {
+    pub doc: ExecutableDocument,
+    pub cacheability: Cacheability,
 }
 
-/// What the limits made of one document: the parsed document, or the refusal.
-type Admission = Result<Arc<ExecutableDocument>, ServerError>;
+/// What the limits made of one document text: the parsed document, or the refusal.
+pub type Admission = Result<Arc<Parsed>, ServerError>;
+
+/// Documents already admitted or refused, by their text: clients send the same few documents
+/// over and over, and parsing (pest) plus the limit walk cost more than the execution of a
+/// small query — and than a hit of the response cache. A copy of the parsed document is
+/// cheap next to parsing it again. The one memo of parsed documents: the response cache and
+/// execution share it.
+struct Documents {
+    seen: moka::sync::Cache<String, Admission>,
+}
+
+impl Default for Documents {
+    fn default() -> Documents {
+        Documents {
+            seen: moka::sync::Cache::builder()
+                .max_capacity(Documents::CAPACITY)
+                .weigher(|query: &String, _: &Admission| Documents::weight(query))
+                .build(),
+        }
+    }
+}
 
 impl Documents {
-    /// Distinct documents remembered; the memo starts over beyond this.
-    const CAPACITY: usize = 1_000;
-    /// Longer documents are parsed every time (they are rare, and would crowd the memo).
-    const MAX_LEN: usize = 16 * 1024;
+    /// Bound on the memo, in bytes of text, each document counted [`Documents::OVERHEAD`]
+    /// more for its parsed form (the least used go first beyond it).
+    const CAPACITY: u64 = 16 << 20;
+    const OVERHEAD: u32 = 1024;
 
-    /// The admission of `query`, from the memo or from `admit`.
-    fn admission(
-        &self,
-        query: &str,
-        admit: impl FnOnce() -> Admission,
-    ) -> Result<Arc<ExecutableDocument>, ServerError> {
-        if query.len() > Self::MAX_LEN {
-            return admit();
-        }
-        if let Some(known) = self.lock().get(query) {
-            return known.clone();
-        }
-        let admission = admit();
-        let mut seen = self.lock();
-        if seen.len() >= Self::CAPACITY {
-            seen.clear();
-        }
-        seen.insert(query.to_owned(), admission.clone());
-        admission
+    fn weight(query: &str) -> u32 {
+        u32::try_from(query.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(Documents::OVERHEAD)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Admission>> {
-        // The map is consistent at every await-free step; a panic elsewhere cannot break it.
-        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    /// The admission of `query`, from the memo or from `admit`.
+    fn admission(&self, query: &str, admit: impl FnOnce() -> Admission) -> Admission {
+        if let Some(known) = self.seen.get(query) {
+            return known;
+        }
+        let admission = admit();
+        self.seen.insert(query.to_owned(), admission.clone());
+        admission
     }
 }
 
@@ -144,14 +154,21 @@ impl Api {
 
     /// Runs one query or mutation (a subscription document answers with an error).
     pub async fn execute(&self, request: Request) -> Response {
+        let document = self.document(&request.query);
+        self.execute_document(request, document).await
+    }
+
+    /// [`Api::execute`] with the request's document as [`Api::document`] gave it.
+    pub async fn execute_document(&self, request: Request, document: Admission) -> Response {
         let started = Instant::now();
-        let (response, operation) = match self.admit(request) {
-            Ok((request, operation, report, doc)) => {
+        let (response, operation) = match self.admit(request, document) {
+            Ok((request, operation, report, parsed)) => {
                 let name = request.operation_name.clone();
                 let mut response = self.schema.execute(request).await;
                 // async-graphql puts fields in the order they complete.
-                if let Some(op) = selected_operation(&doc, name.as_deref()) {
-                    super::field_order::reorder(&doc, &op.selection_set.node, &mut response.data);
+                let doc = &parsed.doc;
+                if let Some(op) = selected_operation(doc, name.as_deref()) {
+                    super::field_order::reorder(doc, &op.selection_set.node, &mut response.data);
                 }
                 if let Some(cost) = report {
                     response.extensions.insert("cost".into(), cost);
@@ -171,7 +188,8 @@ impl Api {
         session: Arc<Data>,
     ) -> BoxStream<'static, Response> {
         let started = Instant::now();
-        match self.admit(request) {
+        let document = self.document(&request.query);
+        match self.admit(request, document) {
             // Counted by the WebSocket handler (`pushhand_ws_subscriptions`).
             Ok((request, _, _, _)) => {
                 let api = self.clone();
@@ -187,23 +205,32 @@ impl Api {
         }
     }
 
-    /// Parses the document (once: execution reuses it; a document seen before is not parsed
-    /// again) and applies the limits, then the cost limit (per request: variables change the
-    /// cost). Returns the request with its operation's type, its cost report when asked for,
-    /// and the parsed document; or the refusal.
-    fn admit(&self, mut request: Request) -> Result<Admitted, ServerError> {
-        guard::scan_variables(&request.variables, self.max_nesting).map_err(refused)?;
-        let doc = self.documents.admission(&request.query, || {
+    /// The document `query`, parsed and held to the limits — once: a text seen before is
+    /// not parsed again — with what the response cache may do with its operations; or the
+    /// refusal.
+    pub fn document(&self, query: &str) -> Admission {
+        self.documents.admission(query, || {
             // Before the parser, which recurses on every bracket.
-            guard::scan_text(&request.query, self.max_nesting).map_err(refused)?;
-            let doc = parse(&request.query)?;
+            guard::scan_text(query, self.max_nesting).map_err(refused)?;
+            let doc = parse(query)?;
             self.limits.check(&doc)?;
             guard::check_introspection(&doc, &self.introspection).map_err(refused)?;
-            Ok(Arc::new(doc))
-        })?;
+            let cacheability = Cacheability::of(&doc);
+            Ok(Arc::new(Parsed { doc, cacheability }))
+        })
+    }
+
+    /// Applies the variables' limits and the cost limit (per request: variables change the
+    /// cost) to a request whose `document` was admitted. Returns the request with its
+    /// operation's type, its cost report when asked for, and the parsed document; or the
+    /// refusal.
+    fn admit(&self, mut request: Request, document: Admission) -> Result<Admitted, ServerError> {
+        guard::scan_variables(&request.variables, self.max_nesting).map_err(refused)?;
+        let parsed = document?;
+        let doc = &parsed.doc;
         let cost = self
             .costs
-            .cost(&doc, request.operation_name.as_deref(), &request.variables);
+            .cost(doc, request.operation_name.as_deref(), &request.variables);
         if cost > self.max_cost {
             return Err(limits::coded(
                 format!(
@@ -221,9 +248,9 @@ impl Api {
                 .is_some())
         .then(|| cost_report(cost, self.max_cost));
         let operation =
-            operation_type(&doc, request.operation_name.as_deref()).map_or("invalid", kind);
-        request.set_parsed_query(ExecutableDocument::clone(&doc));
-        Ok((request, operation, report, doc))
+            operation_type(doc, request.operation_name.as_deref()).map_or("invalid", kind);
+        request.set_parsed_query(ExecutableDocument::clone(doc));
+        Ok((request, operation, report, parsed))
     }
 
     /// The checks on a request's raw text and variables ([`guard::scan_text`],
@@ -335,7 +362,10 @@ mod tests {
     use super::*;
 
     fn admit_unlimited(query: &str) -> Admission {
-        parse(query).map(Arc::new)
+        parse(query).map(|doc| {
+            let cacheability = Cacheability::of(&doc);
+            Arc::new(Parsed { doc, cacheability })
+        })
     }
 
     #[test]
@@ -354,6 +384,10 @@ mod tests {
             Arc::ptr_eq(&first, &again),
             "the second request reuses the parse"
         );
+        assert!(
+            first.cacheability.operation(None).catalog,
+            "and what the response cache may do with it"
+        );
         assert_eq!(parses.get(), 1);
         let broken = admit("{ products {").expect_err("does not parse");
         let broken_again = admit("{ products {").expect_err("still does not parse");
@@ -369,21 +403,25 @@ mod tests {
     }
 
     #[test]
-    fn the_memo_is_bounded_and_skips_long_documents() {
+    fn the_memo_is_bounded_by_the_size_of_its_documents() {
+        let long = format!("{{ __typename }}{}", " ".repeat(64 * 1024));
         let docs = Documents::default();
-        for i in 0..Documents::CAPACITY + 5 {
-            let q = format!("query Q{i} {{ __typename }}");
+        let parses = std::cell::Cell::new(0);
+        for _ in 0..2 {
+            docs.admission(&long, || {
+                parses.set(parses.get() + 1);
+                admit_unlimited(&long)
+            })
+            .expect("parses");
+        }
+        assert_eq!(parses.get(), 1, "a long document is remembered too");
+        let n = (Documents::CAPACITY / u64::from(Documents::weight(&long))) as usize + 50;
+        for i in 0..n {
+            let q = format!("query Q{i} {long}");
             docs.admission(&q, || admit_unlimited(&q)).expect("parses");
         }
-        assert!(docs.lock().len() <= Documents::CAPACITY);
-        let long = format!("{{ __typename }}{}", " ".repeat(Documents::MAX_LEN));
-        let before = docs.lock().len();
-        docs.admission(&long, || admit_unlimited(&long))
-            .expect("parses");
-        assert_eq!(
-            docs.lock().len(),
-            before,
-            "a long document is not remembered"
-        );
+        docs.seen.run_pending_tasks();
+        assert!(docs.seen.weighted_size() <= Documents::CAPACITY);
+        assert!(docs.seen.entry_count() < n as u64);
     }
 }

@@ -478,9 +478,9 @@ impl CurationMutation {
     async fn create_brand(&self, ctx: &Context<'_>, name: String) -> Result<Brand> {
         let m = merchant(ctx)?;
         let st = state(ctx)?;
-        let created = svc::create_brand(&st.db, m, &actor(ctx, m), &name, st.clock.now()).await;
-        st.catalog_changed().await;
-        Ok(Brand(created?))
+        let created =
+            svc::create_brand(&st.db, &st.events, m, &actor(ctx, m), &name, st.clock.now()).await?;
+        Ok(Brand(created))
     }
 
     /// MERCHANT: submits a product of one of its brands into curation (`IN_CURATION`).
@@ -505,10 +505,16 @@ impl CurationMutation {
             team_rebate_rate: input.team_rebate_rate.0,
             membership_activity: input.membership_activity.unwrap_or(false),
         };
-        let submitted =
-            svc::submit_product(&st.db, m, &actor(ctx, m), submission, st.clock.now()).await;
-        st.catalog_changed().await;
-        Ok(Product::of(submitted?))
+        let submitted = svc::submit_product(
+            &st.db,
+            &st.events,
+            m,
+            &actor(ctx, m),
+            submission,
+            st.clock.now(),
+        )
+        .await?;
+        Ok(Product::of(submitted))
     }
 
     /// MERCHANT: sends a rejected product back into curation; it resumes at the failed stage.
@@ -517,9 +523,9 @@ impl CurationMutation {
         let st = state(ctx)?;
         let id = self::product_id(&product_id, "productId")?;
         let resubmitted =
-            svc::resubmit_product(&st.db, m, &actor(ctx, m), id, st.clock.now()).await;
-        st.catalog_changed().await;
-        Ok(Product::of(resubmitted?))
+            svc::resubmit_product(&st.db, &st.events, m, &actor(ctx, m), id, st.clock.now())
+                .await?;
+        Ok(Product::of(resubmitted))
     }
 
     /// CURATOR: records the next stage's result. Stages go strictly in order
@@ -539,9 +545,8 @@ impl CurationMutation {
             notes: input.notes,
             evidence_urls: input.evidence_urls.unwrap_or_default(),
         };
-        let recorded = svc::record_stage(&st.db, c, &actor(ctx, c), stage, st.clock.now()).await;
-        st.product_changed(id).await;
-        let (p, summary) = recorded?;
+        let (p, summary) =
+            svc::record_stage(&st.db, &st.events, c, &actor(ctx, c), stage, st.clock.now()).await?;
         report(ctx, &p, summary)
     }
 
@@ -565,9 +570,9 @@ impl CurationMutation {
             high_value: input.high_value,
             eu_export_grade: input.eu_export_grade,
         };
-        let scored = svc::score_product(&st.db, c, &actor(ctx, c), score, st.clock.now()).await;
-        st.product_changed(id).await;
-        let (p, summary) = scored?;
+        let (p, summary) =
+            svc::score_product(&st.db, &st.events, c, &actor(ctx, c), score, st.clock.now())
+                .await?;
         report(ctx, &p, summary)
     }
 
@@ -581,15 +586,15 @@ impl CurationMutation {
         let policy = &st.config.policy;
         let published = svc::publish_product(
             &st.db,
+            &st.events,
             &actor,
             id,
             policy.min_criterion_score,
             policy.max_brands_per_category,
             st.clock.now(),
         )
-        .await;
-        st.product_changed(id).await;
-        Ok(Product::of(published?))
+        .await?;
+        Ok(Product::of(published))
     }
 
     /// CURATOR: delists (下架) a published product, with a reason.
@@ -602,8 +607,8 @@ impl CurationMutation {
         let actor = actor(ctx, curator(ctx)?);
         let st = state(ctx)?;
         let id = self::product_id(&product_id, "productId")?;
-        let unpublished = svc::unpublish_product(&st.db, &actor, id, &reason, st.clock.now()).await;
-        st.product_changed(id).await;
-        Ok(Product::of(unpublished?))
+        let unpublished =
+            svc::unpublish_product(&st.db, &st.events, &actor, id, &reason, st.clock.now()).await?;
+        Ok(Product::of(unpublished))
     }
 }

@@ -127,7 +127,11 @@ async fn earning_event(
             Kind::EarningSettled => (EarningEventKind::EarningSettled, Some(e.subject)),
             Kind::EarningReversed => (EarningEventKind::EarningReversed, Some(e.subject)),
             Kind::WithdrawalChanged => (EarningEventKind::WithdrawalChanged, Some(e.subject)),
-            Kind::OrderChanged | Kind::TokensRevoked | Kind::Changed => return Ok(None),
+            Kind::OrderChanged
+            | Kind::TokensRevoked
+            | Kind::Changed
+            | Kind::CatalogChanged
+            | Kind::PassportChanged => return Ok(None),
         },
     };
     let (mut earning, mut withdrawal) = (None, None);

@@ -6,7 +6,6 @@
 
 pub mod api;
 pub mod audit;
-pub mod cached_answer;
 pub mod catalog;
 pub mod cost;
 pub mod curation;
@@ -22,7 +21,6 @@ pub mod members;
 pub mod node;
 pub mod orders;
 pub mod plain;
-pub mod response_cache;
 pub mod scalars;
 
 use std::sync::Arc;

@@ -287,9 +287,6 @@ impl OrdersMutation {
             st.clock.now(),
         )
         .await?;
-        // Stock was reserved. Only on success: a refusal commits nothing, and a flood of
-        // OUT_OF_STOCK refusals must not flush the cache.
-        st.catalog_changed().await;
         Ok(Order(o))
     }
 
@@ -319,8 +316,6 @@ impl OrdersMutation {
             st.clock.now(),
         )
         .await?;
-        // Nothing an anonymous catalog read answers moved: the units sold are written (and
-        // the cache told) by `AppState::write_units_sold`.
         Ok(Order(o))
     }
 
@@ -385,8 +380,6 @@ impl OrdersMutation {
         };
         let o =
             svc::refund_line_as(&st.db, &st.events, &st.units_sold, refund, st.clock.now()).await?;
-        // Stock came back (nothing fails after the refund's commit).
-        st.catalog_changed().await;
         Ok(Order(o))
     }
 }

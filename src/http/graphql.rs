@@ -21,20 +21,21 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::HttpState;
+use super::{HttpState, answers};
+use crate::graphql::guard;
 use crate::graphql::json::{TextAnswers, response_body};
-use crate::graphql::response_cache::Lookup;
 use crate::graphql::{ClientAddr, api::operation_type, loaders, to_graphql};
-use crate::graphql::{cached_answer, guard};
+use crate::responses::{self, Cacheable, Lookup};
 use crate::service::auth;
 
-/// Runs one GraphQL request with fresh per-request data: loaders, the viewer its
-/// `Authorization` header names, and the client's address. Anonymous catalog reads and a
-/// member's reads of its own views go through the response cache first
-/// ([`crate::graphql::response_cache`]); a hit touches neither the database nor the schema.
 /// The request header that asks for an answer's cost in `extensions.cost`.
 pub const REPORT_COST_HEADER: &str = "x-pushhand-cost";
 
+/// Runs one GraphQL request with fresh per-request data: loaders, the viewer its
+/// `Authorization` header names, and the client's address. The document is parsed once (or
+/// remembered: [`crate::graphql::api::Api::document`]); anonymous catalog reads and a
+/// member's reads of its own views then go through the response cache
+/// ([`crate::responses`]), and a hit touches neither the database nor the schema.
 async fn execute(
     state: &HttpState,
     headers: &HeaderMap,
@@ -55,6 +56,11 @@ async fn execute(
     // `x-pushhand-cost: 1` asks for this answer's cost (`extensions.cost`): executed, never
     // answered from or stored in the response cache.
     let report_cost = headers.contains_key(REPORT_COST_HEADER);
+    let document = state.api.document(&req.query);
+    let cacheable = match &document {
+        Ok(parsed) => parsed.cacheability.operation(req.operation_name.as_deref()),
+        Err(_) => Cacheable::NOTHING,
+    };
     let lookup = match credentials {
         _ if report_cost => Lookup::Skip,
         auth::Credentials::Token {
@@ -62,17 +68,17 @@ async fn execute(
         } => {
             let period = crate::service::hierarchy::period(app.clock.now());
             app.responses
-                .lookup_own(member, version, &period, &req)
+                .lookup_own(member, version, &period, &req, cacheable)
                 .await
         }
-        _ => app.responses.lookup(credentials, &req).await,
+        _ => app.responses.lookup(credentials, &req, cacheable).await,
     };
     let fill = match lookup {
         Lookup::Hit(answer) => {
             // Served without executing: count it as the query it answers.
             let seconds = started.elapsed().as_secs_f64();
             app.metrics.count_graphql_request("query", seconds);
-            return answer.into_response_for(headers);
+            return answers::response_for(&answer, headers);
         }
         Lookup::Miss(fill) => Some(fill),
         Lookup::Skip => None,
@@ -99,14 +105,16 @@ async fn execute(
     // Unconstrained by tokio's cooperative budget: a page of 50 products polls ~150 loader
     // receivers in one pass, and a forced yield halfway would let a DataLoader batch fire with
     // half its keys (two statements instead of one). Resolvers still yield on real I/O.
-    let response = tokio::task::unconstrained(state.api.execute(req)).await;
+    let response = tokio::task::unconstrained(state.api.execute_document(req, document)).await;
     // A stored answer is sent as a hit will send it: the same bytes, the same headers (those
     // `GraphQLResponse` gives an answer that sets no headers or cache hints, the only answers
     // the cache keeps, and `Vary: Accept-Encoding`).
     if let Some(fill) = fill
-        && let Some(answer) = state.app.responses.store(fill, &response).await
+        && responses::storable(&response)
     {
-        return answer.into_response_for(headers);
+        let json = Bytes::from(response_body(&response));
+        let answer = state.app.responses.store(fill, json).await;
+        return answers::response_for(&answer, headers);
     }
     respond(&response)
 }
@@ -186,7 +194,7 @@ fn for_client(headers: &HeaderMap, mut resp: Response) -> Response {
     if resp
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v == cached_answer::CONTENT_TYPE)
+        .is_some_and(|v| v == answers::CONTENT_TYPE)
     {
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -217,7 +225,7 @@ fn respond(resp: &async_graphql::Response) -> Response {
     let headers = answer.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(cached_answer::CONTENT_TYPE),
+        HeaderValue::from_static(answers::CONTENT_TYPE),
     );
     if resp.is_ok()
         && let Some(hint) = resp.cache_control.value()
@@ -328,9 +336,10 @@ pub async fn get(
     if let Err(refusal) = state.api.front_door(&req) {
         return for_client(&headers, refuse(&state, refusal));
     }
-    // Documents that do not parse go on to execution, which reports the syntax error.
-    if let Ok(doc) = async_graphql::parser::parse_query(&req.query) {
-        match operation_type(&doc, req.operation_name.as_deref()) {
+    // Documents that do not parse (or that the limits refuse) go on to execution, which
+    // reports why.
+    if let Ok(parsed) = state.api.document(&req.query) {
+        match operation_type(&parsed.doc, req.operation_name.as_deref()) {
             Some(OperationType::Query) | None => {}
             Some(_) => {
                 let refusal = http_error(

@@ -14,11 +14,16 @@
 //! Every request has an ID (`x-request-id`, taken or made, echoed), a `request` span and an
 //! INFO access log line ([`access`]).
 //!
+//! Anonymous catalog reads and members' reads of their own views are answered from the
+//! response cache when they can be ([`crate::responses`]; a stored answer as a response:
+//! [`answers`]).
+//!
 //! Connections are accepted by [`serve`] (header-read timeout, connection cap); every route
 //! has a body-read timeout and a whole-request timeout (503, `TIMEOUT`). The client's
 //! address is the TCP peer's, or the forwarded one behind a trusted proxy ([`client`]).
 
 pub mod access;
+pub mod answers;
 pub mod client;
 pub mod cors;
 mod graphql;

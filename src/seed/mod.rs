@@ -9,7 +9,9 @@
 //! every machine; only the members' active partner bindings are placed relative to the
 //! current time), idempotent (a second run finds the first category and the named demo
 //! accounts and adds nothing), and written with multi-row inserts, the catalog in one
-//! transaction and the hierarchy in another, so it takes a few seconds.
+//! transaction and the hierarchy in another, so it takes a few seconds. A run that wrote
+//! anything publishes a catalog change ([`crate::events::Kind::CatalogChanged`]) at its end:
+//! answers cached while the catalog was empty go.
 
 mod curation;
 mod data;
@@ -26,6 +28,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::error::Result;
+use crate::events::{Event, Events};
 use crate::service::catalog::{self, NewProduct, NewSku, ProductRows};
 
 const SEED: u64 = 0x005E_ED0F_7011_2026;
@@ -76,21 +79,31 @@ fn epoch() -> DateTime<Utc> {
 
 /// Writes the demo catalog, the demo member hierarchy and the demo curation records, each
 /// unless it is already there.
-pub async fn run(db: &DatabaseConnection) -> Result<SeedReport> {
+pub async fn run(db: &DatabaseConnection, events: &Events) -> Result<SeedReport> {
     let mut report = run_catalog(db).await?;
     report.members = members::run(db, crate::service::now()).await?;
     let txn = crate::db::begin_write(db).await?;
     report.curated = curation::run(&txn).await?;
     txn.commit().await?;
     report.already_seeded &= report.members == 0 && report.curated == 0;
+    published(events, &report).await;
     Ok(report)
 }
 
 /// Writes the demo catalog alone — categories, merchants, brands, products — unless it is
 /// already there: no accounts (whose password is public) and no curation records (which
 /// name the demo curator), so production may import it.
-pub async fn run_catalog_only(db: &DatabaseConnection) -> Result<SeedReport> {
-    run_catalog(db).await
+pub async fn run_catalog_only(db: &DatabaseConnection, events: &Events) -> Result<SeedReport> {
+    let report = run_catalog(db).await?;
+    published(events, &report).await;
+    Ok(report)
+}
+
+/// Publishes the catalog change of a run that wrote anything.
+async fn published(events: &Events, report: &SeedReport) {
+    if !report.already_seeded {
+        events.publish(vec![Event::catalog(None)]).await;
+    }
 }
 
 /// Writes the demo catalog unless it is already there.

@@ -3,7 +3,9 @@
 //! batched look-ups the API's DataLoaders call.
 //!
 //! Only `PUBLISHED` products are visible to the public. Writing products here is the raw
-//! insert used by the demo seed and tests; the curated submission flow builds on it.
+//! insert used by the demo seed and tests; the curated submission flow builds on it. These
+//! raw writes publish nothing: their callers publish the catalog change once they are done
+//! (the seed, the curation writes of [`super::curation`]).
 
 use std::collections::HashMap;
 

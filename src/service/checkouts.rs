@@ -34,6 +34,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::batch::Batch;
+use crate::events::Events;
 use crate::metrics::Metrics;
 
 /// The most orders one statement writes.
@@ -50,10 +51,12 @@ pub struct Checkout {
 }
 
 /// The queues of checkouts to write, one per SKU (cheap to clone: one per process is
-/// shared).
+/// shared), and the events through which a placed order says that stock moved
+/// ([`super::orders::place_order_as`]).
 #[derive(Clone)]
 pub struct Checkouts {
     db: DatabaseConnection,
+    events: Events,
     metrics: Arc<Metrics>,
     /// Checkouts by the first SKU they take (in SKU order), while any wait or are being
     /// written. Each queue has one writer at a time.
@@ -66,9 +69,10 @@ struct Waiting {
 }
 
 impl Checkouts {
-    pub fn new(db: DatabaseConnection, metrics: Arc<Metrics>) -> Checkouts {
+    pub fn new(db: DatabaseConnection, events: Events, metrics: Arc<Metrics>) -> Checkouts {
         Checkouts {
             db,
+            events,
             metrics,
             queues: Arc::default(),
         }
@@ -76,6 +80,10 @@ impl Checkouts {
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     /// Writes `checkout`'s rows, with other checkouts' or alone (see the module's doc); a

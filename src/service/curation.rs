@@ -5,7 +5,13 @@
 //!
 //! Stage and score records are appended, never edited; after every change the product's
 //! quality passport ([`Summary`]) is rebuilt in `curation_summaries` within the same
-//! transaction, and its cache entry is dropped once the transaction has committed.
+//! transaction. Every write publishes what it changed once the transaction has committed
+//! ([`Kind::PassportChanged`] for curation records and publishing, [`Kind::CatalogChanged`]
+//! for brands and submissions); [`CurationStore`] hears it and drops the passport's cache
+//! entry, as the response cache drops its catalog answers.
+//!
+//! [`Kind::PassportChanged`]: crate::events::Kind::PassportChanged
+//! [`Kind::CatalogChanged`]: crate::events::Kind::CatalogChanged
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +37,7 @@ use super::audit::{self, Action, Actor, TargetType};
 use super::catalog::{NewProduct, NewSku, ProductRows};
 use crate::cache::Cache;
 use crate::error::{Error, Result};
+use crate::events::{Event, Events, Kind};
 use crate::metrics::{CacheCallLabels, CacheLabels, Metrics};
 
 /// The five stages, in the order a product must pass them.
@@ -325,11 +332,11 @@ pub struct CurationStore {
     /// read whole and decoded again (decoding was a tenth of a page's time, and reading the
     /// ~1.7 KB texts of 50 passports a twelfth on PostgreSQL + Redis). The cache stays the
     /// truth: a different tag is read, decoded and remembered anew.
-    decoded: Mutex<HashMap<Uuid, (u128, Arc<Summary>)>>,
+    decoded: moka::sync::Cache<Uuid, (u128, Arc<Summary>)>,
 }
 
-/// Decoded passports remembered; the memo starts over beyond this.
-const DECODED_CAPACITY: usize = 10_000;
+/// Decoded passports remembered (the least used go first beyond this).
+const DECODED_CAPACITY: u64 = 10_000;
 
 impl CurationStore {
     pub fn new(cache: Arc<dyn Cache>, metrics: Arc<Metrics>, ttl: Duration) -> CurationStore {
@@ -338,7 +345,7 @@ impl CurationStore {
             metrics,
             ttl,
             in_flight: Mutex::new(HashMap::new()),
-            decoded: Mutex::new(HashMap::new()),
+            decoded: moka::sync::Cache::new(DECODED_CAPACITY),
         }
     }
 
@@ -351,20 +358,15 @@ impl CurationStore {
     }
 
     fn remember(&self, id: Uuid, tag: u128, summary: Arc<Summary>) {
-        let mut decoded = self.decoded.lock().unwrap_or_else(|e| e.into_inner());
-        if decoded.len() >= DECODED_CAPACITY {
-            decoded.clear();
-        }
-        decoded.insert(id, (tag, summary));
+        self.decoded.insert(id, (tag, summary));
     }
 
     /// The passport remembered for `id`, if it was decoded from a text tagged `tag`.
     fn remembered(&self, id: Uuid, tag: u128) -> Option<Arc<Summary>> {
-        let decoded = self.decoded.lock().unwrap_or_else(|e| e.into_inner());
-        decoded
+        self.decoded
             .get(&id)
             .filter(|(known, _)| *known == tag)
-            .map(|(_, summary)| summary.clone())
+            .map(|(_, summary)| summary)
     }
 
     /// A cache read that failed: logged and counted; the database answers instead.
@@ -518,13 +520,35 @@ impl CurationStore {
         Ok(out)
     }
 
-    /// Drops a product's cached passport (after the transaction that changed it committed).
-    /// A failure is logged and counted; the entry then expires with its TTL.
-    pub async fn invalidate(&self, product_id: Uuid) {
+    /// Drops the cached passports of `products` (after the transaction that changed them
+    /// committed), in one round trip. A failure is logged and counted; the entries then
+    /// expire with their TTL.
+    async fn forget(&self, products: &[Uuid]) {
+        let keys: Vec<String> = products.iter().map(|id| cache_key(*id)).collect();
         self.call("delete");
-        if let Err(e) = self.cache.delete(&[cache_key(product_id)]).await {
-            tracing::warn!(error = %e, backend = self.cache.backend(), %product_id, "cache invalidation failed");
+        if let Err(e) = self.cache.delete(&keys).await {
+            tracing::warn!(error = %e, backend = self.cache.backend(), ?products, "cache invalidation failed");
             self.count("error", 1);
+        }
+    }
+}
+
+/// Hears every published batch ([`crate::events::Events::publish`]): the passports of the
+/// products it says changed ([`Kind::PassportChanged`]) go, before the response cache drops
+/// its catalog answers (a catalog answer computed after that drop must not read the old
+/// passport back from this cache).
+#[async_trait::async_trait]
+impl crate::events::Listener for CurationStore {
+    async fn published(&self, batch: &[Event]) {
+        let mut products: Vec<Uuid> = batch
+            .iter()
+            .filter(|e| e.kind == Kind::PassportChanged)
+            .map(|e| e.subject)
+            .collect();
+        products.sort_unstable();
+        products.dedup();
+        if !products.is_empty() {
+            self.forget(&products).await;
         }
     }
 }
@@ -539,6 +563,7 @@ fn merchant_of(m: &member::Model) -> Result<Uuid> {
 /// A merchant creates a brand of its own. Brand names are unique platform-wide. Audited.
 pub async fn create_brand(
     db: &DatabaseConnection,
+    events: &Events,
     merchant: &member::Model,
     actor: &Actor,
     name: &str,
@@ -561,6 +586,7 @@ pub async fn create_brand(
     )
     .await?;
     txn.commit().await?;
+    events.publish(vec![Event::catalog(None)]).await;
     Ok(brand)
 }
 
@@ -600,6 +626,7 @@ fn rate_of(d: rust_decimal::Decimal, field: &'static str) -> Result<Rate> {
 /// A merchant submits a product of one of its brands into curation (`IN_CURATION`). Audited.
 pub async fn submit_product(
     db: &DatabaseConnection,
+    events: &Events,
     merchant: &member::Model,
     actor: &Actor,
     s: Submission,
@@ -709,6 +736,7 @@ pub async fn submit_product(
     )
     .await?;
     txn.commit().await?;
+    events.publish(vec![Event::catalog(Some(id))]).await;
     product::Entity::find_by_id(id)
         .one(db)
         .await?
@@ -726,6 +754,7 @@ async fn product_for_update(txn: &impl ConnectionTrait, id: Uuid) -> Result<prod
 /// Audited.
 pub async fn resubmit_product(
     db: &DatabaseConnection,
+    events: &Events,
     merchant: &member::Model,
     actor: &Actor,
     id: Uuid,
@@ -763,6 +792,7 @@ pub async fn resubmit_product(
     .await?;
     let p = product_for_update(&txn, id).await?;
     txn.commit().await?;
+    events.publish(vec![Event::catalog(Some(id))]).await;
     Ok(p)
 }
 
@@ -779,6 +809,7 @@ pub struct StageInput {
 /// (`CURATION_OUT_OF_ORDER`); a FAIL rejects the product back to its merchant.
 pub async fn record_stage(
     db: &DatabaseConnection,
+    events: &Events,
     curator: &member::Model,
     actor: &Actor,
     input: StageInput,
@@ -877,6 +908,7 @@ pub async fn record_stage(
     .await?;
     let p = product_for_update(&txn, p.id).await?;
     txn.commit().await?;
+    events.publish(vec![Event::passport(p.id)]).await;
     Ok((p, summary))
 }
 
@@ -896,6 +928,7 @@ pub struct ScoreInput {
 /// A curator scores the selection criteria (1–5 each) and the badges' flags.
 pub async fn score_product(
     db: &DatabaseConnection,
+    events: &Events,
     curator: &member::Model,
     actor: &Actor,
     s: ScoreInput,
@@ -960,6 +993,7 @@ pub async fn score_product(
     )
     .await?;
     txn.commit().await?;
+    events.publish(vec![Event::passport(p.id)]).await;
     Ok((p, summary))
 }
 
@@ -967,6 +1001,7 @@ pub async fn score_product(
 /// criterion at least `min_score`, and room under the leaf category's brand cap.
 pub async fn publish_product(
     db: &DatabaseConnection,
+    events: &Events,
     actor: &Actor,
     id: Uuid,
     min_score: u8,
@@ -1067,12 +1102,14 @@ pub async fn publish_product(
     .await?;
     let p = product_for_update(&txn, id).await?;
     txn.commit().await?;
+    events.publish(vec![Event::passport(id)]).await;
     Ok(p)
 }
 
 /// Delists (下架) a published product, with a reason.
 pub async fn unpublish_product(
     db: &DatabaseConnection,
+    events: &Events,
     actor: &Actor,
     id: Uuid,
     reason: &str,
@@ -1115,6 +1152,7 @@ pub async fn unpublish_product(
     .await?;
     let p = product_for_update(&txn, id).await?;
     txn.commit().await?;
+    events.publish(vec![Event::passport(id)]).await;
     Ok(p)
 }
 

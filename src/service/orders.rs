@@ -305,7 +305,14 @@ pub async fn place_order_as(
             }),
     };
     match checkouts.write(checkout).await {
-        Ok(()) => {}
+        // Stock was taken.
+        Ok(()) => {
+            let products = rows.iter().map(|l| l.product_id);
+            checkouts
+                .events()
+                .publish(Event::catalog_of(products))
+                .await;
+        }
         Err(e) if crate::db::is_check_violation(&e) => {
             return Err(out_of_stock(checkouts.db(), &reservations).await?);
         }
@@ -325,7 +332,7 @@ pub async fn place_order_as(
     }
     // Placed at once with others, it may be one too many: the cap holds whatever ran beside.
     if capped && unpaid_orders(db, buyer.id, now).await? > u64::from(limits.max_unpaid_orders) {
-        cancel_unpaid(db, o.id, now).await?;
+        cancel_unpaid(db, checkouts.events(), o.id, now).await?;
         return Err(too_many_unpaid(limits));
     }
     Ok((o, rows))
@@ -377,11 +384,18 @@ async fn unpaid_orders(db: &impl ConnectionTrait, buyer: Uuid, now: DateTime<Utc
         .await?)
 }
 
-/// Cancels an unpaid order placed beyond the cap: its stock returns and its idempotency key
-/// goes (a retry is refused again, or placed once the member is under the cap).
-async fn cancel_unpaid(db: &DatabaseConnection, id: Uuid, now: DateTime<Utc>) -> Result<()> {
+/// Cancels an unpaid order placed beyond the cap: its stock returns (published once
+/// committed) and its idempotency key goes (a retry is refused again, or placed once the
+/// member is under the cap).
+async fn cancel_unpaid(
+    db: &DatabaseConnection,
+    events: &Events,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let txn = crate::db::begin_write(db).await?;
-    if cancel_pending(&txn, id, now).await? {
+    let restocked = cancel_pending(&txn, id, now).await?;
+    if restocked.is_some() {
         idempotency_key::Entity::delete_many()
             .filter(idempotency_key::Column::Scope.eq(PLACE_ORDER))
             .filter(idempotency_key::Column::ResultId.eq(id))
@@ -389,12 +403,20 @@ async fn cancel_unpaid(db: &DatabaseConnection, id: Uuid, now: DateTime<Utc>) ->
             .await?;
     }
     txn.commit().await?;
+    if let Some(products) = restocked {
+        events.publish(Event::catalog_of(products)).await;
+    }
     Ok(())
 }
 
 /// Cancels an order still awaiting payment and gives its units back to their SKUs, in
-/// `txn`. False (nothing written) when the order had left `PENDING_PAYMENT` meanwhile.
-async fn cancel_pending(txn: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>) -> Result<bool> {
+/// `txn`; returns the products whose stock came back, for the caller to publish once `txn`
+/// commits. `None` (nothing written) when the order had left `PENDING_PAYMENT` meanwhile.
+async fn cancel_pending(
+    txn: &impl ConnectionTrait,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<Vec<Uuid>>> {
     if !transition(
         txn,
         id,
@@ -404,11 +426,11 @@ async fn cancel_pending(txn: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>
     )
     .await?
     {
-        return Ok(false);
+        return Ok(None);
     }
     let lines = lines_of(txn, &[id]).await?;
     restock(txn, lines.iter().map(|l| (l.sku_id, l.quantity))).await?;
-    Ok(true)
+    Ok(Some(lines.iter().map(|l| l.product_id).collect()))
 }
 
 /// The scopes of idempotency keys.
@@ -927,7 +949,8 @@ pub async fn auto_complete(
     Ok(n)
 }
 
-/// Cancels unpaid orders past their expiry and releases their stock. Returns how many.
+/// Cancels unpaid orders past their expiry and releases their stock (published with each
+/// order's change once it commits). Returns how many.
 pub async fn expire_unpaid(
     db: &DatabaseConnection,
     events: &Events,
@@ -945,12 +968,12 @@ pub async fn expire_unpaid(
     let mut n = 0;
     for id in due {
         let txn = crate::db::begin_write(db).await?;
-        if cancel_pending(&txn, id, now).await? {
+        if let Some(products) = cancel_pending(&txn, id, now).await? {
             let o = get(&txn, id).await?;
             txn.commit().await?;
-            events
-                .publish(vec![Event::new(o.buyer_id, Kind::OrderChanged, id)])
-                .await;
+            let mut batch = vec![Event::new(o.buyer_id, Kind::OrderChanged, id)];
+            batch.extend(Event::catalog_of(products));
+            events.publish(batch).await;
             n += 1;
             continue;
         }
@@ -1166,6 +1189,8 @@ pub async fn refund_line_as(
         batch.push(Event::new(o.buyer_id, Kind::OrderChanged, o.id));
     }
     batch.extend(Event::changed(team, o.id));
+    // The units' stock came back.
+    batch.push(Event::catalog(Some(line.product_id)));
     events.publish(batch).await;
     Ok(o)
 }

@@ -12,7 +12,8 @@
 //! (`PUSHHAND_UNITS_SOLD_INTERVAL_MS`), and a crash loses the units tallied since the last
 //! write (a shutdown writes them first). Units sold are a display figure, not money; every
 //! money move stays in its payment's transaction. A failed write keeps the tally for the
-//! next one. Refunds take their units back the same way, once they commit.
+//! next one. Refunds take their units back the same way, once they commit. A write publishes
+//! the products it moved ([`crate::events::Kind::CatalogChanged`]) once it commits.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -24,6 +25,7 @@ use uuid::Uuid;
 
 use super::batch::Batch;
 use crate::error::Result;
+use crate::events::{Event, Events};
 
 /// Units sold not yet written, per product.
 #[derive(Debug, Default)]
@@ -40,14 +42,16 @@ impl UnitsSold {
 
     /// Writes the tally: every product it moved, in one statement on PostgreSQL (in key
     /// order, so two instances writing at once cannot deadlock), one write transaction
-    /// elsewhere. Returns whether any product changed. On failure the tally is kept, added
-    /// to whatever comes in meanwhile.
-    pub async fn write(&self, db: &DatabaseConnection) -> Result<bool> {
+    /// elsewhere, then publishes those products. Returns whether any product changed. On
+    /// failure the tally is kept, added to whatever comes in meanwhile.
+    pub async fn write(&self, db: &DatabaseConnection, events: &Events) -> Result<bool> {
         let taken = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         let mut batch = Batch::default();
+        let mut moved = Vec::new();
         for (product, units) in &taken {
             if *units != 0 {
                 batch.push(add_sales(*product, *units));
+                moved.push(*product);
             }
         }
         if batch.is_empty() {
@@ -59,6 +63,7 @@ impl UnitsSold {
             }
             return Err(e.into());
         }
+        events.publish(Event::catalog_of(moved)).await;
         Ok(true)
     }
 

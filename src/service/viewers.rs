@@ -3,7 +3,7 @@
 //! an event said the row may have changed.
 //!
 //! Every write to a member row publishes an event naming the member — the response cache's
-//! own answers rely on the same rule ([`crate::graphql::response_cache`]) — of a kind for
+//! own answers rely on the same rule ([`crate::responses`]) — of a kind for
 //! which [`may_change_row`] holds: `CHANGED` (roles, bindings, partner applications, an
 //! unfreeze) or `TOKENS_REVOKED` (a password change, a freeze). [`crate::events::Events::publish`]
 //! hands every batch to [`Viewers`] after the commit and before the write answers, so on this
@@ -130,7 +130,9 @@ pub fn may_change_row(kind: Kind) -> bool {
         | Kind::EarningSettled
         | Kind::EarningReversed
         | Kind::WithdrawalChanged
-        | Kind::OrderChanged => false,
+        | Kind::OrderChanged
+        | Kind::CatalogChanged
+        | Kind::PassportChanged => false,
     }
 }
 

@@ -449,7 +449,10 @@ async fn anonymous_catalog_gets_are_cacheable_and_revalidate_with_their_etag() {
         .exec(app.db())
         .await
         .expect("update stock");
-    app.state.catalog_changed().await;
+    app.state
+        .events
+        .publish(vec![pushhand::events::Event::catalog(None)])
+        .await;
     let changed = get_list(&app, Some(&etag), None).await;
     assert_eq!(changed.status(), 200);
     assert_ne!(header(&changed, "etag"), Some(etag.as_str()));

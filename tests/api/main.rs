@@ -7,6 +7,7 @@ mod audit;
 mod batch;
 mod browser_http;
 mod catalog;
+mod catalog_answers;
 mod checkouts;
 mod config;
 mod credentials;

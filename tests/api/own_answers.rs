@@ -392,9 +392,7 @@ async fn a_revocation_redis_does_not_take_changes_nothing() {
     assert_eq!(hits(&app).await - before, 1.0, "the answer is cached");
 
     // The member's version key now holds a list: Redis refuses to bump it (WRONGTYPE).
-    let namespace = pushhand::graphql::response_cache::database_namespace(app.db())
-        .await
-        .expect("namespace");
+    let namespace = pushhand::db::namespace(app.db()).await.expect("namespace");
     let key = format!("pushhand:member:version:{namespace}:{}", m.id);
     let client =
         redis::Client::open(crate::helpers::redis_url().expect("Redis URL")).expect("Redis URL");

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use entity::sku;
+use pushhand::events::Event;
 use pushhand::graphql::ids::Kind;
 use pushhand::service::members::CliRole;
 use sea_orm::sea_query::Expr;
@@ -223,7 +224,7 @@ async fn a_repeated_anonymous_read_is_a_byte_identical_hit() {
     set_stock_behind_the_apps_back(&app, &sku, 7).await;
     let (_, stale) = post(&app, None, request.clone()).await;
     assert_eq!(stale, miss, "served from the cache");
-    app.state.catalog_changed().await;
+    app.state.events.publish(vec![Event::catalog(None)]).await;
     let (_, fresh) = post(&app, None, request).await;
     assert_eq!(stock(&parse(&fresh)["data"], &sku), 7);
     assert_eq!(outcomes(&app).await, [5.0, 4.0, 0.0]);
@@ -305,7 +306,7 @@ async fn cached_answers_go_out_compressed_to_clients_that_accept_gzip() {
     // After a change, the next answer is the new one, compressed too.
     let sku = first_sku(&parse(&plain)["data"]);
     set_stock_behind_the_apps_back(&app, &sku, 7).await;
-    app.state.catalog_changed().await;
+    app.state.events.publish(vec![Event::catalog(None)]).await;
     let (encoding, _, fresh) = post_encoded(&app, "gzip", request).await;
     assert_eq!(encoding, "gzip");
     assert_eq!(stock(&parse(&inflate(&fresh))["data"], &sku), 7);

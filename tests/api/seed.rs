@@ -14,7 +14,7 @@ async fn seed_builds_the_demo_catalog_once() {
     let app = TestApp::spawn().await;
     let db = app.db();
 
-    let report = seed::run(db)
+    let report = seed::run(db, &app.state.events)
         .await
         .map_err(anyhow::Error::from)
         .expect("seed runs");
@@ -125,7 +125,7 @@ async fn seed_builds_the_demo_catalog_once() {
     assert!(report.curated >= products.len());
 
     // A second run adds nothing.
-    let again = seed::run(db)
+    let again = seed::run(db, &app.state.events)
         .await
         .map_err(anyhow::Error::from)
         .expect("seed runs again");
@@ -145,8 +145,9 @@ async fn seed_is_deterministic() {
     let (a, b) = (TestApp::spawn().await, TestApp::spawn().await);
     let first_ids = |app: &TestApp| {
         let db = app.db().clone();
+        let events = app.state.events.clone();
         async move {
-            seed::run(&db)
+            seed::run(&db, &events)
                 .await
                 .map_err(anyhow::Error::from)
                 .expect("seed");
