@@ -86,7 +86,6 @@ impl From<RoleArg> for members::CliRole {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -94,7 +93,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    // Spans are exported (OTLP, when configured) by the server only, not by one-off commands.
+    let serving = matches!(cli.command, None | Some(Command::Serve));
+    let logging = match telemetry::init(cli.config.log_format, serving.then(|| runtime.handle())) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}", telemetry::error_message(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(run(cli));
+    // The runtime still runs: the last batch of spans goes out on it.
+    logging.shutdown();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", telemetry::error_message(&e));

@@ -19,9 +19,9 @@ use async_graphql::futures_util::stream::{self, BoxStream, StreamExt};
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
 };
-use async_graphql::{Data, Request, Response, Schema, ServerError, Value};
+use async_graphql::{Data, Request, Response, ServerError, Value};
 
-use super::{AppSchema, Mutation, Query, cost, guard, limits, live};
+use super::{AppSchema, cost, guard, limits};
 use crate::metrics::{CodeLabels, Metrics};
 use crate::responses::Cacheability;
 use crate::state::AppState;
@@ -117,7 +117,7 @@ impl Api {
             max_depth: l.max_introspection_depth,
             max_cost: l.max_introspection_cost,
         };
-        let mut schema = Schema::build(Query::default(), Mutation::default(), live::Subscription);
+        let mut schema = super::builder();
         if !introspection.enabled {
             // A backstop: the front door refuses `__schema`/`__type` first, with a code.
             schema = schema.disable_introspection();

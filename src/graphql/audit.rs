@@ -3,12 +3,13 @@
 //! ([`crate::service::audit`]).
 
 use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
-use async_graphql::{Context, Enum, ID, Json, Object, Result};
+use async_graphql::{Context, Enum, ID, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::audit_entry;
 
 use super::catalog::page_size;
 use super::ids::{self, Kind};
+use super::scalars::JsonValue;
 use super::{state, viewer};
 use crate::error::Error;
 use crate::service::audit::{self as svc, Action, TargetType};
@@ -137,6 +138,7 @@ impl AuditEntry {
     async fn actor_id(&self) -> Option<ID> {
         self.0.actor_id.map(|id| ids::encode(Kind::Member, id))
     }
+    /// What was done (one value per staff mutation).
     async fn action(&self) -> Result<AuditAction> {
         Ok(svc::action_of(&self.0)?.into())
     }
@@ -148,8 +150,8 @@ impl AuditEntry {
         Some(ids::encode(kind_of(kind), self.0.target_id?))
     }
     /// The arguments that matter, as a JSON object (ids in it are database UUIDs).
-    async fn arguments(&self) -> Json<serde_json::Value> {
-        Json(svc::arguments_of(&self.0))
+    async fn arguments(&self) -> JsonValue {
+        JsonValue(svc::arguments_of(&self.0))
     }
     /// The client's address as the server saw it (behind trusted proxies, the forwarded
     /// client's).
@@ -175,10 +177,22 @@ impl AuditQuery {
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size: at most this many edges (default 20, capped at 100; negative is \
+                    `VALIDATION`)."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "The previous page's last `cursor` (or `pageInfo.endCursor`) to continue after; \
+                    omit for the first page. A malformed cursor or one from another list is \
+                    `VALIDATION`."
+        )]
         after: Option<String>,
+        #[graphql(desc = "Only this staff member's actions (a `Member` or `MemberProfile` ID).")]
         actor_id: Option<ID>,
-        action: Option<AuditAction>,
+        #[graphql(desc = "Only entries of this action.")] action: Option<AuditAction>,
+        #[graphql(desc = "Only entries about this object (any global ID, as entries' \
+                          `targetId` give them).")]
         target_id: Option<ID>,
     ) -> Result<AuditEntryConnection> {
         viewer(ctx)?.admin()?;
@@ -191,7 +205,7 @@ impl AuditQuery {
             .transpose()?;
         let filter = svc::Filter {
             actor: actor_id
-                .map(|id| ids::decode_as(&id, Kind::Member, "actorId"))
+                .map(|id| ids::decode_member(&id, "actorId"))
                 .transpose()?,
             action: action.map(Into::into),
             target: target_id

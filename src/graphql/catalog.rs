@@ -189,7 +189,11 @@ plain_object! {
         name "name": &str = &r.0.name;
         /// English name, when there is one.
         name_en "nameEn": Option<&str> = r.0.name_en.as_deref();
+        /// The merchant's description, plain text (no markup; line breaks kept), at most
+        /// 5,000 characters; null when it has none.
         description "description": Option<&str> = r.0.description.as_deref();
+        /// Where it stands in the listing pipeline. Everyone but staff only ever sees
+        /// PUBLISHED products (the others are `NOT_FOUND` to them).
         status "status": ProductStatus = r.0.status.into();
         /// 会员活动商品: a completed order for it makes the buyer a push-hand.
         membership_activity "membershipActivity": bool = r.0.membership_activity;
@@ -202,6 +206,7 @@ plain_object! {
         sales_count "salesCount": i64 = r.0.sales_count;
         /// When it was listed; null until first published.
         published_at "publishedAt": Option<DateTime<Utc>> = r.0.published_at;
+        /// When the merchant submitted it into curation.
         created_at "createdAt": DateTime<Utc> = r.0.created_at;
         /// Level-1 rebate rate (e.g. "0.15"); shown to push-hands, partners and staff, null
         /// for everyone else.
@@ -261,6 +266,7 @@ plain_object! {
                 min_score,
             ))
         }
+        /// The brand it is sold under (every product has exactly one).
         async fn brand(&self, ctx: &Context<'_>) -> Result<Brand> {
             let key = BrandKey(self.0.brand_id);
             let found = related(ctx, self.page().and_then(|p| p.brands.get(&key)), key).await?;
@@ -337,6 +343,7 @@ plain_object! {
     impl ProductImage => product_image::Model as "ProductImage" {
         |this| &this.0;
         |r, e|
+        /// Absolute http(s) URL of the image file, for an `<img src>`.
         url "url": &str = &r.url;
         /// Alternative text for screen readers.
         alt "alt": Option<&str> = r.alt.as_deref();
@@ -355,6 +362,7 @@ plain_object! {
         |r, e|
         /// Opaque global ID.
         id "id": GlobalId = GlobalId(Kind::Brand, r.id);
+        /// Brand name as shown on product cards (unique across the platform).
         name "name": &str = &r.name;
     }
     plain |s, field, out| {}
@@ -383,6 +391,7 @@ plain_object! {
         |r, e|
         /// Opaque global ID.
         id "id": GlobalId = GlobalId(Kind::Merchant, r.id);
+        /// The merchant's trading name.
         name "name": &str = &r.name;
     }
     plain |s, field, out| {}
@@ -692,7 +701,11 @@ impl CatalogQuery {
     /// malformed IDs and IDs of other types are `VALIDATION`.
     // Answered like a listing's product: its related rows read together, one statement
     // each, and its fields without a future each when the selection allows.
-    async fn product(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Fast<Product>>> {
+    async fn product(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A `Product` ID (from `Product.id` or a share link's URL).")] id: ID,
+    ) -> Result<Option<Fast<Product>>> {
         let id = ids::decode_as(&id, Kind::Product, "id")?;
         let row = svc::visible_product(&state(ctx)?.db, viewer(ctx)?, id).await?;
         let rows = prime(ctx, std::slice::from_ref(&row), &[ctx.look_ahead()]).await?;
@@ -705,9 +718,22 @@ impl CatalogQuery {
     async fn products(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size: at most this many edges (default 20, capped at 100; negative is \
+                    `VALIDATION`)."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "The previous page's last `cursor` (or `pageInfo.endCursor`) to continue after; \
+                    omit for the first page. A malformed cursor or one from another list or order \
+                    is `VALIDATION`."
+        )]
         after: Option<String>,
+        #[graphql(desc = "Narrows the listing; every condition given must hold. All \
+                          published products when omitted.")]
         filter: Option<ProductFilter>,
+        #[graphql(desc = "The order of the listing (default NEWEST). Keep it the same \
+                          across the pages of one listing: a cursor belongs to its order.")]
         sort: Option<ProductSort>,
     ) -> Result<Fast<ProductConnection>> {
         let first = page_size(first)?;

@@ -59,9 +59,12 @@ impl From<Stage> for CurationStage {
     }
 }
 
+/// A curator's verdict on one stage.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum CurationResult {
+    /// The stage passed: the product moves on to the next stage.
     Pass,
+    /// The stage failed: the product is REJECTED back to its merchant, who may resubmit it.
     Fail,
 }
 
@@ -91,9 +94,11 @@ plain_object! {
     impl CurationStageStatus => CurationStageStatus as "CurationStageStatus" {
         |this| this;
         |r, e|
+        /// Which of the five stages this line is.
         stage "stage": CurationStage = r.stage;
         /// Null while the stage has not been recorded.
         result "result": Option<CurationResult> = r.result;
+        /// When the latest result was recorded; null while the stage has not been.
         recorded_at "recordedAt": Option<DateTime<Utc>> = r.recorded_at;
         /// Reviewer's notes; curators, admins and the product's merchant only (null otherwise).
         notes "notes": Option<&str> = r.notes.as_deref();
@@ -125,6 +130,7 @@ pub struct CurationScores {
     pub high_value: bool,
     /// 小米标准: meets the export-to-EU quality bar.
     pub eu_export_grade: bool,
+    /// When these scores were recorded (a new scoring replaces the previous one).
     pub recorded_at: DateTime<Utc>,
 }
 
@@ -211,12 +217,14 @@ plain_object! {
     impl CurationReport => CurationReport as "CurationReport" {
         |this| this;
         |r, e|
+        /// The badges earned so far, for the product card; empty when none.
         badges "badges": Vec<CurationBadge> = r.badge_list();
         /// True when every stage passed and every criterion scores at least the configured
         /// minimum (the brand cap is checked when publishing).
         passed "passed": bool = r.summary.passed(r.min_score);
         /// The stage a curator records next; null once all five passed.
         next_stage "nextStage": Option<CurationStage> = r.next();
+        /// When the product was first listed; null until then.
         published_at "publishedAt": Option<DateTime<Utc>> = r.published_at;
     }
     plain |s, field, out| {
@@ -276,11 +284,17 @@ plain_object! {
 /// One recorded stage result.
 #[derive(SimpleObject)]
 pub struct CurationRecord {
+    /// The stage recorded.
     pub stage: CurationStage,
+    /// The curator's verdict.
     pub result: CurationResult,
+    /// The curator who recorded it (a `Member` ID).
     pub reviewer_id: ID,
+    /// The curator's notes; null when none were given.
     pub notes: Option<String>,
+    /// Links to reports, photos and certificates; empty when none were given.
     pub evidence_urls: Vec<String>,
+    /// When it was recorded.
     pub recorded_at: DateTime<Utc>,
 }
 
@@ -304,6 +318,7 @@ pub struct SubmitProductInput {
     pub category_id: ID,
     /// 1–120 characters.
     pub name: String,
+    /// Plain text, at most 5,000 characters (trimmed; blank is the same as none).
     pub description: Option<String>,
     /// At least one.
     pub skus: Vec<SkuInput>,
@@ -311,15 +326,22 @@ pub struct SubmitProductInput {
     pub rebate_rate: Dec,
     /// Level-2 rate, 0–0.30; with `rebateRate` at most 0.30.
     pub team_rebate_rate: Dec,
+    /// True for a membership product (会员活动商品): a completed order for it makes the
+    /// buyer a push-hand. Default false.
     pub membership_activity: Option<bool>,
 }
 
 /// A stage result a curator records.
 #[derive(InputObject)]
 pub struct CurationStageInput {
+    /// The product in curation (`NOT_IN_CURATION` when it is not).
     pub product_id: ID,
+    /// Must be the product's next stage (`CurationReport.nextStage`), else
+    /// `CURATION_OUT_OF_ORDER`.
     pub stage: CurationStage,
+    /// PASS moves the product on; FAIL rejects it back to the merchant.
     pub result: CurationResult,
+    /// Notes for the merchant and other staff, at most 5,000 characters.
     pub notes: Option<String>,
     /// http(s) links to reports, photos, certificates.
     pub evidence_urls: Option<Vec<String>>,
@@ -328,6 +350,8 @@ pub struct CurationStageInput {
 /// A curator's scores.
 #[derive(InputObject)]
 pub struct CurationScoreInput {
+    /// The product to score: not a PUBLISHED one (`ALREADY_PUBLISHED`: unpublish it first).
+    /// Scores are needed before publishing.
     pub product_id: ID,
     /// 刚需, 1–5.
     pub essential_need: i32,
@@ -337,9 +361,13 @@ pub struct CurationScoreInput {
     pub longevity: i32,
     /// 品质与供应链, 1–5.
     pub quality_and_supply: i32,
+    /// 高品质: high quality (one of the three for the THREE_HIGHS badge).
     pub high_quality: bool,
+    /// 高颜值: good-looking design (one of the three for the THREE_HIGHS badge).
     pub high_design: bool,
+    /// 高性价比: good value for money (one of the three for the THREE_HIGHS badge).
     pub high_value: bool,
+    /// 小米标准: meets the export-to-EU quality bar (the EU_GRADE badge).
     pub eu_export_grade: bool,
 }
 
@@ -438,8 +466,18 @@ impl CurationQuery {
     async fn my_products(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Only products in this status; every status when omitted.")]
         status: Option<ProductStatus>,
+        #[graphql(
+            desc = "Page size: at most this many edges (default 20, capped at 100; negative is \
+                    `VALIDATION`)."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "The previous page's last `cursor` (or `pageInfo.endCursor`) to continue after; \
+                    omit for the first page. A malformed cursor or one from another list is \
+                    `VALIDATION`."
+        )]
         after: Option<String>,
     ) -> Result<StaffProductConnection> {
         let m = merchant(ctx)?;
@@ -453,8 +491,18 @@ impl CurationQuery {
     async fn curation_queue(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Products in this status (default IN_CURATION, the work queue).")]
         status: Option<ProductStatus>,
+        #[graphql(
+            desc = "Page size: at most this many edges (default 20, capped at 100; negative is \
+                    `VALIDATION`)."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "The previous page's last `cursor` (or `pageInfo.endCursor`) to continue after; \
+                    omit for the first page. A malformed cursor or one from another list is \
+                    `VALIDATION`."
+        )]
         after: Option<String>,
     ) -> Result<StaffProductConnection> {
         curator(ctx)?;
@@ -475,7 +523,11 @@ pub struct CurationMutation;
 #[Object]
 impl CurationMutation {
     /// MERCHANT: creates a brand owned by the merchant. `BRAND_NAME_TAKEN` if the name exists.
-    async fn create_brand(&self, ctx: &Context<'_>, name: String) -> Result<Brand> {
+    async fn create_brand(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "1–120 characters, trimmed; unique across the platform.")] name: String,
+    ) -> Result<Brand> {
         let m = merchant(ctx)?;
         let st = state(ctx)?;
         let created =
@@ -487,6 +539,10 @@ impl CurationMutation {
     async fn submit_product(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The product, its SKUs and its rebate rates; each field's limits \
+                          are in `SubmitProductInput`."
+        )]
         input: SubmitProductInput,
     ) -> Result<Product> {
         let m = merchant(ctx)?;
@@ -518,7 +574,13 @@ impl CurationMutation {
     }
 
     /// MERCHANT: sends a rejected product back into curation; it resumes at the failed stage.
-    async fn resubmit_product(&self, ctx: &Context<'_>, product_id: ID) -> Result<Product> {
+    async fn resubmit_product(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "One of the merchant's REJECTED products (`NOT_REJECTED` \
+                          otherwise; another merchant's is `NOT_FOUND`).")]
+        product_id: ID,
+    ) -> Result<Product> {
         let m = merchant(ctx)?;
         let st = state(ctx)?;
         let id = self::product_id(&product_id, "productId")?;
@@ -533,6 +595,7 @@ impl CurationMutation {
     async fn record_curation_stage(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The product, the stage, the verdict, notes and evidence.")]
         input: CurationStageInput,
     ) -> Result<CurationReport> {
         let c = curator(ctx)?;
@@ -554,6 +617,10 @@ impl CurationMutation {
     async fn score_product(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The product, its four criterion scores (1–5 each, `VALIDATION` \
+                          otherwise) and the badges' flags."
+        )]
         input: CurationScoreInput,
     ) -> Result<CurationReport> {
         let c = curator(ctx)?;
@@ -579,7 +646,13 @@ impl CurationMutation {
     /// CURATOR: lists (上架) a product that passed the gate. `CURATION_INCOMPLETE` names the
     /// stage or score that is missing; `BRAND_CAP_EXCEEDED` when the leaf category already
     /// lists the maximum number of other brands.
-    async fn publish_product(&self, ctx: &Context<'_>, product_id: ID) -> Result<Product> {
+    async fn publish_product(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "An IN_CURATION or UNPUBLISHED product that passed all five \
+                          stages and was scored; `ALREADY_PUBLISHED` when listed already.")]
+        product_id: ID,
+    ) -> Result<Product> {
         let actor = actor(ctx, curator(ctx)?);
         let st = state(ctx)?;
         let id = self::product_id(&product_id, "productId")?;
@@ -601,7 +674,9 @@ impl CurationMutation {
     async fn unpublish_product(
         &self,
         ctx: &Context<'_>,
-        product_id: ID,
+        #[graphql(desc = "A PUBLISHED product.")] product_id: ID,
+        #[graphql(desc = "Why, 1–500 characters; shown to staff and the merchant as \
+                          `unpublishedReason`.")]
         reason: String,
     ) -> Result<Product> {
         let actor = actor(ctx, curator(ctx)?);

@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::service::earnings::{self as svc, Explanation};
 use crate::service::{ledger, withdrawals};
 
+/// Why a member earned: the rule that booked the earning (its `explanation.rule`).
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum EarningKind {
     /// 自购省钱: your own purchase as a push-hand.
@@ -61,6 +62,8 @@ impl From<EarningKind> for earning::Kind {
     }
 }
 
+/// Where an earning stands: pending through the return window, then settled (withdrawable),
+/// or reversed by a refund.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum EarningStatus {
     /// Frozen until the return window after completion has passed.
@@ -101,9 +104,11 @@ impl Earning {
     pub async fn id(&self) -> ID {
         ids::encode(Kind::Earning, self.0.id)
     }
+    /// The rule that booked it.
     async fn kind(&self) -> EarningKind {
         self.0.kind.into()
     }
+    /// PENDING until it settles (or is reversed by a refund).
     async fn status(&self) -> EarningStatus {
         self.0.status.into()
     }
@@ -115,6 +120,7 @@ impl Earning {
     async fn level(&self) -> i32 {
         i32::from(self.0.level)
     }
+    /// The product sold; null for earnings on no one product (some adjustments).
     async fn product(&self, ctx: &Context<'_>) -> Result<Option<Product>> {
         let Some(id) = self.0.product_id else {
             return Ok(None);
@@ -126,6 +132,7 @@ impl Earning {
             .map_err(load_err)?
             .map(Product::of))
     }
+    /// When it was booked (the order's payment, or the refund for an adjustment).
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -133,6 +140,7 @@ impl Earning {
     async fn settle_after(&self) -> Option<DateTime<Utc>> {
         self.0.settle_after
     }
+    /// When it settled and became withdrawable; null while PENDING or once REVERSED.
     async fn settled_at(&self) -> Option<DateTime<Utc>> {
         self.0.settled_at
     }
@@ -149,6 +157,7 @@ impl Earning {
 pub struct EarningExplanation {
     /// The rule applied (e.g. PROMOTION, TEAM_REBATE).
     pub rule: String,
+    /// 1 for the direct earner, 2 and 3 for the uplines sharing in a team sale.
     pub level: i32,
     /// The order line's paid amount.
     pub base_amount: Dec,
@@ -156,6 +165,7 @@ pub struct EarningExplanation {
     pub rate: Option<Dec>,
     /// For fixed rewards: the reward per unit and the units.
     pub fixed_per_unit: Option<Dec>,
+    /// For fixed rewards: how many units the reward was paid on; null for rate-based ones.
     pub units: Option<i32>,
     /// What the rate gave before the 30 % per-line cap cut it (for a membership reward: what
     /// the fixed reward gave before the daily cap cut it); null when not cut.
@@ -166,6 +176,8 @@ pub struct EarningExplanation {
     pub binding_id: Option<String>,
     /// For adjustments: the earning corrected.
     pub adjusts_earning_id: Option<ID>,
+    /// The version of the earning rules that computed it (e.g. "2026-11.1"): old earnings
+    /// keep the rules they were booked under.
     pub policy_version: String,
     /// The computation in one sentence, e.g. "15% of 199.00 = 29.85 (rounded down to the fen)".
     pub summary: String,
@@ -291,8 +303,10 @@ pub async fn earnings_of(
     Ok(conn)
 }
 
+/// Where a withdrawal stands.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum WithdrawalStatus {
+    /// Waiting for an admin's review; the amount is held (`EarningsSummary.reserved`).
     Pending,
     /// Paid out.
     Approved,
@@ -318,6 +332,7 @@ impl Withdrawal {
     async fn fee(&self) -> Dec {
         self.0.fee.into()
     }
+    /// PENDING until an admin approves (pays out) or rejects it.
     async fn status(&self) -> WithdrawalStatus {
         match self.0.status {
             withdrawal::Status::Pending => WithdrawalStatus::Pending,
@@ -325,12 +340,16 @@ impl Withdrawal {
             withdrawal::Status::Rejected => WithdrawalStatus::Rejected,
         }
     }
+    /// The key the client sent with `requestWithdrawal`: a retry with it answers this
+    /// withdrawal.
     async fn idempotency_key(&self) -> &str {
         &self.0.idempotency_key
     }
+    /// When it was requested.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When an admin approved or rejected it; null while PENDING.
     async fn reviewed_at(&self) -> Option<DateTime<Utc>> {
         self.0.reviewed_at
     }
@@ -368,24 +387,33 @@ pub async fn withdrawals_of(
 /// What a settlement run did.
 #[derive(SimpleObject)]
 pub struct SettlementReport {
+    /// The moment settled up to: earnings whose return window ended by then settled.
     pub as_of: DateTime<Utc>,
     /// Earnings that became available in this run.
     pub settled: i64,
+    /// Their total, CNY, moved from pending to available balances.
     pub amount: Dec,
 }
 
 /// A member whose stored balances differ from its ledger.
 #[derive(SimpleObject)]
 pub struct LedgerMismatch {
+    /// The member whose figures disagree (a `Member` ID).
     pub member_id: ID,
     /// The month (`YYYY-MM`) whose total disagrees with its entries (only the lifetime
     /// figures are compared then); null for the balance row.
     pub period: Option<String>,
+    /// The available balance as stored (what the member is shown), CNY.
     pub stored_available: Dec,
+    /// The available balance recomputed from the ledger entries, CNY.
     pub ledger_available: Dec,
+    /// The pending balance as stored, CNY.
     pub stored_pending: Dec,
+    /// The pending balance recomputed from the ledger entries, CNY.
     pub ledger_pending: Dec,
+    /// Lifetime earnings as stored (for a month: that month's total), CNY.
     pub stored_lifetime: Dec,
+    /// Lifetime earnings (or the month's) recomputed from the ledger entries, CNY.
     pub ledger_lifetime: Dec,
 }
 
@@ -396,14 +424,19 @@ pub struct StatusMismatch {
     pub kind: String,
     /// The earning's or withdrawal's global ID.
     pub id: ID,
+    /// Its member (a `Member` ID).
     pub member_id: ID,
+    /// The status stored on the row (`PENDING`, `SETTLED`, `REVERSED`, `APPROVED`,
+    /// `REJECTED`).
     pub stored_status: String,
+    /// The status its ledger entries imply.
     pub ledger_status: String,
 }
 
 /// The result of recomputing every balance from the ledger.
 #[derive(SimpleObject)]
 pub struct LedgerCheck {
+    /// How many members' balances were recomputed.
     pub members_checked: i64,
     /// Empty when the books balance.
     pub mismatches: Vec<LedgerMismatch>,
@@ -472,6 +505,10 @@ impl EarningsMutation {
     async fn run_settlement(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Settle as if it were this moment (default: now); later than now \
+                          only outside production."
+        )]
         as_of: Option<DateTime<Utc>>,
     ) -> Result<SettlementReport> {
         let admin = viewer(ctx)?.admin()?;
@@ -514,7 +551,11 @@ impl EarningsMutation {
     async fn request_withdrawal(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "CNY, above 0 with at most 2 decimal places, e.g. \"100.00\"; \
+                          the fee is taken from it.")]
         amount: DecArg,
+        #[graphql(desc = "1–128 characters the client makes up per withdrawal (a UUID \
+                          will do) and reuses when retrying it.")]
         idempotency_key: String,
     ) -> Result<Withdrawal> {
         let st = state(ctx)?;
@@ -541,7 +582,9 @@ impl EarningsMutation {
     async fn review_withdrawal(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "A PENDING withdrawal (`ALREADY_REVIEWED` otherwise).")] id: ID,
+        #[graphql(desc = "True pays it out; false returns the amount to the member's \
+                          available balance.")]
         approve: bool,
     ) -> Result<Withdrawal> {
         let admin = viewer(ctx)?.admin()?;
@@ -581,7 +624,9 @@ pub async fn withdrawal_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<withdr
 /// Chart buckets.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum Granularity {
+    /// One bucket per UTC day (`period` is `YYYY-MM-DD`); at most 366.
     Day,
+    /// One bucket per UTC calendar month (`period` is `YYYY-MM`); at most 120.
     Month,
 }
 
@@ -590,6 +635,8 @@ pub enum Granularity {
 pub struct EarningsPoint {
     /// `YYYY-MM-DD` or `YYYY-MM` (UTC).
     pub period: String,
+    /// Net earnings booked in the bucket (reversals and adjustments subtracted), CNY; zero
+    /// for a bucket without any.
     pub amount: Dec,
 }
 

@@ -1,7 +1,14 @@
 //! Opaque global IDs for the Relay `Node` interface: base64url of `Type:uuid`.
 //!
 //! Clients must treat them as opaque strings; the server can tell from one ID alone which
-//! table to look in, so `node(id:)` needs no type argument.
+//! table to look in and which type to answer with, so `node(id:)` needs no type argument.
+//!
+//! Every ID is unique across types (Relay's contract: one ID, one object). A member has two
+//! views, the private `Member` and the public `MemberProfile`, and so two IDs over the same
+//! row: `Member:uuid` and `MemberProfile:uuid`. Until #25 the profile answered with the
+//! member's ID; such an old profile ID now reads as a `Member` ID, which `node(id:)` answers
+//! only to the member itself and admins (anyone else gets `NOT_FOUND`). Arguments that name a
+//! member (`memberId`, `uplineId`, `actorId`) take either ID ([`decode_member`]).
 
 use async_graphql::ID;
 use base64::Engine;
@@ -19,6 +26,8 @@ pub enum Kind {
     Category,
     Merchant,
     Member,
+    /// The public view of a member (its own IDs since #25: see the module's documentation).
+    MemberProfile,
     Order,
     OrderLine,
     Earning,
@@ -26,13 +35,14 @@ pub enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 10] = [
+    const ALL: [Kind; 11] = [
         Kind::Product,
         Kind::Sku,
         Kind::Brand,
         Kind::Category,
         Kind::Merchant,
         Kind::Member,
+        Kind::MemberProfile,
         Kind::Order,
         Kind::OrderLine,
         Kind::Earning,
@@ -47,6 +57,7 @@ impl Kind {
             Kind::Category => "Category",
             Kind::Merchant => "Merchant",
             Kind::Member => "Member",
+            Kind::MemberProfile => "MemberProfile",
             Kind::Order => "Order",
             Kind::OrderLine => "OrderLine",
             Kind::Earning => "Earning",
@@ -100,7 +111,8 @@ pub fn encode_to(kind: Kind, id: Uuid, out: &mut Vec<u8>) {
     // `Type:uuid` is assembled on the stack: a page of products encodes hundreds of IDs,
     // and `format!` cost more than the base64 itself.
     let name = kind.name().as_bytes();
-    // The longest type name is 10 bytes; Kind::ALL's round trip in the tests covers them all.
+    // The longest type name is 13 bytes (`MemberProfile`); Kind::ALL's round trip in the
+    // tests covers them all.
     let mut text = [0u8; 64];
     let len = name.len() + 1 + uuid::fmt::Simple::LENGTH;
     text[..name.len()].copy_from_slice(name);
@@ -140,6 +152,19 @@ pub fn decode_as(id: &str, kind: Kind, field: &'static str) -> Result<Uuid, Erro
     }
 }
 
+/// The row id of a member named by either of its IDs, the private `Member`'s or the public
+/// `MemberProfile`'s (an admin acting on a team member holds the latter); any other type is
+/// `VALIDATION` on `field`.
+pub fn decode_member(id: &str, field: &'static str) -> Result<Uuid, Error> {
+    match decode(id, field)? {
+        (Kind::Member | Kind::MemberProfile, uuid) => Ok(uuid),
+        _ => Err(Error::validation(
+            field,
+            "expected the ID of a Member or a MemberProfile",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +177,14 @@ mod tests {
         assert!(decode_as(&gid, Kind::Product, "id").is_err());
         assert!(decode("not base64!", "id").is_err());
         assert!(decode(&URL_SAFE_NO_PAD.encode("Order:xyz"), "id").is_err());
+        // A member's two views have two IDs; member arguments take both.
+        assert_ne!(encode(Kind::Member, id), encode(Kind::MemberProfile, id));
+        assert_eq!(
+            decode_member(&encode(Kind::MemberProfile, id), "m").ok(),
+            Some(id)
+        );
+        assert_eq!(decode_member(&encode(Kind::Member, id), "m").ok(), Some(id));
+        assert!(decode_member(&encode(Kind::Order, id), "m").is_err());
         // The wire format is base64url of `Type:uuid` (simple form), for every type: IDs
         // clients hold must keep decoding.
         for kind in Kind::ALL {

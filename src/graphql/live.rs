@@ -18,6 +18,7 @@ use crate::events::{Delivery, Kind};
 use crate::service::orders as order_svc;
 use crate::state::AppState;
 
+/// What happened in an `earningsUpdated` event.
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum EarningEventKind {
     /// An earning was booked (also a negative adjustment after a refund).
@@ -36,6 +37,7 @@ pub enum EarningEventKind {
 /// Something changed in the member's earnings.
 #[derive(SimpleObject)]
 pub struct EarningEvent {
+    /// What happened; decides which of `earning` and `withdrawal` is set.
     pub kind: EarningEventKind,
     /// The earning concerned; null for withdrawal and resync events.
     pub earning: Option<Earning>,
@@ -50,6 +52,9 @@ pub struct EarningEvent {
 #[derive(Default)]
 pub struct Subscription;
 
+/// Live updates over the WebSocket at `/graphql/ws` (`graphql-transport-ws`, or the legacy
+/// `graphql-ws`). Sign in with `{"Authorization": "Bearer <token>"}` in `connection_init`;
+/// each subscription concerns the signed-in member only.
 #[Subscription]
 impl Subscription {
     /// The signed-in member's earnings as they change: booked, settled, reversed, and its
@@ -85,7 +90,7 @@ impl Subscription {
     async fn order_status_changed(
         &self,
         ctx: &Context<'_>,
-        order_id: ID,
+        #[graphql(desc = "One of the signed-in member's orders.")] order_id: ID,
     ) -> Result<impl Stream<Item = Result<Order>> + use<>> {
         let st = shared_state(ctx)?.clone();
         let me = viewer(ctx)?.member()?.id;

@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use entity::{binding, member};
 
 use super::catalog::page_size;
+use super::earnings::{EarningKind, EarningStatus};
 use super::ids::{self, Kind};
 use super::scalars::Dec;
 use super::{actor, client_addr, state, viewer};
@@ -19,11 +20,21 @@ use crate::service::{auth, hierarchy, members as svc, team};
 /// is also a push-hand); merchants, curators and admins are staff roles.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    /// A shopper with no programme role (registered without an invite code): earns nothing.
+    /// Becomes a PUSH_HAND when an order of a membership product (`membershipActivity`)
+    /// completes.
     Buyer,
+    /// 推手: earns rebates on its own purchases, on sales through its share links and on the
+    /// orders of the members bound to it and its team; has an invite code.
     PushHand,
+    /// 合伙人: a push-hand an admin admitted; also has an exclusive partner link that binds
+    /// new buyers to it for the binding period. Always listed together with PUSH_HAND.
     Partner,
+    /// Staff acting for one merchant: creates brands, submits products (`myProducts`).
     Merchant,
+    /// Staff running the quality gate: stages, scores, publishing (`curationQueue`).
     Curator,
+    /// Staff with every power: payments, shipping, refunds, withdrawals, members, audit log.
     Admin,
 }
 
@@ -50,8 +61,12 @@ fn all_roles(m: &member::Model) -> Vec<Role> {
 /// Where a partner application stands.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum PartnerApplicationStatus {
+    /// Waiting for an admin's `approvePartner` or `rejectPartner`; applying again meanwhile
+    /// is `APPLICATION_PENDING`.
     Pending,
+    /// Admitted: the member is a PARTNER and has a `partnerLinkCode`.
     Approved,
+    /// Turned down: the member stays a push-hand and may apply again.
     Rejected,
 }
 
@@ -71,7 +86,9 @@ pub enum BindingKind {
 /// Why a binding ended.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum BindingEndReason {
+    /// A partner-link binding's period ran out; the member may follow another partner link.
     Expired,
+    /// An admin bound the member to another upline (`rebindMember`).
     Rebound,
 }
 
@@ -81,10 +98,11 @@ pub struct Member(pub member::Model);
 /// A member of the platform, as the member itself (or an admin) sees it.
 #[Object]
 impl Member {
-    /// Opaque global ID (shared with the member's public profile).
+    /// Opaque global ID of the member's private view; its `MemberProfile` has an ID of its own.
     pub async fn id(&self) -> ID {
         ids::encode(Kind::Member, self.0.id)
     }
+    /// The name shown to others (1–64 characters, chosen at registration).
     async fn display_name(&self) -> &str {
         &self.0.display_name
     }
@@ -92,10 +110,11 @@ impl Member {
     async fn roles(&self) -> Vec<Role> {
         all_roles(&self.0)
     }
+    /// Sign-in email, lower-cased; null when the member registered with a phone only.
     async fn email(&self) -> Option<&str> {
         self.0.email.as_deref()
     }
-    /// E.164, e.g. +8613812345678.
+    /// Sign-in phone in E.164, e.g. +8613812345678; null when registered with an email only.
     async fn phone(&self) -> Option<&str> {
         self.0.phone.as_deref()
     }
@@ -119,9 +138,11 @@ impl Member {
     async fn frozen(&self) -> bool {
         self.0.frozen_at.is_some()
     }
+    /// The admin's reason for the freeze (1–500 characters); null while not frozen.
     async fn frozen_reason(&self) -> Option<&str> {
         self.0.frozen_reason.as_deref()
     }
+    /// When the member registered.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -152,8 +173,22 @@ impl Member {
     async fn team(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 1)] level: i32,
+        #[graphql(
+            default = 1,
+            desc = "How far down: 1 = bound directly to this member, 2 and 3 below them. \
+                    Outside 1–3 is `VALIDATION`."
+        )]
+        level: i32,
+        #[graphql(
+            desc = "Page size: at most this many edges (default 20, capped at 100; negative is \
+                    `VALIDATION`)."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "The previous page's last `cursor` (or `pageInfo.endCursor`) to continue after; \
+                    omit for the first page. A malformed cursor or one from another list or level \
+                    is `VALIDATION`."
+        )]
         after: Option<String>,
     ) -> Result<MemberProfileConnection> {
         let first = page_size(first)?;
@@ -182,10 +217,19 @@ impl Member {
     async fn earnings(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size: at most this many edges (default 20, capped at 100; negative is \
+                    `VALIDATION`)."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "The previous page's last `cursor` (or `pageInfo.endCursor`) to continue after; \
+                    omit for the first page. A malformed cursor or one from another list is \
+                    `VALIDATION`."
+        )]
         after: Option<String>,
-        kind: Option<super::earnings::EarningKind>,
-        status: Option<super::earnings::EarningStatus>,
+        #[graphql(desc = "Only this kind; all kinds when omitted.")] kind: Option<EarningKind>,
+        #[graphql(desc = "Only this status; all when omitted.")] status: Option<EarningStatus>,
     ) -> Result<super::earnings::EarningConnection> {
         super::earnings::earnings_of(ctx, self.0.id, first, after, kind, status).await
     }
@@ -194,8 +238,11 @@ impl Member {
     async fn earnings_series(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "One point per UTC day or per UTC calendar month.")]
         granularity: super::earnings::Granularity,
+        #[graphql(desc = "Start of the range, inclusive (its bucket is the first point).")]
         from: DateTime<Utc>,
+        #[graphql(desc = "End of the range, exclusive; after `from` (`VALIDATION` otherwise).")]
         to: DateTime<Utc>,
     ) -> Result<Vec<super::earnings::EarningsPoint>> {
         super::earnings::series_of(ctx, self.0.id, granularity, from, to).await
@@ -204,7 +251,16 @@ impl Member {
     async fn withdrawals(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size: at most this many edges (default 20, capped at 100; negative is \
+                    `VALIDATION`)."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "The previous page's last `cursor` (or `pageInfo.endCursor`) to continue after; \
+                    omit for the first page. A malformed cursor or one from another list is \
+                    `VALIDATION`."
+        )]
         after: Option<String>,
     ) -> Result<super::earnings::WithdrawalConnection> {
         super::earnings::withdrawals_of(ctx, self.0.id, first, after).await
@@ -213,7 +269,16 @@ impl Member {
     async fn orders(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size: at most this many edges (default 20, capped at 100; negative is \
+                    `VALIDATION`)."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "The previous page's last `cursor` (or `pageInfo.endCursor`) to continue after; \
+                    omit for the first page. A malformed cursor or one from another list is \
+                    `VALIDATION`."
+        )]
         after: Option<String>,
     ) -> Result<super::orders::OrderConnection> {
         super::orders::orders_of(ctx, self.0.id, first, after).await
@@ -247,10 +312,13 @@ pub struct MemberProfile(pub member::Model);
 /// A member as others see it.
 #[Object]
 impl MemberProfile {
-    /// Opaque global ID (the member's).
+    /// Opaque global ID of this profile, distinct from the member's own `Member.id` (Relay
+    /// IDs are unique per type); `node(id:)` answers it with this `MemberProfile`. Arguments
+    /// that name a member (`memberId`, `uplineId`, `actorId`) accept it as well.
     pub async fn id(&self) -> ID {
-        ids::encode(Kind::Member, self.0.id)
+        ids::encode(Kind::MemberProfile, self.0.id)
     }
+    /// The name the member chose (1–64 characters): the only personal detail shown to others.
     async fn display_name(&self) -> &str {
         &self.0.display_name
     }
@@ -271,6 +339,7 @@ pub type MemberProfileConnection = Connection<OpaqueCursor<team::TeamCursor>, Me
 pub struct TeamLevelStats {
     /// 1 = bound directly to the member.
     pub level: i32,
+    /// Members currently at this level (active bindings only).
     pub members: i64,
     /// Joined this calendar month (UTC).
     pub new_this_month: i64,
@@ -283,7 +352,9 @@ pub struct TeamLevelStats {
 pub struct TeamStats {
     /// Levels 1 to 3, always all three.
     pub levels: Vec<TeamLevelStats>,
+    /// Members at all three levels.
     pub total_members: i64,
+    /// Members at all three levels who joined this calendar month (UTC).
     pub new_this_month: i64,
     /// Team sales this month (all three levels), net of refunds (CNY).
     pub sales_this_month: Dec,
@@ -295,6 +366,7 @@ pub struct Binding(pub binding::Model);
 /// Who a member was bound to, how, and for how long.
 #[Object]
 impl Binding {
+    /// How the binding came about (invite code, partner link, admin, membership purchase).
     async fn kind(&self) -> BindingKind {
         match self.0.kind {
             binding::Kind::InviteCode => BindingKind::InviteCode,
@@ -303,11 +375,13 @@ impl Binding {
             binding::Kind::MembershipPurchase => BindingKind::MembershipPurchase,
         }
     }
+    /// Who the member was bound to (its public profile).
     async fn upline(&self, ctx: &Context<'_>) -> Result<MemberProfile> {
         Ok(MemberProfile(
             svc::get(&state(ctx)?.db, self.0.upline_id).await?,
         ))
     }
+    /// When the binding took effect.
     async fn starts_at(&self) -> DateTime<Utc> {
         self.0.starts_at
     }
@@ -319,6 +393,7 @@ impl Binding {
     async fn ended_at(&self) -> Option<DateTime<Utc>> {
         self.0.ended_at
     }
+    /// Why the binding ended; null while it is in force.
     async fn end_reason(&self) -> Option<BindingEndReason> {
         self.0.end_reason.map(|r| match r {
             binding::EndReason::Expired => BindingEndReason::Expired,
@@ -333,7 +408,10 @@ pub struct AuthPayload {
     /// Send as `Authorization: Bearer <token>` (HTTP) or in the WebSocket `connection_init`
     /// payload.
     pub token: String,
+    /// When the token stops working (`PUSHHAND_TOKEN_TTL_HOURS` after issue); sign in again
+    /// then. A password change or a freeze revokes it earlier.
     pub expires_at: DateTime<Utc>,
+    /// The member signed in (its private view).
     pub member: Member,
 }
 
@@ -342,21 +420,32 @@ pub struct AuthPayload {
 /// the partner for the binding period.
 #[derive(InputObject)]
 pub struct RegisterInput {
+    /// An email address to sign in with; stored lower-cased. `EMAIL_TAKEN` when registered.
     pub email: Option<String>,
     /// An 11-digit Chinese mobile number or an E.164 number.
     pub phone: Option<String>,
     /// At least 10 characters.
     pub password: String,
+    /// 1–64 characters, shown to the member's upline and team.
     pub display_name: String,
+    /// An upline's invite code (8 characters, case-insensitive; O/0 and I/L/1 are read
+    /// alike): makes the new member a PUSH_HAND bound permanently to the code's owner.
+    /// `INVALID_INVITE_CODE` when unknown or its owner is frozen.
     pub invite_code: Option<String>,
+    /// A partner's exclusive link code: binds the new member (a BUYER) to the partner for
+    /// the binding period. Not together with `inviteCode` (`VALIDATION`);
+    /// `INVALID_PARTNER_LINK` when unknown.
     pub partner_link_code: Option<String>,
 }
 
 /// Sign-in with an email or a phone.
 #[derive(InputObject)]
 pub struct LoginInput {
+    /// The email registered (any case); give this or `phone`.
     pub email: Option<String>,
+    /// The phone registered, as 11 digits or E.164; give this or `email`.
     pub phone: Option<String>,
+    /// The account's password. Wrong or unknown accounts are both `INVALID_CREDENTIALS`.
     pub password: String,
 }
 
@@ -398,7 +487,7 @@ async fn guarded<T>(
 }
 
 fn member_id(id: &ID, field: &'static str) -> Result<uuid::Uuid, Error> {
-    ids::decode_as(id, Kind::Member, field)
+    ids::decode_member(id, field)
 }
 
 #[derive(Default)]
@@ -425,7 +514,13 @@ impl MembersMutation {
     /// `EMAIL_TAKEN`, `PHONE_TAKEN`, `INVALID_INVITE_CODE`, `INVALID_PARTNER_LINK`,
     /// `RATE_LIMITED` (more than 5 bad codes a minute, or 50 failures of any kind, from one
     /// client address), `UNAVAILABLE` (too many passwords being hashed: retry shortly).
-    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
+    async fn register(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new account: an email or a phone, a password, a name and \
+                          optionally an invite code or a partner link.")]
+        input: RegisterInput,
+    ) -> Result<AuthPayload> {
         let st = state(ctx)?;
         let client = client_addr(ctx);
         let mut keys = vec![Key::Address(client)];
@@ -460,7 +555,11 @@ impl MembersMutation {
     /// Signs in. Errors: `INVALID_CREDENTIALS`, `RATE_LIMITED` (more than 5 failures a minute
     /// on the account, or 50 from one client address), `UNAVAILABLE` (too many passwords
     /// being hashed: retry shortly).
-    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "An email or a phone, and the password.")] input: LoginInput,
+    ) -> Result<AuthPayload> {
         let st = state(ctx)?;
         let account = svc::login_account(input.email.as_deref(), input.phone.as_deref());
         let keys = [
@@ -486,8 +585,9 @@ impl MembersMutation {
     async fn change_password(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The current password (`INVALID_CREDENTIALS` when wrong).")]
         old_password: String,
-        new_password: String,
+        #[graphql(desc = "10–128 characters (`VALIDATION` otherwise).")] new_password: String,
     ) -> Result<AuthPayload> {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
@@ -522,7 +622,11 @@ impl MembersMutation {
     }
 
     /// ADMIN: admits a pending applicant as a partner, with an exclusive partner link.
-    async fn approve_partner(&self, ctx: &Context<'_>, member_id: ID) -> Result<Member> {
+    async fn approve_partner(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The applicant (a `Member` or `MemberProfile` ID).")] member_id: ID,
+    ) -> Result<Member> {
         let actor = actor(ctx, viewer(ctx)?.admin()?);
         let id = self::member_id(&member_id, "memberId")?;
         let st = state(ctx)?;
@@ -532,7 +636,11 @@ impl MembersMutation {
     }
 
     /// ADMIN: turns a pending partner application down.
-    async fn reject_partner(&self, ctx: &Context<'_>, member_id: ID) -> Result<Member> {
+    async fn reject_partner(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The applicant (a `Member` or `MemberProfile` ID).")] member_id: ID,
+    ) -> Result<Member> {
         let actor = actor(ctx, viewer(ctx)?.admin()?);
         let id = self::member_id(&member_id, "memberId")?;
         let st = state(ctx)?;
@@ -547,7 +655,9 @@ impl MembersMutation {
     async fn rebind_member(
         &self,
         ctx: &Context<'_>,
-        member_id: ID,
+        #[graphql(desc = "The member to move (a `Member` or `MemberProfile` ID).")] member_id: ID,
+        #[graphql(desc = "Its new upline: a push-hand or partner (`VALIDATION` for a \
+                          buyer; `NOT_FOUND` when unknown).")]
         upline_id: ID,
     ) -> Result<Member> {
         let actor = actor(ctx, viewer(ctx)?.admin()?);
@@ -564,7 +674,8 @@ impl MembersMutation {
     async fn freeze_member(
         &self,
         ctx: &Context<'_>,
-        member_id: ID,
+        #[graphql(desc = "The member to freeze (a `Member` or `MemberProfile` ID).")] member_id: ID,
+        #[graphql(desc = "Why, 1–500 characters; shown to the member as `frozenReason`.")]
         reason: String,
     ) -> Result<Member> {
         let actor = actor(ctx, viewer(ctx)?.admin()?);
@@ -584,7 +695,11 @@ impl MembersMutation {
     }
 
     /// ADMIN: lifts a freeze.
-    async fn unfreeze_member(&self, ctx: &Context<'_>, member_id: ID) -> Result<Member> {
+    async fn unfreeze_member(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The frozen member (a `Member` or `MemberProfile` ID).")] member_id: ID,
+    ) -> Result<Member> {
         let actor = actor(ctx, viewer(ctx)?.admin()?);
         let st = state(ctx)?;
         let id = self::member_id(&member_id, "memberId")?;
@@ -595,7 +710,16 @@ impl MembersMutation {
 
     /// A signed-in member with no active upline (e.g. after a partner binding lapsed) follows
     /// a partner's exclusive link and is bound to that partner for the binding period.
-    async fn accept_partner_link(&self, ctx: &Context<'_>, code: String) -> Result<Member> {
+    async fn accept_partner_link(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The partner's link code (`INVALID_PARTNER_LINK` when unknown or \
+                          the partner is frozen; `ALREADY_BOUND` while the viewer has an \
+                          upline)."
+        )]
+        code: String,
+    ) -> Result<Member> {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?.id;
         let days = st.config.policy.partner_binding_days;

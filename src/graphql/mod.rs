@@ -25,13 +25,15 @@ pub mod scalars;
 
 use std::sync::Arc;
 
-use async_graphql::{ErrorExtensions, MergedObject, SDLExportOptions, Schema};
+use async_graphql::{ErrorExtensions, MergedObject, SDLExportOptions, Schema, SchemaBuilder};
 
 use crate::error::Error;
 use crate::service::auth::Viewer;
 use crate::state::AppState;
 
-/// The root query, merged from the per-domain query objects.
+/// Everything that can be read. Anonymous requests see the published catalog; `me` and the
+/// rest need `Authorization: Bearer <token>` (from `login` or `register`); fields marked
+/// ADMIN, CURATOR or MERCHANT are `FORBIDDEN` to other roles.
 #[derive(MergedObject, Default)]
 pub struct Query(
     node::NodeQuery,
@@ -42,7 +44,9 @@ pub struct Query(
     audit::AuditQuery,
 );
 
-/// The root mutation, merged from the per-domain mutation objects.
+/// Everything that changes state. All need a signed-in member except `register` and `login`;
+/// fields marked ADMIN, CURATOR or MERCHANT are `FORBIDDEN` to other roles. Errors carry a
+/// stable `extensions.code` (and `extensions.field` for `VALIDATION`).
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     members::MembersMutation,
@@ -62,17 +66,59 @@ pub fn build(state: AppState) -> api::Api {
     api::Api::new(state)
 }
 
-/// The SDL clients consume, with fields, arguments and enum values sorted so that the file
-/// diffs cleanly. `schema.graphql` at the repository root is this text.
-pub fn sdl() -> String {
+/// The schema's builder, shared by the server ([`api::Api::new`]) and [`sdl`], with the
+/// descriptions of the types no doc comment of ours reaches: the connection types
+/// async-graphql makes, and chrono's `DateTime` scalar (whose own says "Implement the
+/// DateTime<Utc> scalar").
+pub fn builder() -> SchemaBuilder<Query, Mutation, live::Subscription> {
     Schema::build(Query::default(), Mutation::default(), live::Subscription)
-        .finish()
-        .sdl_with_options(
-            SDLExportOptions::new()
-                .sorted_fields()
-                .sorted_arguments()
-                .sorted_enum_items(),
+        .override_output_type_description::<chrono::DateTime<chrono::Utc>>(
+            "A moment in time: an RFC 3339 string. Answers are in UTC (`Z` or `+00:00`, with \
+             fractional seconds when the moment has them); inputs may carry any offset, e.g. \
+             \"2026-11-25T16:30:00+08:00\", and are read as that instant.",
         )
+        .override_output_type_description::<catalog::ProductConnection>(
+            "A page of published products: `edges` (each with its `cursor`) or `nodes`, and \
+             `pageInfo` to ask for the next page.",
+        )
+        .override_output_type_description::<curation::StaffProductConnection>(
+            "A page of products in any status, for staff, newest submission first: `edges` \
+             or `nodes`, and `pageInfo` to ask for the next page.",
+        )
+        .override_output_type_description::<orders::OrderConnection>(
+            "A page of the member's orders, newest first: `edges` or `nodes`, and \
+             `pageInfo` to ask for the next page.",
+        )
+        .override_output_type_description::<earnings::EarningConnection>(
+            "A page of the member's earnings, newest first: `edges` or `nodes`, and \
+             `pageInfo` to ask for the next page.",
+        )
+        .override_output_type_description::<earnings::WithdrawalConnection>(
+            "A page of the member's withdrawals, newest first: `edges` or `nodes`, and \
+             `pageInfo` to ask for the next page.",
+        )
+        .override_output_type_description::<members::MemberProfileConnection>(
+            "A page of one level of a member's team, most recently joined first: `edges` or \
+             `nodes` (public profiles), and `pageInfo` to ask for the next page.",
+        )
+        .override_output_type_description::<audit::AuditEntryConnection>(
+            "A page of the audit log, newest first: `edges` or `nodes`, and `pageInfo` to \
+             ask for the next page.",
+        )
+}
+
+/// The SDL clients consume, with fields, arguments and enum values sorted so that the file
+/// diffs cleanly, and each custom scalar's `@specifiedBy` where a specification defines it
+/// (`DateTime`: RFC 3339; `JSON`: RFC 8259; `Decimal` has none: its description is its
+/// specification). `schema.graphql` at the repository root is this text.
+pub fn sdl() -> String {
+    builder().finish().sdl_with_options(
+        SDLExportOptions::new()
+            .sorted_fields()
+            .sorted_arguments()
+            .sorted_enum_items()
+            .include_specified_by(),
+    )
 }
 
 /// The viewer of the request (anonymous unless the HTTP layer authenticated someone).

@@ -13,9 +13,15 @@ use crate::error::Error;
 use crate::service::catalog as svc;
 use crate::service::{hierarchy, members, team};
 
-/// An object with a globally unique, opaque ID.
+/// An object with a globally unique, opaque ID (the Relay `Node` interface): no two objects
+/// of any types share an ID, and `node(id:)` fetches the object again from its ID alone.
 #[derive(Interface)]
-#[graphql(field(name = "id", ty = "ID", desc = "Opaque global ID."))]
+#[graphql(field(
+    name = "id",
+    ty = "ID",
+    desc = "Opaque global ID, unique across all types: store it as a string, never parse it. \
+            `node(id:)` answers it with an object of the same type."
+))]
 pub enum Node {
     Product(Product),
     Sku(Sku),
@@ -35,9 +41,20 @@ pub struct NodeQuery;
 
 #[Object]
 impl NodeQuery {
-    /// Fetches any object by its global ID. Unknown IDs (and objects the viewer may not see,
-    /// such as unpublished products) are `NOT_FOUND`; malformed IDs are `VALIDATION`.
-    async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
+    /// Fetches any object by its global ID, as the type that gave out the ID. Unknown IDs
+    /// (and objects the viewer may not see, such as unpublished products or another member's
+    /// private `Member`) are `NOT_FOUND`; malformed IDs are `VALIDATION`. A `Member` ID is
+    /// answered to the member itself and admins only; a `MemberProfile` ID also to the
+    /// members it is in the team of (up to three levels up) and to those whose active upline
+    /// it is. A profile's ID from
+    /// before profiles had their own (it was the member's ID) is read as a `Member` ID:
+    /// `NOT_FOUND` unless the viewer is that member or an admin — fetch the profile again
+    /// (e.g. `me { upline { id } }`) for its current ID.
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A global ID from any object's `id` field.")] id: ID,
+    ) -> Result<Option<Node>> {
         let db = &state(ctx)?.db;
         let node = match ids::decode(&id, "id")? {
             (Kind::Product, id) => Node::Product(Product::of(
@@ -47,7 +64,10 @@ impl NodeQuery {
             (Kind::Brand, id) => Node::Brand(Brand(svc::brand(db, id).await?)),
             (Kind::Category, id) => Node::Category(Category(svc::category(db, id).await?)),
             (Kind::Merchant, id) => Node::Merchant(Merchant(svc::merchant(db, id).await?)),
-            (Kind::Member, id) => member_node(ctx, id).await?,
+            (Kind::Member, id) => Node::Member(Member(member_node(ctx, id, false).await?)),
+            (Kind::MemberProfile, id) => {
+                Node::MemberProfile(MemberProfile(member_node(ctx, id, true).await?))
+            }
             (Kind::Order, id) => Node::Order(Order(super::orders::order_node(ctx, id).await?)),
             (Kind::OrderLine, id) => {
                 Node::OrderLine(OrderLine(super::orders::order_line_node(ctx, id).await?))
@@ -63,10 +83,15 @@ impl NodeQuery {
     }
 }
 
-/// A member's own ID and admins get the private `Member`; its active upline and the members
-/// above it (within three levels) get the public `MemberProfile`; anyone else gets
-/// `NOT_FOUND`, exactly as for an ID that does not exist.
-async fn member_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Node> {
+/// The member `id` if the viewer may see it: its private view (`profile` false) by the member
+/// itself and admins; its public profile also by its active downline (the member is the
+/// viewer's upline) and its upline chain (the member is in the viewer's team, within three
+/// levels). Anyone else gets `NOT_FOUND`, exactly as for an ID that does not exist.
+async fn member_node(
+    ctx: &Context<'_>,
+    id: uuid::Uuid,
+    profile: bool,
+) -> Result<entity::member::Model> {
     let st = state(ctx)?;
     let not_found = || Error::not_found("member");
     let Ok(me) = viewer(ctx)?.member() else {
@@ -74,13 +99,16 @@ async fn member_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Node> {
     };
     let target = members::get(&st.db, id).await.map_err(|_| not_found())?;
     if me.id == id || viewer(ctx)?.is_admin() {
-        return Ok(Node::Member(Member(target)));
+        return Ok(target);
+    }
+    if !profile {
+        return Err(not_found().into());
     }
     let is_my_upline = hierarchy::active_binding(&st.db, me.id, st.clock.now())
         .await?
         .is_some_and(|b| b.upline_id == id);
     if is_my_upline || team::in_team(&st.db, me.id, id).await? {
-        return Ok(Node::MemberProfile(MemberProfile(target)));
+        return Ok(target);
     }
     Err(not_found().into())
 }

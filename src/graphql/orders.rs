@@ -18,9 +18,13 @@ use crate::state::AppState;
 /// Where an order stands.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum OrderStatus {
+    /// Placed, stock reserved, waiting for payment until `expiresAt`.
     PendingPayment,
+    /// Paid: its earnings are booked (pending); waiting to be shipped.
     Paid,
+    /// On its way; the buyer confirms receipt, or it completes by itself some days later.
     Shipped,
+    /// Received: its earnings' return window (then settlement) runs from now.
     Completed,
     /// Expired unpaid; its stock was released.
     Cancelled,
@@ -72,6 +76,7 @@ impl Order {
     pub async fn id(&self) -> ID {
         ids::encode(Kind::Order, self.0.id)
     }
+    /// Where the order stands; `orderStatusChanged` reports each change.
     async fn status(&self) -> OrderStatus {
         self.0.status.into()
     }
@@ -79,6 +84,7 @@ impl Order {
     async fn total(&self) -> Dec {
         self.0.total.into()
     }
+    /// What was bought, in the order placed (at least one line).
     async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<OrderLine>> {
         Ok(svc::lines_of(&state(ctx)?.db, &[self.0.id])
             .await?
@@ -86,9 +92,11 @@ impl Order {
             .map(OrderLine)
             .collect())
     }
+    /// The payment provider's reference, from `confirmPayment`; null until paid.
     async fn payment_reference(&self) -> Option<&str> {
         self.0.payment_reference.as_deref()
     }
+    /// When it was placed.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -96,12 +104,15 @@ impl Order {
     async fn expires_at(&self) -> DateTime<Utc> {
         self.0.expires_at
     }
+    /// When the payment was confirmed; null until paid.
     async fn paid_at(&self) -> Option<DateTime<Utc>> {
         self.0.paid_at
     }
+    /// When it was shipped; null until then.
     async fn shipped_at(&self) -> Option<DateTime<Utc>> {
         self.0.shipped_at
     }
+    /// When it completed (receipt confirmed, or automatically); null until then.
     async fn completed_at(&self) -> Option<DateTime<Utc>> {
         self.0.completed_at
     }
@@ -117,6 +128,8 @@ impl OrderLine {
     pub async fn id(&self) -> ID {
         ids::encode(Kind::OrderLine, self.0.id)
     }
+    /// The product bought, as it is now (its name and price may have changed since; the
+    /// line keeps the checkout price). Null only if the product no longer exists.
     async fn product(&self, ctx: &Context<'_>) -> Result<Option<Product>> {
         let p = ctx
             .data::<Loaders>()?
@@ -125,6 +138,7 @@ impl OrderLine {
             .map_err(load_err)?;
         Ok(p.map(Product::of))
     }
+    /// The variant bought, as it is now; null only if it no longer exists.
     async fn sku(&self, ctx: &Context<'_>) -> Result<Option<Sku>> {
         use sea_orm::EntityTrait;
         Ok(entity::sku::Entity::find_by_id(self.0.sku_id)
@@ -133,9 +147,11 @@ impl OrderLine {
             .map_err(Error::from)?
             .map(Sku))
     }
+    /// Units bought (1–99), refunded ones included.
     async fn quantity(&self) -> i32 {
         self.0.quantity
     }
+    /// The SKU's price at checkout, CNY.
     async fn unit_price(&self) -> Dec {
         self.0.unit_price.into()
     }
@@ -191,6 +207,7 @@ pub fn can_see_order(viewer: &crate::service::auth::Viewer, o: &order::Model) ->
 /// A checkout line.
 #[derive(InputObject)]
 pub struct OrderLineInput {
+    /// The variant to buy (`Sku.id`); one of an unpublished product is `NOT_FOUND`.
     pub sku_id: ID,
     /// 1–99.
     pub quantity: i32,
@@ -198,8 +215,10 @@ pub struct OrderLineInput {
     pub share_code: Option<String>,
 }
 
+/// A checkout: the lines to buy and an optional idempotency key.
 #[derive(InputObject)]
 pub struct PlaceOrderInput {
+    /// 1–50 lines; each SKU's units across lines count against the per-SKU cap.
     pub lines: Vec<OrderLineInput>,
     /// Optional (1–128 characters): a retry with the same key and lines returns the first
     /// order instead of placing another; other lines under the same key are
@@ -210,7 +229,10 @@ pub struct PlaceOrderInput {
 /// The payment provider's callback (stands in for its signed notification).
 #[derive(InputObject)]
 pub struct ConfirmPaymentInput {
+    /// The order paid.
     pub order_id: ID,
+    /// The provider's transaction reference, 1–128 characters; unique per order (a
+    /// reference already used for another order is `PAYMENT_CONFLICT`).
     pub payment_reference: String,
     /// Must equal the order's total.
     pub amount: DecArg,
@@ -242,7 +264,12 @@ pub struct OrdersMutation;
 #[Object]
 impl OrdersMutation {
     /// PUSH_HAND / PARTNER: your share link for a published product (one per product).
-    async fn create_share_link(&self, ctx: &Context<'_>, product_id: ID) -> Result<ShareLink> {
+    async fn create_share_link(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A published product; asking again answers the same link.")]
+        product_id: ID,
+    ) -> Result<ShareLink> {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
         let id = ids::decode_as(&product_id, Kind::Product, "productId")?;
@@ -255,7 +282,12 @@ impl OrdersMutation {
     /// expires after the payment timeout and releases the stock. A SKU that does not exist
     /// or is not on sale is `NOT_FOUND`; more unpaid orders than the cap is
     /// `TOO_MANY_UNPAID_ORDERS`, more units of one SKU than the cap `QUANTITY_LIMIT`.
-    async fn place_order(&self, ctx: &Context<'_>, input: PlaceOrderInput) -> Result<Order> {
+    async fn place_order(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The lines to buy (SKU, quantity, optional share code).")]
+        input: PlaceOrderInput,
+    ) -> Result<Order> {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
         let mut lines = Vec::with_capacity(input.lines.len());
@@ -298,6 +330,7 @@ impl OrdersMutation {
     async fn confirm_payment(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The order, the provider's reference and the amount paid.")]
         input: ConfirmPaymentInput,
     ) -> Result<Order> {
         let admin = viewer(ctx)?.admin()?;
@@ -320,7 +353,11 @@ impl OrdersMutation {
     }
 
     /// ADMIN: marks a paid order shipped.
-    async fn ship_order(&self, ctx: &Context<'_>, order_id: ID) -> Result<Order> {
+    async fn ship_order(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A PAID order (`ORDER_NOT_SHIPPABLE` otherwise).")] order_id: ID,
+    ) -> Result<Order> {
         let admin = viewer(ctx)?.admin()?;
         let st = state(ctx)?;
         let id = self::order_id(&order_id, "orderId")?;
@@ -338,7 +375,13 @@ impl OrdersMutation {
 
     /// The buyer confirms receipt: the order completes and its earnings' return window
     /// starts (orders also complete by themselves some days after shipping).
-    async fn confirm_receipt(&self, ctx: &Context<'_>, order_id: ID) -> Result<Order> {
+    async fn confirm_receipt(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "One of the viewer's SHIPPED orders (`ORDER_NOT_COMPLETABLE` \
+                          otherwise; another member's is `NOT_FOUND`).")]
+        order_id: ID,
+    ) -> Result<Order> {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
         let id = self::order_id(&order_id, "orderId")?;
@@ -364,8 +407,20 @@ impl OrdersMutation {
     async fn refund_order_line(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The line (`OrderLine.id`) of a paid, shipped or completed order \
+                          (`ORDER_NOT_REFUNDABLE` otherwise)."
+        )]
         order_line_id: ID,
+        #[graphql(
+            desc = "Units to refund, 1 to the units not yet refunded (`VALIDATION` \
+                          otherwise); default: all of them."
+        )]
         quantity: Option<i32>,
+        #[graphql(
+            desc = "1–128 printable characters making retries safe; omit to refund \
+                          without one."
+        )]
         idempotency_key: Option<String>,
     ) -> Result<Order> {
         let admin = viewer(ctx)?.admin()?;

@@ -101,6 +101,31 @@ impl ScalarType for Dec {
     }
 }
 
+/// A JSON value as the `JSON` scalar (see its description). Ours rather than async-graphql's
+/// `Json`, whose scalar cannot name its specification (`@specifiedBy`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct JsonValue(pub serde_json::Value);
+
+/// Any JSON value (RFC 8259), sent as itself: an object, an array, a string, a number, a
+/// boolean or null. Used for free-form data whose shape the field's description gives.
+#[Scalar(
+    name = "JSON",
+    specified_by_url = "https://datatracker.ietf.org/doc/html/rfc8259"
+)]
+impl ScalarType for JsonValue {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        value
+            .into_json()
+            .map(JsonValue)
+            .map_err(InputValueError::custom)
+    }
+
+    fn to_value(&self) -> Value {
+        // Every serde_json value has a GraphQL value (numbers stay numbers).
+        Value::from_json(self.0.clone()).unwrap_or(Value::Null)
+    }
+}
+
 /// A `Decimal` argument kept as the client sent it, read where its field is known: a bad
 /// amount is then `VALIDATION` naming the field (`extensions.field`), where the scalar's own
 /// refusal can only say that some `Decimal` was bad. Registers as the `Decimal` scalar, so

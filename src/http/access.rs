@@ -4,9 +4,11 @@
 //! request-id layers), echoed in the answer's `x-request-id`. Each request runs inside a
 //! `request` span carrying the ID, method and path — so every log line written while it is
 //! served names its request — and the GraphQL handlers add the operation's name and type.
-//! A W3C `traceparent`'s trace ID is logged in the span too (`trace_id`); spans are not
-//! exported (no OTLP). When the answer is ready one INFO line is written: `request` with the status and the
-//! duration in milliseconds (the span's fields give the rest).
+//! A W3C `traceparent`'s trace ID is logged in the span too (`trace_id`). When spans are
+//! exported over OTLP ([`crate::telemetry`]), the span is the server span of the caller's
+//! trace (`traceparent`, and `tracestate` with it), or the root of a new trace whose ID is
+//! then logged as `trace_id`. When the answer is ready one INFO line is written: `request`
+//! with the status and the duration in milliseconds (the span's fields give the rest).
 
 use std::time::Duration;
 
@@ -25,7 +27,7 @@ pub fn span<B>(req: &Request<B>) -> Span {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     // W3C `traceparent` (`00-<trace id>-<parent id>-<flags>`): its trace ID is logged, so that
-    // lines join the caller's trace (no spans are exported: see the report on OTLP).
+    // lines join the caller's trace.
     let trace_id = req
         .headers()
         .get("traceparent")
@@ -39,11 +41,34 @@ pub fn span<B>(req: &Request<B>) -> Span {
         path = %req.uri().path(),
         operation = Empty,
         operation_type = Empty,
+        otel.kind = Empty,
     );
     if let Some(trace_id) = trace_id {
         span.record("trace_id", trace_id);
     }
+    if crate::telemetry::exporting() {
+        export(&span, req.headers(), trace_id.is_some());
+    }
     span
+}
+
+/// Makes the exported span the server span of the caller's trace (when `headers` carry a
+/// `traceparent`), or logs the ID of the trace it starts.
+fn export(span: &Span, headers: &axum::http::HeaderMap, has_parent: bool) {
+    use opentelemetry::propagation::TextMapPropagator;
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    span.record("otel.kind", "server");
+    if has_parent {
+        let parent = opentelemetry_sdk::propagation::TraceContextPropagator::new()
+            .extract(&opentelemetry_http::HeaderExtractor(headers));
+        // Fails only for a span already started, which this one is not.
+        let _ = span.set_parent(parent);
+    } else {
+        let trace_id = span.context().span().span_context().trace_id();
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
 }
 
 /// The trace ID of a `traceparent` header (version 00: 32 lower-case hex digits, not all 0).
@@ -57,8 +82,19 @@ fn trace_id(traceparent: &str) -> Option<&str> {
     (version.len() == 2 && id.len() == 32 && hex(id) && id.bytes().any(|b| b != b'0')).then_some(id)
 }
 
-/// The access log line, written inside the request's span.
-pub fn log<B>(resp: &Response<B>, latency: Duration, _span: &Span) {
+/// The access log line, written inside the request's span (and its status on the exported
+/// span: `http.response.status_code`, an error status from 500 on).
+pub fn log<B>(resp: &Response<B>, latency: Duration, span: &Span) {
+    if crate::telemetry::exporting() {
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        let status = resp.status().as_u16();
+        span.set_attribute("http.response.status_code", i64::from(status));
+        if status >= 500 {
+            span.set_status(opentelemetry::trace::Status::error(format!(
+                "HTTP {status}"
+            )));
+        }
+    }
     tracing::info!(
         status = resp.status().as_u16(),
         duration_ms = (latency.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,

@@ -966,7 +966,10 @@ async fn refunds_before_settlement_reverse_and_membership_sales_promote() {
         .await;
     assert_eq!(me["me"]["roles"], json!(["PUSH_HAND"]));
     assert!(me["me"]["inviteCode"].is_string());
-    assert_eq!(me["me"]["upline"]["id"], json!(gid(Kind::Member, x.id)));
+    assert_eq!(
+        me["me"]["upline"]["id"],
+        json!(gid(Kind::MemberProfile, x.id))
+    );
     assert_eq!(
         me["me"]["bindings"][0]["kind"],
         json!("MEMBERSHIP_PURCHASE")

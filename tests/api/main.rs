@@ -27,6 +27,7 @@ mod members;
 mod money_guards;
 mod n_plus_one;
 mod node;
+mod otlp;
 mod own_answers;
 mod persisted;
 mod response_cache;

@@ -169,7 +169,10 @@ async fn invite_codes_make_permanently_bound_push_hands() {
     let resp = app.register("child@example.com", Some(&typed), None).await;
     let child = &resp["data"]["register"]["member"];
     assert_eq!(child["roles"], json!(["PUSH_HAND"]), "{resp}");
-    assert_eq!(child["upline"]["id"], json!(gid(Kind::Member, founder.id)));
+    assert_eq!(
+        child["upline"]["id"],
+        json!(gid(Kind::MemberProfile, founder.id))
+    );
     assert_eq!(
         child["bindingExpiresAt"],
         Value::Null,
@@ -187,7 +190,12 @@ async fn invite_codes_make_permanently_bound_push_hands() {
     app.clock.advance(Duration::days(3_650));
     let token = app.login("grandchild@example.com", PASSWORD).await;
     let me = app.data_as(&token, ME, json!({})).await;
-    assert_eq!(me["me"]["upline"]["id"], child["id"]);
+    // The upline's profile: the same member as `child`, under the profile's own ID.
+    let child_id = child["id"].as_str().expect("id");
+    assert_eq!(
+        me["me"]["upline"]["id"],
+        json!(gid(Kind::MemberProfile, uuid_of(child_id)))
+    );
 }
 
 #[tokio::test]
@@ -492,7 +500,10 @@ async fn partner_links_bind_for_the_binding_period_then_lapse() {
         json!(["BUYER"]),
         "a partner link does not make a push-hand: {resp}"
     );
-    assert_eq!(buyer["upline"]["id"], json!(gid(Kind::Member, p1.id)));
+    assert_eq!(
+        buyer["upline"]["id"],
+        json!(gid(Kind::MemberProfile, p1.id))
+    );
     let expires: chrono::DateTime<chrono::Utc> = buyer["bindingExpiresAt"]
         .as_str()
         .expect("expiry")
@@ -542,7 +553,7 @@ async fn partner_links_bind_for_the_binding_period_then_lapse() {
         .await;
     assert_eq!(
         data["acceptPartnerLink"]["upline"]["id"],
-        json!(gid(Kind::Member, p2.id))
+        json!(gid(Kind::MemberProfile, p2.id))
     );
     let history = app
         .data_as(
@@ -638,11 +649,12 @@ async fn rebinding_keeps_the_tree_acyclic_and_the_history_complete() {
         json!({ "level": 2, "members": 1 })
     );
 
-    // c moves up directly under a.
+    // c moves up directly under a (named by a's profile ID: member arguments take either).
+    let a_profile = gid(Kind::MemberProfile, a.id);
     let data = app
-        .data_as(&admin, REBIND, json!({ "m": c_id, "u": a_id }))
+        .data_as(&admin, REBIND, json!({ "m": c_id, "u": a_profile }))
         .await;
-    assert_eq!(data["rebindMember"]["upline"]["id"], json!(a_id));
+    assert_eq!(data["rebindMember"]["upline"]["id"], json!(a_profile));
     let after = app.data_as(&a_token, stats, json!({})).await;
     assert_eq!(
         after["me"]["teamStats"]["levels"][0],
@@ -746,28 +758,59 @@ async fn members_are_private_through_node() {
     let b_token = app.login("b@example.com", PASSWORD).await;
     let (stranger, _) = app.user("s@example.com", CliRole::PushHand).await;
     let a_id = gid(Kind::Member, a.id);
+    let a_profile = gid(Kind::MemberProfile, a.id);
+    let b_profile = gid(Kind::MemberProfile, uuid_of(&b_id));
     let q = "query($id: ID!) { node(id: $id) { __typename id ... on Member { email inviteCode } ... on MemberProfile { displayName roles } } }";
 
-    // Self and admins get the private view.
+    // Self and admins get the private view from a `Member` ID, the profile from its own ID:
+    // each ID answers with the type that gave it out, and no two types share an ID.
     let own = app.data_as(&a_token, q, json!({ "id": a_id })).await;
     assert_eq!(own["node"]["__typename"], json!("Member"));
+    assert_eq!(own["node"]["id"], json!(a_id));
     assert_eq!(own["node"]["email"], json!("a@example.com"));
+    let own_profile = app.data_as(&a_token, q, json!({ "id": a_profile })).await;
+    assert_eq!(own_profile["node"]["__typename"], json!("MemberProfile"));
+    assert_eq!(own_profile["node"]["id"], json!(a_profile));
+    assert_ne!(a_profile, a_id);
     let by_admin = app.data_as(&admin, q, json!({ "id": b_id })).await;
     assert_eq!(by_admin["node"]["email"], json!("b@example.com"));
+    let by_admin = app.data_as(&admin, q, json!({ "id": b_profile })).await;
+    assert_eq!(by_admin["node"]["__typename"], json!("MemberProfile"));
 
     // The upline sees its team member's profile, and the member its upline's: no email.
-    let team_view = app.data_as(&a_token, q, json!({ "id": b_id })).await;
+    let team = app
+        .data_as(
+            &a_token,
+            "{ me { team { edges { node { id } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        team["me"]["team"]["edges"][0]["node"]["id"],
+        json!(b_profile)
+    );
+    let team_view = app.data_as(&a_token, q, json!({ "id": b_profile })).await;
     assert_eq!(team_view["node"]["__typename"], json!("MemberProfile"));
+    assert_eq!(team_view["node"]["id"], json!(b_profile));
     assert_eq!(team_view["node"]["roles"], json!(["PUSH_HAND"]));
     assert!(team_view["node"].get("email").is_none());
-    let upline_view = app.data_as(&b_token, q, json!({ "id": a_id })).await;
+    let upline_view = app.data_as(&b_token, q, json!({ "id": a_profile })).await;
     assert_eq!(upline_view["node"]["__typename"], json!("MemberProfile"));
+
+    // A member's private ID (what profiles answered before they had IDs of their own) is
+    // NOT_FOUND to its upline and its team.
+    for (token, id) in [(&a_token, &b_id), (&b_token, &a_id)] {
+        let resp = app.gql_as(token, q, json!({ "id": id })).await;
+        assert_eq!(error_code(&resp), Some("NOT_FOUND"), "{resp}");
+    }
 
     // A stranger or anonymous: indistinguishable from an ID that does not exist.
     let missing = gid(Kind::Member, uuid::Uuid::now_v7());
     let shapes: Vec<Value> = [
         app.gql_as(&stranger, q, json!({ "id": b_id })).await,
         app.gql(q, json!({ "id": b_id })).await,
+        app.gql_as(&stranger, q, json!({ "id": b_profile })).await,
+        app.gql(q, json!({ "id": b_profile })).await,
         app.gql_as(&stranger, q, json!({ "id": missing })).await,
     ]
     .into_iter()
@@ -779,9 +822,10 @@ async fn members_are_private_through_node() {
         ])
     })
     .collect();
-    assert_eq!(shapes[0], shapes[2]);
-    assert_eq!(shapes[1], shapes[2]);
-    assert_eq!(shapes[2][2]["code"], json!("NOT_FOUND"));
+    for shape in &shapes {
+        assert_eq!(shape, &shapes[4]);
+    }
+    assert_eq!(shapes[4][2]["code"], json!("NOT_FOUND"));
     let _ = uuid_of(&b_id);
 }
 
