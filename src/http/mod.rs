@@ -97,7 +97,7 @@ pub fn router(
     let origins = config
         .cors_origins()
         .unwrap_or(cors::Origins::List(Vec::new()));
-    let cors = origins.layer();
+    let cors = origins.layer(&[graphql::REPORT_COST_HEADER]);
     let state = std::sync::Arc::new(HttpState {
         api,
         app,
