@@ -128,6 +128,23 @@ pub struct CurationScores {
     pub recorded_at: DateTime<Utc>,
 }
 
+impl CurationScores {
+    fn of(entry: &svc::ScoreEntry) -> CurationScores {
+        let s = entry.scores.widened();
+        CurationScores {
+            essential_need: s.essential_need,
+            new_pain_point: s.new_pain_point,
+            longevity: s.longevity,
+            quality_and_supply: s.quality_and_supply,
+            high_quality: s.high_quality,
+            high_design: s.high_design,
+            high_value: s.high_value,
+            eu_export_grade: s.eu_export_grade,
+            recorded_at: entry.recorded_at,
+        }
+    }
+}
+
 /// A product's quality passport.
 pub struct CurationReport {
     product_id: uuid::Uuid,
@@ -229,17 +246,7 @@ plain_object! {
         }
         /// The latest scores, if the product has been scored.
         async fn scores(&self) -> Option<CurationScores> {
-            self.summary.score.as_ref().map(|s| CurationScores {
-                essential_need: i32::from(s.essential_need),
-                new_pain_point: i32::from(s.new_pain_point),
-                longevity: i32::from(s.longevity),
-                quality_and_supply: i32::from(s.quality_and_supply),
-                high_quality: s.high_quality,
-                high_design: s.high_design,
-                high_value: s.high_value,
-                eu_export_grade: s.eu_export_grade,
-                recorded_at: s.recorded_at,
-            })
+            self.summary.score.as_ref().map(CurationScores::of)
         }
         /// Every stage record, oldest first: the audit trail. Curators, admins and the
         /// product's merchant only (null otherwise).
@@ -341,6 +348,22 @@ pub struct CurationScoreInput {
     pub high_design: bool,
     pub high_value: bool,
     pub eu_export_grade: bool,
+}
+
+impl CurationScoreInput {
+    /// The scores asked for (checked by the service).
+    fn scores(&self) -> svc::Scores<i32> {
+        svc::Scores {
+            essential_need: self.essential_need,
+            new_pain_point: self.new_pain_point,
+            longevity: self.longevity,
+            quality_and_supply: self.quality_and_supply,
+            high_quality: self.high_quality,
+            high_design: self.high_design,
+            high_value: self.high_value,
+            eu_export_grade: self.eu_export_grade,
+        }
+    }
 }
 
 fn product_id(id: &ID, field: &'static str) -> Result<uuid::Uuid, Error> {
@@ -556,14 +579,7 @@ impl CurationMutation {
         let id = product_id(&input.product_id, "productId")?;
         let score = svc::ScoreInput {
             product_id: id,
-            essential_need: input.essential_need,
-            new_pain_point: input.new_pain_point,
-            longevity: input.longevity,
-            quality_and_supply: input.quality_and_supply,
-            high_quality: input.high_quality,
-            high_design: input.high_design,
-            high_value: input.high_value,
-            eu_export_grade: input.eu_export_grade,
+            scores: input.scores(),
         };
         let scored = svc::score_product(&st.db, c, &actor(ctx, c), score, st.clock.now()).await;
         st.product_changed(id).await;

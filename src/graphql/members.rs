@@ -401,6 +401,20 @@ fn member_id(id: &ID, field: &'static str) -> Result<uuid::Uuid, Error> {
     ids::decode_as(id, Kind::Member, field)
 }
 
+/// `approvePartner` and `rejectPartner`: an admin decides a pending application.
+async fn review_partner(
+    ctx: &Context<'_>,
+    member_id: &ID,
+    decision: svc::PartnerDecision,
+) -> Result<Member> {
+    let actor = actor(ctx, viewer(ctx)?.admin()?);
+    let id = self::member_id(member_id, "memberId")?;
+    let st = state(ctx)?;
+    Ok(Member(
+        svc::review_partner(&st.db, &st.events, &actor, id, decision, st.clock.now()).await?,
+    ))
+}
+
 #[derive(Default)]
 pub struct MembersQuery;
 
@@ -523,22 +537,12 @@ impl MembersMutation {
 
     /// ADMIN: admits a pending applicant as a partner, with an exclusive partner link.
     async fn approve_partner(&self, ctx: &Context<'_>, member_id: ID) -> Result<Member> {
-        let actor = actor(ctx, viewer(ctx)?.admin()?);
-        let id = self::member_id(&member_id, "memberId")?;
-        let st = state(ctx)?;
-        Ok(Member(
-            svc::approve_partner(&st.db, &st.events, &actor, id, st.clock.now()).await?,
-        ))
+        review_partner(ctx, &member_id, svc::PartnerDecision::Approve).await
     }
 
     /// ADMIN: turns a pending partner application down.
     async fn reject_partner(&self, ctx: &Context<'_>, member_id: ID) -> Result<Member> {
-        let actor = actor(ctx, viewer(ctx)?.admin()?);
-        let id = self::member_id(&member_id, "memberId")?;
-        let st = state(ctx)?;
-        Ok(Member(
-            svc::reject_partner(&st.db, &st.events, &actor, id, st.clock.now()).await?,
-        ))
+        review_partner(ctx, &member_id, svc::PartnerDecision::Reject).await
     }
 
     /// ADMIN: binds a member permanently under another push-hand or partner, ending its

@@ -306,15 +306,18 @@ impl OrdersMutation {
         let admin = viewer(ctx)?.admin()?;
         let st = state(ctx)?;
         let id = order_id(&input.order_id, "orderId")?;
-        let amount = input.amount.money("amount")?;
-        let o = svc::confirm_payment_as(
+        let actor = actor(ctx, admin);
+        let payment = svc::Payment {
+            order_id: id,
+            reference: &input.payment_reference,
+            amount: input.amount.money("amount")?,
+            actor: Some(&actor),
+        };
+        let o = svc::confirm_payment(
             &st.db,
             &st.events,
             &st.units_sold,
-            Some(&actor(ctx, admin)),
-            id,
-            &input.payment_reference,
-            amount,
+            payment,
             &policy(st),
             st.clock.now(),
         )

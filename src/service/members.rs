@@ -459,39 +459,27 @@ pub async fn apply_for_partner(
     get(db, member.id).await
 }
 
-/// Admits a pending applicant as a partner, with a fresh partner link. Audited.
-pub async fn approve_partner(
-    db: &DatabaseConnection,
-    events: &Events,
-    actor: &Actor,
-    member_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<member::Model> {
-    review_partner(db, events, actor, member_id, true, now).await
+/// An admin's decision on a partner application.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartnerDecision {
+    /// Admits the applicant as a partner, with a fresh partner link.
+    Approve,
+    /// Turns the application down.
+    Reject,
 }
 
-/// Turns a pending application down. Audited.
-pub async fn reject_partner(
+/// Decides a pending partner application. Audited. Conditional on its being pending, so of
+/// two concurrent reviews one decides and the other sees `NO_PENDING_APPLICATION`; the
+/// decision and its audit entry commit together.
+pub async fn review_partner(
     db: &DatabaseConnection,
     events: &Events,
     actor: &Actor,
     member_id: Uuid,
+    decision: PartnerDecision,
     now: DateTime<Utc>,
 ) -> Result<member::Model> {
-    review_partner(db, events, actor, member_id, false, now).await
-}
-
-/// Decides a pending partner application: conditional on its being pending, so of two
-/// concurrent reviews one decides and the other sees `NO_PENDING_APPLICATION`; the decision
-/// and its audit entry commit together.
-async fn review_partner(
-    db: &DatabaseConnection,
-    events: &Events,
-    actor: &Actor,
-    member_id: Uuid,
-    approve: bool,
-    now: DateTime<Utc>,
-) -> Result<member::Model> {
+    let approve = decision == PartnerDecision::Approve;
     let txn = crate::db::begin_write(db).await?;
     get(&txn, member_id).await?;
     let mut update = member::Entity::update_many()

@@ -1660,9 +1660,12 @@ async fn pay_all(
             app.db(),
             &app.state.events,
             &app.state.units_sold,
-            o.id,
-            reference,
-            o.total,
+            orders_svc::Payment {
+                order_id: o.id,
+                reference,
+                amount: o.total,
+                actor: None,
+            },
             policy,
             now,
         )
