@@ -11,7 +11,7 @@ use async_graphql::dataloader::Loader;
 use async_graphql::parser::types::Field;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
-use entity::{brand, category, member, merchant, product, product_image, sku};
+use entity::{brand, category, merchant, product, product_image, sku};
 
 use super::curation::CurationReport;
 use super::ids::{self, GlobalId, Kind};
@@ -24,19 +24,13 @@ use super::scalars::Dec;
 use super::{load_err, state, viewer};
 use crate::error::Error;
 use crate::service::auth::Viewer;
-use crate::service::catalog as svc;
+use crate::service::catalog::{self as svc, sees_rates};
 use crate::service::curation::Summary;
 
 /// Page size when `first` is not given.
 pub const DEFAULT_PAGE: i32 = 20;
 /// Largest page: a larger `first` is reduced to this.
 pub const MAX_PAGE: i32 = 100;
-
-/// Staff and programme members see rebate rates; plain buyers and the public do not.
-fn sees_rates(v: &Viewer) -> bool {
-    v.member()
-        .is_ok_and(|m| m.tier != member::Tier::Buyer || m.staff_role.is_some())
-}
 
 /// Reads `first`: default 20, at most 100, never negative.
 pub fn page_size(first: Option<i32>) -> Result<u64, Error> {
@@ -86,14 +80,7 @@ impl Product {
 
     /// `estimatedEarning` as `viewer` sees it.
     fn earning_for(&self, viewer: &Viewer) -> Option<Dec> {
-        let is_push_hand = viewer.member().is_ok_and(|m| m.tier != member::Tier::Buyer);
-        if !is_push_hand {
-            return None;
-        }
-        entity::Money::floor_from_decimal(
-            self.0.min_price.to_decimal() * self.0.rebate_rate.to_decimal(),
-        )
-        .map(Dec::from)
+        svc::estimated_earning(viewer, &self.0).map(Dec::from)
     }
 
     /// `unpublishedReason` as `viewer` sees it.

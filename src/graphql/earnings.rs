@@ -555,27 +555,14 @@ impl EarningsMutation {
     }
 }
 
-/// `node(id:)` for earnings and withdrawals: the owner and admins only.
+/// `node(id:)` for earnings: the owner and admins only.
 pub async fn earning_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<earning::Model> {
-    use sea_orm::EntityTrait;
-    let e = earning::Entity::find_by_id(id)
-        .one(&state(ctx)?.db)
-        .await
-        .map_err(Error::from)?;
-    let v = viewer(ctx)?;
-    e.filter(|e| v.is_admin() || v.member().is_ok_and(|m| m.id == e.member_id))
-        .ok_or_else(|| Error::not_found("earning").into())
+    Ok(svc::visible(&state(ctx)?.db, viewer(ctx)?, id).await?)
 }
 
+/// `node(id:)` for withdrawals: the owner and admins only.
 pub async fn withdrawal_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<withdrawal::Model> {
-    use sea_orm::EntityTrait;
-    let w = withdrawal::Entity::find_by_id(id)
-        .one(&state(ctx)?.db)
-        .await
-        .map_err(Error::from)?;
-    let v = viewer(ctx)?;
-    w.filter(|w| v.is_admin() || v.member().is_ok_and(|m| m.id == w.member_id))
-        .ok_or_else(|| Error::not_found("withdrawal").into())
+    Ok(withdrawals::visible(&state(ctx)?.db, viewer(ctx)?, id).await?)
 }
 
 /// Chart buckets.

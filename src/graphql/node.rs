@@ -9,9 +9,8 @@ use super::ids::{self, Kind};
 use super::members::{Member, MemberProfile};
 use super::orders::{Order, OrderLine};
 use super::{state, viewer};
-use crate::error::Error;
 use crate::service::catalog as svc;
-use crate::service::{hierarchy, members, team};
+use crate::service::members::{self, MemberView};
 
 /// An object with a globally unique, opaque ID.
 #[derive(Interface)]
@@ -47,7 +46,13 @@ impl NodeQuery {
             (Kind::Brand, id) => Node::Brand(Brand(svc::brand(db, id).await?)),
             (Kind::Category, id) => Node::Category(Category(svc::category(db, id).await?)),
             (Kind::Merchant, id) => Node::Merchant(Merchant(svc::merchant(db, id).await?)),
-            (Kind::Member, id) => member_node(ctx, id).await?,
+            (Kind::Member, id) => {
+                let now = state(ctx)?.clock.now();
+                match members::visible(db, viewer(ctx)?, id, now).await? {
+                    MemberView::Private(m) => Node::Member(Member(m)),
+                    MemberView::Profile(m) => Node::MemberProfile(MemberProfile(m)),
+                }
+            }
             (Kind::Order, id) => Node::Order(Order(super::orders::order_node(ctx, id).await?)),
             (Kind::OrderLine, id) => {
                 Node::OrderLine(OrderLine(super::orders::order_line_node(ctx, id).await?))
@@ -61,26 +66,4 @@ impl NodeQuery {
         };
         Ok(Some(node))
     }
-}
-
-/// A member's own ID and admins get the private `Member`; its active upline and the members
-/// above it (within three levels) get the public `MemberProfile`; anyone else gets
-/// `NOT_FOUND`, exactly as for an ID that does not exist.
-async fn member_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Node> {
-    let st = state(ctx)?;
-    let not_found = || Error::not_found("member");
-    let Ok(me) = viewer(ctx)?.member() else {
-        return Err(not_found().into());
-    };
-    let target = members::get(&st.db, id).await.map_err(|_| not_found())?;
-    if me.id == id || viewer(ctx)?.is_admin() {
-        return Ok(Node::Member(Member(target)));
-    }
-    let is_my_upline = hierarchy::active_binding(&st.db, me.id, st.clock.now())
-        .await?
-        .is_some_and(|b| b.upline_id == id);
-    if is_my_upline || team::in_team(&st.db, me.id, id).await? {
-        return Ok(Node::MemberProfile(MemberProfile(target)));
-    }
-    Err(not_found().into())
 }

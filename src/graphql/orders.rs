@@ -8,7 +8,7 @@ use entity::{order, order_line};
 
 use super::catalog::{Product, Sku, page_size};
 use super::ids::{self, Kind};
-use super::loaders::{Loaders, ProductKey};
+use super::loaders::{Loaders, ProductKey, SkuKey};
 use super::scalars::{Dec, DecArg};
 use super::{actor, load_err, state, viewer};
 use crate::error::Error;
@@ -126,12 +126,12 @@ impl OrderLine {
         Ok(p.map(Product::of))
     }
     async fn sku(&self, ctx: &Context<'_>) -> Result<Option<Sku>> {
-        use sea_orm::EntityTrait;
-        Ok(entity::sku::Entity::find_by_id(self.0.sku_id)
-            .one(&state(ctx)?.db)
+        let s = ctx
+            .data::<Loaders>()?
+            .load_one(SkuKey(self.0.sku_id))
             .await
-            .map_err(Error::from)?
-            .map(Sku))
+            .map_err(load_err)?;
+        Ok(s.map(Sku))
     }
     async fn quantity(&self) -> i32 {
         self.0.quantity
@@ -394,28 +394,12 @@ impl OrdersMutation {
     }
 }
 
-/// Resolves `node(id:)` for orders and order lines: the buyer and admins only.
+/// Resolves `node(id:)` for orders: the buyer and admins only.
 pub async fn order_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<order::Model> {
-    let o = svc::get(&state(ctx)?.db, id)
-        .await
-        .map_err(|_| Error::not_found("order"))?;
-    if can_see_order(viewer(ctx)?, &o) {
-        Ok(o)
-    } else {
-        Err(Error::not_found("order").into())
-    }
+    Ok(svc::visible(&state(ctx)?.db, viewer(ctx)?, id).await?)
 }
 
+/// Resolves `node(id:)` for order lines: the order's buyer and admins only.
 pub async fn order_line_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<order_line::Model> {
-    use sea_orm::EntityTrait;
-    let st = state(ctx)?;
-    let line = order_line::Entity::find_by_id(id)
-        .one(&st.db)
-        .await
-        .map_err(Error::from)?
-        .ok_or_else(|| Error::not_found("order line"))?;
-    order_node(ctx, line.order_id)
-        .await
-        .map_err(|_| Error::not_found("order line"))?;
-    Ok(line)
+    Ok(svc::visible_line(&state(ctx)?.db, viewer(ctx)?, id).await?)
 }

@@ -797,6 +797,31 @@ pub async fn claw_back_line(
     Ok(changed)
 }
 
+/// An earning `viewer` may see (its member's and admins'), or `NOT_FOUND`.
+pub async fn visible(
+    db: &impl ConnectionTrait,
+    viewer: &super::auth::Viewer,
+    id: Uuid,
+) -> Result<earning::Model> {
+    earning::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .filter(|e| viewer.is_or_admin(e.member_id))
+        .ok_or_else(|| Error::not_found("earning"))
+}
+
+/// `member`'s earning `id`; `None` when it is gone or someone else's.
+pub async fn of_member(
+    db: &impl ConnectionTrait,
+    member: Uuid,
+    id: Uuid,
+) -> Result<Option<earning::Model>> {
+    Ok(earning::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .filter(|e| e.member_id == member))
+}
+
 /// Position after the last earning of a page: newest first.
 pub type EarningCursor = super::page::NewestCursor;
 

@@ -15,7 +15,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::audit::{self, Action, Actor, TargetType};
-use super::auth::{Hashing, hash_password};
+use super::auth::{Hashing, Viewer, hash_password};
 use super::hierarchy::{self, NewBinding};
 use crate::error::{Error, Result};
 use crate::events::{Event, Events, Kind};
@@ -419,6 +419,40 @@ pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<member::Model> {
         .one(db)
         .await?
         .ok_or_else(|| Error::not_found("member"))
+}
+
+/// What a viewer may see of a member.
+#[derive(Debug)]
+pub enum MemberView {
+    /// The member itself, or an admin: the private view.
+    Private(member::Model),
+    /// Its active upline and the members above it (within three levels): the public profile.
+    Profile(member::Model),
+}
+
+/// Member `id` as `viewer` may see it ([`MemberView`]); anyone else (and the anonymous) gets
+/// `NOT_FOUND`, exactly as for an id that does not exist.
+pub async fn visible(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<MemberView> {
+    let not_found = || Error::not_found("member");
+    let Ok(me) = viewer.member() else {
+        return Err(not_found());
+    };
+    let target = get(db, id).await.map_err(|_| not_found())?;
+    if me.id == id || viewer.is_admin() {
+        return Ok(MemberView::Private(target));
+    }
+    let is_my_upline = hierarchy::active_binding(db, me.id, now)
+        .await?
+        .is_some_and(|b| b.upline_id == id);
+    if is_my_upline || super::team::in_team(db, me.id, id).await? {
+        return Ok(MemberView::Profile(target));
+    }
+    Err(not_found())
 }
 
 /// A push-hand asks to become a partner; an admin decides.

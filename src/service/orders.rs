@@ -17,6 +17,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::audit::{self, Action, Actor, TargetType};
+use super::auth::Viewer;
 use super::batch::Batch;
 use super::checkouts::{Checkout, Checkouts};
 use super::earnings::{self, Policy};
@@ -1164,6 +1165,44 @@ pub async fn refund_line_as(
     batch.extend(Event::changed(team, o.id));
     events.publish(batch).await;
     Ok(o)
+}
+
+/// Whether `viewer` may see an order: its buyer and admins.
+pub fn can_see(viewer: &Viewer, o: &order::Model) -> bool {
+    viewer.is_or_admin(o.buyer_id)
+}
+
+/// An order `viewer` may see, or `NOT_FOUND` (as for an order that does not exist).
+pub async fn visible(db: &impl ConnectionTrait, viewer: &Viewer, id: Uuid) -> Result<order::Model> {
+    match get(db, id).await {
+        Ok(o) if can_see(viewer, &o) => Ok(o),
+        _ => Err(Error::not_found("order")),
+    }
+}
+
+/// An order line whose order `viewer` may see, or `NOT_FOUND`.
+pub async fn visible_line(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    id: Uuid,
+) -> Result<order_line::Model> {
+    let line = order_line::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("order line"))?;
+    visible(db, viewer, line.order_id)
+        .await
+        .map_err(|_| Error::not_found("order line"))?;
+    Ok(line)
+}
+
+/// `buyer`'s order `id`, or `NOT_FOUND` (also for anyone else's: a subscription follows its
+/// own orders only).
+pub async fn of_buyer(db: &impl ConnectionTrait, buyer: Uuid, id: Uuid) -> Result<order::Model> {
+    match get(db, id).await {
+        Ok(o) if o.buyer_id == buyer => Ok(o),
+        _ => Err(Error::not_found("order")),
+    }
 }
 
 /// Position after the last order of a page: newest first.
