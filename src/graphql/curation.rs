@@ -4,15 +4,14 @@
 
 use std::sync::Arc;
 
-use async_graphql::connection::{
-    Connection, ConnectionNameType, CursorType, Edge, EdgeNameType, EmptyFields, OpaqueCursor,
-};
+use async_graphql::connection::{ConnectionNameType, EdgeNameType};
 use async_graphql::{Context, Enum, ID, InputObject, Object, OutputType, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{member, product};
 
-use super::catalog::{Brand, Product, ProductStatus, page_size};
+use super::catalog::{Brand, Product, ProductStatus};
 use super::ids::{self, GlobalId, Kind};
+use super::pagination::{ConnectionOf, PageArgs};
 use super::plain::{self, plain_enums, plain_object};
 use super::scalars::Dec;
 use super::{actor, state, viewer};
@@ -410,11 +409,9 @@ impl EdgeNameType for StaffProductEdgeName {
     }
 }
 
-pub type StaffProductConnection = Connection<
-    OpaqueCursor<catalog_svc::CreatedCursor>,
+pub type StaffProductConnection = ConnectionOf<
+    catalog_svc::CreatedCursor,
     Product,
-    EmptyFields,
-    EmptyFields,
     StaffProductConnectionName,
     StaffProductEdgeName,
 >;
@@ -426,30 +423,20 @@ async fn staff_list(
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<StaffProductConnection> {
-    let first = page_size(first)?;
-    let after = after
-        .map(|c| {
-            OpaqueCursor::<catalog_svc::CreatedCursor>::decode_cursor(&c)
-                .map_err(|_| Error::validation("after", "not a valid cursor"))
-        })
-        .transpose()?;
+    let args = PageArgs::parse(first, after)?;
     let page = catalog_svc::list_by_created(
         &state(ctx)?.db,
         merchant,
         status_arg(status),
-        after.as_deref(),
-        first,
+        args.after(),
+        args.first,
     )
     .await?;
-    let mut conn = Connection::new(after.is_some(), page.has_next);
-    conn.edges.extend(page.items.into_iter().map(|p| {
-        let cursor = OpaqueCursor(catalog_svc::CreatedCursor {
-            created_at: p.created_at,
-            id: p.id,
-        });
-        Edge::new(cursor, Product::of(p))
-    }));
-    Ok(conn)
+    Ok(args.connection(
+        page,
+        |p| catalog_svc::CreatedCursor::of(p.created_at, p.id),
+        Product::of,
+    ))
 }
 
 #[derive(Default)]

@@ -1,14 +1,14 @@
 //! Earnings in GraphQL: the member's summary, earnings with their explanation, withdrawals,
 //! settlement on demand, and the ledger consistency check. A member reads only its own.
 
-use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{earning, withdrawal};
 
-use super::catalog::{Product, page_size};
+use super::catalog::Product;
 use super::ids::{self, Kind};
 use super::loaders::{Loaders, ProductKey};
+use super::pagination::{ConnectionOf, PageArgs};
 use super::scalars::{Dec, DecArg};
 use super::{load_err, state, viewer};
 use crate::error::Error;
@@ -252,7 +252,7 @@ pub async fn summary_in(
     })
 }
 
-pub type EarningConnection = Connection<OpaqueCursor<svc::EarningCursor>, Earning>;
+pub type EarningConnection = ConnectionOf<svc::EarningCursor, Earning>;
 
 pub async fn earnings_of(
     ctx: &Context<'_>,
@@ -262,33 +262,21 @@ pub async fn earnings_of(
     kind: Option<EarningKind>,
     status: Option<EarningStatus>,
 ) -> Result<EarningConnection> {
-    let first = page_size(first)?;
-    let after = after
-        .map(|c| {
-            OpaqueCursor::<svc::EarningCursor>::decode_cursor(&c)
-                .map_err(|_| Error::validation("after", "not a valid cursor"))
-        })
-        .transpose()?;
+    let args = PageArgs::parse(first, after)?;
     let page = svc::list(
         &state(ctx)?.db,
         member,
         kind.map(Into::into),
         status.map(Into::into),
-        after.as_deref(),
-        first,
+        args.after(),
+        args.first,
     )
     .await?;
-    let mut conn = Connection::new(after.is_some(), page.has_next);
-    conn.edges.extend(page.items.into_iter().map(|e| {
-        Edge::new(
-            OpaqueCursor(svc::EarningCursor {
-                created_at: e.created_at,
-                id: e.id,
-            }),
-            Earning(e),
-        )
-    }));
-    Ok(conn)
+    Ok(args.connection(
+        page,
+        |e| svc::EarningCursor::of(e.created_at, e.id),
+        Earning,
+    ))
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -336,7 +324,7 @@ impl Withdrawal {
     }
 }
 
-pub type WithdrawalConnection = Connection<OpaqueCursor<withdrawals::WithdrawalCursor>, Withdrawal>;
+pub type WithdrawalConnection = ConnectionOf<withdrawals::WithdrawalCursor, Withdrawal>;
 
 pub async fn withdrawals_of(
     ctx: &Context<'_>,
@@ -344,25 +332,13 @@ pub async fn withdrawals_of(
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<WithdrawalConnection> {
-    let first = page_size(first)?;
-    let after = after
-        .map(|c| {
-            OpaqueCursor::<withdrawals::WithdrawalCursor>::decode_cursor(&c)
-                .map_err(|_| Error::validation("after", "not a valid cursor"))
-        })
-        .transpose()?;
-    let page = withdrawals::list(&state(ctx)?.db, member, after.as_deref(), first).await?;
-    let mut conn = Connection::new(after.is_some(), page.has_next);
-    conn.edges.extend(page.items.into_iter().map(|w| {
-        Edge::new(
-            OpaqueCursor(withdrawals::WithdrawalCursor {
-                created_at: w.created_at,
-                id: w.id,
-            }),
-            Withdrawal(w),
-        )
-    }));
-    Ok(conn)
+    let args = PageArgs::parse(first, after)?;
+    let page = withdrawals::list(&state(ctx)?.db, member, args.after(), args.first).await?;
+    Ok(args.connection(
+        page,
+        |w| withdrawals::WithdrawalCursor::of(w.created_at, w.id),
+        Withdrawal,
+    ))
 }
 
 /// What a settlement run did.

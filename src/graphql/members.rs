@@ -2,13 +2,12 @@
 //! the team. A `Member` (private view) is only ever handed to the member itself or an admin;
 //! everyone else sees at most a `MemberProfile`.
 
-use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Duration, Utc};
 use entity::{binding, member};
 
-use super::catalog::page_size;
 use super::ids::{self, Kind};
+use super::pagination::{ConnectionOf, PageArgs};
 use super::scalars::Dec;
 use super::{actor, client_addr, state, viewer};
 use crate::error::Error;
@@ -156,20 +155,13 @@ impl Member {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<MemberProfileConnection> {
-        let first = page_size(first)?;
-        let after = after
-            .map(|c| {
-                OpaqueCursor::<team::TeamCursor>::decode_cursor(&c)
-                    .map_err(|_| Error::validation("after", "not a valid cursor"))
-            })
-            .transpose()?;
-        let page = team::page(&state(ctx)?.db, self.0.id, level, after.as_deref(), first).await?;
-        let mut conn = Connection::new(after.is_some(), page.has_next);
-        conn.edges.extend(page.items.into_iter().map(|m| {
-            let cursor = OpaqueCursor(team::TeamCursor::of(level, &m));
-            Edge::new(cursor, MemberProfile(m.member))
-        }));
-        Ok(conn)
+        let args = PageArgs::parse(first, after)?;
+        let page = team::page(&state(ctx)?.db, self.0.id, level, args.after(), args.first).await?;
+        Ok(args.connection(
+            page,
+            |m| team::TeamCursor::of(level, m),
+            |m| MemberProfile(m.member),
+        ))
     }
     /// Balances: pending, available, withdrawn, lifetime, this month.
     async fn earnings_summary(
@@ -264,7 +256,7 @@ impl MemberProfile {
     }
 }
 
-pub type MemberProfileConnection = Connection<OpaqueCursor<team::TeamCursor>, MemberProfile>;
+pub type MemberProfileConnection = ConnectionOf<team::TeamCursor, MemberProfile>;
 
 /// Team size at one level.
 #[derive(SimpleObject)]

@@ -21,6 +21,7 @@ pub mod loaders;
 pub mod members;
 pub mod node;
 pub mod orders;
+pub mod pagination;
 pub mod plain;
 pub mod response_cache;
 pub mod scalars;

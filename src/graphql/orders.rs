@@ -1,14 +1,14 @@
 //! Orders in GraphQL: share links, checkout, the payment callback, shipping, receipt and
 //! refunds. A member sees only its own orders; `node(id:)` on anyone else's is `NOT_FOUND`.
 
-use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Duration, Utc};
 use entity::{order, order_line};
 
-use super::catalog::{Product, Sku, page_size};
+use super::catalog::{Product, Sku};
 use super::ids::{self, Kind};
 use super::loaders::{Loaders, ProductKey, SkuKey};
+use super::pagination::{ConnectionOf, PageArgs};
 use super::scalars::{Dec, DecArg};
 use super::{actor, load_err, state, viewer};
 use crate::error::Error;
@@ -153,7 +153,7 @@ impl OrderLine {
     }
 }
 
-pub type OrderConnection = Connection<OpaqueCursor<svc::OrderCursor>, Order>;
+pub type OrderConnection = ConnectionOf<svc::OrderCursor, Order>;
 
 /// The viewer's orders, newest first (backs `Member.orders`).
 pub async fn orders_of(
@@ -162,30 +162,9 @@ pub async fn orders_of(
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<OrderConnection> {
-    let first = page_size(first)?;
-    let after = after
-        .map(|c| {
-            OpaqueCursor::<svc::OrderCursor>::decode_cursor(&c)
-                .map_err(|_| Error::validation("after", "not a valid cursor"))
-        })
-        .transpose()?;
-    let page = svc::list(&state(ctx)?.db, buyer, after.as_deref(), first).await?;
-    let mut conn = Connection::new(after.is_some(), page.has_next);
-    conn.edges.extend(page.items.into_iter().map(|o| {
-        Edge::new(
-            OpaqueCursor(svc::OrderCursor {
-                created_at: o.created_at,
-                id: o.id,
-            }),
-            Order(o),
-        )
-    }));
-    Ok(conn)
-}
-
-/// Whether the viewer may see an order: its buyer and admins.
-pub fn can_see_order(viewer: &crate::service::auth::Viewer, o: &order::Model) -> bool {
-    viewer.is_admin() || viewer.member().is_ok_and(|m| m.id == o.buyer_id)
+    let args = PageArgs::parse(first, after)?;
+    let page = svc::list(&state(ctx)?.db, buyer, args.after(), args.first).await?;
+    Ok(args.connection(page, |o| svc::OrderCursor::of(o.created_at, o.id), Order))
 }
 
 /// A checkout line.
