@@ -5,21 +5,26 @@
 //! GraphQL schema.
 //!
 //! # Layout
-//! Data flows one way: `http → graphql → service → entity/db`.
+//! Data flows one way: `http → graphql → service → entity/db`; `python3 docs/modgraph.py`
+//! prints the modules' import graph and any import circle.
 //! - [`config`]: typed settings from flags and environment, checked at start.
 //! - [`app`]: builds state, schema, router and listener (used by `main` and the tests).
 //! - [`state`]: the cheap-to-clone bundle of resources (pool, config, Redis, metrics).
 //! - [`error`]: the one error type of the API boundary and its stable codes.
 //! - [`http`]: routes — GraphQL over HTTP, the graphql-ws protocols, GraphiQL, health, metrics.
 //! - [`graphql`]: the schema behind its front door (`graphql::api`: limits, error codes,
-//!   metrics); one module per domain; API types wrap entity rows; loaders; a page of listed
-//!   products answered without a future per field, as JSON text (`graphql::plain`, the text
-//!   and the HTTP body it is spliced into in `graphql::json`); the response cache of
-//!   anonymous catalog reads and members' own views (`graphql::response_cache`, its
-//!   answers' bytes and gzip form in `graphql::cached_answer`).
-//! - [`service`]: the business rules, one module per domain; no GraphQL in sight (the
-//!   listing's hot rows decoded by position, by sqlx, in `service::rows`; concurrent
-//!   checkouts of one SKU written as one statement on PostgreSQL in `service::checkouts`).
+//!   metrics); one module per domain; API types wrap entity rows; loaders; every
+//!   connection's `first`/`after` and edges built one way (`graphql::pagination`); a page
+//!   of listed products answered without a future per field, as JSON text
+//!   (`graphql::plain`, the text and the HTTP body it is spliced into in `graphql::json`);
+//!   the response cache of anonymous catalog reads and members' own views
+//!   (`graphql::response_cache`, its answers' bytes and gzip form in
+//!   `graphql::cached_answer`).
+//! - [`service`]: the business rules, one module per domain, and who may see which row
+//!   (each domain's `visible` functions; keyset pages in `service::page`); no GraphQL in
+//!   sight (the listing's hot rows decoded by position, by sqlx, in `service::rows`;
+//!   concurrent checkouts of one SKU written as one statement on PostgreSQL in
+//!   `service::checkouts`).
 //! - [`db`]: pool set-up (SQLite plans kept stable), statement counting, migrations.
 //! - [`cache`]: the key–value cache (Redis or in-process) behind the curation passports,
 //!   whose texts start with a tag a page reads alone.
@@ -27,7 +32,7 @@
 //!   in-process); publishing also drops the cached answers of the members named.
 //! - [`redis_conn`]: the self-healing Redis connection the cache and the events share.
 //! - [`redis_reads`]: concurrent reads of one Redis key coalesced into one `GET` per batch.
-//! - [`metrics`]: the instance's Prometheus registry.
+//! - [`metrics`]: the instance's Prometheus registry (the pool's figures handed in by `db`).
 //! - [`ratelimit`]: limits on failed credential attempts, per account and per client address (Redis-shared when configured).
 //! - [`seed`]: the deterministic demo data: catalog, member hierarchy, curation records.
 //! - [`telemetry`]: structured logs.
