@@ -54,6 +54,7 @@ impl App {
     /// [`App::build`] with the clock every rule reads (tests pass a [`crate::service::ManualClock`]).
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         config.validate()?;
+        crate::http::check_config(&config)?;
         let jwt_secret = config.resolve_jwt_secret()?;
         // Everything that can be refused without touching the database is, before it is
         // touched: a taken address must not leave a migrated, seeded database behind.

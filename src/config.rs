@@ -630,19 +630,13 @@ impl Config {
             .unwrap_or(self.environment == Environment::Development)
     }
 
-    /// The browser origins allowed (`PUSHHAND_CORS_ORIGINS`, or the environment's default).
-    pub fn cors_origins(&self) -> anyhow::Result<crate::http::cors::Origins> {
-        crate::http::cors::Origins::parse(
-            self.cors_origins.as_deref(),
-            self.environment == Environment::Development,
-        )
-    }
-
     pub fn db_acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.db_acquire_timeout_ms)
     }
 
     /// Checks what clap cannot: money amounts, rates, and the production requirements.
+    /// (The HTTP settings — origins, trusted proxies — are checked by
+    /// [`crate::http::check_config`], which the server runs beside this.)
     pub fn validate(&self) -> anyhow::Result<()> {
         let p = &self.policy;
         check_money("PUSHHAND_MEMBERSHIP_REWARD", p.membership_reward)?;
@@ -680,9 +674,6 @@ impl Config {
         if self.max_connections == 0 || self.ws_max_per_client == 0 {
             bail!("PUSHHAND_MAX_CONNECTIONS and PUSHHAND_WS_MAX_PER_CLIENT must be at least 1");
         }
-        crate::http::client::TrustedProxies::parse(&self.trusted_proxies)
-            .context("PUSHHAND_TRUSTED_PROXIES")?;
-        self.cors_origins()?;
         if self.response_cache_ttl_seconds == 0 {
             bail!("PUSHHAND_RESPONSE_CACHE_TTL_SECONDS must be at least 1");
         }

@@ -9,7 +9,7 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, Database, DatabaseBackend, DatabaseConnection};
 
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, PoolStats};
 
 /// Open the pool the configuration names and count every statement it runs.
 pub async fn connect(config: &Config, metrics: &Metrics) -> anyhow::Result<DatabaseConnection> {
@@ -120,13 +120,7 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await.context("applying migrations")
 }
 
-/// Connection counts of the pool, for `/metrics`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PoolStats {
-    pub size: u32,
-    pub idle: u32,
-}
-
+/// The pool's connection counts, for `/metrics`.
 pub fn pool_stats(db: &DatabaseConnection) -> PoolStats {
     match db.get_database_backend() {
         DatabaseBackend::Sqlite => {

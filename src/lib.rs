@@ -7,7 +7,7 @@
 //! # Layout
 //! Data flows one way: `http → graphql → service → entity/db`; `http` asks the response
 //! cache (`responses`) first, and the services tell every cache what changed through
-//! `events`.
+//! `events`. `python3 docs/modgraph.py` prints the modules' import graph and any circle.
 //! - [`config`]: typed settings from flags and environment, checked at start.
 //! - [`app`]: builds state, schema, router and listener (used by `main` and the tests).
 //! - [`state`]: the cheap-to-clone bundle of resources (pool, config, Redis, metrics, caches).
@@ -16,16 +16,19 @@
 //!   a cached answer as a response, gzip or JSON (`http::answers`).
 //! - [`graphql`]: the schema behind its front door (`graphql::api`: one parse per distinct
 //!   document, shared with the response cache; limits, error codes, metrics); one module per
-//!   domain; API types wrap entity rows; loaders; a page of listed products answered without
-//!   a future per field, as JSON text (`graphql::plain`, the text and the HTTP body it is
-//!   spliced into in `graphql::json`).
+//!   domain; API types wrap entity rows; loaders; every connection's `first`/`after` and
+//!   edges built one way (`graphql::pagination`); a page of listed products answered
+//!   without a future per field, as JSON text (`graphql::plain`, the text and the HTTP body
+//!   it is spliced into in `graphql::json`).
 //! - [`responses`]: the response cache of anonymous catalog reads and members' own views —
 //!   which operations it may answer (`responses::scope`), their keys (`responses::key`),
 //!   the stores behind one trait (`responses::store`: Redis or in-process) and the stored
 //!   answer with its gzip form; it hears what changed as events.
-//! - [`service`]: the business rules, one module per domain; no GraphQL in sight (the
-//!   listing's hot rows decoded by position, by sqlx, in `service::rows`; concurrent
-//!   checkouts of one SKU written as one statement on PostgreSQL in `service::checkouts`).
+//! - [`service`]: the business rules, one module per domain, and who may see which row
+//!   (each domain's `visible` functions; keyset pages in `service::page`); no GraphQL in
+//!   sight (the listing's hot rows decoded by position, by sqlx, in `service::rows`;
+//!   concurrent checkouts of one SKU written as one statement on PostgreSQL in
+//!   `service::checkouts`).
 //! - [`db`]: pool set-up (SQLite plans kept stable), statement counting, migrations, the
 //!   database's namespace in shared Redis keys.
 //! - [`cache`]: the key–value cache (Redis or in-process) behind the curation passports,
@@ -35,7 +38,7 @@
 //!   hears them — the response cache, the passports, the remembered viewers.
 //! - [`redis_conn`]: the self-healing Redis connection the cache and the events share.
 //! - [`redis_reads`]: concurrent reads of one Redis key coalesced into one `GET` per batch.
-//! - [`metrics`]: the instance's Prometheus registry.
+//! - [`metrics`]: the instance's Prometheus registry (the pool's figures handed in by `db`).
 //! - [`ratelimit`]: limits on failed credential attempts, per account and per client address (Redis-shared when configured).
 //! - [`seed`]: the deterministic demo data: catalog, member hierarchy, curation records.
 //! - [`telemetry`]: structured logs.

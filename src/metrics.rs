@@ -12,6 +12,14 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// Connection counts of the database pool, as [`crate::db::pool_stats`] reads them: the
+/// figures [`Metrics::render`] reports.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: u32,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabels {
     /// `query`, `mutation`, `subscription`, or `invalid` when the document did not parse.
@@ -266,7 +274,7 @@ impl Metrics {
     }
 
     /// Records the pool's current state, then renders everything in the Prometheus text format.
-    pub fn render(&self, pool: crate::db::PoolStats) -> String {
+    pub fn render(&self, pool: PoolStats) -> String {
         let in_use = i64::from(pool.size.saturating_sub(pool.idle));
         self.db_pool_connections
             .get_or_create(&PoolLabels { state: "idle" })

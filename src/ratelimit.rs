@@ -31,7 +31,6 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::redis_conn::LazyRedis;
 use crate::service::auth::Hashing;
-use crate::state::AppState;
 
 /// The window every counter counts in.
 const WINDOW: Duration = Duration::from_secs(60);
@@ -294,13 +293,18 @@ impl FailureLimiter {
 
     /// Reserves a place on each of `keys`: `RATE_LIMITED` (reserving nothing) when any is at
     /// its limit of failures, or when attempts in flight kept it full for [`WAIT`].
-    pub async fn reserve(&self, st: &AppState, keys: &[Key]) -> Result<Reservation> {
-        let counted: Vec<(String, u32)> = keys
-            .iter()
-            .map(|k| (k.name(), k.limit(&st.config)))
-            .collect();
+    /// `redis` and `db` locate the counters shared by every instance (when Redis is set).
+    pub async fn reserve(
+        &self,
+        config: &crate::config::Config,
+        redis: Option<&redis::Client>,
+        db: &sea_orm::DatabaseConnection,
+        keys: &[Key],
+    ) -> Result<Reservation> {
+        let counted: Vec<(String, u32)> =
+            keys.iter().map(|k| (k.name(), k.limit(config))).collect();
         let deadline = tokio::time::Instant::now() + WAIT;
-        let shared = self.shared(st).await;
+        let shared = self.shared(redis, db).await;
         loop {
             // Listening before checking, so that an attempt ending in between is not missed.
             let ended = self.shared.changed.notified();
@@ -348,15 +352,19 @@ impl FailureLimiter {
     }
 
     /// Redis and the key prefix, when Redis is configured and the prefix could be read.
-    async fn shared(&self, st: &AppState) -> Option<(&LazyRedis, &str)> {
-        let client = st.redis.as_ref()?;
+    async fn shared(
+        &self,
+        redis: Option<&redis::Client>,
+        db: &sea_orm::DatabaseConnection,
+    ) -> Option<(&LazyRedis, &str)> {
+        let client = redis?;
         let conn = self
             .redis
             .get_or_init(|| LazyRedis::new(client.clone(), REDIS_TIMEOUT));
         let prefix = self
             .prefix
             .get_or_try_init(|| async {
-                crate::db::namespace(&st.db)
+                crate::db::namespace(db)
                     .await
                     .map(|ns| format!("pushhand:limit:{ns}:"))
             })

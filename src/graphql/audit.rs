@@ -2,16 +2,14 @@
 //! mutation: entries are written by the staff actions themselves, in their transactions
 //! ([`crate::service::audit`]).
 
-use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
 use async_graphql::{Context, Enum, ID, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::audit_entry;
 
-use super::catalog::page_size;
 use super::ids::{self, Kind};
+use super::pagination::{ConnectionOf, PageArgs};
 use super::scalars::JsonValue;
 use super::{state, viewer};
-use crate::error::Error;
 use crate::service::audit::{self as svc, Action, TargetType};
 use crate::service::page::NewestCursor;
 
@@ -164,7 +162,7 @@ impl AuditEntry {
     }
 }
 
-pub type AuditEntryConnection = Connection<OpaqueCursor<NewestCursor>, AuditEntry>;
+pub type AuditEntryConnection = ConnectionOf<NewestCursor, AuditEntry>;
 
 #[derive(Default)]
 pub struct AuditQuery;
@@ -196,13 +194,7 @@ impl AuditQuery {
         target_id: Option<ID>,
     ) -> Result<AuditEntryConnection> {
         viewer(ctx)?.admin()?;
-        let first = page_size(first)?;
-        let after = after
-            .map(|c| {
-                OpaqueCursor::<NewestCursor>::decode_cursor(&c)
-                    .map_err(|_| Error::validation("after", "not a valid cursor"))
-            })
-            .transpose()?;
+        let args = PageArgs::parse(first, after)?;
         let filter = svc::Filter {
             actor: actor_id
                 .map(|id| ids::decode_member(&id, "actorId"))
@@ -212,15 +204,7 @@ impl AuditQuery {
                 .map(|id| ids::decode(&id, "targetId").map(|(_, id)| id))
                 .transpose()?,
         };
-        let page = svc::list(&state(ctx)?.db, filter, after.as_deref(), first).await?;
-        let mut conn = Connection::new(after.is_some(), page.has_next);
-        conn.edges.extend(page.items.into_iter().map(|e| {
-            let cursor = OpaqueCursor(NewestCursor {
-                created_at: e.at,
-                id: e.id,
-            });
-            Edge::new(cursor, AuditEntry(e))
-        }));
-        Ok(conn)
+        let page = svc::list(&state(ctx)?.db, filter, args.after(), args.first).await?;
+        Ok(args.connection(page, |e| NewestCursor::of(e.at, e.id), AuditEntry))
     }
 }

@@ -6,12 +6,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields, OpaqueCursor};
+use async_graphql::connection::{CursorType, Edge, EmptyFields, OpaqueCursor};
 use async_graphql::dataloader::Loader;
 use async_graphql::parser::types::Field;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
-use entity::{brand, category, member, merchant, product, product_image, sku};
+use entity::{brand, category, merchant, product, product_image, sku};
 
 use super::curation::CurationReport;
 use super::ids::{self, GlobalId, Kind};
@@ -19,32 +19,14 @@ use super::loaders::{
     BrandKey, CatalogLoader, CategoryKey, ChildrenOf, CurationOf, ImagesOf, LoadError, Loaders,
     MerchantKey, ProductKey, SkusOf, TagsOf,
 };
+use super::pagination::{ConnectionOf, PageArgs, page_size};
 use super::plain::{self, Env, Fast, Json, Plain, PlainValue, plain_enums, plain_object};
 use super::scalars::Dec;
 use super::{load_err, state, viewer};
 use crate::error::Error;
 use crate::service::auth::Viewer;
-use crate::service::catalog as svc;
+use crate::service::catalog::{self as svc, sees_rates};
 use crate::service::curation::Summary;
-
-/// Page size when `first` is not given.
-pub const DEFAULT_PAGE: i32 = 20;
-/// Largest page: a larger `first` is reduced to this.
-pub const MAX_PAGE: i32 = 100;
-
-/// Staff and programme members see rebate rates; plain buyers and the public do not.
-fn sees_rates(v: &Viewer) -> bool {
-    v.member()
-        .is_ok_and(|m| m.tier != member::Tier::Buyer || m.staff_role.is_some())
-}
-
-/// Reads `first`: default 20, at most 100, never negative.
-pub fn page_size(first: Option<i32>) -> Result<u64, Error> {
-    match first.unwrap_or(DEFAULT_PAGE) {
-        n if n < 0 => Err(Error::validation("first", "must not be negative")),
-        n => Ok(n.min(MAX_PAGE) as u64),
-    }
-}
 
 /// Where a product stands in the listing pipeline.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -86,14 +68,7 @@ impl Product {
 
     /// `estimatedEarning` as `viewer` sees it.
     fn earning_for(&self, viewer: &Viewer) -> Option<Dec> {
-        let is_push_hand = viewer.member().is_ok_and(|m| m.tier != member::Tier::Buyer);
-        if !is_push_hand {
-            return None;
-        }
-        entity::Money::floor_from_decimal(
-            self.0.min_price.to_decimal() * self.0.rebate_rate.to_decimal(),
-        )
-        .map(Dec::from)
+        svc::estimated_earning(viewer, &self.0).map(Dec::from)
     }
 
     /// `unpublishedReason` as `viewer` sees it.
@@ -637,7 +612,7 @@ where
 
 /// A page of listed products, answered by [`plain`] as a whole when its selection allows
 /// (or else each product when its selection allows).
-pub type ProductConnection = Connection<OpaqueCursor<svc::ProductCursor>, Fast<Product>>;
+pub type ProductConnection = ConnectionOf<svc::ProductCursor, Fast<Product>>;
 
 type ProductEdge = Edge<OpaqueCursor<svc::ProductCursor>, Fast<Product>, EmptyFields>;
 
@@ -736,28 +711,21 @@ impl CatalogQuery {
                           across the pages of one listing: a cursor belongs to its order.")]
         sort: Option<ProductSort>,
     ) -> Result<Fast<ProductConnection>> {
+        // `first`, then the filter, then `after`: the first bad argument is the one named.
         let first = page_size(first)?;
         let sort: svc::ProductSort = sort.unwrap_or_default().into();
         let filter = filter.unwrap_or_default().parse()?;
-        let after = after
-            .map(|c| {
-                OpaqueCursor::<svc::ProductCursor>::decode_cursor(&c)
-                    .map_err(|_| Error::validation("after", "not a valid cursor"))
-            })
-            .transpose()?;
+        let args = PageArgs::sized(first, after)?;
         let page =
-            svc::list_products(&state(ctx)?.db, &filter, sort, after.as_deref(), first).await?;
+            svc::list_products(&state(ctx)?.db, &filter, sort, args.after(), args.first).await?;
         let la = ctx.look_ahead();
         let selections = [la.field("edges").field("node"), la.field("nodes")];
         let rows = Arc::new(prime(ctx, &page.items, &selections).await?);
-        let mut conn = Connection::new(after.is_some(), page.has_next);
-        conn.edges.extend(page.items.into_iter().map(|p| {
-            Edge::new(
-                OpaqueCursor(sort.cursor_of(&p)),
-                Fast(Product(p, Some(rows.clone()))),
-            )
-        }));
-        Ok(Fast(conn))
+        Ok(Fast(args.connection(
+            page,
+            |p| sort.cursor_of(p),
+            |p| Fast(Product(p, Some(rows.clone()))),
+        )))
     }
 
     /// The top-level categories in display order, each with its `children`.

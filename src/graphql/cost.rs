@@ -28,7 +28,7 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Name, Value};
 
-use super::catalog::{DEFAULT_PAGE, MAX_PAGE};
+use super::pagination::{DEFAULT_PAGE, MAX_PAGE};
 
 /// The field types of a schema, as far as cost needs them.
 #[derive(Debug, Default)]

@@ -4,15 +4,14 @@
 
 use std::sync::Arc;
 
-use async_graphql::connection::{
-    Connection, ConnectionNameType, CursorType, Edge, EdgeNameType, EmptyFields, OpaqueCursor,
-};
+use async_graphql::connection::{ConnectionNameType, EdgeNameType};
 use async_graphql::{Context, Enum, ID, InputObject, Object, OutputType, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{member, product};
 
-use super::catalog::{Brand, Product, ProductStatus, page_size};
+use super::catalog::{Brand, Product, ProductStatus};
 use super::ids::{self, GlobalId, Kind};
+use super::pagination::{ConnectionOf, PageArgs};
 use super::plain::{self, plain_enums, plain_object};
 use super::scalars::Dec;
 use super::{actor, state, viewer};
@@ -134,6 +133,23 @@ pub struct CurationScores {
     pub recorded_at: DateTime<Utc>,
 }
 
+impl CurationScores {
+    fn of(entry: &svc::ScoreEntry) -> CurationScores {
+        let s = entry.scores.widened();
+        CurationScores {
+            essential_need: s.essential_need,
+            new_pain_point: s.new_pain_point,
+            longevity: s.longevity,
+            quality_and_supply: s.quality_and_supply,
+            high_quality: s.high_quality,
+            high_design: s.high_design,
+            high_value: s.high_value,
+            eu_export_grade: s.eu_export_grade,
+            recorded_at: entry.recorded_at,
+        }
+    }
+}
+
 /// A product's quality passport.
 pub struct CurationReport {
     product_id: uuid::Uuid,
@@ -237,17 +253,7 @@ plain_object! {
         }
         /// The latest scores, if the product has been scored.
         async fn scores(&self) -> Option<CurationScores> {
-            self.summary.score.as_ref().map(|s| CurationScores {
-                essential_need: i32::from(s.essential_need),
-                new_pain_point: i32::from(s.new_pain_point),
-                longevity: i32::from(s.longevity),
-                quality_and_supply: i32::from(s.quality_and_supply),
-                high_quality: s.high_quality,
-                high_design: s.high_design,
-                high_value: s.high_value,
-                eu_export_grade: s.eu_export_grade,
-                recorded_at: s.recorded_at,
-            })
+            self.summary.score.as_ref().map(CurationScores::of)
         }
         /// Every stage record, oldest first: the audit trail. Curators, admins and the
         /// product's merchant only (null otherwise).
@@ -371,6 +377,22 @@ pub struct CurationScoreInput {
     pub eu_export_grade: bool,
 }
 
+impl CurationScoreInput {
+    /// The scores asked for (checked by the service).
+    fn scores(&self) -> svc::Scores<i32> {
+        svc::Scores {
+            essential_need: self.essential_need,
+            new_pain_point: self.new_pain_point,
+            longevity: self.longevity,
+            quality_and_supply: self.quality_and_supply,
+            high_quality: self.high_quality,
+            high_design: self.high_design,
+            high_value: self.high_value,
+            eu_export_grade: self.eu_export_grade,
+        }
+    }
+}
+
 fn product_id(id: &ID, field: &'static str) -> Result<uuid::Uuid, Error> {
     ids::decode_as(id, Kind::Product, field)
 }
@@ -415,11 +437,9 @@ impl EdgeNameType for StaffProductEdgeName {
     }
 }
 
-pub type StaffProductConnection = Connection<
-    OpaqueCursor<catalog_svc::CreatedCursor>,
+pub type StaffProductConnection = ConnectionOf<
+    catalog_svc::CreatedCursor,
     Product,
-    EmptyFields,
-    EmptyFields,
     StaffProductConnectionName,
     StaffProductEdgeName,
 >;
@@ -431,30 +451,20 @@ async fn staff_list(
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<StaffProductConnection> {
-    let first = page_size(first)?;
-    let after = after
-        .map(|c| {
-            OpaqueCursor::<catalog_svc::CreatedCursor>::decode_cursor(&c)
-                .map_err(|_| Error::validation("after", "not a valid cursor"))
-        })
-        .transpose()?;
+    let args = PageArgs::parse(first, after)?;
     let page = catalog_svc::list_by_created(
         &state(ctx)?.db,
         merchant,
         status_arg(status),
-        after.as_deref(),
-        first,
+        args.after(),
+        args.first,
     )
     .await?;
-    let mut conn = Connection::new(after.is_some(), page.has_next);
-    conn.edges.extend(page.items.into_iter().map(|p| {
-        let cursor = OpaqueCursor(catalog_svc::CreatedCursor {
-            created_at: p.created_at,
-            id: p.id,
-        });
-        Edge::new(cursor, Product::of(p))
-    }));
-    Ok(conn)
+    Ok(args.connection(
+        page,
+        |p| catalog_svc::CreatedCursor::of(p.created_at, p.id),
+        Product::of,
+    ))
 }
 
 #[derive(Default)]
@@ -628,14 +638,7 @@ impl CurationMutation {
         let id = product_id(&input.product_id, "productId")?;
         let score = svc::ScoreInput {
             product_id: id,
-            essential_need: input.essential_need,
-            new_pain_point: input.new_pain_point,
-            longevity: input.longevity,
-            quality_and_supply: input.quality_and_supply,
-            high_quality: input.high_quality,
-            high_design: input.high_design,
-            high_value: input.high_value,
-            eu_export_grade: input.eu_export_grade,
+            scores: input.scores(),
         };
         let (p, summary) =
             svc::score_product(&st.db, &st.events, c, &actor(ctx, c), score, st.clock.now())

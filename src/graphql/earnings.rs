@@ -1,14 +1,14 @@
 //! Earnings in GraphQL: the member's summary, earnings with their explanation, withdrawals,
 //! settlement on demand, and the ledger consistency check. A member reads only its own.
 
-use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{earning, withdrawal};
 
-use super::catalog::{Product, page_size};
+use super::catalog::Product;
 use super::ids::{self, Kind};
 use super::loaders::{Loaders, ProductKey};
+use super::pagination::{ConnectionOf, PageArgs};
 use super::scalars::{Dec, DecArg};
 use super::{load_err, state, viewer};
 use crate::error::Error;
@@ -264,7 +264,7 @@ pub async fn summary_in(
     })
 }
 
-pub type EarningConnection = Connection<OpaqueCursor<svc::EarningCursor>, Earning>;
+pub type EarningConnection = ConnectionOf<svc::EarningCursor, Earning>;
 
 pub async fn earnings_of(
     ctx: &Context<'_>,
@@ -274,33 +274,21 @@ pub async fn earnings_of(
     kind: Option<EarningKind>,
     status: Option<EarningStatus>,
 ) -> Result<EarningConnection> {
-    let first = page_size(first)?;
-    let after = after
-        .map(|c| {
-            OpaqueCursor::<svc::EarningCursor>::decode_cursor(&c)
-                .map_err(|_| Error::validation("after", "not a valid cursor"))
-        })
-        .transpose()?;
+    let args = PageArgs::parse(first, after)?;
     let page = svc::list(
         &state(ctx)?.db,
         member,
         kind.map(Into::into),
         status.map(Into::into),
-        after.as_deref(),
-        first,
+        args.after(),
+        args.first,
     )
     .await?;
-    let mut conn = Connection::new(after.is_some(), page.has_next);
-    conn.edges.extend(page.items.into_iter().map(|e| {
-        Edge::new(
-            OpaqueCursor(svc::EarningCursor {
-                created_at: e.created_at,
-                id: e.id,
-            }),
-            Earning(e),
-        )
-    }));
-    Ok(conn)
+    Ok(args.connection(
+        page,
+        |e| svc::EarningCursor::of(e.created_at, e.id),
+        Earning,
+    ))
 }
 
 /// Where a withdrawal stands.
@@ -355,7 +343,7 @@ impl Withdrawal {
     }
 }
 
-pub type WithdrawalConnection = Connection<OpaqueCursor<withdrawals::WithdrawalCursor>, Withdrawal>;
+pub type WithdrawalConnection = ConnectionOf<withdrawals::WithdrawalCursor, Withdrawal>;
 
 pub async fn withdrawals_of(
     ctx: &Context<'_>,
@@ -363,25 +351,13 @@ pub async fn withdrawals_of(
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<WithdrawalConnection> {
-    let first = page_size(first)?;
-    let after = after
-        .map(|c| {
-            OpaqueCursor::<withdrawals::WithdrawalCursor>::decode_cursor(&c)
-                .map_err(|_| Error::validation("after", "not a valid cursor"))
-        })
-        .transpose()?;
-    let page = withdrawals::list(&state(ctx)?.db, member, after.as_deref(), first).await?;
-    let mut conn = Connection::new(after.is_some(), page.has_next);
-    conn.edges.extend(page.items.into_iter().map(|w| {
-        Edge::new(
-            OpaqueCursor(withdrawals::WithdrawalCursor {
-                created_at: w.created_at,
-                id: w.id,
-            }),
-            Withdrawal(w),
-        )
-    }));
-    Ok(conn)
+    let args = PageArgs::parse(first, after)?;
+    let page = withdrawals::list(&state(ctx)?.db, member, args.after(), args.first).await?;
+    Ok(args.connection(
+        page,
+        |w| withdrawals::WithdrawalCursor::of(w.created_at, w.id),
+        Withdrawal,
+    ))
 }
 
 /// What a settlement run did.
@@ -598,27 +574,14 @@ impl EarningsMutation {
     }
 }
 
-/// `node(id:)` for earnings and withdrawals: the owner and admins only.
+/// `node(id:)` for earnings: the owner and admins only.
 pub async fn earning_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<earning::Model> {
-    use sea_orm::EntityTrait;
-    let e = earning::Entity::find_by_id(id)
-        .one(&state(ctx)?.db)
-        .await
-        .map_err(Error::from)?;
-    let v = viewer(ctx)?;
-    e.filter(|e| v.is_admin() || v.member().is_ok_and(|m| m.id == e.member_id))
-        .ok_or_else(|| Error::not_found("earning").into())
+    Ok(svc::visible(&state(ctx)?.db, viewer(ctx)?, id).await?)
 }
 
+/// `node(id:)` for withdrawals: the owner and admins only.
 pub async fn withdrawal_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<withdrawal::Model> {
-    use sea_orm::EntityTrait;
-    let w = withdrawal::Entity::find_by_id(id)
-        .one(&state(ctx)?.db)
-        .await
-        .map_err(Error::from)?;
-    let v = viewer(ctx)?;
-    w.filter(|w| v.is_admin() || v.member().is_ok_and(|m| m.id == w.member_id))
-        .ok_or_else(|| Error::not_found("withdrawal").into())
+    Ok(withdrawals::visible(&state(ctx)?.db, viewer(ctx)?, id).await?)
 }
 
 /// Chart buckets.

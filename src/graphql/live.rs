@@ -4,18 +4,15 @@
 //! that tells the client to re-read.
 
 use async_graphql::{Context, Enum, ID, Result, SimpleObject, Subscription};
-use entity::{earning, withdrawal};
 use futures_util::Stream;
-use sea_orm::EntityTrait;
 use uuid::Uuid;
 
 use super::earnings::{Earning, EarningsSummary, Withdrawal, summary_in};
 use super::ids::{self, Kind as IdKind};
 use super::orders::Order;
 use super::{shared_state, viewer};
-use crate::error::Error;
 use crate::events::{Delivery, Kind};
-use crate::service::orders as order_svc;
+use crate::service::{earnings, orders as order_svc, withdrawals};
 use crate::state::AppState;
 
 /// What happened in an `earningsUpdated` event.
@@ -95,12 +92,7 @@ impl Subscription {
         let st = shared_state(ctx)?.clone();
         let me = viewer(ctx)?.member()?.id;
         let id = ids::decode_as(&order_id, IdKind::Order, "orderId")?;
-        let o = order_svc::get(&st.db, id)
-            .await
-            .map_err(|_| Error::not_found("order"))?;
-        if o.buyer_id != me {
-            return Err(Error::not_found("order").into());
-        }
+        order_svc::of_buyer(&st.db, me, id).await?;
         let rx = st.events.subscribe(me);
         Ok(futures_util::stream::unfold(
             (st, rx),
@@ -142,18 +134,12 @@ async fn earning_event(
     let (mut earning, mut withdrawal) = (None, None);
     match (kind, subject) {
         (EarningEventKind::WithdrawalChanged, Some(id)) => {
-            withdrawal = withdrawal::Entity::find_by_id(id)
-                .one(&st.db)
+            withdrawal = withdrawals::of_member(&st.db, me, id)
                 .await?
-                .filter(|w| w.member_id == me)
                 .map(Withdrawal);
         }
         (_, Some(id)) => {
-            earning = earning::Entity::find_by_id(id)
-                .one(&st.db)
-                .await?
-                .filter(|e| e.member_id == me)
-                .map(Earning);
+            earning = earnings::of_member(&st.db, me, id).await?.map(Earning);
         }
         _ => {}
     }

@@ -2,14 +2,13 @@
 //! the team. A `Member` (private view) is only ever handed to the member itself or an admin;
 //! everyone else sees at most a `MemberProfile`.
 
-use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Duration, Utc};
 use entity::{binding, member};
 
-use super::catalog::page_size;
 use super::earnings::{EarningKind, EarningStatus};
 use super::ids::{self, Kind};
+use super::pagination::{ConnectionOf, PageArgs};
 use super::scalars::Dec;
 use super::{actor, client_addr, state, viewer};
 use crate::error::Error;
@@ -191,20 +190,13 @@ impl Member {
         )]
         after: Option<String>,
     ) -> Result<MemberProfileConnection> {
-        let first = page_size(first)?;
-        let after = after
-            .map(|c| {
-                OpaqueCursor::<team::TeamCursor>::decode_cursor(&c)
-                    .map_err(|_| Error::validation("after", "not a valid cursor"))
-            })
-            .transpose()?;
-        let page = team::page(&state(ctx)?.db, self.0.id, level, after.as_deref(), first).await?;
-        let mut conn = Connection::new(after.is_some(), page.has_next);
-        conn.edges.extend(page.items.into_iter().map(|m| {
-            let cursor = OpaqueCursor(team::TeamCursor::of(level, &m));
-            Edge::new(cursor, MemberProfile(m.member))
-        }));
-        Ok(conn)
+        let args = PageArgs::parse(first, after)?;
+        let page = team::page(&state(ctx)?.db, self.0.id, level, args.after(), args.first).await?;
+        Ok(args.connection(
+            page,
+            |m| team::TeamCursor::of(level, m),
+            |m| MemberProfile(m.member),
+        ))
     }
     /// Balances: pending, available, withdrawn, lifetime, this month.
     async fn earnings_summary(
@@ -332,7 +324,7 @@ impl MemberProfile {
     }
 }
 
-pub type MemberProfileConnection = Connection<OpaqueCursor<team::TeamCursor>, MemberProfile>;
+pub type MemberProfileConnection = ConnectionOf<team::TeamCursor, MemberProfile>;
 
 /// Team size at one level.
 #[derive(SimpleObject)]
@@ -470,7 +462,10 @@ async fn guarded<T>(
     attempt: impl std::future::Future<Output = crate::error::Result<T>>,
 ) -> Result<T> {
     let st = state(ctx)?;
-    let reservation = st.failures.reserve(st, keys).await?;
+    let reservation = st
+        .failures
+        .reserve(&st.config, st.redis.as_ref(), &st.db, keys)
+        .await?;
     let outcome = attempt.await;
     let guess = outcome.as_ref().err().is_some_and(|e| {
         matches!(
@@ -488,6 +483,20 @@ async fn guarded<T>(
 
 fn member_id(id: &ID, field: &'static str) -> Result<uuid::Uuid, Error> {
     ids::decode_member(id, field)
+}
+
+/// `approvePartner` and `rejectPartner`: an admin decides a pending application.
+async fn review_partner(
+    ctx: &Context<'_>,
+    member_id: &ID,
+    decision: svc::PartnerDecision,
+) -> Result<Member> {
+    let actor = actor(ctx, viewer(ctx)?.admin()?);
+    let id = self::member_id(member_id, "memberId")?;
+    let st = state(ctx)?;
+    Ok(Member(
+        svc::review_partner(&st.db, &st.events, &actor, id, decision, st.clock.now()).await?,
+    ))
 }
 
 #[derive(Default)]
@@ -627,12 +636,7 @@ impl MembersMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The applicant (a `Member` or `MemberProfile` ID).")] member_id: ID,
     ) -> Result<Member> {
-        let actor = actor(ctx, viewer(ctx)?.admin()?);
-        let id = self::member_id(&member_id, "memberId")?;
-        let st = state(ctx)?;
-        Ok(Member(
-            svc::approve_partner(&st.db, &st.events, &actor, id, st.clock.now()).await?,
-        ))
+        review_partner(ctx, &member_id, svc::PartnerDecision::Approve).await
     }
 
     /// ADMIN: turns a pending partner application down.
@@ -641,12 +645,7 @@ impl MembersMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The applicant (a `Member` or `MemberProfile` ID).")] member_id: ID,
     ) -> Result<Member> {
-        let actor = actor(ctx, viewer(ctx)?.admin()?);
-        let id = self::member_id(&member_id, "memberId")?;
-        let st = state(ctx)?;
-        Ok(Member(
-            svc::reject_partner(&st.db, &st.events, &actor, id, st.clock.now()).await?,
-        ))
+        review_partner(ctx, &member_id, svc::PartnerDecision::Reject).await
     }
 
     /// ADMIN: binds a member permanently under another push-hand or partner, ending its

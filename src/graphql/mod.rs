@@ -20,6 +20,7 @@ pub mod loaders;
 pub mod members;
 pub mod node;
 pub mod orders;
+pub mod pagination;
 pub mod plain;
 pub mod scalars;
 

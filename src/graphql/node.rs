@@ -11,7 +11,7 @@ use super::orders::{Order, OrderLine};
 use super::{state, viewer};
 use crate::error::Error;
 use crate::service::catalog as svc;
-use crate::service::{hierarchy, members, team};
+use crate::service::members::{self, MemberView};
 
 /// An object with a globally unique, opaque ID (the Relay `Node` interface): no two objects
 /// of any types share an ID, and `node(id:)` fetches the object again from its ID alone.
@@ -64,10 +64,17 @@ impl NodeQuery {
             (Kind::Brand, id) => Node::Brand(Brand(svc::brand(db, id).await?)),
             (Kind::Category, id) => Node::Category(Category(svc::category(db, id).await?)),
             (Kind::Merchant, id) => Node::Merchant(Merchant(svc::merchant(db, id).await?)),
-            (Kind::Member, id) => Node::Member(Member(member_node(ctx, id, false).await?)),
-            (Kind::MemberProfile, id) => {
-                Node::MemberProfile(MemberProfile(member_node(ctx, id, true).await?))
-            }
+            (Kind::Member, id) => match member_view(ctx, id).await? {
+                MemberView::Private(m) => Node::Member(Member(m)),
+                // The private view is the member's own and admins'; to anyone else its
+                // `Member` ID is unknown (its profile has an ID of its own).
+                MemberView::Profile(_) => return Err(Error::not_found("member").into()),
+            },
+            (Kind::MemberProfile, id) => match member_view(ctx, id).await? {
+                MemberView::Private(m) | MemberView::Profile(m) => {
+                    Node::MemberProfile(MemberProfile(m))
+                }
+            },
             (Kind::Order, id) => Node::Order(Order(super::orders::order_node(ctx, id).await?)),
             (Kind::OrderLine, id) => {
                 Node::OrderLine(OrderLine(super::orders::order_line_node(ctx, id).await?))
@@ -83,32 +90,8 @@ impl NodeQuery {
     }
 }
 
-/// The member `id` if the viewer may see it: its private view (`profile` false) by the member
-/// itself and admins; its public profile also by its active downline (the member is the
-/// viewer's upline) and its upline chain (the member is in the viewer's team, within three
-/// levels). Anyone else gets `NOT_FOUND`, exactly as for an ID that does not exist.
-async fn member_node(
-    ctx: &Context<'_>,
-    id: uuid::Uuid,
-    profile: bool,
-) -> Result<entity::member::Model> {
+/// Member `id` as the viewer may see it (the rule is the service's).
+async fn member_view(ctx: &Context<'_>, id: uuid::Uuid) -> Result<MemberView> {
     let st = state(ctx)?;
-    let not_found = || Error::not_found("member");
-    let Ok(me) = viewer(ctx)?.member() else {
-        return Err(not_found().into());
-    };
-    let target = members::get(&st.db, id).await.map_err(|_| not_found())?;
-    if me.id == id || viewer(ctx)?.is_admin() {
-        return Ok(target);
-    }
-    if !profile {
-        return Err(not_found().into());
-    }
-    let is_my_upline = hierarchy::active_binding(&st.db, me.id, st.clock.now())
-        .await?
-        .is_some_and(|b| b.upline_id == id);
-    if is_my_upline || team::in_team(&st.db, me.id, id).await? {
-        return Ok(target);
-    }
-    Err(not_found().into())
+    Ok(members::visible(&st.db, viewer(ctx)?, id, st.clock.now()).await?)
 }

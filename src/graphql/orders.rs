@@ -1,14 +1,14 @@
 //! Orders in GraphQL: share links, checkout, the payment callback, shipping, receipt and
 //! refunds. A member sees only its own orders; `node(id:)` on anyone else's is `NOT_FOUND`.
 
-use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Duration, Utc};
 use entity::{order, order_line};
 
-use super::catalog::{Product, Sku, page_size};
+use super::catalog::{Product, Sku};
 use super::ids::{self, Kind};
-use super::loaders::{Loaders, ProductKey};
+use super::loaders::{Loaders, ProductKey, SkuKey};
+use super::pagination::{ConnectionOf, PageArgs};
 use super::scalars::{Dec, DecArg};
 use super::{actor, load_err, state, viewer};
 use crate::error::Error;
@@ -140,12 +140,12 @@ impl OrderLine {
     }
     /// The variant bought, as it is now; null only if it no longer exists.
     async fn sku(&self, ctx: &Context<'_>) -> Result<Option<Sku>> {
-        use sea_orm::EntityTrait;
-        Ok(entity::sku::Entity::find_by_id(self.0.sku_id)
-            .one(&state(ctx)?.db)
+        let s = ctx
+            .data::<Loaders>()?
+            .load_one(SkuKey(self.0.sku_id))
             .await
-            .map_err(Error::from)?
-            .map(Sku))
+            .map_err(load_err)?;
+        Ok(s.map(Sku))
     }
     /// Units bought (1–99), refunded ones included.
     async fn quantity(&self) -> i32 {
@@ -169,7 +169,7 @@ impl OrderLine {
     }
 }
 
-pub type OrderConnection = Connection<OpaqueCursor<svc::OrderCursor>, Order>;
+pub type OrderConnection = ConnectionOf<svc::OrderCursor, Order>;
 
 /// The viewer's orders, newest first (backs `Member.orders`).
 pub async fn orders_of(
@@ -178,30 +178,9 @@ pub async fn orders_of(
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<OrderConnection> {
-    let first = page_size(first)?;
-    let after = after
-        .map(|c| {
-            OpaqueCursor::<svc::OrderCursor>::decode_cursor(&c)
-                .map_err(|_| Error::validation("after", "not a valid cursor"))
-        })
-        .transpose()?;
-    let page = svc::list(&state(ctx)?.db, buyer, after.as_deref(), first).await?;
-    let mut conn = Connection::new(after.is_some(), page.has_next);
-    conn.edges.extend(page.items.into_iter().map(|o| {
-        Edge::new(
-            OpaqueCursor(svc::OrderCursor {
-                created_at: o.created_at,
-                id: o.id,
-            }),
-            Order(o),
-        )
-    }));
-    Ok(conn)
-}
-
-/// Whether the viewer may see an order: its buyer and admins.
-pub fn can_see_order(viewer: &crate::service::auth::Viewer, o: &order::Model) -> bool {
-    viewer.is_admin() || viewer.member().is_ok_and(|m| m.id == o.buyer_id)
+    let args = PageArgs::parse(first, after)?;
+    let page = svc::list(&state(ctx)?.db, buyer, args.after(), args.first).await?;
+    Ok(args.connection(page, |o| svc::OrderCursor::of(o.created_at, o.id), Order))
 }
 
 /// A checkout line.
@@ -336,15 +315,18 @@ impl OrdersMutation {
         let admin = viewer(ctx)?.admin()?;
         let st = state(ctx)?;
         let id = order_id(&input.order_id, "orderId")?;
-        let amount = input.amount.money("amount")?;
-        let o = svc::confirm_payment_as(
+        let actor = actor(ctx, admin);
+        let payment = svc::Payment {
+            order_id: id,
+            reference: &input.payment_reference,
+            amount: input.amount.money("amount")?,
+            actor: Some(&actor),
+        };
+        let o = svc::confirm_payment(
             &st.db,
             &st.events,
             &st.units_sold,
-            Some(&actor(ctx, admin)),
-            id,
-            &input.payment_reference,
-            amount,
+            payment,
             &policy(st),
             st.clock.now(),
         )
@@ -439,28 +421,12 @@ impl OrdersMutation {
     }
 }
 
-/// Resolves `node(id:)` for orders and order lines: the buyer and admins only.
+/// Resolves `node(id:)` for orders: the buyer and admins only.
 pub async fn order_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<order::Model> {
-    let o = svc::get(&state(ctx)?.db, id)
-        .await
-        .map_err(|_| Error::not_found("order"))?;
-    if can_see_order(viewer(ctx)?, &o) {
-        Ok(o)
-    } else {
-        Err(Error::not_found("order").into())
-    }
+    Ok(svc::visible(&state(ctx)?.db, viewer(ctx)?, id).await?)
 }
 
+/// Resolves `node(id:)` for order lines: the order's buyer and admins only.
 pub async fn order_line_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<order_line::Model> {
-    use sea_orm::EntityTrait;
-    let st = state(ctx)?;
-    let line = order_line::Entity::find_by_id(id)
-        .one(&st.db)
-        .await
-        .map_err(Error::from)?
-        .ok_or_else(|| Error::not_found("order line"))?;
-    order_node(ctx, line.order_id)
-        .await
-        .map_err(|_| Error::not_found("order line"))?;
-    Ok(line)
+    Ok(svc::visible_line(&state(ctx)?.db, viewer(ctx)?, id).await?)
 }

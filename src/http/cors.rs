@@ -88,21 +88,26 @@ impl Origins {
     }
 
     /// The CORS layer for these origins: `GET` and `POST`, the headers a GraphQL client
-    /// sends, the request ID exposed, preflights cached for [`MAX_AGE`].
-    pub fn layer(&self) -> CorsLayer {
+    /// sends and the API's own request `headers`, the request ID exposed, preflights cached
+    /// for [`MAX_AGE`].
+    pub fn layer(&self, headers: &[&'static str]) -> CorsLayer {
         let origins = self.clone();
         CorsLayer::new()
             .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
                 origin.to_str().is_ok_and(|o| origins.allows(o))
             }))
             .allow_methods([Method::GET, Method::POST])
-            .allow_headers([
-                header::AUTHORIZATION,
-                header::CONTENT_TYPE,
-                header::ACCEPT,
-                HeaderName::from_static("x-request-id"),
-                HeaderName::from_static(super::graphql::REPORT_COST_HEADER),
-            ])
+            .allow_headers(
+                [
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    header::ACCEPT,
+                    HeaderName::from_static("x-request-id"),
+                ]
+                .into_iter()
+                .chain(headers.iter().map(|h| HeaderName::from_static(h)))
+                .collect::<Vec<_>>(),
+            )
             .expose_headers([HeaderName::from_static("x-request-id")])
             .max_age(MAX_AGE)
     }

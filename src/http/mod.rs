@@ -95,14 +95,12 @@ pub fn router(
         .redis
         .clone()
         .map(|client| LazyRedis::new(client, health::PROBE_TIMEOUT));
-    // Checked by `Config::validate`; an unparsable list trusts nobody.
+    // Checked by `check_config`; an unparsable list trusts nobody.
     let proxies = client::TrustedProxies::parse(&config.trusted_proxies).unwrap_or_default();
     let persisted = persisted::PersistedQueries::new(&config, app.redis.clone());
-    // Checked by `Config::validate`; an unparsable list allows no other origin.
-    let origins = config
-        .cors_origins()
-        .unwrap_or(cors::Origins::List(Vec::new()));
-    let cors = origins.layer();
+    // Checked by `check_config`; an unparsable list allows no other origin.
+    let origins = cors_origins(&config).unwrap_or(cors::Origins::List(Vec::new()));
+    let cors = origins.layer(&[graphql::REPORT_COST_HEADER]);
     let state = std::sync::Arc::new(HttpState {
         api,
         app,
@@ -204,4 +202,21 @@ async fn within(limit: Duration, req: Request, next: Next) -> Response {
                 .into_response()
         }
     }
+}
+
+/// The browser origins allowed (`PUSHHAND_CORS_ORIGINS`, or the environment's default).
+fn cors_origins(config: &crate::config::Config) -> anyhow::Result<cors::Origins> {
+    cors::Origins::parse(
+        config.cors_origins.as_deref(),
+        config.environment == crate::config::Environment::Development,
+    )
+}
+
+/// Checks the HTTP settings [`Config::validate`] leaves to this module: the trusted proxies
+/// and the allowed origins parse. The server runs it before binding.
+pub fn check_config(config: &crate::config::Config) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    client::TrustedProxies::parse(&config.trusted_proxies).context("PUSHHAND_TRUSTED_PROXIES")?;
+    cors_origins(config)?;
+    Ok(())
 }

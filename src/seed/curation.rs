@@ -5,7 +5,7 @@
 //! Deterministic like the rest of the seed; written with multi-row inserts.
 
 use chrono::{DateTime, Duration, Utc};
-use entity::{curation_score, curation_stage_record, curation_summary, member, product};
+use entity::{curation_stage_record, curation_summary, member, product};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sea_orm::sea_query::Expr;
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::service::catalog::insert_chunks;
-use crate::service::curation::{STAGES, ScoreEntry, StageEntry, Summary};
+use crate::service::curation::{STAGES, ScoreEntry, Scores, StageEntry, Summary};
 
 const SEED: u64 = 0x00C0_2A7E_5EED_2026;
 
@@ -113,33 +113,23 @@ pub async fn run(txn: &impl ConnectionTrait) -> Result<usize> {
         let score = (passed == 5).then(|| {
             let mut s = || rng.random_range(3..=5i16);
             ScoreEntry {
-                essential_need: s(),
-                new_pain_point: s(),
-                longevity: s(),
-                quality_and_supply: s(),
-                high_quality: rng.random_bool(0.8),
-                high_design: rng.random_bool(0.7),
-                high_value: rng.random_bool(0.75),
-                eu_export_grade: rng.random_bool(0.4),
+                scores: Scores {
+                    essential_need: s(),
+                    new_pain_point: s(),
+                    longevity: s(),
+                    quality_and_supply: s(),
+                    high_quality: rng.random_bool(0.8),
+                    high_design: rng.random_bool(0.7),
+                    high_value: rng.random_bool(0.75),
+                    eu_export_grade: rng.random_bool(0.4),
+                },
                 reviewer_id: curator.id,
                 recorded_at: at + Duration::hours(1),
             }
         });
         if let Some(s) = &score {
-            scores.push(curation_score::ActiveModel {
-                id: Set(id(s.recorded_at, &mut rng)),
-                product_id: Set(p.id),
-                essential_need: Set(s.essential_need),
-                new_pain_point: Set(s.new_pain_point),
-                longevity: Set(s.longevity),
-                quality_and_supply: Set(s.quality_and_supply),
-                high_quality: Set(s.high_quality),
-                high_design: Set(s.high_design),
-                high_value: Set(s.high_value),
-                eu_export_grade: Set(s.eu_export_grade),
-                reviewer_id: Set(curator.id),
-                recorded_at: Set(s.recorded_at),
-            });
+            let row_id = id(s.recorded_at, &mut rng);
+            scores.push(s.scores.row(row_id, p.id, curator.id, s.recorded_at));
         }
         let summary = Summary { stages, score };
         summaries.push(curation_summary::ActiveModel {

@@ -243,6 +243,12 @@ impl Viewer {
     pub fn is_admin(&self) -> bool {
         self.admin().is_ok()
     }
+
+    /// Whether the viewer is `owner` or an admin: who may see a member's own orders,
+    /// earnings and withdrawals.
+    pub fn is_or_admin(&self, owner: uuid::Uuid) -> bool {
+        self.is_admin() || self.member().is_ok_and(|m| m.id == owner)
+    }
 }
 
 /// What an `Authorization` header claims, before the database confirms it.

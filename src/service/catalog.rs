@@ -11,7 +11,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::member::StaffRole;
-use entity::{Money, Rate, brand, category, merchant, product, product_image, product_tag, sku};
+use entity::{
+    Money, Rate, brand, category, member, merchant, product, product_image, product_tag, sku,
+};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
@@ -268,6 +270,24 @@ pub fn can_see(viewer: &Viewer, p: &product::Model) -> bool {
     p.status == product::Status::Published || is_insider(viewer, p)
 }
 
+/// Whether `viewer` sees rebate rates: staff and programme members do; plain buyers and the
+/// public do not.
+pub fn sees_rates(viewer: &Viewer) -> bool {
+    viewer
+        .member()
+        .is_ok_and(|m| m.tier != member::Tier::Buyer || m.staff_role.is_some())
+}
+
+/// What `viewer` would earn on one unit of `p` at its lowest price (price × rebate rate,
+/// rounded down to the fen): push-hands only (`None` for everyone else).
+pub fn estimated_earning(viewer: &Viewer, p: &product::Model) -> Option<Money> {
+    let is_push_hand = viewer.member().is_ok_and(|m| m.tier != member::Tier::Buyer);
+    if !is_push_hand {
+        return None;
+    }
+    Money::floor_from_decimal(p.min_price.to_decimal() * p.rebate_rate.to_decimal())
+}
+
 /// Whether `viewer` sees a product's internals (drafts, reviewer notes, evidence): curators,
 /// admins, and the product's own merchant.
 pub fn is_insider(viewer: &Viewer, p: &product::Model) -> bool {
@@ -426,6 +446,18 @@ pub async fn merchants_by_ids(
 ) -> Result<HashMap<Uuid, merchant::Model>> {
     let rows = merchant::Entity::find()
         .filter(super::one_of(db, merchant::Column::Id, ids.iter().copied()))
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+}
+
+/// SKUs by id, of products in any status.
+pub async fn skus_by_ids(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, sku::Model>> {
+    let rows = sku::Entity::find()
+        .filter(super::one_of(db, sku::Column::Id, ids.iter().copied()))
         .all(db)
         .await?;
     Ok(rows.into_iter().map(|r| (r.id, r)).collect())

@@ -93,24 +93,24 @@ pub struct StageEntry {
     pub evidence_urls: Vec<String>,
 }
 
-/// The latest scoring.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScoreEntry {
-    pub essential_need: i16,
-    pub new_pain_point: i16,
-    pub longevity: i16,
-    pub quality_and_supply: i16,
+/// A curator's scores: the four selection criteria (1–5 each) and the badges' flags. `N` is
+/// the criteria's number type: `i32` as asked for ([`ScoreInput`]), `i16` once checked
+/// ([`Scores::check`]) and recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scores<N = i16> {
+    pub essential_need: N,
+    pub new_pain_point: N,
+    pub longevity: N,
+    pub quality_and_supply: N,
     pub high_quality: bool,
     pub high_design: bool,
     pub high_value: bool,
     pub eu_export_grade: bool,
-    pub reviewer_id: Uuid,
-    pub recorded_at: DateTime<Utc>,
 }
 
-impl ScoreEntry {
+impl<N: Copy> Scores<N> {
     /// The criteria in their fixed order, with their names.
-    pub fn criteria(&self) -> [(&'static str, i16); 4] {
+    pub fn criteria(&self) -> [(&'static str, N); 4] {
         [
             ("ESSENTIAL_NEED", self.essential_need),
             ("NEW_PAIN_POINT", self.new_pain_point),
@@ -118,6 +118,95 @@ impl ScoreEntry {
             ("QUALITY_AND_SUPPLY", self.quality_and_supply),
         ]
     }
+
+    /// The same flags with the criteria mapped by `f`.
+    fn map<M>(&self, mut f: impl FnMut(N) -> M) -> Scores<M> {
+        Scores {
+            essential_need: f(self.essential_need),
+            new_pain_point: f(self.new_pain_point),
+            longevity: f(self.longevity),
+            quality_and_supply: f(self.quality_and_supply),
+            high_quality: self.high_quality,
+            high_design: self.high_design,
+            high_value: self.high_value,
+            eu_export_grade: self.eu_export_grade,
+        }
+    }
+}
+
+impl Scores<i32> {
+    /// Scores as asked for, checked: every criterion 1 to 5 (`VALIDATION` on the first that
+    /// is not, named as the input field).
+    pub fn check(&self) -> Result<Scores> {
+        const FIELDS: [&str; 4] = [
+            "essentialNeed",
+            "newPainPoint",
+            "longevity",
+            "qualityAndSupply",
+        ];
+        for (field, (_, v)) in FIELDS.into_iter().zip(self.criteria()) {
+            if !(1..=5).contains(&v) {
+                return Err(Error::validation(field, "must be 1 to 5"));
+            }
+        }
+        // In range, so each fits.
+        Ok(self.map(|v| i16::try_from(v).unwrap_or_default()))
+    }
+}
+
+impl Scores {
+    /// As the API shows them.
+    pub fn widened(&self) -> Scores<i32> {
+        self.map(i32::from)
+    }
+
+    /// The row recording these scores.
+    pub fn row(
+        &self,
+        id: Uuid,
+        product_id: Uuid,
+        reviewer_id: Uuid,
+        recorded_at: DateTime<Utc>,
+    ) -> curation_score::ActiveModel {
+        curation_score::ActiveModel {
+            id: Set(id),
+            product_id: Set(product_id),
+            essential_need: Set(self.essential_need),
+            new_pain_point: Set(self.new_pain_point),
+            longevity: Set(self.longevity),
+            quality_and_supply: Set(self.quality_and_supply),
+            high_quality: Set(self.high_quality),
+            high_design: Set(self.high_design),
+            high_value: Set(self.high_value),
+            eu_export_grade: Set(self.eu_export_grade),
+            reviewer_id: Set(reviewer_id),
+            recorded_at: Set(recorded_at),
+        }
+    }
+}
+
+impl From<&curation_score::Model> for Scores {
+    fn from(r: &curation_score::Model) -> Scores {
+        Scores {
+            essential_need: r.essential_need,
+            new_pain_point: r.new_pain_point,
+            longevity: r.longevity,
+            quality_and_supply: r.quality_and_supply,
+            high_quality: r.high_quality,
+            high_design: r.high_design,
+            high_value: r.high_value,
+            eu_export_grade: r.eu_export_grade,
+        }
+    }
+}
+
+/// The latest scoring (stored flat, as one JSON object with the scores' fields).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScoreEntry {
+    #[serde(flatten)]
+    pub scores: Scores,
+    pub reviewer_id: Uuid,
+    pub recorded_at: DateTime<Utc>,
 }
 
 /// A product's quality passport: the latest result of each recorded stage (in stage order)
@@ -149,10 +238,12 @@ impl Summary {
     /// Whether the gate's curation conditions hold (the brand cap is checked at publish).
     pub fn passed(&self, min_score: u8) -> bool {
         self.all_stages_passed()
-            && self
-                .score
-                .as_ref()
-                .is_some_and(|s| s.criteria().iter().all(|(_, v)| *v >= i16::from(min_score)))
+            && self.score.as_ref().is_some_and(|s| {
+                s.scores
+                    .criteria()
+                    .iter()
+                    .all(|(_, v)| *v >= i16::from(min_score))
+            })
     }
 
     pub fn badges(&self) -> Vec<Badge> {
@@ -160,7 +251,7 @@ impl Summary {
         if self.all_stages_passed() {
             out.push(Badge::FiveStagesPassed);
         }
-        if let Some(s) = &self.score {
+        if let Some(ScoreEntry { scores: s, .. }) = &self.score {
             if s.high_quality && s.high_design && s.high_value {
                 out.push(Badge::ThreeHighs);
             }
@@ -211,14 +302,7 @@ pub async fn rebuild_summary(
         .one(txn)
         .await?
         .map(|s| ScoreEntry {
-            essential_need: s.essential_need,
-            new_pain_point: s.new_pain_point,
-            longevity: s.longevity,
-            quality_and_supply: s.quality_and_supply,
-            high_quality: s.high_quality,
-            high_design: s.high_design,
-            high_value: s.high_value,
-            eu_export_grade: s.eu_export_grade,
+            scores: Scores::from(&s),
             reviewer_id: s.reviewer_id,
             recorded_at: s.recorded_at,
         });
@@ -912,17 +996,10 @@ pub async fn record_stage(
     Ok((p, summary))
 }
 
-/// Scores to record.
+/// Scores to record for a product, as asked for.
 pub struct ScoreInput {
     pub product_id: Uuid,
-    pub essential_need: i32,
-    pub new_pain_point: i32,
-    pub longevity: i32,
-    pub quality_and_supply: i32,
-    pub high_quality: bool,
-    pub high_design: bool,
-    pub high_value: bool,
-    pub eu_export_grade: bool,
+    pub scores: Scores<i32>,
 }
 
 /// A curator scores the selection criteria (1–5 each) and the badges' flags.
@@ -934,21 +1011,7 @@ pub async fn score_product(
     s: ScoreInput,
     now: DateTime<Utc>,
 ) -> Result<(product::Model, Summary)> {
-    let mut scores = [0i16; 4];
-    for (i, (field, v)) in [
-        ("essentialNeed", s.essential_need),
-        ("newPainPoint", s.new_pain_point),
-        ("longevity", s.longevity),
-        ("qualityAndSupply", s.quality_and_supply),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        scores[i] = i16::try_from(v)
-            .ok()
-            .filter(|v| (1..=5).contains(v))
-            .ok_or_else(|| Error::validation(field, "must be 1 to 5"))?;
-    }
+    let scores = s.scores.check()?;
     let txn = crate::db::begin_write(db).await?;
     let p = product_for_update(&txn, s.product_id).await?;
     if p.status == product::Status::Published {
@@ -957,22 +1020,9 @@ pub async fn score_product(
             "unpublish the product before re-scoring it",
         ));
     }
-    curation_score::Entity::insert(curation_score::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        product_id: Set(p.id),
-        essential_need: Set(scores[0]),
-        new_pain_point: Set(scores[1]),
-        longevity: Set(scores[2]),
-        quality_and_supply: Set(scores[3]),
-        high_quality: Set(s.high_quality),
-        high_design: Set(s.high_design),
-        high_value: Set(s.high_value),
-        eu_export_grade: Set(s.eu_export_grade),
-        reviewer_id: Set(curator.id),
-        recorded_at: Set(now),
-    })
-    .exec_without_returning(&txn)
-    .await?;
+    curation_score::Entity::insert(scores.row(Uuid::now_v7(), p.id, curator.id, now))
+        .exec_without_returning(&txn)
+        .await?;
     let summary = rebuild_summary(&txn, p.id, now).await?;
     audit::record(
         &txn,
@@ -980,14 +1030,14 @@ pub async fn score_product(
         Action::ProductScored,
         Some((TargetType::Product, p.id)),
         json!({
-            "essentialNeed": scores[0],
-            "newPainPoint": scores[1],
-            "longevity": scores[2],
-            "qualityAndSupply": scores[3],
-            "highQuality": s.high_quality,
-            "highDesign": s.high_design,
-            "highValue": s.high_value,
-            "euExportGrade": s.eu_export_grade,
+            "essentialNeed": scores.essential_need,
+            "newPainPoint": scores.new_pain_point,
+            "longevity": scores.longevity,
+            "qualityAndSupply": scores.quality_and_supply,
+            "highQuality": scores.high_quality,
+            "highDesign": scores.high_design,
+            "highValue": scores.high_value,
+            "euExportGrade": scores.eu_export_grade,
         }),
         now,
     )
@@ -1050,6 +1100,7 @@ pub async fn publish_product(
         ));
     };
     if let Some((name, v)) = score
+        .scores
         .criteria()
         .into_iter()
         .find(|(_, v)| *v < i16::from(min_score))

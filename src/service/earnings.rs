@@ -20,7 +20,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::ledger::{self, Deltas, Event, Refs};
+use super::ledger::{Deltas, Event, Refs};
 use super::writes::Writes;
 use super::{hierarchy, reward_days};
 use crate::error::{Error, Result};
@@ -460,8 +460,7 @@ fn insert_earning(
     };
     writes.push(earning::Entity::insert(earning::ActiveModel::from(model.clone())).into_query());
     let a = p.amount.fen();
-    ledger::book_later(
-        writes,
+    writes.book(
         p.member,
         Event::Earned,
         Refs {
@@ -547,8 +546,7 @@ pub async fn settle(
                     available: a,
                     ..Deltas::default()
                 };
-                ledger::book_later(
-                    &mut writes,
+                writes.book(
                     e.member_id,
                     Event::Settled,
                     Refs {
@@ -678,8 +676,7 @@ pub async fn claw_back_line(
                     lifetime: -amount,
                     ..Deltas::default()
                 };
-                ledger::book_later(
-                    writes,
+                writes.book(
                     x.member_id,
                     Event::Reversed,
                     Refs {
@@ -718,8 +715,7 @@ pub async fn claw_back_line(
                     lifetime: -a,
                     ..Deltas::default()
                 };
-                ledger::book_later(
-                    writes,
+                writes.book(
                     e.member_id,
                     Event::Reversed,
                     Refs {
@@ -786,8 +782,7 @@ pub async fn claw_back_line(
                 ..Deltas::default()
             }
         };
-        ledger::book_later(
-            writes,
+        writes.book(
             e.member_id,
             Event::Adjusted,
             Refs {
@@ -800,6 +795,31 @@ pub async fn claw_back_line(
         changed.push(model);
     }
     Ok(changed)
+}
+
+/// An earning `viewer` may see (its member's and admins'), or `NOT_FOUND`.
+pub async fn visible(
+    db: &impl ConnectionTrait,
+    viewer: &super::auth::Viewer,
+    id: Uuid,
+) -> Result<earning::Model> {
+    earning::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .filter(|e| viewer.is_or_admin(e.member_id))
+        .ok_or_else(|| Error::not_found("earning"))
+}
+
+/// `member`'s earning `id`; `None` when it is gone or someone else's.
+pub async fn of_member(
+    db: &impl ConnectionTrait,
+    member: Uuid,
+    id: Uuid,
+) -> Result<Option<earning::Model>> {
+    Ok(earning::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .filter(|e| e.member_id == member))
 }
 
 /// Position after the last earning of a page: newest first.

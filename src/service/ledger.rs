@@ -13,7 +13,6 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::writes::Writes;
 use crate::error::{Error, Result};
 
 /// How one entry moves each balance column, in fen.
@@ -92,20 +91,6 @@ pub async fn book(
     move_balance(txn, member, d, now).await
 }
 
-/// Leaves the entry and the balance and month moves to `writes`, which the caller applies
-/// with its transition ([`Writes::into_batch`], [`super::batch::Batch::run_guarded`]).
-pub fn book_later(
-    writes: &mut Writes,
-    member: Uuid,
-    event: Event,
-    refs: Refs,
-    d: Deltas,
-    now: DateTime<Utc>,
-) {
-    writes.push(entry(member, event, refs, d, now));
-    writes.balance(member, d, now);
-}
-
 async fn insert_entry(
     txn: &impl ConnectionTrait,
     member: Uuid,
@@ -119,7 +104,13 @@ async fn insert_entry(
 }
 
 /// The insert of one entry.
-fn entry(member: Uuid, event: Event, refs: Refs, d: Deltas, now: DateTime<Utc>) -> InsertStatement {
+pub fn entry(
+    member: Uuid,
+    event: Event,
+    refs: Refs,
+    d: Deltas,
+    now: DateTime<Utc>,
+) -> InsertStatement {
     ledger_entry::Entity::insert(ledger_entry::ActiveModel {
         id: Set(Uuid::now_v7()),
         member_id: Set(member),

@@ -15,7 +15,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::audit::{self, Action, Actor, TargetType};
-use super::auth::{Hashing, hash_password};
+use super::auth::{Hashing, Viewer, hash_password};
 use super::hierarchy::{self, NewBinding};
 use crate::error::{Error, Result};
 use crate::events::{Event, Events, Kind};
@@ -421,6 +421,40 @@ pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<member::Model> {
         .ok_or_else(|| Error::not_found("member"))
 }
 
+/// What a viewer may see of a member.
+#[derive(Debug)]
+pub enum MemberView {
+    /// The member itself, or an admin: the private view.
+    Private(member::Model),
+    /// Its active upline and the members above it (within three levels): the public profile.
+    Profile(member::Model),
+}
+
+/// Member `id` as `viewer` may see it ([`MemberView`]); anyone else (and the anonymous) gets
+/// `NOT_FOUND`, exactly as for an id that does not exist.
+pub async fn visible(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<MemberView> {
+    let not_found = || Error::not_found("member");
+    let Ok(me) = viewer.member() else {
+        return Err(not_found());
+    };
+    let target = get(db, id).await.map_err(|_| not_found())?;
+    if me.id == id || viewer.is_admin() {
+        return Ok(MemberView::Private(target));
+    }
+    let is_my_upline = hierarchy::active_binding(db, me.id, now)
+        .await?
+        .is_some_and(|b| b.upline_id == id);
+    if is_my_upline || super::team::in_team(db, me.id, id).await? {
+        return Ok(MemberView::Profile(target));
+    }
+    Err(not_found())
+}
+
 /// A push-hand asks to become a partner; an admin decides.
 pub async fn apply_for_partner(
     db: &impl ConnectionTrait,
@@ -459,39 +493,27 @@ pub async fn apply_for_partner(
     get(db, member.id).await
 }
 
-/// Admits a pending applicant as a partner, with a fresh partner link. Audited.
-pub async fn approve_partner(
-    db: &DatabaseConnection,
-    events: &Events,
-    actor: &Actor,
-    member_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<member::Model> {
-    review_partner(db, events, actor, member_id, true, now).await
+/// An admin's decision on a partner application.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartnerDecision {
+    /// Admits the applicant as a partner, with a fresh partner link.
+    Approve,
+    /// Turns the application down.
+    Reject,
 }
 
-/// Turns a pending application down. Audited.
-pub async fn reject_partner(
+/// Decides a pending partner application. Audited. Conditional on its being pending, so of
+/// two concurrent reviews one decides and the other sees `NO_PENDING_APPLICATION`; the
+/// decision and its audit entry commit together.
+pub async fn review_partner(
     db: &DatabaseConnection,
     events: &Events,
     actor: &Actor,
     member_id: Uuid,
+    decision: PartnerDecision,
     now: DateTime<Utc>,
 ) -> Result<member::Model> {
-    review_partner(db, events, actor, member_id, false, now).await
-}
-
-/// Decides a pending partner application: conditional on its being pending, so of two
-/// concurrent reviews one decides and the other sees `NO_PENDING_APPLICATION`; the decision
-/// and its audit entry commit together.
-async fn review_partner(
-    db: &DatabaseConnection,
-    events: &Events,
-    actor: &Actor,
-    member_id: Uuid,
-    approve: bool,
-    now: DateTime<Utc>,
-) -> Result<member::Model> {
+    let approve = decision == PartnerDecision::Approve;
     let txn = crate::db::begin_write(db).await?;
     get(&txn, member_id).await?;
     let mut update = member::Entity::update_many()

@@ -17,6 +17,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::audit::{self, Action, Actor, TargetType};
+use super::auth::Viewer;
 use super::batch::Batch;
 use super::checkouts::{Checkout, Checkouts};
 use super::earnings::{self, Policy};
@@ -547,46 +548,42 @@ pub async fn lines_of(
         .await?)
 }
 
+/// A payment as the provider reports it.
+pub struct Payment<'a> {
+    pub order_id: Uuid,
+    /// The provider's reference (1–128 characters once trimmed).
+    pub reference: &'a str,
+    /// Must equal the order's total.
+    pub amount: Money,
+    /// The staff member confirming it, for the audit log (`None`: the command line, tests).
+    pub actor: Option<&'a Actor>,
+}
+
 /// The payment provider's callback. Idempotent: the same reference again returns the order
 /// unchanged; any number of concurrent identical callbacks make exactly one transition and
 /// one set of earnings (the transition is a conditional update; the loser sees it done). A
 /// wrong amount is `PAYMENT_MISMATCH` and books nothing; another reference for a paid order
-/// is `PAYMENT_CONFLICT`. The units sold go to `sold` once the payment commits.
+/// is `PAYMENT_CONFLICT`. The units sold go to `sold` once the payment commits. With an
+/// actor, the payment that makes the transition also writes its audit entry (reference and
+/// amount), in the same statement.
 ///
 /// Under a daily cap on membership rewards, a payment rewarding a member books against the
 /// day's figure it read; should another payment move that figure first, it reads again and
 /// books what is left (`TRY_AGAIN` after [`MAX_PAYMENT_TRIES`] such rounds).
-#[allow(clippy::too_many_arguments)]
 pub async fn confirm_payment(
     db: &DatabaseConnection,
     events: &Events,
     sold: &UnitsSold,
-    order_id: Uuid,
-    reference: &str,
-    amount: Money,
+    payment: Payment<'_>,
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<order::Model> {
-    confirm_payment_as(
-        db, events, sold, None, order_id, reference, amount, policy, now,
-    )
-    .await
-}
-
-/// [`confirm_payment`] by staff: the payment that makes the transition also writes its
-/// audit entry (reference and amount), in the same statement.
-#[allow(clippy::too_many_arguments)]
-pub async fn confirm_payment_as(
-    db: &DatabaseConnection,
-    events: &Events,
-    sold: &UnitsSold,
-    actor: Option<&Actor>,
-    order_id: Uuid,
-    reference: &str,
-    amount: Money,
-    policy: &Policy,
-    now: DateTime<Utc>,
-) -> Result<order::Model> {
+    let Payment {
+        order_id,
+        reference,
+        amount,
+        actor,
+    } = payment;
     let reference = reference.trim();
     if reference.is_empty() || reference.len() > 128 {
         return Err(Error::validation(
@@ -1193,6 +1190,44 @@ pub async fn refund_line_as(
     batch.push(Event::catalog(Some(line.product_id)));
     events.publish(batch).await;
     Ok(o)
+}
+
+/// Whether `viewer` may see an order: its buyer and admins.
+pub fn can_see(viewer: &Viewer, o: &order::Model) -> bool {
+    viewer.is_or_admin(o.buyer_id)
+}
+
+/// An order `viewer` may see, or `NOT_FOUND` (as for an order that does not exist).
+pub async fn visible(db: &impl ConnectionTrait, viewer: &Viewer, id: Uuid) -> Result<order::Model> {
+    match get(db, id).await {
+        Ok(o) if can_see(viewer, &o) => Ok(o),
+        _ => Err(Error::not_found("order")),
+    }
+}
+
+/// An order line whose order `viewer` may see, or `NOT_FOUND`.
+pub async fn visible_line(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    id: Uuid,
+) -> Result<order_line::Model> {
+    let line = order_line::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("order line"))?;
+    visible(db, viewer, line.order_id)
+        .await
+        .map_err(|_| Error::not_found("order line"))?;
+    Ok(line)
+}
+
+/// `buyer`'s order `id`, or `NOT_FOUND` (also for anyone else's: a subscription follows its
+/// own orders only).
+pub async fn of_buyer(db: &impl ConnectionTrait, buyer: Uuid, id: Uuid) -> Result<order::Model> {
+    match get(db, id).await {
+        Ok(o) if o.buyer_id == buyer => Ok(o),
+        _ => Err(Error::not_found("order")),
+    }
 }
 
 /// Position after the last order of a page: newest first.

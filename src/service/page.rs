@@ -26,6 +26,13 @@ pub struct NewestCursor {
     pub id: Uuid,
 }
 
+impl NewestCursor {
+    /// The position just after the row created at `created_at` with id `id`.
+    pub fn of(created_at: DateTime<Utc>, id: Uuid) -> NewestCursor {
+        NewestCursor { created_at, id }
+    }
+}
+
 /// `first` rows of `q`, newest first by (`created`, `id`), after `after`.
 pub async fn newest_first<E: EntityTrait>(
     db: &impl ConnectionTrait,

@@ -10,8 +10,8 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::catalog::Page;
 use super::hierarchy::{MAX_DEPTH, period};
+use super::page::Page;
 use crate::error::{Error, Result};
 
 /// Position after the last team member of a page: newest first, ties by id.

@@ -240,6 +240,31 @@ pub async fn review_as(
     Ok(w)
 }
 
+/// A withdrawal `viewer` may see (its member's and admins'), or `NOT_FOUND`.
+pub async fn visible(
+    db: &impl ConnectionTrait,
+    viewer: &super::auth::Viewer,
+    id: Uuid,
+) -> Result<withdrawal::Model> {
+    withdrawal::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .filter(|w| viewer.is_or_admin(w.member_id))
+        .ok_or_else(|| Error::not_found("withdrawal"))
+}
+
+/// `member`'s withdrawal `id`; `None` when it is gone or someone else's.
+pub async fn of_member(
+    db: &impl ConnectionTrait,
+    member: Uuid,
+    id: Uuid,
+) -> Result<Option<withdrawal::Model>> {
+    Ok(withdrawal::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .filter(|w| w.member_id == member))
+}
+
 /// Position after the last withdrawal of a page: newest first.
 pub type WithdrawalCursor = super::page::NewestCursor;
 

@@ -19,7 +19,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use uuid::Uuid;
 
 use super::batch::Batch;
-use super::ledger::{self, Deltas};
+use super::ledger::{self, Deltas, Event, Refs};
 use super::reward_days;
 
 /// The writes of one transaction: appended rows in order, counter moves summed per row.
@@ -40,6 +40,13 @@ impl Writes {
     /// Appends a write that runs before the counter moves, after the writes pushed before it.
     pub fn push(&mut self, statement: impl Into<SubQueryStatement>) {
         self.rows.push(statement);
+    }
+
+    /// Books a ledger entry later: appends the entry and moves `member`'s balances and month
+    /// by it, when these writes run (as [`ledger::book`] does at once).
+    pub fn book(&mut self, member: Uuid, event: Event, refs: Refs, d: Deltas, now: DateTime<Utc>) {
+        self.push(ledger::entry(member, event, refs, d, now));
+        self.balance(member, d, now);
     }
 
     /// Moves `member`'s balances by `d` (and its month by `d.lifetime`) at `now`.

@@ -1663,9 +1663,12 @@ async fn pay_all(
             app.db(),
             &app.state.events,
             &app.state.units_sold,
-            o.id,
-            reference,
-            o.total,
+            orders_svc::Payment {
+                order_id: o.id,
+                reference,
+                amount: o.total,
+                actor: None,
+            },
             policy,
             now,
         )

@@ -216,9 +216,12 @@ impl World {
                         &db,
                         ev,
                         &sold,
-                        id,
-                        &reference,
-                        o.total,
+                        orders::Payment {
+                            order_id: id,
+                            reference: &reference,
+                            amount: o.total,
+                            actor: None,
+                        },
                         &self.policy,
                         now,
                     )

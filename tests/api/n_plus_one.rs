@@ -103,9 +103,12 @@ async fn order_statements(
         app.db(),
         &app.state.events,
         &app.state.units_sold,
-        o.id,
-        &format!("ref-{}", o.id),
-        o.total,
+        orders::Payment {
+            order_id: o.id,
+            reference: &format!("ref-{}", o.id),
+            amount: o.total,
+            actor: None,
+        },
         &pushhand::graphql::orders::policy(&app.state),
         now,
     )

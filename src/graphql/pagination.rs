@@ -1,0 +1,135 @@
+//! Relay connections, one way for every `…Connection` field: [`PageArgs`] reads `first` and
+//! `after` (the page size, its cap and the errors of bad arguments are the same everywhere),
+//! the service answers a keyset [`Page`] of rows, and [`PageArgs::connection`] turns it into
+//! the connection, one edge per row with the cursor just after that row.
+//!
+//! Cursors are opaque to clients: the service's position type as JSON, base64url-encoded
+//! ([`OpaqueCursor`]). A cursor that does not decode to the listing's position type is
+//! `VALIDATION` on `after`.
+
+use async_graphql::OutputType;
+use async_graphql::connection::{
+    Connection, ConnectionNameType, CursorType, DefaultConnectionName, DefaultEdgeName, Edge,
+    EdgeNameType, EmptyFields, OpaqueCursor,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::Error;
+use crate::service::page::Page;
+
+/// Page size when `first` is not given.
+pub const DEFAULT_PAGE: i32 = 20;
+/// Largest page: a larger `first` is reduced to this.
+pub const MAX_PAGE: i32 = 100;
+
+/// Reads `first`: default 20, at most 100, never negative.
+pub fn page_size(first: Option<i32>) -> Result<u64, Error> {
+    match first.unwrap_or(DEFAULT_PAGE) {
+        n if n < 0 => Err(Error::validation("first", "must not be negative")),
+        n => Ok(n.min(MAX_PAGE) as u64),
+    }
+}
+
+/// A page as asked for: how many rows, and the position (of type `C`, the service's cursor)
+/// the page starts after.
+#[derive(Debug)]
+pub struct PageArgs<C> {
+    pub first: u64,
+    pub after: Option<C>,
+}
+
+/// The connection of a listing whose positions are `C` and whose nodes are `N` (named
+/// `Name`/`EdgeName` when the default names, from `N`'s, would clash).
+pub type ConnectionOf<C, N, Name = DefaultConnectionName, EdgeName = DefaultEdgeName> =
+    Connection<OpaqueCursor<C>, N, EmptyFields, EmptyFields, Name, EdgeName>;
+
+impl<C: Serialize + DeserializeOwned + Send + Sync> PageArgs<C> {
+    /// Reads `first` ([`page_size`]), then `after`.
+    pub fn parse(first: Option<i32>, after: Option<String>) -> Result<PageArgs<C>, Error> {
+        PageArgs::sized(page_size(first)?, after)
+    }
+
+    /// Reads `after` for a page of `first` rows already read by [`page_size`] (for a field
+    /// that checks its other arguments between the two).
+    pub fn sized(first: u64, after: Option<String>) -> Result<PageArgs<C>, Error> {
+        let after = after
+            .map(|c| {
+                OpaqueCursor::<C>::decode_cursor(&c)
+                    .map(|c| c.0)
+                    .map_err(|_| Error::validation("after", "not a valid cursor"))
+            })
+            .transpose()?;
+        Ok(PageArgs { first, after })
+    }
+
+    /// The position to start after, as the services take it.
+    pub fn after(&self) -> Option<&C> {
+        self.after.as_ref()
+    }
+
+    /// The connection of `page`: an edge per row, in order, whose cursor is `cursor(row)` and
+    /// whose node is `node(row)`; a previous page exists when the page started after a
+    /// cursor, a next one when the service said so.
+    pub fn connection<T, N, Name, EdgeName>(
+        &self,
+        page: Page<T>,
+        cursor: impl Fn(&T) -> C,
+        mut node: impl FnMut(T) -> N,
+    ) -> ConnectionOf<C, N, Name, EdgeName>
+    where
+        N: OutputType,
+        Name: ConnectionNameType,
+        EdgeName: EdgeNameType,
+    {
+        let mut conn = Connection::new(self.after.is_some(), page.has_next);
+        conn.edges.extend(page.items.into_iter().map(|row| {
+            let at = OpaqueCursor(cursor(&row));
+            Edge::new(at, node(row))
+        }));
+        conn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::page::NewestCursor;
+
+    #[test]
+    fn first_defaults_caps_and_refuses_negatives() {
+        assert_eq!(page_size(None).ok(), Some(20));
+        assert_eq!(page_size(Some(0)).ok(), Some(0));
+        assert_eq!(page_size(Some(500)).ok(), Some(100));
+        let err = page_size(Some(-1)).expect_err("negative");
+        assert_eq!(err.field(), Some("first"));
+    }
+
+    #[test]
+    fn a_cursor_goes_round_and_a_foreign_one_is_refused() {
+        let at = NewestCursor {
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            id: uuid::Uuid::from_u128(7),
+        };
+        let page = Page {
+            items: vec![1, 2],
+            has_next: true,
+        };
+        let args = PageArgs::<NewestCursor>::parse(Some(2), None).expect("args");
+        let conn: ConnectionOf<NewestCursor, i32> =
+            args.connection(page, |_| at.clone(), |n| n * 10);
+        assert!(!conn.has_previous_page && conn.has_next_page);
+        assert_eq!(
+            conn.edges.iter().map(|e| e.node).collect::<Vec<_>>(),
+            [10, 20]
+        );
+        let text = conn.edges[0].cursor.encode_cursor();
+        let again = PageArgs::<NewestCursor>::parse(None, Some(text)).expect("decodes");
+        assert_eq!(again.after(), Some(&at));
+        assert_eq!(again.first, 20);
+        for bad in ["not-a-cursor", "", "eyJ4IjoxfQ"] {
+            let err = PageArgs::<NewestCursor>::parse(None, Some(bad.into())).expect_err(bad);
+            assert_eq!(err.field(), Some("after"), "{bad}");
+        }
+    }
+}
