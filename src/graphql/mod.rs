@@ -121,11 +121,38 @@ pub(crate) fn to_graphql(err: &Error) -> async_graphql::Error {
     }
     let code = err.code();
     let field = err.field().map(str::to_owned);
+    let fields = fields_value(err);
     async_graphql::Error::new(err.message()).extend_with(|_, ext| {
         ext.set("code", code);
         if let Some(field) = &field {
             ext.set("field", field.as_str());
         }
+        if let Some(fields) = &fields {
+            ext.set("fields", fields.clone());
+        }
+    })
+}
+
+/// `extensions.fields` of an error about several fields of an input: `[{ field, message }]`.
+fn fields_value(err: &Error) -> Option<async_graphql::Value> {
+    use async_graphql::{Name, Value};
+    let fields = err.fields();
+    (!fields.is_empty()).then(|| {
+        Value::List(
+            fields
+                .iter()
+                .map(|f| {
+                    Value::Object(
+                        [
+                            (Name::new("field"), Value::from(f.field.as_ref())),
+                            (Name::new("message"), Value::from(f.message.as_ref())),
+                        ]
+                        .into_iter()
+                        .collect(),
+                    )
+                })
+                .collect(),
+        )
     })
 }
 

@@ -27,6 +27,7 @@ pub mod ledger;
 pub mod members;
 pub mod orders;
 pub mod page;
+pub mod regions;
 pub mod reward_days;
 pub mod rows;
 pub mod team;
