@@ -23,10 +23,11 @@ pub enum Kind {
     OrderLine,
     Earning,
     Withdrawal,
+    Address,
 }
 
 impl Kind {
-    const ALL: [Kind; 10] = [
+    const ALL: [Kind; 11] = [
         Kind::Product,
         Kind::Sku,
         Kind::Brand,
@@ -37,6 +38,7 @@ impl Kind {
         Kind::OrderLine,
         Kind::Earning,
         Kind::Withdrawal,
+        Kind::Address,
     ];
 
     fn name(self) -> &'static str {
@@ -51,6 +53,7 @@ impl Kind {
             Kind::OrderLine => "OrderLine",
             Kind::Earning => "Earning",
             Kind::Withdrawal => "Withdrawal",
+            Kind::Address => "Address",
         }
     }
 }

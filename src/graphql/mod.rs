@@ -4,6 +4,7 @@
 //! Resolvers are thin: they read the viewer and the [`AppState`] from the context, call one
 //! service function and wrap the rows in API types. They never run SQL.
 
+pub mod addresses;
 pub mod api;
 pub mod audit;
 pub mod cached_answer;
@@ -24,6 +25,7 @@ pub mod orders;
 pub mod plain;
 pub mod response_cache;
 pub mod scalars;
+pub mod shipping;
 
 use std::sync::Arc;
 
@@ -42,6 +44,8 @@ pub struct Query(
     curation::CurationQuery,
     earnings::EarningsQuery,
     audit::AuditQuery,
+    addresses::AddressesQuery,
+    shipping::ShippingQuery,
 );
 
 /// The root mutation, merged from the per-domain mutation objects.
@@ -51,6 +55,8 @@ pub struct Mutation(
     curation::CurationMutation,
     orders::OrdersMutation,
     earnings::EarningsMutation,
+    addresses::AddressesMutation,
+    shipping::ShippingMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, live::Subscription>;

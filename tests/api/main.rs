@@ -31,5 +31,6 @@ mod persisted;
 mod response_cache;
 mod schema;
 mod seed;
+mod storefront;
 mod team;
 mod ws;
