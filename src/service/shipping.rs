@@ -368,8 +368,8 @@ pub struct Quote {
 }
 
 impl Quote {
-    /// The reason in words, e.g. "free shipping from 99.00 (subtotal 120.00); remote
-    /// surcharge 20.00 to 新疆维吾尔自治区: 20.00".
+    /// The reason in words, e.g. "base fee 10.00 waived: subtotal 120.00 reaches the
+    /// free-shipping threshold 99.00; remote surcharge 20.00 to 新疆维吾尔自治区; fee 20.00".
     pub fn reason(&self) -> String {
         let mut out = match self.basis {
             Basis::NoRule => "no shipping rule for this merchant: free shipping".to_owned(),
@@ -392,7 +392,7 @@ impl Quote {
                 .map_or(self.province_code.as_str(), |p| p.name);
             let _ = write!(out, "; remote surcharge {} to {province}", self.surcharge);
         }
-        let _ = write!(out, ": {}", self.fee);
+        let _ = write!(out, "; fee {}", self.fee);
         out
     }
 }
@@ -557,13 +557,13 @@ mod tests {
         assert_eq!(
             q.reason(),
             "base fee 10.00 waived: subtotal 120.00 reaches the free-shipping threshold 99.00; \
-             remote surcharge 20.00 to 新疆维吾尔自治区: 20.00"
+             remote surcharge 20.00 to 新疆维吾尔自治区; fee 20.00"
         );
         let q = quote_parcel(Uuid::nil(), r, money("12.34"), "540000");
         assert_eq!(
             q.reason(),
             "base fee 10.00 (subtotal 12.34 is below the free-shipping threshold 99.00); \
-             remote surcharge 30.00 to 西藏自治区: 40.00"
+             remote surcharge 30.00 to 西藏自治区; fee 40.00"
         );
         // The exact decimal the API shows.
         assert_eq!(q.fee.to_decimal(), Decimal::from_str("40.00").expect("d"));
@@ -576,7 +576,7 @@ mod tests {
         let q = quote_parcel(Uuid::nil(), None, money("5.00"), "650000");
         assert_eq!(
             q.reason(),
-            "no shipping rule for this merchant: free shipping: 0.00"
+            "no shipping rule for this merchant: free shipping; fee 0.00"
         );
     }
 

@@ -663,5 +663,5 @@ async fn admins_set_shipping_rules_audited() {
         .map_err(anyhow::Error::from)
         .expect("quote");
     assert_eq!(to_beijing[0].fee.to_decimal().to_string(), "6.00");
-    assert_eq!(to_beijing[0].reason(), "base fee 6.00: 6.00");
+    assert_eq!(to_beijing[0].reason(), "base fee 6.00; fee 6.00");
 }
