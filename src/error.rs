@@ -24,6 +24,9 @@ pub enum Error {
         field: Option<Cow<'static, str>>,
         message: Cow<'static, str>,
     },
+    /// Several bad fields of one input, reported together ([`FieldErrors`]): `VALIDATION`,
+    /// with the first field in `extensions.field` and every one in `extensions.fields`.
+    Fields(Vec<FieldError>),
     /// A business rule refused the request; `code` is the stable code (e.g. `OUT_OF_STOCK`).
     Rule {
         code: &'static str,
@@ -69,7 +72,7 @@ impl Error {
             Error::Unauthenticated => "UNAUTHENTICATED",
             Error::Forbidden(_) => "FORBIDDEN",
             Error::NotFound(_) => "NOT_FOUND",
-            Error::Validation { .. } => "VALIDATION",
+            Error::Validation { .. } | Error::Fields(_) => "VALIDATION",
             Error::Rule { code, .. } => code,
             Error::Unavailable => "UNAVAILABLE",
             Error::Internal(_) => "INTERNAL",
@@ -90,6 +93,11 @@ impl Error {
                 field: None,
                 message,
             } => message.to_string(),
+            Error::Fields(fields) => fields
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("; "),
             Error::Rule { message, .. } => message.to_string(),
             Error::Unavailable => "service temporarily unavailable, retry shortly".into(),
             Error::Internal(_) => "internal error".into(),
@@ -100,7 +108,93 @@ impl Error {
     pub fn field(&self) -> Option<&str> {
         match self {
             Error::Validation { field, .. } => field.as_deref(),
+            Error::Fields(fields) => fields.first().map(|f| &*f.field),
             _ => None,
+        }
+    }
+
+    /// Every bad field with its message, for an error of several fields
+    /// (`extensions.fields`); empty for any other error.
+    pub fn fields(&self) -> &[FieldError] {
+        match self {
+            Error::Fields(fields) => fields,
+            _ => &[],
+        }
+    }
+}
+
+/// One bad field of an input: its path from the argument (`input.phone`) and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: Cow<'static, str>,
+    pub message: Cow<'static, str>,
+}
+
+/// Collects the validation errors of every field of an input, so that one answer names them
+/// all (a form shows each next to its field) instead of one per attempt.
+///
+/// ```ignore
+/// let mut errors = FieldErrors::default();
+/// let phone = errors.check(Phone::parse("input.phone", &input.phone));
+/// let detail = errors.check(text::name("input.detail", &input.detail, 120));
+/// errors.finish()?; // VALIDATION naming both, if both are bad
+/// ```
+#[derive(Debug, Default)]
+pub struct FieldErrors {
+    fields: Vec<FieldError>,
+    /// An error that is not about a field (none of the checks should give one): returned
+    /// as it is by [`FieldErrors::finish`].
+    other: Option<Error>,
+}
+
+impl FieldErrors {
+    /// The value of a check, or `None` after noting its error.
+    pub fn check<T>(&mut self, result: Result<T>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(Error::Validation {
+                field: Some(field),
+                message,
+            }) => {
+                self.fields.push(FieldError { field, message });
+                None
+            }
+            Err(Error::Fields(fields)) => {
+                self.fields.extend(fields);
+                None
+            }
+            Err(other) => {
+                self.other.get_or_insert(other);
+                None
+            }
+        }
+    }
+
+    /// Notes that `field` is bad.
+    pub fn push(
+        &mut self,
+        field: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) {
+        self.fields.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty() && self.other.is_none()
+    }
+
+    /// `Ok` when every check passed; otherwise the error naming every bad field.
+    pub fn finish(self) -> Result<()> {
+        if let Some(other) = self.other {
+            return Err(other);
+        }
+        if self.fields.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Fields(self.fields))
         }
     }
 }

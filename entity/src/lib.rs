@@ -10,12 +10,15 @@
 //!   [`withdrawal`], [`membership_reward_day`]: orders and the money they move.
 //! - [`audit_entry`]: the append-only log of staff actions.
 //! - [`idempotency_key`]: clients' keys for retried writes (orders, refunds).
+//! - [`address`]: members' delivery addresses; [`shipping_rule`], [`shipping_surcharge`]:
+//!   what shipping a merchant's parcel costs.
 //! - [`member`], [`binding`], [`member_ancestor`], [`team_counter`]: members, their binding
 //!   history, the team closure table and its counters.
 //!
 //! Entities carry no GraphQL derives and no business rules: the API wraps them in its own
 //! types, and the service layer owns the rules.
 
+pub mod address;
 pub mod audit_entry;
 pub mod balance;
 pub mod binding;
@@ -39,6 +42,8 @@ pub mod product;
 pub mod product_image;
 pub mod product_tag;
 pub mod share_link;
+pub mod shipping_rule;
+pub mod shipping_surcharge;
 pub mod sku;
 pub mod team_counter;
 pub mod withdrawal;

@@ -17,6 +17,7 @@ mod m20261129_000008_membership_reward_days;
 mod m20261201_000010_audit_log;
 mod m20261202_000011_idempotency_keys;
 mod m20261202_000012_money_invariants;
+mod m20261203_000013_addresses_shipping;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_audit_log::Migration),
             Box::new(m20261202_000011_idempotency_keys::Migration),
             Box::new(m20261202_000012_money_invariants::Migration),
+            Box::new(m20261203_000013_addresses_shipping::Migration),
         ]
     }
 }

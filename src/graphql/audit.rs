@@ -55,6 +55,8 @@ pub enum AuditAction {
     ProductPublished,
     /// `unpublishProduct` (arguments: the reason).
     ProductUnpublished,
+    /// `setShippingRule` (arguments: the rule set, and the `previous` one or null).
+    ShippingRuleSet,
 }
 
 impl From<Action> for AuditAction {
@@ -79,6 +81,7 @@ impl From<Action> for AuditAction {
             Action::ProductScored => AuditAction::ProductScored,
             Action::ProductPublished => AuditAction::ProductPublished,
             Action::ProductUnpublished => AuditAction::ProductUnpublished,
+            Action::ShippingRuleSet => AuditAction::ShippingRuleSet,
         }
     }
 }
@@ -105,6 +108,7 @@ impl From<AuditAction> for Action {
             AuditAction::ProductScored => Action::ProductScored,
             AuditAction::ProductPublished => Action::ProductPublished,
             AuditAction::ProductUnpublished => Action::ProductUnpublished,
+            AuditAction::ShippingRuleSet => Action::ShippingRuleSet,
         }
     }
 }
@@ -118,6 +122,7 @@ fn kind_of(t: TargetType) -> Kind {
         TargetType::Member => Kind::Member,
         TargetType::Product => Kind::Product,
         TargetType::Brand => Kind::Brand,
+        TargetType::Merchant => Kind::Merchant,
     }
 }
 
@@ -141,8 +146,8 @@ impl AuditEntry {
         Ok(svc::action_of(&self.0)?.into())
     }
     /// The global ID of what the action was on (an `Order`, `OrderLine`, `Withdrawal`,
-    /// `Member`, `Product` or `Brand`: usable with `node(id:)`); null for actions on no one
-    /// thing (a settlement run).
+    /// `Member`, `Product`, `Brand` or `Merchant`: usable with `node(id:)`); null for
+    /// actions on no one thing (a settlement run).
     async fn target_id(&self) -> Option<ID> {
         let kind = TargetType::parse(self.0.target_type.as_deref()?)?;
         Some(ids::encode(kind_of(kind), self.0.target_id?))

@@ -370,7 +370,15 @@ plain_object! {
         name "name": &str = &r.name;
     }
     plain |s, field, out| {}
-    resolvers {}
+    resolvers {
+        /// ADMIN: the merchant's shipping rule; null when it has none (its parcels ship free).
+        async fn shipping_rule(
+            &self,
+            ctx: &Context<'_>,
+        ) -> Result<Option<super::shipping::ShippingRule>> {
+            super::shipping::rule_of(ctx, self.0.id).await
+        }
+    }
 }
 
 pub struct Category(pub category::Model);

@@ -32,10 +32,11 @@ pub enum Kind {
     OrderLine,
     Earning,
     Withdrawal,
+    Address,
 }
 
 impl Kind {
-    const ALL: [Kind; 11] = [
+    const ALL: [Kind; 12] = [
         Kind::Product,
         Kind::Sku,
         Kind::Brand,
@@ -47,6 +48,7 @@ impl Kind {
         Kind::OrderLine,
         Kind::Earning,
         Kind::Withdrawal,
+        Kind::Address,
     ];
 
     fn name(self) -> &'static str {
@@ -62,6 +64,7 @@ impl Kind {
             Kind::OrderLine => "OrderLine",
             Kind::Earning => "Earning",
             Kind::Withdrawal => "Withdrawal",
+            Kind::Address => "Address",
         }
     }
 }

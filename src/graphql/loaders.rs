@@ -107,5 +107,7 @@ loader!(/// The subcategories of a category, in display order.
     ChildrenOf => Vec<category::Model>, |l, ids| catalog::categories_by_parent_ids(&l.db, ids));
 loader!(/// A SKU by id, of a product in any status (an order line's SKU).
     SkuKey => sku::Model, |l, ids| catalog::skus_by_ids(&l.db, ids));
+loader!(/// A merchant's shipping rule, if it has one.
+    ShippingRuleOf => crate::service::shipping::Rule, |l, ids| crate::service::shipping::rules_of(&l.db, ids.iter().copied()));
 loader!(/// A product by id, in any status (resolvers apply the visibility rules).
     ProductKey => product::Model, |l, ids| catalog::products_by_ids(&l.db, ids));

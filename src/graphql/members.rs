@@ -275,6 +275,11 @@ impl Member {
     ) -> Result<super::orders::OrderConnection> {
         super::orders::orders_of(ctx, self.0.id, first, after).await
     }
+    /// Delivery addresses (收货地址): the default first, then newest first; at most 20. Only
+    /// the member itself reads them (`FORBIDDEN` for an admin).
+    async fn addresses(&self, ctx: &Context<'_>) -> Result<Vec<super::addresses::Address>> {
+        super::addresses::addresses_of(ctx, self.0.id).await
+    }
     /// Team size per level and new members this month.
     async fn team_stats(&self, ctx: &Context<'_>) -> Result<TeamStats> {
         let st = state(ctx)?;

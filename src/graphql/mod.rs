@@ -4,6 +4,7 @@
 //! Resolvers are thin: they read the viewer and the [`AppState`] from the context, call one
 //! service function and wrap the rows in API types. They never run SQL.
 
+pub mod addresses;
 pub mod api;
 pub mod audit;
 pub mod catalog;
@@ -23,6 +24,7 @@ pub mod orders;
 pub mod pagination;
 pub mod plain;
 pub mod scalars;
+pub mod shipping;
 
 use std::sync::Arc;
 
@@ -43,6 +45,8 @@ pub struct Query(
     curation::CurationQuery,
     earnings::EarningsQuery,
     audit::AuditQuery,
+    addresses::AddressesQuery,
+    shipping::ShippingQuery,
 );
 
 /// Everything that changes state. All need a signed-in member except `register` and `login`;
@@ -54,6 +58,8 @@ pub struct Mutation(
     curation::CurationMutation,
     orders::OrdersMutation,
     earnings::EarningsMutation,
+    addresses::AddressesMutation,
+    shipping::ShippingMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, live::Subscription>;
@@ -166,11 +172,38 @@ pub(crate) fn to_graphql(err: &Error) -> async_graphql::Error {
     }
     let code = err.code();
     let field = err.field().map(str::to_owned);
+    let fields = fields_value(err);
     async_graphql::Error::new(err.message()).extend_with(|_, ext| {
         ext.set("code", code);
         if let Some(field) = &field {
             ext.set("field", field.as_str());
         }
+        if let Some(fields) = &fields {
+            ext.set("fields", fields.clone());
+        }
+    })
+}
+
+/// `extensions.fields` of an error about several fields of an input: `[{ field, message }]`.
+fn fields_value(err: &Error) -> Option<async_graphql::Value> {
+    use async_graphql::{Name, Value};
+    let fields = err.fields();
+    (!fields.is_empty()).then(|| {
+        Value::List(
+            fields
+                .iter()
+                .map(|f| {
+                    Value::Object(
+                        [
+                            (Name::new("field"), Value::from(f.field.as_ref())),
+                            (Name::new("message"), Value::from(f.message.as_ref())),
+                        ]
+                        .into_iter()
+                        .collect(),
+                    )
+                })
+                .collect(),
+        )
     })
 }
 

@@ -3,6 +3,7 @@
 
 use async_graphql::{Context, ID, Interface, Object, Result};
 
+use super::addresses::Address;
 use super::catalog::{Brand, Category, Merchant, Product, Sku};
 use super::earnings::{Earning, Withdrawal};
 use super::ids::{self, Kind};
@@ -34,6 +35,7 @@ pub enum Node {
     OrderLine(OrderLine),
     Earning(Earning),
     Withdrawal(Withdrawal),
+    Address(Address),
 }
 
 #[derive(Default)]
@@ -84,6 +86,9 @@ impl NodeQuery {
             }
             (Kind::Withdrawal, id) => {
                 Node::Withdrawal(Withdrawal(super::earnings::withdrawal_node(ctx, id).await?))
+            }
+            (Kind::Address, id) => {
+                Node::Address(Address(super::addresses::address_node(ctx, id).await?))
             }
         };
         Ok(Some(node))

@@ -3,7 +3,7 @@
 //!
 //! - A **catalog answer** (an anonymous request's): a query every root field of which —
 //!   fragment spreads and inline fragments at the root expanded — is one of
-//!   [`ROOT_FIELDS`]: `products`, `product`, `categories`, `node`, `__typename`. Anything
+//!   [`ROOT_FIELDS`]: `products`, `product`, `categories`, `regions`, `node`, `__typename`. Anything
 //!   else — `me`, introspection, a root field added later — bypasses until it is listed
 //!   there.
 //! - A member's **own answer** (a signed-in request's): a query whose root selects only `me`
@@ -18,7 +18,14 @@ use async_graphql::parser::types::{
 };
 
 /// The root fields an anonymous query may select and still be cached.
-pub const ROOT_FIELDS: [&str; 5] = ["products", "product", "categories", "node", "__typename"];
+pub const ROOT_FIELDS: [&str; 6] = [
+    "products",
+    "product",
+    "categories",
+    "regions",
+    "node",
+    "__typename",
+];
 
 /// What the cache may do with one operation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

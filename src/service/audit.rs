@@ -3,7 +3,7 @@
 //!
 //! Every staff mutation (payments confirmed, shipments, refunds, settlement runs, withdrawal
 //! reviews, freezes and unfreezes, partner reviews, rebinding, binding expiry, brands and
-//! products submitted, curation records, publishing and delisting) writes one entry **in
+//! products submitted, curation records, publishing and delisting, shipping rules) writes one entry **in
 //! its own transaction**, through [`record`] (or [`entry`] pushed into the action's batch of
 //! writes): the entry exists exactly when the action committed, and an action whose entry
 //! cannot be written does not happen. Refused attempts write nothing (they changed nothing).
@@ -85,6 +85,7 @@ codes! {
         ProductScored => "PRODUCT_SCORED",
         ProductPublished => "PRODUCT_PUBLISHED",
         ProductUnpublished => "PRODUCT_UNPUBLISHED",
+        ShippingRuleSet => "SHIPPING_RULE_SET",
     }
 }
 
@@ -97,6 +98,7 @@ codes! {
         Member => "MEMBER",
         Product => "PRODUCT",
         Brand => "BRAND",
+        Merchant => "MERCHANT",
     }
 }
 

@@ -14,6 +14,7 @@
 //! keeps to this order, and gets a test that races it against the paths it shares rows with
 //! (`tests/api/earnings.rs`, `…_never_deadlock`).
 
+pub mod addresses;
 pub mod audit;
 pub mod auth;
 pub mod batch;
@@ -27,8 +28,10 @@ pub mod ledger;
 pub mod members;
 pub mod orders;
 pub mod page;
+pub mod regions;
 pub mod reward_days;
 pub mod rows;
+pub mod shipping;
 pub mod team;
 pub mod text;
 pub mod units_sold;

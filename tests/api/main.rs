@@ -33,5 +33,6 @@ mod persisted;
 mod response_cache;
 mod schema;
 mod seed;
+mod storefront;
 mod team;
 mod ws;
