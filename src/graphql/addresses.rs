@@ -44,6 +44,7 @@ pub struct Region {
     pub code: String,
     /// Chinese name, e.g. 东城区.
     pub name: String,
+    /// Province, city or district.
     pub level: RegionLevel,
     /// The code of the region it is in (a district's city, a city's province); null for a
     /// province.
@@ -138,9 +139,11 @@ impl Address {
     async fn is_default(&self) -> bool {
         self.0.is_default
     }
+    /// When the address was added.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When the address was last changed (an edit, or becoming or ceasing to be the default).
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
@@ -229,7 +232,15 @@ impl AddressesQuery {
     /// province governs itself sit under 省直辖县级行政区划 (`419000`, `429000`, `469000`;
     /// 新疆's `659000` 自治区直辖县级行政区划), and a city without districts (东莞 `441900`)
     /// lists itself as its one district.
-    async fn regions(&self, parent_code: Option<String>) -> Result<Vec<Region>> {
+    async fn regions(
+        &self,
+        #[graphql(
+            desc = "The six-digit code of a province or city whose regions to list; \
+                          omit for the provinces. Not six digits: `VALIDATION`; unknown: \
+                          `NOT_FOUND`."
+        )]
+        parent_code: Option<String>,
+    ) -> Result<Vec<Region>> {
         Ok(regions::children_of(parent_code.as_deref(), "parentCode")?
             .into_iter()
             .map(Region::of)
@@ -245,7 +256,11 @@ impl AddressesMutation {
     /// Adds a delivery address for the signed-in member. The member's first address becomes
     /// the default, as does one with `isDefault: true`. At most 20 per member
     /// (`ADDRESS_LIMIT_REACHED`).
-    async fn add_address(&self, ctx: &Context<'_>, input: AddressInput) -> Result<Address> {
+    async fn add_address(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The address; every bad field is reported at once.")] input: AddressInput,
+    ) -> Result<Address> {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
         let row = svc::add(&st.db, me.id, &input.into(), st.clock.now()).await?;
@@ -257,8 +272,8 @@ impl AddressesMutation {
     async fn update_address(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        input: AddressInput,
+        #[graphql(desc = "One of the member's `Address` IDs.")] id: ID,
+        #[graphql(desc = "The whole address as it is to read from now on.")] input: AddressInput,
     ) -> Result<Address> {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
@@ -270,7 +285,11 @@ impl AddressesMutation {
     /// Removes one of the member's addresses and answers the addresses left (default first,
     /// then newest first). Removing the default makes the newest remaining address the
     /// default. Another member's address is `NOT_FOUND`.
-    async fn remove_address(&self, ctx: &Context<'_>, id: ID) -> Result<Vec<Address>> {
+    async fn remove_address(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "One of the member's `Address` IDs.")] id: ID,
+    ) -> Result<Vec<Address>> {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
         let id = address_id(&id)?;
@@ -280,7 +299,11 @@ impl AddressesMutation {
 
     /// Makes one of the member's addresses the default; the previous default stops being
     /// one. Another member's address is `NOT_FOUND`.
-    async fn set_default_address(&self, ctx: &Context<'_>, id: ID) -> Result<Address> {
+    async fn set_default_address(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "One of the member's `Address` IDs.")] id: ID,
+    ) -> Result<Address> {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
         let id = address_id(&id)?;

@@ -108,6 +108,10 @@ pub fn builder() -> SchemaBuilder<Query, Mutation, live::Subscription> {
             "A page of one level of a member's team, most recently joined first: `edges` or \
              `nodes` (public profiles), and `pageInfo` to ask for the next page.",
         )
+        .override_output_type_description::<shipping::ShippingRuleConnection>(
+            "A page of merchants' shipping rules, newest first: `edges` or `nodes`, and \
+             `pageInfo` to ask for the next page.",
+        )
         .override_output_type_description::<audit::AuditEntryConnection>(
             "A page of the audit log, newest first: `edges` or `nodes`, and `pageInfo` to \
              ask for the next page.",

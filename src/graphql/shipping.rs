@@ -24,8 +24,11 @@ use crate::service::shipping::{self as svc, RuleInput, SurchargeInput};
 /// A merchant without a rule ships free. Shipping is never part of an earning's base.
 pub struct ShippingRule(pub svc::Rule);
 
+/// A merchant's shipping rule: a base fee per parcel, waived from a subtotal, plus
+/// surcharges for remote provinces. A merchant without a rule ships free.
 #[Object]
 impl ShippingRule {
+    /// The merchant whose parcels the rule prices.
     async fn merchant(&self, ctx: &Context<'_>) -> Result<Merchant> {
         let id = self.0.row.merchant_id;
         let found = ctx
@@ -60,6 +63,7 @@ impl ShippingRule {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.row.created_at
     }
+    /// When the rule was last replaced (equal to `createdAt` if never).
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.row.updated_at
     }
@@ -85,7 +89,9 @@ fn province(code: &str) -> Region {
 /// What a parcel to one province costs on top of the base fee.
 #[derive(SimpleObject)]
 pub struct ShippingSurcharge {
+    /// The destination province.
     pub province: Region,
+    /// Added to each of the merchant's parcels to that province, in yuan (two decimals).
     pub amount: Dec,
 }
 
@@ -156,7 +162,16 @@ impl ShippingQuery {
     async fn shipping_rules(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size: at most this many edges (default 20, capped at 100; \
+                          negative is `VALIDATION`)."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "The previous page's last `cursor` (or `pageInfo.endCursor`) to \
+                          continue after; omit for the first page. A malformed cursor is \
+                          `VALIDATION`."
+        )]
         after: Option<String>,
     ) -> Result<ShippingRuleConnection> {
         viewer(ctx)?.admin()?;
@@ -183,7 +198,8 @@ impl ShippingMutation {
     async fn set_shipping_rule(
         &self,
         ctx: &Context<'_>,
-        merchant_id: ID,
+        #[graphql(desc = "The merchant's `Merchant` ID.")] merchant_id: ID,
+        #[graphql(desc = "The whole rule; every bad field is reported at once.")]
         input: ShippingRuleInput,
     ) -> Result<ShippingRule> {
         let admin = viewer(ctx)?.admin()?;
