@@ -11,30 +11,9 @@
 
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
+import { base, gql, login, PATIENCE, shots } from "./common.mjs";
 
-const base = process.env.PUSHHAND_URL ?? "http://127.0.0.1:8000";
-const shots = process.env.SCREENSHOTS ?? ".";
 const origin = new URL(base).origin;
-const PASSWORD = "pushhand-demo-1";
-const PATIENCE = 20_000;
-
-async function gql(query, variables = {}, token) {
-  const headers = { "content-type": "application/json" };
-  if (token) headers.authorization = `Bearer ${token}`;
-  const resp = await fetch(`${base}/graphql`, {
-    method: "POST",
-    headers,
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = await resp.json();
-  if (body.errors) throw new Error(`${query}: ${JSON.stringify(body.errors)}`);
-  return body.data;
-}
-
-async function login(email) {
-  const q = "mutation($i: LoginInput!) { login(input: $i) { token } }";
-  return (await gql(q, { i: { email, password: PASSWORD } })).login.token;
-}
 
 /// The text of the CodeMirror editor under `selector` (GraphiQL 4 uses CodeMirror 5).
 function editorValue(page, selector) {

@@ -22,31 +22,10 @@ import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { createServer } from "node:http";
 import { fileURLToPath } from "node:url";
+import { base, gql, login, PASSWORD, PATIENCE, shots } from "./common.mjs";
 
-const base = process.env.PUSHHAND_URL ?? "http://127.0.0.1:8000";
 const pagesPort = Number(process.env.PAGES_PORT ?? 5173);
-const shots = process.env.SCREENSHOTS ?? ".";
-const PASSWORD = "pushhand-demo-1";
-const PATIENCE = 20_000;
 const api = new URL(base);
-
-async function gql(query, variables = {}, token) {
-  const headers = { "content-type": "application/json" };
-  if (token) headers.authorization = `Bearer ${token}`;
-  const resp = await fetch(`${base}/graphql`, {
-    method: "POST",
-    headers,
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = await resp.json();
-  if (body.errors) throw new Error(`${query}: ${JSON.stringify(body.errors)}`);
-  return body.data;
-}
-
-async function login(email) {
-  const q = "mutation($i: LoginInput!) { login(input: $i) { token } }";
-  return (await gql(q, { i: { email, password: PASSWORD } })).login.token;
-}
 
 const STOREFRONT = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Storefront (another origin)</title>
