@@ -263,7 +263,7 @@ impl AddressesMutation {
     ) -> Result<Address> {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
-        let row = svc::add(&st.db, me.id, &input.into(), st.clock.now()).await?;
+        let row = svc::add(&st.db, &st.events, me.id, &input.into(), st.clock.now()).await?;
         Ok(Address(row))
     }
 
@@ -278,7 +278,7 @@ impl AddressesMutation {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
         let id = address_id(&id)?;
-        let row = svc::update(&st.db, me.id, id, &input.into(), st.clock.now()).await?;
+        let row = svc::update(&st.db, &st.events, me.id, id, &input.into(), st.clock.now()).await?;
         Ok(Address(row))
     }
 
@@ -293,7 +293,7 @@ impl AddressesMutation {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
         let id = address_id(&id)?;
-        let left = svc::remove(&st.db, me.id, id, st.clock.now()).await?;
+        let left = svc::remove(&st.db, &st.events, me.id, id, st.clock.now()).await?;
         Ok(left.into_iter().map(Address).collect())
     }
 
@@ -307,7 +307,7 @@ impl AddressesMutation {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
         let id = address_id(&id)?;
-        let row = svc::set_default(&st.db, me.id, id, st.clock.now()).await?;
+        let row = svc::set_default(&st.db, &st.events, me.id, id, st.clock.now()).await?;
         Ok(Address(row))
     }
 }

@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 use super::regions::{self, Place};
 use crate::error::{Error, FieldErrors, Result};
+use crate::events::{Event, Events, Kind};
 
 /// The most addresses one member may keep.
 pub const MAX_PER_MEMBER: u64 = 20;
@@ -222,6 +223,7 @@ fn fill(model: &mut address::ActiveModel, c: Checked) {
 /// `isDefault: true`. A member at the limit gets `ADDRESS_LIMIT_REACHED`.
 pub async fn add(
     db: &DatabaseConnection,
+    events: &Events,
     member_id: Uuid,
     input: &AddressInput,
     now: DateTime<Utc>,
@@ -253,6 +255,7 @@ pub async fn add(
     fill(&mut model, checked);
     let row = model.insert(&txn).await?;
     txn.commit().await?;
+    changed(events, member_id).await;
     Ok(row)
 }
 
@@ -261,6 +264,7 @@ pub async fn add(
 /// as it is — a default stops being one only when another address becomes the default.
 pub async fn update(
     db: &DatabaseConnection,
+    events: &Events,
     member_id: Uuid,
     id: Uuid,
     input: &AddressInput,
@@ -281,12 +285,14 @@ pub async fn update(
     model.updated_at = Set(now);
     let row = model.update(&txn).await?;
     txn.commit().await?;
+    changed(events, member_id).await;
     Ok(row)
 }
 
 /// Makes the member's address `id` the default (the previous default stops being one).
 pub async fn set_default(
     db: &DatabaseConnection,
+    events: &Events,
     member_id: Uuid,
     id: Uuid,
     now: DateTime<Utc>,
@@ -302,6 +308,7 @@ pub async fn set_default(
     model.updated_at = Set(now);
     let row = model.update(&txn).await?;
     txn.commit().await?;
+    changed(events, member_id).await;
     Ok(row)
 }
 
@@ -309,6 +316,7 @@ pub async fn set_default(
 /// becomes the default. Returns the addresses left, as [`list`] orders them.
 pub async fn remove(
     db: &DatabaseConnection,
+    events: &Events,
     member_id: Uuid,
     id: Uuid,
     now: DateTime<Utc>,
@@ -332,7 +340,16 @@ pub async fn remove(
     }
     let left = list(&txn, member_id).await?;
     txn.commit().await?;
+    changed(events, member_id).await;
     Ok(left)
+}
+
+/// Tells every cache that `member`'s own views changed (its addresses are one of them), after
+/// the write committed.
+async fn changed(events: &Events, member: Uuid) {
+    events
+        .publish(vec![Event::new(member, Kind::Changed, member)])
+        .await;
 }
 
 #[cfg(test)]

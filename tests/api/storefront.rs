@@ -665,3 +665,69 @@ async fn admins_set_shipping_rules_audited() {
     assert_eq!(to_beijing[0].fee.to_decimal().to_string(), "6.00");
     assert_eq!(to_beijing[0].reason(), "base fee 6.00; fee 6.00");
 }
+
+/// Hears every published batch (a listener beside the app's own caches).
+#[derive(Default)]
+struct Heard(std::sync::Mutex<Vec<pushhand::events::Event>>);
+
+#[async_trait::async_trait]
+impl pushhand::events::Listener for Heard {
+    async fn published(&self, batch: &[pushhand::events::Event]) {
+        self.0.lock().expect("lock").extend_from_slice(batch);
+    }
+}
+
+/// Every address write tells the caches that the member's own views changed (after its
+/// commit), so a remembered or cached answer of the member never shows the old addresses.
+#[tokio::test]
+async fn every_address_write_publishes_the_members_change() {
+    use pushhand::events::{Event, Kind as EventKind};
+    use pushhand::service::addresses::{self as svc, AddressInput};
+    let app = TestApp::spawn().await;
+    let (_, member) = buyer(&app, "heard@example.com").await;
+    let heard = std::sync::Arc::new(Heard::default());
+    let events = app.state.events.clone().with_listener(heard.clone());
+    let input = |name: &str| AddressInput {
+        recipient_name: name.into(),
+        phone: "13812345678".into(),
+        province_code: "110000".into(),
+        city_code: "110100".into(),
+        district_code: "110105".into(),
+        detail: "建国路 88 号".into(),
+        postal_code: None,
+        is_default: None,
+    };
+    let changed = Event::new(member, EventKind::Changed, member);
+    let now = app.clock_now();
+    let expect_one = |step: &str| {
+        let batch = std::mem::take(&mut *heard.0.lock().expect("lock"));
+        assert_eq!(batch, vec![changed], "{step}");
+    };
+    let first = svc::add(app.db(), &events, member, &input("甲"), now)
+        .await
+        .expect("added");
+    expect_one("add");
+    let second = svc::add(app.db(), &events, member, &input("乙"), now)
+        .await
+        .expect("added");
+    expect_one("add");
+    svc::update(app.db(), &events, member, first.id, &input("丙"), now)
+        .await
+        .expect("updated");
+    expect_one("update");
+    svc::set_default(app.db(), &events, member, second.id, now)
+        .await
+        .expect("default set");
+    expect_one("set default");
+    svc::remove(app.db(), &events, member, first.id, now)
+        .await
+        .expect("removed");
+    expect_one("remove");
+    // A refused write publishes nothing.
+    let refused = svc::add(app.db(), &events, member, &input(""), now).await;
+    assert!(refused.is_err());
+    assert!(
+        heard.0.lock().expect("lock").is_empty(),
+        "nothing on a refusal"
+    );
+}
