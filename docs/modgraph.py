@@ -4,7 +4,7 @@
     python3 docs/modgraph.py              # circles between source files (modules)
     python3 docs/modgraph.py --edges      # also every edge, `a -> b`
     python3 docs/modgraph.py --depth 1    # modules folded to their first segment (db, graphql, ...)
-    python3 docs/modgraph.py --depth 2    # ... or to two (graphql::catalog, service::ledger)
+    python3 docs/modgraph.py --depth 2    # ... or to two (graphql::schema, service::ledger)
 
 An edge `a -> b` means that a file of module `a` names an item of module `b`: a `use crate::…`,
 `use super::…`, `use self::…` or `use child::…` line (use trees with braces included), or a path
@@ -29,7 +29,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 
 
 def module_of(path):
-    """src/graphql/catalog.rs -> ('graphql', 'catalog'); src/graphql/mod.rs -> ('graphql',)."""
+    """src/graphql/schema/catalog.rs -> ('graphql', 'schema', 'catalog'); src/graphql/mod.rs -> ('graphql',)."""
     rel = os.path.relpath(path, ROOT)
     parts = rel[:-3].split(os.sep)
     if parts[-1] in ("mod", "lib", "main"):

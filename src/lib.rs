@@ -14,12 +14,13 @@
 //! - [`error`]: the one error type of the API boundary and its stable codes.
 //! - [`http`]: routes — GraphQL over HTTP, the graphql-ws protocols, GraphiQL, health, metrics;
 //!   a cached answer as a response, gzip or JSON (`http::answers`).
-//! - [`graphql`]: the schema behind its front door (`graphql::api`: one parse per distinct
-//!   document, shared with the response cache; limits, error codes, metrics); one module per
-//!   domain; API types wrap entity rows; loaders; every connection's `first`/`after` and
-//!   edges built one way (`graphql::pagination`); a page of listed products answered
-//!   without a future per field, as JSON text (`graphql::plain`, the text and the HTTP body
-//!   it is spliced into in `graphql::json`).
+//! - [`graphql`]: the schema, in two groups. `graphql::schema`: one module per domain, its
+//!   API types wrapping service rows and its resolvers. `graphql::transport`: the front door
+//!   (`transport::api`: one parse per distinct document, shared with the response cache;
+//!   guard, limits, cost, error codes, metrics) and the plain renderer of a product page,
+//!   written without a future per field as JSON text (`transport::plain`, `transport::json`).
+//!   Shared by both at `graphql`'s root: global IDs, scalars, loaders, and every
+//!   connection's `first`/`after` and edges (`graphql::pagination`).
 //! - [`responses`]: the response cache of anonymous catalog reads and members' own views —
 //!   which operations it may answer (`responses::scope`), their keys (`responses::key`),
 //!   the stores behind one trait (`responses::store`: Redis or in-process) and the stored

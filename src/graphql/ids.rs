@@ -71,7 +71,7 @@ impl Kind {
 
 /// The global ID of row `id` of type `kind`, as a field's value: the `ID` scalar to
 /// async-graphql, written straight into the text by a plain answer
-/// ([`super::plain::PlainValue`]) without a `String` of its own.
+/// ([`crate::graphql::transport::plain::PlainValue`]) without a `String` of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GlobalId(pub Kind, pub Uuid);
 

@@ -22,9 +22,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{HttpState, answers};
-use crate::graphql::guard;
-use crate::graphql::json::{TextAnswers, response_body};
-use crate::graphql::{ClientAddr, api::operation_type, loaders, to_graphql};
+use crate::graphql::context::{ClientAddr, to_graphql};
+use crate::graphql::transport::guard;
+use crate::graphql::transport::json::{TextAnswers, response_body};
+use crate::graphql::{api::operation_type, loaders};
 use crate::responses::{self, Cacheable, Lookup};
 use crate::service::auth;
 
@@ -33,7 +34,7 @@ pub const REPORT_COST_HEADER: &str = "x-pushhand-cost";
 
 /// Runs one GraphQL request with fresh per-request data: loaders, the viewer its
 /// `Authorization` header names, and the client's address. The document is parsed once (or
-/// remembered: [`crate::graphql::api::Api::document`]); anonymous catalog reads and a
+/// remembered: [`crate::graphql::transport::api::Api::document`]); anonymous catalog reads and a
 /// member's reads of its own views then go through the response cache
 /// ([`crate::responses`]), and a hit touches neither the database nor the schema.
 async fn execute(
@@ -98,7 +99,7 @@ async fn execute(
         .data(ClientAddr(state.proxies.client(client, headers)))
         .data(TextAnswers);
     let req = if report_cost {
-        req.data(crate::graphql::api::ReportCost)
+        req.data(crate::graphql::transport::api::ReportCost)
     } else {
         req
     };

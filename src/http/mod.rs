@@ -50,7 +50,7 @@ use tower_http::trace::TraceLayer;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::graphql::api::Api;
+use crate::graphql::transport::api::Api;
 use crate::redis_conn::LazyRedis;
 use crate::state::AppState;
 

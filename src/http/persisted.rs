@@ -14,7 +14,7 @@
 //! anonymous catalog reads. Requests are resolved here, in the HTTP layer, before the front
 //! door and the response cache see them (both then read the stored text); async-graphql's
 //! own `ApolloPersistedQueries` extension is not used, as no extension is (see
-//! [`crate::graphql::api`]).
+//! [`crate::graphql::transport::api`]).
 //!
 //! The store: with Redis, `pushhand:apq:v1:<hash>` shared by every instance, living
 //! `PUSHHAND_PERSISTED_QUERIES_TTL_SECONDS` (a week) after its last read (`GETEX` refreshes

@@ -42,7 +42,8 @@ use tokio_stream::StreamMap;
 use super::HttpState;
 use super::serve::ConnectionSlot;
 use crate::events::{Delivery, Kind, MemberEvents};
-use crate::graphql::{ClientAddr, loaders};
+use crate::graphql::context::ClientAddr;
+use crate::graphql::loaders;
 use crate::service::auth::{self, Viewer};
 
 /// The two subprotocols; `graphql-transport-ws` when the client names neither.

@@ -11,7 +11,7 @@
 //! # What is cached
 //! [`ResponseCache::lookup`] decides on the parsed document, before anything runs (the
 //! document is parsed once, and what the cache may do with it remembered with it:
-//! [`crate::graphql::api`]). A request is served from the cache (and fills it) only when
+//! [`crate::graphql::transport::api`]). A request is served from the cache (and fills it) only when
 //! - the viewer is anonymous: no `Authorization` header at all — a rejected token bypasses
 //!   too — so no personalised field (push-hands' `estimatedEarning`, rebate rates, drafts and
 //!   reviewer notes for insiders, `me`) is ever computed into a cached answer or served from

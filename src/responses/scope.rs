@@ -1,5 +1,5 @@
 //! Which operations the response cache may answer, worked out once per document (the parse
-//! memo keeps it beside the parsed document: [`crate::graphql::api`]).
+//! memo keeps it beside the parsed document: [`crate::graphql::transport::api`]).
 //!
 //! - A **catalog answer** (an anonymous request's): a query every root field of which —
 //!   fragment spreads and inline fragments at the root expanded — is one of

@@ -507,7 +507,7 @@ const PLAIN_PRODUCT: &str = "__typename id name nameEn description status member
     again: name";
 
 /// A page's products are answered without async-graphql's per-field resolvers when the
-/// selection is plain fields (`graphql::plain`); inside an inline fragment the same selection
+/// selection is plain fields (`graphql::transport::plain`); inside an inline fragment the same selection
 /// goes through the resolvers. Both answer alike, whoever asks, and with fields only the
 /// resolvers know mixed in.
 #[tokio::test]

@@ -109,7 +109,7 @@ async fn order_statements(
             amount: o.total,
             actor: None,
         },
-        &pushhand::graphql::orders::policy(&app.state),
+        &pushhand::graphql::schema::orders::policy(&app.state),
         now,
     )
     .await

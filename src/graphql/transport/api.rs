@@ -21,7 +21,8 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Data, Request, Response, ServerError, Value};
 
-use super::{AppSchema, cost, guard, limits};
+use super::{cost, guard, limits};
+use crate::graphql::AppSchema;
 use crate::metrics::{CodeLabels, Metrics};
 use crate::responses::Cacheability;
 use crate::state::AppState;
@@ -117,7 +118,7 @@ impl Api {
             max_depth: l.max_introspection_depth,
             max_cost: l.max_introspection_cost,
         };
-        let mut schema = super::builder();
+        let mut schema = crate::graphql::builder();
         if !introspection.enabled {
             // A backstop: the front door refuses `__schema`/`__type` first, with a code.
             schema = schema.disable_introspection();

@@ -50,8 +50,11 @@ impl<'a> Env<'a> {
     /// The environment of a resolver: the request's viewer and the app's policy.
     pub fn of(ctx: &async_graphql::Context<'a>) -> async_graphql::Result<Env<'a>> {
         Ok(Env::new(
-            super::viewer(ctx)?,
-            super::state(ctx)?.config.policy.min_criterion_score,
+            crate::graphql::context::viewer(ctx)?,
+            crate::graphql::context::state(ctx)?
+                .config
+                .policy
+                .min_criterion_score,
         ))
     }
 
@@ -139,7 +142,7 @@ impl<T: PlainValue> PlainValue for Vec<T> {
     }
 }
 
-impl PlainValue for super::scalars::Dec {
+impl PlainValue for crate::graphql::scalars::Dec {
     fn write(&self, out: &mut Json) {
         out.decimal(self.0);
     }
@@ -151,7 +154,7 @@ impl PlainValue for chrono::DateTime<chrono::Utc> {
     }
 }
 
-impl PlainValue for super::ids::GlobalId {
+impl PlainValue for crate::graphql::ids::GlobalId {
     fn write(&self, out: &mut Json) {
         out.id(self.0, self.1);
     }
@@ -160,8 +163,8 @@ impl PlainValue for super::ids::GlobalId {
 /// [`PlainValue`] for GraphQL enums: written as their names.
 macro_rules! plain_enums {
     ($($t:ty),* $(,)?) => {$(
-        impl $crate::graphql::plain::PlainValue for $t {
-            fn write(&self, out: &mut $crate::graphql::plain::Json) {
+        impl $crate::graphql::transport::plain::PlainValue for $t {
+            fn write(&self, out: &mut $crate::graphql::transport::plain::Json) {
                 out.serialize(&async_graphql::resolver_utils::enum_value(*self));
             }
         }
@@ -206,15 +209,15 @@ macro_rules! plain_object {
         plain |$ps:ident, $pf:ident, $po:ident| { $($arm:tt)* }
         resolvers { $($rest:tt)* }
     ) => {
-        impl $crate::graphql::plain::Plain for $plain {
+        impl $crate::graphql::transport::plain::Plain for $plain {
             const TYPE: &'static str = $name;
 
             #[allow(unused_variables, clippy::match_single_binding)]
             fn field<'a>(
                 &self,
-                $e: &$crate::graphql::plain::Env<'a>,
+                $e: &$crate::graphql::transport::plain::Env<'a>,
                 $pf: &'a async_graphql::parser::types::Field,
-                $po: &mut $crate::graphql::plain::Json,
+                $po: &mut $crate::graphql::transport::plain::Json,
             ) -> Option<()> {
                 let $ps = self;
                 match $pf.name.node.as_str() {
@@ -222,7 +225,7 @@ macro_rules! plain_object {
                         $gql => {
                             let $r = self;
                             let value: $ty = $value;
-                            $crate::graphql::plain::PlainValue::write(&value, $po);
+                            $crate::graphql::transport::plain::PlainValue::write(&value, $po);
                         }
                     )*
                     $($arm)*
@@ -244,7 +247,7 @@ macro_rules! plain_object {
                 ) -> async_graphql::Result<$ty> {
                     let $this = self;
                     let $r = $row;
-                    let env = $crate::graphql::plain::Env::of(ctx)?;
+                    let env = $crate::graphql::transport::plain::Env::of(ctx)?;
                     let $e = &env;
                     Ok($value)
                 }

@@ -6,10 +6,10 @@ use async_graphql::{Context, Enum, ID, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::audit_entry;
 
-use super::ids::{self, Kind};
-use super::pagination::{ConnectionOf, PageArgs};
-use super::scalars::JsonValue;
-use super::{state, viewer};
+use crate::graphql::context::{state, viewer};
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::pagination::{ConnectionOf, PageArgs};
+use crate::graphql::scalars::JsonValue;
 use crate::service::audit::{self as svc, Action, TargetType};
 use crate::service::page::NewestCursor;
 

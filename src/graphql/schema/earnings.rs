@@ -6,12 +6,12 @@ use chrono::{DateTime, Utc};
 use entity::{earning, withdrawal};
 
 use super::catalog::Product;
-use super::ids::{self, Kind};
-use super::loaders::{Loaders, ProductKey};
-use super::pagination::{ConnectionOf, PageArgs};
-use super::scalars::{Dec, DecArg};
-use super::{load_err, state, viewer};
 use crate::error::Error;
+use crate::graphql::context::{load_err, state, viewer};
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::loaders::{Loaders, ProductKey};
+use crate::graphql::pagination::{ConnectionOf, PageArgs};
+use crate::graphql::scalars::{Dec, DecArg};
 use crate::service::earnings::{self as svc, Explanation};
 use crate::service::{ledger, withdrawals};
 
@@ -502,7 +502,7 @@ impl EarningsMutation {
         // The run is many transactions (one per batch of earnings): its entry follows it.
         crate::service::audit::record(
             &st.db,
-            &super::actor(ctx, admin),
+            &crate::graphql::context::actor(ctx, admin),
             crate::service::audit::Action::SettlementRun,
             None,
             serde_json::json!({
@@ -566,7 +566,7 @@ impl EarningsMutation {
         let admin = viewer(ctx)?.admin()?;
         let st = state(ctx)?;
         let wid = ids::decode_as(&id, Kind::Withdrawal, "id")?;
-        let actor = super::actor(ctx, admin);
+        let actor = crate::graphql::context::actor(ctx, admin);
         Ok(Withdrawal(
             withdrawals::review_as(&st.db, &st.events, &actor, wid, approve, st.clock.now())
                 .await?,

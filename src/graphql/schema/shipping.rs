@@ -6,12 +6,12 @@ use chrono::{DateTime, Utc};
 
 use super::addresses::Region;
 use super::catalog::Merchant;
-use super::ids::{self, Kind};
-use super::loaders::{Loaders, MerchantKey, ShippingRuleOf};
-use super::pagination::{ConnectionOf, PageArgs};
-use super::scalars::Dec;
-use super::{actor, load_err, state, viewer};
 use crate::error::Error;
+use crate::graphql::context::{actor, load_err, state, viewer};
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::loaders::{Loaders, MerchantKey, ShippingRuleOf};
+use crate::graphql::pagination::{ConnectionOf, PageArgs};
+use crate::graphql::scalars::Dec;
 use crate::service::page::NewestCursor;
 use crate::service::regions::{self, Level};
 use crate::service::shipping::{self as svc, RuleInput, SurchargeInput};

@@ -28,7 +28,7 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Name, Value};
 
-use super::pagination::{DEFAULT_PAGE, MAX_PAGE};
+use crate::graphql::pagination::{DEFAULT_PAGE, MAX_PAGE};
 
 /// The field types of a schema, as far as cost needs them.
 #[derive(Debug, Default)]

@@ -6,11 +6,11 @@ use async_graphql::{Context, ID, Interface, Object, Result};
 use super::addresses::Address;
 use super::catalog::{Brand, Category, Merchant, Product, Sku};
 use super::earnings::{Earning, Withdrawal};
-use super::ids::{self, Kind};
 use super::members::{Member, MemberProfile};
 use super::orders::{Order, OrderLine};
-use super::{state, viewer};
 use crate::error::Error;
+use crate::graphql::context::{state, viewer};
+use crate::graphql::ids::{self, Kind};
 use crate::service::catalog as svc;
 use crate::service::members::{self, MemberView};
 

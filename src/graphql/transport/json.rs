@@ -13,8 +13,8 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::ids::{self, Kind};
-use super::scalars::write_decimal;
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::scalars::write_decimal;
 
 /// Request data saying that plain answers may travel as JSON text: set by the HTTP handler,
 /// which writes bodies with [`response_body`].

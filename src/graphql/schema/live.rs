@@ -8,10 +8,10 @@ use futures_util::Stream;
 use uuid::Uuid;
 
 use super::earnings::{Earning, EarningsSummary, Withdrawal, summary_in};
-use super::ids::{self, Kind as IdKind};
 use super::orders::Order;
-use super::{shared_state, viewer};
 use crate::events::{Delivery, Kind};
+use crate::graphql::context::{shared_state, viewer};
+use crate::graphql::ids::{self, Kind as IdKind};
 use crate::service::{earnings, orders as order_svc, withdrawals};
 use crate::state::AppState;
 

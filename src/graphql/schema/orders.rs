@@ -6,12 +6,12 @@ use chrono::{DateTime, Duration, Utc};
 use entity::{order, order_line};
 
 use super::catalog::{Product, Sku};
-use super::ids::{self, Kind};
-use super::loaders::{Loaders, ProductKey, SkuKey};
-use super::pagination::{ConnectionOf, PageArgs};
-use super::scalars::{Dec, DecArg};
-use super::{actor, load_err, state, viewer};
 use crate::error::Error;
+use crate::graphql::context::{actor, load_err, state, viewer};
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::loaders::{Loaders, ProductKey, SkuKey};
+use crate::graphql::pagination::{ConnectionOf, PageArgs};
+use crate::graphql::scalars::{Dec, DecArg};
 use crate::service::orders as svc;
 use crate::state::AppState;
 

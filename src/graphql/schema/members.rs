@@ -7,11 +7,11 @@ use chrono::{DateTime, Duration, Utc};
 use entity::{binding, member};
 
 use super::earnings::{EarningKind, EarningStatus};
-use super::ids::{self, Kind};
-use super::pagination::{ConnectionOf, PageArgs};
-use super::scalars::Dec;
-use super::{actor, client_addr, state, viewer};
 use crate::error::Error;
+use crate::graphql::context::{actor, client_addr, state, viewer};
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::pagination::{ConnectionOf, PageArgs};
+use crate::graphql::scalars::Dec;
 use crate::ratelimit::Key;
 use crate::service::{auth, hierarchy, members as svc, team};
 

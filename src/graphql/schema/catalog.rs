@@ -14,16 +14,18 @@ use chrono::{DateTime, Utc};
 use entity::{brand, category, merchant, product, product_image, sku};
 
 use super::curation::CurationReport;
-use super::ids::{self, GlobalId, Kind};
-use super::loaders::{
+use crate::error::Error;
+use crate::graphql::context::{load_err, state, viewer};
+use crate::graphql::ids::{self, GlobalId, Kind};
+use crate::graphql::loaders::{
     BrandKey, CatalogLoader, CategoryKey, ChildrenOf, CurationOf, ImagesOf, LoadError, Loaders,
     MerchantKey, ProductKey, SkusOf, TagsOf,
 };
-use super::pagination::{ConnectionOf, PageArgs, page_size};
-use super::plain::{self, Env, Fast, Json, Plain, PlainValue, plain_enums, plain_object};
-use super::scalars::Dec;
-use super::{load_err, state, viewer};
-use crate::error::Error;
+use crate::graphql::pagination::{ConnectionOf, PageArgs, page_size};
+use crate::graphql::scalars::Dec;
+use crate::graphql::transport::plain::{
+    self, Env, Fast, Json, Plain, PlainValue, plain_enums, plain_object,
+};
 use crate::service::auth::Viewer;
 use crate::service::catalog::{self as svc, sees_rates};
 use crate::service::curation::Summary;

@@ -7,9 +7,9 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject
 use chrono::{DateTime, Utc};
 use entity::address;
 
-use super::ids::{self, Kind};
-use super::{state, viewer};
 use crate::error::Error;
+use crate::graphql::context::{state, viewer};
+use crate::graphql::ids::{self, Kind};
 use crate::service::addresses::{self as svc, AddressInput as Input};
 use crate::service::regions::{self, Level};
 

@@ -10,12 +10,12 @@ use chrono::{DateTime, Utc};
 use entity::{member, product};
 
 use super::catalog::{Brand, Product, ProductStatus};
-use super::ids::{self, GlobalId, Kind};
-use super::pagination::{ConnectionOf, PageArgs};
-use super::plain::{self, plain_enums, plain_object};
-use super::scalars::Dec;
-use super::{actor, state, viewer};
 use crate::error::Error;
+use crate::graphql::context::{actor, state, viewer};
+use crate::graphql::ids::{self, GlobalId, Kind};
+use crate::graphql::pagination::{ConnectionOf, PageArgs};
+use crate::graphql::scalars::Dec;
+use crate::graphql::transport::plain::{self, plain_enums, plain_object};
 use crate::service::catalog as catalog_svc;
 use crate::service::curation::{self as svc, Badge, Stage, Summary};
 

@@ -1,0 +1,15 @@
+//! The schema's domain parts: one module per domain, each with its API types (wrapping the
+//! service's rows) and its `*Query` / `*Mutation` roots, merged in [`crate::graphql`].
+//! Resolvers read the viewer and state from the context, call one service function and wrap
+//! the result; they never run SQL and never invalidate a cache (services publish events).
+
+pub mod addresses;
+pub mod audit;
+pub mod catalog;
+pub mod curation;
+pub mod earnings;
+pub mod live;
+pub mod members;
+pub mod node;
+pub mod orders;
+pub mod shipping;
