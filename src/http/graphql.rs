@@ -23,9 +23,10 @@ use axum::response::{IntoResponse, Response};
 
 use super::{HttpState, answers};
 use crate::graphql::context::{ClientAddr, to_graphql};
+use crate::graphql::loaders;
+use crate::graphql::transport::api::operation_type;
 use crate::graphql::transport::guard;
 use crate::graphql::transport::json::{TextAnswers, response_body};
-use crate::graphql::{api::operation_type, loaders};
 use crate::responses::{self, Cacheable, Lookup};
 use crate::service::auth;
 

@@ -667,6 +667,101 @@ async fn admins_set_shipping_rules_audited() {
 }
 
 /// Hears every published batch (a listener beside the app's own caches).
+/// Fees are money: admins setting one merchant's rule at once take turns on the merchant's
+/// row, so the rule left is one of theirs whole (never one's base fee with another's
+/// surcharges) and the audit entries form one chain — each names as `previous` the rule the
+/// entry before it set, exactly one names none, and the rule left is nobody's `previous`.
+#[tokio::test]
+async fn concurrent_rule_changes_leave_one_whole_rule_and_one_audit_chain() {
+    const ADMINS: usize = 12;
+    let app = TestApp::spawn().await;
+    let mut admins = Vec::with_capacity(ADMINS);
+    for i in 0..ADMINS {
+        admins.push(
+            app.user(&format!("admin{i}@example.com"), CliRole::Admin)
+                .await
+                .0,
+        );
+    }
+    let merchant = pushhand::service::catalog::create_merchant(app.db(), "并发商家")
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("merchant");
+    let m = gid(Kind::Merchant, merchant.id);
+    // Admin i sets base fee i + 1 and the same amount as Xinjiang's surcharge.
+    let sets = admins.iter().enumerate().map(|(i, token)| {
+        let fee = format!("{}.00", i + 1);
+        let input = json!({ "baseFee": fee, "surcharges": [
+            { "provinceCodes": ["650000"], "amount": fee }] });
+        let (app, m) = (&app, &m);
+        async move {
+            app.gql_as(token, SET_RULE, json!({ "m": m, "i": input }))
+                .await
+        }
+    });
+    for resp in join_all(sets).await {
+        assert!(resp.get("errors").is_none(), "{resp:#}");
+    }
+
+    let rule = shipping::rule(app.db(), merchant.id)
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("rule")
+        .expect("a rule is left");
+    assert_eq!(
+        rule.surcharges,
+        vec![("650000".to_owned(), rule.row.base_fee)],
+        "one admin's rule, whole"
+    );
+    let left = json!(rule.row.base_fee.to_string()).to_string();
+
+    let log = app
+        .data_as(
+            &admins[0],
+            "query($t: ID) { auditLog(action: SHIPPING_RULE_SET, targetId: $t, first: 50) {
+               edges { node { arguments } } } }",
+            json!({ "t": m }),
+        )
+        .await;
+    let entries: Vec<Value> = log["auditLog"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"]["arguments"].clone())
+        .collect();
+    assert_eq!(entries.len(), ADMINS, "{log:#}");
+    let set: std::collections::BTreeSet<String> =
+        entries.iter().map(|a| a["baseFee"].to_string()).collect();
+    assert_eq!(set.len(), ADMINS, "every admin's rule was written once");
+    let previous: Vec<String> = entries
+        .iter()
+        .filter(|a| !a["previous"].is_null())
+        .map(|a| a["previous"]["baseFee"].to_string())
+        .collect();
+    assert_eq!(
+        previous.len(),
+        ADMINS - 1,
+        "exactly one entry replaced nothing"
+    );
+    let distinct: std::collections::BTreeSet<&String> = previous.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        ADMINS - 1,
+        "no rule was replaced twice: {previous:?}"
+    );
+    assert!(
+        !previous.contains(&left),
+        "the rule left was replaced by no one"
+    );
+    for a in &entries {
+        if !a["previous"].is_null() {
+            let p = &a["previous"];
+            assert_eq!(p["surcharges"]["650000"], p["baseFee"], "{a:#}");
+            assert!(set.contains(&p["baseFee"].to_string()), "{a:#}");
+        }
+    }
+}
+
 #[derive(Default)]
 struct Heard(std::sync::Mutex<Vec<pushhand::events::Event>>);
 

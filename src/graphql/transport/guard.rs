@@ -1344,7 +1344,7 @@ mod tests {
 
     /// The query GraphiQL sends on load: graphql-js 16's `getIntrospectionQuery()` with its
     /// default options (what GraphiQL 4 asks for unless configured otherwise).
-    const INTROSPECTION: &str = include_str!("../../tests/api/introspection.graphql");
+    const INTROSPECTION: &str = include_str!("../../../tests/api/introspection.graphql");
 
     #[test]
     fn graphiql_introspection_passes() {
