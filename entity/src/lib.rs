@@ -11,7 +11,8 @@
 //! - [`audit_entry`]: the append-only log of staff actions.
 //! - [`idempotency_key`]: clients' keys for retried writes (orders, refunds).
 //! - [`address`]: members' delivery addresses; [`shipping_rule`], [`shipping_surcharge`]:
-//!   what shipping a merchant's parcel costs.
+//!   what shipping a merchant's parcel costs; [`shipment`], [`shipment_line`]: the parcels an
+//!   order ships in; [`order_cancellation`]: why a buyer cancelled.
 //! - [`member`], [`binding`], [`member_ancestor`], [`team_counter`]: members, their binding
 //!   history, the team closure table and its counters.
 //!
@@ -37,11 +38,14 @@ pub mod membership_reward_day;
 pub mod merchant;
 pub mod money;
 pub mod order;
+pub mod order_cancellation;
 pub mod order_line;
 pub mod product;
 pub mod product_image;
 pub mod product_tag;
 pub mod share_link;
+pub mod shipment;
+pub mod shipment_line;
 pub mod shipping_rule;
 pub mod shipping_surcharge;
 pub mod sku;

@@ -111,3 +111,9 @@ loader!(/// A merchant's shipping rule, if it has one.
     ShippingRuleOf => crate::service::shipping::Rule, |l, ids| crate::service::shipping::rules_of(&l.db, ids.iter().copied()));
 loader!(/// A product by id, in any status (resolvers apply the visibility rules).
     ProductKey => product::Model, |l, ids| catalog::products_by_ids(&l.db, ids));
+loader!(/// The lines of an order, in id order.
+    OrderLinesOf => Vec<entity::order_line::Model>, |l, ids| crate::service::fulfilment::lines_by_order_ids(&l.db, ids));
+loader!(/// The parcels of an order, in the order they shipped.
+    ShipmentsOf => Vec<crate::service::fulfilment::Shipment>, |l, ids| crate::service::fulfilment::shipments_by_order_ids(&l.db, ids));
+loader!(/// The buyer's cancellation of an order, if it has one.
+    CancellationOf => entity::order_cancellation::Model, |l, ids| crate::service::fulfilment::cancellations_by_order_ids(&l.db, ids));

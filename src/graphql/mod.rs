@@ -38,6 +38,7 @@ pub struct Query(
     schema::audit::AuditQuery,
     schema::addresses::AddressesQuery,
     schema::shipping::ShippingQuery,
+    schema::fulfilment::FulfilmentQuery,
 );
 
 /// Everything that changes state. All need a signed-in member except `register` and `login`;
@@ -51,6 +52,7 @@ pub struct Mutation(
     schema::earnings::EarningsMutation,
     schema::addresses::AddressesMutation,
     schema::shipping::ShippingMutation,
+    schema::fulfilment::FulfilmentMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, schema::live::Subscription>;
@@ -84,8 +86,8 @@ pub fn builder() -> SchemaBuilder<Query, Mutation, schema::live::Subscription> {
              or `nodes`, and `pageInfo` to ask for the next page.",
     )
     .override_output_type_description::<schema::orders::OrderConnection>(
-        "A page of the member's orders, newest first: `edges` or `nodes`, and \
-             `pageInfo` to ask for the next page.",
+        "A page of orders (a member's own, or any for admins), newest first: `edges` or \
+             `nodes`, and `pageInfo` to ask for the next page.",
     )
     .override_output_type_description::<schema::earnings::EarningConnection>(
         "A page of the member's earnings, newest first: `edges` or `nodes`, and \

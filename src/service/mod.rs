@@ -22,6 +22,7 @@ pub mod catalog;
 pub mod checkouts;
 pub mod curation;
 pub mod earnings;
+pub mod fulfilment;
 pub mod hierarchy;
 pub mod immutable;
 pub mod ledger;

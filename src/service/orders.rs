@@ -1,6 +1,6 @@
 //! Orders: share links, checkout with atomic stock reservation and snapshotted prices and
 //! rates, the idempotent payment callback (which books the earnings in its transaction),
-//! shipping, completion (by the buyer or automatically), refunds, and expiry of unpaid orders.
+//! shipping (in parcels: [`super::fulfilment`]), completion (by the buyer or automatically), refunds, and expiry of unpaid orders.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -413,7 +413,7 @@ async fn cancel_unpaid(
 /// Cancels an order still awaiting payment and gives its units back to their SKUs, in
 /// `txn`; returns the products whose stock came back, for the caller to publish once `txn`
 /// commits. `None` (nothing written) when the order had left `PENDING_PAYMENT` meanwhile.
-async fn cancel_pending(
+pub(super) async fn cancel_pending(
     txn: &impl ConnectionTrait,
     id: Uuid,
     now: DateTime<Utc>,
@@ -754,7 +754,8 @@ async fn transition(
     Ok(updated.rows_affected == 1)
 }
 
-/// Marks a paid order shipped (staff).
+/// Ships every line of a paid order not yet shipped, one parcel per merchant without
+/// tracking (the command line, tests; staff ship parcels through [`super::fulfilment::ship`]).
 pub async fn ship(
     db: &DatabaseConnection,
     events: &Events,
@@ -772,39 +773,12 @@ pub async fn ship_as(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<order::Model> {
-    let txn = crate::db::begin_write(db).await?;
-    get(&txn, id).await?;
-    if !transition(
-        &txn,
-        id,
-        &[order::Status::Paid],
-        order::Status::Shipped,
-        (order::Column::ShippedAt, now),
-    )
-    .await?
-    {
-        return Err(Error::rule(
-            "ORDER_NOT_SHIPPABLE",
-            "only a paid order can be shipped",
-        ));
-    }
-    if let Some(actor) = actor {
-        audit::record(
-            &txn,
-            actor,
-            Action::OrderShipped,
-            Some((TargetType::Order, id)),
-            serde_json::json!({}),
-            now,
-        )
-        .await?;
-    }
-    let o = get(&txn, id).await?;
-    txn.commit().await?;
-    events
-        .publish(vec![Event::new(o.buyer_id, Kind::OrderChanged, o.id)])
-        .await;
-    Ok(o)
+    let shipper = super::fulfilment::Shipper {
+        actor,
+        merchant: None,
+    };
+    let errors = crate::error::FieldErrors::default();
+    super::fulfilment::ship(db, events, shipper, id, None, errors, now).await
 }
 
 /// Completes a shipped order: starts the return window of its earnings and, for a
@@ -1164,6 +1138,8 @@ pub async fn refund_line_as(
             .exec(&txn)
             .await?;
     }
+    // Its last unshipped line refunded, a partly shipped order has shipped.
+    let shipped = open > 0 && super::fulfilment::ship_if_complete(&txn, &o).await?;
     if let Some(actor) = actor {
         audit::record(
             &txn,
@@ -1182,7 +1158,7 @@ pub async fn refund_line_as(
     txn.commit().await?;
     sold.add(line.product_id, -i64::from(units));
     let mut batch = earnings::events_of(&changed);
-    if open == 0 {
+    if open == 0 || shipped {
         batch.push(Event::new(o.buyer_id, Kind::OrderChanged, o.id));
     }
     batch.extend(Event::changed(team, o.id));
@@ -1233,14 +1209,18 @@ pub async fn of_buyer(db: &impl ConnectionTrait, buyer: Uuid, id: Uuid) -> Resul
 /// Position after the last order of a page: newest first.
 pub type OrderCursor = super::page::NewestCursor;
 
-/// A buyer's orders, newest first.
+/// A buyer's orders (in `status` if given), newest first.
 pub async fn list(
     db: &impl ConnectionTrait,
     buyer: Uuid,
+    status: Option<order::Status>,
     after: Option<&OrderCursor>,
     first: u64,
 ) -> Result<super::page::Page<order::Model>> {
-    let q = order::Entity::find().filter(order::Column::BuyerId.eq(buyer));
+    let mut q = order::Entity::find().filter(order::Column::BuyerId.eq(buyer));
+    if let Some(status) = status {
+        q = q.filter(order::Column::Status.eq(status));
+    }
     super::page::newest_first(
         db,
         q,

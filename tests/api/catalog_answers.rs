@@ -1,9 +1,10 @@
 //! Anonymous catalog answers from the response cache: after every write that changes what
 //! they show — a brand, a submission, curation stages and scores, publishing through the
 //! API and through the service as the command line would, stock taken by an order and given
-//! back by a cancellation beyond the unpaid cap, an expiry or a refund, units sold written,
-//! the seed — the cached answer of every catalog document equals the same document computed
-//! afresh. A write that changed an answer without publishing its change fails here.
+//! back by a cancellation beyond the unpaid cap, an expiry, the buyer's cancellation or a
+//! refund, units sold written, the seed — the cached answer of every catalog document equals
+//! the same document computed afresh. A write that changed an answer without publishing its
+//! change fails here.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -352,6 +353,27 @@ async fn catalog_answers_follow_every_write_they_show() {
     .await;
     assert_eq!(expired, 1);
 
+    // The buyer cancels an unpaid order: its stock is back at once.
+    let unpaid = after(&app, "an order", &docs, async {
+        app.data_as(
+            &buyer,
+            "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { id } }",
+            json!({ "i": { "lines": [{ "skuId": sku_gid, "quantity": 5 }] } }),
+        )
+        .await["placeOrder"]["id"]
+            .clone()
+    })
+    .await;
+    after(&app, "a cancellation", &docs, async {
+        app.data_as(
+            &buyer,
+            "mutation($o: ID!) { cancelOrder(orderId: $o, reason: \"changed my mind\") { status } }",
+            json!({ "o": unpaid }),
+        )
+        .await
+    })
+    .await;
+
     // Every answer is a hit again, showing what the database holds.
     let stock: i64 = ask(&app, &documents(&[])[0], true).await["data"]["products"]["edges"]
         .as_array()
@@ -364,7 +386,7 @@ async fn catalog_answers_follow_every_write_they_show() {
     assert_eq!(
         stock,
         1000 - 3 + 2,
-        "the paid units kept, the refunded and expired back"
+        "the paid units kept, the refunded, expired and cancelled back"
     );
     assert_eq!(agree(&app, "nothing", &docs).await, docs.len() as f64);
 }

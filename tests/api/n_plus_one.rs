@@ -264,3 +264,53 @@ async fn product_detail_costs_a_constant_number_of_statements() {
     // Cold: also the passport, the brand, merchant, category and parent, once each.
     assert!(cold <= large_cost + 5, "{cold} statements cold");
 }
+
+/// A page of orders with their lines, parcels (and the lines in each), refund states and
+/// cancellations costs the same statements for 2 orders as for 10: each relation is one
+/// loader batch.
+#[tokio::test]
+async fn a_page_of_orders_with_parcels_costs_a_constant_number_of_statements() {
+    use crate::fulfilment::{ORDER_FIELDS, placed, shop};
+    let app = TestApp::spawn_with(&["--response-cache", "false"]).await;
+    let s = shop(&app).await;
+    for i in 0..10 {
+        let (o, _) = placed(&app, &s, &s.buyer, i % 4 != 3).await;
+        if i % 4 == 3 {
+            app.data_as(
+                &s.buyer,
+                "mutation($o: ID!) { cancelOrder(orderId: $o, reason: \"r\") { status } }",
+                json!({ "o": o }),
+            )
+            .await;
+        } else if i % 2 == 0 {
+            app.data_as(
+                &s.admin,
+                "mutation($o: ID!) { shipOrder(orderId: $o) { status } }",
+                json!({ "o": o }),
+            )
+            .await;
+        }
+    }
+    let query = format!(
+        "query($first: Int) {{ orders(first: $first) {{ edges {{ node {{ {ORDER_FIELDS} }} }} }} }}"
+    );
+    let count = |first: i32| {
+        let (app, query, admin) = (&app, &query, &s.admin);
+        async move {
+            let before = app.statements().await;
+            let data = app.data_as(admin, query, json!({ "first": first })).await;
+            assert_eq!(
+                data["orders"]["edges"].as_array().map(Vec::len),
+                Some(first as usize)
+            );
+            app.statements().await - before
+        }
+    };
+    // Warm: the admin's row is remembered after its first request.
+    count(1).await;
+    let two = count(2).await;
+    let ten = count(10).await;
+    println!("orders with parcels: first 2 → {two} statements, first 10 → {ten}");
+    assert_eq!(two, ten, "statement count grows with the page size");
+    assert!(ten <= 8, "{ten} statements for one page of orders");
+}

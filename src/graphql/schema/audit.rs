@@ -19,7 +19,8 @@ use crate::service::page::NewestCursor;
 pub enum AuditAction {
     /// `confirmPayment`.
     PaymentConfirmed,
-    /// `shipOrder`.
+    /// `shipOrder` (arguments: its parcels — carrier, tracking number, lines — and whether
+    /// the order has shipped whole).
     OrderShipped,
     /// `refundOrderLine`.
     OrderLineRefunded,

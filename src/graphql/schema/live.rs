@@ -81,8 +81,8 @@ impl Subscription {
         ))
     }
 
-    /// The order as its status changes (paid, shipped, completed, cancelled, refunded), for
-    /// its buyer. After a resync the current order is sent again. `NOT_FOUND` for an order
+    /// The order as it changes (paid, each parcel shipped — `fulfilment` says partly or
+    /// wholly —, completed, cancelled, refunded), for its buyer. After a resync the current order is sent again. `NOT_FOUND` for an order
     /// that is not yours.
     async fn order_status_changed(
         &self,

@@ -261,6 +261,7 @@ impl Member {
     async fn orders(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Only orders in this status.")] status: Option<super::orders::OrderStatus>,
         #[graphql(
             desc = "Page size: at most this many edges (default 20, capped at 100; negative is \
                     `VALIDATION`)."
@@ -273,7 +274,7 @@ impl Member {
         )]
         after: Option<String>,
     ) -> Result<super::orders::OrderConnection> {
-        super::orders::orders_of(ctx, self.0.id, first, after).await
+        super::orders::orders_of(ctx, self.0.id, status, first, after).await
     }
     /// Delivery addresses (收货地址): the default first, then newest first; at most 20. Only
     /// the member itself reads them (`FORBIDDEN` for an admin).

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod catalog;
 pub mod curation;
 pub mod earnings;
+pub mod fulfilment;
 pub mod live;
 pub mod members;
 pub mod node;

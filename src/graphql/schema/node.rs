@@ -36,6 +36,7 @@ pub enum Node {
     Earning(Earning),
     Withdrawal(Withdrawal),
     Address(Address),
+    Shipment(super::fulfilment::Shipment),
 }
 
 #[derive(Default)]
@@ -89,6 +90,9 @@ impl NodeQuery {
             }
             (Kind::Address, id) => {
                 Node::Address(Address(super::addresses::address_node(ctx, id).await?))
+            }
+            (Kind::Shipment, id) => {
+                Node::Shipment(super::fulfilment::shipment_node(ctx, id).await?)
             }
         };
         Ok(Some(node))

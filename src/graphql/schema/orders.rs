@@ -1,5 +1,5 @@
-//! Orders in GraphQL: share links, checkout, the payment callback, shipping, receipt and
-//! refunds. A member sees only its own orders; `node(id:)` on anyone else's is `NOT_FOUND`.
+//! Orders in GraphQL: share links, checkout, the payment callback, receipt and refunds
+//! (shipping, cancelling and the admins' list: [`super::fulfilment`]). A member sees only its own orders; `node(id:)` on anyone else's is `NOT_FOUND`.
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Duration, Utc};
@@ -26,7 +26,8 @@ pub enum OrderStatus {
     Shipped,
     /// Received: its earnings' return window (then settlement) runs from now.
     Completed,
-    /// Expired unpaid; its stock was released.
+    /// Cancelled unpaid, by the buyer (`cancelOrder`) or by its expiry; its stock was
+    /// released.
     Cancelled,
     /// Every line refunded.
     Refunded,
@@ -80,17 +81,27 @@ impl Order {
     async fn status(&self) -> OrderStatus {
         self.0.status.into()
     }
+    /// How much has shipped: `PARTIALLY_SHIPPED` while some parcels left and other lines
+    /// wait (the status stays `PAID` until every line not refunded is in a parcel).
+    async fn fulfilment(&self, ctx: &Context<'_>) -> Result<super::fulfilment::Fulfilment> {
+        super::fulfilment::fulfilment_of(ctx, &self.0).await
+    }
+    /// The parcels it shipped in, in the order they left (empty until the first).
+    async fn shipments(&self, ctx: &Context<'_>) -> Result<Vec<super::fulfilment::Shipment>> {
+        super::fulfilment::shipments_of(ctx, self.0.id).await
+    }
+    /// The buyer's reason, when it cancelled the order with one (`cancelOrder`); null
+    /// otherwise (also for an order that expired).
+    async fn cancel_reason(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        super::fulfilment::cancel_reason_of(ctx, self.0.id).await
+    }
     /// CNY.
     async fn total(&self) -> Dec {
         self.0.total.into()
     }
     /// What was bought, in the order placed (at least one line).
     async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<OrderLine>> {
-        Ok(svc::lines_of(&state(ctx)?.db, &[self.0.id])
-            .await?
-            .into_iter()
-            .map(OrderLine)
-            .collect())
+        super::fulfilment::lines_of(ctx, self.0.id).await
     }
     /// The payment provider's reference, from `confirmPayment`; null until paid.
     async fn payment_reference(&self) -> Option<&str> {
@@ -108,7 +119,7 @@ impl Order {
     async fn paid_at(&self) -> Option<DateTime<Utc>> {
         self.0.paid_at
     }
-    /// When it was shipped; null until then.
+    /// When it became SHIPPED (its last parcel left); null until then.
     async fn shipped_at(&self) -> Option<DateTime<Utc>> {
         self.0.shipped_at
     }
@@ -167,6 +178,10 @@ impl OrderLine {
     async fn refunded_quantity(&self) -> i32 {
         self.0.refunded_quantity
     }
+    /// Whether none, some or all of its units were refunded.
+    async fn refund_state(&self) -> super::fulfilment::RefundState {
+        super::fulfilment::refund_state(&self.0)
+    }
 }
 
 pub type OrderConnection = ConnectionOf<svc::OrderCursor, Order>;
@@ -175,11 +190,13 @@ pub type OrderConnection = ConnectionOf<svc::OrderCursor, Order>;
 pub async fn orders_of(
     ctx: &Context<'_>,
     buyer: uuid::Uuid,
+    status: Option<OrderStatus>,
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<OrderConnection> {
     let args = PageArgs::parse(first, after)?;
-    let page = svc::list(&state(ctx)?.db, buyer, args.after(), args.first).await?;
+    let status = status.map(Into::into);
+    let page = svc::list(&state(ctx)?.db, buyer, status, args.after(), args.first).await?;
     Ok(args.connection(page, |o| svc::OrderCursor::of(o.created_at, o.id), Order))
 }
 
@@ -332,27 +349,6 @@ impl OrdersMutation {
         )
         .await?;
         Ok(Order(o))
-    }
-
-    /// ADMIN: marks a paid order shipped.
-    async fn ship_order(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(desc = "A PAID order (`ORDER_NOT_SHIPPABLE` otherwise).")] order_id: ID,
-    ) -> Result<Order> {
-        let admin = viewer(ctx)?.admin()?;
-        let st = state(ctx)?;
-        let id = self::order_id(&order_id, "orderId")?;
-        Ok(Order(
-            svc::ship_as(
-                &st.db,
-                &st.events,
-                Some(&actor(ctx, admin)),
-                id,
-                st.clock.now(),
-            )
-            .await?,
-        ))
     }
 
     /// The buyer confirms receipt: the order completes and its earnings' return window
