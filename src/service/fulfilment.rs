@@ -71,7 +71,7 @@ pub struct Shipper<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Shipment {
     pub row: shipment::Model,
-    pub line_ids: Vec<Uuid>,
+    pub lines: Vec<order_line::Model>,
 }
 
 /// How much of an order has shipped.
@@ -625,8 +625,9 @@ pub async fn lines_by_order_ids(
     Ok(out)
 }
 
-/// The parcels of each of `order_ids`, in the order they shipped (a loader's batch: two
-/// statements whatever the number of orders).
+/// The parcels of each of `order_ids`, in the order they shipped, with their lines (a
+/// loader's batch: three statements whatever the number of orders — the parcels, the lines
+/// they cover, and those lines' rows, so that a parcel's lines need no second batch).
 pub async fn shipments_by_order_ids(
     db: &impl ConnectionTrait,
     order_ids: &[Uuid],
@@ -641,33 +642,55 @@ pub async fn shipments_by_order_ids(
         .order_by_asc(shipment::Column::Id)
         .all(db)
         .await?;
-    let mut lines: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
-    if !rows.is_empty() {
-        for l in shipment_line::Entity::find()
-            .filter(super::one_of(
-                db,
-                shipment_line::Column::ShipmentId,
-                rows.iter().map(|r| r.id),
-            ))
-            .order_by_asc(shipment_line::Column::OrderLineId)
-            .all(db)
-            .await?
-        {
-            lines
-                .entry(l.shipment_id)
-                .or_default()
-                .push(l.order_line_id);
-        }
-    }
     let mut out: HashMap<Uuid, Vec<Shipment>> =
         order_ids.iter().map(|id| (*id, Vec::new())).collect();
-    for row in rows {
-        let line_ids = lines.remove(&row.id).unwrap_or_default();
-        out.entry(row.order_id)
-            .or_default()
-            .push(Shipment { row, line_ids });
+    for s in with_lines(db, rows).await? {
+        out.entry(s.row.order_id).or_default().push(s);
     }
     Ok(out)
+}
+
+/// Parcels with the rows of the lines each covers (in id order), in two statements.
+async fn with_lines(
+    db: &impl ConnectionTrait,
+    rows: Vec<shipment::Model>,
+) -> Result<Vec<Shipment>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let links = shipment_line::Entity::find()
+        .filter(super::one_of(
+            db,
+            shipment_line::Column::ShipmentId,
+            rows.iter().map(|r| r.id),
+        ))
+        .all(db)
+        .await?;
+    let mut lines: HashMap<Uuid, order_line::Model> = order_line::Entity::find()
+        .filter(super::one_of(
+            db,
+            order_line::Column::Id,
+            links.iter().map(|l| l.order_line_id),
+        ))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|l| (l.id, l))
+        .collect();
+    let mut of: BTreeMap<Uuid, Vec<order_line::Model>> = BTreeMap::new();
+    for link in links {
+        if let Some(line) = lines.remove(&link.order_line_id) {
+            of.entry(link.shipment_id).or_default().push(line);
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let mut lines = of.remove(&row.id).unwrap_or_default();
+            lines.sort_unstable_by_key(|l| l.id);
+            Shipment { row, lines }
+        })
+        .collect())
 }
 
 /// The buyer's cancellation of each of `order_ids` that has one (a loader's batch).
@@ -701,13 +724,8 @@ pub async fn visible_shipment(
     super::orders::visible(db, viewer, row.order_id)
         .await
         .map_err(|_| Error::not_found("shipment"))?;
-    let line_ids = shipment_line::Entity::find()
-        .select_only()
-        .column(shipment_line::Column::OrderLineId)
-        .filter(shipment_line::Column::ShipmentId.eq(id))
-        .order_by_asc(shipment_line::Column::OrderLineId)
-        .into_tuple::<Uuid>()
-        .all(db)
-        .await?;
-    Ok(Shipment { row, line_ids })
+    with_lines(db, vec![row])
+        .await?
+        .pop()
+        .ok_or_else(|| Error::not_found("shipment"))
 }

@@ -112,12 +112,8 @@ impl Shipment {
         self.0.row.shipped_at
     }
     /// The order lines in it (each line is in one parcel at most), in the order's order.
-    async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<OrderLine>> {
-        Ok(lines_of(ctx, self.0.row.order_id)
-            .await?
-            .into_iter()
-            .filter(|l| self.0.line_ids.contains(&l.0.id))
-            .collect())
+    async fn lines(&self) -> Vec<OrderLine> {
+        self.0.lines.iter().cloned().map(OrderLine).collect()
     }
 }
 
