@@ -11,7 +11,7 @@
 //! `PARTIALLY_SHIPPED` beside the status) and becomes `SHIPPED` when every line not refunded is
 //! in a parcel; `shipped_at` is then the moment the last parcel left, from which
 //! auto-completion counts. A refund of the last unshipped line of a partly shipped order
-//! completes it the same way ([`ship_if_complete`]). Receipt and settlement are unchanged:
+//! completes it the same way (`orders::refund_line_as`). Receipt and settlement are unchanged:
 //! they only ever see `SHIPPED` orders.
 //!
 //! # Cancelling
@@ -24,7 +24,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::{member, order, order_cancellation, order_line, product, shipment, shipment_line};
-use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
@@ -251,7 +250,7 @@ pub async fn ship(
             ),
         ));
     }
-    let shipped = shipped_lines(&txn, lines.iter().map(|l| l.id)).await?;
+    let shipped = super::orders::shipped_lines(&txn, lines.iter().map(|l| l.id)).await?;
     let open = |l: &&order_line::Model| l.refunded_at.is_none() && !shipped.contains(&l.id);
     let parcels = match parcels {
         Some(parcels) => parcels,
@@ -363,7 +362,7 @@ pub async fn ship(
         .filter(|l| !covers.iter().any(|c| c.contains(&l.id)))
         .count();
     if left == 0 {
-        mark_shipped(&txn, order_id, now).await?;
+        super::orders::mark_shipped(&txn, order_id, now).await?;
     }
     if let Some(actor) = shipper.actor {
         audit::record(
@@ -382,6 +381,26 @@ pub async fn ship(
         .publish(vec![Event::new(o.buyer_id, Kind::OrderChanged, o.id)])
         .await;
     Ok(o)
+}
+
+/// Ships every line of a paid order not yet shipped, one parcel per merchant without
+/// tracking (the command line, tests).
+pub async fn ship_all(
+    db: &DatabaseConnection,
+    events: &Events,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<order::Model> {
+    ship(
+        db,
+        events,
+        Shipper::default(),
+        id,
+        None,
+        FieldErrors::default(),
+        now,
+    )
+    .await
 }
 
 /// The rule errors of a shipment, each naming every parcel field concerned; reported in this
@@ -447,66 +466,6 @@ async fn merchants_of(
         .iter()
         .filter_map(|l| Some((l.id, *products.get(&l.product_id)?)))
         .collect())
-}
-
-/// Which of `lines` are in a parcel.
-async fn shipped_lines(
-    db: &impl ConnectionTrait,
-    lines: impl IntoIterator<Item = Uuid>,
-) -> Result<HashSet<Uuid>> {
-    let lines: Vec<Uuid> = lines.into_iter().collect();
-    if lines.is_empty() {
-        return Ok(HashSet::new());
-    }
-    Ok(shipment_line::Entity::find()
-        .select_only()
-        .column(shipment_line::Column::OrderLineId)
-        .filter(super::one_of(db, shipment_line::Column::OrderLineId, lines))
-        .into_tuple::<Uuid>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect())
-}
-
-/// `PAID` → `SHIPPED`, shipped at `at`.
-async fn mark_shipped(txn: &impl ConnectionTrait, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
-    let updated = order::Entity::update_many()
-        .col_expr(order::Column::Status, Expr::value(order::Status::Shipped))
-        .col_expr(order::Column::ShippedAt, Expr::value(at))
-        .filter(order::Column::Id.eq(id))
-        .filter(order::Column::Status.eq(order::Status::Paid))
-        .exec(txn)
-        .await?;
-    Ok(updated.rows_affected == 1)
-}
-
-/// After a refund, in its transaction (the order's row locked): a paid order some of whose
-/// lines shipped and whose other lines are now all refunded has shipped — as of its last
-/// parcel. Returns whether it changed.
-pub(super) async fn ship_if_complete(txn: &impl ConnectionTrait, o: &order::Model) -> Result<bool> {
-    if o.status != order::Status::Paid {
-        return Ok(false);
-    }
-    let lines = super::orders::lines_of(txn, &[o.id]).await?;
-    let shipped = shipped_lines(txn, lines.iter().map(|l| l.id)).await?;
-    if shipped.is_empty()
-        || lines
-            .iter()
-            .any(|l| l.refunded_at.is_none() && !shipped.contains(&l.id))
-    {
-        return Ok(false);
-    }
-    let last = shipment::Entity::find()
-        .filter(shipment::Column::OrderId.eq(o.id))
-        .order_by_desc(shipment::Column::ShippedAt)
-        .one(txn)
-        .await?
-        .map(|s| s.shipped_at);
-    match last {
-        Some(at) => mark_shipped(txn, o.id, at).await,
-        None => Ok(false),
-    }
 }
 
 /// The buyer cancels its unpaid order: the order becomes `CANCELLED` and its stock returns at

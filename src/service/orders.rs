@@ -1,6 +1,7 @@
 //! Orders: share links, checkout with atomic stock reservation and snapshotted prices and
 //! rates, the idempotent payment callback (which books the earnings in its transaction),
-//! shipping (in parcels: [`super::fulfilment`]), completion (by the buyer or automatically), refunds, and expiry of unpaid orders.
+//! completion (by the buyer or automatically), refunds, and expiry of unpaid orders (shipping
+//! in parcels and the buyer's cancellation are the `fulfilment` module's).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -754,31 +755,72 @@ async fn transition(
     Ok(updated.rows_affected == 1)
 }
 
-/// Ships every line of a paid order not yet shipped, one parcel per merchant without
-/// tracking (the command line, tests; staff ship parcels through [`super::fulfilment::ship`]).
-pub async fn ship(
-    db: &DatabaseConnection,
-    events: &Events,
-    id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<order::Model> {
-    ship_as(db, events, None, id, now).await
+/// Which of `lines` are in a parcel.
+pub(super) async fn shipped_lines(
+    db: &impl ConnectionTrait,
+    lines: impl IntoIterator<Item = Uuid>,
+) -> Result<std::collections::HashSet<Uuid>> {
+    let lines: Vec<Uuid> = lines.into_iter().collect();
+    if lines.is_empty() {
+        return Ok(std::collections::HashSet::new());
+    }
+    Ok(entity::shipment_line::Entity::find()
+        .select_only()
+        .column(entity::shipment_line::Column::OrderLineId)
+        .filter(super::one_of(
+            db,
+            entity::shipment_line::Column::OrderLineId,
+            lines,
+        ))
+        .into_tuple::<Uuid>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect())
 }
 
-/// [`ship`] with its audit entry, written in the shipment's transaction.
-pub async fn ship_as(
-    db: &DatabaseConnection,
-    events: &Events,
-    actor: Option<&Actor>,
+/// `PAID` → `SHIPPED`, shipped at `at`.
+pub(super) async fn mark_shipped(
+    txn: &impl ConnectionTrait,
     id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<order::Model> {
-    let shipper = super::fulfilment::Shipper {
-        actor,
-        merchant: None,
-    };
-    let errors = crate::error::FieldErrors::default();
-    super::fulfilment::ship(db, events, shipper, id, None, errors, now).await
+    at: DateTime<Utc>,
+) -> Result<bool> {
+    let updated = order::Entity::update_many()
+        .col_expr(order::Column::Status, Expr::value(order::Status::Shipped))
+        .col_expr(order::Column::ShippedAt, Expr::value(at))
+        .filter(order::Column::Id.eq(id))
+        .filter(order::Column::Status.eq(order::Status::Paid))
+        .exec(txn)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
+/// After a refund, in its transaction (the order's row locked): a paid order some of whose
+/// lines shipped and whose other lines are now all refunded has shipped — as of its last
+/// parcel. Returns whether it changed.
+async fn ship_if_complete(txn: &impl ConnectionTrait, o: &order::Model) -> Result<bool> {
+    if o.status != order::Status::Paid {
+        return Ok(false);
+    }
+    let lines = lines_of(txn, &[o.id]).await?;
+    let shipped = shipped_lines(txn, lines.iter().map(|l| l.id)).await?;
+    if shipped.is_empty()
+        || lines
+            .iter()
+            .any(|l| l.refunded_at.is_none() && !shipped.contains(&l.id))
+    {
+        return Ok(false);
+    }
+    let last = entity::shipment::Entity::find()
+        .filter(entity::shipment::Column::OrderId.eq(o.id))
+        .order_by_desc(entity::shipment::Column::ShippedAt)
+        .one(txn)
+        .await?
+        .map(|s| s.shipped_at);
+    match last {
+        Some(at) => mark_shipped(txn, o.id, at).await,
+        None => Ok(false),
+    }
 }
 
 /// Completes a shipped order: starts the return window of its earnings and, for a
@@ -1139,7 +1181,7 @@ pub async fn refund_line_as(
             .await?;
     }
     // Its last unshipped line refunded, a partly shipped order has shipped.
-    let shipped = open > 0 && super::fulfilment::ship_if_complete(&txn, &o).await?;
+    let shipped = open > 0 && ship_if_complete(&txn, &o).await?;
     if let Some(actor) = actor {
         audit::record(
             &txn,

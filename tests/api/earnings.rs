@@ -1502,7 +1502,7 @@ async fn payments_refunds_and_settlement_of_one_team_at_once_never_deadlock() {
         p.map_err(anyhow::Error::from).expect("paid");
     }
     for o in &orders[..12] {
-        orders_svc::ship(db, events, o.id, now)
+        pushhand::service::fulfilment::ship_all(db, events, o.id, now)
             .await
             .map_err(anyhow::Error::from)
             .expect("shipped");
@@ -1759,7 +1759,7 @@ async fn refunds_racing_completions_never_deadlock() {
         p.map_err(anyhow::Error::from).expect("paid");
     }
     for o in &orders {
-        orders_svc::ship(db, events, o.id, now)
+        pushhand::service::fulfilment::ship_all(db, events, o.id, now)
             .await
             .map_err(anyhow::Error::from)
             .expect("shipped");

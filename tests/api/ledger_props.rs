@@ -231,7 +231,9 @@ impl World {
             }
             Op::Ship { i } => {
                 if let Some(id) = self.order(*i) {
-                    succeeded = orders::ship(&db, ev, id, now).await.is_ok();
+                    succeeded = pushhand::service::fulfilment::ship_all(&db, ev, id, now)
+                        .await
+                        .is_ok();
                 }
             }
             Op::Complete { i } => {
