@@ -10,7 +10,8 @@
 //!   [`withdrawal`], [`membership_reward_day`]: orders and the money they move.
 //! - [`audit_entry`]: the append-only log of staff actions.
 //! - [`idempotency_key`]: clients' keys for retried writes (orders, refunds).
-//! - [`address`]: members' delivery addresses; [`shipping_rule`], [`shipping_surcharge`]:
+//! - [`address`]: members' delivery addresses; [`cart_line`]: members' carts;
+//!   [`shipping_rule`], [`shipping_surcharge`]:
 //!   what shipping a merchant's parcel costs.
 //! - [`member`], [`binding`], [`member_ancestor`], [`team_counter`]: members, their binding
 //!   history, the team closure table and its counters.
@@ -23,6 +24,7 @@ pub mod audit_entry;
 pub mod balance;
 pub mod binding;
 pub mod brand;
+pub mod cart_line;
 pub mod category;
 pub mod curation_score;
 pub mod curation_stage_record;

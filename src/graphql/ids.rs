@@ -33,10 +33,11 @@ pub enum Kind {
     Earning,
     Withdrawal,
     Address,
+    CartLine,
 }
 
 impl Kind {
-    const ALL: [Kind; 12] = [
+    const ALL: [Kind; 13] = [
         Kind::Product,
         Kind::Sku,
         Kind::Brand,
@@ -49,6 +50,7 @@ impl Kind {
         Kind::Earning,
         Kind::Withdrawal,
         Kind::Address,
+        Kind::CartLine,
     ];
 
     fn name(self) -> &'static str {
@@ -65,6 +67,7 @@ impl Kind {
             Kind::Earning => "Earning",
             Kind::Withdrawal => "Withdrawal",
             Kind::Address => "Address",
+            Kind::CartLine => "CartLine",
         }
     }
 }

@@ -38,6 +38,7 @@ pub struct Query(
     schema::audit::AuditQuery,
     schema::addresses::AddressesQuery,
     schema::shipping::ShippingQuery,
+    schema::cart::CartQuery,
 );
 
 /// Everything that changes state. All need a signed-in member except `register` and `login`;
@@ -51,6 +52,7 @@ pub struct Mutation(
     schema::earnings::EarningsMutation,
     schema::addresses::AddressesMutation,
     schema::shipping::ShippingMutation,
+    schema::cart::CartMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, schema::live::Subscription>;

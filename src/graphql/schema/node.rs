@@ -4,6 +4,7 @@
 use async_graphql::{Context, ID, Interface, Object, Result};
 
 use super::addresses::Address;
+use super::cart::CartLine;
 use super::catalog::{Brand, Category, Merchant, Product, Sku};
 use super::earnings::{Earning, Withdrawal};
 use super::members::{Member, MemberProfile};
@@ -36,6 +37,7 @@ pub enum Node {
     Earning(Earning),
     Withdrawal(Withdrawal),
     Address(Address),
+    CartLine(CartLine),
 }
 
 #[derive(Default)]
@@ -90,6 +92,7 @@ impl NodeQuery {
             (Kind::Address, id) => {
                 Node::Address(Address(super::addresses::address_node(ctx, id).await?))
             }
+            (Kind::CartLine, id) => Node::CartLine(super::cart::cart_line_node(ctx, id).await?),
         };
         Ok(Some(node))
     }
