@@ -10,9 +10,10 @@
 //!   [`withdrawal`], [`membership_reward_day`]: orders and the money they move.
 //! - [`audit_entry`]: the append-only log of staff actions.
 //! - [`idempotency_key`]: clients' keys for retried writes (orders, refunds).
-//! - [`address`]: members' delivery addresses; [`shipping_rule`], [`shipping_surcharge`]:
-//!   what shipping a merchant's parcel costs; [`shipment`], [`shipment_line`]: the parcels an
-//!   order ships in; [`order_cancellation`]: why a buyer cancelled.
+//! - [`address`]: members' delivery addresses; [`cart_line`]: members' carts;
+//!   [`shipping_rule`], [`shipping_surcharge`]: what shipping a merchant's parcel costs;
+//!   [`shipment`], [`shipment_line`]: the parcels an order ships in; [`order_cancellation`]:
+//!   why a buyer cancelled.
 //! - [`member`], [`binding`], [`member_ancestor`], [`team_counter`]: members, their binding
 //!   history, the team closure table and its counters.
 //!
@@ -24,6 +25,7 @@ pub mod audit_entry;
 pub mod balance;
 pub mod binding;
 pub mod brand;
+pub mod cart_line;
 pub mod category;
 pub mod curation_score;
 pub mod curation_stage_record;

@@ -29,6 +29,7 @@ pub struct Model {
     pub id: Uuid,
     pub buyer_id: Uuid,
     pub status: Status,
+    /// What the buyer pays: the lines' amounts plus `shipping_fee`.
     pub total: Money,
     /// The payment provider's reference; unique, so a payment books once.
     #[sea_orm(unique)]
@@ -40,6 +41,22 @@ pub struct Model {
     pub shipped_at: Option<DateTimeUtc>,
     pub completed_at: Option<DateTimeUtc>,
     pub cancelled_at: Option<DateTimeUtc>,
+    /// What the parcels cost (part of `total`; never part of a rebate base).
+    pub shipping_fee: Money,
+    /// The buyer's note to the shop (留言).
+    pub buyer_note: Option<String>,
+    /// The delivery address as it was at checkout (all null for an order placed without
+    /// one): later edits of the address do not move the order.
+    pub ship_recipient_name: Option<String>,
+    pub ship_phone: Option<String>,
+    pub ship_province_code: Option<String>,
+    pub ship_province_name: Option<String>,
+    pub ship_city_code: Option<String>,
+    pub ship_city_name: Option<String>,
+    pub ship_district_code: Option<String>,
+    pub ship_district_name: Option<String>,
+    pub ship_detail: Option<String>,
+    pub ship_postal_code: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

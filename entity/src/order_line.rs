@@ -25,6 +25,8 @@ pub struct Model {
     pub refunded_at: Option<DateTimeUtc>,
     /// Units refunded so far (0..=quantity).
     pub refunded_quantity: i32,
+    /// The cart line it was ordered from, if any; unique, so a cart line is ordered once.
+    pub cart_line_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

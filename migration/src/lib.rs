@@ -19,6 +19,7 @@ mod m20261202_000011_idempotency_keys;
 mod m20261202_000012_money_invariants;
 mod m20261203_000013_addresses_shipping;
 mod m20261204_000015_shipments;
+mod m20261204_000014_cart_checkout;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000012_money_invariants::Migration),
             Box::new(m20261203_000013_addresses_shipping::Migration),
             Box::new(m20261204_000015_shipments::Migration),
+            Box::new(m20261204_000014_cart_checkout::Migration),
         ]
     }
 }

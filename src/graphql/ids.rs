@@ -34,10 +34,11 @@ pub enum Kind {
     Withdrawal,
     Address,
     Shipment,
+    CartLine,
 }
 
 impl Kind {
-    const ALL: [Kind; 13] = [
+    const ALL: [Kind; 14] = [
         Kind::Product,
         Kind::Sku,
         Kind::Brand,
@@ -51,6 +52,7 @@ impl Kind {
         Kind::Withdrawal,
         Kind::Address,
         Kind::Shipment,
+        Kind::CartLine,
     ];
 
     fn name(self) -> &'static str {
@@ -68,6 +70,7 @@ impl Kind {
             Kind::Withdrawal => "Withdrawal",
             Kind::Address => "Address",
             Kind::Shipment => "Shipment",
+            Kind::CartLine => "CartLine",
         }
     }
 }

@@ -39,6 +39,7 @@ pub struct Query(
     schema::addresses::AddressesQuery,
     schema::shipping::ShippingQuery,
     schema::fulfilment::FulfilmentQuery,
+    schema::cart::CartQuery,
 );
 
 /// Everything that changes state. All need a signed-in member except `register` and `login`;
@@ -53,6 +54,7 @@ pub struct Mutation(
     schema::addresses::AddressesMutation,
     schema::shipping::ShippingMutation,
     schema::fulfilment::FulfilmentMutation,
+    schema::cart::CartMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, schema::live::Subscription>;

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use chrono::SecondsFormat;
-use entity::{idempotency_key, order, order_line, sku};
+use entity::{cart_line, idempotency_key, order, order_line, sku};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, InsertStatement, Query};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityName, EntityTrait, IdenStatic,
@@ -48,6 +48,10 @@ pub struct Checkout {
     /// The client's idempotency key, written with the order: its unique index refuses a
     /// second order under the same key.
     pub key: Option<idempotency_key::Model>,
+    /// The cart lines the order comes from, deleted with its writes. The lines carry their
+    /// ids (`order_lines.cart_line_id`, unique): a cart line ordered by another checkout
+    /// breaks that index, and the order is written again alone, to its own outcome.
+    pub cart_lines: Vec<Uuid>,
 }
 
 /// The queues of checkouts to write, one per SKU (cheap to clone: one per process is
@@ -213,8 +217,8 @@ impl Drop for Writer<'_> {
 }
 
 /// The rows of `checkouts` as one batch, in the order that keeps batches from deadlocking:
-/// the orders, their lines, their idempotency keys, then each SKU's decrement (the sum of the checkouts'), in SKU
-/// order, last. On PostgreSQL the rows go as JSON, so that the statement is the same for any
+/// the orders, their lines, their idempotency keys, the deletion of the cart lines they come
+/// from, then each SKU's decrement (the sum of the checkouts'), in SKU order, last. On PostgreSQL the rows go as JSON, so that the statement is the same for any
 /// number of orders; elsewhere as `VALUES`.
 fn rows_of(backend: DbBackend, checkouts: &[Checkout]) -> Result<Batch, DbErr> {
     let orders = checkouts.iter().map(|c| &c.order);
@@ -246,6 +250,21 @@ fn rows_of(backend: DbBackend, checkouts: &[Checkout]) -> Result<Batch, DbErr> {
                 .into_query(),
             );
         }
+    }
+    // One deletion for every checkout's cart lines; on PostgreSQL one array parameter, so
+    // that its text is the same for any number of lines.
+    let mut cart: Vec<Uuid> = checkouts
+        .iter()
+        .flat_map(|c| c.cart_lines.iter().copied())
+        .collect();
+    if !cart.is_empty() {
+        cart.sort_unstable();
+        let filter = if backend == DbBackend::Postgres {
+            cart_line::Column::Id.eq_any(cart)
+        } else {
+            cart_line::Column::Id.is_in(cart)
+        };
+        batch.push(cart_line::Entity::delete_many().filter(filter).into_query());
     }
     let taken = checkouts
         .iter()

@@ -358,6 +358,45 @@ async fn attribute(
     Ok(Attribution::Nobody)
 }
 
+/// [`attribute`]'s rule on rows already read (the cart and the checkout preview, which read
+/// them for many lines at once): the buyer's own purchase as a push-hand or partner; else
+/// the share link of a push-hand or partner other than the buyer (`link`: the link and its
+/// member); else the buyer's active binding (`upline`: the upline and the binding); else
+/// nobody.
+pub fn attribution_of(
+    buyer: &member::Model,
+    link: Option<(&share_link::Model, &member::Model)>,
+    upline: Option<(&member::Model, &binding::Model)>,
+) -> Attribution {
+    let person = |m: &member::Model| Person {
+        id: m.id,
+        frozen: m.frozen_at.is_some(),
+    };
+    if buyer.tier != member::Tier::Buyer {
+        return Attribution::SelfPurchase {
+            buyer: person(buyer),
+        };
+    }
+    if let Some((link, sharer)) = link
+        && link.member_id != buyer.id
+        && sharer.id == link.member_id
+        && sharer.tier != member::Tier::Buyer
+    {
+        return Attribution::Promotion {
+            sharer: person(sharer),
+            share_link: link.id,
+        };
+    }
+    if let Some((upline, b)) = upline {
+        return Attribution::Bound {
+            upline: person(upline),
+            binding: b.id,
+            partner: b.kind == binding::Kind::PartnerLink,
+        };
+    }
+    Attribution::Nobody
+}
+
 /// Books the earnings of every line of an order of `buyer` being paid: reads who earns
 /// through `db`, and leaves the earnings' rows, their ledger entries and the balance moves to
 /// `writes`, which the payment applies together with its transition.

@@ -18,6 +18,7 @@ pub mod addresses;
 pub mod audit;
 pub mod auth;
 pub mod batch;
+pub mod cart;
 pub mod catalog;
 pub mod checkouts;
 pub mod curation;

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{
-    Money, audit_entry, binding, idempotency_key, member, order, order_line, product, share_link,
-    sku,
+    Money, address, audit_entry, binding, idempotency_key, member, order, order_line, product,
+    share_link, sku,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, JoinType};
 use sea_orm::{
@@ -24,12 +24,13 @@ use super::checkouts::{Checkout, Checkouts};
 use super::earnings::{self, Policy};
 use super::hierarchy::{self, NewBinding};
 use super::members::{INVITE_CODE_LEN, normalise_code};
+use super::shipping;
 use super::units_sold::UnitsSold;
 use super::writes::Writes;
 use crate::error::{Error, Result};
 use crate::events::{Event, Events, Kind};
 
-const SHARE_CODE_LEN: usize = 10;
+pub(crate) const SHARE_CODE_LEN: usize = 10;
 
 /// The member's share link for a product (created on first use; one per member and product).
 /// Only push-hands and partners share for rewards.
@@ -85,6 +86,31 @@ pub struct LineRequest {
     pub share_code: Option<String>,
 }
 
+/// Where the lines of an order come from.
+pub enum Lines {
+    /// Explicit lines (SKU, quantity, share code).
+    Given(Vec<LineRequest>),
+    /// Lines of the buyer's cart, by id, in this order: each keeps its quantity and share
+    /// code, and leaves the cart with the order, in the order's transaction.
+    Cart(Vec<Uuid>),
+}
+
+/// A checkout as the client asks for it (`placeOrder`, `checkoutPreview`).
+pub struct OrderRequest {
+    pub lines: Lines,
+    /// One of the buyer's addresses: copied onto the order (later edits of the address do
+    /// not move it) and the parcels' shipping quoted to its province. Without one the order
+    /// has no address and no shipping fee.
+    pub address_id: Option<Uuid>,
+    /// A note to the shop, at most [`MAX_NOTE_CHARS`] characters (blank: none).
+    pub buyer_note: Option<String>,
+}
+
+/// The longest buyer's note, in characters.
+pub const MAX_NOTE_CHARS: usize = 200;
+/// The most lines one order has.
+pub const MAX_ORDER_LINES: usize = 50;
+
 /// [`place_order_as`] without an idempotency key or caps (the command line, tests).
 pub async fn place_order(
     checkouts: &Checkouts,
@@ -105,24 +131,7 @@ pub async fn place_order(
     .await
 }
 
-/// Places an order: reserves stock atomically (a decrement per SKU that the `stock >= 0`
-/// check refuses to take below zero, so concurrent checkouts can never oversell), snapshots
-/// prices and rates, totals in exact money. Unpaid, it expires after `payment_timeout`.
-///
-/// The reads come first, outside any transaction; the writes (the order, its lines, the
-/// stock) then go through [`Checkouts`]: on PostgreSQL in one statement with the other
-/// checkouts of its SKU queued at that moment, so that a popular SKU's row is locked once
-/// for all of them; on SQLite in a write transaction of its own.
-///
-/// With an idempotency `key`, a retry with the same lines returns the first order (placed
-/// once however many retries race: the key is written with the order under a unique index);
-/// other lines under the same key are `IDEMPOTENCY_CONFLICT`.
-///
-/// A member holds at most `limits.max_unpaid_orders` unpaid orders (`TOO_MANY_UNPAID_ORDERS`)
-/// and takes at most `limits.max_units_per_sku` units of a SKU per order (`QUANTITY_LIMIT`).
-/// The first cap is counted before the write and again after its commit: of orders placed at
-/// once, one that finds more than the cap pending once it is written cancels itself (the last
-/// of any set of orders to count sees all of them, so the cap holds across instances).
+/// [`place_order_with`] explicit lines, without address or note.
 pub async fn place_order_as(
     checkouts: &Checkouts,
     buyer: &member::Model,
@@ -132,9 +141,49 @@ pub async fn place_order_as(
     payment_timeout: Duration,
     now: DateTime<Utc>,
 ) -> Result<(order::Model, Vec<order_line::Model>)> {
+    let request = OrderRequest {
+        lines: Lines::Given(lines),
+        address_id: None,
+        buyer_note: None,
+    };
+    place_order_with(checkouts, buyer, request, key, limits, payment_timeout, now).await
+}
+
+/// Places an order: reserves stock atomically (a decrement per SKU that the `stock >= 0`
+/// check refuses to take below zero, so concurrent checkouts can never oversell), snapshots
+/// prices, rates and the delivery address, adds the shipping fee to the total, totals in
+/// exact money. Unpaid, it expires after `payment_timeout`.
+///
+/// The reads come first, outside any transaction ([`prepare`]); the writes (the order, its
+/// lines, its key, the cart lines it came from, the stock) then go through [`Checkouts`]: on
+/// PostgreSQL in one statement with the other checkouts of its SKU queued at that moment, so
+/// that a popular SKU's row is locked once for all of them; on SQLite in a write transaction
+/// of its own. A cart line is ordered once: `order_lines.cart_line_id` is unique, so of
+/// concurrent checkouts of one cart line one is written and the others are `NOT_FOUND`
+/// (the line is gone), unless they carry the winner's idempotency key and request.
+///
+/// With an idempotency `key`, a retry with the same request returns the first order (placed
+/// once however many retries race: the key is written with the order under a unique index);
+/// another request under the same key is `IDEMPOTENCY_CONFLICT`.
+///
+/// A member holds at most `limits.max_unpaid_orders` unpaid orders (`TOO_MANY_UNPAID_ORDERS`)
+/// and takes at most `limits.max_units_per_sku` units of a SKU per order (`QUANTITY_LIMIT`).
+/// The first cap is counted before the write and again after its commit: of orders placed at
+/// once, one that finds more than the cap pending once it is written cancels itself (the last
+/// of any set of orders to count sees all of them, so the cap holds across instances).
+pub async fn place_order_with(
+    checkouts: &Checkouts,
+    buyer: &member::Model,
+    req: OrderRequest,
+    key: Option<&str>,
+    limits: OrderLimits,
+    payment_timeout: Duration,
+    now: DateTime<Utc>,
+) -> Result<(order::Model, Vec<order_line::Model>)> {
     let db = checkouts.db();
     let key = key.map(idempotency_key_text).transpose()?;
-    let request = key.map(|_| place_request(&lines));
+    let note = buyer_note(req.buyer_note.as_deref())?;
+    let request = key.map(|_| place_request(&req, note.as_deref()));
     if let (Some(key), Some(request)) = (key, &request)
         && let Some(id) = replay(db, buyer.id, PLACE_ORDER, key, request).await?
     {
@@ -142,27 +191,235 @@ pub async fn place_order_as(
         let lines = lines_of(db, &[id]).await?;
         return Ok((o, lines));
     }
-    if lines.is_empty() {
-        return Err(Error::validation(
-            "lines",
-            "an order needs at least one line",
-        ));
-    }
-    if lines.len() > 50 {
-        return Err(Error::validation("lines", "at most 50 lines"));
-    }
-    for (i, l) in lines.iter().enumerate() {
-        if !(1..=99).contains(&l.quantity) {
-            return Err(Error::validation(
-                format!("lines[{i}].quantity"),
-                "must be 1 to 99",
-            ));
-        }
-    }
+    check_lines(&req.lines)?;
     let capped = limits.max_unpaid_orders < u32::MAX;
     if capped && unpaid_orders(db, buyer.id, now).await? >= u64::from(limits.max_unpaid_orders) {
         return Err(too_many_unpaid(limits));
     }
+    let p = match prepare(db, buyer, req, limits).await {
+        Ok(p) => p,
+        // A twin under the same key may have ordered the cart lines meanwhile: its order.
+        Err(e) if e.code() == "NOT_FOUND" => {
+            if let (Some(key), Some(request)) = (key, &request)
+                && let Some(id) = replay(db, buyer.id, PLACE_ORDER, key, request).await?
+            {
+                let o = get(db, id).await?;
+                let lines = lines_of(db, &[id]).await?;
+                return Ok((o, lines));
+            }
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    let order_id = p.order_id;
+    let o = order::Model {
+        id: order_id,
+        buyer_id: buyer.id,
+        status: order::Status::PendingPayment,
+        total: p.total,
+        payment_reference: None,
+        created_at: now,
+        expires_at: now + payment_timeout,
+        paid_at: None,
+        shipped_at: None,
+        completed_at: None,
+        cancelled_at: None,
+        shipping_fee: p.shipping_fee,
+        buyer_note: note,
+        ship_recipient_name: p.address.as_ref().map(|a| a.recipient_name.clone()),
+        ship_phone: p.address.as_ref().map(|a| a.phone.clone()),
+        ship_province_code: p.address.as_ref().map(|a| a.province_code.clone()),
+        ship_province_name: p.address.as_ref().map(|a| a.province_name.clone()),
+        ship_city_code: p.address.as_ref().map(|a| a.city_code.clone()),
+        ship_city_name: p.address.as_ref().map(|a| a.city_name.clone()),
+        ship_district_code: p.address.as_ref().map(|a| a.district_code.clone()),
+        ship_district_name: p.address.as_ref().map(|a| a.district_name.clone()),
+        ship_detail: p.address.as_ref().map(|a| a.detail.clone()),
+        ship_postal_code: p.address.as_ref().and_then(|a| a.postal_code.clone()),
+    };
+    let rows = p.lines;
+    let reservations = p.reservations;
+    let cart_lines: Vec<Uuid> = rows.iter().filter_map(|l| l.cart_line_id).collect();
+    let checkout = Checkout {
+        order: o.clone(),
+        lines: rows.clone(),
+        stock: reservations
+            .iter()
+            .map(|(id, r)| (*id, r.quantity))
+            .collect(),
+        key: key
+            .zip(request.clone())
+            .map(|(key, request)| idempotency_key::Model {
+                id: Uuid::now_v7(),
+                owner_id: buyer.id,
+                scope: PLACE_ORDER.to_owned(),
+                key: key.to_owned(),
+                request,
+                result_id: order_id,
+                created_at: now,
+            }),
+        cart_lines: cart_lines.clone(),
+    };
+    match checkouts.write(checkout).await {
+        // Stock was taken (and the cart lines went).
+        Ok(()) => {
+            let products = rows.iter().map(|l| l.product_id);
+            let mut batch = Event::catalog_of(products);
+            if !cart_lines.is_empty() {
+                batch.push(Event::new(buyer.id, Kind::Changed, buyer.id));
+            }
+            checkouts.events().publish(batch).await;
+        }
+        Err(e) if crate::db::is_check_violation(&e) => {
+            return Err(out_of_stock(checkouts.db(), &reservations).await?);
+        }
+        // The key was written by a twin of this request (or by another one), or a cart
+        // line was ordered by another checkout.
+        Err(e) if crate::db::is_unique_violation(&e) => {
+            if let (Some(key), Some(request)) = (key, &request)
+                && let Some(id) = replay(db, buyer.id, PLACE_ORDER, key, request).await?
+            {
+                let o = get(db, id).await?;
+                let lines = lines_of(db, &[id]).await?;
+                return Ok((o, lines));
+            }
+            if !cart_lines.is_empty() {
+                return Err(Error::not_found("cart line (ordered meanwhile)"));
+            }
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    // Placed at once with others, it may be one too many: the cap holds whatever ran beside.
+    if capped && unpaid_orders(db, buyer.id, now).await? > u64::from(limits.max_unpaid_orders) {
+        cancel_unpaid(db, checkouts.events(), o.id, now).await?;
+        return Err(too_many_unpaid(limits));
+    }
+    Ok((o, rows))
+}
+
+/// A buyer's note, trimmed: `None` when absent or blank, `VALIDATION` (`buyerNote`) when
+/// longer than [`MAX_NOTE_CHARS`] or holding control characters other than line breaks.
+fn buyer_note(note: Option<&str>) -> Result<Option<String>> {
+    let Some(note) = note.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err(Error::validation(
+            "buyerNote",
+            format!("at most {MAX_NOTE_CHARS} characters"),
+        ));
+    }
+    if note.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(Error::validation(
+            "buyerNote",
+            "no control characters but line breaks",
+        ));
+    }
+    Ok(Some(note.to_owned()))
+}
+
+/// The checks of a request's lines that need no database: 1 to [`MAX_ORDER_LINES`] lines of
+/// 1 to 99 units, or 1 to [`MAX_ORDER_LINES`] distinct cart lines.
+pub fn check_lines(lines: &Lines) -> Result<()> {
+    match lines {
+        Lines::Given(lines) => {
+            if lines.is_empty() {
+                return Err(Error::validation(
+                    "lines",
+                    "an order needs at least one line",
+                ));
+            }
+            if lines.len() > MAX_ORDER_LINES {
+                return Err(Error::validation("lines", "at most 50 lines"));
+            }
+            for (i, l) in lines.iter().enumerate() {
+                if !(1..=99).contains(&l.quantity) {
+                    return Err(Error::validation(
+                        format!("lines[{i}].quantity"),
+                        "must be 1 to 99",
+                    ));
+                }
+            }
+        }
+        Lines::Cart(ids) => {
+            if ids.is_empty() {
+                return Err(Error::validation(
+                    "cartLineIds",
+                    "an order needs at least one line",
+                ));
+            }
+            if ids.len() > MAX_ORDER_LINES {
+                return Err(Error::validation("cartLineIds", "at most 50 lines"));
+            }
+            for (i, id) in ids.iter().enumerate() {
+                if ids[..i].contains(id) {
+                    return Err(Error::validation(
+                        format!("cartLineIds[{i}]"),
+                        "a cart line named twice",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An order worked out from its request, not written: what [`place_order_with`] writes and
+/// `checkoutPreview` shows.
+pub struct Prepared {
+    pub order_id: Uuid,
+    /// The lines as they would be written (in the request's order).
+    pub lines: Vec<order_line::Model>,
+    /// The lines' products, by id.
+    pub products: HashMap<Uuid, product::Model>,
+    /// The share links the lines were bought through, by id.
+    pub links: HashMap<Uuid, share_link::Model>,
+    /// The delivery address, as read.
+    pub address: Option<address::Model>,
+    /// One parcel per merchant (empty without an address).
+    pub quotes: Vec<shipping::Quote>,
+    /// The lines' amounts together: the goods.
+    pub goods: Money,
+    pub shipping_fee: Money,
+    /// goods + shipping_fee: what the buyer pays.
+    pub total: Money,
+    reservations: BTreeMap<Uuid, Reservation>,
+}
+
+/// Reads what an order of `req` needs and works it out, writing nothing: the cart lines
+/// (another member's, or gone: `NOT_FOUND`), the address (the same), every SKU with its
+/// product, every share link, the shipping rules — one statement each, whatever the number
+/// of lines. Call after [`check_lines`].
+pub async fn prepare(
+    db: &impl ConnectionTrait,
+    buyer: &member::Model,
+    req: OrderRequest,
+    limits: OrderLimits,
+) -> Result<Prepared> {
+    let (lines, cart_ids): (Vec<LineRequest>, Vec<Option<Uuid>>) = match req.lines {
+        Lines::Given(lines) => {
+            let n = lines.len();
+            (lines, vec![None; n])
+        }
+        Lines::Cart(ids) => super::cart::for_checkout(db, buyer.id, &ids)
+            .await?
+            .into_iter()
+            .map(|l| {
+                let id = Some(l.id);
+                let request = LineRequest {
+                    sku_id: l.sku_id,
+                    quantity: l.quantity,
+                    share_code: l.share_code,
+                };
+                (request, id)
+            })
+            .unzip(),
+    };
+    let address = match req.address_id {
+        Some(id) => Some(super::addresses::get(db, buyer.id, id).await?),
+        None => None,
+    };
     // Every SKU (with its product) and every share link in one statement each, whatever
     // the number of lines.
     let skus: HashMap<Uuid, (sku::Model, Option<product::Model>)> = sku::Entity::find()
@@ -195,17 +452,26 @@ pub async fn place_order_as(
     };
     let order_id = Uuid::now_v7();
     let mut rows = Vec::with_capacity(lines.len());
+    let mut products: HashMap<Uuid, product::Model> = HashMap::new();
     // Units to take from each SKU (two lines of one SKU take their sum), in SKU order.
     let mut reservations: BTreeMap<Uuid, Reservation> = BTreeMap::new();
     let mut total = 0i64;
-    for (i, l) in lines.into_iter().enumerate() {
-        let (s, p) = skus.get(&l.sku_id).ok_or_else(|| Error::not_found("SKU"))?;
+    for (i, (l, cart_line_id)) in lines.into_iter().zip(cart_ids).enumerate() {
+        let found = skus.get(&l.sku_id).and_then(|(s, p)| {
+            p.as_ref()
+                .filter(|p| p.status == product::Status::Published)
+                .map(|p| (s, p))
+        });
         // A SKU of an unpublished product is as unknown as a SKU that does not exist: a
-        // buyer must not learn that a product is being prepared.
-        let Some(p) = p
-            .as_ref()
-            .filter(|p| p.status == product::Status::Published)
-        else {
+        // buyer must not learn that a product is being prepared. A cart line says it
+        // cannot be ordered (the cart shows why).
+        let Some((s, p)) = found else {
+            if cart_line_id.is_some() {
+                return Err(Error::rule(
+                    "CART_LINE_UNAVAILABLE",
+                    format!("cart line {i} is no longer on sale; remove it to check out"),
+                ));
+            }
             return Err(Error::not_found("SKU"));
         };
         let share_link_id = match l
@@ -246,6 +512,7 @@ pub async fn place_order_as(
                 name: format!("{} ({})", s.name, p.name),
             })
             .quantity += l.quantity;
+        products.entry(p.id).or_insert_with(|| p.clone());
         rows.push(order_line::Model {
             id: Uuid::now_v7(),
             order_id,
@@ -260,6 +527,7 @@ pub async fn place_order_as(
             share_link_id,
             refunded_at: None,
             refunded_quantity: 0,
+            cart_line_id,
         });
     }
     if let Some(r) = reservations
@@ -274,70 +542,33 @@ pub async fn place_order_as(
             ),
         ));
     }
-    let o = order::Model {
-        id: order_id,
-        buyer_id: buyer.id,
-        status: order::Status::PendingPayment,
-        total: Money::from_fen(total),
-        payment_reference: None,
-        created_at: now,
-        expires_at: now + payment_timeout,
-        paid_at: None,
-        shipped_at: None,
-        completed_at: None,
-        cancelled_at: None,
+    // One parcel per merchant, in the order merchants first appear.
+    let quotes = match &address {
+        None => Vec::new(),
+        Some(a) => {
+            let subtotals: Vec<(Uuid, Money)> = rows
+                .iter()
+                .filter_map(|l| Some((products.get(&l.product_id)?.merchant_id, l.amount)))
+                .collect();
+            shipping::quote(db, &subtotals, &a.province_code).await?
+        }
     };
-    let checkout = Checkout {
-        order: o.clone(),
-        lines: rows.clone(),
-        stock: reservations
-            .iter()
-            .map(|(id, r)| (*id, r.quantity))
-            .collect(),
-        key: key
-            .zip(request.clone())
-            .map(|(key, request)| idempotency_key::Model {
-                id: Uuid::now_v7(),
-                owner_id: buyer.id,
-                scope: PLACE_ORDER.to_owned(),
-                key: key.to_owned(),
-                request,
-                result_id: order_id,
-                created_at: now,
-            }),
-    };
-    match checkouts.write(checkout).await {
-        // Stock was taken.
-        Ok(()) => {
-            let products = rows.iter().map(|l| l.product_id);
-            checkouts
-                .events()
-                .publish(Event::catalog_of(products))
-                .await;
-        }
-        Err(e) if crate::db::is_check_violation(&e) => {
-            return Err(out_of_stock(checkouts.db(), &reservations).await?);
-        }
-        // The key was written by a twin of this request (or by another one).
-        Err(e) if crate::db::is_unique_violation(&e) && key.is_some() => {
-            let (Some(key), Some(request)) = (key, &request) else {
-                return Err(e.into());
-            };
-            let id = replay(db, buyer.id, PLACE_ORDER, key, request)
-                .await?
-                .ok_or_else(|| Error::internal(anyhow::anyhow!("idempotency key vanished")))?;
-            let o = get(db, id).await?;
-            let lines = lines_of(db, &[id]).await?;
-            return Ok((o, lines));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    // Placed at once with others, it may be one too many: the cap holds whatever ran beside.
-    if capped && unpaid_orders(db, buyer.id, now).await? > u64::from(limits.max_unpaid_orders) {
-        cancel_unpaid(db, checkouts.events(), o.id, now).await?;
-        return Err(too_many_unpaid(limits));
-    }
-    Ok((o, rows))
+    let shipping_fee: i64 = quotes.iter().map(|q| q.fee.fen()).sum();
+    let payable = total
+        .checked_add(shipping_fee)
+        .ok_or_else(|| Error::validation("lines", "amount too large"))?;
+    Ok(Prepared {
+        order_id,
+        lines: rows,
+        products,
+        links: links.into_values().map(|l| (l.id, l)).collect(),
+        address,
+        quotes,
+        goods: Money::from_fen(total),
+        shipping_fee: Money::from_fen(shipping_fee),
+        total: Money::from_fen(payable),
+        reservations,
+    })
 }
 
 /// The caps on what one member may hold in unpaid orders.
@@ -452,11 +683,28 @@ fn idempotency_key_text(key: &str) -> Result<&str> {
 }
 
 /// `placeOrder`'s arguments in a canonical form, to tell a retry from another request.
-fn place_request(lines: &[LineRequest]) -> String {
+/// Explicit lines without address or note read as they always did.
+fn place_request(req: &OrderRequest, note: Option<&str>) -> String {
     let mut out = String::new();
-    for l in lines {
-        let code = l.share_code.as_deref().map_or("", str::trim);
-        out.push_str(&format!("{}*{}@{};", l.sku_id, l.quantity, code));
+    match &req.lines {
+        Lines::Given(lines) => {
+            for l in lines {
+                let code = l.share_code.as_deref().map_or("", str::trim);
+                out.push_str(&format!("{}*{}@{};", l.sku_id, l.quantity, code));
+            }
+        }
+        Lines::Cart(ids) => {
+            out.push_str("cart:");
+            for id in ids {
+                out.push_str(&format!("{id};"));
+            }
+        }
+    }
+    if let Some(address) = req.address_id {
+        out.push_str(&format!("|address:{address}"));
+    }
+    if let Some(note) = note {
+        out.push_str(&format!("|note:{note}"));
     }
     out
 }
@@ -621,7 +869,7 @@ pub async fn confirm_payment(
         // A buyer without an upline is in nobody's team.
         if buyer.upline_id.is_some() {
             for upsert in
-                hierarchy::team_sales(db, paid.buyer_id, paid.total.fen(), now, &mut team).await?
+                hierarchy::team_sales(db, paid.buyer_id, goods_of(&paid), now, &mut team).await?
             {
                 writes.push(upsert);
             }
@@ -709,6 +957,12 @@ pub async fn confirm_payment(
             format!("the order is {:?}", o.status).to_uppercase(),
         )),
     }
+}
+
+/// An order's goods amount in fen: its total without the shipping fee (what team sales
+/// count; shipping is never a sale of anyone's).
+pub fn goods_of(o: &order::Model) -> i64 {
+    o.total.fen() - o.shipping_fee.fen()
 }
 
 /// How many times a payment works out its earnings before it gives up with `TRY_AGAIN`:

@@ -18,7 +18,13 @@ use crate::fixtures;
 use crate::helpers::TestApp;
 
 /// A checkout of `quantity` units of `sku` (of `product`, at 199.00) by `buyer`, placed `at`.
-fn checkout(buyer: Uuid, product: Uuid, sku: Uuid, quantity: i32, at: DateTime<Utc>) -> Checkout {
+pub(crate) fn checkout(
+    buyer: Uuid,
+    product: Uuid,
+    sku: Uuid,
+    quantity: i32,
+    at: DateTime<Utc>,
+) -> Checkout {
     let order_id = Uuid::now_v7();
     let amount = Money::from_fen(19_900 * i64::from(quantity));
     let line = order_line::Model {
@@ -35,6 +41,7 @@ fn checkout(buyer: Uuid, product: Uuid, sku: Uuid, quantity: i32, at: DateTime<U
         share_link_id: None,
         refunded_at: None,
         refunded_quantity: 0,
+        cart_line_id: None,
     };
     Checkout {
         order: order::Model {
@@ -49,14 +56,27 @@ fn checkout(buyer: Uuid, product: Uuid, sku: Uuid, quantity: i32, at: DateTime<U
             shipped_at: None,
             completed_at: None,
             cancelled_at: None,
+            shipping_fee: Money::ZERO,
+            buyer_note: None,
+            ship_recipient_name: None,
+            ship_phone: None,
+            ship_province_code: None,
+            ship_province_name: None,
+            ship_city_code: None,
+            ship_city_name: None,
+            ship_district_code: None,
+            ship_district_name: None,
+            ship_detail: None,
+            ship_postal_code: None,
         },
         lines: vec![line],
         stock: BTreeMap::from([(sku, quantity)]),
         key: None,
+        cart_lines: Vec::new(),
     }
 }
 
-async fn stock(app: &TestApp, id: Uuid) -> i32 {
+pub(crate) async fn stock(app: &TestApp, id: Uuid) -> i32 {
     sku::Entity::find_by_id(id)
         .one(app.db())
         .await
@@ -65,7 +85,10 @@ async fn stock(app: &TestApp, id: Uuid) -> i32 {
         .stock
 }
 
-async fn rows_of(app: &TestApp, c: &Checkout) -> (Option<order::Model>, Vec<order_line::Model>) {
+pub(crate) async fn rows_of(
+    app: &TestApp,
+    c: &Checkout,
+) -> (Option<order::Model>, Vec<order_line::Model>) {
     let o = order::Entity::find_by_id(c.order.id)
         .one(app.db())
         .await

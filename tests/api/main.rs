@@ -6,8 +6,10 @@
 mod audit;
 mod batch;
 mod browser_http;
+mod cart;
 mod catalog;
 mod catalog_answers;
+mod checkout_cart;
 mod checkouts;
 mod config;
 mod credentials;

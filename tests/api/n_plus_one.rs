@@ -182,6 +182,168 @@ async fn checkout_and_payment_cost_the_same_for_one_line_or_four() {
     assert!(placed1 <= 4, "{placed1} statements for a checkout");
 }
 
+/// A checkout from the cart, with an address and its shipping, and its preview: the same
+/// statements for one cart line as for four (the cart lines, the address, the SKUs, the
+/// share links and the shipping rules in one statement each). On PostgreSQL the writes —
+/// the order, its lines, the cart lines' deletion, the stock — are one statement either way;
+/// on SQLite they grow by a stock update per extra SKU.
+#[tokio::test]
+async fn cart_checkout_and_preview_cost_the_same_for_one_line_or_four() {
+    use entity::member::Tier;
+    use pushhand::service::addresses::{self, AddressInput};
+    use pushhand::service::cart;
+    use pushhand::service::orders::{self, Lines, OrderLimits, OrderRequest};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+    let app = TestApp::spawn_with(&["--response-cache", "false"]).await;
+    let f = fixtures::catalog(app.db(), 4).await;
+    let top = fixtures::member(&app, "top", Tier::PushHand, None).await;
+    let buyer = fixtures::member(&app, "buyer", Tier::Buyer, Some(top.id)).await;
+    let now = app.clock_now();
+    let home = addresses::add(
+        app.db(),
+        &app.state.events,
+        buyer.id,
+        &AddressInput {
+            recipient_name: "王小明".into(),
+            phone: "13812345678".into(),
+            province_code: "650000".into(),
+            city_code: "650100".into(),
+            district_code: "650102".into(),
+            detail: "解放北路 1 号".into(),
+            postal_code: None,
+            is_default: None,
+        },
+        now,
+    )
+    .await
+    .map_err(anyhow::Error::from)
+    .expect("address");
+    let admin = pushhand::service::members::create_user(
+        app.db(),
+        "admin@example.com",
+        "correct horse battery",
+        pushhand::service::members::CliRole::Admin,
+        None,
+        now,
+    )
+    .await
+    .map_err(anyhow::Error::from)
+    .expect("admin");
+    let rule = pushhand::service::shipping::RuleInput {
+        base_fee: rust_decimal::Decimal::new(1000, 2),
+        free_threshold: None,
+        surcharges: vec![pushhand::service::shipping::SurchargeInput {
+            province_codes: vec!["650000".into()],
+            amount: rust_decimal::Decimal::new(2000, 2),
+        }],
+    };
+    pushhand::service::shipping::set_rule(
+        app.db(),
+        &pushhand::service::audit::Actor::new(admin.id, None),
+        f.merchant.id,
+        &rule,
+        now,
+    )
+    .await
+    .map_err(anyhow::Error::from)
+    .expect("rule");
+    let mut products: Vec<_> = f.published.values().collect();
+    products.sort_by_key(|p| p.id);
+    let mut lines = Vec::new();
+    for p in products {
+        let sku = entity::sku::Entity::find()
+            .filter(entity::sku::Column::ProductId.eq(p.id))
+            .filter(entity::sku::Column::Stock.gt(0))
+            .order_by_asc(entity::sku::Column::Id)
+            .one(app.db())
+            .await
+            .expect("query")
+            .expect("a SKU in stock");
+        for _ in 0..2 {
+            let c = cart::add(app.db(), &app.state.events, &buyer, sku.id, 1, None, now)
+                .await
+                .map_err(anyhow::Error::from)
+                .expect("added");
+            lines = c.lines.iter().map(|l| l.row.id).collect();
+        }
+    }
+    assert_eq!(lines.len(), 4);
+    let request = |ids: &[uuid::Uuid]| OrderRequest {
+        lines: Lines::Cart(ids.to_vec()),
+        address_id: Some(home.id),
+        buyer_note: Some("请放门卫".into()),
+    };
+    let policy = pushhand::graphql::schema::orders::policy(&app.state);
+    let preview = |ids: Vec<uuid::Uuid>| {
+        let (app, buyer, policy) = (&app, &buyer, &policy);
+        let req = request(&ids);
+        async move {
+            let before = app.statements().await;
+            let p =
+                cart::checkout_preview(app.db(), buyer, req, OrderLimits::default(), policy, now)
+                    .await
+                    .map_err(anyhow::Error::from)
+                    .expect("preview");
+            assert_eq!(p.shipping_fee, entity::Money::from_fen(3000));
+            app.statements().await - before
+        }
+    };
+    let place = |ids: Vec<uuid::Uuid>| {
+        let (app, buyer) = (&app, &buyer);
+        let req = request(&ids);
+        let key = format!("key-{}", ids.len());
+        async move {
+            let before = app.statements().await;
+            let (o, _) = orders::place_order_with(
+                &app.state.checkouts,
+                buyer,
+                req,
+                Some(key.as_str()),
+                OrderLimits::default(),
+                chrono::Duration::minutes(30),
+                now,
+            )
+            .await
+            .map_err(anyhow::Error::from)
+            .expect("placed");
+            assert_eq!(o.shipping_fee, entity::Money::from_fen(3000));
+            app.statements().await - before
+        }
+    };
+    let previewed1 = preview(lines[..1].to_vec()).await;
+    let previewed4 = preview(lines.clone()).await;
+    let placed1 = place(lines[..1].to_vec()).await;
+    let placed4 = place(lines[1..].to_vec()).await;
+    // (The second order has three lines: the cart's other three.)
+    println!(
+        "cart preview: 1 line → {previewed1} statements, 4 → {previewed4}; \
+         cart checkout: 1 line → {placed1}, 3 → {placed4}"
+    );
+    assert_eq!(
+        previewed4, previewed1,
+        "preview statements grow with the lines"
+    );
+    if app.db().get_database_backend() == sea_orm::DbBackend::Postgres {
+        assert_eq!(placed4, placed1, "checkout statements grow with the lines");
+    } else {
+        assert_eq!(
+            placed4 - placed1,
+            2,
+            "two more stock updates, nothing read per line"
+        );
+    }
+    // The reads (the key, the cart lines, the address, the unpaid count, the SKUs, the
+    // rules and their surcharges), the write, the unpaid count again; on SQLite the write's
+    // parts one by one.
+    let most = if app.db().get_database_backend() == sea_orm::DbBackend::Postgres {
+        9
+    } else {
+        13
+    };
+    assert!(placed1 <= most, "{placed1} statements for a cart checkout");
+}
+
 /// A product's detail page — the benchmark's S3 document, every relation — costs the same
 /// few statements whatever the number of its SKUs, images and tags.
 #[tokio::test]

@@ -1,8 +1,9 @@
 //! Members' own answers from the response cache (`me` with its earnings, balances and team):
 //! after every kind of change a member's views can show — earnings booked, scheduled,
 //! settled, reversed; withdrawals; team members joining, leaving, lapsing, being promoted or
-//! buying; the month turning; freezing — the cached answer of every member equals the same
-//! document computed afresh, and a revoked token is never served a stored answer.
+//! buying; cart writes and a checkout from the cart; the month turning; freezing — the
+//! cached answer of every member equals the same document computed afresh, and a revoked
+//! token is never served a stored answer.
 
 use chrono::Duration;
 use pushhand::graphql::ids::Kind;
@@ -175,6 +176,52 @@ async fn own_answers_follow_every_change_they_show() {
     )
     .await;
     agree(&app, "a refund", &members).await;
+
+    // D's cart: added through C's link, changed, ordered from the cart and paid, emptied.
+    prime(&app, &members).await;
+    let added = app
+        .data_as(
+            &d,
+            "mutation($s: ID!, $c: String) { addToCart(skuId: $s, quantity: 3, shareCode: $c) { lines { id } } }",
+            json!({ "s": gid(Kind::Sku, sku), "c": share }),
+        )
+        .await;
+    let line = added["addToCart"]["lines"][0]["id"].clone();
+    agree(&app, "an add to the cart", &members).await;
+    app.data_as(
+        &d,
+        "mutation($l: ID!) { updateCartLine(lineId: $l, quantity: 1) { subtotal } }",
+        json!({ "l": line }),
+    )
+    .await;
+    agree(&app, "a cart line changed", &members).await;
+    let placed = app
+        .data_as(
+            &d,
+            "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { id } }",
+            json!({ "i": { "cartLineIds": [line] } }),
+        )
+        .await;
+    let from_cart = placed["placeOrder"]["id"].as_str().expect("id").to_owned();
+    prime(&app, &members).await;
+    let paid = pay(&app, &admin, &from_cart, "own-cart", "199.00").await;
+    assert!(paid.get("errors").is_none(), "{paid:#}");
+    agree(&app, "a cart checkout paid", &members).await;
+    let added = app
+        .data_as(
+            &d,
+            "mutation($s: ID!) { addToCart(skuId: $s, quantity: 1) { lines { id } } }",
+            json!({ "s": gid(Kind::Sku, sku) }),
+        )
+        .await;
+    prime(&app, &members).await;
+    app.data_as(
+        &d,
+        "mutation($l: [ID!]!) { removeCartLines(lineIds: $l) { subtotal } }",
+        json!({ "l": [added["addToCart"]["lines"][0]["id"]] }),
+    )
+    .await;
+    agree(&app, "cart lines removed", &members).await;
 
     // Settlement after the return window, then a withdrawal requested and approved.
     prime(&app, &members).await;

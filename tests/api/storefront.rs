@@ -763,7 +763,7 @@ async fn concurrent_rule_changes_leave_one_whole_rule_and_one_audit_chain() {
 }
 
 #[derive(Default)]
-struct Heard(std::sync::Mutex<Vec<pushhand::events::Event>>);
+pub(crate) struct Heard(pub(crate) std::sync::Mutex<Vec<pushhand::events::Event>>);
 
 #[async_trait::async_trait]
 impl pushhand::events::Listener for Heard {

@@ -61,7 +61,12 @@ impl Region {
         }
     }
 
-    fn stored(code: &str, name: &str, level: RegionLevel, parent: Option<&str>) -> Region {
+    pub(crate) fn stored(
+        code: &str,
+        name: &str,
+        level: RegionLevel,
+        parent: Option<&str>,
+    ) -> Region {
         Region {
             code: code.to_owned(),
             name: name.to_owned(),

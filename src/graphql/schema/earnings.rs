@@ -152,6 +152,9 @@ impl Earning {
     }
 }
 
+/// [`EarningExplanation::basis`]: what every earning's base is.
+const BASIS: &str = "GOODS_AMOUNT: the line's unit price × units; shipping is never part of it";
+
 /// Why an earning exists and how each fen of it was computed.
 #[derive(SimpleObject)]
 pub struct EarningExplanation {
@@ -159,8 +162,12 @@ pub struct EarningExplanation {
     pub rule: String,
     /// 1 for the direct earner, 2 and 3 for the uplines sharing in a team sale.
     pub level: i32,
-    /// The order line's paid amount.
+    /// The base the rate applies to: the order line's goods amount (unit price × units),
+    /// never shipping (see `basis`).
     pub base_amount: Dec,
+    /// What `baseAmount` is, in words: always the line's goods amount; shipping is never
+    /// part of a rebate base.
+    pub basis: String,
     /// The rate applied; null for fixed rewards.
     pub rate: Option<Dec>,
     /// For fixed rewards: the reward per unit and the units.
@@ -184,7 +191,7 @@ pub struct EarningExplanation {
 }
 
 impl EarningExplanation {
-    fn from_parts(e: Explanation, amount: entity::Money) -> EarningExplanation {
+    pub(crate) fn from_parts(e: Explanation, amount: entity::Money) -> EarningExplanation {
         let summary = match (e.rate, e.fixed_per_unit, e.units) {
             (_, Some(per), Some(units)) => match e.uncapped_amount {
                 Some(u) => format!(
@@ -212,6 +219,7 @@ impl EarningExplanation {
             rule: e.rule,
             level: i32::from(e.level),
             base_amount: Dec(e.base_amount),
+            basis: BASIS.to_owned(),
             rate: e.rate.map(Dec),
             fixed_per_unit: e.fixed_per_unit.map(Dec),
             units: e.units,

@@ -281,6 +281,12 @@ impl Member {
     async fn addresses(&self, ctx: &Context<'_>) -> Result<Vec<super::addresses::Address>> {
         super::addresses::addresses_of(ctx, self.0.id).await
     }
+    /// The cart (购物车): at most 100 lines, one per SKU, oldest first, each with who would
+    /// get credit for it and whether it can be ordered now. Only the member itself reads it
+    /// (`FORBIDDEN` for an admin).
+    async fn cart(&self, ctx: &Context<'_>) -> Result<super::cart::Cart> {
+        super::cart::cart_of(ctx, self.0.id).await
+    }
     /// Team size per level and new members this month.
     async fn team_stats(&self, ctx: &Context<'_>) -> Result<TeamStats> {
         let st = state(ctx)?;

@@ -5,6 +5,7 @@
 
 pub mod addresses;
 pub mod audit;
+pub mod cart;
 pub mod catalog;
 pub mod curation;
 pub mod earnings;

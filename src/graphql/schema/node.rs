@@ -4,6 +4,7 @@
 use async_graphql::{Context, ID, Interface, Object, Result};
 
 use super::addresses::Address;
+use super::cart::CartLine;
 use super::catalog::{Brand, Category, Merchant, Product, Sku};
 use super::earnings::{Earning, Withdrawal};
 use super::members::{Member, MemberProfile};
@@ -37,6 +38,7 @@ pub enum Node {
     Withdrawal(Withdrawal),
     Address(Address),
     Shipment(super::fulfilment::Shipment),
+    CartLine(CartLine),
 }
 
 #[derive(Default)]
@@ -94,6 +96,7 @@ impl NodeQuery {
             (Kind::Shipment, id) => {
                 Node::Shipment(super::fulfilment::shipment_node(ctx, id).await?)
             }
+            (Kind::CartLine, id) => Node::CartLine(super::cart::cart_line_node(ctx, id).await?),
         };
         Ok(Some(node))
     }

@@ -95,9 +95,28 @@ impl Order {
     async fn cancel_reason(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         super::fulfilment::cancel_reason_of(ctx, self.0.id).await
     }
-    /// CNY.
+    /// What the buyer pays, CNY: `goodsTotal` plus `shippingFee`.
     async fn total(&self) -> Dec {
         self.0.total.into()
+    }
+    /// The lines' amounts together, CNY: the goods (the base of every earning).
+    async fn goods_total(&self) -> Dec {
+        entity::Money::from_fen(svc::goods_of(&self.0)).into()
+    }
+    /// The parcels' shipping, CNY (zero for an order placed without an address). Part of
+    /// `total`, never of a rebate base.
+    async fn shipping_fee(&self) -> Dec {
+        self.0.shipping_fee.into()
+    }
+    /// The delivery address as it was when the order was placed (later edits of the
+    /// address do not move it); null for an order placed without one, which cannot be
+    /// shipped to anyone.
+    async fn address(&self) -> Option<super::cart::OrderAddress> {
+        super::cart::OrderAddress::of(&self.0)
+    }
+    /// The buyer's note to the shop; null for none.
+    async fn buyer_note(&self) -> Option<&str> {
+        self.0.buyer_note.as_deref()
     }
     /// What was bought, in the order placed (at least one line).
     async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<OrderLine>> {
@@ -211,13 +230,26 @@ pub struct OrderLineInput {
     pub share_code: Option<String>,
 }
 
-/// A checkout: the lines to buy and an optional idempotency key.
+/// A checkout: explicit lines or cart lines (exactly one of the two), a delivery address, a
+/// note and an optional idempotency key.
 #[derive(InputObject)]
 pub struct PlaceOrderInput {
-    /// 1–50 lines; each SKU's units across lines count against the per-SKU cap.
-    pub lines: Vec<OrderLineInput>,
-    /// Optional (1–128 characters): a retry with the same key and lines returns the first
-    /// order instead of placing another; other lines under the same key are
+    /// 1–50 explicit lines; each SKU's units across lines count against the per-SKU cap.
+    /// Give this or `cartLineIds` (both or neither is `VALIDATION` on `lines`).
+    pub lines: Option<Vec<OrderLineInput>>,
+    /// 1–50 of the viewer's cart lines, each at most once: each is ordered with its
+    /// quantity (at most 99) and share code, and leaves the cart with the order. Another
+    /// member's line, or one already ordered, is `NOT_FOUND`; one that cannot be ordered
+    /// now is `CART_LINE_UNAVAILABLE`.
+    pub cart_line_ids: Option<Vec<ID>>,
+    /// One of the viewer's addresses (another member's is `NOT_FOUND`): copied onto the
+    /// order, and shipping is charged to its province, one parcel per merchant. Optional
+    /// for compatibility: an order without one has no shipping fee and nowhere to ship.
+    pub address_id: Option<ID>,
+    /// A note to the shop, at most 200 characters (`VALIDATION` on `buyerNote`).
+    pub buyer_note: Option<String>,
+    /// Optional (1–128 characters): a retry with the same key and request returns the first
+    /// order instead of placing another; another request under the same key is
     /// `IDEMPOTENCY_CONFLICT`.
     pub idempotency_key: Option<String>,
 }
@@ -274,41 +306,35 @@ impl OrdersMutation {
         ))
     }
 
-    /// Places an order, reserving stock at once (`OUT_OF_STOCK` names the SKU). Unpaid, it
-    /// expires after the payment timeout and releases the stock. A SKU that does not exist
+    /// Places an order, reserving stock at once (`OUT_OF_STOCK` names the SKU), from explicit
+    /// lines or cart lines (which leave the cart with it), with the delivery address copied
+    /// onto it and its shipping added to the total. Unpaid, it expires after the payment
+    /// timeout and releases the stock. A SKU that does not exist
     /// or is not on sale is `NOT_FOUND`; more unpaid orders than the cap is
     /// `TOO_MANY_UNPAID_ORDERS`, more units of one SKU than the cap `QUANTITY_LIMIT`.
     async fn place_order(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The lines to buy (SKU, quantity, optional share code).")]
+        #[graphql(desc = "The lines to buy (explicit or from the cart), the address, a note.")]
         input: PlaceOrderInput,
     ) -> Result<Order> {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
-        let mut lines = Vec::with_capacity(input.lines.len());
-        for (i, l) in input.lines.iter().enumerate() {
-            let field: &'static str = if i == 0 {
-                "lines[0].skuId"
-            } else {
-                "lines.skuId"
-            };
-            lines.push(svc::LineRequest {
-                sku_id: ids::decode_as(&l.sku_id, Kind::Sku, field)?,
-                quantity: l.quantity,
-                share_code: l.share_code.clone(),
-            });
-        }
+        let req = svc::OrderRequest {
+            lines: super::cart::lines_of_input(input.lines, input.cart_line_ids)?,
+            address_id: super::cart::address_id(input.address_id.as_ref())?,
+            buyer_note: input.buyer_note,
+        };
         let p = &st.config.policy;
         let timeout = Duration::minutes(i64::from(p.payment_timeout_minutes));
         let limits = svc::OrderLimits {
             max_unpaid_orders: p.max_unpaid_orders,
             max_units_per_sku: p.max_units_per_sku,
         };
-        let (o, _) = svc::place_order_as(
+        let (o, _) = svc::place_order_with(
             &st.checkouts,
             me,
-            lines,
+            req,
             input.idempotency_key.as_deref(),
             limits,
             timeout,

@@ -1,0 +1,648 @@
+//! The cart (购物车) and the checkout preview.
+//!
+//! A member's cart holds at most [`MAX_LINES`] lines, one per SKU, of 1 to [`MAX_QUANTITY`]
+//! units each (`CART_FULL` beyond the first, `VALIDATION` on `quantity` outside the second).
+//! Adding a SKU already in the cart adds its units to the line; concurrent adds of one SKU
+//! add both (every write of a member's cart takes the member's row first, as addresses do,
+//! and the unique index on member and SKU backs the one line up).
+//!
+//! A line keeps the share code it was added with; adding again with another code replaces
+//! it (the last click wins), adding without one keeps it. Who gets credit is the rule of
+//! SPEC §2.4, worked out as the payment would ([`earnings::attribution_of`]): the buyer's
+//! own purchase as a push-hand or partner (`SELF_PURCHASE`); else the share link's push-hand
+//! or partner (`PROMOTION`); else the buyer's active upline (`BOUND_REBATE`, or
+//! `PARTNER_REWARD` through a partner's link); a membership-activity product's referrer earns
+//! a fixed `MEMBERSHIP_REWARD` instead. The cart says so per line, in the rule names an
+//! earning's explanation uses.
+//!
+//! Lines are never dropped silently: a line whose SKU was deleted, whose product is no longer
+//! on sale, or whose SKU lacks the units stays, marked unavailable with the reason
+//! ([`Unavailable`]); a line remembers the price it was added at, so a price change since is
+//! flagged. Another member's line is `NOT_FOUND`.
+//!
+//! Reading a cart costs a fixed number of statements whatever its number of lines: the lines,
+//! their SKUs with their products, the share links, their members, the buyer's binding and
+//! upline — one statement each. Every write publishes the member's change after its commit,
+//! so no cache keeps an old cart.
+//!
+//! [`checkout_preview`] works out an order without writing anything ([`orders::prepare`],
+//! the same reads and rules `placeOrder` uses): lines, parcels and their shipping, totals,
+//! and per line who earns, and what the viewer itself would earn — its own amounts only.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{Money, binding, cart_line, earning, member, order_line, product, share_link, sku};
+use sea_orm::sea_query::{Expr, LockType};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use super::earnings::{self, Attribution, LineFacts, Planned, Policy};
+use super::members::normalise_code;
+use super::orders::{self, OrderLimits, OrderRequest, SHARE_CODE_LEN};
+use super::{hierarchy, shipping};
+use crate::error::{Error, Result};
+use crate::events::{Event, Events, Kind};
+
+/// The most lines one cart holds.
+pub const MAX_LINES: u64 = 100;
+/// The most units one cart line holds.
+pub const MAX_QUANTITY: i32 = 999;
+/// The most units of one line ordered at once (an order line's own limit).
+const MAX_ORDERED: i32 = 99;
+
+/// Why a cart line cannot be ordered now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The SKU no longer exists.
+    Deleted,
+    /// Its product is not on sale (delisted, or back in curation).
+    Unpublished,
+    /// No units left.
+    OutOfStock,
+    /// Fewer units left than the line holds.
+    NotEnoughStock,
+}
+
+/// Who would get credit for a line, and by which rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credit {
+    pub attribution: Attribution,
+    /// The level-1 earner's display name (`None`: nobody).
+    pub earner_name: Option<String>,
+    /// A membership-activity line with a referrer: a fixed reward instead of a rate.
+    pub membership_reward: bool,
+    /// The line's share code names a link that does not count (the buyer's own, a plain
+    /// buyer's): why, for the summary.
+    pub code_ignored: bool,
+}
+
+impl Credit {
+    /// The rule that would book the level-1 earning; `None` when nobody earns.
+    pub fn rule(&self) -> Option<earning::Kind> {
+        if self.membership_reward {
+            return Some(earning::Kind::MembershipReward);
+        }
+        match self.attribution {
+            Attribution::SelfPurchase { .. } => Some(earning::Kind::SelfPurchase),
+            Attribution::Promotion { .. } => Some(earning::Kind::Promotion),
+            Attribution::Bound { partner: true, .. } => Some(earning::Kind::PartnerReward),
+            Attribution::Bound { .. } => Some(earning::Kind::BoundRebate),
+            Attribution::Nobody => None,
+        }
+    }
+
+    /// The rule in words, named as an earning's explanation names it, e.g. "PROMOTION
+    /// (推广赚钱): bought through 小王's share link".
+    pub fn summary(&self) -> String {
+        let name = self.earner_name.as_deref().unwrap_or("?");
+        let how = match self.attribution {
+            Attribution::SelfPurchase { .. } => {
+                "your own purchase as a push-hand or partner (自购省钱); a share code does not \
+                 change that"
+                    .to_owned()
+            }
+            Attribution::Promotion { .. } => format!("bought through {name}'s share link"),
+            Attribution::Bound { partner: true, .. } => {
+                format!("bought by a member bound through {name}'s partner link")
+            }
+            Attribution::Bound { .. } => format!("bought by a member bound to {name}"),
+            Attribution::Nobody => {
+                "nobody: no share link of a push-hand or partner, and no upline".to_owned()
+            }
+        };
+        let mut out = match self.rule() {
+            Some(earning::Kind::MembershipReward) => format!(
+                "{}: fixed reward for a membership sale to {name}, {how}",
+                earnings::kind_name(earning::Kind::MembershipReward)
+            ),
+            Some(rule) => format!("{}: {how}", earnings::kind_name(rule)),
+            None => how,
+        };
+        if self.code_ignored {
+            out.push_str(" (the share code does not count: it is the buyer's own or a buyer's)");
+        }
+        out
+    }
+}
+
+/// A cart line with what the cart shows about it.
+#[derive(Clone, Debug)]
+pub struct Line {
+    pub row: cart_line::Model,
+    /// `None` once deleted.
+    pub sku: Option<sku::Model>,
+    /// `None` once deleted; may be unpublished.
+    pub product: Option<product::Model>,
+    pub unavailable: Option<Unavailable>,
+    pub credit: Credit,
+}
+
+impl Line {
+    /// The SKU's price now (`None` once deleted).
+    pub fn unit_price(&self) -> Option<Money> {
+        self.sku.as_ref().map(|s| s.price)
+    }
+
+    /// Whether the price now differs from the price when the line was added.
+    pub fn price_changed(&self) -> bool {
+        self.sku
+            .as_ref()
+            .is_some_and(|s| s.price != self.row.unit_price)
+    }
+}
+
+/// A member's cart: its lines, oldest first.
+#[derive(Clone, Debug)]
+pub struct Cart {
+    pub lines: Vec<Line>,
+}
+
+impl Cart {
+    /// The available lines at today's prices.
+    pub fn subtotal(&self) -> Money {
+        Money::from_fen(
+            self.lines
+                .iter()
+                .filter(|l| l.unavailable.is_none())
+                .filter_map(|l| Some(l.unit_price()?.fen() * i64::from(l.row.quantity)))
+                .sum(),
+        )
+    }
+}
+
+/// The people a set of lines may credit, read once for all of them: the share links' members
+/// and the buyer's upline with its binding.
+struct Credits {
+    buyer: member::Model,
+    sharers: HashMap<Uuid, member::Model>,
+    upline: Option<(member::Model, binding::Model)>,
+}
+
+impl Credits {
+    /// Reads the members of `links` (one statement) and, for a plain buyer with an upline,
+    /// its binding and upline (two).
+    async fn load<'a>(
+        db: &impl ConnectionTrait,
+        buyer: &member::Model,
+        links: impl IntoIterator<Item = &'a share_link::Model>,
+        now: DateTime<Utc>,
+    ) -> Result<Credits> {
+        let mut credits = Credits {
+            buyer: buyer.clone(),
+            sharers: HashMap::new(),
+            upline: None,
+        };
+        // A push-hand's or partner's own purchase: nothing else counts.
+        if buyer.tier != member::Tier::Buyer {
+            return Ok(credits);
+        }
+        let mut ids: Vec<Uuid> = links.into_iter().map(|l| l.member_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if !ids.is_empty() {
+            credits.sharers = member::Entity::find()
+                .filter(super::one_of(db, member::Column::Id, ids))
+                .all(db)
+                .await?
+                .into_iter()
+                .map(|m| (m.id, m))
+                .collect();
+        }
+        if buyer.upline_id.is_some()
+            && let Some(b) = hierarchy::active_binding(db, buyer.id, now).await?
+            && let Some(u) = member::Entity::find_by_id(b.upline_id).one(db).await?
+        {
+            credits.upline = Some((u, b));
+        }
+        Ok(credits)
+    }
+
+    /// Who a line through `link` (if any) of a product (a membership-activity one or not)
+    /// credits.
+    fn of(&self, link: Option<&share_link::Model>, membership_activity: bool) -> Credit {
+        let sharer = link.and_then(|l| Some((l, self.sharers.get(&l.member_id)?)));
+        let upline = self.upline.as_ref().map(|(u, b)| (u, b));
+        let attribution = earnings::attribution_of(&self.buyer, sharer, upline);
+        let earner_name = match attribution {
+            Attribution::SelfPurchase { .. } => Some(self.buyer.display_name.clone()),
+            Attribution::Promotion { sharer, .. } => {
+                self.sharers.get(&sharer.id).map(|m| m.display_name.clone())
+            }
+            Attribution::Bound { .. } => self.upline.as_ref().map(|(u, _)| u.display_name.clone()),
+            Attribution::Nobody => None,
+        };
+        let referred = !matches!(
+            attribution,
+            Attribution::SelfPurchase { .. } | Attribution::Nobody
+        );
+        Credit {
+            attribution,
+            earner_name,
+            membership_reward: membership_activity && referred,
+            code_ignored: link.is_some()
+                && !matches!(
+                    attribution,
+                    Attribution::Promotion { .. } | Attribution::SelfPurchase { .. }
+                ),
+        }
+    }
+}
+
+/// The member's cart, oldest line first.
+pub async fn cart(
+    db: &impl ConnectionTrait,
+    buyer: &member::Model,
+    now: DateTime<Utc>,
+) -> Result<Cart> {
+    let rows = cart_line::Entity::find()
+        .filter(cart_line::Column::MemberId.eq(buyer.id))
+        .order_by_asc(cart_line::Column::CreatedAt)
+        .order_by_asc(cart_line::Column::Id)
+        .all(db)
+        .await?;
+    if rows.is_empty() {
+        return Ok(Cart { lines: Vec::new() });
+    }
+    let skus: HashMap<Uuid, (sku::Model, Option<product::Model>)> = sku::Entity::find()
+        .filter(super::one_of(
+            db,
+            sku::Column::Id,
+            rows.iter().map(|l| l.sku_id),
+        ))
+        .find_also_related(product::Entity)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|(s, p)| (s.id, (s, p)))
+        .collect();
+    let mut codes: Vec<String> = rows.iter().filter_map(|l| l.share_code.clone()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    let links: HashMap<String, share_link::Model> = if codes.is_empty() {
+        HashMap::new()
+    } else {
+        share_link::Entity::find()
+            .filter(share_link::Column::Code.is_in(codes))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|l| (l.code.clone(), l))
+            .collect()
+    };
+    let credits = Credits::load(db, buyer, links.values(), now).await?;
+    let lines = rows
+        .into_iter()
+        .map(|row| {
+            let (sku, product) = match skus.get(&row.sku_id) {
+                Some((s, p)) => (Some(s.clone()), p.clone()),
+                None => (None, None),
+            };
+            let unavailable = match (&sku, &product) {
+                (None, _) => Some(Unavailable::Deleted),
+                (Some(_), p)
+                    if !p
+                        .as_ref()
+                        .is_some_and(|p| p.status == product::Status::Published) =>
+                {
+                    Some(Unavailable::Unpublished)
+                }
+                (Some(s), _) if s.stock <= 0 => Some(Unavailable::OutOfStock),
+                (Some(s), _) if s.stock < row.quantity => Some(Unavailable::NotEnoughStock),
+                _ => None,
+            };
+            let link = row
+                .share_code
+                .as_ref()
+                .and_then(|c| links.get(c))
+                .filter(|l| Some(l.product_id) == sku.as_ref().map(|s| s.product_id));
+            let membership = product.as_ref().is_some_and(|p| p.membership_activity);
+            let credit = credits.of(link, membership);
+            Line {
+                row,
+                sku,
+                product,
+                unavailable,
+                credit,
+            }
+        })
+        .collect();
+    Ok(Cart { lines })
+}
+
+/// Begins a write of the member's cart: the member's row is held until it ends, so the
+/// member's cart writes run one at a time (SQLite: its write lock at `BEGIN`).
+async fn begin(db: &DatabaseConnection, member_id: Uuid) -> Result<sea_orm::DatabaseTransaction> {
+    let txn = crate::db::begin_write(db).await?;
+    member::Entity::find_by_id(member_id)
+        .select_only()
+        .column(member::Column::Id)
+        .lock(LockType::NoKeyUpdate)
+        .into_tuple::<Uuid>()
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Error::not_found("member"))?;
+    Ok(txn)
+}
+
+fn check_quantity(quantity: i32) -> Result<()> {
+    if !(1..=MAX_QUANTITY).contains(&quantity) {
+        return Err(Error::validation(
+            "quantity",
+            format!("must be 1 to {MAX_QUANTITY}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Adds `quantity` units of a SKU on sale to the member's cart, through `share_code` if
+/// given (a code of a link to the SKU's product; `VALIDATION` on `shareCode` otherwise). A SKU
+/// already in the cart gets the units added (at most [`MAX_QUANTITY`] in all), the code
+/// replaced when one is given, and today's price as its price when added; a new SKU needs
+/// room (`CART_FULL` at [`MAX_LINES`]). A SKU not on sale is `NOT_FOUND`.
+pub async fn add(
+    db: &DatabaseConnection,
+    events: &Events,
+    buyer: &member::Model,
+    sku_id: Uuid,
+    quantity: i32,
+    share_code: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Cart> {
+    check_quantity(quantity)?;
+    let code = match share_code.map(str::trim).filter(|c| !c.is_empty()) {
+        None => None,
+        Some(raw) => Some(
+            normalise_code(raw, SHARE_CODE_LEN)
+                .ok_or_else(|| Error::validation("shareCode", "unknown share code"))?,
+        ),
+    };
+    let (s, p) = sku::Entity::find_by_id(sku_id)
+        .find_also_related(product::Entity)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("SKU"))?;
+    if !p.is_some_and(|p| p.status == product::Status::Published) {
+        return Err(Error::not_found("SKU"));
+    }
+    if let Some(code) = &code {
+        let link = share_link::Entity::find()
+            .filter(share_link::Column::Code.eq(code.as_str()))
+            .one(db)
+            .await?;
+        if link.is_none_or(|l| l.product_id != s.product_id) {
+            return Err(Error::validation(
+                "shareCode",
+                "unknown share code for this product",
+            ));
+        }
+    }
+    let txn = begin(db, buyer.id).await?;
+    let existing = cart_line::Entity::find()
+        .filter(cart_line::Column::MemberId.eq(buyer.id))
+        .filter(cart_line::Column::SkuId.eq(sku_id))
+        .one(&txn)
+        .await?;
+    match existing {
+        Some(line) => {
+            let total = line.quantity + quantity;
+            if total > MAX_QUANTITY {
+                return Err(Error::validation(
+                    "quantity",
+                    format!(
+                        "the line holds {} units; at most {MAX_QUANTITY} in all",
+                        line.quantity
+                    ),
+                ));
+            }
+            let mut update = cart_line::Entity::update_many()
+                .col_expr(cart_line::Column::Quantity, Expr::value(total))
+                .col_expr(cart_line::Column::UnitPrice, Expr::value(s.price))
+                .col_expr(cart_line::Column::UpdatedAt, Expr::value(now));
+            if let Some(code) = code {
+                update = update.col_expr(cart_line::Column::ShareCode, Expr::value(code));
+            }
+            update
+                .filter(cart_line::Column::Id.eq(line.id))
+                .exec(&txn)
+                .await?;
+        }
+        None => {
+            let count = cart_line::Entity::find()
+                .filter(cart_line::Column::MemberId.eq(buyer.id))
+                .count(&txn)
+                .await?;
+            if count >= MAX_LINES {
+                return Err(Error::rule(
+                    "CART_FULL",
+                    format!("a cart holds at most {MAX_LINES} lines: remove one first"),
+                ));
+            }
+            cart_line::Entity::insert(cart_line::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                member_id: Set(buyer.id),
+                sku_id: Set(sku_id),
+                quantity: Set(quantity),
+                share_code: Set(code),
+                unit_price: Set(s.price),
+                created_at: Set(now),
+                updated_at: Set(now),
+            })
+            .exec_without_returning(&txn)
+            .await?;
+        }
+    }
+    txn.commit().await?;
+    changed(events, buyer.id).await;
+    cart(db, buyer, now).await
+}
+
+/// Sets the units of one of the member's cart lines (1 to [`MAX_QUANTITY`]) and answers the
+/// cart. Another member's line is `NOT_FOUND`.
+pub async fn update_line(
+    db: &DatabaseConnection,
+    events: &Events,
+    buyer: &member::Model,
+    line_id: Uuid,
+    quantity: i32,
+    now: DateTime<Utc>,
+) -> Result<Cart> {
+    let member_id = buyer.id;
+    check_quantity(quantity)?;
+    let updated = cart_line::Entity::update_many()
+        .col_expr(cart_line::Column::Quantity, Expr::value(quantity))
+        .col_expr(cart_line::Column::UpdatedAt, Expr::value(now))
+        .filter(cart_line::Column::Id.eq(line_id))
+        .filter(cart_line::Column::MemberId.eq(member_id))
+        .exec(db)
+        .await?;
+    if updated.rows_affected != 1 {
+        return Err(Error::not_found("cart line"));
+    }
+    changed(events, member_id).await;
+    cart(db, buyer, now).await
+}
+
+/// Removes lines from the member's cart, all or none, and answers the cart: one that is not
+/// the member's (or gone) is `NOT_FOUND` and nothing is removed.
+pub async fn remove_lines(
+    db: &DatabaseConnection,
+    events: &Events,
+    buyer: &member::Model,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<Cart> {
+    let member_id = buyer.id;
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Err(Error::validation("lineIds", "name at least one line"));
+    }
+    if ids.len() as u64 > MAX_LINES {
+        return Err(Error::validation(
+            "lineIds",
+            format!("at most {MAX_LINES} lines"),
+        ));
+    }
+    let txn = begin(db, member_id).await?;
+    let deleted = cart_line::Entity::delete_many()
+        .filter(super::one_of(
+            &txn,
+            cart_line::Column::Id,
+            ids.iter().copied(),
+        ))
+        .filter(cart_line::Column::MemberId.eq(member_id))
+        .exec(&txn)
+        .await?;
+    if deleted.rows_affected != ids.len() as u64 {
+        // Dropped with the transaction: nothing is removed.
+        return Err(Error::not_found("cart line"));
+    }
+    txn.commit().await?;
+    changed(events, member_id).await;
+    cart(db, buyer, now).await
+}
+
+/// The member's cart lines `ids` for a checkout, in that order: one that is not the
+/// member's, or gone, is `NOT_FOUND`; one of more units than an order line takes is
+/// `VALIDATION` on `cartLineIds[i]`.
+pub async fn for_checkout(
+    db: &impl ConnectionTrait,
+    member_id: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<cart_line::Model>> {
+    let mut found: HashMap<Uuid, cart_line::Model> = cart_line::Entity::find()
+        .filter(super::one_of(
+            db,
+            cart_line::Column::Id,
+            ids.iter().copied(),
+        ))
+        .filter(cart_line::Column::MemberId.eq(member_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|l| (l.id, l))
+        .collect();
+    let mut out = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        let line = found
+            .remove(id)
+            .ok_or_else(|| Error::not_found("cart line"))?;
+        if line.quantity > MAX_ORDERED {
+            return Err(Error::validation(
+                format!("cartLineIds[{i}]"),
+                format!(
+                    "at most {MAX_ORDERED} units of a line are ordered at once; lower it first"
+                ),
+            ));
+        }
+        out.push(line);
+    }
+    Ok(out)
+}
+
+/// One line of a checkout preview.
+#[derive(Clone)]
+pub struct PreviewLine {
+    /// The line as `placeOrder` would write it (unit price, amount, rates).
+    pub line: order_line::Model,
+    /// The share code it would be credited through, if any.
+    pub share_code: Option<String>,
+    pub credit: Credit,
+    /// What the viewer itself would earn on it (its own earnings only; empty for a plain
+    /// buyer, who earns nothing on its own purchase), before any daily cap.
+    pub earnings: Vec<Planned>,
+}
+
+/// What an order would be: [`checkout_preview`]'s answer.
+pub struct Preview {
+    pub lines: Vec<PreviewLine>,
+    pub address: Option<entity::address::Model>,
+    pub parcels: Vec<shipping::Quote>,
+    pub goods: Money,
+    pub shipping_fee: Money,
+    pub total: Money,
+}
+
+/// Works out the order `req` would place for `buyer`, writing nothing: the same checks and
+/// reads as `placeOrder` (and the same errors, but for stock and the unpaid cap, which only
+/// placing decides), then who earns on each line and what the buyer itself would.
+pub async fn checkout_preview(
+    db: &impl ConnectionTrait,
+    buyer: &member::Model,
+    req: OrderRequest,
+    limits: OrderLimits,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<Preview> {
+    orders::check_lines(&req.lines)?;
+    let p = orders::prepare(db, buyer, req, limits).await?;
+    let credits = Credits::load(db, buyer, p.links.values(), now).await?;
+    let lines = p
+        .lines
+        .into_iter()
+        .map(|line| {
+            let link = line.share_link_id.and_then(|id| p.links.get(&id));
+            let credit = credits.of(link, line.membership_activity);
+            let facts = LineFacts {
+                amount: line.amount,
+                quantity: line.quantity,
+                rebate_rate: line.rebate_rate,
+                team_rebate_rate: line.team_rebate_rate,
+                membership_activity: line.membership_activity,
+            };
+            // Level 1 is worked out before the uplines' share of the budget, so the
+            // viewer's own amount needs no upline.
+            let earnings = earnings::plan(&facts, credit.attribution, [None, None], policy)
+                .into_iter()
+                .filter(|e| e.member == buyer.id)
+                .collect();
+            PreviewLine {
+                share_code: link.map(|l| l.code.clone()),
+                line,
+                credit,
+                earnings,
+            }
+        })
+        .collect();
+    Ok(Preview {
+        lines,
+        address: p.address,
+        parcels: p.quotes,
+        goods: p.goods,
+        shipping_fee: p.shipping_fee,
+        total: p.total,
+    })
+}
+
+/// Tells every cache that the member's own views changed (its cart is one), after the write
+/// committed.
+async fn changed(events: &Events, member: Uuid) {
+    events
+        .publish(vec![Event::new(member, Kind::Changed, member)])
+        .await;
+}
