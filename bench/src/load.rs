@@ -43,8 +43,8 @@ pub enum Script {
         places: Vec<Call>,
         admin_token: String,
     },
-    /// The buyer's path per order: each of `adds` (`addToCart`, answering the line's `id`),
-    /// then `placeOrder` of those cart lines to the shopper's address, then the payment.
+    /// The buyer's path per order: each of `adds` (`addToCart`, answering the cart's lines),
+    /// then `placeOrder` of the cart's lines to the shopper's address, then the payment.
     /// Client `i` is `shoppers[i % len]`.
     CartCheckout {
         shoppers: Vec<CartShopper>,
@@ -276,13 +276,10 @@ async fn cart_checkout(
     shopper: &CartShopper,
     admin: &str,
 ) -> anyhow::Result<bool> {
-    let mut lines = Vec::with_capacity(shopper.adds.len());
+    let mut lines = Vec::new();
     for add in &shopper.adds {
         let added = conn.post(addr, body(add), Some(&shopper.token)).await?;
-        let Some(id) = added["data"]["addToCart"]["id"].as_str() else {
-            bail!("addToCart failed: {added}");
-        };
-        lines.push(id.to_owned());
+        lines = cart_line_ids(&added)?;
     }
     let place = Call {
         query: PLACE_FROM_CART.into(),
@@ -290,6 +287,22 @@ async fn cart_checkout(
         token: Some(shopper.token.clone()),
     };
     checkout(conn, addr, &place, admin).await
+}
+
+/// The cart's line IDs from an `addToCart { lines { id } }` answer.
+pub fn cart_line_ids(added: &Value) -> anyhow::Result<Vec<String>> {
+    let Some(lines) = added["data"]["addToCart"]["lines"].as_array() else {
+        bail!("addToCart failed: {added}");
+    };
+    lines
+        .iter()
+        .map(|l| {
+            l["id"]
+                .as_str()
+                .map(str::to_owned)
+                .context("a line without id")
+        })
+        .collect()
 }
 
 /// S9's order: from cart lines, to an address.

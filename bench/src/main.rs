@@ -386,10 +386,12 @@ const S3_MEMBER: &str = "query($id: ID!) { product(id: $id) { id name nameEn des
 const S4: &str = "{ me { earningsSummary { pending available lifetime thisMonth } earnings(first: 20) { edges { node { id kind amount status createdAt explanation { summary } } } pageInfo { hasNextPage endCursor } } } }";
 const S5: &str = "{ me { teamStats { totalMembers newThisMonth levels { level members newThisMonth } } team(level: 1, first: 20) { edges { node { id displayName joinedAt } } pageInfo { hasNextPage } } } }";
 const PLACE: &str = "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { id total } }";
+/// Adds to the cart and answers the cart's lines (S8's setup, S9's first three calls).
 const ADD_TO_CART: &str =
-    "mutation($sku: ID!, $q: Int!) { addToCart(skuId: $sku, quantity: $q) { id } }";
-/// S8: what a checkout page shows before the buyer pays.
-const PREVIEW: &str = "query($i: CheckoutPreviewInput!) { checkoutPreview(input: $i) { lines { unitPrice lineTotal } shipping { fee } total } }";
+    "mutation($sku: ID!, $q: Int!) { addToCart(skuId: $sku, quantity: $q) { lines { id } } }";
+/// S8: what a checkout page shows before the buyer pays — lines with the push-hand's own
+/// earnings and why, a parcel per merchant with its fee and reason, the totals.
+const PREVIEW: &str = "query($i: CheckoutPreviewInput!) { checkoutPreview(input: $i) { lines { cartLineId sku { id name } quantity unitPrice lineTotal attribution { rule summary } earnings { kind level amount explanation { summary } } } parcels { merchant { name } subtotal fee reason } goodsTotal shippingTotal total } }";
 
 fn bomb(levels: usize) -> String {
     let mut doc = String::from("fragment F0 on Query { __typename }");
@@ -571,11 +573,9 @@ async fn bench(
                     &call(ADD_TO_CART, json!({ "sku": sku, "q": 1 }), Some(&buyer)),
                 )
                 .await?;
-                let id = added["data"]["addToCart"]["id"]
-                    .as_str()
-                    .with_context(|| format!("addToCart: {added}"))?;
-                preview_lines.push(id.to_owned());
+                preview_lines = load::cart_line_ids(&added)?;
             }
+            anyhow::ensure!(preview_lines.len() == 5, "S8's cart: {preview_lines:?}");
         }
         let preview = json!({ "i": {
             "cartLineIds": preview_lines,
