@@ -18,6 +18,10 @@
 //! checkout + payment callback of one SKU (orders/s, earnings booked), one push-hand shopper
 //! per connection (S6-1: one shopper on all of them, for reference); B24/B60 fragment bombs refused by
 //! the guard; S7 resident memory under load and with 10,000 idle subscriptions.
+//! S8 `checkoutPreview` of a push-hand's 5-line cart across 2 merchants, with shipping and the
+//! push-hand's own earnings; S9 the buyer's path per order — 3 `addToCart`, `placeOrder` of
+//! those cart lines to an address (2 merchants, shipping), the payment callback (orders/s);
+//! S9-lines the same order from explicit lines, without the cart (orders/s; S6's two calls).
 
 mod bulk;
 mod ledger_history;
@@ -48,7 +52,7 @@ const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-0123";
 const PASSWORD: &str = "bench-password-1";
 
 #[derive(Parser, Debug)]
-#[command(about = "Pushhand load benchmark: S0–S7, table, JSON and chart")]
+#[command(about = "Pushhand load benchmark: S0–S9, table, JSON and chart")]
 struct Args {
     /// A PostgreSQL URL whose user may create databases: run on PostgreSQL (a fresh
     /// database, dropped afterwards) instead of SQLite.
@@ -557,7 +561,9 @@ async fn bench(
     // Phase 2: the default configuration, response cache on. Ratios are still to S0 of
     // phase 1 — the server executing `{ __typename }` — because with the cache on
     // `{ __typename }` itself is a cache hit (shown as S0c, for reference).
-    const PHASE2: [&str; 9] = ["S0c", "S2", "S3", "S4", "S5", "S6", "S6-1", "S8", "S9"];
+    const PHASE2: [&str; 10] = [
+        "S0c", "S2", "S3", "S4", "S5", "S6", "S6-1", "S8", "S9", "S9-lines",
+    ];
     if PHASE2.iter().any(|k| *k != "S0c" && wants(args, k)) {
         let server = Server::start(&launch(true)).await?;
         let addr = server.addr;
@@ -594,6 +600,24 @@ async fn bench(
                     .map(|sku| call(ADD_TO_CART, json!({ "sku": sku, "q": 1 }), Some(token)))
                     .collect(),
                 address_id: address.clone(),
+            })
+            .collect();
+        let s9_lines: Vec<Call> = fixture
+            .shoppers
+            .iter()
+            .zip(&fixture.storefront.shopper_addresses)
+            .map(|(token, address)| {
+                let lines: Vec<Value> = fixture
+                    .storefront
+                    .order_skus
+                    .iter()
+                    .map(|sku| json!({ "skuId": sku, "quantity": 1 }))
+                    .collect();
+                call(
+                    PLACE,
+                    json!({ "i": { "lines": lines, "addressId": address } }),
+                    Some(token),
+                )
             })
             .collect();
         let phase2: Vec<Scenario> = vec![
@@ -680,6 +704,16 @@ async fn bench(
                 "3 addToCart + placeOrder from the cart (3 lines, 2 merchants, shipping) + payment (orders/s)",
                 Script::CartCheckout {
                     shoppers: cart_shoppers,
+                    admin_token: admin.clone(),
+                },
+                None,
+                false,
+            ),
+            (
+                "S9-lines",
+                "S9's order placed from explicit lines (no cart) + payment (orders/s)",
+                Script::Checkout {
+                    places: s9_lines,
                     admin_token: admin.clone(),
                 },
                 None,
