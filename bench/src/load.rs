@@ -43,6 +43,21 @@ pub enum Script {
         places: Vec<Call>,
         admin_token: String,
     },
+    /// The buyer's path per order: each of `adds` (`addToCart`, answering the cart's lines),
+    /// then `placeOrder` of the cart's lines to the shopper's address, then the payment.
+    /// Client `i` is `shoppers[i % len]`.
+    CartCheckout {
+        shoppers: Vec<CartShopper>,
+        admin_token: String,
+    },
+}
+
+/// One S9 shopper: signed in as `token`, adding `adds` to the cart, shipping to `address_id`.
+#[derive(Clone)]
+pub struct CartShopper {
+    pub token: String,
+    pub adds: Vec<Call>,
+    pub address_id: String,
 }
 
 /// Results of one scenario.
@@ -207,6 +222,15 @@ pub async fn run(
                             .context("a checkout script without calls")?;
                         checkout(&mut conn, addr, place, admin_token).await?
                     }
+                    Script::CartCheckout {
+                        shoppers,
+                        admin_token,
+                    } => {
+                        let shopper = shoppers
+                            .get(client % shoppers.len().max(1))
+                            .context("a cart checkout script without shoppers")?;
+                        cart_checkout(&mut conn, addr, shopper, admin_token).await?
+                    }
                 };
                 let t1 = Instant::now();
                 if t0 >= measuring_from {
@@ -244,6 +268,46 @@ pub async fn run(
         max_rss,
     })
 }
+
+/// One order the buyer's way: fill the cart, place the order from those lines, pay.
+async fn cart_checkout(
+    conn: &mut Conn,
+    addr: SocketAddr,
+    shopper: &CartShopper,
+    admin: &str,
+) -> anyhow::Result<bool> {
+    let mut lines = Vec::new();
+    for add in &shopper.adds {
+        let added = conn.post(addr, body(add), Some(&shopper.token)).await?;
+        lines = cart_line_ids(&added)?;
+    }
+    let place = Call {
+        query: PLACE_FROM_CART.into(),
+        variables: json!({ "i": { "cartLineIds": lines, "addressId": shopper.address_id } }),
+        token: Some(shopper.token.clone()),
+    };
+    checkout(conn, addr, &place, admin).await
+}
+
+/// The cart's line IDs from an `addToCart { lines { id } }` answer.
+pub fn cart_line_ids(added: &Value) -> anyhow::Result<Vec<String>> {
+    let Some(lines) = added["data"]["addToCart"]["lines"].as_array() else {
+        bail!("addToCart failed: {added}");
+    };
+    lines
+        .iter()
+        .map(|l| {
+            l["id"]
+                .as_str()
+                .map(str::to_owned)
+                .context("a line without id")
+        })
+        .collect()
+}
+
+/// S9's order: from cart lines, to an address.
+const PLACE_FROM_CART: &str =
+    "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { id total shippingFee } }";
 
 /// One order: place it, then confirm its payment as the provider would. Errors are fatal
 /// (a checkout benchmark that fails is no benchmark).

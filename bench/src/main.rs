@@ -18,6 +18,10 @@
 //! checkout + payment callback of one SKU (orders/s, earnings booked), one push-hand shopper
 //! per connection (S6-1: one shopper on all of them, for reference); B24/B60 fragment bombs refused by
 //! the guard; S7 resident memory under load and with 10,000 idle subscriptions.
+//! S8 `checkoutPreview` of a push-hand's 5-line cart across 2 merchants, with shipping and the
+//! push-hand's own earnings; S9 the buyer's path per order — 3 `addToCart`, `placeOrder` of
+//! those cart lines to an address (2 merchants, shipping), the payment callback (orders/s);
+//! S9-lines the same order from explicit lines, without the cart (orders/s; S6's two calls).
 
 mod bulk;
 mod ledger_history;
@@ -26,6 +30,7 @@ mod order_history;
 mod report;
 mod server;
 mod services;
+mod storefront;
 mod team_tree;
 
 use std::path::{Path, PathBuf};
@@ -39,7 +44,7 @@ use pushhand::service::members::{self, CliRole};
 use sea_orm::{ColumnTrait, ConnectionTrait, Database, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 
-use crate::load::{Call, Script, Stats};
+use crate::load::{Call, CartShopper, Script, Stats};
 use crate::report::{Memory, Report, Row};
 use crate::server::{Launch, Server};
 
@@ -47,7 +52,7 @@ const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-0123";
 const PASSWORD: &str = "bench-password-1";
 
 #[derive(Parser, Debug)]
-#[command(about = "Pushhand load benchmark: S0–S7, table, JSON and chart")]
+#[command(about = "Pushhand load benchmark: S0–S9, table, JSON and chart")]
 struct Args {
     /// A PostgreSQL URL whose user may create databases: run on PostgreSQL (a fresh
     /// database, dropped afterwards) instead of SQLite.
@@ -206,6 +211,8 @@ struct Fixture {
     product: String,
     /// Tokens of the S6 shoppers, one per connection.
     shoppers: Vec<String>,
+    /// S8's and S9's SKUs and addresses.
+    storefront: storefront::Storefront,
 }
 
 async fn generate(
@@ -235,13 +242,17 @@ async fn generate(
         .map_err(anyhow::Error::from)?;
     timings.push(("demo catalog and members".into(), t.elapsed().as_secs_f64()));
     let now = pushhand::service::now();
+    let mut staff = Vec::with_capacity(2);
     for (email, role) in [
         ("admin@bench.example", CliRole::Admin),
         ("buyer@bench.example", CliRole::PushHand),
     ] {
-        members::create_user(&db, email, PASSWORD, role, None, now)
-            .await
-            .map_err(anyhow::Error::from)?;
+        staff.push(
+            members::create_user(&db, email, PASSWORD, role, None, now)
+                .await
+                .map_err(anyhow::Error::from)?
+                .id,
+        );
     }
     // S6's shoppers: one push-hand per connection, as in a flash sale (many shoppers, one
     // SKU), each booking a self-purchase rebate into their own balance. Tokens are issued
@@ -305,6 +316,13 @@ async fn generate(
         .one(&db)
         .await?
         .context("the benchmark SKU")?;
+    let t = Instant::now();
+    let storefront =
+        storefront::generate(&db, &model, staff[0], staff[1], &shopper_ids, now).await?;
+    timings.push((
+        "S8/S9: merchants, shipping rules, addresses".into(),
+        t.elapsed().as_secs_f64(),
+    ));
     db.close().await?;
 
     let loader = bulk::loader_connection(&config).await?;
@@ -347,6 +365,7 @@ async fn generate(
         product: pushhand::graphql::ids::encode(pushhand::graphql::ids::Kind::Product, model.id)
             .to_string(),
         shoppers,
+        storefront,
     })
 }
 
@@ -371,6 +390,12 @@ const S3_MEMBER: &str = "query($id: ID!) { product(id: $id) { id name nameEn des
 const S4: &str = "{ me { earningsSummary { pending available lifetime thisMonth } earnings(first: 20) { edges { node { id kind amount status createdAt explanation { summary } } } pageInfo { hasNextPage endCursor } } } }";
 const S5: &str = "{ me { teamStats { totalMembers newThisMonth levels { level members newThisMonth } } team(level: 1, first: 20) { edges { node { id displayName joinedAt } } pageInfo { hasNextPage } } } }";
 const PLACE: &str = "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { id total } }";
+/// Adds to the cart and answers the cart's lines (S8's setup, S9's first three calls).
+const ADD_TO_CART: &str =
+    "mutation($sku: ID!, $q: Int!) { addToCart(skuId: $sku, quantity: $q) { lines { id } } }";
+/// S8: what a checkout page shows before the buyer pays — lines with the push-hand's own
+/// earnings and why, a parcel per merchant with its fee and reason, the totals.
+const PREVIEW: &str = "query($i: CheckoutPreviewInput!) { checkoutPreview(input: $i) { lines { cartLineId sku { id name } quantity unitPrice lineTotal attribution { rule summary } earnings { kind level amount explanation { summary } } } parcels { merchant { name } subtotal fee reason } goodsTotal shippingTotal total } }";
 
 fn bomb(levels: usize) -> String {
     let mut doc = String::from("fragment F0 on Query { __typename }");
@@ -536,13 +561,65 @@ async fn bench(
     // Phase 2: the default configuration, response cache on. Ratios are still to S0 of
     // phase 1 — the server executing `{ __typename }` — because with the cache on
     // `{ __typename }` itself is a cache hit (shown as S0c, for reference).
-    const PHASE2: [&str; 7] = ["S0c", "S2", "S3", "S4", "S5", "S6", "S6-1"];
+    const PHASE2: [&str; 10] = [
+        "S0c", "S2", "S3", "S4", "S5", "S6", "S6-1", "S8", "S9", "S9-lines",
+    ];
     if PHASE2.iter().any(|k| *k != "S0c" && wants(args, k)) {
         let server = Server::start(&launch(true)).await?;
         let addr = server.addr;
         let pid = server.pid();
         let rss = move || server::rss_of(pid).unwrap_or(0);
         let base = s0.clone().context("S0 ran in phase 1")?;
+        // S8's cart: the push-hand's five lines, one unit each (S8 only reads it).
+        let mut preview_lines = Vec::new();
+        if wants(args, "S8") {
+            for sku in &fixture.storefront.cart_skus {
+                let added = load::once(
+                    addr,
+                    &call(ADD_TO_CART, json!({ "sku": sku, "q": 1 }), Some(&buyer)),
+                )
+                .await?;
+                preview_lines = load::cart_line_ids(&added)?;
+            }
+            anyhow::ensure!(preview_lines.len() == 5, "S8's cart: {preview_lines:?}");
+        }
+        let preview = json!({ "i": {
+            "cartLineIds": preview_lines,
+            "addressId": fixture.storefront.buyer_address,
+        } });
+        let cart_shoppers: Vec<CartShopper> = fixture
+            .shoppers
+            .iter()
+            .zip(&fixture.storefront.shopper_addresses)
+            .map(|(token, address)| CartShopper {
+                token: token.clone(),
+                adds: fixture
+                    .storefront
+                    .order_skus
+                    .iter()
+                    .map(|sku| call(ADD_TO_CART, json!({ "sku": sku, "q": 1 }), Some(token)))
+                    .collect(),
+                address_id: address.clone(),
+            })
+            .collect();
+        let s9_lines: Vec<Call> = fixture
+            .shoppers
+            .iter()
+            .zip(&fixture.storefront.shopper_addresses)
+            .map(|(token, address)| {
+                let lines: Vec<Value> = fixture
+                    .storefront
+                    .order_skus
+                    .iter()
+                    .map(|sku| json!({ "skuId": sku, "quantity": 1 }))
+                    .collect();
+                call(
+                    PLACE,
+                    json!({ "i": { "lines": lines, "addressId": address } }),
+                    Some(token),
+                )
+            })
+            .collect();
         let phase2: Vec<Scenario> = vec![
             (
                 "S0c",
@@ -614,6 +691,35 @@ async fn bench(
                 false,
             ),
         ];
+        let phase2 = phase2.into_iter().chain([
+            (
+                "S8",
+                "checkoutPreview of a push-hand's 5-line cart (2 merchants, shipping, earnings)",
+                Script::Repeat(call(PREVIEW, preview, Some(&buyer))),
+                Some(1.0 / 10.0),
+                false,
+            ),
+            (
+                "S9",
+                "3 addToCart + placeOrder from the cart (3 lines, 2 merchants, shipping) + payment (orders/s)",
+                Script::CartCheckout {
+                    shoppers: cart_shoppers,
+                    admin_token: admin.clone(),
+                },
+                None,
+                false,
+            ),
+            (
+                "S9-lines",
+                "S9's order placed from explicit lines (no cart) + payment (orders/s)",
+                Script::Checkout {
+                    places: s9_lines,
+                    admin_token: admin.clone(),
+                },
+                None,
+                false,
+            ),
+        ]);
         for scenario in phase2 {
             if !wants(args, scenario.0) {
                 continue;
