@@ -29,6 +29,7 @@ mod n_plus_one;
 mod node;
 mod otlp;
 mod own_answers;
+mod payments;
 mod persisted;
 mod response_cache;
 mod schema;
