@@ -18,6 +18,7 @@ mod m20261201_000010_audit_log;
 mod m20261202_000011_idempotency_keys;
 mod m20261202_000012_money_invariants;
 mod m20261203_000013_addresses_shipping;
+mod m20261204_000016_payment_intents;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000011_idempotency_keys::Migration),
             Box::new(m20261202_000012_money_invariants::Migration),
             Box::new(m20261203_000013_addresses_shipping::Migration),
+            Box::new(m20261204_000016_payment_intents::Migration),
         ]
     }
 }

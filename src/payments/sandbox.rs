@@ -70,7 +70,7 @@ impl Sandbox {
     ) -> (String, Vec<u8>) {
         let body = serde_json::to_vec(&Body {
             out_trade_no: super::out_trade_no(intent_id),
-            reference: format!("SANDBOX-{}", nonce()),
+            reference: format!("SANDBOX-{}", super::out_trade_no(intent_id)),
             amount: amount.to_string(),
             paid_at: now,
         })

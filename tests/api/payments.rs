@@ -940,3 +940,288 @@ async fn the_sandbox_is_on_in_development_only() {
     let prod = TestApp::spawn_with(&["--env", "production"]).await;
     assert!(prod.state.payments.channels().is_empty());
 }
+
+// ---------------------------------------------------------------------------------------
+// Booking notifications: `POST /payments/{provider}/notify`, the sandbox's pay button.
+
+/// A buyer with an upline (so that a payment books earnings) and an unpaid order of theirs.
+async fn unpaid_order(app: &TestApp) -> (entity::member::Model, entity::order::Model) {
+    use entity::member::Tier;
+    use sea_orm::PaginatorTrait;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    if entity::sku::Entity::find()
+        .count(app.db())
+        .await
+        .expect("count")
+        == 0
+    {
+        crate::fixtures::catalog(app.db(), 2).await;
+    }
+    let top = crate::fixtures::member(
+        app,
+        &format!("top{}", Uuid::now_v7().simple()),
+        Tier::PushHand,
+        None,
+    )
+    .await;
+    let buyer = crate::fixtures::member(
+        app,
+        &format!("buyer{}", Uuid::now_v7().simple()),
+        Tier::PushHand,
+        Some(top.id),
+    )
+    .await;
+    let published = entity::product::Entity::find()
+        .filter(entity::product::Column::Status.eq(entity::product::Status::Published))
+        .all(app.db())
+        .await
+        .expect("read");
+    let published: Vec<Uuid> = published.into_iter().map(|p| p.id).collect();
+    let sku = entity::sku::Entity::find()
+        .filter(entity::sku::Column::ProductId.is_in(published))
+        .filter(entity::sku::Column::Stock.gt(5))
+        .one(app.db())
+        .await
+        .expect("read")
+        .expect("a SKU in stock");
+    let line = pushhand::service::orders::LineRequest {
+        sku_id: sku.id,
+        quantity: 1,
+        share_code: None,
+    };
+    let (o, _) = pushhand::service::orders::place_order(
+        &app.state.checkouts,
+        &buyer,
+        vec![line],
+        chrono::Duration::minutes(30),
+        app.clock_now(),
+    )
+    .await
+    .map_err(anyhow::Error::from)
+    .expect("placed");
+    (buyer, o)
+}
+
+async fn order_row(app: &TestApp, id: Uuid) -> entity::order::Model {
+    use sea_orm::EntityTrait;
+    entity::order::Entity::find_by_id(id)
+        .one(app.db())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn earnings_of(app: &TestApp, order: Uuid) -> u64 {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    entity::earning::Entity::find()
+        .filter(entity::earning::Column::OrderId.eq(order))
+        .count(app.db())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_sandbox_pays_an_order_end_to_end_once() {
+    let app = TestApp::spawn().await;
+    let (buyer, o) = unpaid_order(&app).await;
+    let sandbox = provider(&app, Channel::Sandbox);
+    let intent = pushhand::service::payments::create_payment(
+        app.db(),
+        sandbox.as_ref(),
+        &buyer,
+        o.id,
+        None,
+        app.clock_now(),
+    )
+    .await
+    .map_err(anyhow::Error::from)
+    .expect("intent");
+    assert_eq!(intent.amount, o.total);
+    let again = pushhand::service::payments::create_payment(
+        app.db(),
+        sandbox.as_ref(),
+        &buyer,
+        o.id,
+        None,
+        app.clock_now(),
+    )
+    .await
+    .map_err(anyhow::Error::from)
+    .expect("intent");
+    assert_eq!(
+        (again.id, &again.client_params),
+        (intent.id, &intent.client_params),
+        "one intent per order and channel"
+    );
+    let params: Value = serde_json::from_str(intent.client_params.as_deref().unwrap()).unwrap();
+    let pay_url = params["payUrl"].as_str().unwrap().to_owned();
+
+    for _ in 0..3 {
+        let resp = app.client.post(app.url(&pay_url)).send().await.unwrap();
+        assert_eq!(resp.status(), 204);
+    }
+    let paid = order_row(&app, o.id).await;
+    assert_eq!(paid.status, entity::order::Status::Paid);
+    assert_eq!(
+        paid.payment_reference.as_deref(),
+        Some(format!("sandbox:SANDBOX-{}", out_trade_no(intent.id)).as_str())
+    );
+    assert!(earnings_of(&app, o.id).await > 0);
+
+    // A forged sandbox notification is refused and books nothing.
+    let resp = app
+        .client
+        .post(app.url("/payments/sandbox/notify"))
+        .header("pushhand-sandbox-signature", "t=1,n=x,s=00")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_duplicate_notifications_book_once_and_a_wrong_amount_none() {
+    let k = keys();
+    let (wechat, _) = fake_wechat(&k.provider).await;
+    let alipay = fake_alipay(&k.merchant).await;
+    let files = KeyFiles::new();
+    let app = spawn_app(&payment_args(
+        &files,
+        wechat,
+        alipay,
+        &k.merchant,
+        &k.provider,
+    ))
+    .await;
+    let alipay = provider(&app, Channel::Alipay);
+
+    // Reference: an order paid by one notification.
+    let (buyer, single) = unpaid_order(&app).await;
+    let intent = pushhand::service::payments::create_payment(
+        app.db(),
+        alipay.as_ref(),
+        &buyer,
+        single.id,
+        None,
+        app.clock_now(),
+    )
+    .await
+    .map_err(anyhow::Error::from)
+    .expect("intent");
+    let key = signer(&k.provider);
+    let no = out_trade_no(intent.id);
+    let amount = format!("{:.2}", single.total.to_decimal());
+    let body = alipay_notification(&key, &alipay_fields(&no, &amount));
+    let resp = app
+        .client
+        .post(app.url("/payments/alipay/notify"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.text().await.unwrap(), "success");
+    let booked_once = earnings_of(&app, single.id).await;
+    assert!(booked_once > 0);
+
+    // 50 identical WeChat notifications at once (WeChat re-signs each delivery: fresh nonces).
+    let (buyer, o) = unpaid_order(&app).await;
+    let wechat = provider(&app, Channel::WechatJsapi);
+    let intent = pushhand::service::payments::create_payment(
+        app.db(),
+        wechat.as_ref(),
+        &buyer,
+        o.id,
+        Some("oOpenid"),
+        app.clock_now(),
+    )
+    .await
+    .map_err(anyhow::Error::from)
+    .expect("intent");
+    let platform = signer(&k.provider);
+    let fen = o.total.fen();
+    let sends = (0..50).map(|_| {
+        let (headers, body) = wechat_notification(
+            &transaction(intent.id, fen),
+            API_V3_KEY,
+            &platform,
+            PLATFORM_KEY_ID,
+            app.clock_now().timestamp(),
+        );
+        let request = app
+            .client
+            .post(app.url("/payments/wechat/notify"))
+            .headers(headers)
+            .body(body);
+        tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|s| s.unwrap())
+        .collect();
+    assert!(statuses.iter().all(|s| *s == 204), "{statuses:?}");
+    let paid = order_row(&app, o.id).await;
+    assert_eq!(paid.status, entity::order::Status::Paid);
+    assert_eq!(
+        paid.payment_reference.as_deref(),
+        Some("wechat:4200001234202612020000000001")
+    );
+    assert_eq!(earnings_of(&app, o.id).await, booked_once, "booked once");
+
+    // A verified notification of another amount: acknowledged, logged, the order unpaid.
+    let (buyer, o) = unpaid_order(&app).await;
+    let intent = pushhand::service::payments::create_payment(
+        app.db(),
+        alipay.as_ref(),
+        &buyer,
+        o.id,
+        None,
+        app.clock_now(),
+    )
+    .await
+    .map_err(anyhow::Error::from)
+    .expect("intent");
+    let no = out_trade_no(intent.id);
+    let mut fields = alipay_fields(&no, "0.01");
+    fields[7] = ("trade_no", "2026120222001404011000000002");
+    let body = alipay_notification(&key, &fields);
+    let resp = app
+        .client
+        .post(app.url("/payments/alipay/notify"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.text().await.unwrap(), "success");
+    assert_eq!(
+        order_row(&app, o.id).await.status,
+        entity::order::Status::PendingPayment
+    );
+    assert_eq!(earnings_of(&app, o.id).await, 0);
+    use sea_orm::EntityTrait;
+    let marked = entity::payment_intent::Entity::find_by_id(intent.id)
+        .one(app.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(marked.status, entity::payment_intent::Status::Mismatch);
+
+    // A forged one: refused ("failure" to Alipay), nothing booked.
+    let body = alipay_notification(
+        &signer(&k.stranger),
+        &alipay_fields(&no, &format!("{:.2}", o.total.to_decimal())),
+    );
+    let resp = app
+        .client
+        .post(app.url("/payments/alipay/notify"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.text().await.unwrap(), "failure");
+    assert_eq!(
+        order_row(&app, o.id).await.status,
+        entity::order::Status::PendingPayment
+    );
+}
