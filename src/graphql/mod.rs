@@ -51,6 +51,7 @@ pub struct Mutation(
     schema::earnings::EarningsMutation,
     schema::addresses::AddressesMutation,
     schema::shipping::ShippingMutation,
+    schema::payments::PaymentsMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, schema::live::Subscription>;

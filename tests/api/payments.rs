@@ -24,6 +24,8 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use uuid::Uuid;
 
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
 use crate::helpers::TestApp;
 
 const MCH_ID: &str = "1900000001";
@@ -948,7 +950,7 @@ async fn the_sandbox_is_on_in_development_only() {
 async fn unpaid_order(app: &TestApp) -> (entity::member::Model, entity::order::Model) {
     use entity::member::Tier;
     use sea_orm::PaginatorTrait;
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
     if entity::sku::Entity::find()
         .count(app.db())
         .await
@@ -984,14 +986,24 @@ async fn unpaid_order(app: &TestApp) -> (entity::member::Model, entity::order::M
         .await
         .expect("read")
         .expect("a SKU in stock");
+    let o = place_for(app, &buyer, sku.id).await;
+    (buyer, o)
+}
+
+/// An unpaid order of one unit of `sku` by `buyer`.
+async fn place_for(
+    app: &TestApp,
+    buyer: &entity::member::Model,
+    sku: Uuid,
+) -> entity::order::Model {
     let line = pushhand::service::orders::LineRequest {
-        sku_id: sku.id,
+        sku_id: sku,
         quantity: 1,
         share_code: None,
     };
     let (o, _) = pushhand::service::orders::place_order(
         &app.state.checkouts,
-        &buyer,
+        buyer,
         vec![line],
         chrono::Duration::minutes(30),
         app.clock_now(),
@@ -999,11 +1011,10 @@ async fn unpaid_order(app: &TestApp) -> (entity::member::Model, entity::order::M
     .await
     .map_err(anyhow::Error::from)
     .expect("placed");
-    (buyer, o)
+    o
 }
 
 async fn order_row(app: &TestApp, id: Uuid) -> entity::order::Model {
-    use sea_orm::EntityTrait;
     entity::order::Entity::find_by_id(id)
         .one(app.db())
         .await
@@ -1012,7 +1023,7 @@ async fn order_row(app: &TestApp, id: Uuid) -> entity::order::Model {
 }
 
 async fn earnings_of(app: &TestApp, order: Uuid) -> u64 {
-    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    use sea_orm::PaginatorTrait;
     entity::earning::Entity::find()
         .filter(entity::earning::Column::OrderId.eq(order))
         .count(app.db())
@@ -1199,7 +1210,7 @@ async fn fifty_concurrent_duplicate_notifications_book_once_and_a_wrong_amount_n
         entity::order::Status::PendingPayment
     );
     assert_eq!(earnings_of(&app, o.id).await, 0);
-    use sea_orm::EntityTrait;
+
     let marked = entity::payment_intent::Entity::find_by_id(intent.id)
         .one(app.db())
         .await
@@ -1224,4 +1235,48 @@ async fn fifty_concurrent_duplicate_notifications_book_once_and_a_wrong_amount_n
         order_row(&app, o.id).await.status,
         entity::order::Status::PendingPayment
     );
+}
+
+#[tokio::test]
+async fn create_payment_opens_an_intent_for_the_buyer_only() {
+    use pushhand::graphql::ids::Kind;
+    use pushhand::service::members::CliRole;
+    let app = TestApp::spawn().await;
+    let (_, other) = unpaid_order(&app).await;
+    let (token, me) = app.user("payer@example.com", CliRole::PushHand).await;
+    let sku = entity::order_line::Entity::find()
+        .filter(entity::order_line::Column::OrderId.eq(other.id))
+        .one(app.db())
+        .await
+        .unwrap()
+        .unwrap()
+        .sku_id;
+    let o = place_for(&app, &me, sku).await;
+    let create = "mutation($o: ID!, $c: PaymentChannel!) { createPayment(orderId: $o, channel: $c) { id channel amount expiresAt clientParams } }";
+    let vars = |o: Uuid, c: &str| json!({ "o": crate::fixtures::gid(Kind::Order, o), "c": c });
+
+    let data = app.data_as(&token, create, vars(o.id, "SANDBOX")).await;
+    let intent = &data["createPayment"];
+    assert_eq!(intent["channel"], "SANDBOX");
+    assert_eq!(intent["amount"], o.total.to_decimal().to_string());
+    let again = app.data_as(&token, create, vars(o.id, "SANDBOX")).await;
+    assert_eq!(again["createPayment"]["id"], intent["id"]);
+    // Another buyer's order, a channel not enabled.
+    let resp = app.gql_as(&token, create, vars(other.id, "SANDBOX")).await;
+    assert_eq!(crate::helpers::error_code(&resp), Some("NOT_FOUND"));
+    let resp = app.gql_as(&token, create, vars(o.id, "ALIPAY")).await;
+    assert_eq!(
+        crate::helpers::error_code(&resp),
+        Some("CHANNEL_UNAVAILABLE")
+    );
+
+    let pay_url = intent["clientParams"]["payUrl"].as_str().unwrap();
+    let resp = app.client.post(app.url(pay_url)).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        order_row(&app, o.id).await.status,
+        entity::order::Status::Paid
+    );
+    let resp = app.gql_as(&token, create, vars(o.id, "SANDBOX")).await;
+    assert_eq!(crate::helpers::error_code(&resp), Some("ORDER_NOT_PAYABLE"));
 }
