@@ -65,6 +65,13 @@ impl App {
             .map(redis::Client::open)
             .transpose()
             .context("REDIS_URL is not a valid Redis URL")?;
+        // Payment keys are read and parsed now: a missing or bad key stops the start here.
+        let payments = Arc::new(crate::payments::Payments::from_config(
+            &config,
+            redis
+                .as_ref()
+                .map(|client| LazyRedis::new(client.clone(), REDIS_TIMEOUT)),
+        )?);
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("binding {}", config.bind_addr))?;
@@ -152,6 +159,7 @@ impl App {
             events,
             responses,
             units_sold: Arc::default(),
+            payments,
         };
         let api = std::sync::Arc::new(graphql::build(state.clone()));
         let shutdown = CancellationToken::new();

@@ -392,6 +392,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub policy: Policy,
+
+    #[command(flatten)]
+    pub payments: PaymentSettings,
 }
 
 /// Abuse limits (SPEC §5): what one request may ask of the server.
@@ -690,6 +693,7 @@ impl Config {
         {
             bail!("DATABASE_URL must start with sqlite: or postgres:, got {url:?}");
         }
+        self.payments.check(self.environment)?;
         if self.environment == Environment::Production {
             match &self.jwt_secret {
                 None => bail!("JWT_SECRET is required when PUSHHAND_ENV=production"),
@@ -746,6 +750,218 @@ fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {
             .with_context(|| format!("restricting {}", path.display()))?;
     }
     Ok(Secret::new(secret))
+}
+
+/// The payment channels' settings ([`crate::payments`]): which are enabled, and their ids and
+/// keys. Keys are read from files (PEM) or the environment (the APIv3 key), never from the
+/// repository; an enabled channel with a setting missing stops the server at start, naming
+/// the variable (checked here; the files are read by `payments::Payments::from_config`).
+#[derive(Clone, Debug, Args)]
+pub struct PaymentSettings {
+    /// The sandbox payment channel (`SANDBOX`): no provider, notifications signed by the
+    /// server itself. Default: on in development; refused in production.
+    #[arg(
+        long = "payments-sandbox",
+        env = "PUSHHAND_PAYMENTS_SANDBOX",
+        global = true
+    )]
+    pub sandbox: Option<bool>,
+
+    /// Our public base URL as the providers reach it (e.g. `https://api.example.com`): the
+    /// notification URLs are `<this>/payments/<provider>/notify`. Required with WeChat Pay
+    /// or Alipay enabled.
+    #[arg(
+        long = "payments-notify-base-url",
+        env = "PUSHHAND_PAYMENTS_NOTIFY_BASE_URL",
+        global = true
+    )]
+    pub notify_base_url: Option<String>,
+
+    /// Enable WeChat Pay (`WECHAT_JSAPI`).
+    #[arg(long, env = "PUSHHAND_WECHATPAY_ENABLED", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub wechat_enabled: bool,
+
+    /// WeChat Pay API base URL: `http://`, an egress proxy that speaks TLS to
+    /// `https://api.mch.weixin.qq.com` (the server carries no TLS client).
+    #[arg(long, env = "PUSHHAND_WECHATPAY_BASE_URL", global = true)]
+    pub wechat_base_url: Option<String>,
+
+    /// WeChat Pay merchant id (`mchid`).
+    #[arg(long, env = "PUSHHAND_WECHATPAY_MCH_ID", global = true)]
+    pub wechat_mch_id: Option<String>,
+
+    /// The app id (official account or mini-program) payers pay through.
+    #[arg(long, env = "PUSHHAND_WECHATPAY_APP_ID", global = true)]
+    pub wechat_app_id: Option<String>,
+
+    /// The merchant API certificate's serial number.
+    #[arg(long, env = "PUSHHAND_WECHATPAY_MERCHANT_SERIAL", global = true)]
+    pub wechat_merchant_serial: Option<String>,
+
+    /// File holding the merchant API private key (`apiclient_key.pem`).
+    #[arg(long, env = "PUSHHAND_WECHATPAY_MERCHANT_KEY_FILE", global = true)]
+    pub wechat_merchant_key_file: Option<PathBuf>,
+
+    /// File holding the WeChat Pay public key (PEM) that signs notifications.
+    #[arg(long, env = "PUSHHAND_WECHATPAY_PLATFORM_KEY_FILE", global = true)]
+    pub wechat_platform_key_file: Option<PathBuf>,
+
+    /// The WeChat Pay public key's id (`PUB_KEY_ID_…`), as notifications name it.
+    #[arg(long, env = "PUSHHAND_WECHATPAY_PLATFORM_KEY_ID", global = true)]
+    pub wechat_platform_key_id: Option<String>,
+
+    /// The APIv3 key (32 bytes) that encrypts notification resources.
+    #[arg(
+        long,
+        env = "PUSHHAND_WECHATPAY_APIV3_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub wechat_api_v3_key: Option<Secret>,
+
+    /// Enable Alipay (`ALIPAY`).
+    #[arg(long, env = "PUSHHAND_ALIPAY_ENABLED", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub alipay_enabled: bool,
+
+    /// Alipay app id.
+    #[arg(long, env = "PUSHHAND_ALIPAY_APP_ID", global = true)]
+    pub alipay_app_id: Option<String>,
+
+    /// File holding the app's private key (PEM, or the base64 Alipay's key tool prints).
+    #[arg(long, env = "PUSHHAND_ALIPAY_APP_KEY_FILE", global = true)]
+    pub alipay_app_key_file: Option<PathBuf>,
+
+    /// File holding Alipay's public key (PEM or base64).
+    #[arg(long, env = "PUSHHAND_ALIPAY_PUBLIC_KEY_FILE", global = true)]
+    pub alipay_public_key_file: Option<PathBuf>,
+
+    /// Alipay's gateway, where buyers' browsers are sent.
+    #[arg(
+        long,
+        env = "PUSHHAND_ALIPAY_GATEWAY_URL",
+        default_value = "https://openapi.alipay.com/gateway.do",
+        global = true
+    )]
+    pub alipay_gateway_url: String,
+
+    /// Where buyers return after paying with Alipay (optional).
+    #[arg(long, env = "PUSHHAND_ALIPAY_RETURN_URL", global = true)]
+    pub alipay_return_url: Option<String>,
+
+    /// Our Alipay seller id (`2088…`): notifications for another are refused (optional).
+    #[arg(long, env = "PUSHHAND_ALIPAY_SELLER_ID", global = true)]
+    pub alipay_seller_id: Option<String>,
+}
+
+/// A required setting's value, or an error naming its variable.
+pub(crate) fn required<'a, T: ?Sized>(
+    value: Option<&'a T>,
+    var: &str,
+    channel: &str,
+) -> anyhow::Result<&'a T> {
+    value.ok_or_else(|| anyhow::anyhow!("{var} is required when {channel} is enabled"))
+}
+
+pub(crate) fn text(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+impl PaymentSettings {
+    /// Whether the sandbox is on: as configured, else in development only.
+    pub fn sandbox_enabled(&self, environment: Environment) -> bool {
+        self.sandbox
+            .unwrap_or(environment == Environment::Development)
+    }
+
+    /// Checks what can be checked without reading files: the sandbox is not on in
+    /// production, every enabled channel has its settings.
+    pub fn check(&self, environment: Environment) -> anyhow::Result<()> {
+        if environment == Environment::Production && self.sandbox == Some(true) {
+            bail!("PUSHHAND_PAYMENTS_SANDBOX cannot be enabled when PUSHHAND_ENV=production");
+        }
+        if self.wechat_enabled {
+            let c = "PUSHHAND_WECHATPAY_ENABLED";
+            self.notify_url("wechat", c)?;
+            let base = required(
+                text(&self.wechat_base_url),
+                "PUSHHAND_WECHATPAY_BASE_URL",
+                c,
+            )?;
+            if !base.starts_with("http://") {
+                bail!(
+                    "PUSHHAND_WECHATPAY_BASE_URL must be an http:// URL (an egress proxy that speaks TLS to WeChat Pay): the server carries no TLS client"
+                );
+            }
+            required(text(&self.wechat_mch_id), "PUSHHAND_WECHATPAY_MCH_ID", c)?;
+            required(text(&self.wechat_app_id), "PUSHHAND_WECHATPAY_APP_ID", c)?;
+            required(
+                text(&self.wechat_merchant_serial),
+                "PUSHHAND_WECHATPAY_MERCHANT_SERIAL",
+                c,
+            )?;
+            required(
+                self.wechat_merchant_key_file.as_ref(),
+                "PUSHHAND_WECHATPAY_MERCHANT_KEY_FILE",
+                c,
+            )?;
+            required(
+                self.wechat_platform_key_file.as_ref(),
+                "PUSHHAND_WECHATPAY_PLATFORM_KEY_FILE",
+                c,
+            )?;
+            required(
+                text(&self.wechat_platform_key_id),
+                "PUSHHAND_WECHATPAY_PLATFORM_KEY_ID",
+                c,
+            )?;
+            let key = required(
+                self.wechat_api_v3_key.as_ref(),
+                "PUSHHAND_WECHATPAY_APIV3_KEY",
+                c,
+            )?;
+            if key.expose().len() != 32 {
+                bail!(
+                    "PUSHHAND_WECHATPAY_APIV3_KEY must be 32 bytes, got {}",
+                    key.expose().len()
+                );
+            }
+        }
+        if self.alipay_enabled {
+            let c = "PUSHHAND_ALIPAY_ENABLED";
+            self.notify_url("alipay", c)?;
+            required(text(&self.alipay_app_id), "PUSHHAND_ALIPAY_APP_ID", c)?;
+            required(
+                self.alipay_app_key_file.as_ref(),
+                "PUSHHAND_ALIPAY_APP_KEY_FILE",
+                c,
+            )?;
+            required(
+                self.alipay_public_key_file.as_ref(),
+                "PUSHHAND_ALIPAY_PUBLIC_KEY_FILE",
+                c,
+            )?;
+            if self.alipay_gateway_url.trim().is_empty() {
+                bail!("PUSHHAND_ALIPAY_GATEWAY_URL must not be empty");
+            }
+        }
+        Ok(())
+    }
+
+    /// The notification URL of `provider` (`<base>/payments/<provider>/notify`).
+    pub(crate) fn notify_url(&self, provider: &str, channel: &str) -> anyhow::Result<String> {
+        let base = required(
+            text(&self.notify_base_url),
+            "PUSHHAND_PAYMENTS_NOTIFY_BASE_URL",
+            channel,
+        )?;
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            bail!("PUSHHAND_PAYMENTS_NOTIFY_BASE_URL must be an http(s):// URL, got {base:?}");
+        }
+        Ok(format!(
+            "{}/payments/{provider}/notify",
+            base.trim_end_matches('/')
+        ))
+    }
 }
 
 /// Parses a configuration from command-line style arguments (and the environment), as the

@@ -30,6 +30,9 @@
 //!   sight (the listing's hot rows decoded by position, by sqlx, in `service::rows`;
 //!   concurrent checkouts of one SKU written as one statement on PostgreSQL in
 //!   `service::checkouts`).
+//! - [`payments`]: the payment providers behind one trait (WeChat Pay v3 JSAPI, Alipay, the
+//!   development sandbox): signed requests, notifications verified (signatures, timestamp
+//!   window, replayed nonces, AES-256-GCM resources) into what they prove.
 //! - [`db`]: pool set-up (SQLite plans kept stable), statement counting, migrations, the
 //!   database's namespace in shared Redis keys.
 //! - [`cache`]: the key–value cache (Redis or in-process) behind the curation passports,
@@ -53,6 +56,7 @@ pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+pub mod payments;
 pub mod ratelimit;
 pub mod redis_conn;
 pub mod redis_reads;

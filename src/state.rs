@@ -44,6 +44,8 @@ pub struct AppState {
     pub units_sold: Arc<crate::service::units_sold::UnitsSold>,
     /// Checkouts being written (combined into one statement on PostgreSQL).
     pub checkouts: crate::service::checkouts::Checkouts,
+    /// The enabled payment providers, keys loaded at start.
+    pub payments: Arc<crate::payments::Payments>,
 }
 
 impl AppState {

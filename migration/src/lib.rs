@@ -18,8 +18,9 @@ mod m20261201_000010_audit_log;
 mod m20261202_000011_idempotency_keys;
 mod m20261202_000012_money_invariants;
 mod m20261203_000013_addresses_shipping;
-mod m20261204_000015_shipments;
 mod m20261204_000014_cart_checkout;
+mod m20261204_000015_shipments;
+mod m20261204_000016_payment_intents;
 
 pub struct Migrator;
 
@@ -38,8 +39,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000011_idempotency_keys::Migration),
             Box::new(m20261202_000012_money_invariants::Migration),
             Box::new(m20261203_000013_addresses_shipping::Migration),
-            Box::new(m20261204_000015_shipments::Migration),
             Box::new(m20261204_000014_cart_checkout::Migration),
+            Box::new(m20261204_000015_shipments::Migration),
+            Box::new(m20261204_000016_payment_intents::Migration),
         ]
     }
 }

@@ -55,6 +55,7 @@ pub struct Mutation(
     schema::shipping::ShippingMutation,
     schema::fulfilment::FulfilmentMutation,
     schema::cart::CartMutation,
+    schema::payments::PaymentsMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, schema::live::Subscription>;

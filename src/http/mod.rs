@@ -6,6 +6,8 @@
 //! | `POST /graphql`, `GET /graphql` | GraphQL (GET: queries only; POST: `application/json` only) |
 //! | `GET /graphql/ws` | GraphQL over WebSocket (`graphql-transport-ws` and `graphql-ws`) |
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness (database and Redis) |
+//! | `POST /payments/{wechat,alipay,sandbox}/notify` | providers' payment notifications, verified then booked ([`payments`]) |
+//! | `POST /payments/sandbox/{intentId}/pay` | the sandbox's pay button (development only) |
 //! | `GET /metrics` | Prometheus text (on `PUSHHAND_METRICS_ADDR` only, when set) |
 //!
 //! Browsers on the origins of `PUSHHAND_CORS_ORIGINS` may call `/graphql` and open
@@ -29,6 +31,7 @@ pub mod cors;
 mod graphql;
 mod health;
 mod ide;
+pub mod payments;
 pub mod persisted;
 pub mod serve;
 mod ws;
@@ -38,7 +41,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use std::time::Duration;
 use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
@@ -126,8 +129,29 @@ pub fn router(
                 .layer(DefaultBodyLimit::max(config.limits.max_body_bytes)),
         )
         .route("/graphql/ws", get(ws::upgrade))
+        .route(
+            "/payments/wechat/notify",
+            post(payments::wechat).layer(DefaultBodyLimit::max(payments::MAX_NOTIFICATION_BYTES)),
+        )
+        .route(
+            "/payments/alipay/notify",
+            post(payments::alipay).layer(DefaultBodyLimit::max(payments::MAX_NOTIFICATION_BYTES)),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
+    // The sandbox exists in development only (`PUSHHAND_PAYMENTS_SANDBOX`).
+    if state.app.payments.sandbox().is_some() {
+        public = public
+            .route(
+                "/payments/sandbox/notify",
+                post(payments::sandbox)
+                    .layer(DefaultBodyLimit::max(payments::MAX_NOTIFICATION_BYTES)),
+            )
+            .route(
+                "/payments/sandbox/{intent_id}/pay",
+                post(payments::sandbox_pay),
+            );
+    }
     if config.metrics_addr.is_none() {
         public = public.route("/metrics", get(health::metrics));
     }

@@ -30,6 +30,7 @@ pub mod ledger;
 pub mod members;
 pub mod orders;
 pub mod page;
+pub mod payments;
 pub mod regions;
 pub mod reward_days;
 pub mod rows;

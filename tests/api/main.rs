@@ -33,6 +33,7 @@ mod node;
 mod order_lists;
 mod otlp;
 mod own_answers;
+mod payments;
 mod persisted;
 mod response_cache;
 mod schema;

@@ -14,4 +14,5 @@ pub mod live;
 pub mod members;
 pub mod node;
 pub mod orders;
+pub mod payments;
 pub mod shipping;

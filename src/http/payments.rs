@@ -1,0 +1,125 @@
+//! The providers' notifications, `POST /payments/{wechat|alipay|sandbox}/notify` (a route
+//! per enabled channel), and the sandbox's pay button, `POST /payments/sandbox/{intentId}/pay`
+//! (development only). Verification and booking are [`crate::service::payments`]'s; here the
+//! request is handed over and the provider's expected answer given back.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::HttpState;
+use crate::payments::{Ack, Channel, Notice};
+use crate::service::payments::{self as svc, Notified, NotifyError};
+
+/// The largest notification read (a provider's notification is a few kilobytes).
+pub const MAX_NOTIFICATION_BYTES: usize = 64 * 1024;
+
+fn answer(ack: Ack) -> Response {
+    let mut response = (
+        StatusCode::from_u16(ack.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        ack.body,
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(ack.content_type),
+    );
+    response
+}
+
+/// Handles one notification of `channel`.
+pub async fn notify(
+    state: &HttpState,
+    channel: Channel,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let Some(provider) = state.app.payments.get(channel) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let app = &state.app;
+    let outcome = svc::notified(
+        &app.db,
+        &app.events,
+        &app.units_sold,
+        &crate::graphql::schema::orders::policy(app),
+        provider.as_ref(),
+        Notice { headers, body },
+        app.clock.now(),
+    )
+    .await;
+    match outcome {
+        Ok(Notified::Paid(_) | Notified::NotPaid | Notified::Unbookable(_)) => {
+            answer(provider.ack())
+        }
+        Err(NotifyError::Refused(_)) => {
+            let nack = provider.nack();
+            // A refusal is the sender's fault: 401 where the provider reads statuses.
+            let status = if nack.status >= 400 { 401 } else { nack.status };
+            answer(Ack { status, ..nack })
+        }
+        Err(NotifyError::Failed(e)) => {
+            tracing::error!(channel = channel.code(), error = ?e, "payment notification not booked; the provider will retry");
+            answer(provider.nack())
+        }
+    }
+}
+
+pub async fn wechat(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    notify(&state, Channel::WechatJsapi, &headers, &body).await
+}
+
+pub async fn alipay(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    notify(&state, Channel::Alipay, &headers, &body).await
+}
+
+pub async fn sandbox(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    notify(&state, Channel::Sandbox, &headers, &body).await
+}
+
+/// The sandbox's pay button: signs a notification that the intent was paid its amount and
+/// handles it as if the provider had sent it.
+pub async fn sandbox_pay(
+    State(state): State<Arc<HttpState>>,
+    Path(intent_id): Path<String>,
+) -> Response {
+    let Some(sandbox) = state.app.payments.sandbox() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let Ok(id) = uuid::Uuid::try_parse(&intent_id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let intent = match svc::intent(&state.app.db, id).await {
+        Ok(i) if i.channel == Channel::Sandbox.code() => i,
+        Ok(_) | Err(crate::error::Error::NotFound(_)) => {
+            return StatusCode::NOT_FOUND.into_response();
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "sandbox payment not read");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    let (signature, body) =
+        sandbox.notification(intent.id, intent.amount.to_decimal(), state.app.clock.now());
+    let mut headers = HeaderMap::new();
+    match HeaderValue::from_str(&signature) {
+        Ok(v) => headers.insert(crate::payments::sandbox::SIGNATURE_HEADER, v),
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    notify(&state, Channel::Sandbox, &headers, &body).await
+}
