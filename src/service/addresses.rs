@@ -20,11 +20,11 @@
 //! backs the default rule up: a partial unique index allows one default per member at most.
 
 use chrono::{DateTime, Utc};
-use entity::{address, member};
-use sea_orm::sea_query::{Expr, LockType};
+use entity::address;
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
 };
 use uuid::Uuid;
 
@@ -175,21 +175,6 @@ pub async fn get(db: &impl ConnectionTrait, member_id: Uuid, id: Uuid) -> Result
         .ok_or_else(|| Error::not_found("address"))
 }
 
-/// Begins a write of `member_id`'s addresses: the member's row is held until it ends, so the
-/// member's address writes run one at a time.
-async fn begin(db: &DatabaseConnection, member_id: Uuid) -> Result<sea_orm::DatabaseTransaction> {
-    let txn = crate::db::begin_write(db).await?;
-    member::Entity::find_by_id(member_id)
-        .select_only()
-        .column(member::Column::Id)
-        .lock(LockType::NoKeyUpdate)
-        .into_tuple::<Uuid>()
-        .one(&txn)
-        .await?
-        .ok_or_else(|| Error::not_found("member"))?;
-    Ok(txn)
-}
-
 /// Clears the member's default (the caller sets the new one in the same transaction).
 async fn clear_default(
     txn: &impl ConnectionTrait,
@@ -229,7 +214,7 @@ pub async fn add(
     now: DateTime<Utc>,
 ) -> Result<address::Model> {
     let checked = check(input)?;
-    let txn = begin(db, member_id).await?;
+    let txn = super::begin_as_member(db, member_id).await?;
     let count = address::Entity::find()
         .filter(address::Column::MemberId.eq(member_id))
         .count(&txn)
@@ -271,7 +256,7 @@ pub async fn update(
     now: DateTime<Utc>,
 ) -> Result<address::Model> {
     let checked = check(input)?;
-    let txn = begin(db, member_id).await?;
+    let txn = super::begin_as_member(db, member_id).await?;
     let row = get(&txn, member_id, id).await?;
     let make_default = input.is_default == Some(true) && !row.is_default;
     if make_default {
@@ -297,7 +282,7 @@ pub async fn set_default(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<address::Model> {
-    let txn = begin(db, member_id).await?;
+    let txn = super::begin_as_member(db, member_id).await?;
     let row = get(&txn, member_id, id).await?;
     if row.is_default {
         return Ok(row);
@@ -321,7 +306,7 @@ pub async fn remove(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Vec<address::Model>> {
-    let txn = begin(db, member_id).await?;
+    let txn = super::begin_as_member(db, member_id).await?;
     let row = get(&txn, member_id, id).await?;
     address::Entity::delete_by_id(row.id).exec(&txn).await?;
     if row.is_default {

@@ -33,10 +33,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{Money, binding, cart_line, earning, member, order_line, product, share_link, sku};
-use sea_orm::sea_query::{Expr, LockType};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    PaginatorTrait, QueryFilter, QueryOrder,
 };
 use uuid::Uuid;
 
@@ -267,18 +267,8 @@ pub async fn cart(
     if rows.is_empty() {
         return Ok(Cart { lines: Vec::new() });
     }
-    let skus: HashMap<Uuid, (sku::Model, Option<product::Model>)> = sku::Entity::find()
-        .filter(super::one_of(
-            db,
-            sku::Column::Id,
-            rows.iter().map(|l| l.sku_id),
-        ))
-        .find_also_related(product::Entity)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|(s, p)| (s.id, (s, p)))
-        .collect();
+    let skus: HashMap<Uuid, (sku::Model, Option<product::Model>)> =
+        super::skus_with_products(db, rows.iter().map(|l| l.sku_id)).await?;
     let mut codes: Vec<String> = rows.iter().filter_map(|l| l.share_code.clone()).collect();
     codes.sort_unstable();
     codes.dedup();
@@ -333,21 +323,6 @@ pub async fn cart(
     Ok(Cart { lines })
 }
 
-/// Begins a write of the member's cart: the member's row is held until it ends, so the
-/// member's cart writes run one at a time (SQLite: its write lock at `BEGIN`).
-async fn begin(db: &DatabaseConnection, member_id: Uuid) -> Result<sea_orm::DatabaseTransaction> {
-    let txn = crate::db::begin_write(db).await?;
-    member::Entity::find_by_id(member_id)
-        .select_only()
-        .column(member::Column::Id)
-        .lock(LockType::NoKeyUpdate)
-        .into_tuple::<Uuid>()
-        .one(&txn)
-        .await?
-        .ok_or_else(|| Error::not_found("member"))?;
-    Ok(txn)
-}
-
 fn check_quantity(quantity: i32) -> Result<()> {
     if !(1..=MAX_QUANTITY).contains(&quantity) {
         return Err(Error::validation(
@@ -400,7 +375,7 @@ pub async fn add(
             ));
         }
     }
-    let txn = begin(db, buyer.id).await?;
+    let txn = super::begin_as_member(db, buyer.id).await?;
     let existing = cart_line::Entity::find()
         .filter(cart_line::Column::MemberId.eq(buyer.id))
         .filter(cart_line::Column::SkuId.eq(sku_id))
@@ -508,7 +483,7 @@ pub async fn remove_lines(
             format!("at most {MAX_LINES} lines"),
         ));
     }
-    let txn = begin(db, member_id).await?;
+    let txn = super::begin_as_member(db, member_id).await?;
     let deleted = cart_line::Entity::delete_many()
         .filter(super::one_of(
             &txn,

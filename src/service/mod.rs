@@ -111,6 +111,44 @@ pub fn one_of(
     one_of_on(db.get_database_backend(), col, ids)
 }
 
+/// Begins a write that holds `member_id`'s row until it ends, so that the member's writes of
+/// one kind — their addresses, their cart — run one at a time (SQLite: its write lock at
+/// `BEGIN`). `NOT_FOUND` for an unknown member.
+pub(crate) async fn begin_as_member(
+    db: &sea_orm::DatabaseConnection,
+    member_id: Uuid,
+) -> crate::error::Result<sea_orm::DatabaseTransaction> {
+    use sea_orm::{EntityTrait, QuerySelect, sea_query::LockType};
+    let txn = crate::db::begin_write(db).await?;
+    entity::member::Entity::find_by_id(member_id)
+        .select_only()
+        .column(entity::member::Column::Id)
+        .lock(LockType::NoKeyUpdate)
+        .into_tuple::<Uuid>()
+        .one(&txn)
+        .await?
+        .ok_or_else(|| crate::error::Error::not_found("member"))?;
+    Ok(txn)
+}
+
+/// Each SKU of `ids` with its product (a deleted SKU is absent), in one statement.
+pub(crate) async fn skus_with_products(
+    db: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> crate::error::Result<
+    std::collections::HashMap<Uuid, (entity::sku::Model, Option<entity::product::Model>)>,
+> {
+    use sea_orm::{EntityTrait, QueryFilter};
+    Ok(entity::sku::Entity::find()
+        .filter(one_of(db, entity::sku::Column::Id, ids))
+        .find_also_related(entity::product::Entity)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|(s, p)| (s.id, (s, p)))
+        .collect())
+}
+
 fn one_of_on(
     backend: DbBackend,
     col: impl ColumnTrait,

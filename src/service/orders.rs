@@ -422,18 +422,8 @@ pub async fn prepare(
     };
     // Every SKU (with its product) and every share link in one statement each, whatever
     // the number of lines.
-    let skus: HashMap<Uuid, (sku::Model, Option<product::Model>)> = sku::Entity::find()
-        .filter(super::one_of(
-            db,
-            sku::Column::Id,
-            lines.iter().map(|l| l.sku_id),
-        ))
-        .find_also_related(product::Entity)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|(s, p)| (s.id, (s, p)))
-        .collect();
+    let skus: HashMap<Uuid, (sku::Model, Option<product::Model>)> =
+        super::skus_with_products(db, lines.iter().map(|l| l.sku_id)).await?;
     // (A malformed code is refused in its line's turn below.)
     let codes: Vec<String> = lines
         .iter()

@@ -135,7 +135,7 @@ pub async fn intent(db: &DatabaseConnection, id: Uuid) -> Result<payment_intent:
 #[derive(Debug)]
 pub enum Notified {
     /// Booked (now, or by an earlier duplicate).
-    Paid(order::Model),
+    Paid(Box<order::Model>),
     /// Verified, but not a payment (pending, closed).
     NotPaid,
     /// Verified, but not bookable: `PAYMENT_MISMATCH`, `PAYMENT_CONFLICT`, `ORDER_EXPIRED`,
@@ -222,7 +222,7 @@ pub async fn notified(
             mark(db, intent.id, payment_intent::Status::Paid, &reference, now)
                 .await
                 .map_err(NotifyError::Failed)?;
-            Ok(Notified::Paid(o))
+            Ok(Notified::Paid(Box::new(o)))
         }
         Err(e) => match e.code() {
             code @ ("PAYMENT_MISMATCH" | "PAYMENT_CONFLICT" | "ORDER_EXPIRED"
