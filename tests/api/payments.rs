@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use uuid::Uuid;
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use crate::helpers::TestApp;
 
@@ -1279,4 +1279,39 @@ async fn create_payment_opens_an_intent_for_the_buyer_only() {
     );
     let resp = app.gql_as(&token, create, vars(o.id, "SANDBOX")).await;
     assert_eq!(crate::helpers::error_code(&resp), Some("ORDER_NOT_PAYABLE"));
+}
+
+/// Intents open money paths: a buyer's client retrying `createPayment` many times at once
+/// gets one intent (the unique index on order and channel), the same to every call.
+#[tokio::test]
+async fn concurrent_create_payments_open_one_intent() {
+    use pushhand::graphql::ids::Kind;
+    use pushhand::service::members::CliRole;
+    let app = TestApp::spawn().await;
+    let (_, other) = unpaid_order(&app).await;
+    let (token, me) = app.user("racer@example.com", CliRole::PushHand).await;
+    let sku = entity::order_line::Entity::find()
+        .filter(entity::order_line::Column::OrderId.eq(other.id))
+        .one(app.db())
+        .await
+        .unwrap()
+        .unwrap()
+        .sku_id;
+    let o = place_for(&app, &me, sku).await;
+    let create = "mutation($o: ID!) { createPayment(orderId: $o, channel: SANDBOX) { id amount } }";
+    let vars = json!({ "o": crate::fixtures::gid(Kind::Order, o.id) });
+    let answers =
+        futures_util::future::join_all((0..16).map(|_| app.data_as(&token, create, vars.clone())))
+            .await;
+    let ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|a| a["createPayment"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 1, "{answers:?}");
+    let rows = entity::payment_intent::Entity::find()
+        .filter(entity::payment_intent::Column::OrderId.eq(o.id))
+        .count(app.db())
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
 }
