@@ -50,9 +50,19 @@ pub enum Script {
         shoppers: Vec<CartShopper>,
         admin_token: String,
     },
+    /// `placeOrder` of a cart filled beforehand, then the payment: client `i` orders
+    /// `carts[i]`'s carts in turn, one an order (running out is an error: more carts are
+    /// needed for the run's length).
+    FilledCarts {
+        carts: Arc<Vec<Vec<FilledCart>>>,
+        admin_token: String,
+    },
 }
 
-/// One S9 shopper: signed in as `token`, adding `adds` to the cart, shipping to `address_id`.
+/// A cart filled before the run (see `storefront::carts`).
+pub use crate::storefront::FilledCart;
+
+/// One S9-path shopper: signed in as `token`, adding `adds` to the cart, shipping to `address_id`.
 #[derive(Clone)]
 pub struct CartShopper {
     pub token: String,
@@ -200,6 +210,7 @@ pub async fn run(
             let mut conn = Conn::open(addr).await?;
             let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
             let (mut done, mut errors, mut sent) = (0u64, 0u64, 0u64);
+            let mut next_cart = 0usize;
             loop {
                 let t0 = Instant::now();
                 if t0 >= until {
@@ -230,6 +241,22 @@ pub async fn run(
                             .get(client % shoppers.len().max(1))
                             .context("a cart checkout script without shoppers")?;
                         cart_checkout(&mut conn, addr, shopper, admin_token).await?
+                    }
+                    Script::FilledCarts { carts, admin_token } => {
+                        let cart = carts
+                            .get(client)
+                            .and_then(|mine| mine.get(next_cart))
+                            .context("S9 ran out of filled carts: raise --s9-carts")?;
+                        next_cart += 1;
+                        let place = Call {
+                            query: PLACE_FROM_CART.into(),
+                            variables: json!({ "i": {
+                                "cartLineIds": cart.line_ids,
+                                "addressId": cart.address_id,
+                            } }),
+                            token: Some(cart.token.clone()),
+                        };
+                        checkout(&mut conn, addr, &place, admin_token).await?
                     }
                 };
                 let t1 = Instant::now();

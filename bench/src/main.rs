@@ -19,9 +19,11 @@
 //! per connection (S6-1: one shopper on all of them, for reference); B24/B60 fragment bombs refused by
 //! the guard; S7 resident memory under load and with 10,000 idle subscriptions.
 //! S8 `checkoutPreview` of a push-hand's 5-line cart across 2 merchants, with shipping and the
-//! push-hand's own earnings; S9 the buyer's path per order — 3 `addToCart`, `placeOrder` of
-//! those cart lines to an address (2 merchants, shipping), the payment callback (orders/s);
-//! S9-lines the same order from explicit lines, without the cart (orders/s; S6's two calls).
+//! push-hand's own earnings; S9 cart checkout + payment — `placeOrder` of a cart filled
+//! beforehand (3 lines, 2 merchants, to an address, shipping), the payment callback (orders/s;
+//! S6's two calls; a shopper per order, `--s9-carts` carts per connection); S9-lines the same
+//! order from explicit lines, without the cart; S9-path the buyer's whole path per order, 3
+//! `addToCart` then S9's two calls (orders/s).
 
 mod bulk;
 mod ledger_history;
@@ -85,6 +87,10 @@ struct Args {
     /// Run only these scenarios (comma-separated keys, e.g. `S1,S2`); S0 always runs.
     #[arg(long)]
     only: Option<String>,
+    /// Carts filled beforehand for S9, per connection: one is ordered per S9 order, so this
+    /// bounds S9's orders per connection over its warm-up and measured seconds.
+    #[arg(long, default_value_t = 300)]
+    s9_carts: usize,
     /// Where the results go.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
@@ -213,6 +219,8 @@ struct Fixture {
     shoppers: Vec<String>,
     /// S8's and S9's SKUs and addresses.
     storefront: storefront::Storefront,
+    /// S9's carts filled beforehand, `args.s9_carts` per connection (none without S9).
+    carts: Vec<storefront::FilledCart>,
 }
 
 async fn generate(
@@ -323,6 +331,18 @@ async fn generate(
         "S8/S9: merchants, shipping rules, addresses".into(),
         t.elapsed().as_secs_f64(),
     ));
+    let carts = if wants(args, "S9") {
+        let t = Instant::now();
+        let n = args.clients * args.s9_carts;
+        let carts = storefront::carts(&db, &storefront, n, &secret, now).await?;
+        timings.push((
+            format!("S9: {n} shoppers with an address and a filled 3-line cart"),
+            t.elapsed().as_secs_f64(),
+        ));
+        carts
+    } else {
+        Vec::new()
+    };
     db.close().await?;
 
     let loader = bulk::loader_connection(&config).await?;
@@ -366,6 +386,7 @@ async fn generate(
             .to_string(),
         shoppers,
         storefront,
+        carts,
     })
 }
 
@@ -428,7 +449,7 @@ async fn bench(
 ) -> anyhow::Result<Report> {
     let mut generation = Vec::new();
     println!("generating data…");
-    let fixture = generate(database_url, run_dir, args, &mut generation).await?;
+    let mut fixture = generate(database_url, run_dir, args, &mut generation).await?;
     for (what, s) in &generation {
         println!("  {what}: {s:.1} s");
     }
@@ -561,8 +582,8 @@ async fn bench(
     // Phase 2: the default configuration, response cache on. Ratios are still to S0 of
     // phase 1 — the server executing `{ __typename }` — because with the cache on
     // `{ __typename }` itself is a cache hit (shown as S0c, for reference).
-    const PHASE2: [&str; 10] = [
-        "S0c", "S2", "S3", "S4", "S5", "S6", "S6-1", "S8", "S9", "S9-lines",
+    const PHASE2: [&str; 11] = [
+        "S0c", "S2", "S3", "S4", "S5", "S6", "S6-1", "S8", "S9", "S9-lines", "S9-path",
     ];
     if PHASE2.iter().any(|k| *k != "S0c" && wants(args, k)) {
         let server = Server::start(&launch(true)).await?;
@@ -602,6 +623,12 @@ async fn bench(
                 address_id: address.clone(),
             })
             .collect();
+        // S9's filled carts, `s9_carts` per connection: connection i orders its own in turn.
+        let mut filled_carts: Vec<Vec<storefront::FilledCart>> = Vec::new();
+        let mut carts = std::mem::take(&mut fixture.carts).into_iter();
+        for _ in 0..args.clients {
+            filled_carts.push(carts.by_ref().take(args.s9_carts).collect());
+        }
         let s9_lines: Vec<Call> = fixture
             .shoppers
             .iter()
@@ -701,7 +728,17 @@ async fn bench(
             ),
             (
                 "S9",
-                "3 addToCart + placeOrder from the cart (3 lines, 2 merchants, shipping) + payment (orders/s)",
+                "placeOrder from a filled 3-line cart (2 merchants, shipping) + payment (orders/s)",
+                Script::FilledCarts {
+                    carts: std::sync::Arc::new(filled_carts),
+                    admin_token: admin.clone(),
+                },
+                None,
+                false,
+            ),
+            (
+                "S9-path",
+                "the buyer's path: 3 addToCart + S9's order and payment (orders/s)",
                 Script::CartCheckout {
                     shoppers: cart_shoppers,
                     admin_token: admin.clone(),

@@ -1,9 +1,10 @@
 //! S8's and S9's storefront: two merchants with shipping rules (a flat fee under a free
 //! threshold, one with a remote-province surcharge), products of each with stock for any run,
-//! and a default address for every shopper. S8 previews a push-hand's 5-line cart; S9 is the
-//! buyer's whole path per order — three `addToCart`, `placeOrder` from those cart lines with
-//! the address, the provider's payment callback — a 3-line order across 2 merchants, with
-//! shipping.
+//! and a default address for every shopper. S8 previews a push-hand's 5-line cart; S9 checks
+//! out a cart filled beforehand — `placeOrder` from its three lines with the address, the
+//! payment callback — a 3-line order across 2 merchants, with shipping ([`carts`]: a shopper
+//! per order, since a cart holds one line per SKU and ordering empties it); S9-path is the
+//! buyer's whole path per order, the three `addToCart` included.
 
 use chrono::{DateTime, Utc};
 use entity::sku;
@@ -25,6 +26,135 @@ pub struct Storefront {
     pub shopper_addresses: Vec<String>,
     /// The S8 push-hand's address.
     pub buyer_address: String,
+    /// S9's three SKUs with their prices (fen), for the carts filled beforehand.
+    pub order_sku_rows: [(Uuid, i64); 3],
+    /// The S8 push-hand's address as stored: the fields of every filled cart's address.
+    pub address_row: entity::address::Model,
+}
+
+/// A cart filled before S9 runs: its shopper's token, its three lines, the address.
+pub struct FilledCart {
+    pub token: String,
+    pub line_ids: Vec<String>,
+    pub address_id: String,
+}
+
+/// Makes `n` push-hand shoppers, each with a default address (the fields of `like`, a row
+/// made through the service) and a cart of S9's three SKUs, one unit each, written in bulk;
+/// answers them with their tokens, signed with `secret`.
+pub async fn carts(
+    db: &DatabaseConnection,
+    front: &Storefront,
+    n: usize,
+    secret: &pushhand::config::Secret,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<FilledCart>> {
+    use crate::bulk::{Loader, Rows, invite_code};
+    use pushhand::graphql::ids::Kind;
+    let password_hash = pushhand::service::auth::hash_password(crate::PASSWORD.into()).await?;
+    let (mut loader, format) = Loader::begin(db).await?;
+    let mut members = Rows::new(
+        "members",
+        "id, email, password_hash, display_name, tier, invite_code, upline_id, token_version, created_at",
+        format,
+    );
+    let mut addresses = Rows::new(
+        "addresses",
+        "id, member_id, recipient_name, phone, province_code, province_name, city_code, city_name, \
+         district_code, district_name, detail, postal_code, is_default, created_at, updated_at",
+        format,
+    );
+    let mut lines = Rows::new(
+        "cart_lines",
+        "id, member_id, sku_id, quantity, share_code, unit_price, created_at, updated_at",
+        format,
+    );
+    let like = &front.address_row;
+    let mut out = Vec::with_capacity(n);
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let member = Uuid::now_v7();
+        ids.push(member);
+        members
+            .row()
+            .uuid(member)
+            .text(&format!("cart{i}@bench.example"))
+            .text(&password_hash)
+            .text(&format!("购物车买家{i}"))
+            .text("PUSH_HAND")
+            // Beyond the team tree's codes (its members are numbered from 0).
+            .text(&invite_code((1 << 39) + i as u64))
+            .null()
+            .int(0)
+            .time(now)
+            .end();
+        let address = Uuid::now_v7();
+        let row = addresses.row().uuid(address).uuid(member);
+        row.text(&like.recipient_name)
+            .text(&like.phone)
+            .text(&like.province_code)
+            .text(&like.province_name)
+            .text(&like.city_code)
+            .text(&like.city_name)
+            .text(&like.district_code)
+            .text(&like.district_name)
+            .text(&like.detail);
+        match &like.postal_code {
+            Some(code) => row.text(code),
+            None => row.null(),
+        }
+        .bool(true)
+        .time(now)
+        .time(now)
+        .end();
+        let mut line_ids = Vec::with_capacity(3);
+        for (k, (sku, price)) in front.order_sku_rows.iter().enumerate() {
+            let id = Uuid::now_v7();
+            // Oldest first, in S9's SKU order.
+            let at = now + chrono::Duration::milliseconds(k as i64);
+            lines
+                .row()
+                .uuid(id)
+                .uuid(member)
+                .uuid(*sku)
+                .int(1)
+                .null()
+                .int(*price)
+                .time(at)
+                .time(at)
+                .end();
+            line_ids.push(gid(Kind::CartLine, id));
+        }
+        out.push(FilledCart {
+            token: String::new(),
+            line_ids,
+            address_id: gid(Kind::Address, address),
+        });
+        if members.rows >= format.chunk() || i + 1 == n {
+            loader.flush(&mut members).await?;
+            loader.flush(&mut addresses).await?;
+            loader.flush(&mut lines).await?;
+        }
+    }
+    loader.commit().await?;
+    // Tokens from the rows as stored (a token names the member's token version).
+    let rows: std::collections::HashMap<Uuid, entity::member::Model> =
+        entity::member::Entity::find()
+            .filter(entity::member::Column::Email.starts_with("cart"))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|m| (m.id, m))
+            .collect();
+    for (cart, id) in out.iter_mut().zip(&ids) {
+        let m = rows
+            .get(id)
+            .ok_or_else(|| anyhow::anyhow!("cart shopper {id} not written"))?;
+        cart.token =
+            pushhand::service::auth::issue_token(secret, m, now, chrono::Duration::days(1))
+                .map_err(anyhow::Error::from)?;
+    }
+    Ok(out)
 }
 
 fn gid(kind: pushhand::graphql::ids::Kind, id: Uuid) -> String {
@@ -150,12 +280,15 @@ pub async fn generate(
     let buyer_address = addresses::add(db, &events, buyer, &address("推手"), now)
         .await
         .map_err(anyhow::Error::from)?;
-    let order_skus = [a1[0].id, a1[1].id, b1[0].id].map(|id| gid(Kind::Sku, id));
+    let order_sku_rows = [&a1[0], &a1[1], &b1[0]].map(|s| (s.id, s.price.fen()));
+    let order_skus = order_sku_rows.map(|(id, _)| gid(Kind::Sku, id));
     let cart_skus = [a1[0].id, a1[1].id, b1[0].id, a2[0].id, a2[1].id].map(|id| gid(Kind::Sku, id));
     Ok(Storefront {
         order_skus,
         cart_skus,
         shopper_addresses,
         buyer_address: gid(Kind::Address, buyer_address.id),
+        order_sku_rows,
+        address_row: buyer_address,
     })
 }

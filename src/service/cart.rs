@@ -35,8 +35,7 @@ use chrono::{DateTime, Utc};
 use entity::{Money, binding, cart_line, earning, member, order_line, product, share_link, sku};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
 };
 use uuid::Uuid;
 
@@ -258,12 +257,30 @@ pub async fn cart(
     buyer: &member::Model,
     now: DateTime<Utc>,
 ) -> Result<Cart> {
-    let rows = cart_line::Entity::find()
-        .filter(cart_line::Column::MemberId.eq(buyer.id))
+    let rows = rows(db, buyer.id).await?;
+    detail(db, buyer, rows, now).await
+}
+
+/// The member's cart lines as stored, oldest first: one statement. What the cart shows about
+/// them (SKU, availability, credit) is [`detail`]'s, read only when asked for.
+pub async fn rows(db: &impl ConnectionTrait, member_id: Uuid) -> Result<Vec<cart_line::Model>> {
+    Ok(cart_line::Entity::find()
+        .filter(cart_line::Column::MemberId.eq(member_id))
         .order_by_asc(cart_line::Column::CreatedAt)
         .order_by_asc(cart_line::Column::Id)
         .all(db)
-        .await?;
+        .await?)
+}
+
+/// What the cart shows about `rows` (the buyer's lines): their SKUs with their products, the
+/// share links, their members, the buyer's binding and upline — one statement each, whatever
+/// the number of lines.
+pub async fn detail(
+    db: &impl ConnectionTrait,
+    buyer: &member::Model,
+    rows: Vec<cart_line::Model>,
+    now: DateTime<Utc>,
+) -> Result<Cart> {
     if rows.is_empty() {
         return Ok(Cart { lines: Vec::new() });
     }
@@ -334,10 +351,15 @@ fn check_quantity(quantity: i32) -> Result<()> {
 }
 
 /// Adds `quantity` units of a SKU on sale to the member's cart, through `share_code` if
-/// given (a code of a link to the SKU's product; `VALIDATION` on `shareCode` otherwise). A SKU
-/// already in the cart gets the units added (at most [`MAX_QUANTITY`] in all), the code
-/// replaced when one is given, and today's price as its price when added; a new SKU needs
-/// room (`CART_FULL` at [`MAX_LINES`]). A SKU not on sale is `NOT_FOUND`.
+/// given (a code of a link to the SKU's product; `VALIDATION` on `shareCode` otherwise), and
+/// answers the cart's lines. A SKU already in the cart gets the units added (at most
+/// [`MAX_QUANTITY`] in all), the code replaced when one is given, and today's price as its
+/// price when added; a new SKU needs room (`CART_FULL` at [`MAX_LINES`]). A SKU not on sale
+/// is `NOT_FOUND`.
+///
+/// One statement does it all ([`upsert`]), in a transaction holding the member's row (the
+/// cart's line count is then the member's alone to change); only a refusal reads more, to
+/// say why.
 pub async fn add(
     db: &DatabaseConnection,
     events: &Events,
@@ -346,7 +368,7 @@ pub async fn add(
     quantity: i32,
     share_code: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<Cart> {
+) -> Result<Vec<cart_line::Model>> {
     check_quantity(quantity)?;
     let code = match share_code.map(str::trim).filter(|c| !c.is_empty()) {
         None => None,
@@ -355,88 +377,124 @@ pub async fn add(
                 .ok_or_else(|| Error::validation("shareCode", "unknown share code"))?,
         ),
     };
-    let (s, p) = sku::Entity::find_by_id(sku_id)
-        .find_also_related(product::Entity)
-        .one(db)
-        .await?
-        .ok_or_else(|| Error::not_found("SKU"))?;
-    if !p.is_some_and(|p| p.status == product::Status::Published) {
-        return Err(Error::not_found("SKU"));
-    }
-    if let Some(code) = &code {
-        let link = share_link::Entity::find()
-            .filter(share_link::Column::Code.eq(code.as_str()))
-            .one(db)
-            .await?;
-        if link.is_none_or(|l| l.product_id != s.product_id) {
+    let txn = super::begin_as_member(db, buyer.id).await?;
+    let added = upsert(&txn, buyer.id, sku_id, quantity, code.as_deref(), now).await;
+    match added {
+        Ok(true) => {}
+        Ok(false) => {
+            drop(txn);
+            return Err(why_not_added(db, sku_id, code.as_deref()).await);
+        }
+        Err(e) if crate::db::is_check_violation(&e) => {
+            drop(txn);
+            let held = cart_line::Entity::find()
+                .filter(cart_line::Column::MemberId.eq(buyer.id))
+                .filter(cart_line::Column::SkuId.eq(sku_id))
+                .one(db)
+                .await?
+                .map_or(0, |l| l.quantity);
             return Err(Error::validation(
-                "shareCode",
-                "unknown share code for this product",
+                "quantity",
+                format!("the line holds {held} units; at most {MAX_QUANTITY} in all"),
             ));
         }
-    }
-    let txn = super::begin_as_member(db, buyer.id).await?;
-    let existing = cart_line::Entity::find()
-        .filter(cart_line::Column::MemberId.eq(buyer.id))
-        .filter(cart_line::Column::SkuId.eq(sku_id))
-        .one(&txn)
-        .await?;
-    match existing {
-        Some(line) => {
-            let total = line.quantity + quantity;
-            if total > MAX_QUANTITY {
-                return Err(Error::validation(
-                    "quantity",
-                    format!(
-                        "the line holds {} units; at most {MAX_QUANTITY} in all",
-                        line.quantity
-                    ),
-                ));
-            }
-            let mut update = cart_line::Entity::update_many()
-                .col_expr(cart_line::Column::Quantity, Expr::value(total))
-                .col_expr(cart_line::Column::UnitPrice, Expr::value(s.price))
-                .col_expr(cart_line::Column::UpdatedAt, Expr::value(now));
-            if let Some(code) = code {
-                update = update.col_expr(cart_line::Column::ShareCode, Expr::value(code));
-            }
-            update
-                .filter(cart_line::Column::Id.eq(line.id))
-                .exec(&txn)
-                .await?;
-        }
-        None => {
-            let count = cart_line::Entity::find()
-                .filter(cart_line::Column::MemberId.eq(buyer.id))
-                .count(&txn)
-                .await?;
-            if count >= MAX_LINES {
-                return Err(Error::rule(
-                    "CART_FULL",
-                    format!("a cart holds at most {MAX_LINES} lines: remove one first"),
-                ));
-            }
-            cart_line::Entity::insert(cart_line::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                member_id: Set(buyer.id),
-                sku_id: Set(sku_id),
-                quantity: Set(quantity),
-                share_code: Set(code),
-                unit_price: Set(s.price),
-                created_at: Set(now),
-                updated_at: Set(now),
-            })
-            .exec_without_returning(&txn)
-            .await?;
-        }
+        Err(e) => return Err(e.into()),
     }
     txn.commit().await?;
     changed(events, buyer.id).await;
-    cart(db, buyer, now).await
+    rows(db, buyer.id).await
+}
+
+/// Adds the units to the member's line of the SKU, or a new line, in one statement: the SKU
+/// (its product on sale), the share code (a link to its product) and the room (the line
+/// exists, or fewer than [`MAX_LINES`] do) are conditions of the insert; the units of an
+/// existing line are added in the database, whose check refuses more than
+/// [`MAX_QUANTITY`]. `false` when a condition failed (nothing written).
+async fn upsert(
+    db: &impl ConnectionTrait,
+    member_id: Uuid,
+    sku_id: Uuid,
+    quantity: i32,
+    code: Option<&str>,
+    now: DateTime<Utc>,
+) -> std::result::Result<bool, sea_orm::DbErr> {
+    let backend = db.get_database_backend();
+    let sql = "INSERT INTO cart_lines \
+         (id, member_id, sku_id, quantity, share_code, unit_price, created_at, updated_at) \
+         SELECT $1, $2, s.id, $3, $4, s.price, $5, $5 \
+         FROM skus s JOIN products p ON p.id = s.product_id \
+         WHERE s.id = $6 AND p.status = $7 \
+         AND ($4 IS NULL OR EXISTS (SELECT 1 FROM share_links l \
+              WHERE l.code = $4 AND l.product_id = s.product_id)) \
+         AND (EXISTS (SELECT 1 FROM cart_lines c WHERE c.member_id = $2 AND c.sku_id = s.id) \
+              OR (SELECT COUNT(*) FROM cart_lines c WHERE c.member_id = $2) < $8) \
+         ON CONFLICT (member_id, sku_id) DO UPDATE SET \
+         quantity = cart_lines.quantity + excluded.quantity, \
+         unit_price = excluded.unit_price, \
+         share_code = COALESCE(excluded.share_code, cart_lines.share_code), \
+         updated_at = excluded.updated_at";
+    // SQLite numbers its parameters `?N`.
+    let sql = if backend == sea_orm::DbBackend::Sqlite {
+        sql.replace('$', "?")
+    } else {
+        sql.to_owned()
+    };
+    let values: [sea_orm::Value; 8] = [
+        Uuid::now_v7().into(),
+        member_id.into(),
+        quantity.into(),
+        code.map(str::to_owned).into(),
+        now.into(),
+        sku_id.into(),
+        "PUBLISHED".into(),
+        (MAX_LINES as i64).into(),
+    ];
+    let done = db
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            backend, sql, values,
+        ))
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Why [`upsert`] wrote nothing: the SKU is not on sale (`NOT_FOUND`), the share code is not
+/// a link to its product (`VALIDATION`), or the cart is full (`CART_FULL`).
+async fn why_not_added(db: &DatabaseConnection, sku_id: Uuid, code: Option<&str>) -> Error {
+    let found = match sku::Entity::find_by_id(sku_id)
+        .find_also_related(product::Entity)
+        .one(db)
+        .await
+    {
+        Ok(found) => found,
+        Err(e) => return e.into(),
+    };
+    let Some((s, _)) = found.filter(|(_, p)| {
+        p.as_ref()
+            .is_some_and(|p| p.status == product::Status::Published)
+    }) else {
+        return Error::not_found("SKU");
+    };
+    if let Some(code) = code {
+        let link = share_link::Entity::find()
+            .filter(share_link::Column::Code.eq(code))
+            .one(db)
+            .await;
+        match link {
+            Err(e) => return e.into(),
+            Ok(link) if link.as_ref().is_none_or(|l| l.product_id != s.product_id) => {
+                return Error::validation("shareCode", "unknown share code for this product");
+            }
+            Ok(_) => {}
+        }
+    }
+    Error::rule(
+        "CART_FULL",
+        format!("a cart holds at most {MAX_LINES} lines: remove one first"),
+    )
 }
 
 /// Sets the units of one of the member's cart lines (1 to [`MAX_QUANTITY`]) and answers the
-/// cart. Another member's line is `NOT_FOUND`.
+/// cart's lines. Another member's line is `NOT_FOUND`.
 pub async fn update_line(
     db: &DatabaseConnection,
     events: &Events,
@@ -444,7 +502,7 @@ pub async fn update_line(
     line_id: Uuid,
     quantity: i32,
     now: DateTime<Utc>,
-) -> Result<Cart> {
+) -> Result<Vec<cart_line::Model>> {
     let member_id = buyer.id;
     check_quantity(quantity)?;
     let updated = cart_line::Entity::update_many()
@@ -458,18 +516,17 @@ pub async fn update_line(
         return Err(Error::not_found("cart line"));
     }
     changed(events, member_id).await;
-    cart(db, buyer, now).await
+    rows(db, member_id).await
 }
 
-/// Removes lines from the member's cart, all or none, and answers the cart: one that is not
+/// Removes lines from the member's cart, all or none, and answers the cart's lines: one that is not
 /// the member's (or gone) is `NOT_FOUND` and nothing is removed.
 pub async fn remove_lines(
     db: &DatabaseConnection,
     events: &Events,
     buyer: &member::Model,
     ids: &[Uuid],
-    now: DateTime<Utc>,
-) -> Result<Cart> {
+) -> Result<Vec<cart_line::Model>> {
     let member_id = buyer.id;
     let mut ids = ids.to_vec();
     ids.sort_unstable();
@@ -499,29 +556,43 @@ pub async fn remove_lines(
     }
     txn.commit().await?;
     changed(events, member_id).await;
-    cart(db, buyer, now).await
+    rows(db, member_id).await
 }
 
-/// The member's cart lines `ids` for a checkout, in that order: one that is not the
-/// member's, or gone, is `NOT_FOUND`; one of more units than an order line takes is
-/// `VALIDATION` on `cartLineIds[i]`.
+/// The member's cart lines `ids` for a checkout, in that order, with their SKUs and those
+/// SKUs' products (a deleted SKU is absent), in one statement: one that is not the member's,
+/// or gone, is `NOT_FOUND`; one of more units than an order line takes is `VALIDATION` on
+/// `cartLineIds[i]`.
 pub async fn for_checkout(
     db: &impl ConnectionTrait,
     member_id: Uuid,
     ids: &[Uuid],
-) -> Result<Vec<cart_line::Model>> {
-    let mut found: HashMap<Uuid, cart_line::Model> = cart_line::Entity::find()
+) -> Result<(Vec<cart_line::Model>, super::SkusWithProducts)> {
+    use sea_orm::{JoinType, QuerySelect, RelationDef};
+    let to_sku: RelationDef = cart_line::Entity::belongs_to(sku::Entity)
+        .from(cart_line::Column::SkuId)
+        .to(sku::Column::Id)
+        .into();
+    let rows = cart_line::Entity::find()
         .filter(super::one_of(
             db,
             cart_line::Column::Id,
             ids.iter().copied(),
         ))
         .filter(cart_line::Column::MemberId.eq(member_id))
+        .join(JoinType::LeftJoin, to_sku)
+        .select_also(sku::Entity)
+        .find_also(sku::Entity, product::Entity)
         .all(db)
-        .await?
-        .into_iter()
-        .map(|l| (l.id, l))
-        .collect();
+        .await?;
+    let mut skus = HashMap::with_capacity(rows.len());
+    let mut found: HashMap<Uuid, cart_line::Model> = HashMap::with_capacity(rows.len());
+    for (line, s, p) in rows {
+        if let Some(s) = s {
+            skus.insert(s.id, (s, p));
+        }
+        found.insert(line.id, line);
+    }
     let mut out = Vec::with_capacity(ids.len());
     for (i, id) in ids.iter().enumerate() {
         let line = found
@@ -537,7 +608,7 @@ pub async fn for_checkout(
         }
         out.push(line);
     }
-    Ok(out)
+    Ok((out, skus))
 }
 
 /// One line of a checkout preview.
@@ -545,6 +616,8 @@ pub async fn for_checkout(
 pub struct PreviewLine {
     /// The line as `placeOrder` would write it (unit price, amount, rates).
     pub line: order_line::Model,
+    /// The SKU as read for the preview.
+    pub sku: Option<sku::Model>,
     /// The share code it would be credited through, if any.
     pub share_code: Option<String>,
     pub credit: Credit,
@@ -597,6 +670,7 @@ pub async fn checkout_preview(
                 .filter(|e| e.member == buyer.id)
                 .collect();
             PreviewLine {
+                sku: p.skus.get(&line.sku_id).cloned(),
                 share_code: link.map(|l| l.code.clone()),
                 line,
                 credit,

@@ -131,13 +131,15 @@ pub(crate) async fn begin_as_member(
     Ok(txn)
 }
 
+/// SKUs by id, each with its product.
+pub type SkusWithProducts =
+    std::collections::HashMap<Uuid, (entity::sku::Model, Option<entity::product::Model>)>;
+
 /// Each SKU of `ids` with its product (a deleted SKU is absent), in one statement.
 pub(crate) async fn skus_with_products(
     db: &impl ConnectionTrait,
     ids: impl IntoIterator<Item = Uuid>,
-) -> crate::error::Result<
-    std::collections::HashMap<Uuid, (entity::sku::Model, Option<entity::product::Model>)>,
-> {
+) -> crate::error::Result<SkusWithProducts> {
     use sea_orm::{EntityTrait, QueryFilter};
     Ok(entity::sku::Entity::find()
         .filter(one_of(db, entity::sku::Column::Id, ids))

@@ -373,6 +373,8 @@ pub struct Prepared {
     pub lines: Vec<order_line::Model>,
     /// The lines' products, by id.
     pub products: HashMap<Uuid, product::Model>,
+    /// The lines' SKUs as read, by id.
+    pub skus: HashMap<Uuid, sku::Model>,
     /// The share links the lines were bought through, by id.
     pub links: HashMap<Uuid, share_link::Model>,
     /// The delivery address, as read.
@@ -397,33 +399,36 @@ pub async fn prepare(
     req: OrderRequest,
     limits: OrderLimits,
 ) -> Result<Prepared> {
-    let (lines, cart_ids): (Vec<LineRequest>, Vec<Option<Uuid>>) = match req.lines {
-        Lines::Given(lines) => {
-            let n = lines.len();
-            (lines, vec![None; n])
-        }
-        Lines::Cart(ids) => super::cart::for_checkout(db, buyer.id, &ids)
-            .await?
-            .into_iter()
-            .map(|l| {
-                let id = Some(l.id);
-                let request = LineRequest {
-                    sku_id: l.sku_id,
-                    quantity: l.quantity,
-                    share_code: l.share_code,
-                };
-                (request, id)
-            })
-            .unzip(),
-    };
+    // Every SKU (with its product) and every share link in one statement each, whatever
+    // the number of lines; cart lines come with their SKUs.
+    let (lines, cart_ids, skus): (Vec<LineRequest>, Vec<Option<Uuid>>, super::SkusWithProducts) =
+        match req.lines {
+            Lines::Given(lines) => {
+                let n = lines.len();
+                let skus = super::skus_with_products(db, lines.iter().map(|l| l.sku_id)).await?;
+                (lines, vec![None; n], skus)
+            }
+            Lines::Cart(ids) => {
+                let (rows, skus) = super::cart::for_checkout(db, buyer.id, &ids).await?;
+                let (lines, ids) = rows
+                    .into_iter()
+                    .map(|l| {
+                        let id = Some(l.id);
+                        let request = LineRequest {
+                            sku_id: l.sku_id,
+                            quantity: l.quantity,
+                            share_code: l.share_code,
+                        };
+                        (request, id)
+                    })
+                    .unzip();
+                (lines, ids, skus)
+            }
+        };
     let address = match req.address_id {
         Some(id) => Some(super::addresses::get(db, buyer.id, id).await?),
         None => None,
     };
-    // Every SKU (with its product) and every share link in one statement each, whatever
-    // the number of lines.
-    let skus: HashMap<Uuid, (sku::Model, Option<product::Model>)> =
-        super::skus_with_products(db, lines.iter().map(|l| l.sku_id)).await?;
     // (A malformed code is refused in its line's turn below.)
     let codes: Vec<String> = lines
         .iter()
@@ -443,6 +448,7 @@ pub async fn prepare(
     let order_id = Uuid::now_v7();
     let mut rows = Vec::with_capacity(lines.len());
     let mut products: HashMap<Uuid, product::Model> = HashMap::new();
+    let mut found_skus: HashMap<Uuid, sku::Model> = HashMap::new();
     // Units to take from each SKU (two lines of one SKU take their sum), in SKU order.
     let mut reservations: BTreeMap<Uuid, Reservation> = BTreeMap::new();
     let mut total = 0i64;
@@ -503,6 +509,7 @@ pub async fn prepare(
             })
             .quantity += l.quantity;
         products.entry(p.id).or_insert_with(|| p.clone());
+        found_skus.entry(s.id).or_insert_with(|| s.clone());
         rows.push(order_line::Model {
             id: Uuid::now_v7(),
             order_id,
@@ -551,6 +558,7 @@ pub async fn prepare(
         order_id,
         lines: rows,
         products,
+        skus: found_skus,
         links: links.into_values().map(|l| (l.id, l)).collect(),
         address,
         quotes,

@@ -259,24 +259,44 @@ pub async fn rule(db: &impl ConnectionTrait, merchant_id: Uuid) -> Result<Option
     Ok(rules_of(db, [merchant_id]).await?.remove(&merchant_id))
 }
 
-/// The rules of `merchants` that exist, by merchant: two statements whatever their number.
+/// The rules of `merchants` that exist, by merchant, with their surcharges: one statement
+/// (the rules joined to their surcharges) whatever their number.
 pub async fn rules_of(
     db: &impl ConnectionTrait,
     merchants: impl IntoIterator<Item = Uuid>,
 ) -> Result<HashMap<Uuid, Rule>> {
+    use sea_orm::{JoinType, QuerySelect, RelationDef};
     let ids: Vec<Uuid> = merchants.into_iter().collect();
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
+    let surcharges: RelationDef = shipping_rule::Entity::belongs_to(shipping_surcharge::Entity)
+        .from(shipping_rule::Column::MerchantId)
+        .to(shipping_surcharge::Column::MerchantId)
+        .into();
     let rows = shipping_rule::Entity::find()
         .filter(super::one_of(
             db,
             shipping_rule::Column::MerchantId,
             ids.iter().copied(),
         ))
+        .join(JoinType::LeftJoin, surcharges)
+        .select_also(shipping_surcharge::Entity)
+        .order_by_asc(shipping_rule::Column::MerchantId)
+        .order_by_asc(shipping_surcharge::Column::ProvinceCode)
         .all(db)
         .await?;
-    with_surcharges(db, rows).await
+    let mut rules: HashMap<Uuid, Rule> = HashMap::with_capacity(ids.len());
+    for (row, surcharge) in rows {
+        let rule = rules.entry(row.merchant_id).or_insert_with(|| Rule {
+            row,
+            surcharges: Vec::new(),
+        });
+        if let Some(s) = surcharge {
+            rule.surcharges.push((s.province_code, s.amount));
+        }
+    }
+    Ok(rules)
 }
 
 async fn with_surcharges(

@@ -470,6 +470,62 @@ async fn concurrent_adds_of_one_sku_add_every_unit() {
     assert_eq!(rows, 2);
 }
 
+/// The last lines' room under concurrency: a cart of 97 lines and ten new SKUs added at
+/// once — exactly three get in (the member's row is held while the line count is checked in
+/// the insert), the other seven are `CART_FULL`, and no line is half-written.
+#[tokio::test]
+async fn concurrent_adds_never_pass_the_line_limit() {
+    let app = TestApp::spawn().await;
+    let f = fixtures::catalog(app.db(), 0).await;
+    let (me, _) = app.user("full@example.com", CliRole::PushHand).await;
+    let me_row = entity::member::Entity::find()
+        .filter(entity::member::Column::Email.eq("full@example.com"))
+        .one(app.db())
+        .await
+        .expect("query")
+        .expect("member");
+    let now = app.clock_now();
+    let rows: Vec<cart_line::ActiveModel> = (0..97)
+        .map(|_| {
+            cart_line::ActiveModel::from(cart_line::Model {
+                id: Uuid::now_v7(),
+                member_id: me_row.id,
+                sku_id: Uuid::now_v7(),
+                quantity: 1,
+                share_code: None,
+                unit_price: Money::from_fen(100),
+                created_at: now,
+                updated_at: now,
+            })
+        })
+        .collect();
+    cart_line::Entity::insert_many(rows)
+        .exec_without_returning(app.db())
+        .await
+        .expect("lines");
+    let mut skus = Vec::new();
+    for _ in 0..10 {
+        skus.push(another_product(&app, &f, 5, false).await.1);
+    }
+    let adds = skus.iter().map(|s| {
+        let (app, me) = (&app, &me);
+        async move { add(app, me, *s, 1, None).await }
+    });
+    let answers = join_all(adds).await;
+    let added = answers.iter().filter(|r| r.get("errors").is_none()).count();
+    let full = answers
+        .iter()
+        .filter(|r| error_code(r) == Some("CART_FULL"))
+        .count();
+    assert_eq!((added, full), (3, 7), "{answers:#?}");
+    let lines = cart_line::Entity::find()
+        .filter(cart_line::Column::MemberId.eq(me_row.id))
+        .count(app.db())
+        .await
+        .expect("count");
+    assert_eq!(lines, 100);
+}
+
 /// Every cart write tells the caches that the member's own views changed (after its commit);
 /// a refused one publishes nothing.
 #[tokio::test]
@@ -492,7 +548,7 @@ async fn every_cart_write_publishes_the_members_change() {
         .map_err(anyhow::Error::from)
         .expect("added");
     expect_one("add");
-    let line = c.lines[0].row.id;
+    let line = c[0].id;
     svc::update_line(app.db(), &events, &m, line, 3, now)
         .await
         .map_err(anyhow::Error::from)
@@ -512,7 +568,7 @@ async fn every_cart_write_publishes_the_members_change() {
         heard.0.lock().expect("lock").is_empty(),
         "nothing on a refusal"
     );
-    svc::remove_lines(app.db(), &events, &m, &[line], now)
+    svc::remove_lines(app.db(), &events, &m, &[line])
         .await
         .map_err(anyhow::Error::from)
         .expect("removed");

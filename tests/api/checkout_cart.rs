@@ -441,7 +441,7 @@ async fn a_cart_line_in_two_checkouts_written_together_goes_to_the_first() {
         .await
         .map_err(anyhow::Error::from)
         .expect("added");
-    let line = c.lines[0].row.id;
+    let line = c[0].id;
     let from_cart = || {
         let mut c = checkout(buyer.id, product_id, sku, 1, now);
         c.lines[0].cart_line_id = Some(line);

@@ -630,7 +630,8 @@ async fn admins_set_shipping_rules_audited() {
     );
     assert_eq!(entries[1]["node"]["arguments"]["previous"], Value::Null);
 
-    // The quote the checkout will use: per merchant, two statements whatever their number.
+    // The quote the checkout will use: per merchant, one statement (the rules joined to
+    // their surcharges) whatever their number.
     let money = |fen| entity::Money::from_fen(fen);
     let before = app.statements().await;
     let quotes = shipping::quote(
@@ -645,7 +646,7 @@ async fn admins_set_shipping_rules_audited() {
     .await
     .map_err(anyhow::Error::from)
     .expect("quote");
-    assert_eq!(app.statements().await - before, 2);
+    assert_eq!(app.statements().await - before, 1);
     assert_eq!(quotes.len(), 2);
     assert_eq!(
         (quotes[0].merchant_id, quotes[0].subtotal),

@@ -14,7 +14,7 @@ use super::orders::{OrderLineInput, policy};
 use crate::error::Error;
 use crate::graphql::context::{load_err, state, viewer};
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::loaders::{Loaders, MerchantKey, SkuKey};
+use crate::graphql::loaders::{Loaders, MerchantKey};
 use crate::graphql::scalars::Dec;
 use crate::service::cart::{self as svc, Unavailable};
 use crate::service::orders::{self as orders_svc, Lines, OrderLimits, OrderRequest};
@@ -70,8 +70,61 @@ impl Attribution {
     }
 }
 
-/// A line of the signed-in member's cart.
-pub struct CartLine(pub svc::Line);
+/// A member's cart as the API answers it: its lines as stored, read at once (one
+/// statement), and what the cart shows about them — SKUs, availability, credit — read on
+/// the first field that needs it, once for every line (a mutation asked only for the lines'
+/// IDs reads nothing more).
+struct CartState {
+    buyer: std::sync::Arc<entity::member::Model>,
+    rows: Vec<entity::cart_line::Model>,
+    now: DateTime<Utc>,
+    detail: tokio::sync::OnceCell<svc::Cart>,
+}
+
+impl CartState {
+    fn new(
+        buyer: &entity::member::Model,
+        rows: Vec<entity::cart_line::Model>,
+        now: DateTime<Utc>,
+    ) -> std::sync::Arc<CartState> {
+        std::sync::Arc::new(CartState {
+            buyer: std::sync::Arc::new(buyer.clone()),
+            rows,
+            now,
+            detail: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    async fn detail(&self, ctx: &Context<'_>) -> Result<&svc::Cart> {
+        self.detail
+            .get_or_try_init(|| async {
+                let st = state(ctx)?;
+                svc::detail(&st.db, &self.buyer, self.rows.clone(), self.now)
+                    .await
+                    .map_err(async_graphql::Error::from)
+            })
+            .await
+    }
+}
+
+/// A line of the signed-in member's cart: the `index`th of its cart's.
+pub struct CartLine {
+    cart: std::sync::Arc<CartState>,
+    index: usize,
+}
+
+impl CartLine {
+    fn row(&self) -> &entity::cart_line::Model {
+        &self.cart.rows[self.index]
+    }
+
+    async fn line<'a>(&'a self, ctx: &Context<'_>) -> Result<&'a svc::Line> {
+        let cart = self.cart.detail(ctx).await?;
+        cart.lines
+            .get(self.index)
+            .ok_or_else(|| Error::not_found("cart line").into())
+    }
+}
 
 /// A line of a cart (购物车): one SKU, its units, and the share code it was added with. A
 /// line whose SKU cannot be ordered now stays, with `available: false` and the reason.
@@ -79,60 +132,75 @@ pub struct CartLine(pub svc::Line);
 impl CartLine {
     /// Opaque global ID (for `updateCartLine`, `removeCartLines`, `placeOrder`).
     pub async fn id(&self) -> ID {
-        ids::encode(Kind::CartLine, self.0.row.id)
+        ids::encode(Kind::CartLine, self.row().id)
     }
     /// The SKU as it is now; null once it was deleted or its product is no longer on sale.
-    async fn sku(&self) -> Option<Sku> {
-        match self.0.unavailable {
+    async fn sku(&self, ctx: &Context<'_>) -> Result<Option<Sku>> {
+        let line = self.line(ctx).await?;
+        Ok(match line.unavailable {
             Some(Unavailable::Deleted | Unavailable::Unpublished) => None,
-            _ => self.0.sku.clone().map(Sku),
-        }
+            _ => line.sku.clone().map(Sku),
+        })
     }
     /// The SKU's global ID, even once the SKU is gone.
     async fn sku_id(&self) -> ID {
-        ids::encode(Kind::Sku, self.0.row.sku_id)
+        ids::encode(Kind::Sku, self.row().sku_id)
     }
     /// Units, 1 to 999 (an order takes at most 99 of a line).
     async fn quantity(&self) -> i32 {
-        self.0.row.quantity
+        self.row().quantity
     }
     /// The share code the line was added with (the last add that came with one); null for
     /// none.
     async fn share_code(&self) -> Option<&str> {
-        self.0.row.share_code.as_deref()
+        self.row().share_code.as_deref()
     }
     /// Who would get credit for the line if it were ordered now, and why.
-    async fn attribution(&self) -> Attribution {
-        Attribution::of(&self.0.credit)
+    async fn attribution(&self, ctx: &Context<'_>) -> Result<Attribution> {
+        Ok(Attribution::of(&self.line(ctx).await?.credit))
     }
     /// Whether the line can be ordered now.
-    async fn available(&self) -> bool {
-        self.0.unavailable.is_none()
+    async fn available(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(self.line(ctx).await?.unavailable.is_none())
     }
     /// Why it cannot be ordered now; null when it can.
-    async fn unavailable_reason(&self) -> Option<CartLineUnavailableReason> {
-        self.0.unavailable.map(Into::into)
+    async fn unavailable_reason(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<CartLineUnavailableReason>> {
+        Ok(self.line(ctx).await?.unavailable.map(Into::into))
     }
     /// The SKU's price now, CNY; null once the SKU was deleted.
-    async fn unit_price(&self) -> Option<Dec> {
-        self.0.unit_price().map(Into::into)
+    async fn unit_price(&self, ctx: &Context<'_>) -> Result<Option<Dec>> {
+        Ok(self.line(ctx).await?.unit_price().map(Into::into))
     }
     /// The SKU's price when the line was last added to, CNY.
     async fn price_when_added(&self) -> Dec {
-        self.0.row.unit_price.into()
+        self.row().unit_price.into()
     }
     /// Whether the price changed since the line was last added to.
-    async fn price_changed(&self) -> bool {
-        self.0.price_changed()
+    async fn price_changed(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(self.line(ctx).await?.price_changed())
     }
     /// When the line was first added.
     async fn added_at(&self) -> DateTime<Utc> {
-        self.0.row.created_at
+        self.row().created_at
     }
 }
 
 /// The signed-in member's cart.
-pub struct Cart(pub svc::Cart);
+pub struct Cart(std::sync::Arc<CartState>);
+
+impl Cart {
+    /// The cart of `buyer`'s lines `rows` (oldest first).
+    pub fn of(
+        buyer: &entity::member::Model,
+        rows: Vec<entity::cart_line::Model>,
+        now: DateTime<Utc>,
+    ) -> Cart {
+        Cart(CartState::new(buyer, rows, now))
+    }
+}
 
 /// A member's cart (购物车): at most 100 lines, one per SKU, oldest first. Only the member
 /// reads it.
@@ -140,12 +208,17 @@ pub struct Cart(pub svc::Cart);
 impl Cart {
     /// The lines, oldest first, available or not.
     async fn lines(&self) -> Vec<CartLine> {
-        self.0.lines.iter().cloned().map(CartLine).collect()
+        (0..self.0.rows.len())
+            .map(|index| CartLine {
+                cart: self.0.clone(),
+                index,
+            })
+            .collect()
     }
     /// The available lines at today's prices, CNY (shipping comes with an address, in
     /// `checkoutPreview`).
-    async fn subtotal(&self) -> Dec {
-        self.0.subtotal().into()
+    async fn subtotal(&self, ctx: &Context<'_>) -> Result<Dec> {
+        Ok(self.0.detail(ctx).await?.subtotal().into())
     }
 }
 
@@ -156,7 +229,8 @@ pub(crate) async fn cart_of(ctx: &Context<'_>, member_id: uuid::Uuid) -> Result<
     if me.id != member_id {
         return Err(Error::Forbidden("only the member itself reads its cart".into()).into());
     }
-    Ok(Cart(svc::cart(&st.db, me, st.clock.now()).await?))
+    let rows = svc::rows(&st.db, me.id).await?;
+    Ok(Cart::of(me, rows, st.clock.now()))
 }
 
 /// The viewer's cart line `id` for `node(id:)`: `NOT_FOUND` for anyone else's.
@@ -165,13 +239,18 @@ pub(crate) async fn cart_line_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<
         return Err(Error::not_found("cart line").into());
     };
     let st = state(ctx)?;
-    svc::cart(&st.db, me, st.clock.now())
+    let rows: Vec<_> = svc::rows(&st.db, me.id)
         .await?
-        .lines
         .into_iter()
-        .find(|l| l.row.id == id)
-        .map(CartLine)
-        .ok_or_else(|| Error::not_found("cart line").into())
+        .filter(|l| l.id == id)
+        .collect();
+    if rows.is_empty() {
+        return Err(Error::not_found("cart line").into());
+    }
+    Ok(CartLine {
+        cart: CartState::new(me, rows, st.clock.now()),
+        index: 0,
+    })
 }
 
 /// Exactly one of explicit `lines` and `cartLineIds` (`VALIDATION` on `lines` otherwise).
@@ -342,14 +421,9 @@ impl CheckoutLine {
             .cart_line_id
             .map(|id| ids::encode(Kind::CartLine, id))
     }
-    /// The SKU.
-    async fn sku(&self, ctx: &Context<'_>) -> Result<Option<Sku>> {
-        let found = ctx
-            .data::<Loaders>()?
-            .load_one(SkuKey(self.0.line.sku_id))
-            .await
-            .map_err(load_err)?;
-        Ok(found.map(Sku))
+    /// The SKU (as the preview read it).
+    async fn sku(&self) -> Option<Sku> {
+        self.0.sku.clone().map(Sku)
     }
     /// Units.
     async fn quantity(&self) -> i32 {
@@ -541,17 +615,18 @@ impl CartMutation {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
         let sku = ids::decode_as(&sku_id, Kind::Sku, "skuId")?;
-        let cart = svc::add(
+        let now = st.clock.now();
+        let rows = svc::add(
             &st.db,
             &st.events,
             me,
             sku,
             quantity,
             share_code.as_deref(),
-            st.clock.now(),
+            now,
         )
         .await?;
-        Ok(Cart(cart))
+        Ok(Cart::of(me, rows, now))
     }
 
     /// Sets the units of one of the viewer's cart lines and answers the cart. Another
@@ -565,8 +640,9 @@ impl CartMutation {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
         let id = ids::decode_as(&line_id, Kind::CartLine, "lineId")?;
-        let cart = svc::update_line(&st.db, &st.events, me, id, quantity, st.clock.now()).await?;
-        Ok(Cart(cart))
+        let now = st.clock.now();
+        let rows = svc::update_line(&st.db, &st.events, me, id, quantity, now).await?;
+        Ok(Cart::of(me, rows, now))
     }
 
     /// Removes lines from the viewer's cart, all or none, and answers the cart. A line that
@@ -582,7 +658,7 @@ impl CartMutation {
             .iter()
             .map(|id| ids::decode_as(id, Kind::CartLine, "lineIds"))
             .collect::<Result<Vec<_>, _>>()?;
-        let cart = svc::remove_lines(&st.db, &st.events, me, &ids, st.clock.now()).await?;
-        Ok(Cart(cart))
+        let rows = svc::remove_lines(&st.db, &st.events, me, &ids).await?;
+        Ok(Cart::of(me, rows, st.clock.now()))
     }
 }
