@@ -57,6 +57,12 @@ pub enum Kind {
     /// with it every cached catalog answer, as for [`Kind::CatalogChanged`]. Names no member
     /// (nil); stays on its instance.
     PassportChanged,
+    /// Something only the member's own views show changed, other than its member row: its
+    /// addresses or its cart (subject: the member). Drops the member's cached answers, as
+    /// [`Kind::Changed`] does, but keeps its remembered row ([`crate::service::viewers`]):
+    /// a member filling its cart is not read again on every request. Stays on its
+    /// instance.
+    OwnChanged,
 }
 
 impl Kind {
@@ -70,7 +76,9 @@ impl Kind {
             | Kind::WithdrawalChanged
             | Kind::OrderChanged
             | Kind::TokensRevoked => true,
-            Kind::Changed | Kind::CatalogChanged | Kind::PassportChanged => false,
+            Kind::Changed | Kind::CatalogChanged | Kind::PassportChanged | Kind::OwnChanged => {
+                false
+            }
         }
     }
 

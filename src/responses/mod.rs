@@ -54,8 +54,8 @@
 //! | a brand created (`service::curation::create_brand`) | catalog |
 //! | a product submitted or resubmitted | catalog, the product |
 //! | a curation stage recorded, a score, publishing, unpublishing (GraphQL, the CLI, anything calling `service::curation`) | passport, the product (its passport goes first) |
-//! | an order placed (stock taken: `service::orders::place_order_with`) | catalog, its products; from the cart, the buyer ([`Kind::Changed`]) |
-//! | a cart written (`service::cart`: add, update, remove) | the member ([`Kind::Changed`]) |
+//! | an order placed (stock taken: `service::orders::place_order_with`) | catalog, its products; from the cart, the buyer ([`Kind::OwnChanged`]) |
+//! | a cart written (`service::cart`: add, update, remove) | the member ([`Kind::OwnChanged`]) |
 //! | an order cancelled: beyond the unpaid cap, expired, or by its buyer (`service::fulfilment::cancel`; stock back) | catalog, its products |
 //! | a refund (stock back) | catalog, the product |
 //! | units sold (`salesCount`) written (`service::units_sold`, every interval and at shutdown) | catalog, the products moved |
@@ -95,6 +95,7 @@
 //! [`Kind::CatalogChanged`]: crate::events::Kind::CatalogChanged
 //! [`Kind::PassportChanged`]: crate::events::Kind::PassportChanged
 //! [`Kind::Changed`]: crate::events::Kind::Changed
+//! [`Kind::OwnChanged`]: crate::events::Kind::OwnChanged
 
 mod answer;
 pub mod key;

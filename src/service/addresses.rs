@@ -333,7 +333,7 @@ pub async fn remove(
 /// the write committed.
 async fn changed(events: &Events, member: Uuid) {
     events
-        .publish(vec![Event::new(member, Kind::Changed, member)])
+        .publish(vec![Event::new(member, Kind::OwnChanged, member)])
         .await;
 }
 

@@ -688,10 +688,10 @@ pub async fn checkout_preview(
     })
 }
 
-/// Tells every cache that the member's own views changed (its cart is one), after the write
-/// committed.
+/// Tells every cache that the member's own views changed (its cart is one; its row did
+/// not), after the write committed.
 async fn changed(events: &Events, member: Uuid) {
     events
-        .publish(vec![Event::new(member, Kind::Changed, member)])
+        .publish(vec![Event::new(member, Kind::OwnChanged, member)])
         .await;
 }

@@ -266,7 +266,7 @@ pub async fn place_order_with(
             let products = rows.iter().map(|l| l.product_id);
             let mut batch = Event::catalog_of(products);
             if !cart_lines.is_empty() {
-                batch.push(Event::new(buyer.id, Kind::Changed, buyer.id));
+                batch.push(Event::new(buyer.id, Kind::OwnChanged, buyer.id));
             }
             checkouts.events().publish(batch).await;
         }

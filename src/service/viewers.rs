@@ -132,7 +132,8 @@ pub fn may_change_row(kind: Kind) -> bool {
         | Kind::WithdrawalChanged
         | Kind::OrderChanged
         | Kind::CatalogChanged
-        | Kind::PassportChanged => false,
+        | Kind::PassportChanged
+        | Kind::OwnChanged => false,
     }
 }
 

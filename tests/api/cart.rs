@@ -526,6 +526,40 @@ async fn concurrent_adds_never_pass_the_line_limit() {
     assert_eq!(lines, 100);
 }
 
+/// A cart write drops the member's cached answers but keeps its remembered row (the event is
+/// `OwnChanged`, not `Changed`): the cart read right after an add costs the cart's lines
+/// only, and a field about the lines' SKUs one statement more, whatever the number of lines.
+#[tokio::test]
+async fn a_cart_write_keeps_the_members_remembered_row() {
+    let app = TestApp::spawn_with(&["--response-cache", "false"]).await;
+    let f = fixtures::catalog(app.db(), 0).await;
+    let (me, _) = app.user("kept@example.com", CliRole::PushHand).await;
+    for _ in 0..3 {
+        let (_, sku) = another_product(&app, &f, 10, false).await;
+        add_ok(&app, &me, sku, 1, None).await;
+    }
+    let before = app.statements().await;
+    let c = app
+        .data_as(&me, "{ me { cart { lines { id quantity } } } }", json!({}))
+        .await;
+    assert_eq!(c["me"]["cart"]["lines"].as_array().map(Vec::len), Some(3));
+    assert_eq!(app.statements().await - before, 1, "the lines only");
+    let before = app.statements().await;
+    let c = app
+        .data_as(
+            &me,
+            "{ me { cart { subtotal lines { available sku { price } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(c["me"]["cart"]["lines"][2]["available"], true);
+    assert_eq!(
+        app.statements().await - before,
+        2,
+        "the lines, then their SKUs with their products"
+    );
+}
+
 /// Every cart write tells the caches that the member's own views changed (after its commit);
 /// a refused one publishes nothing.
 #[tokio::test]
@@ -537,7 +571,7 @@ async fn every_cart_write_publishes_the_members_change() {
     let m = fixtures::member(&app, "heard", Tier::Buyer, None).await;
     let heard = std::sync::Arc::new(crate::storefront::Heard::default());
     let events = app.state.events.clone().with_listener(heard.clone());
-    let changed = Event::new(m.id, EventKind::Changed, m.id);
+    let changed = Event::new(m.id, EventKind::OwnChanged, m.id);
     let now = app.clock_now();
     let expect_one = |step: &str| {
         let batch = std::mem::take(&mut *heard.0.lock().expect("lock"));

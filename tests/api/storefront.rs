@@ -793,7 +793,7 @@ async fn every_address_write_publishes_the_members_change() {
         postal_code: None,
         is_default: None,
     };
-    let changed = Event::new(member, EventKind::Changed, member);
+    let changed = Event::new(member, EventKind::OwnChanged, member);
     let now = app.clock_now();
     let expect_one = |step: &str| {
         let batch = std::mem::take(&mut *heard.0.lock().expect("lock"));

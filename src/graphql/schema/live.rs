@@ -128,7 +128,8 @@ async fn earning_event(
             | Kind::TokensRevoked
             | Kind::Changed
             | Kind::CatalogChanged
-            | Kind::PassportChanged => return Ok(None),
+            | Kind::PassportChanged
+            | Kind::OwnChanged => return Ok(None),
         },
     };
     let (mut earning, mut withdrawal) = (None, None);
