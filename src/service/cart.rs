@@ -568,30 +568,49 @@ pub async fn for_checkout(
     member_id: Uuid,
     ids: &[Uuid],
 ) -> Result<(Vec<cart_line::Model>, super::SkusWithProducts)> {
-    use sea_orm::{JoinType, QuerySelect, RelationDef};
+    use sea_orm::{Iterable, JoinType, QuerySelect, RelationDef, RelationTrait};
     let to_sku: RelationDef = cart_line::Entity::belongs_to(sku::Entity)
         .from(cart_line::Column::SkuId)
         .to(sku::Column::Id)
         .into();
+    // Inner joins read by position (`service::rows`); a line whose SKU was deleted is not
+    // in them, and is read alone below.
     let rows = cart_line::Entity::find()
+        .join(JoinType::InnerJoin, to_sku)
+        .join(JoinType::InnerJoin, sku::Relation::Product.def())
+        .columns(sku::Column::iter())
+        .columns(product::Column::iter())
         .filter(super::one_of(
             db,
             cart_line::Column::Id,
             ids.iter().copied(),
         ))
         .filter(cart_line::Column::MemberId.eq(member_id))
-        .join(JoinType::LeftJoin, to_sku)
-        .select_also(sku::Entity)
-        .find_also(sku::Entity, product::Entity)
+        .into_model::<super::rows::ByPosition<(cart_line::Model, sku::Model, product::Model)>>()
         .all(db)
         .await?;
     let mut skus = HashMap::with_capacity(rows.len());
     let mut found: HashMap<Uuid, cart_line::Model> = HashMap::with_capacity(rows.len());
-    for (line, s, p) in rows {
-        if let Some(s) = s {
-            skus.insert(s.id, (s, p));
-        }
+    for row in rows {
+        let (line, s, p) = row.0;
+        skus.insert(s.id, (s, Some(p)));
         found.insert(line.id, line);
+    }
+    let missing: Vec<Uuid> = ids
+        .iter()
+        .copied()
+        .filter(|id| !found.contains_key(id))
+        .collect();
+    if !missing.is_empty() {
+        // Lines of deleted SKUs (or not the member's, or gone: not found either way).
+        for line in cart_line::Entity::find()
+            .filter(super::one_of(db, cart_line::Column::Id, missing))
+            .filter(cart_line::Column::MemberId.eq(member_id))
+            .all(db)
+            .await?
+        {
+            found.insert(line.id, line);
+        }
     }
     let mut out = Vec::with_capacity(ids.len());
     for (i, id) in ids.iter().enumerate() {

@@ -140,14 +140,21 @@ pub(crate) async fn skus_with_products(
     db: &impl ConnectionTrait,
     ids: impl IntoIterator<Item = Uuid>,
 ) -> crate::error::Result<SkusWithProducts> {
-    use sea_orm::{EntityTrait, QueryFilter};
-    Ok(entity::sku::Entity::find()
-        .filter(one_of(db, entity::sku::Column::Id, ids))
-        .find_also_related(entity::product::Entity)
+    use entity::{product, sku};
+    use sea_orm::{EntityTrait, Iterable, JoinType, QueryFilter, QuerySelect, RelationTrait};
+    // A SKU's product always exists (a foreign key): an inner join, read by position.
+    Ok(sku::Entity::find()
+        .join(JoinType::InnerJoin, sku::Relation::Product.def())
+        .columns(product::Column::iter())
+        .filter(one_of(db, sku::Column::Id, ids))
+        .into_model::<rows::ByPosition<(sku::Model, product::Model)>>()
         .all(db)
         .await?
         .into_iter()
-        .map(|(s, p)| (s.id, (s, p)))
+        .map(|row| {
+            let (s, p) = row.0;
+            (s.id, (s, Some(p)))
+        })
         .collect())
 }
 

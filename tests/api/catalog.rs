@@ -472,6 +472,98 @@ async fn rows_by_position_match_rows_by_name() {
     let (skus, skus_by_position) = read_both_ways::<sku::Entity>(app.db(), sku::Column::Id).await;
     assert!(!skus.is_empty());
     assert_eq!(skus_by_position, skus);
+
+    // Joined rows: SKUs with their products, as a checkout reads them.
+    use pushhand::service::rows::ByPosition;
+    use sea_orm::{
+        ColumnTrait, EntityTrait, Iterable, JoinType, QueryFilter, QueryOrder, QuerySelect,
+        RelationTrait,
+    };
+    let joined_by_name: Vec<(sku::Model, product::Model)> = sku::Entity::find()
+        .order_by_asc(sku::Column::Id)
+        .find_also_related(product::Entity)
+        .all(app.db())
+        .await
+        .expect("by name")
+        .into_iter()
+        .map(|(s, p)| (s, p.expect("a SKU's product")))
+        .collect();
+    let joined_by_position: Vec<(sku::Model, product::Model)> = sku::Entity::find()
+        .join(JoinType::InnerJoin, sku::Relation::Product.def())
+        .columns(product::Column::iter())
+        .order_by_asc(sku::Column::Id)
+        .into_model::<ByPosition<(sku::Model, product::Model)>>()
+        .all(app.db())
+        .await
+        .expect("by position")
+        .into_iter()
+        .map(|row| row.0)
+        .collect();
+    assert_eq!(joined_by_position, joined_by_name);
+
+    // Cart lines, with and without a share code.
+    app.user("rows@example.com", CliRole::PushHand).await;
+    let member = entity::member::Entity::find()
+        .filter(entity::member::Column::Email.eq("rows@example.com"))
+        .one(app.db())
+        .await
+        .expect("query")
+        .expect("member");
+    let now = app.clock_now();
+    for (i, s) in skus.iter().take(4).enumerate() {
+        entity::cart_line::Entity::insert(entity::cart_line::ActiveModel::from(
+            entity::cart_line::Model {
+                id: uuid::Uuid::now_v7(),
+                member_id: member.id,
+                sku_id: s.id,
+                quantity: i as i32 + 1,
+                share_code: (i % 2 == 0).then(|| format!("CODE{i}")),
+                unit_price: s.price,
+                created_at: now,
+                updated_at: now,
+            },
+        ))
+        .exec_without_returning(app.db())
+        .await
+        .expect("cart line");
+    }
+    let (lines, lines_by_position) =
+        read_both_ways::<entity::cart_line::Entity>(app.db(), entity::cart_line::Column::Id).await;
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines_by_position, lines);
+    // Cart lines with their SKUs and products, as a checkout from the cart reads them.
+    let to_sku: sea_orm::RelationDef = entity::cart_line::Entity::belongs_to(sku::Entity)
+        .from(entity::cart_line::Column::SkuId)
+        .to(sku::Column::Id)
+        .into();
+    let three_by_name: Vec<(entity::cart_line::Model, sku::Model, product::Model)> =
+        entity::cart_line::Entity::find()
+            .join(JoinType::LeftJoin, to_sku.clone())
+            .order_by_asc(entity::cart_line::Column::Id)
+            .select_also(sku::Entity)
+            .find_also(sku::Entity, product::Entity)
+            .all(app.db())
+            .await
+            .expect("by name")
+            .into_iter()
+            .map(|(l, s, p)| (l, s.expect("sku"), p.expect("product")))
+            .collect();
+    let three_by_position: Vec<(entity::cart_line::Model, sku::Model, product::Model)> =
+        entity::cart_line::Entity::find()
+            .join(JoinType::InnerJoin, to_sku)
+            .join(JoinType::InnerJoin, sku::Relation::Product.def())
+            .columns(sku::Column::iter())
+            .columns(product::Column::iter())
+            .order_by_asc(entity::cart_line::Column::Id)
+            .into_model::<ByPosition<(entity::cart_line::Model, sku::Model, product::Model)>>()
+            .all(app.db())
+            .await
+            .expect("by position")
+            .into_iter()
+            .map(|row| row.0)
+            .collect();
+    assert_eq!(three_by_position.len(), 4);
+    assert_eq!(three_by_position, three_by_name);
 }
 
 /// Every row of `E` in `id` order, read by SeaORM's decoder and by position.
