@@ -287,31 +287,7 @@ async fn bad_input_and_other_members_lines_are_refused() {
     );
 
     // 100 lines at most.
-    let me_row = entity::member::Entity::find()
-        .filter(entity::member::Column::Email.eq("me@example.com"))
-        .one(app.db())
-        .await
-        .expect("query")
-        .expect("me");
-    let now = app.clock_now();
-    let rows: Vec<cart_line::ActiveModel> = (0..100)
-        .map(|_| {
-            cart_line::ActiveModel::from(cart_line::Model {
-                id: Uuid::now_v7(),
-                member_id: me_row.id,
-                sku_id: Uuid::now_v7(),
-                quantity: 1,
-                share_code: None,
-                unit_price: Money::from_fen(100),
-                created_at: now,
-                updated_at: now,
-            })
-        })
-        .collect();
-    cart_line::Entity::insert_many(rows)
-        .exec_without_returning(app.db())
-        .await
-        .expect("lines");
+    fill_cart(&app, "me@example.com", 100).await;
     let resp = add(&app, &me, sku_id, 1, None).await;
     assert_eq!(error_code(&resp), Some("CART_FULL"), "{resp:#}");
     let _ = product_id;
@@ -470,26 +446,21 @@ async fn concurrent_adds_of_one_sku_add_every_unit() {
     assert_eq!(rows, 2);
 }
 
-/// The last lines' room under concurrency: a cart of 97 lines and ten new SKUs added at
-/// once — exactly three get in (the member's row is held while the line count is checked in
-/// the insert), the other seven are `CART_FULL`, and no line is half-written.
-#[tokio::test]
-async fn concurrent_adds_never_pass_the_line_limit() {
-    let app = TestApp::spawn().await;
-    let f = fixtures::catalog(app.db(), 0).await;
-    let (me, _) = app.user("full@example.com", CliRole::PushHand).await;
-    let me_row = entity::member::Entity::find()
-        .filter(entity::member::Column::Email.eq("full@example.com"))
+/// Puts `n` lines of SKUs that do not exist into the cart of the member signed up as `email`
+/// (the cart's limits count lines, not what they hold); answers the member.
+async fn fill_cart(app: &TestApp, email: &str, n: usize) -> entity::member::Model {
+    let member = entity::member::Entity::find()
+        .filter(entity::member::Column::Email.eq(email))
         .one(app.db())
         .await
         .expect("query")
         .expect("member");
     let now = app.clock_now();
-    let rows: Vec<cart_line::ActiveModel> = (0..97)
+    let rows: Vec<cart_line::ActiveModel> = (0..n)
         .map(|_| {
             cart_line::ActiveModel::from(cart_line::Model {
                 id: Uuid::now_v7(),
-                member_id: me_row.id,
+                member_id: member.id,
                 sku_id: Uuid::now_v7(),
                 quantity: 1,
                 share_code: None,
@@ -503,6 +474,18 @@ async fn concurrent_adds_never_pass_the_line_limit() {
         .exec_without_returning(app.db())
         .await
         .expect("lines");
+    member
+}
+
+/// The last lines' room under concurrency: a cart of 97 lines and ten new SKUs added at
+/// once — exactly three get in (the member's row is held while the line count is checked in
+/// the insert), the other seven are `CART_FULL`, and no line is half-written.
+#[tokio::test]
+async fn concurrent_adds_never_pass_the_line_limit() {
+    let app = TestApp::spawn().await;
+    let f = fixtures::catalog(app.db(), 0).await;
+    let (me, _) = app.user("full@example.com", CliRole::PushHand).await;
+    let me_row = fill_cart(&app, "full@example.com", 97).await;
     let mut skus = Vec::new();
     for _ in 0..10 {
         skus.push(another_product(&app, &f, 5, false).await.1);

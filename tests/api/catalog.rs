@@ -474,7 +474,6 @@ async fn rows_by_position_match_rows_by_name() {
     assert_eq!(skus_by_position, skus);
 
     // Joined rows: SKUs with their products, as a checkout reads them.
-    use pushhand::service::rows::ByPosition;
     use sea_orm::{
         ColumnTrait, EntityTrait, Iterable, JoinType, QueryFilter, QueryOrder, QuerySelect,
         RelationTrait,
@@ -488,17 +487,14 @@ async fn rows_by_position_match_rows_by_name() {
         .into_iter()
         .map(|(s, p)| (s, p.expect("a SKU's product")))
         .collect();
-    let joined_by_position: Vec<(sku::Model, product::Model)> = sku::Entity::find()
-        .join(JoinType::InnerJoin, sku::Relation::Product.def())
-        .columns(product::Column::iter())
-        .order_by_asc(sku::Column::Id)
-        .into_model::<ByPosition<(sku::Model, product::Model)>>()
-        .all(app.db())
-        .await
-        .expect("by position")
-        .into_iter()
-        .map(|row| row.0)
-        .collect();
+    let joined_by_position: Vec<(sku::Model, product::Model)> = read_by_position(
+        app.db(),
+        sku::Entity::find()
+            .join(JoinType::InnerJoin, sku::Relation::Product.def())
+            .columns(product::Column::iter())
+            .order_by_asc(sku::Column::Id),
+    )
+    .await;
     assert_eq!(joined_by_position, joined_by_name);
 
     // Cart lines, with and without a share code.
@@ -549,19 +545,16 @@ async fn rows_by_position_match_rows_by_name() {
             .map(|(l, s, p)| (l, s.expect("sku"), p.expect("product")))
             .collect();
     let three_by_position: Vec<(entity::cart_line::Model, sku::Model, product::Model)> =
-        entity::cart_line::Entity::find()
-            .join(JoinType::InnerJoin, to_sku)
-            .join(JoinType::InnerJoin, sku::Relation::Product.def())
-            .columns(sku::Column::iter())
-            .columns(product::Column::iter())
-            .order_by_asc(entity::cart_line::Column::Id)
-            .into_model::<ByPosition<(entity::cart_line::Model, sku::Model, product::Model)>>()
-            .all(app.db())
-            .await
-            .expect("by position")
-            .into_iter()
-            .map(|row| row.0)
-            .collect();
+        read_by_position(
+            app.db(),
+            entity::cart_line::Entity::find()
+                .join(JoinType::InnerJoin, to_sku)
+                .join(JoinType::InnerJoin, sku::Relation::Product.def())
+                .columns(sku::Column::iter())
+                .columns(product::Column::iter())
+                .order_by_asc(entity::cart_line::Column::Id),
+        )
+        .await;
     assert_eq!(three_by_position.len(), 4);
     assert_eq!(three_by_position, three_by_name);
 }
@@ -575,20 +568,31 @@ where
     E: sea_orm::EntityTrait,
     E::Model: pushhand::service::rows::Positional + Send + Sync,
 {
-    use pushhand::service::rows::ByPosition;
     use sea_orm::QueryOrder;
 
     let by_name = E::find().order_by_asc(id).all(db).await.expect("by name");
-    let by_position = E::find()
-        .order_by_asc(id)
-        .into_model::<ByPosition<E::Model>>()
+    let by_position = read_by_position(db, E::find().order_by_asc(id)).await;
+    (by_name, by_position)
+}
+
+/// The rows of `select` read by position as `M` (a model, or a tuple of models for a join).
+async fn read_by_position<E, M>(
+    db: &sea_orm::DatabaseConnection,
+    select: sea_orm::Select<E>,
+) -> Vec<M>
+where
+    E: sea_orm::EntityTrait,
+    M: pushhand::service::rows::Positional + Send + Sync,
+{
+    use pushhand::service::rows::ByPosition;
+    select
+        .into_model::<ByPosition<M>>()
         .all(db)
         .await
         .expect("by position")
         .into_iter()
         .map(|row| row.0)
-        .collect();
-    (by_name, by_position)
+        .collect()
 }
 
 /// Every plain field of a listed product, its brand, category, SKUs and passport.
