@@ -707,6 +707,51 @@ pub async fn checkout_preview(
     })
 }
 
+/// Puts back into the member's cart the lines of an order that withdrew right after it was
+/// placed from the cart (the unpaid-order cap, checked again once written, found it one too
+/// many): each line as it was ordered — SKU, units, share code, price — as a new cart line
+/// (the old one's id stays with the withdrawn order's line). A SKU the member has added to
+/// the cart again meanwhile keeps the line it has.
+pub async fn restore(
+    db: &DatabaseConnection,
+    events: &Events,
+    member_id: Uuid,
+    lines: &[order_line::Model],
+    codes: &HashMap<Uuid, String>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    use sea_orm::sea_query::OnConflict;
+    let rows: Vec<cart_line::ActiveModel> = lines
+        .iter()
+        .filter(|l| l.cart_line_id.is_some())
+        .map(|l| {
+            cart_line::ActiveModel::from(cart_line::Model {
+                id: Uuid::now_v7(),
+                member_id,
+                sku_id: l.sku_id,
+                quantity: l.quantity,
+                share_code: l.share_link_id.and_then(|id| codes.get(&id).cloned()),
+                unit_price: l.unit_price,
+                created_at: now,
+                updated_at: now,
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    cart_line::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([cart_line::Column::MemberId, cart_line::Column::SkuId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    changed(events, member_id).await;
+    Ok(())
+}
+
 /// Tells every cache that the member's own views changed (its cart is one; its row did
 /// not), after the write committed.
 async fn changed(events: &Events, member: Uuid) {

@@ -239,6 +239,8 @@ pub async fn place_order_with(
     };
     let rows = p.lines;
     let reservations = p.reservations;
+    // The share codes the cart lines came with, should they go back to the cart.
+    let codes: HashMap<Uuid, String> = p.links.values().map(|l| (l.id, l.code.clone())).collect();
     let cart_lines: Vec<Uuid> = rows.iter().filter_map(|l| l.cart_line_id).collect();
     let checkout = Checkout {
         order: o.clone(),
@@ -293,6 +295,10 @@ pub async fn place_order_with(
     // Placed at once with others, it may be one too many: the cap holds whatever ran beside.
     if capped && unpaid_orders(db, buyer.id, now).await? > u64::from(limits.max_unpaid_orders) {
         cancel_unpaid(db, checkouts.events(), o.id, now).await?;
+        // What it took from the cart goes back (the order that withdrew never was).
+        if !cart_lines.is_empty() {
+            super::cart::restore(db, checkouts.events(), buyer.id, &rows, &codes, now).await?;
+        }
         return Err(too_many_unpaid(limits));
     }
     Ok((o, rows))

@@ -423,6 +423,60 @@ async fn concurrent_checkouts_of_one_cart_order_each_line_once() {
     );
 }
 
+/// The unpaid-order cap (5 by default) under a burst of checkouts from one cart: twenty
+/// orders of one cart line each at once place at most five; every refused order's line is
+/// still in the cart — untouched when the cap refused it up front, put back (with its share
+/// code) when its order withdrew after being written — and no line is in both an order and
+/// the cart.
+#[tokio::test]
+async fn cart_lines_of_orders_refused_by_the_unpaid_cap_stay_in_the_cart() {
+    let app = TestApp::spawn().await;
+    let f = fixtures::catalog(app.db(), 0).await;
+    let (me, _) = app.user("burst@example.com", CliRole::PushHand).await;
+    let (sharer, _) = app.user("sharer@example.com", CliRole::PushHand).await;
+    let mut lines = Vec::new();
+    for _ in 0..20 {
+        let (product_id, sku) = another_product(&app, &f, 10, false).await;
+        let code = share_code(&app, &sharer, product_id).await;
+        lines = ids(&add_ok(&app, &me, sku, 1, Some(&code)).await);
+    }
+    assert_eq!(lines.len(), 20);
+    let calls = lines.iter().map(|line| {
+        let (app, me) = (&app, &me);
+        async move {
+            app.gql_as(
+                me,
+                "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { id lines { sku { id } } } }",
+                json!({ "i": { "cartLineIds": [line] } }),
+            )
+            .await
+        }
+    });
+    let answers = join_all(calls).await;
+    let mut ordered = Vec::new();
+    for a in &answers {
+        match a["data"]["placeOrder"]["lines"][0]["sku"]["id"].as_str() {
+            Some(sku) => ordered.push(sku.to_owned()),
+            None => assert_eq!(error_code(a), Some("TOO_MANY_UNPAID_ORDERS"), "{a:#}"),
+        }
+    }
+    // At most the cap (a burst may place fewer, even none: an order that finds too many
+    // pending once written withdraws itself).
+    assert!(ordered.len() <= 5, "{answers:#?}");
+    let left = cart(&app, &me).await;
+    let left = left["lines"].as_array().expect("lines");
+    assert_eq!(left.len(), 20 - ordered.len(), "{left:#?}");
+    for l in left {
+        let sku = l["skuId"].as_str().expect("sku");
+        assert!(
+            !ordered.iter().any(|o| o == sku),
+            "{sku} both ordered and in the cart"
+        );
+        assert!(l["shareCode"].is_string(), "the share code came back: {l}");
+        assert_eq!(l["quantity"], 1);
+    }
+}
+
 /// Checkouts written together on PostgreSQL (one transaction each on SQLite): two of them
 /// from the same cart line break its unique index, so the statement fails whole and each
 /// order is written again on its own — the first gets the line, the second is refused, an
