@@ -47,7 +47,11 @@ impl MigrationTrait for Migration {
                     ])))
                     .col(text_null("failure_reason"))
                     .col(string_len_null("provider_reference", 128))
-                    .col(integer("attempts").default(0).check(Expr::col("attempts").gte(0)))
+                    .col(
+                        integer("attempts")
+                            .default(0)
+                            .check(Expr::col("attempts").gte(0)),
+                    )
                     .col(uuid_null("requested_by"))
                     .col(timestamp_with_time_zone("created_at"))
                     .col(timestamp_with_time_zone("updated_at"))

@@ -551,6 +551,20 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_is_verified_over_the_exact_text_of_its_response_object() {
+        let p = provider();
+        let object = r#"{"code":"10000","msg":"Success","fund_change":"Y","refund_fee":"88.80"}"#;
+        let sign = p.config.app_key.sign(object.as_bytes());
+        let answer = format!(r#"{{"alipay_trade_refund_response":{object},"sign":"{sign}"}}"#);
+        let (text, signature) = response_text(&answer, "alipay_trade_refund_response").unwrap();
+        assert_eq!(text, object);
+        assert!(p.config.alipay_key.verify(text.as_bytes(), &signature));
+        assert!(response_text(&answer, "alipay_trade_query_response").is_none());
+        let unsigned = r#"{"error_response":{"code":"40002","msg":"Invalid Arguments"}}"#;
+        assert!(response_text(unsigned, "alipay_trade_refund_response").is_none());
+    }
+
+    #[test]
     fn the_request_text_is_sorted_and_skips_sign_and_empty_values() {
         let params: BTreeMap<String, String> = [("b", "2"), ("a", "1"), ("sign", "x"), ("c", "")]
             .iter()

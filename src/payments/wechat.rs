@@ -41,8 +41,8 @@ use serde_json::json;
 
 use super::keys::{PrivateKey, PublicKey, nonce};
 use super::nonces::{NonceStore, WINDOW};
-use super::transport::Transport;
 use super::transport::Answer;
+use super::transport::Transport;
 use super::{
     Ack, Channel, IntentRequest, Notice, PaymentError, Provider, RefundRequest, RefundState,
     RefundStatus, Refusal, TradeState, VerifiedPayment,
@@ -534,10 +534,7 @@ impl Provider for WechatPay {
         &self,
         request: &RefundRequest<'_>,
     ) -> Result<Option<RefundStatus>, PaymentError> {
-        let path = format!(
-            "{REFUNDS_PATH}/{}",
-            super::out_refund_no(request.refund_id)
-        );
+        let path = format!("{REFUNDS_PATH}/{}", super::out_refund_no(request.refund_id));
         let answer = self
             .call(Method::GET, &path, String::new(), request.now)
             .await?;

@@ -136,7 +136,8 @@ async fn request(
     );
     let owner = actor.map(|a| a.member);
     if let (Some(key), Some(owner)) = (key, owner)
-        && let Some(id) = orders::replay(db, owner, orders::REFUND_ORDER_LINE, key, &request).await?
+        && let Some(id) =
+            orders::replay(db, owner, orders::REFUND_ORDER_LINE, key, &request).await?
     {
         return orders::get(db, id).await;
     }
@@ -367,7 +368,17 @@ async fn apply(
         RefundState::Failed(reason) => {
             let reason = crate::payments::cut(&reason, REASON_MAX).to_owned();
             let from = [S::Pending, S::Processing];
-            mark(ctx, id, &from, S::Failed, Some(reason), reference, actor, now).await
+            mark(
+                ctx,
+                id,
+                &from,
+                S::Failed,
+                Some(reason),
+                reference,
+                actor,
+                now,
+            )
+            .await
         }
     }
 }
@@ -644,8 +655,7 @@ pub async fn notified(
     };
     let row = match get(ctx.db, status.refund_id).await {
         Ok(r)
-            if r.channel == channel.code()
-                && status.intent_id.is_none_or(|i| i == r.intent_id) =>
+            if r.channel == channel.code() && status.intent_id.is_none_or(|i| i == r.intent_id) =>
         {
             r
         }

@@ -202,7 +202,12 @@ pub(crate) struct FakeWechat {
 }
 
 /// `timestamp\nnonce\nbody\n` signed by `key`, as WeChat Pay signs answers and notifications.
-pub(crate) fn wechat_signed_headers(key: &PrivateKey, serial: &str, timestamp: i64, body: &str) -> HeaderMap {
+pub(crate) fn wechat_signed_headers(
+    key: &PrivateKey,
+    serial: &str,
+    timestamp: i64,
+    body: &str,
+) -> HeaderMap {
     let nonce = Uuid::now_v7().simple().to_string();
     let signature = key.sign(format!("{timestamp}\n{nonce}\n{body}\n").as_bytes());
     let mut headers = HeaderMap::new();
@@ -330,7 +335,11 @@ impl FakeWechat {
     /// the same refund), else takes a new one (`PROCESSING`).
     fn refund(&self, headers: &HeaderMap, body: &[u8]) -> axum::response::Response {
         let error = |status: StatusCode, code: &str, message: &str| {
-            (status, axum::Json(json!({ "code": code, "message": message }))).into_response()
+            (
+                status,
+                axum::Json(json!({ "code": code, "message": message })),
+            )
+                .into_response()
         };
         let body = String::from_utf8_lossy(body);
         if !self.signed_by_merchant(headers, "POST", "/v3/refund/domestic/refunds", &body) {
@@ -342,8 +351,12 @@ impl FakeWechat {
         self.refund_requests.lock().unwrap().push(request.clone());
         let refund = request["amount"]["refund"].as_i64().unwrap_or(0);
         let total = request["amount"]["total"].as_i64().unwrap_or(0);
-        let well_formed = request["out_trade_no"].as_str().is_some_and(|n| n.len() == 32)
-            && request["out_refund_no"].as_str().is_some_and(|n| n.len() == 32)
+        let well_formed = request["out_trade_no"]
+            .as_str()
+            .is_some_and(|n| n.len() == 32)
+            && request["out_refund_no"]
+                .as_str()
+                .is_some_and(|n| n.len() == 32)
             && request["notify_url"] == "https://shop.example.com/payments/wechat/refund-notify"
             && request["amount"]["currency"] == "CNY"
             && refund > 0
@@ -360,9 +373,16 @@ impl FakeWechat {
             )
             .is_ok()
         {
-            return error(StatusCode::FORBIDDEN, "NOT_ENOUGH", "基本账户余额不足，请充值后重新发起");
+            return error(
+                StatusCode::FORBIDDEN,
+                "NOT_ENOUGH",
+                "基本账户余额不足，请充值后重新发起",
+            );
         }
-        let no = request["out_refund_no"].as_str().unwrap_or_default().to_owned();
+        let no = request["out_refund_no"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let mut held = self.held.lock().unwrap();
         let count = held.len();
         let answer = held
@@ -617,7 +637,9 @@ impl FakeAlipay {
                     None => json!({ "code": "10000", "msg": "Success" }),
                 }
             }
-            _ => json!({ "code": "40004", "msg": "Business Failed", "sub_code": "isv.invalid-method" }),
+            _ => {
+                json!({ "code": "40004", "msg": "Business Failed", "sub_code": "isv.invalid-method" })
+            }
         };
         let node = format!("{}_response", method.replace('.', "_"));
         (

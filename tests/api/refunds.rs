@@ -17,9 +17,9 @@ use uuid::Uuid;
 use crate::fixtures::gid;
 use crate::helpers::{TestApp, error_code};
 use crate::payments::{
-    API_V3_KEY, KeyFiles, MCH_ID, PLATFORM_KEY_ID, alipay_fields, alipay_notification,
-    earnings_of, fake_alipay_gateway, fake_wechat, keys, order_row, payment_args, provider,
-    signer, spawn_app, transaction, unpaid_order, wechat_notification, wechat_signed_headers,
+    API_V3_KEY, KeyFiles, MCH_ID, PLATFORM_KEY_ID, alipay_fields, alipay_notification, earnings_of,
+    fake_alipay_gateway, fake_wechat, keys, order_row, payment_args, provider, signer, spawn_app,
+    transaction, unpaid_order, wechat_notification, wechat_signed_headers,
 };
 
 const REFUND: &str = "mutation($l: ID!, $q: Int, $k: String) {
@@ -234,7 +234,11 @@ fn wechat_refund_notification(
     )
 }
 
-async fn post_refund_notice(app: &TestApp, path: &str, (headers, body): (HeaderMap, String)) -> u16 {
+async fn post_refund_notice(
+    app: &TestApp,
+    path: &str,
+    (headers, body): (HeaderMap, String),
+) -> u16 {
     app.client
         .post(app.url(path))
         .headers(headers)
@@ -269,10 +273,19 @@ async fn a_wechat_refund_waits_for_the_provider_then_fifty_notifications_reverse
         )
         .await;
     let r = &data["refundOrderLine"];
-    assert_eq!(r["status"], "PAID", "nothing moves before the provider confirms");
+    assert_eq!(
+        r["status"], "PAID",
+        "nothing moves before the provider confirms"
+    );
     let l = &r["lines"][0];
     assert_eq!(l["refundState"], "REFUNDING");
-    assert_eq!((l["refundedQuantity"].as_i64(), l["refundingQuantity"].as_i64()), (Some(0), Some(1)));
+    assert_eq!(
+        (
+            l["refundedQuantity"].as_i64(),
+            l["refundingQuantity"].as_i64()
+        ),
+        (Some(0), Some(1))
+    );
     let refund = &l["refunds"][0];
     assert_eq!(refund["status"], "PROCESSING");
     assert_eq!(refund["channel"], "WECHAT_JSAPI");
@@ -294,7 +307,11 @@ async fn a_wechat_refund_waits_for_the_provider_then_fifty_notifications_reverse
     assert_eq!(fake.refund_requests.lock().unwrap().len(), 1);
     // Another request for the line: its units are in flight.
     let resp = app
-        .gql_as(&admin, REFUND, json!({ "l": gid(Kind::OrderLine, line.id) }))
+        .gql_as(
+            &admin,
+            REFUND,
+            json!({ "l": gid(Kind::OrderLine, line.id) }),
+        )
         .await;
     assert_eq!(error_code(&resp), Some("REFUND_IN_PROGRESS"));
 
@@ -326,16 +343,27 @@ async fn a_wechat_refund_waits_for_the_provider_then_fifty_notifications_reverse
 
     let row = refund_row(&app, o.id).await;
     assert_eq!(row.status, entity::refund::Status::Succeeded);
-    assert!(row.provider_reference.as_deref().is_some_and(|r| r.starts_with("5030")));
+    assert!(
+        row.provider_reference
+            .as_deref()
+            .is_some_and(|r| r.starts_with("5030"))
+    );
     let line = line_of(&app, o.id).await;
     assert_eq!((line.refunded_quantity, line.refunding_quantity), (1, 0));
-    assert_eq!(order_row(&app, o.id).await.status, entity::order::Status::Refunded);
+    assert_eq!(
+        order_row(&app, o.id).await.status,
+        entity::order::Status::Refunded
+    );
     // The ledger exactly: each earner's booking reversed once — pending and lifetime back
     // to zero, one reversal entry per booking entry, the deltas summing to zero.
     for (before, after) in booked.iter().zip(ledger_of(&app, o.id).await) {
         assert_eq!(after.0, before.0);
         assert_eq!((after.1, after.2), (0, 0), "{before:?} → {after:?}");
-        assert_eq!(after.3, before.3 * 2, "one reversal entry per booking: {after:?}");
+        assert_eq!(
+            after.3,
+            before.3 * 2,
+            "one reversal entry per booking: {after:?}"
+        );
         assert_eq!((after.4, after.5), (0, 0));
     }
     let reversed = entity::earning::Entity::find()
@@ -371,8 +399,12 @@ async fn wechat_refund_notifications_forged_stale_replayed_or_misdirected_are_re
     let (admin, _) = app.user("refunds-admin2@example.com", CliRole::Admin).await;
     let o = paid_through(&app, Channel::WechatJsapi).await;
     let line = line_of(&app, o.id).await;
-    app.data_as(&admin, REFUND, json!({ "l": gid(Kind::OrderLine, line.id) }))
-        .await;
+    app.data_as(
+        &admin,
+        REFUND,
+        json!({ "l": gid(Kind::OrderLine, line.id) }),
+    )
+    .await;
     let no = refund_row(&app, o.id).await.out_refund_no;
     let held = fake.held.lock().unwrap()[&no].clone();
     let booked = earnings_of(&app, o.id).await;
@@ -388,7 +420,8 @@ async fn wechat_refund_notifications_forged_stale_replayed_or_misdirected_are_re
         now,
     );
     assert_eq!(post_refund_notice(&app, url, forged).await, 401);
-    let stale = wechat_refund_notification(&held, "SUCCESS", "REFUND.SUCCESS", &platform, now - 301);
+    let stale =
+        wechat_refund_notification(&held, "SUCCESS", "REFUND.SUCCESS", &platform, now - 301);
     assert_eq!(post_refund_notice(&app, url, stale).await, 401);
     // A refund's notification at the payment URL, and a payment's at the refund URL.
     let misdirected =
@@ -452,13 +485,20 @@ async fn a_failed_wechat_refund_is_visible_and_retried_under_the_same_number() {
     fake.refuse_refunds.store(1, Ordering::SeqCst);
 
     let data = app
-        .data_as(&admin, REFUND, json!({ "l": gid(Kind::OrderLine, line.id) }))
+        .data_as(
+            &admin,
+            REFUND,
+            json!({ "l": gid(Kind::OrderLine, line.id) }),
+        )
         .await;
     let refund = data["refundOrderLine"]["lines"][0]["refunds"][0].clone();
     assert_eq!(refund["status"], "FAILED");
     let reason = refund["failureReason"].as_str().unwrap();
     assert!(reason.contains("NOT_ENOUGH"), "{reason}");
-    assert_eq!(data["refundOrderLine"]["lines"][0]["refundState"], "REFUNDING");
+    assert_eq!(
+        data["refundOrderLine"]["lines"][0]["refundState"],
+        "REFUNDING"
+    );
     // The buyer sees the state, not the provider's words.
     let view = app
         .data_as(&buyer_token, ORDER, json!({ "id": gid(Kind::Order, o.id) }))
@@ -477,10 +517,7 @@ async fn a_failed_wechat_refund_is_visible_and_retried_under_the_same_number() {
         (0..10).map(|_| app.gql_as(&admin, retry, json!({ "id": refund["id"] }))),
     )
     .await;
-    let ok: Vec<&Value> = answers
-        .iter()
-        .filter(|a| a["errors"].is_null())
-        .collect();
+    let ok: Vec<&Value> = answers.iter().filter(|a| a["errors"].is_null()).collect();
     assert_eq!(ok.len(), 1, "{answers:?}");
     assert!(
         answers
@@ -500,15 +537,24 @@ async fn a_failed_wechat_refund_is_visible_and_retried_under_the_same_number() {
     // Nothing confirmed it yet: a sync asks WeChat Pay (still processing), then again once
     // it is done — and the reversal runs.
     let sync = "mutation($id: ID!) { syncRefund(id: $id) { status completedAt } }";
-    let s = app.data_as(&admin, sync, json!({ "id": refund["id"] })).await;
+    let s = app
+        .data_as(&admin, sync, json!({ "id": refund["id"] }))
+        .await;
     assert_eq!(s["syncRefund"]["status"], "PROCESSING");
     assert!(earnings_of(&app, o.id).await > 0);
     fake.settle_refund(refund["outRefundNo"].as_str().unwrap(), "SUCCESS");
-    let s = app.data_as(&admin, sync, json!({ "id": refund["id"] })).await;
+    let s = app
+        .data_as(&admin, sync, json!({ "id": refund["id"] }))
+        .await;
     assert_eq!(s["syncRefund"]["status"], "SUCCEEDED");
     assert!(s["syncRefund"]["completedAt"].is_string());
-    assert_eq!(order_row(&app, o.id).await.status, entity::order::Status::Refunded);
-    let resp = app.gql_as(&admin, retry, json!({ "id": refund["id"] })).await;
+    assert_eq!(
+        order_row(&app, o.id).await.status,
+        entity::order::Status::Refunded
+    );
+    let resp = app
+        .gql_as(&admin, retry, json!({ "id": refund["id"] }))
+        .await;
     assert_eq!(error_code(&resp), Some("REFUND_NOT_RETRYABLE"));
     for action in ["REFUND_REQUESTED", "REFUND_RETRIED", "REFUND_SYNCED"] {
         let n = entity::audit_entry::Entity::find()
@@ -570,7 +616,10 @@ async fn concurrent_sandbox_refund_requests_for_the_same_units_go_through_once()
     let url = |outcome: &str| app.url(&format!("/payments/sandbox/refunds/{}/{outcome}", row.id));
     let resp = app.client.post(url("fail")).send().await.unwrap();
     assert_eq!(resp.status(), 204);
-    assert_eq!(refund_row(&app, o.id).await.status, entity::refund::Status::Failed);
+    assert_eq!(
+        refund_row(&app, o.id).await.status,
+        entity::refund::Status::Failed
+    );
     let retry = "mutation($id: ID!) { retryRefund(id: $id) { status attempts } }";
     let r = app
         .data_as(&admin, retry, json!({ "id": row.id.to_string() }))
@@ -580,8 +629,14 @@ async fn concurrent_sandbox_refund_requests_for_the_same_units_go_through_once()
         let resp = app.client.post(url("succeed")).send().await.unwrap();
         assert_eq!(resp.status(), 204);
     }
-    assert_eq!(refund_row(&app, o.id).await.status, entity::refund::Status::Succeeded);
-    assert_eq!(order_row(&app, o.id).await.status, entity::order::Status::Refunded);
+    assert_eq!(
+        refund_row(&app, o.id).await.status,
+        entity::refund::Status::Succeeded
+    );
+    assert_eq!(
+        order_row(&app, o.id).await.status,
+        entity::order::Status::Refunded
+    );
     let line = line_of(&app, o.id).await;
     assert_eq!((line.refunded_quantity, line.refunding_quantity), (1, 0));
     // A forged sandbox refund notification is refused.
@@ -605,13 +660,20 @@ async fn alipay_refunds_are_signed_their_answers_verified_and_queried() {
     let o = paid_through(&app, Channel::Alipay).await;
     let line = line_of(&app, o.id).await;
     let data = app
-        .data_as(&admin, REFUND, json!({ "l": gid(Kind::OrderLine, line.id) }))
+        .data_as(
+            &admin,
+            REFUND,
+            json!({ "l": gid(Kind::OrderLine, line.id) }),
+        )
         .await;
     assert_eq!(data["refundOrderLine"]["status"], "REFUNDED");
     assert_eq!(data["refundOrderLine"]["refunds"][0]["status"], "SUCCEEDED");
     let call = fake.calls.lock().unwrap()[0].clone();
     assert_eq!(call["method"], "alipay.trade.refund");
-    assert_eq!(call["refund_amount"], format!("{:.2}", line.amount.to_decimal()));
+    assert_eq!(
+        call["refund_amount"],
+        format!("{:.2}", line.amount.to_decimal())
+    );
     assert_eq!(call["out_trade_no"].as_str().unwrap().len(), 32);
 
     // A forged answer is not believed: FAILED. Alipay did refund, so a query finds it.
@@ -619,20 +681,32 @@ async fn alipay_refunds_are_signed_their_answers_verified_and_queried() {
     let line = line_of(&app, o.id).await;
     fake.forge.store(true, Ordering::SeqCst);
     let data = app
-        .data_as(&admin, REFUND, json!({ "l": gid(Kind::OrderLine, line.id) }))
+        .data_as(
+            &admin,
+            REFUND,
+            json!({ "l": gid(Kind::OrderLine, line.id) }),
+        )
         .await;
     fake.forge.store(false, Ordering::SeqCst);
     let refund = data["refundOrderLine"]["lines"][0]["refunds"][0].clone();
     assert_eq!(refund["status"], "FAILED");
     assert!(
-        refund["failureReason"].as_str().unwrap().contains("Signature"),
+        refund["failureReason"]
+            .as_str()
+            .unwrap()
+            .contains("Signature"),
         "{refund}"
     );
     assert_eq!(data["refundOrderLine"]["status"], "PAID");
     let sync = "mutation($id: ID!) { syncRefund(id: $id) { status } }";
-    let s = app.data_as(&admin, sync, json!({ "id": refund["id"] })).await;
+    let s = app
+        .data_as(&admin, sync, json!({ "id": refund["id"] }))
+        .await;
     assert_eq!(s["syncRefund"]["status"], "SUCCEEDED");
-    assert_eq!(order_row(&app, o.id).await.status, entity::order::Status::Refunded);
+    assert_eq!(
+        order_row(&app, o.id).await.status,
+        entity::order::Status::Refunded
+    );
 
     // Taken but not done (`fund_change` N): PROCESSING until its notification, which is
     // verified (a forged one refused) and reverses once.
@@ -640,9 +714,16 @@ async fn alipay_refunds_are_signed_their_answers_verified_and_queried() {
     let line = line_of(&app, o.id).await;
     fake.pending.store(true, Ordering::SeqCst);
     let data = app
-        .data_as(&admin, REFUND, json!({ "l": gid(Kind::OrderLine, line.id) }))
+        .data_as(
+            &admin,
+            REFUND,
+            json!({ "l": gid(Kind::OrderLine, line.id) }),
+        )
         .await;
-    assert_eq!(data["refundOrderLine"]["lines"][0]["refunds"][0]["status"], "PROCESSING");
+    assert_eq!(
+        data["refundOrderLine"]["lines"][0]["refunds"][0]["status"],
+        "PROCESSING"
+    );
     let row = refund_row(&app, o.id).await;
     let intent = out_trade_no(row.intent_id);
     let fields = |amount: &'static str| {

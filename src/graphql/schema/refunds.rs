@@ -31,11 +31,12 @@ pub enum RefundStatus {
     Failed,
 }
 
+/// A provider refund (a row of `refunds`).
+pub struct Refund(pub refund::Model);
+
 /// A refund of units of an order line requested from the payment provider that was paid
 /// (orders paid through `createPayment`); orders paid by `confirmPayment` are refunded at
 /// once and have none.
-pub struct Refund(pub refund::Model);
-
 #[Object]
 impl Refund {
     /// The refund's id (a UUID), for `retryRefund` and `syncRefund`.
@@ -145,9 +146,7 @@ impl RefundsQuery {
     async fn refunds(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Only refunds in this state; default: all.")] status: Option<
-            RefundStatus,
-        >,
+        #[graphql(desc = "Only refunds in this state; default: all.")] status: Option<RefundStatus>,
         #[graphql(desc = "At most this many, 1–200 (default 50).", default = 50)] first: i32,
     ) -> Result<Vec<Refund>> {
         viewer(ctx)?.admin()?;
