@@ -298,8 +298,8 @@ async fn write_units_sold(state: AppState) {
 }
 
 /// Background upkeep: lapsing expired partner bindings, cancelling unpaid orders,
-/// completing long-shipped orders, settling earnings whose return window has passed, and
-/// pruning the rate limiter. Each job is idempotent and safe with several instances running
+/// completing long-shipped orders, settling earnings whose return window has passed, asking
+/// the providers about refunds they have not confirmed, and pruning the rate limiter. Each job is idempotent and safe with several instances running
 /// it (conditional updates decide who does what).
 async fn periodic_jobs(state: AppState) {
     let mut tick = ticks(std::time::Duration::from_secs(
@@ -326,6 +326,17 @@ async fn periodic_jobs(state: AppState) {
             Ok((0, _)) => {}
             Ok((n, amount)) => tracing::info!(settled = n, %amount, "earnings settled"),
             Err(e) => tracing::warn!(error = ?e, "settlement failed; will retry"),
+        }
+        // Provider refunds no notification confirmed: asked about after 10 minutes.
+        let refunds = crate::service::refunds::Refunds {
+            db: &state.db,
+            events: &state.events,
+            sold: &state.units_sold,
+            payments: &state.payments,
+        };
+        let quiet = now - chrono::Duration::minutes(10);
+        if let Err(e) = crate::service::refunds::check_open(refunds, quiet, now).await {
+            tracing::warn!(error = ?e, "refund check failed; will retry");
         }
         state.failures.prune();
     }

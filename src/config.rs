@@ -851,6 +851,12 @@ pub struct PaymentSettings {
     /// Our Alipay seller id (`2088…`): notifications for another are refused (optional).
     #[arg(long, env = "PUSHHAND_ALIPAY_SELLER_ID", global = true)]
     pub alipay_seller_id: Option<String>,
+
+    /// Where the server calls Alipay's API (refunds): `http://`, an egress proxy that speaks
+    /// TLS to `https://openapi.alipay.com/gateway.do` (the server carries no TLS client).
+    /// Optional: without it, Alipay refunds fail visibly, naming this setting.
+    #[arg(long, env = "PUSHHAND_ALIPAY_API_URL", global = true)]
+    pub alipay_api_url: Option<String>,
 }
 
 /// A required setting's value, or an error naming its variable.
@@ -942,6 +948,13 @@ impl PaymentSettings {
             )?;
             if self.alipay_gateway_url.trim().is_empty() {
                 bail!("PUSHHAND_ALIPAY_GATEWAY_URL must not be empty");
+            }
+            if let Some(api) = text(&self.alipay_api_url)
+                && !api.starts_with("http://")
+            {
+                bail!(
+                    "PUSHHAND_ALIPAY_API_URL must be an http:// URL (an egress proxy that speaks TLS to Alipay): the server carries no TLS client"
+                );
             }
         }
         Ok(())

@@ -8,7 +8,8 @@
 //!   trail and the per-product quality passport rolled up from it.
 //! - [`share_link`], [`order`], [`order_line`], [`earning`], [`ledger_entry`], [`balance`],
 //!   [`withdrawal`], [`membership_reward_day`]: orders and the money they move.
-//! - [`payment_intent`]: payments opened at a provider for orders, one per order and channel.
+//! - [`payment_intent`]: payments opened at a provider for orders, one per order and channel;
+//!   [`refund`]: refunds requested from the provider an order was paid through.
 //! - [`audit_entry`]: the append-only log of staff actions.
 //! - [`idempotency_key`]: clients' keys for retried writes (orders, refunds).
 //! - [`address`]: members' delivery addresses; [`cart_line`]: members' carts;
@@ -47,6 +48,7 @@ pub mod payment_intent;
 pub mod product;
 pub mod product_image;
 pub mod product_tag;
+pub mod refund;
 pub mod share_link;
 pub mod shipment;
 pub mod shipment_line;

@@ -27,6 +27,9 @@ pub struct Model {
     pub refunded_quantity: i32,
     /// The cart line it was ordered from, if any; unique, so a cart line is ordered once.
     pub cart_line_id: Option<Uuid>,
+    /// Units whose provider refund is requested and not confirmed yet (`refunds`);
+    /// `refunded_quantity + refunding_quantity <= quantity`, which the database checks.
+    pub refunding_quantity: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -40,6 +40,7 @@ pub struct Query(
     schema::shipping::ShippingQuery,
     schema::fulfilment::FulfilmentQuery,
     schema::cart::CartQuery,
+    schema::refunds::RefundsQuery,
 );
 
 /// Everything that changes state. All need a signed-in member except `register` and `login`;
@@ -56,6 +57,7 @@ pub struct Mutation(
     schema::fulfilment::FulfilmentMutation,
     schema::cart::CartMutation,
     schema::payments::PaymentsMutation,
+    schema::refunds::RefundsMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, schema::live::Subscription>;

@@ -7,6 +7,7 @@
 //! | `GET /graphql/ws` | GraphQL over WebSocket (`graphql-transport-ws` and `graphql-ws`) |
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness (database and Redis) |
 //! | `POST /payments/{wechat,alipay,sandbox}/notify` | providers' payment notifications, verified then booked ([`payments`]) |
+//! | `POST /payments/{wechat,alipay,sandbox}/refund-notify` | providers' refund notifications, verified then recorded ([`payments`]) |
 //! | `POST /payments/sandbox/{intentId}/pay` | the sandbox's pay button (development only) |
 //! | `GET /metrics` | Prometheus text (on `PUSHHAND_METRICS_ADDR` only, when set) |
 //!
@@ -137,6 +138,16 @@ pub fn router(
             "/payments/alipay/notify",
             post(payments::alipay).layer(DefaultBodyLimit::max(payments::MAX_NOTIFICATION_BYTES)),
         )
+        .route(
+            "/payments/wechat/refund-notify",
+            post(payments::wechat_refund)
+                .layer(DefaultBodyLimit::max(payments::MAX_NOTIFICATION_BYTES)),
+        )
+        .route(
+            "/payments/alipay/refund-notify",
+            post(payments::alipay_refund)
+                .layer(DefaultBodyLimit::max(payments::MAX_NOTIFICATION_BYTES)),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
     // The sandbox exists in development only (`PUSHHAND_PAYMENTS_SANDBOX`).
@@ -150,6 +161,15 @@ pub fn router(
             .route(
                 "/payments/sandbox/{intent_id}/pay",
                 post(payments::sandbox_pay),
+            )
+            .route(
+                "/payments/sandbox/refund-notify",
+                post(payments::sandbox_refund)
+                    .layer(DefaultBodyLimit::max(payments::MAX_NOTIFICATION_BYTES)),
+            )
+            .route(
+                "/payments/sandbox/refunds/{refund_id}/{outcome}",
+                post(payments::sandbox_refund_outcome),
             );
     }
     if config.metrics_addr.is_none() {

@@ -1,6 +1,7 @@
 //! The providers' notifications, `POST /payments/{wechat|alipay|sandbox}/notify` (a route
-//! per enabled channel), and the sandbox's pay button, `POST /payments/sandbox/{intentId}/pay`
-//! (development only). Verification and booking are [`crate::service::payments`]'s; here the
+//! per enabled channel) and `…/refund-notify` (refunds), the sandbox's pay button,
+//! `POST /payments/sandbox/{intentId}/pay`, and its refund buttons,
+//! `POST /payments/sandbox/refunds/{refundId}/{succeed|fail}` (development only). Verification and booking are [`crate::service::payments`]'s; here the
 //! request is handed over and the provider's expected answer given back.
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use super::HttpState;
 use crate::payments::{Ack, Channel, Notice};
 use crate::service::payments::{self as svc, Notified, NotifyError};
+use crate::service::refunds::{self, RefundNotified, Refunds};
 
 /// The largest notification read (a provider's notification is a few kilobytes).
 pub const MAX_NOTIFICATION_BYTES: usize = 64 * 1024;
@@ -122,4 +124,108 @@ pub async fn sandbox_pay(
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
     notify(&state, Channel::Sandbox, &headers, &body).await
+}
+
+/// Handles one refund notification of `channel`.
+pub async fn refund_notify(
+    state: &HttpState,
+    channel: Channel,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let Some(provider) = state.app.payments.get(channel) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let app = &state.app;
+    let ctx = Refunds {
+        db: &app.db,
+        events: &app.events,
+        sold: &app.units_sold,
+        payments: &app.payments,
+    };
+    let outcome = refunds::notified(
+        ctx,
+        provider.as_ref(),
+        Notice { headers, body },
+        app.clock.now(),
+    )
+    .await;
+    match outcome {
+        Ok(RefundNotified::Recorded(_) | RefundNotified::Mismatch) => answer(provider.ack()),
+        Err(NotifyError::Refused(_)) => {
+            let nack = provider.nack();
+            let status = if nack.status >= 400 { 401 } else { nack.status };
+            answer(Ack { status, ..nack })
+        }
+        Err(NotifyError::Failed(e)) => {
+            tracing::error!(channel = channel.code(), error = ?e, "refund notification not recorded; the provider will retry");
+            answer(provider.nack())
+        }
+    }
+}
+
+pub async fn wechat_refund(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    refund_notify(&state, Channel::WechatJsapi, &headers, &body).await
+}
+
+pub async fn alipay_refund(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    refund_notify(&state, Channel::Alipay, &headers, &body).await
+}
+
+pub async fn sandbox_refund(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    refund_notify(&state, Channel::Sandbox, &headers, &body).await
+}
+
+/// The sandbox's refund buttons: signs a notification that the refund succeeded
+/// (`succeed`) or was closed (`fail`) and handles it as if the provider had sent it.
+pub async fn sandbox_refund_outcome(
+    State(state): State<Arc<HttpState>>,
+    Path((refund_id, outcome)): Path<(String, String)>,
+) -> Response {
+    let Some(sandbox) = state.app.payments.sandbox() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let succeeded = match outcome.as_str() {
+        "succeed" => true,
+        "fail" => false,
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let Ok(id) = uuid::Uuid::try_parse(&refund_id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let refund = match refunds::get(&state.app.db, id).await {
+        Ok(r) if r.channel == Channel::Sandbox.code() => r,
+        Ok(_) | Err(crate::error::Error::NotFound(_)) => {
+            return StatusCode::NOT_FOUND.into_response();
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "sandbox refund not read");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    let (signature, body) = sandbox.refund_notification(
+        refund.id,
+        refund.intent_id,
+        refund.amount.to_decimal(),
+        succeeded,
+        state.app.clock.now(),
+    );
+    let mut headers = HeaderMap::new();
+    match HeaderValue::from_str(&signature) {
+        Ok(v) => headers.insert(crate::payments::sandbox::SIGNATURE_HEADER, v),
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    refund_notify(&state, Channel::Sandbox, &headers, &body).await
 }

@@ -15,6 +15,18 @@
 //! Alipay sends a notification again (same `notify_id`) until it gets the text `success`,
 //! and signs no timestamp or nonce: a repeat is verified again and booked once by the order
 //! service's idempotence, not refused.
+//!
+//! Refunds are server calls (the only ones to Alipay): `alipay.trade.refund` (`out_trade_no
+//! refund_amount out_request_no refund_reason`) and `alipay.trade.fastpay.refund.query`
+//! (`out_trade_no out_request_no`), signed as above and posted as a form to the API URL —
+//! `http://`, an egress proxy that speaks TLS to Alipay, as for WeChat Pay (the server
+//! carries no TLS client). The answer `{"<method>_response": {…}, "sign": "…"}` is verified
+//! over the exact text of the response object with Alipay's public key before anything in
+//! it is believed. `code` `10000` with `fund_change` `Y` is refunded; `N` is taken, and a
+//! query says when it is done (`refund_status` `REFUND_SUCCESS`; no refund data: not
+//! refunded, a retry under the same `out_request_no` may send it again). Any other `code`
+//! is a failure with Alipay's `sub_code`/`sub_msg`. A refund notification (a signed
+//! `trade_status_sync` form naming the refund by `out_biz_no`) is verified as a payment's.
 
 use std::collections::BTreeMap;
 
@@ -22,10 +34,16 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::json;
 
+use anyhow::Context;
+use axum::http::{Method, header};
+use bytes::Bytes;
+use http_body_util::Full;
+
 use super::keys::{PrivateKey, PublicKey};
+use super::transport::Transport;
 use super::{
-    Ack, Channel, IntentRequest, Notice, PaymentError, Provider, Refusal, TradeState,
-    VerifiedPayment,
+    Ack, Channel, IntentRequest, Notice, PaymentError, Provider, RefundRequest, RefundState,
+    RefundStatus, Refusal, TradeState, VerifiedPayment,
 };
 
 /// Alipay's production gateway.
@@ -33,6 +51,9 @@ pub const GATEWAY: &str = "https://openapi.alipay.com/gateway.do";
 
 /// Alipay's limit on `subject`, in bytes.
 const SUBJECT_MAX: usize = 256;
+
+/// Alipay's limit on `refund_reason`, in bytes.
+const REASON_MAX: usize = 256;
 
 /// Alipay's date-time format (Beijing time).
 const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
@@ -51,16 +72,157 @@ pub struct AlipayConfig {
     pub return_url: Option<String>,
     /// Our seller id (`seller_id` of notifications), checked when set.
     pub seller_id: Option<String>,
+    /// Where the server calls Alipay's API (refunds): `http://`, an egress proxy that
+    /// speaks TLS to the gateway; none: refunds fail, saying so.
+    pub api_url: Option<String>,
 }
 
 /// The Alipay provider.
 pub struct Alipay {
     config: AlipayConfig,
+    transport: Transport,
 }
 
 impl Alipay {
     pub fn new(config: AlipayConfig) -> Alipay {
-        Alipay { config }
+        Alipay {
+            config,
+            transport: Transport::default(),
+        }
+    }
+
+    /// The signed public parameters and `biz_content` of an API call.
+    pub fn call_params(
+        &self,
+        method: &str,
+        biz: &serde_json::Value,
+        notify_url: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> BTreeMap<String, String> {
+        let mut params = BTreeMap::new();
+        let mut set = |k: &str, v: String| {
+            params.insert(k.to_owned(), v);
+        };
+        set("app_id", self.config.app_id.clone());
+        set("method", method.into());
+        set("format", "JSON".into());
+        set("charset", "utf-8".into());
+        set("sign_type", "RSA2".into());
+        set(
+            "timestamp",
+            now.with_timezone(&super::beijing())
+                .format(TIME_FORMAT)
+                .to_string(),
+        );
+        set("version", "1.0".into());
+        if let Some(url) = notify_url {
+            set("notify_url", url.to_owned());
+        }
+        set("biz_content", biz.to_string());
+        let sign = self.config.app_key.sign(request_text(&params).as_bytes());
+        params.insert("sign".into(), sign);
+        params
+    }
+
+    /// Calls `method` on the API and returns its response object, once Alipay's signature
+    /// over the object's exact text holds.
+    async fn call(
+        &self,
+        method: &str,
+        biz: serde_json::Value,
+        notify_url: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, PaymentError> {
+        let api = self.config.api_url.as_deref().ok_or_else(|| {
+            PaymentError::Upstream(
+                "no Alipay API URL is configured (PUSHHAND_ALIPAY_API_URL)".into(),
+            )
+        })?;
+        let params = self.call_params(method, &biz, notify_url, now);
+        let form = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params.iter())
+            .finish();
+        let request = axum::http::Request::builder()
+            .method(Method::POST)
+            .uri(api)
+            .header(
+                header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded;charset=utf-8",
+            )
+            .header(
+                header::USER_AGENT,
+                concat!("pushhand/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Full::new(Bytes::from(form)))
+            .context("building the request")
+            .map_err(PaymentError::Internal)?;
+        let answer = self
+            .transport
+            .send(request)
+            .await
+            .map_err(|e| PaymentError::Upstream(format!("{e:#}")))?;
+        if answer.status != 200 {
+            return Err(PaymentError::Upstream(format!(
+                "Alipay answered {}",
+                answer.status
+            )));
+        }
+        let text = std::str::from_utf8(&answer.body).map_err(|_| Refusal::Malformed)?;
+        let node = format!("{}_response", method.replace('.', "_"));
+        let (signed, sign) = match response_text(text, &node) {
+            Some(parts) => parts,
+            None => {
+                // A gateway error (`error_response`: bad app id, bad signature) is not signed.
+                return Err(PaymentError::Upstream(format!(
+                    "Alipay answered no {node}: {}",
+                    super::cut(text, 300)
+                )));
+            }
+        };
+        if !self.config.alipay_key.verify(signed.as_bytes(), &sign) {
+            return Err(Refusal::Signature.into());
+        }
+        serde_json::from_str(signed).map_err(|_| Refusal::Malformed.into())
+    }
+
+    /// Our refund notification URL (`…/payments/alipay/refund-notify`).
+    fn refund_notify_url(&self) -> String {
+        let url = &self.config.notify_url;
+        format!(
+            "{}/refund-notify",
+            url.strip_suffix("/notify").unwrap_or(url)
+        )
+    }
+
+    /// A notification's parameters, once its signature, app id and seller hold.
+    fn verified_form(&self, body: &[u8]) -> Result<BTreeMap<String, String>, Refusal> {
+        let params = form(body)?;
+        let get = |k: &str| {
+            params
+                .get(k)
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+                .ok_or(Refusal::Malformed)
+        };
+        if get("sign_type")? != "RSA2" {
+            return Err(Refusal::Malformed);
+        }
+        if !self
+            .config
+            .alipay_key
+            .verify(notice_text(&params).as_bytes(), get("sign")?)
+        {
+            return Err(Refusal::Signature);
+        }
+        if get("app_id")? != self.config.app_id {
+            return Err(Refusal::AppId);
+        }
+        if let Some(seller) = &self.config.seller_id
+            && params.get("seller_id") != Some(seller)
+        {
+            return Err(Refusal::Merchant);
+        }
+        Ok(params)
     }
 
     /// The signed request parameters of a WAP pay.
@@ -150,6 +312,24 @@ pub fn form(body: &[u8]) -> Result<BTreeMap<String, String>, Refusal> {
     Ok(params)
 }
 
+/// The exact text of the response object `node` of an API answer
+/// (`{"<node>":{…},"sign":"…"}`) and the signature: Alipay signs the object's text as sent,
+/// so it is cut out of the answer, not re-serialized (as Alipay's SDKs do: from after
+/// `"<node>":` to the last `,"sign"`).
+pub fn response_text<'a>(answer: &'a str, node: &str) -> Option<(&'a str, String)> {
+    let key = format!("\"{node}\"");
+    let at = answer.find(&key)? + key.len();
+    let rest = answer[at..].trim_start().strip_prefix(':')?;
+    let end = rest.rfind(",\"sign\"")?;
+    let signed = rest[..end].trim();
+    #[derive(serde::Deserialize)]
+    struct Signed {
+        sign: String,
+    }
+    let sign: Signed = serde_json::from_str(answer).ok()?;
+    Some((signed, sign.sign))
+}
+
 /// An amount in yuan as Alipay writes it: non-negative, at most 2 decimals, exact.
 fn amount(text: &str) -> Option<Decimal> {
     let value: Decimal = text.trim().parse().ok()?;
@@ -184,7 +364,7 @@ impl Provider for Alipay {
         notice: Notice<'_>,
         _now: DateTime<Utc>,
     ) -> Result<VerifiedPayment, PaymentError> {
-        let params = form(notice.body)?;
+        let params = self.verified_form(notice.body)?;
         let get = |k: &str| {
             params
                 .get(k)
@@ -192,24 +372,6 @@ impl Provider for Alipay {
                 .filter(|v| !v.is_empty())
                 .ok_or(Refusal::Malformed)
         };
-        if get("sign_type")? != "RSA2" {
-            return Err(Refusal::Malformed.into());
-        }
-        if !self
-            .config
-            .alipay_key
-            .verify(notice_text(&params).as_bytes(), get("sign")?)
-        {
-            return Err(Refusal::Signature.into());
-        }
-        if get("app_id")? != self.config.app_id {
-            return Err(Refusal::AppId.into());
-        }
-        if let Some(seller) = &self.config.seller_id
-            && params.get("seller_id") != Some(seller)
-        {
-            return Err(Refusal::Merchant.into());
-        }
         let intent_id = super::intent_of(get("out_trade_no")?).ok_or(Refusal::Unrelated)?;
         let state = match get("trade_status")? {
             "TRADE_SUCCESS" | "TRADE_FINISHED" => TradeState::Paid,
@@ -247,6 +409,112 @@ impl Provider for Alipay {
             body: "failure",
         }
     }
+
+    async fn request_refund(
+        &self,
+        request: &RefundRequest<'_>,
+    ) -> Result<RefundStatus, PaymentError> {
+        if super::to_fen(request.amount).filter(|f| *f > 0).is_none() {
+            return Err(PaymentError::Invalid("amount"));
+        }
+        let biz = json!({
+            "out_trade_no": super::out_trade_no(request.intent_id),
+            "refund_amount": format!("{:.2}", request.amount),
+            "out_request_no": super::out_refund_no(request.refund_id),
+            "refund_reason": super::cut(request.reason, REASON_MAX),
+        });
+        let notify = self.refund_notify_url();
+        let r = self
+            .call("alipay.trade.refund", biz, Some(&notify), request.now)
+            .await?;
+        let text = |k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        if text("code") != "10000" {
+            return Err(PaymentError::Upstream(format!(
+                "{} {}: {}",
+                text("code"),
+                text("sub_code"),
+                text("sub_msg")
+            )));
+        }
+        if text("out_trade_no") != super::out_trade_no(request.intent_id) {
+            return Err(Refusal::Unrelated.into());
+        }
+        Ok(RefundStatus {
+            refund_id: request.refund_id,
+            intent_id: Some(request.intent_id),
+            reference: Some(text("trade_no").to_owned()).filter(|t| !t.is_empty()),
+            // `refund_fee` is the trade's refunds together, not this one's.
+            amount: None,
+            state: if text("fund_change") == "Y" {
+                RefundState::Succeeded
+            } else {
+                RefundState::Processing
+            },
+        })
+    }
+
+    async fn query_refund(
+        &self,
+        request: &RefundRequest<'_>,
+    ) -> Result<Option<RefundStatus>, PaymentError> {
+        let no = super::out_refund_no(request.refund_id);
+        let biz = json!({
+            "out_trade_no": super::out_trade_no(request.intent_id),
+            "out_request_no": no,
+        });
+        let r = self
+            .call("alipay.trade.fastpay.refund.query", biz, None, request.now)
+            .await?;
+        let text = |k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        if text("code") != "10000" {
+            return Err(PaymentError::Upstream(format!(
+                "{} {}: {}",
+                text("code"),
+                text("sub_code"),
+                text("sub_msg")
+            )));
+        }
+        if text("refund_status") != "REFUND_SUCCESS" {
+            return Ok(None);
+        }
+        if text("out_request_no") != no {
+            return Err(Refusal::Unrelated.into());
+        }
+        Ok(Some(RefundStatus {
+            refund_id: request.refund_id,
+            intent_id: Some(request.intent_id),
+            reference: Some(text("trade_no").to_owned()).filter(|t| !t.is_empty()),
+            amount: Some(amount(text("refund_amount")).ok_or(Refusal::Malformed)?),
+            state: RefundState::Succeeded,
+        }))
+    }
+
+    async fn verify_refund_notice(
+        &self,
+        notice: Notice<'_>,
+        _now: DateTime<Utc>,
+    ) -> Result<RefundStatus, PaymentError> {
+        let params = self.verified_form(notice.body)?;
+        let get = |k: &str| {
+            params
+                .get(k)
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+                .ok_or(Refusal::Malformed)
+        };
+        let refund_id = super::refund_of(get("out_biz_no")?).ok_or(Refusal::Unrelated)?;
+        let intent_id = super::intent_of(get("out_trade_no")?).ok_or(Refusal::Unrelated)?;
+        // `refund_fee` is the trade's refunds together: read, not matched to this refund.
+        amount(get("refund_fee")?).ok_or(Refusal::Malformed)?;
+        get("gmt_refund")?;
+        Ok(RefundStatus {
+            refund_id,
+            intent_id: Some(intent_id),
+            reference: params.get("trade_no").cloned(),
+            amount: None,
+            state: RefundState::Succeeded,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -265,6 +533,7 @@ mod tests {
             notify_url: "http://127.0.0.1/payments/alipay/notify".into(),
             return_url: None,
             seller_id: Some("2088000000000001".into()),
+            api_url: None,
         })
     }
 
@@ -279,6 +548,20 @@ mod tests {
         form_urlencoded::Serializer::new(String::new())
             .extend_pairs(map.iter())
             .finish()
+    }
+
+    #[test]
+    fn an_answer_is_verified_over_the_exact_text_of_its_response_object() {
+        let p = provider();
+        let object = r#"{"code":"10000","msg":"Success","fund_change":"Y","refund_fee":"88.80"}"#;
+        let sign = p.config.app_key.sign(object.as_bytes());
+        let answer = format!(r#"{{"alipay_trade_refund_response":{object},"sign":"{sign}"}}"#);
+        let (text, signature) = response_text(&answer, "alipay_trade_refund_response").unwrap();
+        assert_eq!(text, object);
+        assert!(p.config.alipay_key.verify(text.as_bytes(), &signature));
+        assert!(response_text(&answer, "alipay_trade_query_response").is_none());
+        let unsigned = r#"{"error_response":{"code":"40002","msg":"Invalid Arguments"}}"#;
+        assert!(response_text(unsigned, "alipay_trade_refund_response").is_none());
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! A provider only says what a notification proves (which payment, whose reference, how
 //! much, in which state); booking it is the order service's, which is idempotent. Every
 //! refusal is a [`Refusal`] naming what failed, so tests (and logs) tell a forged signature
-//! from a stale one. Keys come from configuration ([`settings`]), are parsed at start, and
+//! from a stale one. Refunds go the same way: a request with our refund number, the
+//! provider's answer verified, then its notification or a query. Keys come from configuration ([`settings`]), are parsed at start, and
 //! never from the repository. The protocol notes, and which behaviours are tested against
 //! local fakes: `docs/payments.md`.
 
@@ -66,6 +67,11 @@ impl Channel {
 
     pub fn from_path(path: &str) -> Option<Channel> {
         Channel::ALL.into_iter().find(|c| c.path() == path)
+    }
+
+    /// The channel of an API name (`WECHAT_JSAPI`…), as intents store it.
+    pub fn from_code(code: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.code() == code)
     }
 }
 
@@ -205,6 +211,83 @@ pub trait Provider: Send + Sync {
 
     /// The answer when it could not be handled: the provider sends it again later.
     fn nack(&self) -> Ack;
+
+    /// Asks the provider to refund part of a paid intent. The same request (same refund
+    /// number) sent again is the same refund at the provider, which answers its state.
+    /// `Upstream` when the provider said no or could not be reached (its words).
+    async fn request_refund(
+        &self,
+        request: &RefundRequest<'_>,
+    ) -> Result<RefundStatus, PaymentError>;
+
+    /// Asks the provider where a refund stands; `None` when it has no such refund (never
+    /// received, or — Alipay — not refunded), which a retry may send again.
+    async fn query_refund(
+        &self,
+        request: &RefundRequest<'_>,
+    ) -> Result<Option<RefundStatus>, PaymentError>;
+
+    /// Verifies a refund notification (`POST /payments/{provider}/refund-notify`) and reads
+    /// what it proves, with the checks of [`Provider::verify_notice`].
+    async fn verify_refund_notice(
+        &self,
+        notice: Notice<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<RefundStatus, PaymentError>;
+}
+
+/// A refund to ask a provider for.
+#[derive(Clone, Debug)]
+pub struct RefundRequest<'a> {
+    /// Our id of the refund; its 32 hex digits are the provider's refund number.
+    pub refund_id: Uuid,
+    /// The intent that was paid (its `out_trade_no`).
+    pub intent_id: Uuid,
+    /// In CNY, at most 2 decimal places, more than zero.
+    pub amount: Decimal,
+    /// The intent's amount (WeChat Pay wants the original total).
+    pub total: Decimal,
+    /// Shown to the buyer by the provider (cut to its limit).
+    pub reason: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+/// The provider's refund number of a refund: its 32 hex digits (WeChat's `out_refund_no`
+/// and Alipay's `out_request_no` take up to 64 characters).
+pub fn out_refund_no(refund_id: Uuid) -> String {
+    refund_id.simple().to_string()
+}
+
+/// The refund an `out_refund_no` names, if it is one of ours.
+pub fn refund_of(out_refund_no: &str) -> Option<Uuid> {
+    intent_of(out_refund_no)
+}
+
+/// Where a refund stands at the provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefundState {
+    /// Taken, not done yet (WeChat `PROCESSING`; Alipay `fund_change` `N`).
+    Processing,
+    /// Done: the buyer has the money back (WeChat `SUCCESS`; Alipay `fund_change` `Y`,
+    /// `REFUND_SUCCESS`).
+    Succeeded,
+    /// Ended without the money moving (WeChat `CLOSED`, `ABNORMAL`), with the provider's
+    /// words.
+    Failed(String),
+}
+
+/// What a provider's answer or a verified refund notification proves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefundStatus {
+    /// Our refund (from the refund number).
+    pub refund_id: Uuid,
+    /// The paid intent, when the provider names it (`out_trade_no`).
+    pub intent_id: Option<Uuid>,
+    /// The provider's refund id (WeChat `refund_id`), when it gives one.
+    pub reference: Option<String>,
+    /// The refunded amount, exact, when the provider says it for this refund alone.
+    pub amount: Option<Decimal>,
+    pub state: RefundState,
 }
 
 /// The enabled providers, built once at start from the configuration.

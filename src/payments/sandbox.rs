@@ -5,8 +5,14 @@
 //!
 //! The key lives in this process only: a notification signed by one instance is refused by
 //! another. (`POST /payments/sandbox/{intentId}/pay` signs and verifies on one instance.)
+//!
+//! Refunds: a request is taken (`PROCESSING`) and remembered in this process; the developer
+//! ends it with a signed refund notification (`POST /payments/sandbox/refunds/{refundId}/
+//! succeed` or `/fail`), verified like a payment's (a body with `"event":"REFUND"`, which a
+//! payment's verification refuses, and the other way round).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
@@ -20,8 +26,8 @@ use uuid::Uuid;
 use super::keys::nonce;
 use super::nonces::{NonceStore, WINDOW};
 use super::{
-    Ack, Channel, IntentRequest, Notice, PaymentError, Provider, Refusal, TradeState,
-    VerifiedPayment,
+    Ack, Channel, IntentRequest, Notice, PaymentError, Provider, RefundRequest, RefundState,
+    RefundStatus, Refusal, TradeState, VerifiedPayment,
 };
 
 /// The header carrying `t=<unix seconds>,n=<nonce>,s=<hex HMAC>`.
@@ -31,6 +37,22 @@ pub const SIGNATURE_HEADER: &str = "pushhand-sandbox-signature";
 pub struct Sandbox {
     key: [u8; 32],
     nonces: Arc<dyn NonceStore>,
+    /// The refunds asked for, as the sandbox's notifications left them.
+    refunds: Mutex<HashMap<Uuid, RefundState>>,
+}
+
+/// A sandbox refund notification's body.
+#[derive(Serialize, Deserialize)]
+struct RefundBody {
+    /// Always `REFUND`.
+    event: String,
+    out_refund_no: String,
+    out_trade_no: String,
+    reference: String,
+    /// Yuan, as text (exact).
+    amount: String,
+    /// `SUCCESS` or `CLOSED`.
+    status: String,
 }
 
 /// A sandbox notification's body.
@@ -49,7 +71,70 @@ impl Sandbox {
         use rand::TryRngCore;
         let mut key = [0u8; 32];
         rand::rngs::OsRng.try_fill_bytes(&mut key)?;
-        Ok(Sandbox { key, nonces })
+        Ok(Sandbox {
+            key,
+            nonces,
+            refunds: Mutex::default(),
+        })
+    }
+
+    /// The signature header of `body`, signed now.
+    fn sign(&self, body: &[u8], now: DateTime<Utc>) -> String {
+        let nonce = nonce();
+        let timestamp = now.timestamp();
+        let signature: String = self
+            .mac(timestamp, &nonce, body)
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("t={timestamp},n={nonce},s={signature}")
+    }
+
+    /// Checks a notification's signature, timestamp and nonce.
+    async fn check(&self, notice: Notice<'_>, now: DateTime<Utc>) -> Result<(), PaymentError> {
+        let (timestamp, nonce, signature) =
+            parse_header(notice.headers).ok_or(Refusal::Malformed)?;
+        // Constant-time comparison (`verify_slice`).
+        self.mac(timestamp, nonce, notice.body)
+            .verify_slice(&signature)
+            .map_err(|_| Refusal::Signature)?;
+        if !super::fresh(timestamp, now, WINDOW) {
+            return Err(Refusal::Stale.into());
+        }
+        let first = self
+            .nonces
+            .first_seen(&format!("sandbox:{nonce}"))
+            .await
+            .map_err(PaymentError::Internal)?;
+        if !first {
+            return Err(Refusal::Replayed.into());
+        }
+        Ok(())
+    }
+
+    /// A signed notification that the refund `refund_id` of `intent_id` (`amount`)
+    /// succeeded, or was closed (what the developer's buttons send): its signature header
+    /// and its body.
+    pub fn refund_notification(
+        &self,
+        refund_id: Uuid,
+        intent_id: Uuid,
+        amount: Decimal,
+        succeeded: bool,
+        now: DateTime<Utc>,
+    ) -> (String, Vec<u8>) {
+        let body = serde_json::to_vec(&RefundBody {
+            event: "REFUND".into(),
+            out_refund_no: super::out_refund_no(refund_id),
+            out_trade_no: super::out_trade_no(intent_id),
+            reference: format!("SANDBOX-REFUND-{}", super::out_refund_no(refund_id)),
+            amount: amount.to_string(),
+            status: if succeeded { "SUCCESS" } else { "CLOSED" }.into(),
+        })
+        .expect("a plain struct serializes");
+        (self.sign(&body, now), body)
     }
 
     fn mac(&self, timestamp: i64, nonce: &str, body: &[u8]) -> Hmac<Sha256> {
@@ -75,16 +160,7 @@ impl Sandbox {
             paid_at: now,
         })
         .expect("a plain struct serializes");
-        let nonce = nonce();
-        let timestamp = now.timestamp();
-        let signature: String = self
-            .mac(timestamp, &nonce, &body)
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        (format!("t={timestamp},n={nonce},s={signature}"), body)
+        (self.sign(&body, now), body)
     }
 }
 
@@ -132,23 +208,7 @@ impl Provider for Sandbox {
         notice: Notice<'_>,
         now: DateTime<Utc>,
     ) -> Result<VerifiedPayment, PaymentError> {
-        let (timestamp, nonce, signature) =
-            parse_header(notice.headers).ok_or(Refusal::Malformed)?;
-        // Constant-time comparison (`verify_slice`).
-        self.mac(timestamp, nonce, notice.body)
-            .verify_slice(&signature)
-            .map_err(|_| Refusal::Signature)?;
-        if !super::fresh(timestamp, now, WINDOW) {
-            return Err(Refusal::Stale.into());
-        }
-        let first = self
-            .nonces
-            .first_seen(&format!("sandbox:{nonce}"))
-            .await
-            .map_err(PaymentError::Internal)?;
-        if !first {
-            return Err(Refusal::Replayed.into());
-        }
+        self.check(notice, now).await?;
         let body: Body = serde_json::from_slice(notice.body).map_err(|_| Refusal::Malformed)?;
         let amount: Decimal = body.amount.parse().map_err(|_| Refusal::Malformed)?;
         Ok(VerifiedPayment {
@@ -174,6 +234,74 @@ impl Provider for Sandbox {
             content_type: "text/plain; charset=utf-8",
             body: "not handled",
         }
+    }
+
+    async fn request_refund(
+        &self,
+        request: &RefundRequest<'_>,
+    ) -> Result<RefundStatus, PaymentError> {
+        if super::to_fen(request.amount).filter(|f| *f > 0).is_none() {
+            return Err(PaymentError::Invalid("amount"));
+        }
+        let mut refunds = self.refunds.lock().expect("not poisoned");
+        let state = refunds
+            .entry(request.refund_id)
+            .or_insert(RefundState::Processing);
+        // A failed refund asked again is taken again, as the providers do.
+        if matches!(state, RefundState::Failed(_)) {
+            *state = RefundState::Processing;
+        }
+        Ok(RefundStatus {
+            refund_id: request.refund_id,
+            intent_id: Some(request.intent_id),
+            reference: None,
+            amount: Some(request.amount),
+            state: state.clone(),
+        })
+    }
+
+    async fn query_refund(
+        &self,
+        request: &RefundRequest<'_>,
+    ) -> Result<Option<RefundStatus>, PaymentError> {
+        let refunds = self.refunds.lock().expect("not poisoned");
+        Ok(refunds.get(&request.refund_id).map(|state| RefundStatus {
+            refund_id: request.refund_id,
+            intent_id: Some(request.intent_id),
+            reference: None,
+            amount: Some(request.amount),
+            state: state.clone(),
+        }))
+    }
+
+    async fn verify_refund_notice(
+        &self,
+        notice: Notice<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<RefundStatus, PaymentError> {
+        self.check(notice, now).await?;
+        let body: RefundBody =
+            serde_json::from_slice(notice.body).map_err(|_| Refusal::Malformed)?;
+        if body.event != "REFUND" {
+            return Err(Refusal::Malformed.into());
+        }
+        let amount: Decimal = body.amount.parse().map_err(|_| Refusal::Malformed)?;
+        let refund_id = super::refund_of(&body.out_refund_no).ok_or(Refusal::Unrelated)?;
+        let state = match body.status.as_str() {
+            "SUCCESS" => RefundState::Succeeded,
+            _ => RefundState::Failed(format!("{}: the sandbox closed the refund", body.status)),
+        };
+        self.refunds
+            .lock()
+            .expect("not poisoned")
+            .insert(refund_id, state.clone());
+        Ok(RefundStatus {
+            refund_id,
+            intent_id: Some(super::intent_of(&body.out_trade_no).ok_or(Refusal::Unrelated)?),
+            reference: Some(body.reference),
+            amount: Some(amount),
+            state,
+        })
     }
 }
 

@@ -94,6 +94,7 @@ impl PaymentSettings {
             notify_url: self.notify_url("alipay", c)?,
             return_url: text(&self.alipay_return_url).map(str::to_owned),
             seller_id: text(&self.alipay_seller_id).map(str::to_owned),
+            api_url: text(&self.alipay_api_url).map(str::to_owned),
         })
     }
 }

@@ -16,6 +16,16 @@
 //! The checks, in order: the key (serial), the signature, the timestamp (5 minutes either
 //! way), the nonce (never seen: recorded only once the signature holds, so forgeries cannot
 //! use up nonces), the decryption, then app id and merchant id against ours.
+//!
+//! Refunds: `POST /v3/refund/domestic/refunds` (`out_trade_no out_refund_no reason
+//! notify_url amount{refund total currency}`), answered with the refund (`refund_id
+//! status`), signed like a notification and verified; `GET /v3/refund/domestic/refunds/
+//! {out_refund_no}` reads it again (404 `RESOURCE_NOT_EXISTS`: never received). The refund
+//! notification (`REFUND.SUCCESS`, `REFUND.ABNORMAL`, `REFUND.CLOSED`) is checked as a
+//! payment's, its resource (`original_type` `refund`) naming `mchid out_trade_no
+//! out_refund_no refund_id refund_status amount{refund}`. `SUCCESS` is done, `PROCESSING`
+//! in flight, `CLOSED` and `ABNORMAL` failed. A failed refund is sent again under the same
+//! `out_refund_no`, as WeChat Pay asks.
 
 use std::sync::Arc;
 
@@ -31,14 +41,21 @@ use serde_json::json;
 
 use super::keys::{PrivateKey, PublicKey, nonce};
 use super::nonces::{NonceStore, WINDOW};
+use super::transport::Answer;
 use super::transport::Transport;
 use super::{
-    Ack, Channel, IntentRequest, Notice, PaymentError, Provider, Refusal, TradeState,
-    VerifiedPayment,
+    Ack, Channel, IntentRequest, Notice, PaymentError, Provider, RefundRequest, RefundState,
+    RefundStatus, Refusal, TradeState, VerifiedPayment,
 };
 
 /// The JSAPI prepay call.
 pub const JSAPI_PATH: &str = "/v3/pay/transactions/jsapi";
+
+/// The domestic refund call (`POST`); a refund's query is `GET {REFUNDS_PATH}/{out_refund_no}`.
+pub const REFUNDS_PATH: &str = "/v3/refund/domestic/refunds";
+
+/// WeChat Pay's limit on a refund's `reason`, in bytes.
+const REASON_MAX: usize = 80;
 
 /// WeChat Pay's limit on `description`, in bytes.
 const DESCRIPTION_MAX: usize = 127;
@@ -188,6 +205,126 @@ impl WechatPay {
                 },
             )
             .map_err(|_| Refusal::Ciphertext)
+    }
+
+    /// Our refund notification URL (`…/payments/wechat/refund-notify`), beside the payment's.
+    fn refund_notify_url(&self) -> String {
+        let url = &self.config.notify_url;
+        format!(
+            "{}/refund-notify",
+            url.strip_suffix("/notify").unwrap_or(url)
+        )
+    }
+
+    /// Sends a signed API request (`body` empty for a `GET`) and reads the answer.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: String,
+        now: DateTime<Utc>,
+    ) -> Result<Answer, PaymentError> {
+        let authorization =
+            self.authorization(method.as_str(), path, &body, now.timestamp(), &nonce());
+        let url = format!("{}{path}", self.config.base_url.trim_end_matches('/'));
+        let mut builder = axum::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header(header::AUTHORIZATION, authorization)
+            .header(header::ACCEPT, "application/json")
+            .header(
+                header::USER_AGENT,
+                concat!("pushhand/", env!("CARGO_PKG_VERSION")),
+            )
+            .header("wechatpay-serial", &self.config.platform_key_id);
+        if !body.is_empty() {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body)))
+            .context("building the request")
+            .map_err(PaymentError::Internal)?;
+        self.transport
+            .send(request)
+            .await
+            .map_err(|e| PaymentError::Upstream(format!("{e:#}")))
+    }
+
+    /// A refund as WeChat Pay writes it (an answer or a decrypted notification).
+    fn refund_status(&self, r: WechatRefund) -> Result<RefundStatus, Refusal> {
+        let refund_id = super::refund_of(&r.out_refund_no).ok_or(Refusal::Unrelated)?;
+        let status = r.status.or(r.refund_status).ok_or(Refusal::Malformed)?;
+        let state = match status.as_str() {
+            "SUCCESS" => RefundState::Succeeded,
+            "PROCESSING" => RefundState::Processing,
+            "CLOSED" => RefundState::Failed("CLOSED: WeChat Pay closed the refund".into()),
+            "ABNORMAL" => RefundState::Failed(
+                "ABNORMAL: the money could not go back to the buyer's account (WeChat Pay \
+                 merchant platform: handle the abnormal refund)"
+                    .into(),
+            ),
+            other => RefundState::Failed(format!("{other}: unknown refund status")),
+        };
+        Ok(RefundStatus {
+            refund_id,
+            intent_id: r.out_trade_no.as_deref().and_then(super::intent_of),
+            reference: r.refund_id.filter(|r| !r.is_empty()),
+            amount: Some(super::from_fen(r.amount.refund)),
+            state,
+        })
+    }
+
+    /// A signed answer's refund, once its signature holds.
+    fn refund_answer(
+        &self,
+        answer: &Answer,
+        now: DateTime<Utc>,
+    ) -> Result<RefundStatus, PaymentError> {
+        self.check_signed(&answer.headers, &answer.body, now)?;
+        let refund: WechatRefund =
+            serde_json::from_slice(&answer.body).map_err(|_| Refusal::Malformed)?;
+        Ok(self.refund_status(refund)?)
+    }
+}
+
+/// A refund as WeChat Pay's answers (`status`) and notifications (`refund_status`) write it.
+#[derive(Deserialize)]
+struct WechatRefund {
+    #[serde(default)]
+    mchid: Option<String>,
+    #[serde(default)]
+    refund_id: Option<String>,
+    out_refund_no: String,
+    #[serde(default)]
+    out_trade_no: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    refund_status: Option<String>,
+    amount: RefundAmount,
+}
+
+#[derive(Deserialize)]
+struct RefundAmount {
+    /// In fen.
+    refund: i64,
+}
+
+/// An error answer's words: `status code: message`.
+fn error_text(answer: &Answer) -> String {
+    #[derive(Deserialize)]
+    struct Failure {
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    match serde_json::from_slice::<Failure>(&answer.body) {
+        Ok(f) => format!("{} {}: {}", answer.status, f.code, f.message),
+        Err(_) => format!(
+            "{}: {}",
+            answer.status,
+            super::cut(&String::from_utf8_lossy(&answer.body), 200)
+        ),
     }
 }
 
@@ -364,6 +501,76 @@ impl Provider for WechatPay {
             content_type: "application/json",
             body: r#"{"code":"FAIL","message":"not handled"}"#,
         }
+    }
+
+    async fn request_refund(
+        &self,
+        request: &RefundRequest<'_>,
+    ) -> Result<RefundStatus, PaymentError> {
+        let refund = super::to_fen(request.amount)
+            .filter(|fen| *fen > 0)
+            .ok_or(PaymentError::Invalid("amount"))?;
+        let total = super::to_fen(request.total)
+            .filter(|fen| *fen >= refund)
+            .ok_or(PaymentError::Invalid("amount"))?;
+        let body = json!({
+            "out_trade_no": super::out_trade_no(request.intent_id),
+            "out_refund_no": super::out_refund_no(request.refund_id),
+            "reason": super::cut(request.reason, REASON_MAX),
+            "notify_url": self.refund_notify_url(),
+            "amount": { "refund": refund, "total": total, "currency": "CNY" },
+        })
+        .to_string();
+        let answer = self
+            .call(Method::POST, REFUNDS_PATH, body, request.now)
+            .await?;
+        if answer.status != 200 {
+            return Err(PaymentError::Upstream(error_text(&answer)));
+        }
+        self.refund_answer(&answer, request.now)
+    }
+
+    async fn query_refund(
+        &self,
+        request: &RefundRequest<'_>,
+    ) -> Result<Option<RefundStatus>, PaymentError> {
+        let path = format!("{REFUNDS_PATH}/{}", super::out_refund_no(request.refund_id));
+        let answer = self
+            .call(Method::GET, &path, String::new(), request.now)
+            .await?;
+        match answer.status {
+            200 => self.refund_answer(&answer, request.now).map(Some),
+            404 => Ok(None),
+            _ => Err(PaymentError::Upstream(error_text(&answer))),
+        }
+    }
+
+    async fn verify_refund_notice(
+        &self,
+        notice: Notice<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<RefundStatus, PaymentError> {
+        let nonce = self.check_signed(notice.headers, notice.body, now)?;
+        let first = self
+            .nonces
+            .first_seen(&format!("wechat:{nonce}"))
+            .await
+            .map_err(PaymentError::Internal)?;
+        if !first {
+            return Err(Refusal::Replayed.into());
+        }
+        let envelope: Envelope =
+            serde_json::from_slice(notice.body).map_err(|_| Refusal::Malformed)?;
+        if !envelope.event_type.starts_with("REFUND.") {
+            return Err(Refusal::Unrelated.into());
+        }
+        let plain = self.decrypt(&envelope.resource)?;
+        let refund: WechatRefund =
+            serde_json::from_slice(&plain).map_err(|_| Refusal::Malformed)?;
+        if refund.mchid.as_deref() != Some(self.config.mch_id.as_str()) {
+            return Err(Refusal::Merchant.into());
+        }
+        Ok(self.refund_status(refund)?)
     }
 }
 

@@ -86,6 +86,9 @@ codes! {
         ProductPublished => "PRODUCT_PUBLISHED",
         ProductUnpublished => "PRODUCT_UNPUBLISHED",
         ShippingRuleSet => "SHIPPING_RULE_SET",
+        RefundRequested => "REFUND_REQUESTED",
+        RefundRetried => "REFUND_RETRIED",
+        RefundSynced => "REFUND_SYNCED",
     }
 }
 

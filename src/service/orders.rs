@@ -531,6 +531,7 @@ pub async fn prepare(
             refunded_at: None,
             refunded_quantity: 0,
             cart_line_id,
+            refunding_quantity: 0,
         });
     }
     if let Some(r) = reservations
@@ -672,10 +673,10 @@ pub(super) async fn cancel_pending(
 
 /// The scopes of idempotency keys.
 const PLACE_ORDER: &str = "placeOrder";
-const REFUND_ORDER_LINE: &str = "refundOrderLine";
+pub(crate) const REFUND_ORDER_LINE: &str = "refundOrderLine";
 
 /// A client's idempotency key, trimmed: 1 to 128 printable characters.
-fn idempotency_key_text(key: &str) -> Result<&str> {
+pub(crate) fn idempotency_key_text(key: &str) -> Result<&str> {
     let key = key.trim();
     if key.is_empty() || key.len() > 128 || key.chars().any(char::is_control) {
         return Err(Error::validation(
@@ -715,7 +716,7 @@ fn place_request(req: &OrderRequest, note: Option<&str>) -> String {
 
 /// What a key already made: `Some(result)` when it was used with the same `request`,
 /// `None` when unused, `IDEMPOTENCY_CONFLICT` when used with other arguments.
-async fn replay(
+pub(crate) async fn replay(
     db: &impl ConnectionTrait,
     owner: Uuid,
     scope: &str,
@@ -1414,32 +1415,7 @@ pub async fn refund_line_as(
             "the line was refunded concurrently; reload it",
         ));
     }
-    restock(&txn, [(line.sku_id, units)]).await?;
-    let mut writes = Writes::default();
-    let changed =
-        earnings::claw_back_line(&txn, &mut writes, &line, line.refunded_quantity, after, now)
-            .await?;
-    // Team sales are counted in the month of payment, so the refund comes off that month.
-    let refunded_fen = line.unit_price.fen() * i64::from(units);
-    let mut team = Vec::new();
-    let paid_at = o.paid_at.unwrap_or(now);
-    hierarchy::add_team_sales(&txn, o.buyer_id, -refunded_fen, paid_at, &mut team).await?;
-    // The ledger's rows, then the months and the balances in key order, as a payment ends.
-    writes.run(&txn).await?;
-    let open = order_line::Entity::find()
-        .filter(order_line::Column::OrderId.eq(o.id))
-        .filter(order_line::Column::RefundedAt.is_null())
-        .count(&txn)
-        .await?;
-    if open == 0 {
-        order::Entity::update_many()
-            .col_expr(order::Column::Status, Expr::value(order::Status::Refunded))
-            .filter(order::Column::Id.eq(o.id))
-            .exec(&txn)
-            .await?;
-    }
-    // Its last unshipped line refunded, a partly shipped order has shipped.
-    let shipped = open > 0 && ship_if_complete(&txn, &o).await?;
+    let reversed = reverse_units(&txn, &o, &line, units, now).await?;
     if let Some(actor) = actor {
         audit::record(
             &txn,
@@ -1457,15 +1433,83 @@ pub async fn refund_line_as(
     let o = get(&txn, o.id).await?;
     txn.commit().await?;
     sold.add(line.product_id, -i64::from(units));
-    let mut batch = earnings::events_of(&changed);
-    if open == 0 || shipped {
+    let status_changed = reversed.status_changed;
+    let mut batch = reversed.events(&o, line.product_id);
+    if status_changed {
         batch.push(Event::new(o.buyer_id, Kind::OrderChanged, o.id));
     }
-    batch.extend(Event::changed(team, o.id));
-    // The units' stock came back.
-    batch.push(Event::catalog(Some(line.product_id)));
     events.publish(batch).await;
     Ok(o)
+}
+
+/// What [`reverse_units`] changed, for the events after the commit.
+pub(crate) struct Reversed {
+    /// The earnings reversed or adjusted.
+    changed: Vec<entity::earning::Model>,
+    /// The members whose team sales moved.
+    team: Vec<Uuid>,
+    /// Whether the order's status changed (every line refunded, or its last unshipped
+    /// line refunded).
+    pub(crate) status_changed: bool,
+}
+
+impl Reversed {
+    /// The events of a reversal of a line of product `product` of `o` (the order's own
+    /// `OrderChanged` is the caller's).
+    pub(crate) fn events(self, o: &order::Model, product: Uuid) -> Vec<Event> {
+        let mut batch = earnings::events_of(&self.changed);
+        batch.extend(Event::changed(self.team, o.id));
+        // The units' stock came back.
+        batch.push(Event::catalog(Some(product)));
+        batch
+    }
+}
+
+/// Reverses `units` of `line` of `o` once the line says they are refunded (its
+/// `refunded_quantity` already moved from `line.refunded_quantity`; the order's row locked):
+/// the stock returns, the earnings are reversed or clawed back in proportion, the team sales
+/// of the month of payment go down, and the order becomes `REFUNDED` when every line is (or
+/// `SHIPPED` when its last unshipped line went). Shared by the immediate refund and a
+/// provider's confirmed one ([`super::refunds`]). Call in the refund's transaction.
+pub(crate) async fn reverse_units(
+    txn: &impl ConnectionTrait,
+    o: &order::Model,
+    line: &order_line::Model,
+    units: i32,
+    now: DateTime<Utc>,
+) -> Result<Reversed> {
+    let after = line.refunded_quantity + units;
+    restock(txn, [(line.sku_id, units)]).await?;
+    let mut writes = Writes::default();
+    let changed =
+        earnings::claw_back_line(txn, &mut writes, line, line.refunded_quantity, after, now)
+            .await?;
+    // Team sales are counted in the month of payment, so the refund comes off that month.
+    let refunded_fen = line.unit_price.fen() * i64::from(units);
+    let mut team = Vec::new();
+    let paid_at = o.paid_at.unwrap_or(now);
+    hierarchy::add_team_sales(txn, o.buyer_id, -refunded_fen, paid_at, &mut team).await?;
+    // The ledger's rows, then the months and the balances in key order, as a payment ends.
+    writes.run(txn).await?;
+    let open = order_line::Entity::find()
+        .filter(order_line::Column::OrderId.eq(o.id))
+        .filter(order_line::Column::RefundedAt.is_null())
+        .count(txn)
+        .await?;
+    if open == 0 {
+        order::Entity::update_many()
+            .col_expr(order::Column::Status, Expr::value(order::Status::Refunded))
+            .filter(order::Column::Id.eq(o.id))
+            .exec(txn)
+            .await?;
+    }
+    // Its last unshipped line refunded, a partly shipped order has shipped.
+    let shipped = open > 0 && ship_if_complete(txn, o).await?;
+    Ok(Reversed {
+        changed,
+        team,
+        status_changed: open == 0 || shipped,
+    })
 }
 
 /// Whether `viewer` may see an order: its buyer and admins.

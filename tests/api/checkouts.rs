@@ -42,6 +42,7 @@ pub(crate) fn checkout(
         refunded_at: None,
         refunded_quantity: 0,
         cart_line_id: None,
+        refunding_quantity: 0,
     };
     Checkout {
         order: order::Model {

@@ -35,6 +35,7 @@ mod otlp;
 mod own_answers;
 mod payments;
 mod persisted;
+mod refunds;
 mod response_cache;
 mod schema;
 mod seed;

@@ -28,22 +28,22 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use crate::helpers::TestApp;
 
-const MCH_ID: &str = "1900000001";
-const APP_ID: &str = "wx8888888888888888";
-const MERCHANT_SERIAL: &str = "3775B6A45ACD588826D15E583A95F5DD0000001";
-const PLATFORM_KEY_ID: &str = "PUB_KEY_ID_0119000000012025000000000000000001";
-const API_V3_KEY: &str = "a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb";
-const ALIPAY_APP_ID: &str = "2021004100000001";
-const ALIPAY_SELLER: &str = "2088000000000001";
+pub(crate) const MCH_ID: &str = "1900000001";
+pub(crate) const APP_ID: &str = "wx8888888888888888";
+pub(crate) const MERCHANT_SERIAL: &str = "3775B6A45ACD588826D15E583A95F5DD0000001";
+pub(crate) const PLATFORM_KEY_ID: &str = "PUB_KEY_ID_0119000000012025000000000000000001";
+pub(crate) const API_V3_KEY: &str = "a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb";
+pub(crate) const ALIPAY_APP_ID: &str = "2021004100000001";
+pub(crate) const ALIPAY_SELLER: &str = "2088000000000001";
 
 /// The key pairs of this run: the merchant's (ours), the provider's, and a stranger's.
-struct Keys {
-    merchant: RsaPrivateKey,
-    provider: RsaPrivateKey,
-    stranger: RsaPrivateKey,
+pub(crate) struct Keys {
+    pub(crate) merchant: RsaPrivateKey,
+    pub(crate) provider: RsaPrivateKey,
+    pub(crate) stranger: RsaPrivateKey,
 }
 
-fn keys() -> &'static Keys {
+pub(crate) fn keys() -> &'static Keys {
     static KEYS: OnceLock<Keys> = OnceLock::new();
     KEYS.get_or_init(|| {
         let make = || RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("keygen");
@@ -65,21 +65,21 @@ fn public_pem(key: &RsaPrivateKey) -> String {
         .expect("pem")
 }
 
-fn signer(key: &RsaPrivateKey) -> PrivateKey {
+pub(crate) fn signer(key: &RsaPrivateKey) -> PrivateKey {
     PrivateKey::new(key.clone())
 }
 
-fn verifier(key: &RsaPrivateKey) -> PublicKey {
+pub(crate) fn verifier(key: &RsaPrivateKey) -> PublicKey {
     PublicKey::new(RsaPublicKey::from(key))
 }
 
 /// Key files in a directory of their own, as an operator would place them.
-struct KeyFiles {
+pub(crate) struct KeyFiles {
     dir: TempDir,
 }
 
 impl KeyFiles {
-    fn new() -> KeyFiles {
+    pub(crate) fn new() -> KeyFiles {
         KeyFiles {
             dir: tempfile::tempdir().expect("temp dir"),
         }
@@ -94,7 +94,7 @@ impl KeyFiles {
 
 /// The settings of an app with WeChat Pay at `base` and Alipay at `gateway`, its merchant
 /// key `merchant` and the providers' public key `provider`.
-fn payment_args(
+pub(crate) fn payment_args(
     files: &KeyFiles,
     base: SocketAddr,
     gateway: SocketAddr,
@@ -142,18 +142,20 @@ fn payment_args(
         &format!("http://{gateway}/gateway.do"),
         "--alipay-seller-id",
         ALIPAY_SELLER,
+        "--alipay-api-url",
+        &format!("http://{gateway}/gateway.do"),
     ]
     .iter()
     .map(|s| s.to_string())
     .collect()
 }
 
-async fn spawn_app(args: &[String]) -> TestApp {
+pub(crate) async fn spawn_app(args: &[String]) -> TestApp {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     TestApp::spawn_with(&args).await
 }
 
-fn provider(app: &TestApp, channel: Channel) -> Arc<dyn Provider> {
+pub(crate) fn provider(app: &TestApp, channel: Channel) -> Arc<dyn Provider> {
     app.state
         .payments
         .get(channel)
@@ -161,7 +163,7 @@ fn provider(app: &TestApp, channel: Channel) -> Arc<dyn Provider> {
         .clone()
 }
 
-fn refusal(result: Result<VerifiedPayment, PaymentError>) -> Refusal {
+pub(crate) fn refusal(result: Result<VerifiedPayment, PaymentError>) -> Refusal {
     match result {
         Err(PaymentError::Refused(r)) => r,
         other => panic!("not refused: {other:?}"),
@@ -184,17 +186,28 @@ fn intent_request(app: &TestApp, intent_id: Uuid, amount: &str) -> IntentRequest
 // The fake WeChat Pay server.
 
 /// What the fake WeChat Pay server saw and how it answers.
-struct FakeWechat {
+pub(crate) struct FakeWechat {
     /// Verifies our requests' signatures.
     merchant: PublicKey,
     /// Signs its answers (the provider's key, or a stranger's in a test of forged answers).
     signer: PrivateKey,
     /// The prepay requests it accepted (their bodies).
     accepted: Mutex<Vec<Value>>,
+    /// The refund requests whose signature held (their bodies), refused ones included.
+    pub(crate) refund_requests: Mutex<Vec<Value>>,
+    /// How many refund requests to refuse (`403 NOT_ENOUGH`) before taking them.
+    pub(crate) refuse_refunds: std::sync::atomic::AtomicUsize,
+    /// The refunds it holds, by `out_refund_no` (as its answers write them).
+    pub(crate) held: Mutex<std::collections::HashMap<String, Value>>,
 }
 
 /// `timestamp\nnonce\nbody\n` signed by `key`, as WeChat Pay signs answers and notifications.
-fn wechat_signed_headers(key: &PrivateKey, serial: &str, timestamp: i64, body: &str) -> HeaderMap {
+pub(crate) fn wechat_signed_headers(
+    key: &PrivateKey,
+    serial: &str,
+    timestamp: i64,
+    body: &str,
+) -> HeaderMap {
     let nonce = Uuid::now_v7().simple().to_string();
     let signature = key.sign(format!("{timestamp}\n{nonce}\n{body}\n").as_bytes());
     let mut headers = HeaderMap::new();
@@ -284,6 +297,147 @@ impl FakeWechat {
         self.accepted.lock().unwrap().push(request);
         (StatusCode::OK, headers, answer).into_response()
     }
+
+    /// Whether a request's `Authorization` is the merchant's signature of `METHOD\nURL\n…`.
+    fn signed_by_merchant(&self, headers: &HeaderMap, method: &str, url: &str, body: &str) -> bool {
+        let Some(fields) = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(authorization_fields)
+        else {
+            return false;
+        };
+        let message = format!(
+            "{method}\n{url}\n{}\n{}\n{body}\n",
+            fields["timestamp"], fields["nonce_str"]
+        );
+        fields["mchid"] == MCH_ID
+            && fields["serial_no"] == MERCHANT_SERIAL
+            && self
+                .merchant
+                .verify(message.as_bytes(), &fields["signature"])
+    }
+
+    /// A refund answer, signed.
+    fn refund_answer(&self, refund: &Value) -> axum::response::Response {
+        let answer = refund.to_string();
+        let headers = wechat_signed_headers(
+            &self.signer,
+            PLATFORM_KEY_ID,
+            chrono::Utc::now().timestamp(),
+            &answer,
+        );
+        (StatusCode::OK, headers, answer).into_response()
+    }
+
+    /// `POST /v3/refund/domestic/refunds`: checks the signature and fields; refuses while
+    /// told to; answers the refund it holds under that `out_refund_no` (a resubmission is
+    /// the same refund), else takes a new one (`PROCESSING`).
+    fn refund(&self, headers: &HeaderMap, body: &[u8]) -> axum::response::Response {
+        let error = |status: StatusCode, code: &str, message: &str| {
+            (
+                status,
+                axum::Json(json!({ "code": code, "message": message })),
+            )
+                .into_response()
+        };
+        let body = String::from_utf8_lossy(body);
+        if !self.signed_by_merchant(headers, "POST", "/v3/refund/domestic/refunds", &body) {
+            return error(StatusCode::UNAUTHORIZED, "SIGN_ERROR", "签名错误");
+        }
+        let Ok(request) = serde_json::from_str::<Value>(&body) else {
+            return error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "参数错误");
+        };
+        self.refund_requests.lock().unwrap().push(request.clone());
+        let refund = request["amount"]["refund"].as_i64().unwrap_or(0);
+        let total = request["amount"]["total"].as_i64().unwrap_or(0);
+        let well_formed = request["out_trade_no"]
+            .as_str()
+            .is_some_and(|n| n.len() == 32)
+            && request["out_refund_no"]
+                .as_str()
+                .is_some_and(|n| n.len() == 32)
+            && request["notify_url"] == "https://shop.example.com/payments/wechat/refund-notify"
+            && request["amount"]["currency"] == "CNY"
+            && refund > 0
+            && refund <= total;
+        if !well_formed {
+            return error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "参数错误");
+        }
+        let refuse = &self.refuse_refunds;
+        if refuse
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok()
+        {
+            return error(
+                StatusCode::FORBIDDEN,
+                "NOT_ENOUGH",
+                "基本账户余额不足，请充值后重新发起",
+            );
+        }
+        let no = request["out_refund_no"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let mut held = self.held.lock().unwrap();
+        let count = held.len();
+        let answer = held
+            .entry(no.clone())
+            .or_insert_with(|| {
+                json!({
+                    "refund_id": format!("503000000120261202{count:010}"),
+                    "out_refund_no": no,
+                    "transaction_id": "4200001234202612020000000001",
+                    "out_trade_no": request["out_trade_no"],
+                    "channel": "ORIGINAL",
+                    "user_received_account": "招商银行信用卡0403",
+                    "create_time": "2026-12-02T18:10:00+08:00",
+                    "status": "PROCESSING",
+                    "funds_account": "AVAILABLE",
+                    "amount": {
+                        "total": total, "refund": refund, "payer_total": total,
+                        "payer_refund": refund, "settlement_refund": refund,
+                        "settlement_total": total, "discount_refund": 0, "currency": "CNY",
+                    },
+                })
+            })
+            .clone();
+        drop(held);
+        self.refund_answer(&answer)
+    }
+
+    /// `GET /v3/refund/domestic/refunds/{out_refund_no}`.
+    fn query_refund(&self, headers: &HeaderMap, no: &str) -> axum::response::Response {
+        let url = format!("/v3/refund/domestic/refunds/{no}");
+        if !self.signed_by_merchant(headers, "GET", &url, "") {
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({ "code": "SIGN_ERROR", "message": "签名错误" })),
+            )
+                .into_response();
+        }
+        let held = self.held.lock().unwrap().get(no).cloned();
+        match held {
+            Some(refund) => self.refund_answer(&refund),
+            None => (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({ "code": "RESOURCE_NOT_EXISTS", "message": "退款单不存在" })),
+            )
+                .into_response(),
+        }
+    }
+
+    /// Marks a held refund as WeChat Pay would once the money moved.
+    pub(crate) fn settle_refund(&self, no: &str, status: &str) {
+        if let Some(refund) = self.held.lock().unwrap().get_mut(no) {
+            refund["status"] = json!(status);
+            refund["success_time"] = json!("2026-12-02T18:11:00+08:00");
+        }
+    }
 }
 
 async fn serve(router: axum::Router) -> SocketAddr {
@@ -297,26 +451,48 @@ async fn serve(router: axum::Router) -> SocketAddr {
     addr
 }
 
-async fn fake_wechat(signer: &RsaPrivateKey) -> (SocketAddr, Arc<FakeWechat>) {
+pub(crate) async fn fake_wechat(signer: &RsaPrivateKey) -> (SocketAddr, Arc<FakeWechat>) {
     let fake = Arc::new(FakeWechat {
         merchant: verifier(&keys().merchant),
         signer: self::signer(signer),
         accepted: Mutex::default(),
+        refund_requests: Mutex::default(),
+        refuse_refunds: Default::default(),
+        held: Mutex::default(),
     });
     let handler = fake.clone();
-    let router = axum::Router::new().route(
-        "/v3/pay/transactions/jsapi",
-        post(move |headers: HeaderMap, body: Bytes| {
-            let fake = handler.clone();
-            async move { fake.prepay(&headers, &body) }
-        }),
-    );
+    let refunds = fake.clone();
+    let queries = fake.clone();
+    let router = axum::Router::new()
+        .route(
+            "/v3/pay/transactions/jsapi",
+            post(move |headers: HeaderMap, body: Bytes| {
+                let fake = handler.clone();
+                async move { fake.prepay(&headers, &body) }
+            }),
+        )
+        .route(
+            "/v3/refund/domestic/refunds",
+            post(move |headers: HeaderMap, body: Bytes| {
+                let fake = refunds.clone();
+                async move { fake.refund(&headers, &body) }
+            }),
+        )
+        .route(
+            "/v3/refund/domestic/refunds/{no}",
+            get(
+                move |axum::extract::Path(no): axum::extract::Path<String>, headers: HeaderMap| {
+                    let fake = queries.clone();
+                    async move { fake.query_refund(&headers, &no) }
+                },
+            ),
+        );
     (serve(router).await, fake)
 }
 
 /// A `TRANSACTION.SUCCESS` notification of `transaction`, its resource encrypted with
 /// `api_v3_key`, signed by `key` under `serial` at `timestamp`.
-fn wechat_notification(
+pub(crate) fn wechat_notification(
     transaction: &Value,
     api_v3_key: &str,
     key: &PrivateKey,
@@ -349,7 +525,7 @@ fn wechat_notification(
     (wechat_signed_headers(key, serial, timestamp, &body), body)
 }
 
-fn transaction(intent: Uuid, fen: i64) -> Value {
+pub(crate) fn transaction(intent: Uuid, fen: i64) -> Value {
     json!({
         "appid": APP_ID,
         "mchid": MCH_ID,
@@ -369,10 +545,125 @@ fn transaction(intent: Uuid, fen: i64) -> Value {
 // ---------------------------------------------------------------------------------------
 // The fake Alipay gateway.
 
+/// The fake Alipay gateway's refunds: what it was asked, how it answers.
+#[derive(Default)]
+pub(crate) struct FakeAlipay {
+    /// The API calls whose signature held (their `biz_content`, with `method`).
+    pub(crate) calls: Mutex<Vec<Value>>,
+    /// Sign answers with a stranger's key (a forged answer) while set.
+    pub(crate) forge: std::sync::atomic::AtomicBool,
+    /// `fund_change` of refund answers (`Y` unless set to `N`).
+    pub(crate) pending: std::sync::atomic::AtomicBool,
+    /// The refunds it made, by `out_request_no`: the amount.
+    pub(crate) refunded: Mutex<std::collections::HashMap<String, String>>,
+}
+
+/// `{"<node>":<object>,"sign":"…"}` with the object's text signed by `key`, as Alipay
+/// answers.
+pub(crate) fn alipay_answer(key: &PrivateKey, node: &str, object: &Value) -> String {
+    let text = object.to_string();
+    let sign = key.sign(text.as_bytes());
+    format!("{{\"{node}\":{text},\"sign\":\"{sign}\"}}")
+}
+
+impl FakeAlipay {
+    /// `POST /gateway.do`: an API call, its signature checked with the app's public key.
+    fn call(&self, app_key: &PublicKey, body: &[u8]) -> axum::response::Response {
+        let Ok(params) = pushhand::payments::alipay::form(body) else {
+            return (StatusCode::BAD_REQUEST, "duplicate parameter").into_response();
+        };
+        let signed = pushhand::payments::alipay::request_text(&params);
+        let ok = params.get("sign_type").map(String::as_str) == Some("RSA2")
+            && params.get("app_id").map(String::as_str) == Some(ALIPAY_APP_ID)
+            && params
+                .get("sign")
+                .is_some_and(|s| app_key.verify(signed.as_bytes(), s));
+        if !ok {
+            // As Alipay: an unsigned error answer.
+            return (
+                StatusCode::OK,
+                r#"{"error_response":{"code":"40002","msg":"Invalid Arguments","sub_code":"isv.invalid-signature","sub_msg":"验签出错"}}"#,
+            )
+                .into_response();
+        }
+        let method = params.get("method").cloned().unwrap_or_default();
+        let mut biz: Value = serde_json::from_str(&params["biz_content"]).unwrap_or_default();
+        biz["method"] = json!(method);
+        self.calls.lock().unwrap().push(biz.clone());
+        let key = if self.forge.load(std::sync::atomic::Ordering::SeqCst) {
+            signer(&keys().stranger)
+        } else {
+            signer(&keys().provider)
+        };
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        let answer = match method.as_str() {
+            "alipay.trade.refund" => {
+                let no = text(&biz["out_request_no"]);
+                let amount = text(&biz["refund_amount"]);
+                let well_formed = no.len() == 32
+                    && text(&biz["out_trade_no"]).len() == 32
+                    && params.get("notify_url").map(String::as_str)
+                        == Some("https://shop.example.com/payments/alipay/refund-notify");
+                if !well_formed {
+                    json!({ "code": "40004", "msg": "Business Failed", "sub_code": "ACQ.INVALID_PARAMETER", "sub_msg": "参数无效" })
+                } else {
+                    let pending = self.pending.load(std::sync::atomic::Ordering::SeqCst);
+                    if !pending {
+                        self.refunded.lock().unwrap().insert(no, amount.clone());
+                    }
+                    json!({
+                        "code": "10000", "msg": "Success",
+                        "trade_no": "2026120222001404011000000001",
+                        "out_trade_no": biz["out_trade_no"],
+                        "buyer_logon_id": "159****5620",
+                        "fund_change": if pending { "N" } else { "Y" },
+                        "refund_fee": amount,
+                        "gmt_refund_pay": "2026-12-02 18:10:00",
+                    })
+                }
+            }
+            "alipay.trade.fastpay.refund.query" => {
+                let no = text(&biz["out_request_no"]);
+                match self.refunded.lock().unwrap().get(&no) {
+                    Some(amount) => json!({
+                        "code": "10000", "msg": "Success",
+                        "trade_no": "2026120222001404011000000001",
+                        "out_trade_no": biz["out_trade_no"],
+                        "out_request_no": no,
+                        "total_amount": amount,
+                        "refund_amount": amount,
+                        "refund_status": "REFUND_SUCCESS",
+                    }),
+                    None => json!({ "code": "10000", "msg": "Success" }),
+                }
+            }
+            _ => {
+                json!({ "code": "40004", "msg": "Business Failed", "sub_code": "isv.invalid-method" })
+            }
+        };
+        let node = format!("{}_response", method.replace('.', "_"));
+        (
+            StatusCode::OK,
+            [("content-type", "text/html;charset=utf-8")],
+            alipay_answer(&key, &node, &answer),
+        )
+            .into_response()
+    }
+}
+
 /// `GET /gateway.do?…`: checks a page pay's signature with the app's public key, as the
 /// cashier does before showing the payment page.
-async fn fake_alipay(app_key: &RsaPrivateKey) -> SocketAddr {
+pub(crate) async fn fake_alipay(app_key: &RsaPrivateKey) -> SocketAddr {
+    fake_alipay_gateway(app_key).await.0
+}
+
+/// The fake gateway and its refunds: `GET /gateway.do` the cashier, `POST /gateway.do` the
+/// API (refunds).
+pub(crate) async fn fake_alipay_gateway(app_key: &RsaPrivateKey) -> (SocketAddr, Arc<FakeAlipay>) {
     let app_key = verifier(app_key);
+    let fake = Arc::new(FakeAlipay::default());
+    let api = fake.clone();
+    let api_key = app_key.clone();
     let router = axum::Router::new().route(
         "/gateway.do",
         get(move |query: axum::extract::RawQuery| {
@@ -395,13 +686,18 @@ async fn fake_alipay(app_key: &RsaPrivateKey) -> SocketAddr {
                 let biz: Value = serde_json::from_str(&params["biz_content"]).unwrap_or_default();
                 (StatusCode::OK, format!("cashier {}", biz["total_amount"])).into_response()
             }
+        })
+        .post(move |body: Bytes| {
+            let fake = api.clone();
+            let key = api_key.clone();
+            async move { fake.call(&key, &body) }
         }),
     );
-    serve(router).await
+    (serve(router).await, fake)
 }
 
 /// An Alipay asynchronous notification, signed by `key`.
-fn alipay_notification(key: &PrivateKey, fields: &[(&str, &str)]) -> String {
+pub(crate) fn alipay_notification(key: &PrivateKey, fields: &[(&str, &str)]) -> String {
     let mut params: std::collections::BTreeMap<String, String> = fields
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -414,7 +710,7 @@ fn alipay_notification(key: &PrivateKey, fields: &[(&str, &str)]) -> String {
         .finish()
 }
 
-fn alipay_fields<'a>(out_trade_no: &'a str, amount: &'a str) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn alipay_fields<'a>(out_trade_no: &'a str, amount: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
         ("notify_time", "2026-12-02 18:00:01"),
         ("notify_type", "trade_status_sync"),
@@ -947,7 +1243,7 @@ async fn the_sandbox_is_on_in_development_only() {
 // Booking notifications: `POST /payments/{provider}/notify`, the sandbox's pay button.
 
 /// A buyer with an upline (so that a payment books earnings) and an unpaid order of theirs.
-async fn unpaid_order(app: &TestApp) -> (entity::member::Model, entity::order::Model) {
+pub(crate) async fn unpaid_order(app: &TestApp) -> (entity::member::Model, entity::order::Model) {
     use entity::member::Tier;
     use sea_orm::PaginatorTrait;
 
@@ -991,7 +1287,7 @@ async fn unpaid_order(app: &TestApp) -> (entity::member::Model, entity::order::M
 }
 
 /// An unpaid order of one unit of `sku` by `buyer`.
-async fn place_for(
+pub(crate) async fn place_for(
     app: &TestApp,
     buyer: &entity::member::Model,
     sku: Uuid,
@@ -1014,7 +1310,7 @@ async fn place_for(
     o
 }
 
-async fn order_row(app: &TestApp, id: Uuid) -> entity::order::Model {
+pub(crate) async fn order_row(app: &TestApp, id: Uuid) -> entity::order::Model {
     entity::order::Entity::find_by_id(id)
         .one(app.db())
         .await
@@ -1022,7 +1318,7 @@ async fn order_row(app: &TestApp, id: Uuid) -> entity::order::Model {
         .unwrap()
 }
 
-async fn earnings_of(app: &TestApp, order: Uuid) -> u64 {
+pub(crate) async fn earnings_of(app: &TestApp, order: Uuid) -> u64 {
     use sea_orm::PaginatorTrait;
     entity::earning::Entity::find()
         .filter(entity::earning::Column::OrderId.eq(order))

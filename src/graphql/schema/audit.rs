@@ -58,6 +58,14 @@ pub enum AuditAction {
     ProductUnpublished,
     /// `setShippingRule` (arguments: the rule set, and the `previous` one or null).
     ShippingRuleSet,
+    /// `refundOrderLine` of an order paid through a provider: a refund requested from it
+    /// (target: the line; arguments: the refund, quantity, amount, channel, key).
+    RefundRequested,
+    /// `retryRefund` (target: the line; arguments: the refund, the attempt).
+    RefundRetried,
+    /// `syncRefund` that changed the refund (target: the line; arguments: the refund, its
+    /// new status).
+    RefundSynced,
 }
 
 impl From<Action> for AuditAction {
@@ -83,6 +91,9 @@ impl From<Action> for AuditAction {
             Action::ProductPublished => AuditAction::ProductPublished,
             Action::ProductUnpublished => AuditAction::ProductUnpublished,
             Action::ShippingRuleSet => AuditAction::ShippingRuleSet,
+            Action::RefundRequested => AuditAction::RefundRequested,
+            Action::RefundRetried => AuditAction::RefundRetried,
+            Action::RefundSynced => AuditAction::RefundSynced,
         }
     }
 }
@@ -110,6 +121,9 @@ impl From<AuditAction> for Action {
             AuditAction::ProductPublished => Action::ProductPublished,
             AuditAction::ProductUnpublished => Action::ProductUnpublished,
             AuditAction::ShippingRuleSet => Action::ShippingRuleSet,
+            AuditAction::RefundRequested => Action::RefundRequested,
+            AuditAction::RefundRetried => Action::RefundRetried,
+            AuditAction::RefundSynced => Action::RefundSynced,
         }
     }
 }

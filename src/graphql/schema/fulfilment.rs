@@ -64,10 +64,16 @@ pub enum RefundState {
     Partial,
     /// Every unit refunded (`refundedAt` says when the last was).
     Full,
+    /// Some units wait for the payment provider to confirm their refund
+    /// (`refundingQuantity`; the line's `refunds` say where each stands).
+    Refunding,
 }
 
 /// A line's refund state.
 pub fn refund_state(l: &order_line::Model) -> RefundState {
+    if l.refunding_quantity > 0 {
+        return RefundState::Refunding;
+    }
     match l.refunded_quantity {
         0 => RefundState::None,
         n if n >= l.quantity => RefundState::Full,

@@ -146,6 +146,10 @@ impl Order {
     async fn completed_at(&self) -> Option<DateTime<Utc>> {
         self.0.completed_at
     }
+    /// The provider refunds of its lines, oldest first (see `OrderLine.refunds`).
+    async fn refunds(&self, ctx: &Context<'_>) -> Result<Vec<super::refunds::Refund>> {
+        super::refunds::of_order(ctx, self.0.id).await
+    }
 }
 
 /// A line of an order.
@@ -197,9 +201,20 @@ impl OrderLine {
     async fn refunded_quantity(&self) -> i32 {
         self.0.refunded_quantity
     }
-    /// Whether none, some or all of its units were refunded.
+    /// Whether none, some or all of its units were refunded — or `REFUNDING` while a
+    /// provider has not confirmed a refund of some.
     async fn refund_state(&self) -> super::fulfilment::RefundState {
         super::fulfilment::refund_state(&self.0)
+    }
+    /// Units whose refund the payment provider has not confirmed yet (not in
+    /// `refundedQuantity` until it does).
+    async fn refunding_quantity(&self) -> i32 {
+        self.0.refunding_quantity
+    }
+    /// The provider refunds of this line, oldest first (empty for an order paid by
+    /// `confirmPayment`, whose refunds are immediate).
+    async fn refunds(&self, ctx: &Context<'_>) -> Result<Vec<super::refunds::Refund>> {
+        super::refunds::of_line(ctx, self.0.id).await
     }
 }
 
@@ -405,9 +420,13 @@ impl OrdersMutation {
     /// ADMIN: refunds `quantity` units of a line (default: all units not yet refunded). The
     /// line's earnings are reversed in proportion — while pending by a reversal or a pending
     /// adjustment, once settled by a negative ADJUSTMENT (the balance may go negative).
-    /// With `idempotencyKey`, a retry with the same line and quantity returns the order and
-    /// refunds nothing more; another line or quantity under the key is
-    /// `IDEMPOTENCY_CONFLICT`.
+    /// An order paid through a provider (`createPayment`) is refunded through it: a `Refund`
+    /// is requested, the line reads `REFUNDING`, and the stock and earnings move only when
+    /// the provider confirms (`REFUND_IN_PROGRESS` when every unit left is being refunded;
+    /// a failed one is retried with `retryRefund`). An order paid by `confirmPayment` is
+    /// refunded at once. With `idempotencyKey`, a retry with the same line and quantity
+    /// returns the order and refunds nothing more; another line or quantity under the key
+    /// is `IDEMPOTENCY_CONFLICT`.
     async fn refund_order_line(
         &self,
         ctx: &Context<'_>,
@@ -437,8 +456,12 @@ impl OrdersMutation {
             key: idempotency_key.as_deref(),
             actor: Some(&actor),
         };
-        let o =
-            svc::refund_line_as(&st.db, &st.events, &st.units_sold, refund, st.clock.now()).await?;
+        let o = crate::service::refunds::refund_line(
+            super::refunds::refunds_of(st),
+            refund,
+            st.clock.now(),
+        )
+        .await?;
         Ok(Order(o))
     }
 }
