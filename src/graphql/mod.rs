@@ -56,6 +56,7 @@ pub struct Mutation(
     schema::fulfilment::FulfilmentMutation,
     schema::cart::CartMutation,
     schema::payments::PaymentsMutation,
+    schema::payouts::PayoutsMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, schema::live::Subscription>;

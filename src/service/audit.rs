@@ -86,6 +86,10 @@ codes! {
         ProductPublished => "PRODUCT_PUBLISHED",
         ProductUnpublished => "PRODUCT_UNPUBLISHED",
         ShippingRuleSet => "SHIPPING_RULE_SET",
+        PayoutMarkedPaid => "PAYOUT_MARKED_PAID",
+        PayoutMarkedFailed => "PAYOUT_MARKED_FAILED",
+        PayoutSynced => "PAYOUT_SYNCED",
+        PayoutAccountRevealed => "PAYOUT_ACCOUNT_REVEALED",
     }
 }
 

@@ -31,6 +31,7 @@ pub mod members;
 pub mod orders;
 pub mod page;
 pub mod payments;
+pub mod payouts;
 pub mod regions;
 pub mod reward_days;
 pub mod rows;

@@ -28,22 +28,22 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use crate::helpers::TestApp;
 
-const MCH_ID: &str = "1900000001";
-const APP_ID: &str = "wx8888888888888888";
-const MERCHANT_SERIAL: &str = "3775B6A45ACD588826D15E583A95F5DD0000001";
-const PLATFORM_KEY_ID: &str = "PUB_KEY_ID_0119000000012025000000000000000001";
-const API_V3_KEY: &str = "a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb";
-const ALIPAY_APP_ID: &str = "2021004100000001";
-const ALIPAY_SELLER: &str = "2088000000000001";
+pub(crate) const MCH_ID: &str = "1900000001";
+pub(crate) const APP_ID: &str = "wx8888888888888888";
+pub(crate) const MERCHANT_SERIAL: &str = "3775B6A45ACD588826D15E583A95F5DD0000001";
+pub(crate) const PLATFORM_KEY_ID: &str = "PUB_KEY_ID_0119000000012025000000000000000001";
+pub(crate) const API_V3_KEY: &str = "a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb";
+pub(crate) const ALIPAY_APP_ID: &str = "2021004100000001";
+pub(crate) const ALIPAY_SELLER: &str = "2088000000000001";
 
 /// The key pairs of this run: the merchant's (ours), the provider's, and a stranger's.
-struct Keys {
-    merchant: RsaPrivateKey,
-    provider: RsaPrivateKey,
-    stranger: RsaPrivateKey,
+pub(crate) struct Keys {
+    pub(crate) merchant: RsaPrivateKey,
+    pub(crate) provider: RsaPrivateKey,
+    pub(crate) stranger: RsaPrivateKey,
 }
 
-fn keys() -> &'static Keys {
+pub(crate) fn keys() -> &'static Keys {
     static KEYS: OnceLock<Keys> = OnceLock::new();
     KEYS.get_or_init(|| {
         let make = || RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("keygen");
@@ -55,37 +55,37 @@ fn keys() -> &'static Keys {
     })
 }
 
-fn private_pem(key: &RsaPrivateKey) -> String {
+pub(crate) fn private_pem(key: &RsaPrivateKey) -> String {
     key.to_pkcs8_pem(LineEnding::LF).expect("pem").to_string()
 }
 
-fn public_pem(key: &RsaPrivateKey) -> String {
+pub(crate) fn public_pem(key: &RsaPrivateKey) -> String {
     RsaPublicKey::from(key)
         .to_public_key_pem(LineEnding::LF)
         .expect("pem")
 }
 
-fn signer(key: &RsaPrivateKey) -> PrivateKey {
+pub(crate) fn signer(key: &RsaPrivateKey) -> PrivateKey {
     PrivateKey::new(key.clone())
 }
 
-fn verifier(key: &RsaPrivateKey) -> PublicKey {
+pub(crate) fn verifier(key: &RsaPrivateKey) -> PublicKey {
     PublicKey::new(RsaPublicKey::from(key))
 }
 
 /// Key files in a directory of their own, as an operator would place them.
-struct KeyFiles {
+pub(crate) struct KeyFiles {
     dir: TempDir,
 }
 
 impl KeyFiles {
-    fn new() -> KeyFiles {
+    pub(crate) fn new() -> KeyFiles {
         KeyFiles {
             dir: tempfile::tempdir().expect("temp dir"),
         }
     }
 
-    fn write(&self, name: &str, text: &str) -> String {
+    pub(crate) fn write(&self, name: &str, text: &str) -> String {
         let path = self.dir.path().join(name);
         std::fs::write(&path, text).expect("write key file");
         path.display().to_string()
@@ -94,7 +94,7 @@ impl KeyFiles {
 
 /// The settings of an app with WeChat Pay at `base` and Alipay at `gateway`, its merchant
 /// key `merchant` and the providers' public key `provider`.
-fn payment_args(
+pub(crate) fn payment_args(
     files: &KeyFiles,
     base: SocketAddr,
     gateway: SocketAddr,
@@ -148,7 +148,7 @@ fn payment_args(
     .collect()
 }
 
-async fn spawn_app(args: &[String]) -> TestApp {
+pub(crate) async fn spawn_app(args: &[String]) -> TestApp {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     TestApp::spawn_with(&args).await
 }
@@ -194,7 +194,7 @@ struct FakeWechat {
 }
 
 /// `timestamp\nnonce\nbody\n` signed by `key`, as WeChat Pay signs answers and notifications.
-fn wechat_signed_headers(key: &PrivateKey, serial: &str, timestamp: i64, body: &str) -> HeaderMap {
+pub(crate) fn wechat_signed_headers(key: &PrivateKey, serial: &str, timestamp: i64, body: &str) -> HeaderMap {
     let nonce = Uuid::now_v7().simple().to_string();
     let signature = key.sign(format!("{timestamp}\n{nonce}\n{body}\n").as_bytes());
     let mut headers = HeaderMap::new();
@@ -213,7 +213,7 @@ fn wechat_signed_headers(key: &PrivateKey, serial: &str, timestamp: i64, body: &
 }
 
 /// The fields of a `WECHATPAY2-SHA256-RSA2048 k="v",…` header.
-fn authorization_fields(header: &str) -> Option<std::collections::HashMap<String, String>> {
+pub(crate) fn authorization_fields(header: &str) -> Option<std::collections::HashMap<String, String>> {
     let fields = header.strip_prefix("WECHATPAY2-SHA256-RSA2048 ")?;
     fields
         .split(',')
@@ -286,7 +286,7 @@ impl FakeWechat {
     }
 }
 
-async fn serve(router: axum::Router) -> SocketAddr {
+pub(crate) async fn serve(router: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -297,7 +297,7 @@ async fn serve(router: axum::Router) -> SocketAddr {
     addr
 }
 
-async fn fake_wechat(signer: &RsaPrivateKey) -> (SocketAddr, Arc<FakeWechat>) {
+pub(crate) async fn fake_wechat(signer: &RsaPrivateKey) -> (SocketAddr, Arc<FakeWechat>) {
     let fake = Arc::new(FakeWechat {
         merchant: verifier(&keys().merchant),
         signer: self::signer(signer),
@@ -371,7 +371,7 @@ fn transaction(intent: Uuid, fen: i64) -> Value {
 
 /// `GET /gateway.do?…`: checks a page pay's signature with the app's public key, as the
 /// cashier does before showing the payment page.
-async fn fake_alipay(app_key: &RsaPrivateKey) -> SocketAddr {
+pub(crate) async fn fake_alipay(app_key: &RsaPrivateKey) -> SocketAddr {
     let app_key = verifier(app_key);
     let router = axum::Router::new().route(
         "/gateway.do",
@@ -947,7 +947,7 @@ async fn the_sandbox_is_on_in_development_only() {
 // Booking notifications: `POST /payments/{provider}/notify`, the sandbox's pay button.
 
 /// A buyer with an upline (so that a payment books earnings) and an unpaid order of theirs.
-async fn unpaid_order(app: &TestApp) -> (entity::member::Model, entity::order::Model) {
+pub(crate) async fn unpaid_order(app: &TestApp) -> (entity::member::Model, entity::order::Model) {
     use entity::member::Tier;
     use sea_orm::PaginatorTrait;
 
@@ -991,7 +991,7 @@ async fn unpaid_order(app: &TestApp) -> (entity::member::Model, entity::order::M
 }
 
 /// An unpaid order of one unit of `sku` by `buyer`.
-async fn place_for(
+pub(crate) async fn place_for(
     app: &TestApp,
     buyer: &entity::member::Model,
     sku: Uuid,

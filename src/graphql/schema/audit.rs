@@ -58,6 +58,14 @@ pub enum AuditAction {
     ProductUnpublished,
     /// `setShippingRule` (arguments: the rule set, and the `previous` one or null).
     ShippingRuleSet,
+    /// `markPayoutPaid` (arguments: the bank reference, member, amount).
+    PayoutMarkedPaid,
+    /// `markPayoutFailed` (arguments: the reason, member, amount).
+    PayoutMarkedFailed,
+    /// `syncPayout` (arguments: what the provider said, whether the transfer was re-sent).
+    PayoutSynced,
+    /// `revealPayoutAccount`: an admin read a MANUAL payout's full bank card.
+    PayoutAccountRevealed,
 }
 
 impl From<Action> for AuditAction {
@@ -83,6 +91,10 @@ impl From<Action> for AuditAction {
             Action::ProductPublished => AuditAction::ProductPublished,
             Action::ProductUnpublished => AuditAction::ProductUnpublished,
             Action::ShippingRuleSet => AuditAction::ShippingRuleSet,
+            Action::PayoutMarkedPaid => AuditAction::PayoutMarkedPaid,
+            Action::PayoutMarkedFailed => AuditAction::PayoutMarkedFailed,
+            Action::PayoutSynced => AuditAction::PayoutSynced,
+            Action::PayoutAccountRevealed => AuditAction::PayoutAccountRevealed,
         }
     }
 }
@@ -110,6 +122,10 @@ impl From<AuditAction> for Action {
             AuditAction::ProductPublished => Action::ProductPublished,
             AuditAction::ProductUnpublished => Action::ProductUnpublished,
             AuditAction::ShippingRuleSet => Action::ShippingRuleSet,
+            AuditAction::PayoutMarkedPaid => Action::PayoutMarkedPaid,
+            AuditAction::PayoutMarkedFailed => Action::PayoutMarkedFailed,
+            AuditAction::PayoutSynced => Action::PayoutSynced,
+            AuditAction::PayoutAccountRevealed => Action::PayoutAccountRevealed,
         }
     }
 }

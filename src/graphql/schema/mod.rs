@@ -15,4 +15,5 @@ pub mod members;
 pub mod node;
 pub mod orders;
 pub mod payments;
+pub mod payouts;
 pub mod shipping;
