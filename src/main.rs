@@ -232,7 +232,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             use pushhand::payments::reconcile::{self, BillProvider};
             config.validate()?;
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let provider = match provider {
                 BillProviderArg::Wechat => BillProvider::Wechat,
                 BillProviderArg::Alipay => BillProvider::Alipay,

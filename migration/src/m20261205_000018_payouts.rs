@@ -109,7 +109,12 @@ impl MigrationTrait for Migration {
             .chain(std::iter::once("finished_at"))
         {
             manager
-                .alter_table(Table::alter().table("withdrawals").drop_column(name).to_owned())
+                .alter_table(
+                    Table::alter()
+                        .table("withdrawals")
+                        .drop_column(name)
+                        .to_owned(),
+                )
                 .await?;
         }
         manager

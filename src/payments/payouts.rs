@@ -370,7 +370,8 @@ impl WechatTransfer {
 
     /// Reads a 200 answer's bill, its signature verified first.
     fn bill(&self, answer: &Answer, t: &Transfer<'_>) -> Result<PayoutState, PaymentError> {
-        self.pay.check_signed(&answer.headers, &answer.body, t.now)?;
+        self.pay
+            .check_signed(&answer.headers, &answer.body, t.now)?;
         let bill: Bill = serde_json::from_slice(&answer.body).map_err(|_| Refusal::Malformed)?;
         if bill.out_bill_no != out_bill_no(t.withdrawal_id) {
             return Err(Refusal::Unrelated.into());
@@ -464,7 +465,10 @@ impl Payout for WechatTransfer {
     }
 
     async fn query(&self, t: &Transfer<'_>) -> Result<PayoutState, PaymentError> {
-        let path = format!("{TRANSFER_PATH}/out-bill-no/{}", out_bill_no(t.withdrawal_id));
+        let path = format!(
+            "{TRANSFER_PATH}/out-bill-no/{}",
+            out_bill_no(t.withdrawal_id)
+        );
         let answer = self.call(Method::GET, &path, String::new(), t.now).await?;
         if answer.status == 404 {
             // Not believed for more than "send it": a re-sent transfer has the same number,

@@ -105,8 +105,7 @@ pub fn parse_wechat(bytes: &[u8]) -> anyhow::Result<Bill> {
         .map(|h| h.trim().trim_start_matches('`').to_owned())
         .collect();
     let need = |names: &[&str]| {
-        column(&header, names)
-            .with_context(|| format!("the bill has no {} column", names[0]))
+        column(&header, names).with_context(|| format!("the bill has no {} column", names[0]))
     };
     let at = need(&["交易时间"])?;
     let reference = need(&["微信订单号"])?;
@@ -123,7 +122,12 @@ pub fn parse_wechat(bytes: &[u8]) -> anyhow::Result<Bill> {
         };
         let fields: Vec<&str> = body.split(",`").collect();
         if fields.len() < header.len().min(total + 1) {
-            bail!("row {}: {} fields, the header has {}", n + 2, fields.len(), header.len());
+            bail!(
+                "row {}: {} fields, the header has {}",
+                n + 2,
+                fields.len(),
+                header.len()
+            );
         }
         let field = |i: usize| fields.get(i).map(|f| f.trim()).unwrap_or("");
         if field(state) != "SUCCESS" {
@@ -155,8 +159,7 @@ pub fn parse_alipay(bytes: &[u8]) -> anyhow::Result<Bill> {
         .map(|h| h.trim().to_owned())
         .collect();
     let need = |names: &[&str]| {
-        column(&header, names)
-            .with_context(|| format!("the bill has no {} column", names[0]))
+        column(&header, names).with_context(|| format!("the bill has no {} column", names[0]))
     };
     let reference = need(&["支付宝交易号"])?;
     let out_trade_no = need(&["商户订单号"])?;
@@ -167,7 +170,12 @@ pub fn parse_alipay(bytes: &[u8]) -> anyhow::Result<Bill> {
     for (n, line) in lines.enumerate() {
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         if fields.len() < header.len() {
-            bail!("row {}: {} fields, the header has {}", n + 2, fields.len(), header.len());
+            bail!(
+                "row {}: {} fields, the header has {}",
+                n + 2,
+                fields.len(),
+                header.len()
+            );
         }
         if fields[kind] != "交易" {
             bill.other_rows += 1;
@@ -395,10 +403,7 @@ mod tests {
         assert_eq!(b.payments.len(), 1);
         assert_eq!(b.payments[0].reference, "4200000001");
         assert_eq!(b.payments[0].amount, Decimal::new(8880, 2));
-        assert_eq!(
-            b.payments[0].at.unwrap().to_string(),
-            "2026-12-02 10:00:00"
-        );
+        assert_eq!(b.payments[0].at.unwrap().to_string(), "2026-12-02 10:00:00");
     }
 
     #[test]
@@ -413,6 +418,10 @@ mod tests {
         assert_eq!(b.payments.len(), 1);
         assert_eq!(b.payments[0].reference, "2026120222001404011000000001");
         assert_eq!(b.payments[0].amount, Decimal::new(8880, 2));
-        assert_eq!(parse_alipay(text.as_bytes()).unwrap(), b, "UTF-8 reads alike");
+        assert_eq!(
+            parse_alipay(text.as_bytes()).unwrap(),
+            b,
+            "UTF-8 reads alike"
+        );
     }
 }

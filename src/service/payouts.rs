@@ -94,7 +94,11 @@ fn check(input: &AccountInput) -> Result<(String, Option<String>, Option<String>
         input.holder_name.as_deref(),
         64,
     ));
-    let bank = errors.check(checked_text("input.bankName", input.bank_name.as_deref(), 64));
+    let bank = errors.check(checked_text(
+        "input.bankName",
+        input.bank_name.as_deref(),
+        64,
+    ));
     // Alipay checks a logon id's name; a bank transfer needs the holder and the bank.
     if input.channel != PayoutChannel::Wechat && holder == Some(None) {
         errors.check::<()>(Err(Error::validation(
@@ -373,14 +377,20 @@ pub async fn apply(
                     withdrawal::Column::Status,
                     Expr::value(withdrawal::Status::Failed),
                 )
-                .col_expr(withdrawal::Column::PayoutError, Expr::value(cut(reason, 512)))
+                .col_expr(
+                    withdrawal::Column::PayoutError,
+                    Expr::value(cut(reason, 512)),
+                )
                 .col_expr(
                     withdrawal::Column::PayoutClientParams,
                     Expr::value(None::<String>),
                 )
                 .col_expr(withdrawal::Column::FinishedAt, Expr::value(now));
             if let Some(r) = reference {
-                q = q.col_expr(withdrawal::Column::PayoutReference, Expr::value(cut(r, 128)));
+                q = q.col_expr(
+                    withdrawal::Column::PayoutReference,
+                    Expr::value(cut(r, 128)),
+                );
             }
             let done = q.filter(processing).exec(&txn).await?.rows_affected == 1;
             if done {
@@ -392,9 +402,13 @@ pub async fn apply(
             reference,
             client_params,
         } => {
-            let mut q = update().col_expr(withdrawal::Column::PayoutError, Expr::value(None::<String>));
+            let mut q =
+                update().col_expr(withdrawal::Column::PayoutError, Expr::value(None::<String>));
             if let Some(r) = reference {
-                q = q.col_expr(withdrawal::Column::PayoutReference, Expr::value(cut(r, 128)));
+                q = q.col_expr(
+                    withdrawal::Column::PayoutReference,
+                    Expr::value(cut(r, 128)),
+                );
             }
             if let Some(p) = client_params {
                 q = q.col_expr(
@@ -465,7 +479,10 @@ async fn note_error(
     };
     tracing::warn!(withdrawal = %id, error = %text, "payout not settled; it stays PROCESSING");
     withdrawal::Entity::update_many()
-        .col_expr(withdrawal::Column::PayoutError, Expr::value(cut(&text, 512)))
+        .col_expr(
+            withdrawal::Column::PayoutError,
+            Expr::value(cut(&text, 512)),
+        )
         .filter(withdrawal::Column::Id.eq(id))
         .filter(withdrawal::Column::Status.eq(withdrawal::Status::Processing))
         .exec(db)
@@ -551,7 +568,9 @@ pub async fn sync(
             "error": error,
         }),
     };
-    Ok(apply(db, events, id, &state, Some(audit), false, now).await?.0)
+    Ok(apply(db, events, id, &state, Some(audit), false, now)
+        .await?
+        .0)
 }
 
 /// ADMIN: records that a `MANUAL` payout was paid, with the bank's reference; booked once.
@@ -617,7 +636,9 @@ async fn manual(
         action,
         arguments,
     };
-    Ok(apply(db, events, id, &state, Some(audit), true, now).await?.0)
+    Ok(apply(db, events, id, &state, Some(audit), true, now)
+        .await?
+        .0)
 }
 
 /// A verified payout notification, applied (duplicates change nothing).
@@ -724,7 +745,10 @@ mod tests {
     #[test]
     fn masks_keep_little() {
         assert_eq!(mask_account("MANUAL", "6222021234567890123"), "**** 0123");
-        assert_eq!(mask_account("ALIPAY", "zhang.san@example.com"), "z***@example.com");
+        assert_eq!(
+            mask_account("ALIPAY", "zhang.san@example.com"),
+            "z***@example.com"
+        );
         assert_eq!(mask_account("ALIPAY", "13800001234"), "138****1234");
         assert_eq!(
             mask_account("WECHAT", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),

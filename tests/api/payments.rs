@@ -194,7 +194,12 @@ struct FakeWechat {
 }
 
 /// `timestamp\nnonce\nbody\n` signed by `key`, as WeChat Pay signs answers and notifications.
-pub(crate) fn wechat_signed_headers(key: &PrivateKey, serial: &str, timestamp: i64, body: &str) -> HeaderMap {
+pub(crate) fn wechat_signed_headers(
+    key: &PrivateKey,
+    serial: &str,
+    timestamp: i64,
+    body: &str,
+) -> HeaderMap {
     let nonce = Uuid::now_v7().simple().to_string();
     let signature = key.sign(format!("{timestamp}\n{nonce}\n{body}\n").as_bytes());
     let mut headers = HeaderMap::new();
@@ -213,7 +218,9 @@ pub(crate) fn wechat_signed_headers(key: &PrivateKey, serial: &str, timestamp: i
 }
 
 /// The fields of a `WECHATPAY2-SHA256-RSA2048 k="v",…` header.
-pub(crate) fn authorization_fields(header: &str) -> Option<std::collections::HashMap<String, String>> {
+pub(crate) fn authorization_fields(
+    header: &str,
+) -> Option<std::collections::HashMap<String, String>> {
     let fields = header.strip_prefix("WECHATPAY2-SHA256-RSA2048 ")?;
     fields
         .split(',')
@@ -297,7 +304,7 @@ pub(crate) async fn serve(router: axum::Router) -> SocketAddr {
     addr
 }
 
-pub(crate) async fn fake_wechat(signer: &RsaPrivateKey) -> (SocketAddr, Arc<FakeWechat>) {
+async fn fake_wechat(signer: &RsaPrivateKey) -> (SocketAddr, Arc<FakeWechat>) {
     let fake = Arc::new(FakeWechat {
         merchant: verifier(&keys().merchant),
         signer: self::signer(signer),
@@ -371,7 +378,7 @@ fn transaction(intent: Uuid, fen: i64) -> Value {
 
 /// `GET /gateway.do?…`: checks a page pay's signature with the app's public key, as the
 /// cashier does before showing the payment page.
-pub(crate) async fn fake_alipay(app_key: &RsaPrivateKey) -> SocketAddr {
+async fn fake_alipay(app_key: &RsaPrivateKey) -> SocketAddr {
     let app_key = verifier(app_key);
     let router = axum::Router::new().route(
         "/gateway.do",

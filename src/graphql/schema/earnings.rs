@@ -380,7 +380,9 @@ impl Withdrawal {
     /// (`wx.requestMerchantTransfer({ mchId, appId, package })`) while WeChat waits for the
     /// member (state `WAIT_USER_CONFIRM`); null otherwise and for anyone else.
     async fn payout_confirmation(&self, ctx: &Context<'_>) -> Result<Option<JsonValue>> {
-        let own = viewer(ctx)?.member().is_ok_and(|m| m.id == self.0.member_id);
+        let own = viewer(ctx)?
+            .member()
+            .is_ok_and(|m| m.id == self.0.member_id);
         if !own || self.0.status != withdrawal::Status::Processing {
             return Ok(None);
         }
@@ -602,8 +604,10 @@ impl EarningsMutation {
         #[graphql(desc = "1–128 characters the client makes up per withdrawal (a UUID \
                           will do) and reuses when retrying it.")]
         idempotency_key: String,
-        #[graphql(desc = "How to be paid: to your payout account of this channel, recorded \
-                          on the withdrawal. Omitted: MANUAL (to your bank card, when set).")]
+        #[graphql(
+            desc = "How to be paid: to your payout account of this channel, recorded \
+                          on the withdrawal. Omitted: MANUAL (to your bank card, when set)."
+        )]
         payout_channel: Option<super::payouts::PayoutChannelGql>,
     ) -> Result<Withdrawal> {
         let st = state(ctx)?;
