@@ -474,7 +474,7 @@ async fn notify(app: &TestApp, (headers, body): (HeaderMap, String)) -> u16 {
 async fn a_wechat_payout_is_paid_by_its_notification_and_fifty_duplicates_book_once() {
     let s = scene().await;
     let app = &s.app;
-    let (token, m) = earner(app, "wx@example.com", 100_00).await;
+    let (token, m) = earner(app, "wx@example.com", 10_000).await;
     let openid = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
     let set = app
         .data_as(
@@ -697,7 +697,7 @@ async fn a_lost_wechat_transfer_is_resent_under_its_number_by_sync() {
 async fn alipay_payouts_are_signed_their_answers_verified_and_failures_returned() {
     let s = scene().await;
     let app = &s.app;
-    let (token, m) = earner(app, "ali@example.com", 100_00).await;
+    let (token, m) = earner(app, "ali@example.com", 10_000).await;
     let set = app
         .data_as(
             &token,
@@ -774,7 +774,7 @@ async fn alipay_payouts_are_signed_their_answers_verified_and_failures_returned(
 async fn a_manual_payout_is_recorded_by_an_admin_audited_and_booked_once() {
     let s = scene().await;
     let app = &s.app;
-    let (token, m) = earner(app, "bank@example.com", 100_00).await;
+    let (token, m) = earner(app, "bank@example.com", 10_000).await;
     let set = app
         .data_as(
             &token,
@@ -935,7 +935,7 @@ async fn payout_accounts_are_checked_masked_and_never_shown_to_another_member() 
         .await;
     assert_eq!(error_code(&r), Some("PAYOUT_ACCOUNT_MISSING"));
     // WeChat transfers of 2000.00 or more need the payee's encrypted name: refused.
-    let (rich, _) = earner(app, "rich@example.com", 3000_00).await;
+    let (rich, _) = earner(app, "rich@example.com", 300_000).await;
     app.data_as(
         &rich,
         SET,
