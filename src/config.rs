@@ -852,9 +852,28 @@ pub struct PaymentSettings {
     #[arg(long, env = "PUSHHAND_ALIPAY_SELLER_ID", global = true)]
     pub alipay_seller_id: Option<String>,
 
-    /// Where the server calls Alipay's API (refunds): `http://`, an egress proxy that speaks
-    /// TLS to `https://openapi.alipay.com/gateway.do` (the server carries no TLS client).
-    /// Optional: without it, Alipay refunds fail visibly, naming this setting.
+    /// Pay withdrawals by WeChat Pay transfer (商家转账, `WECHAT` payouts); needs WeChat Pay.
+    #[arg(long, env = "PUSHHAND_WECHATPAY_PAYOUTS_ENABLED", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub wechat_payouts_enabled: bool,
+
+    /// The transfer scene (`transfer_scene_id`) of WeChat Pay transfers: 1005 (佣金报酬).
+    #[arg(
+        long,
+        env = "PUSHHAND_WECHATPAY_TRANSFER_SCENE_ID",
+        default_value = "1005",
+        global = true
+    )]
+    pub wechat_transfer_scene_id: String,
+
+    /// Pay withdrawals by Alipay transfer (`alipay.fund.trans.uni.transfer`, `ALIPAY`
+    /// payouts); needs Alipay and `PUSHHAND_ALIPAY_API_URL`.
+    #[arg(long, env = "PUSHHAND_ALIPAY_PAYOUTS_ENABLED", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub alipay_payouts_enabled: bool,
+
+    /// Where the server calls Alipay's API (refunds, transfers): `http://`, an egress proxy
+    /// that speaks TLS to `https://openapi.alipay.com/gateway.do` (the server carries no TLS
+    /// client). Optional for payments: without it, Alipay refunds fail visibly, naming this
+    /// setting; Alipay payouts need it.
     #[arg(long, env = "PUSHHAND_ALIPAY_API_URL", global = true)]
     pub alipay_api_url: Option<String>,
 }
@@ -957,7 +976,7 @@ impl PaymentSettings {
                 );
             }
         }
-        Ok(())
+        self.check_payouts()
     }
 
     /// The notification URL of `provider` (`<base>/payments/<provider>/notify`).

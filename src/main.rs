@@ -60,6 +60,27 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Compare a provider's daily trade bill with our payments, read-only: trades paid at
+    /// the provider but not here, paid here but not in the bill, and amount differences.
+    /// Exits with status 1 when there are any.
+    Reconcile {
+        /// Whose bill: WeChat Pay's trade bill, or Alipay's business detail (业务明细) CSV.
+        #[arg(long, value_enum)]
+        provider: BillProviderArg,
+        /// The bill file (UTF-8 or GBK).
+        #[arg(long)]
+        file: PathBuf,
+        /// The Beijing day whose payments here must be in the bill (default: the days of
+        /// the bill's payments).
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BillProviderArg {
+    Wechat,
+    Alipay,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -203,6 +224,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("partner link code: {code}");
             }
             Ok(())
+        }
+        Command::Reconcile {
+            provider,
+            file,
+            date,
+        } => {
+            use pushhand::payments::reconcile::{self, BillProvider};
+            config.validate()?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let provider = match provider {
+                BillProviderArg::Wechat => BillProvider::Wechat,
+                BillProviderArg::Alipay => BillProvider::Alipay,
+            };
+            let bill = match provider {
+                BillProvider::Wechat => reconcile::parse_wechat(&bytes),
+                BillProvider::Alipay => reconcile::parse_alipay(&bytes),
+            }
+            .with_context(|| format!("reading the bill {}", file.display()))?;
+            // Read-only: no migration, no write.
+            let conn = db::connect(&config, &Metrics::new()).await?;
+            let report =
+                reconcile::reconcile(&conn, provider, bill, date.map(|d| [d].into())).await?;
+            print!("{}", report.render(provider));
+            if report.clean() {
+                Ok(())
+            } else {
+                anyhow::bail!("the bill and the books differ")
+            }
         }
         Command::ExportSchema { output } => {
             let sdl = graphql::sdl();

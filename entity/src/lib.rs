@@ -10,6 +10,7 @@
 //!   [`withdrawal`], [`membership_reward_day`]: orders and the money they move.
 //! - [`payment_intent`]: payments opened at a provider for orders, one per order and channel;
 //!   [`refund`]: refunds requested from the provider an order was paid through.
+//! - [`payout_account`]: where members' withdrawals are paid, one per member and channel.
 //! - [`audit_entry`]: the append-only log of staff actions.
 //! - [`idempotency_key`]: clients' keys for retried writes (orders, refunds).
 //! - [`address`]: members' delivery addresses; [`cart_line`]: members' carts;
@@ -45,6 +46,7 @@ pub mod order;
 pub mod order_cancellation;
 pub mod order_line;
 pub mod payment_intent;
+pub mod payout_account;
 pub mod product;
 pub mod product_image;
 pub mod product_tag;

@@ -22,6 +22,7 @@ mod m20261204_000014_cart_checkout;
 mod m20261204_000015_shipments;
 mod m20261204_000016_payment_intents;
 mod m20261205_000017_refunds;
+mod m20261205_000018_payouts;
 
 pub struct Migrator;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000015_shipments::Migration),
             Box::new(m20261204_000016_payment_intents::Migration),
             Box::new(m20261205_000017_refunds::Migration),
+            Box::new(m20261205_000018_payouts::Migration),
         ]
     }
 }

@@ -58,6 +58,7 @@ pub struct Mutation(
     schema::cart::CartMutation,
     schema::payments::PaymentsMutation,
     schema::refunds::RefundsMutation,
+    schema::payouts::PayoutsMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, schema::live::Subscription>;

@@ -9,6 +9,7 @@
 //! | `POST /payments/{wechat,alipay,sandbox}/notify` | providers' payment notifications, verified then booked ([`payments`]) |
 //! | `POST /payments/{wechat,alipay,sandbox}/refund-notify` | providers' refund notifications, verified then recorded ([`payments`]) |
 //! | `POST /payments/sandbox/{intentId}/pay` | the sandbox's pay button (development only) |
+//! | `POST /payouts/wechat/notify` | WeChat Pay's transfer (payout) notifications ([`payouts`]) |
 //! | `GET /metrics` | Prometheus text (on `PUSHHAND_METRICS_ADDR` only, when set) |
 //!
 //! Browsers on the origins of `PUSHHAND_CORS_ORIGINS` may call `/graphql` and open
@@ -33,6 +34,7 @@ mod graphql;
 mod health;
 mod ide;
 pub mod payments;
+pub mod payouts;
 pub mod persisted;
 pub mod serve;
 mod ws;
@@ -149,7 +151,11 @@ pub fn router(
                 .layer(DefaultBodyLimit::max(payments::MAX_NOTIFICATION_BYTES)),
         )
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
+        .route("/readyz", get(health::readyz))
+        .route(
+            "/payouts/wechat/notify",
+            post(payouts::wechat).layer(DefaultBodyLimit::max(payments::MAX_NOTIFICATION_BYTES)),
+        );
     // The sandbox exists in development only (`PUSHHAND_PAYMENTS_SANDBOX`).
     if state.app.payments.sandbox().is_some() {
         public = public

@@ -18,6 +18,8 @@
 pub mod alipay;
 pub mod keys;
 pub mod nonces;
+pub mod payouts;
+pub mod reconcile;
 pub mod sandbox;
 pub mod settings;
 pub mod transport;
@@ -296,6 +298,9 @@ pub struct Payments {
     providers: HashMap<Channel, Arc<dyn Provider>>,
     /// The sandbox's own handle (it also signs), when enabled.
     sandbox: Option<Arc<sandbox::Sandbox>>,
+    /// The payout channels of withdrawals (`MANUAL` always; WeChat Pay and Alipay when
+    /// their payouts are enabled).
+    pub payouts: payouts::Payouts,
 }
 
 impl Payments {
@@ -326,6 +331,7 @@ impl Payments {
         if settings.alipay_enabled {
             payments.insert(Arc::new(alipay::Alipay::new(settings.alipay_config()?)));
         }
+        payments.payouts = payouts::Payouts::from_config(settings, nonces.clone())?;
         if settings.sandbox_enabled(config.environment) {
             let sandbox = Arc::new(sandbox::Sandbox::generate(nonces)?);
             payments.sandbox = Some(sandbox.clone());

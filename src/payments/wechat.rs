@@ -138,7 +138,7 @@ impl WechatPay {
 
     /// Checks a signed message from WeChat Pay (a notification or an answer): the key, the
     /// signature, the timestamp. Returns the nonce.
-    fn check_signed<'h>(
+    pub(crate) fn check_signed<'h>(
         &self,
         headers: &'h HeaderMap,
         body: &[u8],
@@ -181,7 +181,7 @@ impl WechatPay {
     }
 
     /// Decrypts a notification's resource (AEAD_AES_256_GCM).
-    fn decrypt(&self, resource: &Resource) -> Result<Vec<u8>, Refusal> {
+    pub(crate) fn decrypt(&self, resource: &Resource) -> Result<Vec<u8>, Refusal> {
         use aes_gcm::aead::{Aead, KeyInit, Payload};
         if resource.algorithm != "AEAD_AES_256_GCM" || resource.nonce.len() != 12 {
             return Err(Refusal::Malformed);

@@ -89,6 +89,10 @@ codes! {
         RefundRequested => "REFUND_REQUESTED",
         RefundRetried => "REFUND_RETRIED",
         RefundSynced => "REFUND_SYNCED",
+        PayoutMarkedPaid => "PAYOUT_MARKED_PAID",
+        PayoutMarkedFailed => "PAYOUT_MARKED_FAILED",
+        PayoutSynced => "PAYOUT_SYNCED",
+        PayoutAccountRevealed => "PAYOUT_ACCOUNT_REVEALED",
     }
 }
 

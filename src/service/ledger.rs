@@ -36,6 +36,8 @@ pub enum Event {
     WithdrawalFee,
     WithdrawalPaid,
     WithdrawalRejected,
+    /// A payout failed: the reserved amount returns to the available balance.
+    WithdrawalFailed,
 }
 
 impl Event {
@@ -49,6 +51,7 @@ impl Event {
             Event::WithdrawalFee => "WITHDRAWAL_FEE",
             Event::WithdrawalPaid => "WITHDRAWAL_PAID",
             Event::WithdrawalRejected => "WITHDRAWAL_REJECTED",
+            Event::WithdrawalFailed => "WITHDRAWAL_FAILED",
         }
     }
 }
@@ -454,8 +457,8 @@ async fn marks(
 /// Compares each earning's and each withdrawal's status with what its entries say: an
 /// earning is `REVERSED` once a `REVERSED` entry refers to it, `SETTLED` once a `SETTLED`
 /// entry does (or an `ADJUSTED` entry moved the available balance: an adjustment booked
-/// settled), `PENDING` otherwise; a withdrawal is `APPROVED` once paid, `REJECTED` once its
-/// funds came back, `PENDING` otherwise.
+/// settled), `PENDING` otherwise; a withdrawal is `PAID` once paid, `REJECTED` or `FAILED`
+/// once its funds came back, `PENDING` or `PROCESSING` (its payout under way) otherwise.
 pub async fn check_statuses(db: &impl ConnectionTrait) -> Result<Vec<StatusMismatch>> {
     use entity::{earning, withdrawal};
     use sea_orm::QuerySelect;
@@ -510,7 +513,7 @@ pub async fn check_statuses(db: &impl ConnectionTrait) -> Result<Vec<StatusMisma
         [
             "event = 'WITHDRAWAL_PAID'",
             "event = 'WITHDRAWAL_REJECTED'",
-            "event = 'WITHDRAWAL_REQUESTED'",
+            "event = 'WITHDRAWAL_FAILED'",
         ],
     )
     .await?;
@@ -526,15 +529,22 @@ pub async fn check_statuses(db: &impl ConnectionTrait) -> Result<Vec<StatusMisma
         .await?;
     let name = |s: withdrawal::Status| match s {
         withdrawal::Status::Pending => "PENDING",
-        withdrawal::Status::Approved => "APPROVED",
+        withdrawal::Status::Processing => "PROCESSING",
+        withdrawal::Status::Paid => "PAID",
+        withdrawal::Status::Failed => "FAILED",
         withdrawal::Status::Rejected => "REJECTED",
     };
     for (id, member_id, status) in withdrawals {
-        let (paid, rejected, _) = entries.get(&id).copied().unwrap_or_default();
+        let (paid, rejected, failed) = entries.get(&id).copied().unwrap_or_default();
         let expected = if paid > 0 {
-            withdrawal::Status::Approved
+            withdrawal::Status::Paid
         } else if rejected > 0 {
             withdrawal::Status::Rejected
+        } else if failed > 0 {
+            withdrawal::Status::Failed
+        } else if status == withdrawal::Status::Processing {
+            // Approved, its payout under way: no entry until it ends.
+            withdrawal::Status::Processing
         } else {
             withdrawal::Status::Pending
         };

@@ -32,6 +32,7 @@ pub mod orders;
 pub mod page;
 pub mod payments;
 pub mod refunds;
+pub mod payouts;
 pub mod regions;
 pub mod reward_days;
 pub mod rows;

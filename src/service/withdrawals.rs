@@ -2,6 +2,10 @@
 //! reserved at once by a conditional update (`available >= amount`), so no two requests can
 //! spend the same money — on SQLite and PostgreSQL alike, with no `SELECT … FOR UPDATE`. The
 //! client's idempotency key makes retries safe: the same key returns the same withdrawal.
+//!
+//! A withdrawal pays to the member's payout account of its channel, recorded on it when
+//! requested. Approving starts its payout ([`super::payouts`]): `PENDING → PROCESSING`, the
+//! amount still reserved, then `PAID` (booked out) or `FAILED` (returned) once.
 
 use chrono::{DateTime, Utc};
 use entity::{Money, Rate, balance, member, withdrawal};
@@ -13,6 +17,7 @@ use super::audit::{self, Action, Actor, TargetType};
 use super::ledger::{self, Deltas, Event as Entry, Refs};
 use crate::error::{Error, Result};
 use crate::events::{Event, Events, Kind};
+use crate::payments::payouts::{PayoutChannel, Payouts};
 
 /// The withdrawal rules of the policy.
 #[derive(Clone, Copy, Debug)]
@@ -32,6 +37,25 @@ pub async fn request(
     amount: rust_decimal::Decimal,
     key: &str,
     terms: Terms,
+    now: DateTime<Utc>,
+) -> Result<withdrawal::Model> {
+    let payouts = crate::payments::payouts::Payouts::default();
+    request_to(db, events, &payouts, m, amount, key, terms, None, now).await
+}
+
+/// [`request`] paid through `channel` (the member's account of it, `PAYOUT_ACCOUNT_MISSING`
+/// without one; `PAYOUT_CHANNEL_UNAVAILABLE` when not enabled). Without a channel it is
+/// `MANUAL`, to the member's bank card when one is on file.
+#[allow(clippy::too_many_arguments)]
+pub async fn request_to(
+    db: &DatabaseConnection,
+    events: &Events,
+    payouts: &Payouts,
+    m: &member::Model,
+    amount: rust_decimal::Decimal,
+    key: &str,
+    terms: Terms,
+    channel: Option<PayoutChannel>,
     now: DateTime<Utc>,
 ) -> Result<withdrawal::Model> {
     let key = key.trim();
@@ -58,6 +82,14 @@ pub async fn request(
     }
     let fee = Money::floor_from_decimal(amount.to_decimal() * fee_rate.to_decimal())
         .unwrap_or(Money::ZERO);
+    let destination = super::payouts::destination(
+        db,
+        payouts,
+        m.id,
+        channel,
+        Money::from_fen(amount.fen() - fee.fen()),
+    )
+    .await?;
     let model = withdrawal::Model {
         id: Uuid::now_v7(),
         member_id: m.id,
@@ -68,6 +100,14 @@ pub async fn request(
         created_at: now,
         reviewed_at: None,
         reviewer_id: None,
+        payout_channel: Some(destination.channel.code().to_owned()),
+        payout_account: destination.account,
+        payout_holder: destination.holder,
+        payout_bank: destination.bank,
+        payout_reference: None,
+        payout_error: None,
+        payout_client_params: None,
+        finished_at: None,
     };
     let txn = crate::db::begin_write(db).await?;
     let inserted = withdrawal::Entity::insert(withdrawal::ActiveModel::from(model.clone()))
@@ -149,7 +189,7 @@ pub async fn review(
 }
 
 /// [`review`] by `actor`, whose audit entry (the decision, the amount) is written in the
-/// review's transaction.
+/// review's transaction. Only `MANUAL` payouts (see [`review_with`]).
 pub async fn review_as(
     db: &DatabaseConnection,
     events: &Events,
@@ -158,14 +198,41 @@ pub async fn review_as(
     approve: bool,
     now: DateTime<Utc>,
 ) -> Result<withdrawal::Model> {
+    let payouts = Payouts::default();
+    review_with(db, events, &payouts, actor, id, approve, now).await
+}
+
+/// [`review_as`] with the enabled payout channels: approving moves the withdrawal to
+/// `PROCESSING` (nothing booked: the amount stays reserved), commits, then starts its payout
+/// (an answer that settles it books it at once; otherwise a notification, `syncPayout` or an
+/// admin's `markPayoutPaid` / `markPayoutFailed` ends it). A provider that cannot be reached
+/// leaves it `PROCESSING` with the error noted. Rejecting returns the funds, as before.
+pub async fn review_with(
+    db: &DatabaseConnection,
+    events: &Events,
+    payouts: &Payouts,
+    actor: &Actor,
+    id: Uuid,
+    approve: bool,
+    now: DateTime<Utc>,
+) -> Result<withdrawal::Model> {
     let admin = actor.member;
-    let txn = crate::db::begin_write(db).await?;
     let w = withdrawal::Entity::find_by_id(id)
-        .one(&txn)
+        .one(db)
         .await?
         .ok_or_else(|| Error::not_found("withdrawal"))?;
+    if approve && w.status == withdrawal::Status::Pending {
+        let channel = super::payouts::channel_of(&w);
+        if payouts.get(channel).is_none() {
+            return Err(Error::rule(
+                "PAYOUT_CHANNEL_UNAVAILABLE",
+                format!("{} payouts are not enabled", channel.code()),
+            ));
+        }
+    }
+    let txn = crate::db::begin_write(db).await?;
     let to = if approve {
-        withdrawal::Status::Approved
+        withdrawal::Status::Processing
     } else {
         withdrawal::Status::Rejected
     };
@@ -187,23 +254,8 @@ pub async fn review_as(
         earning: None,
         withdrawal: Some(id),
     };
-    let (amount, fee) = (w.amount.fen(), w.fee.fen());
-    if approve {
-        let payout = Deltas {
-            reserved: -(amount - fee),
-            withdrawn: amount - fee,
-            ..Deltas::default()
-        };
-        ledger::book(&txn, w.member_id, Entry::WithdrawalPaid, refs, payout, now).await?;
-        if fee > 0 {
-            let d = Deltas {
-                reserved: -fee,
-                withdrawn: fee,
-                ..Deltas::default()
-            };
-            ledger::book(&txn, w.member_id, Entry::WithdrawalFee, refs, d, now).await?;
-        }
-    } else {
+    let amount = w.amount.fen();
+    if !approve {
         let d = Deltas {
             reserved: -amount,
             available: amount,
@@ -225,6 +277,7 @@ pub async fn review_as(
             "memberId": w.member_id.to_string(),
             "amount": w.amount.to_decimal().to_string(),
             "fee": w.fee.to_decimal().to_string(),
+            "payoutChannel": w.payout_channel,
         }),
         now,
     )
@@ -237,7 +290,58 @@ pub async fn review_as(
     events
         .publish(vec![Event::new(w.member_id, Kind::WithdrawalChanged, w.id)])
         .await;
+    if approve {
+        return super::payouts::start(db, events, payouts, w, now).await;
+    }
     Ok(w)
+}
+
+/// Books a withdrawal's payout as paid, in `txn`: the amount less the fee and the fee
+/// leave the reserved balance for the withdrawn one.
+pub(crate) async fn book_paid(
+    txn: &impl ConnectionTrait,
+    w: &withdrawal::Model,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let refs = Refs {
+        earning: None,
+        withdrawal: Some(w.id),
+    };
+    let (amount, fee) = (w.amount.fen(), w.fee.fen());
+    let payout = Deltas {
+        reserved: -(amount - fee),
+        withdrawn: amount - fee,
+        ..Deltas::default()
+    };
+    ledger::book(txn, w.member_id, Entry::WithdrawalPaid, refs, payout, now).await?;
+    if fee > 0 {
+        let d = Deltas {
+            reserved: -fee,
+            withdrawn: fee,
+            ..Deltas::default()
+        };
+        ledger::book(txn, w.member_id, Entry::WithdrawalFee, refs, d, now).await?;
+    }
+    Ok(())
+}
+
+/// Books a failed payout, in `txn`: the whole reserved amount returns to the available
+/// balance in one entry.
+pub(crate) async fn book_failed(
+    txn: &impl ConnectionTrait,
+    w: &withdrawal::Model,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let refs = Refs {
+        earning: None,
+        withdrawal: Some(w.id),
+    };
+    let d = Deltas {
+        reserved: -w.amount.fen(),
+        available: w.amount.fen(),
+        ..Deltas::default()
+    };
+    ledger::book(txn, w.member_id, Entry::WithdrawalFailed, refs, d, now).await
 }
 
 /// A withdrawal `viewer` may see (its member's and admins'), or `NOT_FOUND`.

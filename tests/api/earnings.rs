@@ -504,6 +504,15 @@ async fn share_link_sale_to_payout_and_clawback() {
         .gql_as(&admin, review, json!({ "id": wid, "ok": true }))
         .await;
     assert_eq!(error_code(&resp), Some("ALREADY_REVIEWED"), "paid out once");
+    // A MANUAL payout: the admin pays the bank card and records the reference.
+    let paid = app
+        .data_as(
+            &admin,
+            "mutation($id: ID!) { markPayoutPaid(withdrawalId: $id, reference: \"BANK-1\") { status } }",
+            json!({ "id": wid }),
+        )
+        .await;
+    assert_eq!(paid["markPayoutPaid"]["status"], json!("PAID"));
     let xs = app.data_as(&x_token, SUMMARY, json!({})).await;
     assert_eq!(summary(&xs)["withdrawn"], json!("29.85"));
     assert_eq!(summary(&xs)["available"], json!("0.00"));

@@ -217,7 +217,17 @@ async fn the_whole_money_path_arrives_live_and_rollbacks_publish_nothing() {
     .await;
     let approved = ws.next("e").await;
     let e = event(&approved);
-    assert_eq!(e["withdrawal"]["status"], json!("APPROVED"));
+    assert_eq!(e["withdrawal"]["status"], json!("PROCESSING"));
+    assert_eq!(e["summary"]["reserved"], json!("20.00"));
+    app.data_as(
+        &s.admin,
+        "mutation($id: ID!) { markPayoutPaid(withdrawalId: $id, reference: \"BANK-1\") { status } }",
+        json!({ "id": wid }),
+    )
+    .await;
+    let paid = ws.next("e").await;
+    let e = event(&paid);
+    assert_eq!(e["withdrawal"]["status"], json!("PAID"));
     assert_eq!(e["summary"]["withdrawn"], json!("20.00"));
 
     // A refund before settlement reverses the earning.

@@ -34,6 +34,7 @@ mod order_lists;
 mod otlp;
 mod own_answers;
 mod payments;
+mod payouts;
 mod persisted;
 mod refunds;
 mod response_cache;

@@ -601,7 +601,7 @@ async fn the_database_keeps_the_money_invariants() {
     entity::withdrawal::Entity::update_many()
         .col_expr(
             entity::withdrawal::Column::Status,
-            sea_orm::sea_query::Expr::value(entity::withdrawal::Status::Approved),
+            sea_orm::sea_query::Expr::value(entity::withdrawal::Status::Paid),
         )
         .exec(db)
         .await
@@ -623,7 +623,7 @@ async fn the_database_keeps_the_money_invariants() {
     );
     assert!(
         found.iter().any(|m| m["kind"] == json!("WITHDRAWAL")
-            && m["storedStatus"] == json!("APPROVED")
+            && m["storedStatus"] == json!("PAID")
             && m["ledgerStatus"] == json!("PENDING")),
         "{tampered}"
     );

@@ -55,11 +55,11 @@ pub(crate) fn keys() -> &'static Keys {
     })
 }
 
-fn private_pem(key: &RsaPrivateKey) -> String {
+pub(crate) fn private_pem(key: &RsaPrivateKey) -> String {
     key.to_pkcs8_pem(LineEnding::LF).expect("pem").to_string()
 }
 
-fn public_pem(key: &RsaPrivateKey) -> String {
+pub(crate) fn public_pem(key: &RsaPrivateKey) -> String {
     RsaPublicKey::from(key)
         .to_public_key_pem(LineEnding::LF)
         .expect("pem")
@@ -85,7 +85,7 @@ impl KeyFiles {
         }
     }
 
-    fn write(&self, name: &str, text: &str) -> String {
+    pub(crate) fn write(&self, name: &str, text: &str) -> String {
         let path = self.dir.path().join(name);
         std::fs::write(&path, text).expect("write key file");
         path.display().to_string()
@@ -226,7 +226,9 @@ pub(crate) fn wechat_signed_headers(
 }
 
 /// The fields of a `WECHATPAY2-SHA256-RSA2048 k="v",…` header.
-fn authorization_fields(header: &str) -> Option<std::collections::HashMap<String, String>> {
+pub(crate) fn authorization_fields(
+    header: &str,
+) -> Option<std::collections::HashMap<String, String>> {
     let fields = header.strip_prefix("WECHATPAY2-SHA256-RSA2048 ")?;
     fields
         .split(',')
@@ -440,7 +442,7 @@ impl FakeWechat {
     }
 }
 
-async fn serve(router: axum::Router) -> SocketAddr {
+pub(crate) async fn serve(router: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

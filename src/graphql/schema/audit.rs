@@ -66,6 +66,14 @@ pub enum AuditAction {
     /// `syncRefund` that changed the refund (target: the line; arguments: the refund, its
     /// new status).
     RefundSynced,
+    /// `markPayoutPaid` (arguments: the bank reference, member, amount).
+    PayoutMarkedPaid,
+    /// `markPayoutFailed` (arguments: the reason, member, amount).
+    PayoutMarkedFailed,
+    /// `syncPayout` (arguments: what the provider said, whether the transfer was re-sent).
+    PayoutSynced,
+    /// `revealPayoutAccount`: an admin read a MANUAL payout's full bank card.
+    PayoutAccountRevealed,
 }
 
 impl From<Action> for AuditAction {
@@ -94,6 +102,10 @@ impl From<Action> for AuditAction {
             Action::RefundRequested => AuditAction::RefundRequested,
             Action::RefundRetried => AuditAction::RefundRetried,
             Action::RefundSynced => AuditAction::RefundSynced,
+            Action::PayoutMarkedPaid => AuditAction::PayoutMarkedPaid,
+            Action::PayoutMarkedFailed => AuditAction::PayoutMarkedFailed,
+            Action::PayoutSynced => AuditAction::PayoutSynced,
+            Action::PayoutAccountRevealed => AuditAction::PayoutAccountRevealed,
         }
     }
 }
@@ -124,6 +136,10 @@ impl From<AuditAction> for Action {
             AuditAction::RefundRequested => Action::RefundRequested,
             AuditAction::RefundRetried => Action::RefundRetried,
             AuditAction::RefundSynced => Action::RefundSynced,
+            AuditAction::PayoutMarkedPaid => Action::PayoutMarkedPaid,
+            AuditAction::PayoutMarkedFailed => Action::PayoutMarkedFailed,
+            AuditAction::PayoutSynced => Action::PayoutSynced,
+            AuditAction::PayoutAccountRevealed => Action::PayoutAccountRevealed,
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::graphql::context::{load_err, state, viewer};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::loaders::{Loaders, ProductKey};
 use crate::graphql::pagination::{ConnectionOf, PageArgs};
-use crate::graphql::scalars::{Dec, DecArg};
+use crate::graphql::scalars::{Dec, DecArg, JsonValue};
 use crate::service::earnings::{self as svc, Explanation};
 use crate::service::{ledger, withdrawals};
 
@@ -299,14 +299,19 @@ pub async fn earnings_of(
     ))
 }
 
-/// Where a withdrawal stands.
+/// Where a withdrawal stands: `PENDING` → (approved) `PROCESSING` → `PAID` or `FAILED`;
+/// or `PENDING` → (rejected) `REJECTED`.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum WithdrawalStatus {
     /// Waiting for an admin's review; the amount is held (`EarningsSummary.reserved`).
     Pending,
+    /// Approved: its payout is under way; the amount is still held.
+    Processing,
     /// Paid out.
-    Approved,
-    /// Funds returned to the available balance.
+    Paid,
+    /// The payout failed: the amount returned to the available balance (`failureReason`).
+    Failed,
+    /// Rejected by an admin: the amount returned to the available balance.
     Rejected,
 }
 
@@ -328,13 +333,69 @@ impl Withdrawal {
     async fn fee(&self) -> Dec {
         self.0.fee.into()
     }
-    /// PENDING until an admin approves (pays out) or rejects it.
+    /// PENDING until an admin approves (its payout starts: PROCESSING, then PAID or
+    /// FAILED) or rejects it.
     async fn status(&self) -> WithdrawalStatus {
         match self.0.status {
             withdrawal::Status::Pending => WithdrawalStatus::Pending,
-            withdrawal::Status::Approved => WithdrawalStatus::Approved,
+            withdrawal::Status::Processing => WithdrawalStatus::Processing,
+            withdrawal::Status::Paid => WithdrawalStatus::Paid,
+            withdrawal::Status::Failed => WithdrawalStatus::Failed,
             withdrawal::Status::Rejected => WithdrawalStatus::Rejected,
         }
+    }
+    /// How it is paid out (chosen when requested).
+    async fn payout_channel(&self) -> super::payouts::PayoutChannelGql {
+        crate::service::payouts::channel_of(&self.0).into()
+    }
+    /// The account it pays to, masked as recorded when requested (`**** 1234`); null for a
+    /// MANUAL withdrawal requested without a bank card on file.
+    async fn payout_account(&self) -> Option<String> {
+        let channel = crate::service::payouts::channel_of(&self.0).code();
+        self.0
+            .payout_account
+            .as_deref()
+            .map(|a| crate::service::payouts::mask_account(channel, a))
+    }
+    /// The provider's transfer number, or the bank reference an admin recorded; null until
+    /// there is one.
+    async fn payout_reference(&self) -> Option<&str> {
+        self.0.payout_reference.as_deref()
+    }
+    /// Why the payout failed (FAILED only).
+    async fn failure_reason(&self) -> Option<&str> {
+        (self.0.status == withdrawal::Status::Failed)
+            .then_some(self.0.payout_error.as_deref())
+            .flatten()
+    }
+    /// ADMIN: the last provider error of a payout still PROCESSING (null for others and for
+    /// members).
+    async fn payout_error(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        let admin = viewer(ctx)?.is_admin();
+        Ok((admin && self.0.status == withdrawal::Status::Processing)
+            .then_some(self.0.payout_error.as_deref())
+            .flatten())
+    }
+    /// OWNER: what the WeChat mini-program needs to confirm the transfer
+    /// (`wx.requestMerchantTransfer({ mchId, appId, package })`) while WeChat waits for the
+    /// member (state `WAIT_USER_CONFIRM`); null otherwise and for anyone else.
+    async fn payout_confirmation(&self, ctx: &Context<'_>) -> Result<Option<JsonValue>> {
+        let own = viewer(ctx)?
+            .member()
+            .is_ok_and(|m| m.id == self.0.member_id);
+        if !own || self.0.status != withdrawal::Status::Processing {
+            return Ok(None);
+        }
+        Ok(self
+            .0
+            .payout_client_params
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok())
+            .map(JsonValue))
+    }
+    /// When it was paid or failed; null before.
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at
     }
     /// The key the client sent with `requestWithdrawal`: a retry with it answers this
     /// withdrawal.
@@ -410,8 +471,8 @@ pub struct StatusMismatch {
     pub id: ID,
     /// Its member (a `Member` ID).
     pub member_id: ID,
-    /// The status stored on the row (`PENDING`, `SETTLED`, `REVERSED`, `APPROVED`,
-    /// `REJECTED`).
+    /// The status stored on the row (`PENDING`, `SETTLED`, `REVERSED`, `PROCESSING`,
+    /// `PAID`, `FAILED`, `REJECTED`).
     pub stored_status: String,
     /// The status its ledger entries imply.
     pub ledger_status: String,
@@ -531,7 +592,9 @@ impl EarningsMutation {
     /// Requests a payout of `amount` CNY from the available balance, reserved at once.
     /// The same `idempotencyKey` returns the same withdrawal; with another amount it is
     /// `IDEMPOTENCY_CONFLICT`. Errors: `WITHDRAWAL_BELOW_MINIMUM`, `INSUFFICIENT_BALANCE`,
-    /// `MEMBER_FROZEN`.
+    /// `MEMBER_FROZEN`; with `payoutChannel`: `PAYOUT_ACCOUNT_MISSING` (no account of that
+    /// channel: `setPayoutAccount`), `PAYOUT_CHANNEL_UNAVAILABLE`, `PAYOUT_LIMIT_EXCEEDED`
+    /// (WeChat, 2000.00 or more).
     async fn request_withdrawal(
         &self,
         ctx: &Context<'_>,
@@ -541,6 +604,11 @@ impl EarningsMutation {
         #[graphql(desc = "1–128 characters the client makes up per withdrawal (a UUID \
                           will do) and reuses when retrying it.")]
         idempotency_key: String,
+        #[graphql(
+            desc = "How to be paid: to your payout account of this channel, recorded \
+                          on the withdrawal. Omitted: MANUAL (to your bank card, when set)."
+        )]
+        payout_channel: Option<super::payouts::PayoutChannelGql>,
     ) -> Result<Withdrawal> {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
@@ -549,26 +617,31 @@ impl EarningsMutation {
         let fee_rate =
             entity::Rate::from_decimal(p.withdrawal_fee_rate).unwrap_or(entity::Rate::ZERO);
         Ok(Withdrawal(
-            withdrawals::request(
+            withdrawals::request_to(
                 &st.db,
                 &st.events,
+                &st.payments.payouts,
                 me,
                 amount.money("amount")?.to_decimal(),
                 &idempotency_key,
                 withdrawals::Terms { minimum, fee_rate },
+                payout_channel.map(Into::into),
                 st.clock.now(),
             )
             .await?,
         ))
     }
 
-    /// ADMIN: approves (pays out) or rejects (returns the funds) a pending withdrawal.
+    /// ADMIN: approves or rejects (returns the funds) a pending withdrawal. Approving starts
+    /// its payout: PROCESSING, then PAID or FAILED when the provider answers, notifies, or
+    /// `syncPayout` asks; a MANUAL payout waits for `markPayoutPaid` / `markPayoutFailed`.
+    /// `PAYOUT_CHANNEL_UNAVAILABLE` when its channel is not enabled.
     async fn review_withdrawal(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "A PENDING withdrawal (`ALREADY_REVIEWED` otherwise).")] id: ID,
-        #[graphql(desc = "True pays it out; false returns the amount to the member's \
-                          available balance.")]
+        #[graphql(desc = "True starts its payout; false returns the amount to the \
+                          member's available balance.")]
         approve: bool,
     ) -> Result<Withdrawal> {
         let admin = viewer(ctx)?.admin()?;
@@ -576,8 +649,16 @@ impl EarningsMutation {
         let wid = ids::decode_as(&id, Kind::Withdrawal, "id")?;
         let actor = crate::graphql::context::actor(ctx, admin);
         Ok(Withdrawal(
-            withdrawals::review_as(&st.db, &st.events, &actor, wid, approve, st.clock.now())
-                .await?,
+            withdrawals::review_with(
+                &st.db,
+                &st.events,
+                &st.payments.payouts,
+                &actor,
+                wid,
+                approve,
+                st.clock.now(),
+            )
+            .await?,
         ))
     }
 }

@@ -239,6 +239,14 @@ impl Member {
     ) -> Result<Vec<super::earnings::EarningsPoint>> {
         super::earnings::series_of(ctx, self.0.id, granularity, from, to).await
     }
+    /// Where this member's withdrawals are paid, one account per channel, masked (the
+    /// member and admins only).
+    async fn payout_accounts(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<super::payouts::PayoutAccount>> {
+        super::payouts::accounts_of(ctx, self.0.id).await
+    }
     /// Withdrawal requests, newest first.
     async fn withdrawals(
         &self,

@@ -16,4 +16,5 @@ pub mod node;
 pub mod orders;
 pub mod payments;
 pub mod refunds;
+pub mod payouts;
 pub mod shipping;
