@@ -1,8 +1,8 @@
 #!/bin/bash
 # Callgrind of the catalog reads on SQLite, demo data: instructions per request of S0
 # ({ __typename }), S3-raw (a product's detail), S3-member (the same, a signed-in
-# push-hand's) and S1 (a page of 50), each phase N identical requests after 3 of warm-up,
-# the response cache off. Instruction counts do not depend on the machine's load.
+# push-hand's), S3-as-listing (below) and S1 (a page of 50), each phase N identical
+# requests after 3 of warm-up, the response cache off. Instruction counts do not depend on the machine's load.
 #
 #   cargo build --release --bin pushhand
 #   bench/callgrind.sh target/release/pushhand /tmp/cg        # N=10 by default
@@ -50,10 +50,14 @@ phase() { # name, body, token
 phase S0 '{"query":"{ __typename }"}' ""
 phase S3-raw "$(body "$S3")" ""
 phase S3-member "$(body "$S3M")" "$MEMBER"
+# The detail's selection through the listing, which reads SKUs, images and tags by the
+# loaders, a statement each: the 4 statements a detail cost before #32.
+S3L='{ products(first: 1) { nodes { id name nameEn description minPrice maxPrice salesCount brand { name merchant { name } } category { nameZh parent { nameZh } } skus { id name price stock } images { url alt } tags curation { passed badges stages { stage result } } } } }'
+phase S3-as-listing "$(python3 -c 'import json,sys; print(json.dumps({"query":sys.argv[1]}))' "$S3L")" ""
 phase S1 "$(python3 -c 'import json,sys; print(json.dumps({"query":sys.argv[1]}))' "$S1")" ""
 kill $VP; wait $VP || true
 for f in "$OUT"/cg.*.[0-9]*; do
-  name=$(sed -n 's/^desc: Trigger: Client Request: //p' "$f")
+  name=$(sed -n 's/^desc: Trigger: \(Client Request: \|dump \)//p' "$f")
   total=$(sed -n 's/^\(summary\|totals\): //p' "$f" | head -1)
   echo "$name: $((total / N)) instructions a request ($f)"
 done | tee "$OUT/summary.txt"
