@@ -313,6 +313,184 @@ pub async fn visible_product(
         .ok_or_else(|| Error::not_found("product"))
 }
 
+/// Which of a product's own lists its detail ([`visible_detail`]) reads with it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DetailLists {
+    pub skus: bool,
+    pub images: bool,
+    pub tags: bool,
+}
+
+/// A product with the lists its detail asked for (None: not asked for), each in display
+/// order.
+#[derive(Debug)]
+pub struct Detail {
+    pub product: product::Model,
+    pub skus: Option<Vec<sku::Model>>,
+    pub images: Option<Vec<product_image::Model>>,
+    pub tags: Option<Vec<String>>,
+}
+
+/// A product the viewer may see with the lists `lists` names, in one statement: each list a
+/// subquery aggregated as a JSON array of arrays (one row comes back, however many SKUs,
+/// images and tags), or `NOT_FOUND` as [`visible_product`]. A detail read its product, SKUs,
+/// images and tags in four statements before; on SQLite each is a round trip to the
+/// connection's thread and every row a message back (see `docs/performance.md`, #32).
+pub async fn visible_detail(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    id: Uuid,
+    lists: DetailLists,
+) -> Result<Detail> {
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            detail_sql(backend, lists),
+            [id.into()],
+        ))
+        .await?
+        .ok_or_else(|| Error::not_found("product"))?;
+    let (product, mut rest) = super::rows::leading::<product::Model>(&row)?;
+    if !can_see(viewer, &product) {
+        return Err(Error::not_found("product"));
+    }
+    let mut list = |asked: bool| -> Result<Option<String>> {
+        if !asked {
+            return Ok(None);
+        }
+        Ok(Some(rest.text()?.unwrap_or_else(|| "[]".to_owned())))
+    };
+    let (skus, images, tags) = (list(lists.skus)?, list(lists.images)?, list(lists.tags)?);
+    let json = |what: &str, e: serde_json::Error| {
+        Error::internal(anyhow::anyhow!("product {id}'s {what} as JSON: {e}"))
+    };
+    let uuid = |what: &str, text: &str| {
+        Uuid::try_parse(text)
+            .map_err(|e| Error::internal(anyhow::anyhow!("product {id}'s {what}: {e}")))
+    };
+    let skus = skus
+        .map(|text| -> Result<Vec<sku::Model>> {
+            let rows: Vec<(&str, String, i64, i32, i32)> =
+                serde_json::from_str(&text).map_err(|e| json("SKUs", e))?;
+            let mut skus = rows
+                .into_iter()
+                .map(|(sku_id, name, price, stock, position)| {
+                    Ok(sku::Model {
+                        id: uuid("SKU id", sku_id)?,
+                        product_id: id,
+                        name,
+                        price: Money::from_fen(price),
+                        stock,
+                        position,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            skus.sort_unstable_by_key(|s| (s.position, s.id));
+            Ok(skus)
+        })
+        .transpose()?;
+    let images = images
+        .map(|text| -> Result<Vec<product_image::Model>> {
+            let rows: Vec<(&str, String, Option<String>, i32)> =
+                serde_json::from_str(&text).map_err(|e| json("images", e))?;
+            let mut images = rows
+                .into_iter()
+                .map(|(image_id, url, alt, position)| {
+                    Ok(product_image::Model {
+                        id: uuid("image id", image_id)?,
+                        product_id: id,
+                        url,
+                        alt,
+                        position,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            images.sort_by_key(|i| i.position);
+            Ok(images)
+        })
+        .transpose()?;
+    let tags = tags
+        .map(|text| -> Result<Vec<String>> {
+            let mut rows: Vec<(String, i32)> =
+                serde_json::from_str(&text).map_err(|e| json("tags", e))?;
+            rows.sort_by_key(|t| t.1);
+            Ok(rows.into_iter().map(|t| t.0).collect())
+        })
+        .transpose()?;
+    Ok(Detail {
+        product,
+        skus,
+        images,
+        tags,
+    })
+}
+
+/// The statement of [`visible_detail`] for `backend` and `lists`: the product's columns in
+/// declaration order (as [`super::rows::ByPosition`] reads them), then one JSON text per
+/// list asked for. Built once per combination. A list's order is put right in Rust (JSON
+/// aggregates promise none); ids are hex on SQLite (a JSON array cannot hold a blob).
+fn detail_sql(backend: sea_orm::DbBackend, lists: DetailLists) -> &'static str {
+    use std::sync::OnceLock;
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        use sea_orm::{IdenStatic, Iterable};
+        let columns: Vec<String> = product::Column::iter()
+            .map(|c| format!("p.{}", c.as_str()))
+            .collect();
+        let mut out = Vec::with_capacity(16);
+        for sqlite in [false, true] {
+            for mask in 0..8u8 {
+                let (id, param): (fn(&str) -> String, &str) = if sqlite {
+                    (|c| format!("hex({c})"), "?")
+                } else {
+                    (|c| c.to_owned(), "$1")
+                };
+                let agg = |row: String, from: &str| {
+                    if sqlite {
+                        format!("(SELECT json_group_array(json_array({row})) FROM {from})")
+                    } else {
+                        format!(
+                            "(SELECT coalesce(json_agg(json_build_array({row})), '[]')::text \
+                             FROM {from})"
+                        )
+                    }
+                };
+                let mut select = columns.join(", ");
+                if mask & 1 != 0 {
+                    select.push_str(", ");
+                    select.push_str(&agg(
+                        format!("{}, s.name, s.price, s.stock, s.position", id("s.id")),
+                        "skus AS s WHERE s.product_id = p.id",
+                    ));
+                }
+                if mask & 2 != 0 {
+                    select.push_str(", ");
+                    select.push_str(&agg(
+                        format!("{}, i.url, i.alt, i.position", id("i.id")),
+                        "product_images AS i WHERE i.product_id = p.id",
+                    ));
+                }
+                if mask & 4 != 0 {
+                    select.push_str(", ");
+                    select.push_str(&agg(
+                        "t.tag, t.position".to_owned(),
+                        "product_tags AS t WHERE t.product_id = p.id",
+                    ));
+                }
+                out.push(format!(
+                    "SELECT {select} FROM products AS p WHERE p.id = {param}"
+                ));
+            }
+        }
+        out
+    });
+    let mask =
+        usize::from(lists.skus) | usize::from(lists.images) << 1 | usize::from(lists.tags) << 2;
+    let sqlite = usize::from(backend == sea_orm::DbBackend::Sqlite);
+    &all[sqlite * 8 + mask]
+}
+
 /// A SKU whose product the viewer may see, or `NOT_FOUND`.
 pub async fn visible_sku(
     db: &impl ConnectionTrait,

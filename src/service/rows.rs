@@ -81,6 +81,11 @@ impl Columns<'_> {
         decoded.map_err(|e| DbErr::Type(format!("column {i}: {e}")))
     }
 
+    /// The next column as text (null: None).
+    pub fn text(&mut self) -> Result<Option<String>, DbErr> {
+        self.take()
+    }
+
     fn money(&mut self) -> Result<Money, DbErr> {
         self.take().map(Money::from_fen)
     }
@@ -88,6 +93,14 @@ impl Columns<'_> {
     fn rate(&mut self) -> Result<Rate, DbErr> {
         self.take().map(Rate::from_bp)
     }
+}
+
+/// A model read by position from the first columns of `row` (a select of its columns
+/// followed by others), and the columns after them.
+pub fn leading<M: Positional>(row: &QueryResult) -> Result<(M, Columns<'_>), DbErr> {
+    let mut columns = Columns { row, next: 0 };
+    let model = M::read(&mut columns)?;
+    Ok((model, columns))
 }
 
 impl<M: Positional> FromQueryResult for ByPosition<M> {

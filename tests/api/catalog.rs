@@ -559,6 +559,127 @@ async fn rows_by_position_match_rows_by_name() {
     assert_eq!(three_by_position, three_by_name);
 }
 
+/// A product's detail reads the product with its SKUs, images and tags in one statement, the
+/// lists as JSON (`service::catalog::visible_detail`): what comes back is what the loaders
+/// read row by row, text that JSON must escape included, in display order, and only the
+/// lists asked for. Hidden products stay `NOT_FOUND`.
+#[tokio::test]
+async fn a_detail_in_one_statement_matches_the_loaders() {
+    use entity::product_image;
+    use pushhand::service::auth::Viewer;
+    use pushhand::service::catalog::{self as svc, DetailLists, NewSku};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+
+    let app = TestApp::spawn().await;
+    let f = fixtures::catalog(app.db(), 0).await;
+    let awkward = "引号\"反斜杠\\ 换行\n制表\t\u{1}😀 </script>";
+    let mut p = fixtures::product(&f, 0, product::Status::Published);
+    p.skus = (0..5)
+        .map(|i| NewSku {
+            name: format!("{awkward} {i}"),
+            price: entity::Money::from_fen(9_999_999 - i),
+            stock: 1_000_000 + i as i32,
+        })
+        .collect();
+    p.images = vec![format!("https://img.example/a.jpg?q=\"{awkward}\"")];
+    p.tags = vec![awkward.to_owned(), "新品".to_owned(), String::new()];
+    let id = p.id;
+    let mut rows = ProductRows::default();
+    rows.push(p, Uuid::now_v7).expect("product");
+    let hidden = fixtures::product(&f, 1, product::Status::InCuration);
+    let hidden_id = hidden.id;
+    rows.push(hidden, Uuid::now_v7).expect("hidden product");
+    let txn = app.db().begin().await.expect("begin");
+    rows.insert(&txn).await.expect("insert");
+    txn.commit().await.expect("commit");
+    // Images with alternative text (and one without, first in display order).
+    for (position, alt) in [(2, Some(awkward)), (-1, None), (1, Some(""))] {
+        product_image::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            product_id: Set(id),
+            url: Set(format!("https://img.example/{position}.jpg")),
+            alt: Set(alt.map(str::to_owned)),
+            position: Set(position),
+        }
+        .insert(app.db())
+        .await
+        .expect("image");
+    }
+
+    let all = DetailLists {
+        skus: true,
+        images: true,
+        tags: true,
+    };
+    let d = svc::visible_detail(app.db(), &Viewer::Anonymous, id, all)
+        .await
+        .expect("detail");
+    let ids = [id];
+    let product = svc::products_by_ids(app.db(), &ids).await.expect("product");
+    assert_eq!(Some(&d.product), product.get(&id));
+    let skus = svc::skus_by_product_ids(app.db(), &ids)
+        .await
+        .expect("skus");
+    assert_eq!(d.skus.as_ref(), skus.get(&id));
+    assert_eq!(d.skus.as_ref().map(Vec::len), Some(5));
+    let images = svc::images_by_product_ids(app.db(), &ids)
+        .await
+        .expect("images");
+    assert_eq!(d.images.as_ref(), images.get(&id));
+    let alts: Vec<Option<&str>> = d
+        .images
+        .iter()
+        .flatten()
+        .map(|i| i.alt.as_deref())
+        .collect();
+    assert_eq!(alts, [None, None, Some(""), Some(awkward)]);
+    let tags = svc::tags_by_product_ids(app.db(), &ids)
+        .await
+        .expect("tags");
+    assert_eq!(d.tags.as_ref(), tags.get(&id));
+    assert_eq!(
+        d.tags,
+        Some(vec![awkward.to_owned(), "新品".to_owned(), String::new()])
+    );
+
+    // Only the lists asked for; none at all for a product that has none.
+    let only_tags = DetailLists {
+        tags: true,
+        ..DetailLists::default()
+    };
+    let d = svc::visible_detail(app.db(), &Viewer::Anonymous, id, only_tags)
+        .await
+        .expect("detail");
+    assert!(d.skus.is_none() && d.images.is_none());
+    assert_eq!(d.tags.map(|t| t.len()), Some(3));
+    let bare = fixtures::product(&f, 2, product::Status::Published);
+    let bare_id = bare.id;
+    let mut rows = ProductRows::default();
+    let mut bare = bare;
+    bare.images.clear();
+    bare.tags.clear();
+    rows.push(bare, Uuid::now_v7).expect("bare product");
+    let txn = app.db().begin().await.expect("begin");
+    rows.insert(&txn).await.expect("insert");
+    txn.commit().await.expect("commit");
+    let d = svc::visible_detail(app.db(), &Viewer::Anonymous, bare_id, all)
+        .await
+        .expect("detail");
+    assert_eq!(d.images, Some(vec![]));
+    assert_eq!(d.tags, Some(vec![]));
+
+    // Hidden and unknown products are not found.
+    for missing in [hidden_id, Uuid::now_v7()] {
+        let err = svc::visible_detail(app.db(), &Viewer::Anonymous, missing, all)
+            .await
+            .expect_err("not visible");
+        assert!(
+            matches!(err, pushhand::error::Error::NotFound(_)),
+            "{err:?}"
+        );
+    }
+}
+
 /// Every row of `E` in `id` order, read by SeaORM's decoder and by position.
 async fn read_both_ways<E>(
     db: &sea_orm::DatabaseConnection,

@@ -348,14 +348,26 @@ async fn cart_checkout_and_preview_cost_the_same_for_one_line_or_four() {
 }
 
 /// A product's detail page — the benchmark's S3 document, every relation — costs the same
-/// few statements whatever the number of its SKUs, images and tags.
+/// few statements whatever the number of its SKUs, images and tags: the product with its
+/// SKUs, images and tags is one statement (`service::catalog::visible_detail`); brands,
+/// merchants, categories and passports come from memory once read. The same for a signed-in
+/// push-hand (S3-member: rates and 预估赚 too), whose member row is remembered between its
+/// requests.
 #[tokio::test]
 async fn product_detail_costs_a_constant_number_of_statements() {
     use pushhand::service::catalog::{NewSku, ProductRows};
+    use pushhand::service::members::CliRole;
     const DETAIL: &str = "query($id: ID!) { product(id: $id) { id name nameEn description
       minPrice maxPrice salesCount brand { name merchant { name } } category { nameZh parent { nameZh } }
       skus { id name price stock } images { url alt } tags curation { passed badges stages { stage result } } } }";
-    let app = TestApp::spawn_with(&["--response-cache", "false"]).await;
+    const MEMBER_DETAIL: &str = "query($id: ID!) { product(id: $id) { id name nameEn description
+      minPrice maxPrice salesCount rebateRate teamRebateRate estimatedEarning brand { name merchant { name } }
+      category { nameZh parent { nameZh } } skus { id name price stock } images { url alt } tags
+      curation { passed badges stages { stage result } } } }";
+    // The member's row remembered for the whole test (1 s by default, which a slow run
+    // could outlast between two requests).
+    let app =
+        TestApp::spawn_with(&["--response-cache", "false", "--viewer-ttl-ms", "600000"]).await;
     let f = fixtures::catalog(app.db(), 0).await;
     // One product with one SKU, no image and no tag; one with many of each.
     let mut small = fixtures::product(&f, 0, entity::product::Status::Published);
@@ -381,53 +393,80 @@ async fn product_detail_costs_a_constant_number_of_statements() {
     let txn = pushhand::db::begin_write(app.db()).await.expect("begin");
     rows.insert(&txn).await.expect("insert");
     txn.commit().await.expect("commit");
+    let (push_hand, _) = app.user("ph@example.com", CliRole::PushHand).await;
 
-    let detail = |id: uuid::Uuid| {
+    let detail = |id: uuid::Uuid, token: Option<&str>| {
         let app = &app;
+        let token = token.map(str::to_owned);
         async move {
             let before = app.statements().await;
-            let id = fixtures::gid(pushhand::graphql::ids::Kind::Product, id);
-            let data = app.data(DETAIL, json!({ "id": id })).await;
+            let vars = json!({ "id": fixtures::gid(pushhand::graphql::ids::Kind::Product, id) });
+            let data = match &token {
+                Some(t) => app.data_as(t, MEMBER_DETAIL, vars).await,
+                None => app.data(DETAIL, vars).await,
+            };
             (app.statements().await - before, data)
         }
     };
-    // Cold, then warm: brands, merchants, categories and passports are read once, then
-    // kept (the passport until it changes).
-    let (cold, _) = detail(small_id).await;
-    let (small_cost, small_data) = detail(small_id).await;
-    detail(large_id).await;
-    let (large_cost, large_data) = detail(large_id).await;
-    println!(
-        "product detail: {cold} statements cold, then {small_cost} (1 SKU, no image or tag) and {large_cost} (12 SKUs, 9 images, 7 tags)"
-    );
-    assert_eq!(
-        small_data["product"]["skus"].as_array().map(Vec::len),
-        Some(1)
-    );
-    assert_eq!(small_data["product"]["images"], json!([]));
-    assert_eq!(small_data["product"]["tags"], json!([]));
-    assert_eq!(
-        large_data["product"]["skus"].as_array().map(Vec::len),
-        Some(12)
-    );
-    assert_eq!(
-        large_data["product"]["images"].as_array().map(Vec::len),
-        Some(9)
-    );
-    assert_eq!(
-        large_data["product"]["tags"].as_array().map(Vec::len),
-        Some(7)
-    );
-    assert!(large_data["product"]["brand"]["merchant"]["name"].is_string());
-    assert!(large_data["product"]["category"]["parent"]["nameZh"].is_string());
-    // The product, its SKUs, its images and its tags: one statement each.
-    assert_eq!(
-        small_cost, large_cost,
-        "statements grow with the product's rows"
-    );
-    assert_eq!(large_cost, 4, "statements for one detail page");
-    // Cold: also the passport, the brand, merchant, category and parent, once each.
-    assert!(cold <= large_cost + 5, "{cold} statements cold");
+    let mut costs = Vec::new();
+    for token in [None, Some(push_hand.as_str())] {
+        // Cold, then warm: brands, merchants, categories, passports and the member's row
+        // are read once, then kept (the passport until it changes).
+        let (cold, _) = detail(small_id, token).await;
+        let (small_cost, small_data) = detail(small_id, token).await;
+        detail(large_id, token).await;
+        let (large_cost, large_data) = detail(large_id, token).await;
+        let who = if token.is_some() {
+            "a push-hand"
+        } else {
+            "anonymous"
+        };
+        println!(
+            "product detail ({who}): {cold} statements cold, then {small_cost} (1 SKU, no image or tag) and {large_cost} (12 SKUs, 9 images, 7 tags)"
+        );
+        assert_eq!(
+            small_data["product"]["skus"].as_array().map(Vec::len),
+            Some(1)
+        );
+        assert_eq!(small_data["product"]["images"], json!([]));
+        assert_eq!(small_data["product"]["tags"], json!([]));
+        let skus = large_data["product"]["skus"].as_array().expect("skus");
+        let names: Vec<&str> = skus.iter().filter_map(|s| s["name"].as_str()).collect();
+        let expected: Vec<String> = (0..12).map(|i| format!("规格{i}")).collect();
+        assert_eq!(names, expected, "SKUs in display order");
+        let urls: Vec<&str> = large_data["product"]["images"]
+            .as_array()
+            .expect("images")
+            .iter()
+            .filter_map(|i| i["url"].as_str())
+            .collect();
+        let expected: Vec<String> = (0..9)
+            .map(|i| format!("https://img.example/l{i}.jpg"))
+            .collect();
+        assert_eq!(urls, expected, "images in display order");
+        let expected: Vec<String> = (0..7).map(|i| format!("标签{i}")).collect();
+        assert_eq!(
+            large_data["product"]["tags"],
+            json!(expected),
+            "tags in order"
+        );
+        assert!(large_data["product"]["brand"]["merchant"]["name"].is_string());
+        assert!(large_data["product"]["category"]["parent"]["nameZh"].is_string());
+        assert_eq!(
+            large_data["product"]["estimatedEarning"].is_string(),
+            token.is_some()
+        );
+        assert_eq!(
+            small_cost, large_cost,
+            "statements grow with the product's rows ({who})"
+        );
+        // Cold: also the passport, the brand, merchant, category and parent (and the
+        // member's row), once each.
+        assert!(cold <= large_cost + 6, "{cold} statements cold ({who})");
+        costs.push(large_cost);
+    }
+    // The product with its SKUs, images and tags: one statement, for either viewer.
+    assert_eq!(costs, [1, 1], "statements for one detail page");
 }
 
 /// A page of orders with their lines, parcels (and the lines in each), refund states and

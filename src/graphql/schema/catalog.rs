@@ -514,11 +514,13 @@ impl From<ProductSort> for svc::ProductSort {
 /// one statement, by construction; brands, merchants and categories come from memory once
 /// read. The fields then find the rows in the returned [`PageRows`]. (Left to the resolvers
 /// alone, batching depends on timing: a list of more than 32 items yields mid-way, and a
-/// busy machine can let a batch fire with half its keys.)
+/// busy machine can let a batch fire with half its keys.) Without `lists`, the products'
+/// SKUs, images and tags are left to the caller (a detail reads them with its product).
 async fn prime(
     ctx: &Context<'_>,
     products: &[product::Model],
     selections: &[async_graphql::Lookahead<'_>],
+    lists: bool,
 ) -> Result<PageRows> {
     use futures_util::future::OptionFuture;
     let wants = |path: &[&str]| {
@@ -538,6 +540,7 @@ async fn prime(
     let direct = ctx.data::<Loaders>()?.loader();
     let ids: Vec<uuid::Uuid> = products.iter().map(|p| p.id).collect();
     let when = |path: &[&str]| wants(path).then_some(());
+    let list = |path: &[&str]| (lists && wants(path)).then_some(());
     let (brands, categories, skus, images, tags, curation) = futures_util::join!(
         OptionFuture::from(
             when(&["brand"])
@@ -548,13 +551,13 @@ async fn prime(
                 .map(|_| load_now(direct, products.iter().map(|p| CategoryKey(p.category_id))))
         ),
         OptionFuture::from(
-            when(&["skus"]).map(|_| load_now(direct, ids.iter().map(|id| SkusOf(*id))))
+            list(&["skus"]).map(|_| load_now(direct, ids.iter().map(|id| SkusOf(*id))))
         ),
         OptionFuture::from(
-            when(&["images"]).map(|_| load_now(direct, ids.iter().map(|id| ImagesOf(*id))))
+            list(&["images"]).map(|_| load_now(direct, ids.iter().map(|id| ImagesOf(*id))))
         ),
         OptionFuture::from(
-            when(&["tags"]).map(|_| load_now(direct, ids.iter().map(|id| TagsOf(*id))))
+            list(&["tags"]).map(|_| load_now(direct, ids.iter().map(|id| TagsOf(*id))))
         ),
         OptionFuture::from(
             when(&["curation"]).map(|_| load_now(direct, ids.iter().map(|id| CurationOf(*id))))
@@ -692,8 +695,25 @@ impl CatalogQuery {
         #[graphql(desc = "A `Product` ID (from `Product.id` or a share link's URL).")] id: ID,
     ) -> Result<Option<Fast<Product>>> {
         let id = ids::decode_as(&id, Kind::Product, "id")?;
-        let row = svc::visible_product(&state(ctx)?.db, viewer(ctx)?, id).await?;
-        let rows = prime(ctx, std::slice::from_ref(&row), &[ctx.look_ahead()]).await?;
+        let la = ctx.look_ahead();
+        let lists = svc::DetailLists {
+            skus: la.field("skus").exists(),
+            images: la.field("images").exists(),
+            tags: la.field("tags").exists(),
+        };
+        // The product and its SKUs, images and tags in one statement; the rest as a page's.
+        let detail = svc::visible_detail(&state(ctx)?.db, viewer(ctx)?, id, lists).await?;
+        let row = detail.product;
+        let mut rows = prime(ctx, std::slice::from_ref(&row), &[la], false).await?;
+        if let Some(skus) = detail.skus {
+            rows.skus.insert(SkusOf(id), skus);
+        }
+        if let Some(images) = detail.images {
+            rows.images.insert(ImagesOf(id), images);
+        }
+        if let Some(tags) = detail.tags {
+            rows.tags.insert(TagsOf(id), tags);
+        }
         Ok(Some(Fast(Product(row, Some(Arc::new(rows))))))
     }
 
@@ -730,7 +750,7 @@ impl CatalogQuery {
             svc::list_products(&state(ctx)?.db, &filter, sort, args.after(), args.first).await?;
         let la = ctx.look_ahead();
         let selections = [la.field("edges").field("node"), la.field("nodes")];
-        let rows = Arc::new(prime(ctx, &page.items, &selections).await?);
+        let rows = Arc::new(prime(ctx, &page.items, &selections, true).await?);
         Ok(Fast(args.connection(
             page,
             |p| sort.cursor_of(p),
