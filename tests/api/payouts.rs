@@ -361,8 +361,7 @@ async fn scene() -> Scene {
             "true",
             "--alipay-payouts-enabled",
             "true",
-            "--alipay-api-url",
-            &format!("http://{alipay_addr}/gateway.do"),
+            // (`--alipay-api-url` is the fake's, from `payment_args`.)
         ]
         .iter()
         .map(|s| s.to_string()),

@@ -15,6 +15,6 @@ pub mod members;
 pub mod node;
 pub mod orders;
 pub mod payments;
-pub mod refunds;
 pub mod payouts;
+pub mod refunds;
 pub mod shipping;
