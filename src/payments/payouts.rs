@@ -26,7 +26,6 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::alipay::AlipayConfig;
-use super::keys::nonce;
 use super::nonces::NonceStore;
 use super::transport::{Answer, Transport};
 use super::wechat::{Resource, WechatConfig, WechatPay};
@@ -287,7 +286,6 @@ pub struct WechatTransfer {
     scene_id: String,
     notify_url: String,
     nonces: Arc<dyn NonceStore>,
-    transport: Transport,
 }
 
 /// A transfer bill as WeChat answers it (transfer, query) or notifies it.
@@ -329,43 +327,7 @@ impl WechatTransfer {
             scene_id,
             notify_url,
             nonces,
-            transport: Transport::default(),
         })
-    }
-
-    /// Sends a signed request (body `""` for a GET) and reads the answer.
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: String,
-        now: DateTime<Utc>,
-    ) -> Result<Answer, PaymentError> {
-        let authorization =
-            self.pay
-                .authorization(method.as_str(), path, &body, now.timestamp(), &nonce());
-        let url = format!("{}{path}", self.config.base_url.trim_end_matches('/'));
-        let mut request = axum::http::Request::builder()
-            .method(method)
-            .uri(&url)
-            .header(header::AUTHORIZATION, authorization)
-            .header(header::ACCEPT, "application/json")
-            .header(
-                header::USER_AGENT,
-                concat!("pushhand/", env!("CARGO_PKG_VERSION")),
-            )
-            .header("wechatpay-serial", &self.config.platform_key_id);
-        if !body.is_empty() {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body)))
-            .context("building the transfer request")
-            .map_err(PaymentError::Internal)?;
-        self.transport
-            .send(request)
-            .await
-            .map_err(|e| PaymentError::Upstream(format!("{e:#}")))
     }
 
     /// Reads a 200 answer's bill, its signature verified first.
@@ -453,7 +415,10 @@ impl Payout for WechatTransfer {
             ],
         })
         .to_string();
-        let answer = self.call(Method::POST, TRANSFER_PATH, body, t.now).await?;
+        let answer = self
+            .pay
+            .call(Method::POST, TRANSFER_PATH, body, t.now)
+            .await?;
         if answer.status != 200 {
             let (code, message) = wechat_error(&answer);
             return Err(PaymentError::Upstream(format!(
@@ -469,7 +434,10 @@ impl Payout for WechatTransfer {
             "{TRANSFER_PATH}/out-bill-no/{}",
             out_bill_no(t.withdrawal_id)
         );
-        let answer = self.call(Method::GET, &path, String::new(), t.now).await?;
+        let answer = self
+            .pay
+            .call(Method::GET, &path, String::new(), t.now)
+            .await?;
         if answer.status == 404 {
             // Not believed for more than "send it": a re-sent transfer has the same number,
             // which WeChat pays at most once.

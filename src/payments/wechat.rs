@@ -216,8 +216,9 @@ impl WechatPay {
         )
     }
 
-    /// Sends a signed API request (`body` empty for a `GET`) and reads the answer.
-    async fn call(
+    /// Sends a signed API request (`body` empty for a `GET`) and reads the answer (the
+    /// payments' calls and the transfers' of [`super::payouts`]).
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
