@@ -53,19 +53,35 @@ pub async fn notify(
         app.clock.now(),
     )
     .await;
+    // Paid, not paid, or unbookable (a mismatch, kept for review): all taken.
+    let outcome =
+        outcome.map(|(Notified::Paid(_) | Notified::NotPaid | Notified::Unbookable(_))| ());
+    acknowledge(
+        (provider.ack(), provider.nack()),
+        channel.code(),
+        "payment",
+        outcome,
+    )
+}
+
+/// The provider's acknowledgement of a notification handled with `outcome`: taken, refused
+/// (the sender's fault: 401 where the provider reads statuses) or not handled (logged; the
+/// provider sends it again).
+pub(super) fn acknowledge(
+    (ack, nack): (Ack, Ack),
+    channel: &str,
+    what: &str,
+    outcome: Result<(), NotifyError>,
+) -> Response {
     match outcome {
-        Ok(Notified::Paid(_) | Notified::NotPaid | Notified::Unbookable(_)) => {
-            answer(provider.ack())
-        }
+        Ok(()) => answer(ack),
         Err(NotifyError::Refused(_)) => {
-            let nack = provider.nack();
-            // A refusal is the sender's fault: 401 where the provider reads statuses.
             let status = if nack.status >= 400 { 401 } else { nack.status };
             answer(Ack { status, ..nack })
         }
         Err(NotifyError::Failed(e)) => {
-            tracing::error!(channel = channel.code(), error = ?e, "payment notification not booked; the provider will retry");
-            answer(provider.nack())
+            tracing::error!(channel, error = ?e, "{what} notification not handled; the provider will retry");
+            answer(nack)
         }
     }
 }
@@ -150,18 +166,13 @@ pub async fn refund_notify(
         app.clock.now(),
     )
     .await;
-    match outcome {
-        Ok(RefundNotified::Recorded(_) | RefundNotified::Mismatch) => answer(provider.ack()),
-        Err(NotifyError::Refused(_)) => {
-            let nack = provider.nack();
-            let status = if nack.status >= 400 { 401 } else { nack.status };
-            answer(Ack { status, ..nack })
-        }
-        Err(NotifyError::Failed(e)) => {
-            tracing::error!(channel = channel.code(), error = ?e, "refund notification not recorded; the provider will retry");
-            answer(provider.nack())
-        }
-    }
+    let outcome = outcome.map(|(RefundNotified::Recorded(_) | RefundNotified::Mismatch)| ());
+    acknowledge(
+        (provider.ack(), provider.nack()),
+        channel.code(),
+        "refund",
+        outcome,
+    )
 }
 
 pub async fn wechat_refund(

@@ -7,26 +7,12 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::HttpState;
+use crate::payments::Notice;
 use crate::payments::payouts::PayoutChannel;
-use crate::payments::{Ack, Notice};
-use crate::service::payments::NotifyError;
-
-fn answer(ack: Ack) -> Response {
-    let mut response = (
-        StatusCode::from_u16(ack.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        ack.body,
-    )
-        .into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(ack.content_type),
-    );
-    response
-}
 
 pub async fn wechat(
     State(state): State<Arc<HttpState>>,
@@ -49,15 +35,10 @@ pub async fn wechat(
         app.clock.now(),
     )
     .await;
-    match outcome {
-        Ok(()) => answer(payout.ack()),
-        Err(NotifyError::Refused(_)) => answer(Ack {
-            status: 401,
-            ..payout.nack()
-        }),
-        Err(NotifyError::Failed(e)) => {
-            tracing::error!(error = ?e, "payout notification not applied; WeChat will retry");
-            answer(payout.nack())
-        }
-    }
+    super::payments::acknowledge(
+        (payout.ack(), payout.nack()),
+        PayoutChannel::Wechat.code(),
+        "payout",
+        outcome,
+    )
 }

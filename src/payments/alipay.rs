@@ -124,9 +124,11 @@ impl Alipay {
         params
     }
 
-    /// Calls `method` on the API and returns its response object, once Alipay's signature
-    /// over the object's exact text holds.
-    async fn call(
+    /// Calls `method` on the API (refunds, their queries, transfers) and returns its
+    /// response object — or the gateway's `error_response`, when that is what came — once
+    /// Alipay's signature over the object's exact text holds. An unsigned answer (Alipay
+    /// leaves some gateway errors unsigned) is believed in nothing: an upstream error.
+    pub(crate) async fn call(
         &self,
         method: &str,
         biz: serde_json::Value,
@@ -169,15 +171,13 @@ impl Alipay {
         }
         let text = std::str::from_utf8(&answer.body).map_err(|_| Refusal::Malformed)?;
         let node = format!("{}_response", method.replace('.', "_"));
-        let (signed, sign) = match response_text(text, &node) {
-            Some(parts) => parts,
-            None => {
-                // A gateway error (`error_response`: bad app id, bad signature) is not signed.
-                return Err(PaymentError::Upstream(format!(
-                    "Alipay answered no {node}: {}",
-                    super::cut(text, 300)
-                )));
-            }
+        let Some((signed, sign)) =
+            response_text(text, &node).or_else(|| response_text(text, "error_response"))
+        else {
+            return Err(PaymentError::Upstream(format!(
+                "Alipay answered no signed {node}: {}",
+                super::cut(text, 300)
+            )));
         };
         if !self.config.alipay_key.verify(signed.as_bytes(), &sign) {
             return Err(Refusal::Signature.into());

@@ -15,19 +15,17 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
-use axum::http::{Method, header};
-use bytes::Bytes;
+use anyhow::bail;
+use axum::http::Method;
 use chrono::{DateTime, Utc};
-use http_body_util::Full;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::alipay::AlipayConfig;
+use super::alipay::{Alipay, AlipayConfig};
 use super::nonces::NonceStore;
-use super::transport::{Answer, Transport};
+use super::transport::Answer;
 use super::wechat::{Resource, WechatConfig, WechatPay};
 use super::{Ack, Notice, PaymentError, Refusal};
 use crate::config::{PaymentSettings, required, text};
@@ -510,55 +508,21 @@ const ALIPAY_FINAL_FAILURES: [&str; 8] = [
     "EXCEED_LIMIT_PERSONAL_SM_AMOUNT",
 ];
 
-/// Transfers to members' Alipay accounts.
+/// Transfers to members' Alipay accounts: calls through the payment provider's signed
+/// gateway call ([`Alipay::call`]), with the transfer API's address.
 pub struct AlipayTransfer {
-    config: AlipayConfig,
-    api_url: String,
-    transport: Transport,
+    alipay: Alipay,
 }
 
 impl AlipayTransfer {
-    pub fn new(config: AlipayConfig, api_url: String) -> anyhow::Result<AlipayTransfer> {
+    pub fn new(mut config: AlipayConfig, api_url: String) -> anyhow::Result<AlipayTransfer> {
         if !api_url.starts_with("http://") {
             bail!("the Alipay API URL must be http:// (an egress proxy that speaks TLS)");
         }
+        config.api_url = Some(api_url);
         Ok(AlipayTransfer {
-            config,
-            api_url,
-            transport: Transport::default(),
+            alipay: Alipay::new(config),
         })
-    }
-
-    /// The signed parameters of a call of `method` with `biz`.
-    pub fn params(
-        &self,
-        method: &str,
-        biz: &serde_json::Value,
-        now: DateTime<Utc>,
-    ) -> std::collections::BTreeMap<String, String> {
-        let mut params = std::collections::BTreeMap::new();
-        let mut set = |k: &str, v: String| {
-            params.insert(k.to_owned(), v);
-        };
-        set("app_id", self.config.app_id.clone());
-        set("method", method.to_owned());
-        set("format", "JSON".into());
-        set("charset", "utf-8".into());
-        set("sign_type", "RSA2".into());
-        set(
-            "timestamp",
-            now.with_timezone(&super::beijing())
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string(),
-        );
-        set("version", "1.0".into());
-        set("biz_content", biz.to_string());
-        let sign = self
-            .config
-            .app_key
-            .sign(super::alipay::request_text(&params).as_bytes());
-        params.insert("sign".into(), sign);
-        params
     }
 
     /// Calls `method`, verifies the answer's signature, and returns its response object.
@@ -568,95 +532,11 @@ impl AlipayTransfer {
         biz: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<serde_json::Value, PaymentError> {
-        let params = self.params(method, &biz, now);
-        let form = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(params.iter())
-            .finish();
-        let request = axum::http::Request::builder()
-            .method(Method::POST)
-            .uri(&self.api_url)
-            .header(
-                header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded;charset=utf-8",
-            )
-            .header(
-                header::USER_AGENT,
-                concat!("pushhand/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Full::new(Bytes::from(form)))
-            .context("building the Alipay request")
-            .map_err(PaymentError::Internal)?;
-        let answer = self
-            .transport
-            .send(request)
+        self.alipay
+            .call(method, biz, None, now)
             .await
-            .map_err(|e| PaymentError::Upstream(format!("{e:#}")))?;
-        if answer.status != 200 {
-            return Err(PaymentError::Upstream(format!(
-                "Alipay answered {}",
-                answer.status
-            )));
-        }
-        let body = std::str::from_utf8(&answer.body).map_err(|_| Refusal::Malformed)?;
-        let key = format!("{}_response", method.replace('.', "_"));
-        let signed = response_text(body, &key)
-            .or_else(|| response_text(body, "error_response"))
-            .ok_or(Refusal::Malformed)?;
-        #[derive(Deserialize)]
-        struct Signed {
-            #[serde(default)]
-            sign: Option<String>,
-        }
-        let outer: Signed = serde_json::from_str(body).map_err(|_| Refusal::Malformed)?;
-        let Some(sign) = outer.sign else {
-            // Alipay leaves some gateway errors unsigned: nothing is believed from them.
-            return Err(PaymentError::Upstream(format!(
-                "unsigned Alipay answer: {signed}"
-            )));
-        };
-        if !self.config.alipay_key.verify(signed.as_bytes(), &sign) {
-            return Err(Refusal::Signature.into());
-        }
-        serde_json::from_str(signed).map_err(|_| Refusal::Malformed.into())
+            .map(serde_json::Value::Object)
     }
-}
-
-/// The exact text of the JSON object under `key` at the top of `body` (what Alipay signs:
-/// the response object as sent, not re-serialized).
-pub fn response_text<'a>(body: &'a str, key: &str) -> Option<&'a str> {
-    let quoted = format!("\"{key}\"");
-    let at = body.find(&quoted)? + quoted.len();
-    let rest = &body[at..];
-    let colon = rest.find(':')?;
-    let rest = &rest[colon + 1..];
-    let start = rest.find('{')?;
-    if !rest[..start].trim().is_empty() {
-        return None;
-    }
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for (i, c) in rest[start..].char_indices() {
-        if in_string {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => in_string = true,
-            '{' => depth += 1,
-            '}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(&rest[start..start + i + 1]);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
 }
 
 fn field<'a>(v: &'a serde_json::Value, k: &str) -> Option<&'a str> {
@@ -772,17 +652,6 @@ fn alipay_state(r: &serde_json::Value, reference: Option<String>) -> PayoutState
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn response_text_is_the_object_as_sent() {
-        let body = r#"{"alipay_fund_trans_uni_transfer_response":{"code":"10000","msg":"Success","x":"a}\"{b","n":{"m":1}},"sign":"abc"}"#;
-        assert_eq!(
-            response_text(body, "alipay_fund_trans_uni_transfer_response"),
-            Some(r#"{"code":"10000","msg":"Success","x":"a}\"{b","n":{"m":1}}"#)
-        );
-        assert_eq!(response_text(body, "error_response"), None);
-        assert_eq!(response_text(r#"{"a":"b"}"#, "a"), None);
-    }
 
     #[test]
     fn out_bill_no_is_32_alphanumerics() {
