@@ -41,22 +41,34 @@ pub enum Script {
     Repeat(Call),
     Checkout {
         places: Vec<Call>,
-        admin_token: String,
+        pay: Pay,
     },
     /// The buyer's path per order: each of `adds` (`addToCart`, answering the cart's lines),
     /// then `placeOrder` of the cart's lines to the shopper's address, then the payment.
     /// Client `i` is `shoppers[i % len]`.
     CartCheckout {
         shoppers: Vec<CartShopper>,
-        admin_token: String,
+        pay: Pay,
     },
     /// `placeOrder` of a cart filled beforehand, then the payment: client `i` orders
     /// `carts[i]`'s carts in turn, one an order (running out is an error: more carts are
     /// needed for the run's length).
     FilledCarts {
         carts: Arc<Vec<Vec<FilledCart>>>,
-        admin_token: String,
+        pay: Pay,
     },
+}
+
+/// How a checkout script pays for the order it placed.
+#[derive(Clone)]
+pub enum Pay {
+    /// An admin's `confirmPayment`, standing in for the provider (S6, S9): one request.
+    Confirm { admin_token: String },
+    /// The buyer's `createPayment(channel: SANDBOX)`, then the sandbox's pay button
+    /// (`POST /payments/sandbox/{intentId}/pay`), which signs a notification and sends it
+    /// through the notification path — verified (HMAC, timestamp window, nonce never seen)
+    /// and booked as a provider's would be (S10): two requests.
+    Sandbox,
 }
 
 /// A cart filled before the run (see `storefront::carts`).
@@ -117,8 +129,21 @@ impl Conn {
         body: Bytes,
         token: Option<&str>,
     ) -> anyhow::Result<Answer> {
+        self.post_to(addr, "/graphql", body, token)
+            .await
+            .map(|(_, a)| a)
+    }
+
+    /// POSTs `body` to `path`; answers the status and the body as it came.
+    async fn post_to(
+        &mut self,
+        addr: SocketAddr,
+        path: &str,
+        body: Bytes,
+        token: Option<&str>,
+    ) -> anyhow::Result<(hyper::StatusCode, Answer)> {
         self.sender.ready().await?;
-        let mut req = Request::post("/graphql")
+        let mut req = Request::post(path)
             .header("host", addr.to_string())
             .header("content-type", "application/json")
             .header("accept-encoding", "gzip");
@@ -126,12 +151,13 @@ impl Conn {
             req = req.header("authorization", format!("Bearer {t}"));
         }
         let resp = self.sender.send_request(req.body(Full::new(body))?).await?;
+        let status = resp.status();
         let gzip = resp
             .headers()
             .get("content-encoding")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
         let bytes = resp.into_body().collect().await?.to_bytes();
-        Ok(Answer { gzip, bytes })
+        Ok((status, Answer { gzip, bytes }))
     }
 }
 
@@ -224,25 +250,21 @@ pub async fn run(
                             .await?
                             .failed(sent - 1)?
                     }
-                    Script::Checkout {
-                        places,
-                        admin_token,
-                    } => {
+                    Script::Checkout { places, pay } => {
                         let place = places
                             .get(client % places.len().max(1))
                             .context("a checkout script without calls")?;
-                        checkout(&mut conn, addr, place, admin_token).await?
+                        sent += 1;
+                        checkout(&mut conn, addr, place, pay, sent == 1).await?
                     }
-                    Script::CartCheckout {
-                        shoppers,
-                        admin_token,
-                    } => {
+                    Script::CartCheckout { shoppers, pay } => {
                         let shopper = shoppers
                             .get(client % shoppers.len().max(1))
                             .context("a cart checkout script without shoppers")?;
-                        cart_checkout(&mut conn, addr, shopper, admin_token).await?
+                        sent += 1;
+                        cart_checkout(&mut conn, addr, shopper, pay, sent == 1).await?
                     }
-                    Script::FilledCarts { carts, admin_token } => {
+                    Script::FilledCarts { carts, pay } => {
                         let cart = carts
                             .get(client)
                             .and_then(|mine| mine.get(next_cart))
@@ -256,7 +278,8 @@ pub async fn run(
                             } }),
                             token: Some(cart.token.clone()),
                         };
-                        checkout(&mut conn, addr, &place, admin_token).await?
+                        sent += 1;
+                        checkout(&mut conn, addr, &place, pay, sent == 1).await?
                     }
                 };
                 let t1 = Instant::now();
@@ -301,7 +324,8 @@ async fn cart_checkout(
     conn: &mut Conn,
     addr: SocketAddr,
     shopper: &CartShopper,
-    admin: &str,
+    pay: &Pay,
+    first: bool,
 ) -> anyhow::Result<bool> {
     let mut lines = Vec::new();
     for add in &shopper.adds {
@@ -313,7 +337,7 @@ async fn cart_checkout(
         variables: json!({ "i": { "cartLineIds": lines, "addressId": shopper.address_id } }),
         token: Some(shopper.token.clone()),
     };
-    checkout(conn, addr, &place, admin).await
+    checkout(conn, addr, &place, pay, first).await
 }
 
 /// The cart's line IDs from an `addToCart { lines { id } }` answer.
@@ -336,30 +360,78 @@ pub fn cart_line_ids(added: &Value) -> anyhow::Result<Vec<String>> {
 const PLACE_FROM_CART: &str =
     "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { id total shippingFee } }";
 
-/// One order: place it, then confirm its payment as the provider would. Errors are fatal
-/// (a checkout benchmark that fails is no benchmark).
+/// One order: place it, then pay for it (`pay`). Errors are fatal (a checkout benchmark
+/// that fails is no benchmark). The sandbox's pay button answers 204 whether or not the
+/// notification booked the payment (as a provider expects), so a client's `first` order
+/// is read back to see it `PAID` (in the warm-up: not measured).
 async fn checkout(
     conn: &mut Conn,
     addr: SocketAddr,
     place: &Call,
-    admin: &str,
+    pay: &Pay,
+    first: bool,
 ) -> anyhow::Result<bool> {
     let placed = conn.post(addr, body(place), place.token.as_deref()).await?;
     let order = &placed["data"]["placeOrder"];
     let (Some(id), Some(total)) = (order["id"].as_str(), order["total"].as_str()) else {
         bail!("placeOrder failed: {placed}");
     };
-    let pay = Call {
-        query: "mutation($i: ConfirmPaymentInput!) { confirmPayment(input: $i) { status } }".into(),
-        variables: json!({ "i": { "orderId": id, "paymentReference": format!("bench-{id}"), "amount": total } }),
-        token: None,
-    };
-    let paid = conn.post(addr, body(&pay), Some(admin)).await?;
-    if paid["data"]["confirmPayment"]["status"] != json!("PAID") {
-        bail!("confirmPayment failed: {paid}");
+    match pay {
+        Pay::Confirm { admin_token } => {
+            let confirm = Call {
+                query:
+                    "mutation($i: ConfirmPaymentInput!) { confirmPayment(input: $i) { status } }"
+                        .into(),
+                variables: json!({ "i": { "orderId": id, "paymentReference": format!("bench-{id}"), "amount": total } }),
+                token: None,
+            };
+            let paid = conn.post(addr, body(&confirm), Some(admin_token)).await?;
+            if paid["data"]["confirmPayment"]["status"] != json!("PAID") {
+                bail!("confirmPayment failed: {paid}");
+            }
+        }
+        Pay::Sandbox => {
+            let create = Call {
+                query: CREATE_PAYMENT.into(),
+                variables: json!({ "o": id }),
+                token: None,
+            };
+            let intent = conn
+                .post(addr, body(&create), place.token.as_deref())
+                .await?;
+            let Some(intent_id) = intent["data"]["createPayment"]["id"].as_str() else {
+                bail!("createPayment failed: {intent}");
+            };
+            let path = format!("/payments/sandbox/{intent_id}/pay");
+            let (status, answer) = conn.post_to(addr, &path, Bytes::new(), None).await?;
+            if status != hyper::StatusCode::NO_CONTENT {
+                bail!(
+                    "the sandbox's pay button answered {status}: {}",
+                    String::from_utf8_lossy(&answer.bytes)
+                );
+            }
+            if first {
+                let read = Call {
+                    query: ORDER_STATUS.into(),
+                    variables: json!({ "o": id }),
+                    token: None,
+                };
+                let read = conn.post(addr, body(&read), place.token.as_deref()).await?;
+                if read["data"]["node"]["status"] != json!("PAID") {
+                    bail!("a sandbox payment that did not book: {read}");
+                }
+            }
+        }
     }
     Ok(true)
 }
+
+/// S10's payment: the buyer opens a sandbox payment for the order.
+const CREATE_PAYMENT: &str =
+    "mutation($o: ID!) { createPayment(orderId: $o, channel: SANDBOX) { id amount } }";
+
+/// An order's status, read back after a client's first sandbox payment.
+const ORDER_STATUS: &str = "query($o: ID!) { node(id: $o) { ... on Order { status } } }";
 
 /// Sends one request on a fresh connection and returns the answer.
 pub async fn once(addr: SocketAddr, call: &Call) -> anyhow::Result<Value> {

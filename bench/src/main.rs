@@ -23,7 +23,9 @@
 //! beforehand (3 lines, 2 merchants, to an address, shipping), the payment callback (orders/s;
 //! S6's two calls; a shopper per order, `--s9-carts` carts per connection); S9-lines the same
 //! order from explicit lines, without the cart; S9-path the buyer's whole path per order, 3
-//! `addToCart` then S9's two calls (orders/s).
+//! `addToCart` then S9's two calls (orders/s). S10 S6 paid through the sandbox provider —
+//! `createPayment(channel: SANDBOX)` then its signed notification, verified and booked as a
+//! provider's (orders/s; its target is 0.8 × S6 of the same run).
 
 mod bulk;
 mod ledger_history;
@@ -46,7 +48,7 @@ use pushhand::service::members::{self, CliRole};
 use sea_orm::{ColumnTrait, ConnectionTrait, Database, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 
-use crate::load::{Call, CartShopper, Script, Stats};
+use crate::load::{Call, CartShopper, Pay, Script, Stats};
 use crate::report::{Memory, Report, Row};
 use crate::server::{Launch, Server};
 
@@ -582,8 +584,8 @@ async fn bench(
     // Phase 2: the default configuration, response cache on. Ratios are still to S0 of
     // phase 1 — the server executing `{ __typename }` — because with the cache on
     // `{ __typename }` itself is a cache hit (shown as S0c, for reference).
-    const PHASE2: [&str; 11] = [
-        "S0c", "S2", "S3", "S4", "S5", "S6", "S6-1", "S8", "S9", "S9-lines", "S9-path",
+    const PHASE2: [&str; 12] = [
+        "S0c", "S2", "S3", "S4", "S5", "S6", "S10", "S6-1", "S8", "S9", "S9-lines", "S9-path",
     ];
     if PHASE2.iter().any(|k| *k != "S0c" && wants(args, k)) {
         let server = Server::start(&launch(true)).await?;
@@ -698,9 +700,29 @@ async fn bench(
                             )
                         })
                         .collect(),
-                    admin_token: admin.clone(),
+                    pay: Pay::Confirm { admin_token: admin.clone() },
                 },
                 Some(1.0 / 50.0),
+                false,
+            ),
+            (
+                "S10",
+                "S6 paid through the sandbox provider: createPayment + signed notification (orders/s; target ≥ 0.8 × S6)",
+                Script::Checkout {
+                    places: fixture
+                        .shoppers
+                        .iter()
+                        .map(|shopper| {
+                            call(
+                                PLACE,
+                                json!({ "i": { "lines": [{ "skuId": fixture.sku, "quantity": 1 }] } }),
+                                Some(shopper),
+                            )
+                        })
+                        .collect(),
+                    pay: Pay::Sandbox,
+                },
+                None,
                 false,
             ),
             (
@@ -712,7 +734,7 @@ async fn bench(
                         json!({ "i": { "lines": [{ "skuId": fixture.sku, "quantity": 1 }] } }),
                         Some(&buyer),
                     )],
-                    admin_token: admin.clone(),
+                    pay: Pay::Confirm { admin_token: admin.clone() },
                 },
                 None,
                 false,
@@ -731,7 +753,9 @@ async fn bench(
                 "placeOrder from a filled 3-line cart (2 merchants, shipping) + payment (orders/s)",
                 Script::FilledCarts {
                     carts: std::sync::Arc::new(filled_carts),
-                    admin_token: admin.clone(),
+                    pay: Pay::Confirm {
+                        admin_token: admin.clone(),
+                    },
                 },
                 None,
                 false,
@@ -741,7 +765,9 @@ async fn bench(
                 "the buyer's path: 3 addToCart + S9's order and payment (orders/s)",
                 Script::CartCheckout {
                     shoppers: cart_shoppers,
-                    admin_token: admin.clone(),
+                    pay: Pay::Confirm {
+                        admin_token: admin.clone(),
+                    },
                 },
                 None,
                 false,
@@ -751,7 +777,9 @@ async fn bench(
                 "S9's order placed from explicit lines (no cart) + payment (orders/s)",
                 Script::Checkout {
                     places: s9_lines,
-                    admin_token: admin.clone(),
+                    pay: Pay::Confirm {
+                        admin_token: admin.clone(),
+                    },
                 },
                 None,
                 false,

@@ -60,6 +60,10 @@ fn mib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)
 }
 
+/// Scenarios whose target is a share of another scenario's rate in the same run:
+/// (scenario, the other, the least share).
+const RELATIVE_TARGETS: [(&str, &str, f64); 2] = [("S9", "S6", 0.8), ("S10", "S6", 0.8)];
+
 pub fn markdown(r: &Report) -> String {
     let mut out = format!(
         "Machine: {} · store: {} · {} connections · {} s per scenario{}{}\n\n\
@@ -104,6 +108,22 @@ pub fn markdown(r: &Report) -> String {
                 None => "",
             }
         ));
+    }
+    // Targets given against another scenario of the same run rather than S0.
+    for (key, of, target) in RELATIVE_TARGETS {
+        let rate = |k: &str| {
+            r.rows
+                .iter()
+                .find(|row| row.key == k)
+                .map(|row| row.stats.per_second)
+        };
+        if let (Some(a), Some(b)) = (rate(key), rate(of)) {
+            let ratio = a / b.max(1e-9);
+            out.push_str(&format!(
+                "| {key} ÷ {of} | {key}'s rate over {of}'s | | | | {ratio:.2} | ≥ {target} × {of} | {} |\n",
+                if ratio >= target { "✅" } else { "❌" }
+            ));
+        }
     }
     if let Some(m) = &r.memory {
         out.push_str(&format!(
