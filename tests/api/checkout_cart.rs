@@ -532,3 +532,67 @@ async fn a_cart_line_in_two_checkouts_written_together_goes_to_the_first() {
         0
     );
 }
+
+/// A preview is answered without a future per field when its selection is plain fields
+/// (`graphql::transport::plain`), with the parcels' merchants read beforehand; inside an
+/// inline fragment the same selection goes through the resolvers. Both answer alike, for a
+/// push-hand's own purchase (earnings and their explanations), with shipping, from cart
+/// lines and from explicit lines.
+#[tokio::test]
+async fn plain_and_resolved_previews_answer_alike() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
+    let f = fixtures::catalog(app.db(), 0).await;
+    let (product_id, sku_id) = another_product(&app, &f, 50, false).await;
+    shipping_rule(&app, &admin, f.merchant.id).await;
+    let upline = fixtures::member(&app, "upline", Tier::PushHand, None).await;
+    let me = fixtures::member(&app, "me", Tier::PushHand, Some(upline.id)).await;
+    let me = token_of(&app, &me);
+    let (x, _) = app.user("x@example.com", CliRole::PushHand).await;
+    let code = share_code(&app, &x, product_id).await;
+    let home = address(&app, &me, xinjiang("王小明")).await;
+    let lines = ids(&add_ok(&app, &me, sku_id, 2, Some(&code)).await);
+    let sel = "__typename goodsTotal shippingTotal total
+      parcels { __typename merchant { __typename id name } subtotal fee baseFee surcharge
+        freeThreshold basis reason }
+      lines { __typename cartLineId sku { __typename id name price stock } quantity unitPrice
+        lineTotal shareCode attribution { __typename rule earnerName summary }
+        earnings { __typename kind level amount explanation { __typename rule level baseAmount
+          basis rate fixedPerUnit units uncappedAmount shareLinkId bindingId adjustsEarningId
+          policyVersion summary } } }";
+    let plain =
+        format!("query($i: CheckoutPreviewInput!) {{ checkoutPreview(input: $i) {{ {sel} }} }}");
+    let resolved = format!(
+        "query($i: CheckoutPreviewInput!) {{ checkoutPreview(input: $i) {{ ... on CheckoutPreview {{ {sel} }} }} }}"
+    );
+    let explicit = json!([{ "skuId": gid(Kind::Sku, sku_id), "quantity": 1 }]);
+    for input in [
+        json!({ "cartLineIds": lines, "addressId": home }),
+        json!({ "lines": explicit }),
+    ] {
+        let a = app.data_as(&me, &plain, json!({ "i": input })).await;
+        let b = app.data_as(&me, &resolved, json!({ "i": input })).await;
+        assert_eq!(a, b, "{input}");
+        let p = &a["checkoutPreview"];
+        assert_eq!(p["__typename"], "CheckoutPreview");
+        let line = &p["lines"][0];
+        assert_eq!(line["attribution"]["rule"], "SELF_PURCHASE", "{p}");
+        assert_eq!(
+            line["earnings"][0]["explanation"]["__typename"],
+            "EarningExplanation"
+        );
+        assert!(line["earnings"][0]["explanation"]["summary"].is_string());
+    }
+    let with_address = &app
+        .data_as(
+            &me,
+            &plain,
+            json!({ "i": { "cartLineIds": lines, "addressId": home } }),
+        )
+        .await["checkoutPreview"];
+    assert_eq!(
+        with_address["parcels"][0]["merchant"]["name"],
+        json!(f.merchant.name)
+    );
+    assert_eq!(with_address["shippingTotal"], "20.00", "{with_address}");
+}

@@ -3,7 +3,7 @@
 //! (`Order.address`). The rules live in [`crate::service::cart`] and
 //! [`crate::service::orders`].
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::order;
 
@@ -13,9 +13,10 @@ use super::earnings::{EarningExplanation, EarningKind};
 use super::orders::{OrderLineInput, policy};
 use crate::error::Error;
 use crate::graphql::context::{load_err, state, viewer};
-use crate::graphql::ids::{self, Kind};
+use crate::graphql::ids::{self, GlobalId, Kind};
 use crate::graphql::loaders::{Loaders, MerchantKey};
 use crate::graphql::scalars::Dec;
+use crate::graphql::transport::plain::{self, Fast, plain_enums, plain_object};
 use crate::service::cart::{self as svc, Unavailable};
 use crate::service::orders::{self as orders_svc, Lines, OrderLimits, OrderRequest};
 use crate::service::{regions, shipping};
@@ -45,29 +46,32 @@ impl From<Unavailable> for CartLineUnavailableReason {
     }
 }
 
-/// Who would get credit for a line, and by which rule (SPEC §2.4): the buyer's own purchase
-/// as a push-hand or partner; else the share link's push-hand or partner (the line's share
-/// code: the last one added with wins); else the buyer's upline; a membership-activity
-/// product's referrer gets a fixed reward instead. Named as an earning's explanation names
-/// its rule.
-#[derive(SimpleObject)]
-pub struct Attribution {
-    /// The rule that would book the direct (level-1) earning; null when nobody earns.
-    pub rule: Option<EarningKind>,
-    /// The display name of who would earn it; null when nobody does.
-    pub earner_name: Option<String>,
-    /// The rule in words, e.g. "PROMOTION: bought through 小王's share link".
-    pub summary: String,
-}
+pub struct Attribution(pub svc::Credit);
 
 impl Attribution {
     fn of(c: &svc::Credit) -> Attribution {
-        Attribution {
-            rule: c.rule().map(EarningKind::from),
-            earner_name: c.earner_name.clone(),
-            summary: c.summary(),
-        }
+        Attribution(c.clone())
     }
+}
+
+plain_object! {
+    /// Who would get credit for a line, and by which rule (SPEC §2.4): the buyer's own purchase
+    /// as a push-hand or partner; else the share link's push-hand or partner (the line's share
+    /// code: the last one added with wins); else the buyer's upline; a membership-activity
+    /// product's referrer gets a fixed reward instead. Named as an earning's explanation names
+    /// its rule.
+    impl Attribution => svc::Credit as "Attribution" {
+        |this| &this.0;
+        |r, e|
+        /// The rule that would book the direct (level-1) earning; null when nobody earns.
+        rule "rule": Option<EarningKind> = r.rule().map(EarningKind::from);
+        /// The display name of who would earn it; null when nobody does.
+        earner_name "earnerName": Option<&str> = r.earner_name.as_deref();
+        /// The rule in words, e.g. "PROMOTION: bought through 小王's share link".
+        summary "summary": String = r.summary();
+    }
+    plain |s, field, out| {}
+    resolvers {}
 }
 
 /// A member's cart as the API answers it: its lines as stored, read at once (one
@@ -335,159 +339,176 @@ impl From<shipping::Basis> for ShippingBasis {
     }
 }
 
-/// One merchant's parcel of a checkout and its shipping fee.
-pub struct ShippingParcel(pub shipping::Quote);
+/// One merchant's parcel of a checkout and its shipping fee, with the merchant when it
+/// was read with the preview.
+pub struct ShippingParcel {
+    pub quote: shipping::Quote,
+    pub merchant: Option<entity::merchant::Model>,
+}
 
-/// A parcel: the platform ships one per merchant of an order, priced by the merchant's
-/// shipping rule.
-#[Object]
-impl ShippingParcel {
-    /// The merchant whose lines the parcel holds.
-    async fn merchant(&self, ctx: &Context<'_>) -> Result<Option<Merchant>> {
-        let found = ctx
-            .data::<Loaders>()?
-            .load_one(MerchantKey(self.0.merchant_id))
-            .await
-            .map_err(load_err)?;
-        Ok(found.map(Merchant))
+plain_enums!(ShippingBasis, EarningKind);
+
+plain_object! {
+    /// A parcel: the platform ships one per merchant of an order, priced by the merchant's
+    /// shipping rule.
+    impl ShippingParcel => ShippingParcel as "ShippingParcel" {
+        |this| this;
+        |r, e|
+        /// The merchant's lines' subtotal, compared with the free-shipping threshold, CNY.
+        subtotal "subtotal": Dec = r.quote.subtotal.into();
+        /// What the buyer pays for the parcel: the base fee unless waived, plus the surcharge.
+        fee "fee": Dec = r.quote.fee.into();
+        /// The rule's base fee (zero without a rule), charged or waived as `basis` says.
+        base_fee "baseFee": Dec = r.quote.base_fee.into();
+        /// The destination province's remote surcharge (zero when the rule names none).
+        surcharge "surcharge": Dec = r.quote.surcharge.into();
+        /// The free-shipping threshold; null when the base fee is never waived.
+        free_threshold "freeThreshold": Option<Dec> = r.quote.free_threshold.map(Into::into);
+        /// Why the fee is what it is.
+        basis "basis": ShippingBasis = r.quote.basis.into();
+        /// The reason in words, e.g. "base fee 10.00 waived: subtotal 120.00 reaches the
+        /// free-shipping threshold 99.00; remote surcharge 20.00 to 新疆维吾尔自治区; fee 20.00".
+        reason "reason": String = r.quote.reason();
     }
-    /// The merchant's lines' subtotal, compared with the free-shipping threshold, CNY.
-    async fn subtotal(&self) -> Dec {
-        self.0.subtotal.into()
+    plain |s, field, out| {
+        "merchant" => plain::object(s.merchant.as_ref()?, e, &field.selection_set.node, out)?,
     }
-    /// What the buyer pays for the parcel: the base fee unless waived, plus the surcharge.
-    async fn fee(&self) -> Dec {
-        self.0.fee.into()
-    }
-    /// The rule's base fee (zero without a rule), charged or waived as `basis` says.
-    async fn base_fee(&self) -> Dec {
-        self.0.base_fee.into()
-    }
-    /// The destination province's remote surcharge (zero when the rule names none).
-    async fn surcharge(&self) -> Dec {
-        self.0.surcharge.into()
-    }
-    /// The free-shipping threshold; null when the base fee is never waived.
-    async fn free_threshold(&self) -> Option<Dec> {
-        self.0.free_threshold.map(Into::into)
-    }
-    /// Why the fee is what it is.
-    async fn basis(&self) -> ShippingBasis {
-        self.0.basis.into()
-    }
-    /// The reason in words, e.g. "base fee 10.00 waived: subtotal 120.00 reaches the
-    /// free-shipping threshold 99.00; remote surcharge 20.00 to 新疆维吾尔自治区; fee 20.00".
-    async fn reason(&self) -> String {
-        self.0.reason()
+    resolvers {
+        /// The merchant whose lines the parcel holds.
+        async fn merchant(&self, ctx: &Context<'_>) -> Result<Option<Merchant>> {
+            if let Some(m) = &self.merchant {
+                return Ok(Some(Merchant(m.clone())));
+            }
+            let found = ctx
+                .data::<Loaders>()?
+                .load_one(MerchantKey(self.quote.merchant_id))
+                .await
+                .map_err(load_err)?;
+            Ok(found.map(Merchant))
+        }
     }
 }
 
 /// An earning the viewer would book on a line if the order were paid now.
 pub struct EarningPreview(pub crate::service::earnings::Planned);
 
-/// What the viewer itself would earn on a line (its own earnings only, never another
-/// member's), before any daily cap on membership rewards.
-#[Object]
-impl EarningPreview {
-    /// The rule.
-    async fn kind(&self) -> EarningKind {
-        self.0.kind.into()
+plain_object! {
+    /// What the viewer itself would earn on a line (its own earnings only, never another
+    /// member's), before any daily cap on membership rewards.
+    impl EarningPreview => crate::service::earnings::Planned as "EarningPreview" {
+        |this| &this.0;
+        |r, e|
+        /// The rule.
+        kind "kind": EarningKind = r.kind.into();
+        /// 1 for the direct earner.
+        level "level": i32 = i32::from(r.level);
+        /// CNY, rounded down to the fen.
+        amount "amount": Dec = r.amount.into();
     }
-    /// 1 for the direct earner.
-    async fn level(&self) -> i32 {
-        i32::from(self.0.level)
+    plain |s, field, out| {
+        "explanation" => {
+            let explanation = EarningExplanation::from_parts(s.explanation.clone(), s.amount);
+            plain::object(&explanation, e, &field.selection_set.node, out)?;
+        }
     }
-    /// CNY, rounded down to the fen.
-    async fn amount(&self) -> Dec {
-        self.0.amount.into()
-    }
-    /// How the amount would be computed, as the booked earning will explain it: the base is
-    /// the line's goods amount, never shipping.
-    async fn explanation(&self) -> EarningExplanation {
-        EarningExplanation::from_parts(self.0.explanation.clone(), self.0.amount)
+    resolvers {
+        /// How the amount would be computed, as the booked earning will explain it: the base is
+        /// the line's goods amount, never shipping.
+        async fn explanation(&self) -> EarningExplanation {
+            EarningExplanation::from_parts(self.0.explanation.clone(), self.0.amount)
+        }
     }
 }
 
 /// A line of a checkout preview.
 pub struct CheckoutLine(pub svc::PreviewLine);
 
-/// A line as `placeOrder` would write it now.
-#[Object]
-impl CheckoutLine {
-    /// The cart line it comes from; null for an explicit line.
-    async fn cart_line_id(&self) -> Option<ID> {
-        self.0
-            .line
-            .cart_line_id
-            .map(|id| ids::encode(Kind::CartLine, id))
+plain_object! {
+    /// A line as `placeOrder` would write it now.
+    impl CheckoutLine => svc::PreviewLine as "CheckoutLine" {
+        |this| &this.0;
+        |r, e|
+        /// The cart line it comes from; null for an explicit line.
+        cart_line_id "cartLineId": Option<GlobalId> =
+            r.line.cart_line_id.map(|id| GlobalId(Kind::CartLine, id));
+        /// Units.
+        quantity "quantity": i32 = r.line.quantity;
+        /// The SKU's price now, CNY.
+        unit_price "unitPrice": Dec = r.line.unit_price.into();
+        /// unitPrice × quantity: the line's goods amount, the base of its earnings.
+        line_total "lineTotal": Dec = r.line.amount.into();
+        /// The share code the line would be credited through; null for none.
+        share_code "shareCode": Option<&str> = r.share_code.as_deref();
     }
-    /// The SKU (as the preview read it).
-    async fn sku(&self) -> Option<Sku> {
-        self.0.sku.clone().map(Sku)
+    plain |s, field, out| {
+        "sku" => match &s.sku {
+            Some(sku) => plain::object(sku, e, &field.selection_set.node, out)?,
+            None => out.null(),
+        },
+        "attribution" => plain::object(&s.credit, e, &field.selection_set.node, out)?,
+        "earnings" => plain::list(&s.earnings, e, &field.selection_set.node, out)?,
     }
-    /// Units.
-    async fn quantity(&self) -> i32 {
-        self.0.line.quantity
-    }
-    /// The SKU's price now, CNY.
-    async fn unit_price(&self) -> Dec {
-        self.0.line.unit_price.into()
-    }
-    /// unitPrice × quantity: the line's goods amount, the base of its earnings.
-    async fn line_total(&self) -> Dec {
-        self.0.line.amount.into()
-    }
-    /// The share code the line would be credited through; null for none.
-    async fn share_code(&self) -> Option<&str> {
-        self.0.share_code.as_deref()
-    }
-    /// Who would get credit for the line, and why.
-    async fn attribution(&self) -> Attribution {
-        Attribution::of(&self.0.credit)
-    }
-    /// What the viewer itself would earn on the line once the order is paid (a push-hand's
-    /// or partner's own purchase); empty for a plain buyer. Never another member's amounts.
-    async fn earnings(&self) -> Vec<EarningPreview> {
-        self.0
-            .earnings
-            .iter()
-            .cloned()
-            .map(EarningPreview)
-            .collect()
+    resolvers {
+        /// The SKU (as the preview read it).
+        async fn sku(&self) -> Option<Sku> {
+            self.0.sku.clone().map(Sku)
+        }
+        /// Who would get credit for the line, and why.
+        async fn attribution(&self) -> Attribution {
+            Attribution::of(&self.0.credit)
+        }
+        /// What the viewer itself would earn on the line once the order is paid (a push-hand's
+        /// or partner's own purchase); empty for a plain buyer. Never another member's amounts.
+        async fn earnings(&self) -> Vec<EarningPreview> {
+            self.0
+                .earnings
+                .iter()
+                .cloned()
+                .map(EarningPreview)
+                .collect()
+        }
     }
 }
 
-/// What an order would be, worked out without writing anything.
-pub struct CheckoutPreview(pub svc::Preview);
+/// What an order would be, worked out without writing anything, with its parcels'
+/// merchants.
+pub struct CheckoutPreview {
+    preview: svc::Preview,
+    parcels: Vec<ShippingParcel>,
+}
 
-/// An order as `placeOrder` would place it now: its lines, its parcels with their shipping,
-/// and what the buyer would pay. Stock and the unpaid-order cap are decided only when the
-/// order is placed.
-#[Object]
-impl CheckoutPreview {
-    /// The lines, in the order asked.
-    async fn lines(&self) -> Vec<CheckoutLine> {
-        self.0.lines.iter().cloned().map(CheckoutLine).collect()
+plain_object! {
+    /// An order as `placeOrder` would place it now: its lines, its parcels with their shipping,
+    /// and what the buyer would pay. Stock and the unpaid-order cap are decided only when the
+    /// order is placed.
+    impl CheckoutPreview => CheckoutPreview as "CheckoutPreview" {
+        |this| this;
+        |r, e|
+        /// The lines' amounts together (the goods), CNY.
+        goods_total "goodsTotal": Dec = r.preview.goods.into();
+        /// The parcels' fees together, CNY.
+        shipping_total "shippingTotal": Dec = r.preview.shipping_fee.into();
+        /// What the buyer would pay: goods plus shipping, CNY.
+        total "total": Dec = r.preview.total.into();
     }
-    /// One parcel per merchant with its shipping fee; empty without an address.
-    async fn parcels(&self) -> Vec<ShippingParcel> {
-        self.0.parcels.iter().cloned().map(ShippingParcel).collect()
+    plain |s, field, out| {
+        "lines" => plain::list(&s.preview.lines, e, &field.selection_set.node, out)?,
+        "parcels" => plain::list(&s.parcels, e, &field.selection_set.node, out)?,
+        "address" if s.preview.address.is_none() => out.null(),
     }
-    /// The delivery address; null when none was given.
-    async fn address(&self) -> Option<Address> {
-        self.0.address.clone().map(Address)
-    }
-    /// The lines' amounts together (the goods), CNY.
-    async fn goods_total(&self) -> Dec {
-        self.0.goods.into()
-    }
-    /// The parcels' fees together, CNY.
-    async fn shipping_total(&self) -> Dec {
-        self.0.shipping_fee.into()
-    }
-    /// What the buyer would pay: goods plus shipping, CNY.
-    async fn total(&self) -> Dec {
-        self.0.total.into()
+    resolvers {
+        /// The lines, in the order asked.
+        async fn lines(&self) -> Vec<CheckoutLine> {
+            self.preview.lines.iter().cloned().map(CheckoutLine).collect()
+        }
+        /// One parcel per merchant with its shipping fee; empty without an address.
+        async fn parcels(&self) -> Vec<&ShippingParcel> {
+            self.parcels.iter().collect()
+        }
+        /// The delivery address; null when none was given.
+        async fn address(&self) -> Option<Address> {
+            self.preview.address.clone().map(Address)
+        }
     }
 }
 
@@ -577,7 +598,7 @@ impl CartQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "Explicit lines or cart lines, and optionally an address.")]
         input: CheckoutPreviewInput,
-    ) -> Result<CheckoutPreview> {
+    ) -> Result<Fast<CheckoutPreview>> {
         let st = state(ctx)?;
         let me = viewer(ctx)?.member()?;
         let req = OrderRequest {
@@ -587,7 +608,22 @@ impl CartQuery {
         };
         let preview =
             svc::checkout_preview(&st.db, me, req, limits(st), &policy(st), st.clock.now()).await?;
-        Ok(CheckoutPreview(preview))
+        // The parcels' merchants are read here (from memory), so that the whole preview
+        // can be answered without a future per field.
+        let loaders = ctx.data::<Loaders>()?;
+        let merchants = loaders
+            .load_many(preview.parcels.iter().map(|q| MerchantKey(q.merchant_id)))
+            .await
+            .map_err(load_err)?;
+        let parcels = preview
+            .parcels
+            .iter()
+            .map(|q| ShippingParcel {
+                quote: q.clone(),
+                merchant: merchants.get(&MerchantKey(q.merchant_id)).cloned(),
+            })
+            .collect();
+        Ok(Fast(CheckoutPreview { preview, parcels }))
     }
 }
 

@@ -8,10 +8,11 @@ use entity::{earning, withdrawal};
 use super::catalog::Product;
 use crate::error::Error;
 use crate::graphql::context::{load_err, state, viewer};
-use crate::graphql::ids::{self, Kind};
+use crate::graphql::ids::{self, GlobalId, Kind};
 use crate::graphql::loaders::{Loaders, ProductKey};
 use crate::graphql::pagination::{ConnectionOf, PageArgs};
 use crate::graphql::scalars::{Dec, DecArg, JsonValue};
+use crate::graphql::transport::plain::plain_object;
 use crate::service::earnings::{self as svc, Explanation};
 use crate::service::{ledger, withdrawals};
 
@@ -155,44 +156,28 @@ impl Earning {
 /// [`EarningExplanation::basis`]: what every earning's base is.
 const BASIS: &str = "GOODS_AMOUNT: the line's unit price × units; shipping is never part of it";
 
-/// Why an earning exists and how each fen of it was computed.
-#[derive(SimpleObject)]
+/// An earning's explanation as stored, with the amount it explains: fields are answered
+/// from it (the summary only when asked for).
 pub struct EarningExplanation {
-    /// The rule applied (e.g. PROMOTION, TEAM_REBATE).
-    pub rule: String,
-    /// 1 for the direct earner, 2 and 3 for the uplines sharing in a team sale.
-    pub level: i32,
-    /// The base the rate applies to: the order line's goods amount (unit price × units),
-    /// never shipping (see `basis`).
-    pub base_amount: Dec,
-    /// What `baseAmount` is, in words: always the line's goods amount; shipping is never
-    /// part of a rebate base.
-    pub basis: String,
-    /// The rate applied; null for fixed rewards.
-    pub rate: Option<Dec>,
-    /// For fixed rewards: the reward per unit and the units.
-    pub fixed_per_unit: Option<Dec>,
-    /// For fixed rewards: how many units the reward was paid on; null for rate-based ones.
-    pub units: Option<i32>,
-    /// What the rate gave before the 30 % per-line cap cut it (for a membership reward: what
-    /// the fixed reward gave before the daily cap cut it); null when not cut.
-    pub uncapped_amount: Option<Dec>,
-    /// Set when the sale came through a share link.
-    pub share_link_id: Option<ID>,
-    /// Set when the sale was attributed through a binding (the buyer's upline).
-    pub binding_id: Option<String>,
-    /// For adjustments: the earning corrected.
-    pub adjusts_earning_id: Option<ID>,
-    /// The version of the earning rules that computed it (e.g. "2026-11.1"): old earnings
-    /// keep the rules they were booked under.
-    pub policy_version: String,
-    /// The computation in one sentence, e.g. "15% of 199.00 = 29.85 (rounded down to the fen)".
-    pub summary: String,
+    explanation: Explanation,
+    amount: entity::Money,
 }
 
 impl EarningExplanation {
-    pub(crate) fn from_parts(e: Explanation, amount: entity::Money) -> EarningExplanation {
-        let summary = match (e.rate, e.fixed_per_unit, e.units) {
+    pub(crate) fn from_parts(
+        explanation: Explanation,
+        amount: entity::Money,
+    ) -> EarningExplanation {
+        EarningExplanation {
+            explanation,
+            amount,
+        }
+    }
+
+    /// The computation in one sentence.
+    fn sentence(&self) -> String {
+        let (e, amount) = (&self.explanation, self.amount);
+        match (e.rate, e.fixed_per_unit, e.units) {
             (_, Some(per), Some(units)) => match e.uncapped_amount {
                 Some(u) => format!(
                     "{per} × {units} unit(s) = {u}, cut to {amount} by the daily cap ({} reward)",
@@ -214,25 +199,50 @@ impl EarningExplanation {
                 }
             }
             _ => format!("{} of {} ({})", amount, e.base_amount, e.rule),
-        };
-        EarningExplanation {
-            rule: e.rule,
-            level: i32::from(e.level),
-            base_amount: Dec(e.base_amount),
-            basis: BASIS.to_owned(),
-            rate: e.rate.map(Dec),
-            fixed_per_unit: e.fixed_per_unit.map(Dec),
-            units: e.units,
-            uncapped_amount: e.uncapped_amount.map(Dec),
-            share_link_id: e.share_link_id.map(|id| ID(id.to_string())),
-            binding_id: e.binding_id.map(|id| id.to_string()),
-            adjusts_earning_id: e
-                .adjusts_earning_id
-                .map(|id| ids::encode(Kind::Earning, id)),
-            policy_version: e.policy_version,
-            summary,
         }
     }
+}
+
+plain_object! {
+    /// Why an earning exists and how each fen of it was computed.
+    impl EarningExplanation => EarningExplanation as "EarningExplanation" {
+        |this| this;
+        |r, e|
+        /// The rule applied (e.g. PROMOTION, TEAM_REBATE).
+        rule "rule": &str = &r.explanation.rule;
+        /// 1 for the direct earner, 2 and 3 for the uplines sharing in a team sale.
+        level "level": i32 = i32::from(r.explanation.level);
+        /// The base the rate applies to: the order line's goods amount (unit price × units),
+        /// never shipping (see `basis`).
+        base_amount "baseAmount": Dec = Dec(r.explanation.base_amount);
+        /// What `baseAmount` is, in words: always the line's goods amount; shipping is never
+        /// part of a rebate base.
+        basis "basis": &str = BASIS;
+        /// The rate applied; null for fixed rewards.
+        rate "rate": Option<Dec> = r.explanation.rate.map(Dec);
+        /// For fixed rewards: the reward per unit and the units.
+        fixed_per_unit "fixedPerUnit": Option<Dec> = r.explanation.fixed_per_unit.map(Dec);
+        /// For fixed rewards: how many units the reward was paid on; null for rate-based ones.
+        units "units": Option<i32> = r.explanation.units;
+        /// What the rate gave before the 30 % per-line cap cut it (for a membership reward: what
+        /// the fixed reward gave before the daily cap cut it); null when not cut.
+        uncapped_amount "uncappedAmount": Option<Dec> = r.explanation.uncapped_amount.map(Dec);
+        /// Set when the sale came through a share link.
+        share_link_id "shareLinkId": Option<ID> =
+            r.explanation.share_link_id.map(|id| ID(id.to_string()));
+        /// Set when the sale was attributed through a binding (the buyer's upline).
+        binding_id "bindingId": Option<String> = r.explanation.binding_id.map(|id| id.to_string());
+        /// For adjustments: the earning corrected.
+        adjusts_earning_id "adjustsEarningId": Option<GlobalId> =
+            r.explanation.adjusts_earning_id.map(|id| GlobalId(Kind::Earning, id));
+        /// The version of the earning rules that computed it (e.g. "2026-11.1"): old earnings
+        /// keep the rules they were booked under.
+        policy_version "policyVersion": &str = &r.explanation.policy_version;
+        /// The computation in one sentence, e.g. "15% of 199.00 = 29.85 (rounded down to the fen)".
+        summary "summary": String = r.sentence();
+    }
+    plain |s, field, out| {}
+    resolvers {}
 }
 
 /// A member's money at a glance (CNY).

@@ -379,6 +379,7 @@ impl OrdersMutation {
             reference: &input.payment_reference,
             amount: input.amount.money("amount")?,
             actor: Some(&actor),
+            intent: None,
         };
         let o = svc::confirm_payment(
             &st.db,

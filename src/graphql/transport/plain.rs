@@ -154,6 +154,12 @@ impl PlainValue for chrono::DateTime<chrono::Utc> {
     }
 }
 
+impl PlainValue for async_graphql::ID {
+    fn write(&self, out: &mut Json) {
+        out.str(&self.0);
+    }
+}
+
 impl PlainValue for crate::graphql::ids::GlobalId {
     fn write(&self, out: &mut Json) {
         out.id(self.0, self.1);
