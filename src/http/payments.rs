@@ -39,6 +39,17 @@ pub async fn notify(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
+    notify_of(state, channel, headers, body, None).await
+}
+
+/// [`notify`], with the intent when the caller has just read it.
+async fn notify_of(
+    state: &HttpState,
+    channel: Channel,
+    headers: &HeaderMap,
+    body: &[u8],
+    known: Option<entity::payment_intent::Model>,
+) -> Response {
     let Some(provider) = state.app.payments.get(channel) else {
         return StatusCode::NOT_FOUND.into_response();
     };
@@ -50,6 +61,7 @@ pub async fn notify(
         &crate::graphql::schema::orders::policy(app),
         provider.as_ref(),
         Notice { headers, body },
+        known,
         app.clock.now(),
     )
     .await;
@@ -139,7 +151,7 @@ pub async fn sandbox_pay(
         Ok(v) => headers.insert(crate::payments::sandbox::SIGNATURE_HEADER, v),
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
-    notify(&state, Channel::Sandbox, &headers, &body).await
+    notify_of(&state, Channel::Sandbox, &headers, &body, Some(intent)).await
 }
 
 /// Handles one refund notification of `channel`.

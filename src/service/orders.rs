@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{
-    Money, address, audit_entry, binding, idempotency_key, member, order, order_line, product,
-    share_link, sku,
+    Money, address, audit_entry, binding, idempotency_key, member, order, order_line,
+    payment_intent, product, share_link, sku,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, JoinType};
 use sea_orm::{
@@ -811,6 +811,9 @@ pub struct Payment<'a> {
     pub amount: Money,
     /// The staff member confirming it, for the audit log (`None`: the command line, tests).
     pub actor: Option<&'a Actor>,
+    /// The provider's payment intent it settles (a notification's): marked `PAID` with the
+    /// reference in the payment's own transaction, by the call that makes the transition.
+    pub intent: Option<Uuid>,
 }
 
 /// The payment provider's callback. Idempotent: the same reference again returns the order
@@ -837,6 +840,7 @@ pub async fn confirm_payment(
         reference,
         amount,
         actor,
+        intent,
     } = payment;
     let reference = reference.trim();
     if reference.is_empty() || reference.len() > 128 {
@@ -892,6 +896,23 @@ pub async fn confirm_payment(
                     now,
                 ))
                 .into_query(),
+            );
+        }
+        if let Some(intent) = intent {
+            writes.push(
+                payment_intent::Entity::update_many()
+                    .col_expr(
+                        payment_intent::Column::Status,
+                        Expr::value(payment_intent::Status::Paid),
+                    )
+                    .col_expr(
+                        payment_intent::Column::ProviderReference,
+                        Expr::value(reference),
+                    )
+                    .col_expr(payment_intent::Column::PaidAt, Expr::value(now))
+                    .filter(payment_intent::Column::Id.eq(intent))
+                    .filter(payment_intent::Column::Status.eq(payment_intent::Status::Open))
+                    .into_query(),
             );
         }
         let transition = order::Entity::update_many()

@@ -12,8 +12,10 @@
 use chrono::{DateTime, Utc};
 use entity::money::Money;
 use entity::{member, order, payment_intent};
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter, QuerySelect,
+};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -25,6 +27,14 @@ use crate::service::earnings::Policy;
 use crate::service::orders::{self, Payment};
 use crate::service::units_sold::UnitsSold;
 
+/// An order and the id of its intent on one channel, if any.
+#[derive(FromQueryResult)]
+struct OrderAndIntent {
+    #[sea_orm(nested)]
+    order: order::Model,
+    standing_intent: Option<Uuid>,
+}
+
 /// Opens (or finds) `buyer`'s payment intent for an unpaid order of theirs on `provider`.
 pub async fn create_payment(
     db: &DatabaseConnection,
@@ -34,7 +44,26 @@ pub async fn create_payment(
     payer_openid: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<payment_intent::Model> {
-    let o = orders::get(db, order_id).await?;
+    let channel = provider.channel().code();
+    // The order, and the id of its intent on this channel when one stands, in one read.
+    let standing_id = Query::select()
+        .column(payment_intent::Column::Id)
+        .from(payment_intent::Entity)
+        .and_where(payment_intent::Column::OrderId.eq(order_id))
+        .and_where(payment_intent::Column::Channel.eq(channel))
+        .to_owned();
+    let read: Option<OrderAndIntent> = order::Entity::find_by_id(order_id)
+        .expr_as(
+            Expr::SubQuery(None, Box::new(standing_id.into())),
+            "standing_intent",
+        )
+        .into_model()
+        .one(db)
+        .await?;
+    let OrderAndIntent {
+        order: o,
+        standing_intent,
+    } = read.ok_or_else(|| Error::not_found("order"))?;
     if o.buyer_id != buyer.id {
         return Err(Error::not_found("order"));
     }
@@ -50,36 +79,30 @@ pub async fn create_payment(
             "the order expired before it was paid",
         ));
     }
-    let channel = provider.channel().code();
-    // Concurrent calls insert one row; every call then reads the one that stands.
-    payment_intent::Entity::insert(payment_intent::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        order_id: Set(o.id),
-        channel: Set(channel.to_owned()),
-        amount: Set(o.total),
-        status: Set(payment_intent::Status::Open),
-        provider_reference: Set(None),
-        client_params: Set(None),
-        expires_at: Set(o.expires_at),
-        created_at: Set(now),
-        paid_at: Set(None),
-    })
-    .on_conflict(
-        OnConflict::columns([
-            payment_intent::Column::OrderId,
-            payment_intent::Column::Channel,
-        ])
-        .do_nothing()
-        .to_owned(),
-    )
-    .exec_without_returning(db)
-    .await?;
-    let intent = intent_of_order(db, o.id, channel).await?;
-    if intent.client_params.is_some() {
-        return Ok(intent);
-    }
-    // Twins may both ask the provider for the same out_trade_no (the providers answer
-    // alike); the first answer stored is the one every caller gets.
+    // Asking again (the usual retry) answers the intent already open.
+    let standing = match standing_intent {
+        Some(id) => Some(intent(db, id).await?),
+        None => None,
+    };
+    let intent = match standing {
+        Some(intent) if intent.client_params.is_some() => return Ok(intent),
+        Some(intent) => intent,
+        None => payment_intent::Model {
+            id: Uuid::now_v7(),
+            order_id: o.id,
+            channel: channel.to_owned(),
+            amount: o.total,
+            status: payment_intent::Status::Open,
+            provider_reference: None,
+            client_params: None,
+            expires_at: o.expires_at,
+            created_at: now,
+            paid_at: None,
+        },
+    };
+    // The provider is asked first and the intent written once with its answer (one
+    // commit). Twins may both ask for their own out_trade_no: one intent row stands (the
+    // unique index), and every caller answers with it; the other prepay is never paid.
     let params = provider
         .create_intent(&IntentRequest {
             intent_id: intent.id,
@@ -98,12 +121,34 @@ pub async fn create_payment(
                 Error::rule("PAYMENT_PROVIDER_FAILED", "the payment provider did not open the payment; retry later")
             }
         })?;
+    let opened = payment_intent::Model {
+        client_params: Some(params.to_string()),
+        ..intent
+    };
+    let inserted =
+        payment_intent::Entity::insert(payment_intent::ActiveModel::from(opened.clone()))
+            .on_conflict(
+                OnConflict::columns([
+                    payment_intent::Column::OrderId,
+                    payment_intent::Column::Channel,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+    if inserted == 1 {
+        return Ok(opened);
+    }
+    // A twin's row stands: it keeps the first answer stored (an intent written without
+    // one by an older version gets this one).
     payment_intent::Entity::update_many()
         .col_expr(
             payment_intent::Column::ClientParams,
             Expr::value(params.to_string()),
         )
-        .filter(payment_intent::Column::Id.eq(intent.id))
+        .filter(payment_intent::Column::OrderId.eq(o.id))
+        .filter(payment_intent::Column::Channel.eq(channel))
         .filter(payment_intent::Column::ClientParams.is_null())
         .exec(db)
         .await?;
@@ -152,7 +197,10 @@ pub enum NotifyError {
     Failed(Error),
 }
 
-/// Verifies a notification and books what it proves.
+/// Verifies a notification and books what it proves. `known` is the intent when the
+/// caller has just read it (the sandbox's pay button): used when the verified notification
+/// names it, so it is not read again.
+#[allow(clippy::too_many_arguments)]
 pub async fn notified(
     db: &DatabaseConnection,
     events: &Events,
@@ -160,6 +208,7 @@ pub async fn notified(
     policy: &Policy,
     provider: &dyn Provider,
     notice: Notice<'_>,
+    known: Option<payment_intent::Model>,
     now: DateTime<Utc>,
 ) -> std::result::Result<Notified, NotifyError> {
     let channel: Channel = provider.channel();
@@ -179,7 +228,11 @@ pub async fn notified(
     if paid.state != TradeState::Paid {
         return Ok(Notified::NotPaid);
     }
-    let intent = match intent(db, paid.intent_id).await {
+    let read = match known.filter(|k| k.id == paid.intent_id) {
+        Some(k) => Ok(k),
+        None => intent(db, paid.intent_id).await,
+    };
+    let intent = match read {
         Ok(i) if i.channel == channel.code() => i,
         Ok(_) | Err(Error::NotFound(_)) => {
             tracing::warn!(channel = channel.code(), intent = %paid.intent_id, "a verified payment of no intent of this channel");
@@ -211,19 +264,16 @@ pub async fn notified(
         .map_err(NotifyError::Failed)?;
         return Ok(Notified::Unbookable("PAYMENT_MISMATCH"));
     }
+    // The intent is marked paid in the payment's own transaction.
     let payment = Payment {
         order_id: intent.order_id,
         reference: &reference,
         amount: intent.amount,
         actor: None,
+        intent: Some(intent.id),
     };
     match orders::confirm_payment(db, events, sold, payment, policy, now).await {
-        Ok(o) => {
-            mark(db, intent.id, payment_intent::Status::Paid, &reference, now)
-                .await
-                .map_err(NotifyError::Failed)?;
-            Ok(Notified::Paid(Box::new(o)))
-        }
+        Ok(o) => Ok(Notified::Paid(Box::new(o))),
         Err(e) => match e.code() {
             code @ ("PAYMENT_MISMATCH" | "PAYMENT_CONFLICT" | "ORDER_EXPIRED"
             | "ORDER_NOT_PAYABLE") => {

@@ -1677,6 +1677,7 @@ async fn pay_all(
                 reference,
                 amount: o.total,
                 actor: None,
+                intent: None,
             },
             policy,
             now,

@@ -713,6 +713,7 @@ async fn cancel_payment_and_expiry_racing_make_one_outcome() {
                 reference: &reference,
                 amount: o.total,
                 actor: None,
+                intent: None,
             };
             orders::confirm_payment(db, events, sold, payment, &policy, now)
                 .await

@@ -221,6 +221,7 @@ impl World {
                             reference: &reference,
                             amount: o.total,
                             actor: None,
+                            intent: None,
                         },
                         &self.policy,
                         now,

@@ -108,6 +108,7 @@ async fn order_statements(
             reference: &format!("ref-{}", o.id),
             amount: o.total,
             actor: None,
+            intent: None,
         },
         &pushhand::graphql::schema::orders::policy(&app.state),
         now,

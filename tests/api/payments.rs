@@ -1376,6 +1376,15 @@ async fn the_sandbox_pays_an_order_end_to_end_once() {
         Some(format!("sandbox:SANDBOX-{}", out_trade_no(intent.id)).as_str())
     );
     assert!(earnings_of(&app, o.id).await > 0);
+    // The intent is marked in the payment's transaction, with the same reference.
+    let marked = entity::payment_intent::Entity::find_by_id(intent.id)
+        .one(app.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(marked.status, entity::payment_intent::Status::Paid);
+    assert_eq!(marked.provider_reference, paid.payment_reference);
+    assert_eq!(marked.paid_at, paid.paid_at);
 
     // A forged sandbox notification is refused and books nothing.
     let resp = app
