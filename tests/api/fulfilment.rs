@@ -767,19 +767,19 @@ async fn order_status_changed_reports_every_parcel_and_the_cancel() {
         assert!(std::time::Instant::now() < deadline, "never subscribed");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    for (line, number) in [(&l1, "SF111222333"), (&l2, "SF444555666")] {
-        app.data_as(
-            &s.admin,
-            &ship_query(),
-            json!({ "o": o, "p": [{ "lineIds": [line], "carrier": "SF", "trackingNumber": number }] }),
-        )
+    // Each parcel's event is awaited before the next parcel ships: an event is answered
+    // with the order as it stands when it is delivered.
+    let query = ship_query();
+    let parcel = |line: &String, number: &str| json!({ "o": o, "p": [{ "lineIds": [line], "carrier": "SF", "trackingNumber": number }] });
+    app.data_as(&s.admin, &query, parcel(&l1, "SF111222333"))
         .await;
-    }
     let first = ws.next("o").await;
     assert_eq!(
         first["data"]["orderStatusChanged"],
         json!({ "status": "PAID", "fulfilment": "PARTIALLY_SHIPPED", "shipments": [{ "trackingNumber": "SF111222333" }] })
     );
+    app.data_as(&s.admin, &query, parcel(&l2, "SF444555666"))
+        .await;
     let second = ws.next("o").await;
     assert_eq!(second["data"]["orderStatusChanged"]["status"], "SHIPPED");
     assert_eq!(
