@@ -649,6 +649,18 @@ async fn bench(
                 )
             })
             .collect();
+        // S6's and S10's orders: one unit of the flash sale's SKU, a shopper per connection.
+        let flash_sale: Vec<Call> = fixture
+            .shoppers
+            .iter()
+            .map(|shopper| {
+                call(
+                    PLACE,
+                    json!({ "i": { "lines": [{ "skuId": fixture.sku, "quantity": 1 }] } }),
+                    Some(shopper),
+                )
+            })
+            .collect();
         let phase2: Vec<Scenario> = vec![
             (
                 "S0c",
@@ -689,18 +701,10 @@ async fn bench(
                 "S6",
                 "checkout + payment (orders/s)",
                 Script::Checkout {
-                    places: fixture
-                        .shoppers
-                        .iter()
-                        .map(|shopper| {
-                            call(
-                                PLACE,
-                                json!({ "i": { "lines": [{ "skuId": fixture.sku, "quantity": 1 }] } }),
-                                Some(shopper),
-                            )
-                        })
-                        .collect(),
-                    pay: Pay::Confirm { admin_token: admin.clone() },
+                    places: flash_sale.clone(),
+                    pay: Pay::Confirm {
+                        admin_token: admin.clone(),
+                    },
                 },
                 Some(1.0 / 50.0),
                 false,
@@ -709,17 +713,7 @@ async fn bench(
                 "S10",
                 "S6 paid through the sandbox provider: createPayment + signed notification (orders/s; target ≥ 0.8 × S6)",
                 Script::Checkout {
-                    places: fixture
-                        .shoppers
-                        .iter()
-                        .map(|shopper| {
-                            call(
-                                PLACE,
-                                json!({ "i": { "lines": [{ "skuId": fixture.sku, "quantity": 1 }] } }),
-                                Some(shopper),
-                            )
-                        })
-                        .collect(),
+                    places: flash_sale.clone(),
                     pay: Pay::Sandbox,
                 },
                 None,
@@ -734,7 +728,9 @@ async fn bench(
                         json!({ "i": { "lines": [{ "skuId": fixture.sku, "quantity": 1 }] } }),
                         Some(&buyer),
                     )],
-                    pay: Pay::Confirm { admin_token: admin.clone() },
+                    pay: Pay::Confirm {
+                        admin_token: admin.clone(),
+                    },
                 },
                 None,
                 false,

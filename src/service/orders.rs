@@ -899,21 +899,8 @@ pub async fn confirm_payment(
             );
         }
         if let Some(intent) = intent {
-            writes.push(
-                payment_intent::Entity::update_many()
-                    .col_expr(
-                        payment_intent::Column::Status,
-                        Expr::value(payment_intent::Status::Paid),
-                    )
-                    .col_expr(
-                        payment_intent::Column::ProviderReference,
-                        Expr::value(reference),
-                    )
-                    .col_expr(payment_intent::Column::PaidAt, Expr::value(now))
-                    .filter(payment_intent::Column::Id.eq(intent))
-                    .filter(payment_intent::Column::Status.eq(payment_intent::Status::Open))
-                    .into_query(),
-            );
+            let paid = payment_intent::Status::Paid;
+            writes.push(super::payments::marking(intent, paid, reference, now).into_query());
         }
         let transition = order::Entity::update_many()
             .col_expr(order::Column::Status, Expr::value(order::Status::Paid))

@@ -300,6 +300,18 @@ async fn mark(
     reference: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    marking(id, status, reference, now).exec(db).await?;
+    Ok(())
+}
+
+/// The update that records on intent `id`, while it is open, what a notification came to
+/// (also run inside a payment's own batch, [`orders::confirm_payment`]).
+pub(crate) fn marking(
+    id: Uuid,
+    status: payment_intent::Status,
+    reference: &str,
+    now: DateTime<Utc>,
+) -> sea_orm::UpdateMany<payment_intent::Entity> {
     payment_intent::Entity::update_many()
         .col_expr(payment_intent::Column::Status, Expr::value(status))
         .col_expr(
@@ -309,7 +321,4 @@ async fn mark(
         .col_expr(payment_intent::Column::PaidAt, Expr::value(now))
         .filter(payment_intent::Column::Id.eq(id))
         .filter(payment_intent::Column::Status.eq(payment_intent::Status::Open))
-        .exec(db)
-        .await?;
-    Ok(())
 }
