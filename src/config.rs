@@ -609,14 +609,18 @@ impl Config {
         }
     }
 
-    /// The pool size: as configured, else 16 on PostgreSQL and twice the cores on SQLite.
+    /// The pool size: as configured, else 32 on PostgreSQL and twice the cores on SQLite.
+    /// A payment through a provider makes three round trips, two of them commits that wait
+    /// for the WAL flush holding their connection: 16 left that path waiting for the pool
+    /// (docs/performance.md, S10: 427–482 orders/s with 16, 628–648 with 32; S1 and S6 as
+    /// fast or faster).
     pub fn db_pool_size(&self) -> u32 {
         self.db_max_connections.unwrap_or_else(|| {
             if self.database_url().starts_with("sqlite:") {
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
                 (2 * cores as u32).clamp(2, 16)
             } else {
-                16
+                32
             }
         })
     }

@@ -222,6 +222,11 @@ impl TestApp {
         if let (Some(url), false) = (&redis, extra.contains(&"--redis-url")) {
             args.extend(["--redis-url".to_owned(), url.clone()]);
         }
+        // Tests run side by side, some with two instances each, on one PostgreSQL (100
+        // connections by default): each app keeps to 16, not the default 32.
+        if db_url.starts_with("postgres") && !extra.contains(&"--db-max-connections") {
+            args.extend(["--db-max-connections".to_owned(), "16".to_owned()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let config = pushhand::config::from_args(args).expect("test config parses");
         let clock = Arc::new(ManualClock::default());
