@@ -48,7 +48,7 @@ async fn notify_of(
     channel: Channel,
     headers: &HeaderMap,
     body: &[u8],
-    known: Option<entity::payment_intent::Model>,
+    known: Option<(entity::payment_intent::Model, entity::order::Model)>,
 ) -> Response {
     let Some(provider) = state.app.payments.get(channel) else {
         return StatusCode::NOT_FOUND.into_response();
@@ -134,8 +134,8 @@ pub async fn sandbox_pay(
     let Ok(id) = uuid::Uuid::try_parse(&intent_id) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let intent = match svc::intent(&state.app.db, id).await {
-        Ok(i) if i.channel == Channel::Sandbox.code() => i,
+    let (intent, order) = match svc::intent_and_order(&state.app.db, id).await {
+        Ok((i, o)) if i.channel == Channel::Sandbox.code() => (i, o),
         Ok(_) | Err(crate::error::Error::NotFound(_)) => {
             return StatusCode::NOT_FOUND.into_response();
         }
@@ -151,7 +151,14 @@ pub async fn sandbox_pay(
         Ok(v) => headers.insert(crate::payments::sandbox::SIGNATURE_HEADER, v),
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
-    notify_of(&state, Channel::Sandbox, &headers, &body, Some(intent)).await
+    notify_of(
+        &state,
+        Channel::Sandbox,
+        &headers,
+        &body,
+        Some((intent, order)),
+    )
+    .await
 }
 
 /// Handles one refund notification of `channel`.

@@ -835,6 +835,20 @@ pub async fn confirm_payment(
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<order::Model> {
+    confirm_payment_of(db, events, sold, payment, None, policy, now).await
+}
+
+/// [`confirm_payment`], with the order when the caller has just read it (a notification's
+/// intent comes with its order, [`super::payments::notified`]): not read again.
+pub async fn confirm_payment_of(
+    db: &DatabaseConnection,
+    events: &Events,
+    sold: &UnitsSold,
+    payment: Payment<'_>,
+    read: Option<order::Model>,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<order::Model> {
     let Payment {
         order_id,
         reference,
@@ -849,7 +863,10 @@ pub async fn confirm_payment(
             "must be 1 to 128 characters",
         ));
     }
-    let mut o = get(db, order_id).await?;
+    let mut o = match read.filter(|o| o.id == order_id) {
+        Some(o) => o,
+        None => get(db, order_id).await?,
+    };
     // The usual case: an order awaiting exactly this amount, unexpired. What it books is
     // worked out from reads first; then the transition (a conditional update: of concurrent
     // identical callbacks, one makes it) and every write go together, the writes only if the

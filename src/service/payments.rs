@@ -12,9 +12,10 @@
 use chrono::{DateTime, Utc};
 use entity::money::Money;
 use entity::{member, order, payment_intent};
-use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::sea_query::{Expr, JoinType, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter, QuerySelect,
+    RelationDef,
 };
 use uuid::Uuid;
 
@@ -176,6 +177,26 @@ pub async fn intent(db: &DatabaseConnection, id: Uuid) -> Result<payment_intent:
         .ok_or_else(|| Error::not_found("payment intent"))
 }
 
+/// An intent with its order, in one read.
+pub async fn intent_and_order(
+    db: &DatabaseConnection,
+    id: Uuid,
+) -> Result<(payment_intent::Model, order::Model)> {
+    let of_order: RelationDef = payment_intent::Entity::belongs_to(order::Entity)
+        .from(payment_intent::Column::OrderId)
+        .to(order::Column::Id)
+        .into();
+    match payment_intent::Entity::find_by_id(id)
+        .select_also(order::Entity)
+        .join(JoinType::InnerJoin, of_order)
+        .one(db)
+        .await?
+    {
+        Some((intent, Some(o))) => Ok((intent, o)),
+        _ => Err(Error::not_found("payment intent")),
+    }
+}
+
 /// What a notification came to.
 #[derive(Debug)]
 pub enum Notified {
@@ -197,9 +218,9 @@ pub enum NotifyError {
     Failed(Error),
 }
 
-/// Verifies a notification and books what it proves. `known` is the intent when the
-/// caller has just read it (the sandbox's pay button): used when the verified notification
-/// names it, so it is not read again.
+/// Verifies a notification and books what it proves. `known` is the intent and its order
+/// when the caller has just read them (the sandbox's pay button): used when the verified
+/// notification names that intent, so they are not read again.
 #[allow(clippy::too_many_arguments)]
 pub async fn notified(
     db: &DatabaseConnection,
@@ -208,7 +229,7 @@ pub async fn notified(
     policy: &Policy,
     provider: &dyn Provider,
     notice: Notice<'_>,
-    known: Option<payment_intent::Model>,
+    known: Option<(payment_intent::Model, order::Model)>,
     now: DateTime<Utc>,
 ) -> std::result::Result<Notified, NotifyError> {
     let channel: Channel = provider.channel();
@@ -228,12 +249,12 @@ pub async fn notified(
     if paid.state != TradeState::Paid {
         return Ok(Notified::NotPaid);
     }
-    let read = match known.filter(|k| k.id == paid.intent_id) {
+    let read = match known.filter(|(k, _)| k.id == paid.intent_id) {
         Some(k) => Ok(k),
-        None => intent(db, paid.intent_id).await,
+        None => intent_and_order(db, paid.intent_id).await,
     };
-    let intent = match read {
-        Ok(i) if i.channel == channel.code() => i,
+    let (intent, order) = match read {
+        Ok((i, o)) if i.channel == channel.code() => (i, o),
         Ok(_) | Err(Error::NotFound(_)) => {
             tracing::warn!(channel = channel.code(), intent = %paid.intent_id, "a verified payment of no intent of this channel");
             return Err(NotifyError::Refused(Refusal::Unrelated));
@@ -272,7 +293,7 @@ pub async fn notified(
         actor: None,
         intent: Some(intent.id),
     };
-    match orders::confirm_payment(db, events, sold, payment, policy, now).await {
+    match orders::confirm_payment_of(db, events, sold, payment, Some(order), policy, now).await {
         Ok(o) => Ok(Notified::Paid(Box::new(o))),
         Err(e) => match e.code() {
             code @ ("PAYMENT_MISMATCH" | "PAYMENT_CONFLICT" | "ORDER_EXPIRED"
