@@ -579,8 +579,25 @@ async fn refund(
         .as_ref()
         .map(|i| refunds::provider_of(&ctx, &i.channel))
         .transpose()?;
+    let refund_id = Uuid::now_v7();
+    if provider.is_some() {
+        set.status = Set(Status::Refunding);
+    } else {
+        set.status = Set(Status::Refunded);
+        set.closed_at = Set(Some(now));
+    }
     let txn = crate::db::begin_write(db).await?;
     let o = lock_order(&txn, a.order_id).await?;
+    // The after-sale's move first: of concurrent steps, the losers learn it here.
+    if !transition(&txn, a.id, from, set).await? {
+        drop(txn);
+        let step = if from == Status::Requested {
+            "reviewed"
+        } else {
+            "received"
+        };
+        return Err(not_in(&get(db, a.id).await?, step));
+    }
     if !matches!(
         o.status,
         order::Status::Paid | order::Status::Shipped | order::Status::Completed
@@ -622,7 +639,7 @@ async fn refund(
                     "the line was refunded concurrently; retry",
                 ));
             }
-            let id = Uuid::now_v7();
+            let id = refund_id;
             let row = refund::Model {
                 id,
                 order_id: o.id,
@@ -644,25 +661,15 @@ async fn refund(
             refund::Entity::insert(refund::ActiveModel::from(row.clone()))
                 .exec_without_returning(&txn)
                 .await?;
-            set.status = Set(Status::Refunding);
-            set.refund_id = Set(Some(id));
+            after_sale::Entity::update_many()
+                .col_expr(after_sale::Column::RefundId, Expr::value(id))
+                .filter(after_sale::Column::Id.eq(a.id))
+                .exec(&txn)
+                .await?;
             Some(row)
         }
-        _ => {
-            set.status = Set(Status::Refunded);
-            set.closed_at = Set(Some(now));
-            None
-        }
+        _ => None,
     };
-    if !transition(&txn, a.id, from, set).await? {
-        drop(txn);
-        let step = if from == Status::Requested {
-            "reviewed"
-        } else {
-            "received"
-        };
-        return Err(not_in(&get(db, a.id).await?, step));
-    }
     let mut reversed = None;
     let mut earners = Vec::new();
     if refund_row.is_none() {
