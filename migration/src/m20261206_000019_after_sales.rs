@@ -35,9 +35,8 @@ impl MigrationTrait for Migration {
                     .col(uuid("order_line_id"))
                     .col(uuid("buyer_id"))
                     .col(
-                        string_len("kind", 24).check(
-                            Expr::col("kind").is_in(["REFUND_ONLY", "RETURN_AND_REFUND"]),
-                        ),
+                        string_len("kind", 24)
+                            .check(Expr::col("kind").is_in(["REFUND_ONLY", "RETURN_AND_REFUND"])),
                     )
                     .col(string_len("status", 24).check(Expr::col("status").is_in([
                         "REQUESTED",
@@ -98,8 +97,14 @@ impl MigrationTrait for Migration {
             )
             .await?;
         for (name, cols) in [
-            ("idx_after_sales_buyer", &["buyer_id", "created_at", "id"][..]),
-            ("idx_after_sales_status", &["status", "created_at", "id"][..]),
+            (
+                "idx_after_sales_buyer",
+                &["buyer_id", "created_at", "id"][..],
+            ),
+            (
+                "idx_after_sales_status",
+                &["status", "created_at", "id"][..],
+            ),
             ("idx_after_sales_order_line_id", &["order_line_id"][..]),
             ("idx_after_sales_refund_id", &["refund_id"][..]),
         ] {

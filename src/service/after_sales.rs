@@ -285,7 +285,9 @@ pub async fn request(
         Err(e) => return Err(e.into()),
     }
     let o = lock_order(&txn, line.order_id).await?;
-    let Some(completed_at) = o.completed_at.filter(|_| o.status == order::Status::Completed)
+    let Some(completed_at) = o
+        .completed_at
+        .filter(|_| o.status == order::Status::Completed)
     else {
         return Err(Error::rule(
             "AFTER_SALE_NOT_ALLOWED",
@@ -446,8 +448,16 @@ pub async fn review(
         ..Default::default()
     };
     if approve && a.kind == AfterSaleKind::RefundOnly {
-        return refund(ctx, &a, Status::Requested, set, actor, Action::AfterSaleApproved, now)
-            .await;
+        return refund(
+            ctx,
+            &a,
+            Status::Requested,
+            set,
+            actor,
+            Action::AfterSaleApproved,
+            now,
+        )
+        .await;
     }
     let txn = crate::db::begin_write(ctx.db).await?;
     lock_order(&txn, a.order_id).await?;
@@ -715,7 +725,9 @@ async fn refund(
     txn.commit().await?;
     if let Some(reversed) = reversed {
         ctx.sold.add(line.product_id, -i64::from(a.quantity));
-        ctx.events.publish(reversed.events(&o, line.product_id)).await;
+        ctx.events
+            .publish(reversed.events(&o, line.product_id))
+            .await;
     }
     publish(ctx.events, &done, earners).await;
     if let (Some(row), Some(provider)) = (refund_row, provider) {

@@ -155,7 +155,9 @@ async fn refund_only_approved_refunds_at_once_and_reverses_earnings_once() {
     let app = &b.app;
     // 15 % of 398.00 to the buyer itself.
     assert_eq!(balance(app, b.buyer_row.id).await, (5970, 0, 5970));
-    let due = earnings_of(app, b.order).await[0].settle_after.expect("window started");
+    let due = earnings_of(app, b.order).await[0]
+        .settle_after
+        .expect("window started");
 
     let r = app
         .data_as(&b.buyer, REQUEST, input(&b.line, 1, "REFUND_ONLY", "as-1"))
@@ -180,12 +182,20 @@ async fn refund_only_approved_refunds_at_once_and_reverses_earnings_once() {
     assert_eq!(again["requestAfterSale"]["id"], id.as_str());
 
     let done = app
-        .data_as(&b.admin, REVIEW, json!({ "id": id, "a": true, "n": "同意退款" }))
+        .data_as(
+            &b.admin,
+            REVIEW,
+            json!({ "id": id, "a": true, "n": "同意退款" }),
+        )
         .await["reviewAfterSale"]
         .clone();
     assert_eq!(done["status"], "REFUNDED");
     assert!(done["closedAt"].is_string());
-    assert_eq!(done["refund"], Value::Null, "paid by hand: refunded at once");
+    assert_eq!(
+        done["refund"],
+        Value::Null,
+        "paid by hand: refunded at once"
+    );
     // Half the line's earning comes back, once: a pending adjustment of −29.85.
     assert_eq!(balance(app, b.buyer_row.id).await, (2985, 0, 2985));
     let again = app
@@ -231,7 +241,10 @@ async fn refund_only_approved_refunds_at_once_and_reverses_earnings_once() {
         )
         .await;
     assert_eq!(mine["me"]["afterSales"]["totalCount"], 1);
-    assert_eq!(mine["me"]["afterSales"]["edges"][0]["node"]["id"], id.as_str());
+    assert_eq!(
+        mine["me"]["afterSales"]["edges"][0]["node"]["id"],
+        id.as_str()
+    );
     let all = app
         .data_as(
             &b.admin,
@@ -312,7 +325,11 @@ async fn a_return_is_shipped_received_and_refunded_through_the_provider() {
     // Only its buyer ships it back.
     let (stranger, _) = app.user("as-stranger@example.com", CliRole::PushHand).await;
     let resp = app
-        .gql_as(&stranger, SHIP_BACK, json!({ "id": id, "t": "SF1234567890" }))
+        .gql_as(
+            &stranger,
+            SHIP_BACK,
+            json!({ "id": id, "t": "SF1234567890" }),
+        )
         .await;
     assert_eq!(error_code(&resp), Some("NOT_FOUND"));
     let shipped = app
@@ -326,10 +343,7 @@ async fn a_return_is_shipped_received_and_refunded_through_the_provider() {
     assert_eq!(shipped["status"], "RETURN_SHIPPED");
     assert_eq!(shipped["returnTrackingNumber"], "SF1234567890");
 
-    let received = app
-        .data_as(&admin, RECEIVE, json!({ "id": id }))
-        .await["receiveReturn"]
-        .clone();
+    let received = app.data_as(&admin, RECEIVE, json!({ "id": id })).await["receiveReturn"].clone();
     assert_eq!(received["status"], "REFUNDING");
     assert_eq!(received["refund"]["status"], "PROCESSING");
     assert_eq!(received["refund"]["quantity"], 1);
@@ -358,7 +372,11 @@ async fn a_return_is_shipped_received_and_refunded_through_the_provider() {
     assert!(a.closed_at.is_some() && a.received_at.is_some());
     let after = earnings_of(&app, o.id).await;
     assert!(after.iter().all(|e| e.status == earning::Status::Reversed));
-    assert_eq!(after.len(), 2, "no adjustment: the whole line went back once");
+    assert_eq!(
+        after.len(),
+        2,
+        "no adjustment: the whole line went back once"
+    );
     let line = entity::order_line::Entity::find_by_id(line.id)
         .one(app.db())
         .await
@@ -381,7 +399,10 @@ async fn a_return_is_shipped_received_and_refunded_through_the_provider() {
         )
         .await;
     assert_eq!(view["node"]["status"], "REFUNDED");
-    assert_eq!(view["node"]["lines"][0]["afterSales"][0]["status"], "REFUNDED");
+    assert_eq!(
+        view["node"]["lines"][0]["afterSales"][0]["status"],
+        "REFUNDED"
+    );
 }
 
 #[tokio::test]
@@ -398,7 +419,11 @@ async fn a_rejection_restarts_the_window_and_settlement_skips_open_ones() {
     assert_eq!(settle(app, app.clock_now() + Duration::days(10)).await, 0);
 
     let rejected = app
-        .data_as(&b.admin, REVIEW, json!({ "id": id, "a": false, "n": "无质量问题" }))
+        .data_as(
+            &b.admin,
+            REVIEW,
+            json!({ "id": id, "a": false, "n": "无质量问题" }),
+        )
         .await["reviewAfterSale"]
         .clone();
     assert_eq!(rejected["status"], "REJECTED");
@@ -406,7 +431,10 @@ async fn a_rejection_restarts_the_window_and_settlement_skips_open_ones() {
     let restarted = app.clock_now() + Duration::days(7);
     for e in earnings_of(app, b.order).await {
         let at = e.settle_after.expect("the window restarted");
-        assert!((at - restarted).num_seconds().abs() < 5, "{at} vs {restarted}");
+        assert!(
+            (at - restarted).num_seconds().abs() < 5,
+            "{at} vs {restarted}"
+        );
     }
     assert_eq!(settle(app, app.clock_now() + Duration::days(6)).await, 0);
     assert_eq!(settle(app, app.clock_now() + Duration::days(8)).await, 1);
@@ -492,7 +520,11 @@ async fn a_return_not_shipped_within_seven_days_closes_by_itself() {
     let b = bought(1).await;
     let app = &b.app;
     let r = app
-        .data_as(&b.buyer, REQUEST, input(&b.line, 1, "RETURN_AND_REFUND", "ac-1"))
+        .data_as(
+            &b.buyer,
+            REQUEST,
+            input(&b.line, 1, "RETURN_AND_REFUND", "ac-1"),
+        )
         .await["requestAfterSale"]
         .clone();
     let id = r["id"].as_str().unwrap().to_owned();
@@ -519,7 +551,11 @@ async fn a_return_not_shipped_within_seven_days_closes_by_itself() {
         assert!((at - restarted).num_seconds().abs() < 5);
     }
     let resp = app
-        .gql_as(&b.buyer, SHIP_BACK, json!({ "id": id, "t": "SF1234567890" }))
+        .gql_as(
+            &b.buyer,
+            SHIP_BACK,
+            json!({ "id": id, "t": "SF1234567890" }),
+        )
         .await;
     assert_eq!(error_code(&resp), Some("AFTER_SALE_STATE"));
     let closed = entity::audit_entry::Entity::find()
@@ -618,7 +654,12 @@ async fn requests_racing_settlement_either_pause_or_claw_back_never_both() {
     let mut ids = Vec::new();
     for a in &answers {
         assert!(a["errors"].is_null(), "within the window: {a}");
-        ids.push(a["data"]["requestAfterSale"]["id"].as_str().unwrap().to_owned());
+        ids.push(
+            a["data"]["requestAfterSale"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     // Each earning either settled first, or waits: never pending and due.
     for (o, _) in &bought {
@@ -678,25 +719,36 @@ async fn reviews_racing_each_other_and_the_auto_close_have_one_outcome() {
     let rows = earnings_of(&app, o).await;
     match status {
         "REFUNDED" => assert!(rows.iter().all(|e| e.status == earning::Status::Reversed)),
-        "REJECTED" => assert!(rows.iter().all(|e| e.status == earning::Status::Pending
-            && e.settle_after.is_some())),
+        "REJECTED" => assert!(
+            rows.iter()
+                .all(|e| e.status == earning::Status::Pending && e.settle_after.is_some())
+        ),
         other => panic!("{other}"),
     }
 
     // An approved return at its deadline: the buyer's shipment and the auto-close at once.
     let (_, line) = bought_on(&app, &admin, &buyer, sku, 1, true).await;
     let r = app
-        .data_as(&buyer, REQUEST, input(&line, 1, "RETURN_AND_REFUND", "rv-2"))
+        .data_as(
+            &buyer,
+            REQUEST,
+            input(&line, 1, "RETURN_AND_REFUND", "rv-2"),
+        )
         .await;
     let id = r["requestAfterSale"]["id"].as_str().unwrap().to_owned();
     app.data_as(&admin, REVIEW, json!({ "id": id, "a": true }))
         .await;
     app.clock.advance(Duration::days(7) + Duration::seconds(1));
     let closing = futures_util::future::join_all((0..4).map(|_| async {
-        svc::auto_close(app.db(), &app.state.events, Duration::days(7), app.clock_now())
-            .await
-            .map_err(anyhow::Error::from)
-            .expect("auto-close")
+        svc::auto_close(
+            app.db(),
+            &app.state.events,
+            Duration::days(7),
+            app.clock_now(),
+        )
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("auto-close")
     }));
     let shipping = futures_util::future::join_all(
         (0..4).map(|_| app.gql_as(&buyer, SHIP_BACK, json!({ "id": id, "t": "SF1234567890" }))),

@@ -69,6 +69,7 @@ impl AfterSale {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
+    /// What the buyer asks for: a refund only, or a return and refund.
     async fn kind(&self) -> AfterSaleKind {
         self.0.kind.into()
     }
