@@ -298,7 +298,8 @@ async fn write_units_sold(state: AppState) {
 }
 
 /// Background upkeep: lapsing expired partner bindings, cancelling unpaid orders,
-/// completing long-shipped orders, settling earnings whose return window has passed, asking
+/// completing long-shipped orders, closing approved returns never shipped back, settling
+/// earnings whose return window has passed, asking
 /// the providers about refunds they have not confirmed, and pruning the rate limiter. Each job is idempotent and safe with several instances running
 /// it (conditional updates decide who does what).
 async fn periodic_jobs(state: AppState) {
@@ -321,6 +322,13 @@ async fn periodic_jobs(state: AppState) {
         }
         if let Err(e) = orders::auto_complete(&state.db, &state.events, auto, window, now).await {
             tracing::warn!(error = ?e, "auto-completion failed; will retry");
+        }
+        // Approved returns not shipped back in time close (their earnings' window restarts)
+        // before the settlement looks at them.
+        if let Err(e) =
+            crate::service::after_sales::auto_close(&state.db, &state.events, window, now).await
+        {
+            tracing::warn!(error = ?e, "after-sale auto-close failed; will retry");
         }
         match earnings::settle(&state.db, &state.events, now, now).await {
             Ok((0, _)) => {}

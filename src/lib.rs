@@ -47,6 +47,10 @@
 //! - [`seed`]: the deterministic demo data: catalog, member hierarchy, curation records.
 //! - [`telemetry`]: structured logs.
 
+// The merged `Mutation`'s resolver futures are deep types: proving them `Send`/`Sync` takes
+// more than the default 128 steps.
+#![recursion_limit = "256"]
+
 pub mod app;
 pub mod cache;
 pub mod config;

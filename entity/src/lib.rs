@@ -9,7 +9,8 @@
 //! - [`share_link`], [`order`], [`order_line`], [`earning`], [`ledger_entry`], [`balance`],
 //!   [`withdrawal`], [`membership_reward_day`]: orders and the money they move.
 //! - [`payment_intent`]: payments opened at a provider for orders, one per order and channel;
-//!   [`refund`]: refunds requested from the provider an order was paid through.
+//!   [`refund`]: refunds requested from the provider an order was paid through;
+//!   [`after_sale`]: buyers' after-sale requests (售后), which pause their line's settlement.
 //! - [`payout_account`]: where members' withdrawals are paid, one per member and channel.
 //! - [`audit_entry`]: the append-only log of staff actions.
 //! - [`idempotency_key`]: clients' keys for retried writes (orders, refunds).
@@ -24,6 +25,7 @@
 //! types, and the service layer owns the rules.
 
 pub mod address;
+pub mod after_sale;
 pub mod audit_entry;
 pub mod balance;
 pub mod binding;

@@ -3,7 +3,8 @@
 //!
 //! Every staff mutation (payments confirmed, shipments, refunds, settlement runs, withdrawal
 //! reviews, freezes and unfreezes, partner reviews, rebinding, binding expiry, brands and
-//! products submitted, curation records, publishing and delisting, shipping rules) writes one entry **in
+//! products submitted, curation records, publishing and delisting, shipping rules), and every
+//! step of an after-sale (the buyer's too), writes one entry **in
 //! its own transaction**, through [`record`] (or [`entry`] pushed into the action's batch of
 //! writes): the entry exists exactly when the action committed, and an action whose entry
 //! cannot be written does not happen. Refused attempts write nothing (they changed nothing).
@@ -93,6 +94,12 @@ codes! {
         PayoutMarkedFailed => "PAYOUT_MARKED_FAILED",
         PayoutSynced => "PAYOUT_SYNCED",
         PayoutAccountRevealed => "PAYOUT_ACCOUNT_REVEALED",
+        AfterSaleRequested => "AFTER_SALE_REQUESTED",
+        AfterSaleApproved => "AFTER_SALE_APPROVED",
+        AfterSaleRejected => "AFTER_SALE_REJECTED",
+        AfterSaleReturnShipped => "AFTER_SALE_RETURN_SHIPPED",
+        AfterSaleReturnReceived => "AFTER_SALE_RETURN_RECEIVED",
+        AfterSaleClosed => "AFTER_SALE_CLOSED",
     }
 }
 

@@ -540,7 +540,9 @@ pub async fn start_window(
     Ok(earners)
 }
 
-/// Settles every pending earning whose return window has passed by `as_of`. Idempotent and
+/// Settles every pending earning whose return window has passed by `as_of` — not those of
+/// a line with an open after-sale, which have no `settle_after` while it is open
+/// ([`super::after_sales`]). Idempotent and
 /// safe with several instances at once: each earning moves by a conditional update, so only
 /// one run books its settlement. The balances move after the earnings, in key order (one
 /// batch), as a payment or a refund moves them, so that none of them waits for another in a
@@ -576,6 +578,9 @@ pub async fn settle(
                 .col_expr(earning::Column::SettledAt, Expr::value(now))
                 .filter(earning::Column::Id.eq(e.id))
                 .filter(earning::Column::Status.eq(earning::Status::Pending))
+                // Still due: an after-sale opened since the read paused it (no
+                // `settle_after`), and the earning waits for it to close.
+                .filter(earning::Column::SettleAfter.lte(as_of))
                 .exec(&txn)
                 .await?;
             if updated.rows_affected == 1 {

@@ -15,6 +15,7 @@
 //! (`tests/api/earnings.rs`, `…_never_deadlock`).
 
 pub mod addresses;
+pub mod after_sales;
 pub mod audit;
 pub mod auth;
 pub mod batch;

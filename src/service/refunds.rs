@@ -100,7 +100,7 @@ pub async fn refund_line(
 }
 
 /// The provider of a refund's (or intent's) channel, when enabled.
-fn provider_of<'a>(ctx: &Refunds<'a>, channel: &str) -> Result<&'a dyn Provider> {
+pub(crate) fn provider_of<'a>(ctx: &Refunds<'a>, channel: &str) -> Result<&'a dyn Provider> {
     Channel::from_code(channel)
         .and_then(|c| ctx.payments.get(c))
         .map(|p| p.as_ref())
@@ -313,7 +313,7 @@ fn describe(e: PaymentError) -> String {
 }
 
 /// Asks the provider for a `PENDING` refund and records what it answered.
-async fn submit(
+pub(crate) async fn submit(
     ctx: Refunds<'_>,
     provider: &dyn Provider,
     row: &refund::Model,
@@ -503,6 +503,8 @@ async fn complete(
         ));
     }
     let reversed = orders::reverse_units(&txn, &o, &line, row.quantity, now).await?;
+    // The after-sale that asked for it, if one did, is refunded.
+    let resumed = super::after_sales::refund_confirmed(&txn, id, now).await?;
     if let Some(actor) = actor {
         audit::record(
             &txn,
@@ -524,6 +526,7 @@ async fn complete(
     let mut batch = reversed.events(&o, line.product_id);
     // The line's refund state changed, whether or not the order's status did.
     batch.push(Event::new(o.buyer_id, Kind::OrderChanged, o.id));
+    batch.extend(Event::changed(resumed, o.id));
     ctx.events.publish(batch).await;
     Ok(row)
 }

@@ -3,6 +3,7 @@
 //! file in a temporary directory by default, or a new PostgreSQL database when
 //! `PUSHHAND_TEST_DATABASE_URL` names a PostgreSQL server (see `helpers`).
 
+mod after_sales;
 mod audit;
 mod batch;
 mod browser_http;

@@ -74,6 +74,23 @@ pub enum AuditAction {
     PayoutSynced,
     /// `revealPayoutAccount`: an admin read a MANUAL payout's full bank card.
     PayoutAccountRevealed,
+    /// `requestAfterSale`, by the buyer (target: the line; arguments: the after-sale, kind,
+    /// quantity, key).
+    AfterSaleRequested,
+    /// `reviewAfterSale(approve: true)` (target: the line; arguments: the after-sale, the
+    /// note; for a refund-only request also the refund started).
+    AfterSaleApproved,
+    /// `reviewAfterSale(approve: false)` (target: the line; arguments: the after-sale, the
+    /// note).
+    AfterSaleRejected,
+    /// `submitReturnShipment`, by the buyer (arguments: the after-sale, carrier, tracking
+    /// number).
+    AfterSaleReturnShipped,
+    /// `receiveReturn` (arguments: the after-sale, the refund started).
+    AfterSaleReturnReceived,
+    /// The server closed an approved return the buyer did not ship within 7 days (no
+    /// actor).
+    AfterSaleClosed,
 }
 
 impl From<Action> for AuditAction {
@@ -106,6 +123,12 @@ impl From<Action> for AuditAction {
             Action::PayoutMarkedFailed => AuditAction::PayoutMarkedFailed,
             Action::PayoutSynced => AuditAction::PayoutSynced,
             Action::PayoutAccountRevealed => AuditAction::PayoutAccountRevealed,
+            Action::AfterSaleRequested => AuditAction::AfterSaleRequested,
+            Action::AfterSaleApproved => AuditAction::AfterSaleApproved,
+            Action::AfterSaleRejected => AuditAction::AfterSaleRejected,
+            Action::AfterSaleReturnShipped => AuditAction::AfterSaleReturnShipped,
+            Action::AfterSaleReturnReceived => AuditAction::AfterSaleReturnReceived,
+            Action::AfterSaleClosed => AuditAction::AfterSaleClosed,
         }
     }
 }
@@ -140,6 +163,12 @@ impl From<AuditAction> for Action {
             AuditAction::PayoutMarkedFailed => Action::PayoutMarkedFailed,
             AuditAction::PayoutSynced => Action::PayoutSynced,
             AuditAction::PayoutAccountRevealed => Action::PayoutAccountRevealed,
+            AuditAction::AfterSaleRequested => Action::AfterSaleRequested,
+            AuditAction::AfterSaleApproved => Action::AfterSaleApproved,
+            AuditAction::AfterSaleRejected => Action::AfterSaleRejected,
+            AuditAction::AfterSaleReturnShipped => Action::AfterSaleReturnShipped,
+            AuditAction::AfterSaleReturnReceived => Action::AfterSaleReturnReceived,
+            AuditAction::AfterSaleClosed => Action::AfterSaleClosed,
         }
     }
 }

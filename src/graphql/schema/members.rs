@@ -265,6 +265,28 @@ impl Member {
     ) -> Result<super::earnings::WithdrawalConnection> {
         super::earnings::withdrawals_of(ctx, self.0.id, first, after).await
     }
+    /// After-sale requests (售后), newest first, with their total. The member itself and
+    /// admins only (`FORBIDDEN` otherwise).
+    async fn after_sales(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only after-sales in this state.")] status: Option<
+            super::after_sales::AfterSaleStatus,
+        >,
+        #[graphql(
+            desc = "Page size: at most this many edges (default 20, capped at 100; negative is \
+                    `VALIDATION`)."
+        )]
+        first: Option<i32>,
+        #[graphql(
+            desc = "The previous page's last `cursor` (or `pageInfo.endCursor`) to continue after; \
+                    omit for the first page. A malformed cursor or one from another list is \
+                    `VALIDATION`."
+        )]
+        after: Option<String>,
+    ) -> Result<super::after_sales::AfterSaleConnection> {
+        super::after_sales::of_member(ctx, self.0.id, status, first, after).await
+    }
     /// Orders placed, newest first.
     async fn orders(
         &self,

@@ -4,6 +4,7 @@
 //! the result; they never run SQL and never invalidate a cache (services publish events).
 
 pub mod addresses;
+pub mod after_sales;
 pub mod audit;
 pub mod cart;
 pub mod catalog;

@@ -216,6 +216,10 @@ impl OrderLine {
     async fn refunds(&self, ctx: &Context<'_>) -> Result<Vec<super::refunds::Refund>> {
         super::refunds::of_line(ctx, self.0.id).await
     }
+    /// The buyer's after-sales of this line, oldest first (at most one open at a time).
+    async fn after_sales(&self, ctx: &Context<'_>) -> Result<Vec<super::after_sales::AfterSale>> {
+        super::after_sales::of_line(ctx, self.0.id).await
+    }
 }
 
 pub type OrderConnection = ConnectionOf<svc::OrderCursor, Order>;
