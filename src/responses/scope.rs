@@ -18,8 +18,10 @@ use async_graphql::parser::types::{
 };
 
 /// The root fields an anonymous query may select and still be cached.
-pub const ROOT_FIELDS: [&str; 6] = [
+pub const ROOT_FIELDS: [&str; 8] = [
     "products",
+    "notes",
+    "note",
     "product",
     "categories",
     "regions",

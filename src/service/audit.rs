@@ -93,6 +93,8 @@ codes! {
         PayoutMarkedFailed => "PAYOUT_MARKED_FAILED",
         PayoutSynced => "PAYOUT_SYNCED",
         PayoutAccountRevealed => "PAYOUT_ACCOUNT_REVEALED",
+        NoteApproved => "NOTE_APPROVED",
+        NoteRejected => "NOTE_REJECTED",
     }
 }
 
@@ -106,6 +108,7 @@ codes! {
         Product => "PRODUCT",
         Brand => "BRAND",
         Merchant => "MERCHANT",
+        Note => "NOTE",
     }
 }
 

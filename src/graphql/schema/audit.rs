@@ -74,6 +74,12 @@ pub enum AuditAction {
     PayoutSynced,
     /// `revealPayoutAccount`: an admin read a MANUAL payout's full bank card.
     PayoutAccountRevealed,
+    /// `reviewNote(approve: true)` (target: the note; arguments: what was approved — an
+    /// edit, or a note hidden by reports shown again — and the reason, if any).
+    NoteApproved,
+    /// `reviewNote(approve: false)` (target: the note; arguments: the reason, and whether
+    /// an edit was refused or a reported note taken down).
+    NoteRejected,
 }
 
 impl From<Action> for AuditAction {
@@ -106,6 +112,8 @@ impl From<Action> for AuditAction {
             Action::PayoutMarkedFailed => AuditAction::PayoutMarkedFailed,
             Action::PayoutSynced => AuditAction::PayoutSynced,
             Action::PayoutAccountRevealed => AuditAction::PayoutAccountRevealed,
+            Action::NoteApproved => AuditAction::NoteApproved,
+            Action::NoteRejected => AuditAction::NoteRejected,
         }
     }
 }
@@ -140,6 +148,8 @@ impl From<AuditAction> for Action {
             AuditAction::PayoutMarkedFailed => Action::PayoutMarkedFailed,
             AuditAction::PayoutSynced => Action::PayoutSynced,
             AuditAction::PayoutAccountRevealed => Action::PayoutAccountRevealed,
+            AuditAction::NoteApproved => Action::NoteApproved,
+            AuditAction::NoteRejected => Action::NoteRejected,
         }
     }
 }
@@ -154,6 +164,7 @@ fn kind_of(t: TargetType) -> Kind {
         TargetType::Product => Kind::Product,
         TargetType::Brand => Kind::Brand,
         TargetType::Merchant => Kind::Merchant,
+        TargetType::Note => Kind::Note,
     }
 }
 
@@ -177,7 +188,7 @@ impl AuditEntry {
         Ok(svc::action_of(&self.0)?.into())
     }
     /// The global ID of what the action was on (an `Order`, `OrderLine`, `Withdrawal`,
-    /// `Member`, `Product`, `Brand` or `Merchant`: usable with `node(id:)`); null for
+    /// `Member`, `Product`, `Brand`, `Merchant` or `Note`: usable with `node(id:)`); null for
     /// actions on no one thing (a settlement run).
     async fn target_id(&self) -> Option<ID> {
         let kind = TargetType::parse(self.0.target_type.as_deref()?)?;
