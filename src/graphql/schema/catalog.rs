@@ -276,11 +276,7 @@ plain_object! {
         async fn notes(
             &self,
             ctx: &Context<'_>,
-            #[graphql(
-                default_with = "super::notes::NoteFeed::Latest",
-                desc = "The order (default LATEST)."
-            )]
-            feed: super::notes::NoteFeed,
+            #[graphql(desc = "The order (default LATEST).")] feed: Option<super::notes::NoteFeed>,
             #[graphql(desc = "Page size (default 20, capped at 100).")] first: Option<i32>,
             #[graphql(desc = "The previous page's last cursor.")] after: Option<String>,
         ) -> Result<super::notes::NoteConnection> {

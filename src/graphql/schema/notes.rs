@@ -291,8 +291,7 @@ impl NoteAuthor {
     async fn notes(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default_with = "NoteFeed::Latest", desc = "The order (default LATEST).")]
-        feed: NoteFeed,
+        #[graphql(desc = "The order (default LATEST).")] feed: Option<NoteFeed>,
         #[graphql(desc = "Page size (default 20, capped at 100).")] first: Option<i32>,
         #[graphql(desc = "The previous page's last cursor.")] after: Option<String>,
     ) -> Result<NoteConnection> {
@@ -342,13 +341,13 @@ pub type NoteWorkConnection =
 /// A page of public notes.
 pub(crate) async fn public_notes(
     ctx: &Context<'_>,
-    feed: NoteFeed,
+    feed: Option<NoteFeed>,
     filter: svc::Filter,
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<NoteConnection> {
     let args = PageArgs::parse(first, after)?;
-    let feed = Feed::from(feed);
+    let feed = Feed::from(feed.unwrap_or(NoteFeed::Latest));
     let page = svc::list(&state(ctx)?.db, feed, filter, args.after(), args.first).await?;
     Ok(args.connection(page, |n| NoteCursor::of(feed, n), Note))
 }
@@ -383,8 +382,7 @@ impl NotesQuery {
     async fn notes(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default_with = "NoteFeed::Latest", desc = "The order (default LATEST).")]
-        feed: NoteFeed,
+        #[graphql(desc = "The order (default LATEST).")] feed: Option<NoteFeed>,
         #[graphql(desc = "Only notes linking a product of this `Category`.")] category_id: Option<
             ID,
         >,
