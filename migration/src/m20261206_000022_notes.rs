@@ -32,11 +32,9 @@ impl MigrationTrait for Migration {
                     .col(text("body"))
                     .col(text("image_urls"))
                     .col(text("product_ids"))
-                    .col(
-                        string_len("status", 16).check(Expr::col("status").is_in([
-                            "DRAFT", "PENDING", "APPROVED", "REJECTED",
-                        ])),
-                    )
+                    .col(string_len("status", 16).check(
+                        Expr::col("status").is_in(["DRAFT", "PENDING", "APPROVED", "REJECTED"]),
+                    ))
                     .col(string_len_null("review_reason", 2000))
                     .col(string_len_null("published_title", 200))
                     .col(text_null("published_body"))
@@ -45,17 +43,27 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone_null("published_at"))
                     .col(timestamp_with_time_zone_null("hidden_at"))
                     .col(boolean("is_public").default(false))
-                    .col(integer("report_count").default(0).check(Expr::col("report_count").gte(0)))
-                    .col(integer("like_count").default(0).check(Expr::col("like_count").gte(0)))
+                    .col(
+                        integer("report_count")
+                            .default(0)
+                            .check(Expr::col("report_count").gte(0)),
+                    )
+                    .col(
+                        integer("like_count")
+                            .default(0)
+                            .check(Expr::col("like_count").gte(0)),
+                    )
                     .col(big_integer("hot_rank").default(0))
                     .col(timestamp_with_time_zone("created_at"))
                     .col(timestamp_with_time_zone("updated_at"))
                     // Public means approved once (a first publication time) and not hidden.
                     .check(
-                        Expr::col("is_public").eq(false).or(Expr::col("first_published_at")
-                            .is_not_null()
-                            .and(Expr::col("published_title").is_not_null())
-                            .and(Expr::col("hidden_at").is_null())),
+                        Expr::col("is_public")
+                            .eq(false)
+                            .or(Expr::col("first_published_at")
+                                .is_not_null()
+                                .and(Expr::col("published_title").is_not_null())
+                                .and(Expr::col("hidden_at").is_null())),
                     )
                     .foreign_key(
                         ForeignKey::create()
@@ -68,7 +76,10 @@ impl MigrationTrait for Migration {
             .await?;
         for (name, cols) in [
             ("idx_notes_author", &["author_id", "created_at", "id"][..]),
-            ("idx_notes_latest", &["is_public", "first_published_at", "id"][..]),
+            (
+                "idx_notes_latest",
+                &["is_public", "first_published_at", "id"][..],
+            ),
             ("idx_notes_hot", &["is_public", "hot_rank", "id"][..]),
             ("idx_notes_review", &["status", "updated_at", "id"][..]),
         ] {

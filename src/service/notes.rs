@@ -124,7 +124,9 @@ fn body(field: &'static str, raw: &str) -> Result<String> {
             format!("must be at most {MAX_BODY_CHARS} characters"),
         ));
     }
-    if s.chars().any(|c| c != '\n' && c != '\t' && text::hides_text(c)) {
+    if s.chars()
+        .any(|c| c != '\n' && c != '\t' && text::hides_text(c))
+    {
         return Err(Error::validation(
             field,
             "must not contain control, bidirectional or zero-width characters",
@@ -174,7 +176,10 @@ async fn check(db: &impl ConnectionTrait, input: &NoteInput) -> Result<Checked> 
         }
     }
     if input.product_ids.len() > MAX_PRODUCTS {
-        errors.push("input.productIds", format!("at most {MAX_PRODUCTS} products"));
+        errors.push(
+            "input.productIds",
+            format!("at most {MAX_PRODUCTS} products"),
+        );
     }
     let wanted: Vec<Uuid> = input.product_ids.iter().flatten().copied().collect();
     let published: HashSet<Uuid> = if wanted.is_empty() {
@@ -197,9 +202,7 @@ async fn check(db: &impl ConnectionTrait, input: &NoteInput) -> Result<Checked> 
         let field = format!("input.productIds[{i}]");
         match id {
             None => errors.push(field, "not the ID of a product"),
-            Some(id) if !published.contains(id) => {
-                errors.push(field, "not a published product")
-            }
+            Some(id) if !published.contains(id) => errors.push(field, "not a published product"),
             Some(id) if !seen.insert(*id) => errors.push(field, "listed twice"),
             Some(id) => product_ids.push(*id),
         }
@@ -212,7 +215,9 @@ async fn check(db: &impl ConnectionTrait, input: &NoteInput) -> Result<Checked> 
             image_urls,
             product_ids,
         }),
-        _ => Err(Error::internal(anyhow::anyhow!("a failed check went unreported"))),
+        _ => Err(Error::internal(anyhow::anyhow!(
+            "a failed check went unreported"
+        ))),
     }
 }
 
@@ -690,11 +695,7 @@ async fn set_likes(db: &impl ConnectionTrait, row: note::Model, by: i32) -> Resu
     set_count(db, row, likes).await
 }
 
-async fn set_count(
-    db: &impl ConnectionTrait,
-    row: note::Model,
-    likes: i32,
-) -> Result<note::Model> {
+async fn set_count(db: &impl ConnectionTrait, row: note::Model, likes: i32) -> Result<note::Model> {
     let rank = row
         .first_published_at
         .map(|t| hot_rank(likes, t))
@@ -1029,7 +1030,11 @@ pub async fn public_products_of(
     notes: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<Uuid>>> {
     let rows = note_product::Entity::find()
-        .filter(super::one_of(db, note_product::Column::NoteId, notes.iter().copied()))
+        .filter(super::one_of(
+            db,
+            note_product::Column::NoteId,
+            notes.iter().copied(),
+        ))
         .order_by_asc(note_product::Column::NoteId)
         .order_by_asc(note_product::Column::Position)
         .all(db)
@@ -1090,10 +1095,7 @@ mod tests {
 
     #[test]
     fn bodies_keep_line_breaks_and_refuse_hidden_characters() {
-        assert_eq!(
-            body("b", " a\r\nb\tc ").ok().as_deref(),
-            Some("a\nb\tc")
-        );
+        assert_eq!(body("b", " a\r\nb\tc ").ok().as_deref(), Some("a\nb\tc"));
         assert!(body("b", "a\u{202E}b").is_err());
         assert!(body("b", "  ").is_err());
         assert!(body("b", &"x".repeat(MAX_BODY_CHARS + 1)).is_err());

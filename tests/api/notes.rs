@@ -29,7 +29,9 @@ fn create_q() -> String {
 }
 
 fn update_q() -> String {
-    format!("mutation($id: ID!, $i: NoteInput!) {{ updateNote(id: $id, input: $i) {{ {NOTE_FIELDS} }} }}")
+    format!(
+        "mutation($id: ID!, $i: NoteInput!) {{ updateNote(id: $id, input: $i) {{ {NOTE_FIELDS} }} }}"
+    )
 }
 
 fn submit_q() -> String {
@@ -153,24 +155,37 @@ async fn a_note_is_public_after_review_and_an_edit_keeps_the_approved_version() 
     let id = note["id"].as_str().expect("id").to_owned();
     assert_eq!(note["review"]["status"], "DRAFT");
     assert_eq!(note["body"], "好用！\n<script>alert(1)</script>");
-    assert_eq!(note["author"], json!({ "displayName": "author", "badge": "PUSH_HAND" }));
+    assert_eq!(
+        note["author"],
+        json!({ "displayName": "author", "badge": "PUSH_HAND" })
+    );
     let anon = app.gql(&read_q(), json!({ "id": id })).await;
     assert_eq!(error_code(&anon), Some("NOT_FOUND"), "{anon}");
 
     // Submitted, rejected (a reason is required), submitted again, approved.
-    let d = app.data_as(&c.author, &submit_q(), json!({ "id": id })).await;
+    let d = app
+        .data_as(&c.author, &submit_q(), json!({ "id": id }))
+        .await;
     assert_eq!(d["submitNote"]["review"]["status"], "PENDING");
-    assert_eq!(error_code(&app.gql(&read_q(), json!({ "id": id })).await), Some("NOT_FOUND"));
+    assert_eq!(
+        error_code(&app.gql(&read_q(), json!({ "id": id })).await),
+        Some("NOT_FOUND")
+    );
     let r = app
         .gql_as(&c.curator, &review_q(), json!({ "id": id, "a": false }))
         .await;
     assert_eq!(error_code(&r), Some("VALIDATION"), "{r}");
     let d = app
-        .data_as(&c.curator, &review_q(), json!({ "id": id, "a": false, "r": "图片模糊" }))
+        .data_as(
+            &c.curator,
+            &review_q(),
+            json!({ "id": id, "a": false, "r": "图片模糊" }),
+        )
         .await;
     assert_eq!(d["reviewNote"]["review"]["status"], "REJECTED");
     assert_eq!(d["reviewNote"]["review"]["reason"], "图片模糊");
-    app.data_as(&c.author, &submit_q(), json!({ "id": id })).await;
+    app.data_as(&c.author, &submit_q(), json!({ "id": id }))
+        .await;
     let d = app
         .data_as(&c.curator, &review_q(), json!({ "id": id, "a": true }))
         .await;
@@ -180,12 +195,21 @@ async fn a_note_is_public_after_review_and_an_edit_keeps_the_approved_version() 
 
     let public = app.data(&read_q(), json!({ "id": id })).await;
     assert_eq!(public["note"]["title"], "v1");
-    assert_eq!(public["note"]["review"], Value::Null, "the public sees no review");
-    assert_eq!(public["note"]["products"], json!([{ "id": gid(Kind::Product, p[0]) }]));
+    assert_eq!(
+        public["note"]["review"],
+        Value::Null,
+        "the public sees no review"
+    );
+    assert_eq!(
+        public["note"]["products"],
+        json!([{ "id": gid(Kind::Product, p[0]) }])
+    );
     let first_published = public["note"]["publishedAt"].clone();
     assert_eq!(feed(&app, json!({})).await, ["v1"]);
     // Nothing new to review.
-    let r = app.gql_as(&c.author, &submit_q(), json!({ "id": id })).await;
+    let r = app
+        .gql_as(&c.author, &submit_q(), json!({ "id": id }))
+        .await;
     assert_eq!(error_code(&r), Some("NOTE_UNCHANGED"), "{r}");
     let r = app
         .gql_as(&c.curator, &review_q(), json!({ "id": id, "a": true }))
@@ -195,41 +219,66 @@ async fn a_note_is_public_after_review_and_an_edit_keeps_the_approved_version() 
     // An edit: back to review, the approved version stays public meanwhile.
     app.clock.advance(Duration::hours(1));
     let d = app
-        .data_as(&c.author, &update_q(), json!({ "id": id, "i": input("v2", &p) }))
+        .data_as(
+            &c.author,
+            &update_q(),
+            json!({ "id": id, "i": input("v2", &p) }),
+        )
         .await;
-    assert_eq!(d["updateNote"]["title"], "v1", "fields show the public version");
+    assert_eq!(
+        d["updateNote"]["title"], "v1",
+        "fields show the public version"
+    );
     assert_eq!(d["updateNote"]["review"]["title"], "v2");
     assert_eq!(d["updateNote"]["review"]["status"], "DRAFT");
     assert_eq!(d["updateNote"]["review"]["public"], true);
-    app.data_as(&c.author, &submit_q(), json!({ "id": id })).await;
+    app.data_as(&c.author, &submit_q(), json!({ "id": id }))
+        .await;
     let public = app.data(&read_q(), json!({ "id": id })).await;
     assert_eq!(public["note"]["title"], "v1");
     assert_eq!(public["note"]["products"].as_array().map(Vec::len), Some(1));
     assert_eq!(feed(&app, json!({})).await, ["v1"]);
     // Rejecting the edit leaves v1 public; approving the next one publishes v2.
-    app.data_as(&c.curator, &review_q(), json!({ "id": id, "a": false, "r": "no" }))
-        .await;
+    app.data_as(
+        &c.curator,
+        &review_q(),
+        json!({ "id": id, "a": false, "r": "no" }),
+    )
+    .await;
     assert_eq!(feed(&app, json!({})).await, ["v1"]);
-    app.data_as(&c.author, &submit_q(), json!({ "id": id })).await;
+    app.data_as(&c.author, &submit_q(), json!({ "id": id }))
+        .await;
     app.data_as(&c.curator, &review_q(), json!({ "id": id, "a": true }))
         .await;
     let public = app.data(&read_q(), json!({ "id": id })).await;
     assert_eq!(public["note"]["title"], "v2");
     assert_eq!(public["note"]["products"].as_array().map(Vec::len), Some(2));
-    assert_eq!(public["note"]["publishedAt"], first_published, "LATEST keeps its place");
+    assert_eq!(
+        public["note"]["publishedAt"], first_published,
+        "LATEST keeps its place"
+    );
 
     // A note without products needs no review.
     let plain = create(&app, &c.author, "plain", &[]).await;
-    let d = app.data_as(&c.author, &submit_q(), json!({ "id": plain })).await;
+    let d = app
+        .data_as(&c.author, &submit_q(), json!({ "id": plain }))
+        .await;
     assert_eq!(d["submitNote"]["review"]["status"], "APPROVED");
     assert_eq!(feed(&app, json!({})).await, ["plain", "v2"]);
 
     // Deleted: gone for everyone, and likes of it are refused.
     let d = app
-        .data_as(&c.author, "mutation($id: ID!) { deleteNote(id: $id) }", json!({ "id": id }))
+        .data_as(
+            &c.author,
+            "mutation($id: ID!) { deleteNote(id: $id) }",
+            json!({ "id": id }),
+        )
         .await;
     assert_eq!(d["deleteNote"], json!(id));
-    assert_eq!(error_code(&app.gql(&read_q(), json!({ "id": id })).await), Some("NOT_FOUND"));
+    assert_eq!(
+        error_code(&app.gql(&read_q(), json!({ "id": id })).await),
+        Some("NOT_FOUND")
+    );
     let r = app.gql_as(&c.curator, LIKE, json!({ "id": id })).await;
     assert_eq!(error_code(&r), Some("NOT_FOUND"), "{r}");
     assert_eq!(feed(&app, json!({})).await, ["plain"]);
@@ -247,7 +296,9 @@ async fn every_bad_field_of_a_note_is_reported_at_once() {
     ids[1] = json!(gid(Kind::Product, f.unpublished));
     ids[2] = json!(gid(Kind::Brand, f.brands[0].id));
     ids[3] = ids[0].clone();
-    let mut images: Vec<Value> = (0..10).map(|i| json!(format!("https://img.example/{i}.jpg"))).collect();
+    let mut images: Vec<Value> = (0..10)
+        .map(|i| json!(format!("https://img.example/{i}.jpg")))
+        .collect();
     images[4] = json!("ftp://img.example/x.jpg");
     images[5] = json!("javascript:alert(1)");
     let r = app
@@ -278,7 +329,10 @@ async fn every_bad_field_of_a_note_is_reported_at_once() {
         assert!(fields.contains(&want), "{want} missing from {fields:?}");
     }
     assert_eq!(fields.len(), 9, "{fields:?}");
-    assert_eq!(note::Entity::find().count(app.db()).await.expect("count"), 0);
+    assert_eq!(
+        note::Entity::find().count(app.db()).await.expect("count"),
+        0
+    );
 
     // A product delisted after the note was written is refused at submission.
     let p = products(&f);
@@ -292,7 +346,9 @@ async fn every_bad_field_of_a_note_is_reported_at_once() {
         .exec(app.db())
         .await
         .expect("delist");
-    let r = app.gql_as(&c.author, &submit_q(), json!({ "id": id })).await;
+    let r = app
+        .gql_as(&c.author, &submit_q(), json!({ "id": id }))
+        .await;
     assert_eq!(error_code(&r), Some("VALIDATION"), "{r}");
     assert_eq!(r["errors"][0]["extensions"]["field"], "input.productIds[0]");
 }
@@ -322,34 +378,61 @@ async fn only_push_hands_and_partners_write_and_only_curators_review() {
         (read_q(), json!({ "id": id })),
         (update_q(), json!({ "id": id, "i": input("theirs", &[]) })),
         (submit_q(), json!({ "id": id })),
-        ("mutation($id: ID!) { deleteNote(id: $id) }".to_owned(), json!({ "id": id })),
+        (
+            "mutation($id: ID!) { deleteNote(id: $id) }".to_owned(),
+            json!({ "id": id }),
+        ),
     ] {
         let r = app.gql_as(&partner, &q, vars).await;
         assert_eq!(error_code(&r), Some("NOT_FOUND"), "{r}");
     }
     let node = app
-        .gql_as(&buyer, "query($id: ID!) { node(id: $id) { id } }", json!({ "id": id }))
+        .gql_as(
+            &buyer,
+            "query($id: ID!) { node(id: $id) { id } }",
+            json!({ "id": id }),
+        )
         .await;
     assert_eq!(error_code(&node), Some("NOT_FOUND"), "{node}");
     // Curators see drafts (with their review) and review; writers do not review.
-    let d = app.data_as(&c.curator, &read_q(), json!({ "id": id })).await;
+    let d = app
+        .data_as(&c.curator, &read_q(), json!({ "id": id }))
+        .await;
     assert_eq!(d["note"]["review"]["status"], "DRAFT");
-    app.data_as(&c.author, &submit_q(), json!({ "id": id })).await;
+    app.data_as(&c.author, &submit_q(), json!({ "id": id }))
+        .await;
     let r = app
         .gql_as(&partner, &review_q(), json!({ "id": id, "a": true }))
         .await;
     assert_eq!(error_code(&r), Some("FORBIDDEN"), "{r}");
     let q = app
-        .data_as(&c.curator, "{ noteReviewQueue { edges { node { id review { status } } } } }", json!({}))
+        .data_as(
+            &c.curator,
+            "{ noteReviewQueue { edges { node { id review { status } } } } }",
+            json!({}),
+        )
         .await;
     assert_eq!(q["noteReviewQueue"]["edges"][0]["node"]["id"], json!(id));
-    let r = app.gql_as(&partner, "{ noteReviewQueue { edges { node { id } } } }", json!({})).await;
+    let r = app
+        .gql_as(
+            &partner,
+            "{ noteReviewQueue { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(error_code(&r), Some("FORBIDDEN"), "{r}");
     // The author's own list has every status; a partner's badge says so.
     let mine = app
-        .data_as(&c.author, "{ me { notes { edges { node { id review { status } } } } } }", json!({}))
+        .data_as(
+            &c.author,
+            "{ me { notes { edges { node { id review { status } } } } } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(mine["me"]["notes"]["edges"][0]["node"]["review"]["status"], "PENDING");
+    assert_eq!(
+        mine["me"]["notes"]["edges"][0]["node"]["review"]["status"],
+        "PENDING"
+    );
     let pid = publish(
         &app,
         &Cast {
@@ -372,13 +455,7 @@ async fn feeds_filter_by_category_product_and_author_and_paginate() {
     let leaf = |id: &Uuid| f.published[id].category_id;
     let c = cast(&app).await;
     // Five notes, one an hour (n4 newest).
-    let links: [Vec<Uuid>; 5] = [
-        vec![p[0]],
-        vec![p[1]],
-        vec![p[2]],
-        vec![],
-        vec![p[0], p[2]],
-    ];
+    let links: [Vec<Uuid>; 5] = [vec![p[0]], vec![p[1]], vec![p[2]], vec![], vec![p[0], p[2]]];
     for (i, l) in links.iter().enumerate() {
         publish(&app, &c, &format!("n{i}"), l).await;
         app.clock.advance(Duration::hours(1));
@@ -386,7 +463,11 @@ async fn feeds_filter_by_category_product_and_author_and_paginate() {
     let all = feed(&app, json!({})).await;
     assert_eq!(all, ["n4", "n3", "n2", "n1", "n0"]);
     for first in [1, 2, 3] {
-        assert_eq!(all_pages(&app, json!({}), first).await, all, "pages of {first}");
+        assert_eq!(
+            all_pages(&app, json!({}), first).await,
+            all,
+            "pages of {first}"
+        );
         assert_eq!(all_pages(&app, json!({ "f": "HOT" }), first).await.len(), 5);
     }
     // By product, and by category: a top-level category covers its leaves.
@@ -436,7 +517,12 @@ async fn feeds_filter_by_category_product_and_author_and_paginate() {
             json!({ "id": app.data(FEED, json!({})).await["notes"]["edges"][0]["node"]["id"] }),
         )
         .await;
-    assert_eq!(d["note"]["author"]["notes"]["edges"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        d["note"]["author"]["notes"]["edges"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
     // A cursor of one feed is refused by the other.
     let d = app.data(FEED, json!({ "first": 1 })).await;
     let cursor = d["notes"]["pageInfo"]["endCursor"].clone();
@@ -474,8 +560,11 @@ async fn hot_ranks_by_likes_with_time_decay_ties_by_id() {
         .iter()
         .map(|e| {
             let n = &e["node"];
-            let at: chrono::DateTime<chrono::Utc> =
-                n["publishedAt"].as_str().unwrap_or_default().parse().expect("time");
+            let at: chrono::DateTime<chrono::Utc> = n["publishedAt"]
+                .as_str()
+                .unwrap_or_default()
+                .parse()
+                .expect("time");
             let likes = n["likeCount"].as_i64().unwrap_or_default() as i32;
             (
                 hot_rank(likes, at),
@@ -484,7 +573,7 @@ async fn hot_ranks_by_likes_with_time_decay_ties_by_id() {
             )
         })
         .collect();
-    want.sort_by(|x, y| (y.0, y.1).cmp(&(x.0, x.1)));
+    want.sort_by_key(|w| std::cmp::Reverse((w.0, w.1)));
     let want: Vec<&str> = want.iter().map(|w| w.2.as_str()).collect();
     assert_eq!(got, want);
     // d (2 days, 1 like) beats c (2 days, none); a's 3 likes a day older tie with b's 1,
@@ -545,7 +634,10 @@ async fn concurrent_likes_and_unlikes_count_exactly_once_per_member() {
         .await
         .expect("read")
         .expect("note");
-    assert_eq!(rank, hot_rank(12, row.first_published_at.expect("published")));
+    assert_eq!(
+        rank,
+        hot_rank(12, row.first_published_at.expect("published"))
+    );
     let d = app.data(&read_q(), json!({ "id": id })).await;
     assert_eq!(d["note"]["likeCount"], 12);
 }
@@ -563,9 +655,8 @@ async fn likes_of_frozen_members_do_not_count() {
             .await;
         fans.push(m);
     }
-    let likes = || async {
-        app.data(&read_q(), json!({ "id": id })).await["note"]["likeCount"].clone()
-    };
+    let likes =
+        || async { app.data(&read_q(), json!({ "id": id })).await["note"]["likeCount"].clone() };
     assert_eq!(likes().await, 3);
     let actor = Actor::new(admin.id, None);
     let freeze = |reason: Option<&'static str>| {
@@ -614,7 +705,10 @@ async fn the_nth_report_hides_a_note_once_and_a_curator_decides() {
     }
     // One member's flood counts once; the author cannot report.
     let flood = join_all((0..5).map(|_| app.gql_as(&tokens[0], REPORT, json!({ "id": id })))).await;
-    let counted = flood.iter().filter(|r| r["data"]["reportNote"] == "COUNTED").count();
+    let counted = flood
+        .iter()
+        .filter(|r| r["data"]["reportNote"] == "COUNTED")
+        .count();
     assert_eq!(counted, 1, "{flood:?}");
     let r = app.gql_as(&c.author, REPORT, json!({ "id": id })).await;
     assert_eq!(error_code(&r), Some("FORBIDDEN"), "{r}");
@@ -638,7 +732,10 @@ async fn the_nth_report_hides_a_note_once_and_a_curator_decides() {
         .filter(|r| error_code(r) == Some("NOT_FOUND"))
         .count();
     assert_eq!((hidden, counted, not_found), (1, 1, 5), "{outcomes:?}");
-    assert_eq!(error_code(&app.gql(&read_q(), json!({ "id": id })).await), Some("NOT_FOUND"));
+    assert_eq!(
+        error_code(&app.gql(&read_q(), json!({ "id": id })).await),
+        Some("NOT_FOUND")
+    );
     assert!(feed(&app, json!({})).await.is_empty());
     let d = app.data_as(&c.author, &read_q(), json!({ "id": id })).await;
     assert_eq!(d["note"]["review"]["reportCount"], 3);
@@ -655,7 +752,11 @@ async fn the_nth_report_hides_a_note_once_and_a_curator_decides() {
     }
     assert!(feed(&app, json!({})).await.is_empty());
     let d = app
-        .data_as(&c.curator, &review_q(), json!({ "id": id, "a": false, "r": "违规" }))
+        .data_as(
+            &c.curator,
+            &review_q(),
+            json!({ "id": id, "a": false, "r": "违规" }),
+        )
         .await;
     assert_eq!(d["reviewNote"]["review"]["status"], "REJECTED");
     assert_eq!(d["reviewNote"]["review"]["public"], false);
@@ -688,7 +789,10 @@ async fn cached_anonymous_note_answers_follow_every_change() {
     assert_eq!(feed(&app, json!({})).await, ["first"]);
     assert_eq!(product_notes().await.as_array().map(Vec::len), Some(1));
     assert_eq!(product_notes().await.as_array().map(Vec::len), Some(1));
-    assert!(hits().await >= before + 2.0, "anonymous note reads are cached");
+    assert!(
+        hits().await >= before + 2.0,
+        "anonymous note reads are cached"
+    );
 
     // A newly approved note shows at once.
     publish(&app, &c, "second", &p).await;
@@ -699,9 +803,14 @@ async fn cached_anonymous_note_answers_follow_every_change() {
     let edges = product_notes().await;
     assert_eq!(edges[1]["node"]["likeCount"], 1);
     // An approved edit shows at once.
-    app.data_as(&c.author, &update_q(), json!({ "id": first, "i": input("first v2", &p) }))
+    app.data_as(
+        &c.author,
+        &update_q(),
+        json!({ "id": first, "i": input("first v2", &p) }),
+    )
+    .await;
+    app.data_as(&c.author, &submit_q(), json!({ "id": first }))
         .await;
-    app.data_as(&c.author, &submit_q(), json!({ "id": first })).await;
     assert_eq!(feed(&app, json!({})).await, ["second", "first"]);
     app.data_as(&c.curator, &review_q(), json!({ "id": first, "a": true }))
         .await;
@@ -711,7 +820,10 @@ async fn cached_anonymous_note_answers_follow_every_change() {
     assert_eq!(feed(&app, json!({})).await, ["second"]);
     assert_eq!(product_notes().await.as_array().map(Vec::len), Some(1));
     let r = app
-        .gql("query($id: ID!) { node(id: $id) { id } }", json!({ "id": first }))
+        .gql(
+            "query($id: ID!) { node(id: $id) { id } }",
+            json!({ "id": first }),
+        )
         .await;
     assert_eq!(error_code(&r), Some("NOT_FOUND"), "{r}");
 }

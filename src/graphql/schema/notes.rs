@@ -126,7 +126,11 @@ impl Note {
     /// its author and curators only).
     fn shown(&self) -> (&str, &str, &str) {
         let n = &self.0;
-        match (&n.published_title, &n.published_body, &n.published_image_urls) {
+        match (
+            &n.published_title,
+            &n.published_body,
+            &n.published_image_urls,
+        ) {
             (Some(t), Some(b), Some(i)) => (t, b, i),
             _ => (&n.title, &n.body, &n.image_urls),
         }
@@ -366,9 +370,7 @@ pub(crate) async fn own_notes(
 
 /// Note `id` as the viewer may see it (for `node(id:)`).
 pub(crate) async fn note_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Note> {
-    Ok(Note(
-        svc::visible(&state(ctx)?.db, viewer(ctx)?, id).await?,
-    ))
+    Ok(Note(svc::visible(&state(ctx)?.db, viewer(ctx)?, id).await?))
 }
 
 #[derive(Default)]
@@ -379,6 +381,7 @@ impl NotesQuery {
     /// Public 种草 notes, LATEST or HOT (see `NoteFeed` for the HOT formula), optionally only
     /// those linking a product of a category (a top-level category includes its
     /// subcategories), linking one product, or by one author.
+    #[allow(clippy::too_many_arguments)]
     async fn notes(
         &self,
         ctx: &Context<'_>,
@@ -416,7 +419,11 @@ impl NotesQuery {
 
     /// One note: public notes to anyone; the author's and curators' view of any other;
     /// `NOT_FOUND` otherwise.
-    async fn note(&self, ctx: &Context<'_>, #[graphql(desc = "A `Note` ID.")] id: ID) -> Result<Note> {
+    async fn note(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A `Note` ID.")] id: ID,
+    ) -> Result<Note> {
         note_node(ctx, ids::decode_as(&id, Kind::Note, "id")?).await
     }
 
@@ -455,8 +462,15 @@ impl NotesMutation {
         let st = state(ctx)?;
         let m = viewer(ctx)?.member()?;
         let id = ids::decode_as(&id, Kind::Note, "id")?;
-        let row = svc::update(&st.db, &st.events, m, id, &input.into_service(), st.clock.now())
-            .await?;
+        let row = svc::update(
+            &st.db,
+            &st.events,
+            m,
+            id,
+            &input.into_service(),
+            st.clock.now(),
+        )
+        .await?;
         Ok(Note(row))
     }
 
@@ -477,7 +491,9 @@ impl NotesMutation {
         let st = state(ctx)?;
         let m = viewer(ctx)?.member()?;
         let id = ids::decode_as(&id, Kind::Note, "id")?;
-        Ok(Note(svc::submit(&st.db, &st.events, m, id, st.clock.now()).await?))
+        Ok(Note(
+            svc::submit(&st.db, &st.events, m, id, st.clock.now()).await?,
+        ))
     }
 
     /// CURATOR: reviews a note — its submitted edit if it has one (approve publishes it,
@@ -514,7 +530,9 @@ impl NotesMutation {
         let st = state(ctx)?;
         let m = viewer(ctx)?.member()?;
         let id = ids::decode_as(&id, Kind::Note, "id")?;
-        Ok(Note(svc::like(&st.db, &st.events, m.id, id, st.clock.now()).await?))
+        Ok(Note(
+            svc::like(&st.db, &st.events, m.id, id, st.clock.now()).await?,
+        ))
     }
 
     /// Signed in: takes back a like (nothing happens without one).
