@@ -113,6 +113,14 @@ pub fn builder() -> SchemaBuilder<Query, Mutation, schema::live::Subscription> {
         "A page of merchants' shipping rules, newest first: `edges` or `nodes`, and \
              `pageInfo` to ask for the next page.",
     )
+    .override_output_type_description::<schema::notes::NoteConnection>(
+        "A page of public notes in the feed's order: `edges` or `nodes`, and `pageInfo` to \
+             ask for the next page.",
+    )
+    .override_output_type_description::<schema::notes::NoteWorkConnection>(
+        "A page of notes in work (an author's own, or the review queue), newest first: \
+             `edges` or `nodes`, and `pageInfo` to ask for the next page.",
+    )
     .override_output_type_description::<schema::audit::AuditEntryConnection>(
         "A page of the audit log, newest first: `edges` or `nodes`, and `pageInfo` to \
              ask for the next page.",

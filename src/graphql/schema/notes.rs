@@ -77,7 +77,7 @@ pub enum AuthorBadge {
 /// What a report did.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum NoteReportOutcome {
-    /// Counted.
+    /// Counted towards hiding the note.
     Counted,
     /// You had reported this note already: a member's reports count once.
     AlreadyReported,
@@ -449,7 +449,11 @@ pub struct NotesMutation;
 impl NotesMutation {
     /// PUSH_HAND or PARTNER: writes a new note as a DRAFT (only its author and curators see
     /// it until it is approved).
-    async fn create_note(&self, ctx: &Context<'_>, input: NoteInput) -> Result<Note> {
+    async fn create_note(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The note.")] input: NoteInput,
+    ) -> Result<Note> {
         let st = state(ctx)?;
         let m = viewer(ctx)?.member()?;
         let row = svc::create(&st.db, &st.events, m, &input.into_service(), st.clock.now()).await?;
@@ -458,7 +462,12 @@ impl NotesMutation {
 
     /// The author: replaces the note's working copy; it becomes a DRAFT again (submit it).
     /// A published note stays public as last approved until the edit is approved.
-    async fn update_note(&self, ctx: &Context<'_>, id: ID, input: NoteInput) -> Result<Note> {
+    async fn update_note(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "One of the viewer's `Note` IDs.")] id: ID,
+        #[graphql(desc = "The new working copy (every field replaced).")] input: NoteInput,
+    ) -> Result<Note> {
         let st = state(ctx)?;
         let m = viewer(ctx)?.member()?;
         let id = ids::decode_as(&id, Kind::Note, "id")?;
@@ -475,7 +484,11 @@ impl NotesMutation {
     }
 
     /// The author: deletes the note, its likes and reports. Returns its ID.
-    async fn delete_note(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+    async fn delete_note(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "One of the viewer's `Note` IDs.")] id: ID,
+    ) -> Result<ID> {
         let st = state(ctx)?;
         let m = viewer(ctx)?.member()?;
         let note = ids::decode_as(&id, Kind::Note, "id")?;
@@ -487,7 +500,11 @@ impl NotesMutation {
     /// needs no review and is published at once. Linked products must still be published
     /// (`VALIDATION` on `input.productIds[i]` otherwise); an APPROVED note (nothing new) is
     /// `NOTE_UNCHANGED`; a PENDING one stays as it is.
-    async fn submit_note(&self, ctx: &Context<'_>, id: ID) -> Result<Note> {
+    async fn submit_note(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "One of the viewer's `Note` IDs.")] id: ID,
+    ) -> Result<Note> {
         let st = state(ctx)?;
         let m = viewer(ctx)?.member()?;
         let id = ids::decode_as(&id, Kind::Note, "id")?;
@@ -503,8 +520,8 @@ impl NotesMutation {
     async fn review_note(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        approve: bool,
+        #[graphql(desc = "The `Note` ID.")] id: ID,
+        #[graphql(desc = "true approves, false rejects.")] approve: bool,
         #[graphql(desc = "Why (1–500 characters); required to reject.")] reason: Option<String>,
     ) -> Result<Note> {
         let st = state(ctx)?;
@@ -526,7 +543,11 @@ impl NotesMutation {
 
     /// Signed in: likes a public note (once; liking again changes nothing). A frozen member
     /// cannot (`FORBIDDEN`); a note that is not public (deleted, hidden) is `NOT_FOUND`.
-    async fn like_note(&self, ctx: &Context<'_>, id: ID) -> Result<Note> {
+    async fn like_note(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A public `Note` ID.")] id: ID,
+    ) -> Result<Note> {
         let st = state(ctx)?;
         let m = viewer(ctx)?.member()?;
         let id = ids::decode_as(&id, Kind::Note, "id")?;
@@ -536,7 +557,11 @@ impl NotesMutation {
     }
 
     /// Signed in: takes back a like (nothing happens without one).
-    async fn unlike_note(&self, ctx: &Context<'_>, id: ID) -> Result<Note> {
+    async fn unlike_note(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A public `Note` ID.")] id: ID,
+    ) -> Result<Note> {
         let st = state(ctx)?;
         let m = viewer(ctx)?.member()?;
         let id = ids::decode_as(&id, Kind::Note, "id")?;
@@ -549,7 +574,7 @@ impl NotesMutation {
     async fn report_note(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "A public `Note` ID.")] id: ID,
         #[graphql(desc = "Why (at most 500 characters).")] reason: Option<String>,
     ) -> Result<NoteReportOutcome> {
         let st = state(ctx)?;
