@@ -595,6 +595,16 @@ pub struct Policy {
         global = true
     )]
     pub max_units_per_sku: u32,
+
+    /// Reports by this many members hide a public note until a curator reviews it.
+    #[arg(
+        long,
+        env = "PUSHHAND_NOTE_REPORT_THRESHOLD",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub note_report_threshold: u32,
 }
 
 impl Config {

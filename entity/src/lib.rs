@@ -12,6 +12,8 @@
 //!   [`refund`]: refunds requested from the provider an order was paid through;
 //!   [`after_sale`]: buyers' after-sale requests (售后), which pause their line's settlement.
 //! - [`payout_account`]: where members' withdrawals are paid, one per member and channel.
+//! - [`note`], [`note_product`], [`note_like`], [`note_report`]: 种草 notes, the products
+//!   their public versions link, and members' likes and reports of them.
 //! - [`audit_entry`]: the append-only log of staff actions.
 //! - [`idempotency_key`]: clients' keys for retried writes (orders, refunds).
 //! - [`address`]: members' delivery addresses; [`cart_line`]: members' carts;
@@ -44,6 +46,10 @@ pub mod member_ancestor;
 pub mod membership_reward_day;
 pub mod merchant;
 pub mod money;
+pub mod note;
+pub mod note_like;
+pub mod note_product;
+pub mod note_report;
 pub mod order;
 pub mod order_cancellation;
 pub mod order_line;

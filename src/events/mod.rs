@@ -63,6 +63,11 @@ pub enum Kind {
     /// a member filling its cart is not read again on every request. Stays on its
     /// instance.
     OwnChanged,
+    /// What public note reads show changed (`notes`, `Product.notes`, a note's `node`): a
+    /// note approved, rejected, hidden by reports, deleted, liked or unliked, or a frozen
+    /// member's likes dropped (subject: the note, or nil for several). Names no member (nil).
+    /// Drops every cached catalog answer, as [`Kind::CatalogChanged`]; stays on its instance.
+    NoteChanged,
 }
 
 impl Kind {
@@ -76,15 +81,20 @@ impl Kind {
             | Kind::WithdrawalChanged
             | Kind::OrderChanged
             | Kind::TokensRevoked => true,
-            Kind::Changed | Kind::CatalogChanged | Kind::PassportChanged | Kind::OwnChanged => {
-                false
-            }
+            Kind::Changed
+            | Kind::CatalogChanged
+            | Kind::PassportChanged
+            | Kind::OwnChanged
+            | Kind::NoteChanged => false,
         }
     }
 
     /// Whether it changes what anonymous catalog answers show.
     pub fn changes_catalog(self) -> bool {
-        matches!(self, Kind::CatalogChanged | Kind::PassportChanged)
+        matches!(
+            self,
+            Kind::CatalogChanged | Kind::PassportChanged | Kind::NoteChanged
+        )
     }
 
     /// Whether it is addressed to a member (every kind but the catalog's).
@@ -137,6 +147,11 @@ impl Event {
             .into_iter()
             .map(|p| Event::catalog(Some(p)))
             .collect()
+    }
+
+    /// [`Kind::NoteChanged`] of `note` (`None`: of several).
+    pub fn note(note: Option<Uuid>) -> Event {
+        Event::new(Uuid::nil(), Kind::NoteChanged, note.unwrap_or_default())
     }
 
     /// [`Kind::PassportChanged`] of `product`.

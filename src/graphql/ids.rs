@@ -35,10 +35,12 @@ pub enum Kind {
     Address,
     Shipment,
     CartLine,
+    /// A 种草 note.
+    Note,
 }
 
 impl Kind {
-    const ALL: [Kind; 14] = [
+    const ALL: [Kind; 15] = [
         Kind::Product,
         Kind::Sku,
         Kind::Brand,
@@ -53,6 +55,7 @@ impl Kind {
         Kind::Address,
         Kind::Shipment,
         Kind::CartLine,
+        Kind::Note,
     ];
 
     fn name(self) -> &'static str {
@@ -71,6 +74,7 @@ impl Kind {
             Kind::Address => "Address",
             Kind::Shipment => "Shipment",
             Kind::CartLine => "CartLine",
+            Kind::Note => "Note",
         }
     }
 }

@@ -42,6 +42,7 @@ pub struct Query(
     schema::cart::CartQuery,
     schema::refunds::RefundsQuery,
     schema::after_sales::AfterSalesQuery,
+    schema::notes::NotesQuery,
 );
 
 /// Everything that changes state. All need a signed-in member except `register` and `login`;
@@ -61,6 +62,7 @@ pub struct Mutation(
     schema::refunds::RefundsMutation,
     schema::payouts::PayoutsMutation,
     schema::after_sales::AfterSalesMutation,
+    schema::notes::NotesMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, schema::live::Subscription>;
@@ -112,6 +114,14 @@ pub fn builder() -> SchemaBuilder<Query, Mutation, schema::live::Subscription> {
     .override_output_type_description::<schema::shipping::ShippingRuleConnection>(
         "A page of merchants' shipping rules, newest first: `edges` or `nodes`, and \
              `pageInfo` to ask for the next page.",
+    )
+    .override_output_type_description::<schema::notes::NoteConnection>(
+        "A page of public notes in the feed's order: `edges` or `nodes`, and `pageInfo` to \
+             ask for the next page.",
+    )
+    .override_output_type_description::<schema::notes::NoteWorkConnection>(
+        "A page of notes in work (an author's own, or the review queue), newest first: \
+             `edges` or `nodes`, and `pageInfo` to ask for the next page.",
     )
     .override_output_type_description::<schema::audit::AuditEntryConnection>(
         "A page of the audit log, newest first: `edges` or `nodes`, and `pageInfo` to \

@@ -18,7 +18,8 @@
 //!   one;
 //! - the document parses and passes the limits, the selected operation is a query, and
 //!   every root field (fragment spreads and inline fragments at the root expanded) is one of
-//!   [`ROOT_FIELDS`]: `products`, `product`, `categories`, `node`, `__typename`. Anything
+//!   [`ROOT_FIELDS`]: `products`, `notes`, `note`, `product`, `categories`, `node`,
+//!   `__typename`. Anything
 //!   else — `me`, introspection, a root field added later — bypasses until it is listed
 //!   there.
 //!
@@ -60,6 +61,7 @@
 //! | a refund (stock back) | catalog, the product |
 //! | units sold (`salesCount`) written (`service::units_sold`, every interval and at shutdown) | catalog, the products moved |
 //! | the demo seed (`App::build`, `pushhand seed`) | catalog |
+//! | a note approved, taken down, hidden by reports, deleted while public, liked or unliked; a freeze that recounts likes (`service::notes`) | catalog ([`Kind::NoteChanged`](crate::events::Kind::NoteChanged)) |
 //! | earnings booked, settled, reversed, adjusted; withdrawals requested, reviewed | the earner (live events) |
 //! | an order completed (its earnings get `settleAfter`) | its earners ([`Kind::Changed`]) |
 //! | a payment or refund (team sales) | the buyer's uplines within three levels |

@@ -3,7 +3,8 @@
 //!
 //! - A **catalog answer** (an anonymous request's): a query every root field of which —
 //!   fragment spreads and inline fragments at the root expanded — is one of
-//!   [`ROOT_FIELDS`]: `products`, `product`, `categories`, `regions`, `node`, `__typename`. Anything
+//!   [`ROOT_FIELDS`]: `products`, `notes`, `note`, `product`, `categories`, `regions`, `node`,
+//!   `__typename`. Anything
 //!   else — `me`, introspection, a root field added later — bypasses until it is listed
 //!   there.
 //! - A member's **own answer** (a signed-in request's): a query whose root selects only `me`
@@ -18,8 +19,10 @@ use async_graphql::parser::types::{
 };
 
 /// The root fields an anonymous query may select and still be cached.
-pub const ROOT_FIELDS: [&str; 6] = [
+pub const ROOT_FIELDS: [&str; 8] = [
     "products",
+    "notes",
+    "note",
     "product",
     "categories",
     "regions",

@@ -100,6 +100,8 @@ codes! {
         AfterSaleReturnShipped => "AFTER_SALE_RETURN_SHIPPED",
         AfterSaleReturnReceived => "AFTER_SALE_RETURN_RECEIVED",
         AfterSaleClosed => "AFTER_SALE_CLOSED",
+        NoteApproved => "NOTE_APPROVED",
+        NoteRejected => "NOTE_REJECTED",
     }
 }
 
@@ -113,6 +115,7 @@ codes! {
         Product => "PRODUCT",
         Brand => "BRAND",
         Merchant => "MERCHANT",
+        Note => "NOTE",
     }
 }
 

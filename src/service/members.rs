@@ -622,6 +622,8 @@ pub async fn set_frozen(
         }
     };
     update.exec(&txn).await?;
+    // A frozen member's likes of notes do not count (recounted from the members not frozen).
+    let notes = super::notes::recount_likes_of(&txn, m.id).await?;
     audit::record(
         &txn,
         actor,
@@ -640,7 +642,11 @@ pub async fn set_frozen(
         Some(_) => Kind::TokensRevoked,
         None => Kind::Changed,
     };
-    events.publish(vec![Event::new(m.id, kind, m.id)]).await;
+    let mut batch = vec![Event::new(m.id, kind, m.id)];
+    if !notes.is_empty() {
+        batch.push(Event::note(None));
+    }
+    events.publish(batch).await;
     Ok(updated)
 }
 

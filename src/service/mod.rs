@@ -29,6 +29,7 @@ pub mod hierarchy;
 pub mod immutable;
 pub mod ledger;
 pub mod members;
+pub mod notes;
 pub mod orders;
 pub mod page;
 pub mod payments;

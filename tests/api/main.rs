@@ -31,6 +31,7 @@ mod members;
 mod money_guards;
 mod n_plus_one;
 mod node;
+mod notes;
 mod order_lists;
 mod otlp;
 mod own_answers;

@@ -91,6 +91,12 @@ pub enum AuditAction {
     /// The server closed an approved return the buyer did not ship within 7 days (no
     /// actor).
     AfterSaleClosed,
+    /// `reviewNote(approve: true)` (target: the note; arguments: what was approved — an
+    /// edit, or a note hidden by reports shown again — and the reason, if any).
+    NoteApproved,
+    /// `reviewNote(approve: false)` (target: the note; arguments: the reason, and whether
+    /// an edit was refused or a reported note taken down).
+    NoteRejected,
 }
 
 impl From<Action> for AuditAction {
@@ -129,6 +135,8 @@ impl From<Action> for AuditAction {
             Action::AfterSaleReturnShipped => AuditAction::AfterSaleReturnShipped,
             Action::AfterSaleReturnReceived => AuditAction::AfterSaleReturnReceived,
             Action::AfterSaleClosed => AuditAction::AfterSaleClosed,
+            Action::NoteApproved => AuditAction::NoteApproved,
+            Action::NoteRejected => AuditAction::NoteRejected,
         }
     }
 }
@@ -169,6 +177,8 @@ impl From<AuditAction> for Action {
             AuditAction::AfterSaleReturnShipped => Action::AfterSaleReturnShipped,
             AuditAction::AfterSaleReturnReceived => Action::AfterSaleReturnReceived,
             AuditAction::AfterSaleClosed => Action::AfterSaleClosed,
+            AuditAction::NoteApproved => Action::NoteApproved,
+            AuditAction::NoteRejected => Action::NoteRejected,
         }
     }
 }
@@ -183,6 +193,7 @@ fn kind_of(t: TargetType) -> Kind {
         TargetType::Product => Kind::Product,
         TargetType::Brand => Kind::Brand,
         TargetType::Merchant => Kind::Merchant,
+        TargetType::Note => Kind::Note,
     }
 }
 
@@ -206,7 +217,7 @@ impl AuditEntry {
         Ok(svc::action_of(&self.0)?.into())
     }
     /// The global ID of what the action was on (an `Order`, `OrderLine`, `Withdrawal`,
-    /// `Member`, `Product`, `Brand` or `Merchant`: usable with `node(id:)`); null for
+    /// `Member`, `Product`, `Brand`, `Merchant` or `Note`: usable with `node(id:)`); null for
     /// actions on no one thing (a settlement run).
     async fn target_id(&self) -> Option<ID> {
         let kind = TargetType::parse(self.0.target_type.as_deref()?)?;

@@ -272,6 +272,20 @@ plain_object! {
             let found = related(ctx, self.page().and_then(|p| p.images.get(&key)), key).await?;
             Ok(found.unwrap_or_default().into_iter().map(ProductImage).collect())
         }
+        /// Public 种草 notes that recommend this product.
+        async fn notes(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(desc = "The order (default LATEST).")] feed: Option<super::notes::NoteFeed>,
+            #[graphql(desc = "Page size (default 20, capped at 100).")] first: Option<i32>,
+            #[graphql(desc = "The previous page's last cursor.")] after: Option<String>,
+        ) -> Result<super::notes::NoteConnection> {
+            let filter = crate::service::notes::Filter {
+                product: Some(self.0.id),
+                ..Default::default()
+            };
+            super::notes::public_notes(ctx, feed, filter, first, after).await
+        }
         /// Card labels such as 爆品 (bestseller) or 新品 (new).
         async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
             let key = TagsOf(self.0.id);

@@ -317,6 +317,16 @@ impl Member {
     async fn cart(&self, ctx: &Context<'_>) -> Result<super::cart::Cart> {
         super::cart::cart_of(ctx, self.0.id).await
     }
+    /// The member's own 种草 notes, every status (drafts, under review, public, hidden),
+    /// newest first; `review` gives each one's working copy and review.
+    async fn notes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size (default 20, capped at 100).")] first: Option<i32>,
+        #[graphql(desc = "The previous page's last cursor.")] after: Option<String>,
+    ) -> Result<super::notes::NoteWorkConnection> {
+        super::notes::own_notes(ctx, self.0.id, first, after).await
+    }
     /// Team size per level and new members this month.
     async fn team_stats(&self, ctx: &Context<'_>) -> Result<TeamStats> {
         let st = state(ctx)?;
@@ -363,6 +373,20 @@ impl MemberProfile {
     /// Programme roles only (BUYER, PUSH_HAND, PARTNER); staff roles are not shown.
     async fn roles(&self) -> Vec<Role> {
         tier_roles(&self.0)
+    }
+    /// The member's public 种草 notes.
+    async fn notes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The order (default LATEST).")] feed: Option<super::notes::NoteFeed>,
+        #[graphql(desc = "Page size (default 20, capped at 100).")] first: Option<i32>,
+        #[graphql(desc = "The previous page's last cursor.")] after: Option<String>,
+    ) -> Result<super::notes::NoteConnection> {
+        let filter = crate::service::notes::Filter {
+            author: Some(self.0.id),
+            ..Default::default()
+        };
+        super::notes::public_notes(ctx, feed, filter, first, after).await
     }
 }
 

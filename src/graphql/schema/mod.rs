@@ -14,6 +14,7 @@ pub mod fulfilment;
 pub mod live;
 pub mod members;
 pub mod node;
+pub mod notes;
 pub mod orders;
 pub mod payments;
 pub mod payouts;

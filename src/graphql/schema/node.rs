@@ -39,6 +39,7 @@ pub enum Node {
     Address(Address),
     Shipment(super::fulfilment::Shipment),
     CartLine(CartLine),
+    Note(super::notes::Note),
 }
 
 #[derive(Default)]
@@ -97,6 +98,7 @@ impl NodeQuery {
                 Node::Shipment(super::fulfilment::shipment_node(ctx, id).await?)
             }
             (Kind::CartLine, id) => Node::CartLine(super::cart::cart_line_node(ctx, id).await?),
+            (Kind::Note, id) => Node::Note(super::notes::note_node(ctx, id).await?),
         };
         Ok(Some(node))
     }
