@@ -63,11 +63,17 @@ pub enum Kind {
     /// a member filling its cart is not read again on every request. Stays on its
     /// instance.
     OwnChanged,
+    /// A category, brand or merchant row changed (subject: that row; names no member, nil):
+    /// every instance's kept rows ([`crate::service::immutable::CatalogRows`]) drop it, and
+    /// every cached catalog answer goes, as for [`Kind::CatalogChanged`]. The one catalog kind
+    /// that crosses the bus ([`Kind::is_live`]): those rows are kept in each instance's
+    /// memory, which no shared store reaches. No subscription hears it (it names no member).
+    CatalogRowChanged,
 }
 
 impl Kind {
-    /// Whether subscriptions hear it (and the bus carries it to the other instances).
-    /// Exhaustive: a new kind must say.
+    /// Whether the bus carries it to the other instances (and subscriptions of the member it
+    /// names hear it). Exhaustive: a new kind must say.
     pub fn is_live(self) -> bool {
         match self {
             Kind::EarningCreated
@@ -75,7 +81,8 @@ impl Kind {
             | Kind::EarningReversed
             | Kind::WithdrawalChanged
             | Kind::OrderChanged
-            | Kind::TokensRevoked => true,
+            | Kind::TokensRevoked
+            | Kind::CatalogRowChanged => true,
             Kind::Changed | Kind::CatalogChanged | Kind::PassportChanged | Kind::OwnChanged => {
                 false
             }
@@ -84,7 +91,10 @@ impl Kind {
 
     /// Whether it changes what anonymous catalog answers show.
     pub fn changes_catalog(self) -> bool {
-        matches!(self, Kind::CatalogChanged | Kind::PassportChanged)
+        matches!(
+            self,
+            Kind::CatalogChanged | Kind::PassportChanged | Kind::CatalogRowChanged
+        )
     }
 
     /// Whether it is addressed to a member (every kind but the catalog's).
@@ -137,6 +147,11 @@ impl Event {
             .into_iter()
             .map(|p| Event::catalog(Some(p)))
             .collect()
+    }
+
+    /// [`Kind::CatalogRowChanged`] of the category, brand or merchant `row`.
+    pub fn catalog_row(row: Uuid) -> Event {
+        Event::new(Uuid::nil(), Kind::CatalogRowChanged, row)
     }
 
     /// [`Kind::PassportChanged`] of `product`.
@@ -301,11 +316,10 @@ impl Events {
     }
 
     /// These events, with `observer` hearing every live batch delivered on this instance —
-    /// with Redis, those published on every instance — and every resync.
+    /// with Redis, those published on every instance — and every resync (after the
+    /// observers added before it).
     pub fn with_observer(self, observer: Arc<dyn Observer>) -> Events {
-        if self.hub.observe(observer).is_err() {
-            tracing::error!("the event hub has an observer already; the new one hears nothing");
-        }
+        self.hub.observe(observer);
         self
     }
 

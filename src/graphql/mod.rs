@@ -41,6 +41,7 @@ pub struct Query(
     schema::fulfilment::FulfilmentQuery,
     schema::cart::CartQuery,
     schema::refunds::RefundsQuery,
+    schema::staff::StaffQuery,
 );
 
 /// Everything that changes state. All need a signed-in member except `register` and `login`;
@@ -59,6 +60,7 @@ pub struct Mutation(
     schema::payments::PaymentsMutation,
     schema::refunds::RefundsMutation,
     schema::payouts::PayoutsMutation,
+    schema::catalog_admin::CatalogAdminMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, schema::live::Subscription>;

@@ -3,7 +3,8 @@
 //!
 //! Every staff mutation (payments confirmed, shipments, refunds, settlement runs, withdrawal
 //! reviews, freezes and unfreezes, partner reviews, rebinding, binding expiry, brands and
-//! products submitted, curation records, publishing and delisting, shipping rules) writes one entry **in
+//! products submitted, curation records, publishing and delisting, shipping rules, the
+//! catalog's categories, merchants and brand assignments) writes one entry **in
 //! its own transaction**, through [`record`] (or [`entry`] pushed into the action's batch of
 //! writes): the entry exists exactly when the action committed, and an action whose entry
 //! cannot be written does not happen. Refused attempts write nothing (they changed nothing).
@@ -93,6 +94,13 @@ codes! {
         PayoutMarkedFailed => "PAYOUT_MARKED_FAILED",
         PayoutSynced => "PAYOUT_SYNCED",
         PayoutAccountRevealed => "PAYOUT_ACCOUNT_REVEALED",
+        CategoryCreated => "CATEGORY_CREATED",
+        CategoryUpdated => "CATEGORY_UPDATED",
+        CategoryMoved => "CATEGORY_MOVED",
+        CategoryArchived => "CATEGORY_ARCHIVED",
+        MerchantCreated => "MERCHANT_CREATED",
+        MerchantUserLinked => "MERCHANT_USER_LINKED",
+        BrandAssigned => "BRAND_ASSIGNED",
     }
 }
 
@@ -106,6 +114,7 @@ codes! {
         Product => "PRODUCT",
         Brand => "BRAND",
         Merchant => "MERCHANT",
+        Category => "CATEGORY",
     }
 }
 

@@ -133,7 +133,8 @@ pub fn may_change_row(kind: Kind) -> bool {
         | Kind::OrderChanged
         | Kind::CatalogChanged
         | Kind::PassportChanged
-        | Kind::OwnChanged => false,
+        | Kind::OwnChanged
+        | Kind::CatalogRowChanged => false,
     }
 }
 

@@ -4,10 +4,12 @@
 //! `PUSHHAND_TEST_DATABASE_URL` names a PostgreSQL server (see `helpers`).
 
 mod audit;
+mod back_office;
 mod batch;
 mod browser_http;
 mod cart;
 mod catalog;
+mod catalog_admin;
 mod catalog_answers;
 mod checkout_cart;
 mod checkouts;

@@ -74,6 +74,21 @@ pub enum AuditAction {
     PayoutSynced,
     /// `revealPayoutAccount`: an admin read a MANUAL payout's full bank card.
     PayoutAccountRevealed,
+    /// `createCategory` (arguments: the category as created).
+    CategoryCreated,
+    /// `updateCategory` (arguments: the fields changed, each with its `previous` value).
+    CategoryUpdated,
+    /// `moveCategory` (arguments: the new and the previous parent and position).
+    CategoryMoved,
+    /// `archiveCategory`.
+    CategoryArchived,
+    /// `createMerchant` (arguments: its name).
+    MerchantCreated,
+    /// `linkMerchantUser` (target: the member; arguments: the merchant and the previous
+    /// one, if any).
+    MerchantUserLinked,
+    /// `assignBrand` (target: the brand; arguments: the new and the previous merchant).
+    BrandAssigned,
 }
 
 impl From<Action> for AuditAction {
@@ -106,6 +121,13 @@ impl From<Action> for AuditAction {
             Action::PayoutMarkedFailed => AuditAction::PayoutMarkedFailed,
             Action::PayoutSynced => AuditAction::PayoutSynced,
             Action::PayoutAccountRevealed => AuditAction::PayoutAccountRevealed,
+            Action::CategoryCreated => AuditAction::CategoryCreated,
+            Action::CategoryUpdated => AuditAction::CategoryUpdated,
+            Action::CategoryMoved => AuditAction::CategoryMoved,
+            Action::CategoryArchived => AuditAction::CategoryArchived,
+            Action::MerchantCreated => AuditAction::MerchantCreated,
+            Action::MerchantUserLinked => AuditAction::MerchantUserLinked,
+            Action::BrandAssigned => AuditAction::BrandAssigned,
         }
     }
 }
@@ -140,6 +162,13 @@ impl From<AuditAction> for Action {
             AuditAction::PayoutMarkedFailed => Action::PayoutMarkedFailed,
             AuditAction::PayoutSynced => Action::PayoutSynced,
             AuditAction::PayoutAccountRevealed => Action::PayoutAccountRevealed,
+            AuditAction::CategoryCreated => Action::CategoryCreated,
+            AuditAction::CategoryUpdated => Action::CategoryUpdated,
+            AuditAction::CategoryMoved => Action::CategoryMoved,
+            AuditAction::CategoryArchived => Action::CategoryArchived,
+            AuditAction::MerchantCreated => Action::MerchantCreated,
+            AuditAction::MerchantUserLinked => Action::MerchantUserLinked,
+            AuditAction::BrandAssigned => Action::BrandAssigned,
         }
     }
 }
@@ -154,6 +183,7 @@ fn kind_of(t: TargetType) -> Kind {
         TargetType::Product => Kind::Product,
         TargetType::Brand => Kind::Brand,
         TargetType::Merchant => Kind::Merchant,
+        TargetType::Category => Kind::Category,
     }
 }
 
@@ -177,7 +207,7 @@ impl AuditEntry {
         Ok(svc::action_of(&self.0)?.into())
     }
     /// The global ID of what the action was on (an `Order`, `OrderLine`, `Withdrawal`,
-    /// `Member`, `Product`, `Brand` or `Merchant`: usable with `node(id:)`); null for
+    /// `Member`, `Product`, `Brand`, `Merchant` or `Category`: usable with `node(id:)`); null for
     /// actions on no one thing (a settlement run).
     async fn target_id(&self) -> Option<ID> {
         let kind = TargetType::parse(self.0.target_type.as_deref()?)?;

@@ -129,7 +129,8 @@ async fn earning_event(
             | Kind::Changed
             | Kind::CatalogChanged
             | Kind::PassportChanged
-            | Kind::OwnChanged => return Ok(None),
+            | Kind::OwnChanged
+            | Kind::CatalogRowChanged => return Ok(None),
         },
     };
     let (mut earning, mut withdrawal) = (None, None);
