@@ -120,13 +120,21 @@ impl App {
             std::time::Duration::from_millis(config.viewer_ttl_ms),
             metrics.clone(),
         ));
-        // Every cache hears what changed. Passports go before catalog answers: an answer
-        // computed once those are dropped must not read an old passport back.
+        let rows = Arc::new(crate::service::immutable::CatalogRows::new(100_000));
+        // Every cache hears what changed. Passports and kept catalog rows go before catalog
+        // answers: an answer computed once those are dropped must not read an old one back.
+        // The kept rows hear the bus too (every instance keeps its own), and then tell the
+        // response cache again.
         let events = events
             .with_listener(curation.clone())
+            .with_listener(rows.clone())
             .with_listener(responses.clone())
             .with_listener(viewers.clone())
-            .with_observer(viewers.clone());
+            .with_observer(viewers.clone())
+            .with_observer(Arc::new(crate::service::immutable::RowsObserver::new(
+                rows.clone(),
+                vec![responses.clone()],
+            )));
         let seeded = config.environment == Environment::Development
             && config.seed_demo
             && service::catalog::product_count(&db).await? == 0;
@@ -155,7 +163,7 @@ impl App {
             clock,
             failures: Arc::new(FailureLimiter::new(config_failures)),
             curation,
-            rows: Arc::new(crate::service::immutable::ImmutableRows::new(100_000)),
+            rows,
             events,
             responses,
             units_sold: Arc::default(),

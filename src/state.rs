@@ -34,8 +34,8 @@ pub struct AppState {
     pub failures: Arc<FailureLimiter>,
     /// Quality passports through the cache (Redis or in-process).
     pub curation: Arc<CurationStore>,
-    /// Brands, merchants and categories once read (they never change).
-    pub rows: Arc<crate::service::immutable::ImmutableRows>,
+    /// Brands, merchants and categories once read, until an event says they changed.
+    pub rows: Arc<crate::service::immutable::CatalogRows>,
     /// Live events: published after commit, delivered to subscriptions.
     pub events: Events,
     /// Whole answers to anonymous catalog reads (Redis or in-process, or off).

@@ -15,6 +15,8 @@ pub struct Model {
     pub name_en: String,
     /// Display order among siblings.
     pub position: i32,
+    /// When an admin archived it: hidden from the tree, no new products.
+    pub archived_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

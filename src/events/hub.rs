@@ -3,7 +3,7 @@
 //! member's channel disappears with its last subscriber.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -24,7 +24,9 @@ pub trait Observer: Send + Sync + 'static {
 pub struct Hub {
     /// A std Mutex: held only to look up or insert, never across an await.
     members: Mutex<HashMap<Uuid, broadcast::Sender<Delivery>>>,
-    observer: OnceLock<Arc<dyn Observer>>,
+    /// Added while the app is built, read on every delivery (a read lock, never contended
+    /// once serving).
+    observers: RwLock<Vec<Arc<dyn Observer>>>,
 }
 
 impl Hub {
@@ -32,15 +34,22 @@ impl Hub {
         self.members.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Has `observer` hear every delivery and resync from now on (one observer; a second is
-    /// refused).
-    pub fn observe(&self, observer: Arc<dyn Observer>) -> Result<(), Arc<dyn Observer>> {
-        self.observer.set(observer)
+    /// Has `observer` hear every delivery and resync from now on, after the observers added
+    /// before it.
+    pub fn observe(&self, observer: Arc<dyn Observer>) {
+        self.observers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(observer);
+    }
+
+    fn observers(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<dyn Observer>>> {
+        self.observers.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Hands each event to its member's subscribers on this instance.
     pub fn deliver(&self, batch: &[Event]) {
-        if let Some(o) = self.observer.get() {
+        for o in self.observers().iter() {
             o.delivered(batch);
         }
         let members = self.lock();
@@ -54,7 +63,7 @@ impl Hub {
 
     /// Tells every subscriber on this instance that events may have been lost.
     pub fn resync_all(&self) {
-        if let Some(o) = self.observer.get() {
+        for o in self.observers().iter() {
             o.resynced();
         }
         for tx in self.lock().values() {

@@ -68,11 +68,17 @@ pub enum Kind {
     /// member's likes dropped (subject: the note, or nil for several). Names no member (nil).
     /// Drops every cached catalog answer, as [`Kind::CatalogChanged`]; stays on its instance.
     NoteChanged,
+    /// A category, brand or merchant row changed (subject: that row; names no member, nil):
+    /// every instance's kept rows ([`crate::service::immutable::CatalogRows`]) drop it, and
+    /// every cached catalog answer goes, as for [`Kind::CatalogChanged`]. The one catalog kind
+    /// that crosses the bus ([`Kind::is_live`]): those rows are kept in each instance's
+    /// memory, which no shared store reaches. No subscription hears it (it names no member).
+    CatalogRowChanged,
 }
 
 impl Kind {
-    /// Whether subscriptions hear it (and the bus carries it to the other instances).
-    /// Exhaustive: a new kind must say.
+    /// Whether the bus carries it to the other instances (and subscriptions of the member it
+    /// names hear it). Exhaustive: a new kind must say.
     pub fn is_live(self) -> bool {
         match self {
             Kind::EarningCreated
@@ -80,7 +86,8 @@ impl Kind {
             | Kind::EarningReversed
             | Kind::WithdrawalChanged
             | Kind::OrderChanged
-            | Kind::TokensRevoked => true,
+            | Kind::TokensRevoked
+            | Kind::CatalogRowChanged => true,
             Kind::Changed
             | Kind::CatalogChanged
             | Kind::PassportChanged
@@ -93,7 +100,10 @@ impl Kind {
     pub fn changes_catalog(self) -> bool {
         matches!(
             self,
-            Kind::CatalogChanged | Kind::PassportChanged | Kind::NoteChanged
+            Kind::CatalogChanged
+                | Kind::PassportChanged
+                | Kind::NoteChanged
+                | Kind::CatalogRowChanged
         )
     }
 
@@ -152,6 +162,11 @@ impl Event {
     /// [`Kind::NoteChanged`] of `note` (`None`: of several).
     pub fn note(note: Option<Uuid>) -> Event {
         Event::new(Uuid::nil(), Kind::NoteChanged, note.unwrap_or_default())
+    }
+
+    /// [`Kind::CatalogRowChanged`] of the category, brand or merchant `row`.
+    pub fn catalog_row(row: Uuid) -> Event {
+        Event::new(Uuid::nil(), Kind::CatalogRowChanged, row)
     }
 
     /// [`Kind::PassportChanged`] of `product`.
@@ -316,11 +331,10 @@ impl Events {
     }
 
     /// These events, with `observer` hearing every live batch delivered on this instance —
-    /// with Redis, those published on every instance — and every resync.
+    /// with Redis, those published on every instance — and every resync (after the
+    /// observers added before it).
     pub fn with_observer(self, observer: Arc<dyn Observer>) -> Events {
-        if self.hub.observe(observer).is_err() {
-            tracing::error!("the event hub has an observer already; the new one hears nothing");
-        }
+        self.hub.observe(observer);
         self
     }
 

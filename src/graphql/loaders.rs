@@ -13,14 +13,14 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::service::catalog;
 use crate::service::curation::{CurationStore, Summary};
-use crate::service::immutable::ImmutableRows;
+use crate::service::immutable::CatalogRows;
 use crate::state::AppState;
 
 /// Loads catalog rows; one `Loader` impl per key type below.
 pub struct CatalogLoader {
     db: DatabaseConnection,
     curation: Arc<CurationStore>,
-    rows: Arc<ImmutableRows>,
+    rows: Arc<CatalogRows>,
 }
 
 /// Per-request loaders with a per-request cache: the `products` resolver primes them for a
@@ -91,11 +91,11 @@ macro_rules! loader {
     };
 }
 
-loader!(/// A brand by id (kept in memory once read: brands never change).
+loader!(/// A brand by id (kept in memory once read, until it changes: `service::immutable`).
     BrandKey => brand::Model, |l, ids| l.rows.brands(&l.db, ids));
-loader!(/// A category by id (kept in memory once read: categories never change).
+loader!(/// A category by id (kept in memory once read, until it changes).
     CategoryKey => category::Model, |l, ids| l.rows.categories(&l.db, ids));
-loader!(/// A merchant by id (kept in memory once read: merchants never change).
+loader!(/// A merchant by id (kept in memory once read, until it changes).
     MerchantKey => merchant::Model, |l, ids| l.rows.merchants(&l.db, ids));
 loader!(/// The SKUs of a product, in display order.
     SkusOf => Vec<sku::Model>, |l, ids| catalog::skus_by_product_ids(&l.db, ids));
@@ -121,3 +121,5 @@ loader!(/// The products a note's public version links, in display order.
     NoteProductsOf => Vec<Uuid>, |l, ids| crate::service::notes::public_products_of(&l.db, ids));
 loader!(/// A note's author.
     NoteAuthorKey => entity::member::Model, |l, ids| crate::service::notes::authors_by_ids(&l.db, ids));
+loader!(/// A member by id (staff lists: a withdrawal's member).
+    MemberKey => entity::member::Model, |l, ids| crate::service::members::by_ids(&l.db, ids));

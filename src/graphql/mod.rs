@@ -43,6 +43,7 @@ pub struct Query(
     schema::refunds::RefundsQuery,
     schema::after_sales::AfterSalesQuery,
     schema::notes::NotesQuery,
+    schema::staff::StaffQuery,
 );
 
 /// Everything that changes state. All need a signed-in member except `register` and `login`;
@@ -63,6 +64,7 @@ pub struct Mutation(
     schema::payouts::PayoutsMutation,
     schema::after_sales::AfterSalesMutation,
     schema::notes::NotesMutation,
+    schema::catalog_admin::CatalogAdminMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, schema::live::Subscription>;
@@ -104,8 +106,12 @@ pub fn builder() -> SchemaBuilder<Query, Mutation, schema::live::Subscription> {
              `pageInfo` to ask for the next page.",
     )
     .override_output_type_description::<schema::earnings::WithdrawalConnection>(
-        "A page of the member's withdrawals, newest first: `edges` or `nodes`, and \
-             `pageInfo` to ask for the next page.",
+        "A page of withdrawals (a member's own, or any for admins), newest first: `edges` \
+             or `nodes`, `totalCount`, and `pageInfo` to ask for the next page.",
+    )
+    .override_output_type_description::<schema::staff::MemberConnection>(
+        "A page of members, for admins, newest registrations first: `edges` or `nodes`, \
+             `totalCount`, and `pageInfo` to ask for the next page.",
     )
     .override_output_type_description::<schema::members::MemberProfileConnection>(
         "A page of one level of a member's team, most recently joined first: `edges` or \

@@ -7,11 +7,11 @@
 //! ([`OpaqueCursor`]). A cursor that does not decode to the listing's position type is
 //! `VALIDATION` on `after`.
 
-use async_graphql::OutputType;
 use async_graphql::connection::{
     Connection, ConnectionNameType, CursorType, DefaultConnectionName, DefaultEdgeName, Edge,
     EdgeNameType, EmptyFields, OpaqueCursor,
 };
+use async_graphql::{OutputType, SimpleObject};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -43,6 +43,25 @@ pub struct PageArgs<C> {
 /// `Name`/`EdgeName` when the default names, from `N`'s, would clash).
 pub type ConnectionOf<C, N, Name = DefaultConnectionName, EdgeName = DefaultEdgeName> =
     Connection<OpaqueCursor<C>, N, EmptyFields, EmptyFields, Name, EdgeName>;
+
+/// The connection of a staff work list: [`ConnectionOf`] with `totalCount` beside the
+/// edges.
+pub type CountedOf<C, N, Name = DefaultConnectionName, EdgeName = DefaultEdgeName> =
+    Connection<OpaqueCursor<C>, N, Total, EmptyFields, Name, EdgeName>;
+
+/// The fields a counted connection adds to its edges.
+#[derive(SimpleObject)]
+pub struct Total {
+    /// How many rows the list's filters match, across every page (not only this one; the
+    /// cursor plays no part). Counted by one statement, and only when asked for.
+    pub total_count: u64,
+}
+
+/// Whether the field being resolved selects `totalCount` (a count is a statement: it runs
+/// only when asked for).
+pub fn wants_total(ctx: &async_graphql::Context<'_>) -> bool {
+    ctx.look_ahead().field("totalCount").exists()
+}
 
 impl<C: Serialize + DeserializeOwned + Send + Sync> PageArgs<C> {
     /// Reads `first` ([`page_size`]), then `after`.
@@ -83,6 +102,34 @@ impl<C: Serialize + DeserializeOwned + Send + Sync> PageArgs<C> {
         EdgeName: EdgeNameType,
     {
         let mut conn = Connection::new(self.after.is_some(), page.has_next);
+        conn.edges.extend(page.items.into_iter().map(|row| {
+            let at = OpaqueCursor(cursor(&row));
+            Edge::new(at, node(row))
+        }));
+        conn
+    }
+
+    /// As [`PageArgs::connection`], with `total` as the connection's `totalCount` (`None`
+    /// when it was not asked for: [`wants_total`]).
+    pub fn counted<T, N, Name, EdgeName>(
+        &self,
+        page: Page<T>,
+        total: Option<u64>,
+        cursor: impl Fn(&T) -> C,
+        mut node: impl FnMut(T) -> N,
+    ) -> CountedOf<C, N, Name, EdgeName>
+    where
+        N: OutputType,
+        Name: ConnectionNameType,
+        EdgeName: EdgeNameType,
+    {
+        let mut conn = Connection::with_additional_fields(
+            self.after.is_some(),
+            page.has_next,
+            Total {
+                total_count: total.unwrap_or(0),
+            },
+        );
         conn.edges.extend(page.items.into_iter().map(|row| {
             let at = OpaqueCursor(cursor(&row));
             Edge::new(at, node(row))

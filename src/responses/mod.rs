@@ -53,6 +53,7 @@
 //! | write | event |
 //! |---|---|
 //! | a brand created (`service::curation::create_brand`) | catalog |
+//! | a category, merchant or brand owner changed (`service::catalog_admin`) | catalog row (over the bus: every instance's kept rows, then the catalog version again) |
 //! | a product submitted or resubmitted | catalog, the product |
 //! | a curation stage recorded, a score, publishing, unpublishing (GraphQL, the CLI, anything calling `service::curation`) | passport, the product (its passport goes first) |
 //! | an order placed (stock taken: `service::orders::place_order_with`) | catalog, its products; from the cart, the buyer ([`Kind::OwnChanged`]) |

@@ -141,6 +141,7 @@ async fn run_catalog(db: &DatabaseConnection) -> Result<SeedReport> {
             name_zh: Set(top.name_zh.into()),
             name_en: Set(top.name_en.into()),
             position: Set(ti as i32),
+            archived_at: Set(None),
         });
         for (li, leaf) in top.children.iter().enumerate() {
             let leaf_id = ids.next();
@@ -151,6 +152,7 @@ async fn run_catalog(db: &DatabaseConnection) -> Result<SeedReport> {
                 name_zh: Set(leaf.name_zh.into()),
                 name_en: Set(leaf.name_en.into()),
                 position: Set(li as i32),
+                archived_at: Set(None),
             });
             leaves.push((ti, leaf, leaf_id));
         }

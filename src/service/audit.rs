@@ -5,6 +5,8 @@
 //! reviews, freezes and unfreezes, partner reviews, rebinding, binding expiry, brands and
 //! products submitted, curation records, publishing and delisting, shipping rules), and every
 //! step of an after-sale (the buyer's too), writes one entry **in
+//! products submitted, curation records, publishing and delisting, shipping rules, the
+//! catalog's categories, merchants and brand assignments) writes one entry **in
 //! its own transaction**, through [`record`] (or [`entry`] pushed into the action's batch of
 //! writes): the entry exists exactly when the action committed, and an action whose entry
 //! cannot be written does not happen. Refused attempts write nothing (they changed nothing).
@@ -102,6 +104,13 @@ codes! {
         AfterSaleClosed => "AFTER_SALE_CLOSED",
         NoteApproved => "NOTE_APPROVED",
         NoteRejected => "NOTE_REJECTED",
+        CategoryCreated => "CATEGORY_CREATED",
+        CategoryUpdated => "CATEGORY_UPDATED",
+        CategoryMoved => "CATEGORY_MOVED",
+        CategoryArchived => "CATEGORY_ARCHIVED",
+        MerchantCreated => "MERCHANT_CREATED",
+        MerchantUserLinked => "MERCHANT_USER_LINKED",
+        BrandAssigned => "BRAND_ASSIGNED",
     }
 }
 
@@ -116,6 +125,7 @@ codes! {
         Brand => "BRAND",
         Merchant => "MERCHANT",
         Note => "NOTE",
+        Category => "CATEGORY",
     }
 }
 

@@ -196,7 +196,7 @@ impl ProductFilter {
     }
 }
 
-fn escape_like(s: &str) -> String {
+pub(crate) fn escape_like(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '%' | '_' | '\\') {
@@ -507,6 +507,18 @@ pub async fn visible_sku(
 /// Position after the last row of a staff listing (newest submissions first).
 pub type CreatedCursor = super::page::NewestCursor;
 
+/// Products in any status, optionally of one merchant and in one status.
+fn by_created(merchant: Option<Uuid>, status: Option<product::Status>) -> Select<product::Entity> {
+    let mut q = product::Entity::find();
+    if let Some(m) = merchant {
+        q = q.filter(product::Column::MerchantId.eq(m));
+    }
+    if let Some(s) = status {
+        q = q.filter(product::Column::Status.eq(s));
+    }
+    q
+}
+
 /// Products in any status, newest first, optionally of one merchant and in one status: the
 /// merchant's own list and the curators' queue.
 pub async fn list_by_created(
@@ -516,16 +528,9 @@ pub async fn list_by_created(
     after: Option<&CreatedCursor>,
     first: u64,
 ) -> Result<Page<product::Model>> {
-    let mut q = product::Entity::find();
-    if let Some(m) = merchant {
-        q = q.filter(product::Column::MerchantId.eq(m));
-    }
-    if let Some(s) = status {
-        q = q.filter(product::Column::Status.eq(s));
-    }
     super::page::newest_first(
         db,
-        q,
+        by_created(merchant, status),
         product::Column::CreatedAt,
         product::Column::Id,
         after,
@@ -534,9 +539,21 @@ pub async fn list_by_created(
     .await
 }
 
-/// The whole category tree, ordered by position (a few hundred rows at most).
+/// How many products [`list_by_created`] lists in all, when `wanted` (`totalCount`).
+pub async fn total_by_created(
+    db: &impl ConnectionTrait,
+    merchant: Option<Uuid>,
+    status: Option<product::Status>,
+    wanted: bool,
+) -> Result<Option<u64>> {
+    super::page::total(db, by_created(merchant, status), wanted).await
+}
+
+/// The whole category tree, ordered by position (a few hundred rows at most), without
+/// archived categories.
 pub async fn all_categories(db: &impl ConnectionTrait) -> Result<Vec<category::Model>> {
     Ok(category::Entity::find()
+        .filter(category::Column::ArchivedAt.is_null())
         .order_by_asc(category::Column::Position)
         .order_by_asc(category::Column::Id)
         .all(db)
@@ -588,7 +605,7 @@ pub async fn categories_by_ids(
     Ok(rows.into_iter().map(|r| (r.id, r)).collect())
 }
 
-/// Subcategories per parent, each list in display order.
+/// Subcategories per parent (archived ones left out), each list in display order.
 pub async fn categories_by_parent_ids(
     db: &impl ConnectionTrait,
     ids: &[Uuid],
@@ -599,6 +616,7 @@ pub async fn categories_by_parent_ids(
             category::Column::ParentId,
             ids.iter().copied(),
         ))
+        .filter(category::Column::ArchivedAt.is_null())
         .order_by_asc(category::Column::Position)
         .order_by_asc(category::Column::Id)
         .all(db)
@@ -920,6 +938,7 @@ pub async fn create_category(
         name_zh: name_zh.to_owned(),
         name_en: name_en.to_owned(),
         position,
+        archived_at: None,
     };
     category::Entity::insert(category::ActiveModel::from(model.clone()))
         .exec_without_returning(db)

@@ -644,16 +644,30 @@ fn merchant_of(m: &member::Model) -> Result<Uuid> {
         .ok_or_else(|| Error::Forbidden("this account acts for no merchant".into()))
 }
 
-/// A merchant creates a brand of its own. Brand names are unique platform-wide. Audited.
+/// A merchant creates a brand of its own, or an admin one for merchant `for_merchant`
+/// (`NOT_FOUND` when there is no such merchant). Brand names are unique platform-wide.
+/// Audited.
 pub async fn create_brand(
     db: &DatabaseConnection,
     events: &Events,
     merchant: &member::Model,
+    for_merchant: Option<Uuid>,
     actor: &Actor,
     name: &str,
     now: DateTime<Utc>,
 ) -> Result<brand::Model> {
-    let merchant_id = merchant_of(merchant)?;
+    let merchant_id = match for_merchant {
+        Some(m) if merchant.merchant_id == Some(m) => m,
+        Some(m) if merchant.staff_role == Some(member::StaffRole::Admin) => {
+            super::catalog::merchant(db, m).await?.id
+        }
+        Some(_) => {
+            return Err(Error::Forbidden(
+                "a merchant creates brands of its own only".into(),
+            ));
+        }
+        None => merchant_of(merchant)?,
+    };
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 120 {
         return Err(Error::validation("name", "must be 1 to 120 characters"));
@@ -808,6 +822,24 @@ pub async fn submit_product(
     let mut rows = ProductRows::default();
     rows.push(p, Uuid::now_v7)?;
     let txn = crate::db::begin_write(db).await?;
+    // Read again, shared, in the transaction: a brand given to another merchant
+    // (`service::catalog_admin::assign_brand`) or a category archived meanwhile.
+    let brand_now = brand::Entity::find_by_id(brand.id)
+        .lock_shared()
+        .one(&txn)
+        .await?;
+    if brand_now.is_none_or(|b| b.merchant_id != merchant_id) {
+        return Err(Error::Forbidden(
+            "this brand belongs to another merchant".into(),
+        ));
+    }
+    let category_now = category::Entity::find_by_id(category.id)
+        .lock_shared()
+        .one(&txn)
+        .await?;
+    if category_now.is_none_or(|c| c.archived_at.is_some()) {
+        return Err(Error::rule("CATEGORY_ARCHIVED", "the category is archived"));
+    }
     rows.insert(&txn).await?;
     store_summary(&txn, id, &Summary::default(), now).await?;
     audit::record(
@@ -1108,6 +1140,17 @@ pub async fn publish_product(
         return Err(Error::rule(
             "CURATION_INCOMPLETE",
             format!("{name} scored {v}, at least {min_score} is required"),
+        ));
+    }
+    // Archiving takes the publishing lock too: the category read here stays as it is.
+    let archived = category::Entity::find_by_id(p.category_id)
+        .one(&txn)
+        .await?
+        .is_none_or(|c| c.archived_at.is_some());
+    if archived {
+        return Err(Error::rule(
+            "CATEGORY_ARCHIVED",
+            "the product's category is archived",
         ));
     }
     let listed: Vec<Uuid> = product::Entity::find()

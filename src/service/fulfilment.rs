@@ -531,6 +531,34 @@ pub struct OrderFilter {
     pub placed_to: Option<DateTime<Utc>>,
 }
 
+impl OrderFilter {
+    /// The orders it admits; `placedFrom` after `placedTo` is `VALIDATION`.
+    fn query(self) -> Result<sea_orm::Select<order::Entity>> {
+        if let (Some(from), Some(to)) = (self.placed_from, self.placed_to)
+            && from > to
+        {
+            return Err(Error::validation(
+                "placedFrom",
+                "must not be after placedTo",
+            ));
+        }
+        let mut q = order::Entity::find();
+        if let Some(status) = self.status {
+            q = q.filter(order::Column::Status.eq(status));
+        }
+        if let Some(buyer) = self.buyer {
+            q = q.filter(order::Column::BuyerId.eq(buyer));
+        }
+        if let Some(from) = self.placed_from {
+            q = q.filter(order::Column::CreatedAt.gte(from));
+        }
+        if let Some(to) = self.placed_to {
+            q = q.filter(order::Column::CreatedAt.lt(to));
+        }
+        Ok(q)
+    }
+}
+
 /// Every member's orders matching `filter`, newest first (admins). `placedFrom` after
 /// `placedTo` is `VALIDATION`.
 pub async fn list(
@@ -539,36 +567,24 @@ pub async fn list(
     after: Option<&super::orders::OrderCursor>,
     first: u64,
 ) -> Result<Page<order::Model>> {
-    if let (Some(from), Some(to)) = (filter.placed_from, filter.placed_to)
-        && from > to
-    {
-        return Err(Error::validation(
-            "placedFrom",
-            "must not be after placedTo",
-        ));
-    }
-    let mut q = order::Entity::find();
-    if let Some(status) = filter.status {
-        q = q.filter(order::Column::Status.eq(status));
-    }
-    if let Some(buyer) = filter.buyer {
-        q = q.filter(order::Column::BuyerId.eq(buyer));
-    }
-    if let Some(from) = filter.placed_from {
-        q = q.filter(order::Column::CreatedAt.gte(from));
-    }
-    if let Some(to) = filter.placed_to {
-        q = q.filter(order::Column::CreatedAt.lt(to));
-    }
     super::page::newest_first(
         db,
-        q,
+        filter.query()?,
         order::Column::CreatedAt,
         order::Column::Id,
         after,
         first,
     )
     .await
+}
+
+/// How many orders `filter` admits, when `wanted` (`totalCount`).
+pub async fn total(
+    db: &impl ConnectionTrait,
+    filter: OrderFilter,
+    wanted: bool,
+) -> Result<Option<u64>> {
+    super::page::total(db, filter.query()?, wanted).await
 }
 
 /// The lines of each of `order_ids`, in id order (a loader's batch).

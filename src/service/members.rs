@@ -835,3 +835,117 @@ pub async fn bindings_of(
         .all(db)
         .await?)
 }
+
+/// Which members a staff list holds, by role: a programme tier (push-hands include
+/// partners, as `roles` lists them) or a staff role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleFilter {
+    Buyer,
+    PushHand,
+    Partner,
+    Staff(member::StaffRole),
+}
+
+/// What the admins' member lists (`members`, `partnerApplications`) are narrowed to. All
+/// given conditions hold.
+#[derive(Clone, Debug, Default)]
+pub struct MemberFilter {
+    /// Case-insensitive substring of the email, phone, display name or invite code (at
+    /// most [`super::catalog::MAX_SEARCH_LEN`] characters; blank: no condition).
+    pub search: Option<String>,
+    pub role: Option<RoleFilter>,
+    pub frozen: Option<bool>,
+    pub application: Option<member::PartnerApplication>,
+}
+
+impl MemberFilter {
+    fn query(&self) -> Result<sea_orm::Select<member::Entity>> {
+        use sea_orm::Condition;
+        use sea_orm::sea_query::{Func, LikeExpr};
+        let mut q = member::Entity::find();
+        if let Some(term) = self.search.as_deref().map(str::trim) {
+            if term.chars().count() > super::catalog::MAX_SEARCH_LEN {
+                return Err(Error::validation(
+                    "search",
+                    format!("at most {} characters", super::catalog::MAX_SEARCH_LEN),
+                ));
+            }
+            if !term.is_empty() {
+                let pattern = format!("%{}%", super::catalog::escape_like(&term.to_lowercase()));
+                let mut any = Condition::any();
+                for c in [
+                    member::Column::Email,
+                    member::Column::Phone,
+                    member::Column::DisplayName,
+                    member::Column::InviteCode,
+                ] {
+                    any = any.add(
+                        Expr::expr(Func::lower(Expr::col((member::Entity, c))))
+                            .like(LikeExpr::new(pattern.clone()).escape('\\')),
+                    );
+                }
+                q = q.filter(any);
+            }
+        }
+        q = match self.role {
+            None => q,
+            Some(RoleFilter::Buyer) => q.filter(member::Column::Tier.eq(member::Tier::Buyer)),
+            Some(RoleFilter::PushHand) => q.filter(
+                member::Column::Tier.is_in([member::Tier::PushHand, member::Tier::Partner]),
+            ),
+            Some(RoleFilter::Partner) => q.filter(member::Column::Tier.eq(member::Tier::Partner)),
+            Some(RoleFilter::Staff(r)) => q.filter(member::Column::StaffRole.eq(r)),
+        };
+        q = match self.frozen {
+            None => q,
+            Some(true) => q.filter(member::Column::FrozenAt.is_not_null()),
+            Some(false) => q.filter(member::Column::FrozenAt.is_null()),
+        };
+        if let Some(a) = self.application {
+            q = q.filter(member::Column::PartnerApplication.eq(a));
+        }
+        Ok(q)
+    }
+}
+
+/// Position after the last member of a page: newest registrations first.
+pub type MemberCursor = super::page::NewestCursor;
+
+/// The members `filter` admits, newest registrations first (admins' work lists).
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &MemberFilter,
+    after: Option<&MemberCursor>,
+    first: u64,
+) -> Result<super::page::Page<member::Model>> {
+    super::page::newest_first(
+        db,
+        filter.query()?,
+        member::Column::CreatedAt,
+        member::Column::Id,
+        after,
+        first,
+    )
+    .await
+}
+
+/// How many members `filter` admits, when `wanted` (`totalCount`).
+pub async fn total(
+    db: &impl ConnectionTrait,
+    filter: &MemberFilter,
+    wanted: bool,
+) -> Result<Option<u64>> {
+    super::page::total(db, filter.query()?, wanted).await
+}
+
+/// Members by id (a loader's batch: one statement).
+pub async fn by_ids(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, member::Model>> {
+    let rows = member::Entity::find()
+        .filter(super::one_of(db, member::Column::Id, ids.iter().copied()))
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+}

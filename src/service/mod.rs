@@ -21,6 +21,7 @@ pub mod auth;
 pub mod batch;
 pub mod cart;
 pub mod catalog;
+pub mod catalog_admin;
 pub mod checkouts;
 pub mod curation;
 pub mod earnings;

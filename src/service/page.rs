@@ -62,3 +62,17 @@ pub async fn newest_first<E: EntityTrait>(
     items.truncate(first as usize);
     Ok(Page { items, has_next })
 }
+
+/// How many rows `q` matches — a work list's `totalCount`, the cursor playing no part — or
+/// `None` without a statement when it is not `wanted`.
+pub async fn total<E>(db: &impl ConnectionTrait, q: Select<E>, wanted: bool) -> Result<Option<u64>>
+where
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    use sea_orm::PaginatorTrait;
+    if !wanted {
+        return Ok(None);
+    }
+    Ok(Some(q.count(db).await?))
+}

@@ -134,7 +134,8 @@ pub fn may_change_row(kind: Kind) -> bool {
         | Kind::CatalogChanged
         | Kind::PassportChanged
         | Kind::OwnChanged
-        | Kind::NoteChanged => false,
+        | Kind::NoteChanged
+        | Kind::CatalogRowChanged => false,
     }
 }
 

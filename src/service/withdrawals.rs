@@ -372,20 +372,64 @@ pub async fn of_member(
 /// Position after the last withdrawal of a page: newest first.
 pub type WithdrawalCursor = super::page::NewestCursor;
 
+/// What a withdrawal list is narrowed to: a member's own (`Member.withdrawals`) or the
+/// admins' work list (`withdrawals(status)`). All given conditions hold.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WithdrawalFilter {
+    pub member: Option<Uuid>,
+    pub status: Option<withdrawal::Status>,
+}
+
+impl WithdrawalFilter {
+    fn query(self) -> sea_orm::Select<withdrawal::Entity> {
+        let mut q = withdrawal::Entity::find();
+        if let Some(m) = self.member {
+            q = q.filter(withdrawal::Column::MemberId.eq(m));
+        }
+        if let Some(s) = self.status {
+            q = q.filter(withdrawal::Column::Status.eq(s));
+        }
+        q
+    }
+}
+
+/// `member`'s withdrawals, newest first.
 pub async fn list(
     db: &impl ConnectionTrait,
     member: Uuid,
     after: Option<&WithdrawalCursor>,
     first: u64,
 ) -> Result<super::page::Page<withdrawal::Model>> {
-    let q = withdrawal::Entity::find().filter(withdrawal::Column::MemberId.eq(member));
+    let filter = WithdrawalFilter {
+        member: Some(member),
+        status: None,
+    };
+    list_filtered(db, filter, after, first).await
+}
+
+/// The withdrawals `filter` admits, newest first.
+pub async fn list_filtered(
+    db: &impl ConnectionTrait,
+    filter: WithdrawalFilter,
+    after: Option<&WithdrawalCursor>,
+    first: u64,
+) -> Result<super::page::Page<withdrawal::Model>> {
     super::page::newest_first(
         db,
-        q,
+        filter.query(),
         withdrawal::Column::CreatedAt,
         withdrawal::Column::Id,
         after,
         first,
     )
     .await
+}
+
+/// How many withdrawals `filter` admits, when `wanted` ([`super::page::total`]).
+pub async fn total(
+    db: &impl ConnectionTrait,
+    filter: WithdrawalFilter,
+    wanted: bool,
+) -> Result<Option<u64>> {
+    super::page::total(db, filter.query(), wanted).await
 }

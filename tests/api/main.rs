@@ -5,10 +5,12 @@
 
 mod after_sales;
 mod audit;
+mod back_office;
 mod batch;
 mod browser_http;
 mod cart;
 mod catalog;
+mod catalog_admin;
 mod catalog_answers;
 mod checkout_cart;
 mod checkouts;

@@ -97,6 +97,21 @@ pub enum AuditAction {
     /// `reviewNote(approve: false)` (target: the note; arguments: the reason, and whether
     /// an edit was refused or a reported note taken down).
     NoteRejected,
+    /// `createCategory` (arguments: the category as created).
+    CategoryCreated,
+    /// `updateCategory` (arguments: the fields changed, each with its `previous` value).
+    CategoryUpdated,
+    /// `moveCategory` (arguments: the new and the previous parent and position).
+    CategoryMoved,
+    /// `archiveCategory`.
+    CategoryArchived,
+    /// `createMerchant` (arguments: its name).
+    MerchantCreated,
+    /// `linkMerchantUser` (target: the member; arguments: the merchant and the previous
+    /// one, if any).
+    MerchantUserLinked,
+    /// `assignBrand` (target: the brand; arguments: the new and the previous merchant).
+    BrandAssigned,
 }
 
 impl From<Action> for AuditAction {
@@ -137,6 +152,13 @@ impl From<Action> for AuditAction {
             Action::AfterSaleClosed => AuditAction::AfterSaleClosed,
             Action::NoteApproved => AuditAction::NoteApproved,
             Action::NoteRejected => AuditAction::NoteRejected,
+            Action::CategoryCreated => AuditAction::CategoryCreated,
+            Action::CategoryUpdated => AuditAction::CategoryUpdated,
+            Action::CategoryMoved => AuditAction::CategoryMoved,
+            Action::CategoryArchived => AuditAction::CategoryArchived,
+            Action::MerchantCreated => AuditAction::MerchantCreated,
+            Action::MerchantUserLinked => AuditAction::MerchantUserLinked,
+            Action::BrandAssigned => AuditAction::BrandAssigned,
         }
     }
 }
@@ -179,6 +201,13 @@ impl From<AuditAction> for Action {
             AuditAction::AfterSaleClosed => Action::AfterSaleClosed,
             AuditAction::NoteApproved => Action::NoteApproved,
             AuditAction::NoteRejected => Action::NoteRejected,
+            AuditAction::CategoryCreated => Action::CategoryCreated,
+            AuditAction::CategoryUpdated => Action::CategoryUpdated,
+            AuditAction::CategoryMoved => Action::CategoryMoved,
+            AuditAction::CategoryArchived => Action::CategoryArchived,
+            AuditAction::MerchantCreated => Action::MerchantCreated,
+            AuditAction::MerchantUserLinked => Action::MerchantUserLinked,
+            AuditAction::BrandAssigned => Action::BrandAssigned,
         }
     }
 }
@@ -194,6 +223,7 @@ fn kind_of(t: TargetType) -> Kind {
         TargetType::Brand => Kind::Brand,
         TargetType::Merchant => Kind::Merchant,
         TargetType::Note => Kind::Note,
+        TargetType::Category => Kind::Category,
     }
 }
 
@@ -218,6 +248,7 @@ impl AuditEntry {
     }
     /// The global ID of what the action was on (an `Order`, `OrderLine`, `Withdrawal`,
     /// `Member`, `Product`, `Brand`, `Merchant` or `Note`: usable with `node(id:)`); null for
+    /// `Member`, `Product`, `Brand`, `Merchant` or `Category`: usable with `node(id:)`); null for
     /// actions on no one thing (a settlement run).
     async fn target_id(&self) -> Option<ID> {
         let kind = TargetType::parse(self.0.target_type.as_deref()?)?;

@@ -839,6 +839,7 @@ mod tests {
             name_zh: "叶".into(),
             name_en: "Leaf".into(),
             position: 0,
+            archived_at: None,
         };
         let skus = [1000, 6000]
             .into_iter()

@@ -13,7 +13,7 @@ use super::catalog::{Brand, Product, ProductStatus};
 use crate::error::Error;
 use crate::graphql::context::{actor, state, viewer};
 use crate::graphql::ids::{self, GlobalId, Kind};
-use crate::graphql::pagination::{ConnectionOf, PageArgs};
+use crate::graphql::pagination::{CountedOf, PageArgs, wants_total};
 use crate::graphql::scalars::Dec;
 use crate::graphql::transport::plain::{self, plain_enums, plain_object};
 use crate::service::catalog as catalog_svc;
@@ -437,7 +437,7 @@ impl EdgeNameType for StaffProductEdgeName {
     }
 }
 
-pub type StaffProductConnection = ConnectionOf<
+pub type StaffProductConnection = CountedOf<
     catalog_svc::CreatedCursor,
     Product,
     StaffProductConnectionName,
@@ -452,16 +452,13 @@ async fn staff_list(
     after: Option<String>,
 ) -> Result<StaffProductConnection> {
     let args = PageArgs::parse(first, after)?;
-    let page = catalog_svc::list_by_created(
-        &state(ctx)?.db,
-        merchant,
-        status_arg(status),
-        args.after(),
-        args.first,
-    )
-    .await?;
-    Ok(args.connection(
+    let db = &state(ctx)?.db;
+    let status = status_arg(status);
+    let page = catalog_svc::list_by_created(db, merchant, status, args.after(), args.first).await?;
+    let total = catalog_svc::total_by_created(db, merchant, status, wants_total(ctx)).await?;
+    Ok(args.counted(
         page,
+        total,
         |p| catalog_svc::CreatedCursor::of(p.created_at, p.id),
         Product::of,
     ))
@@ -532,16 +529,32 @@ pub struct CurationMutation;
 
 #[Object]
 impl CurationMutation {
-    /// MERCHANT: creates a brand owned by the merchant. `BRAND_NAME_TAKEN` if the name exists.
+    /// MERCHANT: creates a brand owned by the merchant; ADMIN: one owned by `merchantId`.
+    /// `BRAND_NAME_TAKEN` if the name exists.
     async fn create_brand(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "1–120 characters, trimmed; unique across the platform.")] name: String,
+        #[graphql(
+            desc = "The owner: required of admins (who act for no merchant); a merchant may                     name only its own (another is `FORBIDDEN`)."
+        )]
+        merchant_id: Option<ID>,
     ) -> Result<Brand> {
         let m = merchant(ctx)?;
         let st = state(ctx)?;
-        let created =
-            svc::create_brand(&st.db, &st.events, m, &actor(ctx, m), &name, st.clock.now()).await?;
+        let for_merchant = merchant_id
+            .map(|id| ids::decode_as(&id, Kind::Merchant, "merchantId"))
+            .transpose()?;
+        let created = svc::create_brand(
+            &st.db,
+            &st.events,
+            m,
+            for_merchant,
+            &actor(ctx, m),
+            &name,
+            st.clock.now(),
+        )
+        .await?;
         Ok(Brand(created))
     }
 

@@ -420,9 +420,21 @@ impl Withdrawal {
     async fn reviewed_at(&self) -> Option<DateTime<Utc>> {
         self.0.reviewed_at
     }
+    /// The member who asked for it (its private view: only the member itself and admins
+    /// see a withdrawal). One batched statement for a whole page.
+    async fn member(&self, ctx: &Context<'_>) -> Result<super::members::Member> {
+        let found = ctx
+            .data::<Loaders>()?
+            .load_one(crate::graphql::loaders::MemberKey(self.0.member_id))
+            .await
+            .map_err(load_err)?;
+        found.map(super::members::Member).ok_or_else(|| {
+            Error::internal(anyhow::anyhow!("withdrawal {} has no member", self.0.id)).into()
+        })
+    }
 }
 
-pub type WithdrawalConnection = ConnectionOf<withdrawals::WithdrawalCursor, Withdrawal>;
+pub use super::staff::WithdrawalConnection;
 
 pub async fn withdrawals_of(
     ctx: &Context<'_>,
@@ -431,12 +443,11 @@ pub async fn withdrawals_of(
     after: Option<String>,
 ) -> Result<WithdrawalConnection> {
     let args = PageArgs::parse(first, after)?;
-    let page = withdrawals::list(&state(ctx)?.db, member, args.after(), args.first).await?;
-    Ok(args.connection(
-        page,
-        |w| withdrawals::WithdrawalCursor::of(w.created_at, w.id),
-        Withdrawal,
-    ))
+    let filter = withdrawals::WithdrawalFilter {
+        member: Some(member),
+        status: None,
+    };
+    super::staff::withdrawal_page(ctx, filter, args).await
 }
 
 /// What a settlement run did.

@@ -11,7 +11,7 @@ use crate::error::{Error, FieldErrors};
 use crate::graphql::context::{actor, load_err, state, viewer};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::loaders::{CancellationOf, Loaders, OrderLinesOf, ShipmentsOf};
-use crate::graphql::pagination::PageArgs;
+use crate::graphql::pagination::{PageArgs, wants_total};
 use crate::service::fulfilment as svc;
 use crate::service::orders::OrderCursor;
 
@@ -367,6 +367,7 @@ impl FulfilmentQuery {
             placed_to,
         };
         let page = svc::list(&st.db, filter, args.after(), args.first).await?;
-        Ok(args.connection(page, |o| OrderCursor::of(o.created_at, o.id), Order))
+        let total = svc::total(&st.db, filter, wants_total(ctx)).await?;
+        Ok(args.counted(page, total, |o| OrderCursor::of(o.created_at, o.id), Order))
     }
 }

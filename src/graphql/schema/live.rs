@@ -130,7 +130,8 @@ async fn earning_event(
             | Kind::CatalogChanged
             | Kind::PassportChanged
             | Kind::OwnChanged
-            | Kind::NoteChanged => return Ok(None),
+            | Kind::NoteChanged
+            | Kind::CatalogRowChanged => return Ok(None),
         },
     };
     let (mut earning, mut withdrawal) = (None, None);

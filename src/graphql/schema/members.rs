@@ -145,6 +145,18 @@ impl Member {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// The merchant a MERCHANT acts for (`linkMerchantUser`); null for everyone else.
+    async fn merchant(&self, ctx: &Context<'_>) -> Result<Option<super::catalog::Merchant>> {
+        let Some(id) = self.0.merchant_id else {
+            return Ok(None);
+        };
+        let found = ctx
+            .data::<crate::graphql::loaders::Loaders>()?
+            .load_one(crate::graphql::loaders::MerchantKey(id))
+            .await
+            .map_err(crate::graphql::context::load_err)?;
+        Ok(found.map(super::catalog::Merchant))
+    }
     /// The active upline (inviter or binding partner); null when unbound or lapsed.
     async fn upline(&self, ctx: &Context<'_>) -> Result<Option<MemberProfile>> {
         let st = state(ctx)?;

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::graphql::context::{actor, load_err, state, viewer};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::loaders::{Loaders, ProductKey, SkuKey};
-use crate::graphql::pagination::{ConnectionOf, PageArgs};
+use crate::graphql::pagination::PageArgs;
 use crate::graphql::scalars::{Dec, DecArg};
 use crate::service::orders as svc;
 use crate::state::AppState;
@@ -222,7 +222,9 @@ impl OrderLine {
     }
 }
 
-pub type OrderConnection = ConnectionOf<svc::OrderCursor, Order>;
+/// An order list: a buyer's own (`Member.orders`) or the admins' (`orders`), with
+/// `totalCount`.
+pub type OrderConnection = crate::graphql::pagination::CountedOf<svc::OrderCursor, Order>;
 
 /// The viewer's orders, newest first (backs `Member.orders`).
 pub async fn orders_of(
@@ -233,9 +235,21 @@ pub async fn orders_of(
     after: Option<String>,
 ) -> Result<OrderConnection> {
     let args = PageArgs::parse(first, after)?;
-    let status = status.map(Into::into);
-    let page = svc::list(&state(ctx)?.db, buyer, status, args.after(), args.first).await?;
-    Ok(args.connection(page, |o| svc::OrderCursor::of(o.created_at, o.id), Order))
+    let filter = crate::service::fulfilment::OrderFilter {
+        status: status.map(Into::into),
+        buyer: Some(buyer),
+        ..Default::default()
+    };
+    let db = &state(ctx)?.db;
+    let page = crate::service::fulfilment::list(db, filter, args.after(), args.first).await?;
+    let wanted = crate::graphql::pagination::wants_total(ctx);
+    let total = crate::service::fulfilment::total(db, filter, wanted).await?;
+    Ok(args.counted(
+        page,
+        total,
+        |o| svc::OrderCursor::of(o.created_at, o.id),
+        Order,
+    ))
 }
 
 /// A checkout line.
