@@ -11,6 +11,8 @@
 //! - [`payment_intent`]: payments opened at a provider for orders, one per order and channel;
 //!   [`refund`]: refunds requested from the provider an order was paid through.
 //! - [`payout_account`]: where members' withdrawals are paid, one per member and channel.
+//! - [`coupon_template`], [`coupon`]: coupon kinds admins define and the coupons members
+//!   hold.
 //! - [`audit_entry`]: the append-only log of staff actions.
 //! - [`idempotency_key`]: clients' keys for retried writes (orders, refunds).
 //! - [`address`]: members' delivery addresses; [`cart_line`]: members' carts;
@@ -30,6 +32,8 @@ pub mod binding;
 pub mod brand;
 pub mod cart_line;
 pub mod category;
+pub mod coupon;
+pub mod coupon_template;
 pub mod curation_score;
 pub mod curation_stage_record;
 pub mod curation_summary;

@@ -23,6 +23,7 @@ mod m20261204_000015_shipments;
 mod m20261204_000016_payment_intents;
 mod m20261205_000017_refunds;
 mod m20261205_000018_payouts;
+mod m20261206_000020_coupons;
 
 pub struct Migrator;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000016_payment_intents::Migration),
             Box::new(m20261205_000017_refunds::Migration),
             Box::new(m20261205_000018_payouts::Migration),
+            Box::new(m20261206_000020_coupons::Migration),
         ]
     }
 }

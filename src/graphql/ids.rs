@@ -35,10 +35,12 @@ pub enum Kind {
     Address,
     Shipment,
     CartLine,
+    CouponTemplate,
+    Coupon,
 }
 
 impl Kind {
-    const ALL: [Kind; 14] = [
+    const ALL: [Kind; 16] = [
         Kind::Product,
         Kind::Sku,
         Kind::Brand,
@@ -53,6 +55,8 @@ impl Kind {
         Kind::Address,
         Kind::Shipment,
         Kind::CartLine,
+        Kind::CouponTemplate,
+        Kind::Coupon,
     ];
 
     fn name(self) -> &'static str {
@@ -71,6 +75,8 @@ impl Kind {
             Kind::Address => "Address",
             Kind::Shipment => "Shipment",
             Kind::CartLine => "CartLine",
+            Kind::CouponTemplate => "CouponTemplate",
+            Kind::Coupon => "Coupon",
         }
     }
 }

@@ -41,6 +41,7 @@ pub struct Query(
     schema::fulfilment::FulfilmentQuery,
     schema::cart::CartQuery,
     schema::refunds::RefundsQuery,
+    schema::coupons::CouponsQuery,
 );
 
 /// Everything that changes state. All need a signed-in member except `register` and `login`;
@@ -59,6 +60,7 @@ pub struct Mutation(
     schema::payments::PaymentsMutation,
     schema::refunds::RefundsMutation,
     schema::payouts::PayoutsMutation,
+    schema::coupons::CouponsMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, schema::live::Subscription>;
@@ -90,6 +92,14 @@ pub fn builder() -> SchemaBuilder<Query, Mutation, schema::live::Subscription> {
     .override_output_type_description::<schema::curation::StaffProductConnection>(
         "A page of products in any status, for staff, newest submission first: `edges` \
              or `nodes`, and `pageInfo` to ask for the next page.",
+    )
+    .override_output_type_description::<schema::coupons::CouponTemplateConnection>(
+        "A page of coupon templates, newest first: `edges` or `nodes`, and `pageInfo` to \
+             ask for the next page.",
+    )
+    .override_output_type_description::<schema::coupons::CouponConnection>(
+        "A page of the member's coupons, newest claimed first: `edges` or `nodes`, and \
+             `pageInfo` to ask for the next page.",
     )
     .override_output_type_description::<schema::orders::OrderConnection>(
         "A page of orders (a member's own, or any for admins), newest first: `edges` or \

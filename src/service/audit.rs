@@ -93,6 +93,8 @@ codes! {
         PayoutMarkedFailed => "PAYOUT_MARKED_FAILED",
         PayoutSynced => "PAYOUT_SYNCED",
         PayoutAccountRevealed => "PAYOUT_ACCOUNT_REVEALED",
+        CouponTemplateCreated => "COUPON_TEMPLATE_CREATED",
+        CouponTemplateEnabledSet => "COUPON_TEMPLATE_ENABLED_SET",
     }
 }
 
@@ -106,6 +108,7 @@ codes! {
         Product => "PRODUCT",
         Brand => "BRAND",
         Merchant => "MERCHANT",
+        CouponTemplate => "COUPON_TEMPLATE",
     }
 }
 

@@ -21,6 +21,7 @@ pub mod batch;
 pub mod cart;
 pub mod catalog;
 pub mod checkouts;
+pub mod coupons;
 pub mod curation;
 pub mod earnings;
 pub mod fulfilment;

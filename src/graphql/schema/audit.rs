@@ -74,6 +74,10 @@ pub enum AuditAction {
     PayoutSynced,
     /// `revealPayoutAccount`: an admin read a MANUAL payout's full bank card.
     PayoutAccountRevealed,
+    /// `createCouponTemplate` (target: the template; arguments: its main terms).
+    CouponTemplateCreated,
+    /// `setCouponTemplateEnabled` (arguments: `enabled`).
+    CouponTemplateEnabledSet,
 }
 
 impl From<Action> for AuditAction {
@@ -106,6 +110,8 @@ impl From<Action> for AuditAction {
             Action::PayoutMarkedFailed => AuditAction::PayoutMarkedFailed,
             Action::PayoutSynced => AuditAction::PayoutSynced,
             Action::PayoutAccountRevealed => AuditAction::PayoutAccountRevealed,
+            Action::CouponTemplateCreated => AuditAction::CouponTemplateCreated,
+            Action::CouponTemplateEnabledSet => AuditAction::CouponTemplateEnabledSet,
         }
     }
 }
@@ -140,6 +146,8 @@ impl From<AuditAction> for Action {
             AuditAction::PayoutMarkedFailed => Action::PayoutMarkedFailed,
             AuditAction::PayoutSynced => Action::PayoutSynced,
             AuditAction::PayoutAccountRevealed => Action::PayoutAccountRevealed,
+            AuditAction::CouponTemplateCreated => Action::CouponTemplateCreated,
+            AuditAction::CouponTemplateEnabledSet => Action::CouponTemplateEnabledSet,
         }
     }
 }
@@ -154,6 +162,7 @@ fn kind_of(t: TargetType) -> Kind {
         TargetType::Product => Kind::Product,
         TargetType::Brand => Kind::Brand,
         TargetType::Merchant => Kind::Merchant,
+        TargetType::CouponTemplate => Kind::CouponTemplate,
     }
 }
 

@@ -293,6 +293,12 @@ pub(crate) fn address_id(id: Option<&ID>) -> Result<Option<uuid::Uuid>, Error> {
         .transpose()
 }
 
+/// A checkout's `couponId`, decoded (`VALIDATION` on `couponId` when malformed).
+pub(crate) fn coupon_id(id: Option<&ID>) -> Result<Option<uuid::Uuid>, Error> {
+    id.map(|id| ids::decode_as(id, Kind::Coupon, "couponId"))
+        .transpose()
+}
+
 fn limits(st: &AppState) -> OrderLimits {
     let p = &st.config.policy;
     OrderLimits {
@@ -312,6 +318,9 @@ pub struct CheckoutPreviewInput {
     /// One of the viewer's addresses (another member's is `NOT_FOUND`): shipping is quoted
     /// to its province. Without it no shipping is quoted.
     pub address_id: Option<ID>,
+    /// One of the viewer's coupons (another member's is `NOT_FOUND`): `coupon` says what it
+    /// takes off, or why it does not apply.
+    pub coupon_id: Option<ID>,
 }
 
 /// Why a parcel costs what it costs.
@@ -433,9 +442,19 @@ impl CheckoutLine {
     async fn unit_price(&self) -> Dec {
         self.0.line.unit_price.into()
     }
-    /// unitPrice × quantity: the line's goods amount, the base of its earnings.
+    /// unitPrice × quantity: the line's list amount.
     async fn line_total(&self) -> Dec {
         self.0.line.amount.into()
+    }
+    /// The line's share of the coupon's discount (zero without one, or when the coupon
+    /// does not apply).
+    async fn coupon_share(&self) -> Dec {
+        self.0.line.coupon_share.into()
+    }
+    /// `lineTotal` − `couponShare`: what would be paid for the line, the base of its
+    /// earnings.
+    async fn paid_amount(&self) -> Dec {
+        self.0.line.paid().into()
     }
     /// The share code the line would be credited through; null for none.
     async fn share_code(&self) -> Option<&str> {
@@ -485,10 +504,54 @@ impl CheckoutPreview {
     async fn shipping_total(&self) -> Dec {
         self.0.shipping_fee.into()
     }
-    /// What the buyer would pay: goods plus shipping, CNY.
+    /// What the buyer would pay: goods less the coupon's discount, plus shipping, CNY.
     async fn total(&self) -> Dec {
         self.0.total.into()
     }
+    /// What the coupon would take off the goods, CNY (zero without one or when it does not
+    /// apply).
+    async fn discount(&self) -> Dec {
+        self.0
+            .coupon
+            .as_ref()
+            .and_then(|c| c.outcome.as_ref().ok())
+            .map_or(entity::Money::ZERO, |a| a.discount)
+            .into()
+    }
+    /// The coupon asked for (`couponId`): whether it applies, and why not; null without one.
+    async fn coupon(&self) -> Option<CheckoutCoupon> {
+        self.0.coupon.as_ref().map(|c| CheckoutCoupon {
+            id: ids::encode(Kind::Coupon, c.coupon.id),
+            applies: c.outcome.is_ok(),
+            code: c.outcome.as_ref().err().map(|r| r.code.to_owned()),
+            reason: c.outcome.as_ref().err().map(|r| r.reason.clone()),
+            discount: c
+                .outcome
+                .as_ref()
+                .map_or(entity::Money::ZERO, |a| a.discount)
+                .into(),
+            template: super::coupons::CouponTemplate(c.template.clone()),
+        })
+    }
+}
+
+/// A coupon in a checkout preview: whether it applies, and if not why.
+#[derive(async_graphql::SimpleObject)]
+pub struct CheckoutCoupon {
+    /// The coupon (`couponId`).
+    pub id: ID,
+    /// Whether it applies to this order (`placeOrder` would take it).
+    pub applies: bool,
+    /// Why not, as a stable code (`placeOrder` refuses with the same one):
+    /// `COUPON_MIN_SPEND`, `COUPON_NO_ELIGIBLE_LINE`, `COUPON_EXPIRED`,
+    /// `COUPON_NOT_YET_VALID`, `COUPON_DISABLED`, `COUPON_USED`; null when it applies.
+    pub code: Option<String>,
+    /// Why not, in words (e.g. "¥20.00 short of the minimum: …"); null when it applies.
+    pub reason: Option<String>,
+    /// What it takes off, CNY (zero when it does not apply).
+    pub discount: Dec,
+    /// Its template: what it is.
+    pub template: super::coupons::CouponTemplate,
 }
 
 /// The delivery address an order was placed with, as it was then.
@@ -584,6 +647,7 @@ impl CartQuery {
             lines: lines_of_input(input.lines, input.cart_line_ids)?,
             address_id: address_id(input.address_id.as_ref())?,
             buyer_note: None,
+            coupon_id: coupon_id(input.coupon_id.as_ref())?,
         };
         let preview =
             svc::checkout_preview(&st.db, me, req, limits(st), &policy(st), st.clock.now()).await?;

@@ -153,7 +153,8 @@ impl Earning {
 }
 
 /// [`EarningExplanation::basis`]: what every earning's base is.
-const BASIS: &str = "GOODS_AMOUNT: the line's unit price × units; shipping is never part of it";
+const BASIS: &str = "GOODS_AMOUNT: the line's paid amount — unit price × units, less its coupon \
+     share; shipping is never part of it";
 
 /// Why an earning exists and how each fen of it was computed.
 #[derive(SimpleObject)]
@@ -188,6 +189,16 @@ pub struct EarningExplanation {
     pub policy_version: String,
     /// The computation in one sentence, e.g. "15% of 199.00 = 29.85 (rounded down to the fen)".
     pub summary: String,
+    /// The line's list amount (unit price × units) when a coupon took something off it;
+    /// null otherwise (the base is then the list amount).
+    pub list_amount: Option<Dec>,
+    /// The line's share of the order's coupon discount; null without one. `baseAmount` =
+    /// `listAmount` − `couponShare`.
+    pub coupon_share: Option<Dec>,
+    /// The coupon rule, stated when a coupon took something off the line: coupons are
+    /// funded by the platform, and every rebate is on what was paid after them (a
+    /// push-hand's own purchase included).
+    pub coupon_rule: Option<String>,
 }
 
 impl EarningExplanation {
@@ -215,6 +226,13 @@ impl EarningExplanation {
             }
             _ => format!("{} of {} ({})", amount, e.base_amount, e.rule),
         };
+        let summary = match (e.list_amount, e.coupon_share) {
+            (Some(list), Some(share)) => format!(
+                "{summary}; base {} = list amount {list} − coupon share {share}",
+                e.base_amount
+            ),
+            _ => summary,
+        };
         EarningExplanation {
             rule: e.rule,
             level: i32::from(e.level),
@@ -231,6 +249,11 @@ impl EarningExplanation {
                 .map(|id| ids::encode(Kind::Earning, id)),
             policy_version: e.policy_version,
             summary,
+            coupon_rule: e
+                .coupon_share
+                .map(|_| crate::service::earnings::COUPON_RULE.to_owned()),
+            list_amount: e.list_amount.map(Dec),
+            coupon_share: e.coupon_share.map(Dec),
         }
     }
 }

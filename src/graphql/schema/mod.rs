@@ -7,6 +7,7 @@ pub mod addresses;
 pub mod audit;
 pub mod cart;
 pub mod catalog;
+pub mod coupons;
 pub mod curation;
 pub mod earnings;
 pub mod fulfilment;

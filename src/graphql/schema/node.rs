@@ -97,6 +97,8 @@ impl NodeQuery {
                 Node::Shipment(super::fulfilment::shipment_node(ctx, id).await?)
             }
             (Kind::CartLine, id) => Node::CartLine(super::cart::cart_line_node(ctx, id).await?),
+            // Coupons are read through `couponTemplates` and `me.coupons`, not as nodes.
+            (Kind::CouponTemplate | Kind::Coupon, _) => return Ok(None),
         };
         Ok(Some(node))
     }
