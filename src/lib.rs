@@ -47,6 +47,10 @@
 //! - [`seed`]: the deterministic demo data: catalog, member hierarchy, curation records.
 //! - [`telemetry`]: structured logs.
 
+// The merged Query and Mutation roots nest one future per part: proving them `Send` goes
+// deeper than the default limit of 128.
+#![recursion_limit = "256"]
+
 pub mod app;
 pub mod cache;
 pub mod config;
