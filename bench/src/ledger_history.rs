@@ -68,6 +68,8 @@ pub async fn generate(db: &DatabaseConnection, earnings: usize) -> anyhow::Resul
             binding_id: None,
             adjusts_earning_id: None,
             policy_version: "2026-11".into(),
+            list_amount: None,
+            coupon_share: None,
         };
         let id = id_at(ms, &mut rng);
         let row = earning_rows

@@ -14,6 +14,8 @@
 //! - [`payout_account`]: where members' withdrawals are paid, one per member and channel.
 //! - [`note`], [`note_product`], [`note_like`], [`note_report`]: 种草 notes, the products
 //!   their public versions link, and members' likes and reports of them.
+//! - [`coupon_template`], [`coupon`]: coupon kinds admins define and the coupons members
+//!   hold.
 //! - [`audit_entry`]: the append-only log of staff actions.
 //! - [`idempotency_key`]: clients' keys for retried writes (orders, refunds).
 //! - [`address`]: members' delivery addresses; [`cart_line`]: members' carts;
@@ -34,6 +36,8 @@ pub mod binding;
 pub mod brand;
 pub mod cart_line;
 pub mod category;
+pub mod coupon;
+pub mod coupon_template;
 pub mod curation_score;
 pub mod curation_stage_record;
 pub mod curation_summary;

@@ -29,7 +29,7 @@ pub struct Model {
     pub id: Uuid,
     pub buyer_id: Uuid,
     pub status: Status,
-    /// What the buyer pays: the lines' amounts plus `shipping_fee`.
+    /// What the buyer pays: the lines' amounts, less `discount`, plus `shipping_fee`.
     pub total: Money,
     /// The payment provider's reference; unique, so a payment books once.
     #[sea_orm(unique)]
@@ -57,6 +57,11 @@ pub struct Model {
     pub ship_district_name: Option<String>,
     pub ship_detail: Option<String>,
     pub ship_postal_code: Option<String>,
+    /// The coupon used on the order, if any (one per order).
+    pub coupon_id: Option<Uuid>,
+    /// What the coupon took off the goods (the sum of the lines' `coupon_share`); `total`
+    /// is after it.
+    pub discount: Money,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

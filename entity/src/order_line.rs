@@ -14,7 +14,8 @@ pub struct Model {
     pub sku_id: Uuid,
     pub quantity: i32,
     pub unit_price: Money,
-    /// unit_price × quantity: the line's paid amount.
+    /// unit_price × quantity: the line's list amount (its paid amount is this less
+    /// `coupon_share`).
     pub amount: Money,
     pub rebate_rate: Rate,
     pub team_rebate_rate: Rate,
@@ -30,6 +31,16 @@ pub struct Model {
     /// Units whose provider refund is requested and not confirmed yet (`refunds`);
     /// `refunded_quantity + refunding_quantity <= quantity`, which the database checks.
     pub refunding_quantity: i32,
+    /// The part of the order's coupon discount this line carries, in fen (0 without one).
+    pub coupon_share: Money,
+}
+
+impl Model {
+    /// What the buyer paid for the line: its amount less its coupon share. Every earning
+    /// and every refund of the line is worked out on this.
+    pub fn paid(&self) -> Money {
+        Money::from_fen(self.amount.fen() - self.coupon_share.fen())
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -39,7 +39,8 @@ pub struct Model {
     #[sea_orm(unique)]
     pub out_refund_no: String,
     pub quantity: i32,
-    /// unit price × quantity.
+    /// What the buyer paid for the units: their part of the line's paid amount (after its
+    /// coupon share).
     pub amount: Money,
     pub status: Status,
     /// Why the last attempt failed (the provider's words), while `FAILED`.

@@ -24,6 +24,7 @@ mod m20261204_000016_payment_intents;
 mod m20261205_000017_refunds;
 mod m20261205_000018_payouts;
 mod m20261206_000019_after_sales;
+mod m20261206_000020_coupons;
 mod m20261206_000021_back_office;
 mod m20261206_000022_notes;
 
@@ -50,8 +51,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000017_refunds::Migration),
             Box::new(m20261205_000018_payouts::Migration),
             Box::new(m20261206_000019_after_sales::Migration),
-            Box::new(m20261206_000022_notes::Migration),
+            Box::new(m20261206_000020_coupons::Migration),
             Box::new(m20261206_000021_back_office::Migration),
+            Box::new(m20261206_000022_notes::Migration),
         ]
     }
 }

@@ -37,10 +37,12 @@ pub enum Kind {
     CartLine,
     /// A 种草 note.
     Note,
+    CouponTemplate,
+    Coupon,
 }
 
 impl Kind {
-    const ALL: [Kind; 15] = [
+    const ALL: [Kind; 17] = [
         Kind::Product,
         Kind::Sku,
         Kind::Brand,
@@ -56,6 +58,8 @@ impl Kind {
         Kind::Shipment,
         Kind::CartLine,
         Kind::Note,
+        Kind::CouponTemplate,
+        Kind::Coupon,
     ];
 
     fn name(self) -> &'static str {
@@ -75,6 +79,8 @@ impl Kind {
             Kind::Shipment => "Shipment",
             Kind::CartLine => "CartLine",
             Kind::Note => "Note",
+            Kind::CouponTemplate => "CouponTemplate",
+            Kind::Coupon => "Coupon",
         }
     }
 }

@@ -44,6 +44,7 @@ pub struct Query(
     schema::after_sales::AfterSalesQuery,
     schema::notes::NotesQuery,
     schema::staff::StaffQuery,
+    schema::coupons::CouponsQuery,
 );
 
 /// Everything that changes state. All need a signed-in member except `register` and `login`;
@@ -65,6 +66,7 @@ pub struct Mutation(
     schema::after_sales::AfterSalesMutation,
     schema::notes::NotesMutation,
     schema::catalog_admin::CatalogAdminMutation,
+    schema::coupons::CouponsMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, schema::live::Subscription>;
@@ -96,6 +98,14 @@ pub fn builder() -> SchemaBuilder<Query, Mutation, schema::live::Subscription> {
     .override_output_type_description::<schema::curation::StaffProductConnection>(
         "A page of products in any status, for staff, newest submission first: `edges` \
              or `nodes`, and `pageInfo` to ask for the next page.",
+    )
+    .override_output_type_description::<schema::coupons::CouponTemplateConnection>(
+        "A page of coupon templates, newest first: `edges` or `nodes`, and `pageInfo` to \
+             ask for the next page.",
+    )
+    .override_output_type_description::<schema::coupons::CouponConnection>(
+        "A page of the member's coupons, newest claimed first: `edges` or `nodes`, and \
+             `pageInfo` to ask for the next page.",
     )
     .override_output_type_description::<schema::orders::OrderConnection>(
         "A page of orders (a member's own, or any for admins), newest first: `edges` or \

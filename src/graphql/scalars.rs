@@ -158,6 +158,19 @@ impl async_graphql::InputType for DecArg {
 }
 
 impl DecArg {
+    /// The argument as a plain decimal on `field` (any sign and number of places: the
+    /// caller checks its range); anything else is `VALIDATION` naming the field.
+    pub fn decimal(&self, field: &'static str) -> Result<Decimal, Error> {
+        match &self.0 {
+            Value::String(s) => parse_plain(s).map_err(|why| Error::validation(field, why)),
+            Value::Number(n) if n.is_i64() => Ok(Decimal::from(n.as_i64().unwrap_or_default())),
+            _ => Err(Error::validation(
+                field,
+                "expected a decimal number as a string, e.g. \"0.15\"",
+            )),
+        }
+    }
+
     /// The argument as money on `field` (see [`Dec::money`]); anything but a plain decimal
     /// with at most 2 places is `VALIDATION` naming the field.
     pub fn money(&self, field: &'static str) -> Result<entity::Money, Error> {

@@ -111,6 +111,8 @@ codes! {
         MerchantCreated => "MERCHANT_CREATED",
         MerchantUserLinked => "MERCHANT_USER_LINKED",
         BrandAssigned => "BRAND_ASSIGNED",
+        CouponTemplateCreated => "COUPON_TEMPLATE_CREATED",
+        CouponTemplateEnabledSet => "COUPON_TEMPLATE_ENABLED_SET",
     }
 }
 
@@ -126,6 +128,7 @@ codes! {
         Merchant => "MERCHANT",
         Note => "NOTE",
         Category => "CATEGORY",
+        CouponTemplate => "COUPON_TEMPLATE",
     }
 }
 

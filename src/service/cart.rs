@@ -39,7 +39,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::earnings::{self, Attribution, LineFacts, Planned, Policy};
+use super::earnings::{self, Attribution, Planned, Policy};
 use super::members::normalise_code;
 use super::orders::{self, OrderLimits, OrderRequest, SHARE_CODE_LEN};
 use super::{hierarchy, shipping};
@@ -652,7 +652,10 @@ pub struct Preview {
     pub parcels: Vec<shipping::Quote>,
     pub goods: Money,
     pub shipping_fee: Money,
+    /// goods − the coupon's discount + shipping.
     pub total: Money,
+    /// The coupon asked for: what it takes off, or why it does not apply.
+    pub coupon: Option<orders::CouponOutcome>,
 }
 
 /// Works out the order `req` would place for `buyer`, writing nothing: the same checks and
@@ -667,7 +670,7 @@ pub async fn checkout_preview(
     now: DateTime<Utc>,
 ) -> Result<Preview> {
     orders::check_lines(&req.lines)?;
-    let p = orders::prepare(db, buyer, req, limits).await?;
+    let p = orders::prepare(db, buyer, req, limits, now).await?;
     let credits = Credits::load(db, buyer, p.links.values(), now).await?;
     let lines = p
         .lines
@@ -675,18 +678,17 @@ pub async fn checkout_preview(
         .map(|line| {
             let link = line.share_link_id.and_then(|id| p.links.get(&id));
             let credit = credits.of(link, line.membership_activity);
-            let facts = LineFacts {
-                amount: line.amount,
-                quantity: line.quantity,
-                rebate_rate: line.rebate_rate,
-                team_rebate_rate: line.team_rebate_rate,
-                membership_activity: line.membership_activity,
-            };
+            // The base is the line's paid amount, after its coupon share.
+            let facts = earnings::line_facts(&line);
             // Level 1 is worked out before the uplines' share of the budget, so the
             // viewer's own amount needs no upline.
             let earnings = earnings::plan(&facts, credit.attribution, [None, None], policy)
                 .into_iter()
                 .filter(|e| e.member == buyer.id)
+                .map(|mut e| {
+                    earnings::explain_coupon(&mut e.explanation, &line);
+                    e
+                })
                 .collect();
             PreviewLine {
                 sku: p.skus.get(&line.sku_id).cloned(),
@@ -704,6 +706,7 @@ pub async fn checkout_preview(
         goods: p.goods,
         shipping_fee: p.shipping_fee,
         total: p.total,
+        coupon: p.coupon,
     })
 }
 

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use chrono::SecondsFormat;
-use entity::{cart_line, idempotency_key, order, order_line, sku};
+use entity::{cart_line, coupon, idempotency_key, order, order_line, sku};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, InsertStatement, Query};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityName, EntityTrait, IdenStatic,
@@ -52,6 +52,11 @@ pub struct Checkout {
     /// ids (`order_lines.cart_line_id`, unique): a cart line ordered by another checkout
     /// breaks that index, and the order is written again alone, to its own outcome.
     pub cart_lines: Vec<Uuid>,
+    /// The coupon the order uses, marked used with its writes: `in_use` goes up by the
+    /// number of orders of the statement using it, which its CHECK keeps at most 1, so of
+    /// orders using one coupon one is written (the others break the CHECK and are written
+    /// again alone, to their own outcome).
+    pub coupon: Option<Uuid>,
 }
 
 /// The queues of checkouts to write, one per SKU (cheap to clone: one per process is
@@ -265,6 +270,27 @@ fn rows_of(backend: DbBackend, checkouts: &[Checkout]) -> Result<Batch, DbErr> {
             cart_line::Column::Id.is_in(cart)
         };
         batch.push(cart_line::Entity::delete_many().filter(filter).into_query());
+    }
+    // The coupons, each once with the number of orders using it, in id order, before the
+    // stock (as a cancellation gives them back).
+    let mut coupons: BTreeMap<Uuid, (i32, &order::Model)> = BTreeMap::new();
+    for c in checkouts {
+        if let Some(id) = c.coupon {
+            coupons.entry(id).or_insert((0, &c.order)).0 += 1;
+        }
+    }
+    for (id, (n, o)) in coupons {
+        batch.push(
+            coupon::Entity::update_many()
+                .col_expr(
+                    coupon::Column::InUse,
+                    Expr::col(coupon::Column::InUse).add(n),
+                )
+                .col_expr(coupon::Column::OrderId, Expr::value(o.id))
+                .col_expr(coupon::Column::UsedAt, Expr::value(o.created_at))
+                .filter(coupon::Column::Id.eq(id))
+                .into_query(),
+        );
     }
     let taken = checkouts
         .iter()

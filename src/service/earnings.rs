@@ -101,7 +101,20 @@ pub struct Explanation {
     /// For adjustments: the earning corrected.
     pub adjusts_earning_id: Option<Uuid>,
     pub policy_version: String,
+    /// The line's list amount (unit price × units), when a coupon took something off it:
+    /// `base_amount` is then this less `coupon_share`. Absent on lines without a coupon
+    /// (and on earnings booked before coupons existed), whose base is the list amount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_amount: Option<Decimal>,
+    /// The line's share of the order's coupon discount (see `list_amount`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coupon_share: Option<Decimal>,
 }
+
+/// The rule for coupons, stated in every explanation of a line a coupon took money off.
+pub const COUPON_RULE: &str = "coupons are funded by the platform; every rebate and reward \
+     is computed on the line's paid amount after its coupon share (shipping excluded), also \
+     on a push-hand's own purchase";
 
 /// An earning [`plan`] decided on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,6 +173,8 @@ pub fn plan(
         binding_id,
         adjusts_earning_id: None,
         policy_version: POLICY_VERSION.to_owned(),
+        list_amount: None,
+        coupon_share: None,
     };
 
     // A membership-activity line bought by a non-member through a referrer: a fixed reward
@@ -433,14 +448,9 @@ pub async fn book_order(
                 uplines[1] = Some(u2);
             }
         }
-        let facts = LineFacts {
-            amount: line.amount,
-            quantity: line.quantity,
-            rebate_rate: line.rebate_rate,
-            team_rebate_rate: line.team_rebate_rate,
-            membership_activity: line.membership_activity,
-        };
+        let facts = line_facts(line);
         for mut p in plan(&facts, who, uplines, policy) {
+            explain_coupon(&mut p.explanation, line);
             if p.kind == earning::Kind::MembershipReward {
                 let seen = match policy.membership_reward_daily_cap {
                     None => None,
@@ -471,6 +481,27 @@ pub async fn book_order(
         }
     }
     Ok(booked)
+}
+
+/// The facts [`plan`] needs of an order line: its amount is the line's **paid** amount,
+/// after its coupon share — the base of every rebate and reward.
+pub fn line_facts(line: &order_line::Model) -> LineFacts {
+    LineFacts {
+        amount: line.paid(),
+        quantity: line.quantity,
+        rebate_rate: line.rebate_rate,
+        team_rebate_rate: line.team_rebate_rate,
+        membership_activity: line.membership_activity,
+    }
+}
+
+/// Adds to an explanation of an earning on `line` the list amount and the coupon share,
+/// when a coupon took something off the line.
+pub fn explain_coupon(x: &mut Explanation, line: &order_line::Model) {
+    if line.coupon_share.fen() > 0 {
+        x.list_amount = Some(line.amount.to_decimal());
+        x.coupon_share = Some(line.coupon_share.to_decimal());
+    }
 }
 
 /// Leaves the earning's row and its ledger entry to `writes`.

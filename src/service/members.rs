@@ -291,6 +291,8 @@ pub async fn register(
         .await?;
         model.upline_id = Some(upline);
     }
+    // Welcome coupons (`ON_REGISTER` templates), in the registration's transaction.
+    super::coupons::grant_on_register(&txn, model.id, now).await?;
     txn.commit().await?;
     events.publish(Event::changed(changed, model.id)).await;
     Ok(model)

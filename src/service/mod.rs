@@ -23,6 +23,7 @@ pub mod cart;
 pub mod catalog;
 pub mod catalog_admin;
 pub mod checkouts;
+pub mod coupons;
 pub mod curation;
 pub mod earnings;
 pub mod fulfilment;

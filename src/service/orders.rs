@@ -104,6 +104,9 @@ pub struct OrderRequest {
     pub address_id: Option<Uuid>,
     /// A note to the shop, at most [`MAX_NOTE_CHARS`] characters (blank: none).
     pub buyer_note: Option<String>,
+    /// One of the buyer's coupons (another member's: `NOT_FOUND`): what it takes off is
+    /// spread over the lines it applies to ([`super::coupons`]).
+    pub coupon_id: Option<Uuid>,
 }
 
 /// The longest buyer's note, in characters.
@@ -145,6 +148,7 @@ pub async fn place_order_as(
         lines: Lines::Given(lines),
         address_id: None,
         buyer_note: None,
+        coupon_id: None,
     };
     place_order_with(checkouts, buyer, request, key, limits, payment_timeout, now).await
 }
@@ -196,7 +200,7 @@ pub async fn place_order_with(
     if capped && unpaid_orders(db, buyer.id, now).await? >= u64::from(limits.max_unpaid_orders) {
         return Err(too_many_unpaid(limits));
     }
-    let p = match prepare(db, buyer, req, limits).await {
+    let p = match prepare(db, buyer, req, limits, now).await {
         Ok(p) => p,
         // A twin under the same key may have ordered the cart lines meanwhile: its order.
         Err(e) if e.code() == "NOT_FOUND" => {
@@ -212,6 +216,13 @@ pub async fn place_order_with(
         Err(e) => return Err(e),
     };
     let order_id = p.order_id;
+    let (coupon_id, discount) = match &p.coupon {
+        None => (None, Money::ZERO),
+        Some(c) => match &c.outcome {
+            Ok(applied) => (Some(applied.coupon_id), applied.discount),
+            Err(refusal) => return Err(refusal.error()),
+        },
+    };
     let o = order::Model {
         id: order_id,
         buyer_id: buyer.id,
@@ -236,6 +247,8 @@ pub async fn place_order_with(
         ship_district_name: p.address.as_ref().map(|a| a.district_name.clone()),
         ship_detail: p.address.as_ref().map(|a| a.detail.clone()),
         ship_postal_code: p.address.as_ref().and_then(|a| a.postal_code.clone()),
+        coupon_id,
+        discount,
     };
     let rows = p.lines;
     let reservations = p.reservations;
@@ -261,18 +274,30 @@ pub async fn place_order_with(
                 created_at: now,
             }),
         cart_lines: cart_lines.clone(),
+        coupon: coupon_id,
     };
     match checkouts.write(checkout).await {
-        // Stock was taken (and the cart lines went).
+        // Stock was taken (and the cart lines went, and the coupon is used).
         Ok(()) => {
             let products = rows.iter().map(|l| l.product_id);
             let mut batch = Event::catalog_of(products);
-            if !cart_lines.is_empty() {
+            if !cart_lines.is_empty() || coupon_id.is_some() {
                 batch.push(Event::new(buyer.id, Kind::OwnChanged, buyer.id));
             }
             checkouts.events().publish(batch).await;
         }
         Err(e) if crate::db::is_check_violation(&e) => {
+            // The coupon's CHECK (another order holds it), or a SKU's stock.
+            if let Some(id) = coupon_id
+                && let Some(c) = entity::coupon::Entity::find_by_id(id).one(db).await?
+                && c.in_use > 0
+                && c.order_id != Some(order_id)
+            {
+                return Err(Error::rule(
+                    "COUPON_USED",
+                    "this coupon is used by another order",
+                ));
+            }
             return Err(out_of_stock(checkouts.db(), &reservations).await?);
         }
         // The key was written by a twin of this request (or by another one), or a cart
@@ -390,9 +415,20 @@ pub struct Prepared {
     /// The lines' amounts together: the goods.
     pub goods: Money,
     pub shipping_fee: Money,
-    /// goods + shipping_fee: what the buyer pays.
+    /// goods − the coupon's discount + shipping_fee: what the buyer pays.
     pub total: Money,
+    /// The coupon asked for, and what it takes off or why it does not apply (a
+    /// preview shows the reason; placing the order refuses with it).
+    pub coupon: Option<CouponOutcome>,
     reservations: BTreeMap<Uuid, Reservation>,
+}
+
+/// A coupon in a checkout: the coupon and its template as read, and what [`super::coupons::apply`]
+/// decided (the lines' shares are already on [`Prepared::lines`] when it applies).
+pub struct CouponOutcome {
+    pub coupon: entity::coupon::Model,
+    pub template: entity::coupon_template::Model,
+    pub outcome: std::result::Result<super::coupons::Applied, super::coupons::Refusal>,
 }
 
 /// Reads what an order of `req` needs and works it out, writing nothing: the cart lines
@@ -404,6 +440,7 @@ pub async fn prepare(
     buyer: &member::Model,
     req: OrderRequest,
     limits: OrderLimits,
+    now: DateTime<Utc>,
 ) -> Result<Prepared> {
     // Every SKU (with its product) and every share link in one statement each, whatever
     // the number of lines; cart lines come with their SKUs.
@@ -532,6 +569,7 @@ pub async fn prepare(
             refunded_quantity: 0,
             cart_line_id,
             refunding_quantity: 0,
+            coupon_share: Money::ZERO,
         });
     }
     if let Some(r) = reservations
@@ -558,7 +596,29 @@ pub async fn prepare(
         }
     };
     let shipping_fee: i64 = quotes.iter().map(|q| q.fee.fen()).sum();
-    let payable = total
+    // The coupon (two statements more, only when one is given): its shares go on the lines.
+    let coupon = match req.coupon_id {
+        None => None,
+        Some(id) => {
+            let (c, t) = super::coupons::for_checkout(db, buyer.id, id).await?;
+            let outcome = super::coupons::apply(&c, &t, &rows, &products, now);
+            if let Ok(applied) = &outcome {
+                for (line, share) in rows.iter_mut().zip(&applied.shares) {
+                    line.coupon_share = Money::from_fen(*share);
+                }
+            }
+            Some(CouponOutcome {
+                coupon: c,
+                template: t,
+                outcome,
+            })
+        }
+    };
+    let discount = coupon
+        .as_ref()
+        .and_then(|c| c.outcome.as_ref().ok())
+        .map_or(0, |a| a.discount.fen());
+    let payable = (total - discount)
         .checked_add(shipping_fee)
         .ok_or_else(|| Error::validation("lines", "amount too large"))?;
     Ok(Prepared {
@@ -572,6 +632,7 @@ pub async fn prepare(
         goods: Money::from_fen(total),
         shipping_fee: Money::from_fen(shipping_fee),
         total: Money::from_fen(payable),
+        coupon,
         reservations,
     })
 }
@@ -666,6 +727,9 @@ pub(super) async fn cancel_pending(
     {
         return Ok(None);
     }
+    // Its coupon (if any) goes back to the buyer, before the stock (a checkout takes the
+    // coupon before the stock too).
+    super::coupons::release_of_order(txn, id).await?;
     let lines = lines_of(txn, &[id]).await?;
     restock(txn, lines.iter().map(|l| (l.sku_id, l.quantity))).await?;
     Ok(Some(lines.iter().map(|l| l.product_id).collect()))
@@ -710,6 +774,9 @@ fn place_request(req: &OrderRequest, note: Option<&str>) -> String {
     }
     if let Some(note) = note {
         out.push_str(&format!("|note:{note}"));
+    }
+    if let Some(coupon) = req.coupon_id {
+        out.push_str(&format!("|coupon:{coupon}"));
     }
     out
 }
@@ -1509,8 +1576,9 @@ pub(crate) async fn reverse_units(
     let changed =
         earnings::claw_back_line(txn, &mut writes, line, line.refunded_quantity, after, now)
             .await?;
-    // Team sales are counted in the month of payment, so the refund comes off that month.
-    let refunded_fen = line.unit_price.fen() * i64::from(units);
+    // Team sales are counted in the month of payment, so the refund comes off that month:
+    // the units' part of what was paid for the line (after its coupon share).
+    let refunded_fen = paid_portion(line, line.refunded_quantity, after);
     let mut team = Vec::new();
     let paid_at = o.paid_at.unwrap_or(now);
     hierarchy::add_team_sales(txn, o.buyer_id, -refunded_fen, paid_at, &mut team).await?;
@@ -1528,13 +1596,27 @@ pub(crate) async fn reverse_units(
             .exec(txn)
             .await?;
     }
+    // Every line the coupon took money off fully refunded: the coupon goes back.
+    let coupon_back = match o.coupon_id {
+        Some(c) if after == line.quantity && line.coupon_share.fen() > 0 => {
+            super::coupons::release_if_refunded(txn, c, o.id).await?
+        }
+        _ => false,
+    };
     // Its last unshipped line refunded, a partly shipped order has shipped.
     let shipped = open > 0 && ship_if_complete(txn, o).await?;
     Ok(Reversed {
         changed,
         team,
-        status_changed: open == 0 || shipped,
+        status_changed: open == 0 || shipped || coupon_back,
     })
+}
+
+/// The part of `line`'s paid amount (after its coupon share) that units `before..after`
+/// stand for: cumulative floors, so the parts of all its units add up to exactly what was
+/// paid for the line, never more.
+pub fn paid_portion(line: &order_line::Model, before: i32, after: i32) -> i64 {
+    earnings::refund_portion(line.paid().fen(), line.quantity, before, after)
 }
 
 /// Whether `viewer` may see an order: its buyer and admins.

@@ -245,7 +245,13 @@ async fn request(
         channel: intent.channel.clone(),
         out_refund_no: crate::payments::out_refund_no(id),
         quantity: units,
-        amount: Money::from_fen(line.unit_price.fen() * i64::from(units)),
+        // What the buyer paid for these units (after the line's coupon share), not their
+        // list price: the parts of every unit add up to the line's paid amount exactly.
+        amount: Money::from_fen(orders::paid_portion(
+            &line,
+            line.refunded_quantity + line.refunding_quantity,
+            line.refunded_quantity + line.refunding_quantity + units,
+        )),
         status: refund::Status::Pending,
         failure_reason: None,
         provider_reference: None,

@@ -43,6 +43,7 @@ pub(crate) fn checkout(
         refunded_quantity: 0,
         cart_line_id: None,
         refunding_quantity: 0,
+        coupon_share: Money::ZERO,
     };
     Checkout {
         order: order::Model {
@@ -69,11 +70,14 @@ pub(crate) fn checkout(
             ship_district_name: None,
             ship_detail: None,
             ship_postal_code: None,
+            coupon_id: None,
+            discount: Money::ZERO,
         },
         lines: vec![line],
         stock: BTreeMap::from([(sku, quantity)]),
         key: None,
         cart_lines: Vec::new(),
+        coupon: None,
     }
 }
 

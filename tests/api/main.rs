@@ -15,6 +15,7 @@ mod catalog_answers;
 mod checkout_cart;
 mod checkouts;
 mod config;
+mod coupons;
 mod credentials;
 mod curation;
 mod earnings;

@@ -274,6 +274,7 @@ async fn cart_checkout_and_preview_cost_the_same_for_one_line_or_four() {
         lines: Lines::Cart(ids.to_vec()),
         address_id: Some(home.id),
         buyer_note: Some("请放门卫".into()),
+        coupon_id: None,
     };
     let policy = pushhand::graphql::schema::orders::policy(&app.state);
     let preview = |ids: Vec<uuid::Uuid>| {

@@ -112,6 +112,10 @@ pub enum AuditAction {
     MerchantUserLinked,
     /// `assignBrand` (target: the brand; arguments: the new and the previous merchant).
     BrandAssigned,
+    /// `createCouponTemplate` (target: the template; arguments: its main terms).
+    CouponTemplateCreated,
+    /// `setCouponTemplateEnabled` (arguments: `enabled`).
+    CouponTemplateEnabledSet,
 }
 
 impl From<Action> for AuditAction {
@@ -159,6 +163,8 @@ impl From<Action> for AuditAction {
             Action::MerchantCreated => AuditAction::MerchantCreated,
             Action::MerchantUserLinked => AuditAction::MerchantUserLinked,
             Action::BrandAssigned => AuditAction::BrandAssigned,
+            Action::CouponTemplateCreated => AuditAction::CouponTemplateCreated,
+            Action::CouponTemplateEnabledSet => AuditAction::CouponTemplateEnabledSet,
         }
     }
 }
@@ -208,6 +214,8 @@ impl From<AuditAction> for Action {
             AuditAction::MerchantCreated => Action::MerchantCreated,
             AuditAction::MerchantUserLinked => Action::MerchantUserLinked,
             AuditAction::BrandAssigned => Action::BrandAssigned,
+            AuditAction::CouponTemplateCreated => Action::CouponTemplateCreated,
+            AuditAction::CouponTemplateEnabledSet => Action::CouponTemplateEnabledSet,
         }
     }
 }
@@ -224,6 +232,7 @@ fn kind_of(t: TargetType) -> Kind {
         TargetType::Merchant => Kind::Merchant,
         TargetType::Note => Kind::Note,
         TargetType::Category => Kind::Category,
+        TargetType::CouponTemplate => Kind::CouponTemplate,
     }
 }
 

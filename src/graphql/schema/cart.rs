@@ -297,6 +297,12 @@ pub(crate) fn address_id(id: Option<&ID>) -> Result<Option<uuid::Uuid>, Error> {
         .transpose()
 }
 
+/// A checkout's `couponId`, decoded (`VALIDATION` on `couponId` when malformed).
+pub(crate) fn coupon_id(id: Option<&ID>) -> Result<Option<uuid::Uuid>, Error> {
+    id.map(|id| ids::decode_as(id, Kind::Coupon, "couponId"))
+        .transpose()
+}
+
 fn limits(st: &AppState) -> OrderLimits {
     let p = &st.config.policy;
     OrderLimits {
@@ -316,6 +322,9 @@ pub struct CheckoutPreviewInput {
     /// One of the viewer's addresses (another member's is `NOT_FOUND`): shipping is quoted
     /// to its province. Without it no shipping is quoted.
     pub address_id: Option<ID>,
+    /// One of the viewer's coupons (another member's is `NOT_FOUND`): `coupon` says what it
+    /// takes off, or why it does not apply.
+    pub coupon_id: Option<ID>,
 }
 
 /// Why a parcel costs what it costs.
@@ -435,8 +444,14 @@ plain_object! {
         quantity "quantity": i32 = r.line.quantity;
         /// The SKU's price now, CNY.
         unit_price "unitPrice": Dec = r.line.unit_price.into();
-        /// unitPrice × quantity: the line's goods amount, the base of its earnings.
+        /// unitPrice × quantity: the line's list amount.
         line_total "lineTotal": Dec = r.line.amount.into();
+        /// The line's share of the coupon's discount (zero without one, or when the coupon
+        /// does not apply).
+        coupon_share "couponShare": Dec = r.line.coupon_share.into();
+        /// `lineTotal` − `couponShare`: what would be paid for the line, the base of its
+        /// earnings.
+        paid_amount "paidAmount": Dec = r.line.paid().into();
         /// The share code the line would be credited through; null for none.
         share_code "shareCode": Option<&str> = r.share_code.as_deref();
     }
@@ -477,6 +492,17 @@ pub struct CheckoutPreview {
     parcels: Vec<ShippingParcel>,
 }
 
+impl CheckoutPreview {
+    /// What the coupon takes off the goods (zero without one or when it does not apply).
+    fn coupon_discount(&self) -> entity::Money {
+        self.preview
+            .coupon
+            .as_ref()
+            .and_then(|c| c.outcome.as_ref().ok())
+            .map_or(entity::Money::ZERO, |a| a.discount)
+    }
+}
+
 plain_object! {
     /// An order as `placeOrder` would place it now: its lines, its parcels with their shipping,
     /// and what the buyer would pay. Stock and the unpaid-order cap are decided only when the
@@ -488,13 +514,17 @@ plain_object! {
         goods_total "goodsTotal": Dec = r.preview.goods.into();
         /// The parcels' fees together, CNY.
         shipping_total "shippingTotal": Dec = r.preview.shipping_fee.into();
-        /// What the buyer would pay: goods plus shipping, CNY.
+        /// What the buyer would pay: goods less the coupon's discount, plus shipping, CNY.
         total "total": Dec = r.preview.total.into();
+        /// What the coupon would take off the goods, CNY (zero without one or when it does not
+        /// apply).
+        discount "discount": Dec = r.coupon_discount().into();
     }
     plain |s, field, out| {
         "lines" => plain::list(&s.preview.lines, e, &field.selection_set.node, out)?,
         "parcels" => plain::list(&s.parcels, e, &field.selection_set.node, out)?,
         "address" if s.preview.address.is_none() => out.null(),
+        "coupon" if s.preview.coupon.is_none() => out.null(),
     }
     resolvers {
         /// The lines, in the order asked.
@@ -509,7 +539,41 @@ plain_object! {
         async fn address(&self) -> Option<Address> {
             self.preview.address.clone().map(Address)
         }
+        /// The coupon asked for (`couponId`): whether it applies, and why not; null without one.
+        async fn coupon(&self) -> Option<CheckoutCoupon> {
+            self.preview.coupon.as_ref().map(|c| CheckoutCoupon {
+                id: ids::encode(Kind::Coupon, c.coupon.id),
+                applies: c.outcome.is_ok(),
+                code: c.outcome.as_ref().err().map(|r| r.code.to_owned()),
+                reason: c.outcome.as_ref().err().map(|r| r.reason.clone()),
+                discount: c
+                    .outcome
+                    .as_ref()
+                    .map_or(entity::Money::ZERO, |a| a.discount)
+                    .into(),
+                template: super::coupons::CouponTemplate(c.template.clone()),
+            })
+        }
     }
+}
+
+/// A coupon in a checkout preview: whether it applies, and if not why.
+#[derive(async_graphql::SimpleObject)]
+pub struct CheckoutCoupon {
+    /// The coupon (`couponId`).
+    pub id: ID,
+    /// Whether it applies to this order (`placeOrder` would take it).
+    pub applies: bool,
+    /// Why not, as a stable code (`placeOrder` refuses with the same one):
+    /// `COUPON_MIN_SPEND`, `COUPON_NO_ELIGIBLE_LINE`, `COUPON_EXPIRED`,
+    /// `COUPON_NOT_YET_VALID`, `COUPON_DISABLED`, `COUPON_USED`; null when it applies.
+    pub code: Option<String>,
+    /// Why not, in words (e.g. "¥20.00 short of the minimum: …"); null when it applies.
+    pub reason: Option<String>,
+    /// What it takes off, CNY (zero when it does not apply).
+    pub discount: Dec,
+    /// Its template: what it is.
+    pub template: super::coupons::CouponTemplate,
 }
 
 /// The delivery address an order was placed with, as it was then.
@@ -605,6 +669,7 @@ impl CartQuery {
             lines: lines_of_input(input.lines, input.cart_line_ids)?,
             address_id: address_id(input.address_id.as_ref())?,
             buyer_note: None,
+            coupon_id: coupon_id(input.coupon_id.as_ref())?,
         };
         let preview =
             svc::checkout_preview(&st.db, me, req, limits(st), &policy(st), st.clock.now()).await?;

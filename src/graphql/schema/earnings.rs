@@ -154,7 +154,8 @@ impl Earning {
 }
 
 /// [`EarningExplanation::basis`]: what every earning's base is.
-const BASIS: &str = "GOODS_AMOUNT: the line's unit price × units; shipping is never part of it";
+const BASIS: &str = "GOODS_AMOUNT: the line's paid amount — unit price × units, less its coupon \
+     share; shipping is never part of it";
 
 /// An earning's explanation as stored, with the amount it explains: fields are answered
 /// from it (the summary only when asked for).
@@ -174,10 +175,10 @@ impl EarningExplanation {
         }
     }
 
-    /// The computation in one sentence.
+    /// The computation in one sentence (and, after a coupon, how its base was reached).
     fn sentence(&self) -> String {
         let (e, amount) = (&self.explanation, self.amount);
-        match (e.rate, e.fixed_per_unit, e.units) {
+        let summary = match (e.rate, e.fixed_per_unit, e.units) {
             (_, Some(per), Some(units)) => match e.uncapped_amount {
                 Some(u) => format!(
                     "{per} × {units} unit(s) = {u}, cut to {amount} by the daily cap ({} reward)",
@@ -199,6 +200,13 @@ impl EarningExplanation {
                 }
             }
             _ => format!("{} of {} ({})", amount, e.base_amount, e.rule),
+        };
+        match (e.list_amount, e.coupon_share) {
+            (Some(list), Some(share)) => format!(
+                "{summary}; base {} = list amount {list} − coupon share {share}",
+                e.base_amount
+            ),
+            _ => summary,
         }
     }
 }
@@ -240,6 +248,19 @@ plain_object! {
         policy_version "policyVersion": &str = &r.explanation.policy_version;
         /// The computation in one sentence, e.g. "15% of 199.00 = 29.85 (rounded down to the fen)".
         summary "summary": String = r.sentence();
+        /// The line's list amount (unit price × units) when a coupon took something off it;
+        /// null otherwise (the base is then the list amount).
+        list_amount "listAmount": Option<Dec> = r.explanation.list_amount.map(Dec);
+        /// The line's share of the order's coupon discount; null without one. `baseAmount` =
+        /// `listAmount` − `couponShare`.
+        coupon_share "couponShare": Option<Dec> = r.explanation.coupon_share.map(Dec);
+        /// The coupon rule, stated when a coupon took something off the line: coupons are
+        /// funded by the platform, and every rebate is on what was paid after them (a
+        /// push-hand's own purchase included).
+        coupon_rule "couponRule": Option<&str> = r
+            .explanation
+            .coupon_share
+            .map(|_| crate::service::earnings::COUPON_RULE);
     }
     plain |s, field, out| {}
     resolvers {}

@@ -318,6 +318,27 @@ impl Member {
     ) -> Result<super::orders::OrderConnection> {
         super::orders::orders_of(ctx, self.0.id, status, first, after).await
     }
+    /// Coupons held (优惠券), newest claimed first, optionally in one status.
+    async fn coupons(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only coupons in this status.")] status: Option<
+            super::coupons::CouponStatus,
+        >,
+        #[graphql(
+            desc = "Page size: at most this many edges (default 20, capped at 100; negative is \
+                    `VALIDATION`)."
+        )]
+        first: Option<i32>,
+        #[graphql(
+            desc = "The previous page's last `cursor` (or `pageInfo.endCursor`) to continue after; \
+                    omit for the first page. A malformed cursor or one from another list is \
+                    `VALIDATION`."
+        )]
+        after: Option<String>,
+    ) -> Result<super::coupons::CouponConnection> {
+        super::coupons::coupons_of(ctx, self.0.id, status, first, after).await
+    }
     /// Delivery addresses (收货地址): the default first, then newest first; at most 20. Only
     /// the member itself reads them (`FORBIDDEN` for an admin).
     async fn addresses(&self, ctx: &Context<'_>) -> Result<Vec<super::addresses::Address>> {

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod cart;
 pub mod catalog;
 pub mod catalog_admin;
+pub mod coupons;
 pub mod curation;
 pub mod earnings;
 pub mod fulfilment;

@@ -99,9 +99,19 @@ impl Order {
     async fn total(&self) -> Dec {
         self.0.total.into()
     }
-    /// The lines' amounts together, CNY: the goods (the base of every earning).
+    /// The lines' paid amounts together, CNY: their list amounts less the coupon's
+    /// `discount` (the base of every earning).
     async fn goods_total(&self) -> Dec {
         entity::Money::from_fen(svc::goods_of(&self.0)).into()
+    }
+    /// What the coupon took off the goods, CNY (zero without one): the lines'
+    /// `couponShare` together.
+    async fn discount(&self) -> Dec {
+        self.0.discount.into()
+    }
+    /// The coupon used (a `Coupon` ID as `me.coupons` gives them); null for none.
+    async fn coupon_id(&self) -> Option<ID> {
+        self.0.coupon_id.map(|id| ids::encode(Kind::Coupon, id))
     }
     /// The parcels' shipping, CNY (zero for an order placed without an address). Part of
     /// `total`, never of a rebate base.
@@ -189,9 +199,19 @@ impl OrderLine {
     async fn unit_price(&self) -> Dec {
         self.0.unit_price.into()
     }
-    /// unitPrice × quantity.
+    /// unitPrice × quantity: the list amount.
     async fn amount(&self) -> Dec {
         self.0.amount.into()
+    }
+    /// The line's share of the order's coupon discount, CNY (zero without one): spread
+    /// over the lines the coupon applies to in proportion to their amounts.
+    async fn coupon_share(&self) -> Dec {
+        self.0.coupon_share.into()
+    }
+    /// What the buyer paid for the line: `amount` − `couponShare`. Its earnings are
+    /// computed on this, and refunds give back its part per unit (exact to the fen).
+    async fn paid_amount(&self) -> Dec {
+        self.0.paid().into()
     }
     /// When the last unit was refunded.
     async fn refunded_at(&self) -> Option<DateTime<Utc>> {
@@ -285,6 +305,12 @@ pub struct PlaceOrderInput {
     /// order instead of placing another; another request under the same key is
     /// `IDEMPOTENCY_CONFLICT`.
     pub idempotency_key: Option<String>,
+    /// One of the viewer's coupons (`me.coupons`; another member's is `NOT_FOUND`), one per
+    /// order. One that does not apply is refused with the code `checkoutPreview` gives
+    /// (`COUPON_MIN_SPEND`, `COUPON_NO_ELIGIBLE_LINE`, `COUPON_EXPIRED`,
+    /// `COUPON_NOT_YET_VALID`, `COUPON_DISABLED`, `COUPON_USED`); of orders placed at once
+    /// with one coupon, one gets it and the others are `COUPON_USED`.
+    pub coupon_id: Option<ID>,
 }
 
 /// The payment provider's callback (stands in for its signed notification).
@@ -357,6 +383,7 @@ impl OrdersMutation {
             lines: super::cart::lines_of_input(input.lines, input.cart_line_ids)?,
             address_id: super::cart::address_id(input.address_id.as_ref())?,
             buyer_note: input.buyer_note,
+            coupon_id: super::cart::coupon_id(input.coupon_id.as_ref())?,
         };
         let p = &st.config.policy;
         let timeout = Duration::minutes(i64::from(p.payment_timeout_minutes));
