@@ -107,6 +107,10 @@ pub fn builder() -> SchemaBuilder<Query, Mutation, schema::live::Subscription> {
         "A page of the member's coupons, newest claimed first: `edges` or `nodes`, and \
              `pageInfo` to ask for the next page.",
     )
+    .override_output_type_description::<schema::after_sales::AfterSaleConnection>(
+        "A page of after-sales, newest first: `edges` or `nodes`, `pageInfo` to ask for the \
+             next page, and `totalCount` (all pages).",
+    )
     .override_output_type_description::<schema::orders::OrderConnection>(
         "A page of orders (a member's own, or any for admins), newest first: `edges` or \
              `nodes`, and `pageInfo` to ask for the next page.",

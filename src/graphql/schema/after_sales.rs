@@ -290,6 +290,7 @@ pub struct RequestAfterSaleInput {
     pub order_line_id: ID,
     /// Units, 1 to the line's units neither refunded nor being refunded (`VALIDATION`).
     pub quantity: i32,
+    /// A refund only (仅退款), or a return and refund (退货退款).
     pub kind: AfterSaleKind,
     /// Why, 1–500 characters.
     pub reason: String,
@@ -313,6 +314,7 @@ impl AfterSalesMutation {
     async fn request_after_sale(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The line, units, kind, reason, evidence and idempotency key.")]
         input: RequestAfterSaleInput,
     ) -> Result<AfterSale> {
         let buyer = viewer(ctx)?.member()?;
@@ -348,7 +350,7 @@ impl AfterSalesMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The after-sale (`AfterSale.id`).")] id: ID,
-        approve: bool,
+        #[graphql(desc = "True approves, false rejects.")] approve: bool,
         #[graphql(desc = "A note to the buyer, up to 500 characters.")] note: Option<String>,
     ) -> Result<AfterSale> {
         let admin = viewer(ctx)?.admin()?;
@@ -374,7 +376,7 @@ impl AfterSalesMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The after-sale (`AfterSale.id`).")] id: ID,
-        carrier: Carrier,
+        #[graphql(desc = "The carrier of the return parcel.")] carrier: Carrier,
         #[graphql(desc = "6–32 letters, digits and '-'.")] tracking_number: String,
     ) -> Result<AfterSale> {
         let buyer = viewer(ctx)?.member()?;
