@@ -47,6 +47,10 @@
 //! - [`seed`]: the deterministic demo data: catalog, member hierarchy, curation records.
 //! - [`telemetry`]: structured logs.
 
+// The merged `Mutation` (one part per domain) nests deeply enough for the `Send`/`Sync`
+// checks of its futures to pass the default limit of 128.
+#![recursion_limit = "256"]
+
 pub mod app;
 pub mod cache;
 pub mod config;
