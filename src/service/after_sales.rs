@@ -39,8 +39,9 @@
 //! line's counts conditionally, under the database's `refunded + refunding <= quantity`.
 //! Every transition is a conditional update from the state it expects, after the order's row
 //! is locked (the lock order of [`super`]): of an approval, a rejection and the auto-close
-//! racing, exactly one moves it. The shipping fee is not refunded (the amount is the line's
-//! unit price × units, as `refundOrderLine`'s).
+//! racing, exactly one moves it. The shipping fee is not refunded: the amount is what was
+//! paid for the units (their part of the line's paid amount, after its coupon share), as
+//! `refundOrderLine`'s.
 //!
 //! Every step is in the audit log (the buyer's steps with the buyer as actor, the auto-close
 //! with none) in its own transaction, and publishes the order's `OrderChanged` (heard by
@@ -338,7 +339,13 @@ pub async fn request(
         kind: req.kind,
         status: Status::Requested,
         quantity: req.quantity,
-        amount: Money::from_fen(line.unit_price.fen() * i64::from(req.quantity)),
+        // What the buyer paid for these units (after the line's coupon share), as a
+        // provider refund of them asks for.
+        amount: Money::from_fen(orders::paid_portion(
+            &line,
+            line.refunded_quantity + line.refunding_quantity,
+            line.refunded_quantity + line.refunding_quantity + req.quantity,
+        )),
         reason,
         evidence_urls: serde_json::to_string(&req.evidence_urls).map_err(Error::internal)?,
         review_note: None,
@@ -658,7 +665,13 @@ async fn refund(
                 channel: intent.channel.clone(),
                 out_refund_no: crate::payments::out_refund_no(id),
                 quantity: a.quantity,
-                amount: a.amount,
+                // The paid portion of these units as the line stands now (other refunds
+                // may have come between the request and this step).
+                amount: Money::from_fen(orders::paid_portion(
+                    &line,
+                    line.refunded_quantity + line.refunding_quantity,
+                    line.refunded_quantity + line.refunding_quantity + a.quantity,
+                )),
                 status: refund::Status::Pending,
                 failure_reason: None,
                 provider_reference: None,

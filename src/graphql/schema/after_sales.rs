@@ -81,7 +81,8 @@ impl AfterSale {
     async fn quantity(&self) -> i32 {
         self.0.quantity
     }
-    /// What a refund gives back, CNY: the line's unit price × `quantity`. The shipping fee is
+    /// What a refund gives back, CNY: what was paid for `quantity` units (their part of the
+    /// line's paid amount, after its coupon share). The shipping fee is
     /// not refunded.
     async fn amount(&self) -> Dec {
         self.0.amount.into()

@@ -51,8 +51,8 @@ impl Refund {
     async fn quantity(&self) -> i32 {
         self.0.quantity
     }
-    /// What goes back to the buyer, CNY: the line's unit price × `quantity` (shipping is not
-    /// refunded).
+    /// What goes back to the buyer, CNY: what was paid for `quantity` units, their part of
+    /// the line's paid amount after its coupon share (shipping is not refunded).
     async fn amount(&self) -> Dec {
         self.0.amount.into()
     }
