@@ -766,3 +766,77 @@ async fn reviews_racing_each_other_and_the_auto_close_have_one_outcome() {
         assert_eq!(a.closed_at, None);
     }
 }
+
+/// With a coupon on the order, an after-sale gives back what was paid for its units — their
+/// part of the line's paid amount after its coupon share, exact in fen — not their list
+/// price; the earnings come back on the same base.
+#[tokio::test]
+async fn an_after_sale_refunds_what_was_paid_after_the_coupon() {
+    let (app, admin, buyer, buyer_row, sku) = people().await;
+    let template = app
+        .data_as(
+            &admin,
+            "mutation($i: CreateCouponTemplateInput!) { createCouponTemplate(input: $i) { id } }",
+            json!({ "i": { "name": "立减", "kind": "FIXED", "amountOff": "10", "minSpend": "100",
+                           "scope": "ALL", "validDays": 30, "totalQuantity": 5,
+                           "perMemberLimit": 1, "distribution": "CLAIM" } }),
+        )
+        .await["createCouponTemplate"]["id"]
+        .as_str()
+        .expect("template")
+        .to_owned();
+    let coupon = app
+        .data_as(
+            &buyer,
+            "mutation($t: ID!) { claimCoupon(templateId: $t) { id } }",
+            json!({ "t": template }),
+        )
+        .await["claimCoupon"]["id"]
+        .as_str()
+        .expect("coupon")
+        .to_owned();
+    let placed = app
+        .data_as(
+            &buyer,
+            "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) {
+               id total lines { id paidAmount } } }",
+            json!({ "i": { "lines": [{ "skuId": gid(Kind::Sku, sku), "quantity": 3 }],
+                           "couponId": coupon } }),
+        )
+        .await["placeOrder"]
+        .clone();
+    // 3 × 199.00 − 10.00 = 587.00 paid for the line.
+    assert_eq!(placed["total"], "587.00", "{placed}");
+    assert_eq!(placed["lines"][0]["paidAmount"], "587.00");
+    let id = placed["id"].as_str().expect("id").to_owned();
+    let line = placed["lines"][0]["id"].as_str().expect("line").to_owned();
+    let paid = pay(&app, &admin, &id, "ref-coupon", "587.00").await;
+    assert!(paid["errors"].is_null(), "{paid}");
+    ship_and_receive(&app, &admin, &buyer, &id, true).await;
+    // 15 % of 587.00, to the push-hand buyer itself.
+    assert_eq!(balance(&app, buyer_row.id).await.0, 8805);
+
+    // One unit: 587.00 × 1/3 = 195.66 (down to the fen; the last unit takes the rest).
+    let r = app
+        .data_as(&buyer, REQUEST, input(&line, 1, "REFUND_ONLY", "c-1"))
+        .await["requestAfterSale"]
+        .clone();
+    assert_eq!(r["amount"], "195.66", "{r}");
+    let done = app
+        .data_as(
+            &admin,
+            REVIEW,
+            json!({ "id": r["id"], "a": true, "n": "同意" }),
+        )
+        .await["reviewAfterSale"]
+        .clone();
+    assert_eq!(done["status"], "REFUNDED", "{done}");
+    // The earning comes back on the paid base: 88.05 × 1/3 = 29.35.
+    assert_eq!(balance(&app, buyer_row.id).await.0, 8805 - 2935);
+    // The other two units: 587.00 − 195.66 = 391.34 between them.
+    let r = app
+        .data_as(&buyer, REQUEST, input(&line, 2, "REFUND_ONLY", "c-2"))
+        .await["requestAfterSale"]
+        .clone();
+    assert_eq!(r["amount"], "391.34", "{r}");
+}
