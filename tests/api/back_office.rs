@@ -14,7 +14,8 @@ use uuid::Uuid;
 use crate::fixtures;
 use crate::helpers::{TestApp, error_code};
 
-const MEMBERS: &str = "query($search: String, $role: MemberRoleFilter, $frozen: Boolean, $first: Int, $after: String) {
+const MEMBERS: &str =
+    "query($search: String, $role: Role, $frozen: Boolean, $first: Int, $after: String) {
   members(search: $search, role: $role, frozen: $frozen, first: $first, after: $after) {
     totalCount edges { cursor node { id displayName email phone inviteCode frozen roles } }
     pageInfo { hasNextPage endCursor } } }";

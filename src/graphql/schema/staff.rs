@@ -8,10 +8,10 @@
 //! only when selected). A page costs its statement, the count when asked for, and one
 //! batched statement per relation selected (`Withdrawal.member`), whatever its size.
 
-use async_graphql::{Context, Enum, ID, Object, Result};
+use async_graphql::{Context, ID, Object, Result};
 
 use super::earnings::{Withdrawal, WithdrawalStatus};
-use super::members::{Member, PartnerApplicationStatus};
+use super::members::{Member, PartnerApplicationStatus, Role};
 use crate::graphql::context::{load_err, state, viewer};
 use crate::graphql::ids;
 use crate::graphql::loaders::{Loaders, MemberKey};
@@ -26,32 +26,17 @@ pub type MemberConnection = CountedOf<MemberCursor, Member>;
 /// A withdrawal list: a member's own (`Member.withdrawals`) or the admins' (`withdrawals`).
 pub type WithdrawalConnection = CountedOf<WithdrawalCursor, Withdrawal>;
 
-/// One role to narrow a member list to.
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-pub enum MemberRoleFilter {
-    /// Members without a programme role.
-    Buyer,
-    /// Push-hands, partners included (as `roles` lists them).
-    PushHand,
-    /// Partners.
-    Partner,
-    /// Staff acting for a merchant.
-    Merchant,
-    /// Curators.
-    Curator,
-    /// Admins.
-    Admin,
-}
-
-impl From<MemberRoleFilter> for RoleFilter {
-    fn from(r: MemberRoleFilter) -> RoleFilter {
+/// A member list narrowed to a role as `Member.roles` lists it: `PUSH_HAND` includes
+/// partners.
+impl From<Role> for RoleFilter {
+    fn from(r: Role) -> RoleFilter {
         match r {
-            MemberRoleFilter::Buyer => RoleFilter::Buyer,
-            MemberRoleFilter::PushHand => RoleFilter::PushHand,
-            MemberRoleFilter::Partner => RoleFilter::Partner,
-            MemberRoleFilter::Merchant => RoleFilter::Staff(member::StaffRole::Merchant),
-            MemberRoleFilter::Curator => RoleFilter::Staff(member::StaffRole::Curator),
-            MemberRoleFilter::Admin => RoleFilter::Staff(member::StaffRole::Admin),
+            Role::Buyer => RoleFilter::Buyer,
+            Role::PushHand => RoleFilter::PushHand,
+            Role::Partner => RoleFilter::Partner,
+            Role::Merchant => RoleFilter::Staff(member::StaffRole::Merchant),
+            Role::Curator => RoleFilter::Staff(member::StaffRole::Curator),
+            Role::Admin => RoleFilter::Staff(member::StaffRole::Admin),
         }
     }
 }
@@ -200,7 +185,11 @@ impl StaffQuery {
                     (at most 100 characters, else `VALIDATION`; blank: everyone)."
         )]
         search: Option<String>,
-        #[graphql(desc = "Only members holding this role.")] role: Option<MemberRoleFilter>,
+        #[graphql(
+            desc = "Only members holding this role, as `roles` lists it (`PUSH_HAND` includes \
+                    partners)."
+        )]
+        role: Option<Role>,
         #[graphql(desc = "Only frozen members (true) or only unfrozen ones (false).")]
         frozen: Option<bool>,
         #[graphql(
