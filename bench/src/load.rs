@@ -50,11 +50,11 @@ pub enum Script {
         shoppers: Vec<CartShopper>,
         pay: Pay,
     },
-    /// `placeOrder` of a cart filled beforehand, then the payment: client `i` orders
-    /// `carts[i]`'s carts in turn, one an order (running out is an error: more carts are
-    /// needed for the run's length).
-    FilledCarts {
-        carts: Arc<Vec<Vec<FilledCart>>>,
+    /// Orders that each use something once (a cart filled beforehand, a coupon), then the
+    /// payment: client `i` places `places[i]`'s calls in turn, one an order (running out is
+    /// an error: more are needed for the run's length).
+    Orders {
+        places: Arc<Vec<Vec<Call>>>,
         pay: Pay,
     },
 }
@@ -70,9 +70,6 @@ pub enum Pay {
     /// and booked as a provider's would be (S10): two requests.
     Sandbox,
 }
-
-/// A cart filled before the run (see `storefront::carts`).
-pub use crate::storefront::FilledCart;
 
 /// One S9-path shopper: signed in as `token`, adding `adds` to the cart, shipping to `address_id`.
 #[derive(Clone)]
@@ -236,7 +233,7 @@ pub async fn run(
             let mut conn = Conn::open(addr).await?;
             let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
             let (mut done, mut errors, mut sent) = (0u64, 0u64, 0u64);
-            let mut next_cart = 0usize;
+            let mut next_order = 0usize;
             loop {
                 let t0 = Instant::now();
                 if t0 >= until {
@@ -264,22 +261,14 @@ pub async fn run(
                         sent += 1;
                         cart_checkout(&mut conn, addr, shopper, pay, sent == 1).await?
                     }
-                    Script::FilledCarts { carts, pay } => {
-                        let cart = carts
+                    Script::Orders { places, pay } => {
+                        let place = places
                             .get(client)
-                            .and_then(|mine| mine.get(next_cart))
-                            .context("S9 ran out of filled carts: raise --s9-carts")?;
-                        next_cart += 1;
-                        let place = Call {
-                            query: PLACE_FROM_CART.into(),
-                            variables: json!({ "i": {
-                                "cartLineIds": cart.line_ids,
-                                "addressId": cart.address_id,
-                            } }),
-                            token: Some(cart.token.clone()),
-                        };
+                            .and_then(|mine| mine.get(next_order))
+                            .context("the script ran out of orders: raise --s9-carts")?;
+                        next_order += 1;
                         sent += 1;
-                        checkout(&mut conn, addr, &place, pay, sent == 1).await?
+                        checkout(&mut conn, addr, place, pay, sent == 1).await?
                     }
                 };
                 let t1 = Instant::now();
@@ -357,7 +346,7 @@ pub fn cart_line_ids(added: &Value) -> anyhow::Result<Vec<String>> {
 }
 
 /// S9's order: from cart lines, to an address.
-const PLACE_FROM_CART: &str =
+pub const PLACE_FROM_CART: &str =
     "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { id total shippingFee } }";
 
 /// One order: place it, then pay for it (`pay`). Errors are fatal (a checkout benchmark
@@ -432,6 +421,50 @@ const CREATE_PAYMENT: &str =
 
 /// An order's status, read back after a client's first sandbox payment.
 const ORDER_STATUS: &str = "query($o: ID!) { node(id: $o) { ... on Order { status } } }";
+
+/// Sends every call at once, each from its own connection opened beforehand (S12: many
+/// members claiming at the same moment). Answers the calls' rate over the burst's length
+/// (from the start signal to the last answer), with their latencies, and the answers, in the
+/// calls' order.
+pub async fn burst(addr: SocketAddr, calls: Vec<Call>) -> anyhow::Result<(Stats, Vec<Value>)> {
+    let n = calls.len();
+    let start = Arc::new(tokio::sync::Barrier::new(n + 1));
+    let mut tasks = Vec::with_capacity(n);
+    for call in calls {
+        let start = start.clone();
+        let mut conn = Conn::open(addr).await?;
+        tasks.push(tokio::spawn(async move {
+            let request = body(&call);
+            start.wait().await;
+            let t0 = Instant::now();
+            let answer = conn.post(addr, request, call.token.as_deref()).await?;
+            Ok::<_, anyhow::Error>((t0.elapsed(), answer))
+        }));
+    }
+    start.wait().await;
+    let began = Instant::now();
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut answers = Vec::with_capacity(n);
+    for t in tasks {
+        let (took, answer) = t.await??;
+        hist.record(took.as_micros().max(1) as u64)?;
+        answers.push(answer);
+    }
+    let seconds = began.elapsed().as_secs_f64();
+    let errors = answers.iter().filter(|a| a.get("errors").is_some()).count() as u64;
+    Ok((
+        Stats {
+            iterations: n as u64,
+            seconds,
+            per_second: n as f64 / seconds.max(1e-9),
+            p50_ms: hist.value_at_quantile(0.5) as f64 / 1e3,
+            p99_ms: hist.value_at_quantile(0.99) as f64 / 1e3,
+            errors,
+            max_rss: 0,
+        },
+        answers,
+    ))
+}
 
 /// Sends one request on a fresh connection and returns the answer.
 pub async fn once(addr: SocketAddr, call: &Call) -> anyhow::Result<Value> {

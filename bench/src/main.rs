@@ -25,9 +25,13 @@
 //! order from explicit lines, without the cart; S9-path the buyer's whole path per order, 3
 //! `addToCart` then S9's two calls (orders/s). S10 S6 paid through the sandbox provider —
 //! `createPayment(channel: SANDBOX)` then its signed notification, verified and booked as a
-//! provider's (orders/s; its target is 0.8 × S6 of the same run).
+//! provider's (orders/s; its target is 0.8 × S6 of the same run). S11 S9's three SKUs from
+//! explicit lines with a coupon (¥5 off, one an order, granted beforehand), no address, +
+//! payment (orders/s; target 0.8 × S6); S12 1,000 members claim one template of 500 coupons
+//! at the same moment, a connection each (claims/s; exactly 500 issued, checked).
 
 mod bulk;
+mod coupons;
 mod ledger_history;
 mod load;
 mod order_history;
@@ -56,7 +60,7 @@ const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-0123";
 const PASSWORD: &str = "bench-password-1";
 
 #[derive(Parser, Debug)]
-#[command(about = "Pushhand load benchmark: S0–S9, table, JSON and chart")]
+#[command(about = "Pushhand load benchmark: S0–S12, table, JSON and chart")]
 struct Args {
     /// A PostgreSQL URL whose user may create databases: run on PostgreSQL (a fresh
     /// database, dropped afterwards) instead of SQLite.
@@ -89,8 +93,9 @@ struct Args {
     /// Run only these scenarios (comma-separated keys, e.g. `S1,S2`); S0 always runs.
     #[arg(long)]
     only: Option<String>,
-    /// Carts filled beforehand for S9, per connection: one is ordered per S9 order, so this
-    /// bounds S9's orders per connection over its warm-up and measured seconds.
+    /// Carts filled beforehand for S9, and coupons granted for S11, per connection: one is
+    /// used per order, so this bounds S9's and S11's orders per connection over the warm-up
+    /// and measured seconds.
     #[arg(long, default_value_t = 300)]
     s9_carts: usize,
     /// Where the results go.
@@ -223,6 +228,8 @@ struct Fixture {
     storefront: storefront::Storefront,
     /// S9's carts filled beforehand, `args.s9_carts` per connection (none without S9).
     carts: Vec<storefront::FilledCart>,
+    /// S11's and S12's coupons (none without either).
+    coupons: Option<coupons::Coupons>,
 }
 
 async fn generate(
@@ -345,6 +352,29 @@ async fn generate(
     } else {
         Vec::new()
     };
+    let coupons = if wants(args, "S11") || wants(args, "S12") {
+        let t = Instant::now();
+        let c = coupons::generate(
+            &db,
+            staff[0],
+            &shopper_ids,
+            args.s9_carts,
+            S12_CLAIMERS,
+            &secret,
+            now,
+        )
+        .await?;
+        timings.push((
+            format!(
+                "S11/S12: {} coupons granted, {S12_CLAIMERS} claimers",
+                args.clients * args.s9_carts
+            ),
+            t.elapsed().as_secs_f64(),
+        ));
+        Some(c)
+    } else {
+        None
+    };
     db.close().await?;
 
     let loader = bulk::loader_connection(&config).await?;
@@ -389,8 +419,12 @@ async fn generate(
         shoppers,
         storefront,
         carts,
+        coupons,
     })
 }
+
+/// S12's members claiming at once, each from a connection of their own.
+const S12_CLAIMERS: usize = 1_000;
 
 async fn login(addr: std::net::SocketAddr, email: &str) -> anyhow::Result<String> {
     let call = Call {
@@ -584,8 +618,9 @@ async fn bench(
     // Phase 2: the default configuration, response cache on. Ratios are still to S0 of
     // phase 1 — the server executing `{ __typename }` — because with the cache on
     // `{ __typename }` itself is a cache hit (shown as S0c, for reference).
-    const PHASE2: [&str; 12] = [
+    const PHASE2: [&str; 14] = [
         "S0c", "S2", "S3", "S4", "S5", "S6", "S10", "S6-1", "S8", "S9", "S9-lines", "S9-path",
+        "S11", "S12",
     ];
     if PHASE2.iter().any(|k| *k != "S0c" && wants(args, k)) {
         let server = Server::start(&launch(true)).await?;
@@ -626,11 +661,56 @@ async fn bench(
             })
             .collect();
         // S9's filled carts, `s9_carts` per connection: connection i orders its own in turn.
-        let mut filled_carts: Vec<Vec<storefront::FilledCart>> = Vec::new();
+        let mut filled_carts: Vec<Vec<Call>> = Vec::new();
         let mut carts = std::mem::take(&mut fixture.carts).into_iter();
         for _ in 0..args.clients {
-            filled_carts.push(carts.by_ref().take(args.s9_carts).collect());
+            filled_carts.push(
+                carts
+                    .by_ref()
+                    .take(args.s9_carts)
+                    .map(|cart| {
+                        call(
+                            load::PLACE_FROM_CART,
+                            json!({ "i": {
+                                "cartLineIds": cart.line_ids,
+                                "addressId": cart.address_id,
+                            } }),
+                            Some(&cart.token),
+                        )
+                    })
+                    .collect(),
+            );
         }
+        // S11's orders: S9's three SKUs from explicit lines, a coupon each, no address.
+        let s11_orders: Vec<Vec<Call>> = fixture
+            .coupons
+            .as_ref()
+            .map(|c| {
+                fixture
+                    .shoppers
+                    .iter()
+                    .zip(&c.s11)
+                    .map(|(token, coupons)| {
+                        let lines: Vec<Value> = fixture
+                            .storefront
+                            .order_skus
+                            .iter()
+                            .map(|sku| json!({ "skuId": sku, "quantity": 1 }))
+                            .collect();
+                        coupons
+                            .iter()
+                            .map(|coupon| {
+                                call(
+                                    PLACE,
+                                    json!({ "i": { "lines": lines, "couponId": coupon } }),
+                                    Some(token),
+                                )
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let s9_lines: Vec<Call> = fixture
             .shoppers
             .iter()
@@ -747,8 +827,8 @@ async fn bench(
             (
                 "S9",
                 "placeOrder from a filled 3-line cart (2 merchants, shipping) + payment (orders/s)",
-                Script::FilledCarts {
-                    carts: std::sync::Arc::new(filled_carts),
+                Script::Orders {
+                    places: std::sync::Arc::new(filled_carts),
                     pay: Pay::Confirm {
                         admin_token: admin.clone(),
                     },
@@ -781,11 +861,26 @@ async fn bench(
                 false,
             ),
         ]);
+        let phase2 = phase2.chain([(
+            "S11",
+            "S9's three SKUs from explicit lines with a coupon (no address) + payment (orders/s)",
+            Script::Orders {
+                places: std::sync::Arc::new(s11_orders),
+                pay: Pay::Confirm {
+                    admin_token: admin.clone(),
+                },
+            },
+            None,
+            false,
+        )]);
         for scenario in phase2 {
             if !wants(args, scenario.0) {
                 continue;
             }
             rows.push(measure_one(addr, args, scenario, Some(&base), rss).await?);
+        }
+        if let (true, Some(c)) = (wants(args, "S12"), fixture.coupons.as_ref()) {
+            rows.push(s12(addr, database_url, c, &base).await?);
         }
         server.stop()?;
     }
@@ -808,6 +903,57 @@ async fn bench(
 
 /// A scenario: key, label, script, target ratio, whether errors are expected.
 type Scenario = (&'static str, &'static str, Script, Option<f64>, bool);
+
+/// S12: every claimer claims S12's template at the same moment. Exactly its total must be
+/// issued — the answers, the coupon rows and the template's counter agree — and every other
+/// claim refused `COUPONS_EXHAUSTED`.
+async fn s12(
+    addr: std::net::SocketAddr,
+    database_url: &str,
+    c: &coupons::Coupons,
+    base: &Stats,
+) -> anyhow::Result<Row> {
+    const CLAIM: &str = "mutation($t: ID!) { claimCoupon(templateId: $t) { id } }";
+    let calls = c
+        .s12_claimers
+        .iter()
+        .map(|token| call(CLAIM, json!({ "t": c.s12_template }), Some(token)))
+        .collect();
+    let (stats, answers) = load::burst(addr, calls).await?;
+    let claimed = answers
+        .iter()
+        .filter(|a| a["data"]["claimCoupon"]["id"].is_string())
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|a| a["errors"][0]["extensions"]["code"] == json!("COUPONS_EXHAUSTED"))
+        .count();
+    let db = Database::connect(database_url).await?;
+    let (rows, counter) = coupons::issued(&db, c.s12_template_id).await?;
+    db.close().await?;
+    let total = usize::try_from(c.s12_total)?;
+    anyhow::ensure!(
+        claimed == total
+            && refused == answers.len() - total
+            && rows == total as u64
+            && counter == c.s12_total,
+        "S12 issued wrong: {claimed} claimed, {refused} refused, {rows} coupons, counter \
+         {counter}, of {total}"
+    );
+    let label = "1,000 members claim one template of 500 at once (claims/s; exactly 500 issued)";
+    println!(
+        "{:>4} {label:<36} {:>9.0}/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
+        "S12", stats.per_second, stats.p50_ms, stats.p99_ms
+    );
+    Ok(Row {
+        key: "S12",
+        label,
+        baseline: "S0",
+        ratio: stats.per_second / base.per_second,
+        stats,
+        target: None,
+    })
+}
 
 /// Runs one scenario, prints its line and returns its row, its ratio to `base` (S0 of the
 /// same run; itself when it is S0).

@@ -812,3 +812,72 @@ async fn the_audit_log_records_the_forwarded_client_behind_a_trusted_proxy() {
         json!("127.0.0.1")
     );
 }
+
+/// A document passes async-graphql's full validation once; afterwards only its variables
+/// are checked (`graphql::transport::validated`). Bad variables must still be answered as on
+/// the document's first sight: the same errors, codes and data, whatever was sent between.
+#[tokio::test]
+async fn a_validated_document_answers_bad_variables_as_on_first_sight() {
+    let app = TestApp::spawn().await;
+    let detail = "query($id: ID!) { product(id: $id) { name } }";
+    let page = "query($n: Int, $f: ProductFilter) { products(first: $n, filter: $f) { edges { cursor } } }";
+    let feed = "query($feed: NoteFeed) { notes(feed: $feed) { edges { cursor } } }";
+    let cases = [
+        (detail, json!({ "id": "UHJvZHVjdDox" }), json!({})),
+        (
+            detail,
+            json!({ "id": "UHJvZHVjdDox" }),
+            json!({ "id": null }),
+        ),
+        (
+            detail,
+            json!({ "id": "UHJvZHVjdDox" }),
+            json!({ "id": { "a": 1 } }),
+        ),
+        (
+            detail,
+            json!({ "id": "UHJvZHVjdDox" }),
+            json!({ "id": 1.5 }),
+        ),
+        (page, json!({ "n": 2 }), json!({ "n": "two" })),
+        (page, json!({ "n": 2 }), json!({ "n": 2.5 })),
+        (page, json!({ "n": 2 }), json!({ "n": -1 })),
+        (
+            page,
+            json!({ "n": 2 }),
+            json!({ "f": { "noSuchField": 1 } }),
+        ),
+        (
+            page,
+            json!({ "n": 2 }),
+            json!({ "f": { "brandId": [[1]] } }),
+        ),
+        (page, json!({ "n": 2 }), json!({ "f": "everything" })),
+        (feed, json!({ "feed": "HOT" }), json!({ "feed": "COLD" })),
+        (feed, json!({ "feed": "HOT" }), json!({ "feed": 3 })),
+    ];
+    for (i, (doc, good, bad)) in cases.iter().enumerate() {
+        // A document text of its own per case: seen first with the bad variables.
+        let doc = format!("{doc} # case {i}");
+        let first = app.gql(&doc, bad.clone()).await;
+        assert!(
+            first["errors"].is_array(),
+            "case {i}: {bad} is refused: {first}"
+        );
+        let fine = app.gql(&doc, good.clone()).await;
+        assert!(
+            fine["errors"].is_null() || fine["errors"][0]["path"].is_array(),
+            "case {i}: {good} passes validation: {fine}"
+        );
+        let again = app.gql(&doc, good.clone()).await;
+        assert_eq!(
+            fine, again,
+            "case {i}: the good variables answer alike twice"
+        );
+        let later = app.gql(&doc, bad.clone()).await;
+        assert_eq!(
+            first, later,
+            "case {i}: {bad} is answered as on first sight"
+        );
+    }
+}

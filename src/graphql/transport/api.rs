@@ -12,16 +12,16 @@
 //! extension path (a registry lookup and a boxed future per field, two type-name strings
 //! per list item), which cost more than the fields themselves on a page of products.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use async_graphql::futures_util::stream::{self, BoxStream, StreamExt};
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
 };
-use async_graphql::{Data, Request, Response, ServerError, Value};
+use async_graphql::{Data, Request, Response, ServerError, ValidationMode, Value};
 
-use super::{cost, guard, limits};
+use super::{cost, guard, limits, validated};
 use crate::graphql::AppSchema;
 use crate::metrics::{CodeLabels, Metrics};
 use crate::responses::Cacheability;
@@ -30,6 +30,11 @@ use crate::state::AppState;
 /// The schema with its limits and metrics. Cheap to share (`Arc`), one per app.
 pub struct Api {
     schema: AppSchema,
+    /// The same schema validating in async-graphql's `Fast` mode, for documents that passed
+    /// the full validation once ([`validated`]).
+    fast: AppSchema,
+    /// The input types, to check a validated document's variables.
+    inputs: validated::InputTypes,
     limits: limits::Limits,
     /// Bound on the nesting of the document's brackets and of the variables.
     max_nesting: usize,
@@ -58,6 +63,19 @@ pub struct ReportCost;
 pub struct Parsed {
     pub doc: ExecutableDocument,
     pub cacheability: Cacheability,
+    /// The operation name with which the document once passed async-graphql's full
+    /// validation ([`validated`]).
+    validated: OnceLock<Option<String>>,
+}
+
+impl Parsed {
+    pub fn new(doc: ExecutableDocument, cacheability: Cacheability) -> Parsed {
+        Parsed {
+            doc,
+            cacheability,
+            validated: OnceLock::new(),
+        }
+    }
 }
 
 /// What the limits made of one document text: the parsed document, or the refusal.
@@ -118,22 +136,33 @@ impl Api {
             max_depth: l.max_introspection_depth,
             max_cost: l.max_introspection_cost,
         };
-        let mut schema = crate::graphql::builder();
-        if !introspection.enabled {
-            // A backstop: the front door refuses `__schema`/`__type` first, with a code.
-            schema = schema.disable_introspection();
-        }
-        let schema = schema
-            .data(Arc::new(state))
-            // Depth is checked by `limits` (introspection excepted); async-graphql's own
-            // depth limit stays as a backstop at the parser's recursion limit.
-            .limit_depth(limits::MAX_RECURSIVE_DEPTH)
-            .limit_recursive_depth(limits::MAX_RECURSIVE_DEPTH)
-            .limit_directives(limits::MAX_DIRECTIVES_PER_FIELD)
-            .finish();
+        let state = Arc::new(state);
+        let build = |mode| {
+            let mut schema = crate::graphql::builder();
+            if !introspection.enabled {
+                // A backstop: the front door refuses `__schema`/`__type` first, with a code.
+                schema = schema.disable_introspection();
+            }
+            schema
+                .data(state.clone())
+                .validation_mode(mode)
+                // Depth is checked by `limits` (introspection excepted); async-graphql's own
+                // depth limit stays as a backstop at the parser's recursion limit.
+                .limit_depth(limits::MAX_RECURSIVE_DEPTH)
+                .limit_recursive_depth(limits::MAX_RECURSIVE_DEPTH)
+                .limit_directives(limits::MAX_DIRECTIVES_PER_FIELD)
+                .finish()
+        };
+        let schema = build(ValidationMode::Strict);
         let costs = cost::CostModel::from_sdl(&schema.sdl());
         Api {
             schema,
+            fast: build(ValidationMode::Fast),
+            inputs: validated::InputTypes::of::<
+                crate::graphql::Query,
+                crate::graphql::Mutation,
+                crate::graphql::schema::live::Subscription,
+            >(),
             limits: limits::Limits {
                 guard: guard::Limits {
                     max_selections: l.max_selections,
@@ -165,11 +194,22 @@ impl Api {
         let (response, operation) = match self.admit(request, document) {
             Ok((request, operation, report, parsed)) => {
                 let name = request.operation_name.clone();
-                let mut response = self.schema.execute(request).await;
+                let op = selected_operation(&parsed.doc, name.as_deref());
+                let fast = parsed.validated.get() == Some(&name)
+                    && op.is_some_and(|op| self.inputs.fit(op, &request.variables));
+                let schema = if fast { &self.fast } else { &self.schema };
+                let mut response = schema.execute(request).await;
+                // Validation errors, and the other refusals before execution, have no path.
+                if !fast && response.errors.iter().all(|e| !e.path.is_empty()) {
+                    let _ = parsed.validated.set(name);
+                }
                 // async-graphql puts fields in the order they complete.
-                let doc = &parsed.doc;
-                if let Some(op) = selected_operation(doc, name.as_deref()) {
-                    super::field_order::reorder(doc, &op.selection_set.node, &mut response.data);
+                if let Some(op) = op {
+                    super::field_order::reorder(
+                        &parsed.doc,
+                        &op.selection_set.node,
+                        &mut response.data,
+                    );
                 }
                 if let Some(cost) = report {
                     response.extensions.insert("cost".into(), cost);
@@ -217,7 +257,7 @@ impl Api {
             self.limits.check(&doc)?;
             guard::check_introspection(&doc, &self.introspection).map_err(refused)?;
             let cacheability = Cacheability::of(&doc);
-            Ok(Arc::new(Parsed { doc, cacheability }))
+            Ok(Arc::new(Parsed::new(doc, cacheability)))
         })
     }
 
@@ -365,7 +405,7 @@ mod tests {
     fn admit_unlimited(query: &str) -> Admission {
         parse(query).map(|doc| {
             let cacheability = Cacheability::of(&doc);
-            Arc::new(Parsed { doc, cacheability })
+            Arc::new(Parsed::new(doc, cacheability))
         })
     }
 

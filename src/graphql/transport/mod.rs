@@ -10,3 +10,4 @@ pub mod guard;
 pub mod json;
 pub mod limits;
 pub mod plain;
+mod validated;
