@@ -66,6 +66,8 @@ pub struct Parsed {
     /// The operation name with which the document once passed async-graphql's full
     /// validation ([`validated`]).
     validated: OnceLock<Option<String>>,
+    /// An operation's cost when no variable changes it, by operation name.
+    cost: OnceLock<(Option<String>, usize)>,
 }
 
 impl Parsed {
@@ -74,6 +76,7 @@ impl Parsed {
             doc,
             cacheability,
             validated: OnceLock::new(),
+            cost: OnceLock::new(),
         }
     }
 }
@@ -269,9 +272,17 @@ impl Api {
         guard::scan_variables(&request.variables, self.max_nesting).map_err(refused)?;
         let parsed = document?;
         let doc = &parsed.doc;
-        let cost = self
-            .costs
-            .cost(doc, request.operation_name.as_deref(), &request.variables);
+        let name = request.operation_name.as_deref();
+        let cost = match parsed.cost.get() {
+            Some((of, cost)) if of.as_deref() == name => *cost,
+            _ => {
+                let (cost, reads) = self.costs.cost_and_reads(doc, name, &request.variables);
+                if !reads {
+                    let _ = parsed.cost.set((name.map(str::to_owned), cost));
+                }
+                cost
+            }
+        };
         if cost > self.max_cost {
             return Err(limits::coded(
                 format!(

@@ -19,6 +19,7 @@
 //! limit of fields. Field types come from the schema's own SDL, read once at start.
 //! async-graphql's complexity counts every field as 1 and is not used.
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 
 use async_graphql::Variables;
@@ -97,21 +98,34 @@ impl CostModel {
         operation_name: Option<&str>,
         variables: &Variables,
     ) -> usize {
+        self.cost_and_reads(doc, operation_name, variables).0
+    }
+
+    /// [`CostModel::cost`], and whether it read a variable (a cost that did not is the
+    /// document's whatever the variables, and may be remembered with it).
+    pub fn cost_and_reads(
+        &self,
+        doc: &ExecutableDocument,
+        operation_name: Option<&str>,
+        variables: &Variables,
+    ) -> (usize, bool) {
         let Some(op) = super::api::selected_operation(doc, operation_name) else {
-            return 0;
+            return (0, false);
         };
         let root = match op.ty {
             OperationType::Query => &self.roots[0],
             OperationType::Mutation => &self.roots[1],
             OperationType::Subscription => &self.roots[2],
         };
-        Walk {
+        let walk = Walk {
             model: self,
             doc,
             op,
             variables,
-        }
-        .set(Some(root), &op.selection_set.node)
+            read: Cell::new(false),
+        };
+        let cost = walk.set(Some(root), &op.selection_set.node);
+        (cost, walk.read.get())
     }
 }
 
@@ -128,6 +142,8 @@ struct Walk<'a> {
     doc: &'a ExecutableDocument,
     op: &'a OperationDefinition,
     variables: &'a Variables,
+    /// Whether a variable was read.
+    read: Cell<bool>,
 }
 
 impl Walk<'_> {
@@ -226,6 +242,7 @@ impl Walk<'_> {
 
     /// A variable's value in the request, else its default.
     fn variable(&self, name: &Name) -> Option<Value> {
+        self.read.set(true);
         if let Some(v) = self.variables.get(name) {
             return Some(v.clone());
         }
@@ -269,6 +286,28 @@ mod tests {
         type Category { id: ID! children: [Category!]! }
         enum Status { PUBLISHED }
     "#;
+
+    #[test]
+    fn a_cost_says_whether_it_read_a_variable() {
+        let model = CostModel::from_sdl(SDL);
+        let reads = |query: &str| {
+            let doc = async_graphql::parser::parse_query(query).expect("parses");
+            model
+                .cost_and_reads(
+                    &doc,
+                    None,
+                    &Variables::from_json(serde_json::json!({ "n": 5 })),
+                )
+                .1
+        };
+        assert!(!reads(
+            "query($id: ID!) { product(id: $id) { brand { name } } }"
+        ));
+        assert!(!reads("{ products(first: 5) { nodes { id } } }"));
+        assert!(reads(
+            "query($n: Int) { products(first: $n) { nodes { id } } }"
+        ));
+    }
 
     fn cost(query: &str, variables: serde_json::Value) -> usize {
         let model = CostModel::from_sdl(SDL);
