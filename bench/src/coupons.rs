@@ -134,8 +134,9 @@ pub async fn generate(
             .text(&password_hash)
             .text(&format!("领券会员{i}"))
             .text("PUSH_HAND")
-            // Beyond the team tree's codes and the carts' shoppers'.
-            .text(&invite_code((1 << 40) + i as u64))
+            // Beyond the team tree's codes (from 0) and the carts' shoppers' (from 2^39);
+            // codes are 40 bits.
+            .text(&invite_code((3 << 38) + i as u64))
             .null()
             .int(0)
             .time(now)
