@@ -582,43 +582,16 @@ async fn one_coupon_goes_to_one_order_and_comes_back_when_it_is_cancelled() {
     assert_eq!(statuses(&app, &token).await, ["AVAILABLE"]);
 }
 
-/// A published product at `price` (fen) with a self-purchase rebate of `rate_bp`.
+/// A published product at `price` (fen) with a self-purchase rebate of `rate_bp`: its SKU.
 async fn priced_product(app: &TestApp, f: &fixtures::Fixture, price: i64, rate_bp: i32) -> Uuid {
-    use pushhand::service::catalog::{self as catalog_svc, NewProduct, NewSku};
-    let p = NewProduct {
-        id: Uuid::now_v7(),
-        merchant_id: f.merchant.id,
-        brand_id: f.brands[0].id,
-        category_id: f.leaves[0].id,
+    let listing = fixtures::Listing {
         name: format!("随机商品 {price}"),
-        name_en: None,
-        description: None,
-        status: entity::product::Status::Published,
-        rebate_rate: entity::Rate::from_bp(rate_bp),
-        team_rebate_rate: entity::Rate::from_bp(0),
-        membership_activity: false,
-        sales_count: 0,
-        created_at: app.clock_now(),
-        published_at: Some(app.clock_now()),
-        skus: vec![NewSku {
-            name: "标准".into(),
-            price: entity::Money::from_fen(price),
-            stock: 10_000,
-        }],
-        images: vec![],
-        tags: vec![],
+        price_fen: price,
+        rebate_bp: rate_bp,
+        team_bp: 0,
+        ..fixtures::Listing::usual(f, 10_000)
     };
-    let id = catalog_svc::create_product(app.db(), p)
-        .await
-        .map_err(anyhow::Error::from)
-        .expect("product");
-    entity::sku::Entity::find()
-        .filter(entity::sku::Column::ProductId.eq(id))
-        .one(app.db())
-        .await
-        .expect("query")
-        .expect("sku")
-        .id
+    fixtures::listed_product(app, f, listing).await.1
 }
 
 /// Fen of a decimal answer ("195.67" → 19567).

@@ -5,10 +5,9 @@
 use std::str::FromStr;
 
 use chrono::Duration;
-use entity::{Money, Rate, earning, product};
+use entity::{Money, Rate, earning};
 use futures_util::future::join_all;
 use pushhand::graphql::ids::Kind;
-use pushhand::service::catalog::{self as catalog_svc, NewProduct, NewSku};
 use pushhand::service::earnings::{Attribution, LineFacts, Person, Policy, plan};
 use pushhand::service::members::CliRole;
 use pushhand::service::{ledger, orders as orders_svc};
@@ -271,40 +270,11 @@ pub(crate) async fn another_product(
     stock: i32,
     membership: bool,
 ) -> (Uuid, Uuid) {
-    let p = NewProduct {
-        id: Uuid::now_v7(),
-        merchant_id: f.merchant.id,
-        brand_id: f.brands[0].id,
-        category_id: f.leaves[0].id,
-        name: "米家净水器".into(),
-        name_en: None,
-        description: None,
-        status: product::Status::Published,
-        rebate_rate: Rate::from_bp(1500),
-        team_rebate_rate: Rate::from_bp(500),
-        membership_activity: membership,
-        sales_count: 0,
-        created_at: app.clock_now(),
-        published_at: Some(app.clock_now()),
-        skus: vec![NewSku {
-            name: "标准".into(),
-            price: money("199.00"),
-            stock,
-        }],
-        images: vec![],
-        tags: vec![],
+    let listing = fixtures::Listing {
+        membership,
+        ..fixtures::Listing::usual(f, stock)
     };
-    let id = catalog_svc::create_product(app.db(), p)
-        .await
-        .map_err(anyhow::Error::from)
-        .expect("product");
-    let sku = entity::sku::Entity::find()
-        .filter(entity::sku::Column::ProductId.eq(id))
-        .one(app.db())
-        .await
-        .expect("query")
-        .expect("sku");
-    (id, sku.id)
+    fixtures::listed_product(app, f, listing).await
 }
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};

@@ -197,3 +197,72 @@ pub async fn member(
     txn.commit().await.expect("commit");
     m
 }
+
+/// A published product of one SKU, as [`listed_product`] makes it.
+pub struct Listing {
+    pub merchant: Uuid,
+    pub name: String,
+    pub price_fen: i64,
+    pub rebate_bp: i32,
+    pub team_bp: i32,
+    pub stock: i32,
+    pub membership: bool,
+}
+
+impl Listing {
+    /// 199.00, 15 % / 5 %, of `f`'s merchant: the tests' usual product.
+    pub fn usual(f: &Fixture, stock: i32) -> Listing {
+        Listing {
+            merchant: f.merchant.id,
+            name: "米家净水器".into(),
+            price_fen: 19_900,
+            rebate_bp: 1500,
+            team_bp: 500,
+            stock,
+            membership: false,
+        }
+    }
+}
+
+/// Publishes `l` in `f`'s first brand and leaf category: the product's and its SKU's ids.
+pub async fn listed_product(
+    app: &crate::helpers::TestApp,
+    f: &Fixture,
+    l: Listing,
+) -> (Uuid, Uuid) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let p = NewProduct {
+        id: Uuid::now_v7(),
+        merchant_id: l.merchant,
+        brand_id: f.brands[0].id,
+        category_id: f.leaves[0].id,
+        name: l.name,
+        name_en: None,
+        description: None,
+        status: product::Status::Published,
+        rebate_rate: Rate::from_bp(l.rebate_bp),
+        team_rebate_rate: Rate::from_bp(l.team_bp),
+        membership_activity: l.membership,
+        sales_count: 0,
+        created_at: app.clock_now(),
+        published_at: Some(app.clock_now()),
+        skus: vec![NewSku {
+            name: "标准".into(),
+            price: Money::from_fen(l.price_fen),
+            stock: l.stock,
+        }],
+        images: vec![],
+        tags: vec![],
+    };
+    let id = svc::create_product(app.db(), p)
+        .await
+        .map_err(anyhow::Error::from)
+        .expect("product");
+    let sku = entity::sku::Entity::find()
+        .filter(entity::sku::Column::ProductId.eq(id))
+        .one(app.db())
+        .await
+        .expect("query")
+        .expect("sku");
+    (id, sku.id)
+}

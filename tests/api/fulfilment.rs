@@ -4,14 +4,13 @@
 //! shipping; the buyer's cancellation of an unpaid order, racing payment and expiry to one
 //! outcome with the stock back exactly once; and the live events of each step.
 
-use entity::{Rate, product, shipment, shipment_line};
+use entity::{shipment, shipment_line};
 use futures_util::future::join_all;
 use pushhand::graphql::ids::Kind;
-use pushhand::service::catalog::{self as catalog_svc, NewProduct, NewSku};
 use pushhand::service::earnings::Policy;
 use pushhand::service::members::CliRole;
 use pushhand::service::orders::{self, LineRequest, Payment};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -42,40 +41,13 @@ pub(crate) async fn product_of(
     merchant: Uuid,
     stock: i32,
 ) -> Uuid {
-    let p = NewProduct {
-        id: Uuid::now_v7(),
-        merchant_id: merchant,
-        brand_id: f.brands[0].id,
-        category_id: f.leaves[0].id,
+    let listing = fixtures::Listing {
+        merchant,
         name: format!("商品 {merchant}"),
-        name_en: None,
-        description: None,
-        status: product::Status::Published,
-        rebate_rate: Rate::from_bp(1000),
-        team_rebate_rate: Rate::from_bp(500),
-        membership_activity: false,
-        sales_count: 0,
-        created_at: app.clock_now(),
-        published_at: Some(app.clock_now()),
-        skus: vec![NewSku {
-            name: "标准".into(),
-            price: entity::Money::from_fen(19_900),
-            stock,
-        }],
-        images: vec![],
-        tags: vec![],
+        rebate_bp: 1000,
+        ..fixtures::Listing::usual(f, stock)
     };
-    let id = catalog_svc::create_product(app.db(), p)
-        .await
-        .map_err(anyhow::Error::from)
-        .expect("product");
-    entity::sku::Entity::find()
-        .filter(entity::sku::Column::ProductId.eq(id))
-        .one(app.db())
-        .await
-        .expect("query")
-        .expect("sku")
-        .id
+    fixtures::listed_product(app, f, listing).await.1
 }
 
 /// Staff, a buyer and two merchants with a product each.
