@@ -46,8 +46,8 @@ use entity::{webhook_endpoint as endpoint, webhook_event as event};
 use hmac::{Hmac, Mac};
 use sea_orm::sea_query::{Expr, InsertStatement, Query};
 use sea_orm::{
-    ActiveEnum, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveEnum, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -483,7 +483,10 @@ pub async fn update_endpoint(
     let mut after = before.clone();
     let mut changed = serde_json::Map::new();
     if let Some(url) = url.filter(|u| *u != before.url) {
-        changed.insert("url".into(), json!({ "value": url, "previous": before.url }));
+        changed.insert(
+            "url".into(),
+            json!({ "value": url, "previous": before.url }),
+        );
         after.url = url;
     }
     if let Some(events) = events.filter(|e| *e != before.events) {
@@ -714,7 +717,10 @@ pub async fn redeliver(
             delivery::Column::LeaseUntil,
             Expr::value(Option::<DateTime<Utc>>::None),
         )
-        .col_expr(delivery::Column::LeaseToken, Expr::value(Option::<Uuid>::None))
+        .col_expr(
+            delivery::Column::LeaseToken,
+            Expr::value(Option::<Uuid>::None),
+        )
         .filter(delivery::Column::Id.eq(id))
         .filter(delivery::Column::Status.ne(Status::Pending))
         .exec(&txn)
@@ -825,7 +831,11 @@ pub struct Claimed {
 
 /// Claims up to `limit` due deliveries of enabled endpoints for this instance (see the
 /// module's documentation).
-pub async fn claim(db: &DatabaseConnection, now: DateTime<Utc>, limit: u64) -> Result<Vec<Claimed>> {
+pub async fn claim(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Claimed>> {
     let free = || {
         Condition::any()
             .add(delivery::Column::LeaseUntil.is_null())
@@ -958,7 +968,10 @@ pub async fn finish(
             delivery::Column::LeaseUntil,
             Expr::value(Option::<DateTime<Utc>>::None),
         )
-        .col_expr(delivery::Column::LeaseToken, Expr::value(Option::<Uuid>::None));
+        .col_expr(
+            delivery::Column::LeaseToken,
+            Expr::value(Option::<Uuid>::None),
+        );
     update = if outcome.delivered() {
         update
             .col_expr(delivery::Column::Status, Expr::value(Status::Delivered))
@@ -1165,7 +1178,11 @@ async fn send(
             status_code: Some(answer.status),
             error: (!(200..300).contains(&answer.status)).then(|| {
                 let text = String::from_utf8_lossy(&answer.body);
-                format!("HTTP {}: {}", answer.status, text.chars().take(200).collect::<String>())
+                format!(
+                    "HTTP {}: {}",
+                    answer.status,
+                    text.chars().take(200).collect::<String>()
+                )
             }),
         },
         Err(e) => Outcome {

@@ -172,7 +172,10 @@ impl Receiver {
     }
 
     fn of_type(&self, t: &str) -> Vec<Received> {
-        self.got().into_iter().filter(|r| r.event_type == t).collect()
+        self.got()
+            .into_iter()
+            .filter(|r| r.event_type == t)
+            .collect()
     }
 
     /// Waits (up to 20 s) until `n` requests of type `t` came; returns them.
@@ -206,9 +209,15 @@ const FAST: [&str; 2] = ["--webhook-poll-ms", "25"];
 /// Registers an endpoint for `events` at the receiver, which then trusts its secret.
 async fn endpoint(app: &TestApp, admin: &str, r: &Receiver, events: &[&str]) -> String {
     let d = app
-        .data_as(admin, CREATE, json!({ "i": { "url": r.url, "events": events } }))
+        .data_as(
+            admin,
+            CREATE,
+            json!({ "i": { "url": r.url, "events": events } }),
+        )
         .await;
-    let secret = d["createWebhookEndpoint"]["secret"].as_str().expect("secret");
+    let secret = d["createWebhookEndpoint"]["secret"]
+        .as_str()
+        .expect("secret");
     assert!(secret.starts_with("whsec_"), "{secret}");
     r.trust(secret);
     d["createWebhookEndpoint"]["endpoint"]["id"]
@@ -224,7 +233,14 @@ async fn paid_order(app: &TestApp, admin: &str, buyer: &str, sku: Uuid) -> Strin
         .as_str()
         .unwrap_or_else(|| panic!("{o}"))
         .to_owned();
-    let paid = pay(app, admin, &id, &format!("ref-{}", Uuid::now_v7()), "199.00").await;
+    let paid = pay(
+        app,
+        admin,
+        &id,
+        &format!("ref-{}", Uuid::now_v7()),
+        "199.00",
+    )
+    .await;
     assert!(paid["errors"].is_null(), "{paid}");
     id
 }
@@ -236,7 +252,13 @@ async fn deliveries(app: &TestApp, admin: &str, endpoint: &str, status: Option<&
 }
 
 /// Waits (up to 20 s) until `endpoint`'s deliveries in `status` number `n`.
-async fn wait_deliveries(app: &TestApp, admin: &str, endpoint: &str, status: &str, n: u64) -> Value {
+async fn wait_deliveries(
+    app: &TestApp,
+    admin: &str,
+    endpoint: &str,
+    status: &str,
+    n: u64,
+) -> Value {
     let until = Instant::now() + StdDuration::from_secs(20);
     loop {
         let d = deliveries(app, admin, endpoint, Some(status)).await;
@@ -266,8 +288,16 @@ async fn a_paid_shipped_and_completed_order_is_delivered_signed() {
     assert_eq!(paid[0].signatures, 1);
     let body = &paid[0].body;
     assert_eq!(body["type"], "order.paid");
-    assert_eq!(body["id"], paid[0].event_id.as_str(), "the header's event id");
-    assert_eq!(body["data"]["order"]["id"], id.as_str(), "the API's global ID");
+    assert_eq!(
+        body["id"],
+        paid[0].event_id.as_str(),
+        "the header's event id"
+    );
+    assert_eq!(
+        body["data"]["order"]["id"],
+        id.as_str(),
+        "the API's global ID"
+    );
     assert_eq!(body["data"]["order"]["status"], "PAID");
     assert_eq!(body["data"]["order"]["total"], "199.00");
     assert_eq!(body["data"]["lines"][0]["quantity"], 1);
@@ -281,7 +311,8 @@ async fn a_paid_shipped_and_completed_order_is_delivered_signed() {
     assert_eq!(node["attempts"], 1);
     assert_eq!(node["lastStatusCode"], 204);
     assert!(node["nextAttemptAt"].is_null());
-    let sent: Value = serde_json::from_str(node["payload"].as_str().expect("payload")).expect("json");
+    let sent: Value =
+        serde_json::from_str(node["payload"].as_str().expect("payload")).expect("json");
     assert_eq!(&sent, body, "the payload shown is the body sent");
 
     app.data_as(
@@ -292,10 +323,17 @@ async fn a_paid_shipped_and_completed_order_is_delivered_signed() {
     .await;
     let shipped = r.wait_for("order.shipped", 1).await;
     assert_eq!(shipped[0].body["data"]["order"]["status"], "SHIPPED");
-    assert_eq!(shipped[0].body["data"]["parcels"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        shipped[0].body["data"]["parcels"].as_array().map(Vec::len),
+        Some(1)
+    );
     assert_eq!(shipped[0].signed_by, [0]);
     let other = only_shipped.wait_for("order.shipped", 1).await;
-    assert_eq!(other[0].signed_by, [0], "each endpoint signs with its own secret");
+    assert_eq!(
+        other[0].signed_by,
+        [0],
+        "each endpoint signs with its own secret"
+    );
     assert_ne!(other[0].signatures, 0);
     app.data_as(
         &buyer,
@@ -324,7 +362,10 @@ async fn staff_fields_are_admin_only_and_inputs_checked_at_once() {
         for (q, v) in [
             ("{ webhookEndpoints { id } }", json!({})),
             (DELIVERIES, json!({})),
-            (CREATE, json!({ "i": { "url": "http://127.0.0.1:9/x", "events": ["order.paid"] } })),
+            (
+                CREATE,
+                json!({ "i": { "url": "http://127.0.0.1:9/x", "events": ["order.paid"] } }),
+            ),
             (
                 "mutation($id: ID!) { redeliver(id: $id) { id } }",
                 json!({ "id": gid(Kind::WebhookDelivery, Uuid::now_v7()) }),
@@ -357,7 +398,11 @@ async fn staff_fields_are_admin_only_and_inputs_checked_at_once() {
     let r = Receiver::start().await;
     let e = endpoint(&app, &admin, &r, &["after_sale.*", "order.paid"]).await;
     let list = app
-        .data_as(&admin, "{ webhookEndpoints { id events enabled } }", json!({}))
+        .data_as(
+            &admin,
+            "{ webhookEndpoints { id events enabled } }",
+            json!({}),
+        )
         .await;
     assert_eq!(
         list["webhookEndpoints"],
@@ -401,7 +446,11 @@ async fn a_failing_receiver_is_retried_with_backoff_then_given_up() {
     let node = &pending["edges"][0]["node"];
     assert_eq!(node["attempts"], 1);
     assert_eq!(node["lastStatusCode"], 500);
-    assert!(node["lastError"].as_str().is_some_and(|e| e.contains("500")));
+    assert!(
+        node["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("500"))
+    );
     // Not before the backoff: 10 s after the first attempt, then 20 s after the second.
     tokio::time::sleep(StdDuration::from_millis(300)).await;
     assert_eq!(r.got().len(), 1, "no retry before its time");
@@ -411,7 +460,10 @@ async fn a_failing_receiver_is_retried_with_backoff_then_given_up() {
     let got = r.wait_for("order.paid", 3).await;
     let d = wait_deliveries(&app, &admin, &e, "DELIVERED", 1).await;
     assert_eq!(d["edges"][0]["node"]["attempts"], 3);
-    assert!(got.iter().all(|g| g.event_id == got[0].event_id), "one event id");
+    assert!(
+        got.iter().all(|g| g.event_id == got[0].event_id),
+        "one event id"
+    );
 
     // A receiver that never answers 2xx: retried for 24 hours, then FAILED.
     r.fail_first.store(usize::MAX, Ordering::SeqCst);
@@ -446,7 +498,10 @@ async fn redeliver_sends_the_same_event_again() {
         .await;
     assert_eq!(again["redeliver"]["status"], "PENDING");
     let got = r.wait_for("order.paid", 2).await;
-    assert_eq!(got[1].event_id, first[0].event_id, "the receiver can deduplicate");
+    assert_eq!(
+        got[1].event_id, first[0].event_id,
+        "the receiver can deduplicate"
+    );
     assert_eq!(got[1].body, first[0].body);
     assert_eq!(got[1].signed_by, [0]);
     let d = wait_deliveries(&app, &admin, &e, "DELIVERED", 1).await;
@@ -458,7 +513,10 @@ async fn redeliver_sends_the_same_event_again() {
             json!({}),
         )
         .await;
-    assert_eq!(audit["auditLog"]["edges"][0]["node"]["targetId"], id.as_str());
+    assert_eq!(
+        audit["auditLog"]["edges"][0]["node"]["targetId"],
+        id.as_str()
+    );
     let unknown = app
         .gql_as(
             &admin,
@@ -477,7 +535,8 @@ async fn a_rotated_secret_signs_beside_the_new_one_for_its_grace() {
     let (_, sku) = product(&app, 50, false).await;
     let r = Receiver::start().await;
     let e = endpoint(&app, &admin, &r, &["order.paid"]).await;
-    const ROTATE: &str = "mutation($id: ID!, $g: Int) { rotateWebhookSecret(id: $id, graceHours: $g) {
+    const ROTATE: &str =
+        "mutation($id: ID!, $g: Int) { rotateWebhookSecret(id: $id, graceHours: $g) {
       secret endpoint { previousSecretValidUntil } } }";
     let rotated = app
         .data_as(&admin, ROTATE, json!({ "id": e, "g": 1 }))
@@ -525,14 +584,20 @@ async fn a_slow_receiver_does_not_slow_the_request_that_caused_the_event() {
     r.delay_ms.store(4_000, Ordering::SeqCst);
     endpoint(&app, &admin, &r, &["order.paid"]).await;
     let o = order(&app, &buyer, sku, 1, None).await;
-    let id = o["data"]["placeOrder"]["id"].as_str().expect("id").to_owned();
+    let id = o["data"]["placeOrder"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
 
     let started = Instant::now();
     let paid = pay(&app, &admin, &id, "ref-slow", "199.00").await;
     let took = started.elapsed();
 
     assert!(paid["errors"].is_null(), "{paid}");
-    assert!(took < StdDuration::from_secs(3), "the payment took {took:?}");
+    assert!(
+        took < StdDuration::from_secs(3),
+        "the payment took {took:?}"
+    );
     let got = r.wait_for("order.paid", 1).await;
     assert_eq!(got[0].signed_by, [0]);
 }
@@ -564,7 +629,12 @@ async fn an_event_committed_by_a_stopped_instance_is_delivered_by_the_next() {
     r.trust(&secret);
     let id = paid_order(&a, &admin, &buyer, sku).await;
     a.begin_shutdown();
-    a.stopped.take().expect("running").await.expect("joined").expect("stopped");
+    a.stopped
+        .take()
+        .expect("running")
+        .await
+        .expect("joined")
+        .expect("stopped");
     tokio::time::sleep(StdDuration::from_millis(200)).await;
     assert!(r.got().is_empty(), "A sent nothing");
 
@@ -587,8 +657,12 @@ async fn two_instances_send_each_event_once() {
     r.delay_ms.store(150, Ordering::SeqCst);
     let e = endpoint(&a, &admin, &r, &["order.paid"]).await;
     let b = TestApp::spawn_sharing(&a, &FAST).await;
-    let admin_b = b.login("wh8-admin@example.com", crate::helpers::PASSWORD).await;
-    let buyer_b = b.login("wh8-buyer@example.com", crate::helpers::PASSWORD).await;
+    let admin_b = b
+        .login("wh8-admin@example.com", crate::helpers::PASSWORD)
+        .await;
+    let buyer_b = b
+        .login("wh8-buyer@example.com", crate::helpers::PASSWORD)
+        .await;
 
     const N: usize = 8;
     let mut ids = Vec::new();
@@ -608,7 +682,12 @@ async fn two_instances_send_each_event_once() {
     assert_eq!(got.len(), N, "each event once: {got:?}");
     let mut orders: Vec<String> = got
         .iter()
-        .map(|g| g.body["data"]["order"]["id"].as_str().unwrap_or_default().to_owned())
+        .map(|g| {
+            g.body["data"]["order"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect();
     orders.sort();
     ids.sort();
@@ -648,7 +727,10 @@ async fn refunds_and_settlements_are_events_too() {
             json!({ "id": refunded }),
         )
         .await;
-    let line = o["node"]["lines"][0]["id"].as_str().expect("line").to_owned();
+    let line = o["node"]["lines"][0]["id"]
+        .as_str()
+        .expect("line")
+        .to_owned();
     app.data_as(
         &admin,
         "mutation($l: ID!) { refundOrderLine(orderLineId: $l) { status } }",
@@ -694,7 +776,10 @@ async fn refunds_and_settlements_are_events_too() {
                 "idempotencyKey": "wh9" } }),
         )
         .await;
-    let after_sale = asked["requestAfterSale"]["id"].as_str().expect("id").to_owned();
+    let after_sale = asked["requestAfterSale"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     app.data_as(
         &admin,
         "mutation($id: ID!) { reviewAfterSale(id: $id, approve: false, note: \"no\") { status } }",
@@ -702,7 +787,10 @@ async fn refunds_and_settlements_are_events_too() {
     )
     .await;
     let requested = r.wait_for("after_sale.requested", 1).await;
-    assert_eq!(requested[0].body["data"]["afterSale"]["id"], after_sale.as_str());
+    assert_eq!(
+        requested[0].body["data"]["afterSale"]["id"],
+        after_sale.as_str()
+    );
     let rejected = r.wait_for("after_sale.rejected", 1).await;
     assert_eq!(rejected[0].body["data"]["afterSale"]["status"], "REJECTED");
 
@@ -710,7 +798,10 @@ async fn refunds_and_settlements_are_events_too() {
     let settled = app
         .data_as(&admin, "mutation { runSettlement { settled } }", json!({}))
         .await;
-    assert!(settled["runSettlement"]["settled"].as_i64() >= Some(1), "{settled}");
+    assert!(
+        settled["runSettlement"]["settled"].as_i64() >= Some(1),
+        "{settled}"
+    );
     let got = r.wait_for("earning.settled", 1).await;
     assert_eq!(got[0].body["data"]["earning"]["orderId"], kept.as_str());
     assert_eq!(got[0].signed_by, [0]);

@@ -223,9 +223,7 @@ impl WebhooksQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Only deliveries to this endpoint.")] endpoint_id: Option<ID>,
-        #[graphql(desc = "Only deliveries in this status.")] status: Option<
-            WebhookDeliveryStatus,
-        >,
+        #[graphql(desc = "Only deliveries in this status.")] status: Option<WebhookDeliveryStatus>,
         #[graphql(
             desc = "Page size: at most this many edges (default 20, capped at 100; negative is \
                     `VALIDATION`)."
@@ -372,14 +370,8 @@ impl WebhooksMutation {
         let admin = viewer(ctx)?.admin()?;
         let st = state(ctx)?;
         let id = ids::decode_as(&id, Kind::WebhookDelivery, "id")?;
-        let row = svc::redeliver(
-            &st.db,
-            &st.webhooks,
-            &actor(ctx, admin),
-            id,
-            st.clock.now(),
-        )
-        .await?;
+        let row =
+            svc::redeliver(&st.db, &st.webhooks, &actor(ctx, admin), id, st.clock.now()).await?;
         let payload = svc::payloads(&st.db, [row.event_id])
             .await?
             .remove(&row.event_id);
