@@ -49,6 +49,9 @@ impl From<WebhookDeliveryStatus> for Status {
 /// body, the headers and how to check the signature).
 pub struct WebhookEndpoint(pub endpoint::Model);
 
+/// An integration's webhook endpoint: where events are POSTed, which ones, and whether it
+/// is enabled (docs/api.md, "Webhooks", gives the body, the headers and how to check the
+/// signature). Its secret is shown only when created or rotated.
 #[Object]
 impl WebhookEndpoint {
     /// The endpoint's global ID.
@@ -105,6 +108,8 @@ pub struct WebhookDelivery {
     pub payload: Option<String>,
 }
 
+/// One event's delivery to one endpoint: where it stands, its attempts so far and the body it
+/// sends.
 #[Object]
 impl WebhookDelivery {
     /// The delivery's global ID (what `redeliver` takes; sent as `Pushhand-Delivery-Id` as a
