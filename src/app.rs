@@ -121,6 +121,12 @@ impl App {
             metrics.clone(),
         ));
         let rows = Arc::new(crate::service::immutable::CatalogRows::new(100_000));
+        // Off the database while no endpoint is enabled: read once now.
+        let webhooks = Arc::new(crate::service::webhooks::Webhooks::new(
+            crate::service::webhooks::any_enabled(&db)
+                .await
+                .map_err(anyhow::Error::from)?,
+        ));
         // Every cache hears what changed. Passports and kept catalog rows go before catalog
         // answers: an answer computed once those are dropped must not read an old one back.
         // The kept rows hear the bus too (every instance keeps its own), and then tell the
@@ -130,6 +136,7 @@ impl App {
             .with_listener(rows.clone())
             .with_listener(responses.clone())
             .with_listener(viewers.clone())
+            .with_listener(webhooks.clone())
             .with_observer(viewers.clone())
             .with_observer(Arc::new(crate::service::immutable::RowsObserver::new(
                 rows.clone(),
@@ -168,6 +175,7 @@ impl App {
             responses,
             units_sold: Arc::default(),
             payments,
+            webhooks,
         };
         let api = std::sync::Arc::new(graphql::build(state.clone()));
         let shutdown = CancellationToken::new();
@@ -207,6 +215,7 @@ impl App {
     ) -> anyhow::Result<()> {
         let jobs = tokio::spawn(periodic_jobs(self.state.clone()));
         let units_sold = tokio::spawn(write_units_sold(self.state.clone()));
+        let webhooks = tokio::spawn(deliver_webhooks(self.state.clone()));
         let metrics = self.metrics.map(|(listener, router)| {
             let stop = self.shutdown.clone();
             tokio::spawn(async move {
@@ -240,6 +249,7 @@ impl App {
         }
         jobs.abort();
         units_sold.abort();
+        webhooks.abort();
         if let Some(metrics) = metrics {
             metrics.abort();
         }
@@ -303,6 +313,22 @@ async fn write_units_sold(state: AppState) {
         tick.tick().await;
         state.write_units_sold().await;
     }
+}
+
+/// Delivers webhooks ([`crate::service::webhooks::Worker`]): polls every
+/// `webhook_poll_ms` while an endpoint is enabled, checks for one every
+/// `job_interval_seconds` while none is.
+async fn deliver_webhooks(state: AppState) {
+    crate::service::webhooks::Worker {
+        db: state.db.clone(),
+        hooks: state.webhooks.clone(),
+        clock: state.clock.clone(),
+        transport: crate::payments::transport::Transport::default(),
+        poll: std::time::Duration::from_millis(state.config.webhook_poll_ms.max(1)),
+        idle: std::time::Duration::from_secs(state.config.job_interval_seconds.max(1)),
+    }
+    .run()
+    .await;
 }
 
 /// Background upkeep: lapsing expired partner bindings, cancelling unpaid orders,

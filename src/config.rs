@@ -183,6 +183,17 @@ pub struct Config {
     )]
     pub units_sold_interval_ms: u64,
 
+    /// How often each instance looks for webhook deliveries due, in milliseconds, while an
+    /// endpoint is enabled (events this instance commits wake it at once; this picks up other
+    /// instances' leftovers and retries).
+    #[arg(
+        long,
+        env = "PUSHHAND_WEBHOOK_POLL_MS",
+        default_value_t = 5000,
+        global = true
+    )]
+    pub webhook_poll_ms: u64,
+
     /// How long a signed-in member's row is remembered between its requests, in
     /// milliseconds (0: read on every request). A change of the member is in force at once
     /// on the instance that made it; on the others, a revocation as soon as its event

@@ -46,6 +46,8 @@ pub struct AppState {
     pub checkouts: crate::service::checkouts::Checkouts,
     /// The enabled payment providers, keys loaded at start.
     pub payments: Arc<crate::payments::Payments>,
+    /// The webhook worker's switch and wake-up signal.
+    pub webhooks: Arc<crate::service::webhooks::Webhooks>,
 }
 
 impl AppState {

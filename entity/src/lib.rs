@@ -17,6 +17,8 @@
 //! - [`coupon_template`], [`coupon`]: coupon kinds admins define and the coupons members
 //!   hold.
 //! - [`audit_entry`]: the append-only log of staff actions.
+//! - [`webhook_endpoint`], [`webhook_event`], [`webhook_delivery`]: integrations' endpoints,
+//!   the outbox of events for them, and each event's delivery to each endpoint.
 //! - [`idempotency_key`]: clients' keys for retried writes (orders, refunds).
 //! - [`address`]: members' delivery addresses; [`cart_line`]: members' carts;
 //!   [`shipping_rule`], [`shipping_surcharge`]: what shipping a merchant's parcel costs;
@@ -70,6 +72,9 @@ pub mod shipping_rule;
 pub mod shipping_surcharge;
 pub mod sku;
 pub mod team_counter;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;
+pub mod webhook_event;
 pub mod withdrawal;
 
 pub use money::{Money, Rate};

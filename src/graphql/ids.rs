@@ -39,10 +39,12 @@ pub enum Kind {
     Note,
     CouponTemplate,
     Coupon,
+    WebhookEndpoint,
+    WebhookDelivery,
 }
 
 impl Kind {
-    const ALL: [Kind; 17] = [
+    const ALL: [Kind; 19] = [
         Kind::Product,
         Kind::Sku,
         Kind::Brand,
@@ -60,6 +62,8 @@ impl Kind {
         Kind::Note,
         Kind::CouponTemplate,
         Kind::Coupon,
+        Kind::WebhookEndpoint,
+        Kind::WebhookDelivery,
     ];
 
     fn name(self) -> &'static str {
@@ -81,6 +85,8 @@ impl Kind {
             Kind::Note => "Note",
             Kind::CouponTemplate => "CouponTemplate",
             Kind::Coupon => "Coupon",
+            Kind::WebhookEndpoint => "WebhookEndpoint",
+            Kind::WebhookDelivery => "WebhookDelivery",
         }
     }
 }
@@ -130,7 +136,7 @@ pub fn encode_to(kind: Kind, id: Uuid, out: &mut Vec<u8>) {
     // `Type:uuid` is assembled on the stack: a page of products encodes hundreds of IDs,
     // and `format!` cost more than the base64 itself.
     let name = kind.name().as_bytes();
-    // The longest type name is 13 bytes (`MemberProfile`); Kind::ALL's round trip in the
+    // The longest type name is 15 bytes (`WebhookEndpoint`); Kind::ALL's round trip in the
     // tests covers them all.
     let mut text = [0u8; 64];
     let len = name.len() + 1 + uuid::fmt::Simple::LENGTH;

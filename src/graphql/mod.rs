@@ -45,6 +45,7 @@ pub struct Query(
     schema::notes::NotesQuery,
     schema::staff::StaffQuery,
     schema::coupons::CouponsQuery,
+    schema::webhooks::WebhooksQuery,
 );
 
 /// Everything that changes state. All need a signed-in member except `register` and `login`;
@@ -67,6 +68,7 @@ pub struct Mutation(
     schema::notes::NotesMutation,
     schema::catalog_admin::CatalogAdminMutation,
     schema::coupons::CouponsMutation,
+    schema::webhooks::WebhooksMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, schema::live::Subscription>;
@@ -142,6 +144,10 @@ pub fn builder() -> SchemaBuilder<Query, Mutation, schema::live::Subscription> {
     .override_output_type_description::<schema::notes::NoteWorkConnection>(
         "A page of notes in work (an author's own, or the review queue), newest first: \
              `edges` or `nodes`, and `pageInfo` to ask for the next page.",
+    )
+    .override_output_type_description::<schema::webhooks::WebhookDeliveryConnection>(
+        "A page of webhook deliveries, for admins, newest first: `edges` or `nodes`, \
+             `totalCount`, and `pageInfo` to ask for the next page.",
     )
     .override_output_type_description::<schema::audit::AuditEntryConnection>(
         "A page of the audit log, newest first: `edges` or `nodes`, and `pageInfo` to \

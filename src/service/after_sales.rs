@@ -384,6 +384,7 @@ pub async fn request(
         now,
     )
     .await?;
+    super::webhooks::record_after_sale(&txn, &model).await?;
     txn.commit().await?;
     publish(ctx.events, &model, earners).await;
     Ok(model)
@@ -422,7 +423,12 @@ async fn transition(
         .filter(after_sale::Column::Status.eq(from))
         .exec(txn)
         .await?;
-    Ok(moved.rows_affected == 1)
+    if moved.rows_affected != 1 {
+        return Ok(false);
+    }
+    // Its `after_sale.*` webhook event, in the same transaction.
+    super::webhooks::record_after_sale(txn, &get(txn, id).await?).await?;
+    Ok(true)
 }
 
 /// `reviewAfterSale` (ADMIN): a rejection closes it (the line's earnings settle

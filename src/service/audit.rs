@@ -113,6 +113,10 @@ codes! {
         BrandAssigned => "BRAND_ASSIGNED",
         CouponTemplateCreated => "COUPON_TEMPLATE_CREATED",
         CouponTemplateEnabledSet => "COUPON_TEMPLATE_ENABLED_SET",
+        WebhookEndpointCreated => "WEBHOOK_ENDPOINT_CREATED",
+        WebhookEndpointUpdated => "WEBHOOK_ENDPOINT_UPDATED",
+        WebhookSecretRotated => "WEBHOOK_SECRET_ROTATED",
+        WebhookRedelivered => "WEBHOOK_REDELIVERED",
     }
 }
 
@@ -129,6 +133,8 @@ codes! {
         Note => "NOTE",
         Category => "CATEGORY",
         CouponTemplate => "COUPON_TEMPLATE",
+        WebhookEndpoint => "WEBHOOK_ENDPOINT",
+        WebhookDelivery => "WEBHOOK_DELIVERY",
     }
 }
 

@@ -1195,6 +1195,24 @@ pub async fn publish_product(
     )
     .await?;
     let p = product_for_update(&txn, id).await?;
+    super::webhooks::record(
+        &txn,
+        "product.published",
+        json!({
+            "product": {
+                "id": super::webhooks::node_id("Product", p.id),
+                "name": p.name,
+                "merchantId": super::webhooks::node_id("Merchant", p.merchant_id),
+                "brandId": super::webhooks::node_id("Brand", p.brand_id),
+                "categoryId": super::webhooks::node_id("Category", p.category_id),
+                "minPrice": super::webhooks::money(p.min_price),
+                "maxPrice": super::webhooks::money(p.max_price),
+                "publishedAt": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            }
+        }),
+        now,
+    )
+    .await?;
     txn.commit().await?;
     events.publish(vec![Event::passport(id)]).await;
     Ok(p)

@@ -634,6 +634,21 @@ pub async fn settle(
                 count += 1;
                 total += a;
                 moved.push(LiveEvent::new(e.member_id, LiveKind::EarningSettled, e.id));
+                writes.push(super::webhooks::outbox(
+                    "earning.settled",
+                    serde_json::json!({
+                        "earning": {
+                            "id": super::webhooks::node_id("Earning", e.id),
+                            "memberId": super::webhooks::node_id("Member", e.member_id),
+                            "orderId": e.order_id.map(|o| super::webhooks::node_id("Order", o)),
+                            "kind": sea_orm::ActiveEnum::to_value(&e.kind),
+                            "level": e.level,
+                            "amount": super::webhooks::money(e.amount),
+                            "settledAt": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        }
+                    }),
+                    now,
+                ));
             }
         }
         // The balances after the earnings, in key order, as a payment moves them.

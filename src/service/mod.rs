@@ -45,6 +45,7 @@ pub mod team;
 pub mod text;
 pub mod units_sold;
 pub mod viewers;
+pub mod webhooks;
 pub mod withdrawals;
 pub mod writes;
 

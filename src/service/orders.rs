@@ -986,6 +986,11 @@ pub async fn confirm_payment_of(
             let paid = payment_intent::Status::Paid;
             writes.push(super::payments::marking(intent, paid, reference, now).into_query());
         }
+        writes.push(super::webhooks::outbox(
+            "order.paid",
+            super::webhooks::order_data(&paid, "PAID", Some(&lines)),
+            now,
+        ));
         let transition = order::Entity::update_many()
             .col_expr(order::Column::Status, Expr::value(order::Status::Paid))
             .col_expr(order::Column::PaymentReference, Expr::value(reference))
@@ -1143,7 +1148,31 @@ pub(super) async fn mark_shipped(
         .filter(order::Column::Status.eq(order::Status::Paid))
         .exec(txn)
         .await?;
-    Ok(updated.rows_affected == 1)
+    if updated.rows_affected != 1 {
+        return Ok(false);
+    }
+    // `order.shipped`, with its parcels, in the same transaction.
+    let o = get(txn, id).await?;
+    let parcels = entity::shipment::Entity::find()
+        .filter(entity::shipment::Column::OrderId.eq(id))
+        .order_by_asc(entity::shipment::Column::ShippedAt)
+        .order_by_asc(entity::shipment::Column::Id)
+        .all(txn)
+        .await?;
+    let mut data = super::webhooks::order_data(&o, "SHIPPED", None);
+    data["parcels"] = parcels
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "id": super::webhooks::node_id("Shipment", p.id),
+                "carrier": p.carrier.map(|c| sea_orm::ActiveEnum::to_value(&c)),
+                "trackingNumber": p.tracking_number,
+                "shippedAt": p.shipped_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            })
+        })
+        .collect();
+    super::webhooks::record(txn, "order.shipped", data, at).await?;
+    Ok(true)
 }
 
 /// After a refund, in its transaction (the order's row locked): a paid order some of whose
@@ -1210,6 +1239,13 @@ pub async fn complete(
     {
         promote_to_push_hand(&txn, o.buyer_id, line, now, &mut changed).await?;
     }
+    super::webhooks::record(
+        &txn,
+        "order.completed",
+        super::webhooks::order_data(&o, "COMPLETED", None),
+        now,
+    )
+    .await?;
     txn.commit().await?;
     let mut batch = vec![Event::new(o.buyer_id, Kind::OrderChanged, o.id)];
     batch.extend(Event::changed(changed, o.id));
@@ -1605,6 +1641,23 @@ pub(crate) async fn reverse_units(
     };
     // Its last unshipped line refunded, a partly shipped order has shipped.
     let shipped = open > 0 && ship_if_complete(txn, o).await?;
+    super::webhooks::record(
+        txn,
+        "refund.completed",
+        serde_json::json!({
+            "refund": {
+                "orderId": super::webhooks::node_id("Order", o.id),
+                "orderLineId": super::webhooks::node_id("OrderLine", line.id),
+                "quantity": units,
+                "amount": super::webhooks::money(entity::Money::from_fen(refunded_fen)),
+                "lineFullyRefunded": after == line.quantity,
+                "orderFullyRefunded": open == 0,
+                "refundedAt": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            }
+        }),
+        now,
+    )
+    .await?;
     Ok(Reversed {
         changed,
         team,

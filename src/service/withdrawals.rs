@@ -169,6 +169,13 @@ pub async fn request_to(
         now,
     )
     .await?;
+    super::webhooks::record(
+        &txn,
+        "withdrawal.requested",
+        super::webhooks::withdrawal_data(&model, "PENDING"),
+        now,
+    )
+    .await?;
     txn.commit().await?;
     events
         .publish(vec![Event::new(m.id, Kind::WithdrawalChanged, model.id)])
@@ -286,6 +293,18 @@ pub async fn review_with(
         .one(&txn)
         .await?
         .ok_or_else(|| Error::not_found("withdrawal"))?;
+    let (kind, status) = if approve {
+        ("withdrawal.approved", "PROCESSING")
+    } else {
+        ("withdrawal.rejected", "REJECTED")
+    };
+    super::webhooks::record(
+        &txn,
+        kind,
+        super::webhooks::withdrawal_data(&w, status),
+        now,
+    )
+    .await?;
     txn.commit().await?;
     events
         .publish(vec![Event::new(w.member_id, Kind::WithdrawalChanged, w.id)])
@@ -322,7 +341,13 @@ pub(crate) async fn book_paid(
         };
         ledger::book(txn, w.member_id, Entry::WithdrawalFee, refs, d, now).await?;
     }
-    Ok(())
+    super::webhooks::record(
+        txn,
+        "withdrawal.paid",
+        super::webhooks::withdrawal_data(w, "PAID"),
+        now,
+    )
+    .await
 }
 
 /// Books a failed payout, in `txn`: the whole reserved amount returns to the available
@@ -341,7 +366,14 @@ pub(crate) async fn book_failed(
         available: w.amount.fen(),
         ..Deltas::default()
     };
-    ledger::book(txn, w.member_id, Entry::WithdrawalFailed, refs, d, now).await
+    ledger::book(txn, w.member_id, Entry::WithdrawalFailed, refs, d, now).await?;
+    super::webhooks::record(
+        txn,
+        "withdrawal.failed",
+        super::webhooks::withdrawal_data(w, "FAILED"),
+        now,
+    )
+    .await
 }
 
 /// A withdrawal `viewer` may see (its member's and admins'), or `NOT_FOUND`.

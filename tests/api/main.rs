@@ -47,4 +47,5 @@ mod schema;
 mod seed;
 mod storefront;
 mod team;
+mod webhooks;
 mod ws;

@@ -116,6 +116,17 @@ pub enum AuditAction {
     CouponTemplateCreated,
     /// `setCouponTemplateEnabled` (arguments: `enabled`).
     CouponTemplateEnabledSet,
+    /// `createWebhookEndpoint` (target: the endpoint; arguments: its URL and events; never
+    /// the secret).
+    WebhookEndpointCreated,
+    /// `updateWebhookEndpoint` (arguments: the fields changed, each with its `previous`
+    /// value).
+    WebhookEndpointUpdated,
+    /// `rotateWebhookSecret` (arguments: the grace and until when the previous secret signs;
+    /// never a secret).
+    WebhookSecretRotated,
+    /// `redeliver` (target: the delivery; arguments: the event and the previous status).
+    WebhookRedelivered,
 }
 
 impl From<Action> for AuditAction {
@@ -165,6 +176,10 @@ impl From<Action> for AuditAction {
             Action::BrandAssigned => AuditAction::BrandAssigned,
             Action::CouponTemplateCreated => AuditAction::CouponTemplateCreated,
             Action::CouponTemplateEnabledSet => AuditAction::CouponTemplateEnabledSet,
+            Action::WebhookEndpointCreated => AuditAction::WebhookEndpointCreated,
+            Action::WebhookEndpointUpdated => AuditAction::WebhookEndpointUpdated,
+            Action::WebhookSecretRotated => AuditAction::WebhookSecretRotated,
+            Action::WebhookRedelivered => AuditAction::WebhookRedelivered,
         }
     }
 }
@@ -216,6 +231,10 @@ impl From<AuditAction> for Action {
             AuditAction::BrandAssigned => Action::BrandAssigned,
             AuditAction::CouponTemplateCreated => Action::CouponTemplateCreated,
             AuditAction::CouponTemplateEnabledSet => Action::CouponTemplateEnabledSet,
+            AuditAction::WebhookEndpointCreated => Action::WebhookEndpointCreated,
+            AuditAction::WebhookEndpointUpdated => Action::WebhookEndpointUpdated,
+            AuditAction::WebhookSecretRotated => Action::WebhookSecretRotated,
+            AuditAction::WebhookRedelivered => Action::WebhookRedelivered,
         }
     }
 }
@@ -233,6 +252,8 @@ fn kind_of(t: TargetType) -> Kind {
         TargetType::Note => Kind::Note,
         TargetType::Category => Kind::Category,
         TargetType::CouponTemplate => Kind::CouponTemplate,
+        TargetType::WebhookEndpoint => Kind::WebhookEndpoint,
+        TargetType::WebhookDelivery => Kind::WebhookDelivery,
     }
 }
 

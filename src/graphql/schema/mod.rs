@@ -23,3 +23,4 @@ pub mod payouts;
 pub mod refunds;
 pub mod shipping;
 pub mod staff;
+pub mod webhooks;
