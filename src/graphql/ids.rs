@@ -39,10 +39,15 @@ pub enum Kind {
     Note,
     CouponTemplate,
     Coupon,
+    /// A push-hand level.
+    Level,
+    PrivilegeRule,
+    /// A privilege granted to a member (a prize's entitlement too).
+    Privilege,
 }
 
 impl Kind {
-    const ALL: [Kind; 17] = [
+    const ALL: [Kind; 20] = [
         Kind::Product,
         Kind::Sku,
         Kind::Brand,
@@ -60,6 +65,9 @@ impl Kind {
         Kind::Note,
         Kind::CouponTemplate,
         Kind::Coupon,
+        Kind::Level,
+        Kind::PrivilegeRule,
+        Kind::Privilege,
     ];
 
     fn name(self) -> &'static str {
@@ -81,6 +89,9 @@ impl Kind {
             Kind::Note => "Note",
             Kind::CouponTemplate => "CouponTemplate",
             Kind::Coupon => "Coupon",
+            Kind::Level => "Level",
+            Kind::PrivilegeRule => "PrivilegeRule",
+            Kind::Privilege => "Privilege",
         }
     }
 }

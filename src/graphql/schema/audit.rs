@@ -116,6 +116,27 @@ pub enum AuditAction {
     CouponTemplateCreated,
     /// `setCouponTemplateEnabled` (arguments: `enabled`).
     CouponTemplateEnabledSet,
+    /// `createLevel` (target: the level; arguments: its conditions).
+    LevelCreated,
+    /// `updateLevel` (target: the level; arguments: its new conditions and the previous).
+    LevelUpdated,
+    /// A member reached or lost a level (target: the member; arguments: the previous and
+    /// the new level, the sales that decided it). Written by the server (no actor) when
+    /// the evaluation moves a member.
+    MemberLevelChanged,
+    /// `runLevelEvaluation` (arguments: how many members were evaluated).
+    LevelEvaluationRun,
+    /// `createPrivilegeRule` (target: the rule; arguments: its terms).
+    PrivilegeRuleCreated,
+    /// A privilege granted (target: the grant; arguments: rule, member, period, source, and
+    /// the coupons of a pack). By `grantPrivilege` (the admin is the actor) or by the
+    /// level evaluation (no actor).
+    PrivilegeGranted,
+    /// A privilege revoked (target: the grant): by `revokePrivilege`, or by the server when
+    /// the member lost the level or partner status a badge came with.
+    PrivilegeRevoked,
+    /// `shipPrize` (target: the prize's grant; arguments: carrier, tracking number).
+    PrizeShipped,
 }
 
 impl From<Action> for AuditAction {
@@ -165,6 +186,14 @@ impl From<Action> for AuditAction {
             Action::BrandAssigned => AuditAction::BrandAssigned,
             Action::CouponTemplateCreated => AuditAction::CouponTemplateCreated,
             Action::CouponTemplateEnabledSet => AuditAction::CouponTemplateEnabledSet,
+            Action::LevelCreated => AuditAction::LevelCreated,
+            Action::LevelUpdated => AuditAction::LevelUpdated,
+            Action::MemberLevelChanged => AuditAction::MemberLevelChanged,
+            Action::LevelEvaluationRun => AuditAction::LevelEvaluationRun,
+            Action::PrivilegeRuleCreated => AuditAction::PrivilegeRuleCreated,
+            Action::PrivilegeGranted => AuditAction::PrivilegeGranted,
+            Action::PrivilegeRevoked => AuditAction::PrivilegeRevoked,
+            Action::PrizeShipped => AuditAction::PrizeShipped,
         }
     }
 }
@@ -216,6 +245,14 @@ impl From<AuditAction> for Action {
             AuditAction::BrandAssigned => Action::BrandAssigned,
             AuditAction::CouponTemplateCreated => Action::CouponTemplateCreated,
             AuditAction::CouponTemplateEnabledSet => Action::CouponTemplateEnabledSet,
+            AuditAction::LevelCreated => Action::LevelCreated,
+            AuditAction::LevelUpdated => Action::LevelUpdated,
+            AuditAction::MemberLevelChanged => Action::MemberLevelChanged,
+            AuditAction::LevelEvaluationRun => Action::LevelEvaluationRun,
+            AuditAction::PrivilegeRuleCreated => Action::PrivilegeRuleCreated,
+            AuditAction::PrivilegeGranted => Action::PrivilegeGranted,
+            AuditAction::PrivilegeRevoked => Action::PrivilegeRevoked,
+            AuditAction::PrizeShipped => Action::PrizeShipped,
         }
     }
 }
@@ -233,6 +270,9 @@ fn kind_of(t: TargetType) -> Kind {
         TargetType::Note => Kind::Note,
         TargetType::Category => Kind::Category,
         TargetType::CouponTemplate => Kind::CouponTemplate,
+        TargetType::Level => Kind::Level,
+        TargetType::PrivilegeRule => Kind::PrivilegeRule,
+        TargetType::Privilege => Kind::Privilege,
     }
 }
 

@@ -100,7 +100,14 @@ impl NodeQuery {
             (Kind::CartLine, id) => Node::CartLine(super::cart::cart_line_node(ctx, id).await?),
             (Kind::Note, id) => Node::Note(super::notes::note_node(ctx, id).await?),
             // Coupons are read through `couponTemplates` and `me.coupons`, not as nodes.
-            (Kind::CouponTemplate | Kind::Coupon, _) => return Ok(None),
+            (
+                Kind::CouponTemplate
+                | Kind::Coupon
+                | Kind::Level
+                | Kind::PrivilegeRule
+                | Kind::Privilege,
+                _,
+            ) => return Ok(None),
         };
         Ok(Some(node))
     }
