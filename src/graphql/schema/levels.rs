@@ -57,7 +57,7 @@ pub enum PrivilegeAudience {
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "entity::privilege_rule::Period")]
 pub enum PrivilegePeriod {
-    /// Once.
+    /// A single time.
     Once,
     /// Once per calendar month (UTC).
     Monthly,
@@ -164,9 +164,11 @@ impl PrivilegeRule {
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// BADGE, COUPON_PACK or PRIZE.
     async fn kind(&self) -> PrivilegeKind {
         self.0.kind.into()
     }
+    /// Whom it goes to: a level's members, every partner, or whom an admin names.
     async fn audience(&self) -> PrivilegeAudience {
         self.0.audience.into()
     }
@@ -174,6 +176,7 @@ impl PrivilegeRule {
     async fn level_id(&self) -> Option<ID> {
         self.0.level_id.map(|id| ids::encode(Kind::Level, id))
     }
+    /// How often a member gets it: once, or once a month.
     async fn period(&self) -> PrivilegePeriod {
         self.0.period.into()
     }
@@ -189,9 +192,11 @@ impl PrivilegeRule {
     async fn prize_claim_days(&self) -> Option<i32> {
         self.0.prize_claim_days
     }
+    /// Whether it is granted (a disabled rule grants nothing new).
     async fn enabled(&self) -> bool {
         self.0.enabled
     }
+    /// When an admin created it.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -339,6 +344,7 @@ impl Privilege {
     async fn id(&self) -> ID {
         ids::encode(Kind::Privilege, self.row.id)
     }
+    /// BADGE, COUPON_PACK or PRIZE.
     async fn kind(&self) -> PrivilegeKind {
         self.row.kind.into()
     }
@@ -362,6 +368,7 @@ impl Privilege {
     async fn period(&self) -> &str {
         &self.row.period
     }
+    /// When it was granted.
     async fn granted_at(&self) -> DateTime<Utc> {
         self.row.granted_at
     }
@@ -415,11 +422,13 @@ impl Prize {
     async fn member_id(&self) -> ID {
         ids::encode(Kind::MemberProfile, self.row.member_id)
     }
+    /// UNCLAIMED, CLAIMED, SHIPPED, EXPIRED or REVOKED.
     async fn status(&self) -> PrizeStatus {
         privileges::prize_state(&self.row, self.now)
             .unwrap_or(privileges::PrizeState::Revoked)
             .into()
     }
+    /// When it was granted.
     async fn granted_at(&self) -> DateTime<Utc> {
         self.row.granted_at
     }
@@ -427,6 +436,7 @@ impl Prize {
     async fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.row.prize_expires_at
     }
+    /// When the member claimed it.
     async fn claimed_at(&self) -> Option<DateTime<Utc>> {
         self.row.claimed_at
     }
@@ -437,12 +447,15 @@ impl Prize {
             .is_some()
             .then(|| PrizeAddress(self.row.clone()))
     }
+    /// When an admin shipped it.
     async fn shipped_at(&self) -> Option<DateTime<Utc>> {
         self.row.shipped_at
     }
+    /// Who carries it, once shipped.
     async fn carrier(&self) -> Option<super::fulfilment::Carrier> {
         self.row.carrier.map(Into::into)
     }
+    /// The carrier's tracking number, once shipped (upper case).
     async fn tracking_number(&self) -> Option<&str> {
         self.row.tracking_number.as_deref()
     }
@@ -455,6 +468,7 @@ pub struct PrizeAddress(pub grant::Model);
 /// address do not move it.
 #[Object]
 impl PrizeAddress {
+    /// The person who receives the prize.
     async fn recipient_name(&self) -> &str {
         self.0.ship_recipient_name.as_deref().unwrap_or_default()
     }
@@ -478,6 +492,7 @@ impl PrizeAddress {
     async fn detail(&self) -> &str {
         self.0.ship_detail.as_deref().unwrap_or_default()
     }
+    /// Six digits, if given.
     async fn postal_code(&self) -> Option<&str> {
         self.0.ship_postal_code.as_deref()
     }
@@ -579,10 +594,13 @@ impl LevelInput {
 pub struct PrivilegeRuleInput {
     /// 1–60 characters: the badge's text, or the pack's or prize's name.
     pub name: String,
+    /// BADGE, COUPON_PACK or PRIZE.
     pub kind: PrivilegeKind,
+    /// LEVEL (give `levelId`), PARTNERS or MANUAL.
     pub audience: PrivilegeAudience,
     /// LEVEL: the level (required); no other audience names one.
     pub level_id: Option<ID>,
+    /// ONCE or MONTHLY (UTC months).
     pub period: PrivilegePeriod,
     /// COUPON_PACK: 1–20 GRANT coupon templates (none for other kinds).
     pub coupon_template_ids: Option<Vec<ID>>,
