@@ -333,13 +333,19 @@ async fn deliver_webhooks(state: AppState) {
 
 /// Background upkeep: lapsing expired partner bindings, cancelling unpaid orders,
 /// completing long-shipped orders, closing approved returns never shipped back, settling
-/// earnings whose return window has passed, asking
+/// earnings whose return window has passed, evaluating push-hand levels (daily, and after
+/// each settlement), asking
 /// the providers about refunds they have not confirmed, and pruning the rate limiter. Each job is idempotent and safe with several instances running
 /// it (conditional updates decide who does what).
 async fn periodic_jobs(state: AppState) {
     let mut tick = ticks(std::time::Duration::from_secs(
         state.config.job_interval_seconds.max(1),
     ));
+    // When the levels were last evaluated after a settlement, and on which day for
+    // everyone (the first tick evaluates everyone: a member's grace period may have ended
+    // while no instance ran).
+    let mut levels_checked: Option<chrono::DateTime<chrono::Utc>> = None;
+    let mut levels_day: Option<chrono::NaiveDate> = None;
     loop {
         tick.tick().await;
         match hierarchy::expire_bindings(&state.db, &state.events, state.clock.now()).await {
@@ -368,6 +374,36 @@ async fn periodic_jobs(state: AppState) {
             Ok((0, _)) => {}
             Ok((n, amount)) => tracing::info!(settled = n, %amount, "earnings settled"),
             Err(e) => tracing::warn!(error = ?e, "settlement failed; will retry"),
+        }
+        // Levels: daily for everyone, and after each settlement for the members whose
+        // settled sales it moved. Idempotent, safe with several instances.
+        let level_policy = crate::graphql::schema::levels::policy(&state);
+        if levels_day != Some(now.date_naive()) {
+            match crate::service::levels::evaluate_all(&state.db, &state.events, &level_policy, now)
+                .await
+            {
+                Ok(n) => {
+                    tracing::info!(evaluated = n, "levels evaluated");
+                    levels_day = Some(now.date_naive());
+                    levels_checked = Some(now);
+                }
+                Err(e) => tracing::warn!(error = ?e, "level evaluation failed; will retry"),
+            }
+        } else {
+            let from = levels_checked.unwrap_or(now - chrono::Duration::days(1));
+            match crate::service::levels::evaluate_settled(
+                &state.db,
+                &state.events,
+                &level_policy,
+                from,
+                now,
+                now,
+            )
+            .await
+            {
+                Ok(_) => levels_checked = Some(now),
+                Err(e) => tracing::warn!(error = ?e, "level evaluation failed; will retry"),
+            }
         }
         // Provider refunds no notification confirmed: asked about after 10 minutes.
         let refunds = crate::service::refunds::Refunds {

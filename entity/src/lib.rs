@@ -16,6 +16,8 @@
 //!   their public versions link, and members' likes and reports of them.
 //! - [`coupon_template`], [`coupon`]: coupon kinds admins define and the coupons members
 //!   hold.
+//! - [`level`], [`member_level`]: push-hand levels and where each member stands;
+//!   [`privilege_rule`], [`privilege_grant`]: privileges and the ledger of their grants.
 //! - [`audit_entry`]: the append-only log of staff actions.
 //! - [`webhook_endpoint`], [`webhook_event`], [`webhook_delivery`]: integrations' endpoints,
 //!   the outbox of events for them, and each event's delivery to each endpoint.
@@ -47,8 +49,10 @@ pub mod earning;
 pub mod idempotency_key;
 pub mod ledger_entry;
 pub mod ledger_month;
+pub mod level;
 pub mod member;
 pub mod member_ancestor;
+pub mod member_level;
 pub mod membership_reward_day;
 pub mod merchant;
 pub mod money;
@@ -61,6 +65,8 @@ pub mod order_cancellation;
 pub mod order_line;
 pub mod payment_intent;
 pub mod payout_account;
+pub mod privilege_grant;
+pub mod privilege_rule;
 pub mod product;
 pub mod product_image;
 pub mod product_tag;

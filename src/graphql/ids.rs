@@ -41,10 +41,15 @@ pub enum Kind {
     Coupon,
     WebhookEndpoint,
     WebhookDelivery,
+    /// A push-hand level.
+    Level,
+    PrivilegeRule,
+    /// A privilege granted to a member (a prize's entitlement too).
+    Privilege,
 }
 
 impl Kind {
-    const ALL: [Kind; 19] = [
+    const ALL: [Kind; 22] = [
         Kind::Product,
         Kind::Sku,
         Kind::Brand,
@@ -64,6 +69,9 @@ impl Kind {
         Kind::Coupon,
         Kind::WebhookEndpoint,
         Kind::WebhookDelivery,
+        Kind::Level,
+        Kind::PrivilegeRule,
+        Kind::Privilege,
     ];
 
     fn name(self) -> &'static str {
@@ -87,6 +95,9 @@ impl Kind {
             Kind::Coupon => "Coupon",
             Kind::WebhookEndpoint => "WebhookEndpoint",
             Kind::WebhookDelivery => "WebhookDelivery",
+            Kind::Level => "Level",
+            Kind::PrivilegeRule => "PrivilegeRule",
+            Kind::Privilege => "Privilege",
         }
     }
 }

@@ -123,3 +123,7 @@ loader!(/// A note's author.
     NoteAuthorKey => entity::member::Model, |l, ids| crate::service::notes::authors_by_ids(&l.db, ids));
 loader!(/// A member by id (staff lists: a withdrawal's member).
     MemberKey => entity::member::Model, |l, ids| crate::service::members::by_ids(&l.db, ids));
+loader!(/// The enabled privilege rules of a level (its benefits).
+    BenefitsOf => Vec<entity::privilege_rule::Model>, |l, ids| crate::service::privileges::rules_of_levels(&l.db, ids.iter().copied()));
+loader!(/// The badges a member wears (its public profile).
+    BadgesOf => Vec<crate::service::privileges::Badge>, |l, ids| crate::service::privileges::badges_of(&l.db, ids));

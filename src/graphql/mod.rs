@@ -46,6 +46,7 @@ pub struct Query(
     schema::staff::StaffQuery,
     schema::coupons::CouponsQuery,
     schema::webhooks::WebhooksQuery,
+    schema::levels::LevelsQuery,
 );
 
 /// Everything that changes state. All need a signed-in member except `register` and `login`;
@@ -69,6 +70,7 @@ pub struct Mutation(
     schema::catalog_admin::CatalogAdminMutation,
     schema::coupons::CouponsMutation,
     schema::webhooks::WebhooksMutation,
+    schema::levels::LevelsMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, schema::live::Subscription>;
@@ -107,6 +109,14 @@ pub fn builder() -> SchemaBuilder<Query, Mutation, schema::live::Subscription> {
     )
     .override_output_type_description::<schema::coupons::CouponConnection>(
         "A page of the member's coupons, newest claimed first: `edges` or `nodes`, and \
+             `pageInfo` to ask for the next page.",
+    )
+    .override_output_type_description::<schema::levels::PrivilegeConnection>(
+        "A page of the member's privileges, newest granted first: `edges` or `nodes`, and \
+             `pageInfo` to ask for the next page.",
+    )
+    .override_output_type_description::<schema::levels::PrizeConnection>(
+        "A page of the member's prizes, newest granted first: `edges` or `nodes`, and \
              `pageInfo` to ask for the next page.",
     )
     .override_output_type_description::<schema::after_sales::AfterSaleConnection>(

@@ -117,6 +117,14 @@ codes! {
         WebhookEndpointUpdated => "WEBHOOK_ENDPOINT_UPDATED",
         WebhookSecretRotated => "WEBHOOK_SECRET_ROTATED",
         WebhookRedelivered => "WEBHOOK_REDELIVERED",
+        LevelCreated => "LEVEL_CREATED",
+        LevelUpdated => "LEVEL_UPDATED",
+        MemberLevelChanged => "MEMBER_LEVEL_CHANGED",
+        LevelEvaluationRun => "LEVEL_EVALUATION_RUN",
+        PrivilegeRuleCreated => "PRIVILEGE_RULE_CREATED",
+        PrivilegeGranted => "PRIVILEGE_GRANTED",
+        PrivilegeRevoked => "PRIVILEGE_REVOKED",
+        PrizeShipped => "PRIZE_SHIPPED",
     }
 }
 
@@ -135,6 +143,9 @@ codes! {
         CouponTemplate => "COUPON_TEMPLATE",
         WebhookEndpoint => "WEBHOOK_ENDPOINT",
         WebhookDelivery => "WEBHOOK_DELIVERY",
+        Level => "LEVEL",
+        PrivilegeRule => "PRIVILEGE_RULE",
+        Privilege => "PRIVILEGE",
     }
 }
 
@@ -157,6 +168,46 @@ pub fn entry(
         client_addr: Set(actor.client.map(|a| a.to_string())),
         at: Set(at),
     }
+}
+
+/// The entry for an action of the server itself (no actor, no client address): a level
+/// reached or lost, a privilege granted or revoked by the evaluation.
+pub fn system_entry(
+    action: Action,
+    target: Option<(TargetType, Uuid)>,
+    arguments: Value,
+    at: DateTime<Utc>,
+) -> audit_entry::ActiveModel {
+    audit_entry::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        actor_id: Set(None),
+        action: Set(action.as_str().to_owned()),
+        target_type: Set(target.map(|(t, _)| t.as_str().to_owned())),
+        target_id: Set(target.map(|(_, id)| id)),
+        arguments: Set(arguments.to_string()),
+        client_addr: Set(None),
+        at: Set(at),
+    }
+}
+
+/// Writes the entry for an action of `actor`, or of the server itself (`None`); call it
+/// inside the action's transaction.
+pub async fn record_by(
+    db: &impl ConnectionTrait,
+    actor: Option<&Actor>,
+    action: Action,
+    target: Option<(TargetType, Uuid)>,
+    arguments: Value,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let e = match actor {
+        Some(a) => entry(a, action, target, arguments, at),
+        None => system_entry(action, target, arguments, at),
+    };
+    audit_entry::Entity::insert(e)
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
 }
 
 /// Writes the entry for an action; call it inside the action's transaction, after the

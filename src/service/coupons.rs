@@ -640,6 +640,62 @@ pub async fn grant_on_register(
     Ok(out)
 }
 
+/// Grants `member` one coupon of each `GRANT` template of `templates` in `txn` (a
+/// privilege's coupon pack, [`super::privileges`]). Each template is issued under a
+/// savepoint through the claims' path ([`issue`]: the total and the per-member limit hold
+/// under any concurrency); a template that gives none — unknown, not `GRANT`, disabled, past
+/// its validity, exhausted, or at the member's limit — is skipped with its reason, and the
+/// pack gives the rest. Returns the coupons and the skipped templates with their codes. A
+/// coupon number taken meanwhile is `TRY_AGAIN` (the caller runs its transaction again).
+pub async fn grant_pack(
+    txn: &sea_orm::DatabaseTransaction,
+    templates: &[Uuid],
+    member: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(Vec<coupon::Model>, Vec<(Uuid, &'static str)>)> {
+    use sea_orm::TransactionTrait;
+    let mut ids = templates.to_vec();
+    // In key order, as every writer of several templates takes their rows.
+    ids.sort();
+    ids.dedup();
+    let found = templates_by_id(txn, ids.iter().copied()).await?;
+    let (mut issued, mut skipped) = (Vec::new(), Vec::new());
+    for id in ids {
+        let Some(t) = found.get(&id) else {
+            skipped.push((id, "NOT_FOUND"));
+            continue;
+        };
+        if t.distribution != Distribution::Grant {
+            skipped.push((id, "NOT_FOUND"));
+            continue;
+        }
+        if !t.enabled {
+            skipped.push((id, "COUPON_DISABLED"));
+            continue;
+        }
+        if t.valid_until.is_some_and(|until| until <= now) {
+            skipped.push((id, "COUPON_EXPIRED"));
+            continue;
+        }
+        let sp = txn.begin().await?;
+        match issue(&sp, t, member, now).await {
+            Ok(c) => {
+                sp.commit().await?;
+                issued.push(c);
+            }
+            Err(e) if e.code() == NUMBER_TAKEN => return Err(e),
+            Err(e) => match e.code() {
+                code @ ("COUPONS_EXHAUSTED" | "COUPON_LIMIT_REACHED") => {
+                    sp.rollback().await?;
+                    skipped.push((id, code));
+                }
+                _ => return Err(e),
+            },
+        }
+    }
+    Ok((issued, skipped))
+}
+
 /// Where a member's coupon stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {

@@ -28,6 +28,7 @@ mod helpers;
 mod http;
 mod ide;
 mod ledger_props;
+mod levels;
 mod limits;
 mod live;
 mod members;

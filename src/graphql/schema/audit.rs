@@ -127,6 +127,27 @@ pub enum AuditAction {
     WebhookSecretRotated,
     /// `redeliver` (target: the delivery; arguments: the event and the previous status).
     WebhookRedelivered,
+    /// `createLevel` (target: the level; arguments: its conditions).
+    LevelCreated,
+    /// `updateLevel` (target: the level; arguments: its new conditions and the previous).
+    LevelUpdated,
+    /// A member reached or lost a level (target: the member; arguments: the previous and
+    /// the new level, the sales that decided it). Written by the server (no actor) when
+    /// the evaluation moves a member.
+    MemberLevelChanged,
+    /// `runLevelEvaluation` (arguments: how many members were evaluated).
+    LevelEvaluationRun,
+    /// `createPrivilegeRule` (target: the rule; arguments: its terms).
+    PrivilegeRuleCreated,
+    /// A privilege granted (target: the grant; arguments: rule, member, period, source, and
+    /// the coupons of a pack). By `grantPrivilege` (the admin is the actor) or by the
+    /// level evaluation (no actor).
+    PrivilegeGranted,
+    /// A privilege revoked (target: the grant): by `revokePrivilege`, or by the server when
+    /// the member lost the level or partner status a badge came with.
+    PrivilegeRevoked,
+    /// `shipPrize` (target: the prize's grant; arguments: carrier, tracking number).
+    PrizeShipped,
 }
 
 impl From<Action> for AuditAction {
@@ -180,6 +201,14 @@ impl From<Action> for AuditAction {
             Action::WebhookEndpointUpdated => AuditAction::WebhookEndpointUpdated,
             Action::WebhookSecretRotated => AuditAction::WebhookSecretRotated,
             Action::WebhookRedelivered => AuditAction::WebhookRedelivered,
+            Action::LevelCreated => AuditAction::LevelCreated,
+            Action::LevelUpdated => AuditAction::LevelUpdated,
+            Action::MemberLevelChanged => AuditAction::MemberLevelChanged,
+            Action::LevelEvaluationRun => AuditAction::LevelEvaluationRun,
+            Action::PrivilegeRuleCreated => AuditAction::PrivilegeRuleCreated,
+            Action::PrivilegeGranted => AuditAction::PrivilegeGranted,
+            Action::PrivilegeRevoked => AuditAction::PrivilegeRevoked,
+            Action::PrizeShipped => AuditAction::PrizeShipped,
         }
     }
 }
@@ -235,6 +264,14 @@ impl From<AuditAction> for Action {
             AuditAction::WebhookEndpointUpdated => Action::WebhookEndpointUpdated,
             AuditAction::WebhookSecretRotated => Action::WebhookSecretRotated,
             AuditAction::WebhookRedelivered => Action::WebhookRedelivered,
+            AuditAction::LevelCreated => Action::LevelCreated,
+            AuditAction::LevelUpdated => Action::LevelUpdated,
+            AuditAction::MemberLevelChanged => Action::MemberLevelChanged,
+            AuditAction::LevelEvaluationRun => Action::LevelEvaluationRun,
+            AuditAction::PrivilegeRuleCreated => Action::PrivilegeRuleCreated,
+            AuditAction::PrivilegeGranted => Action::PrivilegeGranted,
+            AuditAction::PrivilegeRevoked => Action::PrivilegeRevoked,
+            AuditAction::PrizeShipped => Action::PrizeShipped,
         }
     }
 }
@@ -254,6 +291,9 @@ fn kind_of(t: TargetType) -> Kind {
         TargetType::CouponTemplate => Kind::CouponTemplate,
         TargetType::WebhookEndpoint => Kind::WebhookEndpoint,
         TargetType::WebhookDelivery => Kind::WebhookDelivery,
+        TargetType::Level => Kind::Level,
+        TargetType::PrivilegeRule => Kind::PrivilegeRule,
+        TargetType::Privilege => Kind::Privilege,
     }
 }
 

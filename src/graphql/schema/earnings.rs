@@ -610,6 +610,21 @@ impl EarningsMutation {
             .into());
         }
         let (settled, amount) = svc::settle(&st.db, &st.events, as_of, now).await?;
+        // Levels follow settled sales: the members whose sales became settled in the last
+        // two days are evaluated again (a failure does not undo the settlement; the daily run
+        // catches up).
+        if let Err(e) = crate::service::levels::evaluate_settled(
+            &st.db,
+            &st.events,
+            &super::levels::policy(st),
+            now - chrono::Duration::days(2),
+            now,
+            now,
+        )
+        .await
+        {
+            tracing::warn!(error = ?e, "level evaluation after settlement failed");
+        }
         // The run is many transactions (one per batch of earnings): its entry follows it.
         crate::service::audit::record(
             &st.db,

@@ -339,6 +339,32 @@ impl Member {
     ) -> Result<super::coupons::CouponConnection> {
         super::coupons::coupons_of(ctx, self.0.id, status, first, after).await
     }
+    /// The member's push-hand level (推手等级): the level held, since when, what it grants,
+    /// and the next one with what is missing. Null for buyers and when no level exists.
+    /// Levels go by settled, net sales, never by headcount, and grant privileges, not rates.
+    async fn level(&self, ctx: &Context<'_>) -> Result<Option<super::levels::MemberLevel>> {
+        super::levels::level_of(ctx, &self.0).await
+    }
+    /// Privileges granted (特权: badges, coupon packs, prizes), newest first, revoked ones
+    /// included, each with its source (a level, partner status, or an admin).
+    async fn privileges(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size (default 20, capped at 100).")] first: Option<i32>,
+        #[graphql(desc = "The previous page's last cursor.")] after: Option<String>,
+    ) -> Result<super::levels::PrivilegeConnection> {
+        super::levels::privileges_of(ctx, self.0.id, first, after).await
+    }
+    /// Physical prizes (实物奖品) granted, newest first: claim one with `claimPrize` before
+    /// it expires.
+    async fn prizes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size (default 20, capped at 100).")] first: Option<i32>,
+        #[graphql(desc = "The previous page's last cursor.")] after: Option<String>,
+    ) -> Result<super::levels::PrizeConnection> {
+        super::levels::prizes_of(ctx, self.0.id, first, after).await
+    }
     /// Delivery addresses (收货地址): the default first, then newest first; at most 20. Only
     /// the member itself reads them (`FORBIDDEN` for an admin).
     async fn addresses(&self, ctx: &Context<'_>) -> Result<Vec<super::addresses::Address>> {
@@ -406,6 +432,11 @@ impl MemberProfile {
     /// Programme roles only (BUYER, PUSH_HAND, PARTNER); staff roles are not shown.
     async fn roles(&self) -> Vec<Role> {
         tier_roles(&self.0)
+    }
+    /// The identity badges the member wears (专属身份: from its level, partner status, or an
+    /// admin), oldest first.
+    async fn badges(&self, ctx: &Context<'_>) -> Result<Vec<super::levels::Badge>> {
+        super::levels::badges_of(ctx, self.0.id).await
     }
     /// The member's public 种草 notes.
     async fn notes(

@@ -101,11 +101,15 @@ impl NodeQuery {
             (Kind::Note, id) => Node::Note(super::notes::note_node(ctx, id).await?),
             // Coupons are read through `couponTemplates` and `me.coupons`, not as nodes.
             (
-                Kind::CouponTemplate | Kind::Coupon | Kind::WebhookEndpoint | Kind::WebhookDelivery,
+                Kind::CouponTemplate
+                | Kind::Coupon
+                | Kind::WebhookEndpoint
+                | Kind::WebhookDelivery
+                | Kind::Level
+                | Kind::PrivilegeRule
+                | Kind::Privilege,
                 _,
-            ) => {
-                return Ok(None);
-            }
+            ) => return Ok(None),
         };
         Ok(Some(node))
     }
