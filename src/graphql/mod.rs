@@ -45,6 +45,7 @@ pub struct Query(
     schema::notes::NotesQuery,
     schema::staff::StaffQuery,
     schema::coupons::CouponsQuery,
+    schema::funnel::FunnelQuery,
 );
 
 /// Everything that changes state. All need a signed-in member except `register` and `login`;

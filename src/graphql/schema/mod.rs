@@ -13,6 +13,7 @@ pub mod coupons;
 pub mod curation;
 pub mod earnings;
 pub mod fulfilment;
+pub mod funnel;
 pub mod live;
 pub mod members;
 pub mod node;
