@@ -5,6 +5,7 @@ use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Duration, Utc};
 
 use super::cart::Attribution;
+use super::members::BindingKind;
 use super::catalog::Product;
 use super::notes::Note;
 use super::orders::ShareLink;
@@ -15,28 +16,14 @@ use crate::graphql::loaders::{Loaders, ProductKey};
 use crate::graphql::scalars::Dec;
 use crate::service::funnel::{self as svc, Counts, Period};
 
-/// How a binding came about (the buyer's, in `creditPreview`).
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-pub enum BindingKind {
-    /// Registered with the upline's invite code: permanent.
-    InviteCode,
-    /// Registered through a partner's exclusive link: lapses after the binding period.
-    PartnerLink,
-    /// Set by an admin: permanent.
-    AdminRebind,
-    /// Became a push-hand by buying a membership product through a referrer: permanent.
-    MembershipPurchase,
-}
-
-impl From<entity::binding::Kind> for BindingKind {
-    fn from(k: entity::binding::Kind) -> Self {
-        use entity::binding::Kind as K;
-        match k {
-            K::InviteCode => BindingKind::InviteCode,
-            K::PartnerLink => BindingKind::PartnerLink,
-            K::AdminRebind => BindingKind::AdminRebind,
-            K::MembershipPurchase => BindingKind::MembershipPurchase,
-        }
+/// A binding's kind as the API names it.
+fn binding_kind(k: entity::binding::Kind) -> BindingKind {
+    use entity::binding::Kind as K;
+    match k {
+        K::InviteCode => BindingKind::InviteCode,
+        K::PartnerLink => BindingKind::PartnerLink,
+        K::AdminRebind => BindingKind::AdminRebind,
+        K::MembershipPurchase => BindingKind::MembershipPurchase,
     }
 }
 
@@ -78,7 +65,7 @@ impl CreditPreview {
     }
     /// How the buyer's active binding came about; null without one.
     async fn binding_kind(&self) -> Option<BindingKind> {
-        self.0.binding.as_ref().map(|b| b.kind.into())
+        self.0.binding.as_ref().map(|b| binding_kind(b.kind))
     }
     /// When the buyer's active binding lapses; null when it is permanent or there is none.
     async fn binding_expires_at(&self) -> Option<DateTime<Utc>> {
