@@ -33,11 +33,11 @@ pub mod cors;
 mod graphql;
 mod health;
 mod ide;
-mod short_link;
 pub mod payments;
 pub mod payouts;
 pub mod persisted;
 pub mod serve;
+mod short_link;
 mod ws;
 
 use axum::Router;

@@ -105,8 +105,10 @@ pub async fn visit(
     }
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res.headers_mut()
-        .insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    res.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     res
 }
 
@@ -124,7 +126,10 @@ mod tests {
             with_query("https://shop.example/?x=1#/home", &[("code", "AB12")]),
             "https://shop.example/?x=1&code=AB12#/home"
         );
-        assert_eq!(with_query("https://shop.example/", &[]), "https://shop.example/");
+        assert_eq!(
+            with_query("https://shop.example/", &[]),
+            "https://shop.example/"
+        );
         assert!(storefront("ftp://x").is_err());
         assert!(storefront("https://shop.example/ x").is_err());
     }

@@ -234,12 +234,7 @@ impl Credits {
     /// Who a line through `via` (a share link or a note, if any) of a product (a
     /// membership-activity one or not) credits.
     pub(crate) fn of(&self, via: Option<&Via>, membership_activity: bool) -> Credit {
-        let sharer = via.and_then(|v| {
-            Some((
-                v.referral,
-                self.sharers.get(&v.referral.member_id)?,
-            ))
-        });
+        let sharer = via.and_then(|v| Some((v.referral, self.sharers.get(&v.referral.member_id)?)));
         let upline = self.upline.as_ref().map(|(u, b)| (u, b));
         let attribution = earnings::attribution_of(&self.buyer, sharer, upline);
         let earner_name = match attribution {

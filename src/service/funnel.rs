@@ -33,9 +33,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use entity::{Money, member, note, note_product, order_line, share_link};
 use entity::{share_signup, share_visit};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -232,8 +230,8 @@ pub async fn credit_preview(
     let via = match share_code.map(str::trim).filter(|c| !c.is_empty()) {
         None => None,
         Some(raw) => {
-            let code =
-                normalise(raw).ok_or_else(|| Error::validation("shareCode", "unknown share code"))?;
+            let code = normalise(raw)
+                .ok_or_else(|| Error::validation("shareCode", "unknown share code"))?;
             let codes = Codes::read(db, [code.clone()]).await?;
             Some(codes.for_product(&code, product.id).ok_or_else(|| {
                 Error::validation("shareCode", "unknown share code for this product")
@@ -266,7 +264,12 @@ pub async fn credit_preview(
 /// value that changes every day and means nothing without the server's secret.
 pub fn visitor_hash(secret: &[u8], day: &str, address: &str, user_agent: &str) -> String {
     let mut h = Sha256::new();
-    for part in [secret, day.as_bytes(), address.as_bytes(), user_agent.as_bytes()] {
+    for part in [
+        secret,
+        day.as_bytes(),
+        address.as_bytes(),
+        user_agent.as_bytes(),
+    ] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part);
     }
@@ -304,8 +307,7 @@ pub async fn visit(
     let Some(owner) = codes.owner(&code) else {
         return Ok(None);
     };
-    let (share_link_id, note_id, target) = match (codes.links.get(&code), codes.notes.get(&code))
-    {
+    let (share_link_id, note_id, target) = match (codes.links.get(&code), codes.notes.get(&code)) {
         (Some(l), _) => (Some(l.id), None, String::new()),
         (None, Some((n, products))) => {
             let target = product

@@ -202,7 +202,10 @@ async fn a_note_sells_for_its_author_and_the_funnel_shows_each_step() {
     assert_eq!(e["explanation"]["noteTitle"], "净水器一个月体验");
     assert!(e["explanation"]["shareLinkId"].is_null());
     let s = e["explanation"]["summary"].as_str().expect("summary");
-    assert!(s.contains("15% of 199.00") && s.contains("«净水器一个月体验»"), "{s}");
+    assert!(
+        s.contains("15% of 199.00") && s.contains("«净水器一个月体验»"),
+        "{s}"
+    );
 
     // The author's numbers.
     let mine = app.data_as(&author, NOTE, json!({ "id": note })).await;
@@ -252,26 +255,50 @@ async fn a_visitor_hammering_a_short_link_counts_once_a_day() {
     // 40 requests at once from one visitor: one visit.
     let all = join_all((0..40).map(|_| visit(&app, "same-phone", &code, ""))).await;
     assert!(all.iter().all(|l| l.ends_with(&format!("?code={code}"))));
-    assert_eq!(share_visit::Entity::find().count(app.db()).await.expect("n"), 1);
+    assert_eq!(
+        share_visit::Entity::find()
+            .count(app.db())
+            .await
+            .expect("n"),
+        1
+    );
     let f = funnel(&app, &sharer, "TODAY").await;
     assert_eq!(f["rows"][0]["shareLink"]["code"], json!(code));
-    assert_eq!(f["rows"][0]["product"]["id"], json!(gid(Kind::Product, product_id)));
+    assert_eq!(
+        f["rows"][0]["product"]["id"],
+        json!(gid(Kind::Product, product_id))
+    );
     assert_eq!(f["rows"][0]["counts"]["visits"], 1);
     assert_eq!(f["rows"][0]["counts"]["productClicks"], 0);
 
     // A product parameter on a share link's code is the link itself.
     visit(&app, "same-phone", &code, "?p=whatever").await;
-    assert_eq!(share_visit::Entity::find().count(app.db()).await.expect("n"), 1);
+    assert_eq!(
+        share_visit::Entity::find()
+            .count(app.db())
+            .await
+            .expect("n"),
+        1
+    );
 
     // The next day the same visitor counts again (a new daily salt).
     app.clock.advance(Duration::days(1));
     join_all((0..10).map(|_| visit(&app, "same-phone", &code, ""))).await;
-    let rows = share_visit::Entity::find().all(app.db()).await.expect("rows");
+    let rows = share_visit::Entity::find()
+        .all(app.db())
+        .await
+        .expect("rows");
     assert_eq!(rows.len(), 2);
-    assert_ne!(rows[0].visitor, rows[1].visitor, "the visitor's hash changes daily");
+    assert_ne!(
+        rows[0].visitor, rows[1].visitor,
+        "the visitor's hash changes daily"
+    );
     assert!(rows.iter().all(|r| r.visitor.len() == 32));
     assert_eq!(funnel(&app, &sharer, "TODAY").await["totals"]["visits"], 1);
-    assert_eq!(funnel(&app, &sharer, "ALL_TIME").await["totals"]["visits"], 2);
+    assert_eq!(
+        funnel(&app, &sharer, "ALL_TIME").await["totals"]["visits"],
+        2
+    );
 }
 
 #[tokio::test]
@@ -298,7 +325,11 @@ async fn credit_preview_says_who_gets_credit_and_why() {
     let v = preview(loner.clone(), None).await;
     assert!(v["attribution"]["rule"].is_null());
     assert!(v["bindingKind"].is_null() && v["bindingDecides"] == false);
-    assert!(v["rules"].as_str().is_some_and(|r| r.contains("BOUND_REBATE")));
+    assert!(
+        v["rules"]
+            .as_str()
+            .is_some_and(|r| r.contains("BOUND_REBATE"))
+    );
     let v = preview(loner.clone(), Some(code.clone())).await;
     assert_eq!(v["attribution"]["rule"], "PROMOTION");
     assert_eq!(v["attribution"]["earnerName"], "x");
@@ -316,7 +347,11 @@ async fn credit_preview_says_who_gets_credit_and_why() {
 
     // Bound through a partner's link: PARTNER_REWARD until the binding lapses.
     let r = app
-        .register("linked@example.com", None, partner.partner_link_code.as_deref())
+        .register(
+            "linked@example.com",
+            None,
+            partner.partner_link_code.as_deref(),
+        )
         .await;
     assert!(r["data"].is_object(), "{r}");
     let linked = app.login("linked@example.com", PASSWORD).await;
@@ -326,7 +361,10 @@ async fn credit_preview_says_who_gets_credit_and_why() {
     assert_eq!(v["bindingKind"], "PARTNER_LINK");
     assert!(v["bindingExpiresAt"].is_string());
     let v = preview(linked.clone(), Some(code.clone())).await;
-    assert_eq!(v["attribution"]["rule"], "PROMOTION", "a share code beats a binding");
+    assert_eq!(
+        v["attribution"]["rule"], "PROMOTION",
+        "a share code beats a binding"
+    );
     assert_eq!(v["bindingKind"], "PARTNER_LINK");
     assert_eq!(v["bindingDecides"], false);
     app.clock.advance(Duration::days(366));
@@ -402,7 +440,13 @@ async fn bad_codes_are_refused_or_ignored() {
         let location = visit(&app, "phone", bad, "").await;
         assert_eq!(location, "http://localhost:5173/", "{bad}");
     }
-    assert_eq!(share_visit::Entity::find().count(app.db()).await.expect("n"), 0);
+    assert_eq!(
+        share_visit::Entity::find()
+            .count(app.db())
+            .await
+            .expect("n"),
+        0
+    );
 
     // Registration: a malformed code is VALIDATION; one that names nothing is ignored.
     let r = register_via(&app, "a@example.com", Some("not a code!")).await;
@@ -410,7 +454,13 @@ async fn bad_codes_are_refused_or_ignored() {
     assert_eq!(r["errors"][0]["extensions"]["field"], "shareCode");
     let r = register_via(&app, "b@example.com", Some("ZZZZZZZZZZZZ")).await;
     assert!(r["data"].is_object(), "{r}");
-    assert_eq!(share_signup::Entity::find().count(app.db()).await.expect("n"), 0);
+    assert_eq!(
+        share_signup::Entity::find()
+            .count(app.db())
+            .await
+            .expect("n"),
+        0
+    );
 
     // A deleted note stops counting: its code names nothing any more.
     app.data_as(
@@ -427,5 +477,8 @@ async fn bad_codes_are_refused_or_ignored() {
         )
         .await;
     assert_eq!(error_code(&resp), Some("VALIDATION"), "{resp}");
-    assert_eq!(visit(&app, "phone", &code, "").await, "http://localhost:5173/");
+    assert_eq!(
+        visit(&app, "phone", &code, "").await,
+        "http://localhost:5173/"
+    );
 }

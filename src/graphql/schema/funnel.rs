@@ -5,8 +5,8 @@ use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Duration, Utc};
 
 use super::cart::Attribution;
-use super::members::BindingKind;
 use super::catalog::Product;
+use super::members::BindingKind;
 use super::notes::Note;
 use super::orders::ShareLink;
 use crate::error::Error;
@@ -311,14 +311,7 @@ impl FunnelQuery {
         let me = viewer(ctx)?.member()?;
         let product = ids::decode_as(&product_id, Kind::Product, "productId")?;
         Ok(CreditPreview(
-            svc::credit_preview(
-                &st.db,
-                me,
-                product,
-                share_code.as_deref(),
-                st.clock.now(),
-            )
-            .await?,
+            svc::credit_preview(&st.db, me, product, share_code.as_deref(), st.clock.now()).await?,
         ))
     }
 }

@@ -366,8 +366,11 @@ impl Member {
     async fn funnel(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default_with = "super::funnel::FunnelPeriod::Last30Days", desc = "The \
-                  period, ending now (default the last 30 days).")]
+        #[graphql(
+            default_with = "super::funnel::FunnelPeriod::Last30Days",
+            desc = "The \
+                  period, ending now (default the last 30 days)."
+        )]
         period: super::funnel::FunnelPeriod,
     ) -> Result<super::funnel::Funnel> {
         super::funnel::funnel_of(ctx, self.0.id, period).await
