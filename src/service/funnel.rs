@@ -442,6 +442,7 @@ type Key = (Option<Uuid>, Option<Uuid>);
 
 /// Runs `sql` (parameters: owner, from, to, and the note when `note` is given; written for
 /// PostgreSQL) and folds its rows into `out` with `put`.
+#[allow(clippy::too_many_arguments)]
 async fn fold(
     db: &impl ConnectionTrait,
     sql: &str,
