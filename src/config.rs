@@ -361,6 +361,17 @@ pub struct Config {
     )]
     pub trusted_proxies: String,
 
+    /// Where a short link `/s/{code}` sends its visitors (302): the storefront (web or H5 page)
+    /// that reads the `code` query parameter added to it and passes it on to `addToCart`,
+    /// `placeOrder` and `register`. An absolute http(s) URL.
+    #[arg(
+        long,
+        env = "PUSHHAND_STOREFRONT_URL",
+        default_value = "http://localhost:5173/",
+        global = true
+    )]
+    pub storefront_url: String,
+
     /// Browser origins allowed to call the API (CORS) and open its WebSocket: comma-separated
     /// (`https://shop.example,http://localhost:5173`) or `*`. Default: in development any
     /// `http(s)://localhost`, `127.0.0.1` or `[::1]` origin on any port; in production none.

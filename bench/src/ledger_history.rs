@@ -70,6 +70,8 @@ pub async fn generate(db: &DatabaseConnection, earnings: usize) -> anyhow::Resul
             policy_version: "2026-11".into(),
             list_amount: None,
             coupon_share: None,
+            note_id: None,
+            note_title: None,
         };
         let id = id_at(ms, &mut rng);
         let row = earning_rows

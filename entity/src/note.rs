@@ -55,6 +55,9 @@ pub struct Model {
     pub hot_rank: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The note's share code (12 characters, unique): a line bought through it credits the
+    /// author on the note's products.
+    pub share_code: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

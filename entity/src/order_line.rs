@@ -33,6 +33,9 @@ pub struct Model {
     pub refunding_quantity: i32,
     /// The part of the order's coupon discount this line carries, in fen (0 without one).
     pub coupon_share: Money,
+    /// The note the line was bought through (its share code), if any; then
+    /// `share_link_id` is null.
+    pub note_id: Option<Uuid>,
 }
 
 impl Model {

@@ -47,6 +47,7 @@ pub struct Query(
     schema::coupons::CouponsQuery,
     schema::webhooks::WebhooksQuery,
     schema::levels::LevelsQuery,
+    schema::funnel::FunnelQuery,
 );
 
 /// Everything that changes state. All need a signed-in member except `register` and `login`;

@@ -37,6 +37,7 @@ pub mod payments;
 pub mod payouts;
 pub mod persisted;
 pub mod serve;
+mod short_link;
 mod ws;
 
 use axum::Router;
@@ -150,6 +151,7 @@ pub fn router(
             post(payments::alipay_refund)
                 .layer(DefaultBodyLimit::max(payments::MAX_NOTIFICATION_BYTES)),
         )
+        .route("/s/{code}", get(short_link::visit))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route(
@@ -268,5 +270,6 @@ pub fn check_config(config: &crate::config::Config) -> anyhow::Result<()> {
     use anyhow::Context as _;
     client::TrustedProxies::parse(&config.trusted_proxies).context("PUSHHAND_TRUSTED_PROXIES")?;
     cors_origins(config)?;
+    short_link::storefront(&config.storefront_url).context("PUSHHAND_STOREFRONT_URL")?;
     Ok(())
 }

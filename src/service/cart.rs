@@ -32,7 +32,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::{Money, binding, cart_line, earning, member, order_line, product, share_link, sku};
+use entity::{Money, binding, cart_line, earning, member, order_line, product, sku};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
@@ -40,8 +40,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::earnings::{self, Attribution, Planned, Policy};
-use super::members::normalise_code;
-use super::orders::{self, OrderLimits, OrderRequest, SHARE_CODE_LEN};
+use super::funnel::{self, Codes, Via};
+use super::orders::{self, OrderLimits, OrderRequest};
 use super::{hierarchy, shipping};
 use crate::error::{Error, Result};
 use crate::events::{Event, Events, Kind};
@@ -77,6 +77,8 @@ pub struct Credit {
     /// The line's share code names a link that does not count (the buyer's own, a plain
     /// buyer's): why, for the summary.
     pub code_ignored: bool,
+    /// Through a note: its public title (the summary names it).
+    pub note_title: Option<String>,
 }
 
 impl Credit {
@@ -104,6 +106,10 @@ impl Credit {
                  change that"
                     .to_owned()
             }
+            Attribution::Promotion { note: Some(_), .. } => format!(
+                "bought through {name}'s note «{}»",
+                self.note_title.as_deref().unwrap_or("?")
+            ),
             Attribution::Promotion { .. } => format!("bought through {name}'s share link"),
             Attribution::Bound { partner: true, .. } => {
                 format!("bought by a member bound through {name}'s partner link")
@@ -173,21 +179,21 @@ impl Cart {
     }
 }
 
-/// The people a set of lines may credit, read once for all of them: the share links' members
+/// The people a set of lines may credit, read once for all of them: the share codes' members
 /// and the buyer's upline with its binding.
-struct Credits {
+pub(crate) struct Credits {
     buyer: member::Model,
     sharers: HashMap<Uuid, member::Model>,
     upline: Option<(member::Model, binding::Model)>,
 }
 
 impl Credits {
-    /// Reads the members of `links` (one statement) and, for a plain buyer with an upline,
-    /// its binding and upline (two).
-    async fn load<'a>(
+    /// Reads the members of `owners` (the share codes' members; one statement) and, for a
+    /// plain buyer with an upline, its binding and upline (two).
+    pub(crate) async fn load(
         db: &impl ConnectionTrait,
         buyer: &member::Model,
-        links: impl IntoIterator<Item = &'a share_link::Model>,
+        owners: impl IntoIterator<Item = Uuid>,
         now: DateTime<Utc>,
     ) -> Result<Credits> {
         let mut credits = Credits {
@@ -199,7 +205,7 @@ impl Credits {
         if buyer.tier != member::Tier::Buyer {
             return Ok(credits);
         }
-        let mut ids: Vec<Uuid> = links.into_iter().map(|l| l.member_id).collect();
+        let mut ids: Vec<Uuid> = owners.into_iter().collect();
         ids.sort_unstable();
         ids.dedup();
         if !ids.is_empty() {
@@ -220,10 +226,15 @@ impl Credits {
         Ok(credits)
     }
 
-    /// Who a line through `link` (if any) of a product (a membership-activity one or not)
-    /// credits.
-    fn of(&self, link: Option<&share_link::Model>, membership_activity: bool) -> Credit {
-        let sharer = link.and_then(|l| Some((l, self.sharers.get(&l.member_id)?)));
+    /// The buyer's binding and upline, when it has an active one.
+    pub(crate) fn upline(&self) -> Option<&(member::Model, binding::Model)> {
+        self.upline.as_ref()
+    }
+
+    /// Who a line through `via` (a share link or a note, if any) of a product (a
+    /// membership-activity one or not) credits.
+    pub(crate) fn of(&self, via: Option<&Via>, membership_activity: bool) -> Credit {
+        let sharer = via.and_then(|v| Some((v.referral, self.sharers.get(&v.referral.member_id)?)));
         let upline = self.upline.as_ref().map(|(u, b)| (u, b));
         let attribution = earnings::attribution_of(&self.buyer, sharer, upline);
         let earner_name = match attribution {
@@ -242,11 +253,17 @@ impl Credits {
             attribution,
             earner_name,
             membership_reward: membership_activity && referred,
-            code_ignored: link.is_some()
+            code_ignored: via.is_some()
                 && !matches!(
                     attribution,
                     Attribution::Promotion { .. } | Attribution::SelfPurchase { .. }
                 ),
+            note_title: match attribution {
+                Attribution::Promotion { note: Some(_), .. } => {
+                    via.and_then(|v| v.note_title.clone())
+                }
+                _ => None,
+            },
         }
     }
 }
@@ -286,21 +303,8 @@ pub async fn detail(
     }
     let skus: HashMap<Uuid, (sku::Model, Option<product::Model>)> =
         super::skus_with_products(db, rows.iter().map(|l| l.sku_id)).await?;
-    let mut codes: Vec<String> = rows.iter().filter_map(|l| l.share_code.clone()).collect();
-    codes.sort_unstable();
-    codes.dedup();
-    let links: HashMap<String, share_link::Model> = if codes.is_empty() {
-        HashMap::new()
-    } else {
-        share_link::Entity::find()
-            .filter(share_link::Column::Code.is_in(codes))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|l| (l.code.clone(), l))
-            .collect()
-    };
-    let credits = Credits::load(db, buyer, links.values(), now).await?;
+    let codes = Codes::read(db, rows.iter().filter_map(|l| l.share_code.clone())).await?;
+    let credits = Credits::load(db, buyer, codes.owners(), now).await?;
     let lines = rows
         .into_iter()
         .map(|row| {
@@ -321,13 +325,12 @@ pub async fn detail(
                 (Some(s), _) if s.stock < row.quantity => Some(Unavailable::NotEnoughStock),
                 _ => None,
             };
-            let link = row
-                .share_code
-                .as_ref()
-                .and_then(|c| links.get(c))
-                .filter(|l| Some(l.product_id) == sku.as_ref().map(|s| s.product_id));
+            let via = match (&row.share_code, &sku) {
+                (Some(c), Some(s)) => codes.for_product(c, s.product_id),
+                _ => None,
+            };
             let membership = product.as_ref().is_some_and(|p| p.membership_activity);
-            let credit = credits.of(link, membership);
+            let credit = credits.of(via.as_ref(), membership);
             Line {
                 row,
                 sku,
@@ -373,7 +376,7 @@ pub async fn add(
     let code = match share_code.map(str::trim).filter(|c| !c.is_empty()) {
         None => None,
         Some(raw) => Some(
-            normalise_code(raw, SHARE_CODE_LEN)
+            funnel::normalise(raw)
                 .ok_or_else(|| Error::validation("shareCode", "unknown share code"))?,
         ),
     };
@@ -425,7 +428,9 @@ async fn upsert(
          FROM skus s JOIN products p ON p.id = s.product_id \
          WHERE s.id = $6 AND p.status = $7 \
          AND ($4 IS NULL OR EXISTS (SELECT 1 FROM share_links l \
-              WHERE l.code = $4 AND l.product_id = s.product_id)) \
+              WHERE l.code = $4 AND l.product_id = s.product_id) \
+              OR EXISTS (SELECT 1 FROM notes n JOIN note_products np ON np.note_id = n.id \
+              WHERE n.share_code = $4 AND n.is_public = $9 AND np.product_id = s.product_id)) \
          AND (EXISTS (SELECT 1 FROM cart_lines c WHERE c.member_id = $2 AND c.sku_id = s.id) \
               OR (SELECT COUNT(*) FROM cart_lines c WHERE c.member_id = $2) < $8) \
          ON CONFLICT (member_id, sku_id) DO UPDATE SET \
@@ -439,7 +444,7 @@ async fn upsert(
     } else {
         sql.to_owned()
     };
-    let values: [sea_orm::Value; 8] = [
+    let values: [sea_orm::Value; 9] = [
         Uuid::now_v7().into(),
         member_id.into(),
         quantity.into(),
@@ -448,6 +453,7 @@ async fn upsert(
         sku_id.into(),
         "PUBLISHED".into(),
         (MAX_LINES as i64).into(),
+        true.into(),
     ];
     let done = db
         .execute_raw(sea_orm::Statement::from_sql_and_values(
@@ -475,13 +481,9 @@ async fn why_not_added(db: &DatabaseConnection, sku_id: Uuid, code: Option<&str>
         return Error::not_found("SKU");
     };
     if let Some(code) = code {
-        let link = share_link::Entity::find()
-            .filter(share_link::Column::Code.eq(code))
-            .one(db)
-            .await;
-        match link {
-            Err(e) => return e.into(),
-            Ok(link) if link.as_ref().is_none_or(|l| l.product_id != s.product_id) => {
+        match Codes::read(db, [code.to_owned()]).await {
+            Err(e) => return e,
+            Ok(codes) if codes.for_product(code, s.product_id).is_none() => {
                 return Error::validation("shareCode", "unknown share code for this product");
             }
             Ok(_) => {}
@@ -671,13 +673,13 @@ pub async fn checkout_preview(
 ) -> Result<Preview> {
     orders::check_lines(&req.lines)?;
     let p = orders::prepare(db, buyer, req, limits, now).await?;
-    let credits = Credits::load(db, buyer, p.links.values(), now).await?;
+    let credits = Credits::load(db, buyer, p.codes.owners(), now).await?;
     let lines = p
         .lines
         .into_iter()
         .map(|line| {
-            let link = line.share_link_id.and_then(|id| p.links.get(&id));
-            let credit = credits.of(link, line.membership_activity);
+            let via = p.codes.of_line(&line);
+            let credit = credits.of(via.as_ref(), line.membership_activity);
             // The base is the line's paid amount, after its coupon share.
             let facts = earnings::line_facts(&line);
             // Level 1 is worked out before the uplines' share of the budget, so the
@@ -692,7 +694,7 @@ pub async fn checkout_preview(
                 .collect();
             PreviewLine {
                 sku: p.skus.get(&line.sku_id).cloned(),
-                share_code: link.map(|l| l.code.clone()),
+                share_code: via.map(|v| v.code),
                 line,
                 credit,
                 earnings,
@@ -733,7 +735,10 @@ pub async fn restore(
                 member_id,
                 sku_id: l.sku_id,
                 quantity: l.quantity,
-                share_code: l.share_link_id.and_then(|id| codes.get(&id).cloned()),
+                share_code: l
+                    .share_link_id
+                    .or(l.note_id)
+                    .and_then(|id| codes.get(&id).cloned()),
                 unit_price: l.unit_price,
                 created_at: now,
                 updated_at: now,

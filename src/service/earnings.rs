@@ -57,8 +57,12 @@ pub struct Person {
 pub enum Attribution {
     /// The buyer is a push-hand or partner.
     SelfPurchase { buyer: Person },
-    /// Bought through push-hand X's share link (X is not the buyer).
-    Promotion { sharer: Person, share_link: Uuid },
+    /// Bought through push-hand X's share link, or X's note (X is not the buyer).
+    Promotion {
+        sharer: Person,
+        share_link: Option<Uuid>,
+        note: Option<Uuid>,
+    },
     /// The buyer's active upline; `partner` when the binding came from a partner's link.
     Bound {
         upline: Person,
@@ -109,6 +113,30 @@ pub struct Explanation {
     /// The line's share of the order's coupon discount (see `list_amount`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coupon_share: Option<Decimal>,
+    /// The note the sale came through (its share code), with its title when booked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note_title: Option<String>,
+}
+
+/// What a line's share code names: a push-hand's share link to the product, or a note
+/// linking it — and whose it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Referral {
+    pub member_id: Uuid,
+    pub share_link: Option<Uuid>,
+    pub note: Option<Uuid>,
+}
+
+impl Referral {
+    pub fn link(l: &share_link::Model) -> Referral {
+        Referral {
+            member_id: l.member_id,
+            share_link: Some(l.id),
+            note: None,
+        }
+    }
 }
 
 /// The rule for coupons, stated in every explanation of a line a coupon took money off.
@@ -139,12 +167,16 @@ pub fn plan(
     uplines: [Option<Person>; 2],
     policy: &Policy,
 ) -> Vec<Planned> {
-    let (first, kind, share_link_id, binding_id) = match who {
+    let (first, kind, share_link_id, binding_id, note_id) = match who {
         Attribution::Nobody => return Vec::new(),
-        Attribution::SelfPurchase { buyer } => (buyer, earning::Kind::SelfPurchase, None, None),
-        Attribution::Promotion { sharer, share_link } => {
-            (sharer, earning::Kind::Promotion, Some(share_link), None)
+        Attribution::SelfPurchase { buyer } => {
+            (buyer, earning::Kind::SelfPurchase, None, None, None)
         }
+        Attribution::Promotion {
+            sharer,
+            share_link,
+            note,
+        } => (sharer, earning::Kind::Promotion, share_link, None, note),
         Attribution::Bound {
             upline,
             binding,
@@ -155,7 +187,7 @@ pub fn plan(
             } else {
                 earning::Kind::BoundRebate
             };
-            (upline, kind, None, Some(binding))
+            (upline, kind, None, Some(binding), None)
         }
     };
     let explanation = |rule: earning::Kind,
@@ -175,6 +207,8 @@ pub fn plan(
         policy_version: POLICY_VERSION.to_owned(),
         list_amount: None,
         coupon_share: None,
+        note_id,
+        note_title: None,
     };
 
     // A membership-activity line bought by a non-member through a referrer: a fixed reward
@@ -250,6 +284,8 @@ struct Known {
     people: HashMap<Uuid, Option<(Person, member::Tier)>>,
     uplines: HashMap<Uuid, Option<(Person, binding::Model)>>,
     links: HashMap<Uuid, Option<share_link::Model>>,
+    /// Notes lines came through: author and public title.
+    notes: HashMap<Uuid, Option<(Uuid, String)>>,
     /// Membership rewards each member holds from today before this payment, in fen (their
     /// counter as read: the payment books only if it still says so).
     rewards_today: HashMap<Uuid, i64>,
@@ -321,6 +357,22 @@ impl Known {
         Ok(found)
     }
 
+    async fn note(
+        &mut self,
+        db: &impl ConnectionTrait,
+        id: Uuid,
+    ) -> Result<Option<(Uuid, String)>> {
+        if let Some(known) = self.notes.get(&id) {
+            return Ok(known.clone());
+        }
+        let found = entity::note::Entity::find_by_id(id)
+            .one(db)
+            .await?
+            .map(|n| (n.author_id, n.published_title.unwrap_or(n.title)));
+        self.notes.insert(id, found.clone());
+        Ok(found)
+    }
+
     async fn rewards_today(
         &mut self,
         db: &impl ConnectionTrait,
@@ -360,7 +412,20 @@ async fn attribute(
     {
         return Ok(Attribution::Promotion {
             sharer,
-            share_link: link.id,
+            share_link: Some(link.id),
+            note: None,
+        });
+    }
+    if let Some(note_id) = line.note_id
+        && let Some((author, _)) = known.note(db, note_id).await?
+        && author != buyer.id
+        && let Some((sharer, tier)) = known.person(db, author).await?
+        && tier != member::Tier::Buyer
+    {
+        return Ok(Attribution::Promotion {
+            sharer,
+            share_link: None,
+            note: Some(note_id),
         });
     }
     if let Some((upline, b)) = known.upline_of_member(db, buyer, now).await? {
@@ -375,12 +440,12 @@ async fn attribute(
 
 /// [`attribute`]'s rule on rows already read (the cart and the checkout preview, which read
 /// them for many lines at once): the buyer's own purchase as a push-hand or partner; else
-/// the share link of a push-hand or partner other than the buyer (`link`: the link and its
-/// member); else the buyer's active binding (`upline`: the upline and the binding); else
+/// the share link or note of a push-hand or partner other than the buyer (`link`: what the
+/// code names and its member); else the buyer's active binding (`upline`: the upline and the binding); else
 /// nobody.
 pub fn attribution_of(
     buyer: &member::Model,
-    link: Option<(&share_link::Model, &member::Model)>,
+    link: Option<(Referral, &member::Model)>,
     upline: Option<(&member::Model, &binding::Model)>,
 ) -> Attribution {
     let person = |m: &member::Model| Person {
@@ -399,7 +464,8 @@ pub fn attribution_of(
     {
         return Attribution::Promotion {
             sharer: person(sharer),
-            share_link: link.id,
+            share_link: link.share_link,
+            note: link.note,
         };
     }
     if let Some((upline, b)) = upline {
@@ -451,6 +517,9 @@ pub async fn book_order(
         let facts = line_facts(line);
         for mut p in plan(&facts, who, uplines, policy) {
             explain_coupon(&mut p.explanation, line);
+            if let Some(note) = p.explanation.note_id {
+                p.explanation.note_title = known.note(txn, note).await?.map(|(_, t)| t);
+            }
             if p.kind == earning::Kind::MembershipReward {
                 let seen = match policy.membership_reward_daily_cap {
                     None => None,

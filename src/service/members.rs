@@ -141,6 +141,9 @@ pub struct Registration {
     pub display_name: String,
     pub invite_code: Option<String>,
     pub partner_link_code: Option<String>,
+    /// The share code the member arrived through (`/s/{code}`): counted in its owner's
+    /// funnel ([`super::funnel::record_signup`]); binds nobody.
+    pub share_code: Option<String>,
 }
 
 /// Turns a unique violation on `members` into the error naming the taken field.
@@ -219,6 +222,15 @@ pub async fn register(
     let link = link
         .map(|c| normalise_code(c, PARTNER_LINK_LEN).ok_or_else(invalid_partner_link))
         .transpose()?;
+    let share_code = input
+        .share_code
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .map(|c| {
+            super::funnel::normalise(c)
+                .ok_or_else(|| Error::validation("shareCode", "not a share code"))
+        })
+        .transpose()?;
     let password_hash = hashing.hash(password.0).await?;
 
     let txn = crate::db::begin_write(db).await?;
@@ -293,8 +305,16 @@ pub async fn register(
     }
     // Welcome coupons (`ON_REGISTER` templates), in the registration's transaction.
     super::coupons::grant_on_register(&txn, model.id, now).await?;
+    let sharer = match &share_code {
+        Some(code) => super::funnel::record_signup(&txn, model.id, code, now).await?,
+        None => None,
+    };
     txn.commit().await?;
-    events.publish(Event::changed(changed, model.id)).await;
+    let mut published = Event::changed(changed, model.id);
+    if let Some(owner) = sharer {
+        published.push(Event::new(owner, Kind::OwnChanged, owner));
+    }
+    events.publish(published).await;
     Ok(model)
 }
 

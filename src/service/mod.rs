@@ -27,6 +27,7 @@ pub mod coupons;
 pub mod curation;
 pub mod earnings;
 pub mod fulfilment;
+pub mod funnel;
 pub mod hierarchy;
 pub mod immutable;
 pub mod ledger;

@@ -326,6 +326,7 @@ pub async fn create(
         hot_rank: Set(0),
         created_at: Set(now),
         updated_at: Set(now),
+        share_code: Set(Some(super::funnel::new_note_code())),
     }
     .insert(db)
     .await?;

@@ -23,7 +23,7 @@ use super::batch::Batch;
 use super::checkouts::{Checkout, Checkouts};
 use super::earnings::{self, Policy};
 use super::hierarchy::{self, NewBinding};
-use super::members::{INVITE_CODE_LEN, normalise_code};
+use super::members::INVITE_CODE_LEN;
 use super::shipping;
 use super::units_sold::UnitsSold;
 use super::writes::Writes;
@@ -253,7 +253,7 @@ pub async fn place_order_with(
     let rows = p.lines;
     let reservations = p.reservations;
     // The share codes the cart lines came with, should they go back to the cart.
-    let codes: HashMap<Uuid, String> = p.links.values().map(|l| (l.id, l.code.clone())).collect();
+    let codes: HashMap<Uuid, String> = p.codes.by_id();
     let cart_lines: Vec<Uuid> = rows.iter().filter_map(|l| l.cart_line_id).collect();
     let checkout = Checkout {
         order: o.clone(),
@@ -406,8 +406,8 @@ pub struct Prepared {
     pub products: HashMap<Uuid, product::Model>,
     /// The lines' SKUs as read, by id.
     pub skus: HashMap<Uuid, sku::Model>,
-    /// The share links the lines were bought through, by id.
-    pub links: HashMap<Uuid, share_link::Model>,
+    /// The share links and notes the lines' codes name.
+    pub codes: super::funnel::Codes,
     /// The delivery address, as read.
     pub address: Option<address::Model>,
     /// One parcel per merchant (empty without an address).
@@ -473,21 +473,13 @@ pub async fn prepare(
         None => None,
     };
     // (A malformed code is refused in its line's turn below.)
-    let codes: Vec<String> = lines
-        .iter()
-        .filter_map(|l| normalise_code(l.share_code.as_deref()?.trim(), SHARE_CODE_LEN))
-        .collect();
-    let links: HashMap<String, share_link::Model> = if codes.is_empty() {
-        HashMap::new()
-    } else {
-        share_link::Entity::find()
-            .filter(share_link::Column::Code.is_in(codes))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|link| (link.code.clone(), link))
-            .collect()
-    };
+    let codes = super::funnel::Codes::read(
+        db,
+        lines
+            .iter()
+            .filter_map(|l| super::funnel::normalise(l.share_code.as_deref()?)),
+    )
+    .await?;
     let order_id = Uuid::now_v7();
     let mut rows = Vec::with_capacity(lines.len());
     let mut products: HashMap<Uuid, product::Model> = HashMap::new();
@@ -513,7 +505,7 @@ pub async fn prepare(
             }
             return Err(Error::not_found("SKU"));
         };
-        let share_link_id = match l
+        let referral = match l
             .share_code
             .as_deref()
             .map(str::trim)
@@ -521,19 +513,16 @@ pub async fn prepare(
         {
             None => None,
             Some(code) => {
-                let code = normalise_code(code, SHARE_CODE_LEN).ok_or_else(|| {
+                let code = super::funnel::normalise(code).ok_or_else(|| {
                     Error::validation(format!("lines[{i}].shareCode"), "unknown share code")
                 })?;
-                let link = links
-                    .get(&code)
-                    .filter(|link| link.product_id == p.id)
-                    .ok_or_else(|| {
-                        Error::validation(
-                            format!("lines[{i}].shareCode"),
-                            "unknown share code for this product",
-                        )
-                    })?;
-                Some(link.id)
+                let via = codes.for_product(&code, p.id).ok_or_else(|| {
+                    Error::validation(
+                        format!("lines[{i}].shareCode"),
+                        "unknown share code for this product",
+                    )
+                })?;
+                Some(via.referral)
             }
         };
         let amount = s
@@ -564,7 +553,8 @@ pub async fn prepare(
             rebate_rate: p.rebate_rate,
             team_rebate_rate: p.team_rebate_rate,
             membership_activity: p.membership_activity,
-            share_link_id,
+            share_link_id: referral.and_then(|r| r.share_link),
+            note_id: referral.and_then(|r| r.note),
             refunded_at: None,
             refunded_quantity: 0,
             cart_line_id,
@@ -626,7 +616,7 @@ pub async fn prepare(
         lines: rows,
         products,
         skus: found_skus,
-        links: links.into_values().map(|l| (l.id, l)).collect(),
+        codes,
         address,
         quotes,
         goods: Money::from_fen(total),
@@ -1279,12 +1269,16 @@ async fn promote_to_push_hand(
     changed.push(buyer_id);
     changed.extend(hierarchy::uplines(txn, buyer_id).await?);
     // Bound to whoever referred the purchase, if the buyer has no upline yet.
-    let referrer = match line.share_link_id {
-        Some(link) => share_link::Entity::find_by_id(link)
+    let referrer = match (line.share_link_id, line.note_id) {
+        (Some(link), _) => share_link::Entity::find_by_id(link)
             .one(txn)
             .await?
             .map(|l| l.member_id),
-        None => None,
+        (None, Some(n)) => entity::note::Entity::find_by_id(n)
+            .one(txn)
+            .await?
+            .map(|n| n.author_id),
+        (None, None) => None,
     };
     if let Some(referrer) = referrer.filter(|r| *r != buyer_id) {
         hierarchy::lock(txn).await?;

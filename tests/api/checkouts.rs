@@ -44,6 +44,7 @@ pub(crate) fn checkout(
         cart_line_id: None,
         refunding_quantity: 0,
         coupon_share: Money::ZERO,
+        note_id: None,
     };
     Checkout {
         order: order::Model {

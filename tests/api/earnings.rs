@@ -83,7 +83,8 @@ fn rules_with_hand_computed_amounts() {
             line("199.00", 1500, 500),
             Attribution::Promotion {
                 sharer: me,
-                share_link: link,
+                share_link: Some(link),
+                note: None,
             },
             2,
             vec![(Promotion, 1, "29.85"), (TeamRebate, 2, "9.95")],
@@ -229,7 +230,8 @@ fn frozen_members_earn_nothing_and_membership_sales_pay_a_fixed_reward() {
         &membership,
         Attribution::Promotion {
             sharer: me,
-            share_link: Uuid::now_v7(),
+            share_link: Some(Uuid::now_v7()),
+            note: None,
         },
         [Some(up1), None],
         &policy(2),

@@ -23,6 +23,7 @@ mod faults;
 mod fixtures;
 mod front_door;
 mod fulfilment;
+mod funnel;
 mod fuzz;
 mod helpers;
 mod http;

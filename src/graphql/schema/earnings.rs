@@ -201,12 +201,16 @@ impl EarningExplanation {
             }
             _ => format!("{} of {} ({})", amount, e.base_amount, e.rule),
         };
-        match (e.list_amount, e.coupon_share) {
+        let summary = match (e.list_amount, e.coupon_share) {
             (Some(list), Some(share)) => format!(
                 "{summary}; base {} = list amount {list} − coupon share {share}",
                 e.base_amount
             ),
             _ => summary,
+        };
+        match &e.note_title {
+            Some(title) => format!("{summary}; bought through the note «{title}»"),
+            None => summary,
         }
     }
 }
@@ -238,6 +242,11 @@ plain_object! {
         /// Set when the sale came through a share link.
         share_link_id "shareLinkId": Option<ID> =
             r.explanation.share_link_id.map(|id| ID(id.to_string()));
+        /// Set when the sale came through a 种草 note's share code: the note.
+        note_id "noteId": Option<GlobalId> =
+            r.explanation.note_id.map(|id| GlobalId(Kind::Note, id));
+        /// The note's title when the earning was booked (see `noteId`).
+        note_title "noteTitle": Option<&str> = r.explanation.note_title.as_deref();
         /// Set when the sale was attributed through a binding (the buyer's upline).
         binding_id "bindingId": Option<String> = r.explanation.binding_id.map(|id| id.to_string());
         /// For adjustments: the earning corrected.

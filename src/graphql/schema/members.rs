@@ -386,6 +386,21 @@ impl Member {
     ) -> Result<super::notes::NoteWorkConnection> {
         super::notes::own_notes(ctx, self.0.id, first, after).await
     }
+    /// The member's share funnel over `period`: per share link and per note, visits,
+    /// registrations through it, first orders, paid orders, earnings, and who registered but
+    /// never bought. The member's own only (`FORBIDDEN` to an admin reading another member).
+    async fn funnel(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            default_with = "super::funnel::FunnelPeriod::Last30Days",
+            desc = "The \
+                  period, ending now (default the last 30 days)."
+        )]
+        period: super::funnel::FunnelPeriod,
+    ) -> Result<super::funnel::Funnel> {
+        super::funnel::funnel_of(ctx, self.0.id, period).await
+    }
     /// Team size per level and new members this month.
     async fn team_stats(&self, ctx: &Context<'_>) -> Result<TeamStats> {
         let st = state(ctx)?;
@@ -558,6 +573,11 @@ pub struct RegisterInput {
     /// the binding period. Not together with `inviteCode` (`VALIDATION`);
     /// `INVALID_PARTNER_LINK` when unknown.
     pub partner_link_code: Option<String>,
+    /// The share code the new member arrived through (the `code` the short link `/s/{code}`
+    /// hands the storefront: a share link's or a note's): counted as a registration in its
+    /// owner's `funnel`. It binds nobody and earns nobody anything. `VALIDATION` when it is not
+    /// shaped like a share code; one that names nothing (any more) is ignored.
+    pub share_code: Option<String>,
 }
 
 /// Sign-in with an email or a phone.
@@ -674,6 +694,7 @@ impl MembersMutation {
             display_name: input.display_name,
             invite_code: input.invite_code,
             partner_link_code: input.partner_link_code,
+            share_code: input.share_code,
         };
         let m = guarded(
             ctx,

@@ -14,6 +14,7 @@ pub mod curation;
 pub mod earnings;
 pub mod fulfilment;
 pub mod levels;
+pub mod funnel;
 pub mod live;
 pub mod members;
 pub mod node;

@@ -218,6 +218,20 @@ impl Note {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// The note's share code: a buyer arriving through it (`/s/{shareCode}`, or the code on a
+    /// cart or order line of one of the note's products) credits the author by the share
+    /// link's rules (PROMOTION), and the earning's explanation names the note. It counts only
+    /// while the note is public, for the products its public version links. 12 characters
+    /// (a product share link's have 10).
+    async fn share_code(&self) -> Option<&str> {
+        self.0.share_code.as_deref()
+    }
+    /// Views (visits of `/s/{shareCode}`), product clicks, paid orders and the author's
+    /// earnings through the note, all time: for its author only; null for everyone else
+    /// (curators included).
+    async fn stats(&self, ctx: &Context<'_>) -> Result<Option<super::funnel::NoteStats>> {
+        super::funnel::note_stats(ctx, &self.0).await
+    }
     /// The working copy and where it stands in review: for the author, curators and admins;
     /// null for everyone else.
     async fn review(&self, ctx: &Context<'_>) -> Result<Option<NoteReview>> {
