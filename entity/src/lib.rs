@@ -16,6 +16,8 @@
 //!   their public versions link, and members' likes and reports of them.
 //! - [`coupon_template`], [`coupon`]: coupon kinds admins define and the coupons members
 //!   hold.
+//! - [`category_service_fee`]: the platform's service fee rate per category over time;
+//!   [`product_draft`]: merchants' working copies of listed products under review.
 //! - [`audit_entry`]: the append-only log of staff actions.
 //! - [`idempotency_key`]: clients' keys for retried writes (orders, refunds).
 //! - [`address`]: members' delivery addresses; [`cart_line`]: members' carts;
@@ -36,6 +38,7 @@ pub mod binding;
 pub mod brand;
 pub mod cart_line;
 pub mod category;
+pub mod category_service_fee;
 pub mod coupon;
 pub mod coupon_template;
 pub mod curation_score;
@@ -60,6 +63,7 @@ pub mod order_line;
 pub mod payment_intent;
 pub mod payout_account;
 pub mod product;
+pub mod product_draft;
 pub mod product_image;
 pub mod product_tag;
 pub mod refund;

@@ -27,6 +27,7 @@ mod m20261206_000019_after_sales;
 mod m20261206_000020_coupons;
 mod m20261206_000021_back_office;
 mod m20261206_000022_notes;
+mod m20261207_000025_merchant_side;
 
 pub struct Migrator;
 
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000020_coupons::Migration),
             Box::new(m20261206_000021_back_office::Migration),
             Box::new(m20261206_000022_notes::Migration),
+            Box::new(m20261207_000025_merchant_side::Migration),
         ]
     }
 }

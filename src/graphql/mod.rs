@@ -45,6 +45,7 @@ pub struct Query(
     schema::notes::NotesQuery,
     schema::staff::StaffQuery,
     schema::coupons::CouponsQuery,
+    schema::merchant::MerchantQuery,
 );
 
 /// Everything that changes state. All need a signed-in member except `register` and `login`;
@@ -67,6 +68,7 @@ pub struct Mutation(
     schema::notes::NotesMutation,
     schema::catalog_admin::CatalogAdminMutation,
     schema::coupons::CouponsMutation,
+    schema::merchant::MerchantMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, schema::live::Subscription>;

@@ -113,6 +113,13 @@ codes! {
         BrandAssigned => "BRAND_ASSIGNED",
         CouponTemplateCreated => "COUPON_TEMPLATE_CREATED",
         CouponTemplateEnabledSet => "COUPON_TEMPLATE_ENABLED_SET",
+        CategoryServiceFeeSet => "CATEGORY_SERVICE_FEE_SET",
+        ProductEdited => "PRODUCT_EDITED",
+        ProductDraftSubmitted => "PRODUCT_DRAFT_SUBMITTED",
+        ProductDraftApproved => "PRODUCT_DRAFT_APPROVED",
+        ProductDraftRejected => "PRODUCT_DRAFT_REJECTED",
+        SkuStockChanged => "SKU_STOCK_CHANGED",
+        SkuPriceChanged => "SKU_PRICE_CHANGED",
     }
 }
 

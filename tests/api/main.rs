@@ -31,6 +31,7 @@ mod ledger_props;
 mod limits;
 mod live;
 mod members;
+mod merchant;
 mod money_guards;
 mod n_plus_one;
 mod node;

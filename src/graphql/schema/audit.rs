@@ -116,6 +116,20 @@ pub enum AuditAction {
     CouponTemplateCreated,
     /// `setCouponTemplateEnabled` (arguments: `enabled`).
     CouponTemplateEnabledSet,
+    /// `setCategoryServiceFee` (arguments: the rate and the `previous` one or null).
+    CategoryServiceFeeSet,
+    /// `updateProductDraft` on a product not listed yet: its content changed directly (arguments: the fields).
+    ProductEdited,
+    /// `updateProductDraft` on a listed product: its working copy, for curation (arguments: the fields).
+    ProductDraftSubmitted,
+    /// `reviewProductDraft(approve: true)`: the working copy replaced the listed version.
+    ProductDraftApproved,
+    /// `reviewProductDraft(approve: false)` (arguments: the reason).
+    ProductDraftRejected,
+    /// `updateProductDraft` changed a SKU's stock directly (arguments: the SKU, the change, the stock before and after).
+    SkuStockChanged,
+    /// `updateProductDraft` changed a SKU's price directly (arguments: the SKU, the price and the previous one).
+    SkuPriceChanged,
 }
 
 impl From<Action> for AuditAction {
@@ -165,6 +179,13 @@ impl From<Action> for AuditAction {
             Action::BrandAssigned => AuditAction::BrandAssigned,
             Action::CouponTemplateCreated => AuditAction::CouponTemplateCreated,
             Action::CouponTemplateEnabledSet => AuditAction::CouponTemplateEnabledSet,
+            Action::CategoryServiceFeeSet => AuditAction::CategoryServiceFeeSet,
+            Action::ProductEdited => AuditAction::ProductEdited,
+            Action::ProductDraftSubmitted => AuditAction::ProductDraftSubmitted,
+            Action::ProductDraftApproved => AuditAction::ProductDraftApproved,
+            Action::ProductDraftRejected => AuditAction::ProductDraftRejected,
+            Action::SkuStockChanged => AuditAction::SkuStockChanged,
+            Action::SkuPriceChanged => AuditAction::SkuPriceChanged,
         }
     }
 }
@@ -216,6 +237,13 @@ impl From<AuditAction> for Action {
             AuditAction::BrandAssigned => Action::BrandAssigned,
             AuditAction::CouponTemplateCreated => Action::CouponTemplateCreated,
             AuditAction::CouponTemplateEnabledSet => Action::CouponTemplateEnabledSet,
+            AuditAction::CategoryServiceFeeSet => Action::CategoryServiceFeeSet,
+            AuditAction::ProductEdited => Action::ProductEdited,
+            AuditAction::ProductDraftSubmitted => Action::ProductDraftSubmitted,
+            AuditAction::ProductDraftApproved => Action::ProductDraftApproved,
+            AuditAction::ProductDraftRejected => Action::ProductDraftRejected,
+            AuditAction::SkuStockChanged => Action::SkuStockChanged,
+            AuditAction::SkuPriceChanged => Action::SkuPriceChanged,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod earnings;
 pub mod fulfilment;
 pub mod live;
 pub mod members;
+pub mod merchant;
 pub mod node;
 pub mod notes;
 pub mod orders;
