@@ -42,7 +42,7 @@ use entity::{Money, Rate, member, product, product_draft, sku};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
@@ -622,7 +622,7 @@ pub async fn update(
                 updated_at: now,
             };
             if draft_out.is_some() {
-                product_draft::Entity::update(product_draft::ActiveModel::from(row.clone()))
+                product_draft::Entity::update(product_draft::ActiveModel::from(row.clone()).reset_all())
                     .exec(&txn)
                     .await?;
             } else {
@@ -737,7 +737,7 @@ pub async fn review(
             reviewed_by: Some(curator.id),
             ..d.row
         };
-        product_draft::Entity::update(product_draft::ActiveModel::from(row.clone()))
+        product_draft::Entity::update(product_draft::ActiveModel::from(row.clone()).reset_all())
             .exec(&txn)
             .await?;
         audit::record(

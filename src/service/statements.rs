@@ -19,7 +19,9 @@
 //! - A **refund** (a refund the provider confirmed, `SUCCEEDED`) of a settled line is booked
 //!   in the later of the month its line's sale is booked in and the month it completed: a
 //!   refund before completion lands beside its sale, one after settlement in its own month
-//!   (then a month's payable may be negative: it is set off against the next).
+//!   (then a month's payable may be negative: it is set off against the next). Units
+//!   refunded without a provider (an order paid by hand and refunded at once) have no refund
+//!   row and no time of their own: they are booked beside their line's sale.
 //!
 //! # The fee, to the fen
 //! Each category has a service fee rate, 0–100 %, set by admins ([`set_category_fee`]); rates
@@ -459,12 +461,14 @@ impl Context {
         line: &order_line::Model,
         paid_at: DateTime<Utc>,
         refund: Option<&refund::Model>,
+        direct: Option<(i64, Money)>,
     ) -> Option<Entry> {
         let p = self.products.get(&line.product_id)?;
         let fee_rate = self.rate(p.category_id, paid_at);
-        let (units, amount) = match refund {
-            Some(r) => (i64::from(r.quantity), r.amount),
-            None => (i64::from(line.quantity), line.paid()),
+        let (units, amount) = match (refund, direct) {
+            (Some(r), _) => (i64::from(r.quantity), r.amount),
+            (None, Some(d)) => d,
+            (None, None) => (i64::from(line.quantity), line.paid()),
         };
         Some(Entry {
             kind,
@@ -571,7 +575,6 @@ pub async fn statements(
     if !lines.is_empty() {
         for r in refund::Entity::find()
             .filter(refund::Column::Status.eq(refund::Status::Succeeded))
-            .filter(refund::Column::CompletedAt.lt(start))
             .filter(refund::Column::OrderLineId.is_in(lines.keys().copied()))
             .all(db)
             .await?
@@ -635,11 +638,29 @@ pub async fn statements(
         let Some((completed, paid_at)) = settled(l) else {
             continue;
         };
-        if completed >= start
-            && completed < end
-            && let Some(e) = ctx.entry(EntryKind::Sale, completed, l, paid_at, None)
-        {
+        if completed < start || completed >= end {
+            continue;
+        }
+        if let Some(e) = ctx.entry(EntryKind::Sale, completed, l, paid_at, None, None) {
             by_month.entry(Month::of(completed)).or_default().push(e);
+        }
+        // Units refunded without a provider (an order paid by hand, refunded at once) have
+        // no refund row: booked beside the sale, for what the buyer paid for them.
+        let (row_units, row_fen) = refunds
+            .values()
+            .filter(|r| r.order_line_id == l.id)
+            .fold((0i64, 0i64), |(u, a), r| {
+                (u + i64::from(r.quantity), a + r.amount.fen())
+            });
+        let units = i64::from(l.refunded_quantity) - row_units;
+        if units > 0 {
+            let all = super::orders::paid_portion(l, 0, l.refunded_quantity);
+            let direct = (units, Money::from_fen(all - row_fen));
+            if let Some(e) =
+                ctx.entry(EntryKind::Refund, completed, l, paid_at, None, Some(direct))
+            {
+                by_month.entry(Month::of(completed)).or_default().push(e);
+            }
         }
     }
     for r in refunds.values() {
@@ -652,7 +673,7 @@ pub async fn statements(
         let at = r.completed_at.unwrap_or(r.updated_at).max(completed);
         if at >= start
             && at < end
-            && let Some(e) = ctx.entry(EntryKind::Refund, at, l, paid_at, Some(r))
+            && let Some(e) = ctx.entry(EntryKind::Refund, at, l, paid_at, Some(r), None)
         {
             by_month.entry(Month::of(at)).or_default().push(e);
         }
