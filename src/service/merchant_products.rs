@@ -42,8 +42,8 @@ use entity::{Money, Rate, member, product, product_draft, sku};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -261,7 +261,10 @@ fn check(
             Some(Some(id)) => Some(id),
             None => None,
         };
-        let name = s.name.as_deref().and_then(|n| name(&mut errors, f("name"), n));
+        let name = s
+            .name
+            .as_deref()
+            .and_then(|n| name(&mut errors, f("name"), n));
         let price = s.price.as_ref().and_then(|d| {
             let m = d
                 .as_ref()
@@ -320,7 +323,10 @@ fn check(
                     && s.stock.is_none()
                     && s.stock_delta.is_none()
                 {
-                    errors.push(f("id"), "give at least one of name, price, stock, stockDelta");
+                    errors.push(
+                        f("id"),
+                        "give at least one of name, price, stock, stockDelta",
+                    );
                 }
             }
         }
@@ -334,7 +340,10 @@ fn check(
         });
     }
     if skus.len() + current.new_skus.len() + added > MAX_SKUS {
-        errors.push("input.skus", format!("a product has at most {MAX_SKUS} SKUs"));
+        errors.push(
+            "input.skus",
+            format!("a product has at most {MAX_SKUS} SKUs"),
+        );
     }
     if edit.name.is_none()
         && edit.description.is_none()
@@ -466,7 +475,10 @@ async fn price_range(txn: &impl ConnectionTrait, product_id: Uuid) -> Result<()>
 
 /// The working copy of `product_id`, if any.
 pub async fn draft_of(db: &impl ConnectionTrait, product_id: Uuid) -> Result<Option<DraftRow>> {
-    match product_draft::Entity::find_by_id(product_id).one(db).await? {
+    match product_draft::Entity::find_by_id(product_id)
+        .one(db)
+        .await?
+    {
         None => Ok(None),
         Some(row) => {
             let draft = Draft::parse(&row)?;
@@ -622,9 +634,11 @@ pub async fn update(
                 updated_at: now,
             };
             if draft_out.is_some() {
-                product_draft::Entity::update(product_draft::ActiveModel::from(row.clone()).reset_all())
-                    .exec(&txn)
-                    .await?;
+                product_draft::Entity::update(
+                    product_draft::ActiveModel::from(row.clone()).reset_all(),
+                )
+                .exec(&txn)
+                .await?;
             } else {
                 product_draft::Entity::insert(product_draft::ActiveModel::from(row.clone()))
                     .exec_without_returning(&txn)

@@ -252,7 +252,14 @@ pub struct Statement {
 
 impl Statement {
     fn new(merchant_id: Uuid, month: Month, mut entries: Vec<Entry>) -> Statement {
-        entries.sort_by_key(|e| (e.at, e.order_line_id, e.kind == EntryKind::Refund, e.refund_id));
+        entries.sort_by_key(|e| {
+            (
+                e.at,
+                e.order_line_id,
+                e.kind == EntryKind::Refund,
+                e.refund_id,
+            )
+        });
         let mut totals = Totals::default();
         let mut by_category: BTreeMap<Uuid, Totals> = BTreeMap::new();
         for e in &entries {
@@ -656,8 +663,7 @@ pub async fn statements(
         if units > 0 {
             let all = super::orders::paid_portion(l, 0, l.refunded_quantity);
             let direct = (units, Money::from_fen(all - row_fen));
-            if let Some(e) =
-                ctx.entry(EntryKind::Refund, completed, l, paid_at, None, Some(direct))
+            if let Some(e) = ctx.entry(EntryKind::Refund, completed, l, paid_at, None, Some(direct))
             {
                 by_month.entry(Month::of(completed)).or_default().push(e);
             }
@@ -844,10 +850,15 @@ mod tests {
         let m = Month::parse("m", "2026-12").expect("month");
         assert_eq!(m.start().to_rfc3339(), "2026-11-30T16:00:00+00:00");
         assert_eq!(m.end().to_rfc3339(), "2026-12-31T16:00:00+00:00");
-        let late = Utc.with_ymd_and_hms(2026, 11, 30, 17, 0, 0).single().expect("t");
+        let late = Utc
+            .with_ymd_and_hms(2026, 11, 30, 17, 0, 0)
+            .single()
+            .expect("t");
         assert_eq!(Month::of(late), m);
         assert_eq!(Month::parse("m", "2027-01").expect("m").prev(), m);
-        for bad in ["2026-13", "2026-1", "26-12", "2026/12", "", "abcd-ef", "1999-12"] {
+        for bad in [
+            "2026-13", "2026-1", "26-12", "2026/12", "", "abcd-ef", "1999-12",
+        ] {
             assert!(Month::parse("m", bad).is_err(), "{bad}");
         }
     }

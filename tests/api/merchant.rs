@@ -11,8 +11,8 @@ use futures_util::future::join_all;
 use pushhand::graphql::ids::Kind;
 use pushhand::service::audit::Actor;
 use pushhand::service::catalog::{self as catalog_svc, NewProduct, NewSku};
-use pushhand::service::merchant_products as drafts;
 use pushhand::service::members::CliRole;
+use pushhand::service::merchant_products as drafts;
 use pushhand::service::orders::{self as orders_svc, LineRequest};
 use pushhand::service::statements::Month;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -177,7 +177,9 @@ async fn statements_match_a_hand_computation_to_the_fen() {
     let (_, sku_a) = listed(&app, m, f.brands[0].id, f.leaves[0].id, "19.90", 100).await;
     let (_, sku_b) = listed(&app, m, f.brands[1].id, f.leaves[2].id, "33.33", 100).await;
     // Another merchant's sale in the same category: never in this statement.
-    let other = catalog_svc::create_merchant(app.db(), "别家").await.expect("m");
+    let other = catalog_svc::create_merchant(app.db(), "别家")
+        .await
+        .expect("m");
     let other_brand = catalog_svc::create_brand(app.db(), other.id, "别家牌")
         .await
         .expect("brand");
@@ -190,7 +192,11 @@ async fn statements_match_a_hand_computation_to_the_fen() {
     }
     for bad in ["1.5", "-0.01", "0.00001"] {
         let resp = app
-            .gql_as(&admin, fee, json!({ "c": gid(Kind::Category, f.leaves[0].id), "r": bad }))
+            .gql_as(
+                &admin,
+                fee,
+                json!({ "c": gid(Kind::Category, f.leaves[0].id), "r": bad }),
+            )
             .await;
         assert_eq!(error_code(&resp), Some("VALIDATION"), "{bad}: {resp}");
     }
@@ -227,15 +233,25 @@ async fn statements_match_a_hand_computation_to_the_fen() {
 
     let merchant = merchant_user(&app, &admin, "m1@example.com", m).await;
     // Not settled yet: nothing counts.
-    let before = app.data_as(&merchant, STATEMENT, json!({ "p": period })).await;
-    assert_eq!(before["myMerchant"]["sales"]["totals"]["unitsSold"], json!(0));
-    assert_eq!(before["myMerchant"]["sales"]["totals"]["payable"], json!("0.00"));
+    let before = app
+        .data_as(&merchant, STATEMENT, json!({ "p": period }))
+        .await;
+    assert_eq!(
+        before["myMerchant"]["sales"]["totals"]["unitsSold"],
+        json!(0)
+    );
+    assert_eq!(
+        before["myMerchant"]["sales"]["totals"]["payable"],
+        json!("0.00")
+    );
 
     app.clock.advance(Duration::days(8));
     // Completed now, settles after the window: not in the statement either.
     completed(&app, &admin, &buyer, sku_a, 1, 1990).await;
 
-    let s = app.data_as(&merchant, STATEMENT, json!({ "p": period })).await;
+    let s = app
+        .data_as(&merchant, STATEMENT, json!({ "p": period }))
+        .await;
     let s = &s["myMerchant"]["sales"];
     assert_eq!(
         s["totals"],
@@ -276,11 +292,7 @@ async fn statements_match_a_hand_computation_to_the_fen() {
     assert_eq!(body.iter().filter(|r| r[1] == "REFUND").count(), 1);
     let total = rows.last().expect("total row");
     assert_eq!(total[1], "TOTAL");
-    let sum = |col: usize| -> i64 {
-        body.iter()
-            .map(|r| fen(&json!(r[col])))
-            .sum()
-    };
+    let sum = |col: usize| -> i64 { body.iter().map(|r| fen(&json!(r[col]))).sum() };
     assert_eq!(sum(12), fen(&json!(total[12])), "amount");
     assert_eq!(sum(14), fen(&s["totals"]["serviceFee"]), "fee");
     assert_eq!(sum(15), fen(&s["totals"]["payable"]), "payable");
@@ -332,7 +344,15 @@ async fn other_merchants_and_roles_are_refused() {
     let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
     let (buyer, _) = app.user("buyer@example.com", CliRole::PushHand).await;
     let f = fixtures::catalog(app.db(), 0).await;
-    let (product, _) = listed(&app, f.merchant.id, f.brands[0].id, f.leaves[0].id, "10.00", 5).await;
+    let (product, _) = listed(
+        &app,
+        f.merchant.id,
+        f.brands[0].id,
+        f.leaves[0].id,
+        "10.00",
+        5,
+    )
+    .await;
     let (other, _) = app.user("other@example.com", CliRole::Merchant).await;
     let mine = merchant_user(&app, &admin, "mine@example.com", f.merchant.id).await;
 
@@ -342,7 +362,9 @@ async fn other_merchants_and_roles_are_refused() {
             .await;
         assert_eq!(error_code(&resp), Some("FORBIDDEN"), "{resp}");
     }
-    let anonymous = app.gql("{ myMerchant { merchant { id } } }", json!({})).await;
+    let anonymous = app
+        .gql("{ myMerchant { merchant { id } } }", json!({}))
+        .await;
     assert_eq!(error_code(&anonymous), Some("UNAUTHENTICATED"));
     // The other merchant sees its own merchant, never this one's.
     let own = app
@@ -408,16 +430,25 @@ async fn other_merchants_and_roles_are_refused() {
             json!({}),
         )
         .await;
-    let alerts = alerts["myMerchant"]["stockAlerts"].as_array().expect("alerts");
+    let alerts = alerts["myMerchant"]["stockAlerts"]
+        .as_array()
+        .expect("alerts");
     assert!(
         alerts.contains(&json!({ "stock": 5, "sku": { "name": "标准" },
                                  "product": { "id": gid(Kind::Product, product) } })),
         "{alerts:#?}"
     );
-    let stocks: Vec<i64> = alerts.iter().map(|a| a["stock"].as_i64().expect("stock")).collect();
+    let stocks: Vec<i64> = alerts
+        .iter()
+        .map(|a| a["stock"].as_i64().expect("stock"))
+        .collect();
     assert!(stocks.windows(2).all(|w| w[0] <= w[1]), "fewest first");
     let none = app
-        .data_as(&other, "{ myMerchant { stockAlerts(below: 10) { stock } } }", json!({}))
+        .data_as(
+            &other,
+            "{ myMerchant { stockAlerts(below: 10) { stock } } }",
+            json!({}),
+        )
         .await;
     assert_eq!(none["myMerchant"]["stockAlerts"], json!([]));
 }
@@ -431,8 +462,15 @@ async fn a_listed_products_draft_waits_for_curation() {
     let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
     let (curator, _) = app.user("curator@example.com", CliRole::Curator).await;
     let f = fixtures::catalog(app.db(), 0).await;
-    let (product, sku) =
-        listed(&app, f.merchant.id, f.brands[0].id, f.leaves[0].id, "10.00", 5).await;
+    let (product, sku) = listed(
+        &app,
+        f.merchant.id,
+        f.brands[0].id,
+        f.leaves[0].id,
+        "10.00",
+        5,
+    )
+    .await;
     let merchant = merchant_user(&app, &admin, "m@example.com", f.merchant.id).await;
     let pid = gid(Kind::Product, product);
     let original = app.data(PUBLIC, json!({ "id": pid })).await;
@@ -453,11 +491,18 @@ async fn a_listed_products_draft_waits_for_curation() {
     assert_eq!(d["draft"]["status"], json!("PENDING"));
     assert_eq!(d["draft"]["name"], json!("新名字"));
     assert_eq!(d["draft"]["rebateRate"], json!("0.2"));
-    assert_eq!(d["draft"]["newSkus"], json!([{ "name": "礼盒", "price": "25.00", "stock": 3 }]));
+    assert_eq!(
+        d["draft"]["newSkus"],
+        json!([{ "name": "礼盒", "price": "25.00", "stock": 3 }])
+    );
     assert_eq!(app.data(PUBLIC, json!({ "id": pid })).await, original);
 
     let queue = app
-        .data_as(&curator, "{ productDraftQueue { productId name } }", json!({}))
+        .data_as(
+            &curator,
+            "{ productDraftQueue { productId name } }",
+            json!({}),
+        )
         .await;
     assert_eq!(
         queue["productDraftQueue"],
@@ -468,7 +513,11 @@ async fn a_listed_products_draft_waits_for_curation() {
         .await;
     assert_eq!(error_code(&no_reason), Some("VALIDATION"));
     let rejected = app
-        .data_as(&curator, REVIEW, json!({ "p": pid, "a": false, "r": "描述不实" }))
+        .data_as(
+            &curator,
+            REVIEW,
+            json!({ "p": pid, "a": false, "r": "描述不实" }),
+        )
         .await;
     assert_eq!(
         rejected["reviewProductDraft"]["draft"],
@@ -481,8 +530,15 @@ async fn a_listed_products_draft_waits_for_curation() {
             json!({ "i": { "productId": pid, "description": "如实描述" } }),
         )
         .await;
-    assert_eq!(again["updateProductDraft"]["draft"]["status"], json!("PENDING"));
-    assert_eq!(again["updateProductDraft"]["draft"]["name"], json!("新名字"), "merged");
+    assert_eq!(
+        again["updateProductDraft"]["draft"]["status"],
+        json!("PENDING")
+    );
+    assert_eq!(
+        again["updateProductDraft"]["draft"]["name"],
+        json!("新名字"),
+        "merged"
+    );
     assert_eq!(app.data(PUBLIC, json!({ "id": pid })).await, original);
 
     let approved = app
@@ -522,8 +578,15 @@ async fn price_and_stock_change_at_once_audited_and_seen() {
     let app = TestApp::spawn().await;
     let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
     let f = fixtures::catalog(app.db(), 0).await;
-    let (product, sku) =
-        listed(&app, f.merchant.id, f.brands[0].id, f.leaves[0].id, "10.00", 5).await;
+    let (product, sku) = listed(
+        &app,
+        f.merchant.id,
+        f.brands[0].id,
+        f.leaves[0].id,
+        "10.00",
+        5,
+    )
+    .await;
     let merchant = merchant_user(&app, &admin, "m@example.com", f.merchant.id).await;
     let pid = gid(Kind::Product, product);
     let sid = gid(Kind::Sku, sku);
@@ -555,7 +618,10 @@ async fn price_and_stock_change_at_once_audited_and_seen() {
             json!({ "i": { "productId": pid, "skus": [{ "id": sid, "stock": 2 }] } }),
         )
         .await;
-    assert_eq!(set["updateProductDraft"]["product"]["skus"][0]["stock"], json!(2));
+    assert_eq!(
+        set["updateProductDraft"]["product"]["skus"][0]["stock"],
+        json!(2)
+    );
     let below = app
         .gql_as(
             &merchant,
@@ -592,8 +658,15 @@ async fn the_30_percent_rule_and_every_bad_field_at_once() {
     let app = TestApp::spawn().await;
     let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
     let f = fixtures::catalog(app.db(), 0).await;
-    let (product, sku) =
-        listed(&app, f.merchant.id, f.brands[0].id, f.leaves[0].id, "10.00", 5).await;
+    let (product, sku) = listed(
+        &app,
+        f.merchant.id,
+        f.brands[0].id,
+        f.leaves[0].id,
+        "10.00",
+        5,
+    )
+    .await;
     let merchant = merchant_user(&app, &admin, "m@example.com", f.merchant.id).await;
     let pid = gid(Kind::Product, product);
     let sid = gid(Kind::Sku, sku);
@@ -662,9 +735,15 @@ async fn the_30_percent_rule_and_every_bad_field_at_once() {
             json!({ "i": { "productId": pid, "rebateRate": "0.25" } }),
         )
         .await;
-    assert_eq!(ok["updateProductDraft"]["draft"]["rebateRate"], json!("0.25"));
     assert_eq!(
-        entity::product_draft::Entity::find().count(app.db()).await.expect("count"),
+        ok["updateProductDraft"]["draft"]["rebateRate"],
+        json!("0.25")
+    );
+    assert_eq!(
+        entity::product_draft::Entity::find()
+            .count(app.db())
+            .await
+            .expect("count"),
         1
     );
     assert_eq!(stock(&app, sku).await, 5);
@@ -676,8 +755,15 @@ async fn the_30_percent_rule_and_every_bad_field_at_once() {
 async fn concurrent_stock_edits_and_checkouts_keep_stock_non_negative() {
     let app = TestApp::spawn().await;
     let f = fixtures::catalog(app.db(), 0).await;
-    let (product, sku) =
-        listed(&app, f.merchant.id, f.brands[0].id, f.leaves[0].id, "10.00", 30).await;
+    let (product, sku) = listed(
+        &app,
+        f.merchant.id,
+        f.brands[0].id,
+        f.leaves[0].id,
+        "10.00",
+        30,
+    )
+    .await;
     let (_, merchant) = app.user("m@example.com", CliRole::Merchant).await;
     let merchant = entity::member::Model {
         merchant_id: Some(f.merchant.id),
@@ -715,8 +801,16 @@ async fn concurrent_stock_edits_and_checkouts_keep_stock_non_negative() {
                 }],
                 ..Default::default()
             };
-            match drafts::update(app.db(), &app.state.events, merchant, actor, product, edit, now)
-                .await
+            match drafts::update(
+                app.db(),
+                &app.state.events,
+                merchant,
+                actor,
+                product,
+                edit,
+                now,
+            )
+            .await
             {
                 Ok(_) => true,
                 Err(e) => {
