@@ -71,6 +71,7 @@ impl From<Totals> for StatementFigures {
 /// A statement's figures for one (leaf) category.
 pub struct StatementCategory(svc::CategoryTotals);
 
+/// A statement's figures for one (leaf) category.
 #[Object]
 impl StatementCategory {
     /// The category of the lines' products.
@@ -101,6 +102,7 @@ impl StatementCategory {
 /// the CSV's lines add up to the totals exactly.
 pub struct MerchantStatement(Statement);
 
+/// A merchant's statement (对账单) of one Asia/Shanghai month: settled sales, refunds, the service fee (per line, half up to the fen) and the payable amount.
 #[Object]
 impl MerchantStatement {
     /// The month, `YYYY-MM` (Asia/Shanghai).
@@ -150,6 +152,7 @@ impl MerchantStatement {
 /// A SKU running low.
 pub struct StockAlert(svc::StockAlert);
 
+/// A SKU of the merchant's running low.
 #[Object]
 impl StockAlert {
     /// The SKU (its `stock` is what is left).
@@ -199,6 +202,7 @@ pub enum ProductDraftStatus {
 /// approves it. The listed version stays on sale, unchanged, until then.
 pub struct ProductDraft(drafts::DraftRow);
 
+/// A listed product's working copy, waiting for a curator; the listed version stays on sale until it is approved.
 #[Object]
 impl ProductDraft {
     /// The product (as listed now).
@@ -216,11 +220,11 @@ impl ProductDraft {
     async fn review_reason(&self) -> Option<&str> {
         self.0.row.review_reason.as_deref()
     }
-    /// Name.
+    /// The product's name once the copy is approved.
     async fn name(&self) -> &str {
         &self.0.draft.name
     }
-    /// Description.
+    /// The product's description once the copy is approved (null: none).
     async fn description(&self) -> Option<&str> {
         self.0.draft.description.as_deref()
     }
@@ -266,6 +270,7 @@ impl ProductDraft {
 /// What `updateProductDraft` and `reviewProductDraft` answer.
 pub struct ProductDraftPayload(drafts::Edited);
 
+/// What `updateProductDraft` and `reviewProductDraft` answer: the product as listed and its working copy.
 #[Object]
 impl ProductDraftPayload {
     /// The product as listed (and sold) now.
@@ -286,6 +291,7 @@ impl ProductDraftPayload {
 /// The merchant the viewer acts for, and its back office.
 pub struct MyMerchant(merchant::Model);
 
+/// The merchant the viewer acts for, and its back office: statements, stock alerts, working copies.
 #[Object]
 impl MyMerchant {
     /// The merchant.
@@ -364,6 +370,7 @@ impl MyMerchant {
 /// A category's service fee rate from a time on.
 pub struct CategoryServiceFee(category_service_fee::Model);
 
+/// A category's platform service fee rate from a time on.
 #[Object]
 impl CategoryServiceFee {
     /// The category.
