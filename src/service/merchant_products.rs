@@ -696,6 +696,7 @@ pub async fn update(
 /// A curator approves a product's pending working copy (it replaces the listed content at
 /// once) or rejects it with a reason (`VALIDATION` on `reason` without one). `NOT_FOUND`
 /// without a pending copy. Audited.
+#[allow(clippy::too_many_arguments)]
 pub async fn review(
     db: &DatabaseConnection,
     events: &Events,

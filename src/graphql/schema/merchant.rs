@@ -359,8 +359,7 @@ impl MyMerchant {
         let id = ids::decode_as(&product_id, Kind::Product, "productId")?;
         let p = crate::service::catalog::products_by_ids(&st.db, &[id])
             .await?
-            .into_iter()
-            .map(|(_, p)| p)
+            .into_values()
             .find(|p| p.id == id && p.merchant_id == self.0.id)
             .ok_or_else(|| Error::not_found("product"))?;
         Ok(drafts::draft_of(&st.db, p.id).await?.map(ProductDraft))
