@@ -20,6 +20,8 @@
 //!   hold.
 //! - [`level`], [`member_level`]: push-hand levels and where each member stands;
 //!   [`privilege_rule`], [`privilege_grant`]: privileges and the ledger of their grants.
+//! - [`category_service_fee`]: the platform's service fee rate per category over time;
+//!   [`product_draft`]: merchants' working copies of listed products under review.
 //! - [`audit_entry`]: the append-only log of staff actions.
 //! - [`webhook_endpoint`], [`webhook_event`], [`webhook_delivery`]: integrations' endpoints,
 //!   the outbox of events for them, and each event's delivery to each endpoint.
@@ -42,6 +44,7 @@ pub mod binding;
 pub mod brand;
 pub mod cart_line;
 pub mod category;
+pub mod category_service_fee;
 pub mod coupon;
 pub mod coupon_template;
 pub mod curation_score;
@@ -70,6 +73,7 @@ pub mod payout_account;
 pub mod privilege_grant;
 pub mod privilege_rule;
 pub mod product;
+pub mod product_draft;
 pub mod product_image;
 pub mod product_tag;
 pub mod refund;

@@ -29,6 +29,7 @@ mod m20261206_000021_back_office;
 mod m20261206_000022_notes;
 mod m20261207_000023_levels;
 mod m20261207_000024_webhooks;
+mod m20261207_000025_merchant_side;
 mod m20261207_000026_funnel;
 
 pub struct Migrator;
@@ -59,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000022_notes::Migration),
             Box::new(m20261207_000023_levels::Migration),
             Box::new(m20261207_000024_webhooks::Migration),
+            Box::new(m20261207_000025_merchant_side::Migration),
             Box::new(m20261207_000026_funnel::Migration),
         ]
     }

@@ -48,6 +48,7 @@ pub struct Query(
     schema::webhooks::WebhooksQuery,
     schema::levels::LevelsQuery,
     schema::funnel::FunnelQuery,
+    schema::merchant::MerchantQuery,
 );
 
 /// Everything that changes state. All need a signed-in member except `register` and `login`;
@@ -72,6 +73,7 @@ pub struct Mutation(
     schema::coupons::CouponsMutation,
     schema::webhooks::WebhooksMutation,
     schema::levels::LevelsMutation,
+    schema::merchant::MerchantMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, schema::live::Subscription>;

@@ -125,6 +125,13 @@ codes! {
         PrivilegeGranted => "PRIVILEGE_GRANTED",
         PrivilegeRevoked => "PRIVILEGE_REVOKED",
         PrizeShipped => "PRIZE_SHIPPED",
+        CategoryServiceFeeSet => "CATEGORY_SERVICE_FEE_SET",
+        ProductEdited => "PRODUCT_EDITED",
+        ProductDraftSubmitted => "PRODUCT_DRAFT_SUBMITTED",
+        ProductDraftApproved => "PRODUCT_DRAFT_APPROVED",
+        ProductDraftRejected => "PRODUCT_DRAFT_REJECTED",
+        SkuStockChanged => "SKU_STOCK_CHANGED",
+        SkuPriceChanged => "SKU_PRICE_CHANGED",
     }
 }
 

@@ -33,6 +33,7 @@ mod levels;
 mod limits;
 mod live;
 mod members;
+mod merchant;
 mod money_guards;
 mod n_plus_one;
 mod node;

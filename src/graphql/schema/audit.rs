@@ -148,6 +148,20 @@ pub enum AuditAction {
     PrivilegeRevoked,
     /// `shipPrize` (target: the prize's grant; arguments: carrier, tracking number).
     PrizeShipped,
+    /// `setCategoryServiceFee` (arguments: the rate and the `previous` one or null).
+    CategoryServiceFeeSet,
+    /// `updateProductDraft` on a product not listed yet: its content changed directly (arguments: the fields).
+    ProductEdited,
+    /// `updateProductDraft` on a listed product: its working copy, for curation (arguments: the fields).
+    ProductDraftSubmitted,
+    /// `reviewProductDraft(approve: true)`: the working copy replaced the listed version.
+    ProductDraftApproved,
+    /// `reviewProductDraft(approve: false)` (arguments: the reason).
+    ProductDraftRejected,
+    /// `updateProductDraft` changed a SKU's stock directly (arguments: the SKU, the change, the stock before and after).
+    SkuStockChanged,
+    /// `updateProductDraft` changed a SKU's price directly (arguments: the SKU, the price and the previous one).
+    SkuPriceChanged,
 }
 
 impl From<Action> for AuditAction {
@@ -209,6 +223,13 @@ impl From<Action> for AuditAction {
             Action::PrivilegeGranted => AuditAction::PrivilegeGranted,
             Action::PrivilegeRevoked => AuditAction::PrivilegeRevoked,
             Action::PrizeShipped => AuditAction::PrizeShipped,
+            Action::CategoryServiceFeeSet => AuditAction::CategoryServiceFeeSet,
+            Action::ProductEdited => AuditAction::ProductEdited,
+            Action::ProductDraftSubmitted => AuditAction::ProductDraftSubmitted,
+            Action::ProductDraftApproved => AuditAction::ProductDraftApproved,
+            Action::ProductDraftRejected => AuditAction::ProductDraftRejected,
+            Action::SkuStockChanged => AuditAction::SkuStockChanged,
+            Action::SkuPriceChanged => AuditAction::SkuPriceChanged,
         }
     }
 }
@@ -272,6 +293,13 @@ impl From<AuditAction> for Action {
             AuditAction::PrivilegeGranted => Action::PrivilegeGranted,
             AuditAction::PrivilegeRevoked => Action::PrivilegeRevoked,
             AuditAction::PrizeShipped => Action::PrizeShipped,
+            AuditAction::CategoryServiceFeeSet => Action::CategoryServiceFeeSet,
+            AuditAction::ProductEdited => Action::ProductEdited,
+            AuditAction::ProductDraftSubmitted => Action::ProductDraftSubmitted,
+            AuditAction::ProductDraftApproved => Action::ProductDraftApproved,
+            AuditAction::ProductDraftRejected => Action::ProductDraftRejected,
+            AuditAction::SkuStockChanged => Action::SkuStockChanged,
+            AuditAction::SkuPriceChanged => Action::SkuPriceChanged,
         }
     }
 }

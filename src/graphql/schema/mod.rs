@@ -17,6 +17,7 @@ pub mod levels;
 pub mod funnel;
 pub mod live;
 pub mod members;
+pub mod merchant;
 pub mod node;
 pub mod notes;
 pub mod orders;
