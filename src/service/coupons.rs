@@ -606,12 +606,16 @@ pub async fn claim(
 
 /// Grants `member`, registering in `txn`, one coupon of every enabled `ON_REGISTER`
 /// template with coupons left and not past its validity. A template with none left is
-/// skipped (registration never fails for a coupon). Returns the coupons.
+/// skipped (registration never fails for a coupon): each template is issued under a
+/// savepoint, so a refusal leaves neither its counter moved nor the registration's
+/// transaction aborted (PostgreSQL aborts a transaction on a failed statement). Returns the
+/// coupons.
 pub async fn grant_on_register(
-    txn: &impl ConnectionTrait,
+    txn: &sea_orm::DatabaseTransaction,
     member: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Vec<coupon::Model>> {
+    use sea_orm::TransactionTrait;
     let templates = template::Entity::find()
         .filter(template::Column::Enabled.eq(true))
         .filter(template::Column::Distribution.eq(Distribution::OnRegister))
@@ -627,13 +631,20 @@ pub async fn grant_on_register(
         .await?;
     let mut out = Vec::new();
     for t in templates {
-        match issue(txn, &t, member, now).await {
-            Ok(c) => out.push(c),
+        let sp = txn.begin().await?;
+        match issue(&sp, &t, member, now).await {
+            Ok(c) => {
+                sp.commit().await?;
+                out.push(c);
+            }
             Err(e)
                 if matches!(
                     e.code(),
                     "COUPONS_EXHAUSTED" | "COUPON_LIMIT_REACHED" | NUMBER_TAKEN
-                ) => {}
+                ) =>
+            {
+                sp.rollback().await?;
+            }
             Err(e) => return Err(e),
         }
     }

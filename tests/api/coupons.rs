@@ -288,6 +288,30 @@ async fn welcome_coupons_are_granted_in_registration_while_any_are_left() {
         statuses(&app, &second).await.is_empty(),
         "the only coupon went"
     );
+
+    // Twelve registrations at once for three welcome coupons: every registration succeeds,
+    // exactly three coupons are issued and the template counts exactly three.
+    let mut input = fixed("5", "0", 3, 1);
+    input["distribution"] = json!("ON_REGISTER");
+    let t = uuid_of(&template(&app, &admin, input).await);
+    let emails: Vec<String> = (0..12).map(|i| format!("rush{i}@example.com")).collect();
+    let answers = join_all(emails.iter().map(|e| app.register(e, None, None))).await;
+    for a in &answers {
+        assert!(a["data"]["register"]["token"].is_string(), "{a}");
+    }
+    let db = app.db();
+    let issued = coupon::Entity::find()
+        .filter(coupon::Column::TemplateId.eq(t))
+        .count(db)
+        .await
+        .expect("count");
+    assert_eq!(issued, 3);
+    let row = coupon_template::Entity::find_by_id(t)
+        .one(db)
+        .await
+        .expect("template")
+        .expect("exists");
+    assert_eq!(row.issued, 3);
 }
 
 /// A push-hand's own purchase of two lines with a 10.00 coupon: 199.00 and 398.00 share it
