@@ -57,6 +57,12 @@ pub enum Script {
         places: Arc<Vec<Vec<Call>>>,
         pay: Pay,
     },
+    /// `GET /s/{code}` (S15): client `i` visits `codes[(i + n * clients) % len]` on its
+    /// `n`-th request, as a visitor never seen before (its own `User-Agent` each time), so
+    /// every visit is recorded; a visit is done when it answers the redirect (302).
+    Visits {
+        codes: Arc<Vec<String>>,
+    },
 }
 
 /// How a checkout script pays for the order it placed.
@@ -129,6 +135,24 @@ impl Conn {
         self.post_to(addr, "/graphql", body, token)
             .await
             .map(|(_, a)| a)
+    }
+
+    /// GETs `path` as `user_agent`; answers the status.
+    async fn get(
+        &mut self,
+        addr: SocketAddr,
+        path: &str,
+        user_agent: &str,
+    ) -> anyhow::Result<hyper::StatusCode> {
+        self.sender.ready().await?;
+        let req = Request::get(path)
+            .header("host", addr.to_string())
+            .header("user-agent", user_agent)
+            .body(Full::new(Bytes::new()))?;
+        let resp = self.sender.send_request(req).await?;
+        let status = resp.status();
+        resp.into_body().collect().await?;
+        Ok(status)
     }
 
     /// POSTs `body` to `path`; answers the status and the body as it came.
@@ -260,6 +284,20 @@ pub async fn run(
                             .context("a cart checkout script without shoppers")?;
                         sent += 1;
                         cart_checkout(&mut conn, addr, shopper, pay, sent == 1).await?
+                    }
+                    Script::Visits { codes } => {
+                        let code = codes
+                            .get((client + sent as usize * clients) % codes.len().max(1))
+                            .context("a visit script without codes")?;
+                        sent += 1;
+                        let status = conn
+                            .get(
+                                addr,
+                                &format!("/s/{code}"),
+                                &format!("bench/{client}/{sent}"),
+                            )
+                            .await?;
+                        status == hyper::StatusCode::FOUND
                     }
                     Script::Orders { places, pay } => {
                         let place = places

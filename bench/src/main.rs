@@ -28,12 +28,17 @@
 //! provider's (orders/s; its target is 0.8 × S6 of the same run). S11 S9's three SKUs from
 //! explicit lines with a coupon (¥5 off, one an order, granted beforehand), no address, +
 //! payment (orders/s; target 0.8 × S6); S12 1,000 members claim one template of 500 coupons
-//! at the same moment, a connection each (claims/s; exactly 500 issued, checked).
+//! at the same moment, a connection each (claims/s; exactly 500 issued, checked). S13 the
+//! anonymous HOT feed of 种草 notes (`notes(feed: HOT, first: 20)` with their products and
+//! authors) over `--notes` public notes (S13-raw: cache off, target ≥ 1/40; S13: cache on);
+//! S15 `GET /s/{code}` share-link visits, each a visitor never seen before (a row written
+//! every visit, the redirect answered; target ≥ 1/3).
 
 mod bulk;
 mod coupons;
 mod ledger_history;
 mod load;
+mod notes;
 mod order_history;
 mod report;
 mod server;
@@ -60,7 +65,7 @@ const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-0123";
 const PASSWORD: &str = "bench-password-1";
 
 #[derive(Parser, Debug)]
-#[command(about = "Pushhand load benchmark: S0–S12, table, JSON and chart")]
+#[command(about = "Pushhand load benchmark: S0–S15, table, JSON and chart")]
 struct Args {
     /// A PostgreSQL URL whose user may create databases: run on PostgreSQL (a fresh
     /// database, dropped afterwards) instead of SQLite.
@@ -87,6 +92,9 @@ struct Args {
     /// Past orders of the S6 shoppers (completed, one unit of the S6 product each).
     #[arg(long, default_value_t = 100_000)]
     orders: usize,
+    /// Public 种草 notes for S13 and S15 (by 1,000 authors).
+    #[arg(long, default_value_t = 100_000)]
+    notes: usize,
     /// Idle subscriptions for S7 (20 per connection).
     #[arg(long, default_value_t = 10_000)]
     idle_subscriptions: usize,
@@ -230,6 +238,8 @@ struct Fixture {
     carts: Vec<storefront::FilledCart>,
     /// S11's and S12's coupons (none without either).
     coupons: Option<coupons::Coupons>,
+    /// S13's and S15's notes (none without either).
+    notes: Option<notes::Notes>,
 }
 
 async fn generate(
@@ -395,6 +405,20 @@ async fn generate(
         format!("S6: {orders} past orders of its shoppers"),
         t.elapsed().as_secs_f64(),
     ));
+    let notes = if wants(args, "S13") || wants(args, "S13-raw") || wants(args, "S15") {
+        let t = Instant::now();
+        let n = notes::generate(&loader, args.notes, 1_000, pushhand::service::now()).await?;
+        timings.push((
+            format!(
+                "S13/S15: {} public notes, {} product links",
+                n.notes, n.links
+            ),
+            t.elapsed().as_secs_f64(),
+        ));
+        Some(n)
+    } else {
+        None
+    };
     let t = Instant::now();
     let h = ledger_history::generate(&loader, args.earnings).await?;
     timings.push((
@@ -420,6 +444,7 @@ async fn generate(
         storefront,
         carts,
         coupons,
+        notes,
     })
 }
 
@@ -445,6 +470,8 @@ const S3: &str = "query($id: ID!) { product(id: $id) { id name nameEn descriptio
 /// signed-in requests bypass the response cache.
 const S3_MEMBER: &str = "query($id: ID!) { product(id: $id) { id name nameEn description minPrice maxPrice salesCount rebateRate teamRebateRate estimatedEarning brand { name merchant { name } } category { nameZh parent { nameZh } } skus { id name price stock } images { url alt } tags curation { passed badges stages { stage result } } } }";
 const S4: &str = "{ me { earningsSummary { pending available lifetime thisMonth } earnings(first: 20) { edges { node { id kind amount status createdAt explanation { summary } } } pageInfo { hasNextPage endCursor } } } }";
+/// S13: the HOT feed's first page as an app's discovery tab shows it.
+const S13: &str = "{ notes(feed: HOT, first: 20) { edges { node { id title likeCount publishedAt imageUrls shareCode author { id displayName badge } products { id name minPrice images { url } } } } pageInfo { hasNextPage endCursor } } }";
 const S5: &str = "{ me { teamStats { totalMembers newThisMonth levels { level members newThisMonth } } team(level: 1, first: 20) { edges { node { id displayName joinedAt } } pageInfo { hasNextPage } } } }";
 const PLACE: &str = "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { id total } }";
 /// Adds to the cart and answers the cart's lines (S8's setup, S9's first three calls).
@@ -509,6 +536,20 @@ async fn bench(
     let earner = login(addr, ledger_history::EMAIL).await?;
     let root = login(addr, team_tree::ROOT_EMAIL).await?;
     check_answers(addr, &earner, &root, &fixture.shoppers, args).await?;
+    if fixture.notes.is_some() {
+        let v = load::once(addr, &call(S13, json!({}), None)).await?;
+        let edges = v["data"]["notes"]["edges"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        anyhow::ensure!(
+            edges.len() == 20
+                && edges.iter().all(|e| e["node"]["products"]
+                    .as_array()
+                    .is_some_and(|p| !p.is_empty())),
+            "S13's page: {v}"
+        );
+    }
 
     let pid = server.pid();
     let rss = move || server::rss_of(pid).unwrap_or(0);
@@ -557,6 +598,28 @@ async fn bench(
             "team, 1M descendants, cache off",
             Script::Repeat(call(S5, json!({}), Some(&root))),
             None,
+            false,
+        ),
+        (
+            "S13-raw",
+            "notes(feed: HOT, first: 20), 100k notes, cache off",
+            Script::Repeat(call(S13, json!({}), None)),
+            Some(1.0 / 40.0),
+            false,
+        ),
+        (
+            "S15",
+            "GET /s/{code}, a new visitor each time (visits/s)",
+            Script::Visits {
+                codes: std::sync::Arc::new(
+                    fixture
+                        .notes
+                        .as_ref()
+                        .map(|n| n.codes.clone())
+                        .unwrap_or_default(),
+                ),
+            },
+            Some(1.0 / 3.0),
             false,
         ),
         (
@@ -618,9 +681,9 @@ async fn bench(
     // Phase 2: the default configuration, response cache on. Ratios are still to S0 of
     // phase 1 — the server executing `{ __typename }` — because with the cache on
     // `{ __typename }` itself is a cache hit (shown as S0c, for reference).
-    const PHASE2: [&str; 14] = [
+    const PHASE2: [&str; 15] = [
         "S0c", "S2", "S3", "S4", "S5", "S6", "S10", "S6-1", "S8", "S9", "S9-lines", "S9-path",
-        "S11", "S12",
+        "S11", "S12", "S13",
     ];
     if PHASE2.iter().any(|k| *k != "S0c" && wants(args, k)) {
         let server = Server::start(&launch(true)).await?;
@@ -861,7 +924,15 @@ async fn bench(
                 false,
             ),
         ]);
-        let phase2 = phase2.chain([(
+        let phase2 = phase2.chain([
+            (
+            "S13",
+            "notes(feed: HOT, first: 20), 100k notes (default config)",
+            Script::Repeat(call(S13, json!({}), None)),
+            None,
+            false,
+            ),
+            (
             "S11",
             "S9's three SKUs from explicit lines with a coupon (no address) + payment (orders/s)",
             Script::Orders {
@@ -872,7 +943,8 @@ async fn bench(
             },
             None,
             false,
-        )]);
+        ),
+        ]);
         for scenario in phase2 {
             if !wants(args, scenario.0) {
                 continue;
