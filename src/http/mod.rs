@@ -81,6 +81,8 @@ pub struct HttpState {
     pub probe_redis: Option<LazyRedis>,
     /// Automatic persisted queries' documents ([`persisted`]).
     pub persisted: persisted::PersistedQueries,
+    /// The short link's visits, recorded in groups ([`crate::service::funnel::Visits`]).
+    pub visits: crate::service::funnel::Visits,
 }
 
 /// The routers: the public one, and the one that serves `/metrics` alone (on
@@ -108,7 +110,9 @@ pub fn router(
     // Checked by `check_config`; an unparsable list allows no other origin.
     let origins = cors_origins(&config).unwrap_or(cors::Origins::List(Vec::new()));
     let cors = origins.layer(&[graphql::REPORT_COST_HEADER]);
+    let visits = crate::service::funnel::Visits::start(app.db.clone(), app.events.clone());
     let state = std::sync::Arc::new(HttpState {
+        visits,
         api,
         app,
         shutdown,

@@ -1,5 +1,6 @@
 //! `GET /s/{code}`: a share code's short link (the one a poster's QR code holds). It records a
-//! visit — once per visitor per UTC day ([`crate::service::funnel::visit`]) — and redirects
+//! visit — once per visitor per UTC day ([`crate::service::funnel::visit`], grouped with the
+//! visits arriving meanwhile by [`crate::service::funnel::Visits`]) — and redirects
 //! (302) to the storefront (`PUSHHAND_STOREFRONT_URL`) with `code=<code>` added, so the
 //! storefront can pass the code on to `addToCart`, `placeOrder` and `register`. `?p=<product
 //! ID>` on a note's code counts a click on one of the note's products and is passed on as
@@ -83,7 +84,7 @@ pub async fn visit(
         &address,
         &user_agent,
     );
-    let stored = match funnel::visit(&app.db, &app.events, &code, product, &visitor, now).await {
+    let stored = match state.visits.visit(&code, product, &visitor, now).await {
         Ok(found) => found,
         Err(e) => {
             tracing::warn!(error = ?e, "short link visit not recorded");

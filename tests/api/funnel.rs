@@ -299,6 +299,40 @@ async fn a_visitor_hammering_a_short_link_counts_once_a_day() {
         funnel(&app, &sharer, "ALL_TIME").await["totals"]["visits"],
         2
     );
+
+    // Visits are recorded in groups (whatever arrives while one is written): 60 visitors
+    // three times each, and 20 visits of codes that name nothing, all at once — each
+    // visitor counts once, every answer is its own, and nothing is recorded for the rest.
+    let mut requests = Vec::new();
+    for round in 0..3 {
+        for v in 0..60 {
+            requests.push((format!("phone-{v}"), code.clone(), round));
+        }
+    }
+    for v in 0..20 {
+        requests.push((format!("lost-{v}"), "ZZZZZZZZZZ".to_owned(), 0));
+    }
+    let answers = join_all(
+        requests
+            .iter()
+            .map(|(agent, c, _)| visit(&app, agent, c, "")),
+    )
+    .await;
+    for ((_, c, _), location) in requests.iter().zip(&answers) {
+        assert_eq!(
+            location.ends_with(&format!("?code={code}")),
+            *c == code,
+            "{location}"
+        );
+    }
+    assert_eq!(funnel(&app, &sharer, "TODAY").await["totals"]["visits"], 61);
+    assert_eq!(
+        share_visit::Entity::find()
+            .count(app.db())
+            .await
+            .expect("n"),
+        62
+    );
 }
 
 #[tokio::test]
