@@ -15,7 +15,10 @@ use async_graphql::{OutputType, SimpleObject};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use async_graphql::parser::types::Field;
+
 use crate::error::Error;
+use crate::graphql::transport::plain::{self, Env, Fast, Json, Plain};
 use crate::service::page::Page;
 
 /// Page size when `first` is not given.
@@ -135,6 +138,81 @@ impl<C: Serialize + DeserializeOwned + Send + Sync> PageArgs<C> {
             Edge::new(at, node(row))
         }));
         conn
+    }
+}
+
+/// A type listed in plain connections ([`ConnectionOf`] of [`Fast`] nodes, named by
+/// async-graphql's defaults): the names of its connection and edge types, the answers to
+/// their `__typename`.
+pub trait Listed: Plain {
+    const CONNECTION: &'static str;
+    const EDGE: &'static str;
+}
+
+/// A page's `edges`, `nodes` and `pageInfo`, answered plainly when its nodes' selection is
+/// (see [`crate::graphql::transport::plain`]): a whole page without a future per field.
+impl<C, T> Plain for ConnectionOf<C, Fast<T>>
+where
+    C: Serialize + DeserializeOwned + Send + Sync,
+    T: Listed + OutputType,
+{
+    const TYPE: &'static str = T::CONNECTION;
+
+    fn field<'a>(&self, env: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
+        let set = &field.selection_set.node;
+        match field.name.node.as_str() {
+            "edges" => plain::list(&self.edges, env, set, out),
+            "nodes" => plain::list(self.edges.iter().map(|e| &e.node.0), env, set, out),
+            "pageInfo" => plain::object(&PageOf(self), env, set, out),
+            _ => None,
+        }
+    }
+}
+
+impl<C, T> Plain for Edge<OpaqueCursor<C>, Fast<T>, EmptyFields>
+where
+    C: Serialize + DeserializeOwned + Send + Sync,
+    T: Listed + OutputType,
+{
+    const TYPE: &'static str = T::EDGE;
+
+    fn field<'a>(&self, env: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
+        match field.name.node.as_str() {
+            "cursor" => out.str(&self.cursor.encode_cursor()),
+            "node" => plain::object(&self.node.0, env, &field.selection_set.node, out)?,
+            _ => return None,
+        }
+        Some(())
+    }
+}
+
+/// A plain page's `pageInfo`.
+struct PageOf<'p, C, T>(&'p ConnectionOf<C, Fast<T>>)
+where
+    C: Serialize + DeserializeOwned + Send + Sync,
+    T: Listed + OutputType;
+
+impl<C, T> Plain for PageOf<'_, C, T>
+where
+    C: Serialize + DeserializeOwned + Send + Sync,
+    T: Listed + OutputType,
+{
+    const TYPE: &'static str = "PageInfo";
+
+    fn field<'a>(&self, _: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
+        let page = self.0;
+        let mut cursor = |e: Option<&Edge<OpaqueCursor<C>, Fast<T>, EmptyFields>>| match e {
+            Some(e) => out.str(&e.cursor.encode_cursor()),
+            None => out.null(),
+        };
+        match field.name.node.as_str() {
+            "hasPreviousPage" => out.bool(page.has_previous_page),
+            "hasNextPage" => out.bool(page.has_next_page),
+            "startCursor" => cursor(page.edges.first()),
+            "endCursor" => cursor(page.edges.last()),
+            _ => return None,
+        }
+        Some(())
     }
 }
 

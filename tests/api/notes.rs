@@ -827,3 +827,116 @@ async fn cached_anonymous_note_answers_follow_every_change() {
         .await;
     assert_eq!(error_code(&r), Some("NOT_FOUND"), "{r}");
 }
+
+/// Every plain field of a public note with its author and products (and theirs).
+const PLAIN_NOTE: &str = "__typename id title body imageUrls likeCount publishedAt approvedAt
+    createdAt shareCode again: title author { __typename id displayName badge }
+    products { __typename id name minPrice rebateRate estimatedEarning brand { name }
+    skus { id price stock } images { url alt } }";
+
+/// A page of public notes is answered without async-graphql's per-field resolvers when the
+/// selection is plain fields (its authors and products read for the page at once); inside
+/// inline fragments the same selection goes through the resolvers and DataLoaders. Both
+/// answer alike, for every viewer, with a product taken off sale left out, and with fields
+/// only the resolvers know mixed in.
+#[tokio::test]
+async fn plain_and_resolved_note_pages_answer_alike() {
+    let app = TestApp::spawn().await;
+    let f = fixtures::catalog(app.db(), 4).await;
+    let p = products(&f);
+    let c = cast(&app).await;
+    let links: [Vec<Uuid>; 4] = [vec![p[0], p[1]], vec![], vec![p[2], p[0], p[3]], vec![p[1]]];
+    for (i, l) in links.iter().enumerate() {
+        publish(&app, &c, &format!("n{i}"), l).await;
+        app.clock.advance(Duration::hours(1));
+    }
+    let (partner, _) = app.user("partner@example.com", CliRole::Partner).await;
+    let note = create(&app, &partner, "by a partner", &[]).await;
+    app.data_as(&partner, &submit_q(), json!({ "id": note }))
+        .await;
+    app.data_as(&c.author, LIKE, json!({ "id": note })).await;
+    app.data_as(
+        &c.curator,
+        "mutation($p: ID!) { unpublishProduct(productId: $p, reason: \"recall\") { status } }",
+        json!({ "p": gid(Kind::Product, p[0]) }),
+    )
+    .await;
+    let (push_hand, _) = app.user("ph@example.com", CliRole::PushHand).await;
+    for token in [None, Some(&push_hand), Some(&c.curator)] {
+        for (feed, extra) in [
+            ("HOT", ""),
+            ("LATEST", "review { status }"),
+            ("HOT", "stats { views }"),
+        ] {
+            let sel = format!("{PLAIN_NOTE} {extra}");
+            let query = |node: &str, wrap: &dyn Fn(&str, &str) -> String| {
+                let page = format!(
+                    "__typename edges {{ {} }} nodes {{ {node} }} pageInfo {{ {} }}",
+                    wrap("NoteEdge", &format!("__typename cursor node {{ {node} }}")),
+                    wrap(
+                        "PageInfo",
+                        "__typename hasNextPage hasPreviousPage startCursor endCursor"
+                    ),
+                );
+                format!(
+                    "{{ notes(feed: {feed}, first: 4) {{ {} }} }}",
+                    wrap("NoteConnection", &page)
+                )
+            };
+            let plain = query(&sel, &|_, s| s.to_owned());
+            let resolved = query(&format!("... on Note {{ {sel} }}"), &|t, s| {
+                format!("... on {t} {{ {s} }}")
+            });
+            let (a, b) = match token {
+                Some(t) => (
+                    app.data_as(t, &plain, json!({})).await,
+                    app.data_as(t, &resolved, json!({})).await,
+                ),
+                None => (
+                    app.data(&plain, json!({})).await,
+                    app.data(&resolved, json!({})).await,
+                ),
+            };
+            assert_eq!(a, b, "viewer {token:?}, {feed} {extra:?}");
+            let page = &a["notes"];
+            assert_eq!(page["__typename"], json!("NoteConnection"));
+            assert_eq!(page["edges"][0]["__typename"], json!("NoteEdge"));
+            assert_eq!(page["pageInfo"]["hasNextPage"], json!(true));
+            assert_eq!(page["pageInfo"]["endCursor"], page["edges"][3]["cursor"]);
+            let nodes = page["nodes"].as_array().expect("nodes");
+            assert_eq!(nodes.len(), 4);
+            let titles: Vec<&str> = nodes.iter().filter_map(|n| n["title"].as_str()).collect();
+            if feed == "HOT" {
+                assert_eq!(
+                    titles[0], "by a partner",
+                    "the liked note first: {titles:?}"
+                );
+                assert_eq!(nodes[0]["author"]["badge"], json!("PARTNER"));
+            } else {
+                assert_eq!(titles, ["by a partner", "n3", "n2", "n1"]);
+            }
+            let n2 = nodes
+                .iter()
+                .find(|n| n["title"] == "n2")
+                .expect("n2 on the page");
+            let shown: Vec<&Value> = n2["products"]
+                .as_array()
+                .expect("products")
+                .iter()
+                .map(|p| &p["id"])
+                .collect();
+            // In display order; the one taken off sale left out, but for staff (who see
+            // every product).
+            let want: Vec<Value> = [p[2], p[0], p[3]]
+                .iter()
+                .filter(|id| **id != p[0] || token == Some(&c.curator))
+                .map(|id| json!(gid(Kind::Product, *id)))
+                .collect();
+            assert_eq!(shown, want.iter().collect::<Vec<_>>());
+            assert_eq!(n2["again"], n2["title"]);
+            assert_eq!(n2["products"][0]["__typename"], json!("Product"));
+            assert_eq!(n2["author"]["__typename"], json!("NoteAuthor"));
+            assert_eq!(n2["products"][0]["rebateRate"].is_null(), token.is_none());
+        }
+    }
+}

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::connection::{CursorType, Edge, EmptyFields, OpaqueCursor};
 use async_graphql::dataloader::Loader;
 use async_graphql::parser::types::Field;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
@@ -279,7 +278,7 @@ plain_object! {
             #[graphql(desc = "The order (default LATEST).")] feed: Option<super::notes::NoteFeed>,
             #[graphql(desc = "Page size (default 20, capped at 100).")] first: Option<i32>,
             #[graphql(desc = "The previous page's last cursor.")] after: Option<String>,
-        ) -> Result<super::notes::NoteConnection> {
+        ) -> Result<Fast<super::notes::NoteConnection>> {
             let filter = crate::service::notes::Filter {
                 product: Some(self.0.id),
                 ..Default::default()
@@ -530,7 +529,7 @@ impl From<ProductSort> for svc::ProductSort {
 /// alone, batching depends on timing: a list of more than 32 items yields mid-way, and a
 /// busy machine can let a batch fire with half its keys.) Without `lists`, the products'
 /// SKUs, images and tags are left to the caller (a detail reads them with its product).
-async fn prime(
+pub(crate) async fn prime(
     ctx: &Context<'_>,
     products: &[product::Model],
     selections: &[async_graphql::Lookahead<'_>],
@@ -621,7 +620,7 @@ async fn prime(
 }
 
 /// Loads `keys` (repeats allowed) with the loader itself, in one batch.
-async fn load_now<K, V>(
+pub(crate) async fn load_now<K, V>(
     loader: &CatalogLoader,
     keys: impl Iterator<Item = K>,
 ) -> Result<HashMap<K, V>, LoadError>
@@ -641,57 +640,9 @@ where
 /// (or else each product when its selection allows).
 pub type ProductConnection = ConnectionOf<svc::ProductCursor, Fast<Product>>;
 
-type ProductEdge = Edge<OpaqueCursor<svc::ProductCursor>, Fast<Product>, EmptyFields>;
-
-/// The page's `edges`, `nodes` and `pageInfo` (see [`plain`]).
-impl Plain for ProductConnection {
-    const TYPE: &'static str = "ProductConnection";
-
-    fn field<'a>(&self, env: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
-        let set = &field.selection_set.node;
-        match field.name.node.as_str() {
-            "edges" => plain::list(&self.edges, env, set, out),
-            "nodes" => plain::list(self.edges.iter().map(|e| &e.node.0), env, set, out),
-            "pageInfo" => plain::object(&PageOf(self), env, set, out),
-            _ => None,
-        }
-    }
-}
-
-impl Plain for ProductEdge {
-    const TYPE: &'static str = "ProductEdge";
-
-    fn field<'a>(&self, env: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
-        match field.name.node.as_str() {
-            "cursor" => out.str(&self.cursor.encode_cursor()),
-            "node" => plain::object(&self.node.0, env, &field.selection_set.node, out)?,
-            _ => return None,
-        }
-        Some(())
-    }
-}
-
-/// A page's `pageInfo`.
-struct PageOf<'p>(&'p ProductConnection);
-
-impl Plain for PageOf<'_> {
-    const TYPE: &'static str = "PageInfo";
-
-    fn field<'a>(&self, _: &Env<'a>, field: &'a Field, out: &mut Json) -> Option<()> {
-        let page = self.0;
-        let mut cursor = |e: Option<&ProductEdge>| match e {
-            Some(e) => out.str(&e.cursor.encode_cursor()),
-            None => out.null(),
-        };
-        match field.name.node.as_str() {
-            "hasPreviousPage" => out.bool(page.has_previous_page),
-            "hasNextPage" => out.bool(page.has_next_page),
-            "startCursor" => cursor(page.edges.first()),
-            "endCursor" => cursor(page.edges.last()),
-            _ => return None,
-        }
-        Some(())
-    }
+impl crate::graphql::pagination::Listed for Product {
+    const CONNECTION: &'static str = "ProductConnection";
+    const EDGE: &'static str = "ProductEdge";
 }
 
 #[derive(Default)]
@@ -787,6 +738,7 @@ impl CatalogQuery {
 mod tests {
     use super::*;
     use async_graphql::Value;
+    use async_graphql::connection::{CursorType, Edge, OpaqueCursor};
     use async_graphql::parser::parse_query;
     use async_graphql::parser::types::{DocumentOperations, SelectionSet};
     use entity::{Money, Rate};

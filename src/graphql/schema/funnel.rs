@@ -190,7 +190,7 @@ impl FunnelRow {
     }
     /// The note, for a note's row; null for a share link's.
     async fn note(&self) -> Option<Note> {
-        self.0.note.clone().map(Note)
+        self.0.note.clone().map(Note::of)
     }
     /// Its counts over the period.
     async fn counts(&self) -> FunnelCounts {

@@ -460,7 +460,7 @@ impl MemberProfile {
         #[graphql(desc = "The order (default LATEST).")] feed: Option<super::notes::NoteFeed>,
         #[graphql(desc = "Page size (default 20, capped at 100).")] first: Option<i32>,
         #[graphql(desc = "The previous page's last cursor.")] after: Option<String>,
-    ) -> Result<super::notes::NoteConnection> {
+    ) -> Result<crate::graphql::transport::plain::Fast<super::notes::NoteConnection>> {
         let filter = crate::service::notes::Filter {
             author: Some(self.0.id),
             ..Default::default()

@@ -9,11 +9,18 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, OutputType, Result};
 use chrono::{DateTime, Utc};
 use entity::{member, note};
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
 use super::catalog::Product;
 use crate::graphql::context::{actor, load_err, state, viewer};
+use crate::graphql::ids::GlobalId;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::loaders::{Loaders, NoteAuthorKey, NoteProductsOf, ProductKey};
 use crate::graphql::pagination::{ConnectionOf, PageArgs};
+use crate::graphql::transport::plain::{self, Fast, plain_enums, plain_object};
 use crate::service::catalog::can_see;
 use crate::service::notes::{self as svc, Feed, NoteCursor};
 use crate::service::page::NewestCursor;
@@ -118,10 +125,30 @@ impl NoteInput {
     }
 }
 
-/// A 种草 note.
-pub struct Note(pub note::Model);
+/// A 种草 note, with its page's authors and products when it came in a page of public
+/// notes (answered then without a future per field, [`plain`]).
+pub struct Note(pub note::Model, pub Option<Arc<NotePage>>);
+
+/// What a page of public notes reads for all its notes at once: the authors and the products
+/// (each with the rows its selection needs, as a product listing's page) the page's
+/// selection asks for.
+#[derive(Default)]
+pub struct NotePage {
+    authors: HashMap<Uuid, member::Model>,
+    /// The products each note shows, by note id, in display order.
+    products: HashMap<Uuid, Vec<Product>>,
+}
 
 impl Note {
+    /// A note without page rows (its relations load through the DataLoaders).
+    pub fn of(row: note::Model) -> Note {
+        Note(row, None)
+    }
+
+    fn page(&self) -> Option<&NotePage> {
+        self.1.as_deref()
+    }
+
     /// The version shown: the public one once there is one, else the working copy (seen by
     /// its author and curators only).
     fn shown(&self) -> (&str, &str, &str) {
@@ -154,88 +181,86 @@ async fn products(ctx: &Context<'_>, ids: Vec<uuid::Uuid>) -> Result<Vec<Product
         .collect())
 }
 
-/// A 种草 note: a push-hand's or partner's title, text, images and the products it
-/// recommends. Everyone reads public notes; a note never approved, hidden by reports or
-/// taken down is `NOT_FOUND` to all but its author and curators. The fields give the public
-/// version (the last approved one) once there is one — an edit under review shows in
-/// `review` only — and the working copy before that.
-#[Object]
-impl Note {
-    /// Opaque global ID (`node(id:)` answers it).
-    pub async fn id(&self) -> ID {
-        ids::encode(Kind::Note, self.0.id)
+plain_object! {
+    /// A 种草 note: a push-hand's or partner's title, text, images and the products it
+    /// recommends. Everyone reads public notes; a note never approved, hidden by reports or
+    /// taken down is `NOT_FOUND` to all but its author and curators. The fields give the public
+    /// version (the last approved one) once there is one — an edit under review shows in
+    /// `review` only — and the working copy before that.
+    impl Note => Note as "Note" {
+        |this| this;
+        |r, e|
+        /// Opaque global ID (`node(id:)` answers it).
+        id "id": GlobalId = GlobalId(Kind::Note, r.0.id);
+        /// The title.
+        title "title": &str = r.shown().0;
+        /// The text, plain (line breaks kept; never markup).
+        body "body": &str = r.shown().1;
+        /// Image URLs, in display order.
+        image_urls "imageUrls": Vec<String> = svc::urls(r.shown().2);
+        /// Likes, once per member; likes of frozen members do not count.
+        like_count "likeCount": i32 = r.0.like_count;
+        /// When it was first published (the LATEST order); null before its first approval.
+        published_at "publishedAt": Option<DateTime<Utc>> = r.0.first_published_at;
+        /// When its public version was last approved; null before its first approval.
+        approved_at "approvedAt": Option<DateTime<Utc>> = r.0.published_at;
+        /// When its author created it.
+        created_at "createdAt": DateTime<Utc> = r.0.created_at;
+        /// The note's share code: a buyer arriving through it (`/s/{shareCode}`, or the code on a
+        /// cart or order line of one of the note's products) credits the author by the share
+        /// link's rules (PROMOTION), and the earning's explanation names the note. It counts only
+        /// while the note is public, for the products its public version links. 12 characters
+        /// (a product share link's have 10).
+        share_code "shareCode": Option<&str> = r.0.share_code.as_deref();
     }
-    /// The title.
-    async fn title(&self) -> &str {
-        self.shown().0
+    // The author and the products from the page's rows when the note came with them.
+    plain |s, field, out| {
+        "author" => {
+            let author = s.page()?.authors.get(&s.0.author_id)?;
+            plain::object(author, e, &field.selection_set.node, out)?;
+        }
+        "products" => {
+            let products = s.page()?.products.get(&s.0.id)?;
+            plain::list(products, e, &field.selection_set.node, out)?;
+        }
     }
-    /// The text, plain (line breaks kept; never markup).
-    async fn body(&self) -> &str {
-        self.shown().1
-    }
-    /// Image URLs, in display order.
-    async fn image_urls(&self) -> Vec<String> {
-        svc::urls(self.shown().2)
-    }
-    /// The products it recommends, in display order; those no longer on sale are left out.
-    async fn products(&self, ctx: &Context<'_>) -> Result<Vec<Product>> {
-        let ids = if self.0.published_title.is_some() {
+    resolvers {
+        /// The products it recommends, in display order; those no longer on sale are left out.
+        async fn products(&self, ctx: &Context<'_>) -> Result<Vec<Product>> {
+            let ids = if self.0.published_title.is_some() {
+                ctx.data::<Loaders>()?
+                    .load_one(NoteProductsOf(self.0.id))
+                    .await
+                    .map_err(load_err)?
+                    .unwrap_or_default()
+            } else {
+                svc::working_products(&self.0)
+            };
+            products(ctx, ids).await
+        }
+        /// Who wrote it: display name and badge only.
+        async fn author(&self, ctx: &Context<'_>) -> Result<NoteAuthor> {
             ctx.data::<Loaders>()?
-                .load_one(NoteProductsOf(self.0.id))
+                .load_one(NoteAuthorKey(self.0.author_id))
                 .await
                 .map_err(load_err)?
-                .unwrap_or_default()
-        } else {
-            svc::working_products(&self.0)
-        };
-        products(ctx, ids).await
-    }
-    /// Who wrote it: display name and badge only.
-    async fn author(&self, ctx: &Context<'_>) -> Result<NoteAuthor> {
-        ctx.data::<Loaders>()?
-            .load_one(NoteAuthorKey(self.0.author_id))
-            .await
-            .map_err(load_err)?
-            .map(NoteAuthor)
-            .ok_or_else(|| {
-                crate::error::Error::internal(anyhow::anyhow!("note {} has no author", self.0.id))
-                    .into()
-            })
-    }
-    /// Likes, once per member; likes of frozen members do not count.
-    async fn like_count(&self) -> i32 {
-        self.0.like_count
-    }
-    /// When it was first published (the LATEST order); null before its first approval.
-    async fn published_at(&self) -> Option<DateTime<Utc>> {
-        self.0.first_published_at
-    }
-    /// When its public version was last approved; null before its first approval.
-    async fn approved_at(&self) -> Option<DateTime<Utc>> {
-        self.0.published_at
-    }
-    /// When its author created it.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-    /// The note's share code: a buyer arriving through it (`/s/{shareCode}`, or the code on a
-    /// cart or order line of one of the note's products) credits the author by the share
-    /// link's rules (PROMOTION), and the earning's explanation names the note. It counts only
-    /// while the note is public, for the products its public version links. 12 characters
-    /// (a product share link's have 10).
-    async fn share_code(&self) -> Option<&str> {
-        self.0.share_code.as_deref()
-    }
-    /// Views (visits of `/s/{shareCode}`), product clicks, paid orders and the author's
-    /// earnings through the note, all time: for its author only; null for everyone else
-    /// (curators included).
-    async fn stats(&self, ctx: &Context<'_>) -> Result<Option<super::funnel::NoteStats>> {
-        super::funnel::note_stats(ctx, &self.0).await
-    }
-    /// The working copy and where it stands in review: for the author, curators and admins;
-    /// null for everyone else.
-    async fn review(&self, ctx: &Context<'_>) -> Result<Option<NoteReview>> {
-        Ok(svc::is_insider(viewer(ctx)?, &self.0).then(|| NoteReview(self.0.clone())))
+                .map(NoteAuthor)
+                .ok_or_else(|| {
+                    crate::error::Error::internal(anyhow::anyhow!("note {} has no author", self.0.id))
+                        .into()
+                })
+        }
+        /// Views (visits of `/s/{shareCode}`), product clicks, paid orders and the author's
+        /// earnings through the note, all time: for its author only; null for everyone else
+        /// (curators included).
+        async fn stats(&self, ctx: &Context<'_>) -> Result<Option<super::funnel::NoteStats>> {
+            super::funnel::note_stats(ctx, &self.0).await
+        }
+        /// The working copy and where it stands in review: for the author, curators and admins;
+        /// null for everyone else.
+        async fn review(&self, ctx: &Context<'_>) -> Result<Option<NoteReview>> {
+            Ok(svc::is_insider(viewer(ctx)?, &self.0).then(|| NoteReview(self.0.clone())))
+        }
     }
 }
 
@@ -290,42 +315,44 @@ impl NoteReview {
 /// A note's author as the public sees them.
 pub struct NoteAuthor(pub member::Model);
 
-/// A note's author: display name and badge only.
-#[Object]
-impl NoteAuthor {
-    /// The author's `MemberProfile` ID: pass it as `notes(authorId:)`.
-    async fn id(&self) -> ID {
-        ids::encode(Kind::MemberProfile, self.0.id)
+plain_object! {
+    /// A note's author: display name and badge only.
+    impl NoteAuthor => member::Model as "NoteAuthor" {
+        |this| &this.0;
+        |r, e|
+        /// The author's `MemberProfile` ID: pass it as `notes(authorId:)`.
+        id "id": GlobalId = GlobalId(Kind::MemberProfile, r.id);
+        /// The name the author chose.
+        display_name "displayName": &str = &r.display_name;
+        /// 推手 or 合伙人.
+        badge "badge": AuthorBadge = badge(r);
     }
-    /// The name the author chose.
-    async fn display_name(&self) -> &str {
-        &self.0.display_name
-    }
-    /// 推手 or 合伙人.
-    async fn badge(&self) -> AuthorBadge {
-        badge(&self.0)
-    }
-    /// The author's public notes.
-    async fn notes(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(desc = "The order (default LATEST).")] feed: Option<NoteFeed>,
-        #[graphql(desc = "Page size (default 20, capped at 100).")] first: Option<i32>,
-        #[graphql(desc = "The previous page's last cursor.")] after: Option<String>,
-    ) -> Result<NoteConnection> {
-        public_notes(
-            ctx,
-            feed,
-            svc::Filter {
-                author: Some(self.0.id),
-                ..Default::default()
-            },
-            first,
-            after,
-        )
-        .await
+    plain |s, field, out| {}
+    resolvers {
+        /// The author's public notes.
+        async fn notes(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(desc = "The order (default LATEST).")] feed: Option<NoteFeed>,
+            #[graphql(desc = "Page size (default 20, capped at 100).")] first: Option<i32>,
+            #[graphql(desc = "The previous page's last cursor.")] after: Option<String>,
+        ) -> Result<Fast<NoteConnection>> {
+            public_notes(
+                ctx,
+                feed,
+                svc::Filter {
+                    author: Some(self.0.id),
+                    ..Default::default()
+                },
+                first,
+                after,
+            )
+            .await
+        }
     }
 }
+
+plain_enums!(AuthorBadge);
 
 fn badge(m: &member::Model) -> AuthorBadge {
     match m.tier {
@@ -334,7 +361,14 @@ fn badge(m: &member::Model) -> AuthorBadge {
     }
 }
 
-pub type NoteConnection = ConnectionOf<NoteCursor, Note>;
+/// A page of public notes, answered as a whole without a future per field when its
+/// selection allows ([`plain`]; its authors and products read for the page at once).
+pub type NoteConnection = ConnectionOf<NoteCursor, Fast<Note>>;
+
+impl crate::graphql::pagination::Listed for Note {
+    const CONNECTION: &'static str = "NoteConnection";
+    const EDGE: &'static str = "NoteEdge";
+}
 
 pub struct NoteWorkConnectionName;
 
@@ -363,11 +397,80 @@ pub(crate) async fn public_notes(
     filter: svc::Filter,
     first: Option<i32>,
     after: Option<String>,
-) -> Result<NoteConnection> {
+) -> Result<Fast<NoteConnection>> {
     let args = PageArgs::parse(first, after)?;
     let feed = Feed::from(feed.unwrap_or(NoteFeed::Latest));
     let page = svc::list(&state(ctx)?.db, feed, filter, args.after(), args.first).await?;
-    Ok(args.connection(page, |n| NoteCursor::of(feed, n), Note))
+    let la = ctx.look_ahead();
+    let rows = note_page(
+        ctx,
+        &page.items,
+        &[la.field("edges").field("node"), la.field("nodes")],
+    )
+    .await?;
+    Ok(Fast(args.connection(
+        page,
+        |n| NoteCursor::of(feed, n),
+        |n| Fast(Note(n, rows.clone())),
+    )))
+}
+
+/// Reads what `selections` (of the page's notes) ask of `notes`' authors and products, for
+/// the whole page at once: one statement for the authors, one for the notes' product links,
+/// one for the products, and the products' own rows as a listing's page reads them
+/// ([`super::catalog::prime`]). Public notes only (their public version's products).
+async fn note_page(
+    ctx: &Context<'_>,
+    notes: &[note::Model],
+    selections: &[async_graphql::Lookahead<'_>],
+) -> Result<Option<Arc<NotePage>>> {
+    use super::catalog::load_now;
+    use crate::graphql::loaders::ProductKey;
+    if notes.is_empty() {
+        return Ok(None);
+    }
+    let wants = |f: &str| selections.iter().any(|s| s.field(f).exists());
+    let direct = ctx.data::<Loaders>()?.loader();
+    let mut page = NotePage::default();
+    if wants("author") {
+        page.authors = load_now(direct, notes.iter().map(|n| NoteAuthorKey(n.author_id)))
+            .await
+            .map_err(load_err)?
+            .into_iter()
+            .map(|(k, m)| (k.0, m))
+            .collect();
+    }
+    if wants("products") {
+        let links: HashMap<NoteProductsOf, Vec<Uuid>> =
+            load_now(direct, notes.iter().map(|n| NoteProductsOf(n.id)))
+                .await
+                .map_err(load_err)?;
+        let found: HashMap<ProductKey, entity::product::Model> =
+            load_now(direct, links.values().flatten().map(|id| ProductKey(*id)))
+                .await
+                .map_err(load_err)?;
+        let v = viewer(ctx)?;
+        let shown: Vec<entity::product::Model> =
+            found.into_values().filter(|p| can_see(v, p)).collect();
+        let product_selections: Vec<_> = selections.iter().map(|s| s.field("products")).collect();
+        let rows = Arc::new(super::catalog::prime(ctx, &shown, &product_selections, true).await?);
+        let by_id: HashMap<Uuid, entity::product::Model> =
+            shown.into_iter().map(|p| (p.id, p)).collect();
+        for n in notes {
+            let ids = links
+                .get(&NoteProductsOf(n.id))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            page.products.insert(
+                n.id,
+                ids.iter()
+                    .filter_map(|id| by_id.get(id))
+                    .map(|p| Product(p.clone(), Some(rows.clone())))
+                    .collect(),
+            );
+        }
+    }
+    Ok(Some(Arc::new(page)))
 }
 
 /// The member's own notes, every status, newest first (for `Member.notes`).
@@ -379,12 +482,14 @@ pub(crate) async fn own_notes(
 ) -> Result<NoteWorkConnection> {
     let args = PageArgs::parse(first, after)?;
     let page = svc::of_author(&state(ctx)?.db, author, args.after(), args.first).await?;
-    Ok(args.connection(page, |n| NewestCursor::of(n.created_at, n.id), Note))
+    Ok(args.connection(page, |n| NewestCursor::of(n.created_at, n.id), Note::of))
 }
 
 /// Note `id` as the viewer may see it (for `node(id:)`).
 pub(crate) async fn note_node(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Note> {
-    Ok(Note(svc::visible(&state(ctx)?.db, viewer(ctx)?, id).await?))
+    Ok(Note::of(
+        svc::visible(&state(ctx)?.db, viewer(ctx)?, id).await?,
+    ))
 }
 
 #[derive(Default)]
@@ -416,7 +521,7 @@ impl NotesQuery {
                     one of another feed is `VALIDATION`."
         )]
         after: Option<String>,
-    ) -> Result<NoteConnection> {
+    ) -> Result<Fast<NoteConnection>> {
         let filter = svc::Filter {
             category: category_id
                 .map(|id| ids::decode_as(&id, Kind::Category, "categoryId"))
@@ -452,7 +557,7 @@ impl NotesQuery {
         let m = viewer(ctx)?.member()?;
         let args = PageArgs::parse(first, after)?;
         let page = svc::review_queue(&state(ctx)?.db, m, args.after(), args.first).await?;
-        Ok(args.connection(page, |n| NewestCursor::of(n.updated_at, n.id), Note))
+        Ok(args.connection(page, |n| NewestCursor::of(n.updated_at, n.id), Note::of))
     }
 }
 
@@ -471,7 +576,7 @@ impl NotesMutation {
         let st = state(ctx)?;
         let m = viewer(ctx)?.member()?;
         let row = svc::create(&st.db, &st.events, m, &input.into_service(), st.clock.now()).await?;
-        Ok(Note(row))
+        Ok(Note::of(row))
     }
 
     /// The author: replaces the note's working copy; it becomes a DRAFT again (submit it).
@@ -494,7 +599,7 @@ impl NotesMutation {
             st.clock.now(),
         )
         .await?;
-        Ok(Note(row))
+        Ok(Note::of(row))
     }
 
     /// The author: deletes the note, its likes and reports. Returns its ID.
@@ -522,7 +627,7 @@ impl NotesMutation {
         let st = state(ctx)?;
         let m = viewer(ctx)?.member()?;
         let id = ids::decode_as(&id, Kind::Note, "id")?;
-        Ok(Note(
+        Ok(Note::of(
             svc::submit(&st.db, &st.events, m, id, st.clock.now()).await?,
         ))
     }
@@ -552,7 +657,7 @@ impl NotesMutation {
             st.clock.now(),
         )
         .await?;
-        Ok(Note(row))
+        Ok(Note::of(row))
     }
 
     /// Signed in: likes a public note (once; liking again changes nothing). A frozen member
@@ -565,7 +670,7 @@ impl NotesMutation {
         let st = state(ctx)?;
         let m = viewer(ctx)?.member()?;
         let id = ids::decode_as(&id, Kind::Note, "id")?;
-        Ok(Note(
+        Ok(Note::of(
             svc::like(&st.db, &st.events, m.id, id, st.clock.now()).await?,
         ))
     }
@@ -579,7 +684,7 @@ impl NotesMutation {
         let st = state(ctx)?;
         let m = viewer(ctx)?.member()?;
         let id = ids::decode_as(&id, Kind::Note, "id")?;
-        Ok(Note(svc::unlike(&st.db, &st.events, m.id, id).await?))
+        Ok(Note::of(svc::unlike(&st.db, &st.events, m.id, id).await?))
     }
 
     /// Signed in: reports a public note (not one's own). A member's reports of a note count
