@@ -28,10 +28,14 @@
 //! provider's (orders/s; its target is 0.8 × S6 of the same run). S11 S9's three SKUs from
 //! explicit lines with a coupon (¥5 off, one an order, granted beforehand), no address, +
 //! payment (orders/s; target 0.8 × S6); S12 1,000 members claim one template of 500 coupons
-//! at the same moment, a connection each (claims/s; exactly 500 issued, checked).
+//! at the same moment, a connection each (claims/s; exactly 500 issued, checked). S14
+//! `leaderboard(kind: EARNINGS, period: WEEK, first: 100)`, anonymous, over counters of S5's
+//! million members (uncached: no cache serves it); S14-rank a signed-in member's
+//! `me.rank` at the median of that board (for reference).
 
 mod bulk;
 mod coupons;
+mod leaderboards;
 mod ledger_history;
 mod load;
 mod order_history;
@@ -230,6 +234,9 @@ struct Fixture {
     carts: Vec<storefront::FilledCart>,
     /// S11's and S12's coupons (none without either).
     coupons: Option<coupons::Coupons>,
+    /// S14-rank's viewer: the e-mail of the member at the median of the week's board (none
+    /// without S14).
+    s14_viewer: Option<String>,
 }
 
 async fn generate(
@@ -411,6 +418,22 @@ async fn generate(
         ),
         t.elapsed().as_secs_f64(),
     ));
+    let s14_viewer = if wants(args, "S14") || wants(args, "S14-rank") {
+        let t = Instant::now();
+        let boards = leaderboards::generate(&loader, &tree.members, now).await?;
+        timings.push((
+            format!(
+                "S14: {} leaderboard counters of {} members ({} frozen)",
+                boards.rows,
+                tree.members.len(),
+                boards.frozen
+            ),
+            t.elapsed().as_secs_f64(),
+        ));
+        Some(format!("m{:07}@bench.example", boards.median_member))
+    } else {
+        None
+    };
     loader.close().await?;
     Ok(Fixture {
         sku: pushhand::graphql::ids::encode(pushhand::graphql::ids::Kind::Sku, sku.id).to_string(),
@@ -420,6 +443,7 @@ async fn generate(
         storefront,
         carts,
         coupons,
+        s14_viewer,
     })
 }
 
@@ -446,6 +470,10 @@ const S3: &str = "query($id: ID!) { product(id: $id) { id name nameEn descriptio
 const S3_MEMBER: &str = "query($id: ID!) { product(id: $id) { id name nameEn description minPrice maxPrice salesCount rebateRate teamRebateRate estimatedEarning brand { name merchant { name } } category { nameZh parent { nameZh } } skus { id name price stock } images { url alt } tags curation { passed badges stages { stage result } } } }";
 const S4: &str = "{ me { earningsSummary { pending available lifetime thisMonth } earnings(first: 20) { edges { node { id kind amount status createdAt explanation { summary } } } pageInfo { hasNextPage endCursor } } } }";
 const S5: &str = "{ me { teamStats { totalMembers newThisMonth levels { level members newThisMonth } } team(level: 1, first: 20) { edges { node { id displayName joinedAt } } pageInfo { hasNextPage } } } }";
+/// S14: the week's top 100 by net settled earnings, as a storefront's ranking page reads it.
+const S14: &str = "{ leaderboard(kind: EARNINGS, period: WEEK, first: 100) { startsAt endsAt entries { rank name amount isViewer } } }";
+/// S14-rank: a member's own place on that board, counted over the whole board.
+const S14_RANK: &str = "{ me { rank(kind: EARNINGS, period: WEEK) { rank amount gapToNext } } }";
 const PLACE: &str = "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { id total } }";
 /// Adds to the cart and answers the cart's lines (S8's setup, S9's first three calls).
 const ADD_TO_CART: &str =
@@ -509,6 +537,14 @@ async fn bench(
     let earner = login(addr, ledger_history::EMAIL).await?;
     let root = login(addr, team_tree::ROOT_EMAIL).await?;
     check_answers(addr, &earner, &root, &fixture.shoppers, args).await?;
+    let ranked = match &fixture.s14_viewer {
+        Some(email) => {
+            let token = login(addr, email).await?;
+            check_boards(addr, &token).await?;
+            Some(token)
+        }
+        None => None,
+    };
 
     let pid = server.pid();
     let rss = move || server::rss_of(pid).unwrap_or(0);
@@ -556,6 +592,20 @@ async fn bench(
             "S5-raw",
             "team, 1M descendants, cache off",
             Script::Repeat(call(S5, json!({}), Some(&root))),
+            None,
+            false,
+        ),
+        (
+            "S14",
+            "leaderboard(first: 100), 1M members, uncached",
+            Script::Repeat(call(S14, json!({}), None)),
+            Some(1.0 / 20.0),
+            false,
+        ),
+        (
+            "S14-rank",
+            "me.rank at the median of a 1M-member board, uncached",
+            Script::Repeat(call(S14_RANK, json!({}), ranked.as_deref())),
             None,
             false,
         ),
@@ -1028,6 +1078,36 @@ async fn check_answers(
         != 50
     {
         bail!("S1 answer is wrong: {s1}");
+    }
+    Ok(())
+}
+
+/// S14's board must be full, in order, and S14-rank's member on it, before either is timed.
+async fn check_boards(addr: std::net::SocketAddr, token: &str) -> anyhow::Result<()> {
+    let v = load::once(addr, &call(S14, json!({}), None)).await?;
+    let entries = v["data"]["leaderboard"]["entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let amounts: Vec<rust_decimal::Decimal> = entries
+        .iter()
+        .filter_map(|e| e["amount"].as_str()?.parse().ok())
+        .collect();
+    if entries.len() != 100
+        || amounts.len() != 100
+        || amounts.windows(2).any(|w| w[0] < w[1])
+        || entries
+            .iter()
+            .any(|e| !e["name"].as_str().is_some_and(|n| n.ends_with("**")))
+    {
+        bail!("S14 answer is wrong: {v}");
+    }
+    let r = load::once(addr, &call(S14_RANK, json!({}), Some(token))).await?;
+    if !r["data"]["me"]["rank"]["rank"]
+        .as_u64()
+        .is_some_and(|n| n > 100)
+    {
+        bail!("S14-rank answer is wrong: {r}");
     }
     Ok(())
 }
