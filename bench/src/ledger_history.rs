@@ -72,6 +72,7 @@ pub async fn generate(db: &DatabaseConnection, earnings: usize) -> anyhow::Resul
             coupon_share: None,
             note_id: None,
             note_title: None,
+            base_refunded: None,
         };
         let id = id_at(ms, &mut rng);
         let row = earning_rows

@@ -32,10 +32,14 @@
 //! anonymous HOT feed of 种草 notes (`notes(feed: HOT, first: 20)` with their products and
 //! authors) over `--notes` public notes (S13-raw: cache off, target ≥ 1/40; S13: cache on);
 //! S15 `GET /s/{code}` share-link visits, each a visitor never seen before (a row written
-//! every visit, the redirect answered; target ≥ 1/3).
+//! every visit, the redirect answered; target ≥ 1/3). S14
+//! `leaderboard(kind: EARNINGS, period: WEEK, first: 100)`, anonymous, over counters of S5's
+//! million members (uncached: no cache serves it); S14-rank a signed-in member's
+//! `me.rank` at the median of that board (for reference).
 
 mod bulk;
 mod coupons;
+mod leaderboards;
 mod ledger_history;
 mod load;
 mod notes;
@@ -240,6 +244,9 @@ struct Fixture {
     coupons: Option<coupons::Coupons>,
     /// S13's and S15's notes (none without either).
     notes: Option<notes::Notes>,
+    /// S14-rank's viewer: the e-mail of the member at the median of the week's board (none
+    /// without S14).
+    s14_viewer: Option<String>,
 }
 
 async fn generate(
@@ -435,6 +442,22 @@ async fn generate(
         ),
         t.elapsed().as_secs_f64(),
     ));
+    let s14_viewer = if wants(args, "S14") || wants(args, "S14-rank") {
+        let t = Instant::now();
+        let boards = leaderboards::generate(&loader, &tree.members, now).await?;
+        timings.push((
+            format!(
+                "S14: {} leaderboard counters of {} members ({} frozen)",
+                boards.rows,
+                tree.members.len(),
+                boards.frozen
+            ),
+            t.elapsed().as_secs_f64(),
+        ));
+        Some(format!("m{:07}@bench.example", boards.median_member))
+    } else {
+        None
+    };
     loader.close().await?;
     Ok(Fixture {
         sku: pushhand::graphql::ids::encode(pushhand::graphql::ids::Kind::Sku, sku.id).to_string(),
@@ -445,6 +468,7 @@ async fn generate(
         carts,
         coupons,
         notes,
+        s14_viewer,
     })
 }
 
@@ -473,6 +497,10 @@ const S4: &str = "{ me { earningsSummary { pending available lifetime thisMonth 
 /// S13: the HOT feed's first page as an app's discovery tab shows it.
 const S13: &str = "{ notes(feed: HOT, first: 20) { edges { node { id title likeCount publishedAt imageUrls shareCode author { id displayName badge } products { id name minPrice images { url } } } } pageInfo { hasNextPage endCursor } } }";
 const S5: &str = "{ me { teamStats { totalMembers newThisMonth levels { level members newThisMonth } } team(level: 1, first: 20) { edges { node { id displayName joinedAt } } pageInfo { hasNextPage } } } }";
+/// S14: the week's top 100 by net settled earnings, as a storefront's ranking page reads it.
+const S14: &str = "{ leaderboard(kind: EARNINGS, period: WEEK, first: 100) { startsAt endsAt entries { rank name amount isViewer } } }";
+/// S14-rank: a member's own place on that board, counted over the whole board.
+const S14_RANK: &str = "{ me { rank(kind: EARNINGS, period: WEEK) { rank amount gapToNext } } }";
 const PLACE: &str = "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { id total } }";
 /// Adds to the cart and answers the cart's lines (S8's setup, S9's first three calls).
 const ADD_TO_CART: &str =
@@ -550,6 +578,14 @@ async fn bench(
             "S13's page: {v}"
         );
     }
+    let ranked = match &fixture.s14_viewer {
+        Some(email) => {
+            let token = login(addr, email).await?;
+            check_boards(addr, &token).await?;
+            Some(token)
+        }
+        None => None,
+    };
 
     let pid = server.pid();
     let rss = move || server::rss_of(pid).unwrap_or(0);
@@ -620,6 +656,20 @@ async fn bench(
                 ),
             },
             Some(1.0 / 3.0),
+            false,
+        ),
+        (
+            "S14",
+            "leaderboard(first: 100), 1M members, uncached",
+            Script::Repeat(call(S14, json!({}), None)),
+            Some(1.0 / 20.0),
+            false,
+        ),
+        (
+            "S14-rank",
+            "me.rank at the median of a 1M-member board, uncached",
+            Script::Repeat(call(S14_RANK, json!({}), ranked.as_deref())),
+            None,
             false,
         ),
         (
@@ -1100,6 +1150,36 @@ async fn check_answers(
         != 50
     {
         bail!("S1 answer is wrong: {s1}");
+    }
+    Ok(())
+}
+
+/// S14's board must be full, in order, and S14-rank's member on it, before either is timed.
+async fn check_boards(addr: std::net::SocketAddr, token: &str) -> anyhow::Result<()> {
+    let v = load::once(addr, &call(S14, json!({}), None)).await?;
+    let entries = v["data"]["leaderboard"]["entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let amounts: Vec<rust_decimal::Decimal> = entries
+        .iter()
+        .filter_map(|e| e["amount"].as_str()?.parse().ok())
+        .collect();
+    if entries.len() != 100
+        || amounts.len() != 100
+        || amounts.windows(2).any(|w| w[0] < w[1])
+        || entries
+            .iter()
+            .any(|e| !e["name"].as_str().is_some_and(|n| n.ends_with("**")))
+    {
+        bail!("S14 answer is wrong: {v}");
+    }
+    let r = load::once(addr, &call(S14_RANK, json!({}), Some(token))).await?;
+    if r["data"]["me"]["rank"]["rank"]
+        .as_u64()
+        .is_none_or(|n| n <= 100)
+    {
+        bail!("S14-rank answer is wrong: {r}");
     }
     Ok(())
 }

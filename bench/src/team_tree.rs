@@ -24,6 +24,8 @@ pub struct Tree {
     pub levels: [usize; 3],
     pub closure_rows: usize,
     pub counters: usize,
+    /// Every member written, root first, in joining (and id) order: S14's board members.
+    pub members: Vec<Uuid>,
     /// Where the load's time went: writing each table, and committing.
     pub spent: Vec<(&'static str, StdDuration)>,
 }
@@ -125,6 +127,7 @@ pub async fn generate(db: &DatabaseConnection, descendants: usize) -> anyhow::Re
         levels: [0; 3],
         closure_rows: 0,
         counters: 0,
+        members: Vec::new(),
         spent: Vec::new(),
     };
     for (i, node) in nodes.iter().enumerate() {
@@ -223,5 +226,6 @@ pub async fn generate(db: &DatabaseConnection, descendants: usize) -> anyhow::Re
             finishing,
         )])
         .collect();
+    tree.members = nodes.iter().map(|n| n.id).collect();
     Ok(tree)
 }

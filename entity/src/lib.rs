@@ -7,7 +7,8 @@
 //! - [`curation_stage_record`], [`curation_score`], [`curation_summary`]: the curation audit
 //!   trail and the per-product quality passport rolled up from it.
 //! - [`share_link`], [`order`], [`order_line`], [`earning`], [`ledger_entry`], [`balance`],
-//!   [`withdrawal`], [`membership_reward_day`]: orders and the money they move.
+//!   [`withdrawal`], [`membership_reward_day`]: orders and the money they move;
+//!   [`leaderboard_counter`]: members' net settled amounts per leaderboard and period.
 //! - [`payment_intent`]: payments opened at a provider for orders, one per order and channel;
 //!   [`refund`]: refunds requested from the provider an order was paid through;
 //!   [`after_sale`]: buyers' after-sale requests (售后), which pause their line's settlement.
@@ -52,6 +53,7 @@ pub mod curation_stage_record;
 pub mod curation_summary;
 pub mod earning;
 pub mod idempotency_key;
+pub mod leaderboard_counter;
 pub mod ledger_entry;
 pub mod ledger_month;
 pub mod level;

@@ -49,6 +49,7 @@ pub struct Query(
     schema::levels::LevelsQuery,
     schema::funnel::FunnelQuery,
     schema::merchant::MerchantQuery,
+    schema::leaderboards::LeaderboardsQuery,
 );
 
 /// Everything that changes state. All need a signed-in member except `register` and `login`;

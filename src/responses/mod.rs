@@ -80,7 +80,10 @@
 //! with fresh ones after each catalog write, and
 //! `own_answers_follow_every_change_they_show` every member's cached answer with a fresh
 //! one after each member change. A new public root field must be added to
-//! [`ROOT_FIELDS`] to be cached.
+//! [`ROOT_FIELDS`] to be cached. The leaderboards (`leaderboard`, `Member.rank`) are
+//! deliberately in neither list: every settlement moves them, and they are read from
+//! counters in a statement or two ([`crate::service::leaderboards`]), so no event has to
+//! reach them.
 //!
 //! A revocation bumps the member's version before it commits, too ([`Listener::revoking`]),
 //! and must: a cached own answer is served on the token's signature alone, so were the bump

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::ledger::{Deltas, Event, Refs};
 use super::writes::Writes;
-use super::{hierarchy, reward_days};
+use super::{hierarchy, leaderboards, reward_days};
 use crate::error::{Error, Result};
 use crate::events::{Event as LiveEvent, Events, Kind as LiveKind};
 
@@ -118,6 +118,11 @@ pub struct Explanation {
     pub note_id: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note_title: Option<String>,
+    /// For adjustments: the part of `base_amount` the refunded units take back (what a team
+    /// rebate's adjustment takes off the upline's `TEAM_SALES` board). Absent on other
+    /// earnings and on adjustments booked before the leaderboards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_refunded: Option<Decimal>,
 }
 
 /// What a line's share code names: a push-hand's share link to the product, or a note
@@ -209,6 +214,7 @@ pub fn plan(
         coupon_share: None,
         note_id,
         note_title: None,
+        base_refunded: None,
     };
 
     // A membership-activity line bought by a non-member through a referrer: a fixed reward
@@ -700,6 +706,14 @@ pub async fn settle(
                     d,
                     now,
                 );
+                // Settled money reaches the leaderboards of the week and month it settles in.
+                writes.leaderboards(leaderboards::moves(
+                    e.member_id,
+                    e.level,
+                    a,
+                    sales_of(&e),
+                    now,
+                ));
                 count += 1;
                 total += a;
                 moved.push(LiveEvent::new(e.member_id, LiveKind::EarningSettled, e.id));
@@ -728,6 +742,23 @@ pub async fn settle(
             tokio::task::yield_now().await;
         }
         events.publish(moved).await;
+    }
+}
+
+/// The sale an earning stands for on the `TEAM_SALES` board, in fen: for a team rebate
+/// (level 2 or 3) its line's paid amount, for an adjustment of one minus the part of it the
+/// refunded units took back; 0 for the rest.
+fn sales_of(e: &earning::Model) -> i64 {
+    if e.level < 2 {
+        return 0;
+    }
+    let Ok(x) = serde_json::from_str::<Explanation>(&e.explanation) else {
+        return 0;
+    };
+    let fen = |d: Decimal| Money::from_decimal(d).map_or(0, Money::fen);
+    match e.kind {
+        earning::Kind::Adjustment => -x.base_refunded.map_or(0, fen),
+        _ => fen(x.base_amount),
     }
 }
 
@@ -906,6 +937,8 @@ pub async fn claw_back_line(
         explanation.adjusts_earning_id = Some(e.id);
         explanation.units = Some(after - before);
         explanation.policy_version = POLICY_VERSION.into();
+        let base_refunded = refund_portion(line.paid().fen(), line.quantity, before, after);
+        explanation.base_refunded = Some(Money::from_fen(base_refunded).to_decimal());
         let model = earning::Model {
             id: Uuid::now_v7(),
             member_id: e.member_id,
@@ -928,6 +961,17 @@ pub async fn claw_back_line(
         };
         writes
             .push(earning::Entity::insert(earning::ActiveModel::from(model.clone())).into_query());
+        if settled {
+            // Taken back after settlement: off the leaderboards of the period the earning
+            // settled in, however long ago (a pending adjustment counts when it settles).
+            writes.leaderboards(leaderboards::moves(
+                e.member_id,
+                e.level,
+                -portion,
+                -base_refunded,
+                e.settled_at.unwrap_or(now),
+            ));
+        }
         let d = if settled {
             Deltas {
                 available: -portion,

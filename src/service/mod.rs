@@ -9,7 +9,8 @@
 //! for each other in a circle (PostgreSQL would abort one as a deadlock): an order's row
 //! first; then its lines and SKUs (by id); earnings (by id); the membership-reward day
 //! counters (by key, [`reward_days`]); team counters (nearest upline first, [`hierarchy`]);
-//! and the money counters last, months then balances, each by key ([`writes::Writes`]).
+//! the leaderboard counters (by key, [`leaderboards`]); and the money counters last, months
+//! then balances, each by key ([`writes::Writes`]).
 //! Binding changes take the hierarchy's lock row before any of theirs. A new write path
 //! keeps to this order, and gets a test that races it against the paths it shares rows with
 //! (`tests/api/earnings.rs`, `…_never_deadlock`).
@@ -30,6 +31,7 @@ pub mod fulfilment;
 pub mod funnel;
 pub mod hierarchy;
 pub mod immutable;
+pub mod leaderboards;
 pub mod ledger;
 pub mod levels;
 pub mod members;

@@ -1,9 +1,10 @@
 //! The writes a payment ends with: rows it appends (earnings, ledger entries, team sales)
 //! and counter rows it moves (members' balances, their monthly earnings, their membership
-//! rewards of the day), gathered while it reads and applied together with its transition, as
-//! one guarded [`Batch`] (one statement on PostgreSQL: [`Batch::run_guarded`]). A counter
-//! the payment's amounts depend on (a capped day of membership rewards) is one of its guards:
-//! moved from the figure read, or the payment does not happen.
+//! rewards of the day; for settlements and claw-backs, their leaderboard counters), gathered
+//! while it reads and applied together with its transition, as one guarded [`Batch`] (one
+//! statement on PostgreSQL: [`Batch::run_guarded`]). A counter the payment's amounts depend
+//! on (a capped day of membership rewards) is one of its guards: moved from the figure read,
+//! or the payment does not happen.
 //!
 //! A counter row is locked from its update to the commit, and every other transaction moving
 //! it waits that long (a busy member's balance). So the money moves (balances, months) go
@@ -19,6 +20,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use uuid::Uuid;
 
 use super::batch::Batch;
+use super::leaderboards;
 use super::ledger::{self, Deltas, Event, Refs};
 use super::reward_days;
 
@@ -32,6 +34,8 @@ pub struct Writes {
     /// Membership rewards added to each (member, day), and the figure its counter must
     /// still say (under a daily cap).
     reward_days: BTreeMap<(Uuid, String), (i64, Option<i64>)>,
+    /// Fen added to each leaderboard counter ([`leaderboards`]).
+    boards: BTreeMap<leaderboards::Key, i64>,
     /// The time the balances say they were moved at.
     now: Option<DateTime<Utc>>,
 }
@@ -73,9 +77,17 @@ impl Writes {
         sum.0 += amount;
     }
 
+    /// Moves leaderboard counters (settled money, or money taken back after settlement):
+    /// the rows of [`leaderboards::moves`].
+    pub fn leaderboards(&mut self, moves: impl IntoIterator<Item = (leaderboards::Key, i64)>) {
+        for (key, fen) in moves {
+            *self.boards.entry(key).or_default() += fen;
+        }
+    }
+
     /// Everything in the order it runs: the guards (the capped counters, in key order), then
-    /// one batch of the appended rows, the other counters of membership rewards, the months
-    /// and the balances, each in key order.
+    /// one batch of the appended rows, the other counters of membership rewards, the
+    /// leaderboard counters, the months and the balances, each in key order.
     pub fn into_batch(self) -> (Vec<SubQueryStatement>, Batch) {
         let mut guards = Vec::new();
         let mut batch = self.rows;
@@ -84,6 +96,11 @@ impl Writes {
                 Some(seen) => guards.push(reward_days::take(member, day, seen, amount).into()),
                 None => batch.push(reward_days::add(member, day, amount)),
             }
+        }
+        let mut boards = self.boards;
+        boards.retain(|_, fen| *fen != 0);
+        if !boards.is_empty() {
+            batch.push(leaderboards::add(boards));
         }
         if !self.months.is_empty() {
             batch.push(ledger::add_months(

@@ -401,6 +401,18 @@ impl Member {
     ) -> Result<super::funnel::Funnel> {
         super::funnel::funnel_of(ctx, self.0.id, period).await
     }
+    /// Where the member stands on a leaderboard of the current week or month (Asia/Shanghai),
+    /// even outside its top: the place, the net settled amount, and what would move it up
+    /// one place. Rules as `leaderboard`'s.
+    async fn rank(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Which board.")] kind: super::leaderboards::LeaderboardKind,
+        #[graphql(desc = "The current week or month.")]
+        period: super::leaderboards::LeaderboardPeriod,
+    ) -> Result<super::leaderboards::LeaderboardStanding> {
+        super::leaderboards::standing_of(ctx, &self.0, kind, period).await
+    }
     /// Team size per level and new members this month.
     async fn team_stats(&self, ctx: &Context<'_>) -> Result<TeamStats> {
         let st = state(ctx)?;
