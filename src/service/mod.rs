@@ -39,6 +39,7 @@ pub mod orders;
 pub mod page;
 pub mod payments;
 pub mod payouts;
+pub mod posters;
 pub mod privileges;
 pub mod refunds;
 pub mod regions;
