@@ -745,9 +745,11 @@ static FONTS: LazyLock<Arc<resvg::usvg::fontdb::Database>> = LazyLock::new(|| {
 
 /// Rasterises a poster's SVG ([`compose`] without the picture) of `width` × `height` to PNG.
 pub fn render_png(svg: &str, width: u32, height: u32) -> Result<Vec<u8>> {
-    let mut opt = resvg::usvg::Options::default();
-    opt.font_family = "Roboto".to_owned();
-    opt.fontdb = FONTS.clone();
+    let opt = resvg::usvg::Options {
+        font_family: "Roboto".to_owned(),
+        fontdb: FONTS.clone(),
+        ..Default::default()
+    };
     let tree = resvg::usvg::Tree::from_str(svg, &opt)
         .map_err(|e| Error::internal(anyhow::anyhow!("poster SVG: {e}")))?;
     let mut pixmap = resvg::tiny_skia::Pixmap::new(width, height)
