@@ -154,7 +154,13 @@ impl App {
                 "seeded the demo catalog"
             );
         }
+        let posters = Arc::new(crate::service::posters::Posters::new(
+            &config.public_url,
+            jwt_secret.expose(),
+            metrics.clone(),
+        ));
         let state = AppState {
+            posters,
             checkouts: crate::service::checkouts::Checkouts::new(
                 db.clone(),
                 events.clone(),

@@ -372,6 +372,17 @@ pub struct Config {
     )]
     pub storefront_url: String,
 
+    /// Our public base URL as phones and browsers reach it (e.g. `https://api.example.com`):
+    /// share posters' QR codes hold `<this>/s/{code}`, and their PNGs are at
+    /// `<this>/posters/{key}.png`. An absolute http(s) URL.
+    #[arg(
+        long,
+        env = "PUSHHAND_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8000",
+        global = true
+    )]
+    pub public_url: String,
+
     /// Browser origins allowed to call the API (CORS) and open its WebSocket: comma-separated
     /// (`https://shop.example,http://localhost:5173`) or `*`. Default: in development any
     /// `http(s)://localhost`, `127.0.0.1` or `[::1]` origin on any port; in production none.
@@ -728,6 +739,13 @@ impl Config {
             || url.starts_with("postgresql:"))
         {
             bail!("DATABASE_URL must start with sqlite: or postgres:, got {url:?}");
+        }
+        let public = self.public_url.trim();
+        if !(public.starts_with("https://") || public.starts_with("http://"))
+            || public.len() <= "https://".len()
+            || public.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            bail!("PUSHHAND_PUBLIC_URL must be an absolute http(s) URL, got {public:?}");
         }
         self.payments.check(self.environment)?;
         if self.environment == Environment::Production {

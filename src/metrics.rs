@@ -53,6 +53,14 @@ pub struct ResponseCacheLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PosterLabels {
+    /// `svg` or `png`.
+    pub form: &'static str,
+    /// `hit` (served from the poster cache) or `miss` (composed or rendered).
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ViewerLabels {
     /// `remembered` or `read`.
     pub outcome: &'static str,
@@ -99,6 +107,7 @@ pub struct Metrics {
     pub cache_requests: Family<CacheLabels, Counter>,
     pub cache_calls: Family<CacheCallLabels, Counter>,
     pub response_cache: Family<ResponseCacheLabels, Counter>,
+    pub posters: Family<PosterLabels, Counter>,
     pub viewer_rows: Family<ViewerLabels, Counter>,
     pub events: Family<EventLabels, Counter>,
     pub event_resyncs: Counter,
@@ -124,6 +133,7 @@ impl Metrics {
         let cache_requests = Family::<CacheLabels, Counter>::default();
         let cache_calls = Family::<CacheCallLabels, Counter>::default();
         let response_cache = Family::<ResponseCacheLabels, Counter>::default();
+        let posters = Family::<PosterLabels, Counter>::default();
         let viewer_rows = Family::<ViewerLabels, Counter>::default();
         let events = Family::<EventLabels, Counter>::default();
         let event_resyncs = Counter::default();
@@ -170,6 +180,11 @@ impl Metrics {
             "Anonymous catalog reads by response-cache outcome (hit, miss, bypass), and failed \
              response-cache calls (error)",
             response_cache.clone(),
+        );
+        registry.register(
+            "pushhand_posters",
+            "Share posters asked for, by form (svg, png) and poster-cache outcome (hit, miss)",
+            posters.clone(),
         );
         registry.register(
             "pushhand_viewer_rows",
@@ -237,6 +252,7 @@ impl Metrics {
             cache_requests,
             cache_calls,
             response_cache,
+            posters,
             viewer_rows,
             events,
             event_resyncs,
@@ -264,6 +280,13 @@ impl Metrics {
     pub fn count_response_cache(&self, outcome: &'static str) {
         self.response_cache
             .get_or_create(&ResponseCacheLabels { outcome })
+            .inc();
+    }
+
+    /// A share poster in `form` (`svg`, `png`) served from the cache (`hit`) or made (`miss`).
+    pub fn count_poster(&self, form: &'static str, outcome: &'static str) {
+        self.posters
+            .get_or_create(&PosterLabels { form, outcome })
             .inc();
     }
 

@@ -48,6 +48,8 @@ pub struct AppState {
     pub payments: Arc<crate::payments::Payments>,
     /// The webhook worker's switch and wake-up signal.
     pub webhooks: Arc<crate::service::webhooks::Webhooks>,
+    /// Share posters made, kept by what they show, and the key that signs their PNG URLs.
+    pub posters: Arc<crate::service::posters::Posters>,
 }
 
 impl AppState {

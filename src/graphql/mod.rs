@@ -75,6 +75,7 @@ pub struct Mutation(
     schema::webhooks::WebhooksMutation,
     schema::levels::LevelsMutation,
     schema::merchant::MerchantMutation,
+    schema::posters::PostersMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, schema::live::Subscription>;

@@ -10,6 +10,8 @@
 //! | `POST /payments/{wechat,alipay,sandbox}/refund-notify` | providers' refund notifications, verified then recorded ([`payments`]) |
 //! | `POST /payments/sandbox/{intentId}/pay` | the sandbox's pay button (development only) |
 //! | `POST /payouts/wechat/notify` | WeChat Pay's transfer (payout) notifications ([`payouts`]) |
+//! | `GET /s/{code}` | a share code's short link: counts the visit, redirects to the storefront ([`short_link`]) |
+//! | `GET /posters/{key}.png` | a share poster's PNG, by the signed key `sharePoster` gave ([`posters`]) |
 //! | `GET /metrics` | Prometheus text (on `PUSHHAND_METRICS_ADDR` only, when set) |
 //!
 //! Browsers on the origins of `PUSHHAND_CORS_ORIGINS` may call `/graphql` and open
@@ -36,6 +38,7 @@ mod ide;
 pub mod payments;
 pub mod payouts;
 pub mod persisted;
+mod posters;
 pub mod serve;
 mod short_link;
 mod ws;
@@ -156,6 +159,7 @@ pub fn router(
                 .layer(DefaultBodyLimit::max(payments::MAX_NOTIFICATION_BYTES)),
         )
         .route("/s/{code}", get(short_link::visit))
+        .route("/posters/{file}", get(posters::png))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route(

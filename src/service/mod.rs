@@ -41,6 +41,7 @@ pub mod orders;
 pub mod page;
 pub mod payments;
 pub mod payouts;
+pub mod posters;
 pub mod privileges;
 pub mod refunds;
 pub mod regions;

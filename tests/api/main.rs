@@ -45,6 +45,7 @@ mod own_answers;
 mod payments;
 mod payouts;
 mod persisted;
+mod posters;
 mod refunds;
 mod response_cache;
 mod schema;

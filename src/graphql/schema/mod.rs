@@ -24,6 +24,7 @@ pub mod notes;
 pub mod orders;
 pub mod payments;
 pub mod payouts;
+pub mod posters;
 pub mod refunds;
 pub mod shipping;
 pub mod staff;
