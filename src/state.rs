@@ -48,6 +48,8 @@ pub struct AppState {
     pub payments: Arc<crate::payments::Payments>,
     /// The webhook worker's switch and wake-up signal.
     pub webhooks: Arc<crate::service::webhooks::Webhooks>,
+    /// Uploaded images' store and rules.
+    pub media: Arc<crate::media::Media>,
 }
 
 impl AppState {

@@ -31,6 +31,7 @@ mod m20261207_000023_levels;
 mod m20261207_000024_webhooks;
 mod m20261207_000025_merchant_side;
 mod m20261207_000026_funnel;
+mod m20261208_000028_images;
 
 pub struct Migrator;
 
@@ -62,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000024_webhooks::Migration),
             Box::new(m20261207_000025_merchant_side::Migration),
             Box::new(m20261207_000026_funnel::Migration),
+            Box::new(m20261208_000028_images::Migration),
         ]
     }
 }

@@ -74,6 +74,7 @@ pub struct Mutation(
     schema::webhooks::WebhooksMutation,
     schema::levels::LevelsMutation,
     schema::merchant::MerchantMutation,
+    schema::images::ImagesMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, schema::live::Subscription>;
