@@ -35,7 +35,10 @@ pub async fn get(State(state): State<Arc<HttpState>>, Path(path): Path<String>) 
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(Format::content_type(format)),
             );
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_CONTROL));
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static(CACHE_CONTROL),
+            );
             headers.insert(
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),

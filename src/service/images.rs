@@ -133,7 +133,11 @@ pub async fn serve(db: &DatabaseConnection, media: &Media, key: &Key) -> Result<
 mod tests {
     use super::*;
 
-    fn member(tier: member::Tier, role: Option<member::StaffRole>, merchant: bool) -> member::Model {
+    fn member(
+        tier: member::Tier,
+        role: Option<member::StaffRole>,
+        merchant: bool,
+    ) -> member::Model {
         member::Model {
             id: Uuid::now_v7(),
             email: None,

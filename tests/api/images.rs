@@ -152,7 +152,10 @@ async fn jpeg_png_and_webp_uploads_record_their_size_and_are_served_with_their_t
         (
             // The name says nothing: the type is read from the bytes.
             "drawing.bin",
-            encoded(DynamicImage::ImageRgba8(gradient(33, 17)), ImageFormat::WebP),
+            encoded(
+                DynamicImage::ImageRgba8(gradient(33, 17)),
+                ImageFormat::WebP,
+            ),
             "image/webp",
             (33, 17),
         ),
@@ -160,15 +163,25 @@ async fn jpeg_png_and_webp_uploads_record_their_size_and_are_served_with_their_t
     for (name, bytes, content_type, (w, h)) in cases {
         let image = uploaded(&app, &token, "PRODUCT", name, &bytes).await;
         assert_eq!(image["contentType"], json!(content_type), "{name}");
-        assert_eq!((image["width"].clone(), image["height"].clone()), (json!(w), json!(h)));
+        assert_eq!(
+            (image["width"].clone(), image["height"].clone()),
+            (json!(w), json!(h))
+        );
         assert_eq!(image["purpose"], json!("PRODUCT"));
         let url = image["url"].as_str().expect("url");
         assert!(url.starts_with("/media/images/"), "{url}");
         let (status, served_type, cache, body) = fetch(&app, url).await;
         assert_eq!(status, StatusCode::OK, "{name}");
         assert_eq!(served_type, content_type, "{name}");
-        assert!(cache.contains("immutable") && cache.contains("max-age=31536000"), "{cache}");
-        assert_eq!(image["bytes"], json!(body.len()), "{name}: bytes is the stored size");
+        assert!(
+            cache.contains("immutable") && cache.contains("max-age=31536000"),
+            "{cache}"
+        );
+        assert_eq!(
+            image["bytes"],
+            json!(body.len()),
+            "{name}: bytes is the stored size"
+        );
         assert_eq!(dimensions(&body), (w, h), "{name}");
     }
     let (status, _, _, _) = fetch(&app, "/media/images/not-an-image.png").await;
@@ -194,7 +207,11 @@ fn exif_segment(orientation: u16, marker: &[u8]) -> Vec<u8> {
     let mut payload = b"Exif\0\0".to_vec();
     payload.extend_from_slice(&tiff);
     let mut segment = vec![0xFF, 0xE1];
-    segment.extend_from_slice(&u16::try_from(payload.len() + 2).expect("small").to_be_bytes());
+    segment.extend_from_slice(
+        &u16::try_from(payload.len() + 2)
+            .expect("small")
+            .to_be_bytes(),
+    );
     segment.extend_from_slice(&payload);
     segment
 }
@@ -213,11 +230,23 @@ async fn exif_is_stripped_and_its_orientation_applied() {
 
     let image = uploaded(&app, &token, "NOTE", "IMG_0001.JPG", &with_exif).await;
     // Orientation 6: the camera was turned; the stored image is upright.
-    assert_eq!((image["width"].clone(), image["height"].clone()), (json!(48), json!(64)));
+    assert_eq!(
+        (image["width"].clone(), image["height"].clone()),
+        (json!(48), json!(64))
+    );
     let (status, content_type, _, body) = fetch(&app, image["url"].as_str().expect("url")).await;
-    assert_eq!((status, content_type.as_str()), (StatusCode::OK, "image/jpeg"));
-    assert!(!body.windows(marker.len()).any(|w| w == marker), "the EXIF data is gone");
-    assert!(!body.windows(6).any(|w| w == b"Exif\0\0"), "no EXIF segment at all");
+    assert_eq!(
+        (status, content_type.as_str()),
+        (StatusCode::OK, "image/jpeg")
+    );
+    assert!(
+        !body.windows(marker.len()).any(|w| w == marker),
+        "the EXIF data is gone"
+    );
+    assert!(
+        !body.windows(6).any(|w| w == b"Exif\0\0"),
+        "no EXIF segment at all"
+    );
     assert_eq!(dimensions(&body), (48, 64));
 }
 
@@ -229,15 +258,30 @@ async fn a_renamed_executable_is_refused() {
     elf.resize(4096, 0x90);
     let (status, resp) = upload(&app, Some(&token), "PRODUCT", "x.jpg", &elf).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(error_code(&resp), Some("UNSUPPORTED_IMAGE_TYPE"), "{resp:#}");
+    assert_eq!(
+        error_code(&resp),
+        Some("UNSUPPORTED_IMAGE_TYPE"),
+        "{resp:#}"
+    );
     // A GIF is an image, but not one of the three.
     let gif = encoded(DynamicImage::ImageRgba8(gradient(4, 4)), ImageFormat::Png);
     let mut not_png = b"GIF89a".to_vec();
     not_png.extend_from_slice(&gif[6..]);
     let (_, resp) = upload(&app, Some(&token), "PRODUCT", "x.png", &not_png).await;
-    assert_eq!(error_code(&resp), Some("UNSUPPORTED_IMAGE_TYPE"), "{resp:#}");
+    assert_eq!(
+        error_code(&resp),
+        Some("UNSUPPORTED_IMAGE_TYPE"),
+        "{resp:#}"
+    );
     // A JPEG signature over garbage is no image either.
-    let (_, resp) = upload(&app, Some(&token), "PRODUCT", "x.jpg", b"\xFF\xD8\xFF\xE0garbage").await;
+    let (_, resp) = upload(
+        &app,
+        Some(&token),
+        "PRODUCT",
+        "x.jpg",
+        b"\xFF\xD8\xFF\xE0garbage",
+    )
+    .await;
     assert_eq!(error_code(&resp), Some("IMAGE_UNREADABLE"), "{resp:#}");
 }
 
@@ -259,7 +303,10 @@ async fn an_oversized_file_is_refused() {
 
 /// A PNG chunk: length, type, data, CRC-32 of type and data.
 fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
-    let mut out = u32::try_from(data.len()).expect("small").to_be_bytes().to_vec();
+    let mut out = u32::try_from(data.len())
+        .expect("small")
+        .to_be_bytes()
+        .to_vec();
     out.extend_from_slice(kind);
     out.extend_from_slice(data);
     let mut crc = flate2::Crc::new();
@@ -288,7 +335,11 @@ async fn a_decompression_bomb_is_refused_without_decoding() {
     let started = std::time::Instant::now();
     let (status, resp) = upload(&app, Some(&token), "NOTE", "bomb.png", &bomb).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(error_code(&resp), Some("IMAGE_DIMENSIONS_TOO_LARGE"), "{resp:#}");
+    assert_eq!(
+        error_code(&resp),
+        Some("IMAGE_DIMENSIONS_TOO_LARGE"),
+        "{resp:#}"
+    );
     assert!(
         started.elapsed() < std::time::Duration::from_secs(5),
         "refused from the header, not after a decode"
@@ -298,14 +349,21 @@ async fn a_decompression_bomb_is_refused_without_decoding() {
     let (token, _) = app.user("partner@example.com", CliRole::Partner).await;
     let wide = encoded(DynamicImage::ImageRgba8(gradient(60, 10)), ImageFormat::Png);
     let (_, resp) = upload(&app, Some(&token), "NOTE", "wide.png", &wide).await;
-    assert_eq!(error_code(&resp), Some("IMAGE_DIMENSIONS_TOO_LARGE"), "{resp:#}");
+    assert_eq!(
+        error_code(&resp),
+        Some("IMAGE_DIMENSIONS_TOO_LARGE"),
+        "{resp:#}"
+    );
 }
 
 #[tokio::test]
 async fn a_thumbnail_is_made_once_then_served_from_the_store() {
     let app = TestApp::spawn().await;
     let token = merchant(&app).await;
-    let png = encoded(DynamicImage::ImageRgba8(gradient(400, 300)), ImageFormat::Png);
+    let png = encoded(
+        DynamicImage::ImageRgba8(gradient(400, 300)),
+        ImageFormat::Png,
+    );
     let (_, resp) = {
         let q = "mutation($file: Upload!, $purpose: ImagePurpose!) {
           uploadImage(file: $file, purpose: $purpose) {
@@ -332,15 +390,25 @@ async fn a_thumbnail_is_made_once_then_served_from_the_store() {
     assert!(resp.get("errors").is_none(), "{resp:#}");
     let image = &resp["data"]["uploadImage"];
     let url = |k: &str| image[k].as_str().expect("url").to_owned();
-    assert_eq!(url("same"), url("url"), "the original's own format is the original");
+    assert_eq!(
+        url("same"),
+        url("url"),
+        "the original's own format is the original"
+    );
     assert!(url("thumb").ends_with("/160.webp"), "{}", url("thumb"));
     assert!(url("jpeg").ends_with("/full.jpg"), "{}", url("jpeg"));
 
     let media_dir = app.state.config.media.dir(&app.state.config.data_dir);
     let stored = |url: &str| media_dir.join(url.trim_start_matches("/media/"));
-    assert!(!stored(&url("thumb")).exists(), "made on first request, not before");
+    assert!(
+        !stored(&url("thumb")).exists(),
+        "made on first request, not before"
+    );
     let (status, content_type, cache, body) = fetch(&app, &url("thumb")).await;
-    assert_eq!((status, content_type.as_str()), (StatusCode::OK, "image/webp"));
+    assert_eq!(
+        (status, content_type.as_str()),
+        (StatusCode::OK, "image/webp")
+    );
     assert!(cache.contains("immutable"), "{cache}");
     assert_eq!(dimensions(&body), (160, 120));
     assert!(stored(&url("thumb")).exists(), "kept in the store");
@@ -370,7 +438,11 @@ async fn a_thumbnail_is_made_once_then_served_from_the_store() {
             json!({ "id": id }),
         )
         .await;
-    assert_eq!(resp["data"]["node"], Value::Null, "images are no nodes: {resp:#}");
+    assert_eq!(
+        resp["data"]["node"],
+        Value::Null,
+        "images are no nodes: {resp:#}"
+    );
     let odd = url("thumb").replace("/160.webp", "/161.webp");
     let (status, _, _, _) = fetch(&app, &odd).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -442,17 +514,28 @@ async fn who_may_upload_what() {
     // A JSON request has no file to give; nor may it forge the multipart parser's marker
     // (the `Upload` scalar would trust it), in its variables or its document.
     let resp = app
-        .gql_as(&merchant, UPLOAD, json!({ "file": "x", "purpose": "PRODUCT" }))
+        .gql_as(
+            &merchant,
+            UPLOAD,
+            json!({ "file": "x", "purpose": "PRODUCT" }),
+        )
         .await;
-    assert_eq!(error_code(&resp), Some("GRAPHQL_VALIDATION_FAILED"), "{resp:#}");
+    assert_eq!(
+        error_code(&resp),
+        Some("GRAPHQL_VALIDATION_FAILED"),
+        "{resp:#}"
+    );
     for marker in ["#__graphql_file__:0", "#__graphql_file__:zz"] {
         let resp = app
-            .gql_as(&merchant, UPLOAD, json!({ "file": marker, "purpose": "PRODUCT" }))
+            .gql_as(
+                &merchant,
+                UPLOAD,
+                json!({ "file": marker, "purpose": "PRODUCT" }),
+            )
             .await;
         assert_eq!(error_code(&resp), Some("VALIDATION"), "{resp:#}");
-        let inline = format!(
-            "mutation {{ uploadImage(file: \"{marker}\", purpose: PRODUCT) {{ id }} }}"
-        );
+        let inline =
+            format!("mutation {{ uploadImage(file: \"{marker}\", purpose: PRODUCT) {{ id }} }}");
         let resp = app.gql_as(&merchant, &inline, json!({})).await;
         assert_eq!(error_code(&resp), Some("VALIDATION"), "{resp:#}");
     }
@@ -473,7 +556,10 @@ async fn uploads_are_rate_limited_per_member_and_urls_use_the_public_base() {
     for _ in 0..2 {
         let image = uploaded(&app, &token, "PRODUCT", "p.png", &png).await;
         let url = image["url"].as_str().expect("url");
-        assert!(url.starts_with("https://cdn.example.com/media/images/"), "{url}");
+        assert!(
+            url.starts_with("https://cdn.example.com/media/images/"),
+            "{url}"
+        );
     }
     let (_, resp) = upload(&app, Some(&token), "PRODUCT", "p.png", &png).await;
     assert_eq!(error_code(&resp), Some("RATE_LIMITED"), "{resp:#}");

@@ -81,9 +81,11 @@ impl Image {
     async fn url(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Width in pixels, one of 96, 160, 320, 480, 640, 960, 1280; the \
+        #[graphql(
+            desc = "Width in pixels, one of 96, 160, 320, 480, 640, 960, 1280; the \
                           height follows the aspect ratio, and an image narrower than this \
-                          is not enlarged. Default: the original's.")]
+                          is not enlarged. Default: the original's."
+        )]
         width: Option<i32>,
         #[graphql(desc = "The encoding (default: the original's).")] format: Option<ImageFormat>,
     ) -> Result<String> {
