@@ -66,6 +66,8 @@ impl From<ImageFormat> for Format {
 /// re-encoded without its metadata (EXIF, GPS position, XMP, ICC) when it was uploaded.
 pub struct Image(pub image::Model);
 
+/// An uploaded image: sniffed, held to the size and pixel limits, turned upright and
+/// re-encoded without its metadata (EXIF, GPS position, XMP, ICC) when it was uploaded.
 #[Object]
 impl Image {
     /// The image's global ID.
