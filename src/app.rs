@@ -72,6 +72,11 @@ impl App {
                 .as_ref()
                 .map(|client| LazyRedis::new(client.clone(), REDIS_TIMEOUT)),
         )?);
+        // The media store's directory is created (and must be writable) before anything else.
+        let media = Arc::new(crate::media::Media::from_settings(
+            &config.media,
+            &config.data_dir,
+        )?);
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("binding {}", config.bind_addr))?;
@@ -182,6 +187,7 @@ impl App {
             units_sold: Arc::default(),
             payments,
             webhooks,
+            media,
         };
         let api = std::sync::Arc::new(graphql::build(state.clone()));
         let shutdown = CancellationToken::new();

@@ -428,6 +428,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub payments: PaymentSettings,
+
+    #[command(flatten)]
+    pub media: MediaSettings,
 }
 
 /// Abuse limits (SPEC §5): what one request may ask of the server.
@@ -748,6 +751,7 @@ impl Config {
             bail!("PUSHHAND_PUBLIC_URL must be an absolute http(s) URL, got {public:?}");
         }
         self.payments.check(self.environment)?;
+        self.media.check()?;
         if self.environment == Environment::Production {
             match &self.jwt_secret {
                 None => bail!("JWT_SECRET is required when PUSHHAND_ENV=production"),
@@ -930,6 +934,90 @@ pub struct PaymentSettings {
     /// setting; Alipay payouts need it.
     #[arg(long, env = "PUSHHAND_ALIPAY_API_URL", global = true)]
     pub alipay_api_url: Option<String>,
+}
+
+/// Uploaded images ([`crate::media`]): where they are kept, how they are addressed, and the
+/// limits an upload is held to.
+#[derive(Clone, Debug, Args)]
+pub struct MediaSettings {
+    /// Directory of the local media store (uploaded images and their thumbnails), created if
+    /// missing. Default: `<data dir>/media`.
+    #[arg(long, env = "PUSHHAND_MEDIA_DIR", global = true)]
+    pub media_dir: Option<PathBuf>,
+
+    /// Where clients fetch media: `Image.url` is `<this>/<key>` (e.g.
+    /// `https://shop.example.com/media`), absolute, so it can go into a note's `imageUrls`.
+    /// Unset: a path from the server's root (`/media/<key>`).
+    #[arg(long, env = "PUSHHAND_MEDIA_PUBLIC_URL", global = true)]
+    pub media_public_url: Option<String>,
+
+    /// Largest image file accepted, in bytes (`IMAGE_TOO_LARGE`). A multipart request body
+    /// may be this plus `PUSHHAND_MAX_BODY_BYTES` (413 above it).
+    #[arg(
+        long,
+        env = "PUSHHAND_MEDIA_MAX_BYTES",
+        default_value_t = 10 * 1024 * 1024,
+        global = true
+    )]
+    pub media_max_bytes: usize,
+
+    /// Most pixels (width × height) an image may declare, read from its header before
+    /// anything is decoded (`IMAGE_DIMENSIONS_TOO_LARGE`): a decompression bomb is refused
+    /// unread.
+    #[arg(
+        long,
+        env = "PUSHHAND_MEDIA_MAX_PIXELS",
+        default_value_t = 40_000_000,
+        global = true
+    )]
+    pub media_max_pixels: u64,
+
+    /// Longest side an image may declare, in pixels (`IMAGE_DIMENSIONS_TOO_LARGE`).
+    #[arg(
+        long,
+        env = "PUSHHAND_MEDIA_MAX_SIDE",
+        default_value_t = 12_000,
+        global = true
+    )]
+    pub media_max_side: u32,
+
+    /// Most images one member may upload in an hour (`RATE_LIMITED` beyond), counted in the
+    /// database, so across instances.
+    #[arg(
+        long,
+        env = "PUSHHAND_MEDIA_UPLOADS_PER_HOUR",
+        default_value_t = 200,
+        global = true
+    )]
+    pub media_uploads_per_hour: u32,
+}
+
+impl MediaSettings {
+    /// Checks the limits are usable and the public URL is an http(s) URL.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.media_max_bytes < 1024 {
+            bail!("PUSHHAND_MEDIA_MAX_BYTES must be at least 1024");
+        }
+        if self.media_max_pixels == 0 || self.media_max_side == 0 {
+            bail!("PUSHHAND_MEDIA_MAX_PIXELS and PUSHHAND_MEDIA_MAX_SIDE must be at least 1");
+        }
+        if self.media_uploads_per_hour == 0 {
+            bail!("PUSHHAND_MEDIA_UPLOADS_PER_HOUR must be at least 1");
+        }
+        if let Some(url) = text(&self.media_public_url)
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("PUSHHAND_MEDIA_PUBLIC_URL must be an http(s):// URL, got {url:?}");
+        }
+        Ok(())
+    }
+
+    /// The media store's directory: as configured, else `<data_dir>/media`.
+    pub fn dir(&self, data_dir: &Path) -> PathBuf {
+        self.media_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("media"))
+    }
 }
 
 /// A required setting's value, or an error naming its variable.

@@ -42,6 +42,8 @@
 //!   hears them — the response cache, the passports, the remembered viewers.
 //! - [`redis_conn`]: the self-healing Redis connection the cache and the events share.
 //! - [`redis_reads`]: concurrent reads of one Redis key coalesced into one `GET` per batch.
+//! - [`media`]: uploaded images in an object store (local filesystem by default): type
+//!   sniffed, size and pixel limits, EXIF stripped by re-encoding, thumbnails.
 //! - [`metrics`]: the instance's Prometheus registry (the pool's figures handed in by `db`).
 //! - [`ratelimit`]: limits on failed credential attempts, per account and per client address (Redis-shared when configured).
 //! - [`seed`]: the deterministic demo data: catalog, member hierarchy, curation records.
@@ -59,6 +61,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod media;
 pub mod metrics;
 pub mod payments;
 pub mod ratelimit;

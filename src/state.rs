@@ -50,6 +50,8 @@ pub struct AppState {
     pub webhooks: Arc<crate::service::webhooks::Webhooks>,
     /// Share posters made, kept by what they show, and the key that signs their PNG URLs.
     pub posters: Arc<crate::service::posters::Posters>,
+    /// Uploaded images' store and rules.
+    pub media: Arc<crate::media::Media>,
 }
 
 impl AppState {

@@ -27,6 +27,7 @@
 //! - [`webhook_endpoint`], [`webhook_event`], [`webhook_delivery`]: integrations' endpoints,
 //!   the outbox of events for them, and each event's delivery to each endpoint.
 //! - [`idempotency_key`]: clients' keys for retried writes (orders, refunds).
+//! - [`image`]: uploaded product and note images (the bytes are in the media store).
 //! - [`address`]: members' delivery addresses; [`cart_line`]: members' carts;
 //!   [`shipping_rule`], [`shipping_surcharge`]: what shipping a merchant's parcel costs;
 //!   [`shipment`], [`shipment_line`]: the parcels an order ships in; [`order_cancellation`]:
@@ -53,6 +54,7 @@ pub mod curation_stage_record;
 pub mod curation_summary;
 pub mod earning;
 pub mod idempotency_key;
+pub mod image;
 pub mod leaderboard_counter;
 pub mod ledger_entry;
 pub mod ledger_month;

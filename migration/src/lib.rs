@@ -32,6 +32,7 @@ mod m20261207_000024_webhooks;
 mod m20261207_000025_merchant_side;
 mod m20261207_000026_funnel;
 mod m20261208_000027_leaderboards;
+mod m20261208_000028_images;
 
 pub struct Migrator;
 
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000025_merchant_side::Migration),
             Box::new(m20261207_000026_funnel::Migration),
             Box::new(m20261208_000027_leaderboards::Migration),
+            Box::new(m20261208_000028_images::Migration),
         ]
     }
 }

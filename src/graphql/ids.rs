@@ -46,10 +46,12 @@ pub enum Kind {
     PrivilegeRule,
     /// A privilege granted to a member (a prize's entitlement too).
     Privilege,
+    /// An uploaded product or note image.
+    Image,
 }
 
 impl Kind {
-    const ALL: [Kind; 22] = [
+    const ALL: [Kind; 23] = [
         Kind::Product,
         Kind::Sku,
         Kind::Brand,
@@ -72,6 +74,7 @@ impl Kind {
         Kind::Level,
         Kind::PrivilegeRule,
         Kind::Privilege,
+        Kind::Image,
     ];
 
     fn name(self) -> &'static str {
@@ -98,6 +101,7 @@ impl Kind {
             Kind::Level => "Level",
             Kind::PrivilegeRule => "PrivilegeRule",
             Kind::Privilege => "Privilege",
+            Kind::Image => "Image",
         }
     }
 }

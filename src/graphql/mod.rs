@@ -76,6 +76,7 @@ pub struct Mutation(
     schema::levels::LevelsMutation,
     schema::merchant::MerchantMutation,
     schema::posters::PostersMutation,
+    schema::images::ImagesMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, schema::live::Subscription>;

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, FromRequest, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -239,22 +239,31 @@ fn respond(resp: &async_graphql::Response) -> Response {
     answer
 }
 
-/// POST: one JSON request object, sent as `application/json` (415 otherwise). The body is read within the size limit (413 above it,
-/// before any parsing); a batch (a JSON array) is refused; a body that is not a GraphQL
-/// request is a 400 — all with a JSON error body and a code.
+/// POST: one JSON request object, sent as `application/json`; or a GraphQL multipart
+/// request (`multipart/form-data`, [`multipart`]: uploads); 415 for anything else. The body
+/// is read within the size limit (413 above it, before any parsing); a batch (a JSON array)
+/// is refused; a body that is not a GraphQL request is a 400 — all with a JSON error body
+/// and a code.
 pub async fn post(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: axum::extract::Request,
 ) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers.clone();
+    if multipart_content_type(&headers) {
+        return multipart(&state, &headers, client, body).await;
+    }
     if !json_content_type(&headers) {
         return http_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UNSUPPORTED_MEDIA_TYPE",
-            "POST bodies must be application/json".into(),
+            "POST bodies must be application/json (or multipart/form-data for uploads)".into(),
         );
     }
+    // Read as the `Bytes` extractor reads it: within the route's `DefaultBodyLimit`.
+    let body: Result<Bytes, BytesRejection> =
+        Bytes::from_request(axum::extract::Request::from_parts(parts, body), &()).await;
     let body = match body {
         Ok(b) => b,
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -268,37 +277,125 @@ pub async fn post(
         Err(e) => return http_error(e.status(), "BAD_REQUEST", e.body_text()),
     };
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return http_error(
-            StatusCode::BAD_REQUEST,
-            "BATCH_NOT_SUPPORTED",
-            "send one operation per request (batches are not accepted)".into(),
-        );
+        return batch_refused();
     }
     // serde_json stops at 128 levels with a parser error; this says what is wrong.
     if let Err(refusal) = guard::scan_json(&body, state.api.max_body_nesting()) {
         return http_error(StatusCode::BAD_REQUEST, refusal.code(), refusal.message());
     }
     match serde_json::from_slice::<async_graphql::Request>(&body) {
-        Ok(mut req) => {
-            // A persisted query's document replaces its hash (`persisted`).
-            if let Err(refusal) = state.persisted.resolve(&mut req).await {
-                return refusal.into_response();
-            }
-            if req.query.trim().is_empty() {
-                return http_error(
-                    StatusCode::BAD_REQUEST,
-                    "BAD_REQUEST",
-                    "the request has no `query`".into(),
-                );
-            }
-            for_client(&headers, execute(&state, &headers, client, req).await)
-        }
+        Ok(req) => run(&state, &headers, client, req).await,
         Err(e) => http_error(
             StatusCode::BAD_REQUEST,
             "BAD_REQUEST",
             format!("the body is not a GraphQL request: {e}"),
         ),
     }
+}
+
+fn batch_refused() -> Response {
+    http_error(
+        StatusCode::BAD_REQUEST,
+        "BATCH_NOT_SUPPORTED",
+        "send one operation per request (batches are not accepted)".into(),
+    )
+}
+
+/// Runs a POSTed request: a persisted query's document replaces its hash, a request without
+/// a document is a 400, the rest is [`execute`]d.
+async fn run(
+    state: &HttpState,
+    headers: &HeaderMap,
+    client: SocketAddr,
+    mut req: async_graphql::Request,
+) -> Response {
+    // A persisted query's document replaces its hash (`persisted`).
+    if let Err(refusal) = state.persisted.resolve(&mut req).await {
+        return refusal.into_response();
+    }
+    if req.query.trim().is_empty() {
+        return http_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "the request has no `query`".into(),
+        );
+    }
+    for_client(headers, execute(state, headers, client, req).await)
+}
+
+/// A GraphQL multipart request (the GraphQL multipart request spec: an `operations` part,
+/// a `map` part, the files), parsed by async-graphql into a request whose `Upload`
+/// variables name its files.
+///
+/// - It must carry an `Authorization` header (401 `UNAUTHENTICATED` otherwise): uploads are
+///   for signed-in members, and a browser cannot add that header to a cross-site request
+///   without a CORS preflight, which it can skip for `multipart/form-data` (the CSRF
+///   "simple request" the JSON-only rule keeps out).
+/// - The body may be `PUSHHAND_MEDIA_MAX_BYTES` plus `PUSHHAND_MAX_BODY_BYTES` (413
+///   `REQUEST_TOO_LARGE` above it, reading stops there); a file over the media limit within
+///   it is refused by `uploadImage` (`IMAGE_TOO_LARGE`).
+/// - One operation (`BATCH_NOT_SUPPORTED` for a list); a body that is not such a request is
+///   400 `BAD_REQUEST`.
+async fn multipart(
+    state: &HttpState,
+    headers: &HeaderMap,
+    client: SocketAddr,
+    body: axum::body::Body,
+) -> Response {
+    use async_graphql::BatchRequest;
+    use http_body_util::BodyExt as _;
+    if !headers.contains_key(header::AUTHORIZATION) {
+        return http_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "multipart requests (uploads) need an `Authorization` header".into(),
+        );
+    }
+    let limit = state
+        .app
+        .config
+        .limits
+        .max_body_bytes
+        .saturating_add(state.app.media.limits().max_bytes);
+    let body = match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return http_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "REQUEST_TOO_LARGE",
+                format!("the request body is over {limit} bytes"),
+            );
+        }
+        Err(e) => {
+            return http_error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!("the body could not be read: {e}"),
+            );
+        }
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let options = async_graphql::http::MultipartOptions::default();
+    match async_graphql::http::receive_batch_body(content_type, &body[..], options).await {
+        Ok(BatchRequest::Single(req)) => run(state, headers, client, req).await,
+        Ok(BatchRequest::Batch(_)) => batch_refused(),
+        Err(e) => http_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            format!("the body is not a GraphQL multipart request: {e}"),
+        ),
+    }
+}
+
+/// Whether the request's `Content-Type` is `multipart/form-data`.
+fn multipart_content_type(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("multipart/form-data"))
 }
 
 /// Whether the request's `Content-Type` is `application/json` or

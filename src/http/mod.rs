@@ -3,7 +3,8 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /`, `GET /ide/*` | GraphiQL, served from the binary ([`ide`]; development, or `PUSHHAND_GRAPHIQL=true`) |
-//! | `POST /graphql`, `GET /graphql` | GraphQL (GET: queries only; POST: `application/json` only) |
+//! | `POST /graphql`, `GET /graphql` | GraphQL (GET: queries only; POST: `application/json`, or `multipart/form-data` for uploads) |
+//! | `GET /media/{key}` | uploaded images and their thumbnails, cached for a year ([`media`]) |
 //! | `GET /graphql/ws` | GraphQL over WebSocket (`graphql-transport-ws` and `graphql-ws`) |
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness (database and Redis) |
 //! | `POST /payments/{wechat,alipay,sandbox}/notify` | providers' payment notifications, verified then booked ([`payments`]) |
@@ -35,6 +36,7 @@ pub mod cors;
 mod graphql;
 mod health;
 mod ide;
+mod media;
 pub mod payments;
 pub mod payouts;
 pub mod persisted;
@@ -140,6 +142,7 @@ pub fn router(
                 .layer(DefaultBodyLimit::max(config.limits.max_body_bytes)),
         )
         .route("/graphql/ws", get(ws::upgrade))
+        .route("/media/{*key}", get(media::get))
         .route(
             "/payments/wechat/notify",
             post(payments::wechat).layer(DefaultBodyLimit::max(payments::MAX_NOTIFICATION_BYTES)),

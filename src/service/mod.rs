@@ -30,6 +30,7 @@ pub mod earnings;
 pub mod fulfilment;
 pub mod funnel;
 pub mod hierarchy;
+pub mod images;
 pub mod immutable;
 pub mod leaderboards;
 pub mod ledger;

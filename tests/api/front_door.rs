@@ -238,7 +238,6 @@ async fn post_bodies_must_be_json() {
         Some("text/plain"),
         Some("text/plain;charset=UTF-8"),
         Some("application/x-www-form-urlencoded"),
-        Some("multipart/form-data; boundary=x"),
         None,
     ] {
         let resp = send(refused).await.expect("sent");
@@ -247,6 +246,14 @@ async fn post_bodies_must_be_json() {
         assert_eq!(error_code(&body), Some("UNSUPPORTED_MEDIA_TYPE"), "{body}");
         assert!(body["errors"][0]["message"].is_string(), "{body}");
     }
+    // Multipart is for uploads (`images`), and never without an `Authorization` header,
+    // which a cross-site form cannot send.
+    let resp = send(Some("multipart/form-data; boundary=x"))
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.expect("a JSON error body");
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{body}");
     for accepted in [
         "application/json",
         "application/json; charset=utf-8",

@@ -28,6 +28,7 @@ mod fuzz;
 mod helpers;
 mod http;
 mod ide;
+mod images;
 mod leaderboards;
 mod ledger_props;
 mod levels;

@@ -14,6 +14,7 @@ pub mod curation;
 pub mod earnings;
 pub mod fulfilment;
 pub mod funnel;
+pub mod images;
 pub mod leaderboards;
 pub mod levels;
 pub mod live;

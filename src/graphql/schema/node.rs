@@ -107,7 +107,8 @@ impl NodeQuery {
                 | Kind::WebhookDelivery
                 | Kind::Level
                 | Kind::PrivilegeRule
-                | Kind::Privilege,
+                | Kind::Privilege
+                | Kind::Image,
                 _,
             ) => return Ok(None),
         };

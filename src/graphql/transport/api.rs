@@ -270,6 +270,7 @@ impl Api {
     /// refusal.
     fn admit(&self, mut request: Request, document: Admission) -> Result<Admitted, ServerError> {
         guard::scan_variables(&request.variables, self.max_nesting).map_err(refused)?;
+        check_uploads(&request)?;
         let parsed = document?;
         let doc = &parsed.doc;
         let name = request.operation_name.as_deref();
@@ -353,6 +354,40 @@ impl Api {
                 .inc();
         }
     }
+}
+
+/// How async-graphql's multipart parser marks a variable that is a file: the marker and
+/// the file's index among the request's uploads.
+const UPLOAD_MARKER: &str = "#__graphql_file__:";
+
+/// Refuses a request whose document or variables carry the upload marker other than where
+/// the multipart parser put it (`VALIDATION`, before execution): the `Upload` scalar trusts
+/// the marker — it unwraps the number and indexes the request's files with it — so a
+/// hand-written one would make the resolver panic. Variables' nesting is bounded by
+/// [`guard::scan_variables`], which runs first.
+fn check_uploads(request: &Request) -> Result<(), ServerError> {
+    fn fits(value: &Value, files: usize) -> bool {
+        match value {
+            Value::String(s) => s
+                .strip_prefix(UPLOAD_MARKER)
+                .is_none_or(|n| n.parse::<usize>().is_ok_and(|n| n < files)),
+            Value::List(items) => items.iter().all(|v| fits(v, files)),
+            Value::Object(fields) => fields.values().all(|v| fits(v, files)),
+            _ => true,
+        }
+    }
+    let files = request.uploads.len();
+    if request.query.contains(UPLOAD_MARKER)
+        || !request.variables.iter().all(|(_, v)| fits(v, files))
+    {
+        return Err(limits::coded(
+            "a file reference that names no file of this request: send files as a GraphQL \
+             multipart request"
+                .to_owned(),
+            "VALIDATION",
+        ));
+    }
+    Ok(())
 }
 
 /// `extensions.cost`: `{ "requestedQueryCost": n, "maximumAvailable": limit }`, in the shape
