@@ -230,6 +230,34 @@ pub fn invite_code(n: u64) -> String {
         .collect()
 }
 
+/// The columns [`push_hand`] writes, for a `members` [`Rows`].
+pub const MEMBER_COLUMNS: &str = "id, email, password_hash, display_name, tier, invite_code, upline_id, token_version, created_at";
+
+/// Adds a push-hand without an upline to `members` (a [`Rows`] of [`MEMBER_COLUMNS`]), its
+/// invite code the `code`-th ([`invite_code`]).
+pub fn push_hand(
+    members: &mut Rows,
+    id: Uuid,
+    email: &str,
+    password_hash: &str,
+    display_name: &str,
+    code: u64,
+    now: DateTime<Utc>,
+) {
+    members
+        .row()
+        .uuid(id)
+        .text(email)
+        .text(password_hash)
+        .text(display_name)
+        .text("PUSH_HAND")
+        .text(&invite_code(code))
+        .null()
+        .int(0)
+        .time(now)
+        .end();
+}
+
 /// Opens the connection the load runs on. PostgreSQL: the app's own settings. SQLite: one
 /// connection that journals in memory without syncing and caches the whole load, so that a
 /// gigabyte of new pages is written once, at commit, instead of to the write-ahead log and

@@ -17,7 +17,7 @@ use pushhand::graphql::ids;
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use crate::bulk::{Loader, Rows, invite_code};
+use crate::bulk::{Loader, MEMBER_COLUMNS, Rows, push_hand};
 
 /// What S11 and S12 use.
 pub struct Coupons {
@@ -121,26 +121,19 @@ pub async fn generate(
     }
     loader.flush(&mut coupons).await?;
     let password_hash = pushhand::service::auth::hash_password(crate::PASSWORD.into()).await?;
-    let mut members = Rows::new(
-        "members",
-        "id, email, password_hash, display_name, tier, invite_code, upline_id, token_version, created_at",
-        format,
-    );
+    let mut members = Rows::new("members", MEMBER_COLUMNS, format);
     for i in 0..claimers {
-        members
-            .row()
-            .uuid(Uuid::now_v7())
-            .text(&format!("claimer{i}@bench.example"))
-            .text(&password_hash)
-            .text(&format!("领券会员{i}"))
-            .text("PUSH_HAND")
-            // Beyond the team tree's codes (from 0) and the carts' shoppers' (from 2^39);
-            // codes are 40 bits.
-            .text(&invite_code((3 << 38) + i as u64))
-            .null()
-            .int(0)
-            .time(now)
-            .end();
+        // Beyond the team tree's codes (from 0) and the carts' shoppers' (from 2^39);
+        // codes are 40 bits.
+        push_hand(
+            &mut members,
+            Uuid::now_v7(),
+            &format!("claimer{i}@bench.example"),
+            &password_hash,
+            &format!("领券会员{i}"),
+            (3 << 38) + i as u64,
+            now,
+        );
         if members.rows >= format.chunk() {
             loader.flush(&mut members).await?;
         }

@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
-use crate::bulk::{Loader, Rows, at, id_at, invite_code};
+use crate::bulk::{Loader, MEMBER_COLUMNS, Rows, at, id_at, push_hand};
 
 /// How many notes' codes S15 visits (spread over the connections).
 pub const VISITED_CODES: usize = 1_000;
@@ -57,30 +57,23 @@ pub async fn generate(
     anyhow::ensure!(!products.is_empty(), "no published product to link");
     let password_hash = pushhand::service::auth::hash_password(crate::PASSWORD.into()).await?;
     let (mut loader, format) = Loader::begin(db).await?;
-    let mut members = Rows::new(
-        "members",
-        "id, email, password_hash, display_name, tier, invite_code, upline_id, token_version, created_at",
-        format,
-    );
+    let mut members = Rows::new("members", MEMBER_COLUMNS, format);
     let authors = authors.max(1);
     let mut author_ids = Vec::with_capacity(authors);
     for i in 0..authors {
         let id = Uuid::now_v7();
         author_ids.push(id);
-        members
-            .row()
-            .uuid(id)
-            .text(&format!("author{i}@bench.example"))
-            .text(&password_hash)
-            .text(&format!("种草达人{i}"))
-            .text("PUSH_HAND")
-            // Beyond the team tree's codes (from 0), the carts' shoppers' (from 2^39) and
-            // S12's claimers' (from 3 × 2^38); codes are 40 bits.
-            .text(&invite_code((7 << 37) + i as u64))
-            .null()
-            .int(0)
-            .time(now)
-            .end();
+        // Beyond the team tree's codes (from 0), the carts' shoppers' (from 2^39) and
+        // S12's claimers' (from 3 × 2^38); codes are 40 bits.
+        push_hand(
+            &mut members,
+            id,
+            &format!("author{i}@bench.example"),
+            &password_hash,
+            &format!("种草达人{i}"),
+            (7 << 37) + i as u64,
+            now,
+        );
         if members.rows >= format.chunk() {
             loader.flush(&mut members).await?;
         }

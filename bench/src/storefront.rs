@@ -49,15 +49,11 @@ pub async fn carts(
     secret: &pushhand::config::Secret,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<FilledCart>> {
-    use crate::bulk::{Loader, Rows, invite_code};
+    use crate::bulk::{Loader, MEMBER_COLUMNS, Rows, push_hand};
     use pushhand::graphql::ids::Kind;
     let password_hash = pushhand::service::auth::hash_password(crate::PASSWORD.into()).await?;
     let (mut loader, format) = Loader::begin(db).await?;
-    let mut members = Rows::new(
-        "members",
-        "id, email, password_hash, display_name, tier, invite_code, upline_id, token_version, created_at",
-        format,
-    );
+    let mut members = Rows::new("members", MEMBER_COLUMNS, format);
     let mut addresses = Rows::new(
         "addresses",
         "id, member_id, recipient_name, phone, province_code, province_name, city_code, city_name, \
@@ -75,19 +71,16 @@ pub async fn carts(
     for i in 0..n {
         let member = Uuid::now_v7();
         ids.push(member);
-        members
-            .row()
-            .uuid(member)
-            .text(&format!("cart{i}@bench.example"))
-            .text(&password_hash)
-            .text(&format!("购物车买家{i}"))
-            .text("PUSH_HAND")
-            // Beyond the team tree's codes (its members are numbered from 0).
-            .text(&invite_code((1 << 39) + i as u64))
-            .null()
-            .int(0)
-            .time(now)
-            .end();
+        // Beyond the team tree's codes (its members are numbered from 0).
+        push_hand(
+            &mut members,
+            member,
+            &format!("cart{i}@bench.example"),
+            &password_hash,
+            &format!("购物车买家{i}"),
+            (1 << 39) + i as u64,
+            now,
+        );
         let address = Uuid::now_v7();
         let row = addresses.row().uuid(address).uuid(member);
         row.text(&like.recipient_name)

@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use uuid::Uuid;
 
-use crate::bulk::{Format, Loader, Rows, invite_code};
+use crate::bulk::{Format, Loader, MEMBER_COLUMNS, Rows, invite_code};
 
 pub const PASSWORD: &str = "bench-password-1";
 pub const ROOT_EMAIL: &str = "m0000000@bench.example";
@@ -107,11 +107,7 @@ pub async fn generate(db: &DatabaseConnection, descendants: usize) -> anyhow::Re
 
     let password_hash = auth::hash_password(PASSWORD.into()).await?;
     let (mut loader, format) = Loader::begin(db).await?;
-    let mut member_rows = Rows::new(
-        "members",
-        "id, email, password_hash, display_name, tier, invite_code, upline_id, token_version, created_at",
-        format,
-    );
+    let mut member_rows = Rows::new("members", MEMBER_COLUMNS, format);
     let mut binding_rows = Rows::new(
         "bindings",
         "id, member_id, upline_id, kind, starts_at",
