@@ -228,6 +228,7 @@ impl App {
         let jobs = tokio::spawn(periodic_jobs(self.state.clone()));
         let units_sold = tokio::spawn(write_units_sold(self.state.clone()));
         let webhooks = tokio::spawn(deliver_webhooks(self.state.clone()));
+        let wal = tokio::spawn(keep_wal_small(self.state.clone()));
         let metrics = self.metrics.map(|(listener, router)| {
             let stop = self.shutdown.clone();
             tokio::spawn(async move {
@@ -262,6 +263,7 @@ impl App {
         jobs.abort();
         units_sold.abort();
         webhooks.abort();
+        wal.abort();
         if let Some(metrics) = metrics {
             metrics.abort();
         }
@@ -313,6 +315,25 @@ fn ticks(every: std::time::Duration) -> tokio::time::Interval {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick
+}
+
+/// Every second, restarts SQLite's write-ahead log when it has grown ([`db::keep_wal_small`]);
+/// nothing on PostgreSQL.
+async fn keep_wal_small(state: AppState) {
+    if state.db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
+        return;
+    }
+    let mut tick = ticks(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        match db::keep_wal_small(&state.db).await {
+            Ok(db::WalCheck::Busy(frames)) => {
+                tracing::debug!(frames, "the write-ahead log is still in use; restart later")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = ?e, "checking the write-ahead log failed"),
+        }
+    }
 }
 
 /// Writes the tallied units sold every `units_sold_interval_ms` (see

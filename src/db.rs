@@ -115,6 +115,96 @@ async fn stable_plans_setting(
     }
 }
 
+/// The write-ahead log's size, in 4 KiB frames, above which [`keep_wal_small`] restarts it.
+pub const WAL_RESTART_FRAMES: i64 = 4096;
+
+/// How large the WAL file is left after a restart ([`keep_wal_small`]).
+const WAL_FILE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+
+/// What [`keep_wal_small`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalCheck {
+    /// Not SQLite, or an in-memory database: there is no log to keep.
+    NoLog,
+    /// The log held this many frames, at most [`WAL_RESTART_FRAMES`]: left as it was.
+    Small(i64),
+    /// The log held this many frames; it was checkpointed and starts again from its
+    /// beginning.
+    Restarted(i64),
+    /// The log held this many frames; readers were still on it when the busy timeout ran
+    /// out, so it goes on from where it is (tried again at the next check).
+    Busy(i64),
+}
+
+/// Keeps SQLite's write-ahead log from growing without bound (a job of the running server,
+/// every second).
+///
+/// SQLite checkpoints the log by itself (every 1,000 pages), copying its pages into the
+/// database, but it only **starts the log again from its beginning** when a writer finds
+/// that no reader is using it; under constant load some connection is always reading, so
+/// the log never restarts and every commit appends to it ("checkpoint starvation" in
+/// SQLite's WAL documentation). Measured: `pushhand-bench --only S15` (a write a request)
+/// grew `bench.db-wal` from 0.1 to 1.2 GB in twelve seconds, and the server spent its
+/// SQLite threads' time growing the file (ext4 block allocation, page-cache misses of a
+/// log larger than any cache). A log past [`WAL_RESTART_FRAMES`] frames is checkpointed in
+/// `RESTART` mode: the pages already copied are skipped, the writer lock is held while the
+/// readers still on the log finish their statements (milliseconds here), and the next
+/// commit writes from the log's beginning — over file blocks that exist. `journal_size_limit`
+/// then cuts a file that grew past [`WAL_FILE_LIMIT_BYTES`] back to that size.
+pub async fn keep_wal_small(db: &DatabaseConnection) -> Result<WalCheck, sea_orm::DbErr> {
+    use sea_orm::{ConnectionTrait, Statement};
+    if db.get_database_backend() != DatabaseBackend::Sqlite {
+        return Ok(WalCheck::NoLog);
+    }
+    let mode = db
+        .query_one_raw(Statement::from_string(
+            DatabaseBackend::Sqlite,
+            "PRAGMA journal_mode",
+        ))
+        .await?
+        .map(|r| r.try_get_by_index::<String>(0))
+        .transpose()?
+        .unwrap_or_default();
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Ok(WalCheck::NoLog);
+    }
+    // A passive checkpoint copies what it can without waiting and says how long the log is.
+    let frames = checkpoint(db, "PASSIVE").await?.1;
+    if frames <= WAL_RESTART_FRAMES {
+        return Ok(WalCheck::Small(frames));
+    }
+    db.execute_unprepared(&format!(
+        "PRAGMA journal_size_limit = {WAL_FILE_LIMIT_BYTES}"
+    ))
+    .await?;
+    let (busy, _, _) = checkpoint(db, "RESTART").await?;
+    Ok(if busy == 0 {
+        WalCheck::Restarted(frames)
+    } else {
+        WalCheck::Busy(frames)
+    })
+}
+
+/// `PRAGMA wal_checkpoint(mode)`: (busy, frames in the log, frames checkpointed).
+async fn checkpoint(
+    db: &DatabaseConnection,
+    mode: &str,
+) -> Result<(i64, i64, i64), sea_orm::DbErr> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DatabaseBackend::Sqlite,
+            format!("PRAGMA wal_checkpoint({mode})"),
+        ))
+        .await?
+        .ok_or_else(|| sea_orm::DbErr::Custom("wal_checkpoint returned no row".into()))?;
+    Ok((
+        row.try_get_by_index(0)?,
+        row.try_get_by_index(1)?,
+        row.try_get_by_index(2)?,
+    ))
+}
+
 /// Apply every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await.context("applying migrations")
@@ -313,5 +403,51 @@ mod tests {
                 .expect("reads the setting");
             assert_eq!(on, 1);
         }
+    }
+
+    /// A log that a long reader kept from being checkpointed grows past the threshold; once
+    /// the reader is gone, `keep_wal_small` restarts it and the next commit writes from the
+    /// log's beginning (without it, the log goes on growing under constant load).
+    #[tokio::test]
+    async fn a_grown_write_ahead_log_starts_again() {
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/wal.db?mode=rwc", dir.path().display());
+        let config =
+            crate::config::from_args(["pushhand", "--database-url", url.as_str()]).expect("config");
+        let db = connect(&config, &Metrics::new()).await.expect("connects");
+        db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB)")
+            .await
+            .expect("a table");
+        assert!(matches!(
+            keep_wal_small(&db).await.expect("checks"),
+            WalCheck::Small(_)
+        ));
+        // A reader that holds its snapshot while 6,000 pages are written.
+        let reader = db.begin().await.expect("a reader");
+        reader
+            .execute_unprepared("SELECT COUNT(*) FROM t")
+            .await
+            .expect("reads");
+        for _ in 0..60 {
+            db.execute_unprepared(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) \
+                 INSERT INTO t (b) SELECT randomblob(4000) FROM n",
+            )
+            .await
+            .expect("writes");
+        }
+        let frames = checkpoint(&db, "PASSIVE").await.expect("checkpoint").1;
+        assert!(frames > WAL_RESTART_FRAMES, "the log holds {frames} frames");
+        reader.commit().await.expect("the reader ends");
+        match keep_wal_small(&db).await.expect("checks") {
+            WalCheck::Restarted(n) => assert_eq!(n, frames),
+            other => panic!("not restarted: {other:?}"),
+        }
+        db.execute_unprepared("INSERT INTO t (b) VALUES (randomblob(10))")
+            .await
+            .expect("writes");
+        let after = checkpoint(&db, "PASSIVE").await.expect("checkpoint").1;
+        assert!(after < 10, "the next commit wrote from frame {after}");
     }
 }

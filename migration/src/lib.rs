@@ -33,6 +33,7 @@ mod m20261207_000025_merchant_side;
 mod m20261207_000026_funnel;
 mod m20261208_000027_leaderboards;
 mod m20261208_000028_images;
+mod m20261209_000032_visit_index;
 
 pub struct Migrator;
 
@@ -66,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000026_funnel::Migration),
             Box::new(m20261208_000027_leaderboards::Migration),
             Box::new(m20261208_000028_images::Migration),
+            Box::new(m20261209_000032_visit_index::Migration),
         ]
     }
 }
