@@ -570,14 +570,28 @@ pub async fn for_checkout(
     member_id: Uuid,
     ids: &[Uuid],
 ) -> Result<(Vec<cart_line::Model>, super::SkusWithProducts)> {
+    let rows = lines_with_skus(member_id, ids, db)
+        .into_model::<super::rows::ByPosition<(cart_line::Model, sku::Model, product::Model)>>()
+        .all(db)
+        .await?;
+    let rows = rows.into_iter().map(|row| row.0);
+    lines_found(db, member_id, ids, rows).await
+}
+
+/// The member's cart lines `ids` (inner-)joined to their SKUs and products, every column
+/// of the three, to be read by position (`service::rows`).
+fn lines_with_skus(
+    member_id: Uuid,
+    ids: &[Uuid],
+    db: &impl ConnectionTrait,
+) -> sea_orm::Select<cart_line::Entity> {
     use sea_orm::{Iterable, JoinType, QuerySelect, RelationDef, RelationTrait};
     let to_sku: RelationDef = cart_line::Entity::belongs_to(sku::Entity)
         .from(cart_line::Column::SkuId)
         .to(sku::Column::Id)
         .into();
-    // Inner joins read by position (`service::rows`); a line whose SKU was deleted is not
-    // in them, and is read alone below.
-    let rows = cart_line::Entity::find()
+    // A line whose SKU was deleted is not in the inner joins; [`lines_found`] reads it alone.
+    cart_line::Entity::find()
         .join(JoinType::InnerJoin, to_sku)
         .join(JoinType::InnerJoin, sku::Relation::Product.def())
         .columns(sku::Column::iter())
@@ -588,13 +602,156 @@ pub async fn for_checkout(
             ids.iter().copied(),
         ))
         .filter(cart_line::Column::MemberId.eq(member_id))
-        .into_model::<super::rows::ByPosition<(cart_line::Model, sku::Model, product::Model)>>()
+}
+
+/// What a cart checkout to an address reads beside its lines ([`for_checkout_to`]): the
+/// address, and the shipping rules of the lines' merchants, each with its surcharge to the
+/// address's province only (all a quote to that province looks at).
+pub struct Destination {
+    pub address: entity::address::Model,
+    pub rules: HashMap<Uuid, shipping::Rule>,
+}
+
+/// A row of [`for_checkout_to`]: a cart line, its SKU and product, the address (`None`:
+/// not the member's, or none), the product's merchant's rule and its surcharge to the
+/// address's province, if any.
+struct LineToAddress {
+    line: cart_line::Model,
+    sku: sku::Model,
+    product: product::Model,
+    address: Option<entity::address::Model>,
+    rule: Option<entity::shipping_rule::Model>,
+    surcharge: Option<Money>,
+}
+
+impl super::rows::Positional for LineToAddress {
+    fn read(c: &mut super::rows::Columns<'_>) -> std::result::Result<Self, sea_orm::DbErr> {
+        use sea_orm::Iterable;
+        Ok(LineToAddress {
+            line: super::rows::Positional::read(c)?,
+            sku: super::rows::Positional::read(c)?,
+            product: super::rows::Positional::read(c)?,
+            address: c.optional(entity::address::Column::iter().count())?,
+            rule: c.optional(entity::shipping_rule::Column::iter().count())?,
+            surcharge: c.optional_money()?,
+        })
+    }
+}
+
+/// [`for_checkout`] to the member's address `address_id`, in the same one statement: each
+/// line's row also carries the address (left-joined on its id and the member) and its
+/// merchant's shipping rule with the surcharge to the address's province (left-joined), so
+/// that a cart checkout reads its lines, SKUs, products, address and shipping rules in one
+/// round trip. The destination is `None` when no line came back (every line gone, another
+/// member's, or of a deleted SKU): the caller reads the address alone, as before. An address
+/// that is not the member's is `NOT_FOUND`, as [`super::addresses::get`] says.
+pub async fn for_checkout_to(
+    db: &impl ConnectionTrait,
+    member_id: Uuid,
+    ids: &[Uuid],
+    address_id: Uuid,
+) -> Result<(
+    Vec<cart_line::Model>,
+    super::SkusWithProducts,
+    Option<Destination>,
+)> {
+    use entity::{address, shipping_rule, shipping_surcharge};
+    use sea_orm::sea_query::{Condition, ExprTrait, JoinType};
+    use sea_orm::{Iterable, QuerySelect, QueryTrait};
+    let mut select = lines_with_skus(member_id, ids, db)
+        .columns(address::Column::iter())
+        .columns(shipping_rule::Column::iter())
+        .column(shipping_surcharge::Column::Amount);
+    let merchant = Expr::col((product::Entity, product::Column::MerchantId));
+    QueryTrait::query(&mut select)
+        .join(
+            JoinType::LeftJoin,
+            address::Entity,
+            Condition::all()
+                .add(Expr::col((address::Entity, address::Column::Id)).eq(address_id))
+                .add(Expr::col((address::Entity, address::Column::MemberId)).eq(member_id)),
+        )
+        .join(
+            JoinType::LeftJoin,
+            shipping_rule::Entity,
+            Expr::col((shipping_rule::Entity, shipping_rule::Column::MerchantId))
+                .equals((product::Entity, product::Column::MerchantId)),
+        )
+        .join(
+            JoinType::LeftJoin,
+            shipping_surcharge::Entity,
+            Condition::all()
+                .add(
+                    Expr::col((
+                        shipping_surcharge::Entity,
+                        shipping_surcharge::Column::MerchantId,
+                    ))
+                    .eq(merchant),
+                )
+                .add(
+                    Expr::col((
+                        shipping_surcharge::Entity,
+                        shipping_surcharge::Column::ProvinceCode,
+                    ))
+                    .equals((address::Entity, address::Column::ProvinceCode)),
+                ),
+        );
+    let rows = select
+        .into_model::<super::rows::ByPosition<LineToAddress>>()
         .all(db)
         .await?;
+    let mut destination: Option<Destination> = None;
+    let mut not_found = false;
+    let mut lines = Vec::with_capacity(rows.len());
+    for row in rows {
+        let LineToAddress {
+            line,
+            sku,
+            product,
+            address,
+            rule,
+            surcharge,
+        } = row.0;
+        lines.push((line, sku, product));
+        let Some(address) = address else {
+            not_found = true;
+            continue;
+        };
+        let d = destination.get_or_insert_with(|| Destination {
+            address,
+            rules: HashMap::new(),
+        });
+        if let Some(rule) = rule {
+            d.rules
+                .entry(rule.merchant_id)
+                .or_insert_with(|| shipping::Rule {
+                    surcharges: surcharge
+                        .map(|amount| (d.address.province_code.clone(), amount))
+                        .into_iter()
+                        .collect(),
+                    row: rule,
+                });
+        }
+    }
+    // The lines' errors first, as when the address was read after them.
+    let (lines, skus) = lines_found(db, member_id, ids, lines.into_iter()).await?;
+    if not_found {
+        return Err(Error::not_found("address"));
+    }
+    Ok((lines, skus, destination))
+}
+
+/// The lines `ids` in that order from the joined `rows`, a line missing from them (its SKU
+/// deleted, or not the member's, or gone) read alone: `NOT_FOUND` unless it is the member's.
+async fn lines_found(
+    db: &impl ConnectionTrait,
+    member_id: Uuid,
+    ids: &[Uuid],
+    rows: impl ExactSizeIterator<Item = (cart_line::Model, sku::Model, product::Model)>,
+) -> Result<(Vec<cart_line::Model>, super::SkusWithProducts)> {
     let mut skus = HashMap::with_capacity(rows.len());
     let mut found: HashMap<Uuid, cart_line::Model> = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let (line, s, p) = row.0;
+    for (line, s, p) in rows {
         skus.insert(s.id, (s, Some(p)));
         found.insert(line.id, line);
     }

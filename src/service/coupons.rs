@@ -781,22 +781,27 @@ pub async fn templates_by_id(
         .collect())
 }
 
-/// `member`'s coupon `id` with its template, for a checkout: another member's (or none)
-/// is `NOT_FOUND`.
+/// `member`'s coupon `id` with its template, for a checkout, in one statement (the coupon
+/// joined to its template): another member's (or none) is `NOT_FOUND`.
 pub async fn for_checkout(
     db: &impl ConnectionTrait,
     member: Uuid,
     id: Uuid,
 ) -> Result<(coupon::Model, template::Model)> {
-    let c = coupon::Entity::find_by_id(id)
+    use sea_orm::{JoinType, RelationDef};
+    let of_template: RelationDef = coupon::Entity::belongs_to(template::Entity)
+        .from(coupon::Column::TemplateId)
+        .to(template::Column::Id)
+        .into();
+    match coupon::Entity::find_by_id(id)
+        .select_also(template::Entity)
+        .join(JoinType::InnerJoin, of_template)
         .one(db)
         .await?
-        .filter(|c| c.member_id == member)
-        .ok_or_else(|| Error::not_found("coupon"))?;
-    let t = get_template(db, c.template_id)
-        .await
-        .map_err(|_| Error::not_found("coupon"))?;
-    Ok((c, t))
+    {
+        Some((c, Some(t))) if c.member_id == member => Ok((c, t)),
+        _ => Err(Error::not_found("coupon")),
+    }
 }
 
 /// Why a coupon does not apply to an order: a stable code and the reason in words.

@@ -174,6 +174,84 @@ pub(crate) async fn skus_with_products(
         .collect())
 }
 
+/// A member's coupon with its template, for a checkout (`None`: not the member's, or none).
+pub(crate) type CouponRead = Option<(entity::coupon::Model, entity::coupon_template::Model)>;
+
+/// A row of [`skus_with_products_and_coupon`]: the SKU and its product by position, then the
+/// coupon and its template by name (prefixed `c_` and `t_`; null when left-joined to nothing).
+struct SkuAndCoupon {
+    sku: entity::sku::Model,
+    product: entity::product::Model,
+    coupon: CouponRead,
+}
+
+impl sea_orm::FromQueryResult for SkuAndCoupon {
+    fn from_query_result(row: &sea_orm::QueryResult, _: &str) -> Result<Self, sea_orm::DbErr> {
+        let ((sku, product), _) =
+            rows::leading::<(entity::sku::Model, entity::product::Model)>(row)?;
+        let coupon = entity::coupon::Model::from_query_result_optional(row, "c_")?;
+        let template = entity::coupon_template::Model::from_query_result_optional(row, "t_")?;
+        Ok(SkuAndCoupon {
+            sku,
+            product,
+            coupon: coupon.zip(template),
+        })
+    }
+}
+
+/// [`skus_with_products`] with `member`'s coupon `coupon_id` and its template, in the same
+/// one statement (the coupon and its template left-joined to every row): a checkout with a
+/// coupon reads its SKUs and its coupon in one round trip. The coupon is `None` when no SKU
+/// came back (the caller reads it alone, [`coupons::for_checkout`]), `Some(None)` when it is
+/// not the member's.
+pub(crate) async fn skus_with_products_and_coupon(
+    db: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = Uuid>,
+    coupon_id: Uuid,
+    member: Uuid,
+) -> crate::error::Result<(SkusWithProducts, Option<CouponRead>)> {
+    use entity::{coupon, coupon_template, product, sku};
+    use sea_orm::sea_query::{Condition, ExprTrait, JoinType};
+    use sea_orm::{
+        EntityTrait, IdenStatic, Iterable, QueryFilter, QuerySelect, QueryTrait, RelationTrait,
+    };
+    let mut select = sku::Entity::find()
+        .join(JoinType::InnerJoin, sku::Relation::Product.def())
+        .columns(product::Column::iter())
+        .filter(one_of(db, sku::Column::Id, ids));
+    for c in coupon::Column::iter() {
+        select = select.expr_as(Expr::col((coupon::Entity, c)), format!("c_{}", c.as_str()));
+    }
+    for c in coupon_template::Column::iter() {
+        select = select.expr_as(
+            Expr::col((coupon_template::Entity, c)),
+            format!("t_{}", c.as_str()),
+        );
+    }
+    QueryTrait::query(&mut select)
+        .join(
+            JoinType::LeftJoin,
+            coupon::Entity,
+            Condition::all()
+                .add(Expr::col((coupon::Entity, coupon::Column::Id)).eq(coupon_id))
+                .add(Expr::col((coupon::Entity, coupon::Column::MemberId)).eq(member)),
+        )
+        .join(
+            JoinType::LeftJoin,
+            coupon_template::Entity,
+            Expr::col((coupon_template::Entity, coupon_template::Column::Id))
+                .equals((coupon::Entity, coupon::Column::TemplateId)),
+        );
+    let rows = select.into_model::<SkuAndCoupon>().all(db).await?;
+    let mut found = None;
+    let mut skus = SkusWithProducts::with_capacity(rows.len());
+    for row in rows {
+        found.get_or_insert(row.coupon);
+        skus.insert(row.sku.id, (row.sku, Some(row.product)));
+    }
+    Ok((skus, found))
+}
+
 fn one_of_on(
     backend: DbBackend,
     col: impl ColumnTrait,

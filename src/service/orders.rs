@@ -433,8 +433,12 @@ pub struct CouponOutcome {
 
 /// Reads what an order of `req` needs and works it out, writing nothing: the cart lines
 /// (another member's, or gone: `NOT_FOUND`), the address (the same), every SKU with its
-/// product, every share link, the shipping rules — one statement each, whatever the number
-/// of lines. Call after [`check_lines`].
+/// product, every share link, the shipping rules, the coupon — a fixed number of statements
+/// whatever the number of lines. A cart checkout to an address reads its lines, SKUs,
+/// products, the address and the rules in one statement ([`super::cart::for_checkout_to`]);
+/// explicit lines with a coupon read the coupon and its template with their SKUs
+/// ([`super::skus_with_products_and_coupon`]); the share links, when lines carry codes, in
+/// one more. Call after [`check_lines`].
 pub async fn prepare(
     db: &impl ConnectionTrait,
     buyer: &member::Model,
@@ -444,15 +448,36 @@ pub async fn prepare(
 ) -> Result<Prepared> {
     // Every SKU (with its product) and every share link in one statement each, whatever
     // the number of lines; cart lines come with their SKUs.
+    // A cart checkout to an address reads the address and the shipping rules with its lines.
+    let mut destination = None;
+    // Explicit lines with a coupon read the coupon and its template with their SKUs.
+    let mut coupon_read: Option<super::CouponRead> = None;
     let (lines, cart_ids, skus): (Vec<LineRequest>, Vec<Option<Uuid>>, super::SkusWithProducts) =
         match req.lines {
             Lines::Given(lines) => {
                 let n = lines.len();
-                let skus = super::skus_with_products(db, lines.iter().map(|l| l.sku_id)).await?;
+                let ids = lines.iter().map(|l| l.sku_id);
+                let skus = match req.coupon_id {
+                    Some(coupon) => {
+                        let (skus, read) =
+                            super::skus_with_products_and_coupon(db, ids, coupon, buyer.id).await?;
+                        coupon_read = read;
+                        skus
+                    }
+                    None => super::skus_with_products(db, ids).await?,
+                };
                 (lines, vec![None; n], skus)
             }
             Lines::Cart(ids) => {
-                let (rows, skus) = super::cart::for_checkout(db, buyer.id, &ids).await?;
+                let (rows, skus) = match req.address_id {
+                    Some(address) => {
+                        let (rows, skus, to) =
+                            super::cart::for_checkout_to(db, buyer.id, &ids, address).await?;
+                        destination = to;
+                        (rows, skus)
+                    }
+                    None => super::cart::for_checkout(db, buyer.id, &ids).await?,
+                };
                 let (lines, ids) = rows
                     .into_iter()
                     .map(|l| {
@@ -468,9 +493,10 @@ pub async fn prepare(
                 (lines, ids, skus)
             }
         };
-    let address = match req.address_id {
-        Some(id) => Some(super::addresses::get(db, buyer.id, id).await?),
-        None => None,
+    let (address, rules) = match (req.address_id, destination) {
+        (_, Some(d)) => (Some(d.address), Some(d.rules)),
+        (Some(id), None) => (Some(super::addresses::get(db, buyer.id, id).await?), None),
+        (None, None) => (None, None),
     };
     // (A malformed code is refused in its line's turn below.)
     let codes = super::funnel::Codes::read(
@@ -582,7 +608,10 @@ pub async fn prepare(
                 .iter()
                 .filter_map(|l| Some((products.get(&l.product_id)?.merchant_id, l.amount)))
                 .collect();
-            shipping::quote(db, &subtotals, &a.province_code).await?
+            match &rules {
+                Some(rules) => shipping::quote_by(&subtotals, rules, &a.province_code),
+                None => shipping::quote(db, &subtotals, &a.province_code).await?,
+            }
         }
     };
     let shipping_fee: i64 = quotes.iter().map(|q| q.fee.fen()).sum();
@@ -590,7 +619,10 @@ pub async fn prepare(
     let coupon = match req.coupon_id {
         None => None,
         Some(id) => {
-            let (c, t) = super::coupons::for_checkout(db, buyer.id, id).await?;
+            let (c, t) = match coupon_read {
+                Some(read) => read.ok_or_else(|| Error::not_found("coupon"))?,
+                None => super::coupons::for_checkout(db, buyer.id, id).await?,
+            };
             let outcome = super::coupons::apply(&c, &t, &rows, &products, now);
             if let Ok(applied) = &outcome {
                 for (line, share) in rows.iter_mut().zip(&applied.shares) {
@@ -895,14 +927,22 @@ pub async fn confirm_payment(
     confirm_payment_of(db, events, sold, payment, None, policy, now).await
 }
 
+/// An order a caller of [`confirm_payment_of`] has just read, with its lines (in id order)
+/// and its buyer when it read them too.
+pub struct Read {
+    pub order: order::Model,
+    pub lines: Option<(Vec<order_line::Model>, member::Model)>,
+}
+
 /// [`confirm_payment`], with the order when the caller has just read it (a notification's
-/// intent comes with its order, [`super::payments::notified`]): not read again.
+/// intent comes with its order, [`super::payments::notified`]; the sandbox's pay button
+/// reads its lines and buyer with it too): what was read is not read again.
 pub async fn confirm_payment_of(
     db: &DatabaseConnection,
     events: &Events,
     sold: &UnitsSold,
     payment: Payment<'_>,
-    read: Option<order::Model>,
+    read: Option<Read>,
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<order::Model> {
@@ -920,9 +960,9 @@ pub async fn confirm_payment_of(
             "must be 1 to 128 characters",
         ));
     }
-    let mut o = match read.filter(|o| o.id == order_id) {
-        Some(o) => o,
-        None => get(db, order_id).await?,
+    let (mut o, mut lines_read) = match read.filter(|r| r.order.id == order_id) {
+        Some(r) => (r.order, r.lines),
+        None => (get(db, order_id).await?, None),
     };
     // The usual case: an order awaiting exactly this amount, unexpired. What it books is
     // worked out from reads first; then the transition (a conditional update: of concurrent
@@ -944,7 +984,11 @@ pub async fn confirm_payment_of(
             paid_at: Some(now),
             ..o
         };
-        let (lines, buyer) = lines_and_buyer(db, &paid).await?;
+        // (Read with the order, the first time, when the caller read them.)
+        let (lines, buyer) = match lines_read.take() {
+            Some(read) => read,
+            None => lines_and_buyer(db, &paid).await?,
+        };
         let mut writes = Writes::default();
         let booked =
             earnings::book_order(db, &mut writes, &paid, &buyer, &lines, policy, now).await?;

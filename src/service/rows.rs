@@ -16,7 +16,7 @@
 //! `tests/api/catalog.rs` (`rows_by_position_match_rows_by_name`) decodes the same rows both
 //! ways on each store, so a column added, removed or moved shows there.
 
-use entity::{Money, Rate, cart_line, product, sku};
+use entity::{Money, Rate, address, cart_line, product, shipping_rule, sku};
 use sea_orm::sqlx::postgres::PgRow;
 use sea_orm::sqlx::sqlite::SqliteRow;
 use sea_orm::sqlx::{self, Decode, Postgres, Row, Sqlite, Type};
@@ -170,6 +170,61 @@ impl Positional for cart_line::Model {
     }
 }
 
+impl Positional for address::Model {
+    fn read(c: &mut Columns<'_>) -> Result<Self, DbErr> {
+        Ok(Self {
+            id: c.take()?,
+            member_id: c.take()?,
+            recipient_name: c.take()?,
+            phone: c.take()?,
+            province_code: c.take()?,
+            province_name: c.take()?,
+            city_code: c.take()?,
+            city_name: c.take()?,
+            district_code: c.take()?,
+            district_name: c.take()?,
+            detail: c.take()?,
+            postal_code: c.take()?,
+            is_default: c.flag()?,
+            created_at: c.take()?,
+            updated_at: c.take()?,
+        })
+    }
+}
+
+impl Positional for shipping_rule::Model {
+    fn read(c: &mut Columns<'_>) -> Result<Self, DbErr> {
+        Ok(Self {
+            merchant_id: c.take()?,
+            base_fee: c.money()?,
+            free_threshold: c.take::<Option<i64>>()?.map(Money::from_fen),
+            created_at: c.take()?,
+            updated_at: c.take()?,
+            updated_by: c.take()?,
+        })
+    }
+}
+
+impl Columns<'_> {
+    /// A model of `width` columns from a left join, whose first column (its key, never
+    /// null in a row that is there) is null when the join found nothing: `None`, its
+    /// columns passed over.
+    pub fn optional<M: Positional>(&mut self, width: usize) -> Result<Option<M>, DbErr> {
+        let key: Option<uuid::Uuid> = self.take()?;
+        if key.is_none() {
+            self.next += width - 1;
+            return Ok(None);
+        }
+        self.next -= 1;
+        M::read(self).map(Some)
+    }
+
+    /// The next column as a sum of money that may be null.
+    pub fn optional_money(&mut self) -> Result<Option<Money>, DbErr> {
+        Ok(self.take::<Option<i64>>()?.map(Money::from_fen))
+    }
+}
+
 /// A joined row of two models: `A`'s columns, then `B`'s (select `A::find()`, then
 /// `.columns(B's Column::iter())` over an inner join).
 impl<A: Positional, B: Positional> Positional for (A, B) {
@@ -217,6 +272,23 @@ mod tests {
                     .collect()
             ),
             "id,member_id,sku_id,quantity,share_code,unit_price,created_at,updated_at"
+        );
+        assert_eq!(
+            names(
+                address::Column::iter()
+                    .map(|c| c.as_str().to_owned())
+                    .collect()
+            ),
+            "id,member_id,recipient_name,phone,province_code,province_name,city_code,city_name,\
+             district_code,district_name,detail,postal_code,is_default,created_at,updated_at"
+        );
+        assert_eq!(
+            names(
+                shipping_rule::Column::iter()
+                    .map(|c| c.as_str().to_owned())
+                    .collect()
+            ),
+            "merchant_id,base_fee,free_threshold,created_at,updated_at,updated_by"
         );
     }
 }

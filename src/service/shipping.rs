@@ -470,6 +470,24 @@ pub async fn quote(
     subtotals: &[(Uuid, Money)],
     province: &str,
 ) -> Result<Vec<Quote>> {
+    let parcels = parcels_of(subtotals);
+    let rules = rules_of(db, parcels.iter().map(|(m, _)| *m)).await?;
+    Ok(quote_with(parcels, &rules, province))
+}
+
+/// [`quote`] with the rules already read (a cart checkout reads them with its lines,
+/// [`super::cart::for_checkout_to`]): `rules` holds those of the merchants that have one, each
+/// with at least its surcharge to `province`.
+pub fn quote_by(
+    subtotals: &[(Uuid, Money)],
+    rules: &HashMap<Uuid, Rule>,
+    province: &str,
+) -> Vec<Quote> {
+    quote_with(parcels_of(subtotals), rules, province)
+}
+
+/// The subtotal of each merchant's parcel, in the order merchants first appear.
+fn parcels_of(subtotals: &[(Uuid, Money)]) -> Vec<(Uuid, Money)> {
     let mut parcels: Vec<(Uuid, Money)> = Vec::with_capacity(subtotals.len());
     for &(merchant, subtotal) in subtotals {
         match parcels.iter_mut().find(|(m, _)| *m == merchant) {
@@ -477,13 +495,20 @@ pub async fn quote(
             None => parcels.push((merchant, subtotal)),
         }
     }
-    let rules = rules_of(db, parcels.iter().map(|(m, _)| *m)).await?;
-    Ok(parcels
+    parcels
+}
+
+fn quote_with(
+    parcels: Vec<(Uuid, Money)>,
+    rules: &HashMap<Uuid, Rule>,
+    province: &str,
+) -> Vec<Quote> {
+    parcels
         .into_iter()
         .map(|(merchant, subtotal)| {
             quote_parcel(merchant, rules.get(&merchant), subtotal, province)
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]
