@@ -19,6 +19,11 @@
 //! events may have been lost ([`Observer::resynced`]: the Redis subscriber reconnected),
 //! every snapshot is dropped and the next rank scans again.
 //!
+//! [`Kind::EarningCreated`] does not say whether the earning was booked settled, so every
+//! earning booked — pending ones too, whose counters do not move — marks its member: with
+//! orders flowing, a copy is rescanned every [`REBUILD_AFTER`] distinct earners (in the
+//! background). A kind of its own for settled claw-backs would spare those rescans.
+//!
 //! Staleness, then: a rank on an instance that has not yet heard of a settlement committed
 //! on another counts the other member at the amount before it — for as long as the bus takes
 //! to carry the event (milliseconds), never longer than until a resync. The viewer's own
