@@ -126,6 +126,7 @@ impl App {
             metrics.clone(),
         ));
         let rows = Arc::new(crate::service::immutable::CatalogRows::new(100_000));
+        let leaderboards = crate::service::leaderboards::Snapshots::new();
         // Off the database while no endpoint is enabled: read once now.
         let webhooks = Arc::new(crate::service::webhooks::Webhooks::new(
             crate::service::webhooks::any_enabled(&db)
@@ -142,7 +143,9 @@ impl App {
             .with_listener(responses.clone())
             .with_listener(viewers.clone())
             .with_listener(webhooks.clone())
+            .with_listener(leaderboards.clone())
             .with_observer(viewers.clone())
+            .with_observer(leaderboards.clone())
             .with_observer(Arc::new(crate::service::immutable::RowsObserver::new(
                 rows.clone(),
                 vec![responses.clone()],
@@ -188,6 +191,7 @@ impl App {
             payments,
             webhooks,
             media,
+            leaderboards,
         };
         let api = std::sync::Arc::new(graphql::build(state.clone()));
         let shutdown = CancellationToken::new();

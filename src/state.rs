@@ -52,6 +52,8 @@ pub struct AppState {
     pub posters: Arc<crate::service::posters::Posters>,
     /// Uploaded images' store and rules.
     pub media: Arc<crate::media::Media>,
+    /// The copies of the leaderboards being asked about, which ranks search.
+    pub leaderboards: Arc<crate::service::leaderboards::Snapshots>,
 }
 
 impl AppState {

@@ -40,10 +40,19 @@
 //! after the ledger rows and before the months and balances (the lock order of
 //! [`super`]). The index (board, period, start, amount DESC, member) is the board: the
 //! top N is its first N entries, joined to the members to drop the frozen and read the
-//! names; a rank is the number of entries before the member's (two index range counts), less
-//! the frozen members among them (read through an index of the frozen members alone). A
-//! member at the bottom of a board of a million counts a million index entries: a rank costs
-//! what its position is, the top N what N is.
+//! names ([`top`]: one statement, costing what N is).
+//!
+//! # Ranks: a copy of the board per instance
+//! Counting the entries ahead of a member costs what its position is: half a million index
+//! entries at the median of the benchmark's million-member board (S14-rank: 13 ranks a
+//! second, p50 4.9 s). So a rank ([`standing`]) is a binary search in this instance's copy
+//! of the board ([`Snapshots`]: the board's positive counters, read by one scan of the
+//! index when the board is first asked about), corrected by what changed since — the
+//! members whose counters moved, which the settlements' events name, and who is frozen
+//! now, read fresh with the viewer's own counter in one statement. Exact once the events
+//! of the changes are heard: at once on the instance that settled, over Redis within the
+//! bus's delay; see [`snapshots`] for the staleness, the memory, and why not counts per
+//! amount kept by settlement. Without a usable copy, [`counted`] counts in the database.
 //!
 //! # Names
 //! Display names are masked ([`mask`]): the first character, then `**`, whatever the length
@@ -51,18 +60,22 @@
 //! back to profiles.
 //!
 //! The boards are **not cached**: neither `leaderboard` nor `Member.rank` is among the
-//! response cache's fields ([`crate::responses`]), as every settlement moves them.
+//! response cache's fields ([`crate::responses`]), as every settlement moves them (the
+//! copies ranks search are kept exact by the settlements' events, above).
 
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc};
 use entity::{Money, leaderboard_counter as counter, member};
 use sea_orm::sea_query::{Expr, InsertStatement, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryTrait,
-    Statement,
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult,
+    QueryTrait, Statement,
 };
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+
+mod snapshots;
+pub use snapshots::{Snapshot, Snapshots};
 
 /// What a board ranks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -353,10 +366,88 @@ struct Amount {
     amount: i64,
 }
 
-/// Where `m` stands on `board` in the period of `period` containing `now`: its counter, the
-/// count of entries ahead of it less the frozen ones (one statement), and the amount of the
-/// entry just ahead (one more).
+#[derive(FromQueryResult)]
+struct Fresh {
+    member_id: Uuid,
+    amount: i64,
+    frozen: i32,
+}
+
+/// Where `m` stands on `board` in the period of `period` containing `now`, from this
+/// instance's copy of the board ([`Snapshots`]): one statement reads the counters of `m` and
+/// of the members changed since the copy was made, and those of the frozen members; the rank
+/// is then a binary search in the copy, the gap its neighbour. Without a usable copy (events
+/// lost during its scan, or too many changes since), counted in the database
+/// ([`counted`]).
 pub async fn standing(
+    db: &DatabaseConnection,
+    snapshots: &Snapshots,
+    board: Board,
+    period: Period,
+    m: &member::Model,
+    now: DateTime<Utc>,
+) -> Result<Standing> {
+    let span = period.of(now);
+    let key = (board, period, span.key());
+    let Some((copy, changed)) = snapshots.get(db, &key).await? else {
+        return counted(db, board, period, m, now).await;
+    };
+    let backend = db.get_database_backend();
+    let mut values: Vec<sea_orm::Value> = vec![
+        board.as_str().into(),
+        period.as_str().into(),
+        key.2.clone().into(),
+        m.id.into(),
+    ];
+    let mut listed = String::from("$4");
+    for (i, c) in changed.iter().enumerate() {
+        listed.push_str(&format!(", ${}", i + 5));
+        values.push((*c).into());
+    }
+    // Members first (CROSS JOIN): SQLite, without statistics, would otherwise read the whole
+    // board through its covering rank index to find the few members listed.
+    let sql = format!(
+        "SELECT c.member_id, c.amount, 0 AS frozen FROM members m CROSS JOIN leaderboard_counters c \
+         WHERE m.id IN ({listed}) AND c.board = $1 AND c.period = $2 AND c.starts_on = $3 \
+         AND c.member_id = m.id \
+         UNION ALL \
+         SELECT c.member_id, c.amount, 1 AS frozen FROM members m CROSS JOIN leaderboard_counters c \
+         WHERE m.frozen_at IS NOT NULL AND c.board = $1 AND c.period = $2 \
+         AND c.starts_on = $3 AND c.member_id = m.id"
+    );
+    let rows = Fresh::find_by_statement(statement(backend, &sql, values))
+        .all(db)
+        .await?;
+    let mut amounts = std::collections::HashMap::with_capacity(changed.len() + 1);
+    let mut frozen = std::collections::HashSet::new();
+    for r in rows {
+        if r.frozen != 0 {
+            frozen.insert(r.member_id);
+        } else {
+            amounts.insert(r.member_id, r.amount);
+        }
+    }
+    let amount = amounts.get(&m.id).copied().unwrap_or(0);
+    let mut out = Standing {
+        span,
+        amount: Money::from_fen(amount),
+        rank: None,
+        gap: None,
+    };
+    if m.frozen_at.is_some() {
+        return Ok(out);
+    }
+    frozen.remove(&m.id);
+    let (rank, gap) = copy.place(m.id, amount, &changed, &amounts, &frozen);
+    out.rank = rank;
+    out.gap = gap.map(Money::from_fen);
+    Ok(out)
+}
+
+/// Where `m` stands, counted in the database: its counter, the count of entries ahead of it
+/// less the frozen ones (one statement), and the amount of the entry just ahead (one more).
+/// Costs what the member's position is; [`standing`] falls back to it only without a copy.
+pub async fn counted(
     db: &impl ConnectionTrait,
     board: Board,
     period: Period,

@@ -265,6 +265,51 @@ fn yuan(fen: i64) -> Value {
     json!(Money::from_fen(fen).to_string())
 }
 
+/// Every one of `people`'s own standing (`me.rank`) on every board at `at`, as the counters
+/// recomputed from the ledger say; `frozen` are left out (and not asked).
+async fn check_ranks(
+    app: &TestApp,
+    people: &[&member::Model],
+    counters: &Counters,
+    frozen: &[Uuid],
+    at: DateTime<Utc>,
+) {
+    for (board, kind) in KINDS {
+        for (period, name) in PERIODS {
+            let want = expected_board(counters, board, period, at, frozen);
+            for p in people.iter().filter(|p| !frozen.contains(&p.id)) {
+                let r = app
+                    .data_as(&token(p), RANK, json!({ "k": kind, "p": name }))
+                    .await;
+                let r = &r["me"]["rank"];
+                let place = want.iter().position(|(id, _)| *id == p.id);
+                let own = counters
+                    .get(&(board, period, starts_on(period, at), p.id))
+                    .copied()
+                    .unwrap_or(0);
+                assert_eq!(r["amount"], yuan(own), "{} {kind} {name}", p.display_name);
+                assert_eq!(
+                    r["rank"],
+                    json!(place.map(|i| i + 1)),
+                    "{} {kind} {name}",
+                    p.display_name
+                );
+                let ahead = match place {
+                    Some(0) => None,
+                    Some(i) => Some(want[i - 1].1),
+                    None => want.last().map(|(_, fen)| *fen),
+                };
+                assert_eq!(
+                    r["gapToNext"],
+                    ahead.map_or(Value::Null, |a| yuan(a - own + 1)),
+                    "{} {kind} {name}",
+                    p.display_name
+                );
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn boards_and_ranks_agree_with_a_recomputation_from_the_ledger() {
     let app = TestApp::spawn().await;
@@ -587,8 +632,12 @@ async fn concurrent_settlements_and_claw_backs_keep_the_counters_exact() {
         "16 × 2 earnings"
     );
     let at = settled_at + Duration::hours(1);
+    // Ranks asked now: this instance copies the boards, and keeps up with what follows.
+    app.clock.advance(at - app.clock_now());
+    let everyone: Vec<&member::Model> = std::iter::once(&top).chain(&buyers).collect();
+    check_ranks(&app, &everyone, &from_ledger(&app).await, &[], at).await;
     // Three settlement runs for the second half, and every line of the first half refunded
-    // after settlement (whole, or one unit), all at once.
+    // after settlement (whole, or one unit), all at once, while ranks are read.
     let runs = join_all(
         (0..3).map(|_| earnings::settle(app.db(), &app.state.events, now + Duration::days(8), at)),
     );
@@ -602,7 +651,16 @@ async fn concurrent_settlements_and_claw_backs_keep_the_counters_exact() {
             at,
         )
     }));
-    let (runs, refunds) = tokio::join!(runs, refunds);
+    let reads = join_all((0..16).map(|i| {
+        let (kind, period) = (KINDS[i % 2].1, PERIODS[i / 2 % 2].1);
+        let viewer = token(everyone[i % everyone.len()]);
+        let app = &app;
+        async move {
+            app.data_as(&viewer, RANK, json!({ "k": kind, "p": period }))
+                .await
+        }
+    }));
+    let (runs, refunds, _) = tokio::join!(runs, refunds, reads);
     let mut settled = 0;
     for r in runs {
         settled += r.map_err(anyhow::Error::from).expect("a settlement run").0;
@@ -613,6 +671,7 @@ async fn concurrent_settlements_and_claw_backs_keep_the_counters_exact() {
     }
     let counters = from_ledger(&app).await;
     assert_eq!(stored(&app).await, counters);
+    check_ranks(&app, &everyone, &counters, &[], at).await;
     // The upline's team sales: every unit of the second half, and of the first half the
     // units kept (odd lines refunded whole, even lines less one unit).
     let units: i64 = second.iter().map(|l| i64::from(l.quantity)).sum::<i64>()
@@ -641,4 +700,170 @@ async fn concurrent_settlements_and_claw_backs_keep_the_counters_exact() {
         .map_err(anyhow::Error::from)
         .expect("check");
     assert!(mismatches.is_empty(), "{mismatches:?}");
+}
+
+/// Ranks are searched in this instance's copy of each board, made by the first rank asked
+/// about it: the settlements, claw-backs, freezes and unfreezes after the copy are counted
+/// all the same (settlements' events tell the copy; who is frozen is read fresh), every
+/// member's rank, amount and gap equal to the recomputation from the ledger at each step.
+#[tokio::test]
+async fn ranks_follow_every_change_made_after_the_copy_of_a_board() {
+    let app = TestApp::spawn().await;
+    let start = mid_period(app.clock_now());
+    app.clock.advance(start - app.clock_now());
+    let now = app.clock_now();
+    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
+    let (_, sku) = crate::earnings::product(&app, 1_000, false).await;
+    let top = fixtures::member(&app, "Top", Tier::PushHand, None).await;
+    let mut people = vec![top.clone()];
+    for i in 0..5 {
+        people.push(fixtures::member(&app, &format!("M{i}"), Tier::PushHand, Some(top.id)).await);
+    }
+    let everyone: Vec<&member::Model> = people.iter().collect();
+    // First: members 1 to 3 buy 1 to 3 units, settled an hour later.
+    let mut lines = Vec::new();
+    for (i, p) in people[1..4].iter().enumerate() {
+        let (o, l) = paid(&app, p, sku, i as i32 + 1, now).await;
+        completed(&app, &o, now).await;
+        lines.push(l);
+    }
+    assert!(settle(&app, now + Duration::days(8), now + Duration::hours(1)).await > 0);
+    assert_eq!(app.state.leaderboards.held(), 0, "no board asked about yet");
+    check_ranks(&app, &everyone, &from_ledger(&app).await, &[], now).await;
+    assert_eq!(
+        app.state.leaderboards.held(),
+        4,
+        "a copy of each board asked about"
+    );
+
+    // After the copies: member 4 buys 5 units and member 5 two (a tie with member 2), both
+    // settled; member 1's line is refunded whole after settlement (a claw-back), member 3's
+    // by a unit.
+    let (o4, _) = paid(&app, &people[4], sku, 5, now).await;
+    let (o5, _) = paid(&app, &people[5], sku, 2, now).await;
+    completed(&app, &o4, now).await;
+    completed(&app, &o5, now).await;
+    assert!(settle(&app, now + Duration::days(8), now + Duration::hours(2)).await > 0);
+    refund(&app, &lines[0], None, now + Duration::hours(3)).await;
+    refund(&app, &lines[2], Some(1), now + Duration::hours(3)).await;
+    check_ranks(&app, &everyone, &from_ledger(&app).await, &[], now).await;
+
+    // Frozen after the copies: left out, the members behind it move up; unfrozen: back.
+    let freeze = |m: Uuid, on: bool| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let q = if on {
+                "mutation($m: ID!) { freezeMember(memberId: $m, reason: \"tests\") { id } }"
+            } else {
+                "mutation($m: ID!) { unfreezeMember(memberId: $m) { id } }"
+            };
+            app.data_as(admin, q, json!({ "m": gid(Kind::Member, m) }))
+                .await;
+        }
+    };
+    freeze(people[4].id, true).await;
+    check_ranks(
+        &app,
+        &everyone,
+        &from_ledger(&app).await,
+        &[people[4].id],
+        now,
+    )
+    .await;
+    freeze(people[4].id, false).await;
+    // The freeze revoked its tokens: a new one, from its row as it is now.
+    let thawed = member::Entity::find_by_id(people[4].id)
+        .one(app.db())
+        .await
+        .expect("read")
+        .expect("the member");
+    let mut everyone = everyone;
+    everyone[4] = &thawed;
+    check_ranks(&app, &everyone, &from_ledger(&app).await, &[], now).await;
+    assert_eq!(
+        app.state.leaderboards.held(),
+        4,
+        "the same copies throughout"
+    );
+}
+
+/// The copies' staleness, made visible: a counter moved without an event (nothing in the
+/// server moves one so; a direct write here) is not seen by a copy — except by its own
+/// member, whose amount is always read fresh — until an event names the member, as a
+/// settlement's does; and when events may have been lost (a resync), the copies are dropped
+/// and the next rank makes a new one.
+#[tokio::test]
+async fn a_copy_sees_a_move_once_its_event_is_heard_and_a_resync_drops_it() {
+    use pushhand::events::{Event, Kind as EventKind};
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ActiveValue::Set, ColumnTrait, QueryFilter};
+
+    let app = TestApp::spawn().await;
+    let now = app.clock_now();
+    let (ta, a) = app.user("a@example.com", CliRole::PushHand).await;
+    let (tb, b) = app.user("b@example.com", CliRole::PushHand).await;
+    for (m, fen) in [(a.id, 10_000), (b.id, 5_000)] {
+        leaderboard_counter::Entity::insert(leaderboard_counter::ActiveModel {
+            board: Set("EARNINGS".into()),
+            period: Set("WEEK".into()),
+            starts_on: Set(starts_on(Period::Week, now)),
+            member_id: Set(m),
+            amount: Set(Money::from_fen(fen)),
+        })
+        .exec(app.db())
+        .await
+        .expect("a counter");
+    }
+    let set = |m: Uuid, fen: i64| {
+        let app = &app;
+        async move {
+            leaderboard_counter::Entity::update_many()
+                .col_expr(leaderboard_counter::Column::Amount, Expr::value(fen))
+                .filter(leaderboard_counter::Column::MemberId.eq(m))
+                .exec(app.db())
+                .await
+                .expect("moved");
+        }
+    };
+    let rank_of = |t: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .data_as(&t, RANK, json!({ "k": "EARNINGS", "p": "WEEK" }))
+                .await;
+            (
+                r["me"]["rank"]["rank"].clone(),
+                r["me"]["rank"]["gapToNext"].clone(),
+            )
+        }
+    };
+    assert_eq!(rank_of(tb.clone()).await, (json!(2), json!("50.01")));
+    assert_eq!(app.state.leaderboards.held(), 1);
+
+    // A falls behind B in the database alone: B's copy still has A ahead; A sees its own.
+    set(a.id, 1_000).await;
+    assert_eq!(
+        rank_of(tb.clone()).await,
+        (json!(2), json!("50.01")),
+        "stale until the event"
+    );
+    assert_eq!(rank_of(ta.clone()).await, (json!(2), json!("40.01")));
+    // The event a settlement publishes: heard before `publish` returns.
+    app.state
+        .events
+        .publish(vec![Event::new(
+            a.id,
+            EventKind::EarningSettled,
+            Uuid::nil(),
+        )])
+        .await;
+    assert_eq!(rank_of(tb.clone()).await, (json!(1), Value::Null));
+    assert_eq!(rank_of(ta.clone()).await, (json!(2), json!("40.01")));
+
+    // Moved again without an event, then events lost: the copy goes, the next is exact.
+    set(a.id, 20_000).await;
+    app.state.leaderboards.lost();
+    assert_eq!(app.state.leaderboards.held(), 0);
+    assert_eq!(rank_of(tb).await, (json!(2), json!("150.01")));
+    assert_eq!(app.state.leaderboards.held(), 1);
 }

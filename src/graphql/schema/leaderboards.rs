@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::graphql::context::{state, viewer};
 use crate::graphql::scalars::Dec;
+use crate::graphql::transport::plain::{self, Fast, plain_enums, plain_object};
 use crate::service::leaderboards::{self as svc, Entry, Span};
 
 /// The rules of every board, in words, for clients to show.
@@ -46,68 +47,91 @@ pub enum LeaderboardPeriod {
     Month,
 }
 
-/// One place on a leaderboard.
-#[derive(SimpleObject)]
+/// One place on a leaderboard, as answered.
 pub struct LeaderboardEntry {
-    /// The place, 1 first; no two entries share one (equal amounts: the member who joined
-    /// earlier ranks first).
-    pub rank: i32,
-    /// The member's display name, masked: its first character, then `**` (王小明 → 王**,
-    /// Alice → A**).
-    pub name: String,
-    /// The member's net settled amount in the period, CNY.
-    pub amount: Dec,
-    /// Whether this is the signed-in viewer (false for anonymous requests).
-    pub is_viewer: bool,
+    rank: i32,
+    name: String,
+    amount: Dec,
+    is_viewer: bool,
+}
+
+plain_enums!(LeaderboardKind, LeaderboardPeriod);
+
+plain_object! {
+    /// One place on a leaderboard.
+    impl LeaderboardEntry => LeaderboardEntry as "LeaderboardEntry" {
+        |this| this;
+        |r, e|
+        /// The place, 1 first; no two entries share one (equal amounts: the member who joined
+        /// earlier ranks first).
+        rank "rank": i32 = r.rank;
+        /// The member's display name, masked: its first character, then `**` (王小明 → 王**,
+        /// Alice → A**).
+        name "name": &str = &r.name;
+        /// The member's net settled amount in the period, CNY.
+        amount "amount": Dec = r.amount;
+        /// Whether this is the signed-in viewer (false for anonymous requests).
+        is_viewer "isViewer": bool = r.is_viewer;
+    }
+    plain |s, field, out| {}
+    resolvers {}
 }
 
 fn rank(n: u64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// A leaderboard of the current week or month.
+/// A leaderboard of the current week or month, as answered.
 pub struct Leaderboard {
     kind: LeaderboardKind,
     span: Span,
-    entries: Vec<Entry>,
-    viewer: Option<Uuid>,
+    entries: Vec<LeaderboardEntry>,
 }
 
-/// The top of a leaderboard of the current week or month: members ranked by net settled
-/// money, frozen members left out, names masked.
-#[Object]
 impl Leaderboard {
-    /// What it ranks.
-    async fn kind(&self) -> LeaderboardKind {
-        self.kind
-    }
-    /// Its period.
-    async fn period(&self) -> LeaderboardPeriod {
-        self.span.period.into()
-    }
-    /// When the period started (00:00 Asia/Shanghai of a Monday, or of the 1st).
-    async fn starts_at(&self) -> DateTime<Utc> {
-        self.span.starts_at
-    }
-    /// When it ends (exclusive): the next period's start.
-    async fn ends_at(&self) -> DateTime<Utc> {
-        self.span.ends_at
-    }
-    /// The first places, best first: at most `first`, only members with a positive amount.
-    async fn entries(&self) -> Vec<LeaderboardEntry> {
-        self.entries
-            .iter()
+    fn new(kind: LeaderboardKind, span: Span, entries: Vec<Entry>, viewer: Option<Uuid>) -> Self {
+        let entries = entries
+            .into_iter()
             .map(|e| LeaderboardEntry {
                 rank: rank(e.rank),
-                name: e.name.clone(),
+                is_viewer: viewer == Some(e.member_id),
+                name: e.name,
                 amount: e.amount.into(),
-                is_viewer: self.viewer == Some(e.member_id),
             })
-            .collect()
+            .collect();
+        Leaderboard {
+            kind,
+            span,
+            entries,
+        }
     }
-    /// How every board ranks, in words.
-    async fn rules(&self) -> &'static str {
-        RULES
+}
+
+plain_object! {
+    /// The top of a leaderboard of the current week or month: members ranked by net settled
+    /// money, frozen members left out, names masked.
+    impl Leaderboard => Leaderboard as "Leaderboard" {
+        |this| this;
+        |r, e|
+        /// What it ranks.
+        kind "kind": LeaderboardKind = r.kind;
+        /// Its period.
+        period "period": LeaderboardPeriod = r.span.period.into();
+        /// When the period started (00:00 Asia/Shanghai of a Monday, or of the 1st).
+        starts_at "startsAt": DateTime<Utc> = r.span.starts_at;
+        /// When it ends (exclusive): the next period's start.
+        ends_at "endsAt": DateTime<Utc> = r.span.ends_at;
+        /// How every board ranks, in words.
+        rules "rules": &str = RULES;
+    }
+    plain |s, field, out| {
+        "entries" => plain::list(&s.entries, e, &field.selection_set.node, out)?,
+    }
+    resolvers {
+        /// The first places, best first: at most `first`, only members with a positive amount.
+        async fn entries(&self) -> &[LeaderboardEntry] {
+            &self.entries
+        }
     }
 }
 
@@ -124,7 +148,10 @@ pub struct LeaderboardStanding {
     /// When it ends (exclusive).
     pub ends_at: DateTime<Utc>,
     /// The member's place (1 first), counted over the whole board; null when the member is
-    /// not on it (no positive net settled amount in the period, or frozen).
+    /// not on it (no positive net settled amount in the period, or frozen). The member's own
+    /// amount and who is frozen are current; other members' settlements count as soon as
+    /// this server hears of them (at once on the server that settled them, within
+    /// milliseconds on the others).
     pub rank: Option<i32>,
     /// The member's net settled amount in the period, CNY (0.00 without any; negative when
     /// refunds took back more than settled in it).
@@ -144,7 +171,15 @@ pub(crate) async fn standing_of(
     period: LeaderboardPeriod,
 ) -> Result<LeaderboardStanding> {
     let st = state(ctx)?;
-    let s = svc::standing(&st.db, kind.into(), period.into(), m, st.clock.now()).await?;
+    let s = svc::standing(
+        &st.db,
+        &st.leaderboards,
+        kind.into(),
+        period.into(),
+        m,
+        st.clock.now(),
+    )
+    .await?;
     Ok(LeaderboardStanding {
         kind,
         period,
@@ -174,17 +209,12 @@ impl LeaderboardsQuery {
         #[graphql(desc = "What to rank.")] kind: LeaderboardKind,
         #[graphql(desc = "The current week or month (Asia/Shanghai).")] period: LeaderboardPeriod,
         #[graphql(desc = "How many places, 1–100 (default 20).")] first: Option<i32>,
-    ) -> Result<Leaderboard> {
+    ) -> Result<Fast<Leaderboard>> {
         let first = svc::board_size(first)?;
         let st = state(ctx)?;
         let viewer = viewer(ctx)?.member().ok().map(|m| m.id);
         let (span, entries) =
             svc::top(&st.db, kind.into(), period.into(), first, st.clock.now()).await?;
-        Ok(Leaderboard {
-            kind,
-            span,
-            entries,
-            viewer,
-        })
+        Ok(Fast(Leaderboard::new(kind, span, entries, viewer)))
     }
 }

@@ -403,7 +403,8 @@ impl Member {
     }
     /// Where the member stands on a leaderboard of the current week or month (Asia/Shanghai),
     /// even outside its top: the place, the net settled amount, and what would move it up
-    /// one place. Rules as `leaderboard`'s.
+    /// one place. Rules as `leaderboard`'s; other members' settlements count as soon as this
+    /// server hears of them (see `LeaderboardStanding.rank`).
     async fn rank(
         &self,
         ctx: &Context<'_>,
