@@ -297,6 +297,8 @@ pub struct ImageUpload {
 /// An HTTP header.
 #[derive(SimpleObject)]
 pub struct HttpHeader {
+    /// The header's name (e.g. `Content-Type`).
     pub name: String,
+    /// Its value.
     pub value: String,
 }
