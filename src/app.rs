@@ -76,6 +76,7 @@ impl App {
         let media = Arc::new(crate::media::Media::from_settings(
             &config.media,
             &config.data_dir,
+            &config.public_url,
         )?);
         let listener = TcpListener::bind(config.bind_addr)
             .await

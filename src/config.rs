@@ -990,6 +990,71 @@ pub struct MediaSettings {
         global = true
     )]
     pub media_uploads_per_hour: u32,
+
+    /// Where images are kept: `fs` (the directory `PUSHHAND_MEDIA_DIR`), `s3` (an
+    /// S3-compatible bucket: AWS S3, MinIO, R2, COS…) or `oss` (Alibaba Cloud OSS, through
+    /// its S3-compatible API). Whatever the store, images are served by this server under
+    /// `/media/` (thumbnails are made there on first request).
+    #[arg(
+        long,
+        env = "PUSHHAND_MEDIA_STORE",
+        value_enum,
+        default_value_t = MediaStore::Fs,
+        global = true
+    )]
+    pub media_store: MediaStore,
+
+    /// The bucket (`s3`, `oss`; required there).
+    #[arg(long, env = "PUSHHAND_MEDIA_BUCKET", global = true)]
+    pub media_bucket: Option<String>,
+
+    /// The bucket's region (`s3`: e.g. `us-east-1`, the default; `oss`: required, e.g.
+    /// `cn-hangzhou`).
+    #[arg(long, env = "PUSHHAND_MEDIA_REGION", global = true)]
+    pub media_region: Option<String>,
+
+    /// The store's endpoint URL (`s3`: default AWS's for the region; `oss`: default
+    /// `https://oss-<region>.aliyuncs.com`). Path-style: the service's URL; virtual-hosted:
+    /// the bucket's own (`https://<bucket>.oss-<region>.aliyuncs.com`) — without one given,
+    /// the bucket's is made from the region. `http://` only for a store on this machine or
+    /// network (a test or a MinIO next to the server).
+    #[arg(long, env = "PUSHHAND_MEDIA_ENDPOINT", global = true)]
+    pub media_endpoint: Option<String>,
+
+    /// Address the bucket virtual-hosted style (`https://<bucket>.<host>/<key>`) rather than
+    /// path style (`https://<host>/<bucket>/<key>`). Default: on for `oss` (it requires it),
+    /// off for `s3` (what MinIO and most S3-compatible stores expect).
+    #[arg(long, env = "PUSHHAND_MEDIA_VIRTUAL_HOSTED", global = true)]
+    pub media_virtual_hosted: Option<bool>,
+
+    /// The store's access key id (`s3`, `oss`; required there). From the environment or a
+    /// secret manager, never the repository.
+    #[arg(long, env = "PUSHHAND_MEDIA_ACCESS_KEY_ID", global = true)]
+    pub media_access_key_id: Option<String>,
+
+    /// The store's secret access key (`s3`, `oss`; required there).
+    #[arg(long, env = "PUSHHAND_MEDIA_SECRET_ACCESS_KEY", global = true)]
+    pub media_secret_access_key: Option<Secret>,
+
+    /// How long a presigned upload URL (`createImageUpload`) stays valid, in seconds.
+    #[arg(
+        long,
+        env = "PUSHHAND_MEDIA_UPLOAD_URL_SECONDS",
+        default_value_t = 300,
+        global = true
+    )]
+    pub media_upload_url_seconds: u64,
+}
+
+/// Where uploaded images are kept ([`MediaSettings::media_store`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MediaStore {
+    /// The local directory `PUSHHAND_MEDIA_DIR`.
+    Fs,
+    /// An S3-compatible bucket.
+    S3,
+    /// An Alibaba Cloud OSS bucket, through OSS's S3-compatible API.
+    Oss,
 }
 
 impl MediaSettings {
@@ -1008,6 +1073,40 @@ impl MediaSettings {
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             bail!("PUSHHAND_MEDIA_PUBLIC_URL must be an http(s):// URL, got {url:?}");
+        }
+        if !(10..=3600).contains(&self.media_upload_url_seconds) {
+            bail!("PUSHHAND_MEDIA_UPLOAD_URL_SECONDS must be between 10 and 3600");
+        }
+        if self.media_store == MediaStore::Fs {
+            return Ok(());
+        }
+        let store = match self.media_store {
+            MediaStore::Oss => "PUSHHAND_MEDIA_STORE=oss",
+            _ => "PUSHHAND_MEDIA_STORE=s3",
+        };
+        let need = |value: Option<&str>, var: &str| match value {
+            Some(_) => Ok(()),
+            None => Err(anyhow::anyhow!("{var} is required when {store}")),
+        };
+        need(text(&self.media_bucket), "PUSHHAND_MEDIA_BUCKET")?;
+        need(
+            text(&self.media_access_key_id),
+            "PUSHHAND_MEDIA_ACCESS_KEY_ID",
+        )?;
+        need(
+            self.media_secret_access_key
+                .as_ref()
+                .map(Secret::expose)
+                .filter(|s| !s.trim().is_empty()),
+            "PUSHHAND_MEDIA_SECRET_ACCESS_KEY",
+        )?;
+        if self.media_store == MediaStore::Oss {
+            need(text(&self.media_region), "PUSHHAND_MEDIA_REGION")?;
+        }
+        if let Some(url) = text(&self.media_endpoint)
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("PUSHHAND_MEDIA_ENDPOINT must be an http(s):// URL, got {url:?}");
         }
         Ok(())
     }

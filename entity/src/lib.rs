@@ -55,6 +55,8 @@ pub mod curation_summary;
 pub mod earning;
 pub mod idempotency_key;
 pub mod image;
+pub mod image_upload;
+pub mod image_upload_quota;
 pub mod leaderboard_counter;
 pub mod ledger_entry;
 pub mod ledger_month;

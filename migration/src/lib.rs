@@ -18,6 +18,7 @@ mod m20261201_000010_audit_log;
 mod m20261202_000011_idempotency_keys;
 mod m20261202_000012_money_invariants;
 mod m20261203_000013_addresses_shipping;
+mod m20261203_000029_image_uploads;
 mod m20261204_000014_cart_checkout;
 mod m20261204_000015_shipments;
 mod m20261204_000016_payment_intents;
@@ -67,6 +68,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000026_funnel::Migration),
             Box::new(m20261208_000027_leaderboards::Migration),
             Box::new(m20261208_000028_images::Migration),
+            Box::new(m20261203_000029_image_uploads::Migration),
             Box::new(m20261209_000032_visit_index::Migration),
         ]
     }

@@ -48,10 +48,12 @@ pub enum Kind {
     Privilege,
     /// An uploaded product or note image.
     Image,
+    /// A presigned image upload under way.
+    ImageUpload,
 }
 
 impl Kind {
-    const ALL: [Kind; 23] = [
+    const ALL: [Kind; 24] = [
         Kind::Product,
         Kind::Sku,
         Kind::Brand,
@@ -75,6 +77,7 @@ impl Kind {
         Kind::PrivilegeRule,
         Kind::Privilege,
         Kind::Image,
+        Kind::ImageUpload,
     ];
 
     fn name(self) -> &'static str {
@@ -102,6 +105,7 @@ impl Kind {
             Kind::PrivilegeRule => "PrivilegeRule",
             Kind::Privilege => "Privilege",
             Kind::Image => "Image",
+            Kind::ImageUpload => "ImageUpload",
         }
     }
 }

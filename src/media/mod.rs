@@ -26,6 +26,41 @@
 //! `immutable` cache.
 //!
 //! Decoding and encoding run on the blocking pool, at most one per core at a time.
+//!
+//! # Stores
+//! `PUSHHAND_MEDIA_STORE` picks the store ([`Media::from_settings`]):
+//! - `fs` (default): `object_store`'s local filesystem under `PUSHHAND_MEDIA_DIR`.
+//! - `s3`: an S3-compatible bucket (`object_store`'s `aws` backend: AWS S3, MinIO, R2,
+//!   Tencent COS…): `PUSHHAND_MEDIA_BUCKET`, `PUSHHAND_MEDIA_REGION` (default `us-east-1`),
+//!   `PUSHHAND_MEDIA_ENDPOINT` (default AWS's), `PUSHHAND_MEDIA_ACCESS_KEY_ID`,
+//!   `PUSHHAND_MEDIA_SECRET_ACCESS_KEY`, path-style unless `PUSHHAND_MEDIA_VIRTUAL_HOSTED`.
+//! - `oss`: Alibaba Cloud OSS through its S3-compatible API, the same backend: requests
+//!   signed with AWS Signature V4 for the region id (`PUSHHAND_MEDIA_REGION=cn-hangzhou`),
+//!   sent virtual-hosted style (OSS refuses path style) to
+//!   `https://<bucket>.oss-<region>.aliyuncs.com` unless `PUSHHAND_MEDIA_ENDPOINT` names
+//!   another (Alibaba's current guide names `https://s3.oss-<region>.aliyuncs.com`; an
+//!   internal endpoint `…-internal.aliyuncs.com` from ECS; or the bucket's custom domain,
+//!   which OSS requires of new accounts in mainland regions).
+//!
+//! `PUSHHAND_MEDIA_ENDPOINT` is always the service's URL without the bucket: in
+//! virtual-hosted style the bucket is put in front of its host here. The keys come from
+//! configuration (the environment or a secret manager), never the repository; a missing
+//! one stops the start, naming it. The `aws` backend brings its own HTTPS client (reqwest
+//! with rustls and the system's root certificates, which `object_store` enables itself), so
+//! a production container needs its CA certificates installed; an `http://` endpoint is
+//! allowed for a store on the same machine or network (MinIO, the tests' fake).
+//!
+//! Whatever the store, images are served by this server under `/media/` (thumbnails are
+//! made there); a CDN may sit in front of that, not in front of the bucket. The bucket can
+//! stay private.
+//!
+//! # Presigned uploads
+//! Stores that sign URLs (`s3`, `oss`) take uploads straight from the client
+//! ([`Media::presign_put`]): a `PUT` to `uploads/<upload id>`, a staging key no image is
+//! ever served from, valid `PUSHHAND_MEDIA_UPLOAD_URL_SECONDS`. Completing the upload reads
+//! it back and holds it to exactly the rules above; the staging object is deleted either
+//! way (`service::images`). The local filesystem signs nothing: there, uploads are GraphQL
+//! multipart requests (`uploadImage`), and `createImageUpload` answers `UNSUPPORTED`.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -34,11 +69,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use image::{DynamicImage, ImageDecoder, ImageReader};
 use object_store::path::Path as StorePath;
-use object_store::{GetOptions, ObjectStore, PutOptions, PutPayload};
+use object_store::signer::Signer;
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt as _, PutOptions, PutPayload};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use crate::config::MediaSettings;
+use crate::config::{MediaSettings, MediaStore};
 use crate::error::{Error, Result};
 
 /// The widths (pixels) a thumbnail may have: `Image.url(width:)` takes one of these.
@@ -200,42 +236,95 @@ pub struct Processed {
 /// The media store and the rules of what goes into it. One per app.
 pub struct Media {
     store: Arc<dyn ObjectStore>,
+    /// The same store, when it signs URLs (`s3`, `oss`).
+    signer: Option<Arc<dyn Signer>>,
     limits: Limits,
     /// `Image.url`'s prefix, without a trailing `/`.
     base_url: String,
+    /// The same, absolute (`PUSHHAND_PUBLIC_URL/media` when `base_url` is a path): what a
+    /// product's or note's image URL holds.
+    absolute_base: String,
     /// Decodes and encodes running at once (each holds a core).
     work: Arc<Semaphore>,
 }
 
 impl Media {
-    /// The store the settings name: the local directory (created if missing).
-    pub fn from_settings(settings: &MediaSettings, data_dir: &Path) -> anyhow::Result<Media> {
+    /// The store the settings name: the local directory (created if missing), or an
+    /// S3-compatible or OSS bucket ([the module's notes](self#stores)).
+    pub fn from_settings(
+        settings: &MediaSettings,
+        data_dir: &Path,
+        public_url: &str,
+    ) -> anyhow::Result<Media> {
         use anyhow::Context as _;
-        let dir = settings.dir(data_dir);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("creating {} (PUSHHAND_MEDIA_DIR)", dir.display()))?;
-        let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
-            .with_context(|| format!("opening {} (PUSHHAND_MEDIA_DIR)", dir.display()))?;
-        Ok(Media::new(Arc::new(store), settings))
+        match settings.media_store {
+            MediaStore::Fs => {
+                let dir = settings.dir(data_dir);
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {} (PUSHHAND_MEDIA_DIR)", dir.display()))?;
+                let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
+                    .with_context(|| format!("opening {} (PUSHHAND_MEDIA_DIR)", dir.display()))?;
+                Ok(Media::new(Arc::new(store), None, settings, public_url))
+            }
+            MediaStore::S3 | MediaStore::Oss => {
+                let store = Arc::new(bucket(settings)?);
+                Ok(Media::new(store.clone(), Some(store), settings, public_url))
+            }
+        }
     }
 
-    /// Media kept in `store`.
-    pub fn new(store: Arc<dyn ObjectStore>, settings: &MediaSettings) -> Media {
+    /// Media kept in `store`, which `signer` (the same store) may sign URLs for, on a
+    /// server at `public_url` (`PUSHHAND_PUBLIC_URL`).
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        signer: Option<Arc<dyn Signer>>,
+        settings: &MediaSettings,
+        public_url: &str,
+    ) -> Media {
         let base_url = crate::config::text(&settings.media_public_url)
             .unwrap_or("/media")
             .trim_end_matches('/')
             .to_owned();
+        let absolute_base = if base_url.starts_with('/') {
+            format!("{}{base_url}", public_url.trim().trim_end_matches('/'))
+        } else {
+            base_url.clone()
+        };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Media {
             store,
+            signer,
             limits: Limits {
                 max_bytes: settings.media_max_bytes,
                 max_pixels: settings.media_max_pixels,
                 max_side: settings.media_max_side,
             },
             base_url,
+            absolute_base,
             work: Arc::new(Semaphore::new(cores)),
         }
+    }
+
+    /// Whether the store takes presigned uploads.
+    pub fn presigns(&self) -> bool {
+        self.signer.is_some()
+    }
+
+    /// A URL that lets its holder `PUT` one object at `path` for `expires_in`; `None` when
+    /// the store signs nothing (the local filesystem).
+    pub async fn presign_put(
+        &self,
+        path: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<String>> {
+        let Some(signer) = &self.signer else {
+            return Ok(None);
+        };
+        let url = signer
+            .signed_url(axum::http::Method::PUT, &StorePath::from(path), expires_in)
+            .await
+            .map_err(|e| Error::internal(anyhow::Error::new(e).context("media store: sign")))?;
+        Ok(Some(url.to_string()))
     }
 
     pub fn limits(&self) -> Limits {
@@ -245,6 +334,12 @@ impl Media {
     /// Where clients fetch `key`: `PUSHHAND_MEDIA_PUBLIC_URL/<key>`, or `/media/<key>`.
     pub fn url(&self, key: &Key) -> String {
         format!("{}/{}", self.base_url, key.path())
+    }
+
+    /// [`Media::url`], always absolute (from `PUSHHAND_PUBLIC_URL` when the media URL is a
+    /// path): what a product's or note's image URLs hold.
+    pub fn absolute_url(&self, key: &Key) -> String {
+        format!("{}/{}", self.absolute_base, key.path())
     }
 
     /// Checks an upload and re-encodes it ([the module's rules](self)), on the blocking
@@ -299,7 +394,34 @@ impl Media {
 
     /// The bytes at `key`, or `None` when nothing is stored there.
     pub async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
-        let path = StorePath::from(key.path());
+        self.get_path(&key.path()).await
+    }
+
+    /// The size of the object at `path` (any key, e.g. a staging one), or `None` when
+    /// nothing is stored there.
+    pub async fn size_of(&self, path: &str) -> Result<Option<u64>> {
+        match self.store.head(&StorePath::from(path)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::internal(
+                anyhow::Error::new(e).context("media store: head"),
+            )),
+        }
+    }
+
+    /// Deletes the object at `path`; nothing there is no error.
+    pub async fn delete_path(&self, path: &str) -> Result<()> {
+        match self.store.delete(&StorePath::from(path)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::internal(
+                anyhow::Error::new(e).context("media store: delete"),
+            )),
+        }
+    }
+
+    /// The bytes at `path`, or `None` when nothing is stored there.
+    pub async fn get_path(&self, path: &str) -> Result<Option<Bytes>> {
+        let path = StorePath::from(path);
         let found = match self.store.get_opts(&path, GetOptions::default()).await {
             Ok(found) => found,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -317,6 +439,59 @@ impl Media {
             )),
         }
     }
+}
+
+/// The S3-compatible (or OSS) bucket the settings name ([the module's notes](self#stores)).
+fn bucket(settings: &MediaSettings) -> anyhow::Result<object_store::aws::AmazonS3> {
+    use crate::config::text;
+    use anyhow::Context as _;
+    let oss = settings.media_store == MediaStore::Oss;
+    let var = if oss { "oss" } else { "s3" };
+    let bucket = text(&settings.media_bucket).with_context(|| {
+        format!("PUSHHAND_MEDIA_BUCKET is required when PUSHHAND_MEDIA_STORE={var}")
+    })?;
+    let region = match (text(&settings.media_region), oss) {
+        (Some(r), _) => r.to_owned(),
+        (None, false) => "us-east-1".to_owned(),
+        (None, true) => {
+            anyhow::bail!("PUSHHAND_MEDIA_REGION is required when PUSHHAND_MEDIA_STORE=oss")
+        }
+    };
+    let virtual_hosted = settings.media_virtual_hosted.unwrap_or(oss);
+    let endpoint = match text(&settings.media_endpoint) {
+        Some(e) => Some(e.trim_end_matches('/').to_owned()),
+        None if oss => Some(format!("https://oss-{region}.aliyuncs.com")),
+        None => None,
+    };
+    let mut builder = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_region(&region)
+        .with_virtual_hosted_style_request(virtual_hosted)
+        .with_access_key_id(text(&settings.media_access_key_id).unwrap_or_default())
+        .with_secret_access_key(
+            settings
+                .media_secret_access_key
+                .as_ref()
+                .map(|s| s.expose().trim())
+                .unwrap_or_default(),
+        );
+    if let Some(endpoint) = endpoint {
+        let (scheme, host) = endpoint.split_once("://").with_context(|| {
+            format!("PUSHHAND_MEDIA_ENDPOINT must be an http(s):// URL, got {endpoint:?}")
+        })?;
+        // The backend takes a virtual-hosted endpoint with the bucket already in it.
+        let endpoint = if virtual_hosted {
+            format!("{scheme}://{bucket}.{host}")
+        } else {
+            endpoint.clone()
+        };
+        builder = builder
+            .with_allow_http(scheme == "http")
+            .with_endpoint(endpoint);
+    }
+    builder
+        .build()
+        .with_context(|| format!("configuring the media store (PUSHHAND_MEDIA_STORE={var})"))
 }
 
 fn unreadable(e: image::ImageError) -> Error {

@@ -132,6 +132,7 @@ codes! {
         ProductDraftRejected => "PRODUCT_DRAFT_REJECTED",
         SkuStockChanged => "SKU_STOCK_CHANGED",
         SkuPriceChanged => "SKU_PRICE_CHANGED",
+        ImageUploaded => "IMAGE_UPLOADED",
     }
 }
 
@@ -153,6 +154,7 @@ codes! {
         Level => "LEVEL",
         PrivilegeRule => "PRIVILEGE_RULE",
         Privilege => "PRIVILEGE",
+        Image => "IMAGE",
     }
 }
 

@@ -38,7 +38,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use entity::{Money, Rate, member, product, product_draft, sku};
+use entity::{Money, Rate, member, product, product_draft, product_image, sku};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -52,6 +52,7 @@ use uuid::Uuid;
 use super::audit::{self, Action, Actor, TargetType};
 use crate::error::{Error, FieldErrors, Result};
 use crate::events::{Event, Events};
+use crate::media::Media;
 
 /// Longest product or SKU name, in characters.
 pub const MAX_NAME: usize = 120;
@@ -67,6 +68,8 @@ pub const MAX_STOCK: i64 = 1_000_000_000;
 pub const MAX_RATE_BP: i32 = 3_000;
 /// Longest review reason, in characters.
 pub const MAX_REASON: usize = 500;
+/// Most images of a product.
+pub const MAX_IMAGES: usize = 20;
 
 /// A SKU's change: an existing SKU (`id`) or a new one (`id` `None`).
 #[derive(Debug, Default)]
@@ -91,6 +94,10 @@ pub struct ProductEdit {
     pub rebate_rate: Option<Result<Decimal>>,
     pub team_rebate_rate: Option<Result<Decimal>>,
     pub skus: Vec<SkuEdit>,
+    /// The product's images, replacing its list: images the merchant's user uploaded
+    /// (`uploadImage(purpose: PRODUCT)`), in display order; `None` in the list for an
+    /// argument that is not an image's ID.
+    pub image_ids: Option<Vec<Option<Uuid>>>,
 }
 
 /// A new SKU in a working copy.
@@ -114,6 +121,9 @@ pub struct Draft {
     /// SKUs to add.
     #[serde(default)]
     pub new_skus: Vec<DraftSku>,
+    /// The image URLs replacing the product's (`None`: unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<Vec<String>>,
 }
 
 impl Draft {
@@ -125,6 +135,7 @@ impl Draft {
             team_rebate_rate_bp: p.team_rebate_rate.bp(),
             sku_names: BTreeMap::new(),
             new_skus: Vec::new(),
+            images: None,
         }
     }
 
@@ -191,9 +202,15 @@ fn check(
     edit: &ProductEdit,
     current: &Draft,
     skus: &HashMap<Uuid, sku::Model>,
+    images: Option<Result<Vec<String>>>,
 ) -> Result<(Draft, Vec<CheckedSku>)> {
     let mut errors = FieldErrors::default();
     let mut next = current.clone();
+    if let Some(images) = images
+        && let Some(urls) = errors.check(images)
+    {
+        next.images = Some(urls);
+    }
     if let Some(n) = &edit.name
         && let Some(n) = name(&mut errors, "input.name".into(), n)
     {
@@ -350,6 +367,7 @@ fn check(
         && edit.rebate_rate.is_none()
         && edit.team_rebate_rate.is_none()
         && edit.skus.is_empty()
+        && edit.image_ids.is_none()
     {
         errors.push("input", "give at least one field to change");
     }
@@ -433,6 +451,9 @@ async fn apply(
             .await?;
         }
     }
+    if let Some(urls) = &draft.images {
+        set_images(txn, p.id, urls).await?;
+    }
     product::Entity::update_many()
         .col_expr(product::Column::Name, Expr::value(draft.name.clone()))
         .col_expr(
@@ -487,10 +508,58 @@ pub async fn draft_of(db: &impl ConnectionTrait, product_id: Uuid) -> Result<Opt
     }
 }
 
+/// The URLs of a product's new images (`imageIds`): the caller's own `PRODUCT` uploads.
+/// `NOT_FOUND` for an image that is not the caller's; the other bad entries as fields.
+async fn images_of(
+    txn: &impl ConnectionTrait,
+    media: &Media,
+    uploader: Uuid,
+    ids: &[Option<Uuid>],
+) -> Result<Vec<String>> {
+    let mut errors = FieldErrors::default();
+    if ids.len() > MAX_IMAGES {
+        errors.push("input.imageIds", format!("at most {MAX_IMAGES} images"));
+    }
+    let urls = super::images::urls_of(
+        txn,
+        media,
+        uploader,
+        entity::image::Purpose::Product,
+        ids,
+        "input.imageIds",
+        &mut errors,
+    )
+    .await?;
+    errors.finish()?;
+    Ok(urls)
+}
+
+/// Replaces the product's images with `urls`, in order.
+async fn set_images(txn: &impl ConnectionTrait, product: Uuid, urls: &[String]) -> Result<()> {
+    product_image::Entity::delete_many()
+        .filter(product_image::Column::ProductId.eq(product))
+        .exec(txn)
+        .await?;
+    for (i, url) in urls.iter().enumerate() {
+        product_image::Entity::insert(product_image::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            product_id: Set(product),
+            url: Set(url.clone()),
+            alt: Set(None),
+            position: Set(i32::try_from(i).map_err(Error::internal)?),
+        })
+        .exec_without_returning(txn)
+        .await?;
+    }
+    Ok(())
+}
+
 /// A merchant user edits a product of its merchant (see the module's rules).
+#[allow(clippy::too_many_arguments)]
 pub async fn update(
     db: &DatabaseConnection,
     events: &Events,
+    media: &Media,
     merchant: &member::Model,
     actor: &Actor,
     product_id: Uuid,
@@ -533,7 +602,11 @@ pub async fn update(
         .as_ref()
         .map(|d| d.draft.clone())
         .unwrap_or_else(|| Draft::of(&p));
-    let (next, checked) = check(&edit, &current, &skus)?;
+    let images = match &edit.image_ids {
+        None => None,
+        Some(ids) => Some(images_of(&txn, media, merchant.id, ids).await),
+    };
+    let (next, checked) = check(&edit, &current, &skus, images)?;
     // Stock and price of existing SKUs: at once, in id order.
     let mut direct: Vec<&CheckedSku> = checked
         .iter()
@@ -620,6 +693,7 @@ pub async fn update(
             "teamRebateRate": edit.team_rebate_rate.as_ref().map(|_| Rate::from_bp(next.team_rebate_rate_bp).to_decimal().to_string()),
             "skuNames": &next.sku_names,
             "newSkus": next.new_skus.len(),
+            "images": edit.image_ids.as_ref().map(|_| &next.images),
         });
         if listed(&p) {
             let content = serde_json::to_string(&next).map_err(Error::internal)?;

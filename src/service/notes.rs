@@ -75,6 +75,7 @@ use super::page::{NewestCursor, Page, newest_first};
 use super::text;
 use crate::error::{Error, FieldErrors, Result};
 use crate::events::{Event, Events, Kind};
+use crate::media::Media;
 
 /// Longest title, in characters.
 pub const MAX_TITLE_CHARS: usize = 60;
@@ -95,6 +96,10 @@ pub struct NoteInput {
     pub title: String,
     pub body: String,
     pub image_urls: Vec<String>,
+    /// Images the author uploaded for notes (`uploadImage(purpose: NOTE)`), shown after
+    /// `image_urls` (their URLs are stored with them); `None` for an argument that is not
+    /// an image's ID.
+    pub image_ids: Vec<Option<Uuid>>,
     /// The linked products; `None` for an argument that is not a product's ID (reported
     /// with the other bad fields).
     pub product_ids: Vec<Option<Uuid>>,
@@ -162,18 +167,45 @@ fn image_url(field: String, raw: &str) -> Result<String> {
 
 /// Checks every field of `input`, reporting every bad one at once; linked products must
 /// exist and be published.
-async fn check(db: &impl ConnectionTrait, input: &NoteInput) -> Result<Checked> {
+async fn check(
+    db: &impl ConnectionTrait,
+    media: Option<&Media>,
+    author: Uuid,
+    input: &NoteInput,
+) -> Result<Checked> {
     let mut errors = FieldErrors::default();
     let title = errors.check(text::name("input.title", &input.title, MAX_TITLE_CHARS));
     let body = errors.check(body("input.body", &input.body));
     let mut image_urls = Vec::new();
-    if input.image_urls.len() > MAX_IMAGES {
-        errors.push("input.imageUrls", format!("at most {MAX_IMAGES} images"));
+    if input.image_urls.len() + input.image_ids.len() > MAX_IMAGES {
+        let field = if input.image_ids.is_empty() {
+            "input.imageUrls"
+        } else {
+            "input.imageIds"
+        };
+        errors.push(
+            field,
+            format!("at most {MAX_IMAGES} images (URLs and IDs together)"),
+        );
     }
     for (i, url) in input.image_urls.iter().enumerate() {
         if let Some(url) = errors.check(image_url(format!("input.imageUrls[{i}]"), url)) {
             image_urls.push(url);
         }
+    }
+    if let (false, Some(media)) = (input.image_ids.is_empty(), media) {
+        image_urls.extend(
+            super::images::urls_of(
+                db,
+                media,
+                author,
+                entity::image::Purpose::Note,
+                &input.image_ids,
+                "input.imageIds",
+                &mut errors,
+            )
+            .await?,
+        );
     }
     if input.product_ids.len() > MAX_PRODUCTS {
         errors.push(
@@ -299,12 +331,13 @@ async fn note_changed(events: &Events, author: Uuid, note: Uuid) {
 pub async fn create(
     db: &DatabaseConnection,
     events: &Events,
+    media: &Media,
     author: &member::Model,
     input: &NoteInput,
     now: DateTime<Utc>,
 ) -> Result<note::Model> {
     writer(author)?;
-    let c = check(db, input).await?;
+    let c = check(db, Some(media), author.id, input).await?;
     let row = note::ActiveModel {
         id: Set(Uuid::now_v7()),
         author_id: Set(author.id),
@@ -337,16 +370,18 @@ pub async fn create(
 /// Replaces the working copy of the author's note `id`: it becomes a `DRAFT` again (submit
 /// it to send it to review). A published note's public version is untouched until the edit
 /// is approved.
+#[allow(clippy::too_many_arguments)]
 pub async fn update(
     db: &DatabaseConnection,
     events: &Events,
+    media: &Media,
     author: &member::Model,
     id: Uuid,
     input: &NoteInput,
     now: DateTime<Utc>,
 ) -> Result<note::Model> {
     writer(author)?;
-    let c = check(db, input).await?;
+    let c = check(db, Some(media), author.id, input).await?;
     let txn = crate::db::begin_write(db).await?;
     let row = own_locked(&txn, author.id, id).await?;
     let mut model: note::ActiveModel = row.into();
@@ -424,9 +459,10 @@ pub async fn submit(
         title: row.title.clone(),
         body: row.body.clone(),
         image_urls: urls(&row.image_urls),
+        image_ids: Vec::new(),
         product_ids: working_products(&row).into_iter().map(Some).collect(),
     };
-    let c = check(&txn, &input).await?;
+    let c = check(&txn, None, author.id, &input).await?;
     let row = if c.product_ids.is_empty() {
         publish(&txn, row, now).await?
     } else {

@@ -804,6 +804,7 @@ async fn concurrent_stock_edits_and_checkouts_keep_stock_non_negative() {
             match drafts::update(
                 app.db(),
                 &app.state.events,
+                &app.state.media,
                 merchant,
                 actor,
                 product,

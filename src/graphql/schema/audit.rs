@@ -162,6 +162,8 @@ pub enum AuditAction {
     SkuStockChanged,
     /// `updateProductDraft` changed a SKU's price directly (arguments: the SKU, the price and the previous one).
     SkuPriceChanged,
+    /// A merchant's user or an admin uploaded an image (target: the image; arguments: its purpose, size and dimensions).
+    ImageUploaded,
 }
 
 impl From<Action> for AuditAction {
@@ -230,6 +232,7 @@ impl From<Action> for AuditAction {
             Action::ProductDraftRejected => AuditAction::ProductDraftRejected,
             Action::SkuStockChanged => AuditAction::SkuStockChanged,
             Action::SkuPriceChanged => AuditAction::SkuPriceChanged,
+            Action::ImageUploaded => AuditAction::ImageUploaded,
         }
     }
 }
@@ -300,6 +303,7 @@ impl From<AuditAction> for Action {
             AuditAction::ProductDraftRejected => Action::ProductDraftRejected,
             AuditAction::SkuStockChanged => Action::SkuStockChanged,
             AuditAction::SkuPriceChanged => Action::SkuPriceChanged,
+            AuditAction::ImageUploaded => Action::ImageUploaded,
         }
     }
 }
@@ -322,6 +326,7 @@ fn kind_of(t: TargetType) -> Kind {
         TargetType::Level => Kind::Level,
         TargetType::PrivilegeRule => Kind::PrivilegeRule,
         TargetType::Privilege => Kind::Privilege,
+        TargetType::Image => Kind::Image,
     }
 }
 

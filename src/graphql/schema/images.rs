@@ -4,12 +4,12 @@
 
 use std::io::Read as _;
 
-use async_graphql::{Context, Enum, ID, Object, Result, Upload};
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject, Upload};
 use chrono::{DateTime, Utc};
 use entity::image;
 
 use crate::error::Error;
-use crate::graphql::context::{state, viewer};
+use crate::graphql::context::{actor, state, viewer};
 use crate::graphql::ids::{self, Kind};
 use crate::media::{Format, Key, THUMBNAIL_WIDTHS};
 use crate::service::images as svc;
@@ -192,6 +192,7 @@ impl ImagesMutation {
             &st.db,
             &st.media,
             m,
+            &actor(ctx, m),
             purpose.into(),
             content.into(),
             st.config.media.media_uploads_per_hour,
@@ -200,4 +201,104 @@ impl ImagesMutation {
         .await?;
         Ok(Image(row))
     }
+
+    /// MERCHANT (`PRODUCT`), PUSH_HAND or PARTNER (`NOTE`), or ADMIN: opens a presigned
+    /// upload, for a client that sends the file straight to the media store (S3, OSS): send
+    /// it with `method` to `url` with `headers` before `expiresAt`, then call
+    /// `completeImageUpload(uploadId)`, which holds it to exactly the rules of
+    /// `uploadImage`. Open uploads count towards `PUSHHAND_MEDIA_UPLOADS_PER_HOUR`. Errors:
+    /// `UNSUPPORTED` (the local filesystem store: use `uploadImage` as a GraphQL multipart
+    /// request there), `UNAUTHENTICATED`, `FORBIDDEN`, `RATE_LIMITED`, `IMAGE_TOO_LARGE`
+    /// (`bytes` over the limit), `VALIDATION` on `contentType` and `bytes`.
+    async fn create_image_upload(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the image is for.")] purpose: ImagePurpose,
+        #[graphql(
+            desc = "`image/jpeg`, `image/png` or `image/webp` (the bytes are sniffed \
+                          all the same)."
+        )]
+        content_type: String,
+        #[graphql(desc = "The file's size in bytes.")] bytes: i32,
+    ) -> Result<ImageUpload> {
+        let st = state(ctx)?;
+        let m = viewer(ctx)?.member()?;
+        let p = svc::create_upload(
+            &st.db,
+            &st.media,
+            m,
+            purpose.into(),
+            content_type.trim(),
+            i64::from(bytes),
+            st.config.media.media_uploads_per_hour,
+            std::time::Duration::from_secs(st.config.media.media_upload_url_seconds),
+            st.clock.now(),
+        )
+        .await?;
+        Ok(ImageUpload {
+            upload_id: ids::encode(Kind::ImageUpload, p.upload.id),
+            url: p.url,
+            method: p.method.to_owned(),
+            headers: p
+                .headers
+                .into_iter()
+                .map(|(name, value)| HttpHeader {
+                    name: name.to_owned(),
+                    value,
+                })
+                .collect(),
+            expires_at: p.upload.expires_at,
+        })
+    }
+
+    /// The uploader: turns a presigned upload's file into an image (sniffed type, size,
+    /// pixel limits, EXIF stripped, re-encoded, as `uploadImage`). The staging object is
+    /// deleted whatever the outcome; a refusal leaves nothing behind. Errors: those of
+    /// `uploadImage`, `NOT_FOUND` (no such upload of the caller's, or completed already),
+    /// `UPLOAD_MISSING` (nothing sent yet: the upload stays open), `UPLOAD_EXPIRED`.
+    async fn complete_image_upload(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "`createImageUpload`'s `uploadId`.")] upload_id: ID,
+    ) -> Result<Image> {
+        let st = state(ctx)?;
+        let m = viewer(ctx)?.member()?;
+        let id = ids::decode_as(&upload_id, Kind::ImageUpload, "uploadId")?;
+        let row = svc::complete_upload(
+            &st.db,
+            &st.media,
+            m,
+            &actor(ctx, m),
+            id,
+            st.config.media.media_uploads_per_hour,
+            st.clock.now(),
+        )
+        .await?;
+        Ok(Image(row))
+    }
+}
+
+/// A presigned upload: send the file with `method` to `url`, with `headers`, before
+/// `expiresAt`; then `completeImageUpload(uploadId)`.
+#[derive(SimpleObject)]
+pub struct ImageUpload {
+    /// For `completeImageUpload`.
+    pub upload_id: ID,
+    /// Where to send the file (a presigned URL of the media store).
+    pub url: String,
+    /// The HTTP method: `PUT`.
+    pub method: String,
+    /// Headers to send with the file.
+    pub headers: Vec<HttpHeader>,
+    /// When `url` stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An HTTP header.
+#[derive(SimpleObject)]
+pub struct HttpHeader {
+    /// The header's name (e.g. `Content-Type`).
+    pub name: String,
+    /// Its value.
+    pub value: String,
 }

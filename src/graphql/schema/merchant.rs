@@ -484,6 +484,11 @@ pub struct UpdateProductDraftInput {
     /// SKUs to change or add (at most 50 SKUs in all).
     #[graphql(default)]
     pub skus: Vec<SkuDraftInput>,
+    /// The product's images, replacing its list (at most 20, in display order): `Image`
+    /// IDs the viewer uploaded (`uploadImage(purpose: PRODUCT)`), stored as their URLs. Of
+    /// a listed product, a content change (curated again). Another member's image is
+    /// `NOT_FOUND`; a `NOTE` image is `VALIDATION` on its entry.
+    pub image_ids: Option<Vec<ID>>,
 }
 
 #[derive(Default)]
@@ -559,10 +564,16 @@ impl MerchantMutation {
                 .as_ref()
                 .map(|d| d.decimal("input.teamRebateRate")),
             skus,
+            image_ids: input.image_ids.map(|list| {
+                list.iter()
+                    .map(|id| ids::decode_as(id, Kind::Image, "input.imageIds").ok())
+                    .collect()
+            }),
         };
         let out = drafts::update(
             &st.db,
             &st.events,
+            &st.media,
             m,
             &actor(ctx, m),
             id,

@@ -108,7 +108,8 @@ impl NodeQuery {
                 | Kind::Level
                 | Kind::PrivilegeRule
                 | Kind::Privilege
-                | Kind::Image,
+                | Kind::Image
+                | Kind::ImageUpload,
                 _,
             ) => return Ok(None),
         };

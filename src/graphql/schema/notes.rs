@@ -104,6 +104,11 @@ pub struct NoteInput {
     /// Up to 9 absolute http(s) image URLs (each at most 2,000 bytes), in display order.
     #[graphql(default)]
     pub image_urls: Vec<String>,
+    /// Images the author uploaded for notes (`uploadImage(purpose: NOTE)`, `Image` IDs),
+    /// shown after `imageUrls` (at most 9 images in all); stored as their URLs. Another
+    /// member's image is `NOT_FOUND`; a `PRODUCT` image is `VALIDATION` on its entry.
+    #[graphql(default)]
+    pub image_ids: Vec<ID>,
     /// Up to 9 published products (`Product` IDs), in display order. A note that links a
     /// product is reviewed by a curator before it is public.
     #[graphql(default)]
@@ -116,6 +121,11 @@ impl NoteInput {
             title: self.title,
             body: self.body,
             image_urls: self.image_urls,
+            image_ids: self
+                .image_ids
+                .iter()
+                .map(|id| ids::decode_as(id, Kind::Image, "imageIds").ok())
+                .collect(),
             product_ids: self
                 .product_ids
                 .iter()
@@ -575,7 +585,15 @@ impl NotesMutation {
     ) -> Result<Note> {
         let st = state(ctx)?;
         let m = viewer(ctx)?.member()?;
-        let row = svc::create(&st.db, &st.events, m, &input.into_service(), st.clock.now()).await?;
+        let row = svc::create(
+            &st.db,
+            &st.events,
+            &st.media,
+            m,
+            &input.into_service(),
+            st.clock.now(),
+        )
+        .await?;
         Ok(Note::of(row))
     }
 
@@ -593,6 +611,7 @@ impl NotesMutation {
         let row = svc::update(
             &st.db,
             &st.events,
+            &st.media,
             m,
             id,
             &input.into_service(),
