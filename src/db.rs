@@ -47,6 +47,9 @@ pub async fn connect(config: &Config, metrics: &Metrics) -> anyhow::Result<Datab
                 // over a channel. With sqlx's 50 the thread parks on every page of 51 products
                 // or 150 SKUs and waits to be woken: two more context switches per statement.
                 .row_buffer_size(512)
+                // The log's file is cut back to this size when it restarts (whichever
+                // connection writes next): see `keep_wal_small`.
+                .pragma("journal_size_limit", WAL_FILE_LIMIT_BYTES.to_string())
         })
         .map_sqlx_sqlite_pool_opts(|o| {
             o.after_connect(|conn, _| Box::pin(async move { stable_plans(conn).await }))
@@ -149,34 +152,22 @@ pub enum WalCheck {
 /// log larger than any cache). A log past [`WAL_RESTART_FRAMES`] frames is checkpointed in
 /// `RESTART` mode: the pages already copied are skipped, the writer lock is held while the
 /// readers still on the log finish their statements (milliseconds here), and the next
-/// commit writes from the log's beginning — over file blocks that exist. `journal_size_limit`
-/// then cuts a file that grew past [`WAL_FILE_LIMIT_BYTES`] back to that size.
+/// commit writes from the log's beginning — over file blocks that exist. Every connection's
+/// `journal_size_limit` ([`connect`]) then cuts a file that grew past
+/// [`WAL_FILE_LIMIT_BYTES`] back to that size.
 pub async fn keep_wal_small(db: &DatabaseConnection) -> Result<WalCheck, sea_orm::DbErr> {
-    use sea_orm::{ConnectionTrait, Statement};
     if db.get_database_backend() != DatabaseBackend::Sqlite {
         return Ok(WalCheck::NoLog);
     }
-    let mode = db
-        .query_one_raw(Statement::from_string(
-            DatabaseBackend::Sqlite,
-            "PRAGMA journal_mode",
-        ))
-        .await?
-        .map(|r| r.try_get_by_index::<String>(0))
-        .transpose()?
-        .unwrap_or_default();
-    if !mode.eq_ignore_ascii_case("wal") {
+    // A passive checkpoint copies what it can without waiting and says how long the log is
+    // (-1 when the database is not in WAL mode: in memory).
+    let frames = checkpoint(db, "PASSIVE").await?.1;
+    if frames < 0 {
         return Ok(WalCheck::NoLog);
     }
-    // A passive checkpoint copies what it can without waiting and says how long the log is.
-    let frames = checkpoint(db, "PASSIVE").await?.1;
     if frames <= WAL_RESTART_FRAMES {
         return Ok(WalCheck::Small(frames));
     }
-    db.execute_unprepared(&format!(
-        "PRAGMA journal_size_limit = {WAL_FILE_LIMIT_BYTES}"
-    ))
-    .await?;
     let (busy, _, _) = checkpoint(db, "RESTART").await?;
     Ok(if busy == 0 {
         WalCheck::Restarted(frames)
@@ -449,5 +440,16 @@ mod tests {
             .expect("writes");
         let after = checkpoint(&db, "PASSIVE").await.expect("checkpoint").1;
         assert!(after < 10, "the next commit wrote from frame {after}");
+        let limit = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                DatabaseBackend::Sqlite,
+                "PRAGMA journal_size_limit",
+            ))
+            .await
+            .expect("reads")
+            .expect("a row")
+            .try_get_by_index::<i64>(0)
+            .expect("a number");
+        assert_eq!(limit, WAL_FILE_LIMIT_BYTES);
     }
 }
