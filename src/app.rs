@@ -454,6 +454,12 @@ async fn periodic_jobs(state: AppState) {
         if let Err(e) = crate::service::refunds::check_open(refunds, quiet, now).await {
             tracing::warn!(error = ?e, "refund check failed; will retry");
         }
+        // Presigned uploads never completed: their staging objects and rows.
+        match crate::service::images::clear_abandoned(&state.db, &state.media, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(cleared = n, "abandoned image uploads cleared"),
+            Err(e) => tracing::warn!(error = ?e, "clearing abandoned uploads failed; will retry"),
+        }
         state.failures.prune();
     }
 }

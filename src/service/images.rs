@@ -31,8 +31,11 @@
 //! leaves nothing behind either. Nothing sent yet is `UPLOAD_MISSING`, and the upload stays
 //! open (the URL may still be used). Another member's upload id is `NOT_FOUND`. On the local
 //! filesystem `createImageUpload` is `UNSUPPORTED`: uploads there are GraphQL multipart
-//! requests. An upload never completed leaves its row (and its staging object, if one was
-//! sent); a bucket lifecycle rule on `uploads/` (a day) clears such objects.
+//! requests. An upload never completed is cleared by the server's periodic job
+//! ([`clear_abandoned`]) once it can no longer be completed (an hour after its URL
+//! expired): its staging object first, then its row, so a failure leaves the row to try
+//! again and never an object no row names. A bucket lifecycle rule on `uploads/` (a day)
+//! is a sensible second net, not needed.
 //!
 //! # Writes
 //! An upload is stored before its row is written: a crash between the two leaves an object
@@ -47,7 +50,7 @@ use entity::{image, image_upload, image_upload_quota, member};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, PaginatorTrait, QueryFilter,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -344,6 +347,46 @@ pub async fn create_upload(
 async fn drop_upload(db: &DatabaseConnection, media: &Media, upload: Uuid) -> Result<()> {
     image_upload::Entity::delete_by_id(upload).exec(db).await?;
     media.delete_path(&staging_path(upload)).await
+}
+
+/// How many abandoned uploads [`clear_abandoned`] clears per statement.
+const CLEAR_BATCH: u64 = 100;
+
+/// Clears presigned uploads that can no longer be completed (their URL expired more than
+/// an hour before `now`): each one's staging object, then its row. Returns how many were
+/// cleared. Safe beside completions and on several instances at once: such an upload is
+/// only ever refused, and deleting what another instance deleted is no error.
+pub async fn clear_abandoned(
+    db: &DatabaseConnection,
+    media: &Media,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let mut cleared = 0;
+    loop {
+        let ids: Vec<Uuid> = image_upload::Entity::find()
+            .select_only()
+            .column(image_upload::Column::Id)
+            .filter(image_upload::Column::ExpiresAt.lt(now - COMPLETE_GRACE))
+            .order_by_asc(image_upload::Column::ExpiresAt)
+            .limit(CLEAR_BATCH)
+            .into_tuple()
+            .all(db)
+            .await?;
+        for id in &ids {
+            media.delete_path(&staging_path(*id)).await?;
+        }
+        if ids.is_empty() {
+            return Ok(cleared);
+        }
+        image_upload::Entity::delete_many()
+            .filter(image_upload::Column::Id.is_in(ids.iter().copied()))
+            .exec(db)
+            .await?;
+        cleared += ids.len();
+        if (ids.len() as u64) < CLEAR_BATCH {
+            return Ok(cleared);
+        }
+    }
 }
 
 /// Completes `uploader`'s presigned upload `upload`: the bytes sent are held to the rules of

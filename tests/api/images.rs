@@ -1295,6 +1295,76 @@ async fn a_refused_presigned_upload_leaves_nothing_behind() {
 }
 
 #[tokio::test]
+async fn abandoned_presigned_uploads_are_cleared_once_they_cannot_be_completed() {
+    use pushhand::service::images::clear_abandoned;
+    let fake = fake_s3::Fake::start().await;
+    let app = on_fake_s3(&fake, &[]).await;
+    let token = merchant(&app).await;
+    let png = encoded(DynamicImage::ImageRgba8(gradient(8, 8)), ImageFormat::Png);
+    // One sent but never completed, one never sent at all.
+    let sent = create_upload(&app, &token, "PRODUCT", png.len()).await;
+    let sent = sent["data"]["createImageUpload"].clone();
+    let url = sent["url"].as_str().expect("url").to_owned();
+    assert_eq!(put_to(&app, &sent, &url, &png).await, StatusCode::OK);
+    let unsent = create_upload(&app, &token, "PRODUCT", png.len()).await;
+    let unsent = unsent["data"]["createImageUpload"].clone();
+    assert!(unsent["uploadId"].is_string(), "{unsent:#}");
+    let uploads = || async {
+        entity::image_upload::Entity::find()
+            .count(app.db())
+            .await
+            .expect("count")
+    };
+    // Still completable (within the hour after the URL expires): nothing cleared.
+    assert_eq!(
+        clear_abandoned(app.db(), &app.state.media, app.clock_now())
+            .await
+            .expect("clears"),
+        0
+    );
+    assert_eq!(uploads().await, 2);
+    assert_eq!(fake.keys().len(), 1);
+    // Past the grace, a third upload opened (and sent) now stays.
+    app.clock.advance(chrono::Duration::hours(2));
+    let fresh = create_upload(&app, &token, "PRODUCT", png.len()).await;
+    let fresh = fresh["data"]["createImageUpload"].clone();
+    let url = fresh["url"].as_str().expect("url").to_owned();
+    assert_eq!(put_to(&app, &fresh, &url, &png).await, StatusCode::OK);
+    assert_eq!(
+        clear_abandoned(app.db(), &app.state.media, app.clock_now())
+            .await
+            .expect("clears"),
+        2
+    );
+    assert_eq!(uploads().await, 1);
+    let fresh_id = fresh["uploadId"].as_str().expect("id");
+    let keys = fake.keys();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].starts_with("uploads/"), "{keys:?}");
+    // A second pass (or another instance) finds nothing more.
+    assert_eq!(
+        clear_abandoned(app.db(), &app.state.media, app.clock_now())
+            .await
+            .expect("clears"),
+        0
+    );
+    let gone = app
+        .gql_as(&token, COMPLETE_UPLOAD, json!({ "id": sent["uploadId"] }))
+        .await;
+    assert_eq!(error_code(&gone), Some("NOT_FOUND"), "{gone:#}");
+    let done = app
+        .data_as(&token, COMPLETE_UPLOAD, json!({ "id": fresh_id }))
+        .await;
+    assert_eq!(done["completeImageUpload"]["width"], json!(8));
+    assert_eq!(uploads().await, 0);
+    assert!(
+        fake.keys().iter().all(|k| k.starts_with("images/")),
+        "{:?}",
+        fake.keys()
+    );
+}
+
+#[tokio::test]
 async fn the_local_store_takes_no_presigned_uploads() {
     let app = TestApp::spawn().await;
     let token = merchant(&app).await;
@@ -1553,4 +1623,121 @@ async fn a_merchant_sets_a_products_images_from_its_own_uploads() {
         )
     };
     assert_eq!(urls, [absolute(&second), absolute(&first)]);
+}
+
+#[tokio::test]
+async fn a_listed_products_new_images_wait_for_the_curator() {
+    use entity::{Money, Rate, product};
+    use pushhand::graphql::ids::Kind;
+    use pushhand::service::catalog::{self as catalog_svc, NewProduct, NewSku};
+    let app = TestApp::spawn().await;
+    let (token, m) = app.user("merchant@example.com", CliRole::Merchant).await;
+    let (curator, _) = app.user("curator@example.com", CliRole::Curator).await;
+    let f = crate::fixtures::catalog(app.db(), 0).await;
+    let listed = "https://img.example.com/listed.jpg";
+    let product = catalog_svc::create_product(
+        app.db(),
+        NewProduct {
+            id: uuid::Uuid::now_v7(),
+            merchant_id: m.merchant_id.expect("a merchant's user"),
+            brand_id: f.brands[0].id,
+            category_id: f.leaves[0].id,
+            name: "在售商品".into(),
+            name_en: None,
+            description: None,
+            status: product::Status::Published,
+            rebate_rate: Rate::from_bp(1000),
+            team_rebate_rate: Rate::from_bp(500),
+            membership_activity: false,
+            sales_count: 0,
+            created_at: app.clock_now(),
+            published_at: Some(app.clock_now()),
+            skus: vec![NewSku {
+                name: "标准".into(),
+                price: Money::from_fen(1000),
+                stock: 1,
+            }],
+            images: vec![listed.into()],
+            tags: vec![],
+        },
+    )
+    .await
+    .map_err(anyhow::Error::from)
+    .expect("product");
+    let pid = crate::fixtures::gid(Kind::Product, product);
+    let png = encoded(DynamicImage::ImageRgba8(gradient(8, 8)), ImageFormat::Png);
+    let first = uploaded(&app, &token, "PRODUCT", "1.png", &png).await;
+    let second = uploaded(&app, &token, "PRODUCT", "2.png", &png).await;
+    let absolute = |img: &Value| {
+        format!(
+            "{}{}",
+            app.state.config.public_url.trim_end_matches('/'),
+            img["url"].as_str().expect("url")
+        )
+    };
+    let public = "query($id: ID!) { product(id: $id) { images { url } } }";
+    let shown = |v: &Value| -> Vec<String> {
+        v["product"]["images"]
+            .as_array()
+            .expect("images")
+            .iter()
+            .map(|i| i["url"].as_str().expect("url").to_owned())
+            .collect()
+    };
+    // A name-only edit leaves the images as listed: the copy says so with null.
+    let edit = "mutation($i: UpdateProductDraftInput!) {
+      updateProductDraft(input: $i) { product { images { url } } draft { status imageUrls } } }";
+    let named = app
+        .data_as(
+            &token,
+            edit,
+            json!({ "i": { "productId": pid, "name": "新名" } }),
+        )
+        .await;
+    assert_eq!(
+        named["updateProductDraft"]["draft"],
+        json!({ "status": "PENDING", "imageUrls": null })
+    );
+    // New images: on the working copy, in the order given; the listing keeps its own.
+    let edited = app
+        .data_as(
+            &token,
+            edit,
+            json!({ "i": { "productId": pid, "imageIds": [second["id"], first["id"]] } }),
+        )
+        .await;
+    let d = &edited["updateProductDraft"];
+    assert_eq!(
+        d["draft"]["imageUrls"],
+        json!([absolute(&second), absolute(&first)]),
+        "{d:#}"
+    );
+    assert_eq!(shown(d), [listed]);
+    assert_eq!(
+        shown(&app.data(public, json!({ "id": pid })).await),
+        [listed]
+    );
+    // The merchant's own list of working copies shows them too.
+    let mine = app
+        .data_as(
+            &token,
+            "query($p: ID!) { myMerchant { productDraft(productId: $p) { imageUrls } } }",
+            json!({ "p": pid }),
+        )
+        .await;
+    assert_eq!(
+        mine["myMerchant"]["productDraft"]["imageUrls"],
+        json!([absolute(&second), absolute(&first)])
+    );
+    // Approved: the listing shows the new images.
+    app.data_as(
+        &curator,
+        "mutation($p: ID!) { reviewProductDraft(productId: $p, approve: true) { draft { status } } }",
+        json!({ "p": pid }),
+    )
+    .await;
+    assert_eq!(
+        shown(&app.data(public, json!({ "id": pid })).await),
+        [absolute(&second), absolute(&first)]
+    );
 }

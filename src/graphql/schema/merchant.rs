@@ -261,6 +261,11 @@ impl ProductDraft {
             })
             .collect()
     }
+    /// The product's image URLs once the copy is approved, in display order (absolute, as
+    /// `ProductImage.url`); null when the copy leaves the images as listed.
+    async fn image_urls(&self) -> Option<Vec<String>> {
+        self.0.draft.images.clone()
+    }
     /// When it was last edited.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.row.updated_at
