@@ -35,7 +35,7 @@ const DETAIL: &str = "query($id: ID!) { product(id: $id) { id name status salesC
   skus { id stock } curation { passed badges stages { stage result } scores { essentialNeed longevity highDesign } } } }";
 const CATEGORIES: &str = "{ categories { id nameZh children { id nameZh } } }";
 
-const STAGES: [&str; 5] = [
+pub(crate) const STAGES: [&str; 5] = [
     "QUALIFICATION_REVIEW",
     "INSPECTION_REPORT",
     "FACTORY_AUDIT",

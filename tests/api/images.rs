@@ -72,7 +72,13 @@ async fn upload(
 }
 
 /// Uploads that must succeed; the `Image`.
-async fn uploaded(app: &TestApp, token: &str, purpose: &str, name: &str, bytes: &[u8]) -> Value {
+pub(crate) async fn uploaded(
+    app: &TestApp,
+    token: &str,
+    purpose: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Value {
     let (status, resp) = upload(app, Some(token), purpose, name, bytes).await;
     assert_eq!(status, StatusCode::OK, "{resp:#}");
     assert!(resp.get("errors").is_none(), "unexpected errors: {resp:#}");
@@ -80,7 +86,7 @@ async fn uploaded(app: &TestApp, token: &str, purpose: &str, name: &str, bytes: 
 }
 
 /// GETs `url` (a path from the server's root); status, content type, cache control, body.
-async fn fetch(app: &TestApp, url: &str) -> (StatusCode, String, String, Vec<u8>) {
+pub(crate) async fn fetch(app: &TestApp, url: &str) -> (StatusCode, String, String, Vec<u8>) {
     let resp = app.client.get(app.url(url)).send().await.expect("GET");
     let header = |name: &str| {
         resp.headers()
@@ -98,13 +104,13 @@ async fn fetch(app: &TestApp, url: &str) -> (StatusCode, String, String, Vec<u8>
     (status, content_type, cache, body)
 }
 
-fn encoded(img: DynamicImage, format: ImageFormat) -> Vec<u8> {
+pub(crate) fn encoded(img: DynamicImage, format: ImageFormat) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
     img.write_to(&mut out, format).expect("encodes");
     out.into_inner()
 }
 
-fn gradient(w: u32, h: u32) -> RgbaImage {
+pub(crate) fn gradient(w: u32, h: u32) -> RgbaImage {
     RgbaImage::from_fn(w, h, |x, y| {
         Rgba([(x * 7 % 256) as u8, (y * 5 % 256) as u8, 120, 255])
     })

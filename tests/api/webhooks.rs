@@ -828,3 +828,169 @@ async fn refunds_and_settlements_are_events_too() {
     assert_eq!(got[0].body["data"]["earning"]["orderId"], kept.as_str());
     assert_eq!(got[0].signed_by, [0]);
 }
+
+/// Issue #31's "done when": a fresh install — no seed, only the staff accounts the command
+/// line creates — is set up through the API alone (categories, a merchant, its brand and
+/// user, a product with an uploaded image, curation, publication), the listing shows it with
+/// its image served, and an integration hears the publication and a paid order over a
+/// signed webhook.
+#[tokio::test]
+async fn a_fresh_install_is_set_up_through_the_api_and_heard_over_a_webhook() {
+    use crate::images::{encoded, fetch, gradient, uploaded};
+    use image::{DynamicImage, ImageFormat};
+    let app = TestApp::spawn_with(&FAST).await;
+    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
+    let (curator, _) = app.user("curator@example.com", CliRole::Curator).await;
+    let r = Receiver::start().await;
+    endpoint(&app, &admin, &r, &["product.published", "order.paid"]).await;
+    let empty = app
+        .data(
+            "{ products(first: 10) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(empty["products"]["edges"], json!([]), "a fresh install");
+
+    // The catalog's tree, a merchant and its brand.
+    let category = "mutation($i: CreateCategoryInput!) { createCategory(input: $i) { id } }";
+    let top = app
+        .data_as(
+            &admin,
+            category,
+            json!({ "i": { "slug": "home", "nameZh": "居家", "nameEn": "Home" } }),
+        )
+        .await["createCategory"]["id"]
+        .clone();
+    let leaf = app
+        .data_as(
+            &admin,
+            category,
+            json!({ "i": { "slug": "kitchen", "nameZh": "厨房", "nameEn": "Kitchen",
+                           "parentId": top } }),
+        )
+        .await["createCategory"]["id"]
+        .clone();
+    let merchant = app
+        .data_as(
+            &admin,
+            "mutation { createMerchant(name: \"远方工厂\") { id } }",
+            json!({}),
+        )
+        .await["createMerchant"]["id"]
+        .clone();
+    let brand = app
+        .data_as(
+            &admin,
+            "mutation($m: ID!) { createBrand(name: \"远方\", merchantId: $m) { id } }",
+            json!({ "m": merchant }),
+        )
+        .await["createBrand"]["id"]
+        .clone();
+    // The merchant's user registers, is linked, and signs in again as the merchant.
+    let registered = app.register("maker@example.com", None, None).await;
+    let member = registered["data"]["register"]["member"]["id"].clone();
+    assert!(member.is_string(), "{registered:#}");
+    app.data_as(
+        &admin,
+        "mutation($u: ID!, $m: ID!) { linkMerchantUser(memberId: $u, merchantId: $m) { id } }",
+        json!({ "u": member, "m": merchant }),
+    )
+    .await;
+    let maker = app
+        .login("maker@example.com", crate::helpers::PASSWORD)
+        .await;
+
+    // The product, its image, its curation and publication.
+    let product = app
+        .data_as(
+            &maker,
+            "mutation($i: SubmitProductInput!) { submitProduct(input: $i) { id status skus { id } } }",
+            json!({ "i": { "brandId": brand, "categoryId": leaf, "name": "铸铁锅",
+                           "skus": [{ "name": "24cm", "price": "99.00", "stock": 10 }],
+                           "rebateRate": "0.10", "teamRebateRate": "0.05" } }),
+        )
+        .await["submitProduct"]
+        .clone();
+    assert_eq!(product["status"], json!("IN_CURATION"));
+    let pid = product["id"].clone();
+    let png = encoded(DynamicImage::ImageRgba8(gradient(32, 24)), ImageFormat::Png);
+    let image = uploaded(&app, &maker, "PRODUCT", "pot.png", &png).await;
+    app.data_as(
+        &maker,
+        "mutation($i: UpdateProductDraftInput!) { updateProductDraft(input: $i) { product { id } } }",
+        json!({ "i": { "productId": pid, "imageIds": [image["id"]] } }),
+    )
+    .await;
+    for stage in crate::catalog_answers::STAGES {
+        app.data_as(
+            &curator,
+            "mutation($i: CurationStageInput!) { recordCurationStage(input: $i) { passed } }",
+            json!({ "i": { "productId": pid, "stage": stage, "result": "PASS" } }),
+        )
+        .await;
+    }
+    app.data_as(
+        &curator,
+        "mutation($i: CurationScoreInput!) { scoreProduct(input: $i) { passed } }",
+        json!({ "i": { "productId": pid, "essentialNeed": 5, "newPainPoint": 4, "longevity": 4,
+                       "qualityAndSupply": 4, "highQuality": true, "highDesign": true,
+                       "highValue": true, "euExportGrade": false } }),
+    )
+    .await;
+    app.data_as(
+        &curator,
+        "mutation($p: ID!) { publishProduct(productId: $p) { status } }",
+        json!({ "p": pid }),
+    )
+    .await;
+
+    // Anyone sees it listed, in its category, with its image served.
+    let listed = app
+        .data(
+            "{ products(first: 10) { edges { node { id name minPrice
+                 category { nameZh parent { nameZh } } brand { name merchant { name } }
+                 images { url } } } } }",
+            json!({}),
+        )
+        .await;
+    let node = &listed["products"]["edges"][0]["node"];
+    assert_eq!(
+        (&node["id"], &node["name"], &node["minPrice"]),
+        (&pid, &json!("铸铁锅"), &json!("99.00")),
+        "{listed:#}"
+    );
+    assert_eq!(
+        node["category"],
+        json!({ "nameZh": "厨房", "parent": { "nameZh": "居家" } })
+    );
+    assert_eq!(
+        node["brand"],
+        json!({ "name": "远方", "merchant": { "name": "远方工厂" } })
+    );
+    let url = node["images"][0]["url"].as_str().expect("an image");
+    let path = url
+        .strip_prefix(app.state.config.public_url.trim_end_matches('/'))
+        .expect("under the public URL");
+    let (status, content_type, _, _) = fetch(&app, path).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (axum::http::StatusCode::OK, "image/png")
+    );
+
+    // A buyer's paid order; the integration hears both, signed.
+    let (buyer, _) = app.user("buyer@example.com", CliRole::PushHand).await;
+    let sku = crate::fixtures::uuid_of(product["skus"][0]["id"].as_str().expect("sku"));
+    let placed = order(&app, &buyer, sku, 1, None).await;
+    let oid = placed["data"]["placeOrder"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{placed:#}"))
+        .to_owned();
+    let paid = pay(&app, &admin, &oid, "ref-fresh-1", "99.00").await;
+    assert!(paid["errors"].is_null(), "{paid:#}");
+    let published = r.wait_for("product.published", 1).await;
+    assert_eq!(published[0].signed_by, [0]);
+    let heard = r.wait_for("order.paid", 1).await;
+    assert_eq!(heard[0].signed_by, [0]);
+    assert_eq!(heard[0].body["data"]["order"]["id"], json!(oid));
+    assert_eq!(heard[0].body["data"]["order"]["total"], json!("99.00"));
+}
