@@ -7,7 +7,9 @@
 //!
 //! The price: the `rsa` crate's private-key operation is not constant-time (RUSTSEC-2023-0071,
 //! the Marvin attack, which needs many timed decryptions or signatures of chosen input; we
-//! sign only our own messages, with fresh nonces).
+//! sign only our own messages, with fresh nonces, and decrypt nothing: the one encryption,
+//! RSA-OAEP of a payee's name for WeChat Pay ([`PublicKey::encrypt_oaep_sha1`]), uses the
+//! public key).
 
 use anyhow::{Context, bail};
 use base64::Engine;
@@ -65,6 +67,22 @@ impl PrivateKey {
 impl PublicKey {
     pub fn new(key: RsaPublicKey) -> PublicKey {
         PublicKey(VerifyingKey::new(key))
+    }
+
+    /// `plaintext` encrypted with RSA-OAEP (SHA-1, MGF1 with SHA-1), base64: how WeChat Pay
+    /// v3 wants sensitive fields of a request (`RSA/ECB/OAEPWithSHA-1AndMGF1Padding` with the
+    /// WeChat Pay public key that `Wechatpay-Serial` names). Randomised: two encryptions of
+    /// one text differ.
+    pub fn encrypt_oaep_sha1(&self, plaintext: &[u8]) -> anyhow::Result<String> {
+        let key: &RsaPublicKey = self.0.as_ref();
+        let sealed = key
+            .encrypt(
+                &mut rsa::rand_core::OsRng,
+                rsa::Oaep::new::<sha1::Sha1>(),
+                plaintext,
+            )
+            .context("RSA-OAEP encryption")?;
+        Ok(B64.encode(sealed))
     }
 
     /// Reads a PEM (SPKI or PKCS#1) or bare base64 DER public key.

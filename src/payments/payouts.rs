@@ -274,7 +274,8 @@ pub const TRANSFER_PATH: &str = "/v3/fund-app/mch-transfer/transfer-bills";
 /// WeChat Pay's limit on `transfer_remark`, in characters.
 const REMARK_MAX_CHARS: usize = 32;
 
-/// WeChat needs the payee's name (RSA-OAEP encrypted) from this amount on; not sent here.
+/// From this amount on WeChat needs the payee's real name (`user_name`, RSA-OAEP encrypted
+/// with the WeChat Pay public key): a transfer without one is refused before it is sent.
 pub const WECHAT_NAME_REQUIRED_FROM: Decimal = Decimal::from_parts(2000, 0, 0, false, 0);
 
 /// Transfers to members' WeChat balances.
@@ -394,11 +395,20 @@ impl Payout for WechatTransfer {
         let fen = super::to_fen(t.amount)
             .filter(|f| *f > 0)
             .ok_or(PaymentError::Invalid("amount"))?;
-        if t.amount >= WECHAT_NAME_REQUIRED_FROM {
-            return Err(PaymentError::Invalid("amount"));
-        }
+        let user_name = match t.holder {
+            Some(name) if t.amount >= WECHAT_NAME_REQUIRED_FROM => Some(
+                self.config
+                    .platform_key
+                    .encrypt_oaep_sha1(name.as_bytes())
+                    .map_err(PaymentError::Internal)?,
+            ),
+            None if t.amount >= WECHAT_NAME_REQUIRED_FROM => {
+                return Err(PaymentError::Invalid("holder"));
+            }
+            _ => None,
+        };
         let remark: String = "推广佣金提现".chars().take(REMARK_MAX_CHARS).collect();
-        let body = json!({
+        let mut body = json!({
             "appid": self.config.app_id,
             "out_bill_no": out_bill_no(t.withdrawal_id),
             "transfer_scene_id": self.scene_id,
@@ -411,8 +421,12 @@ impl Payout for WechatTransfer {
                 { "info_type": "岗位类型", "info_content": "推广员" },
                 { "info_type": "报酬说明", "info_content": "推广佣金" },
             ],
-        })
-        .to_string();
+        });
+        if let Some(sealed) = user_name {
+            // Read with the key `Wechatpay-Serial` names (every request sends it).
+            body["user_name"] = json!(sealed);
+        }
+        let body = body.to_string();
         let answer = self
             .pay
             .call(Method::POST, TRANSFER_PATH, body, t.now)

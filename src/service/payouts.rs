@@ -258,13 +258,6 @@ pub async fn destination(
             format!("{} payouts are not enabled", channel.code()),
         ));
     }
-    if channel == PayoutChannel::Wechat && payout.to_decimal() >= WECHAT_NAME_REQUIRED_FROM {
-        return Err(Error::rule(
-            "PAYOUT_LIMIT_EXCEEDED",
-            "WeChat transfers of 2000.00 or more are not supported: withdraw less, or to \
-             Alipay or a bank card",
-        ));
-    }
     let account = account_of(db, member, channel).await?.ok_or_else(|| {
         Error::rule(
             "PAYOUT_ACCOUNT_MISSING",
@@ -274,6 +267,17 @@ pub async fn destination(
             ),
         )
     })?;
+    // WeChat checks the payee's real name on transfers from 2000.00 (sent encrypted).
+    if channel == PayoutChannel::Wechat
+        && payout.to_decimal() >= WECHAT_NAME_REQUIRED_FROM
+        && account.holder_name.is_none()
+    {
+        return Err(Error::rule(
+            "PAYOUT_NAME_REQUIRED",
+            "WeChat transfers of 2000.00 or more need your real name: add holderName to \
+             your WECHAT payout account (setPayoutAccount)",
+        ));
+    }
     Ok(Destination {
         channel,
         account: Some(account.account),

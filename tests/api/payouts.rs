@@ -13,6 +13,7 @@ use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use base64::Engine as _;
 use pushhand::payments::keys::{PrivateKey, PublicKey};
 use pushhand::service::ledger::{self, Deltas, Event as Entry, Refs};
 use pushhand::service::members::CliRole;
@@ -35,6 +36,8 @@ const TRANSFER_PATH: &str = "/v3/fund-app/mch-transfer/transfer-bills";
 struct FakeTransfers {
     merchant: PublicKey,
     signer: PrivateKey,
+    /// The WeChat Pay key pair's private half: reads `user_name` (RSA-OAEP, SHA-1).
+    platform: rsa::RsaPrivateKey,
     bills: Mutex<HashMap<String, Value>>,
     /// How many transfer requests arrived (re-sends included).
     requests: Mutex<usize>,
@@ -87,7 +90,24 @@ impl FakeTransfers {
             return Self::error(StatusCode::BAD_REQUEST, "PARAM_ERROR");
         };
         let no = r["out_bill_no"].as_str().unwrap_or("").to_owned();
-        let well_formed = r["appid"] == APP_ID
+        // From 2000.00 the payee's real name, encrypted with the WeChat Pay public key.
+        let user_name = r["user_name"].as_str().and_then(|sealed| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(sealed)
+                .ok()?;
+            let plain = self
+                .platform
+                .decrypt(rsa::Oaep::new::<sha1::Sha1>(), &bytes)
+                .ok()?;
+            String::from_utf8(plain).ok()
+        });
+        let named = r["transfer_amount"].as_i64().is_some_and(|a| a < 200_000)
+            || (user_name.is_some()
+                && headers
+                    .get("wechatpay-serial")
+                    .is_some_and(|v| v == PLATFORM_KEY_ID));
+        let well_formed = named
+            && r["appid"] == APP_ID
             && r["transfer_scene_id"] == "1005"
             && r["openid"].is_string()
             && r["transfer_amount"].as_i64().is_some_and(|a| a > 0)
@@ -118,6 +138,7 @@ impl FakeTransfers {
                     "transfer_amount": r["transfer_amount"],
                     "transfer_remark": r["transfer_remark"],
                     "openid": r["openid"],
+                    "user_name": user_name,
                     "create_time": "2026-12-02T18:00:00+08:00",
                     "update_time": "2026-12-02T18:00:00+08:00",
                     "package_info": format!("PKG{no}"),
@@ -166,6 +187,7 @@ async fn fake_transfers(signer: &rsa::RsaPrivateKey) -> (SocketAddr, Arc<FakeTra
     let fake = Arc::new(FakeTransfers {
         merchant: verifier(&keys().merchant),
         signer: self::signer(signer),
+        platform: signer.clone(),
         bills: Mutex::default(),
         requests: Mutex::default(),
     });
@@ -933,7 +955,8 @@ async fn payout_accounts_are_checked_masked_and_never_shown_to_another_member() 
         )
         .await;
     assert_eq!(error_code(&r), Some("PAYOUT_ACCOUNT_MISSING"));
-    // WeChat transfers of 2000.00 or more need the payee's encrypted name: refused.
+    // WeChat transfers of 2000.00 or more need the payee's real name: refused without one,
+    // nothing reserved; with one, sent encrypted under the WeChat Pay public key.
     let (rich, _) = earner(app, "rich@example.com", 300_000).await;
     app.data_as(
         &rich,
@@ -948,7 +971,37 @@ async fn payout_accounts_are_checked_masked_and_never_shown_to_another_member() 
             json!({ "a": "2000.00", "k": "big", "c": "WECHAT" }),
         )
         .await;
-    assert_eq!(error_code(&r), Some("PAYOUT_LIMIT_EXCEEDED"));
+    assert_eq!(error_code(&r), Some("PAYOUT_NAME_REQUIRED"), "{r}");
+    let balance = app.data_as(&rich, MINE, json!({})).await;
+    assert_eq!(
+        (summary(&balance).0.as_str(), summary(&balance).1.as_str()),
+        ("3000.00", "0.00"),
+        "nothing reserved"
+    );
+    app.data_as(
+        &rich,
+        SET,
+        json!({ "i": { "channel": "WECHAT", "account": "oRich00000000000000000000001",
+                       "holderName": "李四" } }),
+    )
+    .await;
+    let (big, _) = withdraw(app, &rich, "2000.00", Some("WECHAT")).await;
+    let approved = app.data_as(&s.admin, APPROVE, json!({ "id": big })).await;
+    assert_eq!(approved["reviewWithdrawal"]["status"], "PROCESSING");
+    let bill = s
+        .wechat
+        .bills
+        .lock()
+        .unwrap()
+        .get(&uuid_of(&big).simple().to_string())
+        .cloned()
+        .expect("sent");
+    assert_eq!(bill["user_name"], "李四", "decrypted by the fake: {bill}");
+    assert!(
+        bill["transfer_amount"]
+            .as_i64()
+            .is_some_and(|f| f >= 199_000)
+    );
     app.data_as(
         &a,
         SET,

@@ -659,8 +659,8 @@ impl EarningsMutation {
     /// The same `idempotencyKey` returns the same withdrawal; with another amount it is
     /// `IDEMPOTENCY_CONFLICT`. Errors: `WITHDRAWAL_BELOW_MINIMUM`, `INSUFFICIENT_BALANCE`,
     /// `MEMBER_FROZEN`; with `payoutChannel`: `PAYOUT_ACCOUNT_MISSING` (no account of that
-    /// channel: `setPayoutAccount`), `PAYOUT_CHANNEL_UNAVAILABLE`, `PAYOUT_LIMIT_EXCEEDED`
-    /// (WeChat, 2000.00 or more).
+    /// channel: `setPayoutAccount`), `PAYOUT_CHANNEL_UNAVAILABLE`, `PAYOUT_NAME_REQUIRED`
+    /// (WeChat, 2000.00 or more, and the WECHAT account has no `holderName`).
     async fn request_withdrawal(
         &self,
         ctx: &Context<'_>,

@@ -86,8 +86,9 @@ pub struct PayoutAccountInput {
     /// Alipay logon id (phone or email) or user id (`2088…`); MANUAL: a bank card number
     /// (12–19 digits, spaces ignored).
     pub account: String,
-    /// Your real name as the account holds it: required for ALIPAY and MANUAL (1–64
-    /// characters).
+    /// Your real name as the account holds it: required for ALIPAY and MANUAL, and on
+    /// WECHAT for withdrawals of 2000.00 or more (WeChat checks it; sent encrypted)
+    /// (1–64 characters).
     pub holder_name: Option<String>,
     /// The card's bank: required for MANUAL (1–64 characters); ignored for the others.
     pub bank_name: Option<String>,
