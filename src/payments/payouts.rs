@@ -395,17 +395,16 @@ impl Payout for WechatTransfer {
         let fen = super::to_fen(t.amount)
             .filter(|f| *f > 0)
             .ok_or(PaymentError::Invalid("amount"))?;
-        let user_name = match t.holder {
-            Some(name) if t.amount >= WECHAT_NAME_REQUIRED_FROM => Some(
+        let user_name = if t.amount >= WECHAT_NAME_REQUIRED_FROM {
+            let name = t.holder.ok_or(PaymentError::Invalid("holder"))?;
+            Some(
                 self.config
                     .platform_key
                     .encrypt_oaep_sha1(name.as_bytes())
                     .map_err(PaymentError::Internal)?,
-            ),
-            None if t.amount >= WECHAT_NAME_REQUIRED_FROM => {
-                return Err(PaymentError::Invalid("holder"));
-            }
-            _ => None,
+            )
+        } else {
+            None
         };
         let remark: String = "推广佣金提现".chars().take(REMARK_MAX_CHARS).collect();
         let mut body = json!({

@@ -372,11 +372,11 @@ pub async fn clear_abandoned(
             .into_tuple()
             .all(db)
             .await?;
-        for id in &ids {
-            media.delete_path(&staging_path(*id)).await?;
-        }
         if ids.is_empty() {
             return Ok(cleared);
+        }
+        for id in &ids {
+            media.delete_path(&staging_path(*id)).await?;
         }
         image_upload::Entity::delete_many()
             .filter(image_upload::Column::Id.is_in(ids.iter().copied()))

@@ -1047,6 +1047,15 @@ async fn put_to(app: &TestApp, upload: &Value, url: &str, bytes: &[u8]) -> Statu
     req.send().await.expect("PUT sent").status()
 }
 
+/// Opens a presigned upload of `bytes` (a PNG) and sends them to its URL; the upload.
+async fn sent_upload(app: &TestApp, token: &str, bytes: &[u8]) -> Value {
+    let resp = create_upload(app, token, "PRODUCT", bytes.len()).await;
+    let upload = resp["data"]["createImageUpload"].clone();
+    let url = upload["url"].as_str().expect("url").to_owned();
+    assert_eq!(put_to(app, &upload, &url, bytes).await, StatusCode::OK);
+    upload
+}
+
 #[tokio::test]
 async fn the_s3_store_keeps_and_serves_uploads_with_signed_requests() {
     let fake = fake_s3::Fake::start().await;
@@ -1308,10 +1317,7 @@ async fn abandoned_presigned_uploads_are_cleared_once_they_cannot_be_completed()
     let token = merchant(&app).await;
     let png = encoded(DynamicImage::ImageRgba8(gradient(8, 8)), ImageFormat::Png);
     // One sent but never completed, one never sent at all.
-    let sent = create_upload(&app, &token, "PRODUCT", png.len()).await;
-    let sent = sent["data"]["createImageUpload"].clone();
-    let url = sent["url"].as_str().expect("url").to_owned();
-    assert_eq!(put_to(&app, &sent, &url, &png).await, StatusCode::OK);
+    let sent = sent_upload(&app, &token, &png).await;
     let unsent = create_upload(&app, &token, "PRODUCT", png.len()).await;
     let unsent = unsent["data"]["createImageUpload"].clone();
     assert!(unsent["uploadId"].is_string(), "{unsent:#}");
@@ -1321,39 +1327,26 @@ async fn abandoned_presigned_uploads_are_cleared_once_they_cannot_be_completed()
             .await
             .expect("count")
     };
-    // Still completable (within the hour after the URL expires): nothing cleared.
-    assert_eq!(
+    let clear = || async {
         clear_abandoned(app.db(), &app.state.media, app.clock_now())
             .await
-            .expect("clears"),
-        0
-    );
+            .expect("clears")
+    };
+    // Still completable (within the hour after the URL expires): nothing cleared.
+    assert_eq!(clear().await, 0);
     assert_eq!(uploads().await, 2);
     assert_eq!(fake.keys().len(), 1);
     // Past the grace, a third upload opened (and sent) now stays.
     app.clock.advance(chrono::Duration::hours(2));
-    let fresh = create_upload(&app, &token, "PRODUCT", png.len()).await;
-    let fresh = fresh["data"]["createImageUpload"].clone();
-    let url = fresh["url"].as_str().expect("url").to_owned();
-    assert_eq!(put_to(&app, &fresh, &url, &png).await, StatusCode::OK);
-    assert_eq!(
-        clear_abandoned(app.db(), &app.state.media, app.clock_now())
-            .await
-            .expect("clears"),
-        2
-    );
+    let fresh = sent_upload(&app, &token, &png).await;
+    assert_eq!(clear().await, 2);
     assert_eq!(uploads().await, 1);
     let fresh_id = fresh["uploadId"].as_str().expect("id");
     let keys = fake.keys();
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(keys[0].starts_with("uploads/"), "{keys:?}");
     // A second pass (or another instance) finds nothing more.
-    assert_eq!(
-        clear_abandoned(app.db(), &app.state.media, app.clock_now())
-            .await
-            .expect("clears"),
-        0
-    );
+    assert_eq!(clear().await, 0);
     let gone = app
         .gql_as(&token, COMPLETE_UPLOAD, json!({ "id": sent["uploadId"] }))
         .await;
@@ -1537,45 +1530,67 @@ fn gid_of_note(note: &Value) -> Value {
     note["createNote"]["id"].clone()
 }
 
-#[tokio::test]
-async fn a_merchant_sets_a_products_images_from_its_own_uploads() {
-    use entity::{Money, Rate, product, product_image};
-    use pushhand::graphql::ids::Kind;
+/// An image's `url` (a path) as image URL fields hold it: under the public URL.
+fn absolute_url(app: &TestApp, img: &Value) -> String {
+    format!(
+        "{}{}",
+        app.state.config.public_url.trim_end_matches('/'),
+        img["url"].as_str().expect("url")
+    )
+}
+
+/// A product of merchant user `m`'s merchant in `status` (published: now), one SKU, with
+/// `images` (URLs); its id.
+async fn product_of(
+    app: &TestApp,
+    m: &entity::member::Model,
+    f: &crate::fixtures::Fixture,
+    status: entity::product::Status,
+    images: Vec<String>,
+) -> uuid::Uuid {
+    use entity::{Money, Rate, product};
     use pushhand::service::catalog::{self as catalog_svc, NewProduct, NewSku};
-    use sea_orm::QueryOrder;
-    let app = TestApp::spawn().await;
-    let (token, m) = app.user("merchant@example.com", CliRole::Merchant).await;
-    let (other, _) = app.user("other@example.com", CliRole::Merchant).await;
-    let f = crate::fixtures::catalog(app.db(), 0).await;
-    let product = catalog_svc::create_product(
+    catalog_svc::create_product(
         app.db(),
         NewProduct {
             id: uuid::Uuid::now_v7(),
             merchant_id: m.merchant_id.expect("a merchant's user"),
             brand_id: f.brands[0].id,
             category_id: f.leaves[0].id,
-            name: "待审商品".into(),
+            name: "商品".into(),
             name_en: None,
             description: None,
-            status: product::Status::InCuration,
+            published_at: (status == product::Status::Published).then(|| app.clock_now()),
+            status,
             rebate_rate: Rate::from_bp(1000),
             team_rebate_rate: Rate::from_bp(500),
             membership_activity: false,
             sales_count: 0,
             created_at: app.clock_now(),
-            published_at: None,
             skus: vec![NewSku {
                 name: "标准".into(),
                 price: Money::from_fen(1000),
                 stock: 1,
             }],
-            images: vec![],
+            images,
             tags: vec![],
         },
     )
     .await
     .map_err(anyhow::Error::from)
-    .expect("product");
+    .expect("product")
+}
+
+#[tokio::test]
+async fn a_merchant_sets_a_products_images_from_its_own_uploads() {
+    use entity::{product, product_image};
+    use pushhand::graphql::ids::Kind;
+    use sea_orm::QueryOrder;
+    let app = TestApp::spawn().await;
+    let (token, m) = app.user("merchant@example.com", CliRole::Merchant).await;
+    let (other, _) = app.user("other@example.com", CliRole::Merchant).await;
+    let f = crate::fixtures::catalog(app.db(), 0).await;
+    let product = product_of(&app, &m, &f, product::Status::InCuration, vec![]).await;
     let pid = crate::fixtures::gid(Kind::Product, product);
     let png = encoded(DynamicImage::ImageRgba8(gradient(8, 8)), ImageFormat::Png);
     let first = uploaded(&app, &token, "PRODUCT", "1.png", &png).await;
@@ -1621,66 +1636,32 @@ async fn a_merchant_sets_a_products_images_from_its_own_uploads() {
         .into_iter()
         .map(|i| i.url)
         .collect();
-    let absolute = |img: &Value| {
-        format!(
-            "{}{}",
-            app.state.config.public_url.trim_end_matches('/'),
-            img["url"].as_str().expect("url")
-        )
-    };
+    let absolute = |img: &Value| absolute_url(&app, img);
     assert_eq!(urls, [absolute(&second), absolute(&first)]);
 }
 
 #[tokio::test]
 async fn a_listed_products_new_images_wait_for_the_curator() {
-    use entity::{Money, Rate, product};
+    use entity::product;
     use pushhand::graphql::ids::Kind;
-    use pushhand::service::catalog::{self as catalog_svc, NewProduct, NewSku};
     let app = TestApp::spawn().await;
     let (token, m) = app.user("merchant@example.com", CliRole::Merchant).await;
     let (curator, _) = app.user("curator@example.com", CliRole::Curator).await;
     let f = crate::fixtures::catalog(app.db(), 0).await;
     let listed = "https://img.example.com/listed.jpg";
-    let product = catalog_svc::create_product(
-        app.db(),
-        NewProduct {
-            id: uuid::Uuid::now_v7(),
-            merchant_id: m.merchant_id.expect("a merchant's user"),
-            brand_id: f.brands[0].id,
-            category_id: f.leaves[0].id,
-            name: "在售商品".into(),
-            name_en: None,
-            description: None,
-            status: product::Status::Published,
-            rebate_rate: Rate::from_bp(1000),
-            team_rebate_rate: Rate::from_bp(500),
-            membership_activity: false,
-            sales_count: 0,
-            created_at: app.clock_now(),
-            published_at: Some(app.clock_now()),
-            skus: vec![NewSku {
-                name: "标准".into(),
-                price: Money::from_fen(1000),
-                stock: 1,
-            }],
-            images: vec![listed.into()],
-            tags: vec![],
-        },
+    let product = product_of(
+        &app,
+        &m,
+        &f,
+        product::Status::Published,
+        vec![listed.into()],
     )
-    .await
-    .map_err(anyhow::Error::from)
-    .expect("product");
+    .await;
     let pid = crate::fixtures::gid(Kind::Product, product);
     let png = encoded(DynamicImage::ImageRgba8(gradient(8, 8)), ImageFormat::Png);
     let first = uploaded(&app, &token, "PRODUCT", "1.png", &png).await;
     let second = uploaded(&app, &token, "PRODUCT", "2.png", &png).await;
-    let absolute = |img: &Value| {
-        format!(
-            "{}{}",
-            app.state.config.public_url.trim_end_matches('/'),
-            img["url"].as_str().expect("url")
-        )
-    };
+    let absolute = |img: &Value| absolute_url(&app, img);
     let public = "query($id: ID!) { product(id: $id) { images { url } } }";
     let shown = |v: &Value| -> Vec<String> {
         v["product"]["images"]
