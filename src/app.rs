@@ -328,7 +328,7 @@ async fn keep_wal_small(state: AppState) {
     if state.db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
         return;
     }
-    let mut tick = ticks(std::time::Duration::from_secs(1));
+    let mut tick = ticks(db::WAL_CHECK_EVERY);
     loop {
         tick.tick().await;
         match db::keep_wal_small(&state.db).await {

@@ -50,6 +50,12 @@ pub async fn connect(config: &Config, metrics: &Metrics) -> anyhow::Result<Datab
                 // The log's file is cut back to this size when it restarts (whichever
                 // connection writes next): see `keep_wal_small`.
                 .pragma("journal_size_limit", WAL_FILE_LIMIT_BYTES.to_string())
+                // Pages read through a memory map: no `pread` (a system call and a copy)
+                // for every page missing from the connection's own 2 MB cache.
+                .pragma("mmap_size", MMAP_BYTES.to_string())
+                // No checkpoint on the commit path: `keep_wal_small` checkpoints the log
+                // several times a second instead, off every request's path.
+                .pragma("wal_autocheckpoint", "0")
         })
         .map_sqlx_sqlite_pool_opts(|o| {
             o.after_connect(|conn, _| Box::pin(async move { stable_plans(conn).await }))
@@ -121,8 +127,16 @@ async fn stable_plans_setting(
 /// The write-ahead log's size, in 4 KiB frames, above which [`keep_wal_small`] restarts it.
 pub const WAL_RESTART_FRAMES: i64 = 4096;
 
+/// How often the server checkpoints SQLite's log ([`keep_wal_small`]): SQLite's own
+/// checkpoint on commit is off ([`connect`]), so this bounds how much log a busy instance
+/// writes between two checkpoints.
+pub const WAL_CHECK_EVERY: Duration = Duration::from_millis(250);
+
 /// How large the WAL file is left after a restart ([`keep_wal_small`]).
 const WAL_FILE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+
+/// How much of the database file each connection reads through a memory map.
+const MMAP_BYTES: i64 = 1024 * 1024 * 1024;
 
 /// What [`keep_wal_small`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,36 +153,43 @@ pub enum WalCheck {
     Busy(i64),
 }
 
-/// Keeps SQLite's write-ahead log from growing without bound (a job of the running server,
-/// every second).
+/// Checkpoints SQLite's write-ahead log and keeps it from growing without bound (a job of
+/// the running server, every [`WAL_CHECK_EVERY`]).
 ///
-/// SQLite checkpoints the log by itself (every 1,000 pages), copying its pages into the
-/// database, but it only **starts the log again from its beginning** when a writer finds
-/// that no reader is using it; under constant load some connection is always reading, so
-/// the log never restarts and every commit appends to it ("checkpoint starvation" in
-/// SQLite's WAL documentation). Measured: `pushhand-bench --only S15` (a write a request)
-/// grew `bench.db-wal` from 0.1 to 1.2 GB in twelve seconds, and the server spent its
-/// SQLite threads' time growing the file (ext4 block allocation, page-cache misses of a
-/// log larger than any cache). A log past [`WAL_RESTART_FRAMES`] frames is checkpointed in
-/// `RESTART` mode: the pages already copied are skipped, the writer lock is held while the
-/// readers still on the log finish their statements (milliseconds here), and the next
-/// commit writes from the log's beginning — over file blocks that exist. Every connection's
-/// `journal_size_limit` ([`connect`]) then cuts a file that grew past
-/// [`WAL_FILE_LIMIT_BYTES`] back to that size.
+/// Left to itself SQLite checkpoints the log on commit — once it holds 1,000 pages, the
+/// committing connection copies its pages into the database and syncs it, on every commit
+/// until the log restarts. That put a copy and an `fsync` on the path of the requests that
+/// write (S15: 17 % of the server's samples in `walCheckpoint` under `pushhand-bench --only
+/// S15`), so [`connect`] turns it off (`wal_autocheckpoint = 0`) and this job's `PASSIVE`
+/// checkpoint does the copying, four times a second, each page once however often it was
+/// written meanwhile (alternating runs: S6 778 → 955 orders/s, S15 10,434 → 11,580 visits/s
+/// on SQLite, with the memory map of [`connect`]). A checkpoint copies the log's pages
+/// into the database, but SQLite only **starts the log again from its beginning** when a
+/// writer finds that no reader is using it; under constant load some connection is always
+/// reading, so the log never restarts and every commit appends to it ("checkpoint
+/// starvation" in SQLite's WAL documentation). Measured: `pushhand-bench --only S15` (a
+/// write a request) grew `bench.db-wal` from 0.1 to 1.2 GB in twelve seconds, and the
+/// server spent its SQLite threads' time growing the file (ext4 block allocation,
+/// page-cache misses of a log larger than any cache). A log past [`WAL_RESTART_FRAMES`]
+/// frames is checkpointed in `RESTART` mode: the pages already copied are skipped, the
+/// writer lock is held while the readers still on the log finish their statements
+/// (milliseconds here), and the next commit writes from the log's beginning — over file
+/// blocks that exist. Every connection's `journal_size_limit` ([`connect`]) then cuts a
+/// file that grew past [`WAL_FILE_LIMIT_BYTES`] back to that size.
 pub async fn keep_wal_small(db: &DatabaseConnection) -> Result<WalCheck, sea_orm::DbErr> {
     if db.get_database_backend() != DatabaseBackend::Sqlite {
         return Ok(WalCheck::NoLog);
     }
     // A passive checkpoint copies what it can without waiting and says how long the log is
     // (-1 when the database is not in WAL mode: in memory).
-    let frames = checkpoint(db, "PASSIVE").await?.1;
+    let frames = checkpoint(db, Checkpoint::Passive).await?.1;
     if frames < 0 {
         return Ok(WalCheck::NoLog);
     }
     if frames <= WAL_RESTART_FRAMES {
         return Ok(WalCheck::Small(frames));
     }
-    let (busy, _, _) = checkpoint(db, "RESTART").await?;
+    let (busy, _, _) = checkpoint(db, Checkpoint::Restart).await?;
     Ok(if busy == 0 {
         WalCheck::Restarted(frames)
     } else {
@@ -176,24 +197,36 @@ pub async fn keep_wal_small(db: &DatabaseConnection) -> Result<WalCheck, sea_orm
     })
 }
 
-/// `PRAGMA wal_checkpoint(mode)`: (busy, frames in the log, frames checkpointed).
+/// `PRAGMA wal_checkpoint(mode)`: (busy, frames in the log, frames checkpointed). Run on
+/// sqlx's pool, past SeaORM's statement metrics: `pushhand_db_statements_total` counts the
+/// statements of the work the server was asked to do, not this job's four a second (and
+/// the N+1 tests, which count statements around a request, would count them too).
 async fn checkpoint(
     db: &DatabaseConnection,
-    mode: &str,
+    mode: Checkpoint,
 ) -> Result<(i64, i64, i64), sea_orm::DbErr> {
-    use sea_orm::{ConnectionTrait, Statement};
-    let row = db
-        .query_one_raw(Statement::from_string(
-            DatabaseBackend::Sqlite,
-            format!("PRAGMA wal_checkpoint({mode})"),
-        ))
-        .await?
-        .ok_or_else(|| sea_orm::DbErr::Custom("wal_checkpoint returned no row".into()))?;
+    use sea_orm::sqlx::Row;
+    let sql = match mode {
+        Checkpoint::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
+        Checkpoint::Restart => "PRAGMA wal_checkpoint(RESTART)",
+    };
+    let failed = |e: sea_orm::sqlx::Error| sea_orm::DbErr::Custom(format!("{sql}: {e}"));
+    let row = sea_orm::sqlx::query(sql)
+        .fetch_one(db.get_sqlite_connection_pool())
+        .await
+        .map_err(failed)?;
     Ok((
-        row.try_get_by_index(0)?,
-        row.try_get_by_index(1)?,
-        row.try_get_by_index(2)?,
+        row.try_get(0).map_err(failed)?,
+        row.try_get(1).map_err(failed)?,
+        row.try_get(2).map_err(failed)?,
     ))
+}
+
+/// A mode of `PRAGMA wal_checkpoint`.
+#[derive(Clone, Copy, Debug)]
+enum Checkpoint {
+    Passive,
+    Restart,
 }
 
 /// Apply every pending migration.
@@ -428,7 +461,10 @@ mod tests {
             .await
             .expect("writes");
         }
-        let frames = checkpoint(&db, "PASSIVE").await.expect("checkpoint").1;
+        let frames = checkpoint(&db, Checkpoint::Passive)
+            .await
+            .expect("checkpoint")
+            .1;
         assert!(frames > WAL_RESTART_FRAMES, "the log holds {frames} frames");
         reader.commit().await.expect("the reader ends");
         match keep_wal_small(&db).await.expect("checks") {
@@ -438,7 +474,10 @@ mod tests {
         db.execute_unprepared("INSERT INTO t (b) VALUES (randomblob(10))")
             .await
             .expect("writes");
-        let after = checkpoint(&db, "PASSIVE").await.expect("checkpoint").1;
+        let after = checkpoint(&db, Checkpoint::Passive)
+            .await
+            .expect("checkpoint")
+            .1;
         assert!(after < 10, "the next commit wrote from frame {after}");
         let limit = db
             .query_one_raw(sea_orm::Statement::from_string(

@@ -631,9 +631,10 @@ pub async fn products_by_ids(
 ) -> Result<HashMap<Uuid, product::Model>> {
     let rows = product::Entity::find()
         .filter(super::one_of(db, product::Column::Id, ids.iter().copied()))
+        .into_model::<ByPosition<product::Model>>()
         .all(db)
         .await?;
-    Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+    Ok(rows.into_iter().map(|ByPosition(r)| (r.id, r)).collect())
 }
 
 pub async fn merchants_by_ids(
@@ -654,9 +655,10 @@ pub async fn skus_by_ids(
 ) -> Result<HashMap<Uuid, sku::Model>> {
     let rows = sku::Entity::find()
         .filter(super::one_of(db, sku::Column::Id, ids.iter().copied()))
+        .into_model::<ByPosition<sku::Model>>()
         .all(db)
         .await?;
-    Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+    Ok(rows.into_iter().map(|ByPosition(r)| (r.id, r)).collect())
 }
 
 /// SKUs per product, each list in display order. Products without SKUs map to nothing.
@@ -696,8 +698,10 @@ pub async fn images_by_product_ids(
         ))
         .order_by_asc(product_image::Column::ProductId)
         .order_by_asc(product_image::Column::Position)
+        .into_model::<ByPosition<product_image::Model>>()
         .all(db)
         .await?;
+    let rows = rows.into_iter().map(|ByPosition(r)| r);
     Ok(group(ids, rows, |r| r.product_id))
 }
 

@@ -16,7 +16,7 @@
 //! `tests/api/catalog.rs` (`rows_by_position_match_rows_by_name`) decodes the same rows both
 //! ways on each store, so a column added, removed or moved shows there.
 
-use entity::{Money, Rate, address, cart_line, product, shipping_rule, sku};
+use entity::{Money, Rate, address, cart_line, product, product_image, shipping_rule, sku};
 use sea_orm::sqlx::postgres::PgRow;
 use sea_orm::sqlx::sqlite::SqliteRow;
 use sea_orm::sqlx::{self, Decode, Postgres, Row, Sqlite, Type};
@@ -150,6 +150,18 @@ impl Positional for sku::Model {
             name: c.take()?,
             price: c.money()?,
             stock: c.take()?,
+            position: c.take()?,
+        })
+    }
+}
+
+impl Positional for product_image::Model {
+    fn read(c: &mut Columns<'_>) -> Result<Self, DbErr> {
+        Ok(Self {
+            id: c.take()?,
+            product_id: c.take()?,
+            url: c.take()?,
+            alt: c.take()?,
             position: c.take()?,
         })
     }

@@ -473,6 +473,15 @@ async fn rows_by_position_match_rows_by_name() {
     assert!(!skus.is_empty());
     assert_eq!(skus_by_position, skus);
 
+    // Images, with and without alt text.
+    let (images, images_by_position) = read_both_ways::<entity::product_image::Entity>(
+        app.db(),
+        entity::product_image::Column::Id,
+    )
+    .await;
+    assert!(!images.is_empty());
+    assert_eq!(images_by_position, images);
+
     // Joined rows: SKUs with their products, as a checkout reads them.
     use sea_orm::{
         ColumnTrait, EntityTrait, Iterable, JoinType, QueryFilter, QueryOrder, QuerySelect,
