@@ -322,8 +322,8 @@ fn ticks(every: std::time::Duration) -> tokio::time::Interval {
     tick
 }
 
-/// Every second, restarts SQLite's write-ahead log when it has grown ([`db::keep_wal_small`]);
-/// nothing on PostgreSQL.
+/// Every [`db::WAL_CHECK_EVERY`], checkpoints SQLite's write-ahead log and restarts it when
+/// it has grown ([`db::keep_wal_small`]); nothing on PostgreSQL.
 async fn keep_wal_small(state: AppState) {
     if state.db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
         return;

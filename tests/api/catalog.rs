@@ -473,7 +473,7 @@ async fn rows_by_position_match_rows_by_name() {
     assert!(!skus.is_empty());
     assert_eq!(skus_by_position, skus);
 
-    // Images, with and without alt text.
+    // Product images, as the detail and the notes' products read them.
     let (images, images_by_position) = read_both_ways::<entity::product_image::Entity>(
         app.db(),
         entity::product_image::Column::Id,
