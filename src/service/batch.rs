@@ -1,6 +1,6 @@
 //! Writes sent to the database together: on PostgreSQL as one statement whose parts are
-//! data-modifying CTEs (one round trip instead of one per part), elsewhere one statement per
-//! part, in order.
+//! data-modifying CTEs (one round trip instead of one per part), on SQLite as one text of
+//! several statements (one round trip to the connection's thread), in order.
 //!
 //! On PostgreSQL a statement's parts run in a fixed order: its main statement first, then
 //! its CTEs from the last to the first (`ExecPostprocessPlan`; the integration test
@@ -31,8 +31,8 @@ impl Batch {
     }
 
     /// Runs every part: in one statement on PostgreSQL (atomic on its own, so `conn` may be
-    /// the pool), one by one elsewhere (then `conn` must be a transaction for the batch to
-    /// be atomic).
+    /// the pool), one after the other elsewhere — on SQLite sent as one text — (then `conn`
+    /// must be a transaction for the batch to be atomic).
     pub async fn run(self, conn: &impl ConnectionTrait) -> Result<(), DbErr> {
         let backend = conn.get_database_backend();
         if backend == DbBackend::Postgres {
@@ -41,10 +41,35 @@ impl Batch {
             }
             return Ok(());
         }
+        if backend == DbBackend::Sqlite {
+            if let Some(statement) = self.sqlite() {
+                conn.execute_raw(statement).await?;
+            }
+            return Ok(());
+        }
         for part in self.0 {
             conn.execute_raw(build(backend, part)).await?;
         }
         Ok(())
+    }
+
+    /// The batch as one SQLite text of several statements, separated by `;`, with every
+    /// part's values in order: sqlx runs a text's statements one after the other and binds
+    /// each one's `?` parameters from where the last one's ended, so the parts run in the
+    /// order pushed, stopping at the first that fails — in one round trip to the
+    /// connection's thread instead of one per part.
+    fn sqlite(self) -> Option<Statement> {
+        let mut sql = String::new();
+        let mut values = Vec::new();
+        for part in self.0 {
+            let s = build(DbBackend::Sqlite, part);
+            if !sql.is_empty() {
+                sql.push_str(";\n");
+            }
+            sql.push_str(&s.sql);
+            values.extend(s.values.map(|v| v.0).unwrap_or_default());
+        }
+        (!sql.is_empty()).then(|| Statement::from_sql_and_values(DbBackend::Sqlite, sql, values))
     }
 
     /// Runs every part in a transaction of its own: the one statement on PostgreSQL (no
@@ -199,7 +224,7 @@ fn build(backend: DbBackend, part: SubQueryStatement) -> Statement {
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::sea_query::{Expr, Query};
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
 
     use super::*;
 
@@ -231,5 +256,33 @@ mod tests {
         one.push(insert("a"));
         let one = one.postgres().expect("a part").sql;
         assert!(one.starts_with("INSERT INTO"), "{one}");
+    }
+
+    #[test]
+    fn on_sqlite_the_parts_are_one_text_with_their_values_in_order() {
+        let mut b = Batch::default();
+        b.push(insert("a"));
+        b.push(
+            Query::update()
+                .table(Alias::new("u"))
+                .value(Alias::new("n"), Expr::val(7))
+                .and_where(Expr::col(Alias::new("tag")).eq("b"))
+                .to_owned(),
+        );
+        b.push(insert("c"));
+        let Statement { sql, values, .. } = b.sqlite().expect("parts");
+        let values = values.expect("values").0;
+        let statements: Vec<&str> = sql.split(";\n").collect();
+        assert_eq!(statements.len(), 3, "{sql}");
+        assert!(statements[0].starts_with(r#"INSERT INTO "t""#), "{sql}");
+        assert!(statements[1].starts_with(r#"UPDATE "u""#), "{sql}");
+        assert_eq!(sql.matches('?').count(), values.len(), "{sql}");
+        let shown: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+        assert_eq!(shown.len(), 4, "{shown:?}");
+        assert!(shown[0].contains("\"a\""), "{shown:?}");
+        assert!(shown[1].contains('7'), "{shown:?}");
+        assert!(shown[2].contains("\"b\""), "{shown:?}");
+        assert!(shown[3].contains("\"c\""), "{shown:?}");
+        assert!(Batch::default().sqlite().is_none());
     }
 }

@@ -181,12 +181,19 @@ async fn catalog_answers_follow_every_write_they_show() {
     listed.sort();
 
     let docs = documents(&listed);
-    prime(&app, &docs).await;
-    assert_eq!(
-        agree(&app, "nothing", &docs).await,
-        docs.len() as f64,
-        "unchanged answers are hits"
-    );
+    // The set-up's own events (with Redis, heard back from the bus) may still be on their
+    // way under load and drop answers primed before they land: prime again until a round
+    // with nothing written in between is all hits.
+    let mut rounds = 0;
+    loop {
+        prime(&app, &docs).await;
+        if agree(&app, "nothing", &docs).await == docs.len() as f64 {
+            break;
+        }
+        rounds += 1;
+        assert!(rounds < 50, "unchanged answers are hits");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     // A brand and a submission: nothing an anonymous shopper sees, yet published.
     let brand = after(&app, "a brand", &docs, async {
