@@ -31,24 +31,15 @@ impl Batch {
     }
 
     /// Runs every part: in one statement on PostgreSQL (atomic on its own, so `conn` may be
-    /// the pool), one after the other elsewhere — on SQLite sent as one text — (then `conn`
+    /// the pool), on SQLite as one text of statements run one after the other (then `conn`
     /// must be a transaction for the batch to be atomic).
     pub async fn run(self, conn: &impl ConnectionTrait) -> Result<(), DbErr> {
-        let backend = conn.get_database_backend();
-        if backend == DbBackend::Postgres {
-            if let Some(statement) = self.postgres() {
-                conn.execute_raw(statement).await?;
-            }
-            return Ok(());
-        }
-        if backend == DbBackend::Sqlite {
-            if let Some(statement) = self.sqlite() {
-                conn.execute_raw(statement).await?;
-            }
-            return Ok(());
-        }
-        for part in self.0 {
-            conn.execute_raw(build(backend, part)).await?;
+        let statement = match conn.get_database_backend() {
+            DbBackend::Postgres => self.postgres(),
+            _ => self.sqlite(),
+        };
+        if let Some(statement) = statement {
+            conn.execute_raw(statement).await?;
         }
         Ok(())
     }
