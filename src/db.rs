@@ -50,9 +50,14 @@ pub async fn connect(config: &Config, metrics: &Metrics) -> anyhow::Result<Datab
                 // The log's file is cut back to this size when it restarts (whichever
                 // connection writes next): see `keep_wal_small`.
                 .pragma("journal_size_limit", WAL_FILE_LIMIT_BYTES.to_string())
-                // Pages read through a memory map: no `pread` (a system call and a copy)
-                // for every page missing from the connection's own 2 MB cache.
-                .pragma("mmap_size", MMAP_BYTES.to_string())
+                // No memory map (`mmap_size` stays 0): in WAL mode a connection that finds
+                // the database changed since its last transaction drops its page cache
+                // *and unmaps the file* (`pagerBeginReadTransaction`), so under writes every
+                // transaction paid a `munmap`, a new map and a page fault per page it read
+                // (S15: 7 % of the server's samples in `munmap`, 11 % in page faults).
+                // Alternating runs, 1 GiB map → none: S15 7,137/7,908 → 10,804/11,968
+                // visits/s, S6 720/727 → 844/908, S9 517/519 → 586/615 orders/s, the read
+                // scenarios (S8, S13-raw) within their noise.
                 // No checkpoint on the commit path: `keep_wal_small` checkpoints the log
                 // several times a second instead, off every request's path.
                 .pragma("wal_autocheckpoint", "0")
@@ -135,9 +140,6 @@ pub const WAL_CHECK_EVERY: Duration = Duration::from_millis(250);
 /// How large the WAL file is left after a restart ([`keep_wal_small`]).
 const WAL_FILE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 
-/// How much of the database file each connection reads through a memory map.
-const MMAP_BYTES: i64 = 1024 * 1024 * 1024;
-
 /// What [`keep_wal_small`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WalCheck {
@@ -163,7 +165,7 @@ pub enum WalCheck {
 /// S15`), so [`connect`] turns it off (`wal_autocheckpoint = 0`) and this job's `PASSIVE`
 /// checkpoint does the copying, four times a second, each page once however often it was
 /// written meanwhile (alternating runs: S6 778 → 955 orders/s, S15 10,434 → 11,580 visits/s
-/// on SQLite, with the memory map of [`connect`]). A checkpoint copies the log's pages
+/// on SQLite, with a memory map then on). A checkpoint copies the log's pages
 /// into the database, but SQLite only **starts the log again from its beginning** when a
 /// writer finds that no reader is using it; under constant load some connection is always
 /// reading, so the log never restarts and every commit appends to it ("checkpoint

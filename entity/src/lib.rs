@@ -15,8 +15,9 @@
 //! - [`payout_account`]: where members' withdrawals are paid, one per member and channel.
 //! - [`note`], [`note_product`], [`note_like`], [`note_report`]: 种草 notes, the products
 //!   their public versions link, and members' likes and reports of them.
-//! - [`share_visit`], [`share_signup`]: the share funnel — deduplicated visits of short
-//!   links (`/s/{code}`) and which code a member registered through.
+//! - [`share_visit`], [`share_visit_count`], [`share_signup`]: the share funnel —
+//!   deduplicated visits of short links (`/s/{code}`), their daily counts (kept by the
+//!   database) and which code a member registered through.
 //! - [`coupon_template`], [`coupon`]: coupon kinds admins define and the coupons members
 //!   hold.
 //! - [`level`], [`member_level`]: push-hand levels and where each member stands;
@@ -86,6 +87,7 @@ pub mod refund;
 pub mod share_link;
 pub mod share_signup;
 pub mod share_visit;
+pub mod share_visit_count;
 pub mod shipment;
 pub mod shipment_line;
 pub mod shipping_rule;

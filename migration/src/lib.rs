@@ -35,6 +35,7 @@ mod m20261207_000026_funnel;
 mod m20261208_000027_leaderboards;
 mod m20261208_000028_images;
 mod m20261209_000032_visit_index;
+mod m20261210_000033_visit_counts;
 
 pub struct Migrator;
 
@@ -70,6 +71,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000028_images::Migration),
             Box::new(m20261203_000029_image_uploads::Migration),
             Box::new(m20261209_000032_visit_index::Migration),
+            Box::new(m20261210_000033_visit_counts::Migration),
         ]
     }
 }
