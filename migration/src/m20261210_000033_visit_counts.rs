@@ -80,6 +80,16 @@ fn visits_table(name: &'static str, sqlite: bool) -> TableCreateStatement {
     t.to_owned()
 }
 
+/// Drops `share_visits` and gives `with`, filled from it, its name.
+async fn replace_visits(manager: &SchemaManager<'_>, with: &'static str) -> Result<(), DbErr> {
+    manager
+        .drop_table(Table::drop().table("share_visits").to_owned())
+        .await?;
+    manager
+        .rename_table(Table::rename().table(with, "share_visits").to_owned())
+        .await
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     /// One transaction on every store: the table is copied, dropped and renamed on one
@@ -142,16 +152,7 @@ impl MigrationTrait for Migration {
              AND v.visitor = c.visitor",
         )
         .await?;
-        manager
-            .drop_table(Table::drop().table("share_visits").to_owned())
-            .await?;
-        manager
-            .rename_table(
-                Table::rename()
-                    .table("share_visits_keyed", "share_visits")
-                    .to_owned(),
-            )
-            .await?;
+        replace_visits(manager, "share_visits_keyed").await?;
         let triggers: &[&str] = if sqlite { &SQLITE_UP } else { &PG_UP };
         for sql in triggers {
             db.execute_unprepared(sql).await?;
@@ -215,16 +216,7 @@ impl MigrationTrait for Migration {
              FROM share_visits v"
         ))
         .await?;
-        manager
-            .drop_table(Table::drop().table("share_visits").to_owned())
-            .await?;
-        manager
-            .rename_table(
-                Table::rename()
-                    .table("share_visits_rowed", "share_visits")
-                    .to_owned(),
-            )
-            .await?;
+        replace_visits(manager, "share_visits_rowed").await?;
         for (name, cols, unique) in [
             (
                 "idx_share_visits_once",
