@@ -79,24 +79,24 @@ pub struct Codes {
     pub notes: HashMap<String, (note::Model, Vec<Uuid>)>,
 }
 
+/// Normalised codes split by kind — (share links', notes') — each sorted, without repeats.
+fn by_kind(codes: impl IntoIterator<Item = String>) -> (Vec<String>, Vec<String>) {
+    let (mut links, mut notes): (Vec<String>, Vec<String>) =
+        codes.into_iter().partition(|c| c.len() != NOTE_CODE_LEN);
+    for v in [&mut links, &mut notes] {
+        v.sort_unstable();
+        v.dedup();
+    }
+    (links, notes)
+}
+
 impl Codes {
     /// Reads what `codes` (normalised) name.
     pub async fn read(
         db: &impl ConnectionTrait,
         codes: impl IntoIterator<Item = String>,
     ) -> Result<Codes> {
-        let (mut links, mut notes): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
-        for c in codes {
-            if c.len() == NOTE_CODE_LEN {
-                notes.push(c);
-            } else {
-                links.push(c);
-            }
-        }
-        for v in [&mut links, &mut notes] {
-            v.sort_unstable();
-            v.dedup();
-        }
+        let (links, notes) = by_kind(codes);
         let mut out = Codes::default();
         if !links.is_empty() {
             out.links = share_link::Entity::find()
@@ -362,18 +362,7 @@ struct VisitCodes {
 impl VisitCodes {
     async fn read(db: &DatabaseConnection, visits: &[Visit]) -> Result<VisitCodes> {
         use sea_orm::QuerySelect;
-        let (mut links, mut notes): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
-        for v in visits {
-            if v.code.len() == NOTE_CODE_LEN {
-                notes.push(v.code.clone());
-            } else {
-                links.push(v.code.clone());
-            }
-        }
-        for v in [&mut links, &mut notes] {
-            v.sort_unstable();
-            v.dedup();
-        }
+        let (links, notes) = by_kind(visits.iter().map(|v| v.code.clone()));
         let mut out = VisitCodes::default();
         if !links.is_empty() {
             out.links = share_link::Entity::find()
@@ -410,12 +399,10 @@ impl VisitCodes {
                     Some((code.filter(|_| public)?, (id, author, Vec::new())))
                 })
                 .collect();
-            let clicked: Vec<Uuid> = visits
+            let clicked: std::collections::BTreeSet<Uuid> = visits
                 .iter()
                 .filter(|v| v.product.is_some())
                 .filter_map(|v| out.notes.get(&v.code).map(|n| n.0))
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
                 .collect();
             if !clicked.is_empty() {
                 let by_id: HashMap<Uuid, String> = out
