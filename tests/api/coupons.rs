@@ -4,11 +4,12 @@
 //! the preview's reasons; one coupon, one order under concurrency; the coupon back on
 //! cancellation, expiry and full refund of the lines it touched.
 
-use chrono::Duration;
+use chrono::{Duration, SubsecRound};
 use entity::member::Tier;
 use entity::{coupon, coupon_template};
 use futures_util::future::join_all;
 use pushhand::graphql::ids::Kind;
+use pushhand::service::checkouts::Checkout;
 use pushhand::service::coupons;
 use pushhand::service::members::CliRole;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -16,6 +17,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::cart::token_of;
+use crate::checkouts::{checkout, rows_of, stock};
 use crate::earnings::{another_product, pay};
 use crate::fixtures::{self, gid, uuid_of};
 use crate::helpers::{TestApp, error_code};
@@ -604,6 +606,77 @@ async fn one_coupon_goes_to_one_order_and_comes_back_when_it_is_cancelled() {
         .map_err(anyhow::Error::from)
         .expect("expire");
     assert_eq!(statuses(&app, &token).await, ["AVAILABLE"]);
+}
+
+/// Orders written together (one statement on PostgreSQL, one part for all their coupons)
+/// each take their own coupon, marked with their order; two orders of one statement with
+/// one coupon break its CHECK, and written again alone, the first has it.
+#[tokio::test]
+async fn coupons_of_orders_written_together_go_to_their_own_orders() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
+    let f = fixtures::catalog(app.db(), 0).await;
+    let (product, sku) = another_product(&app, &f, 50, false).await;
+    let t = template(&app, &admin, fixed("5", "0", 10, 1)).await;
+    let at = chrono::Utc::now().trunc_subsecs(6);
+    let mut checkouts = Vec::new();
+    for i in 0..4 {
+        let buyer = fixtures::member(&app, &format!("together{i}"), Tier::Buyer, None).await;
+        claim(&app, &token_of(&app, &buyer), &t).await;
+        let c = coupon::Entity::find()
+            .filter(coupon::Column::MemberId.eq(buyer.id))
+            .one(app.db())
+            .await
+            .expect("query")
+            .expect("coupon");
+        let mut order = checkout(buyer.id, product, sku, 1, at + Duration::microseconds(i));
+        order.coupon = Some(c.id);
+        order.order.coupon_id = Some(c.id);
+        checkouts.push(order);
+    }
+    let outcomes = app.state.checkouts.write_all(&checkouts[..3]).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(app.metric("pushhand_checkout_splits_total").await, 0.0);
+    for c in &checkouts[..3] {
+        assert_eq!(coupon_use(&app, c).await, used(c));
+    }
+
+    // The fourth buyer's coupon in two orders of one statement.
+    let last = &checkouts[3];
+    let mut twin = checkout(last.order.buyer_id, product, sku, 1, at);
+    twin.coupon = last.coupon;
+    twin.order.coupon_id = last.coupon;
+    let pair = [checkouts.swap_remove(3), twin];
+    let outcomes = app.state.checkouts.write_all(&pair).await;
+    assert!(outcomes[0].is_ok(), "{outcomes:?}");
+    assert!(
+        outcomes[1]
+            .as_ref()
+            .is_err_and(pushhand::db::is_check_violation),
+        "{outcomes:?}"
+    );
+    assert_eq!(app.metric("pushhand_checkout_splits_total").await, 1.0);
+    assert_eq!(coupon_use(&app, &pair[0]).await, used(&pair[0]));
+    assert_eq!(rows_of(&app, &pair[1]).await, (None, vec![]));
+    assert_eq!(stock(&app, sku).await, 50 - 4);
+}
+
+/// What a coupon of `c`'s says of its use: `in_use`, the order, when.
+async fn coupon_use(
+    app: &TestApp,
+    c: &Checkout,
+) -> (i32, Option<Uuid>, Option<chrono::DateTime<chrono::Utc>>) {
+    let c = coupon::Entity::find_by_id(c.coupon.expect("a coupon"))
+        .one(app.db())
+        .await
+        .expect("query")
+        .expect("coupon");
+    (c.in_use, c.order_id, c.used_at)
+}
+
+/// The use `c` makes of its coupon.
+fn used(c: &Checkout) -> (i32, Option<Uuid>, Option<chrono::DateTime<chrono::Utc>>) {
+    (1, Some(c.order.id), Some(c.order.created_at))
 }
 
 /// A published product at `price` (fen) with a self-purchase rebate of `rate_bp`: its SKU.
