@@ -33,19 +33,10 @@ pub async fn connect(config: &Config, metrics: &Metrics) -> anyhow::Result<Datab
         // dropped from the pool.
         .test_before_acquire(false)
         .map_sqlx_postgres_opts(move |o| {
-            o.options([
-                // No statement may hold a connection longer than this.
-                ("statement_timeout", statement_timeout_ms.to_string()),
-                // A prepared statement is planned once per connection, whatever its values,
-                // as `stable_plans` makes SQLite do. By default PostgreSQL plans a statement
-                // again on every run while that plan looks cheaper than the generic one: a
-                // read of SKUs by an id array and the unpaid-order count were planned on
-                // every call (`pg_stat_statements` with `track_planning`, S11: 0.65 ms of
-                // planning against 0.13 ms of execution for the SKU read; 36 % of
-                // PostgreSQL's CPU under S11 was `GetCachedPlan`). Our statements look rows
-                // up by keys; their plans do not depend on the values bound to them.
-                ("plan_cache_mode", "force_generic_plan".to_owned()),
-            ])
+            // No statement may hold a connection longer than this. (Not set:
+            // `plan_cache_mode = force_generic_plan`, which cut PostgreSQL's planning but
+            // slowed S10 by a third and S14 by a tenth: docs/performance.md, 2026-12-05.)
+            o.options([("statement_timeout", statement_timeout_ms.to_string())])
         })
         .map_sqlx_sqlite_opts(|o| {
             // WAL lets readers run beside the one writer; the busy timeout makes writers queue
