@@ -148,6 +148,12 @@ async fn cursors_stay_correct_while_products_are_listed_concurrently() {
         .map(|i| {
             let mut p = fixtures::product(&f, 100 + i, product::Status::Published);
             let price = if i % 2 == 0 { 1 } else { 1_000_000 };
+            if price == 1 {
+                // Each cheap one sorts before the cheap ones listed before it (ids going
+                // down), so it lands before any cursor the walk holds, even one on a cheap
+                // newcomer of page 1 (with ids going up, a fast lister made it land after).
+                p.id = Uuid::from_u128(u128::MAX - i as u128);
+            }
             p.skus[0].price = entity::Money::from_fen(price);
             p.skus[1].price = entity::Money::from_fen(price + 1);
             p
