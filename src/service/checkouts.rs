@@ -26,7 +26,8 @@ use std::sync::{Arc, Mutex};
 use chrono::SecondsFormat;
 use entity::{cart_line, coupon, idempotency_key, order, order_line, sku};
 use sea_orm::sea_query::{
-    Alias, Expr, ExprTrait, Func, InsertStatement, IntoIden, Query, SubQueryStatement, TableRef,
+    Alias, Expr, ExprTrait, Func, FunctionCall, InsertStatement, IntoIden, Query,
+    SubQueryStatement, TableRef,
 };
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityName, EntityTrait, IdenStatic,
@@ -283,7 +284,7 @@ fn rows_of(backend: DbBackend, checkouts: &[Checkout]) -> Result<Batch, DbErr> {
     }
     if backend == DbBackend::Postgres {
         if !coupons.is_empty() {
-            batch.push(use_coupons_json(&coupons));
+            batch.push(use_coupons_json(&coupons)?);
         }
     } else {
         for (id, (n, o)) in coupons {
@@ -315,23 +316,26 @@ fn rows_of(backend: DbBackend, checkouts: &[Checkout]) -> Result<Batch, DbErr> {
 /// S11's checkouts was parsed and planned anew (13–22 ms for 30–40 orders, on the one writer
 /// of its SKUs' queue). `r.in_use` is the number of the statement's orders using the coupon,
 /// so its CHECK still refuses a coupon two orders use.
-fn use_coupons_json(coupons: &BTreeMap<Uuid, (i32, &order::Model)>) -> SubQueryStatement {
+///
+/// The rows are locked in the order of the plan's join, not by a part per coupon in id
+/// order: two statements lock the same coupons only when each of those coupons is in two
+/// checkouts at once (a race one of them loses anyway); should they deadlock, PostgreSQL
+/// fails one statement and its orders with it.
+fn use_coupons_json(
+    coupons: &BTreeMap<Uuid, (i32, &order::Model)>,
+) -> Result<SubQueryStatement, DbErr> {
     let records: Vec<serde_json::Value> = coupons
         .iter()
         .map(|(id, (n, o))| {
-            serde_json::json!({
+            Ok(serde_json::json!({
                 coupon::Column::Id.as_str(): id,
                 coupon::Column::InUse.as_str(): n,
                 coupon::Column::OrderId.as_str(): o.id,
-                coupon::Column::UsedAt.as_str():
-                    o.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-            })
+                coupon::Column::UsedAt.as_str(): json_of(o.created_at.into())?,
+            }))
         })
-        .collect();
-    let table = coupon::Entity.table_name();
-    let rows = Func::cust("jsonb_populate_recordset")
-        .arg(Expr::cust(format!("NULL::\"{table}\"")))
-        .arg(Expr::val(serde_json::Value::Array(records).to_string()).cast_as("jsonb"));
+        .collect::<Result<_, DbErr>>()?;
+    let rows = recordset(&coupon::Entity, records);
     let r = Alias::new("r");
     let mut update = Query::update();
     update
@@ -351,7 +355,7 @@ fn use_coupons_json(coupons: &BTreeMap<Uuid, (i32, &order::Model)>) -> SubQueryS
         )
         .from(TableRef::FunctionCall(rows, r.clone().into_iden()))
         .and_where(Expr::col((coupon::Entity, coupon::Column::Id)).equals((r, coupon::Column::Id)));
-    update.into()
+    Ok(update.into())
 }
 
 /// Adds to `batch` the stock moves `moves` (pairs of SKU and units, negative to take them):
@@ -372,6 +376,14 @@ pub(super) fn push_stock_moves(batch: &mut Batch, moves: impl IntoIterator<Item 
     }
 }
 
+/// `jsonb_populate_recordset(NULL::table, $1)`: `records` (objects keyed by `table`'s column
+/// names) as rows of `table`, one JSON parameter whatever their number.
+fn recordset(table: &impl EntityName, records: Vec<serde_json::Value>) -> FunctionCall {
+    Func::cust("jsonb_populate_recordset")
+        .arg(Expr::cust(format!("NULL::\"{}\"", table.table_name())))
+        .arg(Expr::val(serde_json::Value::Array(records).to_string()).cast_as("jsonb"))
+}
+
 /// `INSERT INTO t (every column) SELECT every column FROM jsonb_populate_recordset(NULL::t,
 /// $1)`: `rows`, every column of each, as one JSON parameter (PostgreSQL).
 fn insert_json<'a, M: ModelTrait + 'a>(
@@ -388,10 +400,7 @@ fn insert_json<'a, M: ModelTrait + 'a>(
         records.push(serde_json::Value::Object(record));
     }
     let table = M::Entity::default();
-    let text = serde_json::Value::Array(records).to_string();
-    let rows = Func::cust("jsonb_populate_recordset")
-        .arg(Expr::cust(format!("NULL::\"{}\"", table.table_name())))
-        .arg(Expr::val(text).cast_as("jsonb"));
+    let rows = recordset(&table, records);
     let select = Query::select()
         .columns(columns.iter().copied())
         .from_function(rows, Alias::new("r"))
