@@ -36,6 +36,7 @@ mod m20261208_000027_leaderboards;
 mod m20261208_000028_images;
 mod m20261209_000032_visit_index;
 mod m20261210_000033_visit_counts;
+mod m20261211_000034_pending_orders;
 
 pub struct Migrator;
 
@@ -72,6 +73,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000029_image_uploads::Migration),
             Box::new(m20261209_000032_visit_index::Migration),
             Box::new(m20261210_000033_visit_counts::Migration),
+            Box::new(m20261211_000034_pending_orders::Migration),
         ]
     }
 }

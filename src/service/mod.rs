@@ -109,16 +109,22 @@ impl Clock for ManualClock {
     }
 }
 
-/// `col` is one of `ids`. On PostgreSQL that is `col = ANY($1)`, the ids in one array
-/// parameter: one prepared statement and one cached plan for any number of ids, where an
-/// `IN` list is a new statement for every length, planned for its exact elements (a page's
-/// 50 SKU look-ups were planned as a sequential scan of `skus`, 0.72 ms, against 0.2 ms by
-/// the index). SQLite has no arrays: there it is `col IN (…)`.
+/// `col` is one of `ids`. On PostgreSQL, beyond [`LISTED_IDS`] ids, that is
+/// `col = ANY($1)`, the ids in one array parameter: one prepared statement and one cached
+/// plan for any number of ids, where an `IN` list is a new statement for every length,
+/// planned for its exact elements (a page's 50 SKU look-ups were planned as a sequential scan
+/// of `skus`, 0.72 ms, against 0.2 ms by the index). SQLite has no arrays: there it is
+/// `col IN (…)`.
 ///
-/// One id is `col = $1` on both. PostgreSQL plans a statement with `= ANY($1)` afresh on
-/// every call when the array usually holds one element: its generic plan assumes ten, which
-/// costs more than the plan for one, so it keeps the custom plan. A checkout's SKU read was
-/// planned on every order (~0.19 ms, 15 times its execution; `pg_stat_statements`).
+/// One id is `col = $1` on both, and up to [`LISTED_IDS`] are `col IN ($1, …)` on
+/// PostgreSQL too. PostgreSQL's generic plan for `= ANY($1)` assumes ten elements, which
+/// costs more than the plan for the two to five of a checkout, so it kept the custom plan
+/// and planned the statement afresh on every call: S11's SKU-and-coupon read was planned on
+/// all 4,430 of its calls in 6 s, 0.47 ms each against 0.09 ms of execution — 35 % of a core
+/// (`pg_stat_statements`, docs/performance.md, 2026-12-06). A list of parameters has a
+/// length the generic plan knows; it costs what the custom plan does, and PostgreSQL keeps
+/// it after five calls. Its price is a statement per length, at most [`LISTED_IDS`] − 1 more
+/// per call site.
 pub fn one_of(
     db: &impl ConnectionTrait,
     col: impl ColumnTrait,
@@ -260,10 +266,14 @@ fn one_of_on(
     let ids: Vec<Uuid> = ids.into_iter().collect();
     match (ids.as_slice(), backend) {
         ([id], _) => col.eq(*id),
-        (_, DbBackend::Postgres) => col.eq_any(ids),
+        (_, DbBackend::Postgres) if ids.len() > LISTED_IDS => col.eq_any(ids),
         _ => col.is_in(ids),
     }
 }
+
+/// Up to this many ids, [`one_of`] lists them as parameters on PostgreSQL too (a checkout's
+/// SKUs, a cart's lines); more go in one array.
+pub const LISTED_IDS: usize = 8;
 
 #[cfg(test)]
 mod tests {
@@ -272,8 +282,8 @@ mod tests {
     use sea_orm::{EntityTrait, QueryFilter, QueryTrait};
 
     #[test]
-    fn one_of_is_one_array_parameter_on_postgres_and_a_list_on_sqlite() {
-        for n in [2, 3, 50] {
+    fn one_of_is_a_list_of_few_and_one_array_of_many_on_postgres() {
+        for n in [2, 3, LISTED_IDS, LISTED_IDS + 1, 50] {
             let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
             let query = |backend| {
                 sku::Entity::find()
@@ -281,12 +291,19 @@ mod tests {
                     .build(backend)
             };
             let pg = query(DbBackend::Postgres);
-            assert!(
-                pg.sql.ends_with(r#""skus"."product_id" = ANY($1)"#),
-                "{}",
-                pg.sql
-            );
-            assert_eq!(pg.values.map(|v| v.0.len()), Some(1));
+            if n > LISTED_IDS {
+                assert!(
+                    pg.sql.ends_with(r#""skus"."product_id" = ANY($1)"#),
+                    "{}",
+                    pg.sql
+                );
+                assert_eq!(pg.values.map(|v| v.0.len()), Some(1));
+            } else {
+                let listed = (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>();
+                let expected = format!(r#""skus"."product_id" IN ({})"#, listed.join(", "));
+                assert!(pg.sql.ends_with(&expected), "{}", pg.sql);
+                assert_eq!(pg.values.map(|v| v.0.len()), Some(n));
+            }
             let sqlite = query(DbBackend::Sqlite);
             assert!(
                 sqlite.sql.contains(r#""skus"."product_id" IN (?"#),

@@ -695,14 +695,22 @@ fn too_many_unpaid(limits: OrderLimits) -> Error {
     )
 }
 
-/// The member's orders awaiting payment and not yet expired.
+/// The member's orders awaiting payment and not yet expired, read from the partial index
+/// `idx_orders_pending` (migration 34). The status is a literal in the statement, not a
+/// parameter: a planner matches a partial index's predicate only against the statement's
+/// text (SQLite always; PostgreSQL in its generic plan, which it then keeps instead of
+/// planning every call).
 async fn unpaid_orders(db: &impl ConnectionTrait, buyer: Uuid, now: DateTime<Utc>) -> Result<u64> {
-    Ok(order::Entity::find()
+    let n: Option<i64> = order::Entity::find()
+        .select_only()
+        .column_as(Expr::cust("COUNT(*)"), "n")
         .filter(order::Column::BuyerId.eq(buyer))
-        .filter(order::Column::Status.eq(order::Status::PendingPayment))
+        .filter(Expr::cust("status = 'PENDING_PAYMENT'"))
         .filter(order::Column::ExpiresAt.gt(now))
-        .count(db)
-        .await?)
+        .into_tuple::<i64>()
+        .one(db)
+        .await?;
+    Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
 }
 
 /// Cancels an unpaid order placed beyond the cap: its stock returns (published once

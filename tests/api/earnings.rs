@@ -1799,8 +1799,6 @@ async fn refunds_racing_completions_never_deadlock() {
 /// payments and the refund kept.
 #[tokio::test]
 async fn the_reward_day_migration_fills_the_counter_from_the_earnings() {
-    use migration::MigratorTrait;
-
     let app = TestApp::spawn().await;
     let (_, x, orders) = membership_sales(&app, 3).await;
     let now = app.clock_now();
@@ -1825,12 +1823,7 @@ async fn the_reward_day_migration_fills_the_counter_from_the_earnings() {
     let day = || reward_day(&app, x.id, now);
     assert_eq!(day().await, Some(12_000), "kept: 3 × 60.00, one reversed");
 
-    migration::Migrator::down(app.db(), Some(1))
-        .await
-        .expect("rolled back");
-    pushhand::db::migrate(app.db())
-        .await
-        .expect("applied again");
+    crate::helpers::redo_migration(app.db(), "m20261129_000008_membership_reward_days").await;
     assert_eq!(day().await, Some(12_000), "filled from the earnings");
 }
 

@@ -559,8 +559,6 @@ async fn bad_codes_are_refused_or_ignored() {
 /// rows' and the funnel reads what it read before.
 #[tokio::test]
 async fn the_visit_count_migration_counts_the_visits_already_there() {
-    use migration::MigratorTrait;
-
     let app = TestApp::spawn().await;
     let (sharer, _) = app.user("sharer@example.com", CliRole::PushHand).await;
     let f = fixtures::catalog(app.db(), 0).await;
@@ -583,12 +581,7 @@ async fn the_visit_count_migration_counts_the_visits_already_there() {
     assert_eq!(before["totals"]["visits"], 14);
     assert_counts_are_the_rows(&app).await;
 
-    migration::Migrator::down(app.db(), Some(1))
-        .await
-        .expect("rolled back");
-    pushhand::db::migrate(app.db())
-        .await
-        .expect("applied again");
+    crate::helpers::redo_migration(app.db(), "m20261210_000033_visit_counts").await;
     assert_counts_are_the_rows(&app).await;
     assert_eq!(
         share_visit_count::Entity::find()

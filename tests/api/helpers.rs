@@ -379,3 +379,23 @@ pub fn metric_value(text: &str, name: &str) -> Option<f64> {
 pub fn error_code(resp: &Value) -> Option<&str> {
     resp["errors"][0]["extensions"]["code"].as_str()
 }
+
+/// Rolls the schema back until `name` (a migration's module name, e.g.
+/// `m20261210_000033_visit_counts`) is undone — with every migration after it — then applies
+/// them all again: a data migration's test runs its migration, not whichever came last.
+pub async fn redo_migration(db: &DatabaseConnection, name: &str) {
+    use migration::MigratorTrait;
+    let names: Vec<String> = migration::Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    let at = names
+        .iter()
+        .position(|n| n == name)
+        .unwrap_or_else(|| panic!("no migration {name}"));
+    let steps = u32::try_from(names.len() - at).expect("a few migrations");
+    migration::Migrator::down(db, Some(steps))
+        .await
+        .expect("rolled back");
+    pushhand::db::migrate(db).await.expect("applied again");
+}

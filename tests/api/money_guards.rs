@@ -368,6 +368,30 @@ async fn unpaid_orders_per_member_are_capped_even_at_once() {
     }
     let r = order(&app, &buyer, sku, 1, None).await;
     assert_eq!(error_code(&r), Some("TOO_MANY_UNPAID_ORDERS"), "{r}");
+    // A paid order no longer counts (it leaves the index of unpaid orders): one slot frees.
+    let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
+    let unpaid = orders_of(&app, me.id)
+        .await
+        .into_iter()
+        .find(|o| o.status == entity::order::Status::PendingPayment)
+        .expect("an unpaid order");
+    let paid = pay(
+        &app,
+        &admin,
+        &gid(Kind::Order, unpaid.id),
+        "ref-cap",
+        &unpaid.total.to_decimal().to_string(),
+    )
+    .await;
+    assert_eq!(
+        paid["data"]["confirmPayment"]["status"],
+        json!("PAID"),
+        "{paid}"
+    );
+    let r = order(&app, &buyer, sku, 1, None).await;
+    assert!(r["data"]["placeOrder"].is_object(), "{r}");
+    let r = order(&app, &buyer, sku, 1, None).await;
+    assert_eq!(error_code(&r), Some("TOO_MANY_UNPAID_ORDERS"), "{r}");
     // Another member is not held back; expiry frees the slots.
     let (other, _) = app.user("c@example.com", CliRole::PushHand).await;
     assert!(order(&app, &other, sku, 1, None).await["data"]["placeOrder"].is_object());
