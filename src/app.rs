@@ -92,6 +92,7 @@ impl App {
         let metrics = Metrics::new();
         let db = db::connect(&config, &metrics).await?;
         db::migrate(&db).await?;
+        let visits_db = db::connect_visit_recorder(&config, &metrics, &db).await?;
         let config_failures = config.auth_failures_per_minute;
         let ttl = std::time::Duration::from_secs(config.cache_ttl_seconds.max(1));
         let conn = redis
@@ -193,6 +194,7 @@ impl App {
             webhooks,
             media,
             leaderboards,
+            visits_db,
         };
         let api = std::sync::Arc::new(graphql::build(state.clone()));
         let shutdown = CancellationToken::new();

@@ -13,6 +13,41 @@ use crate::metrics::{Metrics, PoolStats};
 
 /// Open the pool the configuration names and count every statement it runs.
 pub async fn connect(config: &Config, metrics: &Metrics) -> anyhow::Result<DatabaseConnection> {
+    connect_as(config, metrics, Pool::Main).await
+}
+
+/// The pool the short links' visits are recorded through ([`crate::service::funnel::Visits`]):
+/// on PostgreSQL connections of their own, as many as the groups written at once, whose
+/// commits do not wait for the log's flush (`synchronous_commit = off`); elsewhere `db`.
+///
+/// A visit is a count for the funnel, not money or stock: should PostgreSQL crash, the
+/// visits of its last moments (at most three times `wal_writer_delay`, 0.6 s by default)
+/// may be lost, the database stays consistent, and nothing else is written through this
+/// pool. Under S15 the groups spent most of their time waiting for that flush (sampled
+/// `pg_stat_activity`: 137 of 189 samples in `LWLock:WALWrite` or `IO:WALSync`, 2026-12-06).
+pub async fn connect_visit_recorder(
+    config: &Config,
+    metrics: &Metrics,
+    db: &DatabaseConnection,
+) -> anyhow::Result<DatabaseConnection> {
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(db.clone());
+    }
+    connect_as(config, metrics, Pool::Visits).await
+}
+
+/// Which pool [`connect_as`] opens.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pool {
+    Main,
+    Visits,
+}
+
+async fn connect_as(
+    config: &Config,
+    metrics: &Metrics,
+    pool: Pool,
+) -> anyhow::Result<DatabaseConnection> {
     let url = config.database_url();
     if let Some(path) = sqlite_file(&url)
         && let Some(dir) = std::path::Path::new(path)
@@ -23,7 +58,11 @@ pub async fn connect(config: &Config, metrics: &Metrics) -> anyhow::Result<Datab
     }
     let statement_timeout_ms = config.db_statement_timeout_ms;
     let mut opts = ConnectOptions::new(url.clone());
-    opts.max_connections(config.db_pool_size())
+    let size = match pool {
+        Pool::Main => config.db_pool_size(),
+        Pool::Visits => crate::service::funnel::GROUPS_IN_FLIGHT as u32,
+    };
+    opts.max_connections(size)
         .min_connections(1)
         .acquire_timeout(config.db_acquire_timeout())
         .connect_timeout(config.db_acquire_timeout())
@@ -36,7 +75,11 @@ pub async fn connect(config: &Config, metrics: &Metrics) -> anyhow::Result<Datab
             // No statement may hold a connection longer than this. (Not set:
             // `plan_cache_mode = force_generic_plan`, which cut PostgreSQL's planning but
             // slowed S10 by a third and S14 by a tenth: docs/performance.md, 2026-12-05.)
-            o.options([("statement_timeout", statement_timeout_ms.to_string())])
+            let o = o.options([("statement_timeout", statement_timeout_ms.to_string())]);
+            match pool {
+                Pool::Main => o,
+                Pool::Visits => o.options([("synchronous_commit", "off")]),
+            }
         })
         .map_sqlx_sqlite_opts(|o| {
             // WAL lets readers run beside the one writer; the busy timeout makes writers queue

@@ -54,6 +54,8 @@ pub struct AppState {
     pub media: Arc<crate::media::Media>,
     /// The copies of the leaderboards being asked about, which ranks search.
     pub leaderboards: Arc<crate::service::leaderboards::Snapshots>,
+    /// Where the short links' visits are written ([`crate::db::connect_visit_recorder`]).
+    pub visits_db: DatabaseConnection,
 }
 
 impl AppState {

@@ -115,7 +115,7 @@ pub fn router(
     // Checked by `check_config`; an unparsable list allows no other origin.
     let origins = cors_origins(&config).unwrap_or(cors::Origins::List(Vec::new()));
     let cors = origins.layer(&[graphql::REPORT_COST_HEADER]);
-    let visits = crate::service::funnel::Visits::start(app.db.clone(), app.events.clone());
+    let visits = crate::service::funnel::Visits::start(app.visits_db.clone(), app.events.clone());
     let state = std::sync::Arc::new(HttpState {
         visits,
         api,

@@ -386,7 +386,7 @@ fn recordset(table: &impl EntityName, records: Vec<serde_json::Value>) -> Functi
 
 /// `INSERT INTO t (every column) SELECT every column FROM jsonb_populate_recordset(NULL::t,
 /// $1)`: `rows`, every column of each, as one JSON parameter (PostgreSQL).
-fn insert_json<'a, M: ModelTrait + 'a>(
+pub(crate) fn insert_json<'a, M: ModelTrait + 'a>(
     rows: impl IntoIterator<Item = &'a M>,
 ) -> Result<InsertStatement, DbErr> {
     let columns: Vec<<M::Entity as EntityTrait>::Column> =

@@ -36,7 +36,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use entity::{Money, member, note, note_product, order_line, share_link};
 use entity::{share_signup, share_visit};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
+};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -363,6 +365,7 @@ impl VisitCodes {
     async fn read(db: &DatabaseConnection, visits: &[Visit]) -> Result<VisitCodes> {
         use sea_orm::QuerySelect;
         let (links, notes) = by_kind(visits.iter().map(|v| v.code.clone()));
+        let backend = db.get_database_backend();
         let mut out = VisitCodes::default();
         if !links.is_empty() {
             out.links = share_link::Entity::find()
@@ -372,7 +375,7 @@ impl VisitCodes {
                     share_link::Column::Id,
                     share_link::Column::MemberId,
                 ])
-                .filter(share_link::Column::Code.is_in(links))
+                .filter(codes_in(backend, share_link::Column::Code, links))
                 .into_tuple::<(String, Uuid, Uuid)>()
                 .all(db)
                 .await?
@@ -390,7 +393,7 @@ impl VisitCodes {
                     note::Column::AuthorId,
                     note::Column::IsPublic,
                 ])
-                .filter(note::Column::ShareCode.is_in(notes))
+                .filter(codes_in(backend, note::Column::ShareCode, notes))
                 .into_tuple::<(Option<String>, Uuid, Uuid, bool)>()
                 .all(db)
                 .await?
@@ -431,6 +434,23 @@ impl VisitCodes {
     }
 }
 
+/// `col IN (codes)`; on PostgreSQL `col = ANY($1)`, one array, so that a group's look-up has
+/// one text whatever its number of codes. Listed, each group size was a statement of its own,
+/// parsed and planned again on every connection (60 texts each for the look-up and the insert
+/// in 6 s of S15, 3,035 plans for 15,953 runs: docs/performance.md, "Session of 2026-12-06
+/// (2)").
+fn codes_in(
+    backend: DbBackend,
+    col: impl ColumnTrait,
+    codes: Vec<String>,
+) -> sea_orm::sea_query::Expr {
+    if backend == DbBackend::Postgres {
+        col.eq_any(codes)
+    } else {
+        col.is_in(codes)
+    }
+}
+
 /// Records `visits` together — what their codes name read at once, the new rows written by
 /// one statement — and answers each one's code as stored (`None`: it names nothing), in
 /// order. Publishes the owners' change when a row was written.
@@ -439,6 +459,7 @@ pub async fn record_visits(
     events: &crate::events::Events,
     visits: &[Visit],
 ) -> Result<Vec<Option<String>>> {
+    let backend = db.get_database_backend();
     let codes = VisitCodes::read(db, visits).await?;
     let mut out = Vec::with_capacity(visits.len());
     let mut rows: Vec<share_visit::Model> = Vec::new();
@@ -486,20 +507,27 @@ pub async fn record_visits(
     let mut owners: Vec<Uuid> = rows.iter().map(|r| r.owner_id).collect();
     owners.sort_unstable();
     owners.dedup();
-    let done =
+    let once_a_day = OnConflict::columns([
+        share_visit::Column::Code,
+        share_visit::Column::Target,
+        share_visit::Column::Visitor,
+        share_visit::Column::Day,
+    ])
+    .do_nothing()
+    .to_owned();
+    let done = if backend == DbBackend::Postgres {
+        // One JSON parameter: the same text for any number of rows (see `codes_in`).
+        let mut insert = super::checkouts::insert_json(&rows)?;
+        insert.on_conflict(once_a_day);
+        db.execute_raw(backend.build(&insert))
+            .await?
+            .rows_affected()
+    } else {
         share_visit::Entity::insert_many(rows.into_iter().map(share_visit::ActiveModel::from))
-            .on_conflict(
-                OnConflict::columns([
-                    share_visit::Column::Code,
-                    share_visit::Column::Target,
-                    share_visit::Column::Visitor,
-                    share_visit::Column::Day,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
+            .on_conflict(once_a_day)
             .exec_without_returning(db)
-            .await?;
+            .await?
+    };
     if done > 0 {
         events
             .publish(
@@ -518,10 +546,12 @@ const MAX_VISIT_GROUP: usize = 256;
 
 /// Groups being written at once: a group's statements are round trips on PostgreSQL (and
 /// its events a Redis round trip), so the next group starts while one is out.
-const GROUPS_IN_FLIGHT: usize = 4;
+pub const GROUPS_IN_FLIGHT: usize = 4;
 
 /// The short link's visits, recorded in groups: a visit waits until the group it joined is
-/// written (so it is recorded before its redirect answers, as [`visit`] alone would), and
+/// written (so it is recorded before its redirect answers, as [`visit`] alone would — on
+/// PostgreSQL committed without waiting for the log's flush, see
+/// [`crate::db::connect_visit_recorder`]), and
 /// the visits that arrive while groups are being written make the next one; at most
 /// [`GROUPS_IN_FLIGHT`] are written at once.
 ///

@@ -245,6 +245,35 @@ async fn a_note_sells_for_its_author_and_the_funnel_shows_each_step() {
     assert!(f["since"].is_null());
 }
 
+/// Visits go through connections of their own on PostgreSQL, whose commits do not wait for
+/// the log's flush (`db::connect_visit_recorder`); every other write keeps waiting for it.
+/// On SQLite they share the one pool.
+#[tokio::test]
+async fn visits_alone_commit_without_waiting_for_the_flush() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let app = TestApp::spawn().await;
+    let setting = |db: sea_orm::DatabaseConnection| async move {
+        db.query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT current_setting('synchronous_commit') AS s",
+        ))
+        .await
+        .expect("setting")
+        .expect("row")
+        .try_get::<String>("", "s")
+        .expect("s")
+    };
+    if app.db().get_database_backend() == DbBackend::Postgres {
+        assert_eq!(setting(app.state.visits_db.clone()).await, "off");
+        assert_eq!(setting(app.db().clone()).await, "on");
+    } else {
+        assert_eq!(
+            app.state.visits_db.get_database_backend(),
+            app.db().get_database_backend()
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_visitor_hammering_a_short_link_counts_once_a_day() {
     let app = TestApp::spawn().await;
