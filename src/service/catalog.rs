@@ -17,7 +17,7 @@ use entity::{
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select, Value,
+    QueryOrder, Select, Value,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -251,17 +251,14 @@ pub async fn list_products(
     } else {
         q.order_by_asc(col).order_by_asc(product::Column::Id)
     };
-    let mut items: Vec<product::Model> = q
-        .limit(first + 1)
+    let items: Vec<product::Model> = super::page::rows_of_page(db.get_database_backend(), q, first)
         .into_model::<ByPosition<product::Model>>()
         .all(db)
         .await?
         .into_iter()
         .map(|row| row.0)
         .collect();
-    let has_next = items.len() as u64 > first;
-    items.truncate(first as usize);
-    Ok(Page { items, has_next })
+    Ok(Page::of(items, first))
 }
 
 /// Whether `viewer` may see `p` in its current status: everyone sees published products;

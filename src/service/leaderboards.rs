@@ -313,7 +313,7 @@ pub async fn top(
          WHERE c.board = $1 AND c.period = $2 AND c.starts_on = $3 AND c.amount > 0 \
          AND m.id = c.member_id AND m.frozen_at IS NULL \
          ORDER BY c.amount DESC, c.member_id ASC LIMIT {}",
-        written_limit(first)
+        super::page::written_limit(first)
     );
     let backend = db.get_database_backend();
     let rows = TopRow::find_by_statement(statement(
@@ -339,22 +339,6 @@ pub async fn top(
         })
         .collect();
     Ok((span, entries))
-}
-
-/// The `LIMIT` written into [`top`]'s text: `first` rounded up to 10, 20, 50 or 100 (the
-/// rows past `first` are dropped), so that there are at most four texts.
-///
-/// As a parameter (`LIMIT $4`), PostgreSQL planned the statement again on every run: its
-/// generic plan cannot know the limit, so it never looked cheaper than the custom one, and
-/// planning cost as much as running it (0.28–0.30 ms against 0.29–0.31 ms for the top 100 of
-/// a million members, `EXPLAIN ANALYZE` of the prepared statement). With the limit in the text,
-/// the generic plan is the same nested loop, PostgreSQL keeps it after five runs, and a run
-/// plans in 0.02 ms (docs/performance.md, "Session of 2026-12-06 (2)").
-fn written_limit(first: u64) -> u64 {
-    [10, 20, 50, 100]
-        .into_iter()
-        .find(|&n| n >= first)
-        .unwrap_or(first)
 }
 
 /// Where a member stands on a board.
@@ -553,19 +537,6 @@ mod tests {
         DateTime::parse_from_rfc3339(s)
             .expect("time")
             .with_timezone(&Utc)
-    }
-
-    #[test]
-    fn the_written_limit_is_one_of_four_sizes_never_below_first() {
-        let sizes: std::collections::BTreeSet<u64> = (1..=100).map(written_limit).collect();
-        assert_eq!(sizes.into_iter().collect::<Vec<_>>(), vec![10, 20, 50, 100]);
-        for first in 1..=100 {
-            let limit = written_limit(first);
-            assert!(limit >= first, "{first} → {limit}");
-        }
-        assert_eq!(written_limit(10), 10);
-        assert_eq!(written_limit(11), 20);
-        assert_eq!(written_limit(51), 100);
     }
 
     #[test]

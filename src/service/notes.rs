@@ -1007,14 +1007,11 @@ pub async fn list(
             q = q.order_by_desc(col);
         }
     }
-    let mut items = q
-        .order_by_desc(note::Column::Id)
-        .limit(first + 1)
+    let q = q.order_by_desc(note::Column::Id);
+    let items = super::page::rows_of_page(db.get_database_backend(), q, first)
         .all(db)
         .await?;
-    let has_next = items.len() as u64 > first;
-    items.truncate(first as usize);
-    Ok(Page { items, has_next })
+    Ok(Page::of(items, first))
 }
 
 /// The author's own notes, every status, newest first.

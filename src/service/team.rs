@@ -4,9 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{member, member_ancestor, team_counter};
-use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -64,14 +62,18 @@ pub async fn page(
                 ),
         );
     }
-    let mut rows = q
+    let q = q
         .order_by_desc(member_ancestor::Column::Since)
-        .order_by_desc(member_ancestor::Column::DescendantId)
-        .limit(first + 1)
-        .all(db)
-        .await?;
-    let has_next = rows.len() as u64 > first;
-    rows.truncate(first as usize);
+        .order_by_desc(member_ancestor::Column::DescendantId);
+    let Page {
+        items: rows,
+        has_next,
+    } = Page::of(
+        super::page::rows_of_page(db.get_database_backend(), q, first)
+            .all(db)
+            .await?,
+        first,
+    );
     let ids: Vec<Uuid> = rows.iter().map(|r| r.descendant_id).collect();
     let mut members: std::collections::HashMap<Uuid, member::Model> = member::Entity::find()
         .filter(super::one_of(db, member::Column::Id, ids))
