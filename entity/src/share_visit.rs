@@ -1,7 +1,9 @@
 //! Table `share_visits`: a visit of a short link (`/s/{code}`), one row per code, target,
 //! visitor and UTC day (the primary key): a visitor counts once a day. On SQLite the table is
-//! `WITHOUT ROWID`, so a visit is one entry in one B-tree (migration 33). Every insert is
-//! counted into [`super::share_visit_count`] by a trigger in the same statement.
+//! `WITHOUT ROWID`, so a visit is one entry in one B-tree (migration 33), and every insert is
+//! counted into [`super::share_visit_count`] by a trigger in the same statement. On
+//! PostgreSQL the counts are a view over these rows, read through the index `(owner_id, day,
+//! share_link_id, note_id, target, code)` (migration 35).
 
 use sea_orm::entity::prelude::*;
 

@@ -1,7 +1,8 @@
-//! Table `share_visit_counts`: how many visitors a code's target had on a UTC day — the
-//! rows of [`super::share_visit`] counted by the database itself (a trigger on insert and
-//! delete, migration 33), so the count can never differ from the rows. The funnel reads these
-//! counts by owner and days instead of counting visits.
+//! `share_visit_counts`: how many visitors a code's target had on a UTC day — the rows of
+//! [`super::share_visit`] counted by the database itself, so the count can never differ from
+//! the rows. On SQLite a table kept by a trigger on insert and delete (migration 33); on
+//! PostgreSQL a view that counts the rows (migration 35: there the trigger cost as much as
+//! the visit). Read only; the funnel reads it by owner and days.
 
 use sea_orm::entity::prelude::*;
 

@@ -37,6 +37,7 @@ mod m20261208_000028_images;
 mod m20261209_000032_visit_index;
 mod m20261210_000033_visit_counts;
 mod m20261211_000034_pending_orders;
+mod m20261212_000035_visit_counts_view;
 
 pub struct Migrator;
 
@@ -74,6 +75,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261209_000032_visit_index::Migration),
             Box::new(m20261210_000033_visit_counts::Migration),
             Box::new(m20261211_000034_pending_orders::Migration),
+            Box::new(m20261212_000035_visit_counts_view::Migration),
         ]
     }
 }

@@ -27,7 +27,7 @@ use sea_orm_migration::{prelude::*, schema::*};
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const PG_UP: [&str; 4] = [
+pub(crate) const PG_UP: [&str; 4] = [
     "CREATE FUNCTION share_visits_count_in() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
      INSERT INTO share_visit_counts (code, target, day, owner_id, share_link_id, note_id, visits) \
      SELECT code, target, day, (array_agg(owner_id))[1], (array_agg(share_link_id))[1], \

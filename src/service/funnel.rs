@@ -13,9 +13,11 @@
 //! # Visits
 //! `GET /s/{code}` ([`visit`]) records at most one visit per code, target and visitor per
 //! UTC day: the primary key of `share_visits` is those four columns, so a visitor
-//! hammering the link — even concurrently, from many instances — counts once. The database
-//! counts the visits per code, target and day as they are written (`share_visit_counts`, a
-//! trigger: migration 33), and the funnel reads those counts. The visitor is
+//! hammering the link — even concurrently, from many instances — counts once. The funnel
+//! reads the visits per code, target and day from `share_visit_counts`: on SQLite a table a
+//! trigger keeps as the visits are written (migration 33), on PostgreSQL a view counting the
+//! visit rows through their `(owner_id, day, …)` index (migration 35, where the trigger cost
+//! as much as the visit). Either way a count is the rows' count. The visitor is
 //! `SHA-256(secret, day, client address, User-Agent)` cut to 128 bits: the salt changes
 //! every day and is derived from the server's secret, so the stored value cannot be joined
 //! across days nor reversed to an address by anyone without the secret; no cookie is set and
@@ -766,8 +768,8 @@ async fn counts(
         None => String::new(),
     };
     let mut out = HashMap::new();
-    // Visits: by whole UTC days, `from`'s to `to`'s, both included; the daily counts the
-    // database keeps of `share_visits` (migration 33), not the visits themselves.
+    // Visits: by whole UTC days, `from`'s to `to`'s, both included; the daily counts of
+    // `share_visits` (a table its trigger keeps on SQLite, a view on PostgreSQL).
     let sql = format!(
         "SELECT v.share_link_id, v.note_id, \
          CAST(SUM(CASE WHEN v.target = '' THEN v.visits ELSE 0 END) AS BIGINT) AS a, \
