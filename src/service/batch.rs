@@ -11,11 +11,21 @@
 //! reference a row a part before it inserts. One part must not change a row another part of
 //! the same batch changes (PostgreSQL leaves that outcome undefined): callers sum such moves
 //! first.
+//!
+//! Many rows in one part, on PostgreSQL: [`insert_json`] and [`recordset`] pass them as one
+//! JSON parameter read by `jsonb_populate_recordset`, so the part's text — and the prepared
+//! statement and plan kept for it — is the same for any number of rows (the checkouts' orders,
+//! lines and coupons, a group of short-link visits).
 
+use chrono::SecondsFormat;
 use sea_orm::sea_query::{
-    Alias, CommonTableExpression, Expr, Query, SubQueryStatement, WithClause,
+    Alias, CommonTableExpression, Expr, ExprTrait, Func, FunctionCall, InsertStatement, Query,
+    SubQueryStatement, WithClause,
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityName, EntityTrait, IdenStatic,
+    Iterable, ModelTrait, Statement, Value,
+};
 
 /// Statements to run together, in the order pushed.
 #[derive(Debug, Default)]
@@ -211,6 +221,61 @@ fn build(backend: DbBackend, part: SubQueryStatement) -> Statement {
         SubQueryStatement::SelectStatement(s) => backend.build(&s),
         SubQueryStatement::WithStatement(s) => backend.build(&s),
     }
+}
+
+/// `jsonb_populate_recordset(NULL::table, $1)`: `records` (objects keyed by `table`'s column
+/// names) as rows of `table`, one JSON parameter whatever their number.
+pub(crate) fn recordset(table: &impl EntityName, records: Vec<serde_json::Value>) -> FunctionCall {
+    Func::cust("jsonb_populate_recordset")
+        .arg(Expr::cust(format!("NULL::\"{}\"", table.table_name())))
+        .arg(Expr::val(serde_json::Value::Array(records).to_string()).cast_as("jsonb"))
+}
+
+/// `INSERT INTO t (every column) SELECT every column FROM jsonb_populate_recordset(NULL::t,
+/// $1)`: `rows`, every column of each, as one JSON parameter (PostgreSQL).
+pub(crate) fn insert_json<'a, M: ModelTrait + 'a>(
+    rows: impl IntoIterator<Item = &'a M>,
+) -> Result<InsertStatement, DbErr> {
+    let columns: Vec<<M::Entity as EntityTrait>::Column> =
+        <M::Entity as EntityTrait>::Column::iter().collect();
+    let mut records = Vec::new();
+    for row in rows {
+        let mut record = serde_json::Map::with_capacity(columns.len());
+        for column in &columns {
+            record.insert(column.as_str().to_owned(), json_of(row.get(*column))?);
+        }
+        records.push(serde_json::Value::Object(record));
+    }
+    let table = M::Entity::default();
+    let rows = recordset(&table, records);
+    let select = Query::select()
+        .columns(columns.iter().copied())
+        .from_function(rows, Alias::new("r"))
+        .to_owned();
+    let mut insert = Query::insert();
+    insert
+        .into_table(table)
+        .columns(columns)
+        .select_from(select)
+        .map_err(|e| DbErr::Custom(e.to_string()))?;
+    Ok(insert)
+}
+
+/// A column's value as `jsonb_populate_recordset` reads it back into the column's type.
+pub(crate) fn json_of(value: Value) -> Result<serde_json::Value, DbErr> {
+    use serde_json::Value as J;
+    Ok(match value {
+        Value::Bool(b) => b.map_or(J::Null, J::Bool),
+        Value::SmallInt(n) => n.map_or(J::Null, J::from),
+        Value::Int(n) => n.map_or(J::Null, J::from),
+        Value::BigInt(n) => n.map_or(J::Null, J::from),
+        Value::String(s) => s.map_or(J::Null, J::String),
+        Value::Uuid(u) => u.map_or(J::Null, |u| J::String(u.to_string())),
+        Value::ChronoDateTimeUtc(t) => t.map_or(J::Null, |t| {
+            J::String(t.to_rfc3339_opts(SecondsFormat::Micros, true))
+        }),
+        other => return Err(DbErr::Custom(format!("no JSON form for {other:?}"))),
+    })
 }
 
 #[cfg(test)]

@@ -23,20 +23,16 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use chrono::SecondsFormat;
 use entity::{cart_line, coupon, idempotency_key, order, order_line, sku};
-use sea_orm::sea_query::{
-    Alias, Expr, ExprTrait, Func, FunctionCall, InsertStatement, IntoIden, Query,
-    SubQueryStatement, TableRef,
-};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, IntoIden, Query, SubQueryStatement, TableRef};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityName, EntityTrait, IdenStatic,
-    Iterable, ModelTrait, QueryFilter, QueryTrait, SqlErr, Value,
+    ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, IdenStatic, QueryFilter,
+    QueryTrait, SqlErr,
 };
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::batch::Batch;
+use super::batch::{Batch, insert_json, json_of, recordset};
 use crate::events::Events;
 use crate::metrics::Metrics;
 
@@ -374,59 +370,4 @@ pub(super) fn push_stock_moves(batch: &mut Batch, moves: impl IntoIterator<Item 
                 .into_query(),
         );
     }
-}
-
-/// `jsonb_populate_recordset(NULL::table, $1)`: `records` (objects keyed by `table`'s column
-/// names) as rows of `table`, one JSON parameter whatever their number.
-fn recordset(table: &impl EntityName, records: Vec<serde_json::Value>) -> FunctionCall {
-    Func::cust("jsonb_populate_recordset")
-        .arg(Expr::cust(format!("NULL::\"{}\"", table.table_name())))
-        .arg(Expr::val(serde_json::Value::Array(records).to_string()).cast_as("jsonb"))
-}
-
-/// `INSERT INTO t (every column) SELECT every column FROM jsonb_populate_recordset(NULL::t,
-/// $1)`: `rows`, every column of each, as one JSON parameter (PostgreSQL).
-pub(crate) fn insert_json<'a, M: ModelTrait + 'a>(
-    rows: impl IntoIterator<Item = &'a M>,
-) -> Result<InsertStatement, DbErr> {
-    let columns: Vec<<M::Entity as EntityTrait>::Column> =
-        <M::Entity as EntityTrait>::Column::iter().collect();
-    let mut records = Vec::new();
-    for row in rows {
-        let mut record = serde_json::Map::with_capacity(columns.len());
-        for column in &columns {
-            record.insert(column.as_str().to_owned(), json_of(row.get(*column))?);
-        }
-        records.push(serde_json::Value::Object(record));
-    }
-    let table = M::Entity::default();
-    let rows = recordset(&table, records);
-    let select = Query::select()
-        .columns(columns.iter().copied())
-        .from_function(rows, Alias::new("r"))
-        .to_owned();
-    let mut insert = Query::insert();
-    insert
-        .into_table(table)
-        .columns(columns)
-        .select_from(select)
-        .map_err(|e| DbErr::Custom(e.to_string()))?;
-    Ok(insert)
-}
-
-/// A column's value as `jsonb_populate_recordset` reads it back into the column's type.
-fn json_of(value: Value) -> Result<serde_json::Value, DbErr> {
-    use serde_json::Value as J;
-    Ok(match value {
-        Value::Bool(b) => b.map_or(J::Null, J::Bool),
-        Value::SmallInt(n) => n.map_or(J::Null, J::from),
-        Value::Int(n) => n.map_or(J::Null, J::from),
-        Value::BigInt(n) => n.map_or(J::Null, J::from),
-        Value::String(s) => s.map_or(J::Null, J::String),
-        Value::Uuid(u) => u.map_or(J::Null, |u| J::String(u.to_string())),
-        Value::ChronoDateTimeUtc(t) => t.map_or(J::Null, |t| {
-            J::String(t.to_rfc3339_opts(SecondsFormat::Micros, true))
-        }),
-        other => return Err(DbErr::Custom(format!("no JSON form for {other:?}"))),
-    })
 }

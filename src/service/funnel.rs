@@ -519,7 +519,7 @@ pub async fn record_visits(
     .to_owned();
     let done = if backend == DbBackend::Postgres {
         // One JSON parameter: the same text for any number of rows (see `codes_in`).
-        let mut insert = super::checkouts::insert_json(&rows)?;
+        let mut insert = super::batch::insert_json(&rows)?;
         insert.on_conflict(once_a_day);
         db.execute_raw(backend.build(&insert))
             .await?
