@@ -226,3 +226,53 @@ async fn a_deadlock_is_a_retryable_error() {
     assert_eq!(failed[0].code(), "UNAVAILABLE", "{:?}", failed[0]);
     drop((a, b));
 }
+
+/// A connection goes back to sqlx's pool without a ping when it has nothing to flush (our
+/// patch of `sqlx-core`, vendor/README.md), yet a transaction dropped unfinished still ends
+/// at once: its rollback is flushed before its connection waits in the pool, so the rows it
+/// wrote are free for the next writer and none of its writes stays. Both stores.
+#[tokio::test]
+async fn a_dropped_transaction_frees_its_rows_at_once() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+
+    let app = TestApp::spawn().await;
+    let db = app.db();
+    for sql in [
+        "CREATE TABLE release_probe (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
+        "INSERT INTO release_probe (id, n) VALUES (1, 0)",
+    ] {
+        db.execute_unprepared(sql).await.expect("set-up");
+    }
+    let postgres = db.get_database_backend() == DbBackend::Postgres;
+    for round in 1..=3 {
+        // The next writer's connection, taken first so that it is not the dropped one's.
+        let next = db.begin().await.expect("begin");
+        if postgres {
+            // Waiting for the row longer than this is an error, not a hang.
+            next.execute_unprepared("SET LOCAL lock_timeout = '3s'")
+                .await
+                .expect("lock timeout");
+        }
+        let dropped = db.begin().await.expect("begin");
+        dropped
+            .execute_unprepared("UPDATE release_probe SET n = n + 100 WHERE id = 1")
+            .await
+            .expect("the dropped transaction writes");
+        drop(dropped);
+        next.execute_unprepared("UPDATE release_probe SET n = n + 1 WHERE id = 1")
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the row stayed locked: {e}"));
+        next.commit().await.expect("commit");
+        let n = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT n FROM release_probe WHERE id = 1",
+            ))
+            .await
+            .expect("read")
+            .expect("row")
+            .try_get_by_index::<i32>(0)
+            .expect("n");
+        assert_eq!(n, round, "only the committed writes stay");
+    }
+}
