@@ -9,6 +9,7 @@ use crate::sync::AsyncSemaphoreReleaser;
 use crate::connection::Connection;
 use crate::database::Database;
 use crate::error::Error;
+use crate::transaction::TransactionManager;
 
 use super::inner::{is_beyond_max_lifetime, DecrementSizeGuard, PoolInner};
 use crate::pool::options::PoolConnectionMetadata;
@@ -320,8 +321,15 @@ impl<DB: Database> Floating<DB, Live<DB>> {
         // which runs it before any later command). Replies a cancelled statement left
         // unread are drained by the next statement, which waits until the connection is
         // ready first. A connection that broke is found by its next ping, within a second
-        // of its last, and closed, as upstream closes it.
-        if !self.raw.should_flush() && self.inner.pinged_at.elapsed() < PING_ON_RELEASE_EVERY {
+        // of its last, and closed, as upstream closes it. A connection still in a
+        // transaction by its own count (SQLite: a dropped transaction whose rollback the
+        // worker has not run yet) is pinged too, so the next `begin` reads its depth as 0:
+        // SeaORM decides between `BEGIN IMMEDIATE` and a savepoint by that count.
+        if !self.raw.should_flush()
+            && <DB::TransactionManager as TransactionManager>::get_transaction_depth(&self.inner.raw)
+                == 0
+            && self.inner.pinged_at.elapsed() < PING_ON_RELEASE_EVERY
+        {
             self.release();
             return true;
         }
