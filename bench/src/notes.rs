@@ -85,7 +85,7 @@ pub async fn generate(
         "id, author_id, title, body, image_urls, product_ids, status, review_reason, \
          published_title, published_body, published_image_urls, first_published_at, \
          published_at, hidden_at, is_public, report_count, like_count, hot_rank, created_at, \
-         updated_at, share_code",
+         updated_at, share_code, published_product_ids",
         format,
     );
     let mut links = Rows::new("note_products", "note_id, product_id, position", format);
@@ -146,6 +146,7 @@ pub async fn generate(
             .time(published)
             .time(published)
             .text(&code)
+            .text(&ids_json)
             .end();
         for (pos, p) in mine.iter().enumerate() {
             links.row().uuid(id).uuid(*p).int(pos as i64).end();

@@ -38,7 +38,7 @@ pub struct Model {
     pub review_reason: Option<String>,
     pub published_title: Option<String>,
     pub published_body: Option<String>,
-    /// JSON array, as `image_urls`; the public version's products are `note_products`.
+    /// JSON array, as `image_urls`.
     pub published_image_urls: Option<String>,
     /// The first approval: the LATEST feed's key and the HOT score's time.
     pub first_published_at: Option<DateTimeUtc>,
@@ -58,6 +58,11 @@ pub struct Model {
     /// The note's share code (12 characters, unique): a line bought through it credits the
     /// author on the note's products.
     pub share_code: Option<String>,
+    /// The public version's products: a JSON array of ids as `product_ids`, written with
+    /// `note_products` (the rows filters find notes by) whenever that is; null while there
+    /// is no public version. What a page of notes reads, so that it needs no statement of
+    /// links (migration 36).
+    pub published_product_ids: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

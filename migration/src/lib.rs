@@ -38,6 +38,7 @@ mod m20261209_000032_visit_index;
 mod m20261210_000033_visit_counts;
 mod m20261211_000034_pending_orders;
 mod m20261212_000035_visit_counts_view;
+mod m20261213_000036_note_products_inline;
 
 pub struct Migrator;
 
@@ -76,6 +77,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000033_visit_counts::Migration),
             Box::new(m20261211_000034_pending_orders::Migration),
             Box::new(m20261212_000035_visit_counts_view::Migration),
+            Box::new(m20261213_000036_note_products_inline::Migration),
         ]
     }
 }

@@ -117,10 +117,8 @@ loader!(/// The parcels of an order, in the order they shipped.
     ShipmentsOf => Vec<crate::service::fulfilment::Shipment>, |l, ids| crate::service::fulfilment::shipments_by_order_ids(&l.db, ids));
 loader!(/// The buyer's cancellation of an order, if it has one.
     CancellationOf => entity::order_cancellation::Model, |l, ids| crate::service::fulfilment::cancellations_by_order_ids(&l.db, ids));
-loader!(/// The products a note's public version links, in display order.
-    NoteProductsOf => Vec<Uuid>, |l, ids| crate::service::notes::public_products_of(&l.db, ids));
-loader!(/// A note's author.
-    NoteAuthorKey => entity::member::Model, |l, ids| crate::service::notes::authors_by_ids(&l.db, ids));
+loader!(/// A note's author (what the public sees of them).
+    NoteAuthorKey => crate::service::notes::Author, |l, ids| crate::service::notes::authors_by_ids(&l.db, ids));
 loader!(/// A member by id (staff lists: a withdrawal's member).
     MemberKey => entity::member::Model, |l, ids| crate::service::members::by_ids(&l.db, ids));
 loader!(/// The enabled privilege rules of a level (its benefits).

@@ -5,8 +5,10 @@
 //!
 //! # Two versions in one row
 //! A note row holds the author's working copy (`title`, `body`, `image_urls`, `product_ids`,
-//! its review `status`) and the approved public version (`published_*`, and the linked
-//! products in `note_products`). [`update`] changes the working copy only and makes it a
+//! its review `status`) and the approved public version (`published_*`; the linked
+//! products both as `published_product_ids`, which pages of notes read, and as rows of
+//! `note_products`, which the filters by product and category find notes by — written
+//! together). [`update`] changes the working copy only and makes it a
 //! `DRAFT` again; [`submit`] sends it to review (`PENDING`), or publishes it at once when it
 //! links no product; [`review`] copies an approved working copy over the public version. So
 //! an edit of a published note goes back to review while the last approved version stays
@@ -72,6 +74,7 @@ use uuid::Uuid;
 use super::audit::{self, Action, Actor, TargetType};
 use super::auth::Viewer;
 use super::page::{NewestCursor, Page, newest_first};
+use super::rows::ByPosition;
 use super::text;
 use crate::error::{Error, FieldErrors, Result};
 use crate::events::{Event, Events, Kind};
@@ -285,6 +288,14 @@ pub fn working_products(n: &note::Model) -> Vec<Uuid> {
     serde_json::from_str(&n.product_ids).unwrap_or_default()
 }
 
+/// The public version's product ids, in display order (none without a public version).
+pub fn public_products(n: &note::Model) -> Vec<Uuid> {
+    n.published_product_ids
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
+}
+
 /// The HOT score of a note with `likes` likes first published at `first_published`, in
 /// millionths: `log2(1 + likes) + hours since the epoch / 24` (see the module docs).
 pub fn hot_rank(likes: i32, first_published: DateTime<Utc>) -> i64 {
@@ -360,6 +371,7 @@ pub async fn create(
         created_at: Set(now),
         updated_at: Set(now),
         share_code: Set(Some(super::funnel::new_note_code())),
+        published_product_ids: Set(None),
     }
     .insert(db)
     .await?;
@@ -517,6 +529,7 @@ async fn publish(
     model.published_title = Set(Some(row.title.clone()));
     model.published_body = Set(Some(row.body.clone()));
     model.published_image_urls = Set(Some(row.image_urls.clone()));
+    model.published_product_ids = Set(Some(to_json(&products)?));
     model.first_published_at = Set(Some(first));
     model.published_at = Set(Some(now));
     model.hidden_at = Set(None);
@@ -597,6 +610,7 @@ pub async fn review(
             model.published_title = Set(None);
             model.published_body = Set(None);
             model.published_image_urls = Set(None);
+            model.published_product_ids = Set(None);
             model.published_at = Set(None);
             model.is_public = Set(false);
             model.status = Set(note::Status::Rejected);
@@ -925,14 +939,23 @@ pub struct Filter {
     pub author: Option<Uuid>,
 }
 
-/// A page of public notes in `feed` order, after `after`.
+/// A note's author as the public sees them: display name and tier (the badge).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Author {
+    pub id: Uuid,
+    pub display_name: String,
+    pub tier: member::Tier,
+}
+
+/// A page of public notes in `feed` order, after `after`, each with its author (read in the
+/// same statement: a feed shows who wrote each note).
 pub async fn list(
     db: &impl ConnectionTrait,
     feed: Feed,
     filter: Filter,
     after: Option<&NoteCursor>,
     first: u64,
-) -> Result<Page<note::Model>> {
+) -> Result<Page<(note::Model, Author)>> {
     if after.is_some_and(|c| c.feed != feed) {
         return Err(Error::validation("after", "a cursor of another feed"));
     }
@@ -1007,11 +1030,31 @@ pub async fn list(
             q = q.order_by_desc(col);
         }
     }
-    let q = q.order_by_desc(note::Column::Id);
-    let items = super::page::rows_of_page(db.get_database_backend(), q, first)
-        .all(db)
-        .await?;
-    Ok(Page::of(items, first))
+    let q = q
+        .order_by_desc(note::Column::Id)
+        .join(
+            sea_orm::JoinType::InnerJoin,
+            note::Entity::belongs_to(member::Entity)
+                .from(note::Column::AuthorId)
+                .to(member::Column::Id)
+                .into(),
+        )
+        .columns([
+            member::Column::Id,
+            member::Column::DisplayName,
+            member::Column::Tier,
+        ]);
+    let items = super::page::rows_of_page_as::<ByPosition<(note::Model, Author)>, _>(
+        db.get_database_backend(),
+        q,
+        first,
+    )
+    .all(db)
+    .await?;
+    Ok(Page::of(
+        items.into_iter().map(|ByPosition(r)| r).collect(),
+        first,
+    ))
 }
 
 /// The author's own notes, every status, newest first.
@@ -1058,39 +1101,24 @@ pub async fn review_queue(
     .await
 }
 
-/// The products each public version of `notes` links, in display order.
-pub async fn public_products_of(
-    db: &impl ConnectionTrait,
-    notes: &[Uuid],
-) -> Result<HashMap<Uuid, Vec<Uuid>>> {
-    let rows = note_product::Entity::find()
-        .filter(super::one_of(
-            db,
-            note_product::Column::NoteId,
-            notes.iter().copied(),
-        ))
-        .order_by_asc(note_product::Column::NoteId)
-        .order_by_asc(note_product::Column::Position)
-        .all(db)
-        .await?;
-    let mut out: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for r in rows {
-        out.entry(r.note_id).or_default().push(r.product_id);
-    }
-    Ok(out)
-}
-
-/// Members by id (notes' authors).
+/// Notes' authors by id (what the public sees of them).
 pub async fn authors_by_ids(
     db: &impl ConnectionTrait,
     ids: &[Uuid],
-) -> Result<HashMap<Uuid, member::Model>> {
+) -> Result<HashMap<Uuid, Author>> {
     Ok(member::Entity::find()
+        .select_only()
+        .columns([
+            member::Column::Id,
+            member::Column::DisplayName,
+            member::Column::Tier,
+        ])
         .filter(super::one_of(db, member::Column::Id, ids.iter().copied()))
+        .into_model::<ByPosition<Author>>()
         .all(db)
         .await?
         .into_iter()
-        .map(|m| (m.id, m))
+        .map(|ByPosition(a)| (a.id, a))
         .collect())
 }
 

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
-    QueryTrait, Select, SelectModel, SelectorRaw, Statement,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QueryTrait, Select, SelectModel, SelectorRaw, Statement,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -41,12 +41,20 @@ pub fn rows_of_page<E: EntityTrait>(
     q: Select<E>,
     first: u64,
 ) -> SelectorRaw<SelectModel<E::Model>> {
+    rows_of_page_as::<E::Model, E>(backend, q, first)
+}
+
+/// [`rows_of_page`] read as `M` (a select with other columns than `E`'s, such as a join).
+pub fn rows_of_page_as<M: FromQueryResult, E: EntityTrait>(
+    backend: DbBackend,
+    q: Select<E>,
+    first: u64,
+) -> SelectorRaw<SelectModel<M>> {
     let built = q.build(backend);
-    let stmt = Statement {
+    M::find_by_statement(Statement {
         sql: format!("{} LIMIT {}", built.sql, written_limit(first) + 1),
         ..built
-    };
-    E::find().from_raw_sql(stmt)
+    })
 }
 
 /// A `LIMIT` written into a statement's text: `first` rounded up to 10, 20, 50 or 100 (the

@@ -192,10 +192,9 @@ impl Content {
             });
         }
         let (n, _) = codes.notes.get(&code).ok_or_else(gone)?;
-        let products = super::notes::public_products_of(db, &[n.id]).await?;
         let mut shown = None;
-        for id in products.get(&n.id).into_iter().flatten() {
-            if let Some(p) = on_sale(db, *id).await? {
+        for id in super::notes::public_products(n) {
+            if let Some(p) = on_sale(db, id).await? {
                 shown = Some(p);
                 break;
             }

@@ -16,7 +16,9 @@
 //! `tests/api/catalog.rs` (`rows_by_position_match_rows_by_name`) decodes the same rows both
 //! ways on each store, so a column added, removed or moved shows there.
 
-use entity::{Money, Rate, address, cart_line, product, product_image, shipping_rule, sku};
+use entity::{
+    Money, Rate, address, cart_line, member, note, product, product_image, shipping_rule, sku,
+};
 use sea_orm::sqlx::postgres::PgRow;
 use sea_orm::sqlx::sqlite::SqliteRow;
 use sea_orm::sqlx::{self, Decode, Postgres, Row, Sqlite, Type};
@@ -213,6 +215,46 @@ impl Positional for shipping_rule::Model {
             created_at: c.take()?,
             updated_at: c.take()?,
             updated_by: c.take()?,
+        })
+    }
+}
+
+impl Positional for note::Model {
+    fn read(c: &mut Columns<'_>) -> Result<Self, DbErr> {
+        Ok(Self {
+            id: c.take()?,
+            author_id: c.take()?,
+            title: c.take()?,
+            body: c.take()?,
+            image_urls: c.take()?,
+            product_ids: c.take()?,
+            status: note::Status::try_from_value(&c.take()?)?,
+            review_reason: c.take()?,
+            published_title: c.take()?,
+            published_body: c.take()?,
+            published_image_urls: c.take()?,
+            first_published_at: c.take()?,
+            published_at: c.take()?,
+            hidden_at: c.take()?,
+            is_public: c.flag()?,
+            report_count: c.take()?,
+            like_count: c.take()?,
+            hot_rank: c.take()?,
+            created_at: c.take()?,
+            updated_at: c.take()?,
+            share_code: c.take()?,
+            published_product_ids: c.take()?,
+        })
+    }
+}
+
+/// A note's author: `members`' `id`, `display_name` and `tier`, in that order.
+impl Positional for crate::service::notes::Author {
+    fn read(c: &mut Columns<'_>) -> Result<Self, DbErr> {
+        Ok(Self {
+            id: c.take()?,
+            display_name: c.take()?,
+            tier: member::Tier::try_from_value(&c.take()?)?,
         })
     }
 }

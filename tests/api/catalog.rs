@@ -696,7 +696,7 @@ async fn a_detail_in_one_statement_matches_the_loaders() {
 }
 
 /// Every row of `E` in `id` order, read by SeaORM's decoder and by position.
-async fn read_both_ways<E>(
+pub(crate) async fn read_both_ways<E>(
     db: &sea_orm::DatabaseConnection,
     id: E::Column,
 ) -> (Vec<E::Model>, Vec<E::Model>)

@@ -140,6 +140,34 @@ async fn audit_count(app: &TestApp, action: &str) -> u64 {
         .expect("count")
 }
 
+/// Every note's public products are the same in its row (`published_product_ids`, what
+/// pages read) and in `note_products` (what filters read), in display order; none without
+/// a public version.
+async fn links_agree(app: &TestApp) {
+    use entity::note_product;
+    use sea_orm::QueryOrder;
+    let (notes, by_position) =
+        crate::catalog::read_both_ways::<note::Entity>(app.db(), note::Column::Id).await;
+    assert_eq!(by_position, notes, "a note read by column position");
+    for n in notes {
+        let rows: Vec<Uuid> = note_product::Entity::find()
+            .filter(note_product::Column::NoteId.eq(n.id))
+            .order_by_asc(note_product::Column::Position)
+            .all(app.db())
+            .await
+            .expect("links")
+            .into_iter()
+            .map(|l| l.product_id)
+            .collect();
+        assert_eq!(
+            n.published_product_ids.is_some(),
+            n.published_title.is_some(),
+            "{n:?}"
+        );
+        assert_eq!(pushhand::service::notes::public_products(&n), rows, "{n:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_note_is_public_after_review_and_an_edit_keeps_the_approved_version() {
     let app = TestApp::spawn().await;
@@ -206,6 +234,7 @@ async fn a_note_is_public_after_review_and_an_edit_keeps_the_approved_version() 
     );
     let first_published = public["note"]["publishedAt"].clone();
     assert_eq!(feed(&app, json!({})).await, ["v1"]);
+    links_agree(&app).await;
     // Nothing new to review.
     let r = app
         .gql_as(&c.author, &submit_q(), json!({ "id": id }))
@@ -238,6 +267,7 @@ async fn a_note_is_public_after_review_and_an_edit_keeps_the_approved_version() 
     assert_eq!(public["note"]["title"], "v1");
     assert_eq!(public["note"]["products"].as_array().map(Vec::len), Some(1));
     assert_eq!(feed(&app, json!({})).await, ["v1"]);
+    links_agree(&app).await;
     // Rejecting the edit leaves v1 public; approving the next one publishes v2.
     app.data_as(
         &c.curator,
@@ -257,6 +287,7 @@ async fn a_note_is_public_after_review_and_an_edit_keeps_the_approved_version() 
         public["note"]["publishedAt"], first_published,
         "LATEST keeps its place"
     );
+    links_agree(&app).await;
 
     // A note without products needs no review.
     let plain = create(&app, &c.author, "plain", &[]).await;
@@ -696,8 +727,9 @@ async fn likes_of_frozen_members_do_not_count() {
 #[tokio::test]
 async fn the_nth_report_hides_a_note_once_and_a_curator_decides() {
     let app = TestApp::spawn_with(&["--note-report-threshold", "3"]).await;
+    let f = fixtures::catalog(app.db(), 1).await;
     let c = cast(&app).await;
-    let id = publish(&app, &c, "reported", &[]).await;
+    let id = publish(&app, &c, "reported", &products(&f)).await;
     let mut tokens = Vec::new();
     for i in 0..8 {
         let m = fixtures::member(&app, &format!("r{i}"), Tier::Buyer, None).await;
@@ -762,6 +794,48 @@ async fn the_nth_report_hides_a_note_once_and_a_curator_decides() {
     assert_eq!(d["reviewNote"]["review"]["public"], false);
     assert_eq!(audit_count(&app, "NOTE_REJECTED").await, 1);
     assert!(feed(&app, json!({})).await.is_empty());
+    // Taken down: no public products left in either place.
+    links_agree(&app).await;
+    let row = note::Entity::find_by_id(fixtures::uuid_of(&id))
+        .one(app.db())
+        .await
+        .expect("query")
+        .expect("row");
+    assert_eq!(row.published_product_ids, None);
+}
+
+/// The public feed as a storefront reads it — notes with their authors and their products'
+/// names, prices and images — costs the same statements for a page of 2 as of 12: the notes
+/// with their authors, the products, the products' images (the links are in the notes' rows).
+#[tokio::test]
+async fn a_page_of_notes_costs_three_statements_at_any_size() {
+    const PAGE: &str = "query($first: Int) { notes(feed: HOT, first: $first) { edges { node {
+      id title author { displayName badge } products { id name minPrice images { url } } } } } }";
+    let app = TestApp::spawn_with(&["--response-cache", "false"]).await;
+    let f = fixtures::catalog(app.db(), 4).await;
+    let p = products(&f);
+    let c = cast(&app).await;
+    for i in 0..12 {
+        publish(&app, &c, &format!("n{i}"), &[p[i % 4], p[(i + 1) % 4]]).await;
+    }
+    let mut counts = Vec::new();
+    for first in [2, 12] {
+        let before = app.statements().await;
+        let d = app.data(PAGE, json!({ "first": first })).await;
+        let edges = d["notes"]["edges"].as_array().expect("edges");
+        assert_eq!(edges.len(), first);
+        for e in edges {
+            assert_eq!(e["node"]["author"]["displayName"], "author");
+            assert_eq!(e["node"]["products"].as_array().map(Vec::len), Some(2));
+        }
+        counts.push(app.statements().await - before);
+    }
+    println!(
+        "a page of 2 notes → {} statements, of 12 → {}",
+        counts[0], counts[1]
+    );
+    assert_eq!(counts[0], counts[1], "statements grow with the page");
+    assert!(counts[1] <= 3, "{counts:?}");
 }
 
 #[tokio::test]

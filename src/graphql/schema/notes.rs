@@ -7,7 +7,7 @@
 use async_graphql::connection::{ConnectionNameType, EdgeNameType};
 use async_graphql::{Context, Enum, ID, InputObject, Object, OutputType, Result};
 use chrono::{DateTime, Utc};
-use entity::{member, note};
+use entity::note;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use super::catalog::Product;
 use crate::graphql::context::{actor, load_err, state, viewer};
 use crate::graphql::ids::GlobalId;
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::loaders::{Loaders, NoteAuthorKey, NoteProductsOf, ProductKey};
+use crate::graphql::loaders::{Loaders, NoteAuthorKey, ProductKey};
 use crate::graphql::pagination::{ConnectionOf, PageArgs};
 use crate::graphql::transport::plain::{self, Fast, plain_enums, plain_object};
 use crate::service::catalog::can_see;
@@ -144,7 +144,7 @@ pub struct Note(pub note::Model, pub Option<Arc<NotePage>>);
 /// selection asks for.
 #[derive(Default)]
 pub struct NotePage {
-    authors: HashMap<Uuid, member::Model>,
+    authors: HashMap<Uuid, svc::Author>,
     /// The products each note shows, by note id, in display order.
     products: HashMap<Uuid, Vec<Product>>,
 }
@@ -238,11 +238,7 @@ plain_object! {
         /// The products it recommends, in display order; those no longer on sale are left out.
         async fn products(&self, ctx: &Context<'_>) -> Result<Vec<Product>> {
             let ids = if self.0.published_title.is_some() {
-                ctx.data::<Loaders>()?
-                    .load_one(NoteProductsOf(self.0.id))
-                    .await
-                    .map_err(load_err)?
-                    .unwrap_or_default()
+                svc::public_products(&self.0)
             } else {
                 svc::working_products(&self.0)
             };
@@ -323,11 +319,11 @@ impl NoteReview {
 }
 
 /// A note's author as the public sees them.
-pub struct NoteAuthor(pub member::Model);
+pub struct NoteAuthor(pub svc::Author);
 
 plain_object! {
     /// A note's author: display name and badge only.
-    impl NoteAuthor => member::Model as "NoteAuthor" {
+    impl NoteAuthor => svc::Author as "NoteAuthor" {
         |this| &this.0;
         |r, e|
         /// The author's `MemberProfile` ID: pass it as `notes(authorId:)`.
@@ -364,9 +360,9 @@ plain_object! {
 
 plain_enums!(AuthorBadge);
 
-fn badge(m: &member::Model) -> AuthorBadge {
+fn badge(m: &svc::Author) -> AuthorBadge {
     match m.tier {
-        member::Tier::Partner => AuthorBadge::Partner,
+        entity::member::Tier::Partner => AuthorBadge::Partner,
         _ => AuthorBadge::PushHand,
     }
 }
@@ -411,10 +407,16 @@ pub(crate) async fn public_notes(
     let args = PageArgs::parse(first, after)?;
     let feed = Feed::from(feed.unwrap_or(NoteFeed::Latest));
     let page = svc::list(&state(ctx)?.db, feed, filter, args.after(), args.first).await?;
+    let (notes, authors): (Vec<note::Model>, Vec<svc::Author>) = page.items.into_iter().unzip();
+    let page = crate::service::page::Page {
+        items: notes,
+        has_next: page.has_next,
+    };
     let la = ctx.look_ahead();
     let rows = note_page(
         ctx,
         &page.items,
+        authors,
         &[la.field("edges").field("node"), la.field("nodes")],
     )
     .await?;
@@ -425,13 +427,14 @@ pub(crate) async fn public_notes(
     )))
 }
 
-/// Reads what `selections` (of the page's notes) ask of `notes`' authors and products, for
-/// the whole page at once: one statement for the authors, one for the notes' product links,
-/// one for the products, and the products' own rows as a listing's page reads them
-/// ([`super::catalog::prime`]). Public notes only (their public version's products).
+/// Reads what `selections` (of the page's notes) ask of `notes`' products, for the whole
+/// page at once: one statement for the products (the links are in the notes' rows), and the
+/// products' own rows as a listing's page reads them ([`super::catalog::prime`]). The
+/// authors came with the notes. Public notes only (their public version's products).
 async fn note_page(
     ctx: &Context<'_>,
     notes: &[note::Model],
+    authors: Vec<svc::Author>,
     selections: &[async_graphql::Lookahead<'_>],
 ) -> Result<Option<Arc<NotePage>>> {
     use super::catalog::load_now;
@@ -441,20 +444,15 @@ async fn note_page(
     }
     let wants = |f: &str| selections.iter().any(|s| s.field(f).exists());
     let direct = ctx.data::<Loaders>()?.loader();
-    let mut page = NotePage::default();
-    if wants("author") {
-        page.authors = load_now(direct, notes.iter().map(|n| NoteAuthorKey(n.author_id)))
-            .await
-            .map_err(load_err)?
-            .into_iter()
-            .map(|(k, m)| (k.0, m))
-            .collect();
-    }
+    let mut page = NotePage {
+        authors: authors.into_iter().map(|a| (a.id, a)).collect(),
+        ..NotePage::default()
+    };
     if wants("products") {
-        let links: HashMap<NoteProductsOf, Vec<Uuid>> =
-            load_now(direct, notes.iter().map(|n| NoteProductsOf(n.id)))
-                .await
-                .map_err(load_err)?;
+        let links: HashMap<Uuid, Vec<Uuid>> = notes
+            .iter()
+            .map(|n| (n.id, svc::public_products(n)))
+            .collect();
         let found: HashMap<ProductKey, entity::product::Model> =
             load_now(direct, links.values().flatten().map(|id| ProductKey(*id)))
                 .await
@@ -467,10 +465,7 @@ async fn note_page(
         let by_id: HashMap<Uuid, entity::product::Model> =
             shown.into_iter().map(|p| (p.id, p)).collect();
         for n in notes {
-            let ids = links
-                .get(&NoteProductsOf(n.id))
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
+            let ids = links.get(&n.id).map(Vec::as_slice).unwrap_or(&[]);
             page.products.insert(
                 n.id,
                 ids.iter()
