@@ -947,6 +947,13 @@ pub struct Author {
     pub tier: member::Tier,
 }
 
+/// The columns of `members` an [`Author`] is read from, in the order it reads them.
+const AUTHOR_COLUMNS: [member::Column; 3] = [
+    member::Column::Id,
+    member::Column::DisplayName,
+    member::Column::Tier,
+];
+
 /// A page of public notes in `feed` order, after `after`, each with its author (read in the
 /// same statement: a feed shows who wrote each note).
 pub async fn list(
@@ -1039,11 +1046,7 @@ pub async fn list(
                 .to(member::Column::Id)
                 .into(),
         )
-        .columns([
-            member::Column::Id,
-            member::Column::DisplayName,
-            member::Column::Tier,
-        ]);
+        .columns(AUTHOR_COLUMNS);
     let items = super::page::rows_of_page_as::<ByPosition<(note::Model, Author)>, _>(
         db.get_database_backend(),
         q,
@@ -1108,11 +1111,7 @@ pub async fn authors_by_ids(
 ) -> Result<HashMap<Uuid, Author>> {
     Ok(member::Entity::find()
         .select_only()
-        .columns([
-            member::Column::Id,
-            member::Column::DisplayName,
-            member::Column::Tier,
-        ])
+        .columns(AUTHOR_COLUMNS)
         .filter(super::one_of(db, member::Column::Id, ids.iter().copied()))
         .into_model::<ByPosition<Author>>()
         .all(db)

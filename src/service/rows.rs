@@ -248,7 +248,8 @@ impl Positional for note::Model {
     }
 }
 
-/// A note's author: `members`' `id`, `display_name` and `tier`, in that order.
+/// A note's author: `members`' `id`, `display_name` and `tier`, in that order (the notes
+/// service selects them as its `AUTHOR_COLUMNS`).
 impl Positional for crate::service::notes::Author {
     fn read(c: &mut Columns<'_>) -> Result<Self, DbErr> {
         Ok(Self {

@@ -449,12 +449,9 @@ async fn note_page(
         ..NotePage::default()
     };
     if wants("products") {
-        let links: HashMap<Uuid, Vec<Uuid>> = notes
-            .iter()
-            .map(|n| (n.id, svc::public_products(n)))
-            .collect();
+        let links: Vec<Vec<Uuid>> = notes.iter().map(svc::public_products).collect();
         let found: HashMap<ProductKey, entity::product::Model> =
-            load_now(direct, links.values().flatten().map(|id| ProductKey(*id)))
+            load_now(direct, links.iter().flatten().map(|id| ProductKey(*id)))
                 .await
                 .map_err(load_err)?;
         let v = viewer(ctx)?;
@@ -464,8 +461,7 @@ async fn note_page(
         let rows = Arc::new(super::catalog::prime(ctx, &shown, &product_selections, true).await?);
         let by_id: HashMap<Uuid, entity::product::Model> =
             shown.into_iter().map(|p| (p.id, p)).collect();
-        for n in notes {
-            let ids = links.get(&n.id).map(Vec::as_slice).unwrap_or(&[]);
+        for (n, ids) in notes.iter().zip(&links) {
             page.products.insert(
                 n.id,
                 ids.iter()
