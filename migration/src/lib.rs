@@ -39,6 +39,7 @@ mod m20261210_000033_visit_counts;
 mod m20261211_000034_pending_orders;
 mod m20261212_000035_visit_counts_view;
 mod m20261213_000036_note_products_inline;
+mod m20261214_000037_earnings_by_line;
 
 pub struct Migrator;
 
@@ -78,6 +79,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261211_000034_pending_orders::Migration),
             Box::new(m20261212_000035_visit_counts_view::Migration),
             Box::new(m20261213_000036_note_products_inline::Migration),
+            Box::new(m20261214_000037_earnings_by_line::Migration),
         ]
     }
 }

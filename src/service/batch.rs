@@ -23,8 +23,8 @@ use sea_orm::sea_query::{
     SubQueryStatement, WithClause,
 };
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityName, EntityTrait, IdenStatic,
-    Iterable, ModelTrait, Statement, Value,
+    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityName,
+    EntityTrait, IdenStatic, Iterable, ModelTrait, QueryTrait, Statement, Value,
 };
 
 /// Statements to run together, in the order pushed.
@@ -259,6 +259,27 @@ pub(crate) fn insert_json<'a, M: ModelTrait + 'a>(
         .select_from(select)
         .map_err(|e| DbErr::Custom(e.to_string()))?;
     Ok(insert)
+}
+
+/// Every row of `rows` in one insert, whatever their number: as one JSON parameter on
+/// PostgreSQL ([`insert_json`]: the same text for any number of rows), as `VALUES` on
+/// SQLite. `A` is the rows' active model; `rows` must not be empty.
+pub(crate) fn insert_rows<'a, M, A>(
+    backend: DbBackend,
+    rows: impl IntoIterator<Item = &'a M>,
+) -> Result<InsertStatement, DbErr>
+where
+    M: ModelTrait + Clone + 'a,
+    A: ActiveModelTrait<Entity = M::Entity> + From<M>,
+{
+    if backend == DbBackend::Postgres {
+        return insert_json(rows);
+    }
+    let rows: Vec<A> = rows.into_iter().cloned().map(A::from).collect();
+    if rows.is_empty() {
+        return Err(DbErr::Custom("an insert of no rows".into()));
+    }
+    Ok(M::Entity::insert_many(rows).into_query())
 }
 
 /// A column's value as `jsonb_populate_recordset` reads it back into the column's type.

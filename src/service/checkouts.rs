@@ -32,7 +32,7 @@ use sea_orm::{
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::batch::{Batch, insert_json, json_of, recordset};
+use super::batch::{Batch, insert_rows, json_of, recordset};
 use crate::events::Events;
 use crate::metrics::Metrics;
 
@@ -230,30 +230,12 @@ fn rows_of(backend: DbBackend, checkouts: &[Checkout]) -> Result<Batch, DbErr> {
     let keys: Vec<&idempotency_key::Model> =
         checkouts.iter().filter_map(|c| c.key.as_ref()).collect();
     let mut batch = Batch::default();
-    if backend == DbBackend::Postgres {
-        batch.push(insert_json(orders)?);
-        batch.push(insert_json(lines)?);
-        if !keys.is_empty() {
-            batch.push(insert_json(keys)?);
-        }
-    } else {
-        batch.push(
-            order::Entity::insert_many(orders.cloned().map(order::ActiveModel::from)).into_query(),
-        );
-        batch.push(
-            order_line::Entity::insert_many(lines.cloned().map(order_line::ActiveModel::from))
-                .into_query(),
-        );
-        if !keys.is_empty() {
-            batch.push(
-                idempotency_key::Entity::insert_many(
-                    keys.into_iter()
-                        .cloned()
-                        .map(idempotency_key::ActiveModel::from),
-                )
-                .into_query(),
-            );
-        }
+    batch.push(insert_rows::<_, order::ActiveModel>(backend, orders)?);
+    batch.push(insert_rows::<_, order_line::ActiveModel>(backend, lines)?);
+    if !keys.is_empty() {
+        batch.push(insert_rows::<_, idempotency_key::ActiveModel>(
+            backend, keys,
+        )?);
     }
     // One deletion for every checkout's cart lines; on PostgreSQL one array parameter, so
     // that its text is the same for any number of lines.

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::{Money, Rate, binding, earning, member, order, order_line, share_link};
+use entity::{Money, Rate, binding, earning, ledger_entry, member, order, order_line, share_link};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -20,6 +20,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::batch::insert_rows;
 use super::ledger::{Deltas, Event, Refs};
 use super::writes::Writes;
 use super::{hierarchy, leaderboards, reward_days};
@@ -497,6 +498,7 @@ pub async fn book_order(
     now: DateTime<Utc>,
 ) -> Result<Vec<earning::Model>> {
     let mut booked = Vec::new();
+    let mut entries = Vec::new();
     let mut known = Known::default();
     for line in lines {
         let who = attribute(txn, &mut known, buyer, line, now).await?;
@@ -552,8 +554,19 @@ pub async fn book_order(
                 };
                 writes.membership_reward(p.member, reward_days::day(now), p.amount.fen(), seen);
             }
-            booked.push(insert_earning(writes, p, Some(o.id), Some(line), now)?);
+            let (earning, entry) = earning_row(writes, p, o.id, line, now)?;
+            booked.push(earning);
+            entries.push(entry);
         }
+    }
+    // Every earning of the order in one insert, then every ledger entry in one: the
+    // order's statements do not grow with its lines (`n_plus_one` counts them).
+    if !booked.is_empty() {
+        let backend = txn.get_database_backend();
+        writes.push(insert_rows::<_, earning::ActiveModel>(backend, &booked)?);
+        writes.push(insert_rows::<_, ledger_entry::ActiveModel>(
+            backend, &entries,
+        )?);
     }
     Ok(booked)
 }
@@ -579,20 +592,21 @@ pub fn explain_coupon(x: &mut Explanation, line: &order_line::Model) {
     }
 }
 
-/// Leaves the earning's row and its ledger entry to `writes`.
-fn insert_earning(
+/// The row of an earning on `line` of `order`, and of its ledger entry; moves the earner's
+/// balances in `writes` (the rows are the caller's to insert).
+fn earning_row(
     writes: &mut Writes,
     p: Planned,
-    order_id: Option<Uuid>,
-    line: Option<&order_line::Model>,
+    order: Uuid,
+    line: &order_line::Model,
     now: DateTime<Utc>,
-) -> Result<earning::Model> {
+) -> Result<(earning::Model, ledger_entry::Model)> {
     let model = earning::Model {
         id: Uuid::now_v7(),
         member_id: p.member,
-        order_id,
-        order_line_id: line.map(|l| l.id),
-        product_id: line.map(|l| l.product_id),
+        order_id: Some(order),
+        order_line_id: Some(line.id),
+        product_id: Some(line.product_id),
         kind: p.kind,
         level: p.level,
         amount: p.amount,
@@ -603,43 +617,63 @@ fn insert_earning(
         settled_at: None,
         reversed_at: None,
     };
-    writes.push(earning::Entity::insert(earning::ActiveModel::from(model.clone())).into_query());
     let a = p.amount.fen();
-    writes.book(
-        p.member,
-        Event::Earned,
-        Refs {
-            earning: Some(model.id),
-            withdrawal: None,
-        },
-        Deltas {
-            pending: a,
-            lifetime: a,
-            ..Deltas::default()
-        },
-        now,
-    );
-    Ok(model)
+    let d = Deltas {
+        pending: a,
+        lifetime: a,
+        ..Deltas::default()
+    };
+    let refs = Refs {
+        earning: Some(model.id),
+        withdrawal: None,
+    };
+    let entry = super::ledger::entry_row(p.member, Event::Earned, refs, d, now);
+    writes.balance(p.member, d, now);
+    Ok((model, entry))
 }
 
 /// Starts the return window of an order's pending earnings: they may settle from
-/// `settle_after`. Call in the transaction that completes the order.
+/// `settle_after`. Call in the transaction that completes the order, with the order's
+/// `lines`: earnings are found by line (`idx_earnings_by_line`, migration 37; every earning
+/// of an order is on one of its lines).
 pub async fn start_window(
     txn: &impl ConnectionTrait,
     order_id: Uuid,
+    lines: &[order_line::Model],
     settle_after: DateTime<Utc>,
 ) -> Result<Vec<Uuid>> {
-    let earners = earning::Entity::find()
+    if lines.is_empty() {
+        return Ok(Vec::new());
+    }
+    // By line and order only: the one index that applies is the line's (the status is
+    // checked here, and by the update, which goes by primary key).
+    let found: Vec<(Uuid, Uuid, earning::Status)> = earning::Entity::find()
         .select_only()
-        .column(earning::Column::MemberId)
+        .columns([
+            earning::Column::Id,
+            earning::Column::MemberId,
+            earning::Column::Status,
+        ])
+        .filter(super::one_of(
+            txn,
+            earning::Column::OrderLineId,
+            lines.iter().map(|l| l.id),
+        ))
         .filter(earning::Column::OrderId.eq(order_id))
-        .filter(earning::Column::Status.eq(earning::Status::Pending))
-        .into_tuple::<Uuid>()
+        .into_tuple()
         .all(txn)
         .await?;
+    let (pending, earners): (Vec<Uuid>, Vec<Uuid>) = found
+        .into_iter()
+        .filter(|(_, _, status)| *status == earning::Status::Pending)
+        .map(|(id, member, _)| (id, member))
+        .unzip();
+    if pending.is_empty() {
+        return Ok(earners);
+    }
     earning::Entity::update_many()
         .col_expr(earning::Column::SettleAfter, Expr::value(settle_after))
-        .filter(earning::Column::OrderId.eq(order_id))
+        .filter(super::one_of(txn, earning::Column::Id, pending))
         .filter(earning::Column::Status.eq(earning::Status::Pending))
         .exec(txn)
         .await?;

@@ -114,20 +114,33 @@ pub fn entry(
     d: Deltas,
     now: DateTime<Utc>,
 ) -> InsertStatement {
-    ledger_entry::Entity::insert(ledger_entry::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        member_id: Set(member),
-        event: Set(event.as_str().to_owned()),
-        earning_id: Set(refs.earning),
-        withdrawal_id: Set(refs.withdrawal),
-        pending_delta: Set(Money::from_fen(d.pending)),
-        available_delta: Set(Money::from_fen(d.available)),
-        reserved_delta: Set(Money::from_fen(d.reserved)),
-        withdrawn_delta: Set(Money::from_fen(d.withdrawn)),
-        lifetime_delta: Set(Money::from_fen(d.lifetime)),
-        created_at: Set(now),
-    })
+    ledger_entry::Entity::insert(ledger_entry::ActiveModel::from(entry_row(
+        member, event, refs, d, now,
+    )))
     .into_query()
+}
+
+/// One entry's row, for callers that insert several at once.
+pub fn entry_row(
+    member: Uuid,
+    event: Event,
+    refs: Refs,
+    d: Deltas,
+    now: DateTime<Utc>,
+) -> ledger_entry::Model {
+    ledger_entry::Model {
+        id: Uuid::now_v7(),
+        member_id: member,
+        event: event.as_str().to_owned(),
+        earning_id: refs.earning,
+        withdrawal_id: refs.withdrawal,
+        pending_delta: Money::from_fen(d.pending),
+        available_delta: Money::from_fen(d.available),
+        reserved_delta: Money::from_fen(d.reserved),
+        withdrawn_delta: Money::from_fen(d.withdrawn),
+        lifetime_delta: Money::from_fen(d.lifetime),
+        created_at: now,
+    }
 }
 
 /// Adds `lifetime` fen to `member`'s net earnings of `period` (`YYYY-MM`).

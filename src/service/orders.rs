@@ -1271,10 +1271,10 @@ pub async fn complete(
             "only a shipped order can be completed",
         ));
     }
-    // The earners' earnings now show when they settle.
-    let mut changed = earnings::start_window(&txn, id, now + return_window).await?;
     let o = get(&txn, id).await?;
     let lines = lines_of(&txn, &[id]).await?;
+    // The earners' earnings now show when they settle.
+    let mut changed = earnings::start_window(&txn, id, &lines, now + return_window).await?;
     if let Some(line) = lines
         .iter()
         .find(|l| l.membership_activity && l.refunded_at.is_none())

@@ -521,7 +521,7 @@ async fn a_line_refunded_in_parts_ends_its_pending_earnings() {
 
 #[tokio::test]
 async fn the_database_keeps_the_money_invariants() {
-    use sea_orm::{ConnectionTrait, QueryOrder};
+    use sea_orm::{ConnectionTrait, PaginatorTrait, QueryOrder};
     let app = TestApp::spawn().await;
     let (admin, _) = app.user("admin@example.com", CliRole::Admin).await;
     let (token, _) = funded(&app, &admin, "rich@example.com", 2).await;
@@ -603,6 +603,34 @@ async fn the_database_keeps_the_money_invariants() {
         dup.is_err(),
         "a second earning for the same line, member, kind and level"
     );
+    // Adjustments of one line, member and level are as many as its partial refunds: the
+    // same index (`idx_earnings_by_line`) lets them be.
+    for _ in 0..2 {
+        let adjustment = entity::earning::Model {
+            id: Uuid::now_v7(),
+            kind: entity::earning::Kind::Adjustment,
+            amount: entity::Money::from_fen(-1),
+            ..e.clone()
+        };
+        entity::earning::Entity::insert(entity::earning::ActiveModel::from(adjustment))
+            .exec_without_returning(db)
+            .await
+            .expect("a second adjustment of the same line, member and level");
+    }
+    let on_line = entity::earning::Entity::find()
+        .filter(entity::earning::Column::OrderLineId.eq(e.order_line_id))
+        .filter(entity::earning::Column::MemberId.eq(e.member_id))
+        .filter(entity::earning::Column::Level.eq(e.level))
+        .count(db)
+        .await
+        .expect("count");
+    assert_eq!(on_line, 3, "the earning and its two adjustments");
+    entity::earning::Entity::delete_many()
+        .filter(entity::earning::Column::Kind.eq(entity::earning::Kind::Adjustment))
+        .filter(entity::earning::Column::OrderLineId.eq(e.order_line_id))
+        .exec(db)
+        .await
+        .expect("the test's adjustments go");
 
     // ledgerCheck compares statuses with the entries: tampered rows show.
     let check = "{ ledgerCheck { mismatches { memberId }
@@ -651,4 +679,91 @@ async fn the_database_keeps_the_money_invariants() {
             && m["ledgerStatus"] == json!("PENDING")),
         "{tampered}"
     );
+}
+
+/// The reads of an earning by its line (after-sales, claw-backs) and of an order's earnings
+/// (its completion) find them through `idx_earnings_by_line` (migration 37), the index that
+/// also keeps one earning per line, member, kind and level: the two indexes it replaced
+/// are gone, and a scan here would grow with every earning ever booked.
+#[tokio::test]
+async fn earnings_are_read_by_line_through_the_unique_index() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+    let app = TestApp::spawn().await;
+    let db = app.db();
+    let backend = db.get_database_backend();
+    let (a, b, order) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (explain, p) = match backend {
+        DbBackend::Postgres => ("EXPLAIN", ["$1", "$2", "$3"]),
+        _ => ("EXPLAIN QUERY PLAN", ["?", "?", "?"]),
+    };
+    for (sql, values) in [
+        (
+            format!(
+                "{explain} SELECT id FROM earnings WHERE order_line_id = {}",
+                p[0]
+            ),
+            vec![a.into()],
+        ),
+        // `earnings::start_window`'s shape.
+        (
+            format!(
+                "{explain} SELECT id, member_id, status FROM earnings \
+                 WHERE order_line_id IN ({}, {}) AND order_id = {}",
+                p[0], p[1], p[2]
+            ),
+            vec![a.into(), b.into(), order.into()],
+        ),
+    ] {
+        let txn = db.begin().await.expect("begin");
+        // A statement first: SQLite's `EXPLAIN` does not check that the connection's copy of
+        // the schema is current (a connection opened before the migrations ran would explain
+        // with the indexes it knew); a statement reads the schema again when it changed.
+        txn.execute_unprepared("SELECT count(*) FROM earnings")
+            .await
+            .expect("count");
+        if backend == DbBackend::Postgres {
+            // A test's tables are so small that a scan is cheapest: ask for an index.
+            txn.execute_unprepared("SET LOCAL enable_seqscan = off")
+                .await
+                .expect("set");
+        }
+        let rows = txn
+            .query_all_raw(Statement::from_sql_and_values(backend, &sql, values))
+            .await
+            .expect("explain");
+        txn.rollback().await.expect("rollback");
+        let plan: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                let column = if backend == DbBackend::Postgres { 0 } else { 3 };
+                r.try_get_by_index::<String>(column).expect("plan text")
+            })
+            .collect();
+        assert!(
+            plan.iter().any(|l| l.contains("idx_earnings_by_line")),
+            "{sql}: {plan:?}"
+        );
+    }
+    for gone in [
+        "idx_earnings_line",
+        "idx_earnings_order",
+        "idx_earnings_one_per_line",
+    ] {
+        let sql = match backend {
+            DbBackend::Postgres => {
+                format!("SELECT count(*) FROM pg_indexes WHERE indexname = '{gone}'")
+            }
+            _ => format!(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = '{gone}'"
+            ),
+        };
+        let n: i64 = db
+            .query_one_raw(Statement::from_string(backend, sql))
+            .await
+            .expect("query")
+            .expect("a row")
+            .try_get_by_index(0)
+            .expect("count");
+        assert_eq!(n, 0, "{gone} is gone");
+    }
 }
