@@ -559,8 +559,9 @@ pub async fn book_order(
             entries.push(entry);
         }
     }
-    // Every earning of the order in one insert, then every ledger entry in one: the
-    // order's statements do not grow with its lines (`n_plus_one` counts them).
+    // Every earning of the order in one insert, then every ledger entry in one: the parts
+    // of the payment's batch do not grow with its lines. (`n_plus_one` counts the batch's
+    // round trips, which were constant before too; it does not see these parts.)
     if !booked.is_empty() {
         let backend = txn.get_database_backend();
         writes.push(insert_rows::<_, earning::ActiveModel>(backend, &booked)?);
