@@ -25,14 +25,33 @@ pub struct Boards {
     pub median_member: usize,
 }
 
+/// The keys of the periods of `period` the run may read: `now`'s, and the next one's if it
+/// starts within [`RUN_HORIZON`].
+fn period_keys(period: Period, now: DateTime<Utc>) -> Vec<String> {
+    let this = period.of(now).key();
+    let then = period.of(now + RUN_HORIZON).key();
+    if then == this {
+        vec![this]
+    } else {
+        vec![this, then]
+    }
+}
+
 /// A member's amount in fen: skewed (most small, a few large), in whole yuan.
 fn amount(rng: &mut ChaCha8Rng, most: f64) -> i64 {
     let u: f64 = rng.random();
     (1 + (u * u * u * most) as i64) * 100
 }
 
+/// How long after `now` the run may still read the boards: a full run measures S14 some
+/// minutes after the data is written (up to ~15 on a slow machine), so this is ample.
+const RUN_HORIZON: chrono::Duration = chrono::Duration::hours(2);
+
 /// Writes the counters of `members` (the tree's ids, root first) for the week and month of
-/// `now`, then freezes the week's five best.
+/// `now`, then freezes the week's five best. Should a week or a month turn within
+/// [`RUN_HORIZON`] (Monday 00:00 in China is Sunday 16:00 UTC), the next one's board gets
+/// the same counters: the run then reads a full board whichever side of the turn it measures
+/// on, where a run crossing the turn found the new week's board empty and failed S14's check.
 pub async fn generate(
     db: &DatabaseConnection,
     members: &[Uuid],
@@ -80,8 +99,10 @@ pub async fn generate(
         (Board::TeamSales, Period::Month, team.clone()),
     ];
     let mut written = 0;
-    for (board, period, amounts) in &groups {
-        let key = period.of(now).key();
+    for ((board, period, amounts), key) in groups
+        .iter()
+        .flat_map(|g| period_keys(g.1, now).into_iter().map(move |k| (g, k)))
+    {
         for (i, fen) in amounts {
             rows.row()
                 .text(board.as_str())
@@ -134,4 +155,34 @@ pub async fn generate(
         frozen: frozen.len(),
         median_member,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().expect("a time")
+    }
+
+    #[test]
+    fn a_run_near_a_turn_writes_the_next_periods_board_too() {
+        // Sunday 2026-12-06 15:00 UTC: the week turns at 16:00 UTC (Monday in China).
+        let before_turn = at("2026-12-06T15:00:00Z");
+        assert_eq!(
+            period_keys(Period::Week, before_turn),
+            ["2026-11-30", "2026-12-07"]
+        );
+        assert_eq!(period_keys(Period::Month, before_turn), ["2026-12-01"]);
+        // Midweek: one week, one month.
+        let midweek = at("2026-12-02T09:00:00Z");
+        assert_eq!(period_keys(Period::Week, midweek), ["2026-11-30"]);
+        // 2026-12-31 23:00 in China: the month (and here not the week) turns within the hour.
+        let new_year = at("2026-12-31T15:00:00Z");
+        assert_eq!(
+            period_keys(Period::Month, new_year),
+            ["2026-12-01", "2027-01-01"]
+        );
+        assert_eq!(period_keys(Period::Week, new_year), ["2026-12-28"]);
+    }
 }

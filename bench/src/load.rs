@@ -97,6 +97,11 @@ pub struct Stats {
     pub errors: u64,
     /// Largest resident memory of the server seen while the scenario ran, bytes.
     pub max_rss: u64,
+    /// The server process's CPU time over the measured seconds, in milliseconds per
+    /// iteration (its own threads only: not PostgreSQL's or Redis's). Far steadier than a
+    /// rate on a shared machine, where a neighbour's load moves the rate but hardly the
+    /// work an iteration takes.
+    pub server_cpu_ms: Option<f64>,
 }
 
 struct Conn {
@@ -225,7 +230,8 @@ fn body(call: &Call) -> Bytes {
 }
 
 /// Runs `script` from `clients` connections for `warmup` (discarded) then `measure`,
-/// sampling the server's memory (`rss`) every 100 ms.
+/// sampling the memory of the server (process `pid`) every 100 ms and its CPU time at the
+/// start and the end of the measured seconds.
 pub async fn run(
     addr: SocketAddr,
     script: &Script,
@@ -233,7 +239,7 @@ pub async fn run(
     warmup: Duration,
     measure: Duration,
     expect_errors: bool,
-    rss: impl Fn() -> u64 + Send + Sync + 'static,
+    pid: u32,
 ) -> anyhow::Result<Stats> {
     let started = Instant::now();
     let measuring_from = started + warmup;
@@ -244,12 +250,18 @@ pub async fn run(
         tokio::spawn(async move {
             let mut max = 0;
             while !stop.load(Ordering::Relaxed) {
-                max = max.max(rss());
+                max = max.max(crate::server::rss_of(pid).unwrap_or(0));
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             max
         })
     };
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(measuring_from.into()).await;
+        let from = crate::server::cpu_ms_of(pid);
+        tokio::time::sleep_until(until.into()).await;
+        Some(crate::server::cpu_ms_of(pid)? - from?)
+    });
     let mut tasks = Vec::new();
     for client in 0..clients {
         let script = script.clone();
@@ -331,6 +343,7 @@ pub async fn run(
     }
     stop_sampling.store(true, Ordering::Relaxed);
     let max_rss = sampler.await?;
+    let cpu_ms = cpu.await?;
     if errors > 0 && !expect_errors {
         bail!("{errors} of {done} requests answered with errors");
     }
@@ -343,6 +356,7 @@ pub async fn run(
         p99_ms: hist.value_at_quantile(0.99) as f64 / 1e3,
         errors,
         max_rss,
+        server_cpu_ms: cpu_ms.filter(|_| done > 0).map(|ms| ms / done as f64),
     })
 }
 
@@ -499,6 +513,7 @@ pub async fn burst(addr: SocketAddr, calls: Vec<Call>) -> anyhow::Result<(Stats,
             p99_ms: hist.value_at_quantile(0.99) as f64 / 1e3,
             errors,
             max_rss: 0,
+            server_cpu_ms: None,
         },
         answers,
     ))

@@ -142,9 +142,14 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(run(args, workspace, binary, pinned, machine))
 }
 
+/// Scenarios that take an S9 order apart, run only when named in `--only`: S6-address (S6's
+/// order shipped to the shopper's address), S9-no-address (S9-lines without the address) and
+/// S9-first (S9-lines, each order a shopper's first, as S9's are).
+const DIAGNOSTIC: [&str; 3] = ["S6-address", "S9-no-address", "S9-first"];
+
 fn wants(args: &Args, key: &str) -> bool {
     match &args.only {
-        None => true,
+        None => !DIAGNOSTIC.contains(&key),
         Some(list) => key == "S0" || list.split(',').any(|k| k.trim() == key),
     }
 }
@@ -357,7 +362,7 @@ async fn generate(
         "S8/S9: merchants, shipping rules, addresses".into(),
         t.elapsed().as_secs_f64(),
     ));
-    let carts = if wants(args, "S9") {
+    let carts = if wants(args, "S9") || wants(args, "S9-first") {
         let t = Instant::now();
         let n = args.clients * args.s9_carts;
         let carts = storefront::carts(&db, &storefront, n, &secret, now).await?;
@@ -588,7 +593,6 @@ async fn bench(
     };
 
     let pid = server.pid();
-    let rss = move || server::rss_of(pid).unwrap_or(0);
     let scenarios: Vec<Scenario> = vec![
         (
             "S0",
@@ -692,7 +696,7 @@ async fn bench(
         if !wants(args, scenario.0) {
             continue;
         }
-        let row = measure_one(addr, args, scenario, s0.as_ref(), rss).await?;
+        let row = measure_one(addr, args, scenario, s0.as_ref(), pid).await?;
         max_rss = max_rss.max(row.stats.max_rss);
         s0.get_or_insert_with(|| row.stats.clone());
         rows.push(row);
@@ -731,15 +735,30 @@ async fn bench(
     // Phase 2: the default configuration, response cache on. Ratios are still to S0 of
     // phase 1 — the server executing `{ __typename }` — because with the cache on
     // `{ __typename }` itself is a cache hit (shown as S0c, for reference).
-    const PHASE2: [&str; 15] = [
-        "S0c", "S2", "S3", "S4", "S5", "S6", "S10", "S6-1", "S8", "S9", "S9-lines", "S9-path",
-        "S11", "S12", "S13",
+    const PHASE2: [&str; 18] = [
+        "S0c",
+        "S2",
+        "S3",
+        "S4",
+        "S5",
+        "S6",
+        "S10",
+        "S6-1",
+        "S8",
+        "S9",
+        "S9-lines",
+        "S9-first",
+        "S9-no-address",
+        "S6-address",
+        "S9-path",
+        "S11",
+        "S12",
+        "S13",
     ];
     if PHASE2.iter().any(|k| *k != "S0c" && wants(args, k)) {
         let server = Server::start(&launch(true)).await?;
         let addr = server.addr;
         let pid = server.pid();
-        let rss = move || server::rss_of(pid).unwrap_or(0);
         let base = s0.clone().context("S0 ran in phase 1")?;
         // S8's cart: the push-hand's five lines, one unit each (S8 only reads it).
         let mut preview_lines = Vec::new();
@@ -773,6 +792,34 @@ async fn bench(
                 address_id: address.clone(),
             })
             .collect();
+        // S9's three SKUs as explicit lines, one unit each (S9-lines, S9-first, S9-no-address,
+        // S11).
+        let lines: Vec<Value> = fixture
+            .storefront
+            .order_skus
+            .iter()
+            .map(|sku| json!({ "skuId": sku, "quantity": 1 }))
+            .collect();
+        // S9-first: S9-lines by S9's shoppers (each order a shopper's first), from each
+        // connection's last carts backwards (S9 takes them from the front).
+        let first_orders: Vec<Vec<Call>> = fixture
+            .carts
+            .chunks(args.s9_carts.max(1))
+            .take(args.clients)
+            .map(|chunk| {
+                chunk
+                    .iter()
+                    .rev()
+                    .map(|cart| {
+                        call(
+                            PLACE,
+                            json!({ "i": { "lines": lines, "addressId": cart.address_id } }),
+                            Some(&cart.token),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
         // S9's filled carts, `s9_carts` per connection: connection i orders its own in turn.
         let mut filled_carts: Vec<Vec<Call>> = Vec::new();
         let mut carts = std::mem::take(&mut fixture.carts).into_iter();
@@ -804,12 +851,6 @@ async fn bench(
                     .iter()
                     .zip(&c.s11)
                     .map(|(token, coupons)| {
-                        let lines: Vec<Value> = fixture
-                            .storefront
-                            .order_skus
-                            .iter()
-                            .map(|sku| json!({ "skuId": sku, "quantity": 1 }))
-                            .collect();
                         coupons
                             .iter()
                             .map(|coupon| {
@@ -829,15 +870,28 @@ async fn bench(
             .iter()
             .zip(&fixture.storefront.shopper_addresses)
             .map(|(token, address)| {
-                let lines: Vec<Value> = fixture
-                    .storefront
-                    .order_skus
-                    .iter()
-                    .map(|sku| json!({ "skuId": sku, "quantity": 1 }))
-                    .collect();
                 call(
                     PLACE,
                     json!({ "i": { "lines": lines, "addressId": address } }),
+                    Some(token),
+                )
+            })
+            .collect();
+        // S9-no-address: S9-lines by S6's shoppers, without the address (no shipping).
+        let s9_no_address: Vec<Call> = fixture
+            .shoppers
+            .iter()
+            .map(|token| call(PLACE, json!({ "i": { "lines": lines } }), Some(token)))
+            .collect();
+        // S6-address: S6's order, shipped to its shopper's address.
+        let s6_address: Vec<Call> = fixture
+            .shoppers
+            .iter()
+            .zip(&fixture.storefront.shopper_addresses)
+            .map(|(token, address)| {
+                call(
+                    PLACE,
+                    json!({ "i": { "lines": [{ "skuId": fixture.sku, "quantity": 1 }], "addressId": address } }),
                     Some(token),
                 )
             })
@@ -962,6 +1016,42 @@ async fn bench(
                 false,
             ),
             (
+                "S9-first",
+                "S9-lines by S9's shoppers, each order a shopper's first (orders/s)",
+                Script::Orders {
+                    places: std::sync::Arc::new(first_orders),
+                    pay: Pay::Confirm {
+                        admin_token: admin.clone(),
+                    },
+                },
+                None,
+                false,
+            ),
+            (
+                "S9-no-address",
+                "S9-lines without the address: no shipping (orders/s)",
+                Script::Checkout {
+                    places: s9_no_address,
+                    pay: Pay::Confirm {
+                        admin_token: admin.clone(),
+                    },
+                },
+                None,
+                false,
+            ),
+            (
+                "S6-address",
+                "S6's order shipped to the shopper's address (orders/s)",
+                Script::Checkout {
+                    places: s6_address,
+                    pay: Pay::Confirm {
+                        admin_token: admin.clone(),
+                    },
+                },
+                None,
+                false,
+            ),
+            (
                 "S9-lines",
                 "S9's order placed from explicit lines (no cart) + payment (orders/s)",
                 Script::Checkout {
@@ -999,7 +1089,7 @@ async fn bench(
             if !wants(args, scenario.0) {
                 continue;
             }
-            rows.push(measure_one(addr, args, scenario, Some(&base), rss).await?);
+            rows.push(measure_one(addr, args, scenario, Some(&base), pid).await?);
         }
         if let (true, Some(c)) = (wants(args, "S12"), fixture.coupons.as_ref()) {
             rows.push(s12(addr, database_url, c, &base).await?);
@@ -1084,16 +1174,19 @@ async fn measure_one(
     args: &Args,
     (key, label, script, target, errors): Scenario,
     base: Option<&Stats>,
-    rss: impl Fn() -> u64 + Send + Sync + 'static,
+    pid: u32,
 ) -> anyhow::Result<Row> {
     let warmup = Duration::from_secs(args.warmup);
     let measure = Duration::from_secs(args.seconds);
-    let stats = load::run(addr, &script, args.clients, warmup, measure, errors, rss)
+    let stats = load::run(addr, &script, args.clients, warmup, measure, errors, pid)
         .await
         .with_context(|| format!("scenario {key}"))?;
     println!(
-        "{key:>4} {label:<36} {:>9.0}/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
-        stats.per_second, stats.p50_ms, stats.p99_ms
+        "{key:>4} {label:<36} {:>9.0}/s  p50 {:>7.2} ms  p99 {:>7.2} ms  server CPU {:>6.3} ms",
+        stats.per_second,
+        stats.p50_ms,
+        stats.p99_ms,
+        stats.server_cpu_ms.unwrap_or(f64::NAN)
     );
     let base = base.map_or(stats.per_second, |b| b.per_second);
     Ok(Row {

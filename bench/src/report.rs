@@ -68,8 +68,8 @@ const RELATIVE_TARGETS: [(&str, &str, f64); 3] =
 pub fn markdown(r: &Report) -> String {
     let mut out = format!(
         "Machine: {} · store: {} · {} connections · {} s per scenario{}{}\n\n\
-         | scenario | what | req/s (orders/s for S6) | p50 ms | p99 ms | ratio to S0 | target | met |\n\
-         |---|---|---:|---:|---:|---:|---:|:-:|\n",
+         | scenario | what | req/s (orders/s for S6) | p50 ms | p99 ms | server CPU ms | ratio to S0 | target | met |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|:-:|\n",
         r.machine,
         r.store,
         r.clients,
@@ -87,12 +87,15 @@ pub fn markdown(r: &Report) -> String {
     for row in &r.rows {
         let s = &row.stats;
         out.push_str(&format!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} |\n",
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} |\n",
             row.key,
             row.label,
             s.per_second,
             s.p50_ms,
             s.p99_ms,
+            s.server_cpu_ms
+                .map(|ms| format!("{ms:.3}"))
+                .unwrap_or_default(),
             if row.key == "S0" {
                 "1".to_owned()
             } else if row.ratio >= 1.0 {
@@ -112,29 +115,29 @@ pub fn markdown(r: &Report) -> String {
     }
     // Targets given against another scenario of the same run rather than S0.
     for (key, of, target) in RELATIVE_TARGETS {
-        let rate = |k: &str| {
-            r.rows
-                .iter()
-                .find(|row| row.key == k)
-                .map(|row| row.stats.per_second)
-        };
-        if let (Some(a), Some(b)) = (rate(key), rate(of)) {
-            let ratio = a / b.max(1e-9);
+        let stats = |k: &str| r.rows.iter().find(|row| row.key == k).map(|row| &row.stats);
+        if let (Some(a), Some(b)) = (stats(key), stats(of)) {
+            let ratio = a.per_second / b.per_second.max(1e-9);
+            // The same share in the server's work: its CPU per order of `of` over `key`'s.
+            let work = match (a.server_cpu_ms, b.server_cpu_ms) {
+                (Some(a), Some(b)) if a > 0.0 => format!("{:.2}", b / a),
+                _ => String::new(),
+            };
             out.push_str(&format!(
-                "| {key} ÷ {of} | {key}'s rate over {of}'s | | | | {ratio:.2} | ≥ {target} × {of} | {} |\n",
+                "| {key} ÷ {of} | {key}'s rate over {of}'s (server CPU: {of}'s per order over {key}'s) | | | | {work} | {ratio:.2} | ≥ {target} × {of} | {} |\n",
                 if ratio >= target { "✅" } else { "❌" }
             ));
         }
     }
     if let Some(m) = &r.memory {
         out.push_str(&format!(
-            "| S7 | resident memory at {} connections under load | | | | | ≤ 200 MiB: {:.0} MiB | {} |\n",
+            "| S7 | resident memory at {} connections under load | | | | | | ≤ 200 MiB: {:.0} MiB | {} |\n",
             r.clients,
             mib(m.max_rss_under_load),
             if mib(m.max_rss_under_load) <= 200.0 { "✅" } else { "❌" }
         ));
         out.push_str(&format!(
-            "| S7 | {} idle subscriptions on {} connections: {:.0} → {:.0} MiB | | | | | ≤ 10 KiB each: {:.1} KiB | {} |\n",
+            "| S7 | {} idle subscriptions on {} connections: {:.0} → {:.0} MiB | | | | | | ≤ 10 KiB each: {:.1} KiB | {} |\n",
             m.idle_subscriptions,
             m.idle_connections,
             mib(m.rss_before_idle),

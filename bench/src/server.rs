@@ -135,6 +135,23 @@ pub fn rss_of(pid: u32) -> anyhow::Result<u64> {
     Ok(kb * 1024)
 }
 
+/// The CPU time `pid` has used so far (user and system, every thread), in milliseconds, from
+/// `/proc/<pid>/stat`; `None` where there is no such file. Linux counts it in `USER_HZ`
+/// ticks, 100 a second on x86-64 and arm64: 10 ms steps, ~1 % of a 10 s scenario on one core.
+pub fn cpu_ms_of(pid: u32) -> Option<f64> {
+    cpu_ms_in(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// [`cpu_ms_of`] from the text of a `/proc/<pid>/stat`.
+fn cpu_ms_in(stat: &str) -> Option<f64> {
+    // After the command's name (in parentheses, which may hold spaces and parentheses):
+    // state, ppid, …; utime and stime are the 14th and 15th fields of the line.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some((ticks(11)? + ticks(12)?) as f64 * 10.0)
+}
+
 /// Whether `taskset` can pin processes here (and there are at least two cores).
 pub fn can_pin() -> bool {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -180,4 +197,22 @@ pub fn build_release(workspace: &Path) -> anyhow::Result<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|_| workspace.join("target"));
     Ok(target.join("release").join("pushhand"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_is_user_plus_system_after_the_name() {
+        // pid, (comm), state, ppid, pgrp, session, tty, tpgid, flags, minflt, cminflt,
+        // majflt, cmajflt, utime, stime, cutime, …
+        let stat = "4242 (a (odd) name) S 1 4242 4242 0 -1 4194560 120 0 3 0 250 37 9 4 20 0";
+        assert_eq!(cpu_ms_in(stat), Some(2870.0));
+        assert_eq!(cpu_ms_in("4242 (cut short) S 1 2"), None);
+        assert_eq!(cpu_ms_in("no name at all"), None);
+        // This process has run, so its figure exists and is not negative.
+        let own = cpu_ms_of(std::process::id()).expect("this process's /proc/<pid>/stat");
+        assert!(own >= 0.0);
+    }
 }
