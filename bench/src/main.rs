@@ -865,18 +865,22 @@ async fn bench(
                     .collect()
             })
             .unwrap_or_default();
-        let s9_lines: Vec<Call> = fixture
-            .shoppers
-            .iter()
-            .zip(&fixture.storefront.shopper_addresses)
-            .map(|(token, address)| {
-                call(
-                    PLACE,
-                    json!({ "i": { "lines": lines, "addressId": address } }),
-                    Some(token),
-                )
-            })
-            .collect();
+        // Orders of `lines` by S6's shoppers, each to their address.
+        let shipped = |lines: Value| -> Vec<Call> {
+            fixture
+                .shoppers
+                .iter()
+                .zip(&fixture.storefront.shopper_addresses)
+                .map(|(token, address)| {
+                    call(
+                        PLACE,
+                        json!({ "i": { "lines": lines, "addressId": address } }),
+                        Some(token),
+                    )
+                })
+                .collect()
+        };
+        let s9_lines = shipped(json!(lines));
         // S9-no-address: S9-lines by S6's shoppers, without the address (no shipping).
         let s9_no_address: Vec<Call> = fixture
             .shoppers
@@ -884,18 +888,7 @@ async fn bench(
             .map(|token| call(PLACE, json!({ "i": { "lines": lines } }), Some(token)))
             .collect();
         // S6-address: S6's order, shipped to its shopper's address.
-        let s6_address: Vec<Call> = fixture
-            .shoppers
-            .iter()
-            .zip(&fixture.storefront.shopper_addresses)
-            .map(|(token, address)| {
-                call(
-                    PLACE,
-                    json!({ "i": { "lines": [{ "skuId": fixture.sku, "quantity": 1 }], "addressId": address } }),
-                    Some(token),
-                )
-            })
-            .collect();
+        let s6_address = shipped(json!([{ "skuId": fixture.sku, "quantity": 1 }]));
         // S6's and S10's orders: one unit of the flash sale's SKU, a shopper per connection.
         let flash_sale: Vec<Call> = fixture
             .shoppers
