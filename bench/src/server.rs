@@ -135,6 +135,12 @@ pub fn rss_of(pid: u32) -> anyhow::Result<u64> {
     Ok(kb * 1024)
 }
 
+/// The fields of a `/proc/<pid>/stat` text after the command's name (which may hold spaces
+/// and parentheses, so they start after the last ')'): state, ppid, pgrp, …
+pub fn stat_fields(stat: &str) -> Option<std::str::SplitWhitespace<'_>> {
+    Some(stat[stat.rfind(')')? + 1..].split_whitespace())
+}
+
 /// The CPU time `pid` has used so far (user and system, every thread), in milliseconds, from
 /// `/proc/<pid>/stat`; `None` where there is no such file. Linux counts it in `USER_HZ`
 /// ticks, 100 a second on x86-64 and arm64: 10 ms steps, ~1 % of a 10 s scenario on one core.
@@ -142,14 +148,11 @@ pub fn cpu_ms_of(pid: u32) -> Option<f64> {
     cpu_ms_in(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
-/// [`cpu_ms_of`] from the text of a `/proc/<pid>/stat`.
+/// [`cpu_ms_of`] from the text of a `/proc/<pid>/stat`: utime and stime, the 14th and 15th
+/// fields of the line.
 fn cpu_ms_in(stat: &str) -> Option<f64> {
-    // After the command's name (in parentheses, which may hold spaces and parentheses):
-    // state, ppid, …; utime and stime are the 14th and 15th fields of the line.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
-    Some((ticks(11)? + ticks(12)?) as f64 * 10.0)
+    let mut times = stat_fields(stat)?.skip(11).map(|t| t.parse::<u64>().ok());
+    Some((times.next()?? + times.next()??) as f64 * 10.0)
 }
 
 /// Whether `taskset` can pin processes here (and there are at least two cores).

@@ -121,9 +121,7 @@ async fn redis_pid(url: &str) -> Option<u32> {
 /// `pid`'s parent, from `/proc/<pid>/stat`.
 fn parent(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The name may hold spaces and parentheses: the fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
+    crate::server::stat_fields(&stat)?.nth(1)?.parse().ok()
 }
 
 /// `pid` and its children.
